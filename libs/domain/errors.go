@@ -1,0 +1,28 @@
+package domain
+
+import "errors"
+
+// Sentinel errors shared by the store, the services and their handlers.
+// Callers test for them with errors.Is.
+var (
+	// ErrNotFound means the addressed event, subscription or delivery does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a resource with the same identity already exists
+	// and the request would change it.
+	ErrConflict = errors.New("conflict")
+	// ErrNotClaimable means a delivery is not in a state where a worker may
+	// attempt it now (already delivered, failed, not yet due or held by
+	// another worker).
+	ErrNotClaimable = errors.New("delivery not claimable")
+)
+
+// ValidationError names the input field that is wrong and why. Handlers
+// turn it into a 4xx problem+json answer.
+type ValidationError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
+
+func invalid(field, reason string) error { return &ValidationError{Field: field, Reason: reason} }

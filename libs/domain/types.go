@@ -1,0 +1,103 @@
+package domain
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Event is something that happened in a producer's system. Its ID is chosen
+// by the producer and is the idempotency key for ingest.
+type Event struct {
+	ID         string
+	Type       string
+	Source     string
+	Data       json.RawMessage
+	ReceivedAt time.Time
+}
+
+// SubscriptionState says whether a subscription receives deliveries.
+type SubscriptionState string
+
+// Subscription states.
+const (
+	SubscriptionActive   SubscriptionState = "active"
+	SubscriptionPaused   SubscriptionState = "paused"
+	SubscriptionDisabled SubscriptionState = "disabled"
+)
+
+// Subscription is a destination URL and the event types it wants.
+type Subscription struct {
+	ID         string
+	URL        string
+	EventTypes []string
+	// Secret is the current signing secret (whsec_...). It is returned by
+	// the API only when the subscription is created.
+	Secret      string
+	State       SubscriptionState
+	StateReason string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// DeliveryStatus is where one (event, subscription) delivery is in its lifecycle:
+// pending → processing → delivered | retrying → processing … | failed.
+type DeliveryStatus string
+
+// Delivery statuses.
+const (
+	DeliveryPending    DeliveryStatus = "pending"
+	DeliveryProcessing DeliveryStatus = "processing"
+	DeliveryDelivered  DeliveryStatus = "delivered"
+	DeliveryRetrying   DeliveryStatus = "retrying"
+	DeliveryFailed     DeliveryStatus = "failed"
+)
+
+// Delivery is the state of one event's delivery to one subscription.
+type Delivery struct {
+	ID             int64
+	EventID        string
+	SubscriptionID string
+	Status         DeliveryStatus
+	Attempts       int
+	NextAttemptAt  *time.Time
+	LastStatusCode *int
+	LastError      string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// ErrorClass classifies why an attempt did not get a 2xx answer.
+type ErrorClass string
+
+// Attempt error classes. An attempt that got a 2xx has no class.
+const (
+	ErrorNone              ErrorClass = ""
+	ErrorHTTPStatus        ErrorClass = "http_status"
+	ErrorTimeout           ErrorClass = "timeout"
+	ErrorConnectionRefused ErrorClass = "connection_refused"
+	ErrorConnectionReset   ErrorClass = "connection_reset"
+	ErrorDNS               ErrorClass = "dns"
+	ErrorTLS               ErrorClass = "tls"
+	ErrorNetwork           ErrorClass = "network"
+)
+
+// Attempt is one HTTP request made for a delivery.
+type Attempt struct {
+	ID             int64
+	DeliveryID     int64
+	EventID        string
+	SubscriptionID string
+	Number         int
+	StartedAt      time.Time
+	Duration       time.Duration
+	StatusCode     *int
+	ErrorClass     ErrorClass
+	Error          string
+	ResponseBody   string
+	Instance       string
+}
+
+// Succeeded reports whether the attempt got a 2xx answer.
+func (a Attempt) Succeeded() bool {
+	return a.ErrorClass == ErrorNone && a.StatusCode != nil && *a.StatusCode >= 200 && *a.StatusCode < 300
+}

@@ -1,0 +1,122 @@
+package domain
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Input limits. They bound what one request may make Dispatch store and send.
+const (
+	MaxIDLength        = 255
+	MaxTypeLength      = 255
+	MaxSourceLength    = 255
+	MaxURLLength       = 2048
+	MaxEventTypes      = 64
+	MaxRequestBodySize = 256 << 10
+)
+
+func isNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+}
+
+func validName(field, s string, maxLen int) error {
+	if s == "" {
+		return invalid(field, "must not be empty")
+	}
+	if len(s) > maxLen {
+		return invalid(field, fmt.Sprintf("must be at most %d characters", maxLen))
+	}
+	for i := 0; i < len(s); i++ {
+		if !isNameByte(s[i]) {
+			return invalid(field, "may contain only letters, digits, '_', '.' and '-'")
+		}
+	}
+	return nil
+}
+
+// ValidateEventID checks a producer-chosen event id. Ids travel in URL paths
+// and HTTP headers, so they are restricted to the same safe alphabet as types.
+func ValidateEventID(id string) error {
+	return validName("id", id, MaxIDLength)
+}
+
+// ValidateEvent checks an event before anything is written.
+func ValidateEvent(e Event) error {
+	if err := ValidateEventID(e.ID); err != nil {
+		return err
+	}
+	if err := validName("type", e.Type, MaxTypeLength); err != nil {
+		return err
+	}
+	if len(e.Source) > MaxSourceLength {
+		return invalid("source", fmt.Sprintf("must be at most %d characters", MaxSourceLength))
+	}
+	data := bytes.TrimSpace(e.Data)
+	if len(data) == 0 || data[0] != '{' || !json.Valid(data) {
+		return invalid("data", "must be a JSON object")
+	}
+	return nil
+}
+
+// ValidatePattern checks one event-type pattern (see Match).
+func ValidatePattern(field, p string) error {
+	if p == "*" {
+		return nil
+	}
+	name := strings.TrimSuffix(p, ".*")
+	if err := validName(field, name, MaxTypeLength); err != nil {
+		return err
+	}
+	if strings.Contains(name, "*") {
+		return invalid(field, "'*' may only stand alone or as the last segment, as in 'order.*'")
+	}
+	return nil
+}
+
+// ValidateSubscriptionID checks a client-chosen subscription id.
+func ValidateSubscriptionID(id string) error {
+	return validName("id", id, MaxIDLength)
+}
+
+// ValidateURL checks a destination URL: absolute, http or https, with a host.
+func ValidateURL(raw string) error {
+	if raw == "" {
+		return invalid("url", "must not be empty")
+	}
+	if len(raw) > MaxURLLength {
+		return invalid("url", fmt.Sprintf("must be at most %d characters", MaxURLLength))
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		return invalid("url", "must be an absolute http or https URL")
+	}
+	if u.User != nil {
+		return invalid("url", "must not contain credentials")
+	}
+	return nil
+}
+
+// ValidateSubscription checks a subscription before it is stored.
+func ValidateSubscription(s Subscription) error {
+	if err := ValidateSubscriptionID(s.ID); err != nil {
+		return err
+	}
+	if err := ValidateURL(s.URL); err != nil {
+		return err
+	}
+	if len(s.EventTypes) == 0 {
+		return invalid("event_types", "must list at least one pattern")
+	}
+	if len(s.EventTypes) > MaxEventTypes {
+		return invalid("event_types", fmt.Sprintf("must list at most %d patterns", MaxEventTypes))
+	}
+	for i, p := range s.EventTypes {
+		if err := ValidatePattern(fmt.Sprintf("event_types[%d]", i), p); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package domain_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+)
+
+func TestValidateEvent(t *testing.T) {
+	t.Parallel()
+	ok := domain.Event{ID: "evt_1", Type: "order.created", Source: "shop", Data: []byte(`{"a":1}`)}
+	tests := []struct {
+		name      string
+		mutate    func(*domain.Event)
+		wantField string
+	}{
+		{"valid", func(*domain.Event) {}, ""},
+		{"empty id", func(e *domain.Event) { e.ID = "" }, "id"},
+		{"long id", func(e *domain.Event) { e.ID = strings.Repeat("a", 256) }, "id"},
+		{"id 255", func(e *domain.Event) { e.ID = strings.Repeat("a", 255) }, ""},
+		{"id with slash", func(e *domain.Event) { e.ID = "a/b" }, "id"},
+		{"empty type", func(e *domain.Event) { e.Type = "" }, "type"},
+		{"type with space", func(e *domain.Event) { e.Type = "order created" }, "type"},
+		{"type with star", func(e *domain.Event) { e.Type = "order.*" }, "type"},
+		{"data array", func(e *domain.Event) { e.Data = []byte(`[1]`) }, "data"},
+		{"data string", func(e *domain.Event) { e.Data = []byte(`"x"`) }, "data"},
+		{"data null", func(e *domain.Event) { e.Data = []byte(`null`) }, "data"},
+		{"data missing", func(e *domain.Event) { e.Data = nil }, "data"},
+		{"long source", func(e *domain.Event) { e.Source = strings.Repeat("s", 256) }, "source"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := ok
+			tt.mutate(&e)
+			assertField(t, domain.ValidateEvent(e), tt.wantField)
+		})
+	}
+}
+
+func TestValidateSubscription(t *testing.T) {
+	t.Parallel()
+	ok := domain.Subscription{ID: "sub_1", URL: "https://example.com/hook", EventTypes: []string{"order.*"}}
+	tests := []struct {
+		name      string
+		mutate    func(*domain.Subscription)
+		wantField string
+	}{
+		{"valid", func(*domain.Subscription) {}, ""},
+		{"http ok", func(s *domain.Subscription) { s.URL = "http://127.0.0.1:9000/x" }, ""},
+		{"relative url", func(s *domain.Subscription) { s.URL = "/hook" }, "url"},
+		{"ftp url", func(s *domain.Subscription) { s.URL = "ftp://example.com" }, "url"},
+		{"no host", func(s *domain.Subscription) { s.URL = "https:///x" }, "url"},
+		{"credentials", func(s *domain.Subscription) { s.URL = "https://u:p@example.com" }, "url"},
+		{"empty url", func(s *domain.Subscription) { s.URL = "" }, "url"},
+		{"no event types", func(s *domain.Subscription) { s.EventTypes = nil }, "event_types"},
+		{"empty pattern", func(s *domain.Subscription) { s.EventTypes = []string{"a", ""} }, "event_types[1]"},
+		{"star inside", func(s *domain.Subscription) { s.EventTypes = []string{"a.*.b"} }, "event_types[0]"},
+		{"star suffix without dot", func(s *domain.Subscription) { s.EventTypes = []string{"order*"} }, "event_types[0]"},
+		{"bad id", func(s *domain.Subscription) { s.ID = "a b" }, "id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := ok
+			tt.mutate(&s)
+			assertField(t, domain.ValidateSubscription(s), tt.wantField)
+		})
+	}
+}
+
+func TestDeriveEventStatus(t *testing.T) {
+	t.Parallel()
+	d, r, f, p := domain.DeliveryDelivered, domain.DeliveryRetrying, domain.DeliveryFailed, domain.DeliveryProcessing
+	tests := []struct {
+		in   []domain.DeliveryStatus
+		want domain.EventStatus
+	}{
+		{nil, domain.EventUnmatched},
+		{[]domain.DeliveryStatus{d, d}, domain.EventDelivered},
+		{[]domain.DeliveryStatus{d, r}, domain.EventRetrying},
+		{[]domain.DeliveryStatus{f, r}, domain.EventRetrying},
+		{[]domain.DeliveryStatus{d, f}, domain.EventFailed},
+		{[]domain.DeliveryStatus{f, p}, domain.EventPending},
+	}
+	for _, tt := range tests {
+		if got := domain.DeriveEventStatus(tt.in); got != tt.want {
+			t.Errorf("DeriveEventStatus(%v) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func assertField(t *testing.T, err error, field string) {
+	t.Helper()
+	if field == "" {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	var ve *domain.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("error = %v, want a ValidationError on %q", err, field)
+	}
+	if ve.Field != field {
+		t.Fatalf("error on field %q (%s), want %q", ve.Field, ve.Reason, field)
+	}
+}

@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+)
+
+// DeliveryRef names one delivery created by ingest, for publishing.
+type DeliveryRef struct {
+	ID             int64
+	SubscriptionID string
+}
+
+// IngestResult is what IngestEvent did.
+type IngestResult struct {
+	// Event is the stored event: the new one, or the one already stored
+	// under the same id.
+	Event domain.Event
+	// Created is false when the id existed and nothing was written.
+	Created bool
+	// Deliveries are the deliveries created for the new event, one per
+	// matching active subscription. Empty when Created is false.
+	Deliveries []DeliveryRef
+}
+
+// ingestSQL stores the event and fans it out in one statement, so the
+// event and its deliveries commit together or not at all. The event id is
+// the idempotency key: on conflict nothing is inserted and no row returns.
+// Subscriptions are matched by array overlap with the type's match keys,
+// which the partial GIN index on active subscriptions answers.
+const ingestSQL = `
+WITH ev AS (
+	INSERT INTO events (id, type, source, data)
+	VALUES ($1, $2, $3, $4)
+	ON CONFLICT (id) DO NOTHING
+	RETURNING id, received_at
+), d AS (
+	INSERT INTO deliveries (event_id, subscription_id)
+	SELECT ev.id, s.id FROM ev, subscriptions s
+	WHERE s.state = 'active' AND s.event_types && $5::text[]
+	RETURNING id, subscription_id
+)
+SELECT ev.received_at, d.id, d.subscription_id FROM ev LEFT JOIN d ON true`
+
+// IngestEvent stores a validated event and one pending delivery per matching
+// active subscription, atomically. Posting an id that exists writes nothing
+// and returns the stored event with Created false; concurrent posts of one id
+// create exactly one event.
+func (s *Store) IngestEvent(ctx context.Context, e domain.Event) (IngestResult, error) {
+	rows, err := s.pool.Query(ctx, ingestSQL, e.ID, e.Type, e.Source, e.Data, domain.MatchKeys(e.Type))
+	if err != nil {
+		return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
+	}
+	res := IngestResult{Event: e}
+	for rows.Next() {
+		var (
+			id    pgtype.Int8
+			subID pgtype.Text
+		)
+		if err := rows.Scan(&res.Event.ReceivedAt, &id, &subID); err != nil {
+			rows.Close()
+			return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
+		}
+		res.Created = true
+		if id.Valid {
+			res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, SubscriptionID: subID.String})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
+	}
+	if res.Created {
+		return res, nil
+	}
+	existing, err := s.getEvent(ctx, e.ID)
+	if err != nil {
+		return IngestResult{}, fmt.Errorf("ingest event %q: read existing: %w", e.ID, err)
+	}
+	return IngestResult{Event: existing}, nil
+}
+
+func (s *Store) getEvent(ctx context.Context, id string) (domain.Event, error) {
+	var e domain.Event
+	err := s.pool.QueryRow(ctx, `SELECT id, type, source, data, received_at FROM events WHERE id = $1`, id).
+		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt)
+	return e, notFound(err)
+}
+
+// GetEvent returns an event and its deliveries (ordered by subscription id),
+// or domain.ErrNotFound.
+func (s *Store) GetEvent(ctx context.Context, id string) (domain.Event, []domain.Delivery, error) {
+	e, err := s.getEvent(ctx, id)
+	if err != nil {
+		return domain.Event{}, nil, fmt.Errorf("get event %q: %w", id, err)
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+deliveryColumns+` FROM deliveries
+		WHERE event_id = $1 ORDER BY subscription_id`, id)
+	if err != nil {
+		return domain.Event{}, nil, fmt.Errorf("get deliveries of %q: %w", id, err)
+	}
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Delivery, error) { return scanDelivery(r) })
+	if err != nil {
+		return domain.Event{}, nil, fmt.Errorf("get deliveries of %q: %w", id, err)
+	}
+	return e, ds, nil
+}
+
+// ListAttempts returns every attempt made for an event, oldest first, or
+// domain.ErrNotFound when the event does not exist.
+func (s *Store) ListAttempts(ctx context.Context, eventID string) ([]domain.Attempt, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT a.id, a.delivery_id, d.event_id, d.subscription_id, a.number, a.started_at, a.duration_ms,
+		       a.status_code, a.error_class, a.error, a.response_body, a.instance
+		FROM events e
+		LEFT JOIN deliveries d ON d.event_id = e.id
+		LEFT JOIN attempts a ON a.delivery_id = d.id
+		WHERE e.id = $1
+		ORDER BY a.started_at, a.id`, eventID)
+	if err != nil {
+		return nil, fmt.Errorf("list attempts of %q: %w", eventID, err)
+	}
+	defer rows.Close()
+	var (
+		found    bool
+		attempts []domain.Attempt
+	)
+	for rows.Next() {
+		found = true
+		var (
+			id, deliveryID  pgtype.Int8
+			evID, subID     pgtype.Text
+			number, durMS   pgtype.Int4
+			started         pgtype.Timestamptz
+			code            pgtype.Int4
+			class, msg, bod pgtype.Text
+			instance        pgtype.Text
+		)
+		if err := rows.Scan(&id, &deliveryID, &evID, &subID, &number, &started, &durMS, &code, &class, &msg, &bod, &instance); err != nil {
+			return nil, fmt.Errorf("list attempts of %q: %w", eventID, err)
+		}
+		if !id.Valid {
+			continue // the event exists but has no attempts yet
+		}
+		a := domain.Attempt{
+			ID: id.Int64, DeliveryID: deliveryID.Int64, EventID: evID.String, SubscriptionID: subID.String,
+			Number: int(number.Int32), StartedAt: started.Time, Duration: msDuration(durMS.Int32),
+			ErrorClass: domain.ErrorClass(class.String), Error: msg.String, ResponseBody: bod.String, Instance: instance.String,
+		}
+		if code.Valid {
+			c := int(code.Int32)
+			a.StatusCode = &c
+		}
+		attempts = append(attempts, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list attempts of %q: %w", eventID, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("list attempts of %q: %w", eventID, domain.ErrNotFound)
+	}
+	return attempts, nil
+}

@@ -1,0 +1,315 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/signing"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
+)
+
+func setup(t *testing.T) (*store.Store, *testkit.Database) {
+	t.Helper()
+	t.Parallel()
+	db := testkit.Postgres(t)
+	return store.New(db.Pool), db
+}
+
+func createSub(t *testing.T, st *store.Store, id string, patterns ...string) domain.Subscription {
+	t.Helper()
+	sub, err := st.CreateSubscription(context.Background(), domain.Subscription{
+		ID: id, URL: "http://127.0.0.1:1/" + id, EventTypes: patterns, Secret: signing.GenerateSecret(),
+	})
+	require.NoError(t, err)
+	return sub
+}
+
+func event(id, typ string) domain.Event {
+	return domain.Event{ID: id, Type: typ, Source: "test", Data: []byte(`{"n": 1}`)}
+}
+
+func TestSubscriptionCRUD(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	created := createSub(t, st, "sub_a", "order.*", "invoice.paid")
+	require.Equal(t, domain.SubscriptionActive, created.State)
+	require.False(t, created.CreatedAt.IsZero())
+
+	_, err := st.CreateSubscription(ctx, domain.Subscription{ID: "sub_a", URL: "http://x", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
+	require.ErrorIs(t, err, domain.ErrConflict)
+
+	got, err := st.GetSubscription(ctx, "sub_a")
+	require.NoError(t, err)
+	require.Equal(t, []string{"order.*", "invoice.paid"}, got.EventTypes)
+	require.Equal(t, created.Secret, got.Secret)
+
+	_, err = st.GetSubscription(ctx, "nope")
+	require.ErrorIs(t, err, domain.ErrNotFound)
+
+	for _, id := range []string{"sub_c", "sub_b", "sub_d"} {
+		createSub(t, st, id, "*")
+	}
+	page1, err := st.ListSubscriptions(ctx, "", 3)
+	require.NoError(t, err)
+	require.Equal(t, []string{"sub_a", "sub_b", "sub_c"}, ids(page1))
+	page2, err := st.ListSubscriptions(ctx, page1[2].ID, 3)
+	require.NoError(t, err)
+	require.Equal(t, []string{"sub_d"}, ids(page2))
+
+	require.NoError(t, st.DeleteSubscription(ctx, "sub_b"))
+	require.ErrorIs(t, st.DeleteSubscription(ctx, "sub_b"), domain.ErrNotFound)
+	_, err = st.GetSubscription(ctx, "sub_b")
+	require.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+func ids(subs []domain.Subscription) []string {
+	out := make([]string, len(subs))
+	for i, s := range subs {
+		out[i] = s.ID
+	}
+	return out
+}
+
+func TestIngestFansOutToMatchingActiveSubscriptions(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "all", "*")
+	createSub(t, st, "orders", "order.*")
+	createSub(t, st, "exact", "order.created")
+	createSub(t, st, "other", "invoice.*", "order")
+	createSub(t, st, "paused", "*")
+	_, err := db.Pool.Exec(ctx, `UPDATE subscriptions SET state = 'paused' WHERE id = 'paused'`)
+	require.NoError(t, err)
+
+	res, err := st.IngestEvent(ctx, event("evt_1", "order.created"))
+	require.NoError(t, err)
+	require.True(t, res.Created)
+	require.False(t, res.Event.ReceivedAt.IsZero())
+	var subs []string
+	for _, d := range res.Deliveries {
+		subs = append(subs, d.SubscriptionID)
+	}
+	require.ElementsMatch(t, []string{"all", "orders", "exact"}, subs)
+
+	ev, deliveries, err := st.GetEvent(ctx, "evt_1")
+	require.NoError(t, err)
+	require.Equal(t, "order.created", ev.Type)
+	require.JSONEq(t, `{"n": 1}`, string(ev.Data))
+	require.Len(t, deliveries, 3)
+	for _, d := range deliveries {
+		require.Equal(t, domain.DeliveryPending, d.Status)
+	}
+
+	res, err = st.IngestEvent(ctx, event("evt_2", "user.signed_up"))
+	require.NoError(t, err)
+	require.True(t, res.Created)
+	require.Len(t, res.Deliveries, 1)
+	require.Equal(t, "all", res.Deliveries[0].SubscriptionID)
+}
+
+func TestIngestIsIdempotent(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "all", "*")
+
+	first, err := st.IngestEvent(ctx, event("evt_dup", "a.b"))
+	require.NoError(t, err)
+	require.True(t, first.Created)
+
+	again := event("evt_dup", "c.d")
+	second, err := st.IngestEvent(ctx, again)
+	require.NoError(t, err)
+	require.False(t, second.Created)
+	require.Empty(t, second.Deliveries)
+	require.Equal(t, "a.b", second.Event.Type, "the stored event is returned, not the new body")
+	require.True(t, first.Event.ReceivedAt.Equal(second.Event.ReceivedAt))
+
+	var n int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM deliveries`).Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+func TestConcurrentDuplicateIngestCreatesOneEvent(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "all", "*")
+	createSub(t, st, "orders", "order.*")
+
+	const posts = 16
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created int
+	)
+	for range posts {
+		wg.Go(func() {
+			res, err := st.IngestEvent(ctx, event("evt_race", "order.created"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if res.Created {
+				mu.Lock()
+				created++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, 1, created)
+	var events, deliveries int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM deliveries)`).Scan(&events, &deliveries))
+	require.Equal(t, 1, events)
+	require.Equal(t, 2, deliveries)
+}
+
+func TestGetEventUnknown(t *testing.T) {
+	st, _ := setup(t)
+	_, _, err := st.GetEvent(context.Background(), "missing")
+	require.ErrorIs(t, err, domain.ErrNotFound)
+	_, err = st.ListAttempts(context.Background(), "missing")
+	require.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+func TestClaimAndRecordLifecycle(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	sub := createSub(t, st, "s1", "*")
+	res, err := st.IngestEvent(ctx, event("evt_l", "x.y"))
+	require.NoError(t, err)
+	dID := res.Deliveries[0].ID
+
+	attempts, err := st.ListAttempts(ctx, "evt_l")
+	require.NoError(t, err)
+	require.Empty(t, attempts)
+
+	job, err := st.ClaimDelivery(ctx, dID, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, 1, job.Attempt)
+	require.Equal(t, sub.URL, job.URL)
+	require.Equal(t, []string{sub.Secret}, job.Secrets)
+	require.Equal(t, "x.y", job.Event.Type)
+
+	_, err = st.ClaimDelivery(ctx, dID, time.Minute)
+	require.ErrorIs(t, err, domain.ErrNotClaimable, "a live claim excludes others")
+
+	code := 500
+	started := time.Now().Add(-time.Second)
+	require.NoError(t, st.RecordAttempt(ctx, store.Outcome{
+		Attempt: domain.Attempt{DeliveryID: dID, Number: 1, StartedAt: started, Duration: 120 * time.Millisecond,
+			StatusCode: &code, ErrorClass: domain.ErrorHTTPStatus, Error: "HTTP 500", ResponseBody: "boom", Instance: "w1"},
+		Status:        domain.DeliveryRetrying,
+		NextAttemptAt: time.Now().Add(time.Hour),
+	}))
+	_, ds, err := st.GetEvent(ctx, "evt_l")
+	require.NoError(t, err)
+	require.Equal(t, domain.DeliveryRetrying, ds[0].Status)
+	require.Equal(t, 1, ds[0].Attempts)
+	require.Equal(t, 500, *ds[0].LastStatusCode)
+	require.NotNil(t, ds[0].NextAttemptAt)
+
+	_, err = st.ClaimDelivery(ctx, dID, time.Minute)
+	require.ErrorIs(t, err, domain.ErrNotClaimable, "a retry that is not due is not claimable")
+
+	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET next_attempt_at = now() - interval '1 second' WHERE id = $1`, dID)
+	require.NoError(t, err)
+	job, err = st.ClaimDelivery(ctx, dID, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, 2, job.Attempt)
+
+	ok := 204
+	require.NoError(t, st.RecordAttempt(ctx, store.Outcome{
+		Attempt: domain.Attempt{DeliveryID: dID, Number: 2, StartedAt: time.Now(), Duration: 5 * time.Millisecond, StatusCode: &ok, Instance: "w2"},
+		Status:  domain.DeliveryDelivered,
+	}))
+	_, err = st.ClaimDelivery(ctx, dID, time.Minute)
+	require.ErrorIs(t, err, domain.ErrNotClaimable, "a delivered delivery is final")
+
+	attempts, err = st.ListAttempts(ctx, "evt_l")
+	require.NoError(t, err)
+	require.Len(t, attempts, 2)
+	require.Equal(t, 1, attempts[0].Number)
+	require.Equal(t, domain.ErrorHTTPStatus, attempts[0].ErrorClass)
+	require.Equal(t, "boom", attempts[0].ResponseBody)
+	require.Equal(t, 120*time.Millisecond, attempts[0].Duration)
+	require.Equal(t, "w1", attempts[0].Instance)
+	require.Equal(t, "s1", attempts[0].SubscriptionID)
+	require.True(t, attempts[1].Succeeded())
+}
+
+func TestLapsedClaimIsTakenOver(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "s1", "*")
+	res, err := st.IngestEvent(ctx, event("evt_lapse", "x"))
+	require.NoError(t, err)
+	dID := res.Deliveries[0].ID
+
+	first, err := st.ClaimDelivery(ctx, dID, time.Millisecond)
+	require.NoError(t, err)
+	time.Sleep(20 * time.Millisecond) // let the 1 ms lease lapse on the server's clock
+	second, err := st.ClaimDelivery(ctx, dID, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, first.Attempt+1, second.Attempt)
+
+	code := 200
+	late := store.Outcome{Attempt: domain.Attempt{DeliveryID: dID, Number: first.Attempt, StartedAt: time.Now(), StatusCode: &code}, Status: domain.DeliveryDelivered}
+	require.ErrorIs(t, st.RecordAttempt(ctx, late), domain.ErrNotClaimable, "the lapsed worker may not move the delivery")
+	current := late
+	current.Attempt.Number = second.Attempt
+	require.NoError(t, st.RecordAttempt(ctx, current))
+
+	attempts, err := st.ListAttempts(ctx, "evt_lapse")
+	require.NoError(t, err)
+	require.Len(t, attempts, 2, "both attempts really happened and both are recorded")
+}
+
+func TestRecordAttemptForDeletedSubscription(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "gone", "*")
+	res, err := st.IngestEvent(ctx, event("evt_gone", "x"))
+	require.NoError(t, err)
+	job, err := st.ClaimDelivery(ctx, res.Deliveries[0].ID, time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, st.DeleteSubscription(ctx, "gone"))
+	code := 200
+	err = st.RecordAttempt(ctx, store.Outcome{Attempt: domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code}, Status: domain.DeliveryDelivered})
+	require.True(t, errors.Is(err, domain.ErrNotFound), "got %v", err)
+}
+
+func BenchmarkIngestEvent(b *testing.B) {
+	db := testkit.Postgres(b)
+	st := store.New(db.Pool)
+	ctx := context.Background()
+	for i := range 10 {
+		_, err := st.CreateSubscription(ctx, domain.Subscription{ID: fmt.Sprintf("s%d", i), URL: "http://127.0.0.1:1/", EventTypes: []string{fmt.Sprintf("t%d.*", i), "order.*"}, Secret: signing.GenerateSecret()})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	var n int64
+	var mu sync.Mutex
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			n++
+			id := fmt.Sprintf("evt_%d", n)
+			mu.Unlock()
+			if _, err := st.IngestEvent(ctx, event(id, "order.created")); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

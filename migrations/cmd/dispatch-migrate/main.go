@@ -1,0 +1,75 @@
+// Command dispatch-migrate applies, rolls back or reports Dispatch's schema
+// migrations. A deploy runs "dispatch-migrate up" before starting services.
+//
+//	DATABASE_URL=postgres://... dispatch-migrate up|down [N]|version
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/golang-migrate/migrate/v4"
+
+	"github.com/dispatch-webhooks/dispatch/migrations"
+)
+
+const usage = "usage: dispatch-migrate up | down [N] | version   (DATABASE_URL names the database)"
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "dispatch-migrate:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	dbURL := os.Getenv("DATABASE_URL")
+	if dbURL == "" {
+		return errors.New("DATABASE_URL is not set")
+	}
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	m, err := migrations.New(dbURL)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	switch args[0] {
+	case "up":
+		err = m.Up()
+	case "down":
+		steps := 1
+		if len(args) > 1 {
+			if steps, err = strconv.Atoi(args[1]); err != nil || steps < 1 {
+				return fmt.Errorf("down: N must be a positive number, got %q", args[1])
+			}
+		}
+		err = m.Steps(-steps)
+	case "version":
+		v, dirty, verr := m.Version()
+		if errors.Is(verr, migrate.ErrNilVersion) {
+			fmt.Println("no migration applied")
+			return nil
+		}
+		if verr != nil {
+			return verr
+		}
+		fmt.Printf("version %d (dirty: %v)\n", v, dirty)
+		return nil
+	default:
+		return errors.New(usage)
+	}
+	if errors.Is(err, migrate.ErrNoChange) {
+		fmt.Println("no change")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	v, _, _ := m.Version()
+	fmt.Printf("now at version %d\n", v)
+	return nil
+}

@@ -1,0 +1,4 @@
+DROP TABLE IF EXISTS attempts;
+DROP TABLE IF EXISTS deliveries;
+DROP TABLE IF EXISTS events;
+DROP TABLE IF EXISTS subscriptions;

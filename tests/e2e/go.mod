@@ -1,0 +1,3 @@
+module github.com/dispatch-webhooks/dispatch/tests/e2e
+
+go 1.26.4
