@@ -1,0 +1,180 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Handler handles one message. It returns nil once the message's outcome is
+// stored; an error means "not stored, try this message again".
+type Handler func(ctx context.Context, m Message) error
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	Brokers []string
+	Topics  []string
+	Group   string
+	// ClientID names this instance to the brokers.
+	ClientID string
+	// Concurrency is the most messages handled at once.
+	Concurrency int
+	// DrainTimeout bounds how long in-flight messages may take to finish
+	// when partitions are revoked or the consumer stops.
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Consumer is an at-least-once Kafka group consumer. Messages are handled
+// concurrently; an offset is committed only after the handler has stored the
+// outcome of that message and of every earlier message in its partition.
+type Consumer struct {
+	cfg     ConsumerConfig
+	client  *kgo.Client
+	offsets *offsets
+}
+
+// NewConsumer joins the consumer group. Kafka need not be reachable yet.
+func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 64
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Consumer{cfg: cfg, offsets: newOffsets()}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(time.Second),
+		kgo.OnPartitionsRevoked(c.onRevoked),
+		kgo.OnPartitionsLost(c.onLost),
+		kgo.AllowAutoTopicCreation(),
+	}
+	if cfg.ClientID != "" {
+		opts = append(opts, kgo.ClientID(cfg.ClientID))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka consumer: %w", err)
+	}
+	c.client = cl
+	return c, nil
+}
+
+// Ping checks that a broker answers.
+func (c *Consumer) Ping(ctx context.Context) error { return c.client.Ping(ctx) }
+
+// onRevoked lets the revoked partitions' in-flight messages finish (within
+// DrainTimeout) and commits what they marked, so the next owner starts right
+// after them instead of handling them again.
+func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	select {
+	case <-c.offsets.forget(revoked):
+	case <-time.After(c.cfg.DrainTimeout):
+		c.cfg.Logger.Warn("revoked partitions still busy; their messages will be handled again by the next owner")
+	case <-ctx.Done():
+	}
+	if err := cl.CommitMarkedOffsets(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		c.cfg.Logger.Warn("commit on revoke failed; some messages will be handled again", "err", err)
+	}
+}
+
+func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.offsets.forget(lost)
+}
+
+// Run consumes until ctx ends, then stops polling, lets in-flight messages
+// finish within DrainTimeout, commits and leaves the group. Handlers get a
+// context that outlives ctx by up to DrainTimeout.
+func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	var (
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, c.cfg.Concurrency)
+	)
+	for ctx.Err() == nil {
+		fetches := c.client.PollRecords(ctx, c.cfg.Concurrency)
+		if fetches.IsClientClosed() {
+			break
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				c.cfg.Logger.Warn("kafka fetch error", "topic", topic, "partition", partition, "err", err)
+			}
+		})
+		fetches.EachRecord(func(r *kgo.Record) {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return // not started, so never marked: Kafka hands it out again
+			}
+			pr := c.offsets.start(r)
+			wg.Go(func() {
+				defer func() { <-slots }()
+				handled := c.handle(handlerCtx, r, h)
+				if upTo := c.offsets.finish(pr, handled); upTo != nil {
+					c.client.MarkCommitRecords(upTo)
+				}
+			})
+		})
+	}
+
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(c.cfg.DrainTimeout):
+		c.cfg.Logger.Warn("drain timeout: cancelling in-flight messages", "timeout", c.cfg.DrainTimeout)
+		cancelHandlers()
+		<-drained
+	}
+	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := c.client.CommitMarkedOffsets(commitCtx); err != nil {
+		c.cfg.Logger.Warn("final commit failed; some messages will be handled again", "err", err)
+	}
+	c.client.Close()
+	return nil
+}
+
+// handle runs h until it succeeds, backing off between failures, and
+// reports whether the message was handled. Undecodable messages are
+// logged and skipped: no retry can make them valid.
+func (c *Consumer) handle(ctx context.Context, r *kgo.Record, h Handler) bool {
+	m, err := Decode(r.Value)
+	if err != nil {
+		c.cfg.Logger.Error("skipping undecodable message", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		return true
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		err := h(ctx, m)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		c.cfg.Logger.Warn("message not handled; retrying", "delivery_id", m.DeliveryID, "event_id", m.EventID,
+			"subscription_id", m.SubscriptionID, "err", err, "backoff", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return false
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
