@@ -1,0 +1,123 @@
+// Package config reads service settings from environment variables. Each
+// service parses its variables once at start-up into a typed struct; every
+// bad value is collected and reported together, each naming its variable,
+// so a misconfigured deploy fails fast with one clear message.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env reads typed values from the environment and collects parse errors.
+type Env struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+// FromEnv reads the process environment.
+func FromEnv() *Env { return &Env{lookup: os.LookupEnv} }
+
+// FromMap reads a fixed set of variables, for tests.
+func FromMap(m map[string]string) *Env {
+	return &Env{lookup: func(k string) (string, bool) { v, ok := m[k]; return v, ok }}
+}
+
+func (e *Env) get(name string) (string, bool) {
+	v, ok := e.lookup(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+// Fail records a problem with a variable's value.
+func (e *Env) Fail(name, format string, args ...any) {
+	e.errs = append(e.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+// String returns the variable or def when it is unset or empty.
+func (e *Env) String(name, def string) string {
+	if v, ok := e.get(name); ok {
+		return v
+	}
+	return def
+}
+
+// Required returns the variable, recording an error when it is unset.
+func (e *Env) Required(name string) string {
+	v, ok := e.get(name)
+	if !ok {
+		e.Fail(name, "is required")
+	}
+	return v
+}
+
+// Int returns the variable as an integer of at least minimum, or def.
+func (e *Env) Int(name string, def, minimum int) int {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.Fail(name, "%q is not a whole number", v)
+		return def
+	}
+	if n < minimum {
+		e.Fail(name, "%d is below the minimum %d", n, minimum)
+		return def
+	}
+	return n
+}
+
+// Duration returns the variable as a positive Go duration ("5s", "1m30s"), or def.
+func (e *Env) Duration(name string, def time.Duration) time.Duration {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		e.Fail(name, "%q is not a positive duration such as 5s or 2m", v)
+		return def
+	}
+	return d
+}
+
+// List returns the comma-separated variable with blanks dropped, or def.
+func (e *Env) List(name string, def []string) []string {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// OneOf returns the variable if it is one of allowed, or def.
+func (e *Env) OneOf(name, def string, allowed ...string) string {
+	v := e.String(name, def)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	e.Fail(name, "%q must be one of %s", v, strings.Join(allowed, ", "))
+	return def
+}
+
+// Err returns every problem found, or nil.
+func (e *Env) Err() error {
+	if len(e.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid configuration: %w", errors.Join(e.errs...))
+}

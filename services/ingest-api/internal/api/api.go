@@ -1,0 +1,104 @@
+// Package api is the ingest API: events in, subscriptions managed, delivery
+// state and attempts out. Handlers validate everything before the first
+// write and answer errors as RFC 9457 problem+json naming the bad field.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+)
+
+// Store is the part of the data layer the API uses.
+type Store interface {
+	IngestEvent(ctx context.Context, e domain.Event) (store.IngestResult, error)
+	GetEvent(ctx context.Context, id string) (domain.Event, []domain.Delivery, error)
+	ListAttempts(ctx context.Context, eventID string) ([]domain.Attempt, error)
+	CreateSubscription(ctx context.Context, s domain.Subscription) (domain.Subscription, error)
+	GetSubscription(ctx context.Context, id string) (domain.Subscription, error)
+	ListSubscriptions(ctx context.Context, after string, limit int) ([]domain.Subscription, error)
+	DeleteSubscription(ctx context.Context, id string) error
+}
+
+// Publisher hands new deliveries to the queue without waiting for it.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...queue.Message)
+}
+
+// Server holds the API's dependencies.
+type Server struct {
+	store     Store
+	publisher Publisher
+	log       *slog.Logger
+	received  prometheus.Counter
+}
+
+// Config names the API's dependencies.
+type Config struct {
+	Store     Store
+	Publisher Publisher
+	Logger    *slog.Logger
+	// Registerer receives the API's metrics; nil means the default registry.
+	Registerer prometheus.Registerer
+	// Version is reported in the OpenAPI document.
+	Version string
+}
+
+// New registers every operation on mux and returns the Huma API, whose
+// OpenAPI document describes them (served at /openapi.json and, for older
+// generators, /openapi-3.0.json).
+func New(mux *http.ServeMux, cfg Config) huma.API {
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.DefaultRegisterer
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		store:     cfg.Store,
+		publisher: cfg.Publisher,
+		log:       cfg.Logger,
+		received: registerCounter(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dispatch_events_received_total",
+			Help: "Events accepted and stored (re-posts of a known id are not counted).",
+		})),
+	}
+	api := humago.New(mux, humaConfig(cfg.Version))
+	s.registerEvents(api)
+	s.registerSubscriptions(api)
+	return api
+}
+
+// Spec returns the API's OpenAPI document without serving it, for tools
+// that write it to a file.
+func Spec(version string) *huma.OpenAPI {
+	return New(http.NewServeMux(), Config{Registerer: prometheus.NewRegistry(), Version: version}).OpenAPI()
+}
+
+func humaConfig(version string) huma.Config {
+	cfg := huma.DefaultConfig("Dispatch API", version)
+	cfg.Info.Description = "Ingest events and manage the subscriptions that Dispatch delivers them to as signed webhooks."
+	cfg.Servers = []*huma.Server{{URL: "http://localhost:8080"}}
+	cfg.DocsPath = "/docs"
+	return cfg
+}
+
+// registerCounter registers c, reusing an already registered equal
+// collector so several API instances can share one registry in tests.
+func registerCounter(r prometheus.Registerer, c prometheus.Counter) prometheus.Counter {
+	if err := r.Register(c); err != nil {
+		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+			return are.ExistingCollector.(prometheus.Counter)
+		}
+		panic(err)
+	}
+	return c
+}

@@ -1,0 +1,254 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/signing"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
+	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"
+)
+
+const topic = "events.pending"
+
+type bundle struct {
+	url     string
+	db      *testkit.Database
+	brokers []string
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	t.Parallel()
+	db := testkit.Postgres(t)
+	cluster := testkit.Kafka(t, 2, topic)
+	producer, err := queue.NewProducer(queue.ProducerConfig{Brokers: cluster.ListenAddrs(), Topic: topic})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = producer.Close(context.Background()) })
+	mux := http.NewServeMux()
+	api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Registerer: prometheus.NewRegistry(), Version: "test"})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs()}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (b *bundle) do(t *testing.T, method, path, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, b.url+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	r := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if len(raw) > 0 && (raw[0] == '{') {
+		require.NoError(t, json.Unmarshal(raw, &r.body), string(raw))
+	}
+	return r
+}
+
+func (b *bundle) count(t *testing.T, table string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n))
+	return n
+}
+
+func TestEventLifecycleOverHTTP(t *testing.T) {
+	b := setup(t)
+	r := b.do(t, "POST", "/subscriptions", `{"id":"sub_orders","url":"https://example.com/h","event_types":["order.*"]}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	secret, _ := r.body["secret"].(string)
+	_, err := signing.ParseSecret(secret)
+	require.NoError(t, err, "a generated secret is shown on create")
+
+	r = b.do(t, "POST", "/events", `{"id":"evt_1","type":"order.created","source":"shop","data":{"total":12.5,"items":[1,2]}}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	require.Equal(t, "evt_1", r.body["id"])
+	require.NotEmpty(t, r.body["received_at"])
+
+	r = b.do(t, "POST", "/events", `{"id":"evt_1","type":"order.updated","data":{}}`)
+	require.Equal(t, http.StatusOK, r.status, "re-posting a known id is not an error")
+	require.Equal(t, "order.created", r.body["type"], "and answers with the stored event")
+	require.Equal(t, 1, b.count(t, "events"))
+	require.Equal(t, 1, b.count(t, "deliveries"))
+
+	r = b.do(t, "GET", "/events/evt_1", "")
+	require.Equal(t, http.StatusOK, r.status)
+	require.Equal(t, "pending", r.body["status"])
+	require.Equal(t, map[string]any{"total": 12.5, "items": []any{1.0, 2.0}}, r.body["data"])
+	ds := r.body["deliveries"].([]any)
+	require.Len(t, ds, 1)
+	require.Equal(t, "sub_orders", ds[0].(map[string]any)["subscription_id"])
+
+	r = b.do(t, "GET", "/events/evt_1/attempts", "")
+	require.Equal(t, http.StatusOK, r.status)
+	require.Empty(t, r.body["data"])
+
+	// The delivery was queued on Kafka, keyed by subscription.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fetches := cl.PollRecords(ctx, 10)
+	require.NoError(t, fetches.Err())
+	recs := fetches.Records()
+	require.Len(t, recs, 1)
+	require.Equal(t, "sub_orders", string(recs[0].Key))
+	m, err := queue.Decode(recs[0].Value)
+	require.NoError(t, err)
+	require.Equal(t, "evt_1", m.EventID)
+
+	r = b.do(t, "POST", "/events", `{"id":"evt_2","type":"invoice.paid","data":{}}`)
+	require.Equal(t, http.StatusAccepted, r.status)
+	r = b.do(t, "GET", "/events/evt_2", "")
+	require.Equal(t, "unmatched", r.body["status"])
+}
+
+func TestSubscriptionsOverHTTP(t *testing.T) {
+	b := setup(t)
+	secret := signing.GenerateSecret()
+	r := b.do(t, "POST", "/subscriptions", `{"url":"http://127.0.0.1:9/x","event_types":["*"],"secret":"`+secret+`"}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	id := r.body["id"].(string)
+	require.True(t, strings.HasPrefix(id, "sub_"))
+	require.Equal(t, secret, r.body["secret"])
+
+	r = b.do(t, "GET", "/subscriptions/"+id, "")
+	require.Equal(t, http.StatusOK, r.status)
+	require.NotContains(t, r.raw, secret, "the secret is shown on create only")
+	require.Equal(t, "active", r.body["state"])
+
+	r = b.do(t, "POST", "/subscriptions", `{"id":"`+id+`","url":"http://127.0.0.1:9/x","event_types":["*"]}`)
+	require.Equal(t, http.StatusConflict, r.status)
+
+	for _, sid := range []string{"a1", "a2", "a3"} {
+		require.Equal(t, http.StatusCreated, b.do(t, "POST", "/subscriptions", `{"id":"`+sid+`","url":"http://h/","event_types":["x"]}`).status)
+	}
+	r = b.do(t, "GET", "/subscriptions?limit=2", "")
+	require.Equal(t, http.StatusOK, r.status)
+	require.Len(t, r.body["data"], 2)
+	require.Equal(t, "a2", r.body["next_cursor"])
+	require.NotContains(t, r.raw, secret)
+	r = b.do(t, "GET", "/subscriptions?limit=2&after=a2", "")
+	require.Len(t, r.body["data"], 2)
+	require.Nil(t, r.body["next_cursor"])
+
+	require.Equal(t, http.StatusNoContent, b.do(t, "DELETE", "/subscriptions/a1", "").status)
+	require.Equal(t, http.StatusNotFound, b.do(t, "DELETE", "/subscriptions/a1", "").status)
+	require.Equal(t, http.StatusNotFound, b.do(t, "GET", "/subscriptions/a1", "").status)
+}
+
+func TestBadInputIsAPreciseProblemAndWritesNothing(t *testing.T) {
+	b := setup(t)
+	require.Equal(t, http.StatusCreated, b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"]}`).status)
+
+	big := `{"id":"big","type":"t","data":{"x":"` + strings.Repeat("a", 256<<10) + `"}}`
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		field                    string // expected in the problem's errors[].location
+	}{
+		{"malformed json", "POST", "/events", `{"id":"e1","type":`, 400, ""},
+		{"missing id", "POST", "/events", `{"type":"t","data":{}}`, 422, "body.id"},
+		{"empty id", "POST", "/events", `{"id":"","type":"t","data":{}}`, 422, "body.id"},
+		{"id too long", "POST", "/events", `{"id":"` + strings.Repeat("a", 256) + `","type":"t","data":{}}`, 422, "body.id"},
+		{"missing type", "POST", "/events", `{"id":"e1","data":{}}`, 422, "body.type"},
+		{"empty type", "POST", "/events", `{"id":"e1","type":"","data":{}}`, 422, "body.type"},
+		{"type with bad characters", "POST", "/events", `{"id":"e1","type":"order created!","data":{}}`, 422, "body.type"},
+		{"data not an object", "POST", "/events", `{"id":"e1","type":"t","data":[1,2]}`, 422, "body.data"},
+		{"data a string", "POST", "/events", `{"id":"e1","type":"t","data":"x"}`, 422, "body.data"},
+		{"data missing", "POST", "/events", `{"id":"e1","type":"t"}`, 422, "body.data"},
+		{"body too large", "POST", "/events", big, 413, ""},
+		{"relative url", "POST", "/subscriptions", `{"url":"/hook","event_types":["*"]}`, 422, "body.url"},
+		{"ftp url", "POST", "/subscriptions", `{"url":"ftp://example.com/","event_types":["*"]}`, 422, "body.url"},
+		{"missing url", "POST", "/subscriptions", `{"event_types":["*"]}`, 422, "body.url"},
+		{"empty event_types", "POST", "/subscriptions", `{"url":"http://h/","event_types":[]}`, 422, "body.event_types"},
+		{"missing event_types", "POST", "/subscriptions", `{"url":"http://h/"}`, 422, "body.event_types"},
+		{"malformed pattern", "POST", "/subscriptions", `{"url":"http://h/","event_types":["order.*.x"]}`, 422, "body.event_types[0]"},
+		{"empty pattern", "POST", "/subscriptions", `{"url":"http://h/","event_types":["a",""]}`, 422, "body.event_types[1]"},
+		{"bad secret", "POST", "/subscriptions", `{"url":"http://h/","event_types":["*"],"secret":"hunter2"}`, 422, "body.secret"},
+		{"bad subscription id", "POST", "/subscriptions", `{"id":"a b","url":"http://h/","event_types":["*"]}`, 422, "body.id"},
+		{"unknown event", "GET", "/events/nope", "", 404, ""},
+		{"unknown event attempts", "GET", "/events/nope/attempts", "", 404, ""},
+		{"unknown subscription", "GET", "/subscriptions/nope", "", 404, ""},
+		{"bad limit", "GET", "/subscriptions?limit=0", "", 422, "query.limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := b.do(t, tt.method, tt.path, tt.body)
+			require.Equal(t, tt.status, r.status, r.raw)
+			require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+			require.EqualValues(t, tt.status, r.body["status"])
+			if tt.field != "" {
+				var locations []string
+				errs, _ := r.body["errors"].([]any)
+				for _, e := range errs {
+					locations = append(locations, e.(map[string]any)["location"].(string))
+				}
+				require.Contains(t, locations, tt.field, r.raw)
+			}
+		})
+	}
+	require.Equal(t, 0, b.count(t, "events"), "no bad request wrote an event")
+	require.Equal(t, 0, b.count(t, "deliveries"))
+	require.Equal(t, 1, b.count(t, "subscriptions"), "no bad request wrote a subscription")
+}
+
+func TestOpenAPIDocuments(t *testing.T) {
+	b := setup(t)
+	for _, path := range []string{"/openapi.json", "/openapi-3.0.json"} {
+		r := b.do(t, "GET", path, "")
+		require.Equal(t, http.StatusOK, r.status, path)
+		paths := r.body["paths"].(map[string]any)
+		for p, item := range paths {
+			for method, op := range item.(map[string]any) {
+				o := op.(map[string]any)
+				require.NotEmpty(t, o["operationId"], "%s %s has no operation id", method, p)
+				require.NotEmpty(t, o["tags"], "%s %s has no tag", method, p)
+			}
+		}
+	}
+	require.True(t, strings.HasPrefix(b.do(t, "GET", "/openapi-3.0.json", "").body["openapi"].(string), "3.0"))
+}
+
+// TestCommittedSpecIsCurrent fails when docs/openapi*.json no longer match
+// the code; `go tool task gen` rewrites them.
+func TestCommittedSpecIsCurrent(t *testing.T) {
+	t.Parallel()
+	spec := api.Spec("dev")
+	want31, err := json.MarshalIndent(spec, "", "  ")
+	require.NoError(t, err)
+	want30, err := spec.Downgrade()
+	require.NoError(t, err)
+	for file, want := range map[string][]byte{"openapi.json": want31, "openapi-3.0.json": want30} {
+		got, err := readRepoFile("docs/" + file)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)), "docs/%s is stale: run `go tool task gen`", file)
+	}
+}

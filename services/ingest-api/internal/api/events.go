@@ -1,0 +1,127 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/queue"
+)
+
+type createEventInput struct {
+	Body EventBody
+}
+
+type createEventOutput struct {
+	Status int
+	Body   EventBody
+}
+
+type eventIDInput struct {
+	ID string `path:"id" maxLength:"255" doc:"The event id."`
+}
+
+type eventOutput struct {
+	Body EventDetail
+}
+
+type attemptsOutput struct {
+	Body struct {
+		Data []AttemptBody `json:"data"`
+	}
+}
+
+func (s *Server) registerEvents(api huma.API) {
+	huma.Register(api, huma.Operation{
+		OperationID:   "create-event",
+		Method:        http.MethodPost,
+		Path:          "/events",
+		Summary:       "Send an event",
+		Description:   "Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.",
+		Tags:          []string{"Events"},
+		DefaultStatus: http.StatusAccepted,
+		MaxBodyBytes:  domain.MaxRequestBodySize,
+		Errors:        []int{http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
+		Responses: map[string]*huma.Response{
+			"200": {Description: "An event with this id already exists; nothing was stored."},
+		},
+	}, s.createEvent)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "get-event",
+		Method:      http.MethodGet,
+		Path:        "/events/{id}",
+		Summary:     "Get an event and its delivery state",
+		Tags:        []string{"Events"},
+		Errors:      []int{http.StatusNotFound},
+	}, s.getEvent)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "list-event-attempts",
+		Method:      http.MethodGet,
+		Path:        "/events/{id}/attempts",
+		Summary:     "List every delivery attempt of an event",
+		Tags:        []string{"Events"},
+		Errors:      []int{http.StatusNotFound},
+	}, s.listAttempts)
+}
+
+func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*createEventOutput, error) {
+	e := domain.Event{ID: in.Body.ID, Type: in.Body.Type, Source: in.Body.Source, Data: []byte(in.Body.Data)}
+	if err := domain.ValidateEvent(e); err != nil {
+		return nil, s.problem(err, "")
+	}
+	res, err := s.store.IngestEvent(ctx, e)
+	if err != nil {
+		return nil, s.problem(err, "")
+	}
+	if !res.Created {
+		return &createEventOutput{Status: http.StatusOK, Body: eventBody(res.Event)}, nil
+	}
+	s.received.Inc()
+	msgs := make([]queue.Message, len(res.Deliveries))
+	for i, d := range res.Deliveries {
+		msgs[i] = queue.Message{DeliveryID: d.ID, EventID: e.ID, SubscriptionID: d.SubscriptionID}
+	}
+	// The deliveries are committed; the queue only spreads them over
+	// workers, so the answer does not wait for Kafka.
+	s.publisher.Publish(context.WithoutCancel(ctx), msgs...)
+	return &createEventOutput{Status: http.StatusAccepted, Body: eventBody(res.Event)}, nil
+}
+
+func (s *Server) getEvent(ctx context.Context, in *eventIDInput) (*eventOutput, error) {
+	e, deliveries, err := s.store.GetEvent(ctx, in.ID)
+	if err != nil {
+		return nil, s.problem(err, "event not found")
+	}
+	out := &eventOutput{Body: EventDetail{EventBody: eventBody(e), Deliveries: make([]DeliveryBody, len(deliveries))}}
+	statuses := make([]domain.DeliveryStatus, len(deliveries))
+	for i, d := range deliveries {
+		statuses[i] = d.Status
+		out.Body.Deliveries[i] = DeliveryBody{
+			SubscriptionID: d.SubscriptionID, Status: string(d.Status), Attempts: d.Attempts,
+			NextAttemptAt: d.NextAttemptAt, LastStatusCode: d.LastStatusCode, LastError: d.LastError, UpdatedAt: d.UpdatedAt,
+		}
+	}
+	out.Body.Status = string(domain.DeriveEventStatus(statuses))
+	return out, nil
+}
+
+func (s *Server) listAttempts(ctx context.Context, in *eventIDInput) (*attemptsOutput, error) {
+	attempts, err := s.store.ListAttempts(ctx, in.ID)
+	if err != nil {
+		return nil, s.problem(err, "event not found")
+	}
+	out := &attemptsOutput{}
+	out.Body.Data = make([]AttemptBody, len(attempts))
+	for i, a := range attempts {
+		out.Body.Data[i] = AttemptBody{
+			ID: a.ID, SubscriptionID: a.SubscriptionID, Number: a.Number, StartedAt: a.StartedAt,
+			DurationMS: a.Duration.Milliseconds(), StatusCode: a.StatusCode, ErrorClass: string(a.ErrorClass),
+			Error: a.Error, ResponseBody: a.ResponseBody, Instance: a.Instance,
+		}
+	}
+	return out, nil
+}

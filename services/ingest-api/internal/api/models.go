@@ -1,0 +1,93 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+)
+
+// JSONObject is event data: any JSON object, stored and delivered as sent.
+type JSONObject json.RawMessage
+
+// MarshalJSON writes the object as is.
+func (j JSONObject) MarshalJSON() ([]byte, error) {
+	if len(j) == 0 {
+		return []byte("{}"), nil
+	}
+	return j, nil
+}
+
+// UnmarshalJSON keeps the raw bytes.
+func (j *JSONObject) UnmarshalJSON(b []byte) error {
+	*j = append((*j)[:0], b...)
+	return nil
+}
+
+// Schema documents event data as a free-form object.
+func (JSONObject) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeObject, AdditionalProperties: true, Description: "The event payload: any JSON object."}
+}
+
+// EventBody is an event as sent by producers and returned by the API.
+type EventBody struct {
+	ID         string     `json:"id" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" example:"evt_01HZX3" doc:"Producer-chosen unique id; the idempotency key. Posting an id again creates nothing."`
+	Type       string     `json:"type" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" example:"order.created" doc:"Event type that subscriptions match on."`
+	Source     string     `json:"source,omitempty" maxLength:"255" example:"shop" doc:"Which system produced the event."`
+	Data       JSONObject `json:"data"`
+	ReceivedAt *time.Time `json:"received_at,omitempty" readOnly:"true" doc:"When Dispatch first accepted the event."`
+}
+
+func eventBody(e domain.Event) EventBody {
+	t := e.ReceivedAt
+	return EventBody{ID: e.ID, Type: e.Type, Source: e.Source, Data: JSONObject(e.Data), ReceivedAt: &t}
+}
+
+// DeliveryBody is one subscription's delivery state for an event.
+type DeliveryBody struct {
+	SubscriptionID string     `json:"subscription_id"`
+	Status         string     `json:"status" enum:"pending,processing,delivered,retrying,failed"`
+	Attempts       int        `json:"attempts" doc:"HTTP attempts made so far."`
+	NextAttemptAt  *time.Time `json:"next_attempt_at,omitempty" doc:"When a retrying delivery is due again."`
+	LastStatusCode *int       `json:"last_status_code,omitempty"`
+	LastError      string     `json:"last_error,omitempty"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+// EventDetail is an event with its overall status and every delivery.
+type EventDetail struct {
+	EventBody
+	Status     string         `json:"status" enum:"unmatched,pending,retrying,failed,delivered" doc:"Derived from the deliveries: pending while any is in flight, then retrying, failed, or delivered when all are."`
+	Deliveries []DeliveryBody `json:"deliveries"`
+}
+
+// AttemptBody is one HTTP attempt.
+type AttemptBody struct {
+	ID             int64     `json:"id"`
+	SubscriptionID string    `json:"subscription_id"`
+	Number         int       `json:"number" doc:"1 for the first attempt of this delivery."`
+	StartedAt      time.Time `json:"started_at"`
+	DurationMS     int64     `json:"duration_ms"`
+	StatusCode     *int      `json:"status_code,omitempty"`
+	ErrorClass     string    `json:"error_class,omitempty" enum:"http_status,timeout,connection_refused,connection_reset,dns,tls,network"`
+	Error          string    `json:"error,omitempty"`
+	ResponseBody   string    `json:"response_body,omitempty" doc:"The start of the receiver's answer, capped."`
+	Instance       string    `json:"instance,omitempty" doc:"The worker instance that made the attempt."`
+}
+
+// SubscriptionBody is a subscription as the API shows it.
+type SubscriptionBody struct {
+	ID          string    `json:"id"`
+	URL         string    `json:"url"`
+	EventTypes  []string  `json:"event_types"`
+	State       string    `json:"state" enum:"active,paused,disabled"`
+	StateReason string    `json:"state_reason,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func subscriptionBody(s domain.Subscription) SubscriptionBody {
+	return SubscriptionBody{ID: s.ID, URL: s.URL, EventTypes: s.EventTypes, State: string(s.State), StateReason: s.StateReason, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+}

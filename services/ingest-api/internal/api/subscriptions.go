@@ -1,0 +1,144 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/signing"
+)
+
+type createSubscriptionInput struct {
+	Body struct {
+		ID         string   `json:"id,omitempty" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" doc:"Optional; generated when missing."`
+		URL        string   `json:"url" minLength:"1" maxLength:"2048" example:"https://example.com/webhooks" doc:"Absolute http or https URL that receives the deliveries."`
+		EventTypes []string `json:"event_types" minItems:"1" maxItems:"64" example:"[\"order.*\"]" doc:"Patterns: an exact type, 'prefix.*' for every type under a prefix, or '*' for all."`
+		Secret     string   `json:"secret,omitempty" doc:"Optional signing secret, 'whsec_' + base64 of 24-64 bytes; generated when missing."`
+	}
+}
+
+// SubscriptionCreated is a new subscription with its signing secret, which
+// is shown only here.
+type SubscriptionCreated struct {
+	SubscriptionBody
+	Secret string `json:"secret" doc:"Signing secret. Shown only once: store it with the receiver."`
+}
+
+type createSubscriptionOutput struct {
+	Body SubscriptionCreated
+}
+
+type subscriptionIDInput struct {
+	ID string `path:"id" maxLength:"255"`
+}
+
+type subscriptionOutput struct {
+	Body SubscriptionBody
+}
+
+type listSubscriptionsInput struct {
+	After string `query:"after" maxLength:"255" doc:"Cursor: the next_cursor of the previous page."`
+	Limit int    `query:"limit" minimum:"1" maximum:"250" default:"50"`
+}
+
+type listSubscriptionsOutput struct {
+	Body struct {
+		Data       []SubscriptionBody `json:"data"`
+		NextCursor string             `json:"next_cursor,omitempty" doc:"Pass as 'after' for the next page; absent on the last page."`
+	}
+}
+
+func (s *Server) registerSubscriptions(api huma.API) {
+	huma.Register(api, huma.Operation{
+		OperationID:   "create-subscription",
+		Method:        http.MethodPost,
+		Path:          "/subscriptions",
+		Summary:       "Create a subscription",
+		Tags:          []string{"Subscriptions"},
+		DefaultStatus: http.StatusCreated,
+		MaxBodyBytes:  domain.MaxRequestBodySize,
+		Errors:        []int{http.StatusConflict, http.StatusUnprocessableEntity},
+	}, s.createSubscription)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "list-subscriptions",
+		Method:      http.MethodGet,
+		Path:        "/subscriptions",
+		Summary:     "List subscriptions",
+		Tags:        []string{"Subscriptions"},
+	}, s.listSubscriptions)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "get-subscription",
+		Method:      http.MethodGet,
+		Path:        "/subscriptions/{id}",
+		Summary:     "Get a subscription",
+		Tags:        []string{"Subscriptions"},
+		Errors:      []int{http.StatusNotFound},
+	}, s.getSubscription)
+
+	huma.Register(api, huma.Operation{
+		OperationID:   "delete-subscription",
+		Method:        http.MethodDelete,
+		Path:          "/subscriptions/{id}",
+		Summary:       "Delete a subscription",
+		Description:   "Deletes the subscription with its deliveries and their attempts.",
+		Tags:          []string{"Subscriptions"},
+		DefaultStatus: http.StatusNoContent,
+		Errors:        []int{http.StatusNotFound},
+	}, s.deleteSubscription)
+}
+
+func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionInput) (*createSubscriptionOutput, error) {
+	sub := domain.Subscription{ID: in.Body.ID, URL: in.Body.URL, EventTypes: in.Body.EventTypes, Secret: in.Body.Secret}
+	if sub.ID == "" {
+		sub.ID = domain.NewSubscriptionID()
+	}
+	if err := domain.ValidateSubscription(sub); err != nil {
+		return nil, s.problem(err, "")
+	}
+	if sub.Secret == "" {
+		sub.Secret = signing.GenerateSecret()
+	} else if _, err := signing.ParseSecret(sub.Secret); err != nil {
+		return nil, s.problem(&domain.ValidationError{Field: "secret", Reason: err.Error()}, "")
+	}
+	created, err := s.store.CreateSubscription(ctx, sub)
+	if err != nil {
+		return nil, s.problem(err, "a subscription with this id already exists")
+	}
+	return &createSubscriptionOutput{Body: SubscriptionCreated{SubscriptionBody: subscriptionBody(created), Secret: created.Secret}}, nil
+}
+
+func (s *Server) getSubscription(ctx context.Context, in *subscriptionIDInput) (*subscriptionOutput, error) {
+	sub, err := s.store.GetSubscription(ctx, in.ID)
+	if err != nil {
+		return nil, s.problem(err, "subscription not found")
+	}
+	return &subscriptionOutput{Body: subscriptionBody(sub)}, nil
+}
+
+func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInput) (*listSubscriptionsOutput, error) {
+	subs, err := s.store.ListSubscriptions(ctx, in.After, in.Limit+1)
+	if err != nil {
+		return nil, s.problem(err, "")
+	}
+	out := &listSubscriptionsOutput{}
+	if len(subs) > in.Limit {
+		subs = subs[:in.Limit]
+		out.Body.NextCursor = subs[len(subs)-1].ID
+	}
+	out.Body.Data = make([]SubscriptionBody, len(subs))
+	for i, sub := range subs {
+		out.Body.Data[i] = subscriptionBody(sub)
+	}
+	return out, nil
+}
+
+func (s *Server) deleteSubscription(ctx context.Context, in *subscriptionIDInput) (*struct{}, error) {
+	if err := s.store.DeleteSubscription(ctx, in.ID); err != nil {
+		return nil, s.problem(err, "subscription not found")
+	}
+	return nil, nil
+}

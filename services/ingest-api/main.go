@@ -1,0 +1,122 @@
+// Command ingest-api serves Dispatch's HTTP API: it accepts events, fans
+// them out to matching subscriptions and queues their deliveries.
+//
+// Run "ingest-api openapi [3.0]" to print the OpenAPI document.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/libs/observability"
+	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"
+	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "openapi" {
+		if err := printSpec(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "ingest-api:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest-api:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := config.Load(libconfig.FromEnv())
+	if err != nil {
+		return err
+	}
+	log := observability.NewLogger(cfg.LogFormat, cfg.LogLevel, "ingest-api", cfg.InstanceID)
+
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns))
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+	st := store.New(pool)
+
+	publishFailures := promauto.NewCounter(prometheus.CounterOpts{
+		Name: "dispatch_publish_failures_total",
+		Help: "Deliveries stored but not handed to Kafka; the retry scheduler republishes them.",
+	})
+	producer, err := queue.NewProducer(queue.ProducerConfig{
+		Brokers: cfg.KafkaBrokers,
+		Topic:   cfg.KafkaTopic,
+		OnError: func(m queue.Message, err error) {
+			publishFailures.Inc()
+			log.Warn("publish failed; delivery stays pending in the database", "event_id", m.EventID, "subscription_id", m.SubscriptionID, "err", err)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	observability.Register(mux, map[string]observability.Check{"database": st.Ping})
+	api.New(mux, api.Config{Store: st, Publisher: producer, Logger: log, Version: version})
+
+	srv := &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("ingest-api listening", "addr", cfg.Addr, "topic", cfg.KafkaTopic)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("ADDR %s: %w", cfg.Addr, err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	if perr := producer.Close(shutdownCtx); perr != nil {
+		log.Warn("unpublished deliveries remain pending in the database", "err", perr)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func printSpec(args []string) error {
+	spec := api.Spec(version)
+	var (
+		b   []byte
+		err error
+	)
+	if len(args) > 0 && args[0] == "3.0" {
+		b, err = spec.Downgrade()
+	} else {
+		b, err = json.MarshalIndent(spec, "", "  ")
+	}
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(append(b, '\n'))
+	return err
+}
