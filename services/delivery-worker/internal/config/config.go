@@ -1,0 +1,57 @@
+// Package config parses the delivery worker's environment once, at start-up.
+package config
+
+import (
+	"os"
+	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/config"
+)
+
+// Config is the delivery worker's settings.
+type Config struct {
+	Addr               string        // ADDR: health and metrics
+	DatabaseURL        string        // DATABASE_URL
+	DBMaxConns         int           // DB_MAX_CONNS
+	KafkaBrokers       []string      // KAFKA_BROKERS
+	KafkaTopic         string        // KAFKA_TOPIC
+	KafkaConsumerGroup string        // KAFKA_CONSUMER_GROUP
+	InstanceID         string        // INSTANCE_ID
+	Concurrency        int           // DELIVERY_CONCURRENCY
+	DeliveryTimeout    time.Duration // DELIVERY_TIMEOUT
+	MaxAttempts        int           // RETRY_MAX_ATTEMPTS
+	RetryBaseDelay     time.Duration // RETRY_BASE_DELAY
+	RetryMaxDelay      time.Duration // RETRY_MAX_DELAY
+	LogFormat          string        // LOG_FORMAT
+	LogLevel           string        // LOG_LEVEL
+	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT
+}
+
+// Load reads the configuration, reporting every bad variable by name.
+func Load(env *config.Env) (Config, error) {
+	host, _ := os.Hostname()
+	c := Config{
+		Addr:               env.String("ADDR", ":8080"),
+		DatabaseURL:        env.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dispatch?sslmode=disable"),
+		DBMaxConns:         env.Int("DB_MAX_CONNS", 30, 1),
+		KafkaBrokers:       env.List("KAFKA_BROKERS", nil),
+		KafkaTopic:         env.String("KAFKA_TOPIC", "events.pending"),
+		KafkaConsumerGroup: env.String("KAFKA_CONSUMER_GROUP", "dispatch-workers"),
+		InstanceID:         env.String("INSTANCE_ID", host),
+		Concurrency:        env.Int("DELIVERY_CONCURRENCY", 256, 1),
+		DeliveryTimeout:    env.Duration("DELIVERY_TIMEOUT", 30*time.Second),
+		MaxAttempts:        env.Int("RETRY_MAX_ATTEMPTS", 10, 1),
+		RetryBaseDelay:     env.Duration("RETRY_BASE_DELAY", 5*time.Second),
+		RetryMaxDelay:      env.Duration("RETRY_MAX_DELAY", 24*time.Hour),
+		LogFormat:          env.OneOf("LOG_FORMAT", "json", "json", "text"),
+		LogLevel:           env.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		ShutdownTimeout:    env.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+	}
+	if len(c.KafkaBrokers) == 0 {
+		env.Fail("KAFKA_BROKERS", "is required (comma-separated host:port list; `go tool task kafka` starts a local one on 127.0.0.1:9092)")
+	}
+	if c.RetryMaxDelay < c.RetryBaseDelay {
+		env.Fail("RETRY_MAX_DELAY", "%s is shorter than RETRY_BASE_DELAY %s", c.RetryMaxDelay, c.RetryBaseDelay)
+	}
+	return c, env.Err()
+}
