@@ -1,0 +1,258 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/signing"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
+)
+
+const topic = "events.pending"
+
+// binDir holds the service binaries built once for the whole package.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dispatch-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	for _, svc := range []string{"ingest-api", "delivery-worker"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, svc), ".")
+		cmd.Dir = filepath.Join("..", "..", "services", svc)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", svc, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// stack is one test's Dispatch: its own database, Kafka and processes.
+type stack struct {
+	t       *testing.T
+	db      *testkit.Database
+	brokers string
+	apiURL  string
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	t.Parallel()
+	s := &stack{t: t, db: testkit.Postgres(t)}
+	s.brokers = strings.Join(testkit.Kafka(t, 4, topic).ListenAddrs(), ",")
+	addr := freeAddr(t)
+	s.apiURL = "http://" + addr
+	s.start("ingest-api", "ADDR="+addr)
+	s.waitReady(s.apiURL)
+	return s
+}
+
+func (s *stack) env(extra ...string) []string {
+	return append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"DATABASE_URL=" + s.db.URL,
+		"KAFKA_BROKERS=" + s.brokers,
+		"KAFKA_TOPIC=" + topic,
+		"LOG_FORMAT=text",
+		"SHUTDOWN_TIMEOUT=5s",
+	}, extra...)
+}
+
+// start runs a service binary until the test ends, then stops it with
+// SIGTERM as an orchestrator would.
+func (s *stack) start(svc string, env ...string) *exec.Cmd {
+	s.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, svc))
+	cmd.Env = s.env(env...)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start %s: %v", svc, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if s.t.Failed() {
+			s.t.Logf("%s output:\n%s", svc, logs.String())
+		}
+	})
+	return cmd
+}
+
+func (s *stack) startWorker(env ...string) {
+	s.t.Helper()
+	addr := freeAddr(s.t)
+	s.start("delivery-worker", append([]string{"ADDR=" + addr, "DELIVERY_TIMEOUT=5s"}, env...)...)
+	s.waitReady("http://" + addr)
+}
+
+func (s *stack) waitReady(base string) {
+	s.t.Helper()
+	eventually(s.t, 30*time.Second, func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "service at %s never became ready", base)
+}
+
+// call sends a JSON request to the API and decodes the answer.
+func (s *stack) call(method, path string, body any) (int, map[string]any) {
+	s.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.apiURL+path, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			s.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+// subscribe points a new subscription at rc.
+func (s *stack) subscribe(id string, rc *receiver, patterns ...string) {
+	s.t.Helper()
+	code, body := s.call("POST", "/subscriptions", map[string]any{"id": id, "url": rc.URL, "event_types": patterns, "secret": rc.secret})
+	if code != http.StatusCreated {
+		s.t.Fatalf("create subscription: %d %v", code, body)
+	}
+}
+
+func (s *stack) post(id, typ string) int {
+	s.t.Helper()
+	code, body := s.call("POST", "/events", map[string]any{"id": id, "type": typ, "source": "e2e", "data": map[string]any{"n": 1}})
+	if code != http.StatusAccepted && code != http.StatusOK {
+		s.t.Fatalf("post event: %d %v", code, body)
+	}
+	return code
+}
+
+// receiver is a webhook endpoint that verifies every delivery.
+type receiver struct {
+	URL      string
+	mu       sync.Mutex
+	got      []delivered
+	bad      []string
+	status   int
+	secret   string
+	verifier *signing.Verifier
+}
+
+type delivered struct {
+	EventID string
+	Type    string
+	Body    map[string]any
+}
+
+// newReceiver starts an endpoint answering status, with its own secret.
+func newReceiver(t *testing.T, status int) *receiver {
+	t.Helper()
+	secret := signing.GenerateSecret()
+	v, err := signing.NewVerifier([]string{secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &receiver{status: status, secret: secret, verifier: v}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	rc.URL = srv.URL + "/hook"
+	return rc
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if err := rc.verifier.VerifyHeaders(r.Header, body); err != nil {
+		rc.bad = append(rc.bad, err.Error())
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var p map[string]any
+	_ = json.Unmarshal(body, &p)
+	rc.got = append(rc.got, delivered{EventID: r.Header.Get("webhook-id"), Type: r.Header.Get("X-Dispatch-Event-Type"), Body: p})
+	w.WriteHeader(rc.status)
+}
+
+func (rc *receiver) deliveries() []delivered {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]delivered(nil), rc.got...)
+}
+
+func (rc *receiver) rejected() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]string(nil), rc.bad...)
+}
+
+func eventually(t *testing.T, within time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf(format, args...)
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
