@@ -87,7 +87,8 @@ func humaConfig(version string) huma.Config {
 	cfg := huma.DefaultConfig("Dispatch API", version)
 	cfg.Info.Description = "Ingest events and manage the subscriptions that Dispatch delivers them to as signed webhooks."
 	cfg.Servers = []*huma.Server{{URL: "http://localhost:8080"}}
-	cfg.DocsPath = "/docs"
+	// Plain JSON answers: no "$schema" field or Link header in every body.
+	cfg.CreateHooks = nil
 	return cfg
 }
 

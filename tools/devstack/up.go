@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func up(ctx context.Context, s settings) error {
+	if err := prepareDatabase(ctx, s.databaseURL); err != nil {
+		return err
+	}
+	brokers := s.kafkaBrokers
+	if brokers == "" {
+		c, err := startKafka(s)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		brokers = strings.Join(c.ListenAddrs(), ",")
+		fmt.Printf("embedded Kafka on %s (data in %s)\n", brokers, filepath.Join(s.dataDir, "kafka"))
+	}
+	secret, fresh, err := demoSecret(s.dataDir)
+	if err != nil {
+		return err
+	}
+	receiver, err := startReceiver(s.receiverAddr, secret)
+	if err != nil {
+		return err
+	}
+	defer receiver.Close()
+
+	common := []string{
+		"DATABASE_URL=" + s.databaseURL, "KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=" + s.topic,
+		"LOG_FORMAT=text", "SHUTDOWN_TIMEOUT=10s",
+	}
+	var procs []*process
+	defer func() { stopAll(procs) }()
+	for _, svc := range []struct{ name, addr string }{
+		{"ingest-api", s.apiAddr},
+		{"delivery-worker", s.workerAddr},
+	} {
+		p, err := startProcess(filepath.Join(s.binDir, svc.name), svc.name, append(common, "ADDR="+svc.addr, "INSTANCE_ID="+svc.name+"-1"))
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+	}
+	api := "http://" + s.apiAddr
+	if err := waitReady(ctx, api, "http://"+s.workerAddr); err != nil {
+		return err
+	}
+	if err := ensureDemoSubscription(api, "http://"+s.receiverAddr+"/webhook", secret, fresh); err != nil {
+		return err
+	}
+	sampleID := fmt.Sprintf("evt_sample_%d", time.Now().Unix())
+	if _, err := postJSON(api+"/events", map[string]any{"id": sampleID, "type": "order.created", "source": "devstack", "data": map[string]any{"order_id": 1, "note": "sample event sent by the dev stack"}}); err != nil {
+		return err
+	}
+	fmt.Printf(`
+Dispatch is running. Ctrl-C stops everything.
+  API            %[1]s   (interactive docs: %[1]s/docs, OpenAPI: %[1]s/openapi.json)
+  worker         http://%[2]s/metrics
+  demo receiver  http://%[3]s/webhook   (subscription "demo", all event types)
+A sample event %[4]s was sent; its delivery is printed by [receiver] above or below.
+Send your own:
+  curl -sS -X POST %[1]s/events -H 'Content-Type: application/json' \
+    -d '{"id":"evt_1","type":"order.created","source":"shop","data":{"order_id":42}}'
+  curl -sS %[1]s/events/evt_1
+  curl -sS %[1]s/events/evt_1/attempts
+
+`, api, s.workerAddr, s.receiverAddr, sampleID)
+
+	exited := make(chan string, len(procs))
+	for _, p := range procs {
+		go func() { <-p.done; exited <- p.name }()
+	}
+	select {
+	case <-ctx.Done():
+		fmt.Println("\nstopping…")
+		return nil
+	case name := <-exited:
+		return fmt.Errorf("%s exited; see its output above", name)
+	}
+}
+
+// ensureDemoSubscription subscribes the demo receiver. A subscription left
+// from an earlier run is replaced when the secret was made anew.
+func ensureDemoSubscription(api, url, secret string, fresh bool) error {
+	body := map[string]any{"id": "demo", "url": url, "event_types": []string{"*"}, "secret": secret}
+	code, err := postJSON(api+"/subscriptions", body)
+	if err != nil {
+		return err
+	}
+	if code == http.StatusConflict && fresh {
+		req, _ := http.NewRequest(http.MethodDelete, api+"/subscriptions/demo", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		code, err = postJSON(api+"/subscriptions", body)
+		if err != nil {
+			return err
+		}
+	}
+	if code != http.StatusCreated && code != http.StatusConflict {
+		return fmt.Errorf("create demo subscription: HTTP %d", code)
+	}
+	return nil
+}
+
+func postJSON(url string, body any) (int, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+func waitReady(ctx context.Context, bases ...string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for _, base := range bases {
+		for {
+			resp, err := http.Get(base + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s did not become ready within 30s", base)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// process is a service started by the dev stack, its output prefixed.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProcess(bin, name string, env []string) (*process, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("%s not built (run `go tool task build`): %w", bin, err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), env...)
+	// Its own process group: Ctrl-C reaches the dev stack, which then
+	// stops each service in order with SIGTERM.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			fmt.Printf("[%s] %s\n", name, sc.Text())
+		}
+	})
+	go func() {
+		wg.Wait()
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// stopAll stops services in reverse start order, each within 20 seconds.
+func stopAll(procs []*process) {
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(20 * time.Second):
+			fmt.Fprintf(os.Stderr, "%s did not stop in time; killing it\n", p.name)
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
