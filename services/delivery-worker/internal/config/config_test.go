@@ -1,0 +1,29 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/services/delivery-worker/internal/config"
+)
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(libconfig.FromMap(map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KafkaConsumerGroup != "dispatch-workers" || cfg.DeliveryTimeout != 30*time.Second || cfg.MaxAttempts != 10 {
+		t.Fatalf("defaults not applied: %+v", cfg)
+	}
+	_, err = config.Load(libconfig.FromMap(map[string]string{
+		"KAFKA_BROKERS": "x:1", "DELIVERY_TIMEOUT": "soon", "RETRY_BASE_DELAY": "1h", "RETRY_MAX_DELAY": "1m",
+	}))
+	for _, name := range []string{"DELIVERY_TIMEOUT", "RETRY_MAX_DELAY"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error %v does not name %s", err, name)
+		}
+	}
+}

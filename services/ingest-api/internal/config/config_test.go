@@ -1,0 +1,27 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/config"
+)
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(libconfig.FromMap(map[string]string{"KAFKA_BROKERS": "a:9092, b:9092"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":8080" || cfg.KafkaTopic != "events.pending" || cfg.DBMaxConns != 30 || cfg.ShutdownTimeout != 30*time.Second || len(cfg.KafkaBrokers) != 2 {
+		t.Fatalf("defaults not applied: %+v", cfg)
+	}
+	_, err = config.Load(libconfig.FromMap(map[string]string{"DB_MAX_CONNS": "lots", "LOG_FORMAT": "yaml"}))
+	for _, name := range []string{"KAFKA_BROKERS", "DB_MAX_CONNS", "LOG_FORMAT"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error %v does not name %s", err, name)
+		}
+	}
+}
