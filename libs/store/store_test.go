@@ -288,8 +288,13 @@ func TestRecordAttemptForDeletedSubscription(t *testing.T) {
 
 func BenchmarkIngestEvent(b *testing.B) {
 	db := testkit.Postgres(b)
-	st := store.New(db.Pool)
 	ctx := context.Background()
+	pool, err := store.Connect(ctx, db.URL, 30) // DB_MAX_CONNS's default
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	st := store.New(pool)
 	for i := range 10 {
 		_, err := st.CreateSubscription(ctx, domain.Subscription{ID: fmt.Sprintf("s%d", i), URL: "http://127.0.0.1:1/", EventTypes: []string{fmt.Sprintf("t%d.*", i), "order.*"}, Secret: signing.GenerateSecret()})
 		if err != nil {
@@ -299,6 +304,7 @@ func BenchmarkIngestEvent(b *testing.B) {
 	var n int64
 	var mu sync.Mutex
 	b.ReportAllocs()
+	b.SetParallelism(16) // concurrent requests, as an API instance sees them
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,4 +253,52 @@ func TestCommittedSpecIsCurrent(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)), "docs/%s is stale: run `go tool task gen`", file)
 	}
+}
+
+// BenchmarkCreateEvent measures the whole ingest path over HTTP: decoding,
+// validation, the fan-out transaction (10 subscriptions, 2 matching) and
+// handing the deliveries to Kafka.
+func BenchmarkCreateEvent(b *testing.B) {
+	db := testkit.Postgres(b)
+	cluster := testkit.Kafka(b, 8, topic)
+	producer, err := queue.NewProducer(queue.ProducerConfig{Brokers: cluster.ListenAddrs(), Topic: topic})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = producer.Close(context.Background()) })
+	mux := http.NewServeMux()
+	pool, err := store.Connect(context.Background(), db.URL, 30) // DB_MAX_CONNS's default
+	require.NoError(b, err)
+	b.Cleanup(pool.Close)
+	api.New(mux, api.Config{Store: store.New(pool), Publisher: producer, Registerer: prometheus.NewRegistry(), Version: "bench"})
+	srv := httptest.NewServer(mux)
+	b.Cleanup(srv.Close)
+	for i := range 10 {
+		body := fmt.Sprintf(`{"id":"s%d","url":"http://127.0.0.1:1/","event_types":["t%d.*"]}`, i, i)
+		if i < 2 {
+			body = fmt.Sprintf(`{"id":"s%d","url":"http://127.0.0.1:1/","event_types":["order.*"]}`, i)
+		}
+		resp, err := http.Post(srv.URL+"/subscriptions", "application/json", strings.NewReader(body))
+		require.NoError(b, err)
+		resp.Body.Close()
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			body := fmt.Sprintf(`{"id":"evt_%d","type":"order.created","source":"bench","data":{"order_id":42,"total":"12.50"}}`, seq.Add(1))
+			resp, err := client.Post(srv.URL+"/events", "application/json", strings.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
 }
