@@ -126,7 +126,7 @@ require (
 	go.opentelemetry.io/otel/sdk v1.45.0 // indirect
 	go.opentelemetry.io/otel/sdk/metric v1.45.0 // indirect
 	go.opentelemetry.io/otel/trace v1.45.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.4 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/oauth2 v0.37.0 // indirect
@@ -149,3 +149,15 @@ require (
 replace github.com/dispatch-webhooks/dispatch/libs/signing => ../libs/signing
 
 replace github.com/dispatch-webhooks/dispatch/migrations => ../migrations
+
+replace github.com/dispatch-webhooks/dispatch/libs/config => ../libs/config
+
+replace github.com/dispatch-webhooks/dispatch/libs/domain => ../libs/domain
+
+replace github.com/dispatch-webhooks/dispatch/libs/observability => ../libs/observability
+
+replace github.com/dispatch-webhooks/dispatch/libs/queue => ../libs/queue
+
+replace github.com/dispatch-webhooks/dispatch/libs/store => ../libs/store
+
+replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../libs/testkit

@@ -14,3 +14,17 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/dispatch-webhooks/dispatch/libs/config => ../../libs/config
+
+replace github.com/dispatch-webhooks/dispatch/libs/domain => ../../libs/domain
+
+replace github.com/dispatch-webhooks/dispatch/libs/queue => ../../libs/queue
+
+replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
+
+replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
+
+replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
+
+replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations

@@ -15,7 +15,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 )
@@ -31,3 +31,13 @@ require (
 replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
 
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
+
+replace github.com/dispatch-webhooks/dispatch/libs/config => ../../libs/config
+
+replace github.com/dispatch-webhooks/dispatch/libs/domain => ../../libs/domain
+
+replace github.com/dispatch-webhooks/dispatch/libs/observability => ../../libs/observability
+
+replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
+
+replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store

@@ -25,3 +25,15 @@ require (
 )
 
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
+
+replace github.com/dispatch-webhooks/dispatch/libs/config => ../../libs/config
+
+replace github.com/dispatch-webhooks/dispatch/libs/domain => ../../libs/domain
+
+replace github.com/dispatch-webhooks/dispatch/libs/observability => ../../libs/observability
+
+replace github.com/dispatch-webhooks/dispatch/libs/queue => ../../libs/queue
+
+replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
+
+replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
