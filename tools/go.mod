@@ -161,3 +161,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/queue => ../libs/queue
 replace github.com/dispatch-webhooks/dispatch/libs/store => ../libs/store
 
 replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../libs/testkit
+
+replace github.com/dispatch-webhooks/dispatch/libs/retry => ../libs/retry

@@ -15,3 +15,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
 replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
 
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
+
+replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry

@@ -35,8 +35,20 @@ type Subscription struct {
 	Secret      string
 	State       SubscriptionState
 	StateReason string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Settings override the service-wide delivery defaults; zero fields
+	// mean "use the default".
+	Settings  DeliverySettings
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// DeliverySettings tune how one subscription's deliveries are attempted.
+// A zero field means the service-wide default.
+type DeliverySettings struct {
+	MaxAttempts    int
+	RetryBaseDelay time.Duration
+	RetryMaxDelay  time.Duration
+	Timeout        time.Duration
 }
 
 // DeliveryStatus is where one (event, subscription) delivery is in its lifecycle:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Input limits. They bound what one request may make Dispatch store and send.
@@ -117,6 +118,31 @@ func ValidateSubscription(s Subscription) error {
 		if err := ValidatePattern(fmt.Sprintf("event_types[%d]", i), p); err != nil {
 			return err
 		}
+	}
+	return ValidateSettings(s.Settings)
+}
+
+// Bounds of per-subscription delivery settings.
+const (
+	MaxMaxAttempts = 100
+	MinTimeout     = 100 * time.Millisecond
+	MaxTimeout     = 5 * time.Minute
+	MaxRetryDelay  = 7 * 24 * time.Hour
+)
+
+// ValidateSettings checks per-subscription delivery settings.
+func ValidateSettings(st DeliverySettings) error {
+	switch {
+	case st.MaxAttempts < 0 || st.MaxAttempts > MaxMaxAttempts:
+		return invalid("max_attempts", fmt.Sprintf("must be between 1 and %d", MaxMaxAttempts))
+	case st.Timeout != 0 && (st.Timeout < MinTimeout || st.Timeout > MaxTimeout):
+		return invalid("timeout_ms", fmt.Sprintf("must be between %d and %d", MinTimeout.Milliseconds(), MaxTimeout.Milliseconds()))
+	case st.RetryBaseDelay < 0 || st.RetryBaseDelay > MaxRetryDelay:
+		return invalid("retry_base_delay_ms", fmt.Sprintf("must be between 1 and %d", MaxRetryDelay.Milliseconds()))
+	case st.RetryMaxDelay < 0 || st.RetryMaxDelay > MaxRetryDelay:
+		return invalid("retry_max_delay_ms", fmt.Sprintf("must be between 1 and %d", MaxRetryDelay.Milliseconds()))
+	case st.RetryBaseDelay > 0 && st.RetryMaxDelay > 0 && st.RetryMaxDelay < st.RetryBaseDelay:
+		return invalid("retry_max_delay_ms", "must not be below retry_base_delay_ms")
 	}
 	return nil
 }

@@ -41,3 +41,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/observability => ../../libs/o
 replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
 
 replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
+
+replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry

@@ -44,37 +44,49 @@ type Job struct {
 	// Secrets are the signing secrets to sign with: the current one, then
 	// the previous one while a rotation's grace period lasts.
 	Secrets []string
+	// Settings are the subscription's own delivery settings (zero: defaults).
+	Settings domain.DeliverySettings
 }
 
-// claimSQL takes a delivery for one attempt. Only a delivery that is due may
-// be taken: pending, retrying with its time come, or processing whose
-// previous claim lapsed (its worker died). The attempt number is allotted
-// here, so two claims can never record the same attempt.
+// openStatuses are the statuses of deliveries that are not final.
+const openStatuses = `('pending', 'processing', 'retrying')`
+
+// claimSQL takes a delivery for one attempt. Only a due delivery may be
+// taken: every open delivery carries its due time in next_attempt_at (queued
+// pending: at once; retrying: the retry time; processing: when the previous
+// claim's lease lapses, because its worker died). The claim's own lease is
+// stored the same way, and the attempt number is allotted here, so two
+// claims can never record the same attempt. The claim consumed the Kafka
+// record, so the delivery counts as not enqueued (enqueued_at -infinity).
 const claimSQL = `
 UPDATE deliveries d
-SET status = 'processing', attempts = d.attempts + 1, locked_until = now() + $2::interval, updated_at = now()
+SET status = 'processing', attempts = d.attempts + 1,
+    next_attempt_at = now() + coalesce(s.timeout_ms * interval '1 millisecond', $2::interval) + $3::interval,
+    enqueued_at = '-infinity', updated_at = now()
 FROM events e, subscriptions s
 WHERE d.id = $1 AND e.id = d.event_id AND s.id = d.subscription_id AND s.state = 'active'
-  AND (d.status = 'pending'
-       OR (d.status = 'retrying' AND d.next_attempt_at <= now())
-       OR (d.status = 'processing' AND d.locked_until < now()))
+  AND d.status IN ` + openStatuses + ` AND d.next_attempt_at <= now()
 RETURNING d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.received_at,
-          s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now()`
+          s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(),
+          s.max_attempts, s.retry_base_ms, s.retry_max_ms, s.timeout_ms`
 
-// ClaimDelivery marks a due delivery as processing for at most lease and
-// returns the job to attempt. A delivery that is not due, already final,
-// held by a live claim, or whose subscription is not active is
-// domain.ErrNotClaimable.
-func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, lease time.Duration) (Job, error) {
+// ClaimDelivery marks a due delivery as processing and returns the job to
+// attempt. The claim's lease is the subscription's timeout (defaultTimeout
+// when it sets none) plus margin; once it lapses the delivery may be taken
+// over. A delivery that is not due, already final, held by a live claim, or
+// whose subscription is not active is domain.ErrNotClaimable.
+func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, defaultTimeout, margin time.Duration) (Job, error) {
 	var (
-		j        = Job{DeliveryID: deliveryID}
-		secret   string
-		previous pgtype.Text
-		inGrace  pgtype.Bool
+		j                  = Job{DeliveryID: deliveryID}
+		secret             string
+		previous           pgtype.Text
+		inGrace            pgtype.Bool
+		maxAttempts, toMS  pgtype.Int4
+		baseMS, maxDelayMS pgtype.Int8
 	)
-	err := s.pool.QueryRow(ctx, claimSQL, deliveryID, lease).Scan(
+	err := s.pool.QueryRow(ctx, claimSQL, deliveryID, defaultTimeout, margin).Scan(
 		&j.SubscriptionID, &j.Attempt, &j.Event.ID, &j.Event.Type, &j.Event.Source, &j.Event.Data, &j.Event.ReceivedAt,
-		&j.URL, &secret, &previous, &inGrace)
+		&j.URL, &secret, &previous, &inGrace, &maxAttempts, &baseMS, &maxDelayMS, &toMS)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, domain.ErrNotClaimable)
 	}
@@ -84,6 +96,12 @@ func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, lease time.
 	j.Secrets = []string{secret}
 	if previous.Valid && inGrace.Valid && inGrace.Bool {
 		j.Secrets = append(j.Secrets, previous.String)
+	}
+	j.Settings = domain.DeliverySettings{
+		MaxAttempts:    int(maxAttempts.Int32),
+		RetryBaseDelay: time.Duration(baseMS.Int64) * time.Millisecond,
+		RetryMaxDelay:  time.Duration(maxDelayMS.Int64) * time.Millisecond,
+		Timeout:        time.Duration(toMS.Int32) * time.Millisecond,
 	}
 	return j, nil
 }
@@ -106,7 +124,7 @@ WITH a AS (
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ), u AS (
 	UPDATE deliveries
-	SET status = $10, next_attempt_at = $11, locked_until = NULL,
+	SET status = $10, next_attempt_at = $11, enqueued_at = '-infinity',
 	    last_status_code = $5, last_error = $7, updated_at = now()
 	WHERE id = $1 AND status = 'processing' AND attempts = $2
 	RETURNING id
@@ -140,6 +158,193 @@ func (s *Store) RecordAttempt(ctx context.Context, o Outcome) error {
 	}
 	if updated == 0 {
 		return fmt.Errorf("record attempt %d of delivery %d: %w", a.Number, a.DeliveryID, domain.ErrNotClaimable)
+	}
+	return nil
+}
+
+// ReleaseDelivery gives back a claim whose attempt was never made (the
+// worker is stopping): the attempt is not spent and the delivery is due
+// again at once, for the retry scheduler to republish.
+func (s *Store) ReleaseDelivery(ctx context.Context, deliveryID int64, attempt int) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE deliveries
+		SET status = CASE WHEN attempts = 1 THEN 'pending' ELSE 'retrying' END,
+		    attempts = attempts - 1, next_attempt_at = now(), enqueued_at = '-infinity', updated_at = now()
+		WHERE id = $1 AND status = 'processing' AND attempts = $2`, deliveryID, attempt)
+	if err != nil {
+		return fmt.Errorf("release delivery %d: %w", deliveryID, err)
+	}
+	return nil
+}
+
+// DueKind says why the retry scheduler republished a delivery.
+type DueKind string
+
+// Why a delivery was due for (re)publishing.
+const (
+	// DueRetry is a retrying delivery whose time has come.
+	DueRetry DueKind = "retry"
+	// DueStranded is a pending or processing delivery whose Kafka record was
+	// lost or whose worker died.
+	DueStranded DueKind = "stranded"
+)
+
+// DueDelivery is a delivery claimed for republishing.
+type DueDelivery struct {
+	DeliveryRef
+	Kind DueKind
+}
+
+// claimDueSQL claims a batch of open deliveries that need a Kafka record:
+// due, and either not enqueued since their last change (enqueued_at is
+// -infinity after a failed attempt, a claim whose lease then lapsed, a
+// release or a bulk redelivery) or enqueued longer than stale ago without
+// being picked up (the record was lost, or the publish failed). Marking them
+// enqueued now under FOR UPDATE SKIP LOCKED means concurrent schedulers
+// never claim the same row.
+const claimDueSQL = `
+WITH due AS (
+	SELECT d.id, d.status = 'retrying' AS is_retry
+	FROM deliveries d
+	WHERE d.status IN ` + openStatuses + `
+	  AND d.next_attempt_at <= now()
+	  AND (d.enqueued_at = '-infinity' OR d.enqueued_at < now() - $2::interval)
+	ORDER BY d.next_attempt_at
+	LIMIT $1
+	FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d SET enqueued_at = now()
+FROM due WHERE d.id = due.id
+RETURNING d.id, d.event_id, d.subscription_id, due.is_retry`
+
+// ClaimDue claims up to limit deliveries that need publishing (see
+// claimDueSQL); stale is how long a published record may wait unclaimed
+// before it counts as lost.
+func (s *Store) ClaimDue(ctx context.Context, limit int, stale time.Duration) ([]DueDelivery, error) {
+	rows, err := s.pool.Query(ctx, claimDueSQL, limit, stale)
+	if err != nil {
+		return nil, fmt.Errorf("claim due deliveries: %w", err)
+	}
+	due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DueDelivery, error) {
+		var (
+			d       DueDelivery
+			isRetry bool
+		)
+		err := r.Scan(&d.ID, &d.EventID, &d.SubscriptionID, &isRetry)
+		d.Kind = DueStranded
+		if isRetry {
+			d.Kind = DueRetry
+		}
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim due deliveries: %w", err)
+	}
+	return due, nil
+}
+
+// Redeliver queues an event's finished (delivered or failed) deliveries
+// again, all of them or one subscription's, and returns those it queued.
+// Their attempts continue the same numbering. An unknown event is
+// domain.ErrNotFound.
+func (s *Store) Redeliver(ctx context.Context, eventID, subscriptionID string) ([]DeliveryRef, error) {
+	rows, err := s.pool.Query(ctx, `
+		WITH ev AS (SELECT id FROM events WHERE id = $1),
+		upd AS (
+			UPDATE deliveries d
+			SET status = 'pending', next_attempt_at = now(), enqueued_at = now(), updated_at = now()
+			FROM ev, subscriptions s
+			WHERE d.event_id = ev.id AND s.id = d.subscription_id AND s.state = 'active'
+			  AND d.status IN ('delivered', 'failed') AND ($2 = '' OR d.subscription_id = $2)
+			RETURNING d.id, d.subscription_id
+		)
+		SELECT ev.id, upd.id, upd.subscription_id FROM ev LEFT JOIN upd ON true`, eventID, subscriptionID)
+	if err != nil {
+		return nil, fmt.Errorf("redeliver %q: %w", eventID, err)
+	}
+	defer rows.Close()
+	var (
+		found bool
+		refs  []DeliveryRef
+	)
+	for rows.Next() {
+		found = true
+		var (
+			ev    string
+			id    pgtype.Int8
+			subID pgtype.Text
+		)
+		if err := rows.Scan(&ev, &id, &subID); err != nil {
+			return nil, fmt.Errorf("redeliver %q: %w", eventID, err)
+		}
+		if id.Valid {
+			refs = append(refs, DeliveryRef{ID: id.Int64, EventID: ev, SubscriptionID: subID.String})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("redeliver %q: %w", eventID, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("redeliver %q: %w", eventID, domain.ErrNotFound)
+	}
+	return refs, nil
+}
+
+// RedeliverFilter selects finished deliveries of one subscription for bulk redelivery.
+type RedeliverFilter struct {
+	SubscriptionID string
+	// Statuses to redeliver: delivered and/or failed (default: failed).
+	Statuses []domain.DeliveryStatus
+	// From and To bound the deliveries' creation time (zero: unbounded).
+	From, To time.Time
+}
+
+// RedeliverBulk queues every matching finished delivery again in one
+// statement, without loading them: they are marked due and never published,
+// so the retry scheduler publishes them in batches. It returns how many
+// were queued. An unknown subscription is domain.ErrNotFound, one that is
+// not active domain.ErrConflict.
+func (s *Store) RedeliverBulk(ctx context.Context, f RedeliverFilter) (int64, error) {
+	statuses := []string{string(domain.DeliveryFailed)}
+	if len(f.Statuses) > 0 {
+		statuses = statuses[:0]
+		for _, st := range f.Statuses {
+			statuses = append(statuses, string(st))
+		}
+	}
+	from := pgtype.Timestamptz{Time: f.From, Valid: !f.From.IsZero()}
+	to := pgtype.Timestamptz{Time: f.To, Valid: !f.To.IsZero()}
+	sub, err := s.GetSubscription(ctx, f.SubscriptionID)
+	if err != nil {
+		return 0, fmt.Errorf("bulk redeliver: %w", err)
+	}
+	if sub.State != domain.SubscriptionActive {
+		return 0, fmt.Errorf("bulk redeliver for %q: subscription is %s: %w", f.SubscriptionID, sub.State, domain.ErrConflict)
+	}
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE deliveries
+		SET status = 'pending', next_attempt_at = now(), enqueued_at = '-infinity', updated_at = now()
+		WHERE subscription_id = $1 AND status = ANY($2::text[])
+		  AND ($3::timestamptz IS NULL OR created_at >= $3)
+		  AND ($4::timestamptz IS NULL OR created_at < $4)
+		  AND EXISTS (SELECT 1 FROM subscriptions WHERE id = $1 AND state = 'active')`,
+		f.SubscriptionID, statuses, from, to)
+	if err != nil {
+		return 0, fmt.Errorf("bulk redeliver for %q: %w", f.SubscriptionID, err)
+	}
+	n := tag.RowsAffected()
+	return n, nil
+}
+
+// MarkUnpublished records that deliveries' Kafka records were not
+// published after all, so the retry scheduler publishes them on its next
+// pass instead of waiting for them to go stale.
+func (s *Store) MarkUnpublished(ctx context.Context, ids ...int64) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE deliveries SET enqueued_at = '-infinity'
+		WHERE id = ANY($1) AND status IN `+openStatuses, ids)
+	if err != nil {
+		return fmt.Errorf("mark %d deliveries unpublished: %w", len(ids), err)
 	}
 	return nil
 }

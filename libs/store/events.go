@@ -10,9 +10,10 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-// DeliveryRef names one delivery created by ingest, for publishing.
+// DeliveryRef names one delivery, for publishing.
 type DeliveryRef struct {
 	ID             int64
+	EventID        string
 	SubscriptionID string
 }
 
@@ -40,8 +41,8 @@ WITH ev AS (
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id, received_at
 ), d AS (
-	INSERT INTO deliveries (event_id, subscription_id)
-	SELECT ev.id, s.id FROM ev, subscriptions s
+	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
+	SELECT ev.id, s.id, now() FROM ev, subscriptions s
 	WHERE s.state = 'active' AND s.event_types && $5::text[]
 	RETURNING id, subscription_id
 )
@@ -68,7 +69,7 @@ func (s *Store) IngestEvent(ctx context.Context, e domain.Event) (IngestResult, 
 		}
 		res.Created = true
 		if id.Valid {
-			res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, SubscriptionID: subID.String})
+			res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, EventID: e.ID, SubscriptionID: subID.String})
 		}
 	}
 	if err := rows.Err(); err != nil {

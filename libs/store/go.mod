@@ -43,3 +43,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/config => ../../libs/config
 replace github.com/dispatch-webhooks/dispatch/libs/observability => ../../libs/observability
 
 replace github.com/dispatch-webhooks/dispatch/libs/queue => ../../libs/queue
+
+replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry

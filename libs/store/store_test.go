@@ -191,14 +191,14 @@ func TestClaimAndRecordLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, attempts)
 
-	job, err := st.ClaimDelivery(ctx, dID, time.Minute)
+	job, err := st.ClaimDelivery(ctx, dID, time.Minute, 0)
 	require.NoError(t, err)
 	require.Equal(t, 1, job.Attempt)
 	require.Equal(t, sub.URL, job.URL)
 	require.Equal(t, []string{sub.Secret}, job.Secrets)
 	require.Equal(t, "x.y", job.Event.Type)
 
-	_, err = st.ClaimDelivery(ctx, dID, time.Minute)
+	_, err = st.ClaimDelivery(ctx, dID, time.Minute, 0)
 	require.ErrorIs(t, err, domain.ErrNotClaimable, "a live claim excludes others")
 
 	code := 500
@@ -216,12 +216,12 @@ func TestClaimAndRecordLifecycle(t *testing.T) {
 	require.Equal(t, 500, *ds[0].LastStatusCode)
 	require.NotNil(t, ds[0].NextAttemptAt)
 
-	_, err = st.ClaimDelivery(ctx, dID, time.Minute)
+	_, err = st.ClaimDelivery(ctx, dID, time.Minute, 0)
 	require.ErrorIs(t, err, domain.ErrNotClaimable, "a retry that is not due is not claimable")
 
 	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET next_attempt_at = now() - interval '1 second' WHERE id = $1`, dID)
 	require.NoError(t, err)
-	job, err = st.ClaimDelivery(ctx, dID, time.Minute)
+	job, err = st.ClaimDelivery(ctx, dID, time.Minute, 0)
 	require.NoError(t, err)
 	require.Equal(t, 2, job.Attempt)
 
@@ -230,7 +230,7 @@ func TestClaimAndRecordLifecycle(t *testing.T) {
 		Attempt: domain.Attempt{DeliveryID: dID, Number: 2, StartedAt: time.Now(), Duration: 5 * time.Millisecond, StatusCode: &ok, Instance: "w2"},
 		Status:  domain.DeliveryDelivered,
 	}))
-	_, err = st.ClaimDelivery(ctx, dID, time.Minute)
+	_, err = st.ClaimDelivery(ctx, dID, time.Minute, 0)
 	require.ErrorIs(t, err, domain.ErrNotClaimable, "a delivered delivery is final")
 
 	attempts, err = st.ListAttempts(ctx, "evt_l")
@@ -253,10 +253,10 @@ func TestLapsedClaimIsTakenOver(t *testing.T) {
 	require.NoError(t, err)
 	dID := res.Deliveries[0].ID
 
-	first, err := st.ClaimDelivery(ctx, dID, time.Millisecond)
+	first, err := st.ClaimDelivery(ctx, dID, time.Millisecond, 0)
 	require.NoError(t, err)
 	time.Sleep(20 * time.Millisecond) // let the 1 ms lease lapse on the server's clock
-	second, err := st.ClaimDelivery(ctx, dID, time.Minute)
+	second, err := st.ClaimDelivery(ctx, dID, time.Minute, 0)
 	require.NoError(t, err)
 	require.Equal(t, first.Attempt+1, second.Attempt)
 
@@ -278,7 +278,7 @@ func TestRecordAttemptForDeletedSubscription(t *testing.T) {
 	createSub(t, st, "gone", "*")
 	res, err := st.IngestEvent(ctx, event("evt_gone", "x"))
 	require.NoError(t, err)
-	job, err := st.ClaimDelivery(ctx, res.Deliveries[0].ID, time.Minute)
+	job, err := st.ClaimDelivery(ctx, res.Deliveries[0].ID, time.Minute, 0)
 	require.NoError(t, err)
 	require.NoError(t, st.DeleteSubscription(ctx, "gone"))
 	code := 200

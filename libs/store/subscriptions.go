@@ -3,28 +3,50 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-const subscriptionColumns = `id, url, event_types, secret, state, state_reason, created_at, updated_at`
+const subscriptionColumns = `id, url, event_types, secret, state, state_reason,
+	max_attempts, retry_base_ms, retry_max_ms, timeout_ms, created_at, updated_at`
 
 func scanSubscription(row pgx.Row) (domain.Subscription, error) {
-	var s domain.Subscription
-	err := row.Scan(&s.ID, &s.URL, &s.EventTypes, &s.Secret, &s.State, &s.StateReason, &s.CreatedAt, &s.UpdatedAt)
+	var (
+		s                  domain.Subscription
+		maxAttempts, toMS  pgtype.Int4
+		baseMS, maxDelayMS pgtype.Int8
+	)
+	err := row.Scan(&s.ID, &s.URL, &s.EventTypes, &s.Secret, &s.State, &s.StateReason,
+		&maxAttempts, &baseMS, &maxDelayMS, &toMS, &s.CreatedAt, &s.UpdatedAt)
+	s.Settings = domain.DeliverySettings{
+		MaxAttempts:    int(maxAttempts.Int32),
+		RetryBaseDelay: time.Duration(baseMS.Int64) * time.Millisecond,
+		RetryMaxDelay:  time.Duration(maxDelayMS.Int64) * time.Millisecond,
+		Timeout:        time.Duration(toMS.Int32) * time.Millisecond,
+	}
 	return s, err
+}
+
+// nullMS stores a zero duration as NULL ("use the default").
+func nullMS(d time.Duration) pgtype.Int8 {
+	return pgtype.Int8{Int64: d.Milliseconds(), Valid: d > 0}
 }
 
 // CreateSubscription stores a new, active subscription. A subscription with
 // the same id is domain.ErrConflict.
 func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription) (domain.Subscription, error) {
 	row := s.pool.QueryRow(ctx, `
-		INSERT INTO subscriptions (id, url, event_types, secret)
-		VALUES ($1, $2, $3, $4)
+		INSERT INTO subscriptions (id, url, event_types, secret, max_attempts, retry_base_ms, retry_max_ms, timeout_ms)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		RETURNING `+subscriptionColumns,
-		sub.ID, sub.URL, sub.EventTypes, sub.Secret)
+		sub.ID, sub.URL, sub.EventTypes, sub.Secret,
+		pgtype.Int4{Int32: int32(sub.Settings.MaxAttempts), Valid: sub.Settings.MaxAttempts > 0},
+		nullMS(sub.Settings.RetryBaseDelay), nullMS(sub.Settings.RetryMaxDelay),
+		pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0})
 	created, err := scanSubscription(row)
 	if isUniqueViolation(err) {
 		return domain.Subscription{}, fmt.Errorf("subscription %q: %w", sub.ID, domain.ErrConflict)
@@ -71,4 +93,29 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 		return fmt.Errorf("delete subscription %q: %w", id, domain.ErrNotFound)
 	}
 	return nil
+}
+
+// DisableSubscription stops a subscription for good (for example after its
+// endpoint answered 410 Gone) and fails its deliveries that are waiting,
+// in one transaction. Deliveries being attempted right now finish normally.
+func (s *Store) DisableSubscription(ctx context.Context, id, reason string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE subscriptions SET state = 'disabled', state_reason = $2, updated_at = now()
+			WHERE id = $1`, id, reason)
+		if err != nil {
+			return fmt.Errorf("disable subscription %q: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("disable subscription %q: %w", id, domain.ErrNotFound)
+		}
+		_, err = tx.Exec(ctx, `
+			UPDATE deliveries SET status = 'failed', next_attempt_at = NULL,
+			       last_error = 'subscription disabled: ' || $2, updated_at = now()
+			WHERE subscription_id = $1 AND status IN ('pending', 'retrying')`, id, reason)
+		if err != nil {
+			return fmt.Errorf("fail deliveries of disabled subscription %q: %w", id, err)
+		}
+		return nil
+	})
 }

@@ -37,3 +37,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/queue => ../../libs/queue
 replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
 
 replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
+
+replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry

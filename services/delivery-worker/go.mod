@@ -18,6 +18,7 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/config v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/observability v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/retry v0.0.0
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/pgx/v5 v5.12.0 // indirect
@@ -51,3 +52,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/observability => ../../libs/o
 replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
 
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
+
+replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry

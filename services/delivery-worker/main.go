@@ -15,6 +15,7 @@ import (
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/retry"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/services/delivery-worker/internal/config"
 	"github.com/dispatch-webhooks/dispatch/services/delivery-worker/internal/delivery"
@@ -60,8 +61,8 @@ func run(ctx context.Context) error {
 	}
 	worker := delivery.NewWorker(st, delivery.NewSender(version), delivery.Config{
 		Timeout:     cfg.DeliveryTimeout,
-		LeaseMargin: 30 * time.Second,
-		Retry:       delivery.RetryPolicy{MaxAttempts: cfg.MaxAttempts, BaseDelay: cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay},
+		LeaseMargin: cfg.LeaseMargin,
+		Retry:       retry.Policy{MaxAttempts: cfg.MaxAttempts, BaseDelay: cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay},
 		Instance:    cfg.InstanceID,
 		Logger:      log,
 	})

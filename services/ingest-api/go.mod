@@ -59,3 +59,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/observability => ../../libs/o
 replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
 
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
+
+replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry

@@ -68,7 +68,13 @@ func run(ctx context.Context) error {
 		Topic:   cfg.KafkaTopic,
 		OnError: func(m queue.Message, err error) {
 			publishFailures.Inc()
-			log.Warn("publish failed; delivery stays pending in the database", "event_id", m.EventID, "subscription_id", m.SubscriptionID, "err", err)
+			log.Warn("publish failed; the retry scheduler will publish it", "event_id", m.EventID, "subscription_id", m.SubscriptionID, "err", err)
+			// Let the scheduler publish it on its next pass rather than once it looks stale.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := st.MarkUnpublished(ctx, m.DeliveryID); err != nil {
+				log.Warn("could not flag unpublished delivery; it is republished once stale", "event_id", m.EventID, "err", err)
+			}
 		},
 	})
 	if err != nil {

@@ -39,3 +39,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/observability => ../../libs/o
 replace github.com/dispatch-webhooks/dispatch/libs/queue => ../../libs/queue
 
 replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
+
+replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/libs/retry"
 )
 
 // Config is the delivery worker's settings.
@@ -19,6 +20,7 @@ type Config struct {
 	InstanceID         string        // INSTANCE_ID
 	Concurrency        int           // DELIVERY_CONCURRENCY
 	DeliveryTimeout    time.Duration // DELIVERY_TIMEOUT
+	LeaseMargin        time.Duration // DELIVERY_LEASE_MARGIN
 	MaxAttempts        int           // RETRY_MAX_ATTEMPTS
 	RetryBaseDelay     time.Duration // RETRY_BASE_DELAY
 	RetryMaxDelay      time.Duration // RETRY_MAX_DELAY
@@ -40,9 +42,10 @@ func Load(env *config.Env) (Config, error) {
 		InstanceID:         env.String("INSTANCE_ID", host),
 		Concurrency:        env.Int("DELIVERY_CONCURRENCY", 256, 1),
 		DeliveryTimeout:    env.Duration("DELIVERY_TIMEOUT", 30*time.Second),
-		MaxAttempts:        env.Int("RETRY_MAX_ATTEMPTS", 10, 1),
-		RetryBaseDelay:     env.Duration("RETRY_BASE_DELAY", 5*time.Second),
-		RetryMaxDelay:      env.Duration("RETRY_MAX_DELAY", 24*time.Hour),
+		LeaseMargin:        env.Duration("DELIVERY_LEASE_MARGIN", 30*time.Second),
+		MaxAttempts:        env.Int("RETRY_MAX_ATTEMPTS", retry.DefaultMaxAttempts, 1),
+		RetryBaseDelay:     env.Duration("RETRY_BASE_DELAY", retry.DefaultBaseDelay),
+		RetryMaxDelay:      env.Duration("RETRY_MAX_DELAY", retry.DefaultMaxDelay),
 		LogFormat:          env.OneOf("LOG_FORMAT", "json", "json", "text"),
 		LogLevel:           env.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		ShutdownTimeout:    env.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),

@@ -15,7 +15,7 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.KafkaConsumerGroup != "dispatch-workers" || cfg.DeliveryTimeout != 30*time.Second || cfg.MaxAttempts != 10 {
+	if cfg.KafkaConsumerGroup != "dispatch-workers" || cfg.DeliveryTimeout != 30*time.Second || cfg.MaxAttempts != 16 {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 	_, err = config.Load(libconfig.FromMap(map[string]string{

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/retry"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
@@ -72,14 +73,22 @@ func Body(e domain.Event) ([]byte, error) {
 	return json.Marshal(payload{ID: e.ID, Type: e.Type, Source: e.Source, Timestamp: e.ReceivedAt.UTC(), Data: e.Data})
 }
 
+// Result is what one attempt found out.
+type Result struct {
+	Attempt domain.Attempt
+	// RetryAfter is the receiver's Retry-After on a 429 or 503, or zero.
+	RetryAfter time.Duration
+}
+
 // Send attempts the job once within timeout and describes what happened.
 // It never returns an error: every failure is an attempt outcome.
-func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration) domain.Attempt {
+func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration) Result {
 	start := time.Now()
 	a := domain.Attempt{DeliveryID: job.DeliveryID, EventID: job.Event.ID, SubscriptionID: job.SubscriptionID, Number: job.Attempt, StartedAt: start}
-	finish := func(class domain.ErrorClass, msg string) domain.Attempt {
+	var retryAfter time.Duration
+	finish := func(class domain.ErrorClass, msg string) Result {
 		a.Duration, a.ErrorClass, a.Error = time.Since(start), class, msg
-		return a
+		return Result{Attempt: a, RetryAfter: retryAfter}
 	}
 
 	body, err := Body(job.Event)
@@ -117,6 +126,9 @@ func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration)
 	resp.Body.Close()
 	code := resp.StatusCode
 	a.StatusCode, a.ResponseBody = &code, snippet
+	if retry.HonoursRetryAfter(code) {
+		retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
 	if code < 200 || code > 299 {
 		return finish(domain.ErrorHTTPStatus, "HTTP "+strconv.Itoa(code))
 	}

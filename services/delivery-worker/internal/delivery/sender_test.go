@@ -43,7 +43,7 @@ func TestSendSignsAndDescribesSuccess(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	a := NewSender("test").Send(context.Background(), job(srv.URL, secret), 5*time.Second)
+	a := NewSender("test").Send(context.Background(), job(srv.URL, secret), 5*time.Second).Attempt
 	require.True(t, a.Succeeded(), "%+v", a)
 	require.Equal(t, "thanks", a.ResponseBody)
 	r := <-got
@@ -64,6 +64,14 @@ func TestSendClassifiesFailures(t *testing.T) {
 	mux.HandleFunc("/500", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(500)
 		_, _ = w.Write([]byte("db down" + strings.Repeat("x", 5000)))
+	})
+	mux.HandleFunc("/429", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "42")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	mux.HandleFunc("/500-retry-after", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "42") // only 429 and 503 are honoured
+		w.WriteHeader(http.StatusInternalServerError)
 	})
 	mux.HandleFunc("/302", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusFound) })
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, _ *http.Request) {})
@@ -87,21 +95,26 @@ func TestSendClassifiesFailures(t *testing.T) {
 	require.NoError(t, ln.Close())
 
 	tests := []struct {
-		url   string
-		class domain.ErrorClass
-		code  int
+		url        string
+		class      domain.ErrorClass
+		code       int
+		retryAfter time.Duration
 	}{
-		{srv.URL + "/500", domain.ErrorHTTPStatus, 500},
-		{srv.URL + "/302", domain.ErrorHTTPStatus, 302},
-		{srv.URL + "/hang", domain.ErrorTimeout, 0},
-		{srv.URL + "/reset", domain.ErrorConnectionReset, 0},
-		{refused, domain.ErrorConnectionRefused, 0},
+		{srv.URL + "/500", domain.ErrorHTTPStatus, 500, 0},
+		{srv.URL + "/429", domain.ErrorHTTPStatus, 429, 42 * time.Second},
+		{srv.URL + "/500-retry-after", domain.ErrorHTTPStatus, 500, 0},
+		{srv.URL + "/302", domain.ErrorHTTPStatus, 302, 0},
+		{srv.URL + "/hang", domain.ErrorTimeout, 0, 0},
+		{srv.URL + "/reset", domain.ErrorConnectionReset, 0, 0},
+		{refused, domain.ErrorConnectionRefused, 0, 0},
 	}
 	sender := NewSender("test")
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
 			t.Parallel()
-			a := sender.Send(context.Background(), job(tt.url, secret), 300*time.Millisecond)
+			res := sender.Send(context.Background(), job(tt.url, secret), 300*time.Millisecond)
+			a := res.Attempt
+			require.Equal(t, tt.retryAfter, res.RetryAfter)
 			require.False(t, a.Succeeded())
 			require.Equal(t, tt.class, a.ErrorClass, a.Error)
 			if tt.code != 0 {
@@ -111,18 +124,5 @@ func TestSendClassifiesFailures(t *testing.T) {
 			}
 			require.LessOrEqual(t, len(a.ResponseBody), maxResponseSnippet)
 		})
-	}
-}
-
-func TestRetryDelayIsBoundedFullJitter(t *testing.T) {
-	t.Parallel()
-	p := RetryPolicy{MaxAttempts: 10, BaseDelay: 5 * time.Second, MaxDelay: time.Minute}
-	for n := 1; n <= 10; n++ {
-		ceiling := min(5*time.Second<<(n-1), time.Minute)
-		for range 200 {
-			d := p.Delay(n)
-			require.Greater(t, d, time.Duration(0))
-			require.LessOrEqual(t, d, ceiling+time.Millisecond, "attempt %d", n)
-		}
 	}
 }

@@ -9,29 +9,37 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/retry"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
 // Store is the part of the data layer the worker uses.
 type Store interface {
-	ClaimDelivery(ctx context.Context, deliveryID int64, lease time.Duration) (store.Job, error)
+	ClaimDelivery(ctx context.Context, deliveryID int64, defaultTimeout, margin time.Duration) (store.Job, error)
 	RecordAttempt(ctx context.Context, o store.Outcome) error
+	ReleaseDelivery(ctx context.Context, deliveryID int64, attempt int) error
+	DisableSubscription(ctx context.Context, id, reason string) error
 }
+
+// goneReason is recorded on a subscription its endpoint retired.
+const goneReason = "endpoint answered 410 Gone"
 
 // Config tunes a Worker.
 type Config struct {
-	// Timeout bounds one HTTP attempt.
+	// Timeout bounds one HTTP attempt unless the subscription sets its own.
 	Timeout time.Duration
-	// LeaseMargin is added to Timeout for the claim's lease, so a claim
+	// LeaseMargin is added to the timeout for the claim's lease, so a claim
 	// lapses only once its worker must be dead or stuck.
 	LeaseMargin time.Duration
-	Retry       RetryPolicy
+	// Retry is the default schedule; subscriptions may override parts of it.
+	Retry retry.Policy
 	// Instance names this worker in the attempts it records.
 	Instance string
 	Logger   *slog.Logger
@@ -63,7 +71,7 @@ func NewWorker(st Store, sender *Sender, cfg Config) *Worker {
 // only when nothing was claimed (the database could not be reached), so
 // the queue offers the message again.
 func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
-	job, err := w.store.ClaimDelivery(ctx, m.DeliveryID, w.cfg.Timeout+w.cfg.LeaseMargin)
+	job, err := w.store.ClaimDelivery(ctx, m.DeliveryID, w.cfg.Timeout, w.cfg.LeaseMargin)
 	if errors.Is(err, domain.ErrNotClaimable) {
 		// Already delivered or failed, not yet due, held by another worker,
 		// or its subscription is not active: a duplicate message, nothing to do.
@@ -75,10 +83,26 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 	}
 	log := w.log.With("event_id", job.Event.ID, "subscription_id", job.SubscriptionID, "attempt", job.Attempt)
 
-	attempt := w.sender.Send(ctx, job, w.cfg.Timeout)
+	timeout := w.cfg.Timeout
+	if job.Settings.Timeout > 0 {
+		timeout = job.Settings.Timeout
+	}
+	res := w.sender.Send(ctx, job, timeout)
+	if ctx.Err() != nil {
+		// Stopping: the attempt was cut short, so it is not spent. The
+		// delivery is due again at once and the scheduler republishes it.
+		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := w.store.ReleaseDelivery(releaseCtx, job.DeliveryID, job.Attempt); err != nil {
+			log.Warn("could not release an interrupted delivery; its lease will lapse", "err", err)
+		}
+		return nil
+	}
+	attempt := res.Attempt
 	attempt.Instance = w.cfg.Instance
-	outcome := w.decide(attempt)
+	outcome := w.decide(job, res)
 	w.metrics.observe(attempt, outcome.Status)
+	outcome.Attempt = attempt
 
 	if err := w.record(ctx, outcome); err != nil {
 		// The claim's lease runs out and the delivery is picked up again:
@@ -87,24 +111,56 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 		return nil
 	}
 	log.Info("attempt recorded", "result", describe(attempt), "status", outcome.Status, "duration_ms", attempt.Duration.Milliseconds())
+	if gone(attempt) {
+		// The receiver says the endpoint is retired for good: stop sending.
+		if err := w.store.DisableSubscription(context.WithoutCancel(ctx), job.SubscriptionID, goneReason); err != nil {
+			log.Error("could not disable subscription after 410 Gone", "err", err)
+		} else {
+			log.Warn("subscription disabled", "reason", goneReason)
+		}
+	}
 	return nil
 }
 
+func gone(a domain.Attempt) bool { return a.StatusCode != nil && *a.StatusCode == http.StatusGone }
+
 // decide turns an attempt into the delivery's next status.
-func (w *Worker) decide(a domain.Attempt) store.Outcome {
-	switch {
-	case a.Succeeded():
+func (w *Worker) decide(job store.Job, res Result) store.Outcome {
+	a := res.Attempt
+	if a.Succeeded() {
 		return store.Outcome{Attempt: a, Status: domain.DeliveryDelivered}
-	case a.Number >= w.cfg.Retry.MaxAttempts:
-		return store.Outcome{Attempt: a, Status: domain.DeliveryFailed}
-	default:
-		return store.Outcome{Attempt: a, Status: domain.DeliveryRetrying, NextAttemptAt: time.Now().Add(w.cfg.Retry.Delay(a.Number))}
 	}
+	if gone(a) {
+		return store.Outcome{Attempt: a, Status: domain.DeliveryFailed}
+	}
+	next := w.policy(job.Settings).After(a.Number, time.Now(), res.RetryAfter)
+	if !next.Retry {
+		return store.Outcome{Attempt: a, Status: domain.DeliveryFailed}
+	}
+	return store.Outcome{Attempt: a, Status: domain.DeliveryRetrying, NextAttemptAt: next.At}
+}
+
+// policy is the worker's retry policy with the subscription's overrides.
+func (w *Worker) policy(s domain.DeliverySettings) retry.Policy {
+	p := w.cfg.Retry
+	if s.MaxAttempts > 0 {
+		p.MaxAttempts = s.MaxAttempts
+	}
+	if s.RetryBaseDelay > 0 {
+		p.BaseDelay = s.RetryBaseDelay
+	}
+	if s.RetryMaxDelay > 0 {
+		p.MaxDelay = s.RetryMaxDelay
+	}
+	p.MaxDelay = max(p.MaxDelay, p.BaseDelay)
+	return p
 }
 
 // record stores the outcome, retrying while the database is unreachable
-// for as long as the claim's lease lasts.
+// for as long as the claim's lease lasts. It runs even while the worker is
+// stopping: the attempt was made and must not be forgotten.
 func (w *Worker) record(ctx context.Context, o store.Outcome) error {
+	ctx = context.WithoutCancel(ctx)
 	deadline := time.Now().Add(w.cfg.LeaseMargin)
 	backoff := 50 * time.Millisecond
 	for {
@@ -116,13 +172,10 @@ func (w *Worker) record(ctx context.Context, o store.Outcome) error {
 			// Another worker took over a lapsed claim, or the subscription
 			// was deleted: the attempt is as recorded as it can be.
 			return nil
-		case time.Now().After(deadline) || ctx.Err() != nil:
+		case time.Now().After(deadline):
 			return fmt.Errorf("record attempt: %w", err)
 		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-		}
+		time.Sleep(backoff)
 		backoff = min(backoff*2, 2*time.Second)
 	}
 }

@@ -26,6 +26,8 @@ type Store interface {
 	GetSubscription(ctx context.Context, id string) (domain.Subscription, error)
 	ListSubscriptions(ctx context.Context, after string, limit int) ([]domain.Subscription, error)
 	DeleteSubscription(ctx context.Context, id string) error
+	Redeliver(ctx context.Context, eventID, subscriptionID string) ([]store.DeliveryRef, error)
+	RedeliverBulk(ctx context.Context, f store.RedeliverFilter) (int64, error)
 }
 
 // Publisher hands new deliveries to the queue without waiting for it.
@@ -74,6 +76,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	api := humago.New(mux, humaConfig(cfg.Version))
 	s.registerEvents(api)
 	s.registerSubscriptions(api)
+	s.registerRedelivery(api)
 	return api
 }
 

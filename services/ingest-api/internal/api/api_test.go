@@ -302,3 +302,46 @@ func BenchmarkCreateEvent(b *testing.B) {
 		}
 	})
 }
+
+func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
+	b := setup(t)
+	r := b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"],"max_attempts":3,"retry_base_delay_ms":1000,"retry_max_delay_ms":60000,"timeout_ms":5000}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	r = b.do(t, "GET", "/subscriptions/s", "")
+	require.EqualValues(t, 3, r.body["max_attempts"])
+	require.EqualValues(t, 1000, r.body["retry_base_delay_ms"])
+	require.EqualValues(t, 60000, r.body["retry_max_delay_ms"])
+	require.EqualValues(t, 5000, r.body["timeout_ms"])
+
+	for _, bad := range []struct{ body, field string }{
+		{`{"url":"http://h/","event_types":["*"],"max_attempts":0}`, "body.max_attempts"},
+		{`{"url":"http://h/","event_types":["*"],"timeout_ms":10}`, "body.timeout_ms"},
+		{`{"url":"http://h/","event_types":["*"],"retry_base_delay_ms":5000,"retry_max_delay_ms":1000}`, "body.retry_max_delay_ms"},
+	} {
+		r := b.do(t, "POST", "/subscriptions", bad.body)
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+		require.Contains(t, r.raw, bad.field)
+	}
+
+	require.Equal(t, http.StatusAccepted, b.do(t, "POST", "/events", `{"id":"e","type":"t","data":{}}`).status)
+	r = b.do(t, "POST", "/events/e/redeliver", "")
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	require.EqualValues(t, 0, r.body["queued"], "a delivery still pending is not redelivered")
+	_, err := b.db.Pool.Exec(context.Background(), `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL`)
+	require.NoError(t, err)
+	r = b.do(t, "POST", "/events/e/redeliver", `{"subscription_id":"s"}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	require.EqualValues(t, 1, r.body["queued"])
+	require.Equal(t, http.StatusNotFound, b.do(t, "POST", "/events/nope/redeliver", "").status)
+
+	_, err = b.db.Pool.Exec(context.Background(), `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL`)
+	require.NoError(t, err)
+	r = b.do(t, "POST", "/subscriptions/s/redeliver", `{"statuses":["failed"],"from":"2000-01-01T00:00:00Z"}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	require.EqualValues(t, 1, r.body["queued"])
+	require.Equal(t, http.StatusNotFound, b.do(t, "POST", "/subscriptions/nope/redeliver", `{}`).status)
+	r = b.do(t, "POST", "/subscriptions/s/redeliver", `{"from":"2030-01-01T00:00:00Z","to":"2020-01-01T00:00:00Z"}`)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+	r = b.do(t, "POST", "/subscriptions/s/redeliver", `{"statuses":["pending"]}`)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+}

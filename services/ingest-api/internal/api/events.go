@@ -8,6 +8,7 @@ import (
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
 type createEventInput struct {
@@ -81,13 +82,7 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 		return &createEventOutput{Status: http.StatusOK, Body: eventBody(res.Event)}, nil
 	}
 	s.received.Inc()
-	msgs := make([]queue.Message, len(res.Deliveries))
-	for i, d := range res.Deliveries {
-		msgs[i] = queue.Message{DeliveryID: d.ID, EventID: e.ID, SubscriptionID: d.SubscriptionID}
-	}
-	// The deliveries are committed; the queue only spreads them over
-	// workers, so the answer does not wait for Kafka.
-	s.publisher.Publish(context.WithoutCancel(ctx), msgs...)
+	s.publish(ctx, res.Deliveries)
 	return &createEventOutput{Status: http.StatusAccepted, Body: eventBody(res.Event)}, nil
 }
 
@@ -102,7 +97,11 @@ func (s *Server) getEvent(ctx context.Context, in *eventIDInput) (*eventOutput, 
 		statuses[i] = d.Status
 		out.Body.Deliveries[i] = DeliveryBody{
 			SubscriptionID: d.SubscriptionID, Status: string(d.Status), Attempts: d.Attempts,
-			NextAttemptAt: d.NextAttemptAt, LastStatusCode: d.LastStatusCode, LastError: d.LastError, UpdatedAt: d.UpdatedAt,
+			LastStatusCode: d.LastStatusCode, LastError: d.LastError, UpdatedAt: d.UpdatedAt,
+		}
+		if d.Status == domain.DeliveryRetrying {
+			// For other open statuses the column holds internal due times.
+			out.Body.Deliveries[i].NextAttemptAt = d.NextAttemptAt
 		}
 	}
 	out.Body.Status = string(domain.DeriveEventStatus(statuses))
@@ -124,4 +123,15 @@ func (s *Server) listAttempts(ctx context.Context, in *eventIDInput) (*attemptsO
 		}
 	}
 	return out, nil
+}
+
+// publish hands committed deliveries to the queue. The answer does not wait
+// for Kafka: the rows are durable, and the retry scheduler publishes any
+// the producer reports as failed.
+func (s *Server) publish(ctx context.Context, refs []store.DeliveryRef) {
+	msgs := make([]queue.Message, len(refs))
+	for i, d := range refs {
+		msgs[i] = queue.Message{DeliveryID: d.ID, EventID: d.EventID, SubscriptionID: d.SubscriptionID}
+	}
+	s.publisher.Publish(context.WithoutCancel(ctx), msgs...)
 }

@@ -77,17 +77,45 @@ type AttemptBody struct {
 	Instance       string    `json:"instance,omitempty" doc:"The worker instance that made the attempt."`
 }
 
+// Settings are a subscription's own delivery settings; an absent field
+// means the service-wide default.
+type Settings struct {
+	MaxAttempts      int   `json:"max_attempts,omitempty" minimum:"1" maximum:"100" doc:"Attempts before a delivery fails for good."`
+	RetryBaseDelayMS int64 `json:"retry_base_delay_ms,omitempty" minimum:"1" maximum:"604800000" doc:"Longest wait before the first retry; doubles per attempt (full jitter)."`
+	RetryMaxDelayMS  int64 `json:"retry_max_delay_ms,omitempty" minimum:"1" maximum:"604800000" doc:"Longest wait between two attempts."`
+	TimeoutMS        int64 `json:"timeout_ms,omitempty" minimum:"100" maximum:"300000" doc:"Time allowed for one attempt."`
+}
+
+func (s Settings) domain() domain.DeliverySettings {
+	return domain.DeliverySettings{
+		MaxAttempts:    s.MaxAttempts,
+		RetryBaseDelay: time.Duration(s.RetryBaseDelayMS) * time.Millisecond,
+		RetryMaxDelay:  time.Duration(s.RetryMaxDelayMS) * time.Millisecond,
+		Timeout:        time.Duration(s.TimeoutMS) * time.Millisecond,
+	}
+}
+
 // SubscriptionBody is a subscription as the API shows it.
 type SubscriptionBody struct {
-	ID          string    `json:"id"`
-	URL         string    `json:"url"`
-	EventTypes  []string  `json:"event_types"`
-	State       string    `json:"state" enum:"active,paused,disabled"`
-	StateReason string    `json:"state_reason,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          string   `json:"id"`
+	URL         string   `json:"url"`
+	EventTypes  []string `json:"event_types"`
+	State       string   `json:"state" enum:"active,paused,disabled"`
+	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
+	Settings
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func subscriptionBody(s domain.Subscription) SubscriptionBody {
-	return SubscriptionBody{ID: s.ID, URL: s.URL, EventTypes: s.EventTypes, State: string(s.State), StateReason: s.StateReason, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+	return SubscriptionBody{
+		ID: s.ID, URL: s.URL, EventTypes: s.EventTypes, State: string(s.State), StateReason: s.StateReason,
+		Settings: Settings{
+			MaxAttempts:      s.Settings.MaxAttempts,
+			RetryBaseDelayMS: s.Settings.RetryBaseDelay.Milliseconds(),
+			RetryMaxDelayMS:  s.Settings.RetryMaxDelay.Milliseconds(),
+			TimeoutMS:        s.Settings.Timeout.Milliseconds(),
+		},
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+	}
 }

@@ -16,6 +16,7 @@ type createSubscriptionInput struct {
 		URL        string   `json:"url" minLength:"1" maxLength:"2048" example:"https://example.com/webhooks" doc:"Absolute http or https URL that receives the deliveries."`
 		EventTypes []string `json:"event_types" minItems:"1" maxItems:"64" example:"[\"order.*\"]" doc:"Patterns: an exact type, 'prefix.*' for every type under a prefix, or '*' for all."`
 		Secret     string   `json:"secret,omitempty" doc:"Optional signing secret, 'whsec_' + base64 of 24-64 bytes; generated when missing."`
+		Settings
 	}
 }
 
@@ -92,7 +93,7 @@ func (s *Server) registerSubscriptions(api huma.API) {
 }
 
 func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionInput) (*createSubscriptionOutput, error) {
-	sub := domain.Subscription{ID: in.Body.ID, URL: in.Body.URL, EventTypes: in.Body.EventTypes, Secret: in.Body.Secret}
+	sub := domain.Subscription{ID: in.Body.ID, URL: in.Body.URL, EventTypes: in.Body.EventTypes, Secret: in.Body.Secret, Settings: in.Body.Settings.domain()}
 	if sub.ID == "" {
 		sub.ID = domain.NewSubscriptionID()
 	}

@@ -1,0 +1,235 @@
+package store_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+)
+
+func ingest(t *testing.T, st *store.Store, id string) int64 {
+	t.Helper()
+	res, err := st.IngestEvent(context.Background(), event(id, "x.y"))
+	require.NoError(t, err)
+	require.Len(t, res.Deliveries, 1)
+	return res.Deliveries[0].ID
+}
+
+func fail(t *testing.T, st *store.Store, job store.Job, next time.Time) {
+	t.Helper()
+	code := 500
+	require.NoError(t, st.RecordAttempt(context.Background(), store.Outcome{
+		Attempt: domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code, ErrorClass: domain.ErrorHTTPStatus},
+		Status:  domain.DeliveryRetrying, NextAttemptAt: next,
+	}))
+}
+
+func dueIDs(due []store.DueDelivery) map[int64]store.DueKind {
+	out := map[int64]store.DueKind{}
+	for _, d := range due {
+		out[d.ID] = d.Kind
+	}
+	return out
+}
+
+func TestClaimDueFindsRetriesAndStrandedWork(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "s", "*")
+
+	fresh := ingest(t, st, "fresh")       // published at ingest: not due for republishing
+	strandedPending := ingest(t, st, "p") // its publish was lost
+	_, err := db.Pool.Exec(ctx, `UPDATE deliveries SET enqueued_at = now() - interval '1 hour' WHERE id = $1`, strandedPending)
+	require.NoError(t, err)
+
+	dueRetry := ingest(t, st, "r")
+	job, err := st.ClaimDelivery(ctx, dueRetry, time.Minute, 0)
+	require.NoError(t, err)
+	fail(t, st, job, time.Now().Add(-time.Second))
+
+	laterRetry := ingest(t, st, "later")
+	job, err = st.ClaimDelivery(ctx, laterRetry, time.Minute, 0)
+	require.NoError(t, err)
+	fail(t, st, job, time.Now().Add(time.Hour))
+
+	deadWorker := ingest(t, st, "dead")
+	_, err = st.ClaimDelivery(ctx, deadWorker, time.Millisecond, 0) // lease lapses at once
+	require.NoError(t, err)
+	liveWorker := ingest(t, st, "live")
+	_, err = st.ClaimDelivery(ctx, liveWorker, time.Minute, 0)
+	require.NoError(t, err)
+	time.Sleep(20 * time.Millisecond)
+
+	due, err := st.ClaimDue(ctx, 100, 30*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, map[int64]store.DueKind{
+		strandedPending: store.DueStranded,
+		dueRetry:        store.DueRetry,
+		deadWorker:      store.DueStranded,
+	}, dueIDs(due))
+	require.NotContains(t, dueIDs(due), fresh)
+
+	again, err := st.ClaimDue(ctx, 100, 30*time.Second)
+	require.NoError(t, err)
+	require.Empty(t, again, "claimed rows are not republished until they go stale")
+
+	// The republished retry is claimable by a worker; the fresh one always was.
+	job, err = st.ClaimDelivery(ctx, dueRetry, time.Minute, 0)
+	require.NoError(t, err)
+	require.Equal(t, 2, job.Attempt)
+	_, err = st.ClaimDelivery(ctx, deadWorker, time.Minute, 0)
+	require.NoError(t, err, "a lapsed claim is taken over")
+}
+
+func TestConcurrentSchedulersNeverClaimTheSameRow(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "s", "*")
+	const n = 300
+	for i := range n {
+		ingest(t, st, "e"+string(rune('a'+i%26))+time.Now().Format("150405.000000000"))
+	}
+	_, err := db.Pool.Exec(ctx, `UPDATE deliveries SET enqueued_at = '-infinity'`)
+	require.NoError(t, err)
+
+	var (
+		mu    sync.Mutex
+		seen  = map[int64]int{}
+		wg    sync.WaitGroup
+		total int
+	)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				due, err := st.ClaimDue(ctx, 25, time.Hour)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(due) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range due {
+					seen[d.ID]++
+					total++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	require.Len(t, seen, n, "every row claimed")
+	require.Equal(t, n, total, "no row claimed twice")
+}
+
+func TestReleaseGivesTheAttemptBack(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "s", "*")
+	id := ingest(t, st, "e")
+	job, err := st.ClaimDelivery(ctx, id, time.Minute, 0)
+	require.NoError(t, err)
+	require.NoError(t, st.ReleaseDelivery(ctx, id, job.Attempt))
+	_, ds, err := st.GetEvent(ctx, "e")
+	require.NoError(t, err)
+	require.Equal(t, domain.DeliveryPending, ds[0].Status)
+	require.Equal(t, 0, ds[0].Attempts)
+	due, err := st.ClaimDue(ctx, 10, time.Hour)
+	require.NoError(t, err)
+	require.Len(t, due, 1, "a released delivery is republished at once")
+	job, err = st.ClaimDelivery(ctx, id, time.Minute, 0)
+	require.NoError(t, err)
+	require.Equal(t, 1, job.Attempt)
+}
+
+func TestRedeliver(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "a", "*")
+	createSub(t, st, "b", "*")
+	res, err := st.IngestEvent(ctx, event("e", "x"))
+	require.NoError(t, err)
+	for _, d := range res.Deliveries {
+		job, err := st.ClaimDelivery(ctx, d.ID, time.Minute, 0)
+		require.NoError(t, err)
+		code := 200
+		require.NoError(t, st.RecordAttempt(ctx, store.Outcome{Attempt: domain.Attempt{DeliveryID: d.ID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code}, Status: domain.DeliveryDelivered}))
+	}
+	refs, err := st.Redeliver(ctx, "e", "b")
+	require.NoError(t, err)
+	require.Len(t, refs, 1)
+	require.Equal(t, "b", refs[0].SubscriptionID)
+	job, err := st.ClaimDelivery(ctx, refs[0].ID, time.Minute, 0)
+	require.NoError(t, err)
+	require.Equal(t, 2, job.Attempt, "a redelivery is a new attempt")
+
+	refs, err = st.Redeliver(ctx, "e", "")
+	require.NoError(t, err)
+	require.Len(t, refs, 1, "only finished deliveries are redelivered; b is in flight")
+	_, err = st.Redeliver(ctx, "nope", "")
+	require.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+func TestRedeliverBulkQueuesForTheScheduler(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "s", "*")
+	createSub(t, st, "other", "*")
+	for i := range 50 {
+		ingest2 := func(id string) {
+			_, err := st.IngestEvent(ctx, event(id, "x"))
+			require.NoError(t, err)
+		}
+		ingest2("bulk" + time.Now().Format("150405.000000") + string(rune('a'+i%26)))
+	}
+	_, err := db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, attempts = 16`)
+	require.NoError(t, err)
+
+	n, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", From: time.Now().Add(-time.Hour)})
+	require.NoError(t, err)
+	require.EqualValues(t, 50, n)
+	n, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", To: time.Now().Add(-time.Hour)})
+	require.NoError(t, err)
+	require.EqualValues(t, 0, n, "the time range bounds the selection")
+
+	due, err := st.ClaimDue(ctx, 1000, time.Hour)
+	require.NoError(t, err)
+	require.Len(t, due, 50, "the scheduler publishes them; the other subscription's stay failed")
+	_, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "nope"})
+	require.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+func TestDisableSubscriptionFailsWaitingDeliveries(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "gone", "*")
+	waiting := ingest(t, st, "w")
+	inflight := ingest(t, st, "f")
+	job, err := st.ClaimDelivery(ctx, inflight, time.Minute, 0)
+	require.NoError(t, err)
+	require.NoError(t, st.DisableSubscription(ctx, "gone", "endpoint answered 410 Gone"))
+
+	sub, err := st.GetSubscription(ctx, "gone")
+	require.NoError(t, err)
+	require.Equal(t, domain.SubscriptionDisabled, sub.State)
+	require.Equal(t, "endpoint answered 410 Gone", sub.StateReason)
+	_, ds, err := st.GetEvent(ctx, "w")
+	require.NoError(t, err)
+	require.Equal(t, domain.DeliveryFailed, ds[0].Status)
+	require.Contains(t, ds[0].LastError, "410")
+	_, err = st.ClaimDelivery(ctx, waiting, time.Minute, 0)
+	require.ErrorIs(t, err, domain.ErrNotClaimable)
+	code := 410
+	require.NoError(t, st.RecordAttempt(ctx, store.Outcome{Attempt: domain.Attempt{DeliveryID: inflight, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code}, Status: domain.DeliveryFailed}),
+		"the attempt in flight is recorded normally")
+	res, err := st.IngestEvent(ctx, event("after", "x"))
+	require.NoError(t, err)
+	require.Empty(t, res.Deliveries, "a disabled subscription gets no new deliveries")
+	require.ErrorIs(t, st.DisableSubscription(ctx, "nope", "x"), domain.ErrNotFound)
+}

@@ -1,0 +1,90 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+)
+
+type redeliverEventInput struct {
+	ID   string `path:"id" maxLength:"255"`
+	Body *struct {
+		SubscriptionID string `json:"subscription_id,omitempty" maxLength:"255" doc:"Only this subscription's delivery; all of the event's when absent."`
+	} `required:"false"`
+}
+
+type redeliverOutput struct {
+	Body struct {
+		Queued int64 `json:"queued" doc:"How many deliveries were queued again."`
+	}
+}
+
+type redeliverBulkInput struct {
+	ID   string `path:"id" maxLength:"255"`
+	Body struct {
+		Statuses []string  `json:"statuses,omitempty" enum:"failed,delivered" maxItems:"2" doc:"Which finished deliveries to send again (default: failed)."`
+		From     time.Time `json:"from,omitempty" doc:"Only deliveries created at or after this time."`
+		To       time.Time `json:"to,omitempty" doc:"Only deliveries created before this time."`
+	}
+}
+
+func (s *Server) registerRedelivery(api huma.API) {
+	huma.Register(api, huma.Operation{
+		OperationID:   "redeliver-event",
+		Method:        http.MethodPost,
+		Path:          "/events/{id}/redeliver",
+		Summary:       "Send an event again",
+		Description:   "Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt.",
+		Tags:          []string{"Events"},
+		DefaultStatus: http.StatusAccepted,
+		Errors:        []int{http.StatusNotFound},
+	}, s.redeliverEvent)
+
+	huma.Register(api, huma.Operation{
+		OperationID:   "redeliver-subscription",
+		Method:        http.MethodPost,
+		Path:          "/subscriptions/{id}/redeliver",
+		Summary:       "Send a subscription's finished deliveries again",
+		Description:   "Queues every matching finished delivery of the subscription again in one statement; the retry scheduler publishes them in batches, so thousands are fine.",
+		Tags:          []string{"Subscriptions"},
+		DefaultStatus: http.StatusAccepted,
+		Errors:        []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
+	}, s.redeliverSubscription)
+}
+
+func (s *Server) redeliverEvent(ctx context.Context, in *redeliverEventInput) (*redeliverOutput, error) {
+	var subID string
+	if in.Body != nil {
+		subID = in.Body.SubscriptionID
+	}
+	refs, err := s.store.Redeliver(ctx, in.ID, subID)
+	if err != nil {
+		return nil, s.problem(err, "event not found")
+	}
+	s.publish(ctx, refs)
+	out := &redeliverOutput{}
+	out.Body.Queued = int64(len(refs))
+	return out, nil
+}
+
+func (s *Server) redeliverSubscription(ctx context.Context, in *redeliverBulkInput) (*redeliverOutput, error) {
+	f := store.RedeliverFilter{SubscriptionID: in.ID, From: in.Body.From, To: in.Body.To}
+	for _, st := range in.Body.Statuses {
+		f.Statuses = append(f.Statuses, domain.DeliveryStatus(st))
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return nil, s.problem(&domain.ValidationError{Field: "to", Reason: "must be after from"}, "")
+	}
+	n, err := s.store.RedeliverBulk(ctx, f)
+	if err != nil {
+		return nil, s.problem(err, "subscription not found or not active")
+	}
+	out := &redeliverOutput{}
+	out.Body.Queued = n
+	return out, nil
+}

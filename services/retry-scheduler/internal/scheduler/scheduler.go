@@ -1,0 +1,129 @@
+// Package scheduler is the retry scheduler's loop: every poll interval it
+// claims open deliveries that need a Kafka record (due retries, deliveries
+// stranded by a lost publish or a dead worker) in batches, and publishes them.
+package scheduler
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+)
+
+// Store is the part of the data layer the scheduler uses.
+type Store interface {
+	ClaimDue(ctx context.Context, limit int, stale time.Duration) ([]store.DueDelivery, error)
+	MarkUnpublished(ctx context.Context, ids ...int64) error
+}
+
+// Publisher publishes messages and waits for Kafka to have them.
+type Publisher interface {
+	PublishSync(ctx context.Context, msgs ...queue.Message) error
+}
+
+// Config tunes a Scheduler.
+type Config struct {
+	// PollInterval is the wait between passes.
+	PollInterval time.Duration
+	// BatchSize is how many deliveries one claim takes.
+	BatchSize int
+	// StrandedAfter is how long a published record may wait unclaimed
+	// before it counts as lost and is published again.
+	StrandedAfter time.Duration
+	Logger        *slog.Logger
+	// Registerer receives the metrics; nil means the default registry.
+	Registerer prometheus.Registerer
+}
+
+// Scheduler republishes due and stranded deliveries. Any number may run at
+// once: claims use FOR UPDATE SKIP LOCKED, so no row is claimed twice.
+type Scheduler struct {
+	cfg       Config
+	store     Store
+	publisher Publisher
+	log       *slog.Logger
+	claimed   *prometheus.CounterVec
+	published prometheus.Counter
+	failures  prometheus.Counter
+}
+
+// New returns a Scheduler.
+func New(st Store, pub Publisher, cfg Config) *Scheduler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.DefaultRegisterer
+	}
+	s := &Scheduler{
+		cfg: cfg, store: st, publisher: pub, log: cfg.Logger,
+		claimed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dispatch_scheduler_claimed_total",
+			Help: "Deliveries claimed for publishing, by kind: retry (due retries) or stranded (lost records, dead workers).",
+		}, []string{"kind"}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dispatch_scheduler_republished_total", Help: "Deliveries the scheduler published to Kafka.",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dispatch_scheduler_publish_failures_total", Help: "Claimed deliveries that could not be published; retried on the next pass.",
+		}),
+	}
+	cfg.Registerer.MustRegister(s.claimed, s.published, s.failures)
+	return s
+}
+
+// Run passes over the database every PollInterval until ctx ends. A pass in
+// progress when ctx ends is finished first, so nothing claimed is dropped.
+func (s *Scheduler) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		if err := s.Pass(context.WithoutCancel(ctx)); err != nil {
+			s.log.Warn("scheduler pass failed; trying again next interval", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Pass claims and publishes batches until no delivery is due.
+func (s *Scheduler) Pass(ctx context.Context) error {
+	for {
+		due, err := s.store.ClaimDue(ctx, s.cfg.BatchSize, s.cfg.StrandedAfter)
+		if err != nil {
+			return err
+		}
+		if len(due) == 0 {
+			return nil
+		}
+		msgs := make([]queue.Message, len(due))
+		ids := make([]int64, len(due))
+		for i, d := range due {
+			s.claimed.WithLabelValues(string(d.Kind)).Inc()
+			msgs[i] = queue.Message{DeliveryID: d.ID, EventID: d.EventID, SubscriptionID: d.SubscriptionID}
+			ids[i] = d.ID
+		}
+		pubCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = s.publisher.PublishSync(pubCtx, msgs...)
+		cancel()
+		if err != nil {
+			s.failures.Add(float64(len(msgs)))
+			if uerr := s.store.MarkUnpublished(ctx, ids...); uerr != nil {
+				s.log.Warn("could not unmark unpublished deliveries; they are republished once stale", "err", uerr)
+			}
+			return err
+		}
+		s.published.Add(float64(len(msgs)))
+		s.log.Info("republished deliveries", "count", len(msgs))
+		if len(due) < s.cfg.BatchSize {
+			return nil
+		}
+	}
+}
