@@ -14,6 +14,9 @@ var (
 	// attempt it now (already delivered, failed, not yet due or held by
 	// another worker).
 	ErrNotClaimable = errors.New("delivery not claimable")
+	// ErrUnavailable means a dependency (the database) could not be reached
+	// or dropped the connection; the same request may succeed if repeated.
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
 
 // ValidationError names the input field that is wrong and why. Handlers

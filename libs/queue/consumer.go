@@ -27,7 +27,11 @@ type ConsumerConfig struct {
 	// DrainTimeout bounds how long in-flight messages may take to finish
 	// when partitions are revoked or the consumer stops.
 	DrainTimeout time.Duration
-	Logger       *slog.Logger
+	// SessionTimeout is how long the group waits for a silent member (a
+	// crashed worker) before giving its partitions to others; zero keeps
+	// franz-go's default of 45 s.
+	SessionTimeout time.Duration
+	Logger         *slog.Logger
 }
 
 // Consumer is an at-least-once Kafka group consumer. Messages are handled
@@ -64,6 +68,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	}
 	if cfg.ClientID != "" {
 		opts = append(opts, kgo.ClientID(cfg.ClientID))
+	}
+	if cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout), kgo.HeartbeatInterval(cfg.SessionTimeout/10))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -52,7 +52,22 @@ SELECT ev.received_at, d.id, d.subscription_id FROM ev LEFT JOIN d ON true`
 // active subscription, atomically. Posting an id that exists writes nothing
 // and returns the stored event with Created false; concurrent posts of one id
 // create exactly one event.
+//
+// A lost connection is retried: the statement is idempotent by event id. If
+// a commit went through but its answer was lost, the retry finds the event
+// and reports Created false; its deliveries are then published by the retry
+// scheduler once they look stranded.
 func (s *Store) IngestEvent(ctx context.Context, e domain.Event) (IngestResult, error) {
+	var res IngestResult
+	err := retryTransient(ctx, func() error {
+		var err error
+		res, err = s.ingestOnce(ctx, e)
+		return err
+	})
+	return res, err
+}
+
+func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, error) {
 	rows, err := s.pool.Query(ctx, ingestSQL, e.ID, e.Type, e.Source, e.Data, domain.MatchKeys(e.Type))
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)

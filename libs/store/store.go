@@ -8,6 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,6 +56,37 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// transient reports whether err is a lost or refused connection rather than
+// an answer from the database: connection exceptions (class 08), operator
+// intervention such as a terminated backend (class 57P), or a failure before
+// the statement was sent.
+func transient(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	var netErr net.Error
+	return pgconn.SafeToRetry(err) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
+// retryTransient runs an idempotent operation up to three times while its
+// failures are transient, and marks a final transient failure
+// domain.ErrUnavailable so callers can answer 503 rather than 500.
+func retryTransient(ctx context.Context, op func() error) error {
+	var err error
+	for try := range 3 {
+		if err = op(); err == nil || !transient(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		case <-time.After(time.Duration(try+1) * 50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 }
 
 func notFound(err error) error {

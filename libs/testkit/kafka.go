@@ -11,11 +11,18 @@ import (
 // cluster is reached over real TCP by the same franz-go client production uses.
 func Kafka(t testing.TB, partitions int32, topics ...string) *kfake.Cluster {
 	t.Helper()
+	return KafkaWith(t, partitions, topics)
+}
+
+// KafkaWith is Kafka with extra kfake options, such as kfake.Ports to bring
+// a stopped cluster back on the same address.
+func KafkaWith(t testing.TB, partitions int32, topics []string, extra ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.AllowAutoTopicCreation()}
 	if len(topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(partitions, topics...))
 	}
-	c, err := kfake.NewCluster(opts...)
+	c, err := kfake.NewCluster(append(opts, extra...)...)
 	if err != nil {
 		t.Fatalf("testkit: start kfake: %v", err)
 	}

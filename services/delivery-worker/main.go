@@ -48,13 +48,14 @@ func run(ctx context.Context) error {
 	st := store.New(pool)
 
 	consumer, err := queue.NewConsumer(queue.ConsumerConfig{
-		Brokers:      cfg.KafkaBrokers,
-		Topics:       []string{cfg.KafkaTopic},
-		Group:        cfg.KafkaConsumerGroup,
-		ClientID:     cfg.InstanceID,
-		Concurrency:  cfg.Concurrency,
-		DrainTimeout: cfg.ShutdownTimeout,
-		Logger:       log,
+		Brokers:        cfg.KafkaBrokers,
+		Topics:         []string{cfg.KafkaTopic},
+		Group:          cfg.KafkaConsumerGroup,
+		ClientID:       cfg.InstanceID,
+		Concurrency:    cfg.Concurrency,
+		DrainTimeout:   cfg.ShutdownTimeout,
+		SessionTimeout: cfg.KafkaSessionTimeout,
+		Logger:         log,
 	})
 	if err != nil {
 		return fmt.Errorf("KAFKA_BROKERS: %w", err)

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
@@ -34,7 +36,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	for _, svc := range []string{"ingest-api", "delivery-worker"} {
+	for _, svc := range []string{"ingest-api", "delivery-worker", "retry-scheduler"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, svc), ".")
 		cmd.Dir = filepath.Join("..", "..", "services", svc)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -52,6 +54,7 @@ func TestMain(m *testing.M) {
 type stack struct {
 	t       *testing.T
 	db      *testkit.Database
+	kafka   *kfake.Cluster
 	brokers string
 	apiURL  string
 }
@@ -70,7 +73,8 @@ func newStack(t *testing.T) *stack {
 	t.Helper()
 	t.Parallel()
 	s := &stack{t: t, db: testkit.Postgres(t)}
-	s.brokers = strings.Join(testkit.Kafka(t, 4, topic).ListenAddrs(), ",")
+	s.kafka = testkit.Kafka(t, 4, topic)
+	s.brokers = strings.Join(s.kafka.ListenAddrs(), ",")
 	addr := freeAddr(t)
 	s.apiURL = "http://" + addr
 	s.start("ingest-api", "ADDR="+addr)
@@ -89,9 +93,23 @@ func (s *stack) env(extra ...string) []string {
 	}, extra...)
 }
 
+// proc is a running service binary; done closes when it has exited.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// signal sends sig to the process.
+func (p *proc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // start runs a service binary until the test ends, then stops it with
 // SIGTERM as an orchestrator would.
-func (s *stack) start(svc string, env ...string) *exec.Cmd {
+func (s *stack) start(svc string, env ...string) *proc {
 	s.t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, svc))
 	cmd.Env = s.env(env...)
@@ -114,14 +132,33 @@ func (s *stack) start(svc string, env ...string) *exec.Cmd {
 			s.t.Logf("%s output:\n%s", svc, logs.String())
 		}
 	})
+	return &proc{cmd: cmd, done: done}
+}
+
+func (s *stack) startWorker(env ...string) *proc {
+	s.t.Helper()
+	addr := freeAddr(s.t)
+	cmd := s.start("delivery-worker", append([]string{"ADDR=" + addr, "DELIVERY_TIMEOUT=5s"}, env...)...)
+	s.waitReady("http://" + addr)
 	return cmd
 }
 
-func (s *stack) startWorker(env ...string) {
+// startScheduler runs a retry scheduler that polls every 100 ms.
+func (s *stack) startScheduler(env ...string) {
 	s.t.Helper()
 	addr := freeAddr(s.t)
-	s.start("delivery-worker", append([]string{"ADDR=" + addr, "DELIVERY_TIMEOUT=5s"}, env...)...)
+	s.start("retry-scheduler", append([]string{"ADDR=" + addr, "RETRY_POLL_INTERVAL=100ms"}, env...)...)
 	s.waitReady("http://" + addr)
+}
+
+// count runs a counting query on the stack's database.
+func (s *stack) count(query string, args ...any) int {
+	s.t.Helper()
+	var n int
+	if err := s.db.Pool.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		s.t.Fatal(err)
+	}
+	return n
 }
 
 func (s *stack) waitReady(base string) {
@@ -176,9 +213,21 @@ func (s *stack) subscribe(id string, rc *receiver, patterns ...string) {
 	}
 }
 
+// post sends an event as a careful producer would: a 503 is retried, which
+// is safe because the event id makes ingest idempotent.
 func (s *stack) post(id, typ string) int {
 	s.t.Helper()
-	code, body := s.call("POST", "/events", map[string]any{"id": id, "type": typ, "source": "e2e", "data": map[string]any{"n": 1}})
+	var (
+		code int
+		body map[string]any
+	)
+	for try := 0; try < 20; try++ {
+		code, body = s.call("POST", "/events", map[string]any{"id": id, "type": typ, "source": "e2e", "data": map[string]any{"n": 1}})
+		if code != http.StatusServiceUnavailable {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if code != http.StatusAccepted && code != http.StatusOK {
 		s.t.Fatalf("post event: %d %v", code, body)
 	}
@@ -194,12 +243,18 @@ type receiver struct {
 	status   int
 	secret   string
 	verifier *signing.Verifier
+	// respond, if set, answers instead of status; n counts the requests
+	// for this event id so far, starting at 1.
+	respond func(w http.ResponseWriter, r *http.Request, n int) bool
+	seen    map[string]int
 }
 
+// delivered is a request the receiver accepted (answered 2xx).
 type delivered struct {
 	EventID string
 	Type    string
 	Body    map[string]any
+	At      time.Time
 }
 
 // newReceiver starts an endpoint answering status, with its own secret.
@@ -210,7 +265,7 @@ func newReceiver(t *testing.T, status int) *receiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := &receiver{status: status, secret: secret, verifier: v}
+	rc := &receiver{status: status, secret: secret, verifier: v, seen: map[string]int{}}
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
 	rc.URL = srv.URL + "/hook"
@@ -226,10 +281,33 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
+	id := r.Header.Get("webhook-id")
+	rc.seen[id]++
+	if rc.respond != nil {
+		n := rc.seen[id]
+		rc.mu.Unlock()
+		ok := rc.respond(w, r, n)
+		rc.mu.Lock()
+		if !ok {
+			return
+		}
+	} else if rc.status < 200 || rc.status > 299 {
+		w.WriteHeader(rc.status)
+		return
+	}
 	var p map[string]any
 	_ = json.Unmarshal(body, &p)
-	rc.got = append(rc.got, delivered{EventID: r.Header.Get("webhook-id"), Type: r.Header.Get("X-Dispatch-Event-Type"), Body: p})
-	w.WriteHeader(rc.status)
+	rc.got = append(rc.got, delivered{EventID: id, Type: r.Header.Get("X-Dispatch-Event-Type"), Body: p, At: time.Now()})
+	if rc.respond == nil {
+		w.WriteHeader(rc.status)
+	}
+}
+
+// requests returns how many requests arrived for an event id.
+func (rc *receiver) requests(id string) int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.seen[id]
 }
 
 func (rc *receiver) deliveries() []delivered {

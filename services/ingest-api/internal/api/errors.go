@@ -25,6 +25,9 @@ func (s *Server) problem(err error, msg string) error {
 		return huma.Error404NotFound(msg)
 	case errors.Is(err, domain.ErrConflict):
 		return huma.Error409Conflict(msg)
+	case errors.Is(err, domain.ErrUnavailable):
+		s.log.Warn("database unavailable", "err", err)
+		return huma.Error503ServiceUnavailable("database temporarily unavailable; retry the request (posting the same event id again is safe)")
 	default:
 		s.log.Error("request failed", "err", err)
 		return huma.NewError(http.StatusInternalServerError, "internal error")
