@@ -50,6 +50,7 @@ type settings struct {
 	dataDir      string
 	apiAddr      string
 	workerAddr   string
+	schedAddr    string
 	receiverAddr string
 	binDir       string
 }
@@ -70,6 +71,7 @@ func loadSettings() settings {
 		dataDir:      env("DATA_DIR", ".data"),
 		apiAddr:      env("API_ADDR", "127.0.0.1:8080"),
 		workerAddr:   env("WORKER_ADDR", "127.0.0.1:8081"),
+		schedAddr:    env("SCHEDULER_ADDR", "127.0.0.1:8082"),
 		receiverAddr: env("RECEIVER_ADDR", "127.0.0.1:9000"),
 		binDir:       env("BIN_DIR", "bin"),
 	}

@@ -50,6 +50,7 @@ func up(ctx context.Context, s settings) error {
 	for _, svc := range []struct{ name, addr string }{
 		{"ingest-api", s.apiAddr},
 		{"delivery-worker", s.workerAddr},
+		{"retry-scheduler", s.schedAddr},
 	} {
 		p, err := startProcess(filepath.Join(s.binDir, svc.name), svc.name, append(common, "ADDR="+svc.addr, "INSTANCE_ID="+svc.name+"-1"))
 		if err != nil {
@@ -58,7 +59,7 @@ func up(ctx context.Context, s settings) error {
 		procs = append(procs, p)
 	}
 	api := "http://" + s.apiAddr
-	if err := waitReady(ctx, api, "http://"+s.workerAddr); err != nil {
+	if err := waitReady(ctx, api, "http://"+s.workerAddr, "http://"+s.schedAddr); err != nil {
 		return err
 	}
 	if err := ensureDemoSubscription(api, "http://"+s.receiverAddr+"/webhook", secret, fresh); err != nil {
@@ -72,6 +73,7 @@ func up(ctx context.Context, s settings) error {
 Dispatch is running. Ctrl-C stops everything.
   API            %[1]s   (interactive docs: %[1]s/docs, OpenAPI: %[1]s/openapi.json)
   worker         http://%[2]s/metrics
+  scheduler      http://%[5]s/metrics
   demo receiver  http://%[3]s/webhook   (subscription "demo", all event types)
 A sample event %[4]s was sent; its delivery is printed by [receiver] above or below.
 Send your own:
@@ -80,7 +82,7 @@ Send your own:
   curl -sS %[1]s/events/evt_1
   curl -sS %[1]s/events/evt_1/attempts
 
-`, api, s.workerAddr, s.receiverAddr, sampleID)
+`, api, s.workerAddr, s.receiverAddr, sampleID, s.schedAddr)
 
 	exited := make(chan string, len(procs))
 	for _, p := range procs {

@@ -34,7 +34,9 @@ type Config struct {
 	// StrandedAfter is how long a published record may wait unclaimed
 	// before it counts as lost and is published again.
 	StrandedAfter time.Duration
-	Logger        *slog.Logger
+	// PublishTimeout bounds one batch's publish (default 10 s).
+	PublishTimeout time.Duration
+	Logger         *slog.Logger
 	// Registerer receives the metrics; nil means the default registry.
 	Registerer prometheus.Registerer
 }
@@ -58,6 +60,9 @@ func New(st Store, pub Publisher, cfg Config) *Scheduler {
 	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.DefaultRegisterer
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 10 * time.Second
 	}
 	s := &Scheduler{
 		cfg: cfg, store: st, publisher: pub, log: cfg.Logger,
@@ -110,7 +115,7 @@ func (s *Scheduler) Pass(ctx context.Context) error {
 			msgs[i] = queue.Message{DeliveryID: d.ID, EventID: d.EventID, SubscriptionID: d.SubscriptionID}
 			ids[i] = d.ID
 		}
-		pubCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		pubCtx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 		err = s.publisher.PublishSync(pubCtx, msgs...)
 		cancel()
 		if err != nil {

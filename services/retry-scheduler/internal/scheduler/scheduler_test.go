@@ -1,0 +1,102 @@
+package scheduler_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/signing"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
+	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/scheduler"
+)
+
+const topic = "events.pending"
+
+func seed(t *testing.T, st *store.Store, db *testkit.Database, n int) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := st.CreateSubscription(ctx, domain.Subscription{ID: "s", URL: "http://127.0.0.1:1/", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
+	require.NoError(t, err)
+	for i := range n {
+		_, err := st.IngestEvent(ctx, domain.Event{ID: "e" + time.Now().Format("150405.000000000") + string(rune('a'+i%26)), Type: "t", Data: []byte("{}")})
+		require.NoError(t, err)
+	}
+	// As if every ingest publish had failed.
+	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET enqueued_at = '-infinity'`)
+	require.NoError(t, err)
+}
+
+func TestPassPublishesEveryDueDeliveryInBatches(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	st := store.New(db.Pool)
+	seed(t, st, db, 25)
+	cluster := testkit.Kafka(t, 2, topic)
+	producer, err := queue.NewProducer(queue.ProducerConfig{Brokers: cluster.ListenAddrs(), Topic: topic})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = producer.Close(context.Background()) })
+	reg := prometheus.NewRegistry()
+	s := scheduler.New(st, producer, scheduler.Config{BatchSize: 10, StrandedAfter: time.Hour, Registerer: reg})
+
+	require.NoError(t, s.Pass(context.Background()))
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer cl.Close()
+	seen := map[int64]bool{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(seen) < 25 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			m, err := queue.Decode(r.Value)
+			require.NoError(t, err)
+			seen[m.DeliveryID] = true
+		})
+	}
+	require.Len(t, seen, 25)
+	require.Equal(t, 25.0, published(t, reg))
+
+	require.NoError(t, s.Pass(context.Background()))
+	require.Equal(t, 25.0, published(t, reg), "nothing is published twice while fresh")
+}
+
+func TestFailedPublishIsRetriedNextPass(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	st := store.New(db.Pool)
+	seed(t, st, db, 3)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := ln.Addr().String()
+	require.NoError(t, ln.Close()) // no broker there
+	producer, err := queue.NewProducer(queue.ProducerConfig{Brokers: []string{dead}, Topic: topic})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = producer.Close(context.Background()) })
+	s := scheduler.New(st, producer, scheduler.Config{BatchSize: 10, StrandedAfter: time.Hour, PublishTimeout: 300 * time.Millisecond, Registerer: prometheus.NewRegistry()})
+
+	require.Error(t, s.Pass(context.Background()))
+	var unpublished int
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM deliveries WHERE enqueued_at = '-infinity'`).Scan(&unpublished))
+	require.Equal(t, 3, unpublished, "claimed but unpublished deliveries are handed back for the next pass")
+}
+
+func published(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "dispatch_scheduler_republished_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("dispatch_scheduler_republished_total not registered")
+	return 0
+}
