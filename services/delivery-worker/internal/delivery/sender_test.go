@@ -89,6 +89,8 @@ func TestSendClassifiesFailures(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
+	tlsSrv := httptest.NewTLSServer(mux) // its certificate is not trusted by the sender
+	t.Cleanup(tlsSrv.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	refused := "http://" + ln.Addr().String() + "/"
@@ -107,6 +109,7 @@ func TestSendClassifiesFailures(t *testing.T) {
 		{srv.URL + "/hang", domain.ErrorTimeout, 0, 0},
 		{srv.URL + "/reset", domain.ErrorConnectionReset, 0, 0},
 		{refused, domain.ErrorConnectionRefused, 0, 0},
+		{tlsSrv.URL + "/ok", domain.ErrorTLS, 0, 0},
 	}
 	sender := NewSender("test")
 	for _, tt := range tests {
