@@ -109,8 +109,9 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
 	var (
-		wg    sync.WaitGroup
-		slots = make(chan struct{}, c.cfg.Concurrency)
+		wg           sync.WaitGroup
+		slots        = make(chan struct{}, c.cfg.Concurrency)
+		lastFetchErr time.Time
 	)
 	for ctx.Err() == nil {
 		fetches := c.client.PollRecords(ctx, c.cfg.Concurrency)
@@ -118,8 +119,10 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			break
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				c.cfg.Logger.Warn("kafka fetch error", "topic", topic, "partition", partition, "err", err)
+			// While a broker is away every poll fails; one line per 10 s says so.
+			if !errors.Is(err, context.Canceled) && time.Since(lastFetchErr) > 10*time.Second {
+				lastFetchErr = time.Now()
+				c.cfg.Logger.Warn("kafka fetch error (repeats are not logged for 10s)", "topic", topic, "partition", partition, "err", err)
 			}
 		})
 		fetches.EachRecord(func(r *kgo.Record) {
