@@ -1,0 +1,58 @@
+module github.com/dispatch-webhooks/dispatch/libs/resilience
+
+go 1.26.4
+
+require (
+	github.com/prometheus/client_golang v1.25.0
+	github.com/redis/go-redis/v9 v9.23.0
+	github.com/stretchr/testify v1.12.1
+)
+
+require (
+	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
+	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/pgx/v5 v5.12.0 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/twmb/franz-go v1.22.3 // indirect
+	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
+	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	golang.org/x/sync v0.23.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
+)
+
+require (
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
+	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/prometheus/client_model v0.6.3 // indirect
+	github.com/prometheus/common v0.72.0 // indirect
+	github.com/prometheus/procfs v0.22.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
+
+replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
+
+replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
+
+replace github.com/dispatch-webhooks/dispatch/libs/config => ../../libs/config
+
+replace github.com/dispatch-webhooks/dispatch/libs/domain => ../../libs/domain
+
+replace github.com/dispatch-webhooks/dispatch/libs/observability => ../../libs/observability
+
+replace github.com/dispatch-webhooks/dispatch/libs/queue => ../../libs/queue
+
+replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
+
+replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
+
+replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry

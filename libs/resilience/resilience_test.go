@@ -1,0 +1,230 @@
+package resilience_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dispatch-webhooks/dispatch/libs/resilience"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
+)
+
+func guard(rdb redis.UniversalClient, prefix string, mutate ...func(*resilience.Config)) *resilience.Guard {
+	cfg := resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry(), OpenFor: 300 * time.Millisecond}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	return resilience.New(rdb, cfg)
+}
+
+func TestRateLimitIsASlidingWindow(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	g := guard(rdb, prefix)
+	ctx := context.Background()
+	limits := resilience.Limits{RatePerSecond: 5}
+	for i := range 5 {
+		a := g.Admit(ctx, "s", limits, time.Second)
+		require.True(t, a.Allowed, "request %d", i)
+		g.Done(ctx, a, true)
+	}
+	denied := g.Admit(ctx, "s", limits, time.Second)
+	require.False(t, denied.Allowed)
+	require.Equal(t, resilience.RateLimited, denied.Reason)
+	require.Greater(t, denied.RetryAfter, time.Duration(0))
+	require.LessOrEqual(t, denied.RetryAfter, time.Second)
+	require.True(t, g.Admit(ctx, "other", limits, time.Second).Allowed, "limits are per subscription")
+
+	time.Sleep(denied.RetryAfter + 10*time.Millisecond)
+	again := g.Admit(ctx, "s", limits, time.Second)
+	require.True(t, again.Allowed, "a slot frees when the oldest admission leaves the window")
+}
+
+func TestCircuitBreakerStateMachine(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	g := guard(rdb, prefix)
+	ctx := context.Background()
+	fail := func() {
+		a := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		require.True(t, a.Allowed)
+		g.Done(ctx, a, false)
+	}
+	for range 4 {
+		fail()
+	}
+	st, err := g.CircuitState(ctx, "s")
+	require.NoError(t, err)
+	require.Equal(t, resilience.Closed, st, "4 failures do not open it")
+	ok := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+	g.Done(ctx, ok, true) // a success resets the count
+	for range 4 {
+		fail()
+	}
+	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, "s")))
+	fail()
+	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, "s")), "5 consecutive failures open it")
+
+	denied := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+	require.False(t, denied.Allowed)
+	require.Equal(t, resilience.CircuitOpen, denied.Reason)
+	require.Greater(t, denied.RetryAfter, time.Duration(0))
+
+	time.Sleep(350 * time.Millisecond)
+	require.Equal(t, resilience.HalfOpen, must(g.CircuitState(ctx, "s")))
+	trial := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+	require.True(t, trial.Allowed)
+	g.Done(ctx, trial, false)
+	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, "s")), "a failed trial reopens it")
+
+	time.Sleep(350 * time.Millisecond)
+	var trials []resilience.Admission
+	for range 3 {
+		a := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		require.True(t, a.Allowed)
+		trials = append(trials, a)
+	}
+	require.False(t, g.Admit(ctx, "s", resilience.Limits{}, time.Second).Allowed, "only 3 trials")
+	for i, a := range trials {
+		g.Done(ctx, a, true)
+		want := resilience.HalfOpen
+		if i == 2 {
+			want = resilience.Closed
+		}
+		require.Equal(t, want, must(g.CircuitState(ctx, "s")), "after %d successful trials", i+1)
+	}
+}
+
+func TestExactlyThreeTrialsUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	// Three workers sharing one Redis.
+	guards := []*resilience.Guard{guard(rdb, prefix), guard(rdb, prefix), guard(rdb, prefix)}
+	ctx := context.Background()
+	for range 5 {
+		a := guards[0].Admit(ctx, "s", resilience.Limits{}, time.Second)
+		guards[0].Done(ctx, a, false)
+	}
+	time.Sleep(350 * time.Millisecond)
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Go(func() {
+			if guards[i%3].Admit(ctx, "s", resilience.Limits{}, time.Second).Allowed {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, 3, allowed.Load())
+}
+
+func TestSemaphoreHoldsAcrossWorkersAndFreesCrashedPermits(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	guards := []*resilience.Guard{guard(rdb, prefix), guard(rdb, prefix), guard(rdb, prefix)}
+	ctx := context.Background()
+	limits := resilience.Limits{MaxConcurrency: 4, RatePerSecond: 10000}
+	var (
+		inFlight, peak atomic.Int32
+		wg             sync.WaitGroup
+		admitted       atomic.Int32
+	)
+	for i := range 90 {
+		wg.Go(func() {
+			g := guards[i%3]
+			for {
+				a := g.Admit(ctx, "s", limits, time.Second)
+				if !a.Allowed {
+					require.Equal(t, resilience.ConcurrencyLimited, a.Reason)
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				n := inFlight.Add(1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				time.Sleep(2 * time.Millisecond)
+				inFlight.Add(-1)
+				g.Done(ctx, a, true)
+				admitted.Add(1)
+				return
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, 90, admitted.Load())
+	require.LessOrEqual(t, peak.Load(), int32(4), "never more than the limit at once")
+
+	// A worker that crashes holding permits: they expire with their TTL.
+	crashed := guard(rdb, prefix, func(c *resilience.Config) { c.PermitTTL = 300 * time.Millisecond })
+	for range 4 {
+		require.True(t, crashed.Admit(ctx, "t", limits, 0).Allowed) // never released
+	}
+	require.False(t, guards[0].Admit(ctx, "t", limits, time.Second).Allowed)
+	time.Sleep(1100 * time.Millisecond) // a permit lives at least its attempt's timeout (0 here) + 1 s
+	require.True(t, guards[0].Admit(ctx, "t", limits, time.Second).Allowed, "expired permits are freed")
+}
+
+func TestRedisOutageFallsBackAndRecovers(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	reg := prometheus.NewRegistry()
+	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg, RetryRedisAfter: 50 * time.Millisecond})
+	ctx := context.Background()
+	limits := resilience.Limits{RatePerSecond: 3}
+
+	a := g.Admit(ctx, "s", limits, time.Second)
+	require.True(t, a.Allowed)
+	g.Done(ctx, a, true)
+	require.EqualValues(t, 1, rdb.ZCard(ctx, "p:{s}:rate").Val(), "state is in Redis")
+	require.Zero(t, gauge(t, reg, "dispatch_resilience_fallback"))
+
+	srv.Stop()
+	var allowed int
+	for range 5 {
+		a := g.Admit(ctx, "s", limits, time.Second)
+		if a.Allowed {
+			allowed++
+			g.Done(ctx, a, true)
+		}
+	}
+	require.Equal(t, 3, allowed, "the local limiter still enforces the limit")
+	require.EqualValues(t, 1, gauge(t, reg, "dispatch_resilience_fallback"))
+
+	srv.Start()
+	time.Sleep(1100 * time.Millisecond) // the local window empties
+	require.Eventually(t, func() bool {
+		a := g.Admit(ctx, "s", limits, time.Second)
+		g.Done(ctx, a, true)
+		return gauge(t, reg, "dispatch_resilience_fallback") == 0
+	}, 5*time.Second, 60*time.Millisecond)
+	require.Positive(t, rdb.ZCard(ctx, "p:{s}:rate").Val(), "shared state resumes in Redis")
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("%s not registered", name)
+	return 0
+}
+
+func must(st resilience.State, err error) resilience.State {
+	if err != nil {
+		panic(err)
+	}
+	return st
+}
