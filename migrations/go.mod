@@ -5,12 +5,16 @@ go 1.26.4
 require github.com/golang-migrate/migrate/v4 v4.20.1
 
 require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/twmb/franz-go v1.22.3 // indirect
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	golang.org/x/sys v0.48.0 // indirect
 )
 
 require (
@@ -39,3 +43,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/signing => ../libs/signing
 replace github.com/dispatch-webhooks/dispatch/libs/store => ../libs/store
 
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../libs/retry
+
+replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../libs/resilience

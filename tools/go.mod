@@ -163,3 +163,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/store => ../libs/store
 replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../libs/testkit
 
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../libs/retry
+
+replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../libs/resilience

@@ -17,3 +17,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
 
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
+
+replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience

@@ -49,6 +49,9 @@ type DeliverySettings struct {
 	RetryBaseDelay time.Duration
 	RetryMaxDelay  time.Duration
 	Timeout        time.Duration
+	// RatePerSecond and MaxConcurrency limit what the destination receives.
+	RatePerSecond  int
+	MaxConcurrency int
 }
 
 // DeliveryStatus is where one (event, subscription) delivery is in its lifecycle:

@@ -128,6 +128,8 @@ const (
 	MinTimeout     = 100 * time.Millisecond
 	MaxTimeout     = 5 * time.Minute
 	MaxRetryDelay  = 7 * 24 * time.Hour
+	MaxRateLimit   = 100000
+	MaxConcurrency = 10000
 )
 
 // ValidateSettings checks per-subscription delivery settings.
@@ -143,6 +145,10 @@ func ValidateSettings(st DeliverySettings) error {
 		return invalid("retry_max_delay_ms", fmt.Sprintf("must be between 1 and %d", MaxRetryDelay.Milliseconds()))
 	case st.RetryBaseDelay > 0 && st.RetryMaxDelay > 0 && st.RetryMaxDelay < st.RetryBaseDelay:
 		return invalid("retry_max_delay_ms", "must not be below retry_base_delay_ms")
+	case st.RatePerSecond < 0 || st.RatePerSecond > MaxRateLimit:
+		return invalid("rate_limit_per_second", fmt.Sprintf("must be between 1 and %d", MaxRateLimit))
+	case st.MaxConcurrency < 0 || st.MaxConcurrency > MaxConcurrency:
+		return invalid("max_concurrency", fmt.Sprintf("must be between 1 and %d", MaxConcurrency))
 	}
 	return nil
 }

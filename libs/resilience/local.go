@@ -93,6 +93,12 @@ func (l *local) breaker(sub string) *localBreaker {
 	return b
 }
 
+func (l *local) release(a Admission) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.permits[a.subscriptionID], a.permit)
+}
+
 // done releases the permit and records the outcome; it returns the new
 // state and whether it changed.
 func (l *local) done(a Admission, success bool) (State, bool) {

@@ -292,6 +292,20 @@ func (g *Guard) Done(ctx context.Context, a Admission, success bool) {
 	g.redisResult(err)
 }
 
+// Release gives back an allowed admission that was not used (the delivery
+// turned out to be done already): its permit is freed and nothing is
+// reported to the circuit breaker.
+func (g *Guard) Release(ctx context.Context, a Admission) {
+	if !a.Allowed {
+		return
+	}
+	if a.local {
+		g.local.release(a)
+		return
+	}
+	g.redisResult(g.rdb.ZRem(context.WithoutCancel(ctx), g.key(a.subscriptionID, "permits"), a.permit).Err())
+}
+
 func (g *Guard) observeState(subID string, st State) {
 	g.metrics.state.WithLabelValues(subID).Set(st.gauge())
 	if st == Open {

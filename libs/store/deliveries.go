@@ -68,7 +68,7 @@ WHERE d.id = $1 AND e.id = d.event_id AND s.id = d.subscription_id AND s.state =
   AND d.status IN ` + openStatuses + ` AND d.next_attempt_at <= now()
 RETURNING d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.received_at,
           s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(),
-          s.max_attempts, s.retry_base_ms, s.retry_max_ms, s.timeout_ms`
+          s.max_attempts, s.retry_base_ms, s.retry_max_ms, s.timeout_ms, s.rate_limit_per_second, s.max_concurrency`
 
 // ClaimDelivery marks a due delivery as processing and returns the job to
 // attempt. The claim's lease is the subscription's timeout (defaultTimeout
@@ -77,16 +77,15 @@ RETURNING d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.recei
 // whose subscription is not active is domain.ErrNotClaimable.
 func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, defaultTimeout, margin time.Duration) (Job, error) {
 	var (
-		j                  = Job{DeliveryID: deliveryID}
-		secret             string
-		previous           pgtype.Text
-		inGrace            pgtype.Bool
-		maxAttempts, toMS  pgtype.Int4
-		baseMS, maxDelayMS pgtype.Int8
+		j        = Job{DeliveryID: deliveryID}
+		secret   string
+		previous pgtype.Text
+		inGrace  pgtype.Bool
+		sd       settingsDest
 	)
-	err := s.pool.QueryRow(ctx, claimSQL, deliveryID, defaultTimeout, margin).Scan(
-		&j.SubscriptionID, &j.Attempt, &j.Event.ID, &j.Event.Type, &j.Event.Source, &j.Event.Data, &j.Event.ReceivedAt,
-		&j.URL, &secret, &previous, &inGrace, &maxAttempts, &baseMS, &maxDelayMS, &toMS)
+	dest := append([]any{&j.SubscriptionID, &j.Attempt, &j.Event.ID, &j.Event.Type, &j.Event.Source, &j.Event.Data, &j.Event.ReceivedAt,
+		&j.URL, &secret, &previous, &inGrace}, sd.targets()...)
+	err := s.pool.QueryRow(ctx, claimSQL, deliveryID, defaultTimeout, margin).Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, domain.ErrNotClaimable)
 	}
@@ -97,12 +96,7 @@ func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, defaultTime
 	if previous.Valid && inGrace.Valid && inGrace.Bool {
 		j.Secrets = append(j.Secrets, previous.String)
 	}
-	j.Settings = domain.DeliverySettings{
-		MaxAttempts:    int(maxAttempts.Int32),
-		RetryBaseDelay: time.Duration(baseMS.Int64) * time.Millisecond,
-		RetryMaxDelay:  time.Duration(maxDelayMS.Int64) * time.Millisecond,
-		Timeout:        time.Duration(toMS.Int32) * time.Millisecond,
-	}
+	j.Settings = sd.settings()
 	return j, nil
 }
 
@@ -173,6 +167,19 @@ func (s *Store) ReleaseDelivery(ctx context.Context, deliveryID int64, attempt i
 		WHERE id = $1 AND status = 'processing' AND attempts = $2`, deliveryID, attempt)
 	if err != nil {
 		return fmt.Errorf("release delivery %d: %w", deliveryID, err)
+	}
+	return nil
+}
+
+// Defer postpones a waiting (pending or retrying) delivery that its
+// destination's limits refused, without claiming it or spending an attempt:
+// it is due again at `at`, when the retry scheduler publishes it.
+func (s *Store) Defer(ctx context.Context, deliveryID int64, at time.Time) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE deliveries SET next_attempt_at = $2, enqueued_at = '-infinity', updated_at = now()
+		WHERE id = $1 AND status IN ('pending', 'retrying')`, deliveryID, at)
+	if err != nil {
+		return fmt.Errorf("defer delivery %d: %w", deliveryID, err)
 	}
 	return nil
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
@@ -318,4 +320,17 @@ func BenchmarkIngestEvent(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestUnreachableDatabaseIsUnavailableNotAFailure(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there now
+	pool, err := pgxpool.New(context.Background(), "postgres://postgres@"+addr+"/x?connect_timeout=1")
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = store.New(pool).IngestEvent(context.Background(), event("e", "x"))
+	require.ErrorIs(t, err, domain.ErrUnavailable, "got %v", err)
 }

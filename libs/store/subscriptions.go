@@ -11,24 +11,52 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-const subscriptionColumns = `id, url, event_types, secret, state, state_reason,
-	max_attempts, retry_base_ms, retry_max_ms, timeout_ms, created_at, updated_at`
+const subscriptionColumns = `id, url, event_types, secret, state, state_reason, ` + settingsColumns + `, created_at, updated_at`
+
+// settingsColumns are a subscription's delivery settings, read by scanSettings.
+const settingsColumns = `max_attempts, retry_base_ms, retry_max_ms, timeout_ms, rate_limit_per_second, max_concurrency`
+
+// settingsDest receives settingsColumns.
+type settingsDest struct {
+	maxAttempts, toMS, rate, conc pgtype.Int4
+	baseMS, maxDelayMS            pgtype.Int8
+}
+
+func (d *settingsDest) targets() []any {
+	return []any{&d.maxAttempts, &d.baseMS, &d.maxDelayMS, &d.toMS, &d.rate, &d.conc}
+}
+
+func (d *settingsDest) settings() domain.DeliverySettings {
+	return domain.DeliverySettings{
+		MaxAttempts:    int(d.maxAttempts.Int32),
+		RetryBaseDelay: time.Duration(d.baseMS.Int64) * time.Millisecond,
+		RetryMaxDelay:  time.Duration(d.maxDelayMS.Int64) * time.Millisecond,
+		Timeout:        time.Duration(d.toMS.Int32) * time.Millisecond,
+		RatePerSecond:  int(d.rate.Int32),
+		MaxConcurrency: int(d.conc.Int32),
+	}
+}
 
 func scanSubscription(row pgx.Row) (domain.Subscription, error) {
 	var (
-		s                  domain.Subscription
-		maxAttempts, toMS  pgtype.Int4
-		baseMS, maxDelayMS pgtype.Int8
+		s  domain.Subscription
+		sd settingsDest
 	)
-	err := row.Scan(&s.ID, &s.URL, &s.EventTypes, &s.Secret, &s.State, &s.StateReason,
-		&maxAttempts, &baseMS, &maxDelayMS, &toMS, &s.CreatedAt, &s.UpdatedAt)
-	s.Settings = domain.DeliverySettings{
-		MaxAttempts:    int(maxAttempts.Int32),
-		RetryBaseDelay: time.Duration(baseMS.Int64) * time.Millisecond,
-		RetryMaxDelay:  time.Duration(maxDelayMS.Int64) * time.Millisecond,
-		Timeout:        time.Duration(toMS.Int32) * time.Millisecond,
-	}
+	dest := append([]any{&s.ID, &s.URL, &s.EventTypes, &s.Secret, &s.State, &s.StateReason}, sd.targets()...)
+	err := row.Scan(append(dest, &s.CreatedAt, &s.UpdatedAt)...)
+	s.Settings = sd.settings()
 	return s, err
+}
+
+// SubscriptionSettings returns a subscription's delivery settings, or
+// domain.ErrNotFound.
+func (s *Store) SubscriptionSettings(ctx context.Context, id string) (domain.DeliverySettings, error) {
+	var sd settingsDest
+	err := s.pool.QueryRow(ctx, `SELECT `+settingsColumns+` FROM subscriptions WHERE id = $1`, id).Scan(sd.targets()...)
+	if err != nil {
+		return domain.DeliverySettings{}, fmt.Errorf("settings of subscription %q: %w", id, notFound(err))
+	}
+	return sd.settings(), nil
 }
 
 // nullMS stores a zero duration as NULL ("use the default").
@@ -40,13 +68,15 @@ func nullMS(d time.Duration) pgtype.Int8 {
 // the same id is domain.ErrConflict.
 func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription) (domain.Subscription, error) {
 	row := s.pool.QueryRow(ctx, `
-		INSERT INTO subscriptions (id, url, event_types, secret, max_attempts, retry_base_ms, retry_max_ms, timeout_ms)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO subscriptions (id, url, event_types, secret, `+settingsColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		RETURNING `+subscriptionColumns,
 		sub.ID, sub.URL, sub.EventTypes, sub.Secret,
 		pgtype.Int4{Int32: int32(sub.Settings.MaxAttempts), Valid: sub.Settings.MaxAttempts > 0},
 		nullMS(sub.Settings.RetryBaseDelay), nullMS(sub.Settings.RetryMaxDelay),
-		pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0})
+		pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
+		pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
+		pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0})
 	created, err := scanSubscription(row)
 	if isUniqueViolation(err) {
 		return domain.Subscription{}, fmt.Errorf("subscription %q: %w", sub.ID, domain.ErrConflict)

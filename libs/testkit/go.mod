@@ -41,3 +41,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
 replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
 
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
+
+replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience

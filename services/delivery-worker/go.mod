@@ -8,16 +8,21 @@ require (
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/store v0.0.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/redis/go-redis/v9 v9.23.0
 	github.com/stretchr/testify v1.12.1
 )
 
-require go.yaml.in/yaml/v3 v3.0.6 // indirect
+require (
+	go.uber.org/atomic v1.12.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/config v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/observability v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/resilience v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/retry v0.0.0
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
@@ -54,3 +59,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
 
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
+
+replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience

@@ -12,9 +12,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/retry"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/services/delivery-worker/internal/config"
@@ -60,7 +63,24 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("KAFKA_BROKERS: %w", err)
 	}
-	worker := delivery.NewWorker(st, delivery.NewSender(version), delivery.Config{
+	redisOpts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(redisOpts)
+	defer rdb.Close()
+	// Redis being down at start is not fatal: the guard falls back to
+	// in-process limits until it answers.
+	guard := resilience.New(rdb, resilience.Config{
+		Prefix:           cfg.RedisKeyPrefix,
+		RatePerSecond:    cfg.RateLimit,
+		MaxConcurrency:   cfg.MaxConcurrency,
+		FailureThreshold: cfg.CircuitThreshold,
+		OpenFor:          cfg.CircuitOpenFor,
+		HalfOpenTrials:   cfg.CircuitTrials,
+		Logger:           log,
+	})
+	worker := delivery.NewWorker(st, delivery.NewSender(version), guard, delivery.Config{
 		Timeout:     cfg.DeliveryTimeout,
 		LeaseMargin: cfg.LeaseMargin,
 		Retry:       retry.Policy{MaxAttempts: cfg.MaxAttempts, BaseDelay: cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay},
@@ -91,6 +111,7 @@ func run(ctx context.Context) error {
 		<-done
 	case runErr = <-done:
 	}
+	worker.Close()
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelShutdown()
 	_ = srv.Shutdown(shutdownCtx)

@@ -10,6 +10,7 @@ require (
 	github.com/dispatch-webhooks/dispatch/libs/store v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/redis/go-redis/v9 v9.23.0
 	github.com/stretchr/testify v1.12.1
 )
 
@@ -18,6 +19,7 @@ require (
 	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
 	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 )
 
@@ -26,6 +28,7 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/config v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/observability v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/resilience v0.0.0
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/pgx/v5 v5.12.0 // indirect
@@ -61,3 +64,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
 
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
+
+replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience

@@ -17,10 +17,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/redis/go-redis/v9"
 
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/config"
@@ -81,9 +83,18 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("KAFKA_BROKERS: %w", err)
 	}
 
+	redisOpts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(redisOpts)
+	defer rdb.Close()
+	// Only read here (circuit states); its throttling metrics belong to the workers.
+	circuits := resilience.New(rdb, resilience.Config{Prefix: cfg.RedisKeyPrefix, Logger: log, Registerer: prometheus.NewRegistry()})
+
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping})
-	api.New(mux, api.Config{Store: st, Publisher: producer, Logger: log, Version: version})
+	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Logger: log, Version: version})
 
 	srv := &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
 	errc := make(chan error, 1)

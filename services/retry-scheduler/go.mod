@@ -15,7 +15,9 @@ require (
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
 	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 )
 
@@ -60,3 +62,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
 
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
+
+replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience

@@ -89,6 +89,7 @@ func TestKafkaDownWhileEventsArePosted(t *testing.T) {
 	dataDir := t.TempDir() // the broker keeps its log and group offsets across the restart
 	first := testkit.KafkaWith(t, 4, []string{topic}, kfake.Ports(port), kfake.DataDir(dataDir))
 	s := &stack{t: t, db: db, kafka: first, brokers: strings.Join(first.ListenAddrs(), ",")}
+	_, s.redisPrefix = testkit.Redis(t)
 	addr := freeAddr(t)
 	s.apiURL = "http://" + addr
 	s.start("ingest-api", "ADDR="+addr)
@@ -149,8 +150,9 @@ func TestDatabaseConnectionsKilledMidRun(t *testing.T) {
 
 func TestTwoSchedulersAndTwoWorkers(t *testing.T) {
 	s := newStack(t)
-	s.startWorker()
-	s.startWorker()
+	// Every event fails once: keep the circuit breaker out of this test.
+	s.startWorker("CIRCUIT_FAILURE_THRESHOLD=100000")
+	s.startWorker("CIRCUIT_FAILURE_THRESHOLD=100000")
 	s.startScheduler()
 	s.startScheduler()
 	rc := newReceiver(t, 0)

@@ -5,9 +5,11 @@ go 1.26.4
 require (
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
+	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 )
 
 require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
 	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
@@ -17,10 +19,12 @@ require (
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/twmb/franz-go v1.22.3 // indirect
-	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 )
 
@@ -41,3 +45,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/queue => ../../libs/queue
 replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
 
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
+
+replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience

@@ -57,6 +57,8 @@ type stack struct {
 	kafka   *kfake.Cluster
 	brokers string
 	apiURL  string
+	// redisPrefix keeps this test's limits apart from every other test's.
+	redisPrefix string
 }
 
 func freeAddr(t *testing.T) string {
@@ -73,6 +75,7 @@ func newStack(t *testing.T) *stack {
 	t.Helper()
 	t.Parallel()
 	s := &stack{t: t, db: testkit.Postgres(t)}
+	_, s.redisPrefix = testkit.Redis(t)
 	s.kafka = testkit.Kafka(t, 4, topic)
 	s.brokers = strings.Join(s.kafka.ListenAddrs(), ",")
 	addr := freeAddr(t)
@@ -86,8 +89,11 @@ func (s *stack) env(extra ...string) []string {
 	return append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"DATABASE_URL=" + s.db.URL,
+		"DB_MAX_CONNS=6", // tests run side by side on one server with 100 connection slots
 		"KAFKA_BROKERS=" + s.brokers,
 		"KAFKA_TOPIC=" + topic,
+		"REDIS_URL=" + testkit.RedisURL(),
+		"REDIS_KEY_PREFIX=" + s.redisPrefix,
 		"LOG_FORMAT=text",
 		"SHUTDOWN_TIMEOUT=5s",
 	}, extra...)

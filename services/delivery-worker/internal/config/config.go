@@ -25,6 +25,13 @@ type Config struct {
 	MaxAttempts         int           // RETRY_MAX_ATTEMPTS
 	RetryBaseDelay      time.Duration // RETRY_BASE_DELAY
 	RetryMaxDelay       time.Duration // RETRY_MAX_DELAY
+	RedisURL            string        // REDIS_URL
+	RedisKeyPrefix      string        // REDIS_KEY_PREFIX
+	RateLimit           int           // RATE_LIMIT_PER_SECOND
+	MaxConcurrency      int           // MAX_CONCURRENCY
+	CircuitThreshold    int           // CIRCUIT_FAILURE_THRESHOLD
+	CircuitOpenFor      time.Duration // CIRCUIT_OPEN_DURATION
+	CircuitTrials       int           // CIRCUIT_HALF_OPEN_TRIALS
 	LogFormat           string        // LOG_FORMAT
 	LogLevel            string        // LOG_LEVEL
 	ShutdownTimeout     time.Duration // SHUTDOWN_TIMEOUT
@@ -48,6 +55,13 @@ func Load(env *config.Env) (Config, error) {
 		MaxAttempts:         env.Int("RETRY_MAX_ATTEMPTS", retry.DefaultMaxAttempts, 1),
 		RetryBaseDelay:      env.Duration("RETRY_BASE_DELAY", retry.DefaultBaseDelay),
 		RetryMaxDelay:       env.Duration("RETRY_MAX_DELAY", retry.DefaultMaxDelay),
+		RedisURL:            env.String("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisKeyPrefix:      env.String("REDIS_KEY_PREFIX", "dispatch"),
+		RateLimit:           env.Int("RATE_LIMIT_PER_SECOND", 100, 1),
+		MaxConcurrency:      env.Int("MAX_CONCURRENCY", 100, 1),
+		CircuitThreshold:    env.Int("CIRCUIT_FAILURE_THRESHOLD", 5, 1),
+		CircuitOpenFor:      env.Duration("CIRCUIT_OPEN_DURATION", 30*time.Second),
+		CircuitTrials:       env.Int("CIRCUIT_HALF_OPEN_TRIALS", 3, 1),
 		LogFormat:           env.OneOf("LOG_FORMAT", "json", "json", "text"),
 		LogLevel:            env.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		ShutdownTimeout:     env.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	"time"
 
@@ -16,16 +17,27 @@ import (
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/retry"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
 // Store is the part of the data layer the worker uses.
 type Store interface {
+	SubscriptionSettings(ctx context.Context, id string) (domain.DeliverySettings, error)
 	ClaimDelivery(ctx context.Context, deliveryID int64, defaultTimeout, margin time.Duration) (store.Job, error)
 	RecordAttempt(ctx context.Context, o store.Outcome) error
 	ReleaseDelivery(ctx context.Context, deliveryID int64, attempt int) error
+	Defer(ctx context.Context, deliveryID int64, at time.Time) error
 	DisableSubscription(ctx context.Context, id, reason string) error
+}
+
+// Guard admits deliveries under each destination's rate limit, circuit
+// breaker and concurrency limit (see libs/resilience).
+type Guard interface {
+	Admit(ctx context.Context, subID string, limits resilience.Limits, timeout time.Duration) resilience.Admission
+	Done(ctx context.Context, a resilience.Admission, success bool)
+	Release(ctx context.Context, a resilience.Admission)
 }
 
 // goneReason is recorded on a subscription its endpoint retired.
@@ -49,29 +61,55 @@ type Config struct {
 
 // Worker delivers queued messages.
 type Worker struct {
-	cfg     Config
-	store   Store
-	sender  *Sender
-	log     *slog.Logger
-	metrics *metrics
+	cfg      Config
+	store    Store
+	sender   *Sender
+	guard    Guard
+	settings *settingsCache
+	deferred *deferrals
+	log      *slog.Logger
+	metrics  *metrics
 }
 
-// NewWorker returns a Worker. Its Handle method is a queue.Handler.
-func NewWorker(st Store, sender *Sender, cfg Config) *Worker {
+// NewWorker returns a Worker. Its Handle method is a queue.Handler; Close
+// it after the consumer stops.
+func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.DefaultRegisterer
 	}
-	return &Worker{cfg: cfg, store: st, sender: sender, log: cfg.Logger, metrics: newMetrics(cfg.Registerer)}
+	w := &Worker{cfg: cfg, store: st, sender: sender, guard: guard, log: cfg.Logger, metrics: newMetrics(cfg.Registerer)}
+	w.settings = newSettingsCache(st.SubscriptionSettings, 10*time.Second)
+	w.deferred = newDeferrals(maxDeferred)
+	return w
 }
 
-// Handle claims, attempts and records one delivery. It returns an error
-// only when nothing was claimed (the database could not be reached), so
-// the queue offers the message again.
+// Handle admits, claims, attempts and records one delivery. It returns an
+// error only when the database could not be reached before anything was
+// claimed, so the queue offers the message again.
 func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
+	settings, err := w.settings.get(ctx, m.SubscriptionID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil // the subscription was deleted with its deliveries
+	}
+	if err != nil {
+		return err
+	}
+	timeout := w.cfg.Timeout
+	if settings.Timeout > 0 {
+		timeout = settings.Timeout
+	}
+	adm := w.guard.Admit(ctx, m.SubscriptionID, resilience.Limits{RatePerSecond: settings.RatePerSecond, MaxConcurrency: settings.MaxConcurrency}, timeout)
+	if !adm.Allowed {
+		return w.postpone(ctx, m, adm)
+	}
+
 	job, err := w.store.ClaimDelivery(ctx, m.DeliveryID, w.cfg.Timeout, w.cfg.LeaseMargin)
+	if err != nil {
+		w.guard.Release(ctx, adm)
+	}
 	if errors.Is(err, domain.ErrNotClaimable) {
 		// Already delivered or failed, not yet due, held by another worker,
 		// or its subscription is not active: a duplicate message, nothing to do.
@@ -83,10 +121,6 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 	}
 	log := w.log.With("event_id", job.Event.ID, "subscription_id", job.SubscriptionID, "attempt", job.Attempt)
 
-	timeout := w.cfg.Timeout
-	if job.Settings.Timeout > 0 {
-		timeout = job.Settings.Timeout
-	}
 	res := w.sender.Send(ctx, job, timeout)
 	if ctx.Err() != nil {
 		// Stopping: the attempt was cut short, so it is not spent. The
@@ -96,8 +130,10 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 		if err := w.store.ReleaseDelivery(releaseCtx, job.DeliveryID, job.Attempt); err != nil {
 			log.Warn("could not release an interrupted delivery; its lease will lapse", "err", err)
 		}
+		w.guard.Release(releaseCtx, adm)
 		return nil
 	}
+	w.guard.Done(ctx, adm, res.Attempt.Succeeded())
 	attempt := res.Attempt
 	attempt.Instance = w.cfg.Instance
 	outcome := w.decide(job, res)
@@ -120,6 +156,53 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 		}
 	}
 	return nil
+}
+
+// maxDeferred bounds the deliveries a worker keeps waiting in memory for
+// their destination's limits; past it, they wait in the database.
+const maxDeferred = 10_000
+
+// shortWait is the longest a refused delivery waits in memory; longer waits
+// (an open circuit) go through the database and the retry scheduler.
+const shortWait = 2 * time.Second
+
+// postpone handles a delivery its destination's limits refused: no attempt
+// is spent and no consumer slot is held. A short wait is kept in memory and
+// the delivery handled again when it ends; a long one is written to the
+// database for the retry scheduler. If this worker dies meanwhile, the
+// delivery is still pending in the database and is republished once stale.
+func (w *Worker) postpone(ctx context.Context, m queue.Message, adm resilience.Admission) error {
+	wait := adm.RetryAfter + spread(adm.RetryAfter)
+	if wait <= shortWait && w.deferred.add(m.DeliveryID, wait, func() {
+		if err := w.Handle(context.Background(), m); err != nil {
+			w.deferToDatabase(m, time.Now())
+		}
+	}) {
+		return nil
+	}
+	return w.store.Defer(ctx, m.DeliveryID, time.Now().Add(wait))
+}
+
+func (w *Worker) deferToDatabase(m queue.Message, at time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.store.Defer(ctx, m.DeliveryID, at); err != nil {
+		w.log.Warn("could not defer delivery; it is republished once stale", "event_id", m.EventID, "subscription_id", m.SubscriptionID, "err", err)
+	}
+}
+
+// spread adds up to half the wait again, at least 50 ms, so deliveries
+// refused together do not all come back in the same instant.
+func spread(wait time.Duration) time.Duration {
+	return mrand.N(max(wait/2, 50*time.Millisecond))
+}
+
+// Close hands the deliveries still waiting in memory to the database, due
+// at once, so the retry scheduler republishes them.
+func (w *Worker) Close() {
+	for _, id := range w.deferred.stop() {
+		w.deferToDatabase(queue.Message{DeliveryID: id}, time.Now())
+	}
 }
 
 func gone(a domain.Attempt) bool { return a.StatusCode != nil && *a.StatusCode == http.StatusGone }

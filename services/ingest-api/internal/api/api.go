@@ -14,6 +14,7 @@ import (
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
@@ -35,10 +36,16 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs ...queue.Message)
 }
 
+// Circuits reports destinations' live circuit breaker states.
+type Circuits interface {
+	CircuitState(ctx context.Context, subscriptionID string) (resilience.State, error)
+}
+
 // Server holds the API's dependencies.
 type Server struct {
 	store     Store
 	publisher Publisher
+	circuits  Circuits
 	log       *slog.Logger
 	received  prometheus.Counter
 }
@@ -47,7 +54,9 @@ type Server struct {
 type Config struct {
 	Store     Store
 	Publisher Publisher
-	Logger    *slog.Logger
+	// Circuits, if set, adds the live circuit state to GET /subscriptions/{id}.
+	Circuits Circuits
+	Logger   *slog.Logger
 	// Registerer receives the API's metrics; nil means the default registry.
 	Registerer prometheus.Registerer
 	// Version is reported in the OpenAPI document.
@@ -67,6 +76,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s := &Server{
 		store:     cfg.Store,
 		publisher: cfg.Publisher,
+		circuits:  cfg.Circuits,
 		log:       cfg.Logger,
 		received: registerCounter(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dispatch_events_received_total",

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
+	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
@@ -30,6 +31,8 @@ type bundle struct {
 	url     string
 	db      *testkit.Database
 	brokers []string
+	// workerGuard shares the API's Redis prefix, as a delivery worker would.
+	workerGuard *resilience.Guard
 }
 
 func setup(t *testing.T) *bundle {
@@ -40,11 +43,14 @@ func setup(t *testing.T) *bundle {
 	producer, err := queue.NewProducer(queue.ProducerConfig{Brokers: cluster.ListenAddrs(), Topic: topic})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = producer.Close(context.Background()) })
+	rdb, prefix := testkit.Redis(t)
+	circuits := resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})
 	mux := http.NewServeMux()
-	api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Registerer: prometheus.NewRegistry(), Version: "test"})
+	api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test"})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs()}
+	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(),
+		workerGuard: resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})}
 }
 
 type response struct {
@@ -305,9 +311,18 @@ func BenchmarkCreateEvent(b *testing.B) {
 
 func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 	b := setup(t)
-	r := b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"],"max_attempts":3,"retry_base_delay_ms":1000,"retry_max_delay_ms":60000,"timeout_ms":5000}`)
+	r := b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"],"max_attempts":3,"retry_base_delay_ms":1000,"retry_max_delay_ms":60000,"timeout_ms":5000,"rate_limit_per_second":20,"max_concurrency":4}`)
 	require.Equal(t, http.StatusCreated, r.status, r.raw)
 	r = b.do(t, "GET", "/subscriptions/s", "")
+	require.EqualValues(t, 20, r.body["rate_limit_per_second"])
+	require.EqualValues(t, 4, r.body["max_concurrency"])
+	require.Equal(t, "closed", r.body["circuit_state"])
+	ctx := context.Background()
+	for range 5 { // a worker sees five failures in a row
+		a := b.workerGuard.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		b.workerGuard.Done(ctx, a, false)
+	}
+	require.Equal(t, "open", b.do(t, "GET", "/subscriptions/s", "").body["circuit_state"], "the live state is shown")
 	require.EqualValues(t, 3, r.body["max_attempts"])
 	require.EqualValues(t, 1000, r.body["retry_base_delay_ms"])
 	require.EqualValues(t, 60000, r.body["retry_max_delay_ms"])
@@ -317,6 +332,8 @@ func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 		{`{"url":"http://h/","event_types":["*"],"max_attempts":0}`, "body.max_attempts"},
 		{`{"url":"http://h/","event_types":["*"],"timeout_ms":10}`, "body.timeout_ms"},
 		{`{"url":"http://h/","event_types":["*"],"retry_base_delay_ms":5000,"retry_max_delay_ms":1000}`, "body.retry_max_delay_ms"},
+		{`{"url":"http://h/","event_types":["*"],"rate_limit_per_second":0}`, "body.rate_limit_per_second"},
+		{`{"url":"http://h/","event_types":["*"],"max_concurrency":-1}`, "body.max_concurrency"},
 	} {
 		r := b.do(t, "POST", "/subscriptions", bad.body)
 		require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
@@ -327,7 +344,7 @@ func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 	r = b.do(t, "POST", "/events/e/redeliver", "")
 	require.Equal(t, http.StatusAccepted, r.status, r.raw)
 	require.EqualValues(t, 0, r.body["queued"], "a delivery still pending is not redelivered")
-	_, err := b.db.Pool.Exec(context.Background(), `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL`)
+	_, err := b.db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL`)
 	require.NoError(t, err)
 	r = b.do(t, "POST", "/events/e/redeliver", `{"subscription_id":"s"}`)
 	require.Equal(t, http.StatusAccepted, r.status, r.raw)

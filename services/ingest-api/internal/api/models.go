@@ -84,6 +84,8 @@ type Settings struct {
 	RetryBaseDelayMS int64 `json:"retry_base_delay_ms,omitempty" minimum:"1" maximum:"604800000" doc:"Longest wait before the first retry; doubles per attempt (full jitter)."`
 	RetryMaxDelayMS  int64 `json:"retry_max_delay_ms,omitempty" minimum:"1" maximum:"604800000" doc:"Longest wait between two attempts."`
 	TimeoutMS        int64 `json:"timeout_ms,omitempty" minimum:"100" maximum:"300000" doc:"Time allowed for one attempt."`
+	RateLimit        int   `json:"rate_limit_per_second,omitempty" minimum:"1" maximum:"100000" doc:"Most deliveries the destination receives in any one-second window."`
+	MaxConcurrency   int   `json:"max_concurrency,omitempty" minimum:"1" maximum:"10000" doc:"Most deliveries in flight to the destination at once."`
 }
 
 func (s Settings) domain() domain.DeliverySettings {
@@ -92,6 +94,8 @@ func (s Settings) domain() domain.DeliverySettings {
 		RetryBaseDelay: time.Duration(s.RetryBaseDelayMS) * time.Millisecond,
 		RetryMaxDelay:  time.Duration(s.RetryMaxDelayMS) * time.Millisecond,
 		Timeout:        time.Duration(s.TimeoutMS) * time.Millisecond,
+		RatePerSecond:  s.RateLimit,
+		MaxConcurrency: s.MaxConcurrency,
 	}
 }
 
@@ -103,8 +107,9 @@ type SubscriptionBody struct {
 	State       string   `json:"state" enum:"active,paused,disabled"`
 	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
 	Settings
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	CircuitState string    `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers only)."`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 func subscriptionBody(s domain.Subscription) SubscriptionBody {
@@ -115,6 +120,8 @@ func subscriptionBody(s domain.Subscription) SubscriptionBody {
 			RetryBaseDelayMS: s.Settings.RetryBaseDelay.Milliseconds(),
 			RetryMaxDelayMS:  s.Settings.RetryMaxDelay.Milliseconds(),
 			TimeoutMS:        s.Settings.Timeout.Milliseconds(),
+			RateLimit:        s.Settings.RatePerSecond,
+			MaxConcurrency:   s.Settings.MaxConcurrency,
 		},
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 	}

@@ -117,7 +117,13 @@ func (s *Server) getSubscription(ctx context.Context, in *subscriptionIDInput) (
 	if err != nil {
 		return nil, s.problem(err, "subscription not found")
 	}
-	return &subscriptionOutput{Body: subscriptionBody(sub)}, nil
+	out := &subscriptionOutput{Body: subscriptionBody(sub)}
+	if s.circuits != nil {
+		if st, err := s.circuits.CircuitState(ctx, sub.ID); err == nil {
+			out.Body.CircuitState = string(st)
+		}
+	}
+	return out, nil
 }
 
 func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInput) (*listSubscriptionsOutput, error) {

@@ -16,6 +16,8 @@ type Config struct {
 	KafkaBrokers    []string      // KAFKA_BROKERS
 	KafkaTopic      string        // KAFKA_TOPIC
 	InstanceID      string        // INSTANCE_ID
+	RedisURL        string        // REDIS_URL
+	RedisKeyPrefix  string        // REDIS_KEY_PREFIX
 	LogFormat       string        // LOG_FORMAT
 	LogLevel        string        // LOG_LEVEL
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
@@ -34,6 +36,8 @@ func Load(env *config.Env) (Config, error) {
 		KafkaBrokers:    env.List("KAFKA_BROKERS", nil),
 		KafkaTopic:      env.String("KAFKA_TOPIC", "events.pending"),
 		InstanceID:      env.String("INSTANCE_ID", host),
+		RedisURL:        env.String("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisKeyPrefix:  env.String("REDIS_KEY_PREFIX", "dispatch"),
 		LogFormat:       env.OneOf("LOG_FORMAT", "json", "json", "text"),
 		LogLevel:        env.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
