@@ -59,6 +59,15 @@ type stack struct {
 	apiURL  string
 	// redisPrefix keeps this test's limits apart from every other test's.
 	redisPrefix string
+	// redis, if set, is the test's own Redis server instead of the shared one.
+	redis *testkit.RedisServer
+}
+
+func (s *stack) redisURL() string {
+	if s.redis != nil {
+		return s.redis.URL()
+	}
+	return testkit.RedisURL()
 }
 
 func freeAddr(t *testing.T) string {
@@ -92,7 +101,7 @@ func (s *stack) env(extra ...string) []string {
 		"DB_MAX_CONNS=6", // tests run side by side on one server with 100 connection slots
 		"KAFKA_BROKERS=" + s.brokers,
 		"KAFKA_TOPIC=" + topic,
-		"REDIS_URL=" + testkit.RedisURL(),
+		"REDIS_URL=" + s.redisURL(),
 		"REDIS_KEY_PREFIX=" + s.redisPrefix,
 		"LOG_FORMAT=text",
 		"SHUTDOWN_TIMEOUT=5s",
