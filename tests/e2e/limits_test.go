@@ -93,7 +93,7 @@ func TestDeliveriesContinueWhileRedisIsDown(t *testing.T) {
 	s.postMany("during", 20)
 	eventually(t, 30*time.Second, func() bool { got, _ := distinct(rc); return got == 40 }, "deliveries stopped while Redis was down: %d of 40", len(rc.deliveries()))
 
-	s.redis.Start() // a new, empty Redis
+	s.redis.Start()                     // a new, empty Redis
 	time.Sleep(1500 * time.Millisecond) // the worker tries Redis again within a second
 	s.postMany("after", 20)
 	eventually(t, 30*time.Second, func() bool { got, _ := distinct(rc); return got == 60 }, "not delivered after Redis came back")
