@@ -1,7 +1,8 @@
 // Package delivery is the delivery worker's core: for each queued message it
-// claims the delivery in PostgreSQL, sends the signed POST, and stores the
-// attempt with the delivery's next status, in that order, before the
-// message's offset may be committed.
+// asks the destination's limits for admission (postponing the delivery
+// without an attempt if refused), claims the delivery in PostgreSQL, sends
+// the signed POST, and stores the attempt with the delivery's next status,
+// in that order, before the message's offset may be committed.
 package delivery
 
 import (
