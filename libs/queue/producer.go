@@ -61,7 +61,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 // on PostgreSQL, not on this call, for durability.
 func (p *Producer) Publish(ctx context.Context, msgs ...Message) {
 	for _, m := range msgs {
-		rec := &kgo.Record{Key: []byte(m.SubscriptionID), Value: m.Encode()}
+		rec := m.record()
 		p.client.TryProduce(ctx, rec, func(_ *kgo.Record, err error) {
 			if err != nil {
 				p.onError(m, err)
@@ -74,7 +74,7 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) {
 func (p *Producer) PublishSync(ctx context.Context, msgs ...Message) error {
 	recs := make([]*kgo.Record, len(msgs))
 	for i, m := range msgs {
-		recs[i] = &kgo.Record{Key: []byte(m.SubscriptionID), Value: m.Encode()}
+		recs[i] = m.record()
 	}
 	if err := p.client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("publish to %s: %w", p.topic, err)

@@ -7,14 +7,22 @@ package queue
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Message asks a worker to attempt one delivery. Records are keyed by
-// subscription id, so one subscription's deliveries share a partition.
+// Message asks a worker to attempt one delivery. Records are keyed by event
+// id, so one subscription's deliveries spread over every partition and
+// worker (its limits are shared through Redis), while an event's deliveries
+// and their retries stay together (ADR 11).
 type Message struct {
 	DeliveryID     int64  `json:"delivery_id"`
 	EventID        string `json:"event_id"`
 	SubscriptionID string `json:"subscription_id"`
+}
+
+func (m Message) record() *kgo.Record {
+	return &kgo.Record{Key: []byte(m.EventID), Value: m.Encode()}
 }
 
 // Encode returns the record value for m.

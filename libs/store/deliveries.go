@@ -157,29 +157,17 @@ func (s *Store) RecordAttempt(ctx context.Context, o Outcome) error {
 }
 
 // ReleaseDelivery gives back a claim whose attempt was never made (the
-// worker is stopping): the attempt is not spent and the delivery is due
-// again at once, for the retry scheduler to republish.
-func (s *Store) ReleaseDelivery(ctx context.Context, deliveryID int64, attempt int) error {
+// worker is stopping, or the destination's limits refused it): the attempt
+// is not spent and the delivery is due again at `at`, when the retry
+// scheduler republishes it.
+func (s *Store) ReleaseDelivery(ctx context.Context, deliveryID int64, attempt int, at time.Time) error {
 	_, err := s.pool.Exec(ctx, `
 		UPDATE deliveries
 		SET status = CASE WHEN attempts = 1 THEN 'pending' ELSE 'retrying' END,
-		    attempts = attempts - 1, next_attempt_at = now(), enqueued_at = '-infinity', updated_at = now()
-		WHERE id = $1 AND status = 'processing' AND attempts = $2`, deliveryID, attempt)
+		    attempts = attempts - 1, next_attempt_at = $3, enqueued_at = '-infinity', updated_at = now()
+		WHERE id = $1 AND status = 'processing' AND attempts = $2`, deliveryID, attempt, at)
 	if err != nil {
 		return fmt.Errorf("release delivery %d: %w", deliveryID, err)
-	}
-	return nil
-}
-
-// Defer postpones a waiting (pending or retrying) delivery that its
-// destination's limits refused, without claiming it or spending an attempt:
-// it is due again at `at`, when the retry scheduler publishes it.
-func (s *Store) Defer(ctx context.Context, deliveryID int64, at time.Time) error {
-	_, err := s.pool.Exec(ctx, `
-		UPDATE deliveries SET next_attempt_at = $2, enqueued_at = '-infinity', updated_at = now()
-		WHERE id = $1 AND status IN ('pending', 'retrying')`, deliveryID, at)
-	if err != nil {
-		return fmt.Errorf("defer delivery %d: %w", deliveryID, err)
 	}
 	return nil
 }

@@ -135,17 +135,22 @@ func TestReleaseGivesTheAttemptBack(t *testing.T) {
 	id := ingest(t, st, "e")
 	job, err := st.ClaimDelivery(ctx, id, time.Minute, 0)
 	require.NoError(t, err)
-	require.NoError(t, st.ReleaseDelivery(ctx, id, job.Attempt))
+	require.NoError(t, st.ReleaseDelivery(ctx, id, job.Attempt, time.Now()))
 	_, ds, err := st.GetEvent(ctx, "e")
 	require.NoError(t, err)
 	require.Equal(t, domain.DeliveryPending, ds[0].Status)
 	require.Equal(t, 0, ds[0].Attempts)
 	due, err := st.ClaimDue(ctx, 10, time.Hour)
 	require.NoError(t, err)
-	require.Len(t, due, 1, "a released delivery is republished at once")
+	require.Len(t, due, 1, "a released delivery is republished when due")
 	job, err = st.ClaimDelivery(ctx, id, time.Minute, 0)
 	require.NoError(t, err)
 	require.Equal(t, 1, job.Attempt)
+
+	require.NoError(t, st.ReleaseDelivery(ctx, id, job.Attempt, time.Now().Add(time.Hour)))
+	due, err = st.ClaimDue(ctx, 10, time.Hour)
+	require.NoError(t, err)
+	require.Empty(t, due, "a delivery released for later waits until then")
 }
 
 func TestRedeliver(t *testing.T) {

@@ -48,17 +48,6 @@ func scanSubscription(row pgx.Row) (domain.Subscription, error) {
 	return s, err
 }
 
-// SubscriptionSettings returns a subscription's delivery settings, or
-// domain.ErrNotFound.
-func (s *Store) SubscriptionSettings(ctx context.Context, id string) (domain.DeliverySettings, error) {
-	var sd settingsDest
-	err := s.pool.QueryRow(ctx, `SELECT `+settingsColumns+` FROM subscriptions WHERE id = $1`, id).Scan(sd.targets()...)
-	if err != nil {
-		return domain.DeliverySettings{}, fmt.Errorf("settings of subscription %q: %w", id, notFound(err))
-	}
-	return sd.settings(), nil
-}
-
 // nullMS stores a zero duration as NULL ("use the default").
 func nullMS(d time.Duration) pgtype.Int8 {
 	return pgtype.Int8{Int64: d.Milliseconds(), Valid: d > 0}

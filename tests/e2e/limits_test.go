@@ -40,6 +40,12 @@ func TestRateLimitHoldsAcrossThreeWorkers(t *testing.T) {
 	rc := newReceiver(t, http.StatusOK)
 	const limit, n = 20, 100
 	s.subscribeWith("sub", rc, map[string]any{"rate_limit_per_second": limit}, "*")
+	// Warm every worker's connections first, then let the window empty, so
+	// the measured burst is not skewed by cold first requests.
+	s.postMany("warmup", limit)
+	eventually(t, 30*time.Second, func() bool { got, _ := distinct(rc); return got == limit }, "warm-up not delivered")
+	time.Sleep(1100 * time.Millisecond)
+	rc.reset()
 	start := time.Now()
 	s.postMany("evt", n)
 
@@ -56,7 +62,10 @@ func TestRateLimitHoldsAcrossThreeWorkers(t *testing.T) {
 			j++
 		}
 		if j-i > limit {
-			t.Fatalf("%d deliveries within %v starting at +%v; the limit is %d/s", j-i, window, times[i].Sub(start), limit)
+			t.Fatalf("%d deliveries within %v starting at +%v; the limit is %d/s (busiest second by attempt start: %d)",
+				j-i, window, times[i].Sub(start), limit, s.count(`SELECT max(n) FROM (SELECT count(*) AS n FROM attempts a
+				JOIN attempts b ON b.started_at >= a.started_at AND b.started_at < a.started_at + interval '1 second'
+				WHERE a.started_at > $1 GROUP BY a.id) w`, start))
 		}
 	}
 	if took := times[len(times)-1].Sub(times[0]); took < time.Duration(n/limit-1)*time.Second {
@@ -64,6 +73,9 @@ func TestRateLimitHoldsAcrossThreeWorkers(t *testing.T) {
 	}
 	if n := s.count(`SELECT count(*) FROM deliveries WHERE attempts <> 1`); n != 0 {
 		t.Fatalf("%d deliveries spent attempts on throttling", n)
+	}
+	if n := s.count(`SELECT count(DISTINCT instance) FROM attempts`); n < 2 {
+		t.Fatalf("only %d worker(s) delivered; the limit was not shared", n)
 	}
 }
 
@@ -102,21 +114,29 @@ func TestDeliveriesContinueWhileRedisIsDown(t *testing.T) {
 	}, "shared state did not resume in Redis")
 }
 
+// TestOneBadDestinationDoesNotSlowOthers compares a healthy subscription's
+// p99 delivery latency next to two well-behaved neighbours with its p99 next
+// to two bad ones (one hangs until the timeout, one fails every request).
+// The fan-out and the traffic are the same in both phases, so the difference
+// is what bad destinations cost others, not what two more destinations cost
+// a shared two-core machine.
 func TestOneBadDestinationDoesNotSlowOthers(t *testing.T) {
 	s := newStack(t)
 	s.startWorker()
 	s.startScheduler()
 	healthy := newReceiver(t, http.StatusOK)
 	s.subscribeWith("healthy", healthy, nil, "*")
+	s.post("warmup", "order.created") // connections and caches warm, as in steady state
+	eventually(t, 30*time.Second, func() bool { return len(healthy.deliveries()) == 1 }, "warm-up not delivered")
 
-	const perPhase = 60
+	const perPhase = 100
 	measure := func(prefix string) time.Duration {
 		sent := map[string]time.Time{}
 		for i := range perPhase {
 			id := fmt.Sprintf("%s_%d", prefix, i)
 			sent[id] = time.Now()
 			s.post(id, "order.created")
-			time.Sleep(15 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond)
 		}
 		eventually(t, 60*time.Second, func() bool {
 			n := 0
@@ -136,9 +156,14 @@ func TestOneBadDestinationDoesNotSlowOthers(t *testing.T) {
 		slices.Sort(lat)
 		return lat[len(lat)*99/100]
 	}
-	s.post("warmup", "order.created") // connections and caches warm, as in steady state
-	eventually(t, 30*time.Second, func() bool { return len(healthy.deliveries()) == 1 }, "warm-up not delivered")
-	alone := measure("alone")
+
+	for _, id := range []string{"neighbour_1", "neighbour_2"} {
+		s.subscribeWith(id, newReceiver(t, http.StatusOK), nil, "*")
+	}
+	baseline := measure("baseline")
+	for _, id := range []string{"neighbour_1", "neighbour_2"} {
+		s.call("DELETE", "/subscriptions/"+id, nil)
+	}
 
 	hanging := newReceiver(t, 0)
 	hanging.respond = func(_ http.ResponseWriter, r *http.Request, _ int) bool {
@@ -150,13 +175,13 @@ func TestOneBadDestinationDoesNotSlowOthers(t *testing.T) {
 	s.subscribeWith("failing", failing, nil, "*")
 	loaded := measure("loaded")
 
-	// Scheduling noise on a shared two-core machine is tens of milliseconds
-	// whatever the load, so the bound is twice the latency alone or that
-	// plus 100 ms, whichever is larger.
-	bound := max(2*alone, alone+100*time.Millisecond)
-	t.Logf("healthy p99: alone %v, next to a hanging and a failing destination %v (bound %v)", alone, loaded, bound)
+	// About twice the baseline; on a shared two-core machine under -race a
+	// single scheduling hiccup costs tens of milliseconds whatever the
+	// neighbours do, hence the 100 ms floor.
+	bound := max(2*baseline, baseline+100*time.Millisecond)
+	t.Logf("healthy p99: next to healthy neighbours %v, next to a hanging and a failing one %v (bound %v)", baseline, loaded, bound)
 	if loaded > bound {
-		t.Fatalf("healthy p99 rose from %v to %v next to bad destinations; bound %v", alone, loaded, bound)
+		t.Fatalf("healthy p99 rose from %v to %v next to bad destinations; bound %v", baseline, loaded, bound)
 	}
 	_, sub := s.call("GET", "/subscriptions/failing", nil)
 	if sub["circuit_state"] == "closed" {

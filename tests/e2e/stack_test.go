@@ -61,6 +61,8 @@ type stack struct {
 	redisPrefix string
 	// redis, if set, is the test's own Redis server instead of the shared one.
 	redis *testkit.RedisServer
+	// workers counts the delivery workers started, to name them.
+	workers int
 }
 
 func (s *stack) redisURL() string {
@@ -153,7 +155,8 @@ func (s *stack) start(svc string, env ...string) *proc {
 func (s *stack) startWorker(env ...string) *proc {
 	s.t.Helper()
 	addr := freeAddr(s.t)
-	cmd := s.start("delivery-worker", append([]string{"ADDR=" + addr, "DELIVERY_TIMEOUT=5s"}, env...)...)
+	s.workers++
+	cmd := s.start("delivery-worker", append([]string{"ADDR=" + addr, "DELIVERY_TIMEOUT=5s", fmt.Sprintf("INSTANCE_ID=worker-%d", s.workers)}, env...)...)
 	s.waitReady("http://" + addr)
 	return cmd
 }
@@ -316,6 +319,13 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rc.respond == nil {
 		w.WriteHeader(rc.status)
 	}
+}
+
+// reset forgets what the receiver got so far.
+func (rc *receiver) reset() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.got, rc.bad, rc.seen = nil, nil, map[string]int{}
 }
 
 // requests returns how many requests arrived for an event id.

@@ -25,11 +25,9 @@ import (
 
 // Store is the part of the data layer the worker uses.
 type Store interface {
-	SubscriptionSettings(ctx context.Context, id string) (domain.DeliverySettings, error)
 	ClaimDelivery(ctx context.Context, deliveryID int64, defaultTimeout, margin time.Duration) (store.Job, error)
 	RecordAttempt(ctx context.Context, o store.Outcome) error
-	ReleaseDelivery(ctx context.Context, deliveryID int64, attempt int) error
-	Defer(ctx context.Context, deliveryID int64, at time.Time) error
+	ReleaseDelivery(ctx context.Context, deliveryID int64, attempt int, at time.Time) error
 	DisableSubscription(ctx context.Context, id, reason string) error
 }
 
@@ -66,7 +64,6 @@ type Worker struct {
 	store    Store
 	sender   *Sender
 	guard    Guard
-	settings *settingsCache
 	deferred *deferrals
 	log      *slog.Logger
 	metrics  *metrics
@@ -82,35 +79,15 @@ func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
 		cfg.Registerer = prometheus.DefaultRegisterer
 	}
 	w := &Worker{cfg: cfg, store: st, sender: sender, guard: guard, log: cfg.Logger, metrics: newMetrics(cfg.Registerer)}
-	w.settings = newSettingsCache(st.SubscriptionSettings, 10*time.Second)
 	w.deferred = newDeferrals(maxDeferred)
 	return w
 }
 
-// Handle admits, claims, attempts and records one delivery. It returns an
+// Handle claims, admits, attempts and records one delivery. It returns an
 // error only when the database could not be reached before anything was
 // claimed, so the queue offers the message again.
 func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
-	settings, err := w.settings.get(ctx, m.SubscriptionID)
-	if errors.Is(err, domain.ErrNotFound) {
-		return nil // the subscription was deleted with its deliveries
-	}
-	if err != nil {
-		return err
-	}
-	timeout := w.cfg.Timeout
-	if settings.Timeout > 0 {
-		timeout = settings.Timeout
-	}
-	adm := w.guard.Admit(ctx, m.SubscriptionID, resilience.Limits{RatePerSecond: settings.RatePerSecond, MaxConcurrency: settings.MaxConcurrency}, timeout)
-	if !adm.Allowed {
-		return w.postpone(ctx, m, adm)
-	}
-
 	job, err := w.store.ClaimDelivery(ctx, m.DeliveryID, w.cfg.Timeout, w.cfg.LeaseMargin)
-	if err != nil {
-		w.guard.Release(ctx, adm)
-	}
 	if errors.Is(err, domain.ErrNotClaimable) {
 		// Already delivered or failed, not yet due, held by another worker,
 		// or its subscription is not active: a duplicate message, nothing to do.
@@ -120,7 +97,24 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 	if err != nil {
 		return err
 	}
+	w.attempt(ctx, job)
+	return nil
+}
+
+// attempt asks the destination's limits for admission right before
+// sending, so that what the destination receives follows the limits as
+// closely as possible, then sends and records the attempt.
+func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	log := w.log.With("event_id", job.Event.ID, "subscription_id", job.SubscriptionID, "attempt", job.Attempt)
+	timeout := w.cfg.Timeout
+	if job.Settings.Timeout > 0 {
+		timeout = job.Settings.Timeout
+	}
+	adm := w.guard.Admit(ctx, job.SubscriptionID, resilience.Limits{RatePerSecond: job.Settings.RatePerSecond, MaxConcurrency: job.Settings.MaxConcurrency}, timeout)
+	if !adm.Allowed {
+		w.postpone(ctx, job, adm)
+		return
+	}
 
 	res := w.sender.Send(ctx, job, timeout)
 	if ctx.Err() != nil {
@@ -128,11 +122,9 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 		// delivery is due again at once and the scheduler republishes it.
 		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := w.store.ReleaseDelivery(releaseCtx, job.DeliveryID, job.Attempt); err != nil {
-			log.Warn("could not release an interrupted delivery; its lease will lapse", "err", err)
-		}
+		w.release(releaseCtx, job, time.Now())
 		w.guard.Release(releaseCtx, adm)
-		return nil
+		return
 	}
 	w.guard.Done(ctx, adm, res.Attempt.Succeeded())
 	attempt := res.Attempt
@@ -145,7 +137,7 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 		// The claim's lease runs out and the delivery is picked up again:
 		// at-least-once, never lost.
 		log.Error("attempt made but not recorded", "result", describe(attempt), "err", err)
-		return nil
+		return
 	}
 	log.Info("attempt recorded", "result", describe(attempt), "status", outcome.Status, "duration_ms", attempt.Duration.Milliseconds())
 	if gone(attempt) {
@@ -156,39 +148,33 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 			log.Warn("subscription disabled", "reason", goneReason)
 		}
 	}
-	return nil
 }
 
-// maxDeferred bounds the deliveries a worker keeps waiting in memory for
-// their destination's limits; past it, they wait in the database.
+// maxDeferred bounds the claimed deliveries a worker keeps waiting in
+// memory for their destination's limits; past it, they wait in the database.
 const maxDeferred = 10_000
 
 // shortWait is the longest a refused delivery waits in memory; longer waits
 // (an open circuit) go through the database and the retry scheduler.
 const shortWait = 2 * time.Second
 
-// postpone handles a delivery its destination's limits refused: no attempt
-// is spent and no consumer slot is held. A short wait is kept in memory and
-// the delivery handled again when it ends; a long one is written to the
-// database for the retry scheduler. If this worker dies meanwhile, the
-// delivery is still pending in the database and is republished once stale.
-func (w *Worker) postpone(ctx context.Context, m queue.Message, adm resilience.Admission) error {
+// postpone handles a claimed delivery its destination's limits refused: no
+// attempt is spent and no consumer slot is held. A short wait keeps the
+// claim in memory and tries again when it ends (if the worker dies
+// meanwhile, the claim's lease lapses and the delivery is taken over); a long
+// one gives the claim back, due when the wait ends.
+func (w *Worker) postpone(ctx context.Context, job store.Job, adm resilience.Admission) {
 	wait := adm.RetryAfter + spread(adm.RetryAfter)
-	if wait <= shortWait && w.deferred.add(m.DeliveryID, wait, func() {
-		if err := w.Handle(context.Background(), m); err != nil {
-			w.deferToDatabase(m, time.Now())
-		}
-	}) {
-		return nil
+	if wait <= min(shortWait, w.cfg.LeaseMargin/2) && w.deferred.add(job, wait, func() { w.attempt(context.Background(), job) }) {
+		return
 	}
-	return w.store.Defer(ctx, m.DeliveryID, time.Now().Add(wait))
+	w.release(ctx, job, time.Now().Add(wait))
 }
 
-func (w *Worker) deferToDatabase(m queue.Message, at time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := w.store.Defer(ctx, m.DeliveryID, at); err != nil {
-		w.log.Warn("could not defer delivery; it is republished once stale", "event_id", m.EventID, "subscription_id", m.SubscriptionID, "err", err)
+// release gives a claim back without spending its attempt.
+func (w *Worker) release(ctx context.Context, job store.Job, at time.Time) {
+	if err := w.store.ReleaseDelivery(context.WithoutCancel(ctx), job.DeliveryID, job.Attempt, at); err != nil {
+		w.log.Warn("could not give back a claim; its lease will lapse", "event_id", job.Event.ID, "subscription_id", job.SubscriptionID, "err", err)
 	}
 }
 
@@ -198,11 +184,13 @@ func spread(wait time.Duration) time.Duration {
 	return mrand.N(max(wait/2, 50*time.Millisecond))
 }
 
-// Close hands the deliveries still waiting in memory to the database, due
-// at once, so the retry scheduler republishes them.
+// Close gives back the claims still waiting in memory, due at once, so the
+// retry scheduler republishes them.
 func (w *Worker) Close() {
-	for _, id := range w.deferred.stop() {
-		w.deferToDatabase(queue.Message{DeliveryID: id}, time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, job := range w.deferred.stop() {
+		w.release(ctx, job, time.Now())
 	}
 }
 

@@ -117,7 +117,7 @@ func TestEventLifecycleOverHTTP(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status)
 	require.Empty(t, r.body["data"])
 
-	// The delivery was queued on Kafka, keyed by subscription.
+	// The delivery was queued on Kafka, keyed by event.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	require.NoError(t, err)
 	defer cl.Close()
@@ -127,7 +127,7 @@ func TestEventLifecycleOverHTTP(t *testing.T) {
 	require.NoError(t, fetches.Err())
 	recs := fetches.Records()
 	require.Len(t, recs, 1)
-	require.Equal(t, "sub_orders", string(recs[0].Key))
+	require.Equal(t, "evt_1", string(recs[0].Key))
 	m, err := queue.Decode(recs[0].Value)
 	require.NoError(t, err)
 	require.Equal(t, "evt_1", m.EventID)
