@@ -334,3 +334,31 @@ func TestUnreachableDatabaseIsUnavailableNotAFailure(t *testing.T) {
 	_, err = store.New(pool).IngestEvent(context.Background(), event("e", "x"))
 	require.ErrorIs(t, err, domain.ErrUnavailable, "got %v", err)
 }
+
+func TestUpdateSubscription(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "s", "a.*")
+	require.NoError(t, st.DisableSubscription(ctx, "s", "endpoint answered 410 Gone"))
+
+	url := "https://example.com/new"
+	active := domain.SubscriptionActive
+	got, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{
+		URL: &url, State: &active, Settings: &domain.DeliverySettings{RatePerSecond: 7},
+	})
+	require.NoError(t, err)
+	require.Equal(t, url, got.URL)
+	require.Equal(t, []string{"a.*"}, got.EventTypes, "absent fields stay")
+	require.Equal(t, domain.SubscriptionActive, got.State)
+	require.Empty(t, got.StateReason, "re-enabling clears the reason")
+	require.Equal(t, 7, got.Settings.RatePerSecond)
+
+	got, err = st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{EventTypes: []string{"b"}, Settings: &domain.DeliverySettings{MaxConcurrency: 3}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"b"}, got.EventTypes)
+	require.Equal(t, 7, got.Settings.RatePerSecond, "settings change field by field")
+	require.Equal(t, 3, got.Settings.MaxConcurrency)
+
+	_, err = st.UpdateSubscription(ctx, "nope", store.SubscriptionPatch{URL: &url})
+	require.ErrorIs(t, err, domain.ErrNotFound)
+}

@@ -138,3 +138,53 @@ func (s *Store) DisableSubscription(ctx context.Context, id, reason string) erro
 		return nil
 	})
 }
+
+// SubscriptionPatch lists the fields to change; nil fields stay as they are.
+type SubscriptionPatch struct {
+	URL        *string
+	EventTypes []string
+	// State may be active or paused; making a subscription active clears
+	// its state reason.
+	State    *domain.SubscriptionState
+	Settings *domain.DeliverySettings
+}
+
+// UpdateSubscription applies a validated patch and returns the result, or
+// domain.ErrNotFound. Settings replace the stored ones field by field where
+// non-zero.
+func (s *Store) UpdateSubscription(ctx context.Context, id string, p SubscriptionPatch) (domain.Subscription, error) {
+	var st domain.DeliverySettings
+	if p.Settings != nil {
+		st = *p.Settings
+	}
+	var state pgtype.Text
+	if p.State != nil {
+		state = pgtype.Text{String: string(*p.State), Valid: true}
+	}
+	row := s.pool.QueryRow(ctx, `
+		UPDATE subscriptions SET
+			url = coalesce($2, url),
+			event_types = coalesce($3, event_types),
+			state = coalesce($4, state),
+			state_reason = CASE WHEN $4 = 'active' THEN '' ELSE state_reason END,
+			max_attempts = coalesce($5, max_attempts),
+			retry_base_ms = coalesce($6, retry_base_ms),
+			retry_max_ms = coalesce($7, retry_max_ms),
+			timeout_ms = coalesce($8, timeout_ms),
+			rate_limit_per_second = coalesce($9, rate_limit_per_second),
+			max_concurrency = coalesce($10, max_concurrency),
+			updated_at = now()
+		WHERE id = $1
+		RETURNING `+subscriptionColumns,
+		id, p.URL, p.EventTypes, state,
+		pgtype.Int4{Int32: int32(st.MaxAttempts), Valid: st.MaxAttempts > 0},
+		nullMS(st.RetryBaseDelay), nullMS(st.RetryMaxDelay),
+		pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
+		pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
+		pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0})
+	sub, err := scanSubscription(row)
+	if err != nil {
+		return domain.Subscription{}, fmt.Errorf("update subscription %q: %w", id, notFound(err))
+	}
+	return sub, nil
+}

@@ -26,6 +26,7 @@ type Store interface {
 	CreateSubscription(ctx context.Context, s domain.Subscription) (domain.Subscription, error)
 	GetSubscription(ctx context.Context, id string) (domain.Subscription, error)
 	ListSubscriptions(ctx context.Context, after string, limit int) ([]domain.Subscription, error)
+	UpdateSubscription(ctx context.Context, id string, p store.SubscriptionPatch) (domain.Subscription, error)
 	DeleteSubscription(ctx context.Context, id string) error
 	Redeliver(ctx context.Context, eventID, subscriptionID string) ([]store.DeliveryRef, error)
 	RedeliverBulk(ctx context.Context, f store.RedeliverFilter) (int64, error)

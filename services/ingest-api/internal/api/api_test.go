@@ -323,6 +323,27 @@ func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 		b.workerGuard.Done(ctx, a, false)
 	}
 	require.Equal(t, "open", b.do(t, "GET", "/subscriptions/s", "").body["circuit_state"], "the live state is shown")
+
+	r = b.do(t, "PATCH", "/subscriptions/s", `{"rate_limit_per_second":50,"state":"paused"}`)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.EqualValues(t, 50, r.body["rate_limit_per_second"])
+	require.EqualValues(t, 4, r.body["max_concurrency"], "absent fields stay")
+	require.Equal(t, "paused", r.body["state"])
+	r = b.do(t, "PATCH", "/subscriptions/s", `{"state":"active","event_types":["t","*"]}`)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, "active", r.body["state"])
+	for _, bad := range []struct{ body, field string }{
+		{`{"url":"ftp://x"}`, "body.url"},
+		{`{"event_types":["a.*.b"]}`, "body.event_types[0]"},
+		{`{"event_types":[]}`, "body.event_types"},
+		{`{"state":"disabled"}`, "body.state"},
+		{`{"timeout_ms":1}`, "body.timeout_ms"},
+	} {
+		r := b.do(t, "PATCH", "/subscriptions/s", bad.body)
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+		require.Contains(t, r.raw, bad.field)
+	}
+	require.Equal(t, http.StatusNotFound, b.do(t, "PATCH", "/subscriptions/nope", `{"state":"active"}`).status)
 	require.EqualValues(t, 3, r.body["max_attempts"])
 	require.EqualValues(t, 1000, r.body["retry_base_delay_ms"])
 	require.EqualValues(t, 60000, r.body["retry_max_delay_ms"])

@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
 type createSubscriptionInput struct {
@@ -81,6 +83,16 @@ func (s *Server) registerSubscriptions(api huma.API) {
 	}, s.getSubscription)
 
 	huma.Register(api, huma.Operation{
+		OperationID: "update-subscription",
+		Method:      http.MethodPatch,
+		Path:        "/subscriptions/{id}",
+		Summary:     "Change a subscription",
+		Description: "Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.",
+		Tags:        []string{"Subscriptions"},
+		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+	}, s.updateSubscription)
+
+	huma.Register(api, huma.Operation{
 		OperationID:   "delete-subscription",
 		Method:        http.MethodDelete,
 		Path:          "/subscriptions/{id}",
@@ -110,6 +122,47 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 		return nil, s.problem(err, "a subscription with this id already exists")
 	}
 	return &createSubscriptionOutput{Body: SubscriptionCreated{SubscriptionBody: subscriptionBody(created), Secret: created.Secret}}, nil
+}
+
+type updateSubscriptionInput struct {
+	ID   string `path:"id" maxLength:"255"`
+	Body struct {
+		URL        *string  `json:"url,omitempty" maxLength:"2048"`
+		EventTypes []string `json:"event_types,omitempty" minItems:"1" maxItems:"64"`
+		State      *string  `json:"state,omitempty" enum:"active,paused" doc:"active re-enables a disabled or paused subscription."`
+		Settings
+	}
+}
+
+func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionInput) (*subscriptionOutput, error) {
+	b := in.Body
+	patch := store.SubscriptionPatch{URL: b.URL, EventTypes: b.EventTypes}
+	if b.URL != nil {
+		if err := domain.ValidateURL(*b.URL); err != nil {
+			return nil, s.problem(err, "")
+		}
+	}
+	for i, p := range b.EventTypes {
+		if err := domain.ValidatePattern(fmt.Sprintf("event_types[%d]", i), p); err != nil {
+			return nil, s.problem(err, "")
+		}
+	}
+	settings := b.Settings.domain()
+	if err := domain.ValidateSettings(settings); err != nil {
+		return nil, s.problem(err, "")
+	}
+	if settings != (domain.DeliverySettings{}) {
+		patch.Settings = &settings
+	}
+	if b.State != nil {
+		st := domain.SubscriptionState(*b.State)
+		patch.State = &st
+	}
+	sub, err := s.store.UpdateSubscription(ctx, in.ID, patch)
+	if err != nil {
+		return nil, s.problem(err, "subscription not found")
+	}
+	return &subscriptionOutput{Body: subscriptionBody(sub)}, nil
 }
 
 func (s *Server) getSubscription(ctx context.Context, in *subscriptionIDInput) (*subscriptionOutput, error) {
