@@ -175,10 +175,13 @@ func TestOneBadDestinationDoesNotSlowOthers(t *testing.T) {
 	s.subscribeWith("failing", failing, nil, "*")
 	loaded := measure("loaded")
 
-	// About twice the baseline; on a shared two-core machine under -race a
-	// single scheduling hiccup costs tens of milliseconds whatever the
-	// neighbours do, hence the 100 ms floor.
-	bound := max(2*baseline, baseline+100*time.Millisecond)
+	// About twice the baseline. Real interference shows up at the scale of
+	// the hanging destination's 2 s timeout (a healthy delivery waiting for a
+	// slot or a connection it holds); scheduling noise on a two-core machine
+	// running the whole suite under -race reaches a few hundred
+	// milliseconds whatever the neighbours do. Hence the 300 ms floor, well
+	// below the 2 s that blocking would cost.
+	bound := max(2*baseline, baseline+300*time.Millisecond)
 	t.Logf("healthy p99: next to healthy neighbours %v, next to a hanging and a failing one %v (bound %v)", baseline, loaded, bound)
 	if loaded > bound {
 		t.Fatalf("healthy p99 rose from %v to %v next to bad destinations; bound %v", baseline, loaded, bound)

@@ -101,12 +101,13 @@ func TestSendClassifiesFailures(t *testing.T) {
 		class      domain.ErrorClass
 		code       int
 		retryAfter time.Duration
+		timeout    time.Duration // default 5 s; short only where the timeout is the point
 	}{
 		{srv.URL + "/500", domain.ErrorHTTPStatus, 500, 0},
 		{srv.URL + "/429", domain.ErrorHTTPStatus, 429, 42 * time.Second},
 		{srv.URL + "/500-retry-after", domain.ErrorHTTPStatus, 500, 0},
 		{srv.URL + "/302", domain.ErrorHTTPStatus, 302, 0},
-		{srv.URL + "/hang", domain.ErrorTimeout, 0, 0},
+		{srv.URL + "/hang", domain.ErrorTimeout, 0, 0, 300 * time.Millisecond},
 		{srv.URL + "/reset", domain.ErrorConnectionReset, 0, 0},
 		{refused, domain.ErrorConnectionRefused, 0, 0},
 		{tlsSrv.URL + "/ok", domain.ErrorTLS, 0, 0},
@@ -115,7 +116,11 @@ func TestSendClassifiesFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
 			t.Parallel()
-			res := sender.Send(context.Background(), job(tt.url, secret), 300*time.Millisecond)
+			timeout := tt.timeout
+			if timeout == 0 {
+				timeout = 5 * time.Second
+			}
+			res := sender.Send(context.Background(), job(tt.url, secret), timeout)
 			a := res.Attempt
 			require.Equal(t, tt.retryAfter, res.RetryAfter)
 			require.False(t, a.Succeeded())
