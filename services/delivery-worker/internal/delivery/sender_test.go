@@ -103,14 +103,14 @@ func TestSendClassifiesFailures(t *testing.T) {
 		retryAfter time.Duration
 		timeout    time.Duration // default 5 s; short only where the timeout is the point
 	}{
-		{srv.URL + "/500", domain.ErrorHTTPStatus, 500, 0},
-		{srv.URL + "/429", domain.ErrorHTTPStatus, 429, 42 * time.Second},
-		{srv.URL + "/500-retry-after", domain.ErrorHTTPStatus, 500, 0},
-		{srv.URL + "/302", domain.ErrorHTTPStatus, 302, 0},
+		{srv.URL + "/500", domain.ErrorHTTPStatus, 500, 0, 0},
+		{srv.URL + "/429", domain.ErrorHTTPStatus, 429, 42 * time.Second, 0},
+		{srv.URL + "/500-retry-after", domain.ErrorHTTPStatus, 500, 0, 0},
+		{srv.URL + "/302", domain.ErrorHTTPStatus, 302, 0, 0},
 		{srv.URL + "/hang", domain.ErrorTimeout, 0, 0, 300 * time.Millisecond},
-		{srv.URL + "/reset", domain.ErrorConnectionReset, 0, 0},
-		{refused, domain.ErrorConnectionRefused, 0, 0},
-		{tlsSrv.URL + "/ok", domain.ErrorTLS, 0, 0},
+		{srv.URL + "/reset", domain.ErrorConnectionReset, 0, 0, 0},
+		{refused, domain.ErrorConnectionRefused, 0, 0, 0},
+		{tlsSrv.URL + "/ok", domain.ErrorTLS, 0, 0, 0},
 	}
 	sender := NewSender("test")
 	for _, tt := range tests {
