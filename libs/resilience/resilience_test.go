@@ -2,6 +2,7 @@ package resilience_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -227,4 +228,51 @@ func must(st resilience.State, err error) resilience.State {
 		panic(err)
 	}
 	return st
+}
+
+// TestRateLimitExactAcrossWorkers hammers one subscription from three
+// guards (three workers) and checks the admission times: never more than
+// the limit in any one-second window.
+func TestRateLimitExactAcrossWorkers(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	guards := []*resilience.Guard{guard(rdb, prefix), guard(rdb, prefix), guard(rdb, prefix)}
+	const limit = 25
+	ctx := context.Background()
+	var (
+		mu       sync.Mutex
+		admitted []time.Time
+		wg       sync.WaitGroup
+	)
+	deadline := time.Now().Add(2500 * time.Millisecond)
+	for i := range 6 {
+		wg.Go(func() {
+			g := guards[i%3]
+			for time.Now().Before(deadline) {
+				a := g.Admit(ctx, "s", resilience.Limits{RatePerSecond: limit}, time.Second)
+				at := time.Now()
+				if !a.Allowed {
+					time.Sleep(min(a.RetryAfter, 20*time.Millisecond))
+					continue
+				}
+				mu.Lock()
+				admitted = append(admitted, at)
+				mu.Unlock()
+				g.Done(ctx, a, true)
+			}
+		})
+	}
+	wg.Wait()
+	slices.SortFunc(admitted, func(a, b time.Time) int { return a.Compare(b) })
+	require.GreaterOrEqual(t, len(admitted), 2*limit, "the limit admits a full window each second")
+	// Admission is timed on Redis' clock; the client notes it a moment
+	// later (longer under -race on two cores), so allow some skew.
+	window := time.Second - 25*time.Millisecond
+	for i := range admitted {
+		j := i
+		for j < len(admitted) && admitted[j].Sub(admitted[i]) < window {
+			j++
+		}
+		require.LessOrEqual(t, j-i, limit, "admissions in the window starting at %v", admitted[i])
+	}
 }
