@@ -13,6 +13,10 @@ require (
 )
 
 require (
+	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
+	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
+	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
+	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 )
@@ -24,6 +28,7 @@ require (
 	github.com/dispatch-webhooks/dispatch/libs/observability v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/resilience v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/retry v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/pgx/v5 v5.12.0 // indirect
