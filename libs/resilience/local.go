@@ -39,12 +39,11 @@ func (l *local) admit(a *Admission, rate, conc int) {
 	for len(w) > 0 && now.Sub(w[0]) >= time.Second {
 		w = w[1:]
 	}
+	l.windows[sub] = w
 	if len(w) >= rate {
-		l.windows[sub] = w
 		a.Reason, a.RetryAfter = RateLimited, w[0].Add(time.Second).Sub(now)
 		return
 	}
-	l.windows[sub] = append(w, now)
 
 	b := l.breaker(sub)
 	if b.state == Open && now.Sub(b.since) >= l.cfg.OpenFor {
@@ -60,10 +59,8 @@ func (l *local) admit(a *Admission, rate, conc int) {
 	case b.state == HalfOpen && b.trials >= l.cfg.HalfOpenTrials:
 		a.Reason, a.RetryAfter = CircuitOpen, max(b.since.Add(l.cfg.OpenFor).Sub(now), time.Millisecond)
 		return
-	case b.state == HalfOpen:
-		b.trials++
-		a.trial = true
 	}
+	trial := b.state == HalfOpen
 
 	p := l.permits[sub]
 	if p == nil {
@@ -76,8 +73,14 @@ func (l *local) admit(a *Admission, rate, conc int) {
 		}
 	}
 	if len(p) >= conc {
-		a.Reason, a.RetryAfter, a.trial = ConcurrencyLimited, jitter(100*time.Millisecond, 500*time.Millisecond), false
+		a.Reason, a.RetryAfter = ConcurrencyLimited, jitter(100*time.Millisecond, 500*time.Millisecond)
 		return
+	}
+	// Every check agreed: only now take a slot of each.
+	l.windows[sub] = append(w, now)
+	if trial {
+		b.trials++
+		a.trial = true
 	}
 	a.permit = rand.Text()
 	p[a.permit] = now.Add(a.ttl)
@@ -93,19 +96,16 @@ func (l *local) breaker(sub string) *localBreaker {
 	return b
 }
 
-func (l *local) release(a Admission) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.permits[a.subscriptionID], a.permit)
-}
-
-// done releases the permit and records the outcome; it returns the new
-// state and whether it changed.
-func (l *local) done(a Admission, success bool) (State, bool) {
+// done releases the permit and, if report, records the outcome; it returns
+// the new state and whether it changed.
+func (l *local) done(a Admission, report, success bool) (State, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.permits[a.subscriptionID], a.permit)
 	b := l.breaker(a.subscriptionID)
+	if !report {
+		return b.state, false
+	}
 	switch {
 	case b.state == Closed && success:
 		b.failures = 0

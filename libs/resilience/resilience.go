@@ -222,42 +222,30 @@ func (g *Guard) count(a Admission) {
 }
 
 func (g *Guard) admitRedis(ctx context.Context, a *Admission, rate, conc int) error {
-	res, err := rateScript.Run(ctx, g.rdb, []string{g.key(a.subscriptionID, "rate"), g.key(a.subscriptionID, "rate:seq")}, rate, 1000).Int64Slice()
-	if err != nil {
-		return fmt.Errorf("rate limit: %w", err)
-	}
-	if res[0] == 0 {
-		a.Reason, a.RetryAfter = RateLimited, time.Duration(res[1])*time.Millisecond
-		return nil
-	}
-	res, err = breakerAllowScript.Run(ctx, g.rdb, []string{g.key(a.subscriptionID, "circuit")},
-		g.cfg.OpenFor.Milliseconds(), g.cfg.HalfOpenTrials, g.breakerTTL().Milliseconds()).Int64Slice()
-	if err != nil {
-		return fmt.Errorf("circuit breaker: %w", err)
-	}
-	if res[0] == 0 {
-		a.Reason, a.RetryAfter = CircuitOpen, time.Duration(res[1])*time.Millisecond
-		return nil
-	}
-	a.trial = res[2] == 1
-	if a.trial {
-		g.metrics.state.WithLabelValues(a.subscriptionID).Set(HalfOpen.gauge())
-	}
+	sub := a.subscriptionID
 	permit := rand.Text()
-	ok, err := acquireScript.Run(ctx, g.rdb, []string{g.key(a.subscriptionID, "permits")}, conc, a.ttl.Milliseconds(), permit).Int64()
+	res, err := admitScript.Run(ctx, g.rdb,
+		[]string{g.key(sub, "rate"), g.key(sub, "rate:seq"), g.key(sub, "circuit"), g.key(sub, "permits")},
+		rate, 1000, g.cfg.OpenFor.Milliseconds(), g.cfg.HalfOpenTrials, g.breakerTTL().Milliseconds(),
+		conc, a.ttl.Milliseconds(), permit).Int64Slice()
 	if err != nil {
-		return fmt.Errorf("concurrency limit: %w", err)
+		return fmt.Errorf("admission: %w", err)
 	}
-	if ok == 0 {
-		a.Reason, a.RetryAfter = ConcurrencyLimited, jitter(100*time.Millisecond, 500*time.Millisecond)
+	if res[0] == 1 {
+		a.Allowed, a.permit, a.trial = true, permit, res[2] == 1
 		if a.trial {
-			// The trial never ran: give it back by reporting nothing; the
-			// half-open period restarts if trials do not report in time.
-			a.trial = false
+			g.metrics.state.WithLabelValues(sub).Set(HalfOpen.gauge())
 		}
 		return nil
 	}
-	a.Allowed, a.permit = true, permit
+	switch res[1] {
+	case 1:
+		a.Reason, a.RetryAfter = RateLimited, time.Duration(res[2])*time.Millisecond
+	case 2:
+		a.Reason, a.RetryAfter = CircuitOpen, time.Duration(res[2])*time.Millisecond
+	default:
+		a.Reason, a.RetryAfter = ConcurrencyLimited, jitter(100*time.Millisecond, 500*time.Millisecond)
+	}
 	return nil
 }
 
@@ -266,44 +254,38 @@ func (g *Guard) breakerTTL() time.Duration { return 24 * time.Hour }
 // Done releases an allowed admission's permit and reports the attempt's
 // outcome to the circuit breaker.
 func (g *Guard) Done(ctx context.Context, a Admission, success bool) {
+	g.finish(ctx, a, true, success)
+}
+
+// Release gives back an allowed admission that was not used (the worker is
+// stopping): its permit is freed and nothing is reported to the circuit
+// breaker.
+func (g *Guard) Release(ctx context.Context, a Admission) {
+	g.finish(ctx, a, false, false)
+}
+
+func (g *Guard) finish(ctx context.Context, a Admission, report, success bool) {
 	if !a.Allowed {
 		return
 	}
 	if a.local {
-		if st, changed := g.local.done(a, success); changed {
+		if st, changed := g.local.done(a, report, success); changed {
 			g.observeState(a.subscriptionID, st)
 		}
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	err := g.rdb.ZRem(ctx, g.key(a.subscriptionID, "permits"), a.permit).Err()
-	if err == nil {
-		var res int64
-		res, err = breakerReportScript.Run(ctx, g.rdb, []string{g.key(a.subscriptionID, "circuit")},
-			boolArg(success), boolArg(a.trial), g.cfg.FailureThreshold, g.cfg.HalfOpenTrials, g.breakerTTL().Milliseconds()).Int64()
-		switch res {
-		case 1:
-			g.observeState(a.subscriptionID, Open)
-		case 2:
-			g.observeState(a.subscriptionID, Closed)
-		}
+	res, err := doneScript.Run(context.WithoutCancel(ctx), g.rdb,
+		[]string{g.key(a.subscriptionID, "permits"), g.key(a.subscriptionID, "circuit")},
+		a.permit, boolArg(report), boolArg(success), boolArg(a.trial),
+		g.cfg.FailureThreshold, g.cfg.HalfOpenTrials, g.breakerTTL().Milliseconds()).Int64()
+	switch res {
+	case 1:
+		g.observeState(a.subscriptionID, Open)
+	case 2:
+		g.observeState(a.subscriptionID, Closed)
 	}
 	// A permit that could not be released expires with its TTL.
 	g.redisResult(err)
-}
-
-// Release gives back an allowed admission that was not used (the delivery
-// turned out to be done already): its permit is freed and nothing is
-// reported to the circuit breaker.
-func (g *Guard) Release(ctx context.Context, a Admission) {
-	if !a.Allowed {
-		return
-	}
-	if a.local {
-		g.local.release(a)
-		return
-	}
-	g.redisResult(g.rdb.ZRem(context.WithoutCancel(ctx), g.key(a.subscriptionID, "permits"), a.permit).Err())
 }
 
 func (g *Guard) observeState(subID string, st State) {

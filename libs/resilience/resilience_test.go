@@ -276,3 +276,53 @@ func TestRateLimitExactAcrossWorkers(t *testing.T) {
 		require.LessOrEqual(t, j-i, limit, "admissions in the window starting at %v", admitted[i])
 	}
 }
+
+func TestRefusalTakesNothingFromEarlierChecks(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	g := guard(rdb, prefix)
+	ctx := context.Background()
+	limits := resilience.Limits{RatePerSecond: 6}
+	for range 5 {
+		a := g.Admit(ctx, "s", limits, time.Second)
+		require.True(t, a.Allowed)
+		g.Done(ctx, a, false)
+	}
+	for range 10 { // refused by the open circuit: no rate slot taken
+		require.Equal(t, resilience.CircuitOpen, g.Admit(ctx, "s", limits, time.Second).Reason)
+	}
+	require.EqualValues(t, 5, rdb.ZCard(ctx, prefix+":{s}:rate").Val())
+}
+
+// TestLocalFallbackBehavesLikeRedis runs the same checks without Redis.
+func TestLocalFallbackBehavesLikeRedis(t *testing.T) {
+	t.Parallel()
+	g := guard(nil, "unused")
+	ctx := context.Background()
+	conc := resilience.Limits{MaxConcurrency: 2}
+	a1, a2 := g.Admit(ctx, "c", conc, time.Second), g.Admit(ctx, "c", conc, time.Second)
+	require.True(t, a1.Allowed && a2.Allowed)
+	require.Equal(t, resilience.ConcurrencyLimited, g.Admit(ctx, "c", conc, time.Second).Reason)
+	g.Release(ctx, a1)
+	require.True(t, g.Admit(ctx, "c", conc, time.Second).Allowed)
+
+	for range 5 {
+		a := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		require.True(t, a.Allowed)
+		g.Done(ctx, a, false)
+	}
+	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, "s")))
+	require.Equal(t, resilience.CircuitOpen, g.Admit(ctx, "s", resilience.Limits{}, time.Second).Reason)
+	time.Sleep(350 * time.Millisecond)
+	var trials []resilience.Admission
+	for range 5 {
+		if a := g.Admit(ctx, "s", resilience.Limits{}, time.Second); a.Allowed {
+			trials = append(trials, a)
+		}
+	}
+	require.Len(t, trials, 3, "exactly 3 trials when half-open")
+	for _, a := range trials {
+		g.Done(ctx, a, true)
+	}
+	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, "s")))
+}
