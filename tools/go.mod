@@ -165,3 +165,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../libs/testkit
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../libs/retry
 
 replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../libs/resilience
+
+replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../libs/lifecycle

@@ -56,3 +56,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
 replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
 
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
+
+replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle

@@ -19,3 +19,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
 
 replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
+
+replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle

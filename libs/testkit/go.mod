@@ -43,3 +43,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
 
 replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
+
+replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle

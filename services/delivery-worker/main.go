@@ -4,17 +4,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/resilience"
@@ -27,14 +24,7 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "delivery-worker:", err)
-		os.Exit(1)
-	}
-}
+func main() { lifecycle.Main("delivery-worker", run) }
 
 func run(ctx context.Context) error {
 	cfg, err := config.Load(libconfig.FromEnv())
@@ -90,31 +80,15 @@ func run(ctx context.Context) error {
 
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping, "kafka": consumer.Ping})
-	srv := &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("ADDR %s: %w", cfg.Addr, err)
-		}
-	}()
+	health := &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	log.Info("delivery-worker consuming", "topic", cfg.KafkaTopic, "group", cfg.KafkaConsumerGroup, "concurrency", cfg.Concurrency, "addr", cfg.Addr)
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- consumer.Run(runCtx, worker.Handle) }()
-
-	var runErr error
-	select {
-	case runErr = <-errc:
-		cancel()
-		<-done
-	case runErr = <-done:
-	}
+	// The consumer drains in-flight deliveries within SHUTDOWN_TIMEOUT and
+	// commits; then the claims still waiting in memory are given back.
+	err = lifecycle.Run(ctx, lifecycle.HTTP(health, 5*time.Second), func(ctx context.Context) error {
+		return consumer.Run(ctx, worker.Handle)
+	})
 	worker.Close()
-	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancelShutdown()
-	_ = srv.Shutdown(shutdownCtx)
 	log.Info("stopped")
-	return runErr
+	return err
 }

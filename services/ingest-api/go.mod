@@ -27,6 +27,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/config v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/lifecycle v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/observability v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/resilience v0.0.0
 	github.com/jackc/pgpassfile v1.0.0 // indirect
@@ -66,3 +67,5 @@ replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
 
 replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
+
+replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle

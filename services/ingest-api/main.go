@@ -7,12 +7,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/resilience"
@@ -39,12 +37,7 @@ func main() {
 		}
 		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "ingest-api:", err)
-		os.Exit(1)
-	}
+	lifecycle.Main("ingest-api", run)
 }
 
 func run(ctx context.Context) error {
@@ -97,27 +90,18 @@ func run(ctx context.Context) error {
 	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Logger: log, Version: version})
 
 	srv := &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("ingest-api listening", "addr", cfg.Addr, "topic", cfg.KafkaTopic)
+	err = lifecycle.Run(ctx, lifecycle.HTTP(srv, cfg.ShutdownTimeout))
 
-	select {
-	case err := <-errc:
-		return fmt.Errorf("ADDR %s: %w", cfg.Addr, err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	// Requests are finished; deliveries still buffered for Kafka get the
+	// rest of the shutdown time, the scheduler publishes any left over.
+	closeCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
-	if perr := producer.Close(shutdownCtx); perr != nil {
-		log.Warn("unpublished deliveries remain pending in the database", "err", perr)
-	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+	if perr := producer.Close(closeCtx); perr != nil {
+		log.Warn("unpublished deliveries are left to the retry scheduler", "err", perr)
 	}
 	log.Info("stopped")
-	return nil
+	return err
 }
 
 func printSpec(args []string) error {

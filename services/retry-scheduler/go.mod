@@ -25,6 +25,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/lifecycle v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/jackc/pgpassfile v1.0.0 // indirect
@@ -64,3 +65,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
 
 replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
+
+replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle

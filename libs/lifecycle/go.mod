@@ -1,0 +1,23 @@
+module github.com/dispatch-webhooks/dispatch/libs/lifecycle
+
+go 1.26.4
+
+replace github.com/dispatch-webhooks/dispatch/libs/config => ../../libs/config
+
+replace github.com/dispatch-webhooks/dispatch/libs/domain => ../../libs/domain
+
+replace github.com/dispatch-webhooks/dispatch/libs/observability => ../../libs/observability
+
+replace github.com/dispatch-webhooks/dispatch/libs/queue => ../../libs/queue
+
+replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
+
+replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
+
+replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
+
+replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
+
+replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
+
+replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
