@@ -1,0 +1,56 @@
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// DefaultDatabaseURL is used when DATABASE_URL is unset.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/dispatch?sslmode=disable"
+
+// Common holds the settings every Dispatch service reads.
+type Common struct {
+	Addr            string        // ADDR
+	DatabaseURL     string        // DATABASE_URL
+	DBMaxConns      int           // DB_MAX_CONNS
+	KafkaBrokers    []string      // KAFKA_BROKERS
+	KafkaTopic      string        // KAFKA_TOPIC
+	InstanceID      string        // INSTANCE_ID
+	LogFormat       string        // LOG_FORMAT
+	LogLevel        string        // LOG_LEVEL
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+}
+
+// Common reads the shared settings; maxConns is the service's default pool size.
+func (e *Env) Common(maxConns int) Common {
+	host, _ := os.Hostname()
+	c := Common{
+		Addr:            e.String("ADDR", ":8080"),
+		DatabaseURL:     e.String("DATABASE_URL", DefaultDatabaseURL),
+		DBMaxConns:      e.Int("DB_MAX_CONNS", maxConns, 1),
+		KafkaBrokers:    e.List("KAFKA_BROKERS", nil),
+		KafkaTopic:      e.String("KAFKA_TOPIC", "events.pending"),
+		InstanceID:      e.String("INSTANCE_ID", host),
+		LogFormat:       e.OneOf("LOG_FORMAT", "json", "json", "text"),
+		LogLevel:        e.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+	}
+	if len(c.KafkaBrokers) == 0 {
+		e.Fail("KAFKA_BROKERS", "is required (comma-separated host:port list; `go tool task kafka` starts a local one on 127.0.0.1:9092)")
+	}
+	return c
+}
+
+// Redis holds the settings of services that use the shared limits.
+type Redis struct {
+	RedisURL       string // REDIS_URL
+	RedisKeyPrefix string // REDIS_KEY_PREFIX
+}
+
+// Redis reads REDIS_URL and REDIS_KEY_PREFIX.
+func (e *Env) Redis() Redis {
+	return Redis{
+		RedisURL:       e.String("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisKeyPrefix: e.String("REDIS_KEY_PREFIX", "dispatch"),
+	}
+}
