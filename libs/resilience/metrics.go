@@ -30,5 +30,8 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		}),
 	}
 	r.MustRegister(m.throttled, m.rateRejections, m.state, m.trips, m.fallback)
+	for _, reason := range []Reason{RateLimited, CircuitOpen, ConcurrencyLimited} {
+		m.throttled.WithLabelValues(string(reason)) // export zeros before the first refusal
+	}
 	return m
 }

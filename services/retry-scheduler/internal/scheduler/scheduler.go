@@ -78,6 +78,9 @@ func New(st Store, pub Publisher, cfg Config) *Scheduler {
 		}),
 	}
 	cfg.Registerer.MustRegister(s.claimed, s.published, s.failures)
+	for _, kind := range []store.DueKind{store.DueRetry, store.DueStranded} {
+		s.claimed.WithLabelValues(string(kind)) // export zeros before the first claim
+	}
 	return s
 }
 
