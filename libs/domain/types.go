@@ -94,6 +94,9 @@ const (
 	ErrorDNS               ErrorClass = "dns"
 	ErrorTLS               ErrorClass = "tls"
 	ErrorNetwork           ErrorClass = "network"
+	// ErrorBlocked means the destination resolved to an address deliveries
+	// may not reach (see DELIVERY_ALLOW_CIDRS); retrying cannot help.
+	ErrorBlocked ErrorClass = "blocked"
 )
 
 // Attempt is one HTTP request made for a delivery.

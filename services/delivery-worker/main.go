@@ -70,7 +70,7 @@ func run(ctx context.Context) error {
 		HalfOpenTrials:   cfg.CircuitTrials,
 		Logger:           log,
 	})
-	worker := delivery.NewWorker(st, delivery.NewSender(version), guard, delivery.Config{
+	worker := delivery.NewWorker(st, delivery.NewSender(version, cfg.AllowCIDRs), guard, delivery.Config{
 		Timeout:     cfg.DeliveryTimeout,
 		LeaseMargin: cfg.LeaseMargin,
 		Retry:       retry.Policy{MaxAttempts: cfg.MaxAttempts, BaseDelay: cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay},

@@ -105,6 +105,7 @@ func (s *stack) env(extra ...string) []string {
 		"KAFKA_TOPIC=" + topic,
 		"REDIS_URL=" + s.redisURL(),
 		"REDIS_KEY_PREFIX=" + s.redisPrefix,
+		"DELIVERY_ALLOW_CIDRS=127.0.0.0/8,::1/128", // the test receivers are local
 		"LOG_FORMAT=text",
 		"SHUTDOWN_TIMEOUT=5s",
 	}, extra...)

@@ -44,6 +44,9 @@ func up(ctx context.Context, s settings) error {
 	common := []string{
 		"DATABASE_URL=" + s.databaseURL, "KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=" + s.topic,
 		"LOG_FORMAT=text", "SHUTDOWN_TIMEOUT=10s",
+		// The demo receiver is local; deliveries to internal addresses are
+		// refused unless allowed.
+		"DELIVERY_ALLOW_CIDRS=127.0.0.0/8,::1/128",
 	}
 	var procs []*process
 	defer func() { stopAll(procs) }()

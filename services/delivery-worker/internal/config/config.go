@@ -2,6 +2,8 @@
 package config
 
 import (
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/config"
@@ -25,6 +27,9 @@ type Config struct {
 	CircuitThreshold    int           // CIRCUIT_FAILURE_THRESHOLD
 	CircuitOpenFor      time.Duration // CIRCUIT_OPEN_DURATION
 	CircuitTrials       int           // CIRCUIT_HALF_OPEN_TRIALS
+	// AllowCIDRs opens internal address ranges (loopback, private) to
+	// deliveries, for development and tests (DELIVERY_ALLOW_CIDRS).
+	AllowCIDRs []netip.Prefix
 }
 
 // Load reads the configuration, reporting every bad variable by name.
@@ -45,6 +50,14 @@ func Load(env *config.Env) (Config, error) {
 		CircuitThreshold:    env.Int("CIRCUIT_FAILURE_THRESHOLD", 5, 1),
 		CircuitOpenFor:      env.Duration("CIRCUIT_OPEN_DURATION", 30*time.Second),
 		CircuitTrials:       env.Int("CIRCUIT_HALF_OPEN_TRIALS", 3, 1),
+	}
+	for _, cidr := range env.List("DELIVERY_ALLOW_CIDRS", nil) {
+		p, err := netip.ParsePrefix(strings.TrimSpace(cidr))
+		if err != nil {
+			env.Fail("DELIVERY_ALLOW_CIDRS", "%q is not a CIDR such as 127.0.0.0/8", cidr)
+			continue
+		}
+		c.AllowCIDRs = append(c.AllowCIDRs, p)
 	}
 	if c.RetryMaxDelay < c.RetryBaseDelay {
 		env.Fail("RETRY_MAX_DELAY", "%s is shorter than RETRY_BASE_DELAY %s", c.RetryMaxDelay, c.RetryBaseDelay)

@@ -20,8 +20,9 @@ func TestLoad(t *testing.T) {
 	}
 	_, err = config.Load(libconfig.FromMap(map[string]string{
 		"KAFKA_BROKERS": "x:1", "DELIVERY_TIMEOUT": "soon", "RETRY_BASE_DELAY": "1h", "RETRY_MAX_DELAY": "1m",
+		"DELIVERY_ALLOW_CIDRS": "127.0.0.0/8, localhost",
 	}))
-	for _, name := range []string{"DELIVERY_TIMEOUT", "RETRY_MAX_DELAY"} {
+	for _, name := range []string{"DELIVERY_TIMEOUT", "RETRY_MAX_DELAY", "DELIVERY_ALLOW_CIDRS"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}

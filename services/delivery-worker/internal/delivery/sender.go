@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,10 +40,13 @@ type Sender struct {
 // NewSender returns a Sender whose connections are pooled per host and
 // reused across deliveries. Redirects are not followed: a 3xx is a failed
 // attempt, as receivers are expected to answer at the URL they registered.
-func NewSender(version string) *Sender {
+// Loopback, private, link-local and other internal addresses are refused at
+// dial time unless one of allow covers them.
+func NewSender(version string, allow []netip.Prefix) *Sender {
+	policy := addressPolicy{allow: allow}
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: policy.control}).DialContext,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   128,
 		IdleConnTimeout:       90 * time.Second,
@@ -164,6 +168,8 @@ func classify(err error) domain.ErrorClass {
 		alert   tls.AlertError
 	)
 	switch {
+	case errors.Is(err, ErrAddressNotAllowed):
+		return domain.ErrorBlocked
 	case errors.As(err, &dnsErr):
 		return domain.ErrorDNS
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():

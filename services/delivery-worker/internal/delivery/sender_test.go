@@ -43,7 +43,7 @@ func TestSendSignsAndDescribesSuccess(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	a := NewSender("test").Send(context.Background(), job(srv.URL, secret), 5*time.Second).Attempt
+	a := NewSender("test", loopback).Send(context.Background(), job(srv.URL, secret), 5*time.Second).Attempt
 	require.True(t, a.Succeeded(), "%+v", a)
 	require.Equal(t, "thanks", a.ResponseBody)
 	r := <-got
@@ -112,7 +112,7 @@ func TestSendClassifiesFailures(t *testing.T) {
 		{refused, domain.ErrorConnectionRefused, 0, 0, 0},
 		{tlsSrv.URL + "/ok", domain.ErrorTLS, 0, 0, 0},
 	}
-	sender := NewSender("test")
+	sender := NewSender("test", loopback)
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
 			t.Parallel()

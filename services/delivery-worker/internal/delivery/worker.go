@@ -202,7 +202,8 @@ func (w *Worker) decide(job store.Job, res Result) store.Outcome {
 	if a.Succeeded() {
 		return store.Outcome{Attempt: a, Status: domain.DeliveryDelivered}
 	}
-	if gone(a) {
+	if gone(a) || a.ErrorClass == domain.ErrorBlocked {
+		// Permanent: the endpoint is retired, or may never be reached.
 		return store.Outcome{Attempt: a, Status: domain.DeliveryFailed}
 	}
 	next := w.policy(job.Settings).After(a.Number, time.Now(), res.RetryAfter)
