@@ -128,6 +128,14 @@ func (l *local) done(a Admission, report, success bool) (State, bool) {
 	return b.state, false
 }
 
+func (l *local) forget(sub string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.windows, sub)
+	delete(l.breakers, sub)
+	delete(l.permits, sub)
+}
+
 func (l *local) state(sub string) State {
 	l.mu.Lock()
 	defer l.mu.Unlock()

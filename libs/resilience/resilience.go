@@ -309,6 +309,21 @@ func (g *Guard) CircuitState(ctx context.Context, subID string) (State, error) {
 	return State(st), nil
 }
 
+// Forget drops a subscription's shared state (rate window, circuit, permits),
+// so that a subscription created later under the same id starts afresh.
+func (g *Guard) Forget(ctx context.Context, subID string) error {
+	g.local.forget(subID)
+	if g.rdb == nil {
+		return nil
+	}
+	err := g.rdb.Del(ctx, g.key(subID, "rate"), g.key(subID, "rate:seq"), g.key(subID, "circuit"), g.key(subID, "permits")).Err()
+	g.redisResult(err)
+	if err != nil {
+		return fmt.Errorf("forget limits of %q: %w", subID, err)
+	}
+	return nil
+}
+
 func boolArg(b bool) int {
 	if b {
 		return 1

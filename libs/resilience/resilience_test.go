@@ -277,6 +277,21 @@ func TestRateLimitExactAcrossWorkers(t *testing.T) {
 	}
 }
 
+func TestForgetStartsASubscriptionAfresh(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	g := guard(rdb, prefix)
+	ctx := context.Background()
+	for range 5 {
+		a := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		g.Done(ctx, a, false)
+	}
+	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, "s")))
+	require.NoError(t, g.Forget(ctx, "s"))
+	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, "s")))
+	require.True(t, g.Admit(ctx, "s", resilience.Limits{}, time.Second).Allowed)
+}
+
 func TestRefusalTakesNothingFromEarlierChecks(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testkit.Redis(t)

@@ -17,18 +17,17 @@ import (
 )
 
 // demoSecret returns the demo subscription's signing secret, kept under
-// dataDir so the receiver and the subscription agree across restarts, and
-// whether it was made just now.
-func demoSecret(dataDir string) (secret string, created bool, err error) {
+// dataDir so that the README's examples can hand it to other subscriptions.
+func demoSecret(dataDir string) (string, error) {
 	path := filepath.Join(dataDir, "demo-secret")
 	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), false, nil
+		return strings.TrimSpace(string(b)), nil
 	}
-	secret = signing.GenerateSecret()
+	secret := signing.GenerateSecret()
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return "", false, err
+		return "", err
 	}
-	return secret, true, os.WriteFile(path, []byte(secret+"\n"), 0o600)
+	return secret, os.WriteFile(path, []byte(secret+"\n"), 0o600)
 }
 
 // startReceiver serves a webhook endpoint that verifies each delivery and
@@ -73,7 +72,7 @@ func startReceiver(addr, secret string) (*http.Server, error) {
 }
 
 func receiverOnly(ctx context.Context, s settings) error {
-	secret, _, err := demoSecret(s.dataDir)
+	secret, err := demoSecret(s.dataDir)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func up(ctx context.Context, s settings) error {
 		brokers = strings.Join(c.ListenAddrs(), ",")
 		fmt.Printf("embedded Kafka on %s (data in %s)\n", brokers, filepath.Join(s.dataDir, "kafka"))
 	}
-	secret, fresh, err := demoSecret(s.dataDir)
+	secret, err := demoSecret(s.dataDir)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func up(ctx context.Context, s settings) error {
 	if err := waitReady(ctx, api, "http://"+s.workerAddr, "http://"+s.schedAddr); err != nil {
 		return err
 	}
-	if err := ensureDemoSubscription(api, "http://"+s.receiverAddr+"/webhook", secret, fresh); err != nil {
+	if err := ensureDemoSubscription(api, "http://"+s.receiverAddr+"/webhook", secret); err != nil {
 		return err
 	}
 	sampleID := fmt.Sprintf("evt_sample_%d", time.Now().Unix())
@@ -101,14 +101,15 @@ Send your own:
 }
 
 // ensureDemoSubscription subscribes the demo receiver. A subscription left
-// from an earlier run is replaced when the secret was made anew.
-func ensureDemoSubscription(api, url, secret string, fresh bool) error {
+// from an earlier run (or another checkout sharing the database) is
+// replaced, so that it signs with the secret the receiver holds.
+func ensureDemoSubscription(api, url, secret string) error {
 	body := map[string]any{"id": "demo", "url": url, "event_types": []string{"*"}, "secret": secret}
 	code, err := postJSON(api+"/subscriptions", body)
 	if err != nil {
 		return err
 	}
-	if code == http.StatusConflict && fresh {
+	if code == http.StatusConflict {
 		req, _ := http.NewRequest(http.MethodDelete, api+"/subscriptions/demo", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -37,9 +37,11 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs ...queue.Message)
 }
 
-// Circuits reports destinations' live circuit breaker states.
+// Circuits reports destinations' live circuit breaker states and forgets
+// the limits' state of deleted subscriptions.
 type Circuits interface {
 	CircuitState(ctx context.Context, subscriptionID string) (resilience.State, error)
+	Forget(ctx context.Context, subscriptionID string) error
 }
 
 // Server holds the API's dependencies.

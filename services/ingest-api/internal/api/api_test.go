@@ -344,6 +344,16 @@ func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 		require.Contains(t, r.raw, bad.field)
 	}
 	require.Equal(t, http.StatusNotFound, b.do(t, "PATCH", "/subscriptions/nope", `{"state":"active"}`).status)
+
+	// Deleted and created again under the same id: no inherited circuit.
+	for range 5 {
+		a := b.workerGuard.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		b.workerGuard.Done(ctx, a, false)
+	}
+	require.Equal(t, "open", b.do(t, "GET", "/subscriptions/s", "").body["circuit_state"])
+	require.Equal(t, http.StatusNoContent, b.do(t, "DELETE", "/subscriptions/s", "").status)
+	require.Equal(t, http.StatusCreated, b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"]}`).status)
+	require.Equal(t, "closed", b.do(t, "GET", "/subscriptions/s", "").body["circuit_state"])
 	require.EqualValues(t, 3, r.body["max_attempts"])
 	require.EqualValues(t, 1000, r.body["retry_base_delay_ms"])
 	require.EqualValues(t, 60000, r.body["retry_max_delay_ms"])

@@ -200,5 +200,12 @@ func (s *Server) deleteSubscription(ctx context.Context, in *subscriptionIDInput
 	if err := s.store.DeleteSubscription(ctx, in.ID); err != nil {
 		return nil, s.problem(err, "subscription not found")
 	}
+	if s.circuits != nil {
+		// A subscription created later under this id must not inherit an
+		// open circuit; if Redis is away the keys expire on their own.
+		if err := s.circuits.Forget(ctx, in.ID); err != nil {
+			s.log.Warn("could not forget a deleted subscription's limits", "subscription_id", in.ID, "err", err)
+		}
+	}
 	return nil, nil
 }
