@@ -226,7 +226,7 @@ func (g *Guard) admitRedis(ctx context.Context, a *Admission, rate, conc int) er
 	permit := rand.Text()
 	res, err := admitScript.Run(ctx, g.rdb,
 		[]string{g.key(sub, "rate"), g.key(sub, "rate:seq"), g.key(sub, "circuit"), g.key(sub, "permits")},
-		rate, 1000, g.cfg.OpenFor.Milliseconds(), g.cfg.HalfOpenTrials, g.breakerTTL().Milliseconds(),
+		rate, 1000, g.cfg.OpenFor.Milliseconds(), g.cfg.HalfOpenTrials, circuitTTL.Milliseconds(),
 		conc, a.ttl.Milliseconds(), permit).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("admission: %w", err)
@@ -249,7 +249,9 @@ func (g *Guard) admitRedis(ctx context.Context, a *Admission, rate, conc int) er
 	return nil
 }
 
-func (g *Guard) breakerTTL() time.Duration { return 24 * time.Hour }
+// circuitTTL lets a circuit untouched for a day (its subscription gone
+// quiet or deleted) disappear from Redis.
+const circuitTTL = 24 * time.Hour
 
 // Done releases an allowed admission's permit and reports the attempt's
 // outcome to the circuit breaker.
@@ -277,7 +279,7 @@ func (g *Guard) finish(ctx context.Context, a Admission, report, success bool) {
 	res, err := doneScript.Run(context.WithoutCancel(ctx), g.rdb,
 		[]string{g.key(a.subscriptionID, "permits"), g.key(a.subscriptionID, "circuit")},
 		a.permit, boolArg(report), boolArg(success), boolArg(a.trial),
-		g.cfg.FailureThreshold, g.cfg.HalfOpenTrials, g.breakerTTL().Milliseconds()).Int64()
+		g.cfg.FailureThreshold, g.cfg.HalfOpenTrials, circuitTTL.Milliseconds()).Int64()
 	switch res {
 	case 1:
 		g.observeState(a.subscriptionID, Open)
@@ -296,15 +298,16 @@ func (g *Guard) observeState(subID string, st State) {
 	}
 }
 
-// CircuitState returns a subscription's live circuit state.
+// CircuitState returns a subscription's live circuit state as Redis holds
+// it. Without Redis there is no shared state to report: this process's own
+// view is returned when it has no Redis at all, an error when Redis fails.
 func (g *Guard) CircuitState(ctx context.Context, subID string) (State, error) {
-	if !g.useRedis() {
+	if g.rdb == nil {
 		return g.local.state(subID), nil
 	}
 	st, err := breakerStateScript.Run(ctx, g.rdb, []string{g.key(subID, "circuit")}, g.cfg.OpenFor.Milliseconds()).Text()
-	g.redisResult(err)
 	if err != nil {
-		return g.local.state(subID), nil
+		return "", fmt.Errorf("circuit state of %q: %w", subID, err)
 	}
 	return State(st), nil
 }
