@@ -97,14 +97,15 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 	if err != nil {
 		return err
 	}
-	w.attempt(ctx, job)
+	w.attempt(ctx, job, time.Now())
 	return nil
 }
 
 // attempt asks the destination's limits for admission right before
 // sending, so that what the destination receives follows the limits as
-// closely as possible, then sends and records the attempt.
-func (w *Worker) attempt(ctx context.Context, job store.Job) {
+// closely as possible, then sends and records the attempt. claimed is when
+// the claim was taken: its lease bounds how long it may be held.
+func (w *Worker) attempt(ctx context.Context, job store.Job, claimed time.Time) {
 	log := w.log.With("event_id", job.Event.ID, "subscription_id", job.SubscriptionID, "attempt", job.Attempt)
 	timeout := w.cfg.Timeout
 	if job.Settings.Timeout > 0 {
@@ -112,7 +113,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	}
 	adm := w.guard.Admit(ctx, job.SubscriptionID, resilience.Limits{RatePerSecond: job.Settings.RatePerSecond, MaxConcurrency: job.Settings.MaxConcurrency}, timeout)
 	if !adm.Allowed {
-		w.postpone(ctx, job, adm)
+		w.postpone(ctx, job, claimed, adm)
 		return
 	}
 
@@ -163,9 +164,16 @@ const shortWait = 2 * time.Second
 // claim in memory and tries again when it ends (if the worker dies
 // meanwhile, the claim's lease lapses and the delivery is taken over); a long
 // one gives the claim back, due when the wait ends.
-func (w *Worker) postpone(ctx context.Context, job store.Job, adm resilience.Admission) {
+//
+// A claim is held in memory for at most half the lease margin in all, so
+// that holding it plus one attempt's timeout ends before the lease does: a
+// lapsed lease lets another worker take the delivery, and two holders would
+// both send it.
+func (w *Worker) postpone(ctx context.Context, job store.Job, claimed time.Time, adm resilience.Admission) {
 	wait := adm.RetryAfter + spread(adm.RetryAfter)
-	if wait <= min(shortWait, w.cfg.LeaseMargin/2) && w.deferred.add(job, wait, func() { w.attempt(context.Background(), job) }) {
+	held := time.Since(claimed) + wait
+	if wait <= shortWait && held <= w.cfg.LeaseMargin/2 &&
+		w.deferred.add(job, wait, func() { w.attempt(context.Background(), job, claimed) }) {
 		return
 	}
 	w.release(ctx, job, time.Now().Add(wait))
