@@ -128,11 +128,10 @@ func (w *Worker) attempt(ctx context.Context, job store.Job, claimed time.Time) 
 		return
 	}
 	w.guard.Done(ctx, adm, res.Attempt.Succeeded())
-	attempt := res.Attempt
-	attempt.Instance = w.cfg.Instance
+	res.Attempt.Instance = w.cfg.Instance
 	outcome := w.decide(job, res)
+	attempt := outcome.Attempt
 	w.metrics.observe(attempt, outcome.Status)
-	outcome.Attempt = attempt
 
 	if err := w.record(ctx, outcome); err != nil {
 		// The claim's lease runs out and the delivery is picked up again:
