@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -100,6 +101,31 @@ func (e *Env) List(name string, def []string) []string {
 		}
 	}
 	return out
+}
+
+// Prefixes returns the comma-separated CIDRs (such as 127.0.0.0/8,::1/128)
+// of the variable, or none.
+func (e *Env) Prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, cidr := range e.List(name, nil) {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			e.Fail(name, "%q is not a CIDR such as 127.0.0.0/8", cidr)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// Set reports whether any of the variables is set to a non-empty value.
+func (e *Env) Set(names ...string) bool {
+	for _, n := range names {
+		if _, ok := e.get(n); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // OneOf returns the variable if it is one of allowed, or def.

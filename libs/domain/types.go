@@ -97,6 +97,11 @@ const (
 	// ErrorBlocked means the destination resolved to an address deliveries
 	// may not reach (see DELIVERY_ALLOW_CIDRS); retrying cannot help.
 	ErrorBlocked ErrorClass = "blocked"
+	// ErrorInvalidResponse means the receiver's answer was not valid HTTP.
+	ErrorInvalidResponse ErrorClass = "invalid_response"
+	// ErrorResponseTooLarge means the receiver's response headers exceeded
+	// DELIVERY_MAX_RESPONSE_HEADER_BYTES.
+	ErrorResponseTooLarge ErrorClass = "response_too_large"
 )
 
 // Attempt is one HTTP request made for a delivery.

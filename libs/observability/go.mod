@@ -2,7 +2,10 @@ module github.com/dispatch-webhooks/dispatch/libs/observability
 
 go 1.26.4
 
-require github.com/prometheus/client_golang v1.25.0
+require (
+	github.com/prometheus/client_golang v1.25.0
+	github.com/stretchr/testify v1.12.1
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -11,6 +14,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
@@ -34,3 +38,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
 replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
 
 replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
+
+replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress

@@ -30,6 +30,24 @@ func NewLogger(format, level, service, instance string) *slog.Logger {
 	return slog.New(h).With("service", service, "instance", instance)
 }
 
+// Timeouts of the servers NewServer returns. Health checks and scrapes are
+// small and quick; anything slower is a stuck or hostile client.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 10 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = time.Minute
+)
+
+// NewServer returns the HTTP server for a service's health and metrics
+// port, with read, write and idle timeouts so that clients that connect and
+// stay silent, trickle a request or keep idle connections cannot hold the
+// port's connections forever.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h,
+		ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout, WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout}
+}
+
 // Check reports whether one dependency is usable.
 type Check func(ctx context.Context) error
 

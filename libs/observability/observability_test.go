@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
 )
@@ -49,4 +53,27 @@ func TestHealthEndpoints(t *testing.T) {
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("metrics = %d", code)
 	}
+}
+
+// TestServerDropsSilentAndIdleClients: a client that connects and says
+// nothing, or keeps a connection idle, does not hold it forever.
+func TestServerDropsSilentAndIdleClients(t *testing.T) {
+	t.Parallel()
+	srv := observability.NewServer("127.0.0.1:0", http.NewServeMux())
+	require.Positive(t, srv.ReadTimeout)
+	require.Positive(t, srv.WriteTimeout)
+	require.Positive(t, srv.IdleTimeout)
+	ln, err := net.Listen("tcp", srv.Addr)
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	start := time.Now()
+	require.NoError(t, conn.SetReadDeadline(start.Add(3*observability.ReadHeaderTimeout)))
+	_, err = conn.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF, "the server closes a silent connection")
+	require.Less(t, time.Since(start), 2*observability.ReadHeaderTimeout)
 }

@@ -51,3 +51,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
 replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
 
 replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
+
+replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress

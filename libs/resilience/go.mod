@@ -28,6 +28,7 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/egress v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -58,3 +59,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
 replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
 
 replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
+
+replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress

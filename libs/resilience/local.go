@@ -2,12 +2,14 @@ package resilience
 
 import (
 	"crypto/rand"
+	"strings"
 	"sync"
 	"time"
 )
 
 // local is the in-process equivalent of the Redis mechanisms, used while
-// Redis is unreachable. Its limits hold per worker process.
+// Redis is unreachable. Its limits hold per worker process. Windows and
+// permits are kept per destination, breakers per subscription incarnation.
 type local struct {
 	cfg Config
 
@@ -33,19 +35,19 @@ func (l *local) admit(a *Admission, rate, conc int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	sub := a.subscriptionID
+	dest := a.target.Destination
 
-	w := l.windows[sub]
+	w := l.windows[dest]
 	for len(w) > 0 && now.Sub(w[0]) >= time.Second {
 		w = w[1:]
 	}
-	l.windows[sub] = w
+	l.windows[dest] = w
 	if len(w) >= rate {
 		a.Reason, a.RetryAfter = RateLimited, w[0].Add(time.Second).Sub(now)
 		return
 	}
 
-	b := l.breaker(sub)
+	b := l.breaker(a.target.circuit())
 	if b.state == Open && now.Sub(b.since) >= l.cfg.OpenFor {
 		b.state, b.since, b.trials, b.successes = HalfOpen, now, 0, 0
 	}
@@ -62,10 +64,10 @@ func (l *local) admit(a *Admission, rate, conc int) {
 	}
 	trial := b.state == HalfOpen
 
-	p := l.permits[sub]
+	p := l.permits[dest]
 	if p == nil {
 		p = map[string]time.Time{}
-		l.permits[sub] = p
+		l.permits[dest] = p
 	}
 	for id, exp := range p {
 		if now.After(exp) {
@@ -77,7 +79,7 @@ func (l *local) admit(a *Admission, rate, conc int) {
 		return
 	}
 	// Every check agreed: only now take a slot of each.
-	l.windows[sub] = append(w, now)
+	l.windows[dest] = append(w, now)
 	if trial {
 		b.trials++
 		a.trial = true
@@ -87,11 +89,11 @@ func (l *local) admit(a *Admission, rate, conc int) {
 	a.Allowed = true
 }
 
-func (l *local) breaker(sub string) *localBreaker {
-	b := l.breakers[sub]
+func (l *local) breaker(circuit string) *localBreaker {
+	b := l.breakers[circuit]
 	if b == nil {
 		b = &localBreaker{state: Closed}
-		l.breakers[sub] = b
+		l.breakers[circuit] = b
 	}
 	return b
 }
@@ -101,8 +103,12 @@ func (l *local) breaker(sub string) *localBreaker {
 func (l *local) done(a Admission, report, success bool) (State, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.permits[a.subscriptionID], a.permit)
-	b := l.breaker(a.subscriptionID)
+	dest := a.target.Destination
+	delete(l.permits[dest], a.permit)
+	if len(l.permits[dest]) == 0 {
+		delete(l.permits, dest)
+	}
+	b := l.breaker(a.target.circuit())
 	if !report {
 		return b.state, false
 	}
@@ -128,18 +134,21 @@ func (l *local) done(a Admission, report, success bool) (State, bool) {
 	return b.state, false
 }
 
+// forget drops every incarnation's breaker of a subscription.
 func (l *local) forget(sub string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.windows, sub)
-	delete(l.breakers, sub)
-	delete(l.permits, sub)
+	for circuit := range l.breakers {
+		if strings.HasPrefix(circuit, sub+":") {
+			delete(l.breakers, circuit)
+		}
+	}
 }
 
-func (l *local) state(sub string) State {
+func (l *local) state(circuit string) State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.breaker(sub)
+	b := l.breaker(circuit)
 	if b.state == Open && time.Since(b.since) >= l.cfg.OpenFor {
 		return HalfOpen
 	}

@@ -14,7 +14,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	m := &metrics{
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dispatch_events_throttled_total",
-			Help: "Deliveries rescheduled without an attempt, by reason: rate_limited, circuit_open, concurrency_limited.",
+			Help: "Deliveries rescheduled without an attempt, by reason: rate_limited, circuit_open, concurrency_limited, destination_busy.",
 		}, []string{"reason"}),
 		rateRejections: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dispatch_rate_limiter_rejections_total", Help: "Deliveries refused by a destination's rate limit.",
@@ -30,7 +30,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		}),
 	}
 	r.MustRegister(m.throttled, m.rateRejections, m.state, m.trips, m.fallback)
-	for _, reason := range []Reason{RateLimited, CircuitOpen, ConcurrencyLimited} {
+	for _, reason := range []Reason{RateLimited, CircuitOpen, ConcurrencyLimited, DestinationBusy} {
 		m.throttled.WithLabelValues(string(reason)) // export zeros before the first refusal
 	}
 	return m

@@ -1,10 +1,13 @@
 // Package resilience protects each destination: a sliding-window rate
-// limit, a circuit breaker and a concurrency limit per subscription, held
-// in Redis so they hold across any number of workers. Each check is one
-// atomic Lua script on Redis' clock. When Redis cannot be reached, an
-// in-process equivalent takes over (limits then hold per worker), the
-// switch is logged once and shown by dispatch_resilience_fallback, and
-// Redis is used again as soon as it answers.
+// limit and a concurrency limit per destination (scheme, host and port,
+// shared by every subscription that points there), a circuit breaker per
+// subscription, and a bound on how many of one worker's slots a destination
+// may hold. The shared state is in Redis, so it holds across any number of
+// workers; each check is one atomic Lua script on Redis' clock. When Redis
+// cannot be reached, an in-process equivalent takes over (limits then hold
+// per worker), the switch is logged once and shown by
+// dispatch_resilience_fallback, and Redis is used again as soon as it
+// answers.
 package resilience
 
 import (
@@ -13,11 +16,14 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dispatch-webhooks/dispatch/libs/egress"
 )
 
 // Reason says why a delivery may not go now.
@@ -28,6 +34,9 @@ const (
 	RateLimited        Reason = "rate_limited"
 	CircuitOpen        Reason = "circuit_open"
 	ConcurrencyLimited Reason = "concurrency_limited"
+	// DestinationBusy means this worker already has its share of slots
+	// (Config.DestinationSlots) in flight to the destination.
+	DestinationBusy Reason = "destination_busy"
 )
 
 // State is a circuit breaker's state.
@@ -72,7 +81,11 @@ type Config struct {
 	// RetryRedisAfter is how long to stay on the local fallback after a
 	// Redis error before trying Redis again [1s].
 	RetryRedisAfter time.Duration
-	Logger          *slog.Logger
+	// DestinationSlots bounds the deliveries this process has in flight to
+	// one destination, whatever the limits say, so that one destination
+	// that never answers cannot hold every slot of a worker [no bound].
+	DestinationSlots int
+	Logger           *slog.Logger
 	// Registerer receives the metrics; nil means the default registry.
 	Registerer prometheus.Registerer
 }
@@ -107,10 +120,33 @@ func (c *Config) defaults() {
 }
 
 // Limits are one subscription's own limits; zero fields take the defaults.
+// They are compared with its destination's shared window and permits, so a
+// destination never receives more than the largest limit among the
+// subscriptions pointing at it, however many there are.
 type Limits struct {
 	RatePerSecond  int
 	MaxConcurrency int
 }
+
+// Target is where a delivery goes: the subscription whose circuit it reports
+// to and the destination whose limits it counts against.
+type Target struct {
+	Subscription string
+	// Incarnation tells a subscription from a later one created under the
+	// same id, so a deleted one's late outcomes never reach the new one's
+	// circuit.
+	Incarnation int64
+	// Destination is the receiving server as egress.Destination names it.
+	Destination string
+}
+
+// TargetOf is the target of a subscription created at createdAt whose
+// deliveries go to url.
+func TargetOf(subscriptionID, url string, createdAt time.Time) Target {
+	return Target{Subscription: subscriptionID, Incarnation: createdAt.UnixMicro(), Destination: egress.Destination(url)}
+}
+
+func (t Target) circuit() string { return t.Subscription + ":" + strconv.FormatInt(t.Incarnation, 10) }
 
 // Admission is the answer to "may this delivery go now?".
 type Admission struct {
@@ -119,11 +155,12 @@ type Admission struct {
 	Reason     Reason
 	RetryAfter time.Duration
 
-	subscriptionID string
-	permit         string
-	trial          bool
-	local          bool
-	ttl            time.Duration
+	target Target
+	permit string
+	trial  bool
+	local  bool
+	slot   bool // holds one of this process's slots for the destination
+	ttl    time.Duration
 }
 
 // Guard admits deliveries and learns from their outcomes.
@@ -135,6 +172,8 @@ type Guard struct {
 	mu        sync.Mutex
 	downUntil time.Time
 	down      bool
+	slots     map[string]int      // deliveries in flight per destination
+	observed  map[string]struct{} // subscriptions with metric series
 
 	metrics *metrics
 }
@@ -142,12 +181,25 @@ type Guard struct {
 // New returns a Guard on rdb; rdb may be nil to use only the in-process limits.
 func New(rdb redis.UniversalClient, cfg Config) *Guard {
 	cfg.defaults()
-	return &Guard{rdb: rdb, cfg: cfg, local: newLocal(cfg), metrics: newMetrics(cfg.Registerer)}
+	return &Guard{rdb: rdb, cfg: cfg, local: newLocal(cfg), metrics: newMetrics(cfg.Registerer),
+		slots: map[string]int{}, observed: map[string]struct{}{}}
 }
 
-func (g *Guard) key(subID, kind string) string {
-	return fmt.Sprintf("%s:{%s}:%s", g.cfg.Prefix, subID, kind)
+// Every key of a destination shares its hash tag, so one script may touch
+// them all on Redis Cluster.
+func (g *Guard) key(t Target, kind string) string {
+	return g.cfg.Prefix + ":{" + t.Destination + "}:" + kind
 }
+
+func (g *Guard) circuitKey(t Target) string { return g.key(t, "circuit:"+t.circuit()) }
+
+// goneKey marks a deleted subscription's circuit: outcomes that arrive
+// after the deletion must not write it again.
+func (g *Guard) goneKey(t Target) string { return g.key(t, "gone:"+t.circuit()) }
+
+// goneTTL outlives any attempt in flight when its subscription is deleted:
+// the longest timeout plus the time its outcome may take to be recorded.
+const goneTTL = time.Hour
 
 // useRedis reports whether to try Redis now.
 func (g *Guard) useRedis() bool {
@@ -179,12 +231,14 @@ func (g *Guard) redisResult(err error) {
 	}
 }
 
-// Admit checks rate limit, then circuit breaker, then concurrency for one
-// delivery. It never blocks on a busy destination and never fails: without
-// Redis it decides in-process. timeout is the attempt's timeout; a permit
-// outlives it so that a slow attempt keeps its slot. An allowed admission
-// must be passed to Done.
-func (g *Guard) Admit(ctx context.Context, subID string, limits Limits, timeout time.Duration) Admission {
+// Admit checks, for one delivery, this worker's share of slots for the
+// destination, then the destination's rate limit, the subscription's
+// circuit breaker and the destination's concurrency limit. It never blocks
+// on a busy destination and never fails: without Redis it decides
+// in-process. timeout is the attempt's timeout; a permit outlives it so
+// that a slow attempt keeps its slot. An allowed admission must be passed
+// to Done or Release.
+func (g *Guard) Admit(ctx context.Context, t Target, limits Limits, timeout time.Duration) Admission {
 	rate, conc := limits.RatePerSecond, limits.MaxConcurrency
 	if rate <= 0 {
 		rate = g.cfg.RatePerSecond
@@ -192,20 +246,54 @@ func (g *Guard) Admit(ctx context.Context, subID string, limits Limits, timeout 
 	if conc <= 0 {
 		conc = g.cfg.MaxConcurrency
 	}
-	a := Admission{subscriptionID: subID, ttl: max(g.cfg.PermitTTL, timeout+time.Second)}
+	a := Admission{target: t, ttl: max(g.cfg.PermitTTL, timeout+time.Second)}
+	if !g.takeSlot(t.Destination) {
+		a.Reason, a.RetryAfter = DestinationBusy, jitter(100*time.Millisecond, 500*time.Millisecond)
+		g.count(a)
+		return a
+	}
+	a.slot = true
+	decided := false
 	if g.useRedis() {
 		err := g.admitRedis(ctx, &a, rate, conc)
 		g.redisResult(err)
-		if err == nil {
-			g.count(a)
-			return a
-		}
-		a = Admission{subscriptionID: subID, ttl: a.ttl}
+		decided = err == nil
 	}
-	a.local = true
-	g.local.admit(&a, rate, conc)
+	if !decided {
+		a = Admission{target: t, ttl: a.ttl, slot: true, local: true}
+		g.local.admit(&a, rate, conc)
+	}
+	if !a.Allowed {
+		g.giveSlot(&a)
+	}
 	g.count(a)
 	return a
+}
+
+// takeSlot takes one of this process's slots for dest, if one is free.
+func (g *Guard) takeSlot(dest string) bool {
+	if g.cfg.DestinationSlots <= 0 {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.slots[dest] >= g.cfg.DestinationSlots {
+		return false
+	}
+	g.slots[dest]++
+	return true
+}
+
+func (g *Guard) giveSlot(a *Admission) {
+	if !a.slot || g.cfg.DestinationSlots <= 0 {
+		return
+	}
+	a.slot = false
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.slots[a.target.Destination]--; g.slots[a.target.Destination] <= 0 {
+		delete(g.slots, a.target.Destination)
+	}
 }
 
 func (g *Guard) count(a Admission) {
@@ -217,15 +305,15 @@ func (g *Guard) count(a Admission) {
 	case RateLimited:
 		g.metrics.rateRejections.Inc()
 	case CircuitOpen:
-		g.metrics.state.WithLabelValues(a.subscriptionID).Set(Open.gauge())
+		g.setState(a.target.Subscription, Open)
 	}
 }
 
 func (g *Guard) admitRedis(ctx context.Context, a *Admission, rate, conc int) error {
-	sub := a.subscriptionID
+	t := a.target
 	permit := rand.Text()
 	res, err := admitScript.Run(ctx, g.rdb,
-		[]string{g.key(sub, "rate"), g.key(sub, "rate:seq"), g.key(sub, "circuit"), g.key(sub, "permits")},
+		[]string{g.key(t, "rate"), g.key(t, "rate:seq"), g.circuitKey(t), g.key(t, "permits")},
 		rate, 1000, g.cfg.OpenFor.Milliseconds(), g.cfg.HalfOpenTrials, circuitTTL.Milliseconds(),
 		conc, a.ttl.Milliseconds(), permit).Int64Slice()
 	if err != nil {
@@ -234,7 +322,7 @@ func (g *Guard) admitRedis(ctx context.Context, a *Admission, rate, conc int) er
 	if res[0] == 1 {
 		a.Allowed, a.permit, a.trial = true, permit, res[2] == 1
 		if a.trial {
-			g.metrics.state.WithLabelValues(sub).Set(HalfOpen.gauge())
+			g.setState(t.Subscription, HalfOpen)
 		}
 		return nil
 	}
@@ -270,61 +358,100 @@ func (g *Guard) finish(ctx context.Context, a Admission, report, success bool) {
 	if !a.Allowed {
 		return
 	}
+	g.giveSlot(&a)
 	if a.local {
 		if st, changed := g.local.done(a, report, success); changed {
-			g.observeState(a.subscriptionID, st)
+			g.observeState(a.target.Subscription, st)
 		}
 		return
 	}
+	t := a.target
 	res, err := doneScript.Run(context.WithoutCancel(ctx), g.rdb,
-		[]string{g.key(a.subscriptionID, "permits"), g.key(a.subscriptionID, "circuit")},
+		[]string{g.key(t, "permits"), g.circuitKey(t), g.goneKey(t)},
 		a.permit, boolArg(report), boolArg(success), boolArg(a.trial),
 		g.cfg.FailureThreshold, g.cfg.HalfOpenTrials, circuitTTL.Milliseconds()).Int64()
 	switch res {
 	case 1:
-		g.observeState(a.subscriptionID, Open)
+		g.observeState(t.Subscription, Open)
 	case 2:
-		g.observeState(a.subscriptionID, Closed)
+		g.observeState(t.Subscription, Closed)
 	}
 	// A permit that could not be released expires with its TTL.
 	g.redisResult(err)
 }
 
 func (g *Guard) observeState(subID string, st State) {
-	g.metrics.state.WithLabelValues(subID).Set(st.gauge())
+	g.setState(subID, st)
 	if st == Open {
 		g.metrics.trips.WithLabelValues(subID).Inc()
 		g.cfg.Logger.Warn("circuit opened", "subscription_id", subID, "open_for", g.cfg.OpenFor)
 	}
 }
 
+func (g *Guard) setState(subID string, st State) {
+	g.mu.Lock()
+	g.observed[subID] = struct{}{}
+	g.mu.Unlock()
+	g.metrics.state.WithLabelValues(subID).Set(st.gauge())
+}
+
 // CircuitState returns a subscription's live circuit state as Redis holds
 // it. Without Redis there is no shared state to report: this process's own
 // view is returned when it has no Redis at all, an error when Redis fails.
-func (g *Guard) CircuitState(ctx context.Context, subID string) (State, error) {
+func (g *Guard) CircuitState(ctx context.Context, t Target) (State, error) {
 	if g.rdb == nil {
-		return g.local.state(subID), nil
+		return g.local.state(t.circuit()), nil
 	}
-	st, err := breakerStateScript.Run(ctx, g.rdb, []string{g.key(subID, "circuit")}, g.cfg.OpenFor.Milliseconds()).Text()
+	st, err := breakerStateScript.Run(ctx, g.rdb, []string{g.circuitKey(t)}, g.cfg.OpenFor.Milliseconds()).Text()
 	if err != nil {
-		return "", fmt.Errorf("circuit state of %q: %w", subID, err)
+		return "", fmt.Errorf("circuit state of %q: %w", t.Subscription, err)
 	}
 	return State(st), nil
 }
 
-// Forget drops a subscription's shared state (rate window, circuit, permits),
-// so that a subscription created later under the same id starts afresh.
-func (g *Guard) Forget(ctx context.Context, subID string) error {
-	g.local.forget(subID)
+// Forget drops a deleted subscription's circuit and marks it gone, so that
+// outcomes of its attempts still in flight change nothing and a
+// subscription created later under the same id starts afresh. The
+// destination's rate window and permits are shared with other
+// subscriptions and stay.
+func (g *Guard) Forget(ctx context.Context, t Target) error {
+	g.Drop(t.Subscription)
 	if g.rdb == nil {
 		return nil
 	}
-	err := g.rdb.Del(ctx, g.key(subID, "rate"), g.key(subID, "rate:seq"), g.key(subID, "circuit"), g.key(subID, "permits")).Err()
+	_, err := g.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, g.circuitKey(t))
+		p.Set(ctx, g.goneKey(t), 1, goneTTL)
+		return nil
+	})
 	g.redisResult(err)
 	if err != nil {
-		return fmt.Errorf("forget limits of %q: %w", subID, err)
+		return fmt.Errorf("forget circuit of %q: %w", t.Subscription, err)
 	}
 	return nil
+}
+
+// Drop forgets what this process holds about a subscription that no longer
+// exists: its in-process circuit and its metric series.
+func (g *Guard) Drop(subID string) {
+	g.local.forget(subID)
+	g.mu.Lock()
+	delete(g.observed, subID)
+	g.mu.Unlock()
+	g.metrics.state.DeleteLabelValues(subID)
+	g.metrics.trips.DeleteLabelValues(subID)
+}
+
+// Observed lists the subscriptions this process has metric series for,
+// so its owner can Drop those that were deleted.
+func (g *Guard) Observed() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ids := make([]string, 0, len(g.observed))
+	for id := range g.observed {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 func boolArg(b bool) int {

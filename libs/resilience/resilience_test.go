@@ -2,6 +2,7 @@ package resilience_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,11 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
+
+// tgt is a subscription named name with a destination of its own.
+func tgt(name string) resilience.Target {
+	return resilience.Target{Subscription: name, Incarnation: 1, Destination: "https://" + name + ".example:443"}
+}
 
 func guard(rdb redis.UniversalClient, prefix string, mutate ...func(*resilience.Config)) *resilience.Guard {
 	cfg := resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry(), OpenFor: 300 * time.Millisecond}
@@ -31,19 +37,19 @@ func TestRateLimitIsASlidingWindow(t *testing.T) {
 	ctx := context.Background()
 	limits := resilience.Limits{RatePerSecond: 5}
 	for i := range 5 {
-		a := g.Admit(ctx, "s", limits, time.Second)
+		a := g.Admit(ctx, tgt("s"), limits, time.Second)
 		require.True(t, a.Allowed, "request %d", i)
 		g.Done(ctx, a, true)
 	}
-	denied := g.Admit(ctx, "s", limits, time.Second)
+	denied := g.Admit(ctx, tgt("s"), limits, time.Second)
 	require.False(t, denied.Allowed)
 	require.Equal(t, resilience.RateLimited, denied.Reason)
 	require.Greater(t, denied.RetryAfter, time.Duration(0))
 	require.LessOrEqual(t, denied.RetryAfter, time.Second)
-	require.True(t, g.Admit(ctx, "other", limits, time.Second).Allowed, "limits are per subscription")
+	require.True(t, g.Admit(ctx, tgt("other"), limits, time.Second).Allowed, "limits are per destination")
 
 	time.Sleep(denied.RetryAfter + 10*time.Millisecond)
-	again := g.Admit(ctx, "s", limits, time.Second)
+	again := g.Admit(ctx, tgt("s"), limits, time.Second)
 	require.True(t, again.Allowed, "a slot frees when the oldest admission leaves the window")
 }
 
@@ -53,52 +59,52 @@ func TestCircuitBreakerStateMachine(t *testing.T) {
 	g := guard(rdb, prefix)
 	ctx := context.Background()
 	fail := func() {
-		a := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		a := g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second)
 		require.True(t, a.Allowed)
 		g.Done(ctx, a, false)
 	}
 	for range 4 {
 		fail()
 	}
-	st, err := g.CircuitState(ctx, "s")
+	st, err := g.CircuitState(ctx, tgt("s"))
 	require.NoError(t, err)
 	require.Equal(t, resilience.Closed, st, "4 failures do not open it")
-	ok := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+	ok := g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second)
 	g.Done(ctx, ok, true) // a success resets the count
 	for range 4 {
 		fail()
 	}
-	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, "s")))
+	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, tgt("s"))))
 	fail()
-	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, "s")), "5 consecutive failures open it")
+	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, tgt("s"))), "5 consecutive failures open it")
 
-	denied := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+	denied := g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second)
 	require.False(t, denied.Allowed)
 	require.Equal(t, resilience.CircuitOpen, denied.Reason)
 	require.Greater(t, denied.RetryAfter, time.Duration(0))
 
 	time.Sleep(350 * time.Millisecond)
-	require.Equal(t, resilience.HalfOpen, must(g.CircuitState(ctx, "s")))
-	trial := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+	require.Equal(t, resilience.HalfOpen, must(g.CircuitState(ctx, tgt("s"))))
+	trial := g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second)
 	require.True(t, trial.Allowed)
 	g.Done(ctx, trial, false)
-	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, "s")), "a failed trial reopens it")
+	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, tgt("s"))), "a failed trial reopens it")
 
 	time.Sleep(350 * time.Millisecond)
 	var trials []resilience.Admission
 	for range 3 {
-		a := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		a := g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second)
 		require.True(t, a.Allowed)
 		trials = append(trials, a)
 	}
-	require.False(t, g.Admit(ctx, "s", resilience.Limits{}, time.Second).Allowed, "only 3 trials")
+	require.False(t, g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second).Allowed, "only 3 trials")
 	for i, a := range trials {
 		g.Done(ctx, a, true)
 		want := resilience.HalfOpen
 		if i == 2 {
 			want = resilience.Closed
 		}
-		require.Equal(t, want, must(g.CircuitState(ctx, "s")), "after %d successful trials", i+1)
+		require.Equal(t, want, must(g.CircuitState(ctx, tgt("s"))), "after %d successful trials", i+1)
 	}
 }
 
@@ -109,7 +115,7 @@ func TestExactlyThreeTrialsUnderConcurrency(t *testing.T) {
 	guards := []*resilience.Guard{guard(rdb, prefix), guard(rdb, prefix), guard(rdb, prefix)}
 	ctx := context.Background()
 	for range 5 {
-		a := guards[0].Admit(ctx, "s", resilience.Limits{}, time.Second)
+		a := guards[0].Admit(ctx, tgt("s"), resilience.Limits{}, time.Second)
 		guards[0].Done(ctx, a, false)
 	}
 	time.Sleep(350 * time.Millisecond)
@@ -117,7 +123,7 @@ func TestExactlyThreeTrialsUnderConcurrency(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 60 {
 		wg.Go(func() {
-			if guards[i%3].Admit(ctx, "s", resilience.Limits{}, time.Second).Allowed {
+			if guards[i%3].Admit(ctx, tgt("s"), resilience.Limits{}, time.Second).Allowed {
 				allowed.Add(1)
 			}
 		})
@@ -141,7 +147,7 @@ func TestSemaphoreHoldsAcrossWorkersAndFreesCrashedPermits(t *testing.T) {
 		wg.Go(func() {
 			g := guards[i%3]
 			for {
-				a := g.Admit(ctx, "s", limits, time.Second)
+				a := g.Admit(ctx, tgt("s"), limits, time.Second)
 				if !a.Allowed {
 					require.Equal(t, resilience.ConcurrencyLimited, a.Reason)
 					time.Sleep(time.Millisecond)
@@ -165,11 +171,11 @@ func TestSemaphoreHoldsAcrossWorkersAndFreesCrashedPermits(t *testing.T) {
 	// A worker that crashes holding permits: they expire with their TTL.
 	crashed := guard(rdb, prefix, func(c *resilience.Config) { c.PermitTTL = 300 * time.Millisecond })
 	for range 4 {
-		require.True(t, crashed.Admit(ctx, "t", limits, 0).Allowed) // never released
+		require.True(t, crashed.Admit(ctx, tgt("t"), limits, 0).Allowed) // never released
 	}
-	require.False(t, guards[0].Admit(ctx, "t", limits, time.Second).Allowed)
+	require.False(t, guards[0].Admit(ctx, tgt("t"), limits, time.Second).Allowed)
 	time.Sleep(1100 * time.Millisecond) // a permit lives at least its attempt's timeout (0 here) + 1 s
-	require.True(t, guards[0].Admit(ctx, "t", limits, time.Second).Allowed, "expired permits are freed")
+	require.True(t, guards[0].Admit(ctx, tgt("t"), limits, time.Second).Allowed, "expired permits are freed")
 }
 
 func TestRedisOutageFallsBackAndRecovers(t *testing.T) {
@@ -182,16 +188,16 @@ func TestRedisOutageFallsBackAndRecovers(t *testing.T) {
 	ctx := context.Background()
 	limits := resilience.Limits{RatePerSecond: 3}
 
-	a := g.Admit(ctx, "s", limits, time.Second)
+	a := g.Admit(ctx, tgt("s"), limits, time.Second)
 	require.True(t, a.Allowed)
 	g.Done(ctx, a, true)
-	require.EqualValues(t, 1, rdb.ZCard(ctx, "p:{s}:rate").Val(), "state is in Redis")
+	require.EqualValues(t, 1, rdb.ZCard(ctx, "p:{"+tgt("s").Destination+"}:rate").Val(), "state is in Redis")
 	require.Zero(t, gauge(t, reg, "dispatch_resilience_fallback"))
 
 	srv.Stop()
 	var allowed int
 	for range 5 {
-		a := g.Admit(ctx, "s", limits, time.Second)
+		a := g.Admit(ctx, tgt("s"), limits, time.Second)
 		if a.Allowed {
 			allowed++
 			g.Done(ctx, a, true)
@@ -203,11 +209,11 @@ func TestRedisOutageFallsBackAndRecovers(t *testing.T) {
 	srv.Start()
 	time.Sleep(1100 * time.Millisecond) // the local window empties
 	require.Eventually(t, func() bool {
-		a := g.Admit(ctx, "s", limits, time.Second)
+		a := g.Admit(ctx, tgt("s"), limits, time.Second)
 		g.Done(ctx, a, true)
 		return gauge(t, reg, "dispatch_resilience_fallback") == 0
 	}, 5*time.Second, 60*time.Millisecond)
-	require.Positive(t, rdb.ZCard(ctx, "p:{s}:rate").Val(), "shared state resumes in Redis")
+	require.Positive(t, rdb.ZCard(ctx, "p:{"+tgt("s").Destination+"}:rate").Val(), "shared state resumes in Redis")
 }
 
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -249,7 +255,7 @@ func TestRateLimitExactAcrossWorkers(t *testing.T) {
 		wg.Go(func() {
 			g := guards[i%3]
 			for time.Now().Before(deadline) {
-				a := g.Admit(ctx, "s", resilience.Limits{RatePerSecond: limit}, time.Second)
+				a := g.Admit(ctx, tgt("s"), resilience.Limits{RatePerSecond: limit}, time.Second)
 				at := time.Now()
 				if !a.Allowed {
 					time.Sleep(min(a.RetryAfter, 20*time.Millisecond))
@@ -282,14 +288,132 @@ func TestForgetStartsASubscriptionAfresh(t *testing.T) {
 	rdb, prefix := testkit.Redis(t)
 	g := guard(rdb, prefix)
 	ctx := context.Background()
+	old := tgt("s")
 	for range 5 {
-		a := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		a := g.Admit(ctx, old, resilience.Limits{}, time.Second)
 		g.Done(ctx, a, false)
 	}
-	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, "s")))
-	require.NoError(t, g.Forget(ctx, "s"))
-	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, "s")))
-	require.True(t, g.Admit(ctx, "s", resilience.Limits{}, time.Second).Allowed)
+	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, old)))
+	fresh := tgt("s")
+	fresh.Incarnation = 2 // created again under the same id
+	require.NoError(t, g.Forget(ctx, old))
+	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, fresh)))
+	// Attempts of the deleted subscription that were still in flight.
+	var late []resilience.Admission
+	for range 5 {
+		a := g.Admit(ctx, old, resilience.Limits{}, time.Second)
+		require.True(t, a.Allowed, "a forgotten circuit admits")
+		late = append(late, a)
+	}
+	for _, a := range late {
+		g.Done(ctx, a, false) // late failures of the deleted subscription
+	}
+	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, old)), "late outcomes wrote the deleted circuit")
+	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, fresh)))
+	keys := rdb.Keys(ctx, prefix+":*circuit*").Val()
+	require.Empty(t, keys, "late outcomes left circuit state behind")
+	require.True(t, g.Admit(ctx, fresh, resilience.Limits{}, time.Second).Allowed)
+}
+
+// TestLimitsHoldPerDestination: subscriptions that point at one
+// destination share its window and permits, each compared with the asking
+// subscription's own limits.
+func TestLimitsHoldPerDestination(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	g := guard(rdb, prefix)
+	ctx := context.Background()
+	sub := func(i int) resilience.Target {
+		return resilience.Target{Subscription: fmt.Sprintf("s%d", i), Incarnation: 1, Destination: "https://receiver.example:443"}
+	}
+	admitted := 0
+	for i := range 100 {
+		if g.Admit(ctx, sub(i), resilience.Limits{RatePerSecond: 1}, time.Second).Allowed {
+			admitted++
+		}
+	}
+	require.Equal(t, 1, admitted, "100 subscriptions at 1/s to one destination")
+	other := resilience.Target{Subscription: "x", Incarnation: 1, Destination: "https://other.example:443"}
+	require.True(t, g.Admit(ctx, other, resilience.Limits{RatePerSecond: 1}, time.Second).Allowed, "another destination is not affected")
+
+	// A higher limit admits up to itself; a lower one only within its own.
+	conc := resilience.Target{Subscription: "c1", Incarnation: 1, Destination: "https://conc.example:443"}
+	for range 3 {
+		require.True(t, g.Admit(ctx, conc, resilience.Limits{MaxConcurrency: 3, RatePerSecond: 1000}, time.Second).Allowed)
+	}
+	low := resilience.Target{Subscription: "c2", Incarnation: 1, Destination: conc.Destination}
+	a := g.Admit(ctx, low, resilience.Limits{MaxConcurrency: 2, RatePerSecond: 1000}, time.Second)
+	require.Equal(t, resilience.ConcurrencyLimited, a.Reason, "three in flight to the destination exceed the second subscription's 2")
+}
+
+func TestDestinationSlotsBoundOneWorker(t *testing.T) {
+	t.Parallel()
+	for _, withRedis := range []bool{true, false} {
+		t.Run(fmt.Sprintf("redis=%v", withRedis), func(t *testing.T) {
+			t.Parallel()
+			var rdb redis.UniversalClient
+			prefix := "unused"
+			if withRedis {
+				rdb, prefix = testkit.Redis(t)
+			}
+			g := guard(rdb, prefix, func(c *resilience.Config) { c.DestinationSlots = 2 })
+			ctx := context.Background()
+			huge := resilience.Limits{MaxConcurrency: 10000, RatePerSecond: 100000}
+			a1, a2 := g.Admit(ctx, tgt("hang"), huge, time.Second), g.Admit(ctx, tgt("hang"), huge, time.Second)
+			require.True(t, a1.Allowed && a2.Allowed)
+			busy := g.Admit(ctx, tgt("hang"), huge, time.Second)
+			require.Equal(t, resilience.DestinationBusy, busy.Reason)
+			require.Positive(t, busy.RetryAfter)
+			require.True(t, g.Admit(ctx, tgt("other"), huge, time.Second).Allowed, "other destinations keep their slots")
+			g.Done(ctx, a1, true)
+			a3 := g.Admit(ctx, tgt("hang"), huge, time.Second)
+			require.True(t, a3.Allowed, "a finished attempt gives its slot back")
+			g.Release(ctx, a2)
+			require.True(t, g.Admit(ctx, tgt("hang"), huge, time.Second).Allowed, "a released admission gives its slot back")
+
+			// A refusal by the shared limits does not keep a slot.
+			limited := tgt("limited")
+			one := resilience.Limits{RatePerSecond: 1}
+			require.True(t, g.Admit(ctx, limited, one, time.Second).Allowed)
+			for range 5 {
+				require.Equal(t, resilience.RateLimited, g.Admit(ctx, limited, one, time.Second).Reason)
+			}
+			require.Equal(t, resilience.RateLimited, g.Admit(ctx, limited, one, time.Second).Reason, "refusals leaked slots")
+		})
+	}
+}
+
+func TestDropRemovesMetricSeries(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	reg := prometheus.NewRegistry()
+	g := guard(rdb, prefix, func(c *resilience.Config) { c.Registerer = reg })
+	ctx := context.Background()
+	for range 5 {
+		g.Done(ctx, g.Admit(ctx, tgt("gone"), resilience.Limits{}, time.Second), false)
+	}
+	require.Equal(t, []string{"gone"}, g.Observed())
+	require.Equal(t, 2, seriesFor(t, reg, "gone"), "state and trips series")
+	g.Drop("gone")
+	require.Zero(t, seriesFor(t, reg, "gone"))
+	require.Empty(t, g.Observed())
+}
+
+func seriesFor(t *testing.T, reg *prometheus.Registry, sub string) int {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	n := 0
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "subscription_id" && l.GetValue() == sub {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
 
 func TestRefusalTakesNothingFromEarlierChecks(t *testing.T) {
@@ -299,14 +423,14 @@ func TestRefusalTakesNothingFromEarlierChecks(t *testing.T) {
 	ctx := context.Background()
 	limits := resilience.Limits{RatePerSecond: 6}
 	for range 5 {
-		a := g.Admit(ctx, "s", limits, time.Second)
+		a := g.Admit(ctx, tgt("s"), limits, time.Second)
 		require.True(t, a.Allowed)
 		g.Done(ctx, a, false)
 	}
 	for range 10 { // refused by the open circuit: no rate slot taken
-		require.Equal(t, resilience.CircuitOpen, g.Admit(ctx, "s", limits, time.Second).Reason)
+		require.Equal(t, resilience.CircuitOpen, g.Admit(ctx, tgt("s"), limits, time.Second).Reason)
 	}
-	require.EqualValues(t, 5, rdb.ZCard(ctx, prefix+":{s}:rate").Val())
+	require.EqualValues(t, 5, rdb.ZCard(ctx, prefix+":{"+tgt("s").Destination+"}:rate").Val())
 }
 
 // TestLocalFallbackBehavesLikeRedis runs the same checks without Redis.
@@ -315,23 +439,23 @@ func TestLocalFallbackBehavesLikeRedis(t *testing.T) {
 	g := guard(nil, "unused")
 	ctx := context.Background()
 	conc := resilience.Limits{MaxConcurrency: 2}
-	a1, a2 := g.Admit(ctx, "c", conc, time.Second), g.Admit(ctx, "c", conc, time.Second)
+	a1, a2 := g.Admit(ctx, tgt("c"), conc, time.Second), g.Admit(ctx, tgt("c"), conc, time.Second)
 	require.True(t, a1.Allowed && a2.Allowed)
-	require.Equal(t, resilience.ConcurrencyLimited, g.Admit(ctx, "c", conc, time.Second).Reason)
+	require.Equal(t, resilience.ConcurrencyLimited, g.Admit(ctx, tgt("c"), conc, time.Second).Reason)
 	g.Release(ctx, a1)
-	require.True(t, g.Admit(ctx, "c", conc, time.Second).Allowed)
+	require.True(t, g.Admit(ctx, tgt("c"), conc, time.Second).Allowed)
 
 	for range 5 {
-		a := g.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		a := g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second)
 		require.True(t, a.Allowed)
 		g.Done(ctx, a, false)
 	}
-	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, "s")))
-	require.Equal(t, resilience.CircuitOpen, g.Admit(ctx, "s", resilience.Limits{}, time.Second).Reason)
+	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, tgt("s"))))
+	require.Equal(t, resilience.CircuitOpen, g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second).Reason)
 	time.Sleep(350 * time.Millisecond)
 	var trials []resilience.Admission
 	for range 5 {
-		if a := g.Admit(ctx, "s", resilience.Limits{}, time.Second); a.Allowed {
+		if a := g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second); a.Allowed {
 			trials = append(trials, a)
 		}
 	}
@@ -339,5 +463,5 @@ func TestLocalFallbackBehavesLikeRedis(t *testing.T) {
 	for _, a := range trials {
 		g.Done(ctx, a, true)
 	}
-	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, "s")))
+	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, tgt("s"))))
 }

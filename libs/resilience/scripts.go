@@ -3,17 +3,19 @@ package resilience
 import "github.com/redis/go-redis/v9"
 
 // Every script reads the clock with redis.call('TIME'), so all workers
-// share one clock, and touches only keys that share the subscription's hash
+// share one clock, and touches only keys that share the destination's hash
 // tag, so it runs on Redis Cluster. Admission is one script, so a refusal
 // by a later check consumes nothing from an earlier one, and one round
 // trip decides.
 
-// admitScript checks, in order, the rate limit, the circuit breaker and the
-// concurrency limit of one subscription, and takes a slot of each only if
-// all three agree.
+// admitScript checks, in order, the destination's rate limit, the
+// subscription's circuit breaker and the destination's concurrency limit,
+// and takes a slot of each only if all three agree. The limits compared are
+// the asking subscription's.
 //
-// KEYS: rate window (sorted set of admission times in µs), rate sequence,
-// circuit (hash), permits (sorted set of permit ids scored by expiry in ms).
+// KEYS: destination's rate window (sorted set of admission times in µs),
+// rate sequence, subscription's circuit (hash), destination's permits
+// (sorted set of permit ids scored by expiry in ms).
 // ARGV: rate limit, window ms, open ms, half-open trials, circuit ttl ms,
 // concurrency limit, permit ttl ms, permit id.
 //
@@ -77,14 +79,15 @@ return {1, 0, trial}
 `)
 
 // doneScript releases a permit and, when report is 1, records the attempt's
-// outcome in the circuit. KEYS: permits, circuit. ARGV: permit id, report
-// (1/0), success (1/0), trial (1/0), failure threshold, trials, ttl ms.
+// outcome in the circuit, unless the subscription was deleted meanwhile.
+// KEYS: permits, circuit, gone marker. ARGV: permit id, report (1/0),
+// success (1/0), trial (1/0), failure threshold, trials, ttl ms.
 // Returns 1 when the circuit opened, 2 when it closed, 0 otherwise.
 // Outcomes of requests let through before the circuit opened do not move a
 // half-open circuit.
 var doneScript = redis.NewScript(`
 redis.call('ZREM', KEYS[1], ARGV[1])
-if ARGV[2] ~= '1' then
+if ARGV[2] ~= '1' or redis.call('EXISTS', KEYS[3]) == 1 then
   return 0
 end
 local t = redis.call('TIME')

@@ -46,6 +46,9 @@ type Job struct {
 	Secrets []string
 	// Settings are the subscription's own delivery settings (zero: defaults).
 	Settings domain.DeliverySettings
+	// SubscriptionCreatedAt tells this subscription from a later one
+	// created under the same id.
+	SubscriptionCreatedAt time.Time
 }
 
 // openStatuses are the statuses of deliveries that are not final.
@@ -67,7 +70,7 @@ FROM events e, subscriptions s
 WHERE d.id = $1 AND e.id = d.event_id AND s.id = d.subscription_id AND s.state = 'active'
   AND d.status IN ` + openStatuses + ` AND d.next_attempt_at <= now()
 RETURNING d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.received_at,
-          s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(),
+          s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(), s.created_at,
           s.max_attempts, s.retry_base_ms, s.retry_max_ms, s.timeout_ms, s.rate_limit_per_second, s.max_concurrency`
 
 // ClaimDelivery marks a due delivery as processing and returns the job to
@@ -84,7 +87,7 @@ func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, defaultTime
 		sd       settingsDest
 	)
 	dest := append([]any{&j.SubscriptionID, &j.Attempt, &j.Event.ID, &j.Event.Type, &j.Event.Source, &j.Event.Data, &j.Event.ReceivedAt,
-		&j.URL, &secret, &previous, &inGrace}, sd.targets()...)
+		&j.URL, &secret, &previous, &inGrace, &j.SubscriptionCreatedAt}, sd.targets()...)
 	err := s.pool.QueryRow(ctx, claimSQL, deliveryID, defaultTimeout, margin).Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, domain.ErrNotClaimable)

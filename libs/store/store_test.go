@@ -66,10 +66,16 @@ func TestSubscriptionCRUD(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"sub_d"}, ids(page2))
 
-	require.NoError(t, st.DeleteSubscription(ctx, "sub_b"))
-	require.ErrorIs(t, st.DeleteSubscription(ctx, "sub_b"), domain.ErrNotFound)
+	deleted, err := st.DeleteSubscription(ctx, "sub_b")
+	require.NoError(t, err)
+	require.Equal(t, page1[1], deleted, "the deleted subscription as it was")
+	_, err = st.DeleteSubscription(ctx, "sub_b")
+	require.ErrorIs(t, err, domain.ErrNotFound)
 	_, err = st.GetSubscription(ctx, "sub_b")
 	require.ErrorIs(t, err, domain.ErrNotFound)
+	existing, err := st.ExistingSubscriptions(ctx, []string{"sub_a", "sub_b", "sub_x", "sub_d"})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"sub_a", "sub_d"}, existing)
 }
 
 func ids(subs []domain.Subscription) []string {
@@ -282,7 +288,10 @@ func TestRecordAttemptForDeletedSubscription(t *testing.T) {
 	require.NoError(t, err)
 	job, err := st.ClaimDelivery(ctx, res.Deliveries[0].ID, time.Minute, 0)
 	require.NoError(t, err)
-	require.NoError(t, st.DeleteSubscription(ctx, "gone"))
+	require.Equal(t, res.Deliveries[0].SubscriptionID, job.SubscriptionID)
+	require.False(t, job.SubscriptionCreatedAt.IsZero(), "the claim tells this subscription from a later one of the same id")
+	_, err = st.DeleteSubscription(ctx, "gone")
+	require.NoError(t, err)
 	code := 200
 	err = st.RecordAttempt(ctx, store.Outcome{Attempt: domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code}, Status: domain.DeliveryDelivered})
 	require.True(t, errors.Is(err, domain.ErrNotFound), "got %v", err)

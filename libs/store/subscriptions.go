@@ -102,16 +102,27 @@ func (s *Store) ListSubscriptions(ctx context.Context, after string, limit int) 
 }
 
 // DeleteSubscription removes a subscription together with its deliveries
-// and their attempts. An unknown id is domain.ErrNotFound.
-func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM subscriptions WHERE id = $1`, id)
+// and their attempts, and returns what it was. An unknown id is
+// domain.ErrNotFound.
+func (s *Store) DeleteSubscription(ctx context.Context, id string) (domain.Subscription, error) {
+	sub, err := scanSubscription(s.pool.QueryRow(ctx, `DELETE FROM subscriptions WHERE id = $1 RETURNING `+subscriptionColumns, id))
 	if err != nil {
-		return fmt.Errorf("delete subscription %q: %w", id, err)
+		return domain.Subscription{}, fmt.Errorf("delete subscription %q: %w", id, notFound(err))
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete subscription %q: %w", id, domain.ErrNotFound)
+	return sub, nil
+}
+
+// ExistingSubscriptions returns those of ids that are still subscriptions.
+func (s *Store) ExistingSubscriptions(ctx context.Context, ids []string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM subscriptions WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("existing subscriptions: %w", err)
 	}
-	return nil
+	existing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("existing subscriptions: %w", err)
+	}
+	return existing, nil
 }
 
 // DisableSubscription stops a subscription for good (for example after its

@@ -4,6 +4,7 @@ go 1.26.4
 
 require (
 	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/egress v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/queue v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/store v0.0.0
@@ -69,3 +70,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
 replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
 
 replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
+
+replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress

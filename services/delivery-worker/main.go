@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
@@ -68,9 +69,13 @@ func run(ctx context.Context) error {
 		FailureThreshold: cfg.CircuitThreshold,
 		OpenFor:          cfg.CircuitOpenFor,
 		HalfOpenTrials:   cfg.CircuitTrials,
+		DestinationSlots: cfg.DestinationSlots,
 		Logger:           log,
 	})
-	worker := delivery.NewWorker(st, delivery.NewSender(version, cfg.AllowCIDRs), guard, delivery.Config{
+	if cfg.ProxyIgnored {
+		log.Warn("HTTP_PROXY/HTTPS_PROXY is set, but deliveries never use a proxy: it would reach addresses the worker refuses (see docs/adr/0013)")
+	}
+	worker := delivery.NewWorker(st, delivery.NewSender(delivery.SenderConfig{Version: version, Policy: egress.NewPolicy(cfg.AllowCIDRs), MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes}), guard, delivery.Config{
 		Timeout:     cfg.DeliveryTimeout,
 		LeaseMargin: cfg.LeaseMargin,
 		Retry:       retry.Policy{MaxAttempts: cfg.MaxAttempts, BaseDelay: cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay},
@@ -80,12 +85,12 @@ func run(ctx context.Context) error {
 
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping, "kafka": consumer.Ping})
-	health := &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	health := observability.NewServer(cfg.Addr, mux)
 
 	log.Info("delivery-worker consuming", "topic", cfg.KafkaTopic, "group", cfg.KafkaConsumerGroup, "concurrency", cfg.Concurrency, "addr", cfg.Addr)
 	// The consumer drains in-flight deliveries within SHUTDOWN_TIMEOUT and
 	// commits; then the claims still waiting in memory are given back.
-	err = lifecycle.Run(ctx, lifecycle.HTTP(health, 5*time.Second), func(ctx context.Context) error {
+	err = lifecycle.Run(ctx, lifecycle.HTTP(health, 5*time.Second), worker.ForgetDeleted, func(ctx context.Context) error {
 		return consumer.Run(ctx, worker.Handle)
 	})
 	worker.Close()

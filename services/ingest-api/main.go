@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
@@ -87,7 +88,7 @@ func run(ctx context.Context) error {
 
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping})
-	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Logger: log, Version: version})
+	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Egress: egress.NewPolicy(cfg.AllowCIDRs), Logger: log, Version: version})
 
 	srv := &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
 	log.Info("ingest-api listening", "addr", cfg.Addr, "topic", cfg.KafkaTopic)

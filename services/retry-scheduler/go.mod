@@ -67,3 +67,5 @@ replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
 replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
 
 replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
+
+replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress

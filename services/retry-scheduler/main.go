@@ -49,7 +49,7 @@ func run(ctx context.Context) error {
 
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping, "kafka": producer.Ping})
-	health := &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	health := observability.NewServer(cfg.Addr, mux)
 
 	log.Info("retry-scheduler polling", "interval", cfg.PollInterval, "batch", cfg.BatchSize, "stranded_after", cfg.StrandedAfter, "addr", cfg.Addr)
 	err = lifecycle.Run(ctx, lifecycle.HTTP(health, 5*time.Second), sched.Run)

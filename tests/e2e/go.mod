@@ -11,6 +11,7 @@ require (
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/egress v0.0.0
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
 	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
@@ -49,3 +50,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
 replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
 
 replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
+
+replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
 
@@ -98,7 +99,8 @@ func TestDeliveriesContinueWhileRedisIsDown(t *testing.T) {
 
 	s.postMany("before", 20)
 	eventually(t, 30*time.Second, func() bool { got, _ := distinct(rc); return got == 20 }, "not delivered before the outage")
-	if rdb.Exists(context.Background(), "dispatch:{sub}:rate").Val() != 1 {
+	rateKey := "dispatch:{" + egress.Destination(rc.URL) + "}:rate"
+	if rdb.Exists(context.Background(), rateKey).Val() != 1 {
 		t.Fatal("the rate window is not kept in Redis")
 	}
 
@@ -111,7 +113,7 @@ func TestDeliveriesContinueWhileRedisIsDown(t *testing.T) {
 	s.postMany("after", 20)
 	eventually(t, 30*time.Second, func() bool { got, _ := distinct(rc); return got == 60 }, "not delivered after Redis came back")
 	eventually(t, 10*time.Second, func() bool {
-		return rdb.Exists(context.Background(), "dispatch:{sub}:rate").Val() == 1
+		return rdb.Exists(context.Background(), rateKey).Val() == 1
 	}, "shared state did not resume in Redis")
 }
 

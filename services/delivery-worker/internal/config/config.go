@@ -3,7 +3,6 @@ package config
 
 import (
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/config"
@@ -30,6 +29,16 @@ type Config struct {
 	// AllowCIDRs opens internal address ranges (loopback, private) to
 	// deliveries, for development and tests (DELIVERY_ALLOW_CIDRS).
 	AllowCIDRs []netip.Prefix
+	// DestinationSlots is the most of this worker's Concurrency slots that
+	// deliveries to one destination may hold at once, whatever their
+	// subscriptions' own limits say (DELIVERY_DESTINATION_SLOTS).
+	DestinationSlots int
+	// MaxResponseHeaderBytes bounds a receiver's response headers
+	// (DELIVERY_MAX_RESPONSE_HEADER_BYTES).
+	MaxResponseHeaderBytes int
+	// ProxyIgnored is set when HTTP_PROXY or HTTPS_PROXY is: deliveries
+	// never use a proxy, and the worker says so at start.
+	ProxyIgnored bool
 }
 
 // Load reads the configuration, reporting every bad variable by name.
@@ -51,14 +60,17 @@ func Load(env *config.Env) (Config, error) {
 		CircuitOpenFor:      env.Duration("CIRCUIT_OPEN_DURATION", 30*time.Second),
 		CircuitTrials:       env.Int("CIRCUIT_HALF_OPEN_TRIALS", 3, 1),
 	}
-	for _, cidr := range env.List("DELIVERY_ALLOW_CIDRS", nil) {
-		p, err := netip.ParsePrefix(strings.TrimSpace(cidr))
-		if err != nil {
-			env.Fail("DELIVERY_ALLOW_CIDRS", "%q is not a CIDR such as 127.0.0.0/8", cidr)
-			continue
-		}
-		c.AllowCIDRs = append(c.AllowCIDRs, p)
+	c.AllowCIDRs = env.Prefixes("DELIVERY_ALLOW_CIDRS")
+	// A quarter by default: one destination that hangs until every timeout
+	// leaves three quarters of the worker to everyone else, and one busy
+	// healthy destination still gets 64 requests in flight at the default
+	// concurrency, far more than its rate limit needs.
+	c.DestinationSlots = env.Int("DELIVERY_DESTINATION_SLOTS", max(1, c.Concurrency/4), 1)
+	if c.DestinationSlots > c.Concurrency {
+		env.Fail("DELIVERY_DESTINATION_SLOTS", "%d is more than DELIVERY_CONCURRENCY %d", c.DestinationSlots, c.Concurrency)
 	}
+	c.MaxResponseHeaderBytes = env.Int("DELIVERY_MAX_RESPONSE_HEADER_BYTES", 64<<10, 1<<10)
+	c.ProxyIgnored = env.Set("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 	if c.RetryMaxDelay < c.RetryBaseDelay {
 		env.Fail("RETRY_MAX_DELAY", "%s is shorter than RETRY_BASE_DELAY %s", c.RetryMaxDelay, c.RetryBaseDelay)
 	}

@@ -15,14 +15,23 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.KafkaConsumerGroup != "dispatch-workers" || cfg.DeliveryTimeout != 30*time.Second || cfg.MaxAttempts != 16 {
+	if cfg.KafkaConsumerGroup != "dispatch-workers" || cfg.DeliveryTimeout != 30*time.Second || cfg.MaxAttempts != 16 ||
+		cfg.DestinationSlots != 64 || cfg.MaxResponseHeaderBytes != 64<<10 || cfg.ProxyIgnored {
 		t.Fatalf("defaults not applied: %+v", cfg)
+	}
+	cfg, err = config.Load(libconfig.FromMap(map[string]string{"KAFKA_BROKERS": "k:9092", "DELIVERY_CONCURRENCY": "10", "HTTPS_PROXY": "http://proxy:3128"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DestinationSlots != 2 || !cfg.ProxyIgnored {
+		t.Fatalf("slots a quarter of the concurrency, proxy noticed: %+v", cfg)
 	}
 	_, err = config.Load(libconfig.FromMap(map[string]string{
 		"KAFKA_BROKERS": "x:1", "DELIVERY_TIMEOUT": "soon", "RETRY_BASE_DELAY": "1h", "RETRY_MAX_DELAY": "1m",
-		"DELIVERY_ALLOW_CIDRS": "127.0.0.0/8, localhost",
+		"DELIVERY_ALLOW_CIDRS": "127.0.0.0/8, localhost", "DELIVERY_CONCURRENCY": "8", "DELIVERY_DESTINATION_SLOTS": "9",
+		"DELIVERY_MAX_RESPONSE_HEADER_BYTES": "100",
 	}))
-	for _, name := range []string{"DELIVERY_TIMEOUT", "RETRY_MAX_DELAY", "DELIVERY_ALLOW_CIDRS"} {
+	for _, name := range []string{"DELIVERY_TIMEOUT", "RETRY_MAX_DELAY", "DELIVERY_ALLOW_CIDRS", "DELIVERY_DESTINATION_SLOTS", "DELIVERY_MAX_RESPONSE_HEADER_BYTES"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/retry"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
@@ -31,6 +31,22 @@ const (
 	maxResponseSnippet = 1 << 10
 )
 
+// DefaultMaxResponseHeaderBytes bounds a receiver's response headers unless
+// SenderConfig says otherwise. Go's own default is 10 MB, which a hostile
+// receiver can make every one of a worker's slots hold at once.
+const DefaultMaxResponseHeaderBytes = 64 << 10
+
+// SenderConfig tunes a Sender.
+type SenderConfig struct {
+	// Version goes into the User-Agent.
+	Version string
+	// Policy decides which addresses may be dialled.
+	Policy egress.Policy
+	// MaxResponseHeaderBytes bounds a response's headers; zero means
+	// DefaultMaxResponseHeaderBytes.
+	MaxResponseHeaderBytes int
+}
+
 // Sender makes one signed HTTP POST per attempt.
 type Sender struct {
 	client    *http.Client
@@ -38,28 +54,33 @@ type Sender struct {
 }
 
 // NewSender returns a Sender whose connections are pooled per host and
-// reused across deliveries. Redirects are not followed: a 3xx is a failed
-// attempt, as receivers are expected to answer at the URL they registered.
-// Loopback, private, link-local and other internal addresses are refused at
-// dial time unless one of allow covers them.
-func NewSender(version string, allow []netip.Prefix) *Sender {
-	policy := addressPolicy{allow: allow}
+// reused across deliveries. Every address dialled is judged by the policy
+// after DNS resolution. Redirects are not followed: a 3xx is a failed
+// attempt, as receivers are expected to answer at the URL they registered,
+// and following one would lead wherever the receiver likes. No proxy is
+// used, whatever HTTP_PROXY says: a proxy would resolve and connect on our
+// behalf, out of the policy's sight (ADR 13).
+func NewSender(cfg SenderConfig) *Sender {
+	if cfg.MaxResponseHeaderBytes <= 0 {
+		cfg.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
+	}
 	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: policy.control}).DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   128,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     true,
+		Proxy:                  nil,
+		DialContext:            (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: cfg.Policy.Control}).DialContext,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    128,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: int64(cfg.MaxResponseHeaderBytes),
+		ForceAttemptHTTP2:      true,
 	}
 	return &Sender{
 		client: &http.Client{
 			Transport:     transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		userAgent: "Dispatch/" + version,
+		userAgent: "Dispatch/" + cfg.Version,
 	}
 }
 
@@ -124,7 +145,7 @@ func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration)
 
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return finish(classify(err), err.Error())
+		return finish(classify(err), errorText(err))
 	}
 	snippet, readErr := readSnippet(resp.Body)
 	resp.Body.Close()
@@ -137,23 +158,29 @@ func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration)
 		return finish(domain.ErrorHTTPStatus, "HTTP "+strconv.Itoa(code))
 	}
 	if readErr != nil && classify(readErr) == domain.ErrorTimeout {
-		return finish(domain.ErrorTimeout, "reading response: "+readErr.Error())
+		return finish(domain.ErrorTimeout, "reading response: "+errorText(readErr))
 	}
 	return finish(domain.ErrorNone, "")
 }
 
-// readSnippet drains up to maxResponseRead bytes and keeps the start as
-// valid UTF-8 text without NUL bytes, which PostgreSQL text rejects.
+// readSnippet drains up to maxResponseRead bytes and keeps the first
+// maxResponseSnippet as text PostgreSQL accepts: each byte that is not part
+// of valid UTF-8 (a Latin-1 error page, binary) becomes U+FFFD rather than
+// ending the text, and NUL bytes are dropped.
 func readSnippet(r io.Reader) (string, error) {
 	buf, err := io.ReadAll(io.LimitReader(r, maxResponseRead))
-	if len(buf) > maxResponseSnippet {
-		buf = buf[:maxResponseSnippet]
-		for len(buf) > 0 && !utf8.Valid(buf) {
-			buf = buf[:len(buf)-1]
+	var b strings.Builder
+	for i := 0; i < len(buf) && i < maxResponseSnippet; {
+		c, size := utf8.DecodeRune(buf[i:])
+		switch {
+		case c == utf8.RuneError && size == 1:
+			b.WriteRune(utf8.RuneError)
+		case c != 0:
+			b.WriteRune(c)
 		}
+		i += size
 	}
-	s := strings.ToValidUTF8(string(buf), "\uFFFD")
-	return strings.ReplaceAll(s, "\x00", ""), err
+	return b.String(), err
 }
 
 // classify names the kind of transport failure for operators.
@@ -168,7 +195,7 @@ func classify(err error) domain.ErrorClass {
 		alert   tls.AlertError
 	)
 	switch {
-	case errors.Is(err, ErrAddressNotAllowed):
+	case errors.Is(err, egress.ErrBlocked):
 		return domain.ErrorBlocked
 	case errors.As(err, &dnsErr):
 		return domain.ErrorDNS
@@ -180,9 +207,36 @@ func classify(err error) domain.ErrorClass {
 		return domain.ErrorConnectionReset
 	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &authErr), errors.As(err, &recErr), errors.As(err, &alert):
 		return domain.ErrorTLS
+	// net/http reports these two only as text; the sender tests pin the wording.
+	case strings.Contains(err.Error(), "response headers exceeded"):
+		return domain.ErrorResponseTooLarge
+	case strings.Contains(err.Error(), "malformed HTTP"):
+		return domain.ErrorInvalidResponse
 	default:
 		return domain.ErrorNetwork
 	}
+}
+
+// errorText renders a transport error for the attempt record, which API
+// callers read. It keeps what the destination did and drops what describes
+// this network: the resolver's address in DNS errors, the worker's own
+// address in connection errors, and the address a refused destination
+// resolved to.
+func errorText(err error) string {
+	var blocked *egress.BlockedError
+	if errors.As(err, &blocked) {
+		return blocked.Error()
+	}
+	msg := err.Error()
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.Server != "" {
+		msg = strings.ReplaceAll(msg, " on "+dnsErr.Server, "")
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Source != nil {
+		msg = strings.ReplaceAll(msg, opErr.Source.String()+"->", "")
+	}
+	return msg
 }
 
 // String renders an attempt outcome for logs.

@@ -3,20 +3,30 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
+
+// loopback lets tests deliver to receivers on 127.0.0.1.
+var loopback = egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+
+func testSender() *Sender { return NewSender(SenderConfig{Version: "test", Policy: loopback}) }
 
 func job(url string, secrets ...string) store.Job {
 	return store.Job{
@@ -43,7 +53,7 @@ func TestSendSignsAndDescribesSuccess(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	a := NewSender("test", loopback).Send(context.Background(), job(srv.URL, secret), 5*time.Second).Attempt
+	a := testSender().Send(context.Background(), job(srv.URL, secret), 5*time.Second).Attempt
 	require.True(t, a.Succeeded(), "%+v", a)
 	require.Equal(t, "thanks", a.ResponseBody)
 	r := <-got
@@ -80,6 +90,19 @@ func TestSendClassifiesFailures(t *testing.T) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		<-r.Context().Done()
 	})
+	mux.HandleFunc("/big-headers", func(w http.ResponseWriter, _ *http.Request) {
+		for i := range 40 {
+			w.Header().Set(fmt.Sprintf("X-Junk-%d", i), strings.Repeat("j", 4000))
+		}
+	})
+	mux.HandleFunc("/not-http", func(w http.ResponseWriter, _ *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_, _ = buf.WriteString("SSH-2.0-OpenSSH_9.6\r\n\r\n")
+			_ = buf.Flush()
+			_ = conn.Close()
+		}
+	})
 	mux.HandleFunc("/reset", func(w http.ResponseWriter, _ *http.Request) {
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err == nil {
@@ -111,8 +134,10 @@ func TestSendClassifiesFailures(t *testing.T) {
 		{srv.URL + "/reset", domain.ErrorConnectionReset, 0, 0, 0},
 		{refused, domain.ErrorConnectionRefused, 0, 0, 0},
 		{tlsSrv.URL + "/ok", domain.ErrorTLS, 0, 0, 0},
+		{srv.URL + "/big-headers", domain.ErrorResponseTooLarge, 0, 0, 0},
+		{srv.URL + "/not-http", domain.ErrorInvalidResponse, 0, 0, 0},
 	}
-	sender := NewSender("test", loopback)
+	sender := testSender()
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
 			t.Parallel()
@@ -133,4 +158,94 @@ func TestSendClassifiesFailures(t *testing.T) {
 			require.LessOrEqual(t, len(a.ResponseBody), maxResponseSnippet)
 		})
 	}
+}
+
+func TestSendRefusesInternalAddressesByDefault(t *testing.T) {
+	t.Parallel()
+	hit := false
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hit = true }))
+	t.Cleanup(srv.Close)
+	strict := NewSender(SenderConfig{Version: "test"})
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	for _, u := range []string{
+		srv.URL,
+		"http://localhost:" + port,  // a name that resolves to loopback
+		"http://[::1%25lo]:" + port, // a zone must not hide loopback
+		"http://[::ffff:127.0.0.1]:" + port,
+		"http://2130706433:" + port,
+		"http://169.254.169.254/latest/meta-data/", // refused before any packet leaves
+	} {
+		a := strict.Send(context.Background(), job(u, signing.GenerateSecret()), 5*time.Second).Attempt
+		require.Contains(t, []domain.ErrorClass{domain.ErrorBlocked, domain.ErrorDNS}, a.ErrorClass, "%s: %s", u, a.Error)
+		require.NotContains(t, a.Error, "127.0.0.1:"+port, "the error names the internal address")
+	}
+	require.False(t, hit, "no request may reach the internal address")
+}
+
+func TestSenderNeverUsesAProxy(t *testing.T) {
+	t.Parallel()
+	// HTTP_PROXY would have the proxy resolve and connect on the worker's
+	// behalf: only the proxy's address would be judged (ADR 13).
+	tr := testSender().client.Transport.(*http.Transport)
+	require.Nil(t, tr.Proxy)
+}
+
+func TestSnippetReplacesInvalidBytes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		body string
+		want string
+	}{
+		{"latin-1", "Fehler: ung\xfcltige Anfrage", "Fehler: ung\uFFFDltige Anfrage"},
+		{"nul bytes", "a\x00b", "ab"},
+		{"utf-8", "héllo ✓", "héllo ✓"},
+		{"binary", "\xff\xfe\x00x", "\uFFFD\uFFFDx"},
+		{"long", strings.Repeat("\xe9", 5000), strings.Repeat("\uFFFD", maxResponseSnippet)},
+		// A character that starts before the cut is kept whole.
+		{"rune across the cut", strings.Repeat("a", maxResponseSnippet-1) + "✓tail", strings.Repeat("a", maxResponseSnippet-1) + "✓"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := readSnippet(strings.NewReader(tt.body))
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// internalAddress matches an IPv4 address with a port, as a resolver's
+// address or a worker's own address would appear in Go's errors.
+var internalAddress = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
+
+func TestErrorsDoNotNameThisNetwork(t *testing.T) {
+	t.Parallel()
+	a := testSender().Send(context.Background(), job("http://no-such-host.invalid/hook", signing.GenerateSecret()), 5*time.Second).Attempt
+	require.Equal(t, domain.ErrorDNS, a.ErrorClass, a.Error)
+	require.Contains(t, a.Error, "no-such-host.invalid")
+	require.NotRegexp(t, internalAddress, a.Error, "the error names this network's resolver")
+
+	// A connection reset mid-response names only the destination.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = conn.Read(make([]byte, 4096))
+			_, _ = conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"))
+			_ = conn.(*net.TCPConn).SetLinger(0)
+			_ = conn.Close()
+		}
+	}()
+	err = &net.OpError{Op: "read", Net: "tcp", Source: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 4), Port: 51234},
+		Addr: &net.TCPAddr{IP: net.IPv4(93, 184, 216, 34), Port: 443}, Err: syscall.ECONNRESET}
+	require.Equal(t, "read tcp 93.184.216.34:443: connection reset by peer", errorText(err))
+	a = testSender().Send(context.Background(), job("http://"+ln.Addr().String()+"/", signing.GenerateSecret()), 5*time.Second).Attempt
+	require.Equal(t, 200, *a.StatusCode, "a 200 whose body is cut short was still answered")
+	require.Equal(t, "partial", a.ResponseBody)
 }

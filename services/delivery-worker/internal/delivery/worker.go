@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,14 +30,19 @@ type Store interface {
 	RecordAttempt(ctx context.Context, o store.Outcome) error
 	ReleaseDelivery(ctx context.Context, deliveryID int64, attempt int, at time.Time) error
 	DisableSubscription(ctx context.Context, id, reason string) error
+	ExistingSubscriptions(ctx context.Context, ids []string) ([]string, error)
 }
 
-// Guard admits deliveries under each destination's rate limit, circuit
-// breaker and concurrency limit (see libs/resilience).
+// Guard admits deliveries under their destination's rate and concurrency
+// limits, this worker's share of slots per destination and the
+// subscription's circuit breaker (see libs/resilience).
 type Guard interface {
-	Admit(ctx context.Context, subID string, limits resilience.Limits, timeout time.Duration) resilience.Admission
+	Admit(ctx context.Context, t resilience.Target, limits resilience.Limits, timeout time.Duration) resilience.Admission
 	Done(ctx context.Context, a resilience.Admission, success bool)
 	Release(ctx context.Context, a resilience.Admission)
+	// Drop and Observed let the worker forget deleted subscriptions.
+	Drop(subID string)
+	Observed() []string
 }
 
 // goneReason is recorded on a subscription its endpoint retired.
@@ -111,7 +117,8 @@ func (w *Worker) attempt(ctx context.Context, job store.Job, claimed time.Time) 
 	if job.Settings.Timeout > 0 {
 		timeout = job.Settings.Timeout
 	}
-	adm := w.guard.Admit(ctx, job.SubscriptionID, resilience.Limits{RatePerSecond: job.Settings.RatePerSecond, MaxConcurrency: job.Settings.MaxConcurrency}, timeout)
+	target := resilience.TargetOf(job.SubscriptionID, job.URL, job.SubscriptionCreatedAt)
+	adm := w.guard.Admit(ctx, target, resilience.Limits{RatePerSecond: job.Settings.RatePerSecond, MaxConcurrency: job.Settings.MaxConcurrency}, timeout)
 	if !adm.Allowed {
 		w.postpone(ctx, job, claimed, adm)
 		return
@@ -127,13 +134,22 @@ func (w *Worker) attempt(ctx context.Context, job store.Job, claimed time.Time) 
 		w.guard.Release(releaseCtx, adm)
 		return
 	}
-	w.guard.Done(ctx, adm, res.Attempt.Succeeded())
 	res.Attempt.Instance = w.cfg.Instance
 	outcome := w.decide(job, res)
 	attempt := outcome.Attempt
 	w.metrics.observe(attempt, outcome.Status)
 
-	if err := w.record(ctx, outcome); err != nil {
+	err := w.record(ctx, outcome)
+	if errors.Is(err, domain.ErrNotFound) {
+		// Deleted while the attempt was in flight: its circuit and metric
+		// series go with it, and this outcome must not bring them back.
+		w.guard.Release(ctx, adm)
+		w.guard.Drop(job.SubscriptionID)
+		log.Info("attempt made for a deleted subscription", "result", describe(attempt))
+		return
+	}
+	w.guard.Done(ctx, adm, res.Attempt.Succeeded())
+	if err != nil {
 		// The claim's lease runs out and the delivery is picked up again:
 		// at-least-once, never lost.
 		log.Error("attempt made but not recorded", "result", describe(attempt), "err", err)
@@ -238,7 +254,8 @@ func (w *Worker) policy(s domain.DeliverySettings) retry.Policy {
 
 // record stores the outcome, retrying while the database is unreachable
 // for as long as the claim's lease lasts. It runs even while the worker is
-// stopping: the attempt was made and must not be forgotten.
+// stopping: the attempt was made and must not be forgotten. A deleted
+// delivery is domain.ErrNotFound.
 func (w *Worker) record(ctx context.Context, o store.Outcome) error {
 	ctx = context.WithoutCancel(ctx)
 	deadline := time.Now().Add(w.cfg.LeaseMargin)
@@ -248,14 +265,54 @@ func (w *Worker) record(ctx context.Context, o store.Outcome) error {
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, domain.ErrNotClaimable), errors.Is(err, domain.ErrNotFound):
-			// Another worker took over a lapsed claim, or the subscription
-			// was deleted: the attempt is as recorded as it can be.
+		case errors.Is(err, domain.ErrNotClaimable):
+			// Another worker took over a lapsed claim: the attempt is as
+			// recorded as it can be.
 			return nil
+		case errors.Is(err, domain.ErrNotFound):
+			return err
 		case time.Now().After(deadline):
 			return fmt.Errorf("record attempt: %w", err)
 		}
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// forgetInterval is how often the worker drops what it holds about
+// subscriptions deleted through another process's API.
+const forgetInterval = time.Minute
+
+// ForgetDeleted runs until ctx ends, dropping the circuit state and metric
+// series this worker holds for subscriptions that no longer exist. An
+// attempt in flight at the deletion drops them at once; this catches the
+// subscriptions deleted while none was.
+func (w *Worker) ForgetDeleted(ctx context.Context) error {
+	t := time.NewTicker(forgetInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			w.forgetDeleted(ctx)
+		}
+	}
+}
+
+func (w *Worker) forgetDeleted(ctx context.Context) {
+	observed := w.guard.Observed()
+	if len(observed) == 0 {
+		return
+	}
+	existing, err := w.store.ExistingSubscriptions(ctx, observed)
+	if err != nil {
+		w.log.Warn("could not check for deleted subscriptions", "err", err)
+		return
+	}
+	for _, id := range observed {
+		if !slices.Contains(existing, id) {
+			w.guard.Drop(id)
+		}
 	}
 }

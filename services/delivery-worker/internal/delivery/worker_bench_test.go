@@ -52,7 +52,7 @@ func BenchmarkHandle(b *testing.B) {
 		msgs[i] = queue.Message{DeliveryID: d.ID, EventID: d.EventID, SubscriptionID: d.SubscriptionID}
 	}
 	guard := resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})
-	w := NewWorker(st, NewSender("bench", loopback), guard, Config{
+	w := NewWorker(st, NewSender(SenderConfig{Version: "bench", Policy: loopback}), guard, Config{
 		Timeout: 5 * time.Second, LeaseMargin: 30 * time.Second, Retry: retry.Default(), Registerer: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
@@ -27,7 +29,7 @@ type Store interface {
 	GetSubscription(ctx context.Context, id string) (domain.Subscription, error)
 	ListSubscriptions(ctx context.Context, after string, limit int) ([]domain.Subscription, error)
 	UpdateSubscription(ctx context.Context, id string, p store.SubscriptionPatch) (domain.Subscription, error)
-	DeleteSubscription(ctx context.Context, id string) error
+	DeleteSubscription(ctx context.Context, id string) (domain.Subscription, error)
 	Redeliver(ctx context.Context, eventID, subscriptionID string) ([]store.DeliveryRef, error)
 	RedeliverBulk(ctx context.Context, f store.RedeliverFilter) (int64, error)
 }
@@ -37,11 +39,11 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs ...queue.Message)
 }
 
-// Circuits reports destinations' live circuit breaker states and forgets
-// the limits' state of deleted subscriptions.
+// Circuits reports subscriptions' live circuit breaker states and forgets
+// the circuits of deleted subscriptions.
 type Circuits interface {
-	CircuitState(ctx context.Context, subscriptionID string) (resilience.State, error)
-	Forget(ctx context.Context, subscriptionID string) error
+	CircuitState(ctx context.Context, t resilience.Target) (resilience.State, error)
+	Forget(ctx context.Context, t resilience.Target) error
 }
 
 // Server holds the API's dependencies.
@@ -49,6 +51,8 @@ type Server struct {
 	store     Store
 	publisher Publisher
 	circuits  Circuits
+	egress    egress.Policy
+	resolver  egress.Resolver
 	log       *slog.Logger
 	received  prometheus.Counter
 }
@@ -59,6 +63,11 @@ type Config struct {
 	Publisher Publisher
 	// Circuits, if set, adds the live circuit state to GET /subscriptions/{id}.
 	Circuits Circuits
+	// Egress judges subscription URLs as the delivery workers will: the
+	// same DELIVERY_ALLOW_CIDRS.
+	Egress egress.Policy
+	// Resolver looks up a URL's host; nil means the system's.
+	Resolver egress.Resolver
 	Logger   *slog.Logger
 	// Registerer receives the API's metrics; nil means the default registry.
 	Registerer prometheus.Registerer
@@ -76,10 +85,15 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
 	s := &Server{
 		store:     cfg.Store,
 		publisher: cfg.Publisher,
 		circuits:  cfg.Circuits,
+		egress:    cfg.Egress,
+		resolver:  cfg.Resolver,
 		log:       cfg.Logger,
 		received: registerCounter(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dispatch_events_received_total",

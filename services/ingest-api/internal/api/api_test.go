@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
@@ -46,11 +49,28 @@ func setup(t *testing.T) *bundle {
 	rdb, prefix := testkit.Redis(t)
 	circuits := resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})
 	mux := http.NewServeMux()
-	api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test"})
+	api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test",
+		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(),
 		workerGuard: resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})}
+}
+
+// names is the DNS the API's destination check sees in these tests.
+var names = fakeResolver{
+	"internal.example": {netip.MustParseAddr("10.0.0.1")},
+	"metadata.example": {netip.MustParseAddr("::ffff:169.254.169.254")},
+	"public.example":   {netip.MustParseAddr("93.184.216.34")},
+}
+
+type fakeResolver map[string][]netip.Addr
+
+func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := f[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 type response struct {
@@ -200,6 +220,14 @@ func TestBadInputIsAPreciseProblemAndWritesNothing(t *testing.T) {
 		{"missing event_types", "POST", "/subscriptions", `{"url":"http://h/"}`, 422, "body.event_types"},
 		{"malformed pattern", "POST", "/subscriptions", `{"url":"http://h/","event_types":["order.*.x"]}`, 422, "body.event_types[0]"},
 		{"empty pattern", "POST", "/subscriptions", `{"url":"http://h/","event_types":["a",""]}`, 422, "body.event_types[1]"},
+		{"internal address", "POST", "/subscriptions", `{"url":"http://169.254.169.254/latest","event_types":["*"]}`, 422, "body.url"},
+		{"zoned loopback", "POST", "/subscriptions", `{"url":"http://[::1%25lo]:8081/metrics","event_types":["*"]}`, 422, "body.url"},
+		{"mapped metadata", "POST", "/subscriptions", `{"url":"http://[::ffff:a9fe:a9fe]/","event_types":["*"]}`, 422, "body.url"},
+		{"NAT64", "POST", "/subscriptions", `{"url":"http://[64:ff9b::a00:1]/","event_types":["*"]}`, 422, "body.url"},
+		{"decimal address", "POST", "/subscriptions", `{"url":"http://167772161/","event_types":["*"]}`, 422, "body.url"},
+		{"name resolving inside", "POST", "/subscriptions", `{"url":"https://internal.example/h","event_types":["*"]}`, 422, "body.url"},
+		{"name resolving to metadata", "PATCH", "/subscriptions/s", `{"url":"http://metadata.example/"}`, 422, "body.url"},
+		{"port 0", "POST", "/subscriptions", `{"url":"http://public.example:0/","event_types":["*"]}`, 422, "body.url"},
 		{"bad secret", "POST", "/subscriptions", `{"url":"http://h/","event_types":["*"],"secret":"hunter2"}`, 422, "body.secret"},
 		{"bad subscription id", "POST", "/subscriptions", `{"id":"a b","url":"http://h/","event_types":["*"]}`, 422, "body.id"},
 		{"unknown event", "GET", "/events/nope", "", 404, ""},
@@ -318,8 +346,11 @@ func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 	require.EqualValues(t, 4, r.body["max_concurrency"])
 	require.Equal(t, "closed", r.body["circuit_state"])
 	ctx := context.Background()
+	created, err := time.Parse(time.RFC3339Nano, r.body["created_at"].(string))
+	require.NoError(t, err)
+	target := resilience.TargetOf("s", "http://h/", created)
 	for range 5 { // a worker sees five failures in a row
-		a := b.workerGuard.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		a := b.workerGuard.Admit(ctx, target, resilience.Limits{}, time.Second)
 		b.workerGuard.Done(ctx, a, false)
 	}
 	require.Equal(t, "open", b.do(t, "GET", "/subscriptions/s", "").body["circuit_state"], "the live state is shown")
@@ -338,6 +369,7 @@ func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 		{`{"event_types":[]}`, "body.event_types"},
 		{`{"state":"disabled"}`, "body.state"},
 		{`{"timeout_ms":1}`, "body.timeout_ms"},
+		{`{"url":"http://10.0.0.8/"}`, "body.url"},
 	} {
 		r := b.do(t, "PATCH", "/subscriptions/s", bad.body)
 		require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
@@ -345,15 +377,27 @@ func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 	}
 	require.Equal(t, http.StatusNotFound, b.do(t, "PATCH", "/subscriptions/nope", `{"state":"active"}`).status)
 
-	// Deleted and created again under the same id: no inherited circuit.
+	// Deleted and created again under the same id: no inherited circuit,
+	// and attempts still in flight at the deletion write none back.
 	for range 5 {
-		a := b.workerGuard.Admit(ctx, "s", resilience.Limits{}, time.Second)
+		a := b.workerGuard.Admit(ctx, target, resilience.Limits{}, time.Second)
 		b.workerGuard.Done(ctx, a, false)
 	}
 	require.Equal(t, "open", b.do(t, "GET", "/subscriptions/s", "").body["circuit_state"])
+	require.NoError(t, b.workerGuard.Forget(ctx, target)) // closed again, as after an operator's reset
+	var inFlight []resilience.Admission
+	for range 5 {
+		inFlight = append(inFlight, b.workerGuard.Admit(ctx, target, resilience.Limits{}, time.Second))
+	}
 	require.Equal(t, http.StatusNoContent, b.do(t, "DELETE", "/subscriptions/s", "").status)
+	for _, a := range inFlight {
+		b.workerGuard.Done(ctx, a, false)
+	}
 	require.Equal(t, http.StatusCreated, b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"]}`).status)
 	require.Equal(t, "closed", b.do(t, "GET", "/subscriptions/s", "").body["circuit_state"])
+	state, err := b.workerGuard.CircuitState(ctx, target)
+	require.NoError(t, err)
+	require.Equal(t, resilience.Closed, state, "late outcomes wrote the deleted subscription's circuit")
 	require.EqualValues(t, 3, r.body["max_attempts"])
 	require.EqualValues(t, 1000, r.body["retry_base_delay_ms"])
 	require.EqualValues(t, 60000, r.body["retry_max_delay_ms"])
@@ -375,7 +419,7 @@ func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 	r = b.do(t, "POST", "/events/e/redeliver", "")
 	require.Equal(t, http.StatusAccepted, r.status, r.raw)
 	require.EqualValues(t, 0, r.body["queued"], "a delivery still pending is not redelivered")
-	_, err := b.db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL`)
+	_, err = b.db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL`)
 	require.NoError(t, err)
 	r = b.do(t, "POST", "/events/e/redeliver", `{"subscription_id":"s"}`)
 	require.Equal(t, http.StatusAccepted, r.status, r.raw)

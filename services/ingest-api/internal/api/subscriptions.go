@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
@@ -112,6 +113,9 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 	if err := domain.ValidateSubscription(sub); err != nil {
 		return nil, s.problem(err, "")
 	}
+	if err := s.checkDestination(ctx, sub.URL); err != nil {
+		return nil, s.problem(err, "")
+	}
 	if sub.Secret == "" {
 		sub.Secret = signing.GenerateSecret()
 	} else if _, err := signing.ParseSecret(sub.Secret); err != nil {
@@ -139,6 +143,9 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 	patch := store.SubscriptionPatch{URL: b.URL, EventTypes: b.EventTypes}
 	if b.URL != nil {
 		if err := domain.ValidateURL(*b.URL); err != nil {
+			return nil, s.problem(err, "")
+		}
+		if err := s.checkDestination(ctx, *b.URL); err != nil {
 			return nil, s.problem(err, "")
 		}
 	}
@@ -172,7 +179,7 @@ func (s *Server) getSubscription(ctx context.Context, in *subscriptionIDInput) (
 	}
 	out := &subscriptionOutput{Body: subscriptionBody(sub)}
 	if s.circuits != nil {
-		if st, err := s.circuits.CircuitState(ctx, sub.ID); err == nil {
+		if st, err := s.circuits.CircuitState(ctx, resilience.TargetOf(sub.ID, sub.URL, sub.CreatedAt)); err == nil {
 			out.Body.CircuitState = string(st)
 		}
 	}
@@ -196,14 +203,25 @@ func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInp
 	return out, nil
 }
 
+// checkDestination refuses a URL that deliveries could not reach under the
+// address policy, judged now; the workers judge it again at every dial.
+func (s *Server) checkDestination(ctx context.Context, url string) error {
+	if err := s.egress.CheckURL(ctx, s.resolver, url); err != nil {
+		return &domain.ValidationError{Field: "url", Reason: err.Error()}
+	}
+	return nil
+}
+
 func (s *Server) deleteSubscription(ctx context.Context, in *subscriptionIDInput) (*struct{}, error) {
-	if err := s.store.DeleteSubscription(ctx, in.ID); err != nil {
+	sub, err := s.store.DeleteSubscription(ctx, in.ID)
+	if err != nil {
 		return nil, s.problem(err, "subscription not found")
 	}
 	if s.circuits != nil {
-		// A subscription created later under this id must not inherit an
-		// open circuit; if Redis is away the keys expire on their own.
-		if err := s.circuits.Forget(ctx, in.ID); err != nil {
+		// Attempts still in flight must not write its circuit back; if Redis
+		// is away the circuit expires on its own and a subscription created
+		// later under this id has a circuit of its own anyway.
+		if err := s.circuits.Forget(ctx, resilience.TargetOf(sub.ID, sub.URL, sub.CreatedAt)); err != nil {
 			s.log.Warn("could not forget a deleted subscription's limits", "subscription_id", in.ID, "err", err)
 		}
 	}

@@ -1,0 +1,86 @@
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Resolver looks up the addresses of a name; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// resolveTimeout bounds the lookup CheckURL makes: a name whose DNS is slow
+// or down is judged again at dial time anyway.
+const resolveTimeout = 2 * time.Second
+
+// CheckURL judges a destination URL when it is set. The host is read in
+// every spelling (see ParseHost); an address is judged as it is, a name by
+// every address it resolves to now. A name that does not resolve passes:
+// the receiver may not exist yet, and the dial-time check judges whatever
+// it resolves to later. The error's message is fit to show to the caller.
+func (p Policy) CheckURL(ctx context.Context, res Resolver, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("is not a valid URL")
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return errors.New("port must be between 1 and 65535")
+		}
+	}
+	addr, isAddr, err := ParseHost(u.Hostname())
+	if err != nil {
+		return err
+	}
+	if isAddr {
+		return p.Check(addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	addrs, err := res.LookupNetIP(ctx, "ip", u.Hostname())
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if err := p.Check(a); err != nil {
+			return fmt.Errorf("host resolves to an address deliveries may not reach: %w", err)
+		}
+	}
+	return nil
+}
+
+// Destination names the server a URL points at, as scheme://host:port with
+// the host in its canonical form (lower case, no trailing dot, an address
+// in its standard spelling) and the port explicit. URLs that reach the
+// same server by different spellings share one Destination, so limits
+// kept per destination cannot be multiplied by respelling the URL.
+func Destination(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i] // the zone picks an interface, not another server
+	}
+	if addr, ok, err := ParseHost(host); err == nil && ok {
+		host = addr.Unmap().String()
+	}
+	port := 80
+	if scheme == "https" {
+		port = 443
+	}
+	if n, err := strconv.Atoi(u.Port()); err == nil {
+		port = n
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port))
+}
