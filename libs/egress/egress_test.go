@@ -220,6 +220,8 @@ func TestCheckURL(t *testing.T) {
 		{"http://169.254.169.254./", true},
 		{"http://example.123/", true},
 		{"http://public.example:0/", true},
+		{"http://1572395042/", true}, // a public address, but the worker would look it up as a name
+		{"http://93.184.216.34./", true},
 		{"http://public.example:65536/", true},
 	}
 	for _, tt := range tests {

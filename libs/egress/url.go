@@ -41,7 +41,16 @@ func (p Policy) CheckURL(ctx context.Context, res Resolver, raw string) error {
 		return err
 	}
 	if isAddr {
-		return p.Check(addr)
+		if err := p.Check(addr); err != nil {
+			return err
+		}
+		// 127.1 or 0x7f.0.0.1 reach the same host, but Go's resolver (and
+		// so the worker) reads them as names; ask for the one spelling
+		// every client understands.
+		if addr.Is4() && u.Hostname() != addr.String() {
+			return fmt.Errorf("write the IPv4 address as %s", addr)
+		}
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
