@@ -8,6 +8,10 @@ import (
 // DefaultDatabaseURL is used when DATABASE_URL is unset.
 const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/dispatch?sslmode=disable"
 
+// DefaultKafkaBrokers is used when KAFKA_BROKERS is unset: a broker on this
+// machine, where `go tool task kafka` and a default Kafka install listen.
+const DefaultKafkaBrokers = "localhost:9092"
+
 // Common holds the settings every Dispatch service reads.
 type Common struct {
 	Addr            string        // ADDR
@@ -28,15 +32,17 @@ func (e *Env) Common(maxConns int) Common {
 		Addr:            e.String("ADDR", ":8080"),
 		DatabaseURL:     e.String("DATABASE_URL", DefaultDatabaseURL),
 		DBMaxConns:      e.Int("DB_MAX_CONNS", maxConns, 1),
-		KafkaBrokers:    e.List("KAFKA_BROKERS", nil),
+		KafkaBrokers:    e.List("KAFKA_BROKERS", []string{DefaultKafkaBrokers}),
 		KafkaTopic:      e.String("KAFKA_TOPIC", "events.pending"),
 		InstanceID:      e.String("INSTANCE_ID", host),
 		LogFormat:       e.OneOf("LOG_FORMAT", "json", "json", "text"),
 		LogLevel:        e.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 	}
+	// Set but blank between the commas (","): a mistake, not a request for
+	// the default.
 	if len(c.KafkaBrokers) == 0 {
-		e.Fail("KAFKA_BROKERS", "is required (comma-separated host:port list; `go tool task kafka` starts a local one on 127.0.0.1:9092)")
+		e.Fail("KAFKA_BROKERS", "names no broker (want a comma-separated host:port list, default %s)", DefaultKafkaBrokers)
 	}
 	return c
 }

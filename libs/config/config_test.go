@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,41 @@ func TestEnv(t *testing.T) {
 		if !strings.Contains(err.Error(), name+":") {
 			t.Errorf("error %q does not name %s", err, name)
 		}
+	}
+}
+
+func TestCommonKafkaBrokers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    []string
+		wantErr bool
+	}{
+		{"unset: the local broker, as the seed README says", map[string]string{}, []string{"localhost:9092"}, false},
+		{"empty: the default too", map[string]string{"KAFKA_BROKERS": " "}, []string{"localhost:9092"}, false},
+		{"one", map[string]string{"KAFKA_BROKERS": "kafka:9092"}, []string{"kafka:9092"}, false},
+		{"several", map[string]string{"KAFKA_BROKERS": "a:9092, b:9092,"}, []string{"a:9092", "b:9092"}, false},
+		{"only commas", map[string]string{"KAFKA_BROKERS": ", ,"}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := config.FromMap(tt.env)
+			c := env.Common(30)
+			err := env.Err()
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "KAFKA_BROKERS:") {
+					t.Fatalf("error %v does not name KAFKA_BROKERS", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.KafkaBrokers, tt.want) {
+				t.Fatalf("KafkaBrokers = %q, want %q", c.KafkaBrokers, tt.want)
+			}
+		})
 	}
 }

@@ -30,8 +30,9 @@ type Subscription struct {
 	ID         string
 	URL        string
 	EventTypes []string
-	// Secret is the current signing secret (whsec_...). It is returned by
-	// the API only when the subscription is created.
+	// Secret is the current signing secret, "whsec_..." or plain (see
+	// signing.ParseSecret). It is returned by the API only when the
+	// subscription is created.
 	Secret      string
 	State       SubscriptionState
 	StateReason string

@@ -5,6 +5,11 @@
 // Dispatch's deliveries with this package or with any Standard Webhooks
 // library.
 //
+// A secret is either "whsec_" + base64 of the key, the Standard Webhooks
+// form that Dispatch generates, or a plain ASCII string whose bytes are the
+// key (a raw secret in the Standard Webhooks libraries); ParseSecret is the
+// one place that tells them apart.
+//
 // The package depends only on the standard library so that receivers can
 // import it without pulling in the rest of Dispatch; for the same reason its
 // errors live here rather than in libs/domain.
@@ -22,10 +27,12 @@ import (
 	"time"
 )
 
-// SecretPrefix starts every Dispatch signing secret.
+// SecretPrefix starts a secret in the Standard Webhooks form: the prefix,
+// then the base64 (standard encoding) of the HMAC key. Generated secrets
+// always have this form.
 const SecretPrefix = "whsec_"
 
-// Secret key sizes accepted by ParseSecret, in bytes.
+// Key sizes of "whsec_" secrets accepted by ParseSecret, in bytes.
 const (
 	MinSecretBytes = 24
 	MaxSecretBytes = 64
@@ -33,13 +40,25 @@ const (
 	GeneratedSecretBytes = 32
 )
 
+// Lengths of plain secrets accepted by ParseSecret, in characters. The
+// minimum keeps out trivially guessable keys while still admitting the
+// passphrase-like secrets people type into examples; the maximum bounds
+// what is stored and sent back.
+const (
+	MinPlainSecretLength = 8
+	MaxPlainSecretLength = 256
+)
+
 // DefaultTolerance is how far a webhook-timestamp may be from the
 // verifier's clock, in either direction, before verification fails.
 const DefaultTolerance = 5 * time.Minute
 
-// Errors returned by ParseSecret and Verify.
+// ErrInvalidSecret is wrapped by every error about an unusable secret; the
+// wrapping error says what is wrong with it, never what it is.
+var ErrInvalidSecret = errors.New("invalid signing secret")
+
+// Errors returned by Verify.
 var (
-	ErrInvalidSecret    = errors.New("signing secret must be 'whsec_' followed by base64 of 24 to 64 bytes")
 	ErrMissingHeader    = errors.New("missing webhook-id, webhook-timestamp or webhook-signature")
 	ErrInvalidTimestamp = errors.New("webhook-timestamp is not a Unix time in seconds")
 	ErrTimestampTooOld  = errors.New("webhook-timestamp is too old")
@@ -54,17 +73,62 @@ func GenerateSecret() string {
 	return SecretPrefix + base64.StdEncoding.EncodeToString(key)
 }
 
-// ParseSecret decodes a "whsec_..." secret into its HMAC key.
+// ParseSecret returns the HMAC key of a secret, which has one of two forms:
+//
+//   - "whsec_" + base64 of 24 to 64 bytes (the Standard Webhooks form): the
+//     key is the decoded bytes. A secret with the prefix is always read this
+//     way, so a mistyped one is refused rather than used as a plain secret.
+//   - anything else is a plain secret: 8 to 256 printable ASCII characters
+//     (space to '~') without leading or trailing white space, whose bytes
+//     are the key (what Standard Webhooks libraries call a raw secret).
+//
+// Every error wraps ErrInvalidSecret.
 func ParseSecret(secret string) ([]byte, error) {
-	enc, ok := strings.CutPrefix(secret, SecretPrefix)
-	if !ok {
-		return nil, ErrInvalidSecret
+	if enc, ok := strings.CutPrefix(secret, SecretPrefix); ok {
+		return parseWhsec(enc)
 	}
+	return parsePlain(secret)
+}
+
+func parseWhsec(enc string) ([]byte, error) {
 	key, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil || len(key) < MinSecretBytes || len(key) > MaxSecretBytes {
-		return nil, ErrInvalidSecret
+	if err != nil {
+		return nil, fmt.Errorf("%w: a '%s' secret must continue with standard base64", ErrInvalidSecret, SecretPrefix)
+	}
+	if len(key) < MinSecretBytes || len(key) > MaxSecretBytes {
+		return nil, fmt.Errorf("%w: a '%s' secret must encode %d to %d bytes, not %d", ErrInvalidSecret, SecretPrefix, MinSecretBytes, MaxSecretBytes, len(key))
 	}
 	return key, nil
+}
+
+// parsePlain checks a plain secret. It must be printable ASCII because
+// Standard Webhooks libraries do not agree on how a raw string becomes key
+// bytes beyond ASCII (the JavaScript one takes one byte per UTF-16 unit,
+// not UTF-8), and a secret that only some receivers can use is a trap. The
+// reasons name a position, never a character: they are shown to callers
+// and may be logged, and must not leak part of the secret.
+func parsePlain(secret string) ([]byte, error) {
+	// Checked first because surrounding white space is almost always a
+	// copy-and-paste accident (a trailing newline) that the receiver's copy
+	// lacks, so its signatures would never match.
+	if strings.TrimSpace(secret) != secret {
+		return nil, fmt.Errorf("%w: a plain secret must not start or end with white space", ErrInvalidSecret)
+	}
+	pos := 0
+	for _, r := range secret {
+		pos++
+		switch {
+		case r < ' ' || r == 0x7f:
+			return nil, fmt.Errorf("%w: a plain secret must be printable ASCII, character %d is a control character", ErrInvalidSecret, pos)
+		case r > '~':
+			return nil, fmt.Errorf("%w: a plain secret must be printable ASCII, character %d is not ASCII", ErrInvalidSecret, pos)
+		}
+	}
+	// Only ASCII is left, so bytes are characters.
+	if n := len(secret); n < MinPlainSecretLength || n > MaxPlainSecretLength {
+		return nil, fmt.Errorf("%w: a plain secret must be %d to %d characters long, not %d", ErrInvalidSecret, MinPlainSecretLength, MaxPlainSecretLength, n)
+	}
+	return []byte(secret), nil
 }
 
 // Signer signs payloads with one or more secrets. Build it once per
@@ -77,7 +141,7 @@ type Signer struct {
 // first and, during a rotation, the previous one after it.
 func NewSigner(secrets ...string) (*Signer, error) {
 	if len(secrets) == 0 {
-		return nil, ErrInvalidSecret
+		return nil, fmt.Errorf("%w: none given", ErrInvalidSecret)
 	}
 	s := &Signer{keys: make([][]byte, 0, len(secrets))}
 	for i, secret := range secrets {

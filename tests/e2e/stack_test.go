@@ -192,11 +192,14 @@ func (s *stack) waitReady(base string) {
 	}, "service at %s never became ready", base)
 }
 
-// call sends a JSON request to the API and decodes the answer.
+// call sends a JSON request to the API and decodes the answer. A
+// json.RawMessage body is sent byte for byte, as written.
 func (s *stack) call(method, path string, body any) (int, map[string]any) {
 	s.t.Helper()
 	var r io.Reader
-	if body != nil {
+	if raw, ok := body.(json.RawMessage); ok {
+		r = bytes.NewReader(raw)
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			s.t.Fatal(err)

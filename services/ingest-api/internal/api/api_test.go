@@ -256,6 +256,62 @@ func TestBadInputIsAPreciseProblemAndWritesNothing(t *testing.T) {
 	require.Equal(t, 1, b.count(t, "subscriptions"), "no bad request wrote a subscription")
 }
 
+// TestSubscriptionSecretForms pins both secret forms: a valid one is stored
+// as given, an invalid one is a 422 naming body.secret with the reason, and
+// neither the answer nor the store holds an invalid secret.
+func TestSubscriptionSecretForms(t *testing.T) {
+	b := setup(t)
+	tests := []struct {
+		name   string
+		secret string
+		reason string // empty: the secret is accepted
+	}{
+		{"plain, as in the seed README", "my-secret-key", ""},
+		{"whsec, generated", signing.GenerateSecret(), ""},
+		{"plain, 8 characters", "8charsok", ""},
+		{"plain, 256 characters", strings.Repeat("k", 256), ""},
+		{"plain, every printable ASCII character", "!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|} ~", ""},
+		{"plain, too short", "hunter2", "must be 8 to 256 characters long, not 7"},
+		{"plain, too long", strings.Repeat("k", 257), "must be 8 to 256 characters long, not 257"},
+		{"plain, control character", "my-secret\u0001key", "must be printable ASCII, character 10 is a control character"},
+		{"plain, non-printable", "my-secret\u200bkey", "must be printable ASCII, character 10 is not ASCII"},
+		{"plain, non-ASCII letter", "clé-secrète", "must be printable ASCII, character 3 is not ASCII"},
+		{"plain, leading space", " my-secret-key", "must not start or end with white space"},
+		{"plain, trailing newline", "my-secret-key\n", "must not start or end with white space"},
+		{"whsec, not base64, is not taken as plain", "whsec_my-secret-key", "a 'whsec_' secret must continue with standard base64"},
+		{"whsec, 16 bytes", "whsec_" + strings.Repeat("A", 22) + "==", "a 'whsec_' secret must encode 24 to 64 bytes, not 16"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			id := fmt.Sprintf("sub_secret_%d", i)
+			body, err := json.Marshal(map[string]any{"id": id, "url": "http://h/", "event_types": []string{"*"}, "secret": tt.secret})
+			require.NoError(t, err)
+			r := b.do(t, "POST", "/subscriptions", string(body))
+			var stored int
+			if tt.reason == "" {
+				require.Equal(t, http.StatusCreated, r.status, r.raw)
+				require.Equal(t, tt.secret, r.body["secret"], "the secret is kept as given")
+				require.NoError(t, b.db.Pool.QueryRow(context.Background(),
+					"SELECT count(*) FROM subscriptions WHERE id = $1 AND secret = $2", id, tt.secret).Scan(&stored))
+				require.Equal(t, 1, stored)
+				return
+			}
+			require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+			require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+			errs, _ := r.body["errors"].([]any)
+			require.Len(t, errs, 1, r.raw)
+			detail := errs[0].(map[string]any)
+			require.Equal(t, "body.secret", detail["location"])
+			require.Contains(t, detail["message"], tt.reason)
+			require.NotContains(t, r.raw, tt.secret, "an invalid secret is not echoed")
+			require.NoError(t, b.db.Pool.QueryRow(context.Background(),
+				"SELECT count(*) FROM subscriptions WHERE id = $1", id).Scan(&stored))
+			require.Zero(t, stored, "nothing is written")
+		})
+	}
+}
+
 func TestOpenAPIDocuments(t *testing.T) {
 	b := setup(t)
 	for _, path := range []string{"/openapi.json", "/openapi-3.0.json"} {

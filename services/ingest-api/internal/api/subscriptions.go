@@ -18,7 +18,7 @@ type createSubscriptionInput struct {
 		ID         string   `json:"id,omitempty" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" doc:"Optional; generated when missing."`
 		URL        string   `json:"url" minLength:"1" maxLength:"2048" example:"https://example.com/webhooks" doc:"Absolute http or https URL that receives the deliveries."`
 		EventTypes []string `json:"event_types" minItems:"1" maxItems:"64" example:"[\"order.*\"]" doc:"Patterns: an exact type, 'prefix.*' for every type under a prefix, or '*' for all."`
-		Secret     string   `json:"secret,omitempty" doc:"Optional signing secret, 'whsec_' + base64 of 24-64 bytes; generated when missing."`
+		Secret     string   `json:"secret,omitempty" doc:"Optional signing secret: 'whsec_' + base64 of 24-64 bytes (the Standard Webhooks form), or a plain string of 8-256 printable ASCII characters without leading or trailing white space whose bytes are the HMAC key. Generated in the whsec_ form when missing."`
 		Settings
 	}
 }
