@@ -24,13 +24,63 @@ const jitterAllowance = 300 * time.Millisecond
 
 func (s *stack) subscribeWith(id string, rc *receiver, settings map[string]any, patterns ...string) {
 	s.t.Helper()
-	body := map[string]any{"id": id, "url": rc.URL, "event_types": patterns, "secret": rc.secret}
+	s.subscribeURL(id, rc.URL, rc.secret, settings, patterns...)
+}
+
+// subscribeURL points a new subscription at url, signing with secret.
+func (s *stack) subscribeURL(id, url, secret string, settings map[string]any, patterns ...string) {
+	s.t.Helper()
+	body := map[string]any{"id": id, "url": url, "event_types": patterns, "secret": secret}
 	for k, v := range settings {
 		body[k] = v
 	}
 	if code, b := s.call("POST", "/subscriptions", body); code != http.StatusCreated {
 		s.t.Fatalf("create subscription: %d %v", code, b)
 	}
+}
+
+// perPhase is how many events a latency measurement posts.
+const perPhase = 100
+
+// p99 posts perPhase events of type order.created, 10 ms apart, and
+// returns the 99th percentile of the time until healthy received each.
+func (s *stack) p99(healthy *receiver, prefix string) time.Duration {
+	s.t.Helper()
+	sent := map[string]time.Time{}
+	for i := range perPhase {
+		id := fmt.Sprintf("%s_%d", prefix, i)
+		sent[id] = time.Now()
+		s.post(id, "order.created")
+		time.Sleep(10 * time.Millisecond)
+	}
+	eventually(s.t, 60*time.Second, func() bool {
+		n := 0
+		for _, d := range healthy.deliveries() {
+			if _, ok := sent[d.EventID]; ok {
+				n++
+			}
+		}
+		return n >= perPhase
+	}, "healthy deliveries of %s did not all arrive", prefix)
+	var lat []time.Duration
+	for _, d := range healthy.deliveries() {
+		if at, ok := sent[d.EventID]; ok {
+			lat = append(lat, d.At.Sub(at))
+		}
+	}
+	slices.Sort(lat)
+	return lat[len(lat)*99/100]
+}
+
+// isolationBound is how far a healthy destination's p99 may rise next to
+// bad ones: about twice the baseline. Real interference shows up at the
+// scale of a bad destination's timeout (seconds: a healthy delivery waiting
+// for a slot or a connection it holds); scheduling noise on a two-core
+// machine running the whole suite under -race reaches a few hundred
+// milliseconds whatever the neighbours do. Hence the 300 ms floor, well
+// below the seconds that blocking would cost.
+func isolationBound(baseline time.Duration) time.Duration {
+	return max(2*baseline, baseline+300*time.Millisecond)
 }
 
 func TestRateLimitHoldsAcrossThreeWorkers(t *testing.T) {
@@ -132,38 +182,10 @@ func TestOneBadDestinationDoesNotSlowOthers(t *testing.T) {
 	s.post("warmup", "order.created") // connections and caches warm, as in steady state
 	eventually(t, 30*time.Second, func() bool { return len(healthy.deliveries()) == 1 }, "warm-up not delivered")
 
-	const perPhase = 100
-	measure := func(prefix string) time.Duration {
-		sent := map[string]time.Time{}
-		for i := range perPhase {
-			id := fmt.Sprintf("%s_%d", prefix, i)
-			sent[id] = time.Now()
-			s.post(id, "order.created")
-			time.Sleep(10 * time.Millisecond)
-		}
-		eventually(t, 60*time.Second, func() bool {
-			n := 0
-			for _, d := range healthy.deliveries() {
-				if _, ok := sent[d.EventID]; ok {
-					n++
-				}
-			}
-			return n >= perPhase
-		}, "healthy deliveries of %s did not all arrive", prefix)
-		var lat []time.Duration
-		for _, d := range healthy.deliveries() {
-			if at, ok := sent[d.EventID]; ok {
-				lat = append(lat, d.At.Sub(at))
-			}
-		}
-		slices.Sort(lat)
-		return lat[len(lat)*99/100]
-	}
-
 	for _, id := range []string{"neighbour_1", "neighbour_2"} {
 		s.subscribeWith(id, newReceiver(t, http.StatusOK), nil, "*")
 	}
-	baseline := measure("baseline")
+	baseline := s.p99(healthy, "baseline")
 	for _, id := range []string{"neighbour_1", "neighbour_2"} {
 		s.call("DELETE", "/subscriptions/"+id, nil)
 	}
@@ -176,15 +198,9 @@ func TestOneBadDestinationDoesNotSlowOthers(t *testing.T) {
 	failing := newReceiver(t, http.StatusInternalServerError)
 	s.subscribeWith("hanging", hanging, map[string]any{"timeout_ms": 2000}, "*")
 	s.subscribeWith("failing", failing, nil, "*")
-	loaded := measure("loaded")
+	loaded := s.p99(healthy, "loaded")
 
-	// About twice the baseline. Real interference shows up at the scale of
-	// the hanging destination's 2 s timeout (a healthy delivery waiting for a
-	// slot or a connection it holds); scheduling noise on a two-core machine
-	// running the whole suite under -race reaches a few hundred
-	// milliseconds whatever the neighbours do. Hence the 300 ms floor, well
-	// below the 2 s that blocking would cost.
-	bound := max(2*baseline, baseline+300*time.Millisecond)
+	bound := isolationBound(baseline)
 	t.Logf("healthy p99: next to healthy neighbours %v, next to a hanging and a failing one %v (bound %v)", baseline, loaded, bound)
 	if loaded > bound {
 		t.Fatalf("healthy p99 rose from %v to %v next to bad destinations; bound %v", baseline, loaded, bound)
