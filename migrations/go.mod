@@ -49,3 +49,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../libs/resilie
 replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../libs/lifecycle
 
 replace github.com/dispatch-webhooks/dispatch/libs/egress => ../libs/egress
+
+replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../libs/apikey

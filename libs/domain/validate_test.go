@@ -108,3 +108,31 @@ func assertField(t *testing.T, err error, field string) {
 		t.Fatalf("error on field %q (%s), want %q", ve.Field, ve.Reason, field)
 	}
 }
+
+func TestGrants(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		held []domain.Scope
+		want domain.Scope
+		ok   bool
+	}{
+		{[]domain.Scope{domain.ScopeAdmin}, domain.ScopeRead, true},
+		{[]domain.Scope{domain.ScopeAdmin}, domain.ScopeAdmin, true},
+		{[]domain.Scope{domain.ScopeWrite}, domain.ScopePublish, true},
+		{[]domain.Scope{domain.ScopeWrite}, domain.ScopeWrite, true},
+		{[]domain.Scope{domain.ScopeWrite}, domain.ScopeRead, false},
+		{[]domain.Scope{domain.ScopeWrite}, domain.ScopeAdmin, false},
+		{[]domain.Scope{domain.ScopePublish}, domain.ScopePublish, true},
+		{[]domain.Scope{domain.ScopePublish}, domain.ScopeRead, false},
+		{[]domain.Scope{domain.ScopePublish}, domain.ScopeWrite, false},
+		{[]domain.Scope{domain.ScopeRead}, domain.ScopeRead, true},
+		{[]domain.Scope{domain.ScopeRead}, domain.ScopePublish, false},
+		{[]domain.Scope{domain.ScopeRead, domain.ScopeWrite}, domain.ScopeRead, true},
+		{nil, domain.ScopeRead, false},
+	}
+	for _, tt := range tests {
+		if got := domain.Grants(tt.held, tt.want); got != tt.ok {
+			t.Errorf("Grants(%v, %s) = %v, want %v", tt.held, tt.want, got, tt.ok)
+		}
+	}
+}

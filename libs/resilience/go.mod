@@ -61,3 +61,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
 replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
 
 replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
+
+replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey

@@ -23,3 +23,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resi
 replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
 
 replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
+
+replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey

@@ -23,6 +23,7 @@ require (
 )
 
 require (
+	github.com/dispatch-webhooks/dispatch/libs/apikey v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
@@ -55,3 +56,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resi
 replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
 
 replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
+
+replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey

@@ -371,3 +371,31 @@ func TestUpdateSubscription(t *testing.T) {
 	_, err = st.UpdateSubscription(ctx, "nope", store.SubscriptionPatch{URL: &url})
 	require.ErrorIs(t, err, domain.ErrNotFound)
 }
+
+func TestRotateSecretSignsWithBothDuringGrace(t *testing.T) {
+	t.Parallel()
+	st := store.New(testkit.Postgres(t).Pool)
+	ctx := context.Background()
+	sub := createSub(t, st, "rot", "*")
+	res, err := st.IngestEvent(ctx, event("evt_rot_1", "x"))
+	require.NoError(t, err)
+
+	rotated, until, err := st.RotateSecret(ctx, "rot", "new-secret-value", time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, "new-secret-value", rotated.Secret)
+	require.WithinDuration(t, time.Now().Add(time.Hour), until, time.Minute)
+	job, err := st.ClaimDelivery(ctx, res.Deliveries[0].ID, time.Minute, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"new-secret-value", sub.Secret}, job.Secrets, "the new secret first, the old one during the grace period")
+
+	_, _, err = st.RotateSecret(ctx, "rot", "newer-secret-value", 0)
+	require.NoError(t, err)
+	res, err = st.IngestEvent(ctx, event("evt_rot_2", "x"))
+	require.NoError(t, err)
+	job, err = st.ClaimDelivery(ctx, res.Deliveries[0].ID, time.Minute, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"newer-secret-value"}, job.Secrets, "no grace: only the new secret")
+
+	_, _, err = st.RotateSecret(ctx, "nope", "x-secret-value", 0)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+}

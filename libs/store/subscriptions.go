@@ -199,3 +199,27 @@ func (s *Store) UpdateSubscription(ctx context.Context, id string, p Subscriptio
 	}
 	return sub, nil
 }
+
+// RotateSecret makes secret the subscription's signing secret and keeps
+// the current one as the previous secret until grace has passed, so that
+// deliveries carry both signatures meanwhile. It returns the subscription
+// and when the previous secret stops being used.
+func (s *Store) RotateSecret(ctx context.Context, id, secret string, grace time.Duration) (domain.Subscription, time.Time, error) {
+	var (
+		sub   domain.Subscription
+		until time.Time
+		sd    settingsDest
+	)
+	dest := append([]any{&sub.ID, &sub.URL, &sub.EventTypes, &sub.Secret, &sub.State, &sub.StateReason}, sd.targets()...)
+	err := s.pool.QueryRow(ctx, `
+		UPDATE subscriptions
+		SET previous_secret = secret, previous_secret_expires_at = now() + $3::interval, secret = $2, updated_at = now()
+		WHERE id = $1
+		RETURNING `+subscriptionColumns+`, previous_secret_expires_at`, id, secret, grace).
+		Scan(append(dest, &sub.CreatedAt, &sub.UpdatedAt, &until)...)
+	if err != nil {
+		return domain.Subscription{}, time.Time{}, fmt.Errorf("rotate secret of %q: %w", id, notFound(err))
+	}
+	sub.Settings = sd.settings()
+	return sub, until, nil
+}

@@ -27,6 +27,7 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/apikey v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/config v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/lifecycle v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/observability v0.0.0
@@ -72,3 +73,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resi
 replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
 
 replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
+
+replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey

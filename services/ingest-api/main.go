@@ -1,7 +1,8 @@
 // Command ingest-api serves Dispatch's HTTP API: it accepts events, fans
 // them out to matching subscriptions and queues their deliveries.
 //
-// Run "ingest-api openapi [3.0]" to print the OpenAPI document.
+// Run "ingest-api openapi [3.0]" to print the OpenAPI document, and
+// "ingest-api keys create -name NAME -scopes SCOPES" to create an API key.
 package main
 
 import (
@@ -25,14 +26,25 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/config"
+	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/keys"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "openapi" {
-		if err := printSpec(os.Args[2:]); err != nil {
+	if len(os.Args) > 1 {
+		var err error
+		switch os.Args[1] {
+		case "openapi":
+			err = printSpec(os.Args[2:])
+		case "keys":
+			databaseURL := libconfig.FromEnv().String("DATABASE_URL", libconfig.DefaultDatabaseURL)
+			err = keys.Run(context.Background(), databaseURL, os.Args[2:], os.Stdout)
+		default:
+			err = fmt.Errorf("unknown command %q; run without arguments to serve, or: openapi [3.0], keys create", os.Args[1])
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "ingest-api:", err)
 			os.Exit(1)
 		}
@@ -88,7 +100,7 @@ func run(ctx context.Context) error {
 
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping})
-	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Egress: egress.NewPolicy(cfg.AllowCIDRs), Logger: log, Version: version})
+	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Egress: egress.NewPolicy(cfg.AllowCIDRs), AdminKey: cfg.AdminKey, Logger: log, Version: version})
 
 	srv := &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
 	log.Info("ingest-api listening", "addr", cfg.Addr, "topic", cfg.KafkaTopic)

@@ -26,6 +26,9 @@ import (
 
 const topic = "events.pending"
 
+// adminKey is every test stack's ADMIN_API_KEY, sent by call.
+const adminKey = "e2e-admin-key-0123456789abcdef"
+
 // binDir holds the service binaries built once for the whole package.
 var binDir string
 
@@ -106,6 +109,7 @@ func (s *stack) env(extra ...string) []string {
 		"REDIS_URL=" + s.redisURL(),
 		"REDIS_KEY_PREFIX=" + s.redisPrefix,
 		"DELIVERY_ALLOW_CIDRS=127.0.0.0/8,::1/128", // the test receivers are local
+		"ADMIN_API_KEY=" + adminKey,
 		"LOG_FORMAT=text",
 		"SHUTDOWN_TIMEOUT=5s",
 	}, extra...)
@@ -211,6 +215,7 @@ func (s *stack) call(method, path string, body any) (int, map[string]any) {
 		s.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+adminKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)

@@ -35,6 +35,10 @@ func up(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
+	key, err := devAPIKey(ctx, s.databaseURL, s.dataDir)
+	if err != nil {
+		return err
+	}
 	receiver, err := startReceiver(s.receiverAddr, secret)
 	if err != nil {
 		return err
@@ -65,11 +69,11 @@ func up(ctx context.Context, s settings) error {
 	if err := waitReady(ctx, api, "http://"+s.workerAddr, "http://"+s.schedAddr); err != nil {
 		return err
 	}
-	if err := ensureDemoSubscription(api, "http://"+s.receiverAddr+"/webhook", secret); err != nil {
+	if err := ensureDemoSubscription(api, key, "http://"+s.receiverAddr+"/webhook", secret); err != nil {
 		return err
 	}
 	sampleID := fmt.Sprintf("evt_sample_%d", time.Now().Unix())
-	if _, err := postJSON(api+"/events", map[string]any{"id": sampleID, "type": "order.created", "source": "devstack", "data": map[string]any{"order_id": 1, "note": "sample event sent by the dev stack"}}); err != nil {
+	if _, err := postJSON(api+"/events", key, map[string]any{"id": sampleID, "type": "order.created", "source": "devstack", "data": map[string]any{"order_id": 1, "note": "sample event sent by the dev stack"}}); err != nil {
 		return err
 	}
 	fmt.Printf(`
@@ -79,13 +83,15 @@ Dispatch is running. Ctrl-C stops everything.
   scheduler      http://%[5]s/metrics
   demo receiver  http://%[3]s/webhook   (subscription "demo", all event types)
 A sample event %[4]s was sent; its delivery is printed by [receiver] above or below.
+Every API call needs a key; an admin key is in %[6]s:
+  export DISPATCH_API_KEY=$(cat %[6]s)
 Send your own:
-  curl -sS -X POST %[1]s/events -H 'Content-Type: application/json' \
+  curl -sS -X POST %[1]s/events -H "Authorization: Bearer $DISPATCH_API_KEY" -H 'Content-Type: application/json' \
     -d '{"id":"evt_1","type":"order.created","source":"shop","data":{"order_id":42}}'
-  curl -sS %[1]s/events/evt_1
-  curl -sS %[1]s/events/evt_1/attempts
+  curl -sS -H "Authorization: Bearer $DISPATCH_API_KEY" %[1]s/events/evt_1
+  curl -sS -H "Authorization: Bearer $DISPATCH_API_KEY" %[1]s/events/evt_1/attempts
 
-`, api, s.workerAddr, s.receiverAddr, sampleID, s.schedAddr)
+`, api, s.workerAddr, s.receiverAddr, sampleID, s.schedAddr, filepath.Join(s.dataDir, "dev-api-key"))
 
 	exited := make(chan string, len(procs))
 	for _, p := range procs {
@@ -103,20 +109,21 @@ Send your own:
 // ensureDemoSubscription subscribes the demo receiver. A subscription left
 // from an earlier run (or another checkout sharing the database) is
 // replaced, so that it signs with the secret the receiver holds.
-func ensureDemoSubscription(api, url, secret string) error {
+func ensureDemoSubscription(api, key, url, secret string) error {
 	body := map[string]any{"id": "demo", "url": url, "event_types": []string{"*"}, "secret": secret}
-	code, err := postJSON(api+"/subscriptions", body)
+	code, err := postJSON(api+"/subscriptions", key, body)
 	if err != nil {
 		return err
 	}
 	if code == http.StatusConflict {
 		req, _ := http.NewRequest(http.MethodDelete, api+"/subscriptions/demo", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
-		code, err = postJSON(api+"/subscriptions", body)
+		code, err = postJSON(api+"/subscriptions", key, body)
 		if err != nil {
 			return err
 		}
@@ -127,12 +134,18 @@ func ensureDemoSubscription(api, url, secret string) error {
 	return nil
 }
 
-func postJSON(url string, body any) (int, error) {
+func postJSON(url, key string, body any) (int, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}

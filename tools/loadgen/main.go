@@ -18,7 +18,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +36,7 @@ type options struct {
 	listen      string
 	timeout     time.Duration
 	pause       string
+	key         string
 }
 
 func main() {
@@ -45,7 +48,13 @@ func main() {
 	flag.StringVar(&o.listen, "listen", "127.0.0.1:0", "receiver address")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
 	flag.StringVar(&o.pause, "pause", "demo", "subscription to pause during the run so it does not share the load (empty: none)")
+	flag.StringVar(&o.key, "key", os.Getenv("DISPATCH_API_KEY"), "API key with the write and read scopes (default: $DISPATCH_API_KEY, else the dev stack's .data/dev-api-key)")
 	flag.Parse()
+	if o.key == "" {
+		if b, err := os.ReadFile(filepath.Join(".data", "dev-api-key")); err == nil {
+			o.key = strings.TrimSpace(string(b))
+		}
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -102,7 +111,7 @@ func run(o options) error {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency}, Timeout: 30 * time.Second}
+	client := &http.Client{Transport: bearer{key: o.key, next: &http.Transport{MaxIdleConnsPerHost: o.concurrency}}, Timeout: 30 * time.Second}
 	runID := fmt.Sprintf("load_%d", time.Now().UnixNano())
 	typ := "load." + runID
 	if err := call(ctx, client, http.MethodPost, o.api+"/subscriptions", map[string]any{
@@ -192,6 +201,18 @@ func pct(sorted []time.Duration, p int) time.Duration {
 		return 0
 	}
 	return sorted[min(len(sorted)-1, len(sorted)*p/100)].Round(100 * time.Microsecond)
+}
+
+// bearer sends the API key with every request.
+type bearer struct {
+	key  string
+	next http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.key)
+	return b.next.RoundTrip(r)
 }
 
 func call(ctx context.Context, client *http.Client, method, url string, body any, want int) error {

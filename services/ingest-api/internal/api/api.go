@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dispatch-webhooks/dispatch/libs/apikey"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
@@ -32,6 +34,11 @@ type Store interface {
 	DeleteSubscription(ctx context.Context, id string) (domain.Subscription, error)
 	Redeliver(ctx context.Context, eventID, subscriptionID string) ([]store.DeliveryRef, error)
 	RedeliverBulk(ctx context.Context, f store.RedeliverFilter) (int64, error)
+	KeyStore
+	CreateAPIKey(ctx context.Context, k domain.APIKey, hash apikey.Hash) (domain.APIKey, error)
+	ListAPIKeys(ctx context.Context) ([]domain.APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string) error
+	RotateSecret(ctx context.Context, id, secret string, grace time.Duration) (domain.Subscription, time.Time, error)
 }
 
 // Publisher hands new deliveries to the queue without waiting for it.
@@ -53,6 +60,7 @@ type Server struct {
 	circuits  Circuits
 	egress    egress.Policy
 	resolver  egress.Resolver
+	auth      *authenticator
 	log       *slog.Logger
 	received  prometheus.Counter
 }
@@ -68,6 +76,9 @@ type Config struct {
 	Egress egress.Policy
 	// Resolver looks up a URL's host; nil means the system's.
 	Resolver egress.Resolver
+	// AdminKey, if set, is accepted as an admin key besides the stored
+	// ones (ADMIN_API_KEY), to bootstrap a deployment.
+	AdminKey string
 	Logger   *slog.Logger
 	// Registerer receives the API's metrics; nil means the default registry.
 	Registerer prometheus.Registerer
@@ -94,6 +105,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 		circuits:  cfg.Circuits,
 		egress:    cfg.Egress,
 		resolver:  cfg.Resolver,
+		auth:      newAuthenticator(cfg.Store, cfg.AdminKey),
 		log:       cfg.Logger,
 		received: registerCounter(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dispatch_events_received_total",
@@ -101,9 +113,12 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 		})),
 	}
 	api := humago.New(mux, humaConfig(cfg.Version))
+	api.UseMiddleware(s.authMiddleware(api))
 	s.registerEvents(api)
 	s.registerSubscriptions(api)
 	s.registerRedelivery(api)
+	s.registerRotation(api)
+	s.registerAPIKeys(api)
 	return api
 }
 
@@ -119,6 +134,10 @@ func humaConfig(version string) huma.Config {
 	cfg.Servers = []*huma.Server{{URL: "http://localhost:8080"}}
 	// Plain JSON answers: no "$schema" field or Link header in every body.
 	cfg.CreateHooks = nil
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "An API key (dsp_...) with the scope the operation needs: read for GETs, publish for posting events, write for other changes, admin for keys."},
+	}
+	cfg.Security = []map[string][]string{{"bearer": {}}}
 	return cfg
 }
 

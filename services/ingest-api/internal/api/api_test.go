@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dispatch-webhooks/dispatch/libs/apikey"
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/resilience"
@@ -36,7 +38,12 @@ type bundle struct {
 	brokers []string
 	// workerGuard shares the API's Redis prefix, as a delivery worker would.
 	workerGuard *resilience.Guard
+	// key is sent with every request b.do makes: ADMIN_API_KEY's.
+	key string
 }
+
+// adminKey is the tests' ADMIN_API_KEY.
+const adminKey = "test-admin-key-0123456789abcdef"
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
@@ -49,11 +56,11 @@ func setup(t *testing.T) *bundle {
 	rdb, prefix := testkit.Redis(t)
 	circuits := resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})
 	mux := http.NewServeMux()
-	api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test",
+	api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test", AdminKey: adminKey,
 		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(),
+	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(), key: adminKey,
 		workerGuard: resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})}
 }
 
@@ -82,8 +89,17 @@ type response struct {
 
 func (b *bundle) do(t *testing.T, method, path, body string) response {
 	t.Helper()
+	return b.doWithKey(t, b.key, method, path, body)
+}
+
+// doWithKey sends a request with key as its bearer key ("" for none).
+func (b *bundle) doWithKey(t *testing.T, key, method, path, body string) response {
+	t.Helper()
 	req, err := http.NewRequest(method, b.url+path, strings.NewReader(body))
 	require.NoError(t, err)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -358,17 +374,34 @@ func BenchmarkCreateEvent(b *testing.B) {
 	pool, err := store.Connect(context.Background(), db.URL, 30) // DB_MAX_CONNS's default
 	require.NoError(b, err)
 	b.Cleanup(pool.Close)
-	api.New(mux, api.Config{Store: store.New(pool), Publisher: producer, Registerer: prometheus.NewRegistry(), Version: "bench"})
+	st := store.New(pool)
+	api.New(mux, api.Config{Store: st, Publisher: producer, Registerer: prometheus.NewRegistry(), Version: "bench",
+		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})})
 	srv := httptest.NewServer(mux)
 	b.Cleanup(srv.Close)
+	// A stored publish key, as a producer holds: authentication is part of
+	// the measured path.
+	key, hash := apikey.New()
+	_, err = st.CreateAPIKey(context.Background(), domain.APIKey{ID: apikey.NewID(), Name: "bench", Scopes: []domain.Scope{domain.ScopeAdmin}, Prefix: apikey.Display(key)}, hash)
+	require.NoError(b, err)
+	post := func(client *http.Client, path, body string) (*http.Response, error) {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+key)
+		return client.Do(req)
+	}
 	for i := range 10 {
 		body := fmt.Sprintf(`{"id":"s%d","url":"http://127.0.0.1:1/","event_types":["t%d.*"]}`, i, i)
 		if i < 2 {
 			body = fmt.Sprintf(`{"id":"s%d","url":"http://127.0.0.1:1/","event_types":["order.*"]}`, i)
 		}
-		resp, err := http.Post(srv.URL+"/subscriptions", "application/json", strings.NewReader(body))
+		resp, err := post(http.DefaultClient, "/subscriptions", body)
 		require.NoError(b, err)
 		resp.Body.Close()
+		require.Equal(b, http.StatusCreated, resp.StatusCode)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var seq atomic.Int64
@@ -378,7 +411,7 @@ func BenchmarkCreateEvent(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			body := fmt.Sprintf(`{"id":"evt_%d","type":"order.created","source":"bench","data":{"order_id":42,"total":"12.50"}}`, seq.Add(1))
-			resp, err := client.Post(srv.URL+"/events", "application/json", strings.NewReader(body))
+			resp, err := post(client, "/events", body)
 			if err != nil {
 				b.Error(err)
 				return

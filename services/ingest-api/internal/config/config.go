@@ -15,9 +15,20 @@ type Config struct {
 	// AllowCIDRs are the internal ranges a subscription's URL may point at,
 	// the same DELIVERY_ALLOW_CIDRS the delivery workers dial under.
 	AllowCIDRs []netip.Prefix
+	// AdminKey is accepted as an admin API key besides the stored ones
+	// (ADMIN_API_KEY), so a new deployment can create its first keys.
+	AdminKey string
 }
 
 // Load reads the configuration, reporting every bad variable by name.
 func Load(env *config.Env) (Config, error) {
-	return Config{Common: env.Common(30), Redis: env.Redis(), AllowCIDRs: env.Prefixes("DELIVERY_ALLOW_CIDRS")}, env.Err()
+	c := Config{Common: env.Common(30), Redis: env.Redis(), AllowCIDRs: env.Prefixes("DELIVERY_ALLOW_CIDRS"), AdminKey: env.String("ADMIN_API_KEY", "")}
+	if c.AdminKey != "" && len(c.AdminKey) < minAdminKeyLength {
+		// A short admin key could be guessed; generated keys are 56 characters.
+		env.Fail("ADMIN_API_KEY", "must be at least %d characters", minAdminKeyLength)
+	}
+	return c, env.Err()
 }
+
+// minAdminKeyLength is the shortest ADMIN_API_KEY accepted.
+const minAdminKeyLength = 24

@@ -18,8 +18,8 @@ func TestLoad(t *testing.T) {
 	if cfg.Addr != ":8080" || cfg.KafkaTopic != "events.pending" || cfg.DBMaxConns != 30 || cfg.ShutdownTimeout != 30*time.Second || len(cfg.KafkaBrokers) != 2 {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
-	_, err = config.Load(libconfig.FromMap(map[string]string{"KAFKA_BROKERS": ",", "DB_MAX_CONNS": "lots", "LOG_FORMAT": "yaml", "DELIVERY_ALLOW_CIDRS": "10.0.0.0"}))
-	for _, name := range []string{"KAFKA_BROKERS", "DB_MAX_CONNS", "LOG_FORMAT", "DELIVERY_ALLOW_CIDRS"} {
+	_, err = config.Load(libconfig.FromMap(map[string]string{"KAFKA_BROKERS": ",", "DB_MAX_CONNS": "lots", "LOG_FORMAT": "yaml", "DELIVERY_ALLOW_CIDRS": "10.0.0.0", "ADMIN_API_KEY": "short"}))
+	for _, name := range []string{"KAFKA_BROKERS", "DB_MAX_CONNS", "LOG_FORMAT", "DELIVERY_ALLOW_CIDRS", "ADMIN_API_KEY"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}

@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/dispatch-webhooks/dispatch/libs/apikey"
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+)
+
+const apiKeyColumns = `id, name, scopes, key_prefix, created_at, expires_at, last_used_at`
+
+func scanAPIKey(row pgx.Row) (domain.APIKey, error) {
+	var (
+		k             domain.APIKey
+		scopes        []string
+		expires, used pgtype.Timestamptz
+	)
+	err := row.Scan(&k.ID, &k.Name, &scopes, &k.Prefix, &k.CreatedAt, &expires, &used)
+	for _, s := range scopes {
+		k.Scopes = append(k.Scopes, domain.Scope(s))
+	}
+	k.ExpiresAt, k.LastUsedAt = timePtr(expires), timePtr(used)
+	return k, err
+}
+
+func scopeStrings(scopes []domain.Scope) []string {
+	out := make([]string, len(scopes))
+	for i, s := range scopes {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// CreateAPIKey stores a key's hash and description; the key itself is
+// never stored.
+func (s *Store) CreateAPIKey(ctx context.Context, k domain.APIKey, hash apikey.Hash) (domain.APIKey, error) {
+	var expires pgtype.Timestamptz
+	if k.ExpiresAt != nil {
+		expires = pgtype.Timestamptz{Time: *k.ExpiresAt, Valid: true}
+	}
+	created, err := scanAPIKey(s.pool.QueryRow(ctx, `
+		INSERT INTO api_keys (id, name, scopes, key_hash, key_prefix, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		RETURNING `+apiKeyColumns, k.ID, k.Name, scopeStrings(k.Scopes), hash[:], k.Prefix, expires))
+	if err != nil {
+		return domain.APIKey{}, fmt.Errorf("insert api key: %w", err)
+	}
+	return created, nil
+}
+
+// ListAPIKeys returns the keys that are not revoked, oldest first.
+func (s *Store) ListAPIKeys(ctx context.Context) ([]domain.APIKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.APIKey, error) { return scanAPIKey(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	return keys, nil
+}
+
+// RevokeAPIKey revokes a key for good; an unknown or already revoked id is
+// domain.ErrNotFound.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, id)
+	if err != nil {
+		return fmt.Errorf("revoke api key %q: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("revoke api key %q: %w", id, domain.ErrNotFound)
+	}
+	return nil
+}
+
+// LookupAPIKey returns the usable key with this hash: not revoked and not
+// expired. Any other is domain.ErrNotFound. A lost connection is retried and then domain.ErrUnavailable.
+func (s *Store) LookupAPIKey(ctx context.Context, hash apikey.Hash) (domain.APIKey, error) {
+	var k domain.APIKey
+	err := retryTransient(ctx, func() error {
+		var err error
+		k, err = scanAPIKey(s.pool.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys
+			WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`, hash[:]))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.APIKey{}, domain.ErrNotFound
+	}
+	if err != nil {
+		return domain.APIKey{}, fmt.Errorf("look up api key: %w", err)
+	}
+	return k, nil
+}
+
+// TouchAPIKeys records that the keys were used at the given time.
+func (s *Store) TouchAPIKeys(ctx context.Context, ids []string, at time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE api_keys SET last_used_at = $2 WHERE id = ANY($1)`, ids, at); err != nil {
+		return fmt.Errorf("touch api keys: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/dispatch-webhooks/dispatch/libs/apikey"
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+)
+
+// KeyStore is the part of the data layer authentication uses.
+type KeyStore interface {
+	LookupAPIKey(ctx context.Context, hash apikey.Hash) (domain.APIKey, error)
+	TouchAPIKeys(ctx context.Context, ids []string, at time.Time) error
+}
+
+// Authentication's cache: a key's answer (valid or not) is reused this long,
+// so a request costs no database round trip, and a key revoked on another
+// instance stops working within this time.
+const (
+	keyCacheTTL = 500 * time.Millisecond
+	// maxCachedKeys bounds the cache against floods of made-up keys.
+	maxCachedKeys = 10_000
+	// touchEvery is how often last_used_at is brought up to date.
+	touchEvery = time.Minute
+)
+
+// adminKeyID names the key given by ADMIN_API_KEY in logs.
+const adminKeyID = "ADMIN_API_KEY"
+
+var (
+	errNoKey      = errors.New("send an API key as 'Authorization: Bearer <key>'")
+	errUnknownKey = errors.New("the API key is unknown, expired or revoked")
+)
+
+// principal is who made a request.
+type principal struct {
+	keyID  string
+	scopes []domain.Scope
+}
+
+type cachedKey struct {
+	key   domain.APIKey
+	valid bool
+	until time.Time
+}
+
+// authenticator checks bearer keys against the stored hashes, through a
+// short cache.
+type authenticator struct {
+	store KeyStore
+	admin *apikey.Hash
+	now   func() time.Time
+
+	mu        sync.Mutex
+	cache     map[apikey.Hash]cachedKey
+	used      map[string]struct{}
+	lastTouch time.Time
+}
+
+func newAuthenticator(st KeyStore, adminKey string) *authenticator {
+	a := &authenticator{store: st, now: time.Now, cache: map[apikey.Hash]cachedKey{}, used: map[string]struct{}{}}
+	if adminKey != "" {
+		h := apikey.HashOf(adminKey)
+		a.admin = &h
+	}
+	a.lastTouch = a.now()
+	return a
+}
+
+// authenticate returns the request's principal, errNoKey or errUnknownKey,
+// or domain.ErrUnavailable when the keys cannot be read.
+func (a *authenticator) authenticate(ctx context.Context, header string) (principal, error) {
+	scheme, key, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+		return principal{}, errNoKey
+	}
+	hash := apikey.HashOf(strings.TrimSpace(key))
+	if a.admin != nil && apikey.Equal(hash, *a.admin) {
+		return principal{keyID: adminKeyID, scopes: []domain.Scope{domain.ScopeAdmin}}, nil
+	}
+	now := a.now()
+	a.mu.Lock()
+	c, hit := a.cache[hash]
+	a.mu.Unlock()
+	if !hit || now.After(c.until) {
+		k, err := a.store.LookupAPIKey(ctx, hash)
+		switch {
+		case errors.Is(err, domain.ErrNotFound):
+			c = cachedKey{until: now.Add(keyCacheTTL)}
+		case err != nil:
+			return principal{}, err
+		default:
+			c = cachedKey{key: k, valid: true, until: now.Add(keyCacheTTL)}
+		}
+		a.remember(hash, c, now)
+	}
+	if !c.valid || (c.key.ExpiresAt != nil && !now.Before(*c.key.ExpiresAt)) {
+		return principal{}, errUnknownKey
+	}
+	a.noteUse(c.key.ID, now)
+	return principal{keyID: c.key.ID, scopes: c.key.Scopes}, nil
+}
+
+func (a *authenticator) remember(hash apikey.Hash, c cachedKey, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.cache) >= maxCachedKeys {
+		for h, old := range a.cache {
+			if now.After(old.until) {
+				delete(a.cache, h)
+			}
+		}
+		if len(a.cache) >= maxCachedKeys {
+			return
+		}
+	}
+	a.cache[hash] = c
+}
+
+// forget drops a revoked key from this instance's cache at once; other
+// instances drop it when their entry expires.
+func (a *authenticator) forget(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for h, c := range a.cache {
+		if c.key.ID == id {
+			delete(a.cache, h)
+		}
+	}
+}
+
+// noteUse records a key's use; last_used_at is written for all keys used
+// at most once per touchEvery, off the request's path.
+func (a *authenticator) noteUse(id string, now time.Time) {
+	a.mu.Lock()
+	a.used[id] = struct{}{}
+	if now.Sub(a.lastTouch) < touchEvery {
+		a.mu.Unlock()
+		return
+	}
+	ids := make([]string, 0, len(a.used))
+	for id := range a.used {
+		ids = append(ids, id)
+	}
+	a.used, a.lastTouch = map[string]struct{}{}, now
+	a.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.store.TouchAPIKeys(ctx, ids, now) // a missed update is made good a minute later
+	}()
+}
+
+// requiredScope says what an operation needs: key management needs admin,
+// posting events publish, every other GET read, every other change write.
+func requiredScope(op *huma.Operation) domain.Scope {
+	switch {
+	case strings.HasPrefix(op.Path, "/api-keys"):
+		return domain.ScopeAdmin
+	case op.Method == http.MethodGet || op.Method == http.MethodHead:
+		return domain.ScopeRead
+	case op.Method == http.MethodPost && (op.Path == "/events" || op.Path == "/events/batch"):
+		return domain.ScopePublish
+	default:
+		return domain.ScopeWrite
+	}
+}
+
+type principalKey struct{}
+
+// authMiddleware refuses every operation without a valid key (401) or
+// whose key lacks the scope (403). Health, readiness, metrics, the docs and
+// the OpenAPI documents are not operations and stay open.
+func (s *Server) authMiddleware(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		p, err := s.auth.authenticate(ctx.Context(), ctx.Header("Authorization"))
+		switch {
+		case errors.Is(err, errNoKey), errors.Is(err, errUnknownKey):
+			ctx.SetHeader("WWW-Authenticate", `Bearer realm="dispatch"`)
+			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, err.Error())
+			return
+		case err != nil:
+			s.log.Warn("api keys cannot be read", "err", err)
+			ctx.SetHeader("Retry-After", "1")
+			_ = huma.WriteErr(api, ctx, http.StatusServiceUnavailable, "API keys cannot be checked right now; retry the request")
+			return
+		}
+		if want := requiredScope(ctx.Operation()); !domain.Grants(p.scopes, want) {
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this API key lacks the '"+string(want)+"' scope")
+			return
+		}
+		next(huma.WithValue(ctx, principalKey{}, p))
+	}
+}

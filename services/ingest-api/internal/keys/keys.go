@@ -1,0 +1,62 @@
+// Package keys is the ingest-api's "keys create" command: it stores a new
+// API key directly in the database (DATABASE_URL), for bootstrapping and
+// scripts, and prints the key once.
+package keys
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/apikey"
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+)
+
+// Usage describes the command.
+const Usage = `usage: ingest-api keys create -name NAME -scopes SCOPE[,SCOPE] [-expires DURATION]
+Creates an API key in DATABASE_URL's database and prints it once.
+Scopes: admin, write, publish, read.`
+
+// Run runs "keys" with its arguments (after the word "keys"), writing the
+// key to out.
+func Run(ctx context.Context, databaseURL string, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("%s", Usage)
+	}
+	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	name := fs.String("name", "", "what the key is for")
+	scopes := fs.String("scopes", "", "comma-separated scopes")
+	expires := fs.Duration("expires", 0, "lifetime (never expires when 0)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%w\n%s", err, Usage)
+	}
+	key, hash := apikey.New()
+	k := domain.APIKey{ID: apikey.NewID(), Name: *name, Prefix: apikey.Display(key)}
+	for _, s := range strings.Split(*scopes, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			k.Scopes = append(k.Scopes, domain.Scope(s))
+		}
+	}
+	if *expires > 0 {
+		at := time.Now().Add(*expires)
+		k.ExpiresAt = &at
+	}
+	if err := domain.ValidateAPIKey(k, time.Now()); err != nil {
+		return fmt.Errorf("%w\n%s", err, Usage)
+	}
+	pool, err := store.Connect(ctx, databaseURL, 2)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+	if _, err := store.New(pool).CreateAPIKey(ctx, k, hash); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, key)
+	return err
+}

@@ -1,0 +1,33 @@
+package keys_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dispatch-webhooks/dispatch/libs/apikey"
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
+	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/keys"
+)
+
+func TestCreateStoresAWorkingKey(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	ctx := context.Background()
+	var out bytes.Buffer
+	require.NoError(t, keys.Run(ctx, db.URL, []string{"create", "-name", "ci", "-scopes", "publish,read", "-expires", "24h"}, &out))
+	key := strings.TrimSpace(out.String())
+	k, err := store.New(db.Pool).LookupAPIKey(ctx, apikey.HashOf(key))
+	require.NoError(t, err)
+	require.Equal(t, []domain.Scope{domain.ScopePublish, domain.ScopeRead}, k.Scopes)
+	require.NotNil(t, k.ExpiresAt)
+
+	for _, args := range [][]string{nil, {"list"}, {"create", "-name", "x"}, {"create", "-name", "x", "-scopes", "root"}, {"create", "-scopes", "read"}} {
+		require.Error(t, keys.Run(ctx, db.URL, args, &out), "%v", args)
+	}
+}
