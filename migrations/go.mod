@@ -51,3 +51,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../libs/lifecycl
 replace github.com/dispatch-webhooks/dispatch/libs/egress => ../libs/egress
 
 replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../libs/apikey
+
+replace github.com/dispatch-webhooks/dispatch/libs/seal => ../libs/seal

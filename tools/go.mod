@@ -64,6 +64,7 @@ require (
 	github.com/cncf/xds/go v0.0.0-20260202195803-dba9d589def2 // indirect
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect
 	github.com/dispatch-webhooks/dispatch/libs/apikey v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0
 	github.com/dlclark/regexp2/v2 v2.7.1 // indirect
 	github.com/dominikbraun/graph v0.23.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
@@ -172,3 +173,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../libs/lifecycl
 replace github.com/dispatch-webhooks/dispatch/libs/egress => ../libs/egress
 
 replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../libs/apikey
+
+replace github.com/dispatch-webhooks/dispatch/libs/seal => ../libs/seal

@@ -3,6 +3,8 @@ package config
 import (
 	"os"
 	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/seal"
 )
 
 // DefaultDatabaseURL is used when DATABASE_URL is unset.
@@ -59,4 +61,41 @@ func (e *Env) Redis() Redis {
 		RedisURL:       e.String("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		RedisKeyPrefix: e.String("REDIS_KEY_PREFIX", "dispatch"),
 	}
+}
+
+// SecretKeys holds the keys that seal subscription secrets at rest, for
+// the services that write or read them (ADR 15).
+type SecretKeys struct {
+	// SecretsKey seals new secrets and opens them (SECRETS_ENCRYPTION_KEY).
+	SecretsKey []byte
+	// PreviousSecretsKeys still open secrets sealed before the key was
+	// replaced (SECRETS_ENCRYPTION_PREVIOUS_KEYS, comma-separated).
+	PreviousSecretsKeys [][]byte
+}
+
+// SecretKeys reads SECRETS_ENCRYPTION_KEY, which is required, and
+// SECRETS_ENCRYPTION_PREVIOUS_KEYS.
+func (e *Env) SecretKeys() SecretKeys {
+	var k SecretKeys
+	if v, ok := e.get("SECRETS_ENCRYPTION_KEY"); !ok {
+		e.Fail("SECRETS_ENCRYPTION_KEY", "is required: it seals subscription secrets in the database; make one with `openssl rand -base64 %d`", seal.KeySize)
+	} else if key, err := seal.ParseKey(v); err != nil {
+		e.Fail("SECRETS_ENCRYPTION_KEY", "%s", err)
+	} else {
+		k.SecretsKey = key
+	}
+	for _, v := range e.List("SECRETS_ENCRYPTION_PREVIOUS_KEYS", nil) {
+		key, err := seal.ParseKey(v)
+		if err != nil {
+			e.Fail("SECRETS_ENCRYPTION_PREVIOUS_KEYS", "%s", err)
+			continue
+		}
+		k.PreviousSecretsKeys = append(k.PreviousSecretsKeys, key)
+	}
+	return k
+}
+
+// Keyring returns the keyring of the keys read.
+func (k SecretKeys) Keyring() (*seal.Keyring, error) {
+	return seal.NewKeyring(k.SecretsKey, k.PreviousSecretsKeys...)
 }

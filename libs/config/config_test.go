@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/libs/seal"
 )
 
 func TestEnv(t *testing.T) {
@@ -84,5 +85,32 @@ func TestCommonKafkaBrokers(t *testing.T) {
 				t.Fatalf("KafkaBrokers = %q, want %q", c.KafkaBrokers, tt.want)
 			}
 		})
+	}
+}
+
+func TestSecretKeys(t *testing.T) {
+	t.Parallel()
+	current, previous := seal.NewKey(), seal.NewKey()
+	env := config.FromMap(map[string]string{"SECRETS_ENCRYPTION_KEY": current, "SECRETS_ENCRYPTION_PREVIOUS_KEYS": previous})
+	keys := env.SecretKeys()
+	if err := env.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys.PreviousSecretsKeys) != 1 {
+		t.Fatalf("previous keys: %d", len(keys.PreviousSecretsKeys))
+	}
+	if _, err := keys.Keyring(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []map[string]string{
+		{},
+		{"SECRETS_ENCRYPTION_KEY": "too-short"},
+		{"SECRETS_ENCRYPTION_KEY": current, "SECRETS_ENCRYPTION_PREVIOUS_KEYS": "nope"},
+	} {
+		env := config.FromMap(m)
+		env.SecretKeys()
+		if err := env.Err(); err == nil || !strings.Contains(err.Error(), "SECRETS_ENCRYPTION_") {
+			t.Errorf("%v: error %v does not name the variable", m, err)
+		}
 	}
 }

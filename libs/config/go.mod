@@ -25,3 +25,7 @@ replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifec
 replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
 
 replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
+
+replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal
+
+require github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0

@@ -25,3 +25,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifec
 replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
 
 replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
+
+replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal

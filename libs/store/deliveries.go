@@ -95,9 +95,17 @@ func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, defaultTime
 	if err != nil {
 		return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, err)
 	}
-	j.Secrets = []string{secret}
+	current, err := s.open(j.SubscriptionID, secret)
+	if err != nil {
+		return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, err)
+	}
+	j.Secrets = []string{current}
 	if previous.Valid && inGrace.Valid && inGrace.Bool {
-		j.Secrets = append(j.Secrets, previous.String)
+		old, err := s.open(j.SubscriptionID, previous.String)
+		if err != nil {
+			return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, err)
+		}
+		j.Secrets = append(j.Secrets, old)
 	}
 	j.Settings = sd.settings()
 	return j, nil

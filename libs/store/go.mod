@@ -24,6 +24,7 @@ require (
 
 require (
 	github.com/dispatch-webhooks/dispatch/libs/apikey v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
@@ -58,3 +59,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifec
 replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
 
 replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
+
+replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal

@@ -19,15 +19,49 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/seal"
 )
 
 // Store runs Dispatch's queries on a connection pool.
 type Store struct {
 	pool *pgxpool.Pool
+	keys *seal.Keyring
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithSecretKeys seals subscription secrets with keys before they are
+// written and opens them when read. Without it secrets are stored as
+// they are, which only tests should do.
+func WithSecretKeys(keys *seal.Keyring) Option { return func(s *Store) { s.keys = keys } }
+
 // New returns a Store on pool. The caller owns the pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func New(pool *pgxpool.Pool, opts ...Option) *Store {
+	s := &Store{pool: pool}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func (s *Store) seal(owner, secret string) string {
+	if s.keys == nil {
+		return secret
+	}
+	return s.keys.Seal(owner, secret)
+}
+
+func (s *Store) open(owner, stored string) (string, error) {
+	if s.keys == nil {
+		return stored, nil
+	}
+	secret, err := s.keys.Open(owner, stored)
+	if err != nil {
+		return "", fmt.Errorf("secret of subscription %q: %w", owner, err)
+	}
+	return secret, nil
+}
 
 // Connect opens a pool on databaseURL with at most maxConns connections and
 // checks that the server answers.

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/seal"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
@@ -398,4 +399,45 @@ func TestRotateSecretSignsWithBothDuringGrace(t *testing.T) {
 
 	_, _, err = st.RotateSecret(ctx, "nope", "x-secret-value", 0)
 	require.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+func TestSecretsAreSealedAtRest(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	key, err := seal.ParseKey(seal.NewKey())
+	require.NoError(t, err)
+	keys, err := seal.NewKeyring(key)
+	require.NoError(t, err)
+	st := store.New(db.Pool, store.WithSecretKeys(keys))
+	ctx := context.Background()
+	const secret = "plain-secret-of-sub"
+	created, err := st.CreateSubscription(ctx, domain.Subscription{ID: "sealed", URL: "http://h/", EventTypes: []string{"*"}, Secret: secret})
+	require.NoError(t, err)
+	require.Equal(t, secret, created.Secret)
+	_, _, err = st.RotateSecret(ctx, "sealed", "rotated-secret-value", time.Hour)
+	require.NoError(t, err)
+	var current, previous string
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT secret, previous_secret FROM subscriptions WHERE id = 'sealed'`).Scan(&current, &previous))
+	require.NotContains(t, current+previous, "secret", "a database dump shows the secrets")
+
+	res, err := st.IngestEvent(ctx, event("evt_sealed", "x"))
+	require.NoError(t, err)
+	job, err := st.ClaimDelivery(ctx, res.Deliveries[0].ID, time.Minute, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"rotated-secret-value", secret}, job.Secrets, "the worker signs with the secrets as given")
+
+	// Rows written before sealing was configured still work.
+	_, err = db.Pool.Exec(ctx, `INSERT INTO subscriptions (id, url, event_types, secret) VALUES ('legacy', 'http://h/', '{x}', 'legacy-secret')`)
+	require.NoError(t, err)
+	got, err := st.GetSubscription(ctx, "legacy")
+	require.NoError(t, err)
+	require.Equal(t, "legacy-secret", got.Secret)
+
+	// Without the key, nothing opens.
+	other, err := seal.ParseKey(seal.NewKey())
+	require.NoError(t, err)
+	wrong, err := seal.NewKeyring(other)
+	require.NoError(t, err)
+	_, err = store.New(db.Pool, store.WithSecretKeys(wrong)).GetSubscription(ctx, "sealed")
+	require.ErrorIs(t, err, seal.ErrUnknownKey)
 }

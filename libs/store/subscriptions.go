@@ -37,15 +37,21 @@ func (d *settingsDest) settings() domain.DeliverySettings {
 	}
 }
 
-func scanSubscription(row pgx.Row) (domain.Subscription, error) {
+// scanSubscription reads subscriptionColumns and, when given, the extra
+// columns after them.
+func (s *Store) scanSubscription(row pgx.Row, extra ...any) (domain.Subscription, error) {
 	var (
-		s  domain.Subscription
-		sd settingsDest
+		sub    domain.Subscription
+		sd     settingsDest
+		sealed string
 	)
-	dest := append([]any{&s.ID, &s.URL, &s.EventTypes, &s.Secret, &s.State, &s.StateReason}, sd.targets()...)
-	err := row.Scan(append(dest, &s.CreatedAt, &s.UpdatedAt)...)
-	s.Settings = sd.settings()
-	return s, err
+	dest := append([]any{&sub.ID, &sub.URL, &sub.EventTypes, &sealed, &sub.State, &sub.StateReason}, sd.targets()...)
+	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt), extra...)...)
+	sub.Settings = sd.settings()
+	if err == nil {
+		sub.Secret, err = s.open(sub.ID, sealed)
+	}
+	return sub, err
 }
 
 // nullMS stores a zero duration as NULL ("use the default").
@@ -60,13 +66,13 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 		INSERT INTO subscriptions (id, url, event_types, secret, `+settingsColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		RETURNING `+subscriptionColumns,
-		sub.ID, sub.URL, sub.EventTypes, sub.Secret,
+		sub.ID, sub.URL, sub.EventTypes, s.seal(sub.ID, sub.Secret),
 		pgtype.Int4{Int32: int32(sub.Settings.MaxAttempts), Valid: sub.Settings.MaxAttempts > 0},
 		nullMS(sub.Settings.RetryBaseDelay), nullMS(sub.Settings.RetryMaxDelay),
 		pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
 		pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
 		pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0})
-	created, err := scanSubscription(row)
+	created, err := s.scanSubscription(row)
 	if isUniqueViolation(err) {
 		return domain.Subscription{}, fmt.Errorf("subscription %q: %w", sub.ID, domain.ErrConflict)
 	}
@@ -78,7 +84,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 
 // GetSubscription returns one subscription or domain.ErrNotFound.
 func (s *Store) GetSubscription(ctx context.Context, id string) (domain.Subscription, error) {
-	sub, err := scanSubscription(s.pool.QueryRow(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions WHERE id = $1`, id))
+	sub, err := s.scanSubscription(s.pool.QueryRow(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions WHERE id = $1`, id))
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("get subscription %q: %w", id, notFound(err))
 	}
@@ -94,7 +100,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, after string, limit int) 
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
-	subs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Subscription, error) { return scanSubscription(r) })
+	subs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Subscription, error) { return s.scanSubscription(r) })
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
@@ -105,7 +111,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, after string, limit int) 
 // and their attempts, and returns what it was. An unknown id is
 // domain.ErrNotFound.
 func (s *Store) DeleteSubscription(ctx context.Context, id string) (domain.Subscription, error) {
-	sub, err := scanSubscription(s.pool.QueryRow(ctx, `DELETE FROM subscriptions WHERE id = $1 RETURNING `+subscriptionColumns, id))
+	sub, err := s.scanSubscription(s.pool.QueryRow(ctx, `DELETE FROM subscriptions WHERE id = $1 RETURNING `+subscriptionColumns, id))
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("delete subscription %q: %w", id, notFound(err))
 	}
@@ -193,7 +199,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, id string, p Subscriptio
 		pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
 		pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
 		pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0})
-	sub, err := scanSubscription(row)
+	sub, err := s.scanSubscription(row)
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("update subscription %q: %w", id, notFound(err))
 	}
@@ -205,21 +211,14 @@ func (s *Store) UpdateSubscription(ctx context.Context, id string, p Subscriptio
 // deliveries carry both signatures meanwhile. It returns the subscription
 // and when the previous secret stops being used.
 func (s *Store) RotateSecret(ctx context.Context, id, secret string, grace time.Duration) (domain.Subscription, time.Time, error) {
-	var (
-		sub   domain.Subscription
-		until time.Time
-		sd    settingsDest
-	)
-	dest := append([]any{&sub.ID, &sub.URL, &sub.EventTypes, &sub.Secret, &sub.State, &sub.StateReason}, sd.targets()...)
-	err := s.pool.QueryRow(ctx, `
+	var until time.Time
+	sub, err := s.scanSubscription(s.pool.QueryRow(ctx, `
 		UPDATE subscriptions
 		SET previous_secret = secret, previous_secret_expires_at = now() + $3::interval, secret = $2, updated_at = now()
 		WHERE id = $1
-		RETURNING `+subscriptionColumns+`, previous_secret_expires_at`, id, secret, grace).
-		Scan(append(dest, &sub.CreatedAt, &sub.UpdatedAt, &until)...)
+		RETURNING `+subscriptionColumns+`, previous_secret_expires_at`, id, s.seal(id, secret), grace), &until)
 	if err != nil {
 		return domain.Subscription{}, time.Time{}, fmt.Errorf("rotate secret of %q: %w", id, notFound(err))
 	}
-	sub.Settings = sd.settings()
 	return sub, until, nil
 }

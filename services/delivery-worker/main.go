@@ -39,7 +39,11 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
-	st := store.New(pool)
+	keys, err := cfg.Keyring()
+	if err != nil {
+		return fmt.Errorf("SECRETS_ENCRYPTION_KEY: %w", err)
+	}
+	st := store.New(pool, store.WithSecretKeys(keys))
 
 	consumer, err := queue.NewConsumer(queue.ConsumerConfig{
 		Brokers:        cfg.KafkaBrokers,

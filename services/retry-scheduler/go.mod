@@ -13,6 +13,7 @@ require (
 
 require (
 	github.com/dispatch-webhooks/dispatch/libs/apikey v0.0.0 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
 	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
@@ -72,3 +73,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifec
 replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
 
 replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
+
+replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal

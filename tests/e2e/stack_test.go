@@ -29,6 +29,9 @@ const topic = "events.pending"
 // adminKey is every test stack's ADMIN_API_KEY, sent by call.
 const adminKey = "e2e-admin-key-0123456789abcdef"
 
+// secretsKey seals the test stacks' subscription secrets.
+const secretsKey = "ZTJlLXNlY3JldHMta2V5LTAxMjM0NTY3ODlhYmNkZWY="
+
 // binDir holds the service binaries built once for the whole package.
 var binDir string
 
@@ -110,6 +113,7 @@ func (s *stack) env(extra ...string) []string {
 		"REDIS_KEY_PREFIX=" + s.redisPrefix,
 		"DELIVERY_ALLOW_CIDRS=127.0.0.0/8,::1/128", // the test receivers are local
 		"ADMIN_API_KEY=" + adminKey,
+		"SECRETS_ENCRYPTION_KEY=" + secretsKey,
 		"LOG_FORMAT=text",
 		"SHUTDOWN_TIMEOUT=5s",
 	}, extra...)

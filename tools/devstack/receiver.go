@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dispatch-webhooks/dispatch/libs/seal"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 )
 
@@ -28,6 +29,21 @@ func demoSecret(dataDir string) (string, error) {
 		return "", err
 	}
 	return secret, os.WriteFile(path, []byte(secret+"\n"), 0o600)
+}
+
+// secretsKey returns the dev stack's SECRETS_ENCRYPTION_KEY, kept in
+// dataDir/secrets-key: the same key must open the secrets stored on every
+// earlier run.
+func secretsKey(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "secrets-key")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	key := seal.NewKey()
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return "", err
+	}
+	return key, os.WriteFile(path, []byte(key+"\n"), 0o600)
 }
 
 // startReceiver serves a webhook endpoint that verifies each delivery and

@@ -39,6 +39,10 @@ func up(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
+	sealKey, err := secretsKey(s.dataDir)
+	if err != nil {
+		return err
+	}
 	receiver, err := startReceiver(s.receiverAddr, secret)
 	if err != nil {
 		return err
@@ -51,6 +55,7 @@ func up(ctx context.Context, s settings) error {
 		// The demo receiver is local; deliveries to internal addresses are
 		// refused unless allowed.
 		"DELIVERY_ALLOW_CIDRS=127.0.0.0/8,::1/128",
+		"SECRETS_ENCRYPTION_KEY=" + sealKey,
 	}
 	var procs []*process
 	defer func() { stopAll(procs) }()

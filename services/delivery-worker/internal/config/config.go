@@ -13,6 +13,7 @@ import (
 type Config struct {
 	config.Common
 	config.Redis
+	config.SecretKeys
 	KafkaConsumerGroup  string        // KAFKA_CONSUMER_GROUP
 	KafkaSessionTimeout time.Duration // KAFKA_SESSION_TIMEOUT
 	Concurrency         int           // DELIVERY_CONCURRENCY
@@ -46,6 +47,7 @@ func Load(env *config.Env) (Config, error) {
 	c := Config{
 		Common:              env.Common(30),
 		Redis:               env.Redis(),
+		SecretKeys:          env.SecretKeys(),
 		KafkaConsumerGroup:  env.String("KAFKA_CONSUMER_GROUP", "dispatch-workers"),
 		KafkaSessionTimeout: env.Duration("KAFKA_SESSION_TIMEOUT", 45*time.Second),
 		Concurrency:         env.Int("DELIVERY_CONCURRENCY", 256, 1),

@@ -11,7 +11,7 @@ import (
 
 func TestLoad(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load(libconfig.FromMap(map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092"}))
+	cfg, err := config.Load(libconfig.FromMap(map[string]string{"SECRETS_ENCRYPTION_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "KAFKA_BROKERS": "127.0.0.1:9092"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func TestLoad(t *testing.T) {
 		cfg.DestinationSlots != 64 || cfg.MaxResponseHeaderBytes != 64<<10 || cfg.ProxyIgnored {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
-	cfg, err = config.Load(libconfig.FromMap(map[string]string{"KAFKA_BROKERS": "k:9092", "DELIVERY_CONCURRENCY": "10", "HTTPS_PROXY": "http://proxy:3128"}))
+	cfg, err = config.Load(libconfig.FromMap(map[string]string{"SECRETS_ENCRYPTION_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "KAFKA_BROKERS": "k:9092", "DELIVERY_CONCURRENCY": "10", "HTTPS_PROXY": "http://proxy:3128"}))
 	if err != nil {
 		t.Fatal(err)
 	}

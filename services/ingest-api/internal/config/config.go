@@ -12,6 +12,7 @@ import (
 type Config struct {
 	config.Common
 	config.Redis
+	config.SecretKeys
 	// AllowCIDRs are the internal ranges a subscription's URL may point at,
 	// the same DELIVERY_ALLOW_CIDRS the delivery workers dial under.
 	AllowCIDRs []netip.Prefix
@@ -22,7 +23,7 @@ type Config struct {
 
 // Load reads the configuration, reporting every bad variable by name.
 func Load(env *config.Env) (Config, error) {
-	c := Config{Common: env.Common(30), Redis: env.Redis(), AllowCIDRs: env.Prefixes("DELIVERY_ALLOW_CIDRS"), AdminKey: env.String("ADMIN_API_KEY", "")}
+	c := Config{Common: env.Common(30), Redis: env.Redis(), SecretKeys: env.SecretKeys(), AllowCIDRs: env.Prefixes("DELIVERY_ALLOW_CIDRS"), AdminKey: env.String("ADMIN_API_KEY", "")}
 	if c.AdminKey != "" && len(c.AdminKey) < minAdminKeyLength {
 		// A short admin key could be guessed; generated keys are 56 characters.
 		env.Fail("ADMIN_API_KEY", "must be at least %d characters", minAdminKeyLength)

@@ -11,7 +11,7 @@ import (
 
 func TestLoad(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load(libconfig.FromMap(map[string]string{"KAFKA_BROKERS": "a:9092, b:9092"}))
+	cfg, err := config.Load(libconfig.FromMap(map[string]string{"SECRETS_ENCRYPTION_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "KAFKA_BROKERS": "a:9092, b:9092"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 	_, err = config.Load(libconfig.FromMap(map[string]string{"KAFKA_BROKERS": ",", "DB_MAX_CONNS": "lots", "LOG_FORMAT": "yaml", "DELIVERY_ALLOW_CIDRS": "10.0.0.0", "ADMIN_API_KEY": "short"}))
-	for _, name := range []string{"KAFKA_BROKERS", "DB_MAX_CONNS", "LOG_FORMAT", "DELIVERY_ALLOW_CIDRS", "ADMIN_API_KEY"} {
+	for _, name := range []string{"KAFKA_BROKERS", "DB_MAX_CONNS", "LOG_FORMAT", "DELIVERY_ALLOW_CIDRS", "ADMIN_API_KEY", "SECRETS_ENCRYPTION_KEY"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}
