@@ -10,7 +10,14 @@ require (
 )
 
 require (
+	github.com/apapsch/go-jsonmerge/v2 v2.0.0 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/oapi-codegen/runtime v1.9.0 // indirect
+)
+
+require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/client v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/egress v0.0.0
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
@@ -56,3 +63,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
 replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
 
 replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal
+
+replace github.com/dispatch-webhooks/dispatch/libs/client => ../../libs/client

@@ -20,6 +20,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/dispatch-webhooks/dispatch/libs/client"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
@@ -246,23 +247,32 @@ func (s *stack) subscribe(id string, rc *receiver, patterns ...string) {
 
 // post sends an event as a careful producer would: a 503 is retried, which
 // is safe because the event id makes ingest idempotent.
+// It posts through the Go client generated from the API's document, as a
+// producer would.
 func (s *stack) post(id, typ string) int {
 	s.t.Helper()
-	var (
-		code int
-		body map[string]any
-	)
+	api, err := client.NewClientWithResponses(s.apiURL, client.WithAPIKey(adminKey))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	source := "e2e"
+	var res *client.CreateEventResponse
 	for try := 0; try < 20; try++ {
-		code, body = s.call("POST", "/events", map[string]any{"id": id, "type": typ, "source": "e2e", "data": map[string]any{"n": 1}})
-		if code != http.StatusServiceUnavailable {
+		res, err = api.CreateEventWithResponse(context.Background(), client.CreateEventJSONRequestBody{
+			Id: id, Type: typ, Source: &source, Data: map[string]any{"n": 1},
+		})
+		if err != nil {
+			s.t.Fatalf("post event: %v", err)
+		}
+		if res.StatusCode() != http.StatusServiceUnavailable {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if code != http.StatusAccepted && code != http.StatusOK {
-		s.t.Fatalf("post event: %d %v", code, body)
+	if code := res.StatusCode(); code != http.StatusAccepted && code != http.StatusOK {
+		s.t.Fatalf("post event: %d %s", code, res.Body)
 	}
-	return code
+	return res.StatusCode()
 }
 
 // receiver is a webhook endpoint that verifies every delivery.

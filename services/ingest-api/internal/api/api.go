@@ -119,7 +119,33 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerRedelivery(api)
 	s.registerRotation(api)
 	s.registerAPIKeys(api)
+	declareCommonErrors(api.OpenAPI())
 	return api
+}
+
+// commonErrors are the answers any operation may give, whatever it does.
+var commonErrors = map[string]string{
+	"401": "Unauthorized: no API key, or one that is unknown, expired or revoked.",
+	"403": "Forbidden: the API key lacks the scope this operation needs.",
+	"503": "Service Unavailable: the database cannot be reached; retry after the Retry-After header's seconds.",
+}
+
+// declareCommonErrors adds commonErrors to every operation's documented
+// answers, so clients generated from the document know them.
+func declareCommonErrors(oapi *huma.OpenAPI) {
+	problem := map[string]*huma.MediaType{"application/problem+json": {Schema: &huma.Schema{Ref: "#/components/schemas/ErrorModel"}}}
+	for _, item := range oapi.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Post, item.Put, item.Patch, item.Delete} {
+			if op == nil {
+				continue
+			}
+			for code, desc := range commonErrors {
+				if op.Responses[code] == nil {
+					op.Responses[code] = &huma.Response{Description: desc, Content: problem}
+				}
+			}
+		}
+	}
 }
 
 // Spec returns the API's OpenAPI document without serving it, for tools
@@ -131,7 +157,9 @@ func Spec(version string) *huma.OpenAPI {
 func humaConfig(version string) huma.Config {
 	cfg := huma.DefaultConfig("Dispatch API", version)
 	cfg.Info.Description = "Ingest events and manage the subscriptions that Dispatch delivers them to as signed webhooks."
-	cfg.Servers = []*huma.Server{{URL: "http://localhost:8080"}}
+	// Relative, so the interactive docs call the instance that serves them.
+	cfg.Servers = []*huma.Server{{URL: "/", Description: "The Dispatch API serving this document."}}
+	cfg.Info.License = &huma.License{Name: "MIT", URL: "https://opensource.org/license/mit"}
 	// Plain JSON answers: no "$schema" field or Link header in every body.
 	cfg.CreateHooks = nil
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
