@@ -119,6 +119,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerRedelivery(api)
 	s.registerRotation(api)
 	s.registerAPIKeys(api)
+	s.registerMe(api)
 	declareCommonErrors(api.OpenAPI())
 	return api
 }

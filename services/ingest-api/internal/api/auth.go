@@ -159,9 +159,12 @@ func (a *authenticator) noteUse(id string, now time.Time) {
 }
 
 // requiredScope says what an operation needs: key management needs admin,
-// posting events publish, every other GET read, every other change write.
+// posting events publish, every other GET read, every other change write;
+// describing the key in use needs only a valid key ("").
 func requiredScope(op *huma.Operation) domain.Scope {
 	switch {
+	case op.Path == "/me":
+		return ""
 	case strings.HasPrefix(op.Path, "/api-keys"):
 		return domain.ScopeAdmin
 	case op.Method == http.MethodGet || op.Method == http.MethodHead:
@@ -192,7 +195,7 @@ func (s *Server) authMiddleware(api huma.API) func(huma.Context, func(huma.Conte
 			_ = huma.WriteErr(api, ctx, http.StatusServiceUnavailable, "API keys cannot be checked right now; retry the request")
 			return
 		}
-		if want := requiredScope(ctx.Operation()); !domain.Grants(p.scopes, want) {
+		if want := requiredScope(ctx.Operation()); want != "" && !domain.Grants(p.scopes, want) {
 			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this API key lacks the '"+string(want)+"' scope")
 			return
 		}

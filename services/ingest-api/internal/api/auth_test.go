@@ -66,6 +66,8 @@ func TestScopes(t *testing.T) {
 		{write, "POST", "/api-keys", `{"name":"x","scopes":["admin"]}`, 403},
 		{readWrite, "GET", "/events/w", "", 200},
 		{readWrite, "DELETE", "/api-keys/key_x", "", 403},
+		{publish, "GET", "/me", "", 200},
+		{read, "GET", "/me", "", 200},
 	}
 	for _, tt := range tests {
 		r := b.doWithKey(t, tt.key, tt.method, tt.path, tt.body)
@@ -75,6 +77,10 @@ func TestScopes(t *testing.T) {
 		}
 	}
 	require.Equal(t, 2, b.count(t, "events"), "refused requests wrote nothing")
+	me := b.doWithKey(t, publish, "GET", "/me", "")
+	require.Equal(t, []any{"publish"}, me.body["scopes"], me.raw)
+	require.Equal(t, []any{"admin"}, b.do(t, "GET", "/me", "").body["scopes"])
+	require.Equal(t, http.StatusUnauthorized, b.doWithKey(t, "", "GET", "/me", "").status)
 }
 
 func TestAPIKeyLifecycle(t *testing.T) {
