@@ -1,5 +1,5 @@
 // Package apikey makes and recognises Dispatch API keys. A key is shown to
-// its owner once; only its SHA-256 hash is stored. Keys carry 256 random
+// its owner once; only its SHA-256 hash is stored. Keys carry 260 random
 // bits, so a fast hash is as safe as a slow one and checking a request
 // costs nothing noticeable.
 package apikey

@@ -17,6 +17,11 @@ var (
 	// ErrUnavailable means a dependency (the database) could not be reached
 	// or dropped the connection; the same request may succeed if repeated.
 	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrSecretUnavailable means a subscription's stored secret cannot be
+	// opened with the configured keys (SECRETS_ENCRYPTION_KEY and
+	// SECRETS_ENCRYPTION_PREVIOUS_KEYS): a configuration error that no
+	// retry of the request mends.
+	ErrSecretUnavailable = errors.New("subscription secret cannot be opened with the configured keys")
 )
 
 // ValidationError names the input field that is wrong and why. Handlers

@@ -31,8 +31,9 @@ type Subscription struct {
 	URL        string
 	EventTypes []string
 	// Secret is the current signing secret, "whsec_..." or plain (see
-	// signing.ParseSecret). It is returned by the API only when the
-	// subscription is created.
+	// signing.ParseSecret). It is set only when the subscription is created
+	// or its secret rotated: the API shows it then and never again, and
+	// reads leave it empty.
 	Secret      string
 	State       SubscriptionState
 	StateReason string

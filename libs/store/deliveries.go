@@ -73,11 +73,35 @@ RETURNING d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.recei
           s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(), s.created_at,
           s.max_attempts, s.retry_base_ms, s.retry_max_ms, s.timeout_ms, s.rate_limit_per_second, s.max_concurrency`
 
+// secretRetryAfter is when a delivery whose secret could not be opened is
+// due again: a configuration error takes a human to mend.
+const secretRetryAfter = time.Minute
+
+// openSecrets returns the secrets to sign with: the current one, then the
+// previous one while the rotation's grace period lasts.
+func (s *Store) openSecrets(subID, current string, previous pgtype.Text, inGrace pgtype.Bool) ([]string, error) {
+	secret, err := s.open(subID, current)
+	if err != nil {
+		return nil, err
+	}
+	secrets := []string{secret}
+	if previous.Valid && inGrace.Valid && inGrace.Bool {
+		old, err := s.open(subID, previous.String)
+		if err != nil {
+			return nil, err
+		}
+		secrets = append(secrets, old)
+	}
+	return secrets, nil
+}
+
 // ClaimDelivery marks a due delivery as processing and returns the job to
 // attempt. The claim's lease is the subscription's timeout (defaultTimeout
 // when it sets none) plus margin; once it lapses the delivery may be taken
 // over. A delivery that is not due, already final, held by a live claim, or
-// whose subscription is not active is domain.ErrNotClaimable.
+// whose subscription is not active is domain.ErrNotClaimable. One whose
+// secret cannot be opened is given back, due in a minute, and is
+// domain.ErrSecretUnavailable.
 func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, defaultTimeout, margin time.Duration) (Job, error) {
 	var (
 		j        = Job{DeliveryID: deliveryID}
@@ -95,17 +119,14 @@ func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, defaultTime
 	if err != nil {
 		return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, err)
 	}
-	current, err := s.open(j.SubscriptionID, secret)
-	if err != nil {
-		return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, err)
-	}
-	j.Secrets = []string{current}
-	if previous.Valid && inGrace.Valid && inGrace.Bool {
-		old, err := s.open(j.SubscriptionID, previous.String)
-		if err != nil {
-			return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, err)
+	if j.Secrets, err = s.openSecrets(j.SubscriptionID, secret, previous, inGrace); err != nil {
+		// Signing is impossible until the keys are mended: give the claim
+		// back without spending its attempt, due again in a while, rather
+		// than hold it.
+		if rerr := s.ReleaseDelivery(ctx, deliveryID, j.Attempt, time.Now().Add(secretRetryAfter)); rerr != nil {
+			err = errors.Join(err, rerr)
 		}
-		j.Secrets = append(j.Secrets, old)
+		return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, err)
 	}
 	j.Settings = sd.settings()
 	return j, nil

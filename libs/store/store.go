@@ -58,7 +58,7 @@ func (s *Store) open(owner, stored string) (string, error) {
 	}
 	secret, err := s.keys.Open(owner, stored)
 	if err != nil {
-		return "", fmt.Errorf("secret of subscription %q: %w", owner, err)
+		return "", fmt.Errorf("%w: subscription %q: %w", domain.ErrSecretUnavailable, owner, err)
 	}
 	return secret, nil
 }

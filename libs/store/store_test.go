@@ -52,7 +52,7 @@ func TestSubscriptionCRUD(t *testing.T) {
 	got, err := st.GetSubscription(ctx, "sub_a")
 	require.NoError(t, err)
 	require.Equal(t, []string{"order.*", "invoice.paid"}, got.EventTypes)
-	require.Equal(t, created.Secret, got.Secret)
+	require.Empty(t, got.Secret, "reads never carry the secret")
 
 	_, err = st.GetSubscription(ctx, "nope")
 	require.ErrorIs(t, err, domain.ErrNotFound)
@@ -426,18 +426,42 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"rotated-secret-value", secret}, job.Secrets, "the worker signs with the secrets as given")
 
-	// Rows written before sealing was configured still work.
-	_, err = db.Pool.Exec(ctx, `INSERT INTO subscriptions (id, url, event_types, secret) VALUES ('legacy', 'http://h/', '{x}', 'legacy-secret')`)
+	got, err := st.GetSubscription(ctx, "sealed")
 	require.NoError(t, err)
-	got, err := st.GetSubscription(ctx, "legacy")
-	require.NoError(t, err)
-	require.Equal(t, "legacy-secret", got.Secret)
+	require.Empty(t, got.Secret, "reads never carry the secret")
 
-	// Without the key, nothing opens.
+	// Rows written before sealing was configured still work.
+	_, err = db.Pool.Exec(ctx, `INSERT INTO subscriptions (id, url, event_types, secret) VALUES ('legacy', 'http://h/', '{legacy}', 'legacy-secret')`)
+	require.NoError(t, err)
+	res, err = st.IngestEvent(ctx, event("evt_legacy", "legacy"))
+	require.NoError(t, err)
+	legacy := res.Deliveries[len(res.Deliveries)-1]
+	require.Equal(t, "legacy", legacy.SubscriptionID)
+	job, err = st.ClaimDelivery(ctx, legacy.ID, time.Minute, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"legacy-secret"}, job.Secrets)
+
+	// Without the key, the subscription stays readable, and a claim gives
+	// the delivery back without spending its attempt.
 	other, err := seal.ParseKey(seal.NewKey())
 	require.NoError(t, err)
 	wrong, err := seal.NewKeyring(other)
 	require.NoError(t, err)
-	_, err = store.New(db.Pool, store.WithSecretKeys(wrong)).GetSubscription(ctx, "sealed")
+	withoutKey := store.New(db.Pool, store.WithSecretKeys(wrong))
+	_, err = withoutKey.GetSubscription(ctx, "sealed")
+	require.NoError(t, err)
+	res, err = st.IngestEvent(ctx, event("evt_no_key", "x"))
+	require.NoError(t, err)
+	_, err = withoutKey.ClaimDelivery(ctx, res.Deliveries[0].ID, time.Minute, 0)
+	require.ErrorIs(t, err, domain.ErrSecretUnavailable)
 	require.ErrorIs(t, err, seal.ErrUnknownKey)
+	var (
+		status   string
+		attempts int
+		due      time.Time
+	)
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT status, attempts, next_attempt_at FROM deliveries WHERE id = $1`, res.Deliveries[0].ID).Scan(&status, &attempts, &due))
+	require.Equal(t, "pending", status)
+	require.Zero(t, attempts, "no attempt spent")
+	require.WithinDuration(t, time.Now().Add(time.Minute), due, 10*time.Second)
 }

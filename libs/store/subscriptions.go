@@ -11,7 +11,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-const subscriptionColumns = `id, url, event_types, secret, state, state_reason, ` + settingsColumns + `, created_at, updated_at`
+const subscriptionColumns = `id, url, event_types, state, state_reason, ` + settingsColumns + `, created_at, updated_at`
 
 // settingsColumns are a subscription's delivery settings, read by scanSettings.
 const settingsColumns = `max_attempts, retry_base_ms, retry_max_ms, timeout_ms, rate_limit_per_second, max_concurrency`
@@ -38,19 +38,17 @@ func (d *settingsDest) settings() domain.DeliverySettings {
 }
 
 // scanSubscription reads subscriptionColumns and, when given, the extra
-// columns after them.
-func (s *Store) scanSubscription(row pgx.Row, extra ...any) (domain.Subscription, error) {
+// columns after them. The secret is not read: only the worker's claim
+// needs it, and a secret that cannot be opened must not make a
+// subscription unreadable.
+func scanSubscription(row pgx.Row, extra ...any) (domain.Subscription, error) {
 	var (
-		sub    domain.Subscription
-		sd     settingsDest
-		sealed string
+		sub domain.Subscription
+		sd  settingsDest
 	)
-	dest := append([]any{&sub.ID, &sub.URL, &sub.EventTypes, &sealed, &sub.State, &sub.StateReason}, sd.targets()...)
+	dest := append([]any{&sub.ID, &sub.URL, &sub.EventTypes, &sub.State, &sub.StateReason}, sd.targets()...)
 	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt), extra...)...)
 	sub.Settings = sd.settings()
-	if err == nil {
-		sub.Secret, err = s.open(sub.ID, sealed)
-	}
 	return sub, err
 }
 
@@ -72,19 +70,20 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 		pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
 		pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
 		pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0})
-	created, err := s.scanSubscription(row)
+	created, err := scanSubscription(row)
 	if isUniqueViolation(err) {
 		return domain.Subscription{}, fmt.Errorf("subscription %q: %w", sub.ID, domain.ErrConflict)
 	}
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("insert subscription: %w", err)
 	}
+	created.Secret = sub.Secret
 	return created, nil
 }
 
 // GetSubscription returns one subscription or domain.ErrNotFound.
 func (s *Store) GetSubscription(ctx context.Context, id string) (domain.Subscription, error) {
-	sub, err := s.scanSubscription(s.pool.QueryRow(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions WHERE id = $1`, id))
+	sub, err := scanSubscription(s.pool.QueryRow(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions WHERE id = $1`, id))
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("get subscription %q: %w", id, notFound(err))
 	}
@@ -100,7 +99,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, after string, limit int) 
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
-	subs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Subscription, error) { return s.scanSubscription(r) })
+	subs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Subscription, error) { return scanSubscription(r) })
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
@@ -111,7 +110,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, after string, limit int) 
 // and their attempts, and returns what it was. An unknown id is
 // domain.ErrNotFound.
 func (s *Store) DeleteSubscription(ctx context.Context, id string) (domain.Subscription, error) {
-	sub, err := s.scanSubscription(s.pool.QueryRow(ctx, `DELETE FROM subscriptions WHERE id = $1 RETURNING `+subscriptionColumns, id))
+	sub, err := scanSubscription(s.pool.QueryRow(ctx, `DELETE FROM subscriptions WHERE id = $1 RETURNING `+subscriptionColumns, id))
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("delete subscription %q: %w", id, notFound(err))
 	}
@@ -199,7 +198,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, id string, p Subscriptio
 		pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
 		pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
 		pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0})
-	sub, err := s.scanSubscription(row)
+	sub, err := scanSubscription(row)
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("update subscription %q: %w", id, notFound(err))
 	}
@@ -212,7 +211,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, id string, p Subscriptio
 // and when the previous secret stops being used.
 func (s *Store) RotateSecret(ctx context.Context, id, secret string, grace time.Duration) (domain.Subscription, time.Time, error) {
 	var until time.Time
-	sub, err := s.scanSubscription(s.pool.QueryRow(ctx, `
+	sub, err := scanSubscription(s.pool.QueryRow(ctx, `
 		UPDATE subscriptions
 		SET previous_secret = secret, previous_secret_expires_at = now() + $3::interval, secret = $2, updated_at = now()
 		WHERE id = $1
@@ -220,5 +219,6 @@ func (s *Store) RotateSecret(ctx context.Context, id, secret string, grace time.
 	if err != nil {
 		return domain.Subscription{}, time.Time{}, fmt.Errorf("rotate secret of %q: %w", id, notFound(err))
 	}
+	sub.Secret = secret
 	return sub, until, nil
 }

@@ -6,6 +6,7 @@ require (
 	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/egress v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/queue v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/store v0.0.0
 	github.com/prometheus/client_golang v1.25.0
@@ -15,7 +16,6 @@ require (
 
 require (
 	github.com/dispatch-webhooks/dispatch/libs/apikey v0.0.0 // indirect
-	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
 	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect

@@ -11,7 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/resilience"
+	"github.com/dispatch-webhooks/dispatch/libs/seal"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
@@ -53,4 +55,36 @@ func TestForgetDeletedDropsSeriesOfDeletedSubscriptions(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHandleGivesBackWhenTheSecretDoesNotOpen: a worker whose keys cannot
+// open a subscription's secret finishes the message (its partition moves
+// on) and leaves the delivery due again, no attempt spent.
+func TestHandleGivesBackWhenTheSecretDoesNotOpen(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	ctx := context.Background()
+	keyring := func() *seal.Keyring {
+		key, err := seal.ParseKey(seal.NewKey())
+		require.NoError(t, err)
+		k, err := seal.NewKeyring(key)
+		require.NoError(t, err)
+		return k
+	}
+	writer := store.New(db.Pool, store.WithSecretKeys(keyring()))
+	_, err := writer.CreateSubscription(ctx, domain.Subscription{ID: "s", URL: "https://s.example/", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
+	require.NoError(t, err)
+	res, err := writer.IngestEvent(ctx, domain.Event{ID: "e", Type: "t", Data: []byte(`{}`)})
+	require.NoError(t, err)
+
+	rdb, prefix := testkit.Redis(t)
+	w := NewWorker(store.New(db.Pool, store.WithSecretKeys(keyring())), testSender(),
+		resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()}),
+		Config{Timeout: time.Second, LeaseMargin: time.Second, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	d := res.Deliveries[0]
+	require.NoError(t, w.Handle(ctx, queue.Message{DeliveryID: d.ID, EventID: d.EventID, SubscriptionID: d.SubscriptionID}))
+	var attempts, recorded int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT attempts, (SELECT count(*) FROM attempts) FROM deliveries WHERE id = $1`, d.ID).Scan(&attempts, &recorded))
+	require.Zero(t, attempts, "no attempt spent")
+	require.Zero(t, recorded, "nothing was sent")
 }

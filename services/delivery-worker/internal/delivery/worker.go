@@ -94,10 +94,17 @@ func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
 // claimed, so the queue offers the message again.
 func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 	job, err := w.store.ClaimDelivery(ctx, m.DeliveryID, w.cfg.Timeout, w.cfg.LeaseMargin)
-	if errors.Is(err, domain.ErrNotClaimable) {
+	switch {
+	case errors.Is(err, domain.ErrNotClaimable):
 		// Already delivered or failed, not yet due, held by another worker,
 		// or its subscription is not active: a duplicate message, nothing to do.
 		w.log.Debug("delivery not claimable; skipping", "event_id", m.EventID, "subscription_id", m.SubscriptionID, "delivery_id", m.DeliveryID)
+		return nil
+	case errors.Is(err, domain.ErrSecretUnavailable):
+		// Given back, due again in a while; holding the message would block
+		// its partition until the keys are mended.
+		w.log.Error("cannot sign: the subscription's secret does not open with SECRETS_ENCRYPTION_KEY or SECRETS_ENCRYPTION_PREVIOUS_KEYS",
+			"event_id", m.EventID, "subscription_id", m.SubscriptionID, "err", err)
 		return nil
 	}
 	if err != nil {

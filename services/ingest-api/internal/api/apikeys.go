@@ -106,6 +106,7 @@ func (s *Server) createAPIKey(ctx context.Context, in *createAPIKeyInput) (*crea
 	if err != nil {
 		return nil, s.problem(err, "")
 	}
+	s.auth.forgetHash(hash)
 	return &createAPIKeyOutput{Body: APIKeyCreated{APIKeyBody: apiKeyBody(created), Key: key}}, nil
 }
 

@@ -124,6 +124,14 @@ func (a *authenticator) remember(hash apikey.Hash, c cachedKey, now time.Time) {
 	a.cache[hash] = c
 }
 
+// forgetHash drops what this instance cached about a key's hash: a key
+// created just now may have been tried (and found unknown) before.
+func (a *authenticator) forgetHash(hash apikey.Hash) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.cache, hash)
+}
+
 // forget drops a revoked key from this instance's cache at once; other
 // instances drop it when their entry expires.
 func (a *authenticator) forget(id string) {
