@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -32,6 +33,9 @@ type Store interface {
 	DeleteSubscription(ctx context.Context, id string) (domain.Subscription, error)
 	Redeliver(ctx context.Context, eventID, subscriptionID string) ([]store.DeliveryRef, error)
 	RedeliverBulk(ctx context.Context, f store.RedeliverFilter) (int64, error)
+	ListEvents(ctx context.Context, f store.EventFilter) ([]store.EventSummary, error)
+	ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.DeliverySummary, error)
+	Stats(ctx context.Context, window time.Duration) (store.Stats, error)
 }
 
 // Publisher hands new deliveries to the queue without waiting for it.
@@ -104,6 +108,9 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerEvents(api)
 	s.registerSubscriptions(api)
 	s.registerRedelivery(api)
+	s.registerEventsList(api)
+	s.registerDeliveriesList(api)
+	s.registerStats(api)
 	return api
 }
 
