@@ -110,6 +110,33 @@ func (e DeliveryBodyStatus) Valid() bool {
 	}
 }
 
+// Defines values for DeliveryListItemStatus.
+const (
+	DeliveryListItemStatusDelivered  DeliveryListItemStatus = "delivered"
+	DeliveryListItemStatusFailed     DeliveryListItemStatus = "failed"
+	DeliveryListItemStatusPending    DeliveryListItemStatus = "pending"
+	DeliveryListItemStatusProcessing DeliveryListItemStatus = "processing"
+	DeliveryListItemStatusRetrying   DeliveryListItemStatus = "retrying"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryListItemStatus enum.
+func (e DeliveryListItemStatus) Valid() bool {
+	switch e {
+	case DeliveryListItemStatusDelivered:
+		return true
+	case DeliveryListItemStatusFailed:
+		return true
+	case DeliveryListItemStatusPending:
+		return true
+	case DeliveryListItemStatusProcessing:
+		return true
+	case DeliveryListItemStatusRetrying:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for EventDetailStatus.
 const (
 	EventDetailStatusDelivered EventDetailStatus = "delivered"
@@ -131,6 +158,33 @@ func (e EventDetailStatus) Valid() bool {
 	case EventDetailStatusRetrying:
 		return true
 	case EventDetailStatusUnmatched:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventListItemStatus.
+const (
+	EventListItemStatusDelivered EventListItemStatus = "delivered"
+	EventListItemStatusFailed    EventListItemStatus = "failed"
+	EventListItemStatusPending   EventListItemStatus = "pending"
+	EventListItemStatusRetrying  EventListItemStatus = "retrying"
+	EventListItemStatusUnmatched EventListItemStatus = "unmatched"
+)
+
+// Valid indicates whether the value is a known member of the EventListItemStatus enum.
+func (e EventListItemStatus) Valid() bool {
+	switch e {
+	case EventListItemStatusDelivered:
+		return true
+	case EventListItemStatusFailed:
+		return true
+	case EventListItemStatusPending:
+		return true
+	case EventListItemStatusRetrying:
+		return true
+	case EventListItemStatusUnmatched:
 		return true
 	default:
 		return false
@@ -251,6 +305,60 @@ func (e UpdateSubscriptionInputBodyState) Valid() bool {
 	case UpdateSubscriptionInputBodyStateActive:
 		return true
 	case UpdateSubscriptionInputBodyStatePaused:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListEventsParamsStatus.
+const (
+	ListEventsParamsStatusDelivered ListEventsParamsStatus = "delivered"
+	ListEventsParamsStatusFailed    ListEventsParamsStatus = "failed"
+	ListEventsParamsStatusPending   ListEventsParamsStatus = "pending"
+	ListEventsParamsStatusRetrying  ListEventsParamsStatus = "retrying"
+	ListEventsParamsStatusUnmatched ListEventsParamsStatus = "unmatched"
+)
+
+// Valid indicates whether the value is a known member of the ListEventsParamsStatus enum.
+func (e ListEventsParamsStatus) Valid() bool {
+	switch e {
+	case ListEventsParamsStatusDelivered:
+		return true
+	case ListEventsParamsStatusFailed:
+		return true
+	case ListEventsParamsStatusPending:
+		return true
+	case ListEventsParamsStatusRetrying:
+		return true
+	case ListEventsParamsStatusUnmatched:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListSubscriptionDeliveriesParamsStatus.
+const (
+	ListSubscriptionDeliveriesParamsStatusDelivered  ListSubscriptionDeliveriesParamsStatus = "delivered"
+	ListSubscriptionDeliveriesParamsStatusFailed     ListSubscriptionDeliveriesParamsStatus = "failed"
+	ListSubscriptionDeliveriesParamsStatusPending    ListSubscriptionDeliveriesParamsStatus = "pending"
+	ListSubscriptionDeliveriesParamsStatusProcessing ListSubscriptionDeliveriesParamsStatus = "processing"
+	ListSubscriptionDeliveriesParamsStatusRetrying   ListSubscriptionDeliveriesParamsStatus = "retrying"
+)
+
+// Valid indicates whether the value is a known member of the ListSubscriptionDeliveriesParamsStatus enum.
+func (e ListSubscriptionDeliveriesParamsStatus) Valid() bool {
+	switch e {
+	case ListSubscriptionDeliveriesParamsStatusDelivered:
+		return true
+	case ListSubscriptionDeliveriesParamsStatusFailed:
+		return true
+	case ListSubscriptionDeliveriesParamsStatusPending:
+		return true
+	case ListSubscriptionDeliveriesParamsStatusProcessing:
+		return true
+	case ListSubscriptionDeliveriesParamsStatusRetrying:
 		return true
 	default:
 		return false
@@ -410,6 +518,28 @@ type DeliveryBody struct {
 // DeliveryBodyStatus defines model for DeliveryBody.Status.
 type DeliveryBodyStatus string
 
+// DeliveryListItem defines model for DeliveryListItem.
+type DeliveryListItem struct {
+	// Attempts HTTP attempts made so far.
+	Attempts int64 `json:"attempts"`
+
+	// CreatedAt When the delivery was created: when its event was received.
+	CreatedAt      time.Time `json:"created_at"`
+	EventId        string    `json:"event_id"`
+	EventType      string    `json:"event_type"`
+	LastError      *string   `json:"last_error,omitempty"`
+	LastStatusCode *int64    `json:"last_status_code,omitempty"`
+
+	// NextAttemptAt When a retrying delivery is due again.
+	NextAttemptAt  *time.Time             `json:"next_attempt_at,omitempty"`
+	Status         DeliveryListItemStatus `json:"status"`
+	SubscriptionId string                 `json:"subscription_id"`
+	UpdatedAt      time.Time              `json:"updated_at"`
+}
+
+// DeliveryListItemStatus defines model for DeliveryListItem.Status.
+type DeliveryListItemStatus string
+
 // ErrorDetail defines model for ErrorDetail.
 type ErrorDetail struct {
 	// Location Where the error occurred, e.g. 'body.items[3].tags' or 'path.thing-id'
@@ -508,9 +638,37 @@ type EventDetail struct {
 // EventDetailStatus Derived from the deliveries: pending while any is in flight, then retrying, failed, or delivered when all are.
 type EventDetailStatus string
 
+// EventListItem defines model for EventListItem.
+type EventListItem struct {
+	Id         string              `json:"id"`
+	ReceivedAt time.Time           `json:"received_at"`
+	Source     *string             `json:"source,omitempty"`
+	Status     EventListItemStatus `json:"status"`
+	Type       string              `json:"type"`
+}
+
+// EventListItemStatus defines model for EventListItem.Status.
+type EventListItemStatus string
+
 // ListAPIKeysOutputBody defines model for ListAPIKeysOutputBody.
 type ListAPIKeysOutputBody struct {
 	Data *[]APIKeyBody `json:"data"`
+}
+
+// ListDeliveriesOutputBody defines model for ListDeliveriesOutputBody.
+type ListDeliveriesOutputBody struct {
+	Data *[]DeliveryListItem `json:"data"`
+
+	// NextCursor Pass as 'after' for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// ListEventsOutputBody defines model for ListEventsOutputBody.
+type ListEventsOutputBody struct {
+	Data *[]EventListItem `json:"data"`
+
+	// NextCursor Pass as 'after' for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // ListSubscriptionsOutputBody defines model for ListSubscriptionsOutputBody.
@@ -564,6 +722,38 @@ type SecretRotated struct {
 
 	// Secret The new signing secret. Shown only once: store it with the receiver.
 	Secret string `json:"secret"`
+}
+
+// StatsBody defines model for StatsBody.
+type StatsBody struct {
+	// BacklogDue Open deliveries (pending, processing, retrying) due now and waiting for a worker.
+	BacklogDue int64 `json:"backlog_due"`
+
+	// BacklogOldestDueSeconds How long the longest-waiting of them has been due; 0 without a backlog.
+	BacklogOldestDueSeconds float64 `json:"backlog_oldest_due_seconds"`
+
+	// DeliveriesDelivered Deliveries now delivered that were delivered within the window.
+	DeliveriesDelivered int64 `json:"deliveries_delivered"`
+
+	// DeliveriesFailed Deliveries now failed that failed within the window.
+	DeliveriesFailed int64 `json:"deliveries_failed"`
+
+	// DeliveriesRetrying Deliveries now retrying whose last attempt failed within the window.
+	DeliveriesRetrying int64 `json:"deliveries_retrying"`
+
+	// EventsReceived Events received within the window.
+	EventsReceived int64 `json:"events_received"`
+
+	// From Start of the window (the database's clock).
+	From time.Time `json:"from"`
+
+	// To End of the window: now.
+	To time.Time `json:"to"`
+
+	// Window The window counted.
+	//
+	// Example: 1h0m0s
+	Window string `json:"window"`
 }
 
 // SubscriptionBody defines model for SubscriptionBody.
@@ -677,12 +867,62 @@ type UpdateSubscriptionInputBody struct {
 // UpdateSubscriptionInputBodyState active re-enables a disabled or paused subscription.
 type UpdateSubscriptionInputBodyState string
 
+// ListEventsParams defines parameters for ListEvents.
+type ListEventsParams struct {
+	// Type An exact event type, or a pattern: 'order.*' for every type under 'order.', '*' for all.
+	Type *string `form:"type,omitempty" json:"type,omitempty"`
+
+	// Status The event's status as GET /events/{id} derives it from its deliveries.
+	Status *ListEventsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// SubscriptionId Only events with a delivery to this subscription.
+	SubscriptionId *string `form:"subscription_id,omitempty" json:"subscription_id,omitempty"`
+
+	// Since Only events received at or after this time (RFC 3339).
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only events received before this time (RFC 3339).
+	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
+
+	// After Cursor: the next_cursor of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListEventsParamsStatus defines parameters for ListEvents.
+type ListEventsParamsStatus string
+
+// GetStatsParams defines parameters for GetStats.
+type GetStatsParams struct {
+	// Window How far back to count: a Go duration such as 15m, 1h or 24h, from 1m to 168h.
+	Window *string `form:"window,omitempty" json:"window,omitempty"`
+}
+
 // ListSubscriptionsParams defines parameters for ListSubscriptions.
 type ListSubscriptionsParams struct {
 	// After Cursor: the next_cursor of the previous page.
 	After *string `form:"after,omitempty" json:"after,omitempty"`
 	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
 }
+
+// ListSubscriptionDeliveriesParams defines parameters for ListSubscriptionDeliveries.
+type ListSubscriptionDeliveriesParams struct {
+	// Status Only deliveries in this status.
+	Status *ListSubscriptionDeliveriesParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Since Only deliveries created (their event received) at or after this time (RFC 3339).
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only deliveries created before this time (RFC 3339).
+	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
+
+	// After Cursor: the next_cursor of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListSubscriptionDeliveriesParamsStatus defines parameters for ListSubscriptionDeliveries.
+type ListSubscriptionDeliveriesParamsStatus string
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateAPIKeyInputBody
@@ -811,6 +1051,13 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api-keys/{id} (the `RevokeApiKey` operationId).
 	RevokeApiKey(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListEvents List and search events
+	//
+	// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription and time; keyset pages.
+	//
+	// Corresponds with GET /events (the `ListEvents` operationId).
+	ListEvents(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateEventWithBody Send an event
 	//
 	// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.
@@ -864,6 +1111,13 @@ type ClientInterface interface {
 	// Corresponds with GET /me (the `GetCurrentKey` operationId).
 	GetCurrentKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetStats Activity and backlog
+	//
+	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds.
+	//
+	// Corresponds with GET /stats (the `GetStats` operationId).
+	GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListSubscriptions List subscriptions
 	//
 	// Corresponds with GET /subscriptions (the `ListSubscriptions` operationId).
@@ -912,6 +1166,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /subscriptions/{id} (the `UpdateSubscription` operationId).
 	UpdateSubscription(ctx context.Context, id string, body UpdateSubscriptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSubscriptionDeliveries List a subscription's deliveries
+	//
+	// The subscription's deliveries newest first (by creation, then event id), filtered by status and time; keyset pages.
+	//
+	// Corresponds with GET /subscriptions/{id}/deliveries (the `ListSubscriptionDeliveries` operationId).
+	ListSubscriptionDeliveries(ctx context.Context, id string, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RedeliverSubscriptionWithBody Send a subscription's finished deliveries again
 	//
@@ -1012,6 +1273,23 @@ func (c *Client) CreateApiKey(ctx context.Context, body CreateApiKeyJSONRequestB
 // Corresponds with DELETE /api-keys/{id} (the `RevokeApiKey` operationId).
 func (c *Client) RevokeApiKey(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeApiKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEvents List and search events
+//
+// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription and time; keyset pages.
+//
+// Corresponds with GET /events (the `ListEvents` operationId).
+func (c *Client) ListEvents(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1145,6 +1423,23 @@ func (c *Client) GetCurrentKey(ctx context.Context, reqEditors ...RequestEditorF
 	return c.Client.Do(req)
 }
 
+// GetStats Activity and backlog
+//
+// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds.
+//
+// Corresponds with GET /stats (the `GetStats` operationId).
+func (c *Client) GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetStatsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListSubscriptions List subscriptions
 //
 // Corresponds with GET /subscriptions (the `ListSubscriptions` operationId).
@@ -1254,6 +1549,23 @@ func (c *Client) UpdateSubscriptionWithBody(ctx context.Context, id string, cont
 // Corresponds with PATCH /subscriptions/{id} (the `UpdateSubscription` operationId).
 func (c *Client) UpdateSubscription(ctx context.Context, id string, body UpdateSubscriptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateSubscriptionRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSubscriptionDeliveries List a subscription's deliveries
+//
+// The subscription's deliveries newest first (by creation, then event id), filtered by status and time; keyset pages.
+//
+// Corresponds with GET /subscriptions/{id}/deliveries (the `ListSubscriptionDeliveries` operationId).
+func (c *Client) ListSubscriptionDeliveries(ctx context.Context, id string, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSubscriptionDeliveriesRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1441,6 +1753,132 @@ func NewRevokeApiKeyRequest(server string, id string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListEventsRequest constructs an http.Request for the ListEvents method
+func NewListEventsRequest(server string, params *ListEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SubscriptionId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "subscription_id", *params.SubscriptionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewCreateEventRequest calls the generic CreateEvent builder with application/json body
 func NewCreateEventRequest(server string, body CreateEventJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -1613,6 +2051,60 @@ func NewGetCurrentKeyRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetStatsRequest constructs an http.Request for the GetStats method
+func NewGetStatsRequest(server string, params *GetStatsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/stats")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -1844,6 +2336,115 @@ func NewUpdateSubscriptionRequestWithBody(server string, id string, contentType 
 	return req, nil
 }
 
+// NewListSubscriptionDeliveriesRequest constructs an http.Request for the ListSubscriptionDeliveries method
+func NewListSubscriptionDeliveriesRequest(server string, id string, params *ListSubscriptionDeliveriesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/subscriptions/%s/deliveries", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRedeliverSubscriptionRequest calls the generic RedeliverSubscription builder with application/json body
 func NewRedeliverSubscriptionRequest(server string, id string, body RedeliverSubscriptionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -2018,6 +2619,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api-keys/{id} (the `RevokeApiKey` operationId).
 	RevokeApiKeyWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokeApiKeyResponse, error)
 
+	// ListEventsWithResponse List and search events
+	//
+	// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription and time; keyset pages.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /events (the `ListEvents` operationId).
+	ListEventsWithResponse(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*ListEventsResponse, error)
+
 	// CreateEventWithBodyWithResponse Send an event
 	//
 	// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.
@@ -2077,6 +2687,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /me (the `GetCurrentKey` operationId).
 	GetCurrentKeyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCurrentKeyResponse, error)
 
+	// GetStatsWithResponse Activity and backlog
+	//
+	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /stats (the `GetStats` operationId).
+	GetStatsWithResponse(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*GetStatsResponse, error)
+
 	// ListSubscriptionsWithResponse List subscriptions
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2131,6 +2750,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /subscriptions/{id} (the `UpdateSubscription` operationId).
 	UpdateSubscriptionWithResponse(ctx context.Context, id string, body UpdateSubscriptionJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSubscriptionResponse, error)
+
+	// ListSubscriptionDeliveriesWithResponse List a subscription's deliveries
+	//
+	// The subscription's deliveries newest first (by creation, then event id), filtered by status and time; keyset pages.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /subscriptions/{id}/deliveries (the `ListSubscriptionDeliveries` operationId).
+	ListSubscriptionDeliveriesWithResponse(ctx context.Context, id string, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*ListSubscriptionDeliveriesResponse, error)
 
 	// RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
 	//
@@ -2384,6 +3012,82 @@ func (r RevokeApiKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RevokeApiKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListEventsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventsResponse) GetJSON200() *ListEventsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEventsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListEventsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListEventsResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListEventsResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListEventsResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2791,6 +3495,82 @@ func (r GetCurrentKeyResponse) ContentType() string {
 	return ""
 }
 
+type GetStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StatsBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetStatsResponse) GetJSON200() *StatsBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetStatsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetStatsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetStatsResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetStatsResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetStatsResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListSubscriptionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3185,6 +3965,89 @@ func (r UpdateSubscriptionResponse) ContentType() string {
 	return ""
 }
 
+type ListSubscriptionDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListDeliveriesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSubscriptionDeliveriesResponse) GetJSON200() *ListDeliveriesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListSubscriptionDeliveriesResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListSubscriptionDeliveriesResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListSubscriptionDeliveriesResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListSubscriptionDeliveriesResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListSubscriptionDeliveriesResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListSubscriptionDeliveriesResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSubscriptionDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSubscriptionDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSubscriptionDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSubscriptionDeliveriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type RedeliverSubscriptionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3418,6 +4281,21 @@ func (c *ClientWithResponses) RevokeApiKeyWithResponse(ctx context.Context, id s
 	return ParseRevokeApiKeyResponse(rsp)
 }
 
+// ListEventsWithResponse List and search events
+//
+// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription and time; keyset pages.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /events (the `ListEvents` operationId).
+func (c *ClientWithResponses) ListEventsWithResponse(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*ListEventsResponse, error) {
+	rsp, err := c.ListEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventsResponse(rsp)
+}
+
 // CreateEventWithBodyWithResponse Send an event
 //
 // Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.
@@ -3519,6 +4397,21 @@ func (c *ClientWithResponses) GetCurrentKeyWithResponse(ctx context.Context, req
 	return ParseGetCurrentKeyResponse(rsp)
 }
 
+// GetStatsWithResponse Activity and backlog
+//
+// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /stats (the `GetStats` operationId).
+func (c *ClientWithResponses) GetStatsWithResponse(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*GetStatsResponse, error) {
+	rsp, err := c.GetStats(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetStatsResponse(rsp)
+}
+
 // ListSubscriptionsWithResponse List subscriptions
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3614,6 +4507,21 @@ func (c *ClientWithResponses) UpdateSubscriptionWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseUpdateSubscriptionResponse(rsp)
+}
+
+// ListSubscriptionDeliveriesWithResponse List a subscription's deliveries
+//
+// The subscription's deliveries newest first (by creation, then event id), filtered by status and time; keyset pages.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /subscriptions/{id}/deliveries (the `ListSubscriptionDeliveries` operationId).
+func (c *ClientWithResponses) ListSubscriptionDeliveriesWithResponse(ctx context.Context, id string, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*ListSubscriptionDeliveriesResponse, error) {
+	rsp, err := c.ListSubscriptionDeliveries(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSubscriptionDeliveriesResponse(rsp)
 }
 
 // RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
@@ -3828,6 +4736,67 @@ func ParseRevokeApiKeyResponse(rsp *http.Response) (*RevokeApiKeyResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListEventsResponse parses an HTTP response from a ListEventsWithResponse call
+func ParseListEventsResponse(rsp *http.Response) (*ListEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListEventsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ErrorModel
@@ -4184,6 +5153,67 @@ func ParseGetCurrentKeyResponse(rsp *http.Response) (*GetCurrentKeyResponse, err
 	return response, nil
 }
 
+// ParseGetStatsResponse parses an HTTP response from a GetStatsWithResponse call
+func ParseGetStatsResponse(rsp *http.Response) (*GetStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StatsBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListSubscriptionsResponse parses an HTTP response from a ListSubscriptionsWithResponse call
 func ParseListSubscriptionsResponse(rsp *http.Response) (*ListSubscriptionsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -4454,6 +5484,74 @@ func ParseUpdateSubscriptionResponse(rsp *http.Response) (*UpdateSubscriptionRes
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest SubscriptionBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListSubscriptionDeliveriesResponse parses an HTTP response from a ListSubscriptionDeliveriesWithResponse call
+func ParseListSubscriptionDeliveriesResponse(rsp *http.Response) (*ListSubscriptionDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSubscriptionDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListDeliveriesOutputBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

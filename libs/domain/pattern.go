@@ -36,3 +36,15 @@ func MatchKeys(eventType string) []string {
 	}
 	return append(keys, eventType)
 }
+
+// PatternPrefix returns the prefix a "p.*" pattern selects ("p.") and true;
+// for "*" and exact types it returns false. A type matches such a pattern
+// when it starts with the prefix and is longer than it, which lets a store
+// search one byte-wise range of types instead of testing each.
+func PatternPrefix(pattern string) (string, bool) {
+	name, ok := strings.CutSuffix(pattern, ".*")
+	if !ok {
+		return "", false
+	}
+	return name + ".", true
+}

@@ -64,3 +64,31 @@ func FuzzMatchKeys(f *testing.F) {
 		}
 	})
 }
+
+func TestPatternPrefix(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		pattern, prefix string
+		ok              bool
+	}{
+		{"order.*", "order.", true},
+		{"order.item.*", "order.item.", true},
+		{"*", "", false},
+		{"order.created", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern, func(t *testing.T) {
+			t.Parallel()
+			prefix, ok := domain.PatternPrefix(tt.pattern)
+			if prefix != tt.prefix || ok != tt.ok {
+				t.Fatalf("PatternPrefix(%q) = %q, %v; want %q, %v", tt.pattern, prefix, ok, tt.prefix, tt.ok)
+			}
+			for _, typ := range []string{"order.created", "order.item.added", "order", "order.", "orders.x"} {
+				inRange := ok && len(typ) > len(prefix) && typ[:min(len(typ), len(prefix))] == prefix
+				if ok && inRange != domain.Match(tt.pattern, typ) {
+					t.Fatalf("prefix %q disagrees with Match(%q, %q)", prefix, tt.pattern, typ)
+				}
+			}
+		})
+	}
+}

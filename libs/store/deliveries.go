@@ -16,13 +16,14 @@ import (
 const deliveryColumns = `id, event_id, subscription_id, status, attempts, next_attempt_at,
 	last_status_code, last_error, created_at, updated_at`
 
-func scanDelivery(row pgx.Row) (domain.Delivery, error) {
+// scanDelivery reads deliveryColumns, then any extra columns into extra.
+func scanDelivery(row pgx.Row, extra ...any) (domain.Delivery, error) {
 	var (
 		d    domain.Delivery
 		next pgtype.Timestamptz
 		code pgtype.Int4
 	)
-	err := row.Scan(&d.ID, &d.EventID, &d.SubscriptionID, &d.Status, &d.Attempts, &next, &code, &d.LastError, &d.CreatedAt, &d.UpdatedAt)
+	err := row.Scan(append([]any{&d.ID, &d.EventID, &d.SubscriptionID, &d.Status, &d.Attempts, &next, &code, &d.LastError, &d.CreatedAt, &d.UpdatedAt}, extra...)...)
 	d.NextAttemptAt = timePtr(next)
 	if code.Valid {
 		c := int(code.Int32)

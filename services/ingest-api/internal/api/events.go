@@ -95,14 +95,7 @@ func (s *Server) getEvent(ctx context.Context, in *eventIDInput) (*eventOutput, 
 	statuses := make([]domain.DeliveryStatus, len(deliveries))
 	for i, d := range deliveries {
 		statuses[i] = d.Status
-		out.Body.Deliveries[i] = DeliveryBody{
-			SubscriptionID: d.SubscriptionID, Status: string(d.Status), Attempts: d.Attempts,
-			LastStatusCode: d.LastStatusCode, LastError: d.LastError, UpdatedAt: d.UpdatedAt,
-		}
-		if d.Status == domain.DeliveryRetrying {
-			// For other open statuses the column holds internal due times.
-			out.Body.Deliveries[i].NextAttemptAt = d.NextAttemptAt
-		}
+		out.Body.Deliveries[i] = deliveryBody(d)
 	}
 	out.Body.Status = string(domain.DeriveEventStatus(statuses))
 	return out, nil

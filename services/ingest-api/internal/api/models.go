@@ -56,6 +56,18 @@ type DeliveryBody struct {
 	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
+func deliveryBody(d domain.Delivery) DeliveryBody {
+	b := DeliveryBody{
+		SubscriptionID: d.SubscriptionID, Status: string(d.Status), Attempts: d.Attempts,
+		LastStatusCode: d.LastStatusCode, LastError: d.LastError, UpdatedAt: d.UpdatedAt,
+	}
+	if d.Status == domain.DeliveryRetrying {
+		// For other open statuses the column holds internal due times.
+		b.NextAttemptAt = d.NextAttemptAt
+	}
+	return b
+}
+
 // EventDetail is an event with its overall status and every delivery.
 type EventDetail struct {
 	EventBody

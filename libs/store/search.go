@@ -1,0 +1,252 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+)
+
+// Position is an item's place in a newest-first listing: its time and the
+// id that breaks ties. A page continues strictly after it (keyset
+// pagination), so pages stay stable while new items arrive.
+type Position struct {
+	Time time.Time
+	ID   string
+}
+
+// EventFilter selects events for ListEvents. Zero fields select everything.
+type EventFilter struct {
+	// Type is an exact event type or a pattern ("order.*", "*"), validated
+	// with domain.ValidatePattern.
+	Type string
+	// Status is the event's derived status (domain.DeriveEventStatus).
+	Status domain.EventStatus
+	// SubscriptionID keeps events that have a delivery to this subscription.
+	SubscriptionID string
+	// Since and Until bound received_at: Since <= received_at < Until.
+	Since, Until time.Time
+	// After continues a listing after this event (its received_at and id).
+	After *Position
+	Limit int
+}
+
+// EventSummary is an event in a listing: its payload left out, its status
+// derived from its deliveries.
+type EventSummary struct {
+	ID         string
+	Type       string
+	Source     string
+	ReceivedAt time.Time
+	Status     domain.EventStatus
+}
+
+// Position returns where the event stands in a listing.
+func (e EventSummary) Position() Position { return Position{Time: e.ReceivedAt, ID: e.ID} }
+
+// Event statuses as SQL conditions on an event e, the same derivation as
+// domain.DeriveEventStatus: in flight beats retrying, retrying beats failed,
+// delivered needs every delivery delivered.
+const (
+	hasInFlight    = `EXISTS (SELECT 1 FROM deliveries x WHERE x.event_id = e.id AND x.status IN ('pending', 'processing'))`
+	hasOpen        = `EXISTS (SELECT 1 FROM deliveries x WHERE x.event_id = e.id AND x.status IN ` + openStatuses + `)`
+	hasRetrying    = `EXISTS (SELECT 1 FROM deliveries x WHERE x.event_id = e.id AND x.status = 'retrying')`
+	hasFailed      = `EXISTS (SELECT 1 FROM deliveries x WHERE x.event_id = e.id AND x.status = 'failed')`
+	hasDelivery    = `EXISTS (SELECT 1 FROM deliveries x WHERE x.event_id = e.id)`
+	hasUndelivered = `EXISTS (SELECT 1 FROM deliveries x WHERE x.event_id = e.id AND x.status <> 'delivered')`
+)
+
+// eventStatusSQL is each status as a condition on e alone.
+var eventStatusSQL = map[domain.EventStatus]string{
+	domain.EventUnmatched: `NOT ` + hasDelivery,
+	domain.EventPending:   hasInFlight,
+	domain.EventRetrying:  hasRetrying + ` AND NOT ` + hasInFlight,
+	domain.EventFailed:    hasFailed + ` AND NOT ` + hasOpen,
+	domain.EventDelivered: hasDelivery + ` AND NOT ` + hasUndelivered,
+}
+
+// statusDriver lists the statuses whose events are found fastest from the
+// deliveries that make them so: the partial indexes of migration 000005
+// hold only those deliveries, newest first, however old or rare they are.
+// rest is what the event must satisfy besides having such a delivery.
+var statusDriver = map[domain.EventStatus]struct{ deliveries, rest string }{
+	domain.EventPending:  {`d.status IN ('pending', 'processing')`, ``},
+	domain.EventRetrying: {`d.status = 'retrying'`, `NOT ` + hasInFlight},
+	domain.EventFailed:   {`d.status = 'failed'`, `NOT ` + hasOpen},
+}
+
+// query collects a statement's conditions and arguments.
+type query struct {
+	where []string
+	args  []any
+}
+
+// arg adds an argument and returns its placeholder.
+func (q *query) arg(v any) string {
+	q.args = append(q.args, v)
+	return fmt.Sprintf("$%d", len(q.args))
+}
+
+func (q *query) and(cond string) { q.where = append(q.where, cond) }
+
+// page adds the time bounds and the keyset condition on the listing's
+// time and id columns.
+func (q *query) page(timeCol, idCol string, since, until time.Time, after *Position) {
+	if !since.IsZero() {
+		q.and(timeCol + ` >= ` + q.arg(since))
+	}
+	if !until.IsZero() {
+		q.and(timeCol + ` < ` + q.arg(until))
+	}
+	if after != nil {
+		t, id := q.arg(after.Time), q.arg(after.ID)
+		q.and(`(` + timeCol + `, ` + idCol + `) < (` + t + `, ` + id + `)`)
+	}
+}
+
+func (q *query) whereSQL() string {
+	if len(q.where) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(q.where, " AND ")
+}
+
+// ListEvents returns up to f.Limit events, newest first (by received_at,
+// then id), with their derived status.
+//
+// Each filter is answered from an index that yields events already in page
+// order, so a page costs about its own size: a subscription's deliveries
+// (subscription_id, created_at, event_id), the deliveries that make an event
+// pending, retrying or failed (partial indexes), or the events by type or
+// by time. A delivery is created in the statement that stores its event, so
+// its created_at is the event's received_at and walking deliveries walks
+// their events in the same order.
+func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]EventSummary, error) {
+	var (
+		q        query
+		from     = `events e`
+		timeCol  = `e.received_at`
+		idCol    = `e.id`
+		distinct = ``
+	)
+	driver, byStatus := statusDriver[f.Status]
+	switch {
+	case f.SubscriptionID != "":
+		from, timeCol, idCol = `deliveries d JOIN events e ON e.id = d.event_id`, `d.created_at`, `d.event_id`
+		q.and(`d.subscription_id = ` + q.arg(f.SubscriptionID))
+		if f.Status != "" {
+			q.and(eventStatusSQL[f.Status])
+		}
+	case byStatus:
+		from, timeCol, idCol = `deliveries d JOIN events e ON e.id = d.event_id`, `d.created_at`, `d.event_id`
+		// An event with several such deliveries is listed once.
+		distinct = `DISTINCT ON (d.created_at, d.event_id) `
+		q.and(driver.deliveries)
+		if driver.rest != "" {
+			q.and(driver.rest)
+		}
+	case f.Status != "":
+		q.and(eventStatusSQL[f.Status])
+	}
+	if f.Type != "" && f.Type != "*" {
+		// Byte-wise ("C") comparison, as the index orders types: "order.*"
+		// is every type above "order." and below "order/".
+		if prefix, ok := domain.PatternPrefix(f.Type); ok {
+			q.and(`e.type COLLATE "C" > ` + q.arg(prefix) + ` AND e.type COLLATE "C" < ` + q.arg(strings.TrimSuffix(prefix, ".")+"/"))
+		} else {
+			q.and(`e.type COLLATE "C" = ` + q.arg(f.Type))
+		}
+	}
+	q.page(timeCol, idCol, f.Since, f.Until, f.After)
+	sql := `SELECT ` + distinct + `e.id, e.type, e.source, e.received_at,
+		ARRAY(SELECT x.status FROM deliveries x WHERE x.event_id = e.id)
+		FROM ` + from + q.whereSQL() + `
+		ORDER BY ` + timeCol + ` DESC, ` + idCol + ` DESC LIMIT ` + q.arg(f.Limit)
+	rows, err := s.pool.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (EventSummary, error) {
+		var (
+			e        EventSummary
+			statuses []domain.DeliveryStatus
+		)
+		err := r.Scan(&e.ID, &e.Type, &e.Source, &e.ReceivedAt, &statuses)
+		e.Status = domain.DeriveEventStatus(statuses)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	return events, nil
+}
+
+// DeliveryFilter selects one subscription's deliveries for ListDeliveries.
+type DeliveryFilter struct {
+	SubscriptionID string
+	// Status keeps deliveries in this status; empty keeps all.
+	Status domain.DeliveryStatus
+	// Since and Until bound created_at (when the event was received):
+	// Since <= created_at < Until. Zero: unbounded.
+	Since, Until time.Time
+	// After continues a listing after this delivery (its created_at and
+	// event id).
+	After *Position
+	Limit int
+}
+
+// DeliverySummary is a delivery in a listing, with its event's type.
+type DeliverySummary struct {
+	domain.Delivery
+	EventType string
+}
+
+// Position returns where the delivery stands in a listing.
+func (d DeliverySummary) Position() Position { return Position{Time: d.CreatedAt, ID: d.EventID} }
+
+// ListDeliveries returns up to f.Limit deliveries of a subscription, newest
+// first (by created_at, then event id: one delivery per event and
+// subscription), or domain.ErrNotFound when the subscription does not exist.
+func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]DeliverySummary, error) {
+	var q query
+	q.and(`d.subscription_id = ` + q.arg(f.SubscriptionID))
+	if f.Status != "" {
+		q.and(`d.status = ` + q.arg(string(f.Status)))
+	}
+	q.page(`d.created_at`, `d.event_id`, f.Since, f.Until, f.After)
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+qualified("d", deliveryColumns)+`, e.type FROM deliveries d JOIN events e ON e.id = d.event_id`+q.whereSQL()+`
+		ORDER BY d.created_at DESC, d.event_id DESC LIMIT `+q.arg(f.Limit), q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries of %q: %w", f.SubscriptionID, err)
+	}
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliverySummary, error) {
+		var d DeliverySummary
+		var err error
+		d.Delivery, err = scanDelivery(r, &d.EventType)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries of %q: %w", f.SubscriptionID, err)
+	}
+	if len(ds) == 0 {
+		// An empty page needs one more look to tell "none" from "no such subscription".
+		if _, err := s.GetSubscription(ctx, f.SubscriptionID); err != nil {
+			return nil, fmt.Errorf("list deliveries: %w", err)
+		}
+	}
+	return ds, nil
+}
+
+// qualified prefixes each of a comma-separated column list with a table alias.
+func qualified(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}

@@ -1,0 +1,255 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
+)
+
+// searchBase is when the first event of searchFixture was received; each
+// later one a minute after the previous.
+var searchBase = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// searchFixture stores events whose deliveries cover every derived status,
+// one a minute from searchBase, and returns them oldest first.
+//
+//	e1 order.created    a delivered, b delivered -> delivered
+//	e2 invoice.paid     b failed                 -> failed
+//	e3 order.paid       a retrying               -> retrying
+//	e4 order.item.added a processing             -> pending
+//	e5 user.signup      (none)                   -> unmatched
+//	e6 order.created    a failed, b retrying     -> retrying
+//	e7 order.created    a failed, b pending      -> pending
+//	e8 order.           (none: order.* needs more) -> unmatched
+func searchFixture(t *testing.T, st *store.Store, db *testkit.Database) []string {
+	t.Helper()
+	ctx := context.Background()
+	createSub(t, st, "a", "order.*")
+	createSub(t, st, "b", "order.created", "invoice.*")
+	events := []struct {
+		id, typ  string
+		statuses map[string]domain.DeliveryStatus
+	}{
+		{"e1", "order.created", map[string]domain.DeliveryStatus{"a": "delivered", "b": "delivered"}},
+		{"e2", "invoice.paid", map[string]domain.DeliveryStatus{"b": "failed"}},
+		{"e3", "order.paid", map[string]domain.DeliveryStatus{"a": "retrying"}},
+		{"e4", "order.item.added", map[string]domain.DeliveryStatus{"a": "processing"}},
+		{"e5", "user.signup", nil},
+		{"e6", "order.created", map[string]domain.DeliveryStatus{"a": "failed", "b": "retrying"}},
+		{"e7", "order.created", map[string]domain.DeliveryStatus{"a": "failed", "b": "pending"}},
+		{"e8", "order.", nil},
+	}
+	var ids []string
+	for i, e := range events {
+		res, err := st.IngestEvent(ctx, event(e.id, e.typ))
+		require.NoError(t, err)
+		require.Len(t, res.Deliveries, len(e.statuses), e.id)
+		at := searchBase.Add(time.Duration(i) * time.Minute)
+		// Listings rely on a delivery being created with its event.
+		var apart int
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM deliveries d JOIN events e ON e.id = d.event_id
+			WHERE e.id = $1 AND d.created_at <> e.received_at`, e.id).Scan(&apart))
+		require.Zero(t, apart, "deliveries are created at their event's received_at")
+		_, err = db.Pool.Exec(ctx, `UPDATE events SET received_at = $2 WHERE id = $1`, e.id, at)
+		require.NoError(t, err)
+		for sub, status := range e.statuses {
+			_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET status = $3, created_at = $4, updated_at = $4
+				WHERE event_id = $1 AND subscription_id = $2`, e.id, sub, status, at)
+			require.NoError(t, err)
+		}
+		ids = append(ids, e.id)
+	}
+	return ids
+}
+
+func eventIDs(es []store.EventSummary) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func TestListEvents(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	searchFixture(t, st, db)
+	minute := func(n int) time.Time { return searchBase.Add(time.Duration(n) * time.Minute) }
+
+	tests := []struct {
+		name string
+		f    store.EventFilter
+		want []string
+	}{
+		{"all, newest first", store.EventFilter{}, []string{"e8", "e7", "e6", "e5", "e4", "e3", "e2", "e1"}},
+		{"exact type", store.EventFilter{Type: "order.created"}, []string{"e7", "e6", "e1"}},
+		{"pattern", store.EventFilter{Type: "order.*"}, []string{"e7", "e6", "e4", "e3", "e1"}},
+		{"nested pattern", store.EventFilter{Type: "order.item.*"}, []string{"e4"}},
+		{"star", store.EventFilter{Type: "*"}, []string{"e8", "e7", "e6", "e5", "e4", "e3", "e2", "e1"}},
+		{"unknown type", store.EventFilter{Type: "nope"}, []string{}},
+		{"unmatched", store.EventFilter{Status: domain.EventUnmatched}, []string{"e8", "e5"}},
+		{"pending", store.EventFilter{Status: domain.EventPending}, []string{"e7", "e4"}},
+		{"retrying", store.EventFilter{Status: domain.EventRetrying}, []string{"e6", "e3"}},
+		{"failed", store.EventFilter{Status: domain.EventFailed}, []string{"e2"}},
+		{"delivered", store.EventFilter{Status: domain.EventDelivered}, []string{"e1"}},
+		{"subscription", store.EventFilter{SubscriptionID: "b"}, []string{"e7", "e6", "e2", "e1"}},
+		{"subscription and status", store.EventFilter{SubscriptionID: "a", Status: domain.EventRetrying}, []string{"e6", "e3"}},
+		{"unknown subscription", store.EventFilter{SubscriptionID: "zz"}, []string{}},
+		{"since", store.EventFilter{Since: minute(5)}, []string{"e8", "e7", "e6"}},
+		{"until", store.EventFilter{Until: minute(2)}, []string{"e2", "e1"}},
+		{"since and until", store.EventFilter{Since: minute(1), Until: minute(3)}, []string{"e3", "e2"}},
+		{"status, type and time", store.EventFilter{Status: domain.EventPending, Type: "order.*", Until: minute(6)}, []string{"e4"}},
+		{"subscription and time", store.EventFilter{SubscriptionID: "a", Since: minute(3), Until: minute(6)}, []string{"e6", "e4"}},
+		{"failed of one type", store.EventFilter{Status: domain.EventFailed, Type: "order.created"}, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := tt.f
+			f.Limit = 100
+			got, err := st.ListEvents(ctx, f)
+			require.NoError(t, err)
+			require.Equal(t, tt.want, eventIDs(got))
+			for _, e := range got {
+				if f.Status != "" {
+					require.Equal(t, f.Status, e.Status, e.ID)
+				}
+				_, ds, err := st.GetEvent(ctx, e.ID)
+				require.NoError(t, err)
+				statuses := make([]domain.DeliveryStatus, len(ds))
+				for i, d := range ds {
+					statuses[i] = d.Status
+				}
+				require.Equal(t, domain.DeriveEventStatus(statuses), e.Status, "%s: the same status as GET /events/{id}", e.ID)
+			}
+
+			// Pages of two walk the same list.
+			f.Limit = 2
+			var paged []string
+			for range 10 {
+				page, err := st.ListEvents(ctx, f)
+				require.NoError(t, err)
+				paged = append(paged, eventIDs(page)...)
+				if len(page) < f.Limit {
+					break
+				}
+				p := page[len(page)-1].Position()
+				f.After = &p
+			}
+			require.Equal(t, tt.want, append([]string{}, paged...))
+		})
+	}
+}
+
+func TestListDeliveries(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	searchFixture(t, st, db)
+	createSub(t, st, "quiet", "never.*")
+	minute := func(n int) time.Time { return searchBase.Add(time.Duration(n) * time.Minute) }
+
+	tests := []struct {
+		name string
+		f    store.DeliveryFilter
+		want []string // event ids
+		err  error
+	}{
+		{"all, newest first", store.DeliveryFilter{SubscriptionID: "a"}, []string{"e7", "e6", "e4", "e3", "e1"}, nil},
+		{"status", store.DeliveryFilter{SubscriptionID: "a", Status: domain.DeliveryFailed}, []string{"e7", "e6"}, nil},
+		{"since", store.DeliveryFilter{SubscriptionID: "a", Since: minute(3)}, []string{"e7", "e6", "e4"}, nil},
+		{"until", store.DeliveryFilter{SubscriptionID: "b", Until: minute(5)}, []string{"e2", "e1"}, nil},
+		{"status and time", store.DeliveryFilter{SubscriptionID: "b", Status: domain.DeliveryRetrying, Since: minute(5), Until: minute(6)}, []string{"e6"}, nil},
+		{"no match", store.DeliveryFilter{SubscriptionID: "a", Status: domain.DeliveryPending, Until: minute(1)}, []string{}, nil},
+		{"no deliveries", store.DeliveryFilter{SubscriptionID: "quiet"}, []string{}, nil},
+		{"unknown subscription", store.DeliveryFilter{SubscriptionID: "zz"}, nil, domain.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := tt.f
+			f.Limit = 100
+			got, err := st.ListDeliveries(ctx, f)
+			if tt.err != nil {
+				require.ErrorIs(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			ids := make([]string, len(got))
+			for i, d := range got {
+				ids[i] = d.EventID
+				require.Equal(t, f.SubscriptionID, d.SubscriptionID)
+				require.NotEmpty(t, d.EventType)
+			}
+			require.Equal(t, tt.want, ids)
+
+			f.Limit = 2
+			var paged []string
+			for range 10 {
+				page, err := st.ListDeliveries(ctx, f)
+				require.NoError(t, err)
+				for _, d := range page {
+					paged = append(paged, d.EventID)
+				}
+				if len(page) < f.Limit {
+					break
+				}
+				p := page[len(page)-1].Position()
+				f.After = &p
+			}
+			require.Equal(t, tt.want, append([]string{}, paged...))
+		})
+	}
+}
+
+func TestStats(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "a", "*")
+	for _, id := range []string{"s1", "s2", "s3", "s4", "s5", "s6"} {
+		_, err := st.IngestEvent(ctx, event(id, "x.y"))
+		require.NoError(t, err)
+	}
+	set := func(event, status, updated, next string) {
+		t.Helper()
+		_, err := db.Pool.Exec(ctx, `UPDATE deliveries SET status = $2, updated_at = now() - $3::interval,
+			next_attempt_at = now() - $4::interval WHERE event_id = $1`, event, status, updated, next)
+		require.NoError(t, err)
+	}
+	set("s1", "delivered", "1 minute", "0")
+	set("s2", "delivered", "2 hours", "0") // outside a 1h window
+	set("s3", "failed", "10 minutes", "0")
+	set("s4", "retrying", "5 minutes", "-1 hour")    // due in an hour: not backlog
+	set("s5", "retrying", "5 minutes", "90 seconds") // due 90 s ago
+	set("s6", "processing", "1 minute", "-1 minute") // claimed, lease still running
+	_, err := db.Pool.Exec(ctx, `UPDATE events SET received_at = now() - interval '2 hours' WHERE id = 's2'`)
+	require.NoError(t, err)
+	_, err = st.IngestEvent(ctx, event("s7", "x.y")) // pending, due at once
+	require.NoError(t, err)
+
+	tests := []struct {
+		window                                   time.Duration
+		received, delivered, retrying, failed, n int64
+	}{
+		{time.Hour, 6, 1, 2, 1, 2},
+		{3 * time.Hour, 7, 2, 2, 1, 2},
+		{30 * time.Second, 6, 0, 0, 0, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.window.String(), func(t *testing.T) {
+			t.Parallel()
+			s, err := st.Stats(ctx, tt.window)
+			require.NoError(t, err)
+			require.Equal(t, tt.window, s.To.Sub(s.From))
+			require.Equal(t, []int64{tt.received, tt.delivered, tt.retrying, tt.failed, tt.n},
+				[]int64{s.EventsReceived, s.Delivered, s.Retrying, s.Failed, s.BacklogDue})
+			require.NotNil(t, s.OldestDue)
+			require.InDelta(t, 90, s.To.Sub(*s.OldestDue).Seconds(), 5, "the retry due 90 s ago is the oldest")
+		})
+	}
+}

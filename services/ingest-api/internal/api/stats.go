@@ -1,0 +1,72 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+// Bounds of GET /stats's window: each count costs about the rows inside it.
+const (
+	minStatsWindow = time.Minute
+	maxStatsWindow = 7 * 24 * time.Hour
+)
+
+type statsInput struct {
+	Window string `query:"window" default:"1h" maxLength:"32" example:"15m" doc:"How far back to count: a Go duration such as 15m, 1h or 24h, from 1m to 168h."`
+}
+
+// StatsBody is activity over a window that ends now, and the backlog now.
+type StatsBody struct {
+	Window              string    `json:"window" example:"1h0m0s" doc:"The window counted."`
+	From                time.Time `json:"from" doc:"Start of the window (the database's clock)."`
+	To                  time.Time `json:"to" doc:"End of the window: now."`
+	EventsReceived      int64     `json:"events_received" doc:"Events received within the window."`
+	DeliveriesDelivered int64     `json:"deliveries_delivered" doc:"Deliveries now delivered that were delivered within the window."`
+	DeliveriesRetrying  int64     `json:"deliveries_retrying" doc:"Deliveries now retrying whose last attempt failed within the window."`
+	DeliveriesFailed    int64     `json:"deliveries_failed" doc:"Deliveries now failed that failed within the window."`
+	BacklogDue          int64     `json:"backlog_due" doc:"Open deliveries (pending, processing, retrying) due now and waiting for a worker."`
+	BacklogOldestDueSec float64   `json:"backlog_oldest_due_seconds" doc:"How long the longest-waiting of them has been due; 0 without a backlog."`
+}
+
+type statsOutput struct {
+	Body StatsBody
+}
+
+func (s *Server) registerStats(api huma.API) {
+	huma.Register(api, huma.Operation{
+		OperationID: "get-stats",
+		Method:      http.MethodGet,
+		Path:        "/stats",
+		Summary:     "Activity and backlog",
+		Description: "Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds.",
+		Tags:        []string{"Stats"},
+		Errors:      []int{http.StatusUnprocessableEntity},
+	}, s.stats)
+}
+
+func (s *Server) stats(ctx context.Context, in *statsInput) (*statsOutput, error) {
+	window, err := time.ParseDuration(in.Window)
+	if err != nil {
+		return nil, queryProblem("window", "must be a duration such as 15m, 1h or 24h")
+	}
+	if window < minStatsWindow || window > maxStatsWindow {
+		return nil, queryProblem("window", fmt.Sprintf("must be between %s and %s", minStatsWindow, maxStatsWindow))
+	}
+	st, err := s.store.Stats(ctx, window)
+	if err != nil {
+		return nil, s.problem(err, "")
+	}
+	out := &statsOutput{Body: StatsBody{
+		Window: window.String(), From: st.From, To: st.To, EventsReceived: st.EventsReceived,
+		DeliveriesDelivered: st.Delivered, DeliveriesRetrying: st.Retrying, DeliveriesFailed: st.Failed,
+		BacklogDue: st.BacklogDue,
+	}}
+	if st.OldestDue != nil {
+		out.Body.BacklogOldestDueSec = max(0, st.To.Sub(*st.OldestDue).Seconds())
+	}
+	return out, nil
+}
