@@ -18,11 +18,12 @@ const maxPathKey = 64
 // ValidateJSONText checks syntactically valid JSON text for what Go's
 // decoder would silently repair but PostgreSQL's jsonb and text types
 // refuse: bytes that are not UTF-8, the escape \u0000, and UTF-16 surrogate
-// escapes that are not a high surrogate followed by a low one. It also
-// bounds the nesting depth to MaxJSONDepth. The error names the first bad
-// place as field followed by its path, e.g. "data.items[2].name".
-func ValidateJSONText(field string, raw []byte) error {
-	s := jsonScanner{raw: raw, field: field}
+// escapes that are not a high surrogate followed by a low one. The error
+// names the first bad place as field followed by its path, e.g.
+// "data.items[2].name". Objects and arrays may nest maxDepth deep (the
+// value itself counts as one); deeper text is refused as field.
+func ValidateJSONText(field string, raw []byte, maxDepth int) error {
+	s := jsonScanner{raw: raw, field: field, maxDepth: maxDepth}
 	return s.scan()
 }
 
@@ -34,9 +35,10 @@ type jsonFrame struct {
 }
 
 type jsonScanner struct {
-	raw   []byte
-	field string
-	stack []jsonFrame
+	raw      []byte
+	field    string
+	stack    []jsonFrame
+	maxDepth int
 	// wantKey is true where the next string in an object is a member name.
 	wantKey bool
 }
@@ -45,8 +47,8 @@ func (s *jsonScanner) scan() error {
 	for i := 0; i < len(s.raw); i++ {
 		switch c := s.raw[i]; c {
 		case '{', '[':
-			if len(s.stack) == MaxJSONDepth {
-				return invalid(s.path(), fmt.Sprintf("must not nest objects and arrays more than %d deep", MaxJSONDepth))
+			if len(s.stack) == s.maxDepth {
+				return invalid(s.field, fmt.Sprintf("must not nest objects and arrays more than %d deep", s.maxDepth))
 			}
 			s.stack = append(s.stack, jsonFrame{object: c == '{'})
 			s.wantKey = c == '{'

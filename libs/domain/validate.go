@@ -88,7 +88,7 @@ func ValidateEvent(e Event) error {
 	if len(data) == 0 || data[0] != '{' || !json.Valid(data) {
 		return invalid("data", "must be a JSON object")
 	}
-	return ValidateJSONText("data", data)
+	return ValidateJSONText("data", data, MaxJSONDepth)
 }
 
 // ValidatePattern checks one event-type pattern (see Match).
