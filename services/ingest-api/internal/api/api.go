@@ -101,6 +101,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 		})),
 	}
 	api := humago.New(mux, humaConfig(cfg.Version))
+	api.UseMiddleware(guard(api))
 	s.registerEvents(api)
 	s.registerSubscriptions(api)
 	s.registerRedelivery(api)
@@ -119,6 +120,8 @@ func humaConfig(version string) huma.Config {
 	cfg.Servers = []*huma.Server{{URL: "http://localhost:8080"}}
 	// Plain JSON answers: no "$schema" field or Link header in every body.
 	cfg.CreateHooks = nil
+	cfg.Transformers = append(cfg.Transformers, addRequestID)
+	cfg.OnAddOperation = append(cfg.OnAddOperation, documentErrors)
 	return cfg
 }
 
