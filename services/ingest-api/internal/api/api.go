@@ -102,6 +102,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	}
 	api := humago.New(mux, humaConfig(cfg.Version))
 	api.UseMiddleware(guard(api))
+	registerDocs(mux)
 	s.registerEvents(api)
 	s.registerSubscriptions(api)
 	s.registerRedelivery(api)
@@ -122,6 +123,9 @@ func humaConfig(version string) huma.Config {
 	cfg.CreateHooks = nil
 	cfg.Transformers = append(cfg.Transformers, addRequestID)
 	cfg.OnAddOperation = append(cfg.OnAddOperation, documentErrors)
+	// Huma's own page loads its renderer from a CDN; registerDocs serves
+	// an embedded one.
+	cfg.DocsPath = ""
 	return cfg
 }
 
