@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Input limits. They bound what one request may make Dispatch store and send.
@@ -38,10 +40,34 @@ func validName(field, s string, maxLen int) error {
 	return nil
 }
 
+// validID checks an id: a name that is also a URL path segment, so "."
+// and ".." (which clients and routers resolve away) are refused.
+func validID(id string) error {
+	if id == "." || id == ".." {
+		return invalid("id", "must not be '.' or '..'")
+	}
+	return validName("id", id, MaxIDLength)
+}
+
 // ValidateEventID checks a producer-chosen event id. Ids travel in URL paths
 // and HTTP headers, so they are restricted to the same safe alphabet as types.
 func ValidateEventID(id string) error {
-	return validName("id", id, MaxIDLength)
+	return validID(id)
+}
+
+// ValidateText checks free text a client sends: UTF-8 without control
+// characters. PostgreSQL refuses NUL in text, and the others have no place
+// in a name or label that is shown and logged.
+func ValidateText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return invalid(field, "must be UTF-8 text")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return invalid(field, fmt.Sprintf("must not contain control characters (found %U)", r))
+		}
+	}
+	return nil
 }
 
 // ValidateEvent checks an event before anything is written.
@@ -55,11 +81,14 @@ func ValidateEvent(e Event) error {
 	if len(e.Source) > MaxSourceLength {
 		return invalid("source", fmt.Sprintf("must be at most %d characters", MaxSourceLength))
 	}
+	if err := ValidateText("source", e.Source); err != nil {
+		return err
+	}
 	data := bytes.TrimSpace(e.Data)
 	if len(data) == 0 || data[0] != '{' || !json.Valid(data) {
 		return invalid("data", "must be a JSON object")
 	}
-	return nil
+	return ValidateJSONText("data", data, MaxJSONDepth)
 }
 
 // ValidatePattern checks one event-type pattern (see Match).
@@ -79,7 +108,7 @@ func ValidatePattern(field, p string) error {
 
 // ValidateSubscriptionID checks a client-chosen subscription id.
 func ValidateSubscriptionID(id string) error {
-	return validName("id", id, MaxIDLength)
+	return validID(id)
 }
 
 // ValidateURL checks a destination URL: absolute, http or https, with a host.

@@ -29,6 +29,17 @@ func TestValidateEvent(t *testing.T) {
 		{"data null", func(e *domain.Event) { e.Data = []byte(`null`) }, "data"},
 		{"data missing", func(e *domain.Event) { e.Data = nil }, "data"},
 		{"long source", func(e *domain.Event) { e.Source = strings.Repeat("s", 256) }, "source"},
+		{"id dot", func(e *domain.Event) { e.ID = "." }, "id"},
+		{"id dot dot", func(e *domain.Event) { e.ID = ".." }, "id"},
+		{"id three dots", func(e *domain.Event) { e.ID = "..." }, ""},
+		{"id with CR LF", func(e *domain.Event) { e.ID = "a\r\nX-Evil: 1" }, "id"},
+		{"source with NUL", func(e *domain.Event) { e.Source = "sh\x00op" }, "source"},
+		{"source with newline", func(e *domain.Event) { e.Source = "shop\n" }, "source"},
+		{"source not UTF-8", func(e *domain.Event) { e.Source = "sh\xffop" }, "source"},
+		{"source non-ASCII", func(e *domain.Event) { e.Source = "boutique-é" }, ""},
+		{"data with NUL escape", func(e *domain.Event) { e.Data = []byte(`{"a":"x\u0000"}`) }, "data.a"},
+		{"data not UTF-8", func(e *domain.Event) { e.Data = []byte("{\"a\":\"\xff\"}") }, "data.a"},
+		{"data lone surrogate", func(e *domain.Event) { e.Data = []byte(`{"a":["\ud800"]}`) }, "data.a[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +71,8 @@ func TestValidateSubscription(t *testing.T) {
 		{"star inside", func(s *domain.Subscription) { s.EventTypes = []string{"a.*.b"} }, "event_types[0]"},
 		{"star suffix without dot", func(s *domain.Subscription) { s.EventTypes = []string{"order*"} }, "event_types[0]"},
 		{"bad id", func(s *domain.Subscription) { s.ID = "a b" }, "id"},
+		{"id dot", func(s *domain.Subscription) { s.ID = "." }, "id"},
+		{"id dot dot", func(s *domain.Subscription) { s.ID = ".." }, "id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,7 +39,8 @@ func scopeStrings(scopes []domain.Scope) []string {
 
 // CreateAPIKey stores a key's hash and description; the key itself is
 // never stored.
-func (s *Store) CreateAPIKey(ctx context.Context, k domain.APIKey, hash apikey.Hash) (domain.APIKey, error) {
+func (s *Store) CreateAPIKey(ctx context.Context, k domain.APIKey, hash apikey.Hash) (_ domain.APIKey, err error) {
+	defer markUnavailable(&err)
 	var expires pgtype.Timestamptz
 	if k.ExpiresAt != nil {
 		expires = pgtype.Timestamptz{Time: *k.ExpiresAt, Valid: true}
@@ -55,7 +56,8 @@ func (s *Store) CreateAPIKey(ctx context.Context, k domain.APIKey, hash apikey.H
 }
 
 // ListAPIKeys returns the keys that are not revoked, oldest first.
-func (s *Store) ListAPIKeys(ctx context.Context) ([]domain.APIKey, error) {
+func (s *Store) ListAPIKeys(ctx context.Context) (_ []domain.APIKey, err error) {
+	defer markUnavailable(&err)
 	rows, err := s.pool.Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", err)
@@ -69,7 +71,8 @@ func (s *Store) ListAPIKeys(ctx context.Context) ([]domain.APIKey, error) {
 
 // RevokeAPIKey revokes a key for good; an unknown or already revoked id is
 // domain.ErrNotFound.
-func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
+func (s *Store) RevokeAPIKey(ctx context.Context, id string) (err error) {
+	defer markUnavailable(&err)
 	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, id)
 	if err != nil {
 		return fmt.Errorf("revoke api key %q: %w", id, err)

@@ -275,7 +275,8 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, stale time.Duration) ([
 // again, all of them or one subscription's, and returns those it queued.
 // Their attempts continue the same numbering. An unknown event is
 // domain.ErrNotFound.
-func (s *Store) Redeliver(ctx context.Context, eventID, subscriptionID string) ([]DeliveryRef, error) {
+func (s *Store) Redeliver(ctx context.Context, eventID, subscriptionID string) (_ []DeliveryRef, err error) {
+	defer markUnavailable(&err)
 	rows, err := s.pool.Query(ctx, `
 		WITH ev AS (SELECT id FROM events WHERE id = $1),
 		upd AS (
@@ -332,7 +333,8 @@ type RedeliverFilter struct {
 // so the retry scheduler publishes them in batches. It returns how many
 // were queued. An unknown subscription is domain.ErrNotFound, one that is
 // not active domain.ErrConflict.
-func (s *Store) RedeliverBulk(ctx context.Context, f RedeliverFilter) (int64, error) {
+func (s *Store) RedeliverBulk(ctx context.Context, f RedeliverFilter) (_ int64, err error) {
+	defer markUnavailable(&err)
 	statuses := []string{string(domain.DeliveryFailed)}
 	if len(f.Statuses) > 0 {
 		statuses = statuses[:0]

@@ -109,7 +109,8 @@ func (s *Store) getEvent(ctx context.Context, id string) (domain.Event, error) {
 
 // GetEvent returns an event and its deliveries (ordered by subscription id),
 // or domain.ErrNotFound.
-func (s *Store) GetEvent(ctx context.Context, id string) (domain.Event, []domain.Delivery, error) {
+func (s *Store) GetEvent(ctx context.Context, id string) (_ domain.Event, _ []domain.Delivery, err error) {
+	defer markUnavailable(&err)
 	e, err := s.getEvent(ctx, id)
 	if err != nil {
 		return domain.Event{}, nil, fmt.Errorf("get event %q: %w", id, err)
@@ -129,7 +130,8 @@ func (s *Store) GetEvent(ctx context.Context, id string) (domain.Event, []domain
 
 // ListAttempts returns every attempt made for an event, oldest first, or
 // domain.ErrNotFound when the event does not exist.
-func (s *Store) ListAttempts(ctx context.Context, eventID string) ([]domain.Attempt, error) {
+func (s *Store) ListAttempts(ctx context.Context, eventID string) (_ []domain.Attempt, err error) {
+	defer markUnavailable(&err)
 	rows, err := s.pool.Query(ctx, `
 		SELECT a.id, a.delivery_id, d.event_id, d.subscription_id, a.number, a.started_at, a.duration_ms,
 		       a.status_code, a.error_class, a.error, a.response_body, a.instance

@@ -125,7 +125,8 @@ func (q *query) whereSQL() string {
 // by time. A delivery is created in the statement that stores its event, so
 // its created_at is the event's received_at and walking deliveries walks
 // their events in the same order.
-func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]EventSummary, error) {
+func (s *Store) ListEvents(ctx context.Context, f EventFilter) (_ []EventSummary, err error) {
+	defer markUnavailable(&err)
 	var (
 		q        query
 		from     = `events e`
@@ -211,7 +212,8 @@ func (d DeliverySummary) Position() Position { return Position{Time: d.CreatedAt
 // ListDeliveries returns up to f.Limit deliveries of a subscription, newest
 // first (by created_at, then event id: one delivery per event and
 // subscription), or domain.ErrNotFound when the subscription does not exist.
-func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]DeliverySummary, error) {
+func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) (_ []DeliverySummary, err error) {
+	defer markUnavailable(&err)
 	var q query
 	q.and(`d.subscription_id = ` + q.arg(f.SubscriptionID))
 	if f.Status != "" {

@@ -39,12 +39,13 @@ FROM deliveries d
 WHERE d.status IN ` + openStatuses + ` AND d.next_attempt_at <= now()`
 
 // Stats counts activity over the window that ends now.
-func (s *Store) Stats(ctx context.Context, window time.Duration) (Stats, error) {
+func (s *Store) Stats(ctx context.Context, window time.Duration) (_ Stats, err error) {
+	defer markUnavailable(&err)
 	var (
 		st     Stats
 		oldest pgtype.Timestamptz
 	)
-	err := s.pool.QueryRow(ctx, statsSQL, window).Scan(&st.From, &st.To,
+	err = s.pool.QueryRow(ctx, statsSQL, window).Scan(&st.From, &st.To,
 		&st.EventsReceived, &st.Delivered, &st.Retrying, &st.Failed, &st.BacklogDue, &oldest)
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats over %s: %w", window, err)

@@ -124,6 +124,15 @@ func retryTransient(ctx context.Context, op func() error) error {
 	return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 }
 
+// markUnavailable marks *err domain.ErrUnavailable when it is transient,
+// so that callers answer 503 ("try again") rather than 500. Every method
+// the API calls defers it.
+func markUnavailable(err *error) {
+	if *err != nil && !errors.Is(*err, domain.ErrUnavailable) && transient(*err) {
+		*err = fmt.Errorf("%w: %w", domain.ErrUnavailable, *err)
+	}
+}
+
 func notFound(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return domain.ErrNotFound

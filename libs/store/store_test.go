@@ -341,8 +341,33 @@ func TestUnreachableDatabaseIsUnavailableNotAFailure(t *testing.T) {
 	pool, err := pgxpool.New(context.Background(), "postgres://postgres@"+addr+"/x?connect_timeout=1")
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	_, err = store.New(pool).IngestEvent(context.Background(), event("e", "x"))
-	require.ErrorIs(t, err, domain.ErrUnavailable, "got %v", err)
+	st := store.New(pool)
+	ctx := context.Background()
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"IngestEvent", func() error { _, err := st.IngestEvent(ctx, event("e", "x")); return err }},
+		{"GetEvent", func() error { _, _, err := st.GetEvent(ctx, "e"); return err }},
+		{"ListAttempts", func() error { _, err := st.ListAttempts(ctx, "e"); return err }},
+		{"CreateSubscription", func() error {
+			_, err := st.CreateSubscription(ctx, domain.Subscription{ID: "s", URL: "http://h/", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
+			return err
+		}},
+		{"GetSubscription", func() error { _, err := st.GetSubscription(ctx, "s"); return err }},
+		{"ListSubscriptions", func() error { _, err := st.ListSubscriptions(ctx, "", 10); return err }},
+		{"UpdateSubscription", func() error { _, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{}); return err }},
+		{"DeleteSubscription", func() error { _, err := st.DeleteSubscription(ctx, "s"); return err }},
+		{"Redeliver", func() error { _, err := st.Redeliver(ctx, "e", ""); return err }},
+		{"RedeliverBulk", func() error { _, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s"}); return err }},
+	}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			err := c.call()
+			require.ErrorIs(t, err, domain.ErrUnavailable, "got %v", err)
+		})
+	}
 }
 
 func TestUpdateSubscription(t *testing.T) {
@@ -464,4 +489,43 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	require.Equal(t, "pending", status)
 	require.Zero(t, attempts, "no attempt spent")
 	require.WithinDuration(t, time.Now().Add(time.Minute), due, 10*time.Second)
+}
+
+// TestUpdateSubscriptionRetryDelays pins that a patch of one retry delay is
+// checked against the other, stored one, and that a refused patch changes
+// nothing, not even its other fields.
+func TestUpdateSubscriptionRetryDelays(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	_, err := st.CreateSubscription(ctx, domain.Subscription{ID: "s", URL: "http://h/", EventTypes: []string{"*"}, Secret: signing.GenerateSecret(),
+		Settings: domain.DeliverySettings{RetryBaseDelay: 10 * time.Second, RetryMaxDelay: time.Minute}})
+	require.NoError(t, err)
+	tests := []struct {
+		name      string
+		patch     domain.DeliverySettings
+		wantField string
+	}{
+		{"max below stored base", domain.DeliverySettings{RetryMaxDelay: 5 * time.Second, RatePerSecond: 3}, "retry_max_delay_ms"},
+		{"base above stored max", domain.DeliverySettings{RetryBaseDelay: 2 * time.Minute, RatePerSecond: 3}, "retry_base_delay_ms"},
+		{"both, max below base", domain.DeliverySettings{RetryBaseDelay: 2 * time.Minute, RetryMaxDelay: time.Minute}, "retry_max_delay_ms"},
+		{"both, in order", domain.DeliverySettings{RetryBaseDelay: 2 * time.Minute, RetryMaxDelay: 3 * time.Minute}, ""},
+		{"max equal to stored base", domain.DeliverySettings{RetryMaxDelay: 2 * time.Minute}, ""},
+	}
+	for _, tt := range tests { // in order: each case starts from the one before
+		before, err := st.GetSubscription(ctx, "s")
+		require.NoError(t, err)
+		patch := tt.patch
+		got, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{Settings: &patch})
+		if tt.wantField == "" {
+			require.NoError(t, err, tt.name)
+			require.GreaterOrEqual(t, got.Settings.RetryMaxDelay, got.Settings.RetryBaseDelay, tt.name)
+			continue
+		}
+		var ve *domain.ValidationError
+		require.ErrorAs(t, err, &ve, tt.name)
+		require.Equal(t, tt.wantField, ve.Field, tt.name)
+		after, err := st.GetSubscription(ctx, "s")
+		require.NoError(t, err)
+		require.Equal(t, before, after, "%s: a refused patch writes nothing", tt.name)
+	}
 }

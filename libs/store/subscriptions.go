@@ -59,7 +59,8 @@ func nullMS(d time.Duration) pgtype.Int8 {
 
 // CreateSubscription stores a new, active subscription. A subscription with
 // the same id is domain.ErrConflict.
-func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription) (domain.Subscription, error) {
+func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription) (_ domain.Subscription, err error) {
+	defer markUnavailable(&err)
 	row := s.pool.QueryRow(ctx, `
 		INSERT INTO subscriptions (id, url, event_types, secret, `+settingsColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -82,7 +83,8 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 }
 
 // GetSubscription returns one subscription or domain.ErrNotFound.
-func (s *Store) GetSubscription(ctx context.Context, id string) (domain.Subscription, error) {
+func (s *Store) GetSubscription(ctx context.Context, id string) (_ domain.Subscription, err error) {
+	defer markUnavailable(&err)
 	sub, err := scanSubscription(s.pool.QueryRow(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions WHERE id = $1`, id))
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("get subscription %q: %w", id, notFound(err))
@@ -92,7 +94,8 @@ func (s *Store) GetSubscription(ctx context.Context, id string) (domain.Subscrip
 
 // ListSubscriptions returns up to limit subscriptions ordered by id,
 // starting after the id in after (keyset pagination; "" starts at the top).
-func (s *Store) ListSubscriptions(ctx context.Context, after string, limit int) ([]domain.Subscription, error) {
+func (s *Store) ListSubscriptions(ctx context.Context, after string, limit int) (_ []domain.Subscription, err error) {
+	defer markUnavailable(&err)
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+subscriptionColumns+` FROM subscriptions
 		WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
@@ -109,7 +112,8 @@ func (s *Store) ListSubscriptions(ctx context.Context, after string, limit int) 
 // DeleteSubscription removes a subscription together with its deliveries
 // and their attempts, and returns what it was. An unknown id is
 // domain.ErrNotFound.
-func (s *Store) DeleteSubscription(ctx context.Context, id string) (domain.Subscription, error) {
+func (s *Store) DeleteSubscription(ctx context.Context, id string) (_ domain.Subscription, err error) {
+	defer markUnavailable(&err)
 	sub, err := scanSubscription(s.pool.QueryRow(ctx, `DELETE FROM subscriptions WHERE id = $1 RETURNING `+subscriptionColumns, id))
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("delete subscription %q: %w", id, notFound(err))
@@ -167,8 +171,12 @@ type SubscriptionPatch struct {
 
 // UpdateSubscription applies a validated patch and returns the result, or
 // domain.ErrNotFound. Settings replace the stored ones field by field where
-// non-zero.
-func (s *Store) UpdateSubscription(ctx context.Context, id string, p SubscriptionPatch) (domain.Subscription, error) {
+// non-zero. The retry delays are checked against the stored ones in the
+// same transaction, under the row's lock: a patch that would leave the
+// longest wait below the first one is a *domain.ValidationError naming the
+// patched field, and changes nothing.
+func (s *Store) UpdateSubscription(ctx context.Context, id string, p SubscriptionPatch) (_ domain.Subscription, err error) {
+	defer markUnavailable(&err)
 	var st domain.DeliverySettings
 	if p.Settings != nil {
 		st = *p.Settings
@@ -177,30 +185,41 @@ func (s *Store) UpdateSubscription(ctx context.Context, id string, p Subscriptio
 	if p.State != nil {
 		state = pgtype.Text{String: string(*p.State), Valid: true}
 	}
-	row := s.pool.QueryRow(ctx, `
-		UPDATE subscriptions SET
-			url = coalesce($2, url),
-			event_types = coalesce($3, event_types),
-			state = coalesce($4, state),
-			state_reason = CASE WHEN $4 = 'active' THEN '' ELSE state_reason END,
-			max_attempts = coalesce($5, max_attempts),
-			retry_base_ms = coalesce($6, retry_base_ms),
-			retry_max_ms = coalesce($7, retry_max_ms),
-			timeout_ms = coalesce($8, timeout_ms),
-			rate_limit_per_second = coalesce($9, rate_limit_per_second),
-			max_concurrency = coalesce($10, max_concurrency),
-			updated_at = now()
-		WHERE id = $1
-		RETURNING `+subscriptionColumns,
-		id, p.URL, p.EventTypes, state,
-		pgtype.Int4{Int32: int32(st.MaxAttempts), Valid: st.MaxAttempts > 0},
-		nullMS(st.RetryBaseDelay), nullMS(st.RetryMaxDelay),
-		pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
-		pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
-		pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0})
-	sub, err := scanSubscription(row)
+	var sub domain.Subscription
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var base, maxDelay pgtype.Int8
+		err := tx.QueryRow(ctx, `SELECT retry_base_ms, retry_max_ms FROM subscriptions WHERE id = $1 FOR UPDATE`, id).Scan(&base, &maxDelay)
+		if err != nil {
+			return notFound(err)
+		}
+		if err := checkRetryDelays(st, base, maxDelay); err != nil {
+			return err
+		}
+		sub, err = scanSubscription(tx.QueryRow(ctx, `
+			UPDATE subscriptions SET
+				url = coalesce($2, url),
+				event_types = coalesce($3, event_types),
+				state = coalesce($4, state),
+				state_reason = CASE WHEN $4 = 'active' THEN '' ELSE state_reason END,
+				max_attempts = coalesce($5, max_attempts),
+				retry_base_ms = coalesce($6, retry_base_ms),
+				retry_max_ms = coalesce($7, retry_max_ms),
+				timeout_ms = coalesce($8, timeout_ms),
+				rate_limit_per_second = coalesce($9, rate_limit_per_second),
+				max_concurrency = coalesce($10, max_concurrency),
+				updated_at = now()
+			WHERE id = $1
+			RETURNING `+subscriptionColumns,
+			id, p.URL, p.EventTypes, state,
+			pgtype.Int4{Int32: int32(st.MaxAttempts), Valid: st.MaxAttempts > 0},
+			nullMS(st.RetryBaseDelay), nullMS(st.RetryMaxDelay),
+			pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
+			pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
+			pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0}))
+		return err
+	})
 	if err != nil {
-		return domain.Subscription{}, fmt.Errorf("update subscription %q: %w", id, notFound(err))
+		return domain.Subscription{}, fmt.Errorf("update subscription %q: %w", id, err)
 	}
 	return sub, nil
 }
@@ -209,7 +228,8 @@ func (s *Store) UpdateSubscription(ctx context.Context, id string, p Subscriptio
 // the current one as the previous secret until grace has passed, so that
 // deliveries carry both signatures meanwhile. It returns the subscription
 // and when the previous secret stops being used.
-func (s *Store) RotateSecret(ctx context.Context, id, secret string, grace time.Duration) (domain.Subscription, time.Time, error) {
+func (s *Store) RotateSecret(ctx context.Context, id, secret string, grace time.Duration) (_ domain.Subscription, _ time.Time, err error) {
+	defer markUnavailable(&err)
 	var until time.Time
 	sub, err := scanSubscription(s.pool.QueryRow(ctx, `
 		UPDATE subscriptions
@@ -221,4 +241,23 @@ func (s *Store) RotateSecret(ctx context.Context, id, secret string, grace time.
 	}
 	sub.Secret = secret
 	return sub, until, nil
+}
+
+// checkRetryDelays refuses a patch whose retry delays, merged with the
+// stored ones, would put the longest wait below the first.
+func checkRetryDelays(patch domain.DeliverySettings, storedBase, storedMax pgtype.Int8) error {
+	base, maxDelay := time.Duration(storedBase.Int64)*time.Millisecond, time.Duration(storedMax.Int64)*time.Millisecond
+	if patch.RetryBaseDelay > 0 {
+		base = patch.RetryBaseDelay
+	}
+	if patch.RetryMaxDelay > 0 {
+		maxDelay = patch.RetryMaxDelay
+	}
+	if base == 0 || maxDelay == 0 || maxDelay >= base {
+		return nil
+	}
+	if patch.RetryMaxDelay > 0 {
+		return &domain.ValidationError{Field: "retry_max_delay_ms", Reason: fmt.Sprintf("must not be below retry_base_delay_ms (%d)", base.Milliseconds())}
+	}
+	return &domain.ValidationError{Field: "retry_base_delay_ms", Reason: fmt.Sprintf("must not be above retry_max_delay_ms (%d)", maxDelay.Milliseconds())}
 }

@@ -106,7 +106,7 @@ func run(ctx context.Context) error {
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping})
 	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Egress: egress.NewPolicy(cfg.AllowCIDRs), AdminKey: cfg.AdminKey, Logger: log, Version: version})
 
-	srv := &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+	srv := newServer(cfg.Addr, api.WithRequestID(log, mux))
 	log.Info("ingest-api listening", "addr", cfg.Addr, "topic", cfg.KafkaTopic)
 	err = lifecycle.Run(ctx, lifecycle.HTTP(srv, cfg.ShutdownTimeout))
 
@@ -119,6 +119,31 @@ func run(ctx context.Context) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// Connection limits: slow or idle clients cannot hold the server's
+// connections and goroutines for long. Requests are small (256 KiB at
+// most), so 30 s to send one is generous; answers include at most a DNS
+// check (2 s) and a database round trip with retries.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 32 << 10
+)
+
+// newServer is the API's HTTP server with the connection limits above.
+func newServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
 }
 
 func printSpec(args []string) error {

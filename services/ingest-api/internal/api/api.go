@@ -117,6 +117,8 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	}
 	api := humago.New(mux, humaConfig(cfg.Version))
 	api.UseMiddleware(s.authMiddleware(api))
+	api.UseMiddleware(guard(api))
+	registerDocs(mux)
 	s.registerEvents(api)
 	s.registerSubscriptions(api)
 	s.registerRedelivery(api)
@@ -173,6 +175,11 @@ func humaConfig(version string) huma.Config {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An API key (dsp_...) with the scope the operation needs: read for GETs, publish for posting events, write for other changes, admin for keys."},
 	}
 	cfg.Security = []map[string][]string{{"bearer": {}}}
+	cfg.Transformers = append(cfg.Transformers, addRequestID)
+	cfg.OnAddOperation = append(cfg.OnAddOperation, documentErrors)
+	// Huma's own page loads its renderer from a CDN; registerDocs serves
+	// an embedded one.
+	cfg.DocsPath = ""
 	return cfg
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -48,6 +49,13 @@ const adminKey = "test-admin-key-0123456789abcdef"
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	t.Parallel()
+	return newBundle(t)
+}
+
+// newBundle starts the API as main serves it, on its own database, Kafka
+// and Redis prefix.
+func newBundle(t testing.TB) *bundle {
+	t.Helper()
 	db := testkit.Postgres(t)
 	cluster := testkit.Kafka(t, 2, topic)
 	producer, err := queue.NewProducer(queue.ProducerConfig{Brokers: cluster.ListenAddrs(), Topic: topic})
@@ -58,7 +66,7 @@ func setup(t *testing.T) *bundle {
 	mux := http.NewServeMux()
 	api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test", AdminKey: adminKey,
 		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names})
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), mux))
 	t.Cleanup(srv.Close)
 	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(), key: adminKey,
 		workerGuard: resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})}
@@ -87,13 +95,16 @@ type response struct {
 	raw    string
 }
 
-func (b *bundle) do(t *testing.T, method, path, body string) response {
+// do sends a request, with Content-Type: application/json when it has a
+// body; header lists more headers as name, value pairs (an empty value
+// removes the header).
+func (b *bundle) do(t *testing.T, method, path, body string, header ...string) response {
 	t.Helper()
-	return b.doWithKey(t, b.key, method, path, body)
+	return b.doWithKey(t, b.key, method, path, body, header...)
 }
 
-// doWithKey sends a request with key as its bearer key ("" for none).
-func (b *bundle) doWithKey(t *testing.T, key, method, path, body string) response {
+// doWithKey is do with key as the bearer key ("" for none).
+func (b *bundle) doWithKey(t *testing.T, key, method, path, body string, header ...string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, b.url+path, strings.NewReader(body))
 	require.NoError(t, err)
@@ -102,6 +113,13 @@ func (b *bundle) doWithKey(t *testing.T, key, method, path, body string) respons
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+			continue
+		}
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)

@@ -100,11 +100,11 @@ func (s *Server) createAPIKey(ctx context.Context, in *createAPIKeyInput) (*crea
 		k.Scopes = append(k.Scopes, domain.Scope(sc))
 	}
 	if err := domain.ValidateAPIKey(k, time.Now()); err != nil {
-		return nil, s.problem(err, "")
+		return nil, s.problem(ctx, err, "")
 	}
 	created, err := s.store.CreateAPIKey(ctx, k, hash)
 	if err != nil {
-		return nil, s.problem(err, "")
+		return nil, s.problem(ctx, err, "")
 	}
 	s.auth.forgetHash(hash)
 	return &createAPIKeyOutput{Body: APIKeyCreated{APIKeyBody: apiKeyBody(created), Key: key}}, nil
@@ -113,7 +113,7 @@ func (s *Server) createAPIKey(ctx context.Context, in *createAPIKeyInput) (*crea
 func (s *Server) listAPIKeys(ctx context.Context, _ *struct{}) (*listAPIKeysOutput, error) {
 	keys, err := s.store.ListAPIKeys(ctx)
 	if err != nil {
-		return nil, s.problem(err, "")
+		return nil, s.problem(ctx, err, "")
 	}
 	out := &listAPIKeysOutput{}
 	out.Body.Data = make([]APIKeyBody, len(keys))
@@ -125,7 +125,7 @@ func (s *Server) listAPIKeys(ctx context.Context, _ *struct{}) (*listAPIKeysOutp
 
 func (s *Server) revokeAPIKey(ctx context.Context, in *apiKeyIDInput) (*struct{}, error) {
 	if err := s.store.RevokeAPIKey(ctx, in.ID); err != nil {
-		return nil, s.problem(err, "api key not found")
+		return nil, s.problem(ctx, err, "api key not found")
 	}
 	s.auth.forget(in.ID)
 	return nil, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -198,8 +199,8 @@ func (s *Server) authMiddleware(api huma.API) func(huma.Context, func(huma.Conte
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, err.Error())
 			return
 		case err != nil:
-			s.log.Warn("api keys cannot be read", "err", err)
-			ctx.SetHeader("Retry-After", "1")
+			s.log.WarnContext(ctx.Context(), "api keys cannot be read", "request_id", RequestID(ctx.Context()), "err", err)
+			ctx.SetHeader("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 			_ = huma.WriteErr(api, ctx, http.StatusServiceUnavailable, "API keys cannot be checked right now; retry the request")
 			return
 		}

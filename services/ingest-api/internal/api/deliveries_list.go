@@ -60,7 +60,7 @@ func (s *Server) listDeliveries(ctx context.Context, in *listDeliveriesInput) (*
 		Since: in.Since, Until: in.Until, After: after, Limit: in.Limit + 1,
 	})
 	if err != nil {
-		return nil, s.problem(err, "subscription not found")
+		return nil, s.problem(ctx, err, "subscription not found")
 	}
 	out := &listDeliveriesOutput{}
 	if len(ds) > in.Limit {

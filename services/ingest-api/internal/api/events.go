@@ -43,7 +43,7 @@ func (s *Server) registerEvents(api huma.API) {
 		Description:   "Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.",
 		Tags:          []string{"Events"},
 		DefaultStatus: http.StatusAccepted,
-		MaxBodyBytes:  domain.MaxRequestBodySize,
+		MaxBodyBytes:  maxBodyBytes,
 		Errors:        []int{http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
 		Responses: map[string]*huma.Response{
 			"200": {Description: "An event with this id already exists; nothing was stored."},
@@ -72,11 +72,11 @@ func (s *Server) registerEvents(api huma.API) {
 func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*createEventOutput, error) {
 	e := domain.Event{ID: in.Body.ID, Type: in.Body.Type, Source: in.Body.Source, Data: []byte(in.Body.Data)}
 	if err := domain.ValidateEvent(e); err != nil {
-		return nil, s.problem(err, "")
+		return nil, s.problem(ctx, err, "")
 	}
 	res, err := s.store.IngestEvent(ctx, e)
 	if err != nil {
-		return nil, s.problem(err, "")
+		return nil, s.problem(ctx, err, "")
 	}
 	if !res.Created {
 		return &createEventOutput{Status: http.StatusOK, Body: eventBody(res.Event)}, nil
@@ -89,7 +89,7 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 func (s *Server) getEvent(ctx context.Context, in *eventIDInput) (*eventOutput, error) {
 	e, deliveries, err := s.store.GetEvent(ctx, in.ID)
 	if err != nil {
-		return nil, s.problem(err, "event not found")
+		return nil, s.problem(ctx, err, "event not found")
 	}
 	out := &eventOutput{Body: EventDetail{EventBody: eventBody(e), Deliveries: make([]DeliveryBody, len(deliveries))}}
 	statuses := make([]domain.DeliveryStatus, len(deliveries))
@@ -104,7 +104,7 @@ func (s *Server) getEvent(ctx context.Context, in *eventIDInput) (*eventOutput, 
 func (s *Server) listAttempts(ctx context.Context, in *eventIDInput) (*attemptsOutput, error) {
 	attempts, err := s.store.ListAttempts(ctx, in.ID)
 	if err != nil {
-		return nil, s.problem(err, "event not found")
+		return nil, s.problem(ctx, err, "event not found")
 	}
 	out := &attemptsOutput{}
 	out.Body.Data = make([]AttemptBody, len(attempts))

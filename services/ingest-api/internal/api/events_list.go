@@ -70,7 +70,7 @@ func (s *Server) listEvents(ctx context.Context, in *listEventsInput) (*listEven
 	f.After = after
 	events, err := s.store.ListEvents(ctx, f)
 	if err != nil {
-		return nil, s.problem(err, "")
+		return nil, s.problem(ctx, err, "")
 	}
 	out := &listEventsOutput{}
 	if len(events) > in.Limit {

@@ -42,6 +42,7 @@ func (s *Server) registerRedelivery(api huma.API) {
 		Description:   "Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt.",
 		Tags:          []string{"Events"},
 		DefaultStatus: http.StatusAccepted,
+		MaxBodyBytes:  maxBodyBytes,
 		Errors:        []int{http.StatusNotFound},
 	}, s.redeliverEvent)
 
@@ -53,6 +54,7 @@ func (s *Server) registerRedelivery(api huma.API) {
 		Description:   "Queues every matching finished delivery of the subscription again in one statement; the retry scheduler publishes them in batches, so thousands are fine.",
 		Tags:          []string{"Subscriptions"},
 		DefaultStatus: http.StatusAccepted,
+		MaxBodyBytes:  maxBodyBytes,
 		Errors:        []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
 	}, s.redeliverSubscription)
 }
@@ -64,7 +66,7 @@ func (s *Server) redeliverEvent(ctx context.Context, in *redeliverEventInput) (*
 	}
 	refs, err := s.store.Redeliver(ctx, in.ID, subID)
 	if err != nil {
-		return nil, s.problem(err, "event not found")
+		return nil, s.problem(ctx, err, "event not found")
 	}
 	s.publish(ctx, refs)
 	out := &redeliverOutput{}
@@ -78,11 +80,11 @@ func (s *Server) redeliverSubscription(ctx context.Context, in *redeliverBulkInp
 		f.Statuses = append(f.Statuses, domain.DeliveryStatus(st))
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return nil, s.problem(&domain.ValidationError{Field: "to", Reason: "must be after from"}, "")
+		return nil, s.problem(ctx, &domain.ValidationError{Field: "to", Reason: "must be after from"}, "")
 	}
 	n, err := s.store.RedeliverBulk(ctx, f)
 	if err != nil {
-		return nil, s.problem(err, "subscription not found or not active")
+		return nil, s.problem(ctx, err, "subscription not found or not active")
 	}
 	out := &redeliverOutput{}
 	out.Body.Queued = n

@@ -58,16 +58,16 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateSecretInput) (*rota
 		}
 	}
 	if grace < 0 || grace > maxGrace {
-		return nil, s.problem(&domain.ValidationError{Field: "grace_period_ms", Reason: "must be between 0 and 604800000 (7 days)"}, "")
+		return nil, s.problem(ctx, &domain.ValidationError{Field: "grace_period_ms", Reason: "must be between 0 and 604800000 (7 days)"}, "")
 	}
 	if secret == "" {
 		secret = signing.GenerateSecret()
 	} else if _, err := signing.ParseSecret(secret); err != nil {
-		return nil, s.problem(&domain.ValidationError{Field: "secret", Reason: err.Error()}, "")
+		return nil, s.problem(ctx, &domain.ValidationError{Field: "secret", Reason: err.Error()}, "")
 	}
 	sub, until, err := s.store.RotateSecret(ctx, in.ID, secret, grace)
 	if err != nil {
-		return nil, s.problem(err, "subscription not found")
+		return nil, s.problem(ctx, err, "subscription not found")
 	}
 	return &rotateSecretOutput{Body: SecretRotated{Secret: sub.Secret, PreviousSecretExpiresAt: until}}, nil
 }

@@ -58,7 +58,7 @@ func (s *Server) stats(ctx context.Context, in *statsInput) (*statsOutput, error
 	}
 	st, err := s.store.Stats(ctx, window)
 	if err != nil {
-		return nil, s.problem(err, "")
+		return nil, s.problem(ctx, err, "")
 	}
 	out := &statsOutput{Body: StatsBody{
 		Window: window.String(), From: st.From, To: st.To, EventsReceived: st.EventsReceived,

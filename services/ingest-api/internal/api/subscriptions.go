@@ -62,7 +62,7 @@ func (s *Server) registerSubscriptions(api huma.API) {
 		Summary:       "Create a subscription",
 		Tags:          []string{"Subscriptions"},
 		DefaultStatus: http.StatusCreated,
-		MaxBodyBytes:  domain.MaxRequestBodySize,
+		MaxBodyBytes:  maxBodyBytes,
 		Errors:        []int{http.StatusConflict, http.StatusUnprocessableEntity},
 	}, s.createSubscription)
 
@@ -84,13 +84,14 @@ func (s *Server) registerSubscriptions(api huma.API) {
 	}, s.getSubscription)
 
 	huma.Register(api, huma.Operation{
-		OperationID: "update-subscription",
-		Method:      http.MethodPatch,
-		Path:        "/subscriptions/{id}",
-		Summary:     "Change a subscription",
-		Description: "Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.",
-		Tags:        []string{"Subscriptions"},
-		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+		OperationID:  "update-subscription",
+		Method:       http.MethodPatch,
+		Path:         "/subscriptions/{id}",
+		Summary:      "Change a subscription",
+		Description:  "Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.",
+		Tags:         []string{"Subscriptions"},
+		MaxBodyBytes: maxBodyBytes,
+		Errors:       []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}, s.updateSubscription)
 
 	huma.Register(api, huma.Operation{
@@ -111,19 +112,19 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 		sub.ID = domain.NewSubscriptionID()
 	}
 	if err := domain.ValidateSubscription(sub); err != nil {
-		return nil, s.problem(err, "")
+		return nil, s.problem(ctx, err, "")
 	}
 	if err := s.checkDestination(ctx, sub.URL); err != nil {
-		return nil, s.problem(err, "")
+		return nil, s.problem(ctx, err, "")
 	}
 	if sub.Secret == "" {
 		sub.Secret = signing.GenerateSecret()
 	} else if _, err := signing.ParseSecret(sub.Secret); err != nil {
-		return nil, s.problem(&domain.ValidationError{Field: "secret", Reason: err.Error()}, "")
+		return nil, s.problem(ctx, &domain.ValidationError{Field: "secret", Reason: err.Error()}, "")
 	}
 	created, err := s.store.CreateSubscription(ctx, sub)
 	if err != nil {
-		return nil, s.problem(err, "a subscription with this id already exists")
+		return nil, s.problem(ctx, err, "a subscription with this id already exists")
 	}
 	return &createSubscriptionOutput{Body: SubscriptionCreated{SubscriptionBody: subscriptionBody(created), Secret: created.Secret}}, nil
 }
@@ -143,20 +144,20 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 	patch := store.SubscriptionPatch{URL: b.URL, EventTypes: b.EventTypes}
 	if b.URL != nil {
 		if err := domain.ValidateURL(*b.URL); err != nil {
-			return nil, s.problem(err, "")
+			return nil, s.problem(ctx, err, "")
 		}
 		if err := s.checkDestination(ctx, *b.URL); err != nil {
-			return nil, s.problem(err, "")
+			return nil, s.problem(ctx, err, "")
 		}
 	}
 	for i, p := range b.EventTypes {
 		if err := domain.ValidatePattern(fmt.Sprintf("event_types[%d]", i), p); err != nil {
-			return nil, s.problem(err, "")
+			return nil, s.problem(ctx, err, "")
 		}
 	}
 	settings := b.Settings.domain()
 	if err := domain.ValidateSettings(settings); err != nil {
-		return nil, s.problem(err, "")
+		return nil, s.problem(ctx, err, "")
 	}
 	if settings != (domain.DeliverySettings{}) {
 		patch.Settings = &settings
@@ -167,7 +168,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 	}
 	sub, err := s.store.UpdateSubscription(ctx, in.ID, patch)
 	if err != nil {
-		return nil, s.problem(err, "subscription not found")
+		return nil, s.problem(ctx, err, "subscription not found")
 	}
 	return &subscriptionOutput{Body: subscriptionBody(sub)}, nil
 }
@@ -175,7 +176,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 func (s *Server) getSubscription(ctx context.Context, in *subscriptionIDInput) (*subscriptionOutput, error) {
 	sub, err := s.store.GetSubscription(ctx, in.ID)
 	if err != nil {
-		return nil, s.problem(err, "subscription not found")
+		return nil, s.problem(ctx, err, "subscription not found")
 	}
 	out := &subscriptionOutput{Body: subscriptionBody(sub)}
 	if s.circuits != nil {
@@ -189,7 +190,7 @@ func (s *Server) getSubscription(ctx context.Context, in *subscriptionIDInput) (
 func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInput) (*listSubscriptionsOutput, error) {
 	subs, err := s.store.ListSubscriptions(ctx, in.After, in.Limit+1)
 	if err != nil {
-		return nil, s.problem(err, "")
+		return nil, s.problem(ctx, err, "")
 	}
 	out := &listSubscriptionsOutput{}
 	if len(subs) > in.Limit {
@@ -215,7 +216,7 @@ func (s *Server) checkDestination(ctx context.Context, url string) error {
 func (s *Server) deleteSubscription(ctx context.Context, in *subscriptionIDInput) (*struct{}, error) {
 	sub, err := s.store.DeleteSubscription(ctx, in.ID)
 	if err != nil {
-		return nil, s.problem(err, "subscription not found")
+		return nil, s.problem(ctx, err, "subscription not found")
 	}
 	if s.circuits != nil {
 		// Attempts still in flight must not write its circuit back; if Redis

@@ -1,0 +1,25 @@
+package api_test
+
+import (
+	"net/http"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestDocsNeedNoInternet pins that /docs loads only what the API serves.
+func TestDocsNeedNoInternet(t *testing.T) {
+	b := setup(t)
+	page := b.do(t, "GET", "/docs", "")
+	require.Equal(t, http.StatusOK, page.status)
+	require.Contains(t, page.header.Get("Content-Type"), "text/html")
+	require.Contains(t, page.header.Get("Content-Security-Policy"), "script-src 'self'")
+	require.NotRegexp(t, regexp.MustCompile(`(src|href)="(https?:)?//`), page.raw, "nothing is loaded from elsewhere")
+	for _, m := range regexp.MustCompile(`(?:src|spec-url)="([^"]+)"`).FindAllStringSubmatch(page.raw, -1) {
+		r := b.do(t, "GET", m[1], "")
+		require.Equal(t, http.StatusOK, r.status, m[1])
+		require.Greater(t, len(r.raw), 1000, m[1])
+	}
+	require.Contains(t, b.do(t, "GET", "/docs/redoc.standalone.js", "").header.Get("Content-Type"), "javascript")
+}
