@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -254,4 +255,47 @@ func TestStats(t *testing.T) {
 			require.WithinDuration(t, oldest, *s.OldestDue, time.Millisecond, "the retry due 90 s ago is the oldest")
 		})
 	}
+}
+
+// TestRolledUpStatsEqualLiveCounts: once closed minutes are rolled up,
+// GET /stats adds them up instead of counting rows, and answers the same.
+func TestRolledUpStatsEqualLiveCounts(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "a", "*")
+	createSub(t, st, "b", "x.*")
+	for i := range 40 {
+		_, err := st.IngestEvent(ctx, event(fmt.Sprintf("r%d", i), "x.y"))
+		require.NoError(t, err)
+	}
+	// Spread them over the last three hours, in every status.
+	_, err := db.Pool.Exec(ctx, `
+		UPDATE events SET received_at = now() - (substr(id, 2)::int * interval '4 minutes 7 seconds');
+		UPDATE deliveries d SET created_at = e.received_at,
+			updated_at = e.received_at + interval '20 seconds',
+			status = (ARRAY['delivered', 'retrying', 'failed', 'pending'])[1 + substr(e.id, 2)::int % 4]
+		FROM events e WHERE e.id = d.event_id`)
+	require.NoError(t, err)
+
+	windows := []time.Duration{time.Hour, 2*time.Hour + 7*time.Minute, 24 * time.Hour}
+	live := map[time.Duration]store.Stats{}
+	for _, w := range windows {
+		s, err := st.Stats(ctx, w)
+		require.NoError(t, err)
+		live[w] = s
+	}
+	n, err := st.RollUpActivity(ctx, 100_000)
+	require.NoError(t, err)
+	require.Greater(t, n, int64(7*24*60-5), "a week of minutes at first")
+	again, err := st.RollUpActivity(ctx, 100_000)
+	require.NoError(t, err)
+	require.LessOrEqual(t, again, int64(2), "only minutes closed since")
+	for _, w := range windows {
+		s, err := st.Stats(ctx, w)
+		require.NoError(t, err)
+		want := live[w]
+		require.Equal(t, []int64{want.EventsReceived, want.Delivered, want.Retrying, want.Failed},
+			[]int64{s.EventsReceived, s.Delivered, s.Retrying, s.Failed}, "window %s", w)
+	}
+	require.Equal(t, int64(40), live[24*time.Hour].EventsReceived)
 }

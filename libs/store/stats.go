@@ -14,8 +14,9 @@ type Stats struct {
 	From, To time.Time
 	// EventsReceived counts events received within the window.
 	EventsReceived int64
-	// Delivered, Retrying and Failed count deliveries now in that status
-	// whose status last changed within the window.
+	// Delivered, Retrying and Failed count deliveries that reached that
+	// status within the window and were still in it when their minute was
+	// rolled up (or, for the minutes not rolled up yet, are in it now).
 	Delivered, Retrying, Failed int64
 	// BacklogDue counts open deliveries (pending, processing or retrying)
 	// that are due now: waiting for a worker, whatever their subscription's
@@ -24,21 +25,77 @@ type Stats struct {
 	OldestDue  *time.Time
 }
 
-// statsSQL counts from indexes alone (index-only scans): events by
-// received_at, deliveries by (status, updated_at), and the open deliveries'
-// partial index by due time. Each count costs about the number of rows it
-// counts, so a short window stays cheap however much history is stored.
-const statsSQL = `
-SELECT now() - $1::interval, now(),
-	(SELECT count(*) FROM events WHERE received_at >= now() - $1::interval),
-	(SELECT count(*) FROM deliveries WHERE status = 'delivered' AND updated_at >= now() - $1::interval),
-	(SELECT count(*) FROM deliveries WHERE status = 'retrying' AND updated_at >= now() - $1::interval),
-	(SELECT count(*) FROM deliveries WHERE status = 'failed' AND updated_at >= now() - $1::interval),
-	count(*), min(d.next_attempt_at)
-FROM deliveries d
-WHERE d.status IN ` + openStatuses + ` AND d.next_attempt_at <= now()`
+// MaxStatsWindow is the longest window Stats adds up; activity_minutes
+// keeps that much and a little more.
+const MaxStatsWindow = 7 * 24 * time.Hour
 
-// Stats counts activity over the window that ends now.
+// rollUpDelay lets the transactions of a minute commit before the minute is
+// rolled up: a row's updated_at is its transaction's start, which may be a
+// little before it becomes visible.
+const rollUpDelay = 30 * time.Second
+
+// rollUpSQL adds up the closed minutes that follow the last one rolled up
+// (at first, those of the last MaxStatsWindow), at most $1 of them, each
+// from the indexes in a minute's range, and drops minutes older than any
+// window. Several schedulers may run it at once: a minute is inserted once.
+const rollUpSQL = `
+WITH bounds AS (
+	SELECT coalesce((SELECT max(minute) + interval '1 minute' FROM activity_minutes),
+	                date_trunc('minute', now() - $2::interval)) AS first,
+	       date_trunc('minute', now() - $3::interval) - interval '1 minute' AS last
+), pruned AS (
+	DELETE FROM activity_minutes WHERE minute < now() - $2::interval - interval '1 hour'
+)
+INSERT INTO activity_minutes (minute, events_received, delivered, retrying, failed)
+SELECT m,
+	(SELECT count(*) FROM events WHERE received_at >= m AND received_at < m + interval '1 minute'),
+	(SELECT count(*) FROM deliveries WHERE status = 'delivered' AND updated_at >= m AND updated_at < m + interval '1 minute'),
+	(SELECT count(*) FROM deliveries WHERE status = 'retrying' AND updated_at >= m AND updated_at < m + interval '1 minute'),
+	(SELECT count(*) FROM deliveries WHERE status = 'failed' AND updated_at >= m AND updated_at < m + interval '1 minute')
+FROM bounds, generate_series(bounds.first, bounds.last, interval '1 minute') AS m
+ORDER BY m
+LIMIT $1
+ON CONFLICT (minute) DO NOTHING`
+
+// RollUpActivity rolls up at most limit closed minutes and reports how many.
+func (s *Store) RollUpActivity(ctx context.Context, limit int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, rollUpSQL, limit, MaxStatsWindow, rollUpDelay)
+	if err != nil {
+		return 0, fmt.Errorf("roll up activity: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// statsSQL adds the rolled-up minutes that lie wholly inside the window to
+// live counts over the rest of it: the part before the first whole minute
+// and everything after the last minute rolled up (normally the last minute
+// or two). The live counts use the indexes on events (received_at) and
+// deliveries (status, updated_at); the backlog uses the open deliveries'
+// partial index by due time.
+const statsSQL = `
+WITH w AS (
+	SELECT now() - $1::interval AS from_, now() AS to_,
+	       date_trunc('minute', now() - $1::interval + interval '1 minute' - interval '1 microsecond') AS first_whole
+), r AS (
+	SELECT greatest(w.first_whole, coalesce((SELECT max(minute) + interval '1 minute' FROM activity_minutes), w.first_whole)) AS rolled_until
+	FROM w
+), rolled AS (
+	SELECT coalesce(sum(a.events_received), 0) AS e, coalesce(sum(a.delivered), 0) AS d,
+	       coalesce(sum(a.retrying), 0) AS rt, coalesce(sum(a.failed), 0) AS f
+	FROM activity_minutes a, w, r
+	WHERE a.minute >= w.first_whole AND a.minute < r.rolled_until
+)
+SELECT w.from_, w.to_,
+	rolled.e + (SELECT count(*) FROM events WHERE received_at >= w.from_ AND received_at < w.first_whole) + (SELECT count(*) FROM events WHERE received_at >= r.rolled_until),
+	rolled.d + (SELECT count(*) FROM deliveries WHERE status = 'delivered' AND updated_at >= w.from_ AND updated_at < w.first_whole) + (SELECT count(*) FROM deliveries WHERE status = 'delivered' AND updated_at >= r.rolled_until),
+	rolled.rt + (SELECT count(*) FROM deliveries WHERE status = 'retrying' AND updated_at >= w.from_ AND updated_at < w.first_whole) + (SELECT count(*) FROM deliveries WHERE status = 'retrying' AND updated_at >= r.rolled_until),
+	rolled.f + (SELECT count(*) FROM deliveries WHERE status = 'failed' AND updated_at >= w.from_ AND updated_at < w.first_whole) + (SELECT count(*) FROM deliveries WHERE status = 'failed' AND updated_at >= r.rolled_until),
+	(SELECT count(*) FROM deliveries WHERE status IN ` + openStatuses + ` AND next_attempt_at <= now()),
+	(SELECT min(next_attempt_at) FROM deliveries WHERE status IN ` + openStatuses + ` AND next_attempt_at <= now())
+FROM w, r, rolled`
+
+// Stats counts activity over the window that ends now (at most
+// MaxStatsWindow), and the backlog now.
 func (s *Store) Stats(ctx context.Context, window time.Duration) (_ Stats, err error) {
 	defer markUnavailable(&err)
 	var (

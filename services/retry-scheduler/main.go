@@ -1,5 +1,6 @@
 // Command retry-scheduler publishes due retries and recovers stranded
-// deliveries; see internal/scheduler.
+// deliveries (internal/scheduler), and rolls activity up per minute for
+// GET /stats (internal/rollup).
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/config"
+	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/rollup"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/scheduler"
 )
 
@@ -52,7 +54,8 @@ func run(ctx context.Context) error {
 	health := observability.NewServer(cfg.Addr, mux)
 
 	log.Info("retry-scheduler polling", "interval", cfg.PollInterval, "batch", cfg.BatchSize, "stranded_after", cfg.StrandedAfter, "addr", cfg.Addr)
-	err = lifecycle.Run(ctx, lifecycle.HTTP(health, 5*time.Second), sched.Run)
+	roller := rollup.New(st, rollup.Config{Logger: log})
+	err = lifecycle.Run(ctx, lifecycle.HTTP(health, 5*time.Second), sched.Run, roller.Run)
 	log.Info("stopped")
 	return err
 }
