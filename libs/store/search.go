@@ -127,6 +127,76 @@ func (q *query) whereSQL() string {
 // their events in the same order.
 func (s *Store) ListEvents(ctx context.Context, f EventFilter) (_ []EventSummary, err error) {
 	defer markUnavailable(&err)
+	if f.Status == domain.EventUnmatched && f.SubscriptionID != "" {
+		// An unmatched event has no delivery, so none to this subscription:
+		// no need to walk every event to find out.
+		return []EventSummary{}, nil
+	}
+	drivers := eventDrivers(f)
+	if len(drivers) == 1 {
+		return s.listEvents(ctx, f, drivers[0])
+	}
+	// Several filters: each driver is fast when its own filter is the rare
+	// one and slow when another is, and which is rare depends on the data.
+	// All answer the same page, so ask each and take the first answer.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		events []EventSummary
+		err    error
+	}
+	answers := make(chan answer, len(drivers))
+	for _, d := range drivers {
+		go func() {
+			events, err := s.listEvents(ctx, f, d)
+			answers <- answer{events, err}
+		}()
+	}
+	var first error
+	for range drivers {
+		a := <-answers
+		if a.err == nil {
+			return a.events, nil
+		}
+		if first == nil {
+			first = a.err
+		}
+	}
+	return nil, first
+}
+
+// eventDriver is the index a listing walks in page order.
+type eventDriver int
+
+const (
+	// byEvents walks events by time, or by type when the filter has one.
+	byEvents eventDriver = iota
+	// bySubscription walks the subscription's deliveries.
+	bySubscription
+	// byStatus walks the deliveries that make an event pending, retrying
+	// or failed (partial indexes).
+	byStatus
+)
+
+// eventDrivers lists the drivers worth trying for f: the one of each
+// filter that has an index of its own.
+func eventDrivers(f EventFilter) []eventDriver {
+	var ds []eventDriver
+	if f.SubscriptionID != "" {
+		ds = append(ds, bySubscription)
+	}
+	if _, ok := statusDriver[f.Status]; ok {
+		ds = append(ds, byStatus)
+	}
+	if len(ds) == 0 || (f.Type != "" && f.Type != "*") {
+		ds = append(ds, byEvents)
+	}
+	return ds
+}
+
+// listEvents runs ListEvents' query walking d; every other filter is
+// checked on each row.
+func (s *Store) listEvents(ctx context.Context, f EventFilter, d eventDriver) ([]EventSummary, error) {
 	var (
 		q        query
 		from     = `events e`
@@ -134,15 +204,13 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) (_ []EventSummary
 		idCol    = `e.id`
 		distinct = ``
 	)
-	driver, byStatus := statusDriver[f.Status]
-	switch {
-	case f.SubscriptionID != "":
+	statusDone := false
+	switch d {
+	case bySubscription:
 		from, timeCol, idCol = `deliveries d JOIN events e ON e.id = d.event_id`, `d.created_at`, `d.event_id`
 		q.and(`d.subscription_id = ` + q.arg(f.SubscriptionID))
-		if f.Status != "" {
-			q.and(eventStatusSQL[f.Status])
-		}
 	case byStatus:
+		driver := statusDriver[f.Status]
 		from, timeCol, idCol = `deliveries d JOIN events e ON e.id = d.event_id`, `d.created_at`, `d.event_id`
 		// An event with several such deliveries is listed once.
 		distinct = `DISTINCT ON (d.created_at, d.event_id) `
@@ -150,7 +218,12 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) (_ []EventSummary
 		if driver.rest != "" {
 			q.and(driver.rest)
 		}
-	case f.Status != "":
+		statusDone = true
+	}
+	if f.SubscriptionID != "" && d != bySubscription {
+		q.and(`EXISTS (SELECT 1 FROM deliveries y WHERE y.event_id = e.id AND y.subscription_id = ` + q.arg(f.SubscriptionID) + `)`)
+	}
+	if f.Status != "" && !statusDone {
 		q.and(eventStatusSQL[f.Status])
 	}
 	if f.Type != "" && f.Type != "*" {
