@@ -88,7 +88,7 @@ func alertRules(t *testing.T) map[string]alertRule {
 	var file struct {
 		Groups []struct {
 			Rules []struct {
-				Alert string `yaml:"alert"`
+				Alert     string `yaml:"alert"`
 				alertRule `yaml:",inline"`
 			} `yaml:"rules"`
 		} `yaml:"groups"`
