@@ -10,6 +10,9 @@ import (
 // DefaultDatabaseURL is used when DATABASE_URL is unset.
 const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/dispatch?sslmode=disable"
 
+// DefaultAddr is used when ADDR is unset.
+const DefaultAddr = ":8080"
+
 // DefaultKafkaBrokers is used when KAFKA_BROKERS is unset: a broker on this
 // machine, where `go tool task kafka` and a default Kafka install listen.
 const DefaultKafkaBrokers = "localhost:9092"
@@ -31,7 +34,7 @@ type Common struct {
 func (e *Env) Common(maxConns int) Common {
 	host, _ := os.Hostname()
 	c := Common{
-		Addr:            e.String("ADDR", ":8080"),
+		Addr:            e.String("ADDR", DefaultAddr),
 		DatabaseURL:     e.String("DATABASE_URL", DefaultDatabaseURL),
 		DBMaxConns:      e.Int("DB_MAX_CONNS", maxConns, 1),
 		KafkaBrokers:    e.List("KAFKA_BROKERS", []string{DefaultKafkaBrokers}),

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,7 +26,14 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() { lifecycle.Main("delivery-worker", run) }
+func main() {
+	// "healthcheck" asks the running service at ADDR whether it is ready,
+	// for container health checks: exit 0 when it is, 1 when not.
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr)))
+	}
+	lifecycle.Main("delivery-worker", run)
+}
 
 func run(ctx context.Context) error {
 	cfg, err := config.Load(libconfig.FromEnv())

@@ -1,8 +1,10 @@
 // Command ingest-api serves Dispatch's HTTP API: it accepts events, fans
 // them out to matching subscriptions and queues their deliveries.
 //
-// Run "ingest-api openapi [3.0]" to print the OpenAPI document, and
-// "ingest-api keys create -name NAME -scopes SCOPES" to create an API key.
+// Run "ingest-api openapi [3.0]" to print the OpenAPI document,
+// "ingest-api keys create -name NAME -scopes SCOPES" to create an API key,
+// and "ingest-api healthcheck" to ask the running service at ADDR whether
+// it is ready (exit 0) or not (exit 1), as a container health check does.
 package main
 
 import (
@@ -38,11 +40,13 @@ func main() {
 		switch os.Args[1] {
 		case "openapi":
 			err = printSpec(os.Args[2:])
+		case "healthcheck":
+			os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr)))
 		case "keys":
 			databaseURL := libconfig.FromEnv().String("DATABASE_URL", libconfig.DefaultDatabaseURL)
 			err = keys.Run(context.Background(), databaseURL, os.Args[2:], os.Stdout)
 		default:
-			err = fmt.Errorf("unknown command %q; run without arguments to serve, or: openapi [3.0], keys create", os.Args[1])
+			err = fmt.Errorf("unknown command %q; run without arguments to serve, or: openapi [3.0], keys create, healthcheck", os.Args[1])
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "ingest-api:", err)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
@@ -19,7 +20,14 @@ import (
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/scheduler"
 )
 
-func main() { lifecycle.Main("retry-scheduler", run) }
+func main() {
+	// "healthcheck" asks the running service at ADDR whether it is ready,
+	// for container health checks: exit 0 when it is, 1 when not.
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr)))
+	}
+	lifecycle.Main("retry-scheduler", run)
+}
 
 func run(ctx context.Context) error {
 	cfg, err := config.Load(libconfig.FromEnv())

@@ -2,6 +2,9 @@
 // migrations. A deploy runs "dispatch-migrate up" before starting services.
 //
 //	DATABASE_URL=postgres://... dispatch-migrate up|down [N]|version
+//
+// The ingest-api image also ships it as ./dispatch, and "migrate" before
+// the command is accepted, so the seed's "./dispatch migrate up" works.
 package main
 
 import (
@@ -28,6 +31,9 @@ func run(args []string) error {
 	dbURL := os.Getenv("DATABASE_URL")
 	if dbURL == "" {
 		return errors.New("DATABASE_URL is not set")
+	}
+	if len(args) > 0 && args[0] == "migrate" {
+		args = args[1:]
 	}
 	if len(args) == 0 {
 		return errors.New(usage)
