@@ -110,3 +110,41 @@ func (s *Store) Stats(ctx context.Context, window time.Duration) (_ Stats, err e
 	st.OldestDue = timePtr(oldest)
 	return st, nil
 }
+
+// Backlog is the open deliveries that are due now, by status.
+type Backlog struct {
+	// Due counts them by status: pending, processing (a lapsed claim) and
+	// retrying; every open status is present, zero when none is due.
+	Due map[string]int64
+	// OldestDue is the earliest due time among them, zero when none.
+	OldestDue time.Time
+}
+
+// Backlog reads the work waiting for a worker now, from the open
+// deliveries' partial index.
+func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*), min(next_attempt_at) FROM deliveries
+		WHERE status IN `+openStatuses+` AND next_attempt_at <= now() GROUP BY status`)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("backlog: %w", err)
+	}
+	b := Backlog{Due: map[string]int64{"pending": 0, "processing": 0, "retrying": 0}}
+	for rows.Next() {
+		var (
+			status string
+			n      int64
+			oldest time.Time
+		)
+		if err := rows.Scan(&status, &n, &oldest); err != nil {
+			return Backlog{}, fmt.Errorf("backlog: %w", err)
+		}
+		b.Due[status] = n
+		if b.OldestDue.IsZero() || oldest.Before(b.OldestDue) {
+			b.OldestDue = oldest
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Backlog{}, fmt.Errorf("backlog: %w", err)
+	}
+	return b, nil
+}

@@ -1,6 +1,6 @@
 // Command retry-scheduler publishes due retries and recovers stranded
-// deliveries (internal/scheduler), and rolls activity up per minute for
-// GET /stats (internal/rollup).
+// deliveries (internal/scheduler), rolls activity up per minute for
+// GET /stats (internal/rollup) and exports the backlog (internal/backlog).
 package main
 
 import (
@@ -15,6 +15,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/backlog"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/config"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/rollup"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/scheduler"
@@ -63,7 +64,8 @@ func run(ctx context.Context) error {
 
 	log.Info("retry-scheduler polling", "interval", cfg.PollInterval, "batch", cfg.BatchSize, "stranded_after", cfg.StrandedAfter, "addr", cfg.Addr)
 	roller := rollup.New(st, rollup.Config{Logger: log})
-	err = lifecycle.Run(ctx, lifecycle.HTTP(health, 5*time.Second), sched.Run, roller.Run)
+	gauges := backlog.New(st, 15*time.Second, log, nil)
+	err = lifecycle.Run(ctx, lifecycle.HTTP(health, 5*time.Second), sched.Run, roller.Run, gauges.Run)
 	log.Info("stopped")
 	return err
 }
