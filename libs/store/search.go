@@ -24,7 +24,10 @@ type EventFilter struct {
 	// Type is an exact event type or a pattern ("order.*", "*"), validated
 	// with domain.ValidatePattern.
 	Type string
-	// Status is the event's derived status (domain.DeriveEventStatus).
+	// Status is the event's derived status (domain.DeriveEventStatus); with
+	// SubscriptionID, the status of the event's delivery to that
+	// subscription instead (pending covering processing; unmatched selects
+	// nothing).
 	Status domain.EventStatus
 	// SubscriptionID keeps events that have a delivery to this subscription.
 	SubscriptionID string
@@ -128,8 +131,7 @@ func (q *query) whereSQL() string {
 func (s *Store) ListEvents(ctx context.Context, f EventFilter) (_ []EventSummary, err error) {
 	defer markUnavailable(&err)
 	if f.Status == domain.EventUnmatched && f.SubscriptionID != "" {
-		// An unmatched event has no delivery, so none to this subscription:
-		// no need to walk every event to find out.
+		// An unmatched event has no delivery, so none to this subscription.
 		return []EventSummary{}, nil
 	}
 	drivers := eventDrivers(f)
@@ -178,14 +180,24 @@ const (
 	byStatus
 )
 
+// subscriptionStatuses are the delivery statuses an event status selects
+// among one subscription's deliveries.
+var subscriptionStatuses = map[domain.EventStatus]string{
+	domain.EventPending:   `('pending', 'processing')`,
+	domain.EventRetrying:  `('retrying')`,
+	domain.EventFailed:    `('failed')`,
+	domain.EventDelivered: `('delivered')`,
+}
+
 // eventDrivers lists the drivers worth trying for f: the one of each
-// filter that has an index of its own.
+// filter that has an index of its own. A subscription and a status share
+// one: the subscription's deliveries in that status.
 func eventDrivers(f EventFilter) []eventDriver {
 	var ds []eventDriver
 	if f.SubscriptionID != "" {
 		ds = append(ds, bySubscription)
 	}
-	if _, ok := statusDriver[f.Status]; ok {
+	if _, ok := statusDriver[f.Status]; ok && f.SubscriptionID == "" {
 		ds = append(ds, byStatus)
 	}
 	if len(ds) == 0 || (f.Type != "" && f.Type != "*") {
@@ -220,10 +232,15 @@ func (s *Store) listEvents(ctx context.Context, f EventFilter, d eventDriver) ([
 		}
 		statusDone = true
 	}
-	if f.SubscriptionID != "" && d != bySubscription {
+	switch {
+	case f.SubscriptionID != "" && f.Status != "" && d == bySubscription:
+		q.and(`d.status IN ` + subscriptionStatuses[f.Status])
+	case f.SubscriptionID != "" && f.Status != "":
+		q.and(`EXISTS (SELECT 1 FROM deliveries y WHERE y.event_id = e.id AND y.subscription_id = ` + q.arg(f.SubscriptionID) +
+			` AND y.status IN ` + subscriptionStatuses[f.Status] + `)`)
+	case f.SubscriptionID != "" && d != bySubscription:
 		q.and(`EXISTS (SELECT 1 FROM deliveries y WHERE y.event_id = e.id AND y.subscription_id = ` + q.arg(f.SubscriptionID) + `)`)
-	}
-	if f.Status != "" && !statusDone {
+	case f.Status != "" && !statusDone:
 		q.and(eventStatusSQL[f.Status])
 	}
 	if f.Type != "" && f.Type != "*" {

@@ -32,7 +32,7 @@ func TestEveryDriverAnswersTheSamePage(t *testing.T) {
 
 	filters := []EventFilter{
 		{SubscriptionID: "all", Type: "order.*", Limit: 7},
-		{SubscriptionID: "orders", Status: domain.EventFailed, Limit: 5},
+		{SubscriptionID: "orders", Status: domain.EventFailed, Type: "order.paid", Limit: 5},
 		{SubscriptionID: "all", Status: domain.EventRetrying, Type: "audit.*", Limit: 3},
 		{Status: domain.EventPending, Type: "order.paid", Limit: 4},
 		{SubscriptionID: "rare", Type: "audit.export", Limit: 2},
