@@ -161,7 +161,7 @@ func TestEmptyStatesSayWhatToDo(t *testing.T) {
 func TestOverviewStats(t *testing.T) {
 	t.Parallel()
 	v := OverviewView{Page: page(true), Windows: []StatsWindow{{Window: "1h", Received: 7, Delivered: 6, Failed: 1}, {Window: "24h", Received: 70}},
-		Backlog: Backlog{Due: 3, Oldest: 95 * time.Second},
+		Backlog:   Backlog{Due: 3, Oldest: 95 * time.Second},
 		Attention: []SubscriptionRow{{ID: "flaky", State: "active", Circuit: "open", CreatedAt: now}}}
 	doc := render(t, Overview(v))
 	row := testid(doc, "stats-1h")
