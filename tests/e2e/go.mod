@@ -3,6 +3,7 @@ module github.com/dispatch-webhooks/dispatch/tests/e2e
 go 1.26.4
 
 require (
+	github.com/chromedp/chromedp v0.23.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/redis/go-redis/v9 v9.23.0
@@ -11,6 +12,8 @@ require (
 
 require (
 	github.com/apapsch/go-jsonmerge/v2 v2.0.0 // indirect
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/oapi-codegen/runtime v1.9.0 // indirect
 )

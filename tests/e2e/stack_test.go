@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	for _, svc := range []string{"ingest-api", "delivery-worker", "retry-scheduler"} {
+	for _, svc := range []string{"ingest-api", "delivery-worker", "retry-scheduler", "dashboard"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, svc), ".")
 		cmd.Dir = filepath.Join("..", "..", "services", svc)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -51,6 +51,7 @@ type settings struct {
 	apiAddr      string
 	workerAddr   string
 	schedAddr    string
+	dashAddr     string
 	receiverAddr string
 	binDir       string
 }
@@ -72,6 +73,7 @@ func loadSettings() settings {
 		apiAddr:      env("API_ADDR", "127.0.0.1:8080"),
 		workerAddr:   env("WORKER_ADDR", "127.0.0.1:8081"),
 		schedAddr:    env("SCHEDULER_ADDR", "127.0.0.1:8082"),
+		dashAddr:     env("DASHBOARD_ADDR", "127.0.0.1:8083"),
 		receiverAddr: env("RECEIVER_ADDR", "127.0.0.1:9000"),
 		binDir:       env("BIN_DIR", "bin"),
 	}

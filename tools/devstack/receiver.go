@@ -34,8 +34,18 @@ func demoSecret(dataDir string) (string, error) {
 // secretsKey returns the dev stack's SECRETS_ENCRYPTION_KEY, kept in
 // dataDir/secrets-key: the same key must open the secrets stored on every
 // earlier run.
-func secretsKey(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, "secrets-key")
+func secretsKey(dataDir string) (string, error) { return storedKey(dataDir, "secrets-key") }
+
+// dashboardSessionKey returns the dev dashboard's DASHBOARD_SESSION_KEY,
+// kept in dataDir/dashboard-session-key so sessions outlive a restart.
+func dashboardSessionKey(dataDir string) (string, error) {
+	return storedKey(dataDir, "dashboard-session-key")
+}
+
+// storedKey returns the base64 key of 32 random bytes kept in
+// dataDir/name, making it on the first run.
+func storedKey(dataDir, name string) (string, error) {
+	path := filepath.Join(dataDir, name)
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}

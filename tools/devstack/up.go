@@ -43,6 +43,10 @@ func up(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
+	sessionKey, err := dashboardSessionKey(s.dataDir)
+	if err != nil {
+		return err
+	}
 	receiver, err := startReceiver(s.receiverAddr, secret)
 	if err != nil {
 		return err
@@ -59,19 +63,24 @@ func up(ctx context.Context, s settings) error {
 	}
 	var procs []*process
 	defer func() { stopAll(procs) }()
-	for _, svc := range []struct{ name, addr string }{
-		{"ingest-api", s.apiAddr},
-		{"delivery-worker", s.workerAddr},
-		{"retry-scheduler", s.schedAddr},
+	api := "http://" + s.apiAddr
+	for _, svc := range []struct {
+		name, addr string
+		env        []string
+	}{
+		{"ingest-api", s.apiAddr, nil},
+		{"delivery-worker", s.workerAddr, nil},
+		{"retry-scheduler", s.schedAddr, nil},
+		{"dashboard", s.dashAddr, []string{"DISPATCH_API_URL=" + api, "DASHBOARD_SESSION_KEY=" + sessionKey}},
 	} {
-		p, err := startProcess(filepath.Join(s.binDir, svc.name), svc.name, append(common, "ADDR="+svc.addr, "INSTANCE_ID="+svc.name+"-1"))
+		env := append(append(append([]string{}, common...), svc.env...), "ADDR="+svc.addr, "INSTANCE_ID="+svc.name+"-1")
+		p, err := startProcess(filepath.Join(s.binDir, svc.name), svc.name, env)
 		if err != nil {
 			return err
 		}
 		procs = append(procs, p)
 	}
-	api := "http://" + s.apiAddr
-	if err := waitReady(ctx, api, "http://"+s.workerAddr, "http://"+s.schedAddr); err != nil {
+	if err := waitReady(ctx, api, "http://"+s.workerAddr, "http://"+s.schedAddr, "http://"+s.dashAddr); err != nil {
 		return err
 	}
 	if err := ensureDemoSubscription(api, key, "http://"+s.receiverAddr+"/webhook", secret); err != nil {
@@ -84,6 +93,7 @@ func up(ctx context.Context, s settings) error {
 	fmt.Printf(`
 Dispatch is running. Ctrl-C stops everything.
   API            %[1]s   (interactive docs: %[1]s/docs, OpenAPI: %[1]s/openapi.json)
+  dashboard      http://%[7]s   (sign in with the key in %[6]s)
   worker         http://%[2]s/metrics
   scheduler      http://%[5]s/metrics
   demo receiver  http://%[3]s/webhook   (subscription "demo", all event types)
@@ -96,7 +106,7 @@ Send your own:
   curl -sS -H "Authorization: Bearer $DISPATCH_API_KEY" %[1]s/events/evt_1
   curl -sS -H "Authorization: Bearer $DISPATCH_API_KEY" %[1]s/events/evt_1/attempts
 
-`, api, s.workerAddr, s.receiverAddr, sampleID, s.schedAddr, filepath.Join(s.dataDir, "dev-api-key"))
+`, api, s.workerAddr, s.receiverAddr, sampleID, s.schedAddr, filepath.Join(s.dataDir, "dev-api-key"), s.dashAddr)
 
 	exited := make(chan string, len(procs))
 	for _, p := range procs {

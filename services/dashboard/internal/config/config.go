@@ -1,0 +1,48 @@
+// Package config parses the dashboard's environment once, at start-up.
+package config
+
+import (
+	"encoding/base64"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/config"
+)
+
+// Config is the dashboard's settings.
+type Config struct {
+	Addr            string        // ADDR
+	APIURL          string        // DISPATCH_API_URL
+	SessionKey      []byte        // DASHBOARD_SESSION_KEY
+	SessionTTL      time.Duration // DASHBOARD_SESSION_TTL
+	InstanceID      string        // INSTANCE_ID
+	LogFormat       string        // LOG_FORMAT
+	LogLevel        string        // LOG_LEVEL
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+}
+
+// Load reads the configuration, reporting every bad variable by name.
+func Load(env *config.Env) (Config, error) {
+	host, _ := os.Hostname()
+	c := Config{
+		Addr:            env.String("ADDR", ":8083"),
+		APIURL:          env.String("DISPATCH_API_URL", "http://127.0.0.1:8080"),
+		SessionTTL:      env.Duration("DASHBOARD_SESSION_TTL", 12*time.Hour),
+		InstanceID:      env.String("INSTANCE_ID", host),
+		LogFormat:       env.OneOf("LOG_FORMAT", "json", "json", "text"),
+		LogLevel:        env.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+	}
+	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		env.Fail("DISPATCH_API_URL", "%q is not an http or https URL such as http://127.0.0.1:8080", c.APIURL)
+	}
+	if !env.Set("DASHBOARD_SESSION_KEY") {
+		env.Fail("DASHBOARD_SESSION_KEY", "is required: it seals the sessions' API keys in their cookies; make one with `openssl rand -base64 32`")
+	} else if key, err := base64.StdEncoding.DecodeString(env.String("DASHBOARD_SESSION_KEY", "")); err != nil || len(key) != 32 {
+		env.Fail("DASHBOARD_SESSION_KEY", "must be standard base64 of 32 bytes (`openssl rand -base64 32`)")
+	} else {
+		c.SessionKey = key
+	}
+	return c, env.Err()
+}

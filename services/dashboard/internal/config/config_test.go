@@ -1,0 +1,40 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/config"
+)
+
+const goodKey = "ZTJlLXNlY3JldHMta2V5LTAxMjM0NTY3ODlhYmNkZWY="
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load(config.FromMap(map[string]string{"DASHBOARD_SESSION_KEY": goodKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8083" || c.APIURL != "http://127.0.0.1:8080" || c.SessionTTL != 12*time.Hour || len(c.SessionKey) != 32 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestRefuses(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"no session key":    {map[string]string{}, "DASHBOARD_SESSION_KEY: is required"},
+		"short session key": {map[string]string{"DASHBOARD_SESSION_KEY": "c2hvcnQ="}, "DASHBOARD_SESSION_KEY: must be"},
+		"not base64":        {map[string]string{"DASHBOARD_SESSION_KEY": "not base64!"}, "DASHBOARD_SESSION_KEY: must be"},
+		"bad API URL":       {map[string]string{"DASHBOARD_SESSION_KEY": goodKey, "DISPATCH_API_URL": "localhost:8080"}, "DISPATCH_API_URL"},
+	} {
+		_, err := Load(config.FromMap(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/dispatch-webhooks/dispatch/libs/client"
+	"github.com/dispatch-webhooks/dispatch/web"
+)
+
+// Actions post to the API as the signed-in key. Success redirects to the
+// page with a notice code (post, redirect, get); a refusal shows the page
+// again with the API's words at the top or next to the field concerned.
+
+// redeliverEvent queues an event's finished deliveries again: all of them,
+// or one subscription's when the form names it.
+func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request, rq *request) {
+	id := r.PathValue("id")
+	var body client.RedeliverEventJSONRequestBody
+	if sub := r.PostFormValue("subscription_id"); sub != "" {
+		body.SubscriptionId = &sub
+	}
+	res, err := rq.api.RedeliverEventWithResponse(r.Context(), id, body)
+	var apiErr *apiError
+	switch {
+	case err != nil:
+		apiErr = unreachable(err)
+	case res.JSON202 != nil:
+		http.Redirect(w, r, string(web.EventURL(id))+"?done=redeliver&n="+strconv.FormatInt(res.JSON202.Queued, 10), http.StatusSeeOther)
+		return
+	default:
+		apiErr = problem(res.StatusCode(), res.Body)
+	}
+	if s.unauthorized(w, r, apiErr) {
+		return
+	}
+	v, err := s.eventView(r.Context(), rq, id)
+	if err != nil {
+		s.fail(w, r, rq, err)
+		return
+	}
+	v.Error = apiErr.message()
+	s.render(w, r, apiErr.httpStatus(), web.Event(v))
+}
+
+// createSubscription creates a subscription and shows its secret once.
+func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *request) {
+	form := web.SubscriptionForm{
+		ID: strings.TrimSpace(r.PostFormValue("id")), URL: strings.TrimSpace(r.PostFormValue("url")),
+		EventTypes: strings.TrimSpace(r.PostFormValue("event_types")), Secret: r.PostFormValue("secret"), Errors: web.Errors{},
+	}
+	types := strings.FieldsFunc(form.EventTypes, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r' })
+	body := client.CreateSubscriptionJSONRequestBody{Url: form.URL, EventTypes: &types}
+	if form.ID != "" {
+		body.Id = &form.ID
+	}
+	if form.Secret != "" {
+		body.Secret = &form.Secret
+	}
+	if len(types) == 0 {
+		form.Errors["event_types"] = "name at least one event type or pattern, such as order.* or *"
+	}
+	var apiErr *apiError
+	if len(form.Errors) == 0 {
+		res, err := rq.api.CreateSubscriptionWithResponse(r.Context(), body)
+		switch {
+		case err != nil:
+			apiErr = unreachable(err)
+		case res.JSON201 != nil:
+			v, err := s.subscriptionsView(r.Context(), rq, url.Values{})
+			if err != nil {
+				s.fail(w, r, rq, err)
+				return
+			}
+			v.Created = &web.CreatedSecret{SubscriptionID: res.JSON201.Id, Secret: res.JSON201.Secret}
+			v.Notice = "Subscription " + res.JSON201.Id + " created."
+			s.render(w, r, http.StatusCreated, web.Subscriptions(v))
+			return
+		default:
+			apiErr = problem(res.StatusCode(), res.Body)
+			if apiErr.Status == http.StatusConflict {
+				apiErr.Fields["id"] = apiErr.Detail
+			}
+		}
+	}
+	if apiErr != nil && s.unauthorized(w, r, apiErr) {
+		return
+	}
+	v, err := s.subscriptionsView(r.Context(), rq, url.Values{})
+	if err != nil {
+		s.fail(w, r, rq, err)
+		return
+	}
+	status := http.StatusUnprocessableEntity
+	if apiErr != nil {
+		status = apiErr.httpStatus()
+		for f, msg := range apiErr.Fields {
+			form.Errors[f] = msg
+		}
+		if len(apiErr.Fields) == 0 || apiErr.Status >= 500 || apiErr.Status == 0 || apiErr.Status == http.StatusForbidden {
+			v.Error = apiErr.message()
+		}
+	}
+	v.Form = form
+	s.render(w, r, status, web.Subscriptions(v))
+}
+
+// subscriptionFailed shows the subscription page again with what the API
+// said about an action.
+func (s *Server) subscriptionFailed(w http.ResponseWriter, r *http.Request, rq *request, apiErr *apiError, edit func(*web.SubscriptionView)) {
+	if s.unauthorized(w, r, apiErr) {
+		return
+	}
+	v, err := s.subscriptionView(r.Context(), rq, r.PathValue("id"), url.Values{})
+	if err != nil {
+		s.fail(w, r, rq, err)
+		return
+	}
+	v.Error = apiErr.message()
+	if edit != nil {
+		edit(&v)
+	}
+	s.render(w, r, apiErr.httpStatus(), web.Subscription(v))
+}
+
+// setState pauses or resumes a subscription.
+func (s *Server) setState(state client.UpdateSubscriptionInputBodyState) func(http.ResponseWriter, *http.Request, *request) {
+	done := map[client.UpdateSubscriptionInputBodyState]string{"paused": "paused", "active": "resumed"}[state]
+	return func(w http.ResponseWriter, r *http.Request, rq *request) {
+		id := r.PathValue("id")
+		res, err := rq.api.UpdateSubscriptionWithResponse(r.Context(), id, client.UpdateSubscriptionJSONRequestBody{State: &state})
+		if err != nil {
+			s.subscriptionFailed(w, r, rq, unreachable(err), nil)
+			return
+		}
+		if res.JSON200 == nil {
+			s.subscriptionFailed(w, r, rq, problem(res.StatusCode(), res.Body), nil)
+			return
+		}
+		http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done="+done, http.StatusSeeOther)
+	}
+}
+
+// rotate gives the subscription a new secret and shows it once.
+func (s *Server) rotate(w http.ResponseWriter, r *http.Request, rq *request) {
+	id := r.PathValue("id")
+	res, err := rq.api.RotateSubscriptionSecretWithResponse(r.Context(), id, client.RotateSubscriptionSecretJSONRequestBody{})
+	if err != nil {
+		s.subscriptionFailed(w, r, rq, unreachable(err), nil)
+		return
+	}
+	if res.JSON200 == nil {
+		s.subscriptionFailed(w, r, rq, problem(res.StatusCode(), res.Body), nil)
+		return
+	}
+	v, err := s.subscriptionView(r.Context(), rq, id, url.Values{})
+	if err != nil {
+		s.fail(w, r, rq, err)
+		return
+	}
+	expires := res.JSON200.PreviousSecretExpiresAt
+	v.NewSecret = &web.CreatedSecret{SubscriptionID: id, Secret: res.JSON200.Secret, PreviousExpiresAt: &expires}
+	v.Notice = "Secret rotated."
+	s.render(w, r, http.StatusOK, web.Subscription(v))
+}
+
+// redeliverSubscription queues the subscription's failed deliveries
+// created since the time given.
+func (s *Server) redeliverSubscription(w http.ResponseWriter, r *http.Request, rq *request) {
+	id := r.PathValue("id")
+	since := r.PostFormValue("since")
+	withField := func(msg string) func(*web.SubscriptionView) {
+		return func(v *web.SubscriptionView) { v.RedeliverSince, v.Errors["since"] = since, msg }
+	}
+	from, err := parseTime(since)
+	if err != nil || from == nil {
+		msg := "enter a time such as 2026-01-02T15:04 (UTC)"
+		if err != nil {
+			msg = err.Error()
+		}
+		s.subscriptionFailed(w, r, rq, &apiError{Status: http.StatusUnprocessableEntity, Detail: "Check the time", Fields: web.Errors{"since": msg}}, withField(msg))
+		return
+	}
+	statuses := []client.RedeliverBulkInputBodyStatuses{client.RedeliverBulkInputBodyStatusesFailed}
+	res, err := rq.api.RedeliverSubscriptionWithResponse(r.Context(), id, client.RedeliverSubscriptionJSONRequestBody{From: from, Statuses: &statuses})
+	if err != nil {
+		s.subscriptionFailed(w, r, rq, unreachable(err), nil)
+		return
+	}
+	if res.JSON202 == nil {
+		e := problem(res.StatusCode(), res.Body)
+		var edit func(*web.SubscriptionView)
+		if msg, ok := e.Fields["from"]; ok {
+			edit = withField(msg)
+		}
+		s.subscriptionFailed(w, r, rq, e, edit)
+		return
+	}
+	http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=redeliver&n="+strconv.FormatInt(res.JSON202.Queued, 10), http.StatusSeeOther)
+}
+
+// deleteSubscription deletes the subscription (the page asked first).
+func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request, rq *request) {
+	id := r.PathValue("id")
+	res, err := rq.api.DeleteSubscriptionWithResponse(r.Context(), id)
+	if err != nil {
+		s.subscriptionFailed(w, r, rq, unreachable(err), nil)
+		return
+	}
+	if res.StatusCode() != http.StatusNoContent {
+		s.subscriptionFailed(w, r, rq, problem(res.StatusCode(), res.Body), nil)
+		return
+	}
+	http.Redirect(w, r, "/subscriptions?done=deleted", http.StatusSeeOther)
+}

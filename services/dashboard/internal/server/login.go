@@ -1,0 +1,104 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/dispatch-webhooks/dispatch/libs/client"
+	"github.com/dispatch-webhooks/dispatch/services/dashboard/internal/session"
+	"github.com/dispatch-webhooks/dispatch/web"
+)
+
+// loginPage shows the sign-in form. Its CSRF token is bound to a random
+// value in a short-lived cookie of its own, since there is no session yet.
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if _, err := s.cfg.Sealer.Open(c.Value); err == nil {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+	}
+	v := web.LoginView{CSRF: s.loginToken(w, r)}
+	switch {
+	case r.URL.Query().Has("expired"):
+		v.Notice = "Your session ended. Sign in again."
+	case r.URL.Query().Has("signed_out"):
+		v.Notice = "Signed out."
+	}
+	s.render(w, r, http.StatusOK, web.Login(v))
+}
+
+// loginToken sets a fresh sign-in nonce cookie and returns its token.
+func (s *Server) loginToken(w http.ResponseWriter, r *http.Request) string {
+	nonce := session.Nonce()
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: nonce, Path: "/login", MaxAge: 3600,
+		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
+	return s.cfg.Sealer.Token("login:" + nonce)
+}
+
+// login checks the key with GET /me and starts a session holding it sealed.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(loginCookie)
+	if err != nil || !s.cfg.Sealer.ValidToken("login:"+c.Value, r.PostFormValue("csrf")) {
+		s.render(w, r, http.StatusForbidden, web.Login(web.LoginView{CSRF: s.loginToken(w, r),
+			Error: "The sign-in form was stale (or cookies are off). Try again."}))
+		return
+	}
+	again := func(status int, msg string) {
+		s.render(w, r, status, web.Login(web.LoginView{CSRF: s.loginToken(w, r), Error: msg}))
+	}
+	key := strings.TrimSpace(r.PostFormValue("key"))
+	if key == "" {
+		again(http.StatusUnprocessableEntity, "Enter an API key.")
+		return
+	}
+	api, err := client.NewClientWithResponses(s.cfg.APIURL, client.WithAPIKey(key), client.WithHTTPClient(s.cfg.HTTPClient))
+	if err != nil {
+		again(http.StatusInternalServerError, "The dashboard cannot reach the API: "+err.Error())
+		return
+	}
+	res, err := api.GetCurrentKeyWithResponse(r.Context())
+	switch {
+	case err != nil:
+		s.cfg.Logger.Warn("sign-in: API unreachable", "err", err)
+		again(http.StatusBadGateway, "The Dispatch API did not answer, so the key could not be checked. Try again in a moment.")
+		return
+	case res.StatusCode() == http.StatusUnauthorized:
+		again(http.StatusUnauthorized, "The API does not accept this key: it is unknown, expired or revoked.")
+		return
+	case res.JSON200 == nil:
+		again(problem(res.StatusCode(), res.Body).httpStatus(), problem(res.StatusCode(), res.Body).message())
+		return
+	}
+	sess := session.Session{APIKey: key, KeyID: res.JSON200.Id, Expires: s.cfg.Now().Add(s.cfg.SessionTTL)}
+	if res.JSON200.Scopes != nil {
+		sess.Scopes = *res.JSON200.Scopes
+	}
+	if !sess.Has("read", "admin") {
+		again(http.StatusForbidden, "This key lacks the read scope the dashboard needs to show anything (it has: "+strings.Join(sess.Scopes, ", ")+").")
+		return
+	}
+	value, err := s.cfg.Sealer.Seal(sess)
+	if err != nil {
+		again(http.StatusInternalServerError, "The session could not be created.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: value, Path: "/", Expires: sess.Expires,
+		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/login", MaxAge: -1,
+		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// logout ends the session. With a valid session the form must carry its
+// token, so another site cannot sign an operator out.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if _, err := s.cfg.Sealer.Open(c.Value); err == nil && !s.cfg.Sealer.ValidToken(c.Value, r.PostFormValue("csrf")) {
+			http.Error(w, "This form's security token is missing or stale; reload the page and try again.", http.StatusForbidden)
+			return
+		}
+	}
+	s.clearSession(w, r)
+	http.Redirect(w, r, "/login?signed_out=1", http.StatusSeeOther)
+}

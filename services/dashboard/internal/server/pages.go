@@ -1,0 +1,352 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/client"
+	"github.com/dispatch-webhooks/dispatch/web"
+)
+
+// circuitChecks bounds how many subscriptions the overview asks for their
+// circuit state (GET /subscriptions/{id} each), and how many at once.
+const (
+	circuitChecks     = 50
+	circuitCheckConns = 8
+)
+
+// overview answers "what is failing right now?": activity over the last
+// hour and day, the backlog, subscriptions not healthy, recent failures.
+func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
+	v := web.OverviewView{Page: rq.page}
+	v.Title, v.Nav, v.Notice = "Overview", "overview", notice(r.URL.Query())
+	if r.URL.Query().Get("refresh") != "" {
+		v.RefreshSeconds = 10
+	}
+	ctx := r.Context()
+	for i, window := range []string{"1h", "24h"} {
+		res, err := rq.api.GetStatsWithResponse(ctx, &client.GetStatsParams{Window: &window})
+		if err != nil {
+			s.fail(w, r, rq, unreachable(err))
+			return
+		}
+		if res.JSON200 == nil {
+			s.fail(w, r, rq, problem(res.StatusCode(), res.Body))
+			return
+		}
+		st := res.JSON200
+		v.Windows = append(v.Windows, web.StatsWindow{Window: window, Received: st.EventsReceived,
+			Delivered: st.DeliveriesDelivered, Retrying: st.DeliveriesRetrying, Failed: st.DeliveriesFailed})
+		if i == 0 {
+			v.Backlog = web.Backlog{Due: st.BacklogDue, Oldest: time.Duration(st.BacklogOldestDueSeconds * float64(time.Second))}
+		}
+	}
+	attention, checked, more, err := s.attention(ctx, rq.api)
+	if err != nil {
+		s.fail(w, r, rq, err)
+		return
+	}
+	v.Attention, v.Checked, v.Unchecked = attention, checked, more
+	failed, limit := client.ListEventsParamsStatusFailed, int64(10)
+	res, err := rq.api.ListEventsWithResponse(ctx, &client.ListEventsParams{Status: &failed, Limit: &limit})
+	if err != nil {
+		s.fail(w, r, rq, unreachable(err))
+		return
+	}
+	if res.JSON200 == nil {
+		s.fail(w, r, rq, problem(res.StatusCode(), res.Body))
+		return
+	}
+	for _, e := range items(res.JSON200.Data) {
+		v.RecentFailed = append(v.RecentFailed, eventRow(e))
+	}
+	s.render(w, r, http.StatusOK, web.Overview(v))
+}
+
+// items is the slice p points at, or none.
+func items[T any](p *[]T) []T {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// attention lists the subscriptions that are not active or whose circuit
+// is not closed. Listings do not carry circuit states, so it asks for the
+// first circuitChecks subscriptions one by one, a few at a time.
+func (s *Server) attention(ctx context.Context, api *client.ClientWithResponses) (rows []web.SubscriptionRow, checked int, more bool, err error) {
+	limit := int64(circuitChecks)
+	res, err := api.ListSubscriptionsWithResponse(ctx, &client.ListSubscriptionsParams{Limit: &limit})
+	if err != nil {
+		return nil, 0, false, unreachable(err)
+	}
+	if res.JSON200 == nil {
+		return nil, 0, false, problem(res.StatusCode(), res.Body)
+	}
+	subs := items(res.JSON200.Data)
+	more = res.JSON200.NextCursor != nil
+	full := make([]client.SubscriptionBody, len(subs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, circuitCheckConns)
+	for i, sub := range subs {
+		full[i] = sub
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			one, err := api.GetSubscriptionWithResponse(ctx, sub.Id)
+			if err == nil && one.JSON200 != nil {
+				full[i] = *one.JSON200
+			}
+		})
+	}
+	wg.Wait()
+	for _, sub := range full {
+		row := subscriptionRow(sub)
+		if row.State != "active" || (row.Circuit != "" && row.Circuit != "closed") {
+			rows = append(rows, row)
+		}
+	}
+	return rows, len(subs), more, nil
+}
+
+var eventStatuses = []string{"unmatched", "pending", "retrying", "failed", "delivered"}
+
+// events is the event search; filters and the page live in the query.
+func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
+	q := r.URL.Query()
+	if id := strings.TrimSpace(q.Get("id")); id != "" {
+		http.Redirect(w, r, string(web.EventURL(id)), http.StatusSeeOther)
+		return
+	}
+	v := web.EventsView{Page: rq.page, Errors: web.Errors{}, Filter: web.EventFilter{
+		Type: q.Get("type"), Status: q.Get("status"), SubscriptionID: q.Get("subscription_id"),
+		Since: q.Get("since"), Until: q.Get("until"),
+	}}
+	v.Title, v.Nav = "Events", "events"
+	limit := int64(50)
+	params := client.ListEventsParams{Limit: &limit}
+	if f := strings.TrimSpace(v.Filter.Type); f != "" {
+		params.Type = &f
+	}
+	if f := v.Filter.Status; f != "" {
+		if !slices.Contains(eventStatuses, f) {
+			v.Errors["status"] = "choose one of " + strings.Join(eventStatuses, ", ")
+		}
+		st := client.ListEventsParamsStatus(f)
+		params.Status = &st
+	}
+	if f := strings.TrimSpace(v.Filter.SubscriptionID); f != "" {
+		params.SubscriptionId = &f
+	}
+	var err error
+	if params.Since, err = parseTime(v.Filter.Since); err != nil {
+		v.Errors["since"] = err.Error()
+	}
+	if params.Until, err = parseTime(v.Filter.Until); err != nil {
+		v.Errors["until"] = err.Error()
+	}
+	if after := q.Get("after"); after != "" {
+		params.After = &after
+		v.First = pageURL("/events", q, "")
+	}
+	status := http.StatusOK
+	if len(v.Errors) == 0 {
+		res, err := rq.api.ListEventsWithResponse(r.Context(), &params)
+		switch {
+		case err != nil:
+			s.fail(w, r, rq, unreachable(err))
+			return
+		case res.JSON200 != nil:
+			for _, e := range items(res.JSON200.Data) {
+				v.Events = append(v.Events, eventRow(e))
+			}
+			if res.JSON200.NextCursor != nil {
+				v.Next = pageURL("/events", q, *res.JSON200.NextCursor)
+			}
+		case res.StatusCode() == http.StatusUnprocessableEntity:
+			e := problem(res.StatusCode(), res.Body)
+			if msg, ok := e.Fields["after"]; ok {
+				v.Error = "This page's position is not valid (" + msg + "); start from the newest events."
+			}
+			for f, msg := range e.Fields {
+				v.Errors[f] = msg
+			}
+			status = http.StatusUnprocessableEntity
+		default:
+			s.fail(w, r, rq, problem(res.StatusCode(), res.Body))
+			return
+		}
+	} else {
+		status = http.StatusUnprocessableEntity
+	}
+	s.render(w, r, status, web.Events(v))
+}
+
+// eventView builds the event page: the event, its payload as it was sent,
+// and each delivery with its attempts.
+func (s *Server) eventView(ctx context.Context, rq *request, id string) (web.EventView, error) {
+	v := web.EventView{Page: rq.page}
+	v.Title, v.Nav = "Event "+id, "events"
+	res, err := rq.api.GetEventWithResponse(ctx, id)
+	if err != nil {
+		return v, unreachable(err)
+	}
+	if res.JSON200 == nil {
+		e := problem(res.StatusCode(), res.Body)
+		if e.Status == http.StatusNotFound || e.Status == http.StatusUnprocessableEntity {
+			e.Status, e.Detail = http.StatusNotFound, "no event has the id "+id+". Search the events list, or check the id."
+		}
+		return v, e
+	}
+	ev := res.JSON200
+	v.Event = web.EventRow{ID: ev.Id, Type: ev.Type, Source: str(ev.Source), Status: string(ev.Status)}
+	if ev.ReceivedAt != nil {
+		v.Event.ReceivedAt = *ev.ReceivedAt
+	}
+	// The payload as the API sent it, members in their order.
+	var raw struct {
+		Data json.RawMessage `json:"data"`
+	}
+	var pretty bytes.Buffer
+	if json.Unmarshal(res.Body, &raw) == nil && json.Indent(&pretty, raw.Data, "", "  ") == nil {
+		v.Payload = pretty.String()
+	}
+	att, err := rq.api.ListEventAttemptsWithResponse(ctx, id)
+	if err != nil {
+		return v, unreachable(err)
+	}
+	if att.JSON200 == nil {
+		return v, problem(att.StatusCode(), att.Body)
+	}
+	bySub := map[string][]web.AttemptView{}
+	for _, a := range items(att.JSON200.Data) {
+		bySub[a.SubscriptionId] = append(bySub[a.SubscriptionId], attemptView(a))
+	}
+	for _, d := range items(ev.Deliveries) {
+		v.Deliveries = append(v.Deliveries, web.DeliveryView{SubscriptionID: d.SubscriptionId, Status: string(d.Status),
+			Attempts: d.Attempts, NextAttemptAt: d.NextAttemptAt, LastStatusCode: code(d.LastStatusCode),
+			LastError: str(d.LastError), UpdatedAt: d.UpdatedAt, AttemptRows: bySub[d.SubscriptionId]})
+	}
+	return v, nil
+}
+
+func (s *Server) event(w http.ResponseWriter, r *http.Request, rq *request) {
+	v, err := s.eventView(r.Context(), rq, r.PathValue("id"))
+	if err != nil {
+		rq.page.Title = v.Title
+		s.fail(w, r, rq, err)
+		return
+	}
+	v.Notice = notice(r.URL.Query())
+	s.render(w, r, http.StatusOK, web.Event(v))
+}
+
+// subscriptionsView lists one page of subscriptions.
+func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Values) (web.SubscriptionsView, error) {
+	v := web.SubscriptionsView{Page: rq.page, Form: web.SubscriptionForm{Errors: web.Errors{}}}
+	v.Title, v.Nav = "Subscriptions", "subscriptions"
+	limit := int64(50)
+	params := client.ListSubscriptionsParams{Limit: &limit}
+	if after := q.Get("after"); after != "" {
+		params.After = &after
+		v.First = "/subscriptions"
+	}
+	res, err := rq.api.ListSubscriptionsWithResponse(ctx, &params)
+	if err != nil {
+		return v, unreachable(err)
+	}
+	if res.JSON200 == nil {
+		return v, problem(res.StatusCode(), res.Body)
+	}
+	for _, sub := range items(res.JSON200.Data) {
+		v.Subscriptions = append(v.Subscriptions, subscriptionRow(sub))
+	}
+	if res.JSON200.NextCursor != nil {
+		v.Next = pageURL("/subscriptions", url.Values{}, *res.JSON200.NextCursor)
+	}
+	return v, nil
+}
+
+func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, rq *request) {
+	v, err := s.subscriptionsView(r.Context(), rq, r.URL.Query())
+	if err != nil {
+		s.fail(w, r, rq, err)
+		return
+	}
+	v.Notice = notice(r.URL.Query())
+	s.render(w, r, http.StatusOK, web.Subscriptions(v))
+}
+
+var deliveryStatuses = []string{"pending", "processing", "delivered", "retrying", "failed"}
+
+// subscriptionView builds the subscription page: settings, circuit and a
+// page of recent deliveries.
+func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q url.Values) (web.SubscriptionView, error) {
+	v := web.SubscriptionView{Page: rq.page, Errors: web.Errors{}, DeliveryStatus: q.Get("status")}
+	v.Title, v.Nav = "Subscription "+id, "subscriptions"
+	res, err := rq.api.GetSubscriptionWithResponse(ctx, id)
+	if err != nil {
+		return v, unreachable(err)
+	}
+	if res.JSON200 == nil {
+		e := problem(res.StatusCode(), res.Body)
+		if e.Status == http.StatusNotFound || e.Status == http.StatusUnprocessableEntity {
+			e.Status, e.Detail = http.StatusNotFound, "no subscription has the id "+id+"."
+		}
+		return v, e
+	}
+	v.Subscription, v.Settings = subscriptionRow(*res.JSON200), settings(*res.JSON200)
+	limit := int64(25)
+	params := client.ListSubscriptionDeliveriesParams{Limit: &limit}
+	if st := v.DeliveryStatus; st != "" {
+		if !slices.Contains(deliveryStatuses, st) {
+			v.Errors["status"] = "choose one of " + strings.Join(deliveryStatuses, ", ")
+			return v, nil
+		}
+		p := client.ListSubscriptionDeliveriesParamsStatus(st)
+		params.Status = &p
+	}
+	if after := q.Get("after"); after != "" {
+		params.After = &after
+		v.First = pageURL(string(web.SubscriptionURL(id)), q, "")
+	}
+	dl, err := rq.api.ListSubscriptionDeliveriesWithResponse(ctx, id, &params)
+	if err != nil {
+		return v, unreachable(err)
+	}
+	if dl.JSON200 == nil {
+		e := problem(dl.StatusCode(), dl.Body)
+		if e.Status != http.StatusUnprocessableEntity {
+			return v, e
+		}
+		v.Error = e.message()
+		return v, nil
+	}
+	for _, d := range items(dl.JSON200.Data) {
+		v.Deliveries = append(v.Deliveries, deliveryRow(d))
+	}
+	if dl.JSON200.NextCursor != nil {
+		v.Next = pageURL(string(web.SubscriptionURL(id)), q, *dl.JSON200.NextCursor)
+	}
+	return v, nil
+}
+
+func (s *Server) subscription(w http.ResponseWriter, r *http.Request, rq *request) {
+	q := r.URL.Query()
+	v, err := s.subscriptionView(r.Context(), rq, r.PathValue("id"), q)
+	if err != nil {
+		rq.page.Title = v.Title
+		s.fail(w, r, rq, err)
+		return
+	}
+	v.Notice = notice(q)
+	v.ConfirmDelete = q.Get("confirm") == "delete" && v.CanWrite
+	s.render(w, r, http.StatusOK, web.Subscription(v))
+}

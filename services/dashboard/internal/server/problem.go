@@ -1,0 +1,140 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/dispatch-webhooks/dispatch/libs/client"
+	"github.com/dispatch-webhooks/dispatch/web"
+)
+
+// apiError is an answer of the API that was not the one hoped for, or no
+// answer at all (Status 0).
+type apiError struct {
+	// Status is the API's HTTP status; 0 when it did not answer.
+	Status int
+	// Detail is the problem's detail (or title), as the API wrote it.
+	Detail string
+	// RequestID is the API's request id, to find its log lines.
+	RequestID string
+	// Fields maps a field name ("url", "type", "event_types") to the
+	// problem with it, from the problem's errors[].location.
+	Fields web.Errors
+	cause  error
+}
+
+func (e *apiError) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("API unreachable: %v", e.cause)
+	}
+	return fmt.Sprintf("API answered %d: %s", e.Status, e.Detail)
+}
+
+// unreachable is a call that got no answer.
+func unreachable(err error) *apiError { return &apiError{cause: err} }
+
+// problem reads the API's problem+json answer; a body that is not one
+// still gives an error with the status.
+func problem(status int, body []byte) *apiError {
+	e := &apiError{Status: status, Fields: web.Errors{}}
+	var p client.ErrorModel
+	if json.Unmarshal(body, &p) != nil {
+		return e
+	}
+	if p.Detail != nil {
+		e.Detail = *p.Detail
+	} else if p.Title != nil {
+		e.Detail = *p.Title
+	}
+	if p.RequestId != nil {
+		e.RequestID = *p.RequestId
+	}
+	if p.Errors != nil {
+		for _, d := range *p.Errors {
+			msg := ""
+			if d.Message != nil {
+				msg = *d.Message
+			}
+			field := ""
+			if d.Location != nil {
+				field = fieldOf(*d.Location)
+			}
+			if _, seen := e.Fields[field]; !seen {
+				e.Fields[field] = msg
+			}
+		}
+	}
+	return e
+}
+
+// fieldOf names the form field a problem location is about:
+// body.url → url, body.event_types[1] → event_types, query.type → type,
+// body.data.items[2] → data.
+func fieldOf(location string) string {
+	_, rest, ok := strings.Cut(location, ".")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, ".["); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
+}
+
+// asAPIError returns err as an *apiError, wrapping anything else as an
+// unreachable API.
+func asAPIError(err error) *apiError {
+	var e *apiError
+	if errors.As(err, &e) {
+		return e
+	}
+	return unreachable(err)
+}
+
+// message is what an operator reads about e: what went wrong and what to
+// do, never a stack trace or a raw server error.
+func (e *apiError) message() string {
+	switch {
+	case e.Status == 0:
+		return "The Dispatch API did not answer. Check that the ingest-api is running and try again."
+	case e.Status == http.StatusForbidden:
+		return "The API refused this with your key: " + e.Detail
+	case e.Status == http.StatusNotFound:
+		return "Not found: " + e.Detail
+	case e.Status == http.StatusServiceUnavailable:
+		return "The API is unavailable for a moment (its database or keys cannot be read). Try again shortly."
+	case e.Status >= 500:
+		msg := fmt.Sprintf("The API could not complete this (HTTP %d).", e.Status)
+		if e.RequestID != "" {
+			msg += " Its logs have the details under request id " + e.RequestID + "."
+		}
+		return msg
+	case len(e.Fields) > 0 && e.Fields[""] == "" && e.Detail != "":
+		return e.Detail + ": see the fields below."
+	default:
+		if e.Fields[""] != "" {
+			return e.Fields[""]
+		}
+		return e.Detail
+	}
+}
+
+// httpStatus is the dashboard's answer for e: the API's 4xx as it is, a
+// gateway error for anything worse.
+func (e *apiError) httpStatus() int {
+	switch {
+	case e.Status == 0:
+		return http.StatusBadGateway
+	case e.Status == http.StatusServiceUnavailable:
+		return http.StatusServiceUnavailable
+	case e.Status >= 500:
+		return http.StatusBadGateway
+	case e.Status >= 400:
+		return e.Status
+	default:
+		return http.StatusBadGateway
+	}
+}

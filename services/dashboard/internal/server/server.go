@@ -1,0 +1,223 @@
+// Package server is the dashboard's HTTP side: sign-in and sessions, CSRF
+// checks, and one handler per page or action. Every handler reads and acts
+// through the ingest-api's API with the generated client, as the signed-in
+// key, builds a view model and renders a web component; the API enforces
+// scopes and validation, the dashboard only shows what it answers.
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"github.com/dispatch-webhooks/dispatch/libs/client"
+	"github.com/dispatch-webhooks/dispatch/services/dashboard/internal/session"
+	"github.com/dispatch-webhooks/dispatch/web"
+)
+
+// Cookie names.
+const (
+	sessionCookie = "dispatch_session"
+	loginCookie   = "dispatch_login"
+)
+
+// Config is what a Server needs.
+type Config struct {
+	// APIURL is the ingest-api's base URL.
+	APIURL string
+	// Sealer seals sessions and makes CSRF tokens.
+	Sealer *session.Sealer
+	// SessionTTL is how long a sign-in lasts.
+	SessionTTL time.Duration
+	// HTTPClient calls the API; a client with a 15 s timeout when nil.
+	HTTPClient *http.Client
+	// Logger logs failed API calls.
+	Logger *slog.Logger
+	// Now replaces the clock (tests); time.Now when nil.
+	Now func() time.Time
+}
+
+// Server serves the dashboard.
+type Server struct {
+	cfg Config
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{cfg: cfg}
+}
+
+// Register adds the dashboard's pages, actions and static files to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	static, _ := fs.Sub(web.Static, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /login", s.loginPage)
+	mux.HandleFunc("POST /login", s.login)
+	mux.HandleFunc("POST /logout", s.logout)
+
+	mux.HandleFunc("GET /{$}", s.signedIn(s.overview))
+	mux.HandleFunc("GET /events", s.signedIn(s.events))
+	mux.HandleFunc("GET /events/{id}", s.signedIn(s.event))
+	mux.HandleFunc("POST /events/{id}/redeliver", s.signedIn(s.redeliverEvent))
+	mux.HandleFunc("GET /subscriptions", s.signedIn(s.subscriptions))
+	mux.HandleFunc("POST /subscriptions", s.signedIn(s.createSubscription))
+	mux.HandleFunc("GET /subscriptions/{id}", s.signedIn(s.subscription))
+	mux.HandleFunc("POST /subscriptions/{id}/pause", s.signedIn(s.setState("paused")))
+	mux.HandleFunc("POST /subscriptions/{id}/resume", s.signedIn(s.setState("active")))
+	mux.HandleFunc("POST /subscriptions/{id}/rotate", s.signedIn(s.rotate))
+	mux.HandleFunc("POST /subscriptions/{id}/redeliver", s.signedIn(s.redeliverSubscription))
+	mux.HandleFunc("POST /subscriptions/{id}/delete", s.signedIn(s.deleteSubscription))
+}
+
+// Handler returns the dashboard with its security headers, on a mux of
+// its own (health and metrics are the caller's).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.Register(mux)
+	return SecurityHeaders(mux)
+}
+
+// SecurityHeaders sets headers that keep pages from being framed, scripts
+// from other origins from running, and answers from being sniffed.
+func SecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Ready checks that the API answers /healthz.
+func (s *Server) Ready(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.APIURL+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New("API /healthz answered " + resp.Status)
+	}
+	return nil
+}
+
+// request is one signed-in request: the session, an API client acting as
+// its key, and the page fields every view shares.
+type request struct {
+	sess session.Session
+	api  *client.ClientWithResponses
+	page web.Page
+}
+
+// signedIn wraps a handler that needs a session: without a valid one the
+// browser goes to /login; a POST must carry the session's CSRF token.
+func (s *Server) signedIn(h func(w http.ResponseWriter, r *http.Request, rq *request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(sessionCookie)
+		if err != nil {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		sess, err := s.cfg.Sealer.Open(c.Value)
+		if err != nil {
+			s.clearSession(w, r)
+			to := "/login"
+			if errors.Is(err, session.ErrExpired) {
+				to += "?expired=1"
+			}
+			http.Redirect(w, r, to, http.StatusSeeOther)
+			return
+		}
+		api, err := client.NewClientWithResponses(s.cfg.APIURL, client.WithAPIKey(sess.APIKey), client.WithHTTPClient(s.cfg.HTTPClient))
+		if err != nil {
+			http.Error(w, "dashboard misconfigured: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		rq := &request{sess: sess, api: api, page: web.Page{
+			KeyID: sess.KeyID, Scopes: sess.Scopes, CanWrite: sess.Has("write", "admin"),
+			CSRF: s.cfg.Sealer.Token(c.Value), Now: s.cfg.Now(),
+		}}
+		if r.Method == http.MethodPost && !s.cfg.Sealer.ValidToken(c.Value, r.PostFormValue("csrf")) {
+			rq.page.Title = "Refused"
+			s.render(w, r, http.StatusForbidden, web.ErrorPage(web.ErrorView{Page: rq.page, Status: http.StatusForbidden,
+				Message: "This form's security token is missing or belongs to another session, so nothing was done. Go back, reload the page and try again."}))
+			return
+		}
+		h(w, r, rq)
+	}
+}
+
+// render writes a component with status; a component that fails to render
+// is logged and answered with a plain 500, never half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
+	var buf bytes.Buffer
+	if err := c.Render(r.Context(), &buf); err != nil {
+		s.cfg.Logger.Error("render", "path", r.URL.Path, "err", err)
+		http.Error(w, "The page could not be rendered.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// fail shows an API failure as a page: a key the API no longer accepts
+// ends the session, anything else is explained in words.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, rq *request, err error) {
+	e := asAPIError(err)
+	if e.Status == http.StatusUnauthorized {
+		s.clearSession(w, r)
+		http.Redirect(w, r, "/login?expired=1", http.StatusSeeOther)
+		return
+	}
+	if e.Status == 0 || e.Status >= 500 {
+		s.cfg.Logger.Warn("API call failed", "path", r.URL.Path, "err", e, "request_id", e.RequestID)
+	}
+	p := rq.page
+	if p.Title == "" {
+		p.Title = "Something went wrong"
+	}
+	s.render(w, r, e.httpStatus(), web.ErrorPage(web.ErrorView{Page: p, Status: e.httpStatus(), Message: e.message()}))
+}
+
+// unauthorized reports whether err means the session's key is no longer
+// accepted, ending the session and sending the browser to /login.
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, err error) bool {
+	if asAPIError(err).Status != http.StatusUnauthorized {
+		return false
+	}
+	s.clearSession(w, r)
+	http.Redirect(w, r, "/login?expired=1", http.StatusSeeOther)
+	return true
+}
+
+func secure(r *http.Request) bool {
+	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+}
+
+func (s *Server) clearSession(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode})
+}

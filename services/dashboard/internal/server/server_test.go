@@ -1,0 +1,383 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+
+	"github.com/dispatch-webhooks/dispatch/services/dashboard/internal/session"
+)
+
+// fakeAPI answers as the ingest-api would for the few routes a test needs.
+type fakeAPI struct {
+	mu    sync.Mutex
+	keys  map[string][]string // key → scopes
+	posts []string            // "METHOD path body" of every change
+	// answer, if set, answers a change instead of the default 2xx.
+	answer func(w http.ResponseWriter, r *http.Request) bool
+}
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	scopes, ok := f.keys[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	f.mu.Unlock()
+	problem := func(status int, detail string, errs ...map[string]string) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "detail": detail, "errors": errs, "request_id": "req-1"})
+	}
+	if !ok {
+		problem(http.StatusUnauthorized, "unknown key")
+		return
+	}
+	reply := func(status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	if r.Method != http.MethodGet {
+		body, _ := io.ReadAll(r.Body)
+		f.mu.Lock()
+		f.posts = append(f.posts, r.Method+" "+r.URL.Path+" "+string(bytes.TrimSpace(body)))
+		answer := f.answer
+		f.mu.Unlock()
+		if answer != nil && answer(w, r) {
+			return
+		}
+	}
+	sub := map[string]any{"id": "orders", "url": "https://example.com/hook", "event_types": []string{"order.*"}, "state": "active",
+		"circuit_state": "closed", "created_at": time.Now(), "updated_at": time.Now()}
+	switch {
+	case r.URL.Path == "/me":
+		reply(200, map[string]any{"id": "key_1", "scopes": scopes})
+	case r.URL.Path == "/stats":
+		reply(200, map[string]any{"window": r.URL.Query().Get("window"), "from": time.Now(), "to": time.Now(), "events_received": 4,
+			"deliveries_delivered": 3, "deliveries_retrying": 0, "deliveries_failed": 1, "backlog_due": 0, "backlog_oldest_due_seconds": 0})
+	case r.URL.Path == "/events" && r.URL.Query().Get("type") == "bad pattern":
+		problem(422, "validation failed", map[string]string{"location": "query.type", "message": "must be a type or a pattern"})
+	case r.URL.Path == "/events":
+		reply(200, map[string]any{"data": []any{}})
+	case r.URL.Path == "/subscriptions" && r.Method == http.MethodGet:
+		reply(200, map[string]any{"data": []any{sub}})
+	case r.URL.Path == "/subscriptions" && r.Method == http.MethodPost:
+		reply(201, map[string]any{"id": "new", "url": "https://example.com", "event_types": []string{"*"}, "state": "active",
+			"secret": "whsec_shownonce", "created_at": time.Now(), "updated_at": time.Now()})
+	case r.URL.Path == "/subscriptions/orders" && r.Method == http.MethodGet:
+		reply(200, sub)
+	case r.URL.Path == "/subscriptions/orders" && r.Method == http.MethodPatch:
+		if !contains(scopes, "write") && !contains(scopes, "admin") {
+			problem(403, "this operation needs the write scope")
+			return
+		}
+		reply(200, sub)
+	case r.URL.Path == "/subscriptions/orders/deliveries":
+		reply(200, map[string]any{"data": []any{}})
+	default:
+		problem(404, "not found")
+	}
+}
+
+func (f *fakeAPI) setAnswer(a func(w http.ResponseWriter, r *http.Request) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.answer = a
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// bundle is a dashboard in front of a fake API, and a browser-like client
+// with a cookie jar that does not follow redirects.
+type bundle struct {
+	api    *fakeAPI
+	url    string
+	client *http.Client
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	api := &fakeAPI{keys: map[string][]string{"dsp_admin": {"admin"}, "dsp_reader": {"read"}, "dsp_publisher": {"publish"}}}
+	apiSrv := httptest.NewServer(api)
+	t.Cleanup(apiSrv.Close)
+	sealer, err := session.NewSealer(bytes.Repeat([]byte{1}, session.KeySize), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dash := httptest.NewServer(New(Config{APIURL: apiSrv.URL, Sealer: sealer, SessionTTL: time.Hour}).Handler())
+	t.Cleanup(dash.Close)
+	jar, _ := cookiejar.New(nil)
+	return &bundle{api: api, url: dash.URL, client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// get fetches a page and parses it.
+func (b *bundle) get(t *testing.T, path string) (*http.Response, *goquery.Document) {
+	t.Helper()
+	resp, err := b.client.Get(b.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	doc, err := goquery.NewDocumentFromReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, doc
+}
+
+func (b *bundle) post(t *testing.T, path string, form url.Values) (*http.Response, *goquery.Document) {
+	t.Helper()
+	resp, err := b.client.PostForm(b.url+path, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	doc, err := goquery.NewDocumentFromReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, doc
+}
+
+func csrf(doc *goquery.Document) string {
+	return doc.Find("input[name=csrf]").First().AttrOr("value", "")
+}
+
+func (b *bundle) signIn(t *testing.T, key string) *goquery.Document {
+	t.Helper()
+	_, login := b.get(t, "/login")
+	resp, doc := b.post(t, "/login", url.Values{"key": {key}, "csrf": {csrf(login)}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, doc.Text())
+	}
+	_, home := b.get(t, "/")
+	return home
+}
+
+func testid(doc *goquery.Document, id string) *goquery.Selection {
+	return doc.Find(`[data-testid="` + id + `"]`)
+}
+
+func TestSignedOutGoesToLogin(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, path := range []string{"/", "/events", "/subscriptions/orders"} {
+		resp, _ := b.get(t, path)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+			t.Errorf("%s: %d to %q", path, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}
+
+func TestSignInSessionCookie(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, login := b.get(t, "/login")
+	resp, _ := b.post(t, "/login", url.Values{"key": {"dsp_admin"}, "csrf": {csrf(login)}})
+	var c *http.Cookie
+	for _, k := range resp.Cookies() {
+		if k.Name == sessionCookie {
+			c = k
+		}
+	}
+	if c == nil {
+		t.Fatal("no session cookie")
+	}
+	if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Expires.IsZero() {
+		t.Errorf("cookie attributes: %+v", c)
+	}
+	if strings.Contains(c.Value, "dsp_admin") {
+		t.Error("the key is in the cookie in clear")
+	}
+	_, home := b.get(t, "/")
+	if testid(home, "stats").Length() != 1 || testid(home, "key-id").Find("code").Text() != "key_1" {
+		t.Fatalf("overview after sign-in: %s", home.Text())
+	}
+}
+
+func TestSignInRefusals(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for key, want := range map[string]string{
+		"dsp_unknown":   "does not accept this key",
+		"dsp_publisher": "lacks the read scope",
+		"":              "Enter an API key",
+	} {
+		_, login := b.get(t, "/login")
+		resp, doc := b.post(t, "/login", url.Values{"key": {key}, "csrf": {csrf(login)}})
+		if resp.StatusCode < 400 || !strings.Contains(testid(doc, "error-key").Text(), want) {
+			t.Errorf("key %q: %d %q", key, resp.StatusCode, testid(doc, "error-key").Text())
+		}
+	}
+	// Without the sign-in form's token nothing is checked.
+	resp, _ := b.post(t, "/login", url.Values{"key": {"dsp_admin"}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-in without a token: %d", resp.StatusCode)
+	}
+}
+
+func TestPostWithoutCSRFRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	for _, form := range []url.Values{{}, {"csrf": {"forged"}}} {
+		resp, doc := b.post(t, "/subscriptions/orders/pause", form)
+		if resp.StatusCode != http.StatusForbidden || testid(doc, "error-message").Length() != 1 {
+			t.Errorf("pause with %v: %d", form, resp.StatusCode)
+		}
+	}
+	if len(b.api.posts) != 0 {
+		t.Fatalf("the API was called: %v", b.api.posts)
+	}
+	_, page := b.get(t, "/subscriptions/orders")
+	resp, _ := b.post(t, "/subscriptions/orders/pause", url.Values{"csrf": {csrf(page)}})
+	if resp.StatusCode != http.StatusSeeOther || len(b.api.posts) != 1 || !strings.Contains(b.api.posts[0], `"state":"paused"`) {
+		t.Fatalf("pause with the token: %d %v", resp.StatusCode, b.api.posts)
+	}
+}
+
+func TestReadOnlyForgedActionShowsTheAPIRefusal(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	home := b.signIn(t, "dsp_reader")
+	if testid(home, "read-only").Length() != 1 {
+		t.Error("no read-only marker")
+	}
+	_, page := b.get(t, "/subscriptions/orders")
+	if testid(page, "actions").Length() != 0 {
+		t.Error("a read-only key sees actions")
+	}
+	resp, doc := b.post(t, "/subscriptions/orders/pause", url.Values{"csrf": {csrf(page)}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(testid(doc, "page-error").Text(), "needs the write scope") {
+		t.Fatalf("forged pause: %d %q", resp.StatusCode, testid(doc, "page-error").Text())
+	}
+}
+
+func TestAPIErrorsNextToTheirField(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	resp, doc := b.get(t, "/events?type=bad+pattern")
+	if resp.StatusCode != http.StatusUnprocessableEntity || testid(doc, "error-type").Text() != "must be a type or a pattern" {
+		t.Errorf("events: %d %q", resp.StatusCode, testid(doc, "error-type").Text())
+	}
+	resp, doc = b.get(t, "/events?since=yesterday")
+	if resp.StatusCode != http.StatusUnprocessableEntity || testid(doc, "error-since").Length() != 1 {
+		t.Errorf("since: %d", resp.StatusCode)
+	}
+	b.api.setAnswer(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(422)
+		_, _ = io.WriteString(w, `{"status":422,"detail":"validation failed","errors":[{"location":"body.url","message":"points at a private address"}]}`)
+		return true
+	})
+	_, page := b.get(t, "/subscriptions")
+	resp, doc = b.post(t, "/subscriptions", url.Values{"csrf": {csrf(page)}, "url": {"http://10.0.0.1/"}, "event_types": {"order.*"}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || testid(doc, "error-url").Text() != "points at a private address" {
+		t.Errorf("create: %d %q", resp.StatusCode, testid(doc, "error-url").Text())
+	}
+	if doc.Find("input#url").AttrOr("value", "") != "http://10.0.0.1/" {
+		t.Error("the typed URL was lost")
+	}
+}
+
+func TestServerErrorIsExplainedNotShown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	b.api.setAnswer(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(500)
+		_, _ = io.WriteString(w, `{"status":500,"detail":"panic: runtime error: index out of range\ngoroutine 1","request_id":"req-9"}`)
+		return true
+	})
+	_, page := b.get(t, "/subscriptions/orders")
+	resp, doc := b.post(t, "/subscriptions/orders/rotate", url.Values{"csrf": {csrf(page)}})
+	msg := testid(doc, "page-error").Text()
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(doc.Text(), "goroutine") || !strings.Contains(msg, "req-9") {
+		t.Fatalf("%d %q", resp.StatusCode, msg)
+	}
+}
+
+func TestCreateShowsSecretOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	_, page := b.get(t, "/subscriptions")
+	resp, doc := b.post(t, "/subscriptions", url.Values{"csrf": {csrf(page)}, "url": {"https://example.com"}, "event_types": {"order.*, invoice.*"}})
+	if resp.StatusCode != http.StatusCreated || testid(doc, "secret").Text() != "whsec_shownonce" {
+		t.Fatalf("%d %q", resp.StatusCode, testid(doc, "secret").Text())
+	}
+	if !strings.Contains(b.api.posts[0], `"event_types":["order.*","invoice.*"]`) {
+		t.Errorf("posted %s", b.api.posts[0])
+	}
+	_, again := b.get(t, "/subscriptions")
+	if testid(again, "secret").Length() != 0 {
+		t.Error("the secret shows again")
+	}
+}
+
+func TestSignOut(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	home := b.signIn(t, "dsp_admin")
+	resp, _ := b.post(t, "/logout", url.Values{})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-out without a token: %d", resp.StatusCode)
+	}
+	resp, _ = b.post(t, "/logout", url.Values{"csrf": {csrf(home)}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?signed_out=1" {
+		t.Fatalf("sign-out: %d", resp.StatusCode)
+	}
+	resp, _ = b.get(t, "/")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("still signed in: %d", resp.StatusCode)
+	}
+}
+
+func TestRevokedKeyEndsTheSession(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	b.api.mu.Lock()
+	delete(b.api.keys, "dsp_admin")
+	b.api.mu.Unlock()
+	resp, _ := b.get(t, "/events")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?expired=1" {
+		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestEventIDBoxJumps(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	resp, _ := b.get(t, "/events?id=+evt%2F1+")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/events/evt%2F1" {
+		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestFieldOf(t *testing.T) {
+	t.Parallel()
+	for loc, want := range map[string]string{"body.url": "url", "body.event_types[1]": "event_types", "query.type": "type", "body.data.items[2].name": "data", "body": ""} {
+		if got := fieldOf(loc); got != want {
+			t.Errorf("%s: %q, want %q", loc, got, want)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package server
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/client"
+	"github.com/dispatch-webhooks/dispatch/web"
+)
+
+// Conversions from the API's answers to the components' view models.
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func code(p *int64) string {
+	if p == nil {
+		return ""
+	}
+	return strconv.FormatInt(*p, 10)
+}
+
+func eventRow(e client.EventListItem) web.EventRow {
+	return web.EventRow{ID: e.Id, Type: e.Type, Source: str(e.Source), Status: string(e.Status), ReceivedAt: e.ReceivedAt}
+}
+
+func subscriptionRow(s client.SubscriptionBody) web.SubscriptionRow {
+	row := web.SubscriptionRow{ID: s.Id, URL: s.Url, EventTypes: items(s.EventTypes), State: string(s.State),
+		StateReason: str(s.StateReason), CreatedAt: s.CreatedAt}
+	if s.CircuitState != nil {
+		row.Circuit = string(*s.CircuitState)
+	}
+	return row
+}
+
+func settings(s client.SubscriptionBody) []web.Setting {
+	ms := func(p *int64) string { return (time.Duration(*p) * time.Millisecond).String() }
+	n := func(p *int64) string { return strconv.FormatInt(*p, 10) }
+	perSecond := func(p *int64) string { return n(p) + "/s" }
+	var out []web.Setting
+	for _, f := range []struct {
+		name   string
+		value  *int64
+		format func(*int64) string
+	}{
+		{"max attempts", s.MaxAttempts, n},
+		{"retry base delay", s.RetryBaseDelayMs, ms},
+		{"retry max delay", s.RetryMaxDelayMs, ms},
+		{"timeout", s.TimeoutMs, ms},
+		{"rate limit", s.RateLimitPerSecond, perSecond},
+		{"max concurrency", s.MaxConcurrency, n},
+	} {
+		if f.value == nil {
+			out = append(out, web.Setting{Name: f.name, Value: "worker default", Default: true})
+			continue
+		}
+		out = append(out, web.Setting{Name: f.name, Value: f.format(f.value)})
+	}
+	return out
+}
+
+func deliveryRow(d client.DeliveryListItem) web.DeliveryRow {
+	return web.DeliveryRow{EventID: d.EventId, EventType: d.EventType, Status: string(d.Status), Attempts: d.Attempts,
+		LastStatusCode: code(d.LastStatusCode), LastError: str(d.LastError), NextAttemptAt: d.NextAttemptAt,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+}
+
+func attemptView(a client.AttemptBody) web.AttemptView {
+	v := web.AttemptView{Number: a.Number, StartedAt: a.StartedAt, StatusCode: code(a.StatusCode), DurationMs: a.DurationMs,
+		Error: str(a.Error), Response: str(a.ResponseBody), Instance: str(a.Instance)}
+	if a.ErrorClass != nil {
+		v.ErrorClass = string(*a.ErrorClass)
+	}
+	return v
+}
+
+// parseTime reads a time as operators type it: RFC 3339, or
+// 2006-01-02T15:04[:05] or 2006-01-02 taken as UTC. "" is no time.
+func parseTime(s string) (*time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return &t, nil
+		}
+	}
+	return nil, fmt.Errorf("use a time such as 2026-01-02T15:04 (UTC) or 2026-01-02T15:04:05+02:00")
+}
+
+// pageURL is path with the query q, after set to cursor ("" drops it).
+func pageURL(path string, q url.Values, cursor string) string {
+	q2 := url.Values{}
+	for k, v := range q {
+		if k != "after" && len(v) > 0 && v[0] != "" {
+			q2[k] = v[:1]
+		}
+	}
+	if cursor != "" {
+		q2.Set("after", cursor)
+	}
+	if len(q2) == 0 {
+		return path
+	}
+	return path + "?" + q2.Encode()
+}
+
+// notice says what an action did, from the codes redirects carry; unknown
+// codes say nothing, so a crafted link cannot put words on a page.
+func notice(q url.Values) string {
+	switch q.Get("done") {
+	case "redeliver":
+		n, _ := strconv.Atoi(q.Get("n"))
+		if n == 1 {
+			return "1 delivery queued for redelivery."
+		}
+		return strconv.Itoa(n) + " deliveries queued for redelivery."
+	case "paused":
+		return "Subscription paused: it gets no new deliveries, and its waiting ones wait."
+	case "resumed":
+		return "Subscription resumed."
+	case "deleted":
+		return "Subscription deleted."
+	}
+	return ""
+}

@@ -1,0 +1,143 @@
+// Package session keeps a signed-in operator's API key in a cookie without
+// ever holding it in clear: the key, its id and scopes and an expiry are
+// sealed with AES-256-GCM under the dashboard's session key. CSRF tokens
+// are HMACs of the sealed cookie under a key derived from the same key, so
+// a token is valid only with the session it was issued for.
+package session
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// KeySize is the size of the session key in bytes.
+const KeySize = 32
+
+// ErrInvalid is a cookie that was not sealed under this key or was altered.
+var ErrInvalid = errors.New("session: invalid")
+
+// ErrExpired is a sealed session past its expiry.
+var ErrExpired = errors.New("session: expired")
+
+// Session is one signed-in operator.
+type Session struct {
+	// APIKey is the key every API call of the session sends.
+	APIKey string `json:"k"`
+	// KeyID names the key (GET /me's id).
+	KeyID string `json:"i"`
+	// Scopes are the key's scopes (GET /me's scopes).
+	Scopes []string `json:"s"`
+	// Expires is when the session ends.
+	Expires time.Time `json:"e"`
+}
+
+// Has reports whether the session's key holds any of scopes.
+func (s Session) Has(scopes ...string) bool {
+	for _, have := range s.Scopes {
+		for _, want := range scopes {
+			if have == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Sealer seals and opens sessions and makes and checks CSRF tokens.
+type Sealer struct {
+	aead    cipher.AEAD
+	csrfKey []byte
+	now     func() time.Time
+}
+
+// NewSealer returns a Sealer for a key of KeySize bytes; now, if not nil,
+// replaces the clock (tests).
+func NewSealer(key []byte, now func() time.Time) (*Sealer, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("session key must be %d bytes, got %d", KeySize, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("dispatch dashboard csrf"))
+	return &Sealer{aead: aead, csrfKey: mac.Sum(nil), now: now}, nil
+}
+
+// additionalData binds sealed cookies to their purpose.
+var additionalData = []byte("dispatch dashboard session v1")
+
+// Seal returns s as a cookie value: base64url of a random nonce and the
+// ciphertext.
+func (m *Sealer) Seal(s Session) (string, error) {
+	plain, err := json.Marshal(s)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, m.aead.NonceSize(), m.aead.NonceSize()+len(plain)+m.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(m.aead.Seal(nonce, nonce, plain, additionalData)), nil
+}
+
+// Open returns the session sealed in value: ErrInvalid if it does not open,
+// ErrExpired if it has expired.
+func (m *Sealer) Open(value string) (Session, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil || len(raw) < m.aead.NonceSize() {
+		return Session{}, ErrInvalid
+	}
+	n := m.aead.NonceSize()
+	plain, err := m.aead.Open(nil, raw[:n], raw[n:], additionalData)
+	if err != nil {
+		return Session{}, ErrInvalid
+	}
+	var s Session
+	if err := json.Unmarshal(plain, &s); err != nil || s.APIKey == "" {
+		return Session{}, ErrInvalid
+	}
+	if !m.now().Before(s.Expires) {
+		return Session{}, ErrExpired
+	}
+	return s, nil
+}
+
+// Token is the CSRF token of a sealed session (or of a sign-in nonce).
+func (m *Sealer) Token(value string) string {
+	mac := hmac.New(sha256.New, m.csrfKey)
+	mac.Write([]byte(value))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// ValidToken reports whether token is the CSRF token of value, in
+// constant time.
+func (m *Sealer) ValidToken(value, token string) bool {
+	if value == "" || token == "" {
+		return false
+	}
+	return hmac.Equal([]byte(m.Token(value)), []byte(token))
+}
+
+// Nonce returns a random value for the sign-in form's CSRF cookie.
+func Nonce() string {
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

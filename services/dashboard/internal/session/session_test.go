@@ -1,0 +1,87 @@
+package session
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sealer(t *testing.T, now *time.Time) *Sealer {
+	t.Helper()
+	m, err := NewSealer(bytes.Repeat([]byte{7}, KeySize), func() time.Time { return *now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestSealOpen(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	m := sealer(t, &now)
+	in := Session{APIKey: "dsp_secretkey", KeyID: "key_1", Scopes: []string{"read"}, Expires: now.Add(time.Hour)}
+	v, err := m.Seal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(v, "dsp_") || strings.Contains(v, "secretkey") {
+		t.Fatalf("the key is readable in the cookie: %s", v)
+	}
+	out, err := m.Open(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.APIKey != in.APIKey || out.KeyID != in.KeyID || !out.Has("read") || out.Has("write") {
+		t.Fatalf("opened %+v", out)
+	}
+	v2, _ := m.Seal(in)
+	if v2 == v {
+		t.Fatal("two seals of one session are equal: the nonce is not random")
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	m := sealer(t, &now)
+	v, err := m.Seal(Session{APIKey: "k", Expires: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := []byte(v)
+	flipped[10] ^= 1
+	other, _ := NewSealer(bytes.Repeat([]byte{8}, KeySize), nil)
+	for name, value := range map[string]string{"altered": string(flipped), "garbage": "!!!", "empty": "", "short": "AAAA"} {
+		if _, err := m.Open(value); err != ErrInvalid {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, err := other.Open(v); err != ErrInvalid {
+		t.Errorf("another key opened the session: %v", err)
+	}
+	now = now.Add(time.Hour)
+	if _, err := m.Open(v); err != ErrExpired {
+		t.Errorf("at expiry: %v, want ErrExpired", err)
+	}
+}
+
+func TestToken(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	m := sealer(t, &now)
+	tok := m.Token("cookie-a")
+	if !m.ValidToken("cookie-a", tok) {
+		t.Fatal("own token refused")
+	}
+	if m.ValidToken("cookie-b", tok) || m.ValidToken("cookie-a", "") || m.ValidToken("", m.Token("")) {
+		t.Fatal("token accepted for another session or empty")
+	}
+}
+
+func TestNewSealerKeySize(t *testing.T) {
+	t.Parallel()
+	if _, err := NewSealer(make([]byte, 16), nil); err == nil {
+		t.Fatal("a 16-byte key was accepted")
+	}
+}

@@ -1,0 +1,38 @@
+// Command dashboard serves the operators' dashboard: server-rendered pages
+// that read and act only through the ingest-api's API, as the API key an
+// operator signs in with (internal/server).
+package main
+
+import (
+	"context"
+	"net/http"
+
+	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
+	"github.com/dispatch-webhooks/dispatch/libs/observability"
+	"github.com/dispatch-webhooks/dispatch/services/dashboard/internal/config"
+	"github.com/dispatch-webhooks/dispatch/services/dashboard/internal/server"
+	"github.com/dispatch-webhooks/dispatch/services/dashboard/internal/session"
+)
+
+func main() { lifecycle.Main("dashboard", run) }
+
+func run(ctx context.Context) error {
+	cfg, err := config.Load(libconfig.FromEnv())
+	if err != nil {
+		return err
+	}
+	log := observability.NewLogger(cfg.LogFormat, cfg.LogLevel, "dashboard", cfg.InstanceID)
+	sealer, err := session.NewSealer(cfg.SessionKey, nil)
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Config{APIURL: cfg.APIURL, Sealer: sealer, SessionTTL: cfg.SessionTTL, Logger: log})
+	mux := http.NewServeMux()
+	observability.Register(mux, map[string]observability.Check{"api": srv.Ready})
+	srv.Register(mux)
+	log.Info("dashboard serving", "addr", cfg.Addr, "api", cfg.APIURL)
+	err = lifecycle.Run(ctx, lifecycle.HTTP(observability.NewServer(cfg.Addr, server.SecurityHeaders(mux)), cfg.ShutdownTimeout))
+	log.Info("stopped")
+	return err
+}

@@ -1,0 +1,253 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// dashboardKey is the test dashboards' DASHBOARD_SESSION_KEY.
+const dashboardKey = "ZTJlLWRhc2hib2FyZC1zZXNzaW9uLWtleS0wMTIzNDU="
+
+// chromiumPath is Debian's chromium, which the browser tests drive.
+const chromiumPath = "/usr/bin/chromium"
+
+// startDashboard runs the dashboard against the stack's API and returns
+// its base URL.
+func (s *stack) startDashboard() string {
+	s.t.Helper()
+	addr := freeAddr(s.t)
+	s.start("dashboard", "ADDR="+addr, "DISPATCH_API_URL="+s.apiURL, "DASHBOARD_SESSION_KEY="+dashboardKey)
+	base := "http://" + addr
+	s.waitReady(base)
+	return base
+}
+
+// browser starts a headless chromium for the test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if _, lookErr := exec.LookPath("chromium"); lookErr != nil {
+			t.Fatalf("the browser tests need Debian's chromium at %s: apt-get install chromium (%v)", chromiumPath, err)
+		}
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.WindowSize(1280, 860),
+		chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// do runs browser steps, each bounded, and fails the test on an error.
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, steps...); err != nil {
+		html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+		t.Fatalf("%s: %v\npage: %s", what, err, html)
+	}
+}
+
+// text returns an element's text.
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+// count returns how many elements match sel on the page now.
+func count(t *testing.T, ctx context.Context, sel string) int {
+	t.Helper()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
+	if err != nil {
+		t.Fatalf("count %s: %v", sel, err)
+	}
+	return n
+}
+
+// screenshot saves the page as docs/img/name when UPDATE_SCREENSHOTS is
+// set, and in the test's temporary directory otherwise.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := t.TempDir()
+	if os.Getenv("UPDATE_SCREENSHOTS") != "" {
+		dir = filepath.Join("..", "..", "docs", "img")
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testid(id string) string { return `[data-testid="` + id + `"]` }
+
+// signIn signs in with key on the login page.
+func signIn(t *testing.T, ctx context.Context, base, key string) {
+	t.Helper()
+	do(t, ctx, "sign in",
+		chromedp.Navigate(base+"/login"),
+		chromedp.SendKeys(chromedp.CSS("#key"), key),
+		chromedp.Click(chromedp.CSS(testid("sign-in"))),
+		chromedp.WaitVisible(chromedp.CSS(testid("stats"))),
+	)
+}
+
+// TestDashboard drives the dashboard in chromium against the real stack:
+// sign in, read the overview, find an event by id and read its attempts,
+// redeliver it and see the new attempt, pause and resume a subscription,
+// rotate its secret, sign out; a read-only key sees no action buttons and
+// a forged action is refused by the API.
+func TestDashboard(t *testing.T) {
+	s := newStack(t)
+	s.startWorker("CIRCUIT_FAILURE_THRESHOLD=3")
+	s.startScheduler()
+	good := newReceiver(t, http.StatusOK)
+	bad := newReceiver(t, http.StatusInternalServerError)
+	s.subscribe("orders", good, "order.*")
+	if code, body := s.call("POST", "/subscriptions", map[string]any{"id": "billing", "url": bad.URL, "event_types": []string{"invoice.*"}, "secret": bad.secret, "max_attempts": 1}); code != http.StatusCreated {
+		t.Fatalf("create billing: %d %v", code, body)
+	}
+	for i := range 3 {
+		s.post(fmt.Sprintf("evt_order_%d", i), "order.created")
+		s.post(fmt.Sprintf("evt_invoice_%d", i), "invoice.paid")
+	}
+	s.post("evt_unrouted", "user.signed_up")
+	eventually(t, 30*time.Second, func() bool {
+		return s.count("SELECT count(*) FROM deliveries WHERE status IN ('delivered','failed')") == 6
+	}, "deliveries did not finish")
+	code, body := s.call("POST", "/api-keys", map[string]any{"name": "viewer", "scopes": []string{"read"}})
+	if code != http.StatusCreated {
+		t.Fatalf("create read key: %d %v", code, body)
+	}
+	readKey := body["key"].(string)
+
+	base := s.startDashboard()
+	ctx := browser(t)
+
+	// A wrong key: the error shows next to the field.
+	do(t, ctx, "wrong key",
+		chromedp.Navigate(base+"/events"), // not signed in: sent to /login
+		chromedp.WaitVisible(chromedp.CSS(testid("login-form"))),
+		chromedp.SendKeys(chromedp.CSS("#key"), "dsp_not_a_key"),
+		chromedp.Click(chromedp.CSS(testid("sign-in"))),
+		chromedp.WaitVisible(chromedp.CSS(testid("error-key"))),
+	)
+	signIn(t, ctx, base, adminKey)
+	if got := text(t, ctx, testid("stats-1h")+" "+testid("received")); got != "7" {
+		t.Errorf("events received in the last hour: %q, want 7", got)
+	}
+	if got := text(t, ctx, testid("stats-1h")+" "+testid("failed")); got != "3" {
+		t.Errorf("deliveries failed in the last hour: %q, want 3", got)
+	}
+	if count(t, ctx, `[data-testid="subscription-row"][data-id="billing"] [data-testid="circuit"]`) != 1 {
+		t.Errorf("the billing subscription's open circuit is not on the overview")
+	}
+	screenshot(t, ctx, "dashboard-overview.png")
+
+	// Find an event by id and read its attempt.
+	do(t, ctx, "find the event",
+		chromedp.Click(chromedp.CSS(`header nav a[href="/events"]`)),
+		chromedp.WaitVisible(chromedp.CSS(testid("events"))),
+		chromedp.SendKeys(chromedp.CSS(testid("jump-id")), "evt_order_1"),
+		chromedp.Click(chromedp.CSS(testid("jump"))),
+		chromedp.WaitVisible(chromedp.CSS(testid("attempts"))),
+	)
+	orders := `[data-testid="delivery"][data-subscription="orders"] `
+	if n := count(t, ctx, orders+testid("attempt")); n != 1 {
+		t.Fatalf("%d attempts shown, want 1", n)
+	}
+	if got := text(t, ctx, orders+testid("attempt-result")); got != "200 ok" {
+		t.Errorf("attempt result %q", got)
+	}
+	// Redeliver it and see the new attempt.
+	do(t, ctx, "redeliver",
+		chromedp.Click(chromedp.CSS(orders+testid("redeliver-delivery"))),
+		chromedp.WaitVisible(chromedp.CSS(testid("notice"))),
+	)
+	if got := text(t, ctx, testid("notice")); got != "1 delivery queued for redelivery." {
+		t.Errorf("notice %q", got)
+	}
+	eventually(t, 30*time.Second, func() bool {
+		do(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(testid("attempts"))))
+		return count(t, ctx, orders+testid("attempt")) == 2
+	}, "the redelivery's attempt never showed")
+	screenshot(t, ctx, "dashboard-event.png")
+
+	// The failed event shows its failing attempt with the response.
+	do(t, ctx, "failed event", chromedp.Navigate(base+"/events/evt_invoice_0"), chromedp.WaitVisible(chromedp.CSS(testid("attempts"))))
+	if got := text(t, ctx, testid("attempt-result")); got != "500 failed" {
+		t.Errorf("failed attempt result %q", got)
+	}
+
+	// Pause and resume a subscription, rotate its secret.
+	do(t, ctx, "pause",
+		chromedp.Navigate(base+"/subscriptions/orders"),
+		chromedp.Click(chromedp.CSS(testid("pause"))),
+		chromedp.WaitVisible(chromedp.CSS(testid("resume"))),
+	)
+	if got := text(t, ctx, testid("state")+" "+testid("status")); got != "paused" {
+		t.Errorf("state after pause %q", got)
+	}
+	do(t, ctx, "resume", chromedp.Click(chromedp.CSS(testid("resume"))), chromedp.WaitVisible(chromedp.CSS(testid("pause"))))
+	if got := text(t, ctx, testid("state")+" "+testid("status")); got != "active" {
+		t.Errorf("state after resume %q", got)
+	}
+	do(t, ctx, "rotate", chromedp.Click(chromedp.CSS(testid("rotate"))), chromedp.WaitVisible(chromedp.CSS(testid("secret"))))
+	if got := text(t, ctx, testid("secret")); !strings.HasPrefix(got, "whsec_") {
+		t.Errorf("rotated secret %q", got)
+	}
+	do(t, ctx, "sign out", chromedp.Click(chromedp.CSS(testid("sign-out"))), chromedp.WaitVisible(chromedp.CSS(testid("login-form"))))
+	do(t, ctx, "signed out", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(testid("login-form"))))
+
+	// A read-only key sees everything and no action button.
+	signIn(t, ctx, base, readKey)
+	if count(t, ctx, testid("read-only")) != 1 {
+		t.Error("no read-only marker")
+	}
+	do(t, ctx, "read-only event", chromedp.Navigate(base+"/events/evt_order_1"), chromedp.WaitVisible(chromedp.CSS(testid("attempts"))))
+	if n := count(t, ctx, `form[method="post"]`); n != 1 {
+		t.Errorf("a read-only key sees %d forms that post, want only sign-out", n)
+	}
+	do(t, ctx, "read-only subscription", chromedp.Navigate(base+"/subscriptions/orders"), chromedp.WaitVisible(chromedp.CSS(testid("subscription-facts"))))
+	if count(t, ctx, testid("actions")) != 0 || count(t, ctx, testid("pause")) != 0 {
+		t.Error("a read-only key sees subscription actions")
+	}
+	// A forged pause, with the session's own token, is refused by the API.
+	do(t, ctx, "forged pause",
+		chromedp.Evaluate[chromedp.Void](`(() => {
+			const f = document.createElement("form"); f.method = "post"; f.action = "/subscriptions/orders/pause";
+			const i = document.createElement("input"); i.type = "hidden"; i.name = "csrf";
+			i.value = document.querySelector("input[name=csrf]").value; f.appendChild(i);
+			document.body.appendChild(f); f.submit();
+		})()`),
+		chromedp.WaitVisible(chromedp.CSS(testid("page-error"))),
+	)
+	if got := text(t, ctx, testid("page-error")); !strings.Contains(got, "refused") || !strings.Contains(got, "write") {
+		t.Errorf("forged pause: %q", got)
+	}
+	if code, body := s.call("GET", "/subscriptions/orders", nil); code != http.StatusOK || body["state"] != "active" {
+		t.Errorf("after a forged pause the subscription is %v", body["state"])
+	}
+}

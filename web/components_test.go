@@ -1,0 +1,228 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/a-h/templ"
+)
+
+// render renders c and parses the result for queries by data-testid.
+func render(t *testing.T, c templ.Component) *goquery.Document {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := c.Render(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := goquery.NewDocumentFromReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func testid(doc *goquery.Document, id string) *goquery.Selection {
+	return doc.Find(`[data-testid="` + id + `"]`)
+}
+
+var now = time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+
+func page(canWrite bool) Page {
+	return Page{Title: "t", KeyID: "key_1", CanWrite: canWrite, CSRF: "tok", Now: now}
+}
+
+func TestStatusBadgeSaysTheWord(t *testing.T) {
+	t.Parallel()
+	for status, tone := range map[string]string{"delivered": "ok", "failed": "bad", "retrying": "warn", "pending": "info", "unmatched": "muted", "half_open": "warn"} {
+		b := testid(render(t, StatusBadge(status)), "status")
+		if got := strings.TrimSpace(b.Text()); got != Word(status) {
+			t.Errorf("%s: text %q", status, got)
+		}
+		if !b.HasClass("tone-" + tone) {
+			t.Errorf("%s: class %q, want tone-%s", status, b.AttrOr("class", ""), tone)
+		}
+	}
+}
+
+func TestRelTimeHasExactTimeOnHover(t *testing.T) {
+	t.Parallel()
+	el := testid(render(t, RelTime(now.Add(-3*time.Minute), now)), "time")
+	if el.Text() != "3 min ago" || el.AttrOr("title", "") != "2026-03-04 11:57:00.000 UTC" || el.AttrOr("datetime", "") != "2026-03-04T11:57:00Z" {
+		t.Fatalf("%q title %q datetime %q", el.Text(), el.AttrOr("title", ""), el.AttrOr("datetime", ""))
+	}
+}
+
+func TestAgo(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		2 * time.Second: "just now", 42 * time.Second: "42 s ago", 5 * time.Minute: "5 min ago",
+		5 * time.Hour: "5 h ago", 72 * time.Hour: "3 days ago", -3 * time.Minute: "in 3 min",
+	} {
+		if got := Ago(now.Add(-d), now); got != want {
+			t.Errorf("%v: %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestEventPageShowsAttemptsAndActions(t *testing.T) {
+	t.Parallel()
+	code := "500"
+	v := EventView{Page: page(true), Event: EventRow{ID: "evt_1", Type: "order.created", Status: "retrying", ReceivedAt: now.Add(-time.Minute)},
+		Payload: "{\n  \"n\": 1\n}",
+		Deliveries: []DeliveryView{{SubscriptionID: "orders", Status: "retrying", Attempts: 2, LastStatusCode: code, UpdatedAt: now,
+			AttemptRows: []AttemptView{
+				{Number: 1, StartedAt: now.Add(-time.Minute), StatusCode: "500", DurationMs: 12, ErrorClass: "http_status", Response: "boom"},
+				{Number: 2, StartedAt: now, DurationMs: 5000, ErrorClass: "timeout", Error: "no answer within 5s"},
+			}}}}
+	doc := render(t, Event(v))
+	if n := testid(doc, "attempt").Length(); n != 2 {
+		t.Fatalf("%d attempts rendered", n)
+	}
+	first := testid(doc, "attempt").First()
+	if got := first.Find(`[data-testid="attempt-result"]`).Text(); got != "500 failed" {
+		t.Errorf("result %q", got)
+	}
+	if got := first.Find(`[data-testid="attempt-response"]`).Text(); got != "boom" {
+		t.Errorf("response %q", got)
+	}
+	if got := testid(doc, "attempt").Last().Find(`[data-testid="attempt-error-class"]`).Text(); got != "timeout" {
+		t.Errorf("error class %q", got)
+	}
+	if testid(doc, "redeliver-event").Length() != 1 || testid(doc, "redeliver-delivery").Length() != 1 {
+		t.Error("redeliver buttons missing for a key that may write")
+	}
+	if got := testid(doc, "payload").Text(); !strings.Contains(got, `"n": 1`) {
+		t.Errorf("payload %q", got)
+	}
+	// Every form carries the CSRF token.
+	doc.Find("form[method=post]").Each(func(_ int, f *goquery.Selection) {
+		if f.Find(`input[name=csrf][value="tok"]`).Length() != 1 {
+			t.Errorf("form to %s has no CSRF token", f.AttrOr("action", "?"))
+		}
+	})
+}
+
+func TestReadOnlyKeySeesNoActions(t *testing.T) {
+	t.Parallel()
+	ev := render(t, Event(EventView{Page: page(false), Event: EventRow{ID: "e", Status: "failed"},
+		Deliveries: []DeliveryView{{SubscriptionID: "s", Status: "failed"}}}))
+	sub := render(t, Subscription(SubscriptionView{Page: page(false), Subscription: SubscriptionRow{ID: "s", State: "active"}, Errors: Errors{}}))
+	subs := render(t, Subscriptions(SubscriptionsView{Page: page(false), Form: SubscriptionForm{Errors: Errors{}}}))
+	for name, doc := range map[string]*goquery.Document{"event": ev, "subscription": sub, "subscriptions": subs} {
+		// The sign-out form is the only one that posts.
+		if n := doc.Find("form[method=post]").Length(); n != 1 {
+			t.Errorf("%s: %d forms post, want only sign-out", name, n)
+		}
+		if testid(doc, "read-only").Length() != 1 {
+			t.Errorf("%s: no read-only marker", name)
+		}
+		if testid(doc, "sign-out").Length() != 1 {
+			t.Errorf("%s: no sign-out button", name)
+		}
+	}
+}
+
+func TestFieldErrorsShowNextToTheirField(t *testing.T) {
+	t.Parallel()
+	v := SubscriptionsView{Page: page(true), Form: SubscriptionForm{URL: "http://10.0.0.1/", Errors: Errors{"url": "points at a private address"}}}
+	doc := render(t, Subscriptions(v))
+	e := testid(doc, "error-url")
+	if e.Text() != "points at a private address" {
+		t.Fatalf("url error %q", e.Text())
+	}
+	if e.Parent().Find("input#url").AttrOr("aria-invalid", "") != "true" {
+		t.Error("the error is not beside the url input, or the input is not marked invalid")
+	}
+	if doc.Find("input#url").AttrOr("value", "") != "http://10.0.0.1/" {
+		t.Error("the typed URL was lost")
+	}
+	ev := render(t, Events(EventsView{Page: page(true), Errors: Errors{"since": "use a time"}}))
+	if testid(ev, "error-since").Parent().Find("input#since").Length() != 1 {
+		t.Error("since error not beside its input")
+	}
+}
+
+func TestEmptyStatesSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	doc := render(t, Events(EventsView{Page: page(true), Errors: Errors{}}))
+	if e := testid(doc, "empty"); e.Length() != 1 || e.Find("a").Length() == 0 {
+		t.Fatalf("events empty state: %q", e.Text())
+	}
+	ov := render(t, Overview(OverviewView{Page: page(true), Windows: []StatsWindow{{Window: "1h"}}}))
+	if testid(ov, "empty").Length() != 2 {
+		t.Fatalf("overview empty states: %d", testid(ov, "empty").Length())
+	}
+}
+
+func TestOverviewStats(t *testing.T) {
+	t.Parallel()
+	v := OverviewView{Page: page(true), Windows: []StatsWindow{{Window: "1h", Received: 7, Delivered: 6, Failed: 1}, {Window: "24h", Received: 70}},
+		Backlog:   Backlog{Due: 3, Oldest: 95 * time.Second},
+		Attention: []SubscriptionRow{{ID: "flaky", State: "active", Circuit: "open", CreatedAt: now}}}
+	doc := render(t, Overview(v))
+	row := testid(doc, "stats-1h")
+	if row.Find(`[data-testid="received"]`).Text() != "7" || row.Find(`[data-testid="failed"]`).Text() != "1" {
+		t.Fatalf("1h row %q", row.Text())
+	}
+	if testid(doc, "stats-24h").Find(`[data-testid="received"]`).Text() != "70" {
+		t.Error("24h row")
+	}
+	if testid(doc, "backlog-oldest").Text() != "1 min 35 s" {
+		t.Errorf("backlog oldest %q", testid(doc, "backlog-oldest").Text())
+	}
+	att := doc.Find(`[data-testid="subscription-row"][data-id="flaky"]`)
+	if att.Find(`[data-testid="circuit"] [data-status="open"]`).Length() != 1 {
+		t.Error("open circuit not shown")
+	}
+}
+
+func TestSecretShownOnce(t *testing.T) {
+	t.Parallel()
+	exp := now.Add(24 * time.Hour)
+	doc := render(t, Subscription(SubscriptionView{Page: page(true), Subscription: SubscriptionRow{ID: "s", State: "paused"}, Errors: Errors{},
+		NewSecret: &CreatedSecret{SubscriptionID: "s", Secret: "whsec_abc", PreviousExpiresAt: &exp}}))
+	if testid(doc, "secret").Text() != "whsec_abc" || testid(doc, "previous-expires").Length() != 1 {
+		t.Fatal("rotated secret not shown")
+	}
+	if testid(doc, "resume").Length() != 1 || testid(doc, "pause").Length() != 0 {
+		t.Error("a paused subscription offers resume, not pause")
+	}
+}
+
+func TestConfirmDelete(t *testing.T) {
+	t.Parallel()
+	doc := render(t, Subscription(SubscriptionView{Page: page(true), Subscription: SubscriptionRow{ID: "s/x", State: "active"}, Errors: Errors{}, ConfirmDelete: true}))
+	f := testid(doc, "confirm-delete-button").Closest("form")
+	if f.AttrOr("action", "") != "/subscriptions/s%2Fx/delete" {
+		t.Fatalf("delete form posts to %q", f.AttrOr("action", ""))
+	}
+}
+
+func TestPager(t *testing.T) {
+	t.Parallel()
+	doc := render(t, Pager("/events?type=a", "/events?after=c&type=a"))
+	if testid(doc, "pager-next").AttrOr("href", "") != "/events?after=c&type=a" || testid(doc, "pager-first").Length() != 1 {
+		t.Fatal(doc.Text())
+	}
+	if testid(render(t, Pager("", "")), "pager").Length() != 0 {
+		t.Error("an empty pager renders")
+	}
+}
+
+func TestLoginForm(t *testing.T) {
+	t.Parallel()
+	doc := render(t, Login(LoginView{CSRF: "tok", Error: "The API does not accept this key"}))
+	if doc.Find(`label[for=key]`).Text() != "API key" || testid(doc, "sign-in").Text() != "Sign in" {
+		t.Fatal("label or button")
+	}
+	if testid(doc, "error-key").Text() != "The API does not accept this key" || doc.Find("input#key").AttrOr("aria-describedby", "") != "key-error" {
+		t.Error("error not tied to the key field")
+	}
+	if doc.Find(`input[name=csrf][value=tok]`).Length() != 1 {
+		t.Error("no CSRF token")
+	}
+}

@@ -1,0 +1,300 @@
+package web
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Page is what every signed-in page shares: its title and section, the
+// signed-in key, the CSRF token its forms carry, and a notice or error for
+// the whole page.
+type Page struct {
+	Title string
+	// Nav is the section highlighted in the header: "overview", "events" or
+	// "subscriptions".
+	Nav string
+	// KeyID names the signed-in API key (its id, or ADMIN_API_KEY).
+	KeyID string
+	// Scopes are the signed-in key's scopes, as GET /me gives them.
+	Scopes []string
+	// CanWrite is true when the key may act (write or admin): only then are
+	// action buttons rendered.
+	CanWrite bool
+	// CSRF is the token every state-changing form carries.
+	CSRF string
+	// Now is when the page was built; relative times count from it.
+	Now time.Time
+	// Notice reports what an action did ("2 deliveries queued").
+	Notice string
+	// Error is a problem with the whole page or action, shown at the top.
+	Error string
+	// RefreshSeconds, when positive, reloads the page that often.
+	RefreshSeconds int
+}
+
+// Errors maps a form field's name to what is wrong with it.
+type Errors map[string]string
+
+// For returns the problem with field, or "".
+func (e Errors) For(field string) string { return e[field] }
+
+// LoginView is the sign-in page.
+type LoginView struct {
+	// CSRF is the token the sign-in form carries.
+	CSRF string
+	// Error is shown next to the API key field.
+	Error string
+	// Notice explains why the operator is here (signed out, session expired).
+	Notice string
+}
+
+// ErrorView is a page that could not be shown, and why.
+type ErrorView struct {
+	Page
+	Status  int
+	Message string
+}
+
+// StatsWindow is GET /stats for one window.
+type StatsWindow struct {
+	Window    string
+	Received  int64
+	Delivered int64
+	Retrying  int64
+	Failed    int64
+}
+
+// Backlog is what waits for a worker now.
+type Backlog struct {
+	Due    int64
+	Oldest time.Duration
+}
+
+// OverviewView answers "what is failing right now?".
+type OverviewView struct {
+	Page
+	Windows []StatsWindow
+	Backlog Backlog
+	// Attention lists subscriptions whose circuit is not closed or that
+	// are not active.
+	Attention []SubscriptionRow
+	// Checked is how many subscriptions were looked at; Unchecked is true
+	// when there are more than the overview looks at.
+	Checked   int
+	Unchecked bool
+	// RecentFailed are the newest events whose status is failed.
+	RecentFailed []EventRow
+}
+
+// EventFilter is the events page's filters, as typed.
+type EventFilter struct {
+	Type           string
+	Status         string
+	SubscriptionID string
+	Since          string
+	Until          string
+}
+
+// EventRow is one event in a listing.
+type EventRow struct {
+	ID         string
+	Type       string
+	Source     string
+	Status     string
+	ReceivedAt time.Time
+}
+
+// EventsView is the event search.
+type EventsView struct {
+	Page
+	Filter EventFilter
+	Errors Errors
+	Events []EventRow
+	// Next is the URL of the next page, First of the first; "" when none.
+	Next  string
+	First string
+}
+
+// EventView answers "what happened to this event?".
+type EventView struct {
+	Page
+	Event      EventRow
+	Payload    string
+	Deliveries []DeliveryView
+}
+
+// DeliveryView is one subscription's delivery of an event, with every
+// attempt.
+type DeliveryView struct {
+	SubscriptionID string
+	Status         string
+	Attempts       int64
+	NextAttemptAt  *time.Time
+	LastStatusCode string
+	LastError      string
+	UpdatedAt      time.Time
+	AttemptRows    []AttemptView
+}
+
+// AttemptView is one HTTP attempt.
+type AttemptView struct {
+	Number     int64
+	StartedAt  time.Time
+	StatusCode string
+	DurationMs int64
+	ErrorClass string
+	Error      string
+	Response   string
+	Instance   string
+}
+
+// Succeeded reports whether the attempt got a 2xx.
+func (a AttemptView) Succeeded() bool {
+	n, err := strconv.Atoi(a.StatusCode)
+	return err == nil && n >= 200 && n < 300
+}
+
+// SubscriptionRow is one subscription in a listing.
+type SubscriptionRow struct {
+	ID          string
+	URL         string
+	EventTypes  []string
+	State       string
+	StateReason string
+	// Circuit is closed, half_open or open; "" when not known (listings).
+	Circuit   string
+	CreatedAt time.Time
+}
+
+// SubscriptionForm is the create form's values and errors.
+type SubscriptionForm struct {
+	ID         string
+	URL        string
+	EventTypes string
+	Secret     string
+	Errors     Errors
+}
+
+// CreatedSecret is a secret shown once: after creation or rotation.
+type CreatedSecret struct {
+	SubscriptionID string
+	Secret         string
+	// PreviousExpiresAt is when the replaced secret stops signing (rotation).
+	PreviousExpiresAt *time.Time
+}
+
+// SubscriptionsView lists subscriptions and offers the create form.
+type SubscriptionsView struct {
+	Page
+	Subscriptions []SubscriptionRow
+	Next          string
+	First         string
+	Form          SubscriptionForm
+	Created       *CreatedSecret
+}
+
+// Setting is one of a subscription's settings; Default is true when the
+// worker's default applies.
+type Setting struct {
+	Name    string
+	Value   string
+	Default bool
+}
+
+// DeliveryRow is one of a subscription's deliveries.
+type DeliveryRow struct {
+	EventID        string
+	EventType      string
+	Status         string
+	Attempts       int64
+	LastStatusCode string
+	LastError      string
+	NextAttemptAt  *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// SubscriptionView answers "is this endpoint healthy?".
+type SubscriptionView struct {
+	Page
+	Subscription SubscriptionRow
+	Settings     []Setting
+	Deliveries   []DeliveryRow
+	// DeliveryStatus filters the deliveries shown.
+	DeliveryStatus string
+	Next           string
+	First          string
+	// NewSecret is set right after a rotation.
+	NewSecret *CreatedSecret
+	// RedeliverSince is the redelivery form's value; Errors its problems.
+	RedeliverSince string
+	Errors         Errors
+	// ConfirmDelete shows the deletion's confirmation step.
+	ConfirmDelete bool
+}
+
+// Ago says how long before now t was, briefly: "just now", "3 min ago",
+// "5 h ago", "2 days ago"; a time after now is "in 3 min".
+func Ago(t, now time.Time) string {
+	d := now.Sub(t)
+	suffix := " ago"
+	prefix := ""
+	if d < 0 {
+		d, suffix, prefix = -d, "", "in "
+	}
+	switch {
+	case d < 10*time.Second:
+		if prefix != "" {
+			return "in a moment"
+		}
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%s%d s%s", prefix, int(d.Seconds()), suffix)
+	case d < time.Hour:
+		return fmt.Sprintf("%s%d min%s", prefix, int(d.Minutes()), suffix)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%s%d h%s", prefix, int(d.Hours()), suffix)
+	default:
+		return fmt.Sprintf("%s%d days%s", prefix, int(d.Hours()/24), suffix)
+	}
+}
+
+// Exact is t as shown on hover: UTC, to the millisecond.
+func Exact(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000 UTC") }
+
+// Tone is the colour class for a status word: ok, warn, bad, info or muted.
+func Tone(status string) string {
+	switch status {
+	case "delivered", "active", "closed":
+		return "ok"
+	case "retrying", "half_open", "paused":
+		return "warn"
+	case "failed", "open", "disabled":
+		return "bad"
+	case "pending", "processing":
+		return "info"
+	default:
+		return "muted"
+	}
+}
+
+// Word is how a status reads: "half open" for half_open.
+func Word(status string) string {
+	if status == "half_open" {
+		return "half open"
+	}
+	return status
+}
+
+// Duration formats a backlog age: "0 s", "42 s", "3 min 5 s", "2 h 10 min".
+func Duration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min %d s", int(d.Minutes()), int(d.Seconds())%60)
+	default:
+		return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
+	}
+}
