@@ -684,6 +684,17 @@ type ListSubscriptionsOutputBody struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// MinuteBody defines model for MinuteBody.
+type MinuteBody struct {
+	DeliveriesDelivered int64 `json:"deliveries_delivered"`
+	DeliveriesFailed    int64 `json:"deliveries_failed"`
+	DeliveriesRetrying  int64 `json:"deliveries_retrying"`
+	EventsReceived      int64 `json:"events_received"`
+
+	// Minute The minute's start.
+	Minute time.Time `json:"minute"`
+}
+
 // RedeliverBulkInputBody defines model for RedeliverBulkInputBody.
 type RedeliverBulkInputBody struct {
 	// From Only deliveries created at or after this time.
@@ -737,13 +748,13 @@ type StatsBody struct {
 	// BacklogOldestDueSeconds How long the longest-waiting of them has been due; 0 without a backlog.
 	BacklogOldestDueSeconds float64 `json:"backlog_oldest_due_seconds"`
 
-	// DeliveriesDelivered Deliveries now delivered that were delivered within the window.
+	// DeliveriesDelivered Deliveries delivered within the window.
 	DeliveriesDelivered int64 `json:"deliveries_delivered"`
 
-	// DeliveriesFailed Deliveries now failed that failed within the window.
+	// DeliveriesFailed Deliveries that failed for good within the window.
 	DeliveriesFailed int64 `json:"deliveries_failed"`
 
-	// DeliveriesRetrying Deliveries now retrying whose last attempt failed within the window.
+	// DeliveriesRetrying Failed attempts within the window that scheduled a retry.
 	DeliveriesRetrying int64 `json:"deliveries_retrying"`
 
 	// EventsReceived Events received within the window.
@@ -842,6 +853,12 @@ type SubscriptionCreatedCircuitState string
 // SubscriptionCreatedState defines model for SubscriptionCreated.State.
 type SubscriptionCreatedState string
 
+// TimelineOutputBody defines model for TimelineOutputBody.
+type TimelineOutputBody struct {
+	// Data Every minute of the window, oldest first, zeros included.
+	Data *[]MinuteBody `json:"data"`
+}
+
 // UpdateSubscriptionInputBody defines model for UpdateSubscriptionInputBody.
 type UpdateSubscriptionInputBody struct {
 	EventTypes *[]string `json:"event_types,omitempty"`
@@ -900,6 +917,12 @@ type ListEventsParamsStatus string
 // GetStatsParams defines parameters for GetStats.
 type GetStatsParams struct {
 	// Window How far back to count: a Go duration such as 15m, 1h or 24h, from 1m to 168h.
+	Window *string `form:"window,omitempty" json:"window,omitempty"`
+}
+
+// GetStatsMinutesParams defines parameters for GetStatsMinutes.
+type GetStatsMinutesParams struct {
+	// Window How far back: a Go duration from 1m to 24h.
 	Window *string `form:"window,omitempty" json:"window,omitempty"`
 }
 
@@ -1122,6 +1145,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /stats (the `GetStats` operationId).
 	GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetStatsMinutes Activity minute by minute
+	//
+	// The counts of GET /stats for each minute of a window of up to a day, for charts.
+	//
+	// Corresponds with GET /stats/minutes (the `GetStatsMinutes` operationId).
+	GetStatsMinutes(ctx context.Context, params *GetStatsMinutesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListSubscriptions List subscriptions
 	//
@@ -1435,6 +1465,23 @@ func (c *Client) GetCurrentKey(ctx context.Context, reqEditors ...RequestEditorF
 // Corresponds with GET /stats (the `GetStats` operationId).
 func (c *Client) GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetStatsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetStatsMinutes Activity minute by minute
+//
+// The counts of GET /stats for each minute of a window of up to a day, for charts.
+//
+// Corresponds with GET /stats/minutes (the `GetStatsMinutes` operationId).
+func (c *Client) GetStatsMinutes(ctx context.Context, params *GetStatsMinutesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetStatsMinutesRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2120,6 +2167,60 @@ func NewGetStatsRequest(server string, params *GetStatsParams) (*http.Request, e
 	return req, nil
 }
 
+// NewGetStatsMinutesRequest constructs an http.Request for the GetStatsMinutes method
+func NewGetStatsMinutesRequest(server string, params *GetStatsMinutesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/stats/minutes")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListSubscriptionsRequest constructs an http.Request for the ListSubscriptions method
 func NewListSubscriptionsRequest(server string, params *ListSubscriptionsParams) (*http.Request, error) {
 	var err error
@@ -2700,6 +2801,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /stats (the `GetStats` operationId).
 	GetStatsWithResponse(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*GetStatsResponse, error)
+
+	// GetStatsMinutesWithResponse Activity minute by minute
+	//
+	// The counts of GET /stats for each minute of a window of up to a day, for charts.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /stats/minutes (the `GetStatsMinutes` operationId).
+	GetStatsMinutesWithResponse(ctx context.Context, params *GetStatsMinutesParams, reqEditors ...RequestEditorFn) (*GetStatsMinutesResponse, error)
 
 	// ListSubscriptionsWithResponse List subscriptions
 	//
@@ -3681,6 +3791,89 @@ func (r GetStatsResponse) ContentType() string {
 	return ""
 }
 
+// GetStatsMinutesResponse503Headers the declared response headers of an HTTP 503 response for GetStatsMinutes
+type GetStatsMinutesResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetStatsMinutesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TimelineOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetStatsMinutesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetStatsMinutesResponse) GetJSON200() *TimelineOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetStatsMinutesResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetStatsMinutesResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetStatsMinutesResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetStatsMinutesResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetStatsMinutesResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetStatsMinutesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetStatsMinutesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetStatsMinutesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetStatsMinutesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListSubscriptionsResponse503Headers the declared response headers of an HTTP 503 response for ListSubscriptions
 type ListSubscriptionsResponse503Headers struct {
 	RetryAfter *int
@@ -4641,6 +4834,21 @@ func (c *ClientWithResponses) GetStatsWithResponse(ctx context.Context, params *
 	return ParseGetStatsResponse(rsp)
 }
 
+// GetStatsMinutesWithResponse Activity minute by minute
+//
+// The counts of GET /stats for each minute of a window of up to a day, for charts.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /stats/minutes (the `GetStatsMinutes` operationId).
+func (c *ClientWithResponses) GetStatsMinutesWithResponse(ctx context.Context, params *GetStatsMinutesParams, reqEditors ...RequestEditorFn) (*GetStatsMinutesResponse, error) {
+	rsp, err := c.GetStatsMinutes(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetStatsMinutesResponse(rsp)
+}
+
 // ListSubscriptionsWithResponse List subscriptions
 //
 // Returns a wrapper object for the known response body format(s).
@@ -5595,6 +5803,80 @@ func ParseGetStatsResponse(rsp *http.Response) (*GetStatsResponse, error) {
 	switch {
 	case rsp.StatusCode == 503:
 		var headers GetStatsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetStatsMinutesResponse parses an HTTP response from a GetStatsMinutesWithResponse call
+func ParseGetStatsMinutesResponse(rsp *http.Response) (*GetStatsMinutesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetStatsMinutesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TimelineOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetStatsMinutesResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

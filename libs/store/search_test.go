@@ -302,3 +302,39 @@ func TestRolledUpStatsEqualLiveCounts(t *testing.T) {
 	}
 	require.Equal(t, int64(40), live[24*time.Hour].EventsReceived)
 }
+
+// TestTimelineIsTheSameBeforeAndAfterRollUp: each minute's activity, and
+// every minute present, whether rolled up or counted live.
+func TestTimelineIsTheSameBeforeAndAfterRollUp(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "a", "*")
+	for i := range 12 {
+		_, err := st.IngestEvent(ctx, event(fmt.Sprintf("t%d", i), "x.y"))
+		require.NoError(t, err)
+	}
+	_, err := db.Pool.Exec(ctx, `
+		UPDATE events SET received_at = date_trunc('minute', now()) - (substr(id, 2)::int * interval '3 minutes') + interval '10 seconds';
+		UPDATE deliveries d SET updated_at = e.received_at, status = CASE WHEN substr(e.id, 2)::int % 3 = 0 THEN 'failed' ELSE 'delivered' END
+		FROM events e WHERE e.id = d.event_id`)
+	require.NoError(t, err)
+	// Both readings must fall in the same minute.
+	for time.Now().Second() >= 55 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	live, err := st.Timeline(ctx, time.Hour)
+	require.NoError(t, err)
+	require.Len(t, live, 61, "every minute of the hour and the current one")
+	var events, failed int64
+	for _, m := range live {
+		events += m.EventsReceived
+		failed += m.Failed
+	}
+	require.Equal(t, int64(12), events)
+	require.Equal(t, int64(4), failed)
+	_, err = st.RollUpActivity(ctx, 100_000)
+	require.NoError(t, err)
+	rolled, err := st.Timeline(ctx, time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, live, rolled)
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -147,4 +148,72 @@ func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
 		return Backlog{}, fmt.Errorf("backlog: %w", err)
 	}
 	return b, nil
+}
+
+// MinuteActivity is what happened in one minute.
+type MinuteActivity struct {
+	Minute                      time.Time
+	EventsReceived              int64
+	Delivered, Retrying, Failed int64
+}
+
+// MaxTimelineWindow is the longest window Timeline answers minute by minute.
+const MaxTimelineWindow = 24 * time.Hour
+
+// timelineSQL reads the rolled-up minutes of the window and counts the
+// minutes not rolled up yet live, grouped by minute, from the same indexes
+// as statsSQL.
+const timelineSQL = `
+WITH w AS (
+	SELECT date_trunc('minute', now() - $1::interval) AS first
+), r AS (
+	SELECT greatest(w.first, coalesce((SELECT max(minute) + interval '1 minute' FROM activity_minutes), w.first)) AS rolled_until
+	FROM w
+)
+SELECT minute, events_received, delivered, retrying, failed
+FROM activity_minutes, w, r WHERE minute >= w.first AND minute < r.rolled_until
+UNION ALL
+SELECT m, sum(e), sum(d), sum(rt), sum(f) FROM (
+	SELECT date_trunc('minute', received_at) AS m, count(*) AS e, 0 AS d, 0 AS rt, 0 AS f
+	FROM events, r WHERE received_at >= r.rolled_until GROUP BY 1
+	UNION ALL
+	SELECT date_trunc('minute', updated_at), 0, count(*) FILTER (WHERE status = 'delivered'),
+	       count(*) FILTER (WHERE status = 'retrying'), count(*) FILTER (WHERE status = 'failed')
+	FROM deliveries, r WHERE status IN ('delivered', 'retrying', 'failed') AND updated_at >= r.rolled_until GROUP BY 1
+) live GROUP BY m
+ORDER BY 1`
+
+// Timeline returns the activity of every minute in the window that ends
+// now (at most MaxTimelineWindow), oldest first; minutes without activity
+// are present with zeros.
+func (s *Store) Timeline(ctx context.Context, window time.Duration) (_ []MinuteActivity, err error) {
+	defer markUnavailable(&err)
+	rows, err := s.pool.Query(ctx, timelineSQL, window)
+	if err != nil {
+		return nil, fmt.Errorf("timeline over %s: %w", window, err)
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (MinuteActivity, error) {
+		var m MinuteActivity
+		err := r.Scan(&m.Minute, &m.EventsReceived, &m.Delivered, &m.Retrying, &m.Failed)
+		return m, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("timeline over %s: %w", window, err)
+	}
+	// Every minute of the window, in order, zero where nothing happened.
+	end := time.Now().Truncate(time.Minute)
+	start := end.Add(-window.Truncate(time.Minute))
+	out := make([]MinuteActivity, 0, int(window/time.Minute)+1)
+	i := 0
+	for m := start; !m.After(end); m = m.Add(time.Minute) {
+		for i < len(got) && got[i].Minute.Before(m) {
+			i++
+		}
+		if i < len(got) && got[i].Minute.Equal(m) {
+			out = append(out, got[i])
+			continue
+		}
+		out = append(out, MinuteActivity{Minute: m})
+	}
+	return out, nil
 }

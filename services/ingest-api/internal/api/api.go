@@ -37,6 +37,7 @@ type Store interface {
 	ListEvents(ctx context.Context, f store.EventFilter) ([]store.EventSummary, error)
 	ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.DeliverySummary, error)
 	Stats(ctx context.Context, window time.Duration) (store.Stats, error)
+	Timeline(ctx context.Context, window time.Duration) ([]store.MinuteActivity, error)
 	KeyStore
 	CreateAPIKey(ctx context.Context, k domain.APIKey, hash apikey.Hash) (domain.APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]domain.APIKey, error)
@@ -125,6 +126,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerEventsList(api)
 	s.registerDeliveriesList(api)
 	s.registerStats(api)
+	s.registerTimeline(api)
 	s.registerRotation(api)
 	s.registerAPIKeys(api)
 	s.registerMe(api)

@@ -178,6 +178,16 @@ func TestStatsOverHTTP(t *testing.T) {
 	r = b.do(t, "GET", "/stats?window=168h", "")
 	require.Equal(t, http.StatusOK, r.status, r.raw)
 	require.Equal(t, "168h0m0s", r.body["window"])
+
+	r = b.do(t, "GET", "/stats/minutes?window=15m", "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	minutes := r.body["data"].([]any)
+	require.Len(t, minutes, 16, "every minute of the window and the current one")
+	var received float64
+	for _, m := range minutes {
+		received += m.(map[string]any)["events_received"].(float64)
+	}
+	require.Equal(t, 3.0, received)
 }
 
 func TestBadSearchInputIsAPreciseProblem(t *testing.T) {
@@ -214,6 +224,7 @@ func TestBadSearchInputIsAPreciseProblem(t *testing.T) {
 		{"window not a duration", "/stats?window=an%20hour", "query.window"},
 		{"window too short", "/stats?window=10s", "query.window"},
 		{"window too long", "/stats?window=169h", "query.window"},
+		{"minutes over a day", "/stats/minutes?window=25h", "query.window"},
 		{"window negative", "/stats?window=-1h", "query.window"},
 		{"window too long a string", "/stats?window=" + strings.Repeat("1", 33) + "s", "query.window"},
 	}

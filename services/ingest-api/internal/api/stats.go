@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
 // Bounds of GET /stats's window: each count costs about the rows inside it.
@@ -25,9 +27,9 @@ type StatsBody struct {
 	From                time.Time `json:"from" doc:"Start of the window (the database's clock)."`
 	To                  time.Time `json:"to" doc:"End of the window: now."`
 	EventsReceived      int64     `json:"events_received" doc:"Events received within the window."`
-	DeliveriesDelivered int64     `json:"deliveries_delivered" doc:"Deliveries now delivered that were delivered within the window."`
-	DeliveriesRetrying  int64     `json:"deliveries_retrying" doc:"Deliveries now retrying whose last attempt failed within the window."`
-	DeliveriesFailed    int64     `json:"deliveries_failed" doc:"Deliveries now failed that failed within the window."`
+	DeliveriesDelivered int64     `json:"deliveries_delivered" doc:"Deliveries delivered within the window."`
+	DeliveriesRetrying  int64     `json:"deliveries_retrying" doc:"Failed attempts within the window that scheduled a retry."`
+	DeliveriesFailed    int64     `json:"deliveries_failed" doc:"Deliveries that failed for good within the window."`
 	BacklogDue          int64     `json:"backlog_due" doc:"Open deliveries (pending, processing, retrying) due now and waiting for a worker."`
 	BacklogOldestDueSec float64   `json:"backlog_oldest_due_seconds" doc:"How long the longest-waiting of them has been due; 0 without a backlog."`
 }
@@ -67,6 +69,58 @@ func (s *Server) stats(ctx context.Context, in *statsInput) (*statsOutput, error
 	}}
 	if st.OldestDue != nil {
 		out.Body.BacklogOldestDueSec = max(0, st.To.Sub(*st.OldestDue).Seconds())
+	}
+	return out, nil
+}
+
+type timelineInput struct {
+	Window string `query:"window" default:"1h" maxLength:"32" example:"1h" doc:"How far back: a Go duration from 1m to 24h."`
+}
+
+// MinuteBody is one minute's activity.
+type MinuteBody struct {
+	Minute              time.Time `json:"minute" doc:"The minute's start."`
+	EventsReceived      int64     `json:"events_received"`
+	DeliveriesDelivered int64     `json:"deliveries_delivered"`
+	DeliveriesRetrying  int64     `json:"deliveries_retrying"`
+	DeliveriesFailed    int64     `json:"deliveries_failed"`
+}
+
+type timelineOutput struct {
+	Body struct {
+		Data []MinuteBody `json:"data" doc:"Every minute of the window, oldest first, zeros included."`
+	}
+}
+
+func (s *Server) registerTimeline(api huma.API) {
+	huma.Register(api, huma.Operation{
+		OperationID: "get-stats-minutes",
+		Method:      http.MethodGet,
+		Path:        "/stats/minutes",
+		Summary:     "Activity minute by minute",
+		Description: "The counts of GET /stats for each minute of a window of up to a day, for charts.",
+		Tags:        []string{"Stats"},
+		Errors:      []int{http.StatusUnprocessableEntity},
+	}, s.timeline)
+}
+
+func (s *Server) timeline(ctx context.Context, in *timelineInput) (*timelineOutput, error) {
+	window, err := time.ParseDuration(in.Window)
+	if err != nil {
+		return nil, queryProblem("window", "must be a duration such as 15m, 1h or 24h")
+	}
+	if window < minStatsWindow || window > store.MaxTimelineWindow {
+		return nil, queryProblem("window", fmt.Sprintf("must be between %s and %s", minStatsWindow, store.MaxTimelineWindow))
+	}
+	minutes, err := s.store.Timeline(ctx, window)
+	if err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
+	out := &timelineOutput{}
+	out.Body.Data = make([]MinuteBody, len(minutes))
+	for i, m := range minutes {
+		out.Body.Data[i] = MinuteBody{Minute: m.Minute, EventsReceived: m.EventsReceived,
+			DeliveriesDelivered: m.Delivered, DeliveriesRetrying: m.Retrying, DeliveriesFailed: m.Failed}
 	}
 	return out, nil
 }
