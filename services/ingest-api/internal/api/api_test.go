@@ -397,8 +397,8 @@ func BenchmarkCreateEvent(b *testing.B) {
 		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})})
 	srv := httptest.NewServer(mux)
 	b.Cleanup(srv.Close)
-	// A stored publish key, as a producer holds: authentication is part of
-	// the measured path.
+	// A stored key, as producers hold: authentication is part of the
+	// measured path.
 	key, hash := apikey.New()
 	_, err = st.CreateAPIKey(context.Background(), domain.APIKey{ID: apikey.NewID(), Name: "bench", Scopes: []domain.Scope{domain.ScopeAdmin}, Prefix: apikey.Display(key)}, hash)
 	require.NoError(b, err)
