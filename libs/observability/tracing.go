@@ -3,10 +3,12 @@ package observability
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
@@ -61,6 +63,17 @@ func Tracing(ctx context.Context, service, version string) (shutdown func(contex
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	tracing.Store(true)
 	return tp.Shutdown, nil
+}
+
+// FlushTracing runs the shutdown function Tracing returned, giving spans
+// still buffered up to 5 seconds to reach the collector; a failure is
+// logged, as losing spans must not fail a shutdown.
+func FlushTracing(shutdown func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		log.Warn("could not flush traces", "err", err)
+	}
 }
 
 // TracingEnabled reads the OTEL_* variables through getenv and reports
