@@ -96,6 +96,7 @@ func TestDashboard(t *testing.T) {
 		"dispatch_delivery_duration_seconds_bucket", "dispatch_events_throttled_total", "dispatch_circuit_breaker_state",
 		"dispatch_resilience_fallback", "dispatch_publish_failures_total", "dispatch_scheduler_publish_failures_total",
 		"dispatch_scheduler_republished_total", "dispatch_scheduler_claimed_total",
+		"dispatch_backlog_deliveries", "dispatch_backlog_oldest_due_seconds",
 	} {
 		require.True(t, selected[name], "no panel shows %s", name)
 	}

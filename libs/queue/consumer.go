@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/codes"
 )
 
 // Handler handles one message. It returns nil once the message's outcome is
@@ -32,6 +33,9 @@ type ConsumerConfig struct {
 	// franz-go's default of 45 s.
 	SessionTimeout time.Duration
 	Logger         *slog.Logger
+	// Tracing continues the trace a record's headers carry in a span
+	// around the handler; the zero value follows the process's tracing.
+	Tracing Tracing
 }
 
 // Consumer is an at-least-once Kafka group consumer. Messages are handled
@@ -41,6 +45,7 @@ type Consumer struct {
 	cfg     ConsumerConfig
 	client  *kgo.Client
 	offsets *offsets
+	tracer  tracer
 }
 
 // NewConsumer joins the consumer group. Kafka need not be reachable yet.
@@ -54,7 +59,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Consumer{cfg: cfg, offsets: newOffsets()}
+	c := &Consumer{cfg: cfg, offsets: newOffsets(), tracer: cfg.Tracing.tracer()}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
@@ -162,20 +167,25 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 
 // handle runs h until it succeeds, backing off between failures, and
 // reports whether the message was handled. Undecodable messages are
-// logged and skipped: no retry can make them valid.
+// logged and skipped: no retry can make them valid. h runs in a span that
+// continues the trace the record carries.
 func (c *Consumer) handle(ctx context.Context, r *kgo.Record, h Handler) bool {
 	m, err := Decode(r.Value)
 	if err != nil {
 		c.cfg.Logger.Error("skipping undecodable message", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 		return true
 	}
+	ctx, span := c.tracer.startProcess(ctx, r, m, c.cfg.Group)
+	defer span.End()
 	backoff := 100 * time.Millisecond
 	for {
 		err := h(ctx, m)
 		if err == nil {
 			return true
 		}
+		span.RecordError(err)
 		if ctx.Err() != nil {
+			span.SetStatus(codes.Error, "not handled before the consumer stopped")
 			return false
 		}
 		c.cfg.Logger.Warn("message not handled; retrying", "delivery_id", m.DeliveryID, "event_id", m.EventID,

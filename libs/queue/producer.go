@@ -14,6 +14,7 @@ type Producer struct {
 	topic  string
 	// onError is told about every message that could not be published.
 	onError func(Message, error)
+	tracer  tracer
 }
 
 // ProducerConfig configures a Producer.
@@ -28,6 +29,9 @@ type ProducerConfig struct {
 	MaxBuffered int
 	// OnError, if set, is called for every message that was not published.
 	OnError func(Message, error)
+	// Tracing traces each message and puts its trace context in the
+	// record's headers; the zero value follows the process's tracing.
+	Tracing Tracing
 }
 
 // NewProducer connects a producer. Kafka need not be reachable yet.
@@ -53,16 +57,18 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if onError == nil {
 		onError = func(Message, error) {}
 	}
-	return &Producer{client: cl, topic: cfg.Topic, onError: onError}, nil
+	return &Producer{client: cl, topic: cfg.Topic, onError: onError, tracer: cfg.Tracing.tracer()}, nil
 }
 
 // Publish hands messages to the client and returns at once. Failures,
 // including a full buffer while Kafka is away, go to OnError; callers rely
-// on PostgreSQL, not on this call, for durability.
+// on PostgreSQL, not on this call, for durability. The trace in ctx, if
+// any, goes with each message.
 func (p *Producer) Publish(ctx context.Context, msgs ...Message) {
 	for _, m := range msgs {
-		rec := m.record()
-		p.client.TryProduce(ctx, rec, func(_ *kgo.Record, err error) {
+		rec, end := p.tracer.startPublish(ctx, p.topic, m)
+		p.client.TryProduce(ctx, rec, func(r *kgo.Record, err error) {
+			end(r, err)
 			if err != nil {
 				p.onError(m, err)
 			}
@@ -73,10 +79,17 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) {
 // PublishSync publishes messages and waits until Kafka has them or ctx ends.
 func (p *Producer) PublishSync(ctx context.Context, msgs ...Message) error {
 	recs := make([]*kgo.Record, len(msgs))
+	ends := make(map[*kgo.Record]func(*kgo.Record, error), len(msgs))
 	for i, m := range msgs {
-		recs[i] = m.record()
+		var end func(*kgo.Record, error)
+		recs[i], end = p.tracer.startPublish(ctx, p.topic, m)
+		ends[recs[i]] = end
 	}
-	if err := p.client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	results := p.client.ProduceSync(ctx, recs...) // in the order Kafka answered
+	for _, r := range results {
+		ends[r.Record](r.Record, r.Err)
+	}
+	if err := results.FirstErr(); err != nil {
 		return fmt.Errorf("publish to %s: %w", p.topic, err)
 	}
 	return nil

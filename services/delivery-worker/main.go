@@ -41,6 +41,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	log := observability.NewLogger(cfg.LogFormat, cfg.LogLevel, "delivery-worker", cfg.InstanceID)
+	stopTracing, err := observability.Tracing(ctx, "delivery-worker", version)
+	if err != nil {
+		return err
+	}
+	defer observability.FlushTracing(stopTracing, log)
 
 	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns))
 	if err != nil {
@@ -87,7 +92,7 @@ func run(ctx context.Context) error {
 	if cfg.ProxyIgnored {
 		log.Warn("HTTP_PROXY/HTTPS_PROXY is set, but deliveries never use a proxy: it would reach addresses the worker refuses (see docs/adr/0013)")
 	}
-	worker := delivery.NewWorker(st, delivery.NewSender(delivery.SenderConfig{Version: version, Policy: egress.NewPolicy(cfg.AllowCIDRs), MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes}), guard, delivery.Config{
+	worker := delivery.NewWorker(st, delivery.NewSender(delivery.SenderConfig{Version: version, Policy: egress.NewPolicy(cfg.AllowCIDRs), MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes, Traceparent: cfg.Traceparent}), guard, delivery.Config{
 		Timeout:     cfg.DeliveryTimeout,
 		LeaseMargin: cfg.LeaseMargin,
 		Retry:       retry.Policy{MaxAttempts: cfg.MaxAttempts, BaseDelay: cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay},

@@ -63,6 +63,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	log := observability.NewLogger(cfg.LogFormat, cfg.LogLevel, "ingest-api", cfg.InstanceID)
+	stopTracing, err := observability.Tracing(ctx, "ingest-api", version)
+	if err != nil {
+		return err
+	}
+	defer observability.FlushTracing(stopTracing, log)
 
 	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns))
 	if err != nil {
@@ -110,7 +115,7 @@ func run(ctx context.Context) error {
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping})
 	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Egress: egress.NewPolicy(cfg.AllowCIDRs), AdminKey: cfg.AdminKey, Logger: log, Version: version})
 
-	srv := newServer(cfg.Addr, api.WithRequestID(log, mux))
+	srv := newServer(cfg.Addr, api.WithRequestID(log, observability.TraceHTTP(mux, "ingest-api")))
 	log.Info("ingest-api listening", "addr", cfg.Addr, "topic", cfg.KafkaTopic)
 	err = lifecycle.Run(ctx, lifecycle.HTTP(srv, cfg.ShutdownTimeout))
 

@@ -21,6 +21,9 @@ import (
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/scheduler"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
 	// "healthcheck" asks the running service at ADDR whether it is ready,
 	// for container health checks: exit 0 when it is, 1 when not.
@@ -36,6 +39,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	log := observability.NewLogger(cfg.LogFormat, cfg.LogLevel, "retry-scheduler", cfg.InstanceID)
+	stopTracing, err := observability.Tracing(ctx, "retry-scheduler", version)
+	if err != nil {
+		return err
+	}
+	defer observability.FlushTracing(stopTracing, log)
 
 	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns))
 	if err != nil {

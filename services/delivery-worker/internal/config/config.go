@@ -3,6 +3,7 @@ package config
 
 import (
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/config"
@@ -40,6 +41,9 @@ type Config struct {
 	// ProxyIgnored is set when HTTP_PROXY or HTTPS_PROXY is: deliveries
 	// never use a proxy, and the worker says so at start.
 	ProxyIgnored bool
+	// Traceparent sends each attempt's W3C trace context to the receiver
+	// (DELIVERY_TRACEPARENT; off by default, and only with tracing on).
+	Traceparent bool
 }
 
 // Load reads the configuration, reporting every bad variable by name.
@@ -73,6 +77,13 @@ func Load(env *config.Env) (Config, error) {
 	}
 	c.MaxResponseHeaderBytes = env.Int("DELIVERY_MAX_RESPONSE_HEADER_BYTES", 64<<10, 1<<10)
 	c.ProxyIgnored = env.Set("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+	if v := env.String("DELIVERY_TRACEPARENT", "false"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			env.Fail("DELIVERY_TRACEPARENT", "%q is not true or false", v)
+		}
+		c.Traceparent = on
+	}
 	if c.RetryMaxDelay < c.RetryBaseDelay {
 		env.Fail("RETRY_MAX_DELAY", "%s is shorter than RETRY_BASE_DELAY %s", c.RetryMaxDelay, c.RetryBaseDelay)
 	}

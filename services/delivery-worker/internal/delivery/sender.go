@@ -11,11 +11,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
@@ -45,12 +50,21 @@ type SenderConfig struct {
 	// MaxResponseHeaderBytes bounds a response's headers; zero means
 	// DefaultMaxResponseHeaderBytes.
 	MaxResponseHeaderBytes int
+	// Traceparent sends the attempt's W3C trace context (traceparent and
+	// tracestate, never baggage) to the receiver, so that a receiver that
+	// traces joins the trace (DELIVERY_TRACEPARENT).
+	Traceparent bool
+	// TracerProvider traces each POST as a client span; nil means
+	// OpenTelemetry's global provider, a no-op unless tracing is on.
+	TracerProvider trace.TracerProvider
 }
 
 // Sender makes one signed HTTP POST per attempt.
 type Sender struct {
-	client    *http.Client
-	userAgent string
+	client      *http.Client
+	userAgent   string
+	traceparent bool
+	tracer      trace.Tracer
 }
 
 // NewSender returns a Sender whose connections are pooled per host and
@@ -80,7 +94,9 @@ func NewSender(cfg SenderConfig) *Sender {
 			Transport:     transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		userAgent: "Dispatch/" + cfg.Version,
+		userAgent:   "Dispatch/" + cfg.Version,
+		traceparent: cfg.Traceparent,
+		tracer:      tracerOf(cfg.TracerProvider),
 	}
 }
 
@@ -106,8 +122,27 @@ type Result struct {
 }
 
 // Send attempts the job once within timeout and describes what happened.
-// It never returns an error: every failure is an attempt outcome.
+// It never returns an error: every failure is an attempt outcome. The POST
+// is a client span, which names the destination's host but not the URL's
+// path or query: those may hold the receiver's tokens.
 func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration) Result {
+	ctx, span := s.tracer.Start(ctx, http.MethodPost, trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	res := s.send(ctx, job, timeout)
+	if span.IsRecording() {
+		span.SetAttributes(semconv.HTTPRequestMethodPost)
+		if u, err := url.Parse(job.URL); err == nil {
+			span.SetAttributes(semconv.URLScheme(u.Scheme), semconv.ServerAddress(u.Hostname()))
+			if p, err := strconv.Atoi(u.Port()); err == nil {
+				span.SetAttributes(semconv.ServerPort(p))
+			}
+		}
+		endSpan(span, res.Attempt)
+	}
+	return res
+}
+
+func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration) Result {
 	start := time.Now()
 	a := domain.Attempt{DeliveryID: job.DeliveryID, EventID: job.Event.ID, SubscriptionID: job.SubscriptionID, Number: job.Attempt, StartedAt: start}
 	var retryAfter time.Duration
@@ -142,6 +177,9 @@ func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration)
 	h.Set(signing.HeaderID, job.Event.ID)
 	h.Set(signing.HeaderTimestamp, ts)
 	h.Set(signing.HeaderSignature, sig)
+	if s.traceparent {
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
+	}
 
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
@@ -62,6 +65,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// Registerer receives the worker's metrics; nil means the default registry.
 	Registerer prometheus.Registerer
+	// TracerProvider traces each attempt; nil means OpenTelemetry's global
+	// provider, a no-op unless tracing is on.
+	TracerProvider trace.TracerProvider
 }
 
 // Worker delivers queued messages.
@@ -73,6 +79,7 @@ type Worker struct {
 	deferred *deferrals
 	log      *slog.Logger
 	metrics  *metrics
+	tracer   trace.Tracer
 }
 
 // NewWorker returns a Worker. Its Handle method is a queue.Handler; Close
@@ -84,7 +91,7 @@ func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.DefaultRegisterer
 	}
-	w := &Worker{cfg: cfg, store: st, sender: sender, guard: guard, log: cfg.Logger, metrics: newMetrics(cfg.Registerer)}
+	w := &Worker{cfg: cfg, store: st, sender: sender, guard: guard, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), tracer: tracerOf(cfg.TracerProvider)}
 	w.deferred = newDeferrals(maxDeferred)
 	return w
 }
@@ -98,6 +105,7 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 	case errors.Is(err, domain.ErrNotClaimable):
 		// Already delivered or failed, not yet due, held by another worker,
 		// or its subscription is not active: a duplicate message, nothing to do.
+		trace.SpanFromContext(ctx).AddEvent("delivery not claimable")
 		w.log.Debug("delivery not claimable; skipping", "event_id", m.EventID, "subscription_id", m.SubscriptionID, "delivery_id", m.DeliveryID)
 		return nil
 	case errors.Is(err, domain.ErrSecretUnavailable):
@@ -131,8 +139,11 @@ func (w *Worker) attempt(ctx context.Context, job store.Job, claimed time.Time) 
 		return
 	}
 
+	ctx, span := w.tracer.Start(ctx, "delivery attempt", trace.WithAttributes(jobAttrs(job)...))
+	defer span.End()
 	res := w.sender.Send(ctx, job, timeout)
 	if ctx.Err() != nil {
+		span.SetStatus(codes.Error, "cut short: the worker is stopping; the attempt is not spent")
 		// Stopping: the attempt was cut short, so it is not spent. The
 		// delivery is due again at once and the scheduler republishes it.
 		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -145,6 +156,10 @@ func (w *Worker) attempt(ctx context.Context, job store.Job, claimed time.Time) 
 	outcome := w.decide(job, res)
 	attempt := outcome.Attempt
 	w.metrics.observe(attempt, outcome.Status)
+	if span.IsRecording() {
+		span.SetAttributes(attrStatus.String(string(outcome.Status)))
+		endSpan(span, attempt)
+	}
 
 	err := w.record(ctx, outcome)
 	if errors.Is(err, domain.ErrNotFound) {
@@ -194,8 +209,14 @@ const shortWait = 2 * time.Second
 func (w *Worker) postpone(ctx context.Context, job store.Job, claimed time.Time, adm resilience.Admission) {
 	wait := adm.RetryAfter + spread(adm.RetryAfter)
 	held := time.Since(claimed) + wait
+	span := trace.SpanFromContext(ctx)
+	if span.IsRecording() {
+		span.AddEvent("postponed", trace.WithAttributes(attribute.String("dispatch.reason", string(adm.Reason)), attribute.String("dispatch.wait", wait.String())))
+	}
+	// The attempt after a short wait stays in this message's trace.
+	later := trace.ContextWithSpanContext(context.Background(), span.SpanContext())
 	if wait <= shortWait && held <= w.cfg.LeaseMargin/2 &&
-		w.deferred.add(job, wait, func() { w.attempt(context.Background(), job, claimed) }) {
+		w.deferred.add(job, wait, func() { w.attempt(later, job, claimed) }) {
 		return
 	}
 	w.release(ctx, job, time.Now().Add(wait))

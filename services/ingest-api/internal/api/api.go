@@ -13,6 +13,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dispatch-webhooks/dispatch/libs/apikey"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
@@ -67,6 +69,7 @@ type Server struct {
 	auth      *authenticator
 	log       *slog.Logger
 	received  prometheus.Counter
+	tracer    trace.Tracer
 }
 
 // Config names the API's dependencies.
@@ -88,6 +91,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Version is reported in the OpenAPI document.
 	Version string
+	// TracerProvider traces creating events; nil means OpenTelemetry's
+	// global provider, a no-op unless tracing is on.
+	TracerProvider trace.TracerProvider
 }
 
 // New registers every operation on mux and returns the Huma API, whose
@@ -103,6 +109,9 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
 	s := &Server{
 		store:     cfg.Store,
 		publisher: cfg.Publisher,
@@ -111,6 +120,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 		resolver:  cfg.Resolver,
 		auth:      newAuthenticator(cfg.Store, cfg.AdminKey),
 		log:       cfg.Logger,
+		tracer:    cfg.TracerProvider.Tracer("github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"),
 		received: registerCounter(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dispatch_events_received_total",
 			Help: "Events accepted and stored (re-posts of a known id are not counted).",

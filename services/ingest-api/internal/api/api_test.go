@@ -56,16 +56,23 @@ func setup(t *testing.T) *bundle {
 // and Redis prefix.
 func newBundle(t testing.TB) *bundle {
 	t.Helper()
+	return newTracedBundle(t, queue.Tracing{})
+}
+
+// newTracedBundle is newBundle with the API and its producer traced by
+// tracing instead of the process's (off) tracing.
+func newTracedBundle(t testing.TB, tracing queue.Tracing) *bundle {
+	t.Helper()
 	db := testkit.Postgres(t)
 	cluster := testkit.Kafka(t, 2, topic)
-	producer, err := queue.NewProducer(queue.ProducerConfig{Brokers: cluster.ListenAddrs(), Topic: topic})
+	producer, err := queue.NewProducer(queue.ProducerConfig{Brokers: cluster.ListenAddrs(), Topic: topic, Tracing: tracing})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = producer.Close(context.Background()) })
 	rdb, prefix := testkit.Redis(t)
 	circuits := resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})
 	mux := http.NewServeMux()
 	api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test", AdminKey: adminKey,
-		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names})
+		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names, TracerProvider: tracing.TracerProvider})
 	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), mux))
 	t.Cleanup(srv.Close)
 	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(), key: adminKey,

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
@@ -69,14 +71,28 @@ func (s *Server) registerEvents(api huma.API) {
 	}, s.listAttempts)
 }
 
+// createEvent stores an event and its deliveries and queues them. Its span
+// is the parent of each delivery's publishing, so that with tracing on an
+// event's trace runs from this request to every attempt.
 func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*createEventOutput, error) {
+	ctx, span := s.tracer.Start(ctx, "create-event")
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("dispatch.event_id", in.Body.ID), attribute.String("dispatch.event_type", in.Body.Type))
+	}
 	e := domain.Event{ID: in.Body.ID, Type: in.Body.Type, Source: in.Body.Source, Data: []byte(in.Body.Data)}
 	if err := domain.ValidateEvent(e); err != nil {
+		span.RecordError(err)
 		return nil, s.problem(ctx, err, "")
 	}
 	res, err := s.store.IngestEvent(ctx, e)
 	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "event not stored")
 		return nil, s.problem(ctx, err, "")
+	}
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Bool("dispatch.created", res.Created), attribute.Int("dispatch.deliveries", len(res.Deliveries)))
 	}
 	if !res.Created {
 		return &createEventOutput{Status: http.StatusOK, Body: eventBody(res.Event)}, nil
