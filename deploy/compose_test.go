@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 func TestComposeHasTheWholeStack(t *testing.T) {
 	t.Parallel()
 	p := loadCompose(t, nil)
-	for _, name := range []string{"postgres", "redis", "kafka", "kafka-init", "migrate", "api", "delivery-worker", "retry-scheduler", "prometheus", "grafana"} {
+	for _, name := range []string{"postgres", "redis", "kafka", "kafka-init", "migrate", "api", "delivery-worker", "retry-scheduler", "dashboard", "prometheus", "grafana"} {
 		composeService(t, p, name)
 	}
 	worker := composeService(t, p, "delivery-worker")
@@ -47,12 +48,17 @@ func TestComposeGivesEveryServiceItsSettings(t *testing.T) {
 		for _, name := range svc.required {
 			require.NotEmpty(t, env[name], "%s needs %s", svc.compose, name)
 		}
-		db := env["DATABASE_URL"]
-		host, port := hostPort(t, db)
-		require.Equal(t, "postgres:5432", host+":"+port, "%s DATABASE_URL", svc.compose)
-		require.Contains(t, db, fmt.Sprintf("//%s:%s@", pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"]), "%s logs in as the postgres service's user", svc.compose)
-		require.Contains(t, db, "/"+pg["POSTGRES_DB"]+"?", "%s uses the postgres service's database", svc.compose)
-		if svc.oneShot() {
+		if svc.needs("DATABASE_URL") {
+			db := env["DATABASE_URL"]
+			host, port := hostPort(t, db)
+			require.Equal(t, "postgres:5432", host+":"+port, "%s DATABASE_URL", svc.compose)
+			require.Contains(t, db, fmt.Sprintf("//%s:%s@", pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"]), "%s logs in as the postgres service's user", svc.compose)
+			require.Contains(t, db, "/"+pg["POSTGRES_DB"]+"?", "%s uses the postgres service's database", svc.compose)
+		} else {
+			require.NotContains(t, env, "DATABASE_URL", "%s does not use the database", svc.compose)
+		}
+		if !svc.needs("KAFKA_TOPIC") {
+			require.NotContains(t, env, "KAFKA_BROKERS", "%s does not use Kafka", svc.compose)
 			continue
 		}
 		require.Equal(t, topic, env["KAFKA_TOPIC"], "%s uses the topic kafka-init creates", svc.compose)
@@ -67,16 +73,28 @@ func TestComposeGivesEveryServiceItsSettings(t *testing.T) {
 	require.Empty(t, worker["DELIVERY_ALLOW_CIDRS"], "no internal range is open by default")
 	require.GreaterOrEqual(t, len(api["ADMIN_API_KEY"]), 24)
 
+	// The dashboard reaches the API where the API listens, with a session key it accepts.
+	dashboard := environment(composeService(t, p, "dashboard"))
+	host, port := hostPort(t, dashboard["DISPATCH_API_URL"])
+	require.Equal(t, "api", host, "the dashboard reaches the API by its compose name")
+	require.Equal(t, strconv.Itoa(addrPort(t, api["ADDR"])), port, "the dashboard reaches the API on the port of its ADDR")
+	sessionKey, err := base64.StdEncoding.DecodeString(dashboard["DASHBOARD_SESSION_KEY"])
+	require.NoError(t, err, "DASHBOARD_SESSION_KEY is base64")
+	require.Len(t, sessionKey, 32, "DASHBOARD_SESSION_KEY is 32 bytes")
+
 	// What an operator sets reaches every service that needs it.
-	p = loadCompose(t, map[string]string{"SECRETS_ENCRYPTION_KEY": "operator-key", "ADMIN_API_KEY": "operator-admin", "DELIVERY_ALLOW_CIDRS": "172.16.0.0/12", "POSTGRES_PASSWORD": "s3cret"})
+	p = loadCompose(t, map[string]string{"SECRETS_ENCRYPTION_KEY": "operator-key", "ADMIN_API_KEY": "operator-admin", "DELIVERY_ALLOW_CIDRS": "172.16.0.0/12", "POSTGRES_PASSWORD": "s3cret", "DASHBOARD_SESSION_KEY": "operator-session-key"})
 	api, worker = environment(composeService(t, p, "api")), environment(composeService(t, p, "delivery-worker"))
 	require.Equal(t, "operator-key", api["SECRETS_ENCRYPTION_KEY"])
 	require.Equal(t, "operator-key", worker["SECRETS_ENCRYPTION_KEY"])
 	require.Equal(t, "operator-admin", api["ADMIN_API_KEY"])
 	require.Equal(t, "172.16.0.0/12", worker["DELIVERY_ALLOW_CIDRS"])
+	require.Equal(t, "operator-session-key", environment(composeService(t, p, "dashboard"))["DASHBOARD_SESSION_KEY"])
 	require.Equal(t, "s3cret", environment(composeService(t, p, "postgres"))["POSTGRES_PASSWORD"])
 	for _, svc := range services {
-		require.Contains(t, environment(composeService(t, p, svc.compose))["DATABASE_URL"], ":s3cret@", svc.compose)
+		if svc.needs("DATABASE_URL") {
+			require.Contains(t, environment(composeService(t, p, svc.compose))["DATABASE_URL"], ":s3cret@", svc.compose)
+		}
 	}
 }
 
@@ -97,8 +115,8 @@ func TestComposePorts(t *testing.T) {
 			published[key] = name
 		}
 	}
-	// The seed README's addresses.
-	for name, want := range map[string]string{"api": "8080", "prometheus": "9090", "grafana": "3000"} {
+	// The seed README's addresses, and the dashboard's.
+	for name, want := range map[string]string{"api": "8080", "dashboard": "8083", "prometheus": "9090", "grafana": "3000"} {
 		ports := composeService(t, p, name).Ports
 		require.Len(t, ports, 1, name)
 		require.Equal(t, want, ports[0].Published, name)
@@ -151,7 +169,11 @@ func TestComposeHealthAndOrder(t *testing.T) {
 		s := composeService(t, p, svc.compose)
 		if !svc.oneShot() {
 			require.Equal(t, types.HealthCheckTest{"CMD", "/app/" + svc.binary, "healthcheck"}, s.HealthCheck.Test, svc.compose)
+		}
+		if !svc.oneShot() && svc.needs("DATABASE_URL") {
 			require.Contains(t, s.DependsOn, "migrate", "%s waits for the schema", svc.compose)
+		}
+		if svc.needs("KAFKA_TOPIC") {
 			require.Contains(t, s.DependsOn, "kafka-init", "%s waits for the topic", svc.compose)
 		}
 	}

@@ -186,12 +186,21 @@ func envOf(s stage) []string {
 }
 
 // TestDockerignoreKeepsWhatBuildsNeed: .dockerignore keeps every file a
-// build needs in the context and leaves out local data and keys.
+// build needs in the context, the module's and those of every module its
+// go.mod replaces, and leaves out local data and keys. (Files a package
+// embeds, such as web/static, are checked by TestComposeServicesRun, which
+// builds from the context .dockerignore leaves.)
 func TestDockerignoreKeepsWhatBuildsNeed(t *testing.T) {
 	t.Parallel()
 	m := dockerignore(t)
 	for _, svc := range services {
-		for _, dir := range []string{"libs", "migrations", svc.module} {
+		mf, err := modfile.Parse("go.mod", readFile(t, filepath.Join(svc.module, "go.mod")), nil)
+		require.NoError(t, err)
+		dirs := []string{svc.module}
+		for _, r := range mf.Replace {
+			dirs = append(dirs, path.Clean(path.Join(svc.module, r.New.Path)))
+		}
+		for _, dir := range dirs {
 			err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
 				if err != nil || d.IsDir() {
 					return err

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,6 +41,9 @@ type service struct {
 // oneShot reports whether the service runs to completion instead of serving.
 func (s service) oneShot() bool { return s.job == "" }
 
+// needs reports whether the compose file must give the service a variable.
+func (s service) needs(name string) bool { return slices.Contains(s.required, name) }
+
 var services = []service{
 	{compose: "migrate", binary: "dispatch-migrate", module: "migrations", dockerfile: "migrations/Dockerfile",
 		required: []string{"DATABASE_URL"}},
@@ -49,6 +53,8 @@ var services = []service{
 		required: []string{"ADDR", "DATABASE_URL", "KAFKA_BROKERS", "KAFKA_TOPIC", "KAFKA_CONSUMER_GROUP", "REDIS_URL", "SECRETS_ENCRYPTION_KEY"}},
 	{compose: "retry-scheduler", binary: "retry-scheduler", module: "services/retry-scheduler", dockerfile: "services/retry-scheduler/Dockerfile", job: "retry-scheduler",
 		required: []string{"ADDR", "DATABASE_URL", "KAFKA_BROKERS", "KAFKA_TOPIC"}},
+	{compose: "dashboard", binary: "dashboard", module: "services/dashboard", dockerfile: "services/dashboard/Dockerfile", job: "dashboard",
+		required: []string{"ADDR", "DISPATCH_API_URL", "DASHBOARD_SESSION_KEY"}},
 }
 
 // loadCompose loads docker-compose.yml as `docker compose` does, with env

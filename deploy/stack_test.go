@@ -37,10 +37,11 @@ const testVersion = "deploy-test"
 // Dockerfile does and runs the stack the compose file describes, as plain
 // processes: each Dispatch service gets exactly the environment the compose
 // file gives it, with the compose network's host names pointed at this
-// machine's PostgreSQL and Redis and an in-process Kafka, and its ADDR at a
-// free port. The migrator migrates an empty database, every service
-// becomes ready, its healthcheck subcommand says so, and every metric the
-// dashboard and the alerts name is exported.
+// machine's PostgreSQL and Redis, an in-process Kafka and the API started
+// here, and its ADDR at a free port. The migrator migrates an empty
+// database, every service becomes ready, its healthcheck subcommand says
+// so, and every metric the Grafana dashboard and the alerts name is
+// exported.
 func TestComposeServicesRun(t *testing.T) {
 	t.Parallel()
 	bins := buildImages(t)
@@ -98,6 +99,7 @@ func TestComposeServicesRun(t *testing.T) {
 			scrape = append(scrape, "http://"+addr+"/metrics")
 			if svc.compose == "api" {
 				apiURL = "http://" + addr
+				infra.api = apiURL // for the dashboard, which comes later
 			}
 		}
 	}
@@ -151,6 +153,7 @@ type infrastructure struct {
 	redis    string            // the test Redis server
 	kafka    string            // the in-process Kafka's brokers
 	postgres map[string]string // the postgres service's environment
+	api      string            // the API started here, once it is
 }
 
 // env is a compose service's environment with the compose network's host
@@ -181,6 +184,14 @@ func (in infrastructure) env(t *testing.T, s types.ServiceConfig, extra map[stri
 			env[k] = u.String()
 		case isHost(v, "kafka"):
 			env[k] = in.kafka
+		case isHost(v, "api"):
+			require.NotEmpty(t, in.api, "%s points at the API, which has not been started yet: put it after api in services", k)
+			u, err := url.Parse(v)
+			require.NoError(t, err, k)
+			local, err := url.Parse(in.api)
+			require.NoError(t, err)
+			u.Host = local.Host
+			env[k] = u.String()
 		}
 	}
 	for k, v := range extra {

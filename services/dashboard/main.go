@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
 
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
 	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
@@ -15,7 +16,14 @@ import (
 	"github.com/dispatch-webhooks/dispatch/services/dashboard/internal/session"
 )
 
-func main() { lifecycle.Main("dashboard", run) }
+func main() {
+	// "healthcheck" asks the running dashboard at ADDR whether it is ready,
+	// for container health checks: exit 0 when it is, 1 when not.
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", config.DefaultAddr)))
+	}
+	lifecycle.Main("dashboard", run)
+}
 
 func run(ctx context.Context) error {
 	cfg, err := config.Load(libconfig.FromEnv())

@@ -10,6 +10,9 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/config"
 )
 
+// DefaultAddr is where the dashboard listens when ADDR is unset.
+const DefaultAddr = ":8083"
+
 // Config is the dashboard's settings.
 type Config struct {
 	Addr            string        // ADDR
@@ -26,7 +29,7 @@ type Config struct {
 func Load(env *config.Env) (Config, error) {
 	host, _ := os.Hostname()
 	c := Config{
-		Addr:            env.String("ADDR", ":8083"),
+		Addr:            env.String("ADDR", DefaultAddr),
 		APIURL:          env.String("DISPATCH_API_URL", "http://127.0.0.1:8080"),
 		SessionTTL:      env.Duration("DASHBOARD_SESSION_TTL", 12*time.Hour),
 		InstanceID:      env.String("INSTANCE_ID", host),
