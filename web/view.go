@@ -85,6 +85,10 @@ type OverviewView struct {
 	Unchecked bool
 	// RecentFailed are the newest events whose status is failed.
 	RecentFailed []EventRow
+	// Chart is deliveries per minute over the last hour; nil when the API
+	// could not give the minutes, ChartError then says why.
+	Chart      *DeliveriesChartView
+	ChartError string
 }
 
 // EventFilter is the events page's filters, as typed.

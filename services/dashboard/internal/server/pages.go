@@ -48,6 +48,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 			v.Backlog = web.Backlog{Due: st.BacklogDue, Oldest: time.Duration(st.BacklogOldestDueSeconds * float64(time.Second))}
 		}
 	}
+	v.Chart, v.ChartError = s.chart(ctx, rq.api)
 	attention, checked, more, err := s.attention(ctx, rq.api)
 	if err != nil {
 		s.fail(w, r, rq, err)
@@ -68,6 +69,30 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 		v.RecentFailed = append(v.RecentFailed, eventRow(e))
 	}
 	s.render(w, r, http.StatusOK, web.Overview(v))
+}
+
+// chart lays out the last hour's deliveries per minute. A failure costs
+// the chart, not the page: it says why instead.
+func (s *Server) chart(ctx context.Context, api *client.ClientWithResponses) (*web.DeliveriesChartView, string) {
+	window := "1h"
+	res, err := api.GetStatsMinutesWithResponse(ctx, &client.GetStatsMinutesParams{Window: &window})
+	var e *apiError
+	switch {
+	case err != nil:
+		e = unreachable(err)
+	case res.JSON200 == nil:
+		e = problem(res.StatusCode(), res.Body)
+	}
+	if e != nil {
+		s.cfg.Logger.Warn("API call failed", "call", "GET /stats/minutes", "err", e, "request_id", e.RequestID)
+		return nil, "The chart could not be drawn: " + e.message()
+	}
+	var minutes []web.MinuteCounts
+	for _, m := range items(res.JSON200.Data) {
+		minutes = append(minutes, web.MinuteCounts{Minute: m.Minute, Delivered: m.DeliveriesDelivered, Retrying: m.DeliveriesRetrying, Failed: m.DeliveriesFailed})
+	}
+	c := web.NewDeliveriesChartView(minutes, "last hour")
+	return &c, ""
 }
 
 // items is the slice p points at, or none.

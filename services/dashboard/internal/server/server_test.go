@@ -63,6 +63,18 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/stats":
 		reply(200, map[string]any{"window": r.URL.Query().Get("window"), "from": time.Now(), "to": time.Now(), "events_received": 4,
 			"deliveries_delivered": 3, "deliveries_retrying": 0, "deliveries_failed": 1, "backlog_due": 0, "backlog_oldest_due_seconds": 0})
+	case r.URL.Path == "/stats/minutes":
+		var minutes []any
+		start := time.Now().Truncate(time.Minute).Add(-59 * time.Minute)
+		for i := range 60 {
+			delivered, failed := 0, 0
+			if i == 58 {
+				delivered, failed = 3, 1
+			}
+			minutes = append(minutes, map[string]any{"minute": start.Add(time.Duration(i) * time.Minute), "events_received": delivered + failed,
+				"deliveries_delivered": delivered, "deliveries_retrying": 0, "deliveries_failed": failed})
+		}
+		reply(200, map[string]any{"data": minutes})
 	case r.URL.Path == "/events" && r.URL.Query().Get("type") == "bad pattern":
 		problem(422, "validation failed", map[string]string{"location": "query.type", "message": "must be a type or a pattern"})
 	case r.URL.Path == "/events":
@@ -113,7 +125,13 @@ type bundle struct {
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	api := &fakeAPI{keys: map[string][]string{"dsp_admin": {"admin"}, "dsp_reader": {"read"}, "dsp_publisher": {"publish"}}}
-	apiSrv := httptest.NewServer(api)
+	return setupWith(t, api, api)
+}
+
+// setupWith is setup with h answering for api.
+func setupWith(t *testing.T, api *fakeAPI, h http.Handler) *bundle {
+	t.Helper()
+	apiSrv := httptest.NewServer(h)
 	t.Cleanup(apiSrv.Close)
 	sealer, err := session.NewSealer(bytes.Repeat([]byte{1}, session.KeySize), nil)
 	if err != nil {
@@ -379,5 +397,40 @@ func TestFieldOf(t *testing.T) {
 		if got := fieldOf(loc); got != want {
 			t.Errorf("%s: %q, want %q", loc, got, want)
 		}
+	}
+}
+
+func TestOverviewChartsTheLastHour(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	home := b.signIn(t, "dsp_admin")
+	if n := testid(home, "chart-minute").Length(); n != 60 {
+		t.Fatalf("%d minutes charted", n)
+	}
+	if n := testid(home, "chart-bar").Length(); n != 2 {
+		t.Errorf("%d bars, want delivered and failed in one minute", n)
+	}
+	if got := testid(home, "legend-failed").Find(`[data-testid="legend-total"]`).Text(); got != "1" {
+		t.Errorf("failed total %q", got)
+	}
+}
+
+// Without the minutes the overview still answers, and says why.
+func TestOverviewWithoutMinutesStillAnswers(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{keys: map[string][]string{"dsp_admin": {"admin"}}}
+	old := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stats/minutes" {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"status":404,"detail":"no such route"}`)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+	b := setupWith(t, api, old)
+	home := b.signIn(t, "dsp_admin")
+	if testid(home, "stats").Length() != 1 || testid(home, "deliveries-chart").Length() != 0 || !strings.Contains(testid(home, "chart-error").Text(), "no such route") {
+		t.Fatalf("overview without minutes: chart error %q", testid(home, "chart-error").Text())
 	}
 }
