@@ -328,6 +328,7 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 		return v, e
 	}
 	v.Subscription, v.Settings = subscriptionRow(*res.JSON200), settings(*res.JSON200)
+	v.Edit = web.SubscriptionEdit{Values: editValues(*res.JSON200), Was: editValues(*res.JSON200), Errors: web.Errors{}}
 	limit := int64(25)
 	params := client.ListSubscriptionDeliveriesParams{Limit: &limit}
 	if st := v.DeliveryStatus; st != "" {

@@ -82,6 +82,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /subscriptions/{id}/rotate", s.signedIn(s.rotate))
 	mux.HandleFunc("POST /subscriptions/{id}/redeliver", s.signedIn(s.redeliverSubscription))
 	mux.HandleFunc("POST /subscriptions/{id}/delete", s.signedIn(s.deleteSubscription))
+	mux.HandleFunc("POST /subscriptions/{id}/edit", s.signedIn(s.editSubscription))
 }
 
 // Handler returns the dashboard with its security headers, on a mux of

@@ -434,3 +434,97 @@ func TestOverviewWithoutMinutesStillAnswers(t *testing.T) {
 		t.Fatalf("overview without minutes: chart error %q", testid(home, "chart-error").Text())
 	}
 }
+
+func TestEditSendsOnlyChangedFields(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	_, page := b.get(t, "/subscriptions/orders")
+	form := testid(page, "edit-subscription")
+	if form.Length() != 1 || testid(page, "edit").AttrOr("open", "none") != "none" {
+		t.Fatal("no folded edit form")
+	}
+	values := url.Values{}
+	form.Find("input, textarea").Each(func(_ int, s *goquery.Selection) {
+		name := s.AttrOr("name", "")
+		if goquery.NodeName(s) == "textarea" {
+			values.Set(name, s.Text())
+		} else {
+			values.Set(name, s.AttrOr("value", ""))
+		}
+	})
+	if values.Get("url") != "https://example.com/hook" || values.Get("event_types") != "order.*" || values.Get("was_url") != values.Get("url") {
+		t.Fatalf("form values %v", values)
+	}
+	// Nothing changed: nothing sent.
+	resp, _ := b.post(t, "/subscriptions/orders/edit", values)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/subscriptions/orders?done=unchanged" || len(b.api.posts) != 0 {
+		t.Fatalf("unchanged: %d %q %v", resp.StatusCode, resp.Header.Get("Location"), b.api.posts)
+	}
+	// The rate limit and the event types (one per line) changed: only they are sent.
+	values.Set("rate_limit_per_second", "25")
+	values.Set("event_types", "order.*\r\ninvoice.paid")
+	resp, _ = b.post(t, "/subscriptions/orders/edit", values)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/subscriptions/orders?done=updated" {
+		t.Fatalf("edit: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if want := `PATCH /subscriptions/orders {"event_types":["order.*","invoice.paid"],"rate_limit_per_second":25}`; len(b.api.posts) != 1 || b.api.posts[0] != want {
+		t.Fatalf("sent %v, want %s", b.api.posts, want)
+	}
+	_, done := b.get(t, "/subscriptions/orders?done=updated")
+	if testid(done, "notice").Text() != "Subscription updated." {
+		t.Errorf("notice %q", testid(done, "notice").Text())
+	}
+}
+
+func TestEditShowsAPIErrorsNextToTheField(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	_, page := b.get(t, "/subscriptions/orders")
+	b.api.setAnswer(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(422)
+		_, _ = io.WriteString(w, `{"status":422,"detail":"validation failed","errors":[{"location":"body.url","message":"points at a private address"},{"location":"body.timeout_ms","message":"must be at least 100"}]}`)
+		return true
+	})
+	form := url.Values{"csrf": {csrf(page)}, "was_url": {"https://example.com/hook"}, "url": {"http://10.0.0.1/"},
+		"was_event_types": {"order.*"}, "event_types": {"order.*"}, "timeout_ms": {"5"}}
+	resp, doc := b.post(t, "/subscriptions/orders/edit", form)
+	if resp.StatusCode != http.StatusUnprocessableEntity || testid(doc, "error-url").Text() != "points at a private address" {
+		t.Fatalf("%d url error %q", resp.StatusCode, testid(doc, "error-url").Text())
+	}
+	if testid(doc, "error-timeout_ms").Text() != "must be at least 100" {
+		t.Errorf("timeout error %q", testid(doc, "error-timeout_ms").Text())
+	}
+	if testid(doc, "edit").AttrOr("open", "none") == "none" || doc.Find("input#url").AttrOr("value", "") != "http://10.0.0.1/" ||
+		doc.Find("input#url").AttrOr("aria-invalid", "") != "true" {
+		t.Error("the form is folded, lost the typed URL, or does not mark it")
+	}
+	if !strings.Contains(b.api.posts[0], `"url":"http://10.0.0.1/"`) || !strings.Contains(b.api.posts[0], `"timeout_ms":5`) || strings.Contains(b.api.posts[0], "event_types") {
+		t.Errorf("sent %s", b.api.posts[0])
+	}
+}
+
+func TestEditRefusesWhatTheAPICannotDo(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	_, page := b.get(t, "/subscriptions/orders")
+	form := url.Values{"csrf": {csrf(page)}, "was_url": {"https://example.com/hook"}, "url": {"https://example.com/hook"},
+		"was_event_types": {"order.*"}, "event_types": {" , "}, "was_max_attempts": {"5"}, "max_attempts": {""}, "max_concurrency": {"many"}}
+	resp, doc := b.post(t, "/subscriptions/orders/edit", form)
+	if resp.StatusCode != http.StatusUnprocessableEntity || len(b.api.posts) != 0 {
+		t.Fatalf("%d, sent %v", resp.StatusCode, b.api.posts)
+	}
+	for field, want := range map[string]string{"event_types": "at least one", "max_attempts": "default", "max_concurrency": "whole number"} {
+		if got := testid(doc, "error-"+field).Text(); !strings.Contains(got, want) {
+			t.Errorf("%s: %q", field, got)
+		}
+	}
+	// Without the token nothing is sent.
+	form.Del("csrf")
+	if resp, _ := b.post(t, "/subscriptions/orders/edit", form); resp.StatusCode != http.StatusForbidden || len(b.api.posts) != 0 {
+		t.Errorf("edit without a token: %d", resp.StatusCode)
+	}
+}
