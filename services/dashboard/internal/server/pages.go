@@ -23,7 +23,9 @@ const (
 )
 
 // overview answers "what is failing right now?": activity over the last
-// hour and day, the backlog, subscriptions not healthy, recent failures.
+// hour and day, deliveries per minute, the backlog, subscriptions not
+// healthy, recent failures. Its API calls are independent, so they run
+// side by side: the page costs its slowest call, not their sum.
 func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 	v := web.OverviewView{Page: rq.page}
 	v.Title, v.Nav, v.Notice = "Overview", "overview", notice(r.URL.Query())
@@ -31,41 +33,54 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 		v.RefreshSeconds = 10
 	}
 	ctx := r.Context()
-	for i, window := range []string{"1h", "24h"} {
-		res, err := rq.api.GetStatsWithResponse(ctx, &client.GetStatsParams{Window: &window})
+	windows := []string{"1h", "24h"}
+	stats := make([]*client.StatsBody, len(windows))
+	var failed []client.EventListItem
+	// errs holds each call's failure; the first in this order is shown.
+	errs := make([]error, len(windows)+2)
+	var wg sync.WaitGroup
+	for i, window := range windows {
+		wg.Go(func() {
+			res, err := rq.api.GetStatsWithResponse(ctx, &client.GetStatsParams{Window: &window})
+			switch {
+			case err != nil:
+				errs[i] = unreachable(err)
+			case res.JSON200 == nil:
+				errs[i] = problem(res.StatusCode(), res.Body)
+			default:
+				stats[i] = res.JSON200
+			}
+		})
+	}
+	wg.Go(func() {
+		v.Attention, v.Checked, v.Unchecked, errs[len(windows)] = s.attention(ctx, rq.api)
+	})
+	wg.Go(func() {
+		status, limit := client.ListEventsParamsStatusFailed, int64(10)
+		res, err := rq.api.ListEventsWithResponse(ctx, &client.ListEventsParams{Status: &status, Limit: &limit})
+		switch {
+		case err != nil:
+			errs[len(windows)+1] = unreachable(err)
+		case res.JSON200 == nil:
+			errs[len(windows)+1] = problem(res.StatusCode(), res.Body)
+		default:
+			failed = items(res.JSON200.Data)
+		}
+	})
+	wg.Go(func() { v.Chart, v.ChartError = s.chart(ctx, rq.api) })
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
-			s.fail(w, r, rq, unreachable(err))
+			s.fail(w, r, rq, err)
 			return
 		}
-		if res.JSON200 == nil {
-			s.fail(w, r, rq, problem(res.StatusCode(), res.Body))
-			return
-		}
-		st := res.JSON200
-		v.Windows = append(v.Windows, web.StatsWindow{Window: window, Received: st.EventsReceived,
+	}
+	for i, st := range stats {
+		v.Windows = append(v.Windows, web.StatsWindow{Window: windows[i], Received: st.EventsReceived,
 			Delivered: st.DeliveriesDelivered, Retrying: st.DeliveriesRetrying, Failed: st.DeliveriesFailed})
-		if i == 0 {
-			v.Backlog = web.Backlog{Due: st.BacklogDue, Oldest: time.Duration(st.BacklogOldestDueSeconds * float64(time.Second))}
-		}
 	}
-	v.Chart, v.ChartError = s.chart(ctx, rq.api)
-	attention, checked, more, err := s.attention(ctx, rq.api)
-	if err != nil {
-		s.fail(w, r, rq, err)
-		return
-	}
-	v.Attention, v.Checked, v.Unchecked = attention, checked, more
-	failed, limit := client.ListEventsParamsStatusFailed, int64(10)
-	res, err := rq.api.ListEventsWithResponse(ctx, &client.ListEventsParams{Status: &failed, Limit: &limit})
-	if err != nil {
-		s.fail(w, r, rq, unreachable(err))
-		return
-	}
-	if res.JSON200 == nil {
-		s.fail(w, r, rq, problem(res.StatusCode(), res.Body))
-		return
-	}
-	for _, e := range items(res.JSON200.Data) {
+	v.Backlog = web.Backlog{Due: stats[0].BacklogDue, Oldest: time.Duration(stats[0].BacklogOldestDueSeconds * float64(time.Second))}
+	for _, e := range failed {
 		v.RecentFailed = append(v.RecentFailed, eventRow(e))
 	}
 	s.render(w, r, http.StatusOK, web.Overview(v))
