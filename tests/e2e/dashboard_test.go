@@ -183,6 +183,22 @@ func TestDashboard(t *testing.T) {
 	}
 	screenshot(t, ctx, "dashboard-overview.png")
 
+	// Live refresh: htmx fetches the overview's live part again in place,
+	// without reloading the page.
+	do(t, ctx, "live refresh",
+		chromedp.Navigate(base+"/?refresh=10"),
+		chromedp.WaitVisible(chromedp.CSS(testid("live"))),
+		chromedp.Evaluate[chromedp.Void](`window.sameDocument = true`),
+	)
+	before := text(t, ctx, testid("stats-1h")+" "+testid("received"))
+	s.post("evt_live", "order.created")
+	eventually(t, 20*time.Second, func() bool {
+		return text(t, ctx, testid("stats-1h")+" "+testid("received")) != before
+	}, "the overview's live part did not refresh")
+	if same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.sameDocument === true`)); err != nil || !same {
+		t.Errorf("the overview reloaded instead of refreshing in place (%v)", err)
+	}
+
 	// Find an event by id and read its attempt.
 	do(t, ctx, "find the event",
 		chromedp.Click(chromedp.CSS(`header nav a[href="/events"]`)),

@@ -528,3 +528,41 @@ func TestEditRefusesWhatTheAPICannotDo(t *testing.T) {
 		t.Errorf("edit without a token: %d", resp.StatusCode)
 	}
 }
+
+func TestLiveRefreshWithAndWithoutScript(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	_, doc := b.get(t, "/?refresh=10")
+	live := testid(doc, "live")
+	if live.AttrOr("hx-get", "") != "/?refresh=10" || live.AttrOr("hx-trigger", "") != "every 10s" || live.AttrOr("hx-select", "") != "#live" {
+		t.Fatalf("live part: %v", live.Nodes)
+	}
+	if live.Find(`[data-testid="stats"]`).Length() != 1 || live.Find(`[data-testid="deliveries-chart"]`).Length() != 1 {
+		t.Error("stats or chart outside the live part")
+	}
+	if doc.Find(`script[src="/static/htmx.min.js"]`).Length() != 1 || !strings.Contains(doc.Find("head noscript").Text(), `http-equiv="refresh"`) {
+		t.Error("no htmx, or no meta refresh for browsers without script")
+	}
+	_, plain := b.get(t, "/")
+	if testid(plain, "live").Length() != 0 || plain.Find(`script[src="/static/htmx.min.js"]`).Length() != 0 {
+		t.Error("the overview refreshes without being asked")
+	}
+	// htmx follows redirects silently, so a request it makes after the
+	// session ended is told where to go instead.
+	anon := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, b.url+"/?refresh=10", nil)
+	req.Header.Set("HX-Request", "true")
+	resp, err := anon.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("HX-Redirect") != "/login" {
+		t.Errorf("htmx request without a session: %d HX-Redirect %q", resp.StatusCode, resp.Header.Get("HX-Redirect"))
+	}
+	resp, _ = b.get(t, "/static/htmx.min.js")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("htmx not served: %d", resp.StatusCode)
+	}
+}
