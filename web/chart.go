@@ -28,7 +28,7 @@ const (
 	chartWidth  = 960
 	chartHeight = 240
 	chartLeft   = 56 // room for the counts
-	chartRight  = 8
+	chartRight  = 24 // room for the last time label
 	chartTop    = 10
 	chartBottom = 26 // room for the times
 )
