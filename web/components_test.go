@@ -226,3 +226,27 @@ func TestLoginForm(t *testing.T) {
 		t.Error("no CSRF token")
 	}
 }
+
+func TestEditFormCarriesWhatThePageShowed(t *testing.T) {
+	t.Parallel()
+	e := SubscriptionEdit{Values: EditValues{URL: "http://10.0.0.1/", EventTypes: "order.*\ninvoice.*", RateLimitPerSecond: "25"},
+		Was:    EditValues{URL: "https://example.com/", EventTypes: "order.*\ninvoice.*", RateLimitPerSecond: "10"},
+		Errors: Errors{"url": "points at a private address"}, Open: true}
+	doc := render(t, Subscription(SubscriptionView{Page: page(true), Subscription: SubscriptionRow{ID: "s", State: "active"}, Errors: Errors{}, Edit: e}))
+	f := testid(doc, "edit-subscription")
+	if f.AttrOr("action", "") != "/subscriptions/s/edit" || f.Find(`input[name=csrf][value=tok]`).Length() != 1 {
+		t.Fatalf("edit form posts to %q without its token", f.AttrOr("action", ""))
+	}
+	if _, open := testid(doc, "edit").Attr("open"); !open {
+		t.Error("a form with a problem starts folded")
+	}
+	if f.Find(`input[name=was_url]`).AttrOr("value", "") != "https://example.com/" || f.Find(`input[name=was_rate_limit_per_second]`).AttrOr("value", "") != "10" {
+		t.Error("the values the page showed are not carried")
+	}
+	if f.Find("input#rate_limit_per_second").AttrOr("value", "") != "25" || f.Find("textarea#event_types").Text() != "order.*\ninvoice.*" {
+		t.Error("typed values lost")
+	}
+	if testid(doc, "error-url").Parent().Find("input#url").AttrOr("aria-invalid", "") != "true" {
+		t.Error("the URL's error is not beside it")
+	}
+}

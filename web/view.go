@@ -85,6 +85,10 @@ type OverviewView struct {
 	Unchecked bool
 	// RecentFailed are the newest events whose status is failed.
 	RecentFailed []EventRow
+	// Chart is deliveries per minute over the last hour; nil when the API
+	// could not give the minutes, ChartError then says why.
+	Chart      *DeliveriesChartView
+	ChartError string
 }
 
 // EventFilter is the events page's filters, as typed.
@@ -232,6 +236,31 @@ type SubscriptionView struct {
 	Errors         Errors
 	// ConfirmDelete shows the deletion's confirmation step.
 	ConfirmDelete bool
+	// Edit is the edit form.
+	Edit SubscriptionEdit
+}
+
+// EditValues are the edit form's fields as text, named as the API names
+// them: url, event_types, rate_limit_per_second, max_concurrency,
+// timeout_ms, max_attempts. An empty setting is the worker's default.
+type EditValues struct {
+	URL                string
+	EventTypes         string
+	RateLimitPerSecond string
+	MaxConcurrency     string
+	TimeoutMs          string
+	MaxAttempts        string
+}
+
+// SubscriptionEdit is the form that changes a subscription's URL, event
+// types and limits: the values shown or typed, the values the page showed
+// (Was, sent along so that only fields the operator changed are patched),
+// the problems with each field, and whether the form starts open.
+type SubscriptionEdit struct {
+	Values EditValues
+	Was    EditValues
+	Errors Errors
+	Open   bool
 }
 
 // Ago says how long before now t was, briefly: "just now", "3 min ago",

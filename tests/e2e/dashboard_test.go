@@ -164,7 +164,40 @@ func TestDashboard(t *testing.T) {
 	if count(t, ctx, `[data-testid="subscription-row"][data-id="billing"] [data-testid="circuit"]`) != 1 {
 		t.Errorf("the billing subscription's open circuit is not on the overview")
 	}
+	// The chart: the hour's deliveries in words and in bars.
+	if got := text(t, ctx, testid("legend-delivered")+" "+testid("legend-total")); got != "3" {
+		t.Errorf("delivered in the chart's legend: %q, want 3", got)
+	}
+	if got := text(t, ctx, testid("legend-failed")+" "+testid("legend-total")); got != "3" {
+		t.Errorf("failed in the chart's legend: %q, want 3", got)
+	}
+	if count(t, ctx, testid("chart-minute")) < 60 || count(t, ctx, `[data-testid="chart-bar"][data-series="failed"]`) == 0 {
+		t.Errorf("the chart has %d minutes and no failed bar", count(t, ctx, testid("chart-minute")))
+	}
+	if os.Getenv("UPDATE_SCREENSHOTS") != "" {
+		// A test's few seconds of traffic make one bar: for the picture
+		// only, give the rolled-up minutes of the hour before it made-up
+		// traffic, with a short outage, so the chart shows its shape.
+		s.fakeHourOfActivity()
+		do(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(testid("deliveries-chart"))))
+	}
 	screenshot(t, ctx, "dashboard-overview.png")
+
+	// Live refresh: htmx fetches the overview's live part again in place,
+	// without reloading the page.
+	do(t, ctx, "live refresh",
+		chromedp.Navigate(base+"/?refresh=10"),
+		chromedp.WaitVisible(chromedp.CSS(testid("live"))),
+		chromedp.Evaluate[chromedp.Void](`window.sameDocument = true`),
+	)
+	before := text(t, ctx, testid("stats-1h")+" "+testid("received"))
+	s.post("evt_live", "order.created")
+	eventually(t, 20*time.Second, func() bool {
+		return text(t, ctx, testid("stats-1h")+" "+testid("received")) != before
+	}, "the overview's live part did not refresh")
+	if same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.sameDocument === true`)); err != nil || !same {
+		t.Errorf("the overview reloaded instead of refreshing in place (%v)", err)
+	}
 
 	// Find an event by id and read its attempt.
 	do(t, ctx, "find the event",
@@ -218,6 +251,38 @@ func TestDashboard(t *testing.T) {
 	if got := text(t, ctx, testid("secret")); !strings.HasPrefix(got, "whsec_") {
 		t.Errorf("rotated secret %q", got)
 	}
+
+	// Edit: an internal URL is refused next to its field; a new rate limit shows.
+	do(t, ctx, "edit: internal URL",
+		chromedp.Navigate(base+"/subscriptions/orders"),
+		chromedp.Click(chromedp.CSS(testid("edit-toggle"))),
+		chromedp.WaitVisible(chromedp.CSS("#url")),
+		chromedp.SetValue(chromedp.CSS("#url"), "http://10.1.2.3/hook"),
+		chromedp.Click(chromedp.CSS(testid("save"))),
+		chromedp.WaitVisible(chromedp.CSS(testid("error-url"))),
+	)
+	if got := text(t, ctx, testid("error-url")); !strings.Contains(got, "private") {
+		t.Errorf("error next to the URL: %q", got)
+	}
+	if count(t, ctx, `#url[aria-invalid="true"] + [data-testid="error-url"], #url[aria-invalid="true"] ~ [data-testid="error-url"]`) != 1 {
+		t.Error("the URL's error is not beside its field")
+	}
+	screenshot(t, ctx, "dashboard-edit.png")
+	do(t, ctx, "edit: rate limit",
+		chromedp.Navigate(base+"/subscriptions/orders"),
+		chromedp.Click(chromedp.CSS(testid("edit-toggle"))),
+		chromedp.WaitVisible(chromedp.CSS("#rate_limit_per_second")),
+		chromedp.SetValue(chromedp.CSS("#rate_limit_per_second"), "25"),
+		chromedp.Click(chromedp.CSS(testid("save"))),
+		chromedp.WaitVisible(chromedp.CSS(testid("notice"))),
+	)
+	if got := text(t, ctx, `[data-testid="setting-rate limit"]`); got != "25/s" {
+		t.Errorf("rate limit after the edit: %q", got)
+	}
+	if code, body := s.call("GET", "/subscriptions/orders", nil); code != http.StatusOK || body["rate_limit_per_second"] != float64(25) || body["url"] != good.URL {
+		t.Errorf("after the edit the API has rate limit %v and URL %v", body["rate_limit_per_second"], body["url"])
+	}
+
 	do(t, ctx, "sign out", chromedp.Click(chromedp.CSS(testid("sign-out"))), chromedp.WaitVisible(chromedp.CSS(testid("login-form"))))
 	do(t, ctx, "signed out", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(testid("login-form"))))
 
@@ -249,5 +314,23 @@ func TestDashboard(t *testing.T) {
 	}
 	if code, body := s.call("GET", "/subscriptions/orders", nil); code != http.StatusOK || body["state"] != "active" {
 		t.Errorf("after a forged pause the subscription is %v", body["state"])
+	}
+}
+
+// fakeHourOfActivity rewrites the rolled-up minutes from an hour ago to
+// three minutes ago with steady traffic, some retries and a five-minute
+// outage, for screenshots only.
+func (s *stack) fakeHourOfActivity() {
+	s.t.Helper()
+	_, err := s.db.Pool.Exec(context.Background(), `
+		UPDATE activity_minutes SET
+			events_received = 40 + (extract(minute FROM minute)::int * 7) % 23,
+			delivered = CASE WHEN n BETWEEN 38 AND 42 THEN 20 ELSE 70 + (extract(minute FROM minute)::int * 13) % 31 END,
+			retrying = CASE WHEN n BETWEEN 38 AND 42 THEN 25 WHEN extract(minute FROM minute)::int % 9 = 0 THEN 3 ELSE 0 END,
+			failed = CASE WHEN n BETWEEN 39 AND 42 THEN 12 ELSE 0 END
+		FROM (SELECT minute AS m, 60 - (extract(epoch FROM date_trunc('minute', now()) - minute) / 60)::int AS n FROM activity_minutes) x
+		WHERE activity_minutes.minute = x.m AND x.m >= now() - interval '59 minutes' AND x.m < now() - interval '3 minutes'`)
+	if err != nil {
+		s.t.Fatalf("fake an hour of activity: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ go 1.26.4
 require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/store v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
@@ -13,6 +14,9 @@ require (
 require (
 	github.com/apapsch/go-jsonmerge/v2 v2.0.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/apikey v0.0.0 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/oapi-codegen/runtime v1.9.0 // indirect
@@ -27,7 +31,7 @@ require (
 	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
-	github.com/jackc/pgx/v5 v5.12.0 // indirect
+	github.com/jackc/pgx/v5 v5.12.0
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect

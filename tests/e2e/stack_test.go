@@ -59,7 +59,7 @@ func TestMain(m *testing.M) {
 
 // stack is one test's Dispatch: its own database, Kafka and processes.
 type stack struct {
-	t       *testing.T
+	t       testing.TB
 	db      *testkit.Database
 	kafka   *kfake.Cluster
 	brokers string
@@ -79,7 +79,7 @@ func (s *stack) redisURL() string {
 	return testkit.RedisURL()
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -92,13 +92,20 @@ func freeAddr(t *testing.T) string {
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	t.Parallel()
+	return startStack(t)
+}
+
+// startStack is newStack for benchmarks too: it does not mark the test
+// parallel, and apiEnv adds to the ingest-api's environment.
+func startStack(t testing.TB, apiEnv ...string) *stack {
+	t.Helper()
 	s := &stack{t: t, db: testkit.Postgres(t)}
 	_, s.redisPrefix = testkit.Redis(t)
 	s.kafka = testkit.Kafka(t, 4, topic)
 	s.brokers = strings.Join(s.kafka.ListenAddrs(), ",")
 	addr := freeAddr(t)
 	s.apiURL = "http://" + addr
-	s.start("ingest-api", "ADDR="+addr)
+	s.start("ingest-api", append([]string{"ADDR=" + addr}, apiEnv...)...)
 	s.waitReady(s.apiURL)
 	return s
 }
@@ -370,7 +377,7 @@ func (rc *receiver) rejected() []string {
 	return append([]string(nil), rc.bad...)
 }
 
-func eventually(t *testing.T, within time.Duration, cond func() bool, format string, args ...any) {
+func eventually(t testing.TB, within time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()

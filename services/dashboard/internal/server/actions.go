@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -51,7 +52,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 		ID: strings.TrimSpace(r.PostFormValue("id")), URL: strings.TrimSpace(r.PostFormValue("url")),
 		EventTypes: strings.TrimSpace(r.PostFormValue("event_types")), Secret: r.PostFormValue("secret"), Errors: web.Errors{},
 	}
-	types := strings.FieldsFunc(form.EventTypes, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r' })
+	types := eventTypes(form.EventTypes)
 	body := client.CreateSubscriptionJSONRequestBody{Url: form.URL, EventTypes: &types}
 	if form.ID != "" {
 		body.Id = &form.ID
@@ -215,3 +216,92 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request, rq *
 	}
 	http.Redirect(w, r, "/subscriptions?done=deleted", http.StatusSeeOther)
 }
+
+// editSubscription patches the fields the operator changed: each field is
+// compared with the value the page showed (the form's was_ fields), so a
+// change someone else made meanwhile to another field is kept.
+func (s *Server) editSubscription(w http.ResponseWriter, r *http.Request, rq *request) {
+	id := r.PathValue("id")
+	read := func(prefix string) web.EditValues {
+		f := func(name string) string { return strings.TrimSpace(r.PostFormValue(prefix + name)) }
+		return web.EditValues{URL: f("url"), EventTypes: f("event_types"), RateLimitPerSecond: f("rate_limit_per_second"),
+			MaxConcurrency: f("max_concurrency"), TimeoutMs: f("timeout_ms"), MaxAttempts: f("max_attempts")}
+	}
+	edit := web.SubscriptionEdit{Values: read(""), Was: read("was_"), Errors: web.Errors{}, Open: true}
+	var body client.UpdateSubscriptionJSONRequestBody
+	changed := false
+	if edit.Values.URL != edit.Was.URL {
+		body.Url, changed = &edit.Values.URL, true
+	}
+	if types := eventTypes(edit.Values.EventTypes); len(types) == 0 {
+		edit.Errors["event_types"] = "name at least one event type or pattern, such as order.* or *"
+	} else if !slices.Equal(types, eventTypes(edit.Was.EventTypes)) {
+		body.EventTypes, changed = &types, true
+	}
+	for _, f := range []struct {
+		name     string
+		now, was string
+		to       **int64
+	}{
+		{"rate_limit_per_second", edit.Values.RateLimitPerSecond, edit.Was.RateLimitPerSecond, &body.RateLimitPerSecond},
+		{"max_concurrency", edit.Values.MaxConcurrency, edit.Was.MaxConcurrency, &body.MaxConcurrency},
+		{"timeout_ms", edit.Values.TimeoutMs, edit.Was.TimeoutMs, &body.TimeoutMs},
+		{"max_attempts", edit.Values.MaxAttempts, edit.Was.MaxAttempts, &body.MaxAttempts},
+	} {
+		if f.now == f.was {
+			continue
+		}
+		if f.now == "" {
+			edit.Errors[f.name] = "a limit cannot go back to the worker's default once set; enter the default's value instead"
+			continue
+		}
+		n, err := strconv.ParseInt(f.now, 10, 64)
+		if err != nil {
+			edit.Errors[f.name] = "enter a whole number"
+			continue
+		}
+		*f.to, changed = &n, true
+	}
+	withForm := func(apiErr *apiError) func(*web.SubscriptionView) {
+		return func(v *web.SubscriptionView) {
+			v.Edit = edit
+			var other []string
+			for f, msg := range apiErr.Fields {
+				if f != "" && !slices.Contains(editFields, f) {
+					other = append(other, f+": "+msg)
+				}
+			}
+			if len(other) > 0 {
+				slices.Sort(other)
+				v.Error = apiErr.Detail + ": " + strings.Join(other, "; ")
+			}
+		}
+	}
+	if len(edit.Errors) > 0 {
+		s.subscriptionFailed(w, r, rq, &apiError{Status: http.StatusUnprocessableEntity, Detail: "Check the fields marked", Fields: edit.Errors}, withForm(&apiError{}))
+		return
+	}
+	if !changed {
+		http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=unchanged", http.StatusSeeOther)
+		return
+	}
+	res, err := rq.api.UpdateSubscriptionWithResponse(r.Context(), id, body)
+	if err != nil {
+		s.subscriptionFailed(w, r, rq, unreachable(err), withForm(&apiError{}))
+		return
+	}
+	if res.JSON200 == nil {
+		e := problem(res.StatusCode(), res.Body)
+		for f, msg := range e.Fields {
+			if slices.Contains(editFields, f) {
+				edit.Errors[f] = msg
+			}
+		}
+		s.subscriptionFailed(w, r, rq, e, withForm(e))
+		return
+	}
+	http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=updated", http.StatusSeeOther)
+}
+
+// editFields are the edit form's fields, named as the API names them.
+var editFields = []string{"url", "event_types", "rate_limit_per_second", "max_concurrency", "timeout_ms", "max_attempts"}

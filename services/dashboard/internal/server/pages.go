@@ -23,7 +23,9 @@ const (
 )
 
 // overview answers "what is failing right now?": activity over the last
-// hour and day, the backlog, subscriptions not healthy, recent failures.
+// hour and day, deliveries per minute, the backlog, subscriptions not
+// healthy, recent failures. Its API calls are independent, so they run
+// side by side: the page costs its slowest call, not their sum.
 func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 	v := web.OverviewView{Page: rq.page}
 	v.Title, v.Nav, v.Notice = "Overview", "overview", notice(r.URL.Query())
@@ -31,43 +33,81 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 		v.RefreshSeconds = 10
 	}
 	ctx := r.Context()
-	for i, window := range []string{"1h", "24h"} {
-		res, err := rq.api.GetStatsWithResponse(ctx, &client.GetStatsParams{Window: &window})
+	windows := []string{"1h", "24h"}
+	stats := make([]*client.StatsBody, len(windows))
+	var failed []client.EventListItem
+	// errs holds each call's failure; the first in this order is shown.
+	errs := make([]error, len(windows)+2)
+	var wg sync.WaitGroup
+	for i, window := range windows {
+		wg.Go(func() {
+			res, err := rq.api.GetStatsWithResponse(ctx, &client.GetStatsParams{Window: &window})
+			switch {
+			case err != nil:
+				errs[i] = unreachable(err)
+			case res.JSON200 == nil:
+				errs[i] = problem(res.StatusCode(), res.Body)
+			default:
+				stats[i] = res.JSON200
+			}
+		})
+	}
+	wg.Go(func() {
+		v.Attention, v.Checked, v.Unchecked, errs[len(windows)] = s.attention(ctx, rq.api)
+	})
+	wg.Go(func() {
+		status, limit := client.ListEventsParamsStatusFailed, int64(10)
+		res, err := rq.api.ListEventsWithResponse(ctx, &client.ListEventsParams{Status: &status, Limit: &limit})
+		switch {
+		case err != nil:
+			errs[len(windows)+1] = unreachable(err)
+		case res.JSON200 == nil:
+			errs[len(windows)+1] = problem(res.StatusCode(), res.Body)
+		default:
+			failed = items(res.JSON200.Data)
+		}
+	})
+	wg.Go(func() { v.Chart, v.ChartError = s.chart(ctx, rq.api) })
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
-			s.fail(w, r, rq, unreachable(err))
+			s.fail(w, r, rq, err)
 			return
 		}
-		if res.JSON200 == nil {
-			s.fail(w, r, rq, problem(res.StatusCode(), res.Body))
-			return
-		}
-		st := res.JSON200
-		v.Windows = append(v.Windows, web.StatsWindow{Window: window, Received: st.EventsReceived,
+	}
+	for i, st := range stats {
+		v.Windows = append(v.Windows, web.StatsWindow{Window: windows[i], Received: st.EventsReceived,
 			Delivered: st.DeliveriesDelivered, Retrying: st.DeliveriesRetrying, Failed: st.DeliveriesFailed})
-		if i == 0 {
-			v.Backlog = web.Backlog{Due: st.BacklogDue, Oldest: time.Duration(st.BacklogOldestDueSeconds * float64(time.Second))}
-		}
 	}
-	attention, checked, more, err := s.attention(ctx, rq.api)
-	if err != nil {
-		s.fail(w, r, rq, err)
-		return
-	}
-	v.Attention, v.Checked, v.Unchecked = attention, checked, more
-	failed, limit := client.ListEventsParamsStatusFailed, int64(10)
-	res, err := rq.api.ListEventsWithResponse(ctx, &client.ListEventsParams{Status: &failed, Limit: &limit})
-	if err != nil {
-		s.fail(w, r, rq, unreachable(err))
-		return
-	}
-	if res.JSON200 == nil {
-		s.fail(w, r, rq, problem(res.StatusCode(), res.Body))
-		return
-	}
-	for _, e := range items(res.JSON200.Data) {
+	v.Backlog = web.Backlog{Due: stats[0].BacklogDue, Oldest: time.Duration(stats[0].BacklogOldestDueSeconds * float64(time.Second))}
+	for _, e := range failed {
 		v.RecentFailed = append(v.RecentFailed, eventRow(e))
 	}
 	s.render(w, r, http.StatusOK, web.Overview(v))
+}
+
+// chart lays out the last hour's deliveries per minute. A failure costs
+// the chart, not the page: it says why instead.
+func (s *Server) chart(ctx context.Context, api *client.ClientWithResponses) (*web.DeliveriesChartView, string) {
+	window := "1h"
+	res, err := api.GetStatsMinutesWithResponse(ctx, &client.GetStatsMinutesParams{Window: &window})
+	var e *apiError
+	switch {
+	case err != nil:
+		e = unreachable(err)
+	case res.JSON200 == nil:
+		e = problem(res.StatusCode(), res.Body)
+	}
+	if e != nil {
+		s.cfg.Logger.Warn("API call failed", "call", "GET /stats/minutes", "err", e, "request_id", e.RequestID)
+		return nil, "The chart could not be drawn: " + e.message()
+	}
+	var minutes []web.MinuteCounts
+	for _, m := range items(res.JSON200.Data) {
+		minutes = append(minutes, web.MinuteCounts{Minute: m.Minute, Delivered: m.DeliveriesDelivered, Retrying: m.DeliveriesRetrying, Failed: m.DeliveriesFailed})
+	}
+	c := web.NewDeliveriesChartView(minutes, "last hour")
+	return &c, ""
 }
 
 // items is the slice p points at, or none.
@@ -303,6 +343,7 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 		return v, e
 	}
 	v.Subscription, v.Settings = subscriptionRow(*res.JSON200), settings(*res.JSON200)
+	v.Edit = web.SubscriptionEdit{Values: editValues(*res.JSON200), Was: editValues(*res.JSON200), Errors: web.Errors{}}
 	limit := int64(25)
 	params := client.ListSubscriptionDeliveriesParams{Limit: &limit}
 	if st := v.DeliveryStatus; st != "" {

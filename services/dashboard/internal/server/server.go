@@ -82,6 +82,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /subscriptions/{id}/rotate", s.signedIn(s.rotate))
 	mux.HandleFunc("POST /subscriptions/{id}/redeliver", s.signedIn(s.redeliverSubscription))
 	mux.HandleFunc("POST /subscriptions/{id}/delete", s.signedIn(s.deleteSubscription))
+	mux.HandleFunc("POST /subscriptions/{id}/edit", s.signedIn(s.editSubscription))
 }
 
 // Handler returns the dashboard with its security headers, on a mux of
@@ -136,7 +137,7 @@ func (s *Server) signedIn(h func(w http.ResponseWriter, r *http.Request, rq *req
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(sessionCookie)
 		if err != nil {
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			toLogin(w, r, "/login")
 			return
 		}
 		sess, err := s.cfg.Sealer.Open(c.Value)
@@ -146,7 +147,7 @@ func (s *Server) signedIn(h func(w http.ResponseWriter, r *http.Request, rq *req
 			if errors.Is(err, session.ErrExpired) {
 				to += "?expired=1"
 			}
-			http.Redirect(w, r, to, http.StatusSeeOther)
+			toLogin(w, r, to)
 			return
 		}
 		api, err := client.NewClientWithResponses(s.cfg.APIURL, client.WithAPIKey(sess.APIKey), client.WithHTTPClient(s.cfg.HTTPClient))
@@ -189,7 +190,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, rq *request, err e
 	e := asAPIError(err)
 	if e.Status == http.StatusUnauthorized {
 		s.clearSession(w, r)
-		http.Redirect(w, r, "/login?expired=1", http.StatusSeeOther)
+		toLogin(w, r, "/login?expired=1")
 		return
 	}
 	if e.Status == 0 || e.Status >= 500 {
@@ -209,7 +210,7 @@ func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, err error)
 		return false
 	}
 	s.clearSession(w, r)
-	http.Redirect(w, r, "/login?expired=1", http.StatusSeeOther)
+	toLogin(w, r, "/login?expired=1")
 	return true
 }
 
@@ -220,4 +221,16 @@ func secure(r *http.Request) bool {
 func (s *Server) clearSession(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode})
+}
+
+// toLogin sends the browser to the sign-in page at to: a redirect, or for
+// a request htmx made (which would follow a redirect and swap the sign-in
+// page into the overview) an HX-Redirect that makes htmx navigate there.
+func toLogin(w http.ResponseWriter, r *http.Request, to string) {
+	if r.Header.Get("HX-Request") == "true" {
+		w.Header().Set("HX-Redirect", to)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }

@@ -63,6 +63,18 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/stats":
 		reply(200, map[string]any{"window": r.URL.Query().Get("window"), "from": time.Now(), "to": time.Now(), "events_received": 4,
 			"deliveries_delivered": 3, "deliveries_retrying": 0, "deliveries_failed": 1, "backlog_due": 0, "backlog_oldest_due_seconds": 0})
+	case r.URL.Path == "/stats/minutes":
+		var minutes []any
+		start := time.Now().Truncate(time.Minute).Add(-59 * time.Minute)
+		for i := range 60 {
+			delivered, failed := 0, 0
+			if i == 58 {
+				delivered, failed = 3, 1
+			}
+			minutes = append(minutes, map[string]any{"minute": start.Add(time.Duration(i) * time.Minute), "events_received": delivered + failed,
+				"deliveries_delivered": delivered, "deliveries_retrying": 0, "deliveries_failed": failed})
+		}
+		reply(200, map[string]any{"data": minutes})
 	case r.URL.Path == "/events" && r.URL.Query().Get("type") == "bad pattern":
 		problem(422, "validation failed", map[string]string{"location": "query.type", "message": "must be a type or a pattern"})
 	case r.URL.Path == "/events":
@@ -113,7 +125,13 @@ type bundle struct {
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	api := &fakeAPI{keys: map[string][]string{"dsp_admin": {"admin"}, "dsp_reader": {"read"}, "dsp_publisher": {"publish"}}}
-	apiSrv := httptest.NewServer(api)
+	return setupWith(t, api, api)
+}
+
+// setupWith is setup with h answering for api.
+func setupWith(t *testing.T, api *fakeAPI, h http.Handler) *bundle {
+	t.Helper()
+	apiSrv := httptest.NewServer(h)
 	t.Cleanup(apiSrv.Close)
 	sealer, err := session.NewSealer(bytes.Repeat([]byte{1}, session.KeySize), nil)
 	if err != nil {
@@ -379,5 +397,172 @@ func TestFieldOf(t *testing.T) {
 		if got := fieldOf(loc); got != want {
 			t.Errorf("%s: %q, want %q", loc, got, want)
 		}
+	}
+}
+
+func TestOverviewChartsTheLastHour(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	home := b.signIn(t, "dsp_admin")
+	if n := testid(home, "chart-minute").Length(); n != 60 {
+		t.Fatalf("%d minutes charted", n)
+	}
+	if n := testid(home, "chart-bar").Length(); n != 2 {
+		t.Errorf("%d bars, want delivered and failed in one minute", n)
+	}
+	if got := testid(home, "legend-failed").Find(`[data-testid="legend-total"]`).Text(); got != "1" {
+		t.Errorf("failed total %q", got)
+	}
+}
+
+// Without the minutes the overview still answers, and says why.
+func TestOverviewWithoutMinutesStillAnswers(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{keys: map[string][]string{"dsp_admin": {"admin"}}}
+	old := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stats/minutes" {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"status":404,"detail":"no such route"}`)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+	b := setupWith(t, api, old)
+	home := b.signIn(t, "dsp_admin")
+	if testid(home, "stats").Length() != 1 || testid(home, "deliveries-chart").Length() != 0 || !strings.Contains(testid(home, "chart-error").Text(), "no such route") {
+		t.Fatalf("overview without minutes: chart error %q", testid(home, "chart-error").Text())
+	}
+}
+
+func TestEditSendsOnlyChangedFields(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	_, page := b.get(t, "/subscriptions/orders")
+	form := testid(page, "edit-subscription")
+	if form.Length() != 1 || testid(page, "edit").AttrOr("open", "none") != "none" {
+		t.Fatal("no folded edit form")
+	}
+	values := url.Values{}
+	form.Find("input, textarea").Each(func(_ int, s *goquery.Selection) {
+		name := s.AttrOr("name", "")
+		if goquery.NodeName(s) == "textarea" {
+			values.Set(name, s.Text())
+		} else {
+			values.Set(name, s.AttrOr("value", ""))
+		}
+	})
+	if values.Get("url") != "https://example.com/hook" || values.Get("event_types") != "order.*" || values.Get("was_url") != values.Get("url") {
+		t.Fatalf("form values %v", values)
+	}
+	// Nothing changed: nothing sent.
+	resp, _ := b.post(t, "/subscriptions/orders/edit", values)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/subscriptions/orders?done=unchanged" || len(b.api.posts) != 0 {
+		t.Fatalf("unchanged: %d %q %v", resp.StatusCode, resp.Header.Get("Location"), b.api.posts)
+	}
+	// The rate limit and the event types (one per line) changed: only they are sent.
+	values.Set("rate_limit_per_second", "25")
+	values.Set("event_types", "order.*\r\ninvoice.paid")
+	resp, _ = b.post(t, "/subscriptions/orders/edit", values)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/subscriptions/orders?done=updated" {
+		t.Fatalf("edit: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if want := `PATCH /subscriptions/orders {"event_types":["order.*","invoice.paid"],"rate_limit_per_second":25}`; len(b.api.posts) != 1 || b.api.posts[0] != want {
+		t.Fatalf("sent %v, want %s", b.api.posts, want)
+	}
+	_, done := b.get(t, "/subscriptions/orders?done=updated")
+	if testid(done, "notice").Text() != "Subscription updated." {
+		t.Errorf("notice %q", testid(done, "notice").Text())
+	}
+}
+
+func TestEditShowsAPIErrorsNextToTheField(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	_, page := b.get(t, "/subscriptions/orders")
+	b.api.setAnswer(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(422)
+		_, _ = io.WriteString(w, `{"status":422,"detail":"validation failed","errors":[{"location":"body.url","message":"points at a private address"},{"location":"body.timeout_ms","message":"must be at least 100"}]}`)
+		return true
+	})
+	form := url.Values{"csrf": {csrf(page)}, "was_url": {"https://example.com/hook"}, "url": {"http://10.0.0.1/"},
+		"was_event_types": {"order.*"}, "event_types": {"order.*"}, "timeout_ms": {"5"}}
+	resp, doc := b.post(t, "/subscriptions/orders/edit", form)
+	if resp.StatusCode != http.StatusUnprocessableEntity || testid(doc, "error-url").Text() != "points at a private address" {
+		t.Fatalf("%d url error %q", resp.StatusCode, testid(doc, "error-url").Text())
+	}
+	if testid(doc, "error-timeout_ms").Text() != "must be at least 100" {
+		t.Errorf("timeout error %q", testid(doc, "error-timeout_ms").Text())
+	}
+	if testid(doc, "edit").AttrOr("open", "none") == "none" || doc.Find("input#url").AttrOr("value", "") != "http://10.0.0.1/" ||
+		doc.Find("input#url").AttrOr("aria-invalid", "") != "true" {
+		t.Error("the form is folded, lost the typed URL, or does not mark it")
+	}
+	if !strings.Contains(b.api.posts[0], `"url":"http://10.0.0.1/"`) || !strings.Contains(b.api.posts[0], `"timeout_ms":5`) || strings.Contains(b.api.posts[0], "event_types") {
+		t.Errorf("sent %s", b.api.posts[0])
+	}
+}
+
+func TestEditRefusesWhatTheAPICannotDo(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	_, page := b.get(t, "/subscriptions/orders")
+	form := url.Values{"csrf": {csrf(page)}, "was_url": {"https://example.com/hook"}, "url": {"https://example.com/hook"},
+		"was_event_types": {"order.*"}, "event_types": {" , "}, "was_max_attempts": {"5"}, "max_attempts": {""}, "max_concurrency": {"many"}}
+	resp, doc := b.post(t, "/subscriptions/orders/edit", form)
+	if resp.StatusCode != http.StatusUnprocessableEntity || len(b.api.posts) != 0 {
+		t.Fatalf("%d, sent %v", resp.StatusCode, b.api.posts)
+	}
+	for field, want := range map[string]string{"event_types": "at least one", "max_attempts": "default", "max_concurrency": "whole number"} {
+		if got := testid(doc, "error-"+field).Text(); !strings.Contains(got, want) {
+			t.Errorf("%s: %q", field, got)
+		}
+	}
+	// Without the token nothing is sent.
+	form.Del("csrf")
+	if resp, _ := b.post(t, "/subscriptions/orders/edit", form); resp.StatusCode != http.StatusForbidden || len(b.api.posts) != 0 {
+		t.Errorf("edit without a token: %d", resp.StatusCode)
+	}
+}
+
+func TestLiveRefreshWithAndWithoutScript(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	_, doc := b.get(t, "/?refresh=10")
+	live := testid(doc, "live")
+	if live.AttrOr("hx-get", "") != "/?refresh=10" || live.AttrOr("hx-trigger", "") != "every 10s" || live.AttrOr("hx-select", "") != "#live" {
+		t.Fatalf("live part: %v", live.Nodes)
+	}
+	if live.Find(`[data-testid="stats"]`).Length() != 1 || live.Find(`[data-testid="deliveries-chart"]`).Length() != 1 {
+		t.Error("stats or chart outside the live part")
+	}
+	if doc.Find(`script[src="/static/htmx.min.js"]`).Length() != 1 || !strings.Contains(doc.Find("head noscript").Text(), `http-equiv="refresh"`) {
+		t.Error("no htmx, or no meta refresh for browsers without script")
+	}
+	_, plain := b.get(t, "/")
+	if testid(plain, "live").Length() != 0 || plain.Find(`script[src="/static/htmx.min.js"]`).Length() != 0 {
+		t.Error("the overview refreshes without being asked")
+	}
+	// htmx follows redirects silently, so a request it makes after the
+	// session ended is told where to go instead.
+	anon := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, b.url+"/?refresh=10", nil)
+	req.Header.Set("HX-Request", "true")
+	resp, err := anon.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("HX-Redirect") != "/login" {
+		t.Errorf("htmx request without a session: %d HX-Redirect %q", resp.StatusCode, resp.Header.Get("HX-Redirect"))
+	}
+	resp, _ = b.get(t, "/static/htmx.min.js")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("htmx not served: %d", resp.StatusCode)
 	}
 }

@@ -66,6 +66,24 @@ func settings(s client.SubscriptionBody) []web.Setting {
 	return out
 }
 
+// editValues are s's editable fields as the edit form shows them.
+func editValues(s client.SubscriptionBody) web.EditValues {
+	n := func(p *int64) string {
+		if p == nil {
+			return ""
+		}
+		return strconv.FormatInt(*p, 10)
+	}
+	return web.EditValues{URL: s.Url, EventTypes: strings.Join(items(s.EventTypes), "\n"),
+		RateLimitPerSecond: n(s.RateLimitPerSecond), MaxConcurrency: n(s.MaxConcurrency), TimeoutMs: n(s.TimeoutMs), MaxAttempts: n(s.MaxAttempts)}
+}
+
+// eventTypes splits what an operator typed into patterns: commas, spaces
+// and line breaks separate them.
+func eventTypes(s string) []string {
+	return strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r' })
+}
+
 func deliveryRow(d client.DeliveryListItem) web.DeliveryRow {
 	return web.DeliveryRow{EventID: d.EventId, EventType: d.EventType, Status: string(d.Status), Attempts: d.Attempts,
 		LastStatusCode: code(d.LastStatusCode), LastError: str(d.LastError), NextAttemptAt: d.NextAttemptAt,
@@ -129,6 +147,10 @@ func notice(q url.Values) string {
 		return "Subscription resumed."
 	case "deleted":
 		return "Subscription deleted."
+	case "updated":
+		return "Subscription updated."
+	case "unchanged":
+		return "Nothing was changed: the form had the subscription's values."
 	}
 	return ""
 }
