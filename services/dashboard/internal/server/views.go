@@ -58,7 +58,7 @@ func settings(s client.SubscriptionBody) []web.Setting {
 		{"max concurrency", s.MaxConcurrency, n},
 	} {
 		if f.value == nil {
-			out = append(out, web.Setting{Name: f.name, Value: "worker default", Default: true})
+			out = append(out, web.Setting{Name: f.name, Value: "the worker's default", Default: true})
 			continue
 		}
 		out = append(out, web.Setting{Name: f.name, Value: f.format(f.value)})
