@@ -38,8 +38,8 @@ type Pruned struct {
 //   - then the doomed events' attempts, deliveries and events are deleted,
 //     children first, so that the foreign keys' cascades find nothing left.
 //
-// Every set is passed on as an array and matched with = ANY: the planner
-// cannot know its size, so it probes the indexes (events_received_at, the
+// Each set reaches a table as an array (= ANY (ARRAY(...))), whose size the
+// planner cannot know, so it probes the indexes (events_received_at, the
 // primary keys, deliveries (event_id, ...), attempts (delivery_id, ...))
 // rather than hashing a whole table, whatever the statistics say.
 const pruneSQL = `
@@ -55,23 +55,22 @@ WITH cand AS (
 	WHERE event_id = ANY (ARRAY(SELECT id FROM cand))
 	FOR UPDATE SKIP LOCKED
 ), doomed AS (
-	SELECT array_agg(c.id) AS ids
-	FROM cand c
+	SELECT c.id FROM cand c
 	LEFT JOIN (SELECT event_id, count(*) AS n, bool_or(status IN ` + openStatuses + `) AS open
 	           FROM locked GROUP BY event_id) l ON l.event_id = c.id
 	LEFT JOIN (SELECT event_id, count(*) AS n FROM deliveries
 	           WHERE event_id = ANY (ARRAY(SELECT id FROM cand)) GROUP BY event_id) d ON d.event_id = c.id
 	WHERE coalesce(l.n, 0) = coalesce(d.n, 0) AND NOT coalesce(l.open, false)
 ), doomed_deliveries AS (
-	SELECT array_agg(id) AS ids FROM locked WHERE event_id = ANY ((SELECT ids FROM doomed)::text[])
+	SELECT l.id FROM locked l JOIN doomed x ON x.id = l.event_id
 ), gone_attempts AS (
-	DELETE FROM attempts WHERE delivery_id = ANY ((SELECT ids FROM doomed_deliveries)::bigint[])
+	DELETE FROM attempts WHERE delivery_id = ANY (ARRAY(SELECT id FROM doomed_deliveries))
 	RETURNING 1
 ), gone_deliveries AS (
-	DELETE FROM deliveries WHERE id = ANY ((SELECT ids FROM doomed_deliveries)::bigint[])
+	DELETE FROM deliveries WHERE id = ANY (ARRAY(SELECT id FROM doomed_deliveries))
 	RETURNING 1
 ), gone_events AS (
-	DELETE FROM events WHERE id = ANY ((SELECT ids FROM doomed)::text[])
+	DELETE FROM events WHERE id = ANY (ARRAY(SELECT id FROM doomed))
 	RETURNING 1
 ), last AS (
 	SELECT received_at, id FROM cand ORDER BY received_at DESC, id DESC LIMIT 1
