@@ -1,6 +1,7 @@
 // Command retry-scheduler publishes due retries and recovers stranded
 // deliveries (internal/scheduler), rolls activity up per minute for
-// GET /stats (internal/rollup) and exports the backlog (internal/backlog).
+// GET /stats (internal/rollup), exports the backlog (internal/backlog) and
+// deletes events older than the retention period (internal/retention).
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/backlog"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/config"
+	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/retention"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/rollup"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/scheduler"
 )
@@ -73,7 +75,15 @@ func run(ctx context.Context) error {
 	log.Info("retry-scheduler polling", "interval", cfg.PollInterval, "batch", cfg.BatchSize, "stranded_after", cfg.StrandedAfter, "addr", cfg.Addr)
 	roller := rollup.New(st, rollup.Config{Logger: log})
 	gauges := backlog.New(st, 15*time.Second, log, nil)
-	err = lifecycle.Run(ctx, lifecycle.HTTP(health, 5*time.Second), sched.Run, roller.Run, gauges.Run)
+	parts := []lifecycle.Part{lifecycle.HTTP(health, 5*time.Second), sched.Run, roller.Run, gauges.Run}
+	if cfg.RetentionPeriod > 0 {
+		pruner := retention.New(st, retention.Config{Period: cfg.RetentionPeriod, BatchSize: cfg.RetentionBatchSize, Logger: log})
+		parts = append(parts, pruner.Run)
+		log.Info("deleting events older than the retention period", "retention_period", cfg.RetentionPeriod, "batch", cfg.RetentionBatchSize)
+	} else {
+		log.Info("retention off: events are kept for ever")
+	}
+	err = lifecycle.Run(ctx, parts...)
 	log.Info("stopped")
 	return err
 }

@@ -15,13 +15,57 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.PollInterval != 5*time.Second || cfg.BatchSize != 100 || cfg.StrandedAfter != 2*time.Minute {
+	if cfg.PollInterval != 5*time.Second || cfg.BatchSize != 100 || cfg.StrandedAfter != 2*time.Minute ||
+		cfg.RetentionPeriod != 30*24*time.Hour || cfg.RetentionBatchSize != 1000 {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 	_, err = config.Load(libconfig.FromMap(map[string]string{"KAFKA_BROKERS": "k:9092", "RETRY_POLL_INTERVAL": "often", "RETRY_BATCH_SIZE": "0"}))
 	for _, name := range []string{"RETRY_POLL_INTERVAL", "RETRY_BATCH_SIZE"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
+		}
+	}
+}
+
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		period string
+		want   time.Duration
+	}{
+		{"", 30 * 24 * time.Hour},
+		{"7d", 7 * 24 * time.Hour},
+		{" 90D ", 90 * 24 * time.Hour},
+		{"36h", 36 * time.Hour},
+		{"1h", time.Hour},
+		{"off", 0},
+		{"OFF", 0},
+		{"0", 0},
+	} {
+		cfg, err := config.Load(libconfig.FromMap(map[string]string{"RETENTION_PERIOD": tt.period, "RETENTION_BATCH_SIZE": "500"}))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.period, err)
+		}
+		if cfg.RetentionPeriod != tt.want || cfg.RetentionBatchSize != 500 {
+			t.Errorf("%q: period %s, batch %d", tt.period, cfg.RetentionPeriod, cfg.RetentionBatchSize)
+		}
+	}
+	for _, bad := range []map[string]string{
+		{"RETENTION_PERIOD": "30"},
+		{"RETENTION_PERIOD": "30m"},
+		{"RETENTION_PERIOD": "0d"},
+		{"RETENTION_PERIOD": "-3d"},
+		{"RETENTION_PERIOD": "1w"},
+		{"RETENTION_PERIOD": "99999999d"},
+		{"RETENTION_PERIOD": "never"},
+		{"RETENTION_BATCH_SIZE": "0"},
+		{"RETENTION_BATCH_SIZE": "100000"},
+	} {
+		_, err := config.Load(libconfig.FromMap(bad))
+		for name := range bad {
+			if err == nil || !strings.Contains(err.Error(), name+":") {
+				t.Errorf("%v: error %v does not name %s", bad, err, name)
+			}
 		}
 	}
 }

@@ -1,0 +1,4 @@
+package store
+
+// PruneSQL is the batch statement, for checking its plan.
+const PruneSQL = pruneSQL
