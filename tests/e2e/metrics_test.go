@@ -32,7 +32,7 @@ func TestServicesExportTheSeedMetrics(t *testing.T) {
 			"dispatch_events_throttled_total", "dispatch_delivery_duration_seconds", "dispatch_circuit_breaker_state",
 			"dispatch_circuit_breaker_trips_total", "dispatch_rate_limiter_rejections_total", "dispatch_resilience_fallback",
 		},
-		"http://" + schedAddr: {"dispatch_scheduler_claimed_total", "dispatch_scheduler_republished_total", "dispatch_scheduler_publish_failures_total", "dispatch_backlog_deliveries", "dispatch_backlog_oldest_due_seconds"},
+		"http://" + schedAddr: {"dispatch_scheduler_claimed_total", "dispatch_scheduler_republished_total", "dispatch_scheduler_publish_failures_total", "dispatch_backlog_deliveries", "dispatch_backlog_oldest_due_seconds", "dispatch_retention_deleted_total"},
 	}
 	for base, names := range want {
 		resp, err := http.Get(base + "/metrics")
