@@ -59,6 +59,27 @@ func (e AttemptBodyErrorClass) Valid() bool {
 	}
 }
 
+// Defines values for BatchItemResultStatus.
+const (
+	Exists  BatchItemResultStatus = "exists"
+	Invalid BatchItemResultStatus = "invalid"
+	Stored  BatchItemResultStatus = "stored"
+)
+
+// Valid indicates whether the value is a known member of the BatchItemResultStatus enum.
+func (e BatchItemResultStatus) Valid() bool {
+	switch e {
+	case Exists:
+		return true
+	case Invalid:
+		return true
+	case Stored:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CreateAPIKeyInputBodyScopes.
 const (
 	Admin   CreateAPIKeyInputBodyScopes = "admin"
@@ -440,6 +461,42 @@ type AttemptBodyErrorClass string
 // AttemptsOutputBody defines model for AttemptsOutputBody.
 type AttemptsOutputBody struct {
 	Data *[]AttemptBody `json:"data"`
+}
+
+// BatchItemResult defines model for BatchItemResult.
+type BatchItemResult struct {
+	// Errors Why an invalid event was refused, each naming the place, e.g. body.events[3].data.
+	Errors *[]ErrorDetail `json:"errors,omitempty"`
+
+	// Id The event's id; absent when the event has no valid id.
+	Id *string `json:"id,omitempty"`
+
+	// Status stored: stored now, with its deliveries (as POST /events answers 202). exists: an event with this id was stored before or comes earlier in this batch; nothing stored (as POST /events answers 200). invalid: refused, see errors; nothing stored.
+	Status BatchItemResultStatus `json:"status"`
+}
+
+// BatchItemResultStatus stored: stored now, with its deliveries (as POST /events answers 202). exists: an event with this id was stored before or comes earlier in this batch; nothing stored (as POST /events answers 200). invalid: refused, see errors; nothing stored.
+type BatchItemResultStatus string
+
+// BatchRequest defines model for BatchRequest.
+type BatchRequest struct {
+	// Events 1–500 events, each as POST /events takes it. More is a 413.
+	Events *[]EventBody `json:"events"`
+}
+
+// BatchResultBody defines model for BatchResultBody.
+type BatchResultBody struct {
+	// Data One result per event, in the order of the request.
+	Data *[]BatchItemResult `json:"data"`
+
+	// Exists Events not stored because their id is known, or came earlier in the batch.
+	Exists int64 `json:"exists"`
+
+	// Invalid Events refused; their errors say why.
+	Invalid int64 `json:"invalid"`
+
+	// Stored Events stored by this request.
+	Stored int64 `json:"stored"`
 }
 
 // CreateAPIKeyInputBody defines model for CreateAPIKeyInputBody.
@@ -958,6 +1015,9 @@ type CreateApiKeyJSONRequestBody = CreateAPIKeyInputBody
 // CreateEventJSONRequestBody defines body for CreateEvent for application/json ContentType.
 type CreateEventJSONRequestBody = EventBody
 
+// CreateEventsBatchJSONRequestBody defines body for CreateEventsBatch for application/json ContentType.
+type CreateEventsBatchJSONRequestBody = BatchRequest
+
 // RedeliverEventJSONRequestBody defines body for RedeliverEvent for application/json ContentType.
 type RedeliverEventJSONRequestBody = RedeliverEventInputBody
 
@@ -1103,6 +1163,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /events (the `CreateEvent` operationId).
 	CreateEvent(ctx context.Context, body CreateEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateEventsBatchWithBody Send up to 500 events at once
+	//
+	// Checks each event as POST /events does, then stores the valid ones whose ids are new, with one delivery per matching active subscription, in one transaction, and queues the deliveries. Answers 200 once they are committed, with a result per event in request order: stored, exists (known id; nothing stored) or invalid (with the errors). One invalid event does not fail the others. More than 500 events, or a body over 5 MiB, is a 413; a body that is not {"events": [...]} a 422; nothing is stored then.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /events/batch (the `CreateEventsBatch` operationId).
+	CreateEventsBatchWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateEventsBatch Send up to 500 events at once
+	//
+	// Checks each event as POST /events does, then stores the valid ones whose ids are new, with one delivery per matching active subscription, in one transaction, and queues the deliveries. Answers 200 once they are committed, with a result per event in request order: stored, exists (known id; nothing stored) or invalid (with the errors). One invalid event does not fail the others. More than 500 events, or a body over 5 MiB, is a 413; a body that is not {"events": [...]} a 422; nothing is stored then.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /events/batch (the `CreateEventsBatch` operationId).
+	CreateEventsBatch(ctx context.Context, body CreateEventsBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetEvent Get an event and its delivery state
 	//
@@ -1363,6 +1441,44 @@ func (c *Client) CreateEventWithBody(ctx context.Context, contentType string, bo
 // Corresponds with POST /events (the `CreateEvent` operationId).
 func (c *Client) CreateEvent(ctx context.Context, body CreateEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateEventRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateEventsBatchWithBody Send up to 500 events at once
+//
+// Checks each event as POST /events does, then stores the valid ones whose ids are new, with one delivery per matching active subscription, in one transaction, and queues the deliveries. Answers 200 once they are committed, with a result per event in request order: stored, exists (known id; nothing stored) or invalid (with the errors). One invalid event does not fail the others. More than 500 events, or a body over 5 MiB, is a 413; a body that is not {"events": [...]} a 422; nothing is stored then.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /events/batch (the `CreateEventsBatch` operationId).
+func (c *Client) CreateEventsBatchWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateEventsBatchRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateEventsBatch Send up to 500 events at once
+//
+// Checks each event as POST /events does, then stores the valid ones whose ids are new, with one delivery per matching active subscription, in one transaction, and queues the deliveries. Answers 200 once they are committed, with a result per event in request order: stored, exists (known id; nothing stored) or invalid (with the errors). One invalid event does not fail the others. More than 500 events, or a body over 5 MiB, is a 413; a body that is not {"events": [...]} a 422; nothing is stored then.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /events/batch (the `CreateEventsBatch` operationId).
+func (c *Client) CreateEventsBatch(ctx context.Context, body CreateEventsBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateEventsBatchRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1952,6 +2068,46 @@ func NewCreateEventRequestWithBody(server string, contentType string, body io.Re
 	}
 
 	operationPath := fmt.Sprintf("/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCreateEventsBatchRequest calls the generic CreateEventsBatch builder with application/json body
+func NewCreateEventsBatchRequest(server string, body CreateEventsBatchJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateEventsBatchRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateEventsBatchRequestWithBody constructs an http.Request for the CreateEventsBatch method, with any body, and a specified content type
+func NewCreateEventsBatchRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/events/batch")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2752,6 +2908,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /events (the `CreateEvent` operationId).
 	CreateEventWithResponse(ctx context.Context, body CreateEventJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateEventResponse, error)
 
+	// CreateEventsBatchWithBodyWithResponse Send up to 500 events at once
+	//
+	// Checks each event as POST /events does, then stores the valid ones whose ids are new, with one delivery per matching active subscription, in one transaction, and queues the deliveries. Answers 200 once they are committed, with a result per event in request order: stored, exists (known id; nothing stored) or invalid (with the errors). One invalid event does not fail the others. More than 500 events, or a body over 5 MiB, is a 413; a body that is not {"events": [...]} a 422; nothing is stored then.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /events/batch (the `CreateEventsBatch` operationId).
+	CreateEventsBatchWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateEventsBatchResponse, error)
+
+	// CreateEventsBatchWithResponse Send up to 500 events at once
+	//
+	// Checks each event as POST /events does, then stores the valid ones whose ids are new, with one delivery per matching active subscription, in one transaction, and queues the deliveries. Answers 200 once they are committed, with a result per event in request order: stored, exists (known id; nothing stored) or invalid (with the errors). One invalid event does not fail the others. More than 500 events, or a body over 5 MiB, is a 413; a body that is not {"events": [...]} a 422; nothing is stored then.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /events/batch (the `CreateEventsBatch` operationId).
+	CreateEventsBatchWithResponse(ctx context.Context, body CreateEventsBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateEventsBatchResponse, error)
+
 	// GetEventWithResponse Get an event and its delivery state
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -3342,6 +3516,103 @@ func (r CreateEventResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateEventsBatchResponse503Headers the declared response headers of an HTTP 503 response for CreateEventsBatch
+type CreateEventsBatchResponse503Headers struct {
+	RetryAfter *int
+}
+
+type CreateEventsBatchResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BatchResultBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateEventsBatchResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreateEventsBatchResponse) GetJSON200() *BatchResultBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateEventsBatchResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateEventsBatchResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateEventsBatchResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateEventsBatchResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateEventsBatchResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateEventsBatchResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateEventsBatchResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateEventsBatchResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateEventsBatchResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateEventsBatchResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateEventsBatchResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4748,6 +5019,36 @@ func (c *ClientWithResponses) CreateEventWithResponse(ctx context.Context, body 
 	return ParseCreateEventResponse(rsp)
 }
 
+// CreateEventsBatchWithBodyWithResponse Send up to 500 events at once
+//
+// Checks each event as POST /events does, then stores the valid ones whose ids are new, with one delivery per matching active subscription, in one transaction, and queues the deliveries. Answers 200 once they are committed, with a result per event in request order: stored, exists (known id; nothing stored) or invalid (with the errors). One invalid event does not fail the others. More than 500 events, or a body over 5 MiB, is a 413; a body that is not {"events": [...]} a 422; nothing is stored then.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /events/batch (the `CreateEventsBatch` operationId).
+func (c *ClientWithResponses) CreateEventsBatchWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateEventsBatchResponse, error) {
+	rsp, err := c.CreateEventsBatchWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateEventsBatchResponse(rsp)
+}
+
+// CreateEventsBatchWithResponse Send up to 500 events at once
+//
+// Checks each event as POST /events does, then stores the valid ones whose ids are new, with one delivery per matching active subscription, in one transaction, and queues the deliveries. Answers 200 once they are committed, with a result per event in request order: stored, exists (known id; nothing stored) or invalid (with the errors). One invalid event does not fail the others. More than 500 events, or a body over 5 MiB, is a 413; a body that is not {"events": [...]} a 422; nothing is stored then.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /events/batch (the `CreateEventsBatch` operationId).
+func (c *ClientWithResponses) CreateEventsBatchWithResponse(ctx context.Context, body CreateEventsBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateEventsBatchResponse, error) {
+	rsp, err := c.CreateEventsBatch(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateEventsBatchResponse(rsp)
+}
+
 // GetEventWithResponse Get an event and its delivery state
 //
 // Returns a wrapper object for the known response body format(s).
@@ -5405,6 +5706,94 @@ func ParseCreateEventResponse(rsp *http.Response) (*CreateEventResponse, error) 
 	switch {
 	case rsp.StatusCode == 503:
 		var headers CreateEventResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateEventsBatchResponse parses an HTTP response from a CreateEventsBatchWithResponse call
+func ParseCreateEventsBatchResponse(rsp *http.Response) (*CreateEventsBatchResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateEventsBatchResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BatchResultBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateEventsBatchResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -19,6 +19,11 @@ const (
 	MaxURLLength       = 2048
 	MaxEventTypes      = 64
 	MaxRequestBodySize = 256 << 10
+	// MaxBatchEvents and MaxBatchBodySize bound POST /events/batch. Each
+	// event in a batch is held to the limits of a single event, its JSON
+	// text to MaxRequestBodySize included.
+	MaxBatchEvents   = 500
+	MaxBatchBodySize = 5 << 20
 )
 
 func isNameByte(c byte) bool {

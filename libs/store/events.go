@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -98,6 +100,106 @@ func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, e
 		return IngestResult{}, fmt.Errorf("ingest event %q: read existing: %w", e.ID, err)
 	}
 	return IngestResult{Event: existing}, nil
+}
+
+// BatchResult is what IngestEvents did, event by event.
+type BatchResult struct {
+	// Created[i] reports whether events[i] was stored. It is false when an
+	// event with its id was stored before or comes earlier in the batch.
+	Created []bool
+	// Deliveries are the deliveries created for the stored events, one per
+	// event and matching active subscription.
+	Deliveries []DeliveryRef
+}
+
+// ingestBatchSQL is ingestSQL for many events: it stores the events whose
+// ids are new and fans each of them out, in one statement and so one
+// commit. $1–$4 are the events' columns (data as JSON text) in the order
+// they are inserted; $5 and $6 pair each event id with one of its match
+// keys. Concurrent batches insert in the same order (sorted by id), so two
+// batches that share ids wait for each other instead of deadlocking.
+const ingestBatchSQL = `
+WITH input AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS i(id, type, source, data, n)
+), ev AS (
+	INSERT INTO events (id, type, source, data)
+	SELECT id, type, source, data::jsonb FROM input ORDER BY n
+	ON CONFLICT (id) DO NOTHING
+	RETURNING id
+), keys AS (
+	SELECT id, array_agg(key) AS keys FROM unnest($5::text[], $6::text[]) AS k(id, key) GROUP BY id
+), d AS (
+	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
+	SELECT ev.id, s.id, now() FROM ev JOIN keys USING (id), subscriptions s
+	WHERE s.state = 'active' AND s.event_types && keys.keys
+	RETURNING id, event_id, subscription_id
+)
+SELECT ev.id, d.id, d.subscription_id FROM ev LEFT JOIN d ON d.event_id = ev.id`
+
+// IngestEvents stores validated events and one pending delivery per event
+// and matching active subscription, all in one statement: a batch costs one
+// commit, and it commits whole or not at all. An event whose id is stored
+// already writes nothing, as in IngestEvent; an id that occurs more than
+// once in events is stored from its first occurrence only.
+//
+// A lost connection is retried as in IngestEvent: if a commit went through
+// but its answer was lost, the retry reports its events as not created and
+// the retry scheduler publishes their deliveries once they look stranded.
+func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ BatchResult, err error) {
+	defer markUnavailable(&err)
+	if len(events) == 0 {
+		return BatchResult{}, nil
+	}
+	first := make(map[string]int, len(events)) // id → index of its first occurrence
+	for i, e := range events {
+		if _, dup := first[e.ID]; !dup {
+			first[e.ID] = i
+		}
+	}
+	order := make([]int, 0, len(first))
+	for _, i := range first {
+		order = append(order, i)
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(events[a].ID, events[b].ID) })
+	var (
+		ids, types, sources, data = make([]string, len(order)), make([]string, len(order)), make([]string, len(order)), make([]string, len(order))
+		keyIDs, keys              []string
+	)
+	for k, i := range order {
+		e := events[i]
+		ids[k], types[k], sources[k], data[k] = e.ID, e.Type, e.Source, string(e.Data)
+		for _, key := range domain.MatchKeys(e.Type) {
+			keyIDs, keys = append(keyIDs, e.ID), append(keys, key)
+		}
+	}
+	var res BatchResult
+	err = retryTransient(ctx, func() error {
+		res = BatchResult{Created: make([]bool, len(events))}
+		rows, err := s.pool.Query(ctx, ingestBatchSQL, ids, types, sources, data, keyIDs, keys)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				eventID string
+				id      pgtype.Int8
+				subID   pgtype.Text
+			)
+			if err := rows.Scan(&eventID, &id, &subID); err != nil {
+				return err
+			}
+			res.Created[first[eventID]] = true
+			if id.Valid {
+				res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, EventID: eventID, SubscriptionID: subID.String})
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return BatchResult{}, fmt.Errorf("ingest %d events: %w", len(events), err)
+	}
+	return res, nil
 }
 
 func (s *Store) getEvent(ctx context.Context, id string) (domain.Event, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,6 +181,105 @@ func TestConcurrentDuplicateIngestCreatesOneEvent(t *testing.T) {
 	require.Equal(t, 2, deliveries)
 }
 
+func TestIngestEventsReportsEachEvent(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "all", "*")
+	createSub(t, st, "orders", "order.*")
+	createSub(t, st, "paused", "*")
+	_, err := db.Pool.Exec(ctx, `UPDATE subscriptions SET state = 'paused' WHERE id = 'paused'`)
+	require.NoError(t, err)
+	known, err := st.IngestEvent(ctx, event("evt_known", "a.b"))
+	require.NoError(t, err)
+
+	res, err := st.IngestEvents(ctx, []domain.Event{
+		event("evt_b", "order.created"),
+		event("evt_known", "order.created"),
+		event("evt_a", "user.signed_up"),
+		event("evt_b", "other.type"), // the first occurrence wins
+		{ID: "evt_c", Type: "order.item.added", Data: []byte(`{"x":[1,{"y":null}]}`)},
+	})
+	require.NoError(t, err)
+	require.Equal(t, []bool{true, false, true, false, true}, res.Created)
+	got := map[string][]string{}
+	for _, d := range res.Deliveries {
+		got[d.EventID] = append(got[d.EventID], d.SubscriptionID)
+	}
+	require.Len(t, got, 3)
+	require.ElementsMatch(t, []string{"all", "orders"}, got["evt_b"])
+	require.ElementsMatch(t, []string{"all"}, got["evt_a"])
+	require.ElementsMatch(t, []string{"all", "orders"}, got["evt_c"])
+
+	b, deliveries, err := st.GetEvent(ctx, "evt_b")
+	require.NoError(t, err)
+	require.Equal(t, "order.created", b.Type)
+	require.Equal(t, "test", b.Source)
+	require.Len(t, deliveries, 2)
+	c, _, err := st.GetEvent(ctx, "evt_c")
+	require.NoError(t, err)
+	require.JSONEq(t, `{"x":[1,{"y":null}]}`, string(c.Data))
+	require.Empty(t, c.Source)
+	k, deliveries, err := st.GetEvent(ctx, "evt_known")
+	require.NoError(t, err)
+	require.Equal(t, "a.b", k.Type, "a known id is left as it was")
+	require.True(t, known.Event.ReceivedAt.Equal(k.ReceivedAt))
+	require.Len(t, deliveries, 1)
+
+	var events, mismatched int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM events),
+		(SELECT count(*) FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.created_at <> e.received_at)`).Scan(&events, &mismatched))
+	require.Equal(t, 4, events)
+	require.Zero(t, mismatched, "deliveries are created with their events, so their created_at is the event's received_at")
+
+	res, err = st.IngestEvents(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, res.Created)
+}
+
+// TestConcurrentBatchesStoreEachEventOnce posts overlapping batches, each in
+// another order, at once: every id is created exactly once, and batches
+// that share ids wait for each other rather than deadlock.
+func TestConcurrentBatchesStoreEachEventOnce(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "all", "*")
+	const batches, size = 8, 50
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created = map[string]int{}
+	)
+	for b := range batches {
+		wg.Go(func() {
+			events := make([]domain.Event, size)
+			for i := range size {
+				events[i] = event(fmt.Sprintf("evt_%03d", (i*(b+1)+b)%size), "x")
+			}
+			res, err := st.IngestEvents(ctx, events)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, c := range res.Created {
+				if c {
+					created[events[i].ID]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Len(t, created, size)
+	for id, n := range created {
+		require.Equal(t, 1, n, id)
+	}
+	var events, deliveries int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM deliveries)`).Scan(&events, &deliveries))
+	require.Equal(t, size, events)
+	require.Equal(t, size, deliveries)
+}
+
 func TestGetEventUnknown(t *testing.T) {
 	st, _ := setup(t)
 	_, _, err := st.GetEvent(context.Background(), "missing")
@@ -332,6 +432,43 @@ func BenchmarkIngestEvent(b *testing.B) {
 	})
 }
 
+// BenchmarkIngestEvents is BenchmarkIngestEvent with 100 events per call:
+// one statement and one commit per batch. ns/op is per batch.
+func BenchmarkIngestEvents(b *testing.B) {
+	db := testkit.Postgres(b)
+	ctx := context.Background()
+	pool, err := store.Connect(ctx, db.URL, 30)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	st := store.New(pool)
+	for i := range 10 {
+		_, err := st.CreateSubscription(ctx, domain.Subscription{ID: fmt.Sprintf("s%d", i), URL: "http://127.0.0.1:1/", EventTypes: []string{fmt.Sprintf("t%d.*", i), "order.*"}, Secret: signing.GenerateSecret()})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	const size = 100
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		events := make([]domain.Event, size)
+		for pb.Next() {
+			for i := range events {
+				events[i] = event(fmt.Sprintf("evt_%d", n.Add(1)), "order.created")
+			}
+			if _, err := st.IngestEvents(ctx, events); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+}
+
 func TestUnreachableDatabaseIsUnavailableNotAFailure(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -348,6 +485,7 @@ func TestUnreachableDatabaseIsUnavailableNotAFailure(t *testing.T) {
 		call func() error
 	}{
 		{"IngestEvent", func() error { _, err := st.IngestEvent(ctx, event("e", "x")); return err }},
+		{"IngestEvents", func() error { _, err := st.IngestEvents(ctx, []domain.Event{event("e", "x")}); return err }},
 		{"GetEvent", func() error { _, _, err := st.GetEvent(ctx, "e"); return err }},
 		{"ListAttempts", func() error { _, err := st.ListAttempts(ctx, "e"); return err }},
 		{"CreateSubscription", func() error {

@@ -3,8 +3,10 @@
 // as -concurrency clients can (or at -rate per second), and reports ingest
 // and delivery throughput and latency. It talks to 127.0.0.1 only by
 // default and stops after -n events or -timeout, whichever comes first.
+// With -batch N each request carries N events to POST /events/batch.
 //
 //	go tool task load -- -n 20000 -concurrency 64
+//	go tool task load -- -n 50000 -concurrency 8 -batch 100
 package main
 
 import (
@@ -31,6 +33,7 @@ import (
 type options struct {
 	api         string
 	n           int
+	batch       int
 	concurrency int
 	rate        int
 	listen      string
@@ -43,6 +46,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.api, "api", "http://127.0.0.1:8080", "ingest API base URL")
 	flag.IntVar(&o.n, "n", 10000, "events to post")
+	flag.IntVar(&o.batch, "batch", 1, "events per request; above 1 they go to POST /events/batch (at most 500)")
 	flag.IntVar(&o.concurrency, "concurrency", 32, "concurrent posting clients")
 	flag.IntVar(&o.rate, "rate", 0, "events per second in all (0: as fast as the clients go)")
 	flag.StringVar(&o.listen, "listen", "127.0.0.1:0", "receiver address")
@@ -54,6 +58,10 @@ func main() {
 		if b, err := os.ReadFile(filepath.Join(".data", "dev-api-key")); err == nil {
 			o.key = strings.TrimSpace(string(b))
 		}
+	}
+	if o.batch < 1 || o.batch > 500 {
+		fmt.Fprintln(os.Stderr, "loadgen: -batch must be 1 to 500")
+		os.Exit(2)
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -127,25 +135,31 @@ func run(o options) error {
 		}
 	}
 
+	requests := (o.n + o.batch - 1) / o.batch
 	var (
-		next     atomic.Int64
+		next     atomic.Int64 // requests taken
 		sentAt   = make([]time.Time, o.n)
-		postLat  = make([]time.Duration, o.n)
-		failures atomic.Int64
+		postLat  = make([]time.Duration, requests)
+		failures atomic.Int64 // events not stored
 		wg       sync.WaitGroup
 		tick     <-chan time.Time
 	)
 	if o.rate > 0 {
-		t := time.NewTicker(time.Second / time.Duration(o.rate))
+		t := time.NewTicker(time.Duration(o.batch) * time.Second / time.Duration(o.rate))
 		defer t.Stop()
 		tick = t.C
+	}
+	event := func(i int) map[string]any {
+		return map[string]any{
+			"id": fmt.Sprintf("%s_%d", runID, i), "type": typ, "source": "loadgen", "data": map[string]any{"i": i, "pad": "0123456789abcdef0123456789abcdef"},
+		}
 	}
 	start := time.Now()
 	for range o.concurrency {
 		wg.Go(func() {
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= o.n || ctx.Err() != nil {
+				req := int(next.Add(1) - 1)
+				if req >= requests || ctx.Err() != nil {
 					return
 				}
 				if tick != nil {
@@ -155,21 +169,30 @@ func run(o options) error {
 						return
 					}
 				}
+				first, last := req*o.batch, min((req+1)*o.batch, o.n)
 				t0 := time.Now()
-				sentAt[i] = t0
-				err := call(ctx, client, http.MethodPost, o.api+"/events", map[string]any{
-					"id": fmt.Sprintf("%s_%d", runID, i), "type": typ, "source": "loadgen", "data": map[string]any{"i": i, "pad": "0123456789abcdef0123456789abcdef"},
-				}, http.StatusAccepted)
-				postLat[i] = time.Since(t0)
-				if err != nil {
-					failures.Add(1)
+				for i := first; i < last; i++ {
+					sentAt[i] = t0
 				}
+				if o.batch == 1 {
+					if err := call(ctx, client, http.MethodPost, o.api+"/events", event(first), http.StatusAccepted); err != nil {
+						failures.Add(1)
+					}
+				} else {
+					events := make([]map[string]any, 0, last-first)
+					for i := first; i < last; i++ {
+						events = append(events, event(i))
+					}
+					failures.Add(int64(postBatch(ctx, client, o.api, events)))
+				}
+				postLat[req] = time.Since(t0)
 			}
 		})
 	}
 	wg.Wait()
 	ingestTook := time.Since(start)
-	posted := min(int(next.Load()), o.n)
+	taken := min(int(next.Load()), requests)
+	posted := min(taken*o.batch, o.n)
 	for rc.distinct() < posted-int(failures.Load()) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -183,11 +206,15 @@ func run(o options) error {
 		}
 	}
 	rc.mu.Unlock()
-	lat := slices.Clone(postLat[:posted])
+	lat := slices.Clone(postLat[:taken])
 	slices.Sort(lat)
 	slices.Sort(e2e)
 	fmt.Printf("events posted      %d (%d failed) with %d clients in %v: %.0f events/s\n", posted, failures.Load(), o.concurrency, ingestTook.Round(time.Millisecond), float64(posted)/ingestTook.Seconds())
-	fmt.Printf("POST /events       p50 %v  p99 %v\n", pct(lat, 50), pct(lat, 99))
+	if o.batch == 1 {
+		fmt.Printf("POST /events       p50 %v  p99 %v\n", pct(lat, 50), pct(lat, 99))
+	} else {
+		fmt.Printf("POST /events/batch p50 %v  p99 %v  (%d requests of %d events)\n", pct(lat, 50), pct(lat, 99), taken, o.batch)
+	}
 	fmt.Printf("delivered          %d distinct (%d requests, %d rejected signatures) in %v: %.0f deliveries/s\n", len(e2e), rc.total.Load(), rc.rejected.Load(), deliverTook.Round(time.Millisecond), float64(len(e2e))/deliverTook.Seconds())
 	fmt.Printf("post to delivery   p50 %v  p99 %v\n", pct(e2e, 50), pct(e2e, 99))
 	if ctx.Err() != nil {
@@ -213,6 +240,32 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+b.key)
 	return b.next.RoundTrip(r)
+}
+
+// postBatch posts events to /events/batch and returns how many of them
+// were not stored: all of them if the request failed.
+func postBatch(ctx context.Context, client *http.Client, api string, events []map[string]any) int {
+	b, err := json.Marshal(map[string]any{"events": events})
+	if err != nil {
+		return len(events)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+"/events/batch", bytes.NewReader(b))
+	if err != nil {
+		return len(events)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return len(events)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Stored int `json:"stored"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&res) != nil {
+		return len(events)
+	}
+	return len(events) - res.Stored
 }
 
 func call(ctx context.Context, client *http.Client, method, url string, body any, want int) error {

@@ -27,6 +27,7 @@ import (
 // Store is the part of the data layer the API uses.
 type Store interface {
 	IngestEvent(ctx context.Context, e domain.Event) (store.IngestResult, error)
+	IngestEvents(ctx context.Context, events []domain.Event) (store.BatchResult, error)
 	GetEvent(ctx context.Context, id string) (domain.Event, []domain.Delivery, error)
 	ListAttempts(ctx context.Context, eventID string) ([]domain.Attempt, error)
 	CreateSubscription(ctx context.Context, s domain.Subscription) (domain.Subscription, error)
@@ -67,6 +68,7 @@ type Server struct {
 	egress    egress.Policy
 	resolver  egress.Resolver
 	auth      *authenticator
+	batch     batchChecker
 	log       *slog.Logger
 	received  prometheus.Counter
 	tracer    trace.Tracer
@@ -131,6 +133,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	api.UseMiddleware(guard(api))
 	registerDocs(mux)
 	s.registerEvents(api)
+	s.registerEventsBatch(api)
 	s.registerSubscriptions(api)
 	s.registerRedelivery(api)
 	s.registerEventsList(api)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -386,10 +387,11 @@ func TestCommittedSpecIsCurrent(t *testing.T) {
 	}
 }
 
-// BenchmarkCreateEvent measures the whole ingest path over HTTP: decoding,
-// validation, the fan-out transaction (10 subscriptions, 2 matching) and
-// handing the deliveries to Kafka.
-func BenchmarkCreateEvent(b *testing.B) {
+// benchAPI starts the API for benchmarks on its own database and Kafka,
+// with 10 subscriptions of which 2 match order.created, and returns a
+// function that posts a body with a stored key, as producers do:
+// authentication is part of the measured path.
+func benchAPI(b *testing.B) func(client *http.Client, path, body string) (*http.Response, error) {
 	db := testkit.Postgres(b)
 	cluster := testkit.Kafka(b, 8, topic)
 	producer, err := queue.NewProducer(queue.ProducerConfig{Brokers: cluster.ListenAddrs(), Topic: topic})
@@ -404,8 +406,6 @@ func BenchmarkCreateEvent(b *testing.B) {
 		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})})
 	srv := httptest.NewServer(mux)
 	b.Cleanup(srv.Close)
-	// A stored key, as producers hold: authentication is part of the
-	// measured path.
 	key, hash := apikey.New()
 	_, err = st.CreateAPIKey(context.Background(), domain.APIKey{ID: apikey.NewID(), Name: "bench", Scopes: []domain.Scope{domain.ScopeAdmin}, Prefix: apikey.Display(key)}, hash)
 	require.NoError(b, err)
@@ -428,6 +428,14 @@ func BenchmarkCreateEvent(b *testing.B) {
 		resp.Body.Close()
 		require.Equal(b, http.StatusCreated, resp.StatusCode)
 	}
+	return post
+}
+
+// BenchmarkCreateEvent measures the whole ingest path over HTTP: decoding,
+// validation, the fan-out transaction (10 subscriptions, 2 matching) and
+// handing the deliveries to Kafka.
+func BenchmarkCreateEvent(b *testing.B) {
+	post := benchAPI(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var seq atomic.Int64
 	b.ReportAllocs()
@@ -449,6 +457,50 @@ func BenchmarkCreateEvent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkCreateEventsBatch is BenchmarkCreateEvent through POST
+// /events/batch, with the events of BenchmarkCreateEvent in batches of 10,
+// 100 and 500 from 8 concurrent clients. ns/op is per request; events/s
+// counts the events stored.
+func BenchmarkCreateEventsBatch(b *testing.B) {
+	post := benchAPI(b)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var seq atomic.Int64
+	for _, size := range []int{10, 100, 500} {
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var body strings.Builder
+				for pb.Next() {
+					body.Reset()
+					body.WriteString(`{"events":[`)
+					for i := range size {
+						if i > 0 {
+							body.WriteByte(',')
+						}
+						fmt.Fprintf(&body, `{"id":"evt_%d","type":"order.created","source":"bench","data":{"order_id":42,"total":"12.50"}}`, seq.Add(1))
+					}
+					body.WriteString(`]}`)
+					resp, err := post(client, "/events/batch", body.String())
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					var res struct{ Stored int }
+					err = json.NewDecoder(resp.Body).Decode(&res)
+					resp.Body.Close()
+					if err != nil || resp.StatusCode != http.StatusOK || res.Stored != size {
+						b.Errorf("status %d, %d of %d stored (%v)", resp.StatusCode, res.Stored, size, err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
 }
 
 func TestSubscriptionSettingsAndRedelivery(t *testing.T) {

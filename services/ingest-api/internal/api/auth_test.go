@@ -56,6 +56,8 @@ func TestScopes(t *testing.T) {
 		{read, "POST", "/subscriptions", `{"url":"http://h/","event_types":["*"]}`, 403},
 		{read, "GET", "/api-keys", "", 403},
 		{publish, "POST", "/events", `{"id":"p","type":"t","data":{}}`, 202},
+		{publish, "POST", "/events/batch", `{"events":[{"id":"pb","type":"t","data":{}}]}`, 200},
+		{read, "POST", "/events/batch", `{"events":[{"id":"rb","type":"t","data":{}}]}`, 403},
 		{publish, "GET", "/events/p", "", 403},
 		{publish, "PATCH", "/subscriptions/s", `{"state":"paused"}`, 403},
 		{publish, "DELETE", "/subscriptions/s", "", 403},
@@ -76,7 +78,7 @@ func TestScopes(t *testing.T) {
 			require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
 		}
 	}
-	require.Equal(t, 2, b.count(t, "events"), "refused requests wrote nothing")
+	require.Equal(t, 3, b.count(t, "events"), "refused requests wrote nothing")
 	me := b.doWithKey(t, publish, "GET", "/me", "")
 	require.Equal(t, []any{"publish"}, me.body["scopes"], me.raw)
 	require.Equal(t, []any{"admin"}, b.do(t, "GET", "/me", "").body["scopes"])

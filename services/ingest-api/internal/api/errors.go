@@ -93,30 +93,35 @@ func documentErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 	}
 }
 
+var requiredPrefix, requiredSuffix, _ = strings.Cut(validation.MsgExpectedRequiredProperty, "%s")
+
+// errorDetail is err as a problem's detail. A missing required property is
+// reported at the property itself (see init).
+func errorDetail(err error) *huma.ErrorDetail {
+	detailer, ok := err.(huma.ErrorDetailer)
+	if !ok {
+		return &huma.ErrorDetail{Message: err.Error()}
+	}
+	d := detailer.ErrorDetail()
+	if name, ok := strings.CutPrefix(d.Message, requiredPrefix); ok {
+		if name, ok = strings.CutSuffix(name, requiredSuffix); ok {
+			d.Location += "." + name
+		}
+	}
+	return d
+}
+
 // Huma reports a missing required property at its parent's location
 // ("body") with the property's name only in the message. Clients act on
 // the location, so point it at the property itself ("body.id").
 // Every error is an *ErrorModel, so it can carry the request's id.
 func init() {
-	prefix, suffix, _ := strings.Cut(validation.MsgExpectedRequiredProperty, "%s")
 	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
 		details := make([]*huma.ErrorDetail, 0, len(errs))
 		for _, err := range errs {
-			if err == nil {
-				continue
+			if err != nil {
+				details = append(details, errorDetail(err))
 			}
-			detailer, ok := err.(huma.ErrorDetailer)
-			if !ok {
-				details = append(details, &huma.ErrorDetail{Message: err.Error()})
-				continue
-			}
-			d := detailer.ErrorDetail()
-			if name, ok := strings.CutPrefix(d.Message, prefix); ok {
-				if name, ok = strings.CutSuffix(name, suffix); ok {
-					d.Location += "." + name
-				}
-			}
-			details = append(details, d)
 		}
 		return &ErrorModel{ErrorModel: huma.ErrorModel{Status: status, Title: http.StatusText(status), Detail: msg, Errors: details}}
 	}

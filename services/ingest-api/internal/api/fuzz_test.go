@@ -68,6 +68,47 @@ func FuzzEvents(f *testing.F) {
 	})
 }
 
+// FuzzEventsBatch posts batches of two fuzzed events, and fuzzed batch
+// bodies, through the real handler and database: never a 5xx, a refused
+// batch writes nothing, and an answered one stored exactly the events it
+// reports stored, each readable.
+func FuzzEventsBatch(f *testing.F) {
+	b := newBundle(f)
+	for _, s := range hostileStrings {
+		f.Add(`{"id":"b1","type":"t","source":"`+s+`","data":{"k":"`+s+`"}}`, `{"id":"`+s+`","type":"t","data":{"`+s+`":1}}`, false)
+		f.Add(`{"events":[{"id":"`+s+`","type":"t","data":{}}]}`, s, true)
+	}
+	f.Add(`{"id":"b2","type":"t","data":{}}`, `{"id":"b2","type":"u","data":{}}`, false)
+	f.Add(`{"ID":"b3","type":"t","data":{}}`, `{"id":"b3","type":"t","data":[]}`, false)
+	f.Add(`{"id":"b4","type":"t","data":{"a":{"a":{"a":[[[[[[1]]]]]]}}}}`, `null`, false)
+	f.Add(`{"events":[{"id":"b5","type":"t","data":{}}],"events":[]}`, "", true)
+	f.Add(`{"events":[{"id":"b6","type":"t","data":{}}]}`+"\x00", "", true)
+	f.Fuzz(func(t *testing.T, first, second string, whole bool) {
+		body := `{"events":[` + first + `,` + second + `]}`
+		if whole {
+			body = first
+		}
+		tables := []string{"events", "deliveries"}
+		before := b.snapshot(t, tables...)
+		stored := b.count(t, "events")
+		r := b.do(t, http.MethodPost, "/events/batch", body)
+		checkAnswer(t, r, before, b.snapshot(t, tables...))
+		if r.status != http.StatusOK {
+			return
+		}
+		n, _ := r.body["stored"].(float64)
+		require.Equal(t, stored+int(n), b.count(t, "events"), "stored as many events as reported: %s", r.raw)
+		for _, item := range r.body["data"].([]any) {
+			res := item.(map[string]any)
+			if res["status"] == "invalid" {
+				continue
+			}
+			got := b.do(t, http.MethodGet, "/events/"+url.PathEscape(res["id"].(string)), "")
+			require.Equal(t, http.StatusOK, got.status, "a stored or known event can be read: %s", got.raw)
+		}
+	})
+}
+
 // FuzzSubscriptions creates, changes and lists subscriptions with fuzzed
 // bodies, ids and cursors through the real handler and database.
 func FuzzSubscriptions(f *testing.F) {

@@ -21,6 +21,19 @@ import (
 // domain.MaxRequestBodySize.
 const maxBodyBytes = domain.MaxRequestBodySize + 1
 
+// bodyLimitKey, in an operation's Metadata, raises its body limit from
+// domain.MaxRequestBodySize to the int it holds (in bytes). Huma's own
+// limit, the operation's MaxBodyBytes, must be above it.
+const bodyLimitKey = "dispatch.bodyLimit"
+
+// bodyLimit is the largest body op takes.
+func bodyLimit(op *huma.Operation) int {
+	if n, ok := op.Metadata[bodyLimitKey].(int); ok {
+		return n
+	}
+	return domain.MaxRequestBodySize
+}
+
 // maxBodyDepth bounds the nesting of any request body before it is
 // decoded; event data has its own, lower bound (domain.MaxJSONDepth).
 const maxBodyDepth = 10000
@@ -30,13 +43,17 @@ const maxBodyDepth = 10000
 //
 //   - path and query values that are not UTF-8 or hold control characters
 //     (PostgreSQL refuses NUL in text; the others have no place in an id);
-//   - a body over domain.MaxRequestBodySize (413);
+//   - a body over domain.MaxRequestBodySize, or the operation's own limit
+//     (bodyLimitKey): 413;
 //   - a body that is not declared application/json (415): browsers send
 //     other types across origins without asking first, so this keeps web
 //     pages from posting to the API;
 //   - JSON text with invalid UTF-8, \u0000 or unpaired surrogate escapes
 //     anywhere, which Go's decoder would replace or keep and PostgreSQL
-//     refuses (422 naming the member).
+//     refuses (422 naming the member). An operation that validates its
+//     body itself (SkipValidateBody: POST /events/batch, event by event)
+//     checks this too, so that one bad part fails only itself; the guard
+//     only refuses malformed JSON for it (400).
 func guard(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		op := ctx.Operation()
@@ -60,7 +77,8 @@ func guard(api huma.API) func(huma.Context, func(huma.Context)) {
 			return
 		}
 		r, _ := humago.Unwrap(ctx)
-		raw, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
+		limit := bodyLimit(op)
+		raw, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 		if err != nil {
 			var nerr net.Error
 			if errors.As(err, &nerr) && nerr.Timeout() {
@@ -70,8 +88,8 @@ func guard(api huma.API) func(huma.Context, func(huma.Context)) {
 			_ = huma.WriteErr(api, ctx, http.StatusBadRequest, "cannot read request body")
 			return
 		}
-		if len(raw) > domain.MaxRequestBodySize {
-			_ = huma.WriteErr(api, ctx, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", domain.MaxRequestBodySize))
+		if len(raw) > limit {
+			_ = huma.WriteErr(api, ctx, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", limit))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(raw))
@@ -83,7 +101,13 @@ func guard(api huma.API) func(huma.Context, func(huma.Context)) {
 			_ = huma.WriteErr(api, ctx, http.StatusUnsupportedMediaType, "the body must be sent as Content-Type: application/json")
 			return
 		}
-		if json.Valid(raw) { // Huma answers malformed JSON itself
+		switch {
+		case op.SkipValidateBody:
+			if !json.Valid(raw) {
+				_ = huma.WriteErr(api, ctx, http.StatusBadRequest, "the body is not valid JSON (or nests more than 10000 deep)")
+				return
+			}
+		case json.Valid(raw): // Huma answers malformed JSON itself
 			if err := domain.ValidateJSONText("body", raw, maxBodyDepth); err != nil {
 				writeInvalid(api, ctx, err)
 				return

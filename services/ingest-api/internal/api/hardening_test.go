@@ -249,6 +249,7 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 	// A body that passes validation, for each operation that takes one.
 	bodies := map[string]string{
 		"create-event":               `{"id":"e","type":"t","data":{}}`,
+		"create-events-batch":        `{"events":[{"id":"e","type":"t","data":{}}]}`,
 		"create-subscription":        `{"id":"s","url":"http://127.0.0.1/","event_types":["*"]}`,
 		"update-subscription":        `{"state":"paused"}`,
 		"redeliver-event":            `{"subscription_id":"s"}`,
