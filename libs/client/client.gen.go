@@ -805,13 +805,13 @@ type StatsBody struct {
 	// BacklogOldestDueSeconds How long the longest-waiting of them has been due; 0 without a backlog.
 	BacklogOldestDueSeconds float64 `json:"backlog_oldest_due_seconds"`
 
-	// DeliveriesDelivered Deliveries delivered within the window.
+	// DeliveriesDelivered Deliveries that became delivered within the window (see the spec: counted per minute).
 	DeliveriesDelivered int64 `json:"deliveries_delivered"`
 
 	// DeliveriesFailed Deliveries that failed for good within the window.
 	DeliveriesFailed int64 `json:"deliveries_failed"`
 
-	// DeliveriesRetrying Failed attempts within the window that scheduled a retry.
+	// DeliveriesRetrying Deliveries that entered retrying within the window and still held it when their minute was rolled up.
 	DeliveriesRetrying int64 `json:"deliveries_retrying"`
 
 	// EventsReceived Events received within the window.
@@ -951,7 +951,7 @@ type ListEventsParams struct {
 	// Type An exact event type, or a pattern: 'order.*' for every type under 'order.', '*' for all.
 	Type *string `form:"type,omitempty" json:"type,omitempty"`
 
-	// Status The event's status as GET /events/{id} derives it from its deliveries.
+	// Status The event's status as GET /events/{id} derives it from its deliveries; with subscription_id, the status of the event's delivery to that subscription.
 	Status *ListEventsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
 
 	// SubscriptionId Only events with a delivery to this subscription.

@@ -13,7 +13,7 @@ import (
 
 type listEventsInput struct {
 	Type           string    `query:"type" maxLength:"257" example:"order.*" doc:"An exact event type, or a pattern: 'order.*' for every type under 'order.', '*' for all."`
-	Status         string    `query:"status" enum:"unmatched,pending,retrying,failed,delivered" doc:"The event's status as GET /events/{id} derives it from its deliveries."`
+	Status         string    `query:"status" enum:"unmatched,pending,retrying,failed,delivered" doc:"The event's status as GET /events/{id} derives it from its deliveries; with subscription_id, the status of the event's delivery to that subscription."`
 	SubscriptionID string    `query:"subscription_id" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" doc:"Only events with a delivery to this subscription."`
 	Since          time.Time `query:"since" doc:"Only events received at or after this time (RFC 3339)."`
 	Until          time.Time `query:"until" doc:"Only events received before this time (RFC 3339)."`

@@ -27,8 +27,8 @@ type StatsBody struct {
 	From                time.Time `json:"from" doc:"Start of the window (the database's clock)."`
 	To                  time.Time `json:"to" doc:"End of the window: now."`
 	EventsReceived      int64     `json:"events_received" doc:"Events received within the window."`
-	DeliveriesDelivered int64     `json:"deliveries_delivered" doc:"Deliveries delivered within the window."`
-	DeliveriesRetrying  int64     `json:"deliveries_retrying" doc:"Failed attempts within the window that scheduled a retry."`
+	DeliveriesDelivered int64     `json:"deliveries_delivered" doc:"Deliveries that became delivered within the window (see the spec: counted per minute)."`
+	DeliveriesRetrying  int64     `json:"deliveries_retrying" doc:"Deliveries that entered retrying within the window and still held it when their minute was rolled up."`
 	DeliveriesFailed    int64     `json:"deliveries_failed" doc:"Deliveries that failed for good within the window."`
 	BacklogDue          int64     `json:"backlog_due" doc:"Open deliveries (pending, processing, retrying) due now and waiting for a worker."`
 	BacklogOldestDueSec float64   `json:"backlog_oldest_due_seconds" doc:"How long the longest-waiting of them has been due; 0 without a backlog."`

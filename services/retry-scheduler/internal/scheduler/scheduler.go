@@ -68,7 +68,7 @@ func New(st Store, pub Publisher, cfg Config) *Scheduler {
 		cfg: cfg, store: st, publisher: pub, log: cfg.Logger,
 		claimed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dispatch_scheduler_claimed_total",
-			Help: "Deliveries claimed for publishing, by kind: retry (due retries) or stranded (lost records, dead workers).",
+			Help: "Deliveries claimed for publishing, by kind: retry (due retries) or stranded (every other open delivery needing a record: lost or failed publishes, lapsed claims, redeliveries, released first attempts).",
 		}, []string{"kind"}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dispatch_scheduler_republished_total", Help: "Deliveries the scheduler published to Kafka.",
