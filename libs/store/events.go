@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -107,6 +108,8 @@ type BatchResult struct {
 	// Created[i] reports whether events[i] was stored. It is false when an
 	// event with its id was stored before or comes earlier in the batch.
 	Created []bool
+	// ReceivedAt[i] is when events[i] was stored, if Created[i].
+	ReceivedAt []time.Time
 	// Deliveries are the deliveries created for the stored events, one per
 	// event and matching active subscription.
 	Deliveries []DeliveryRef
@@ -125,7 +128,7 @@ WITH input AS (
 	INSERT INTO events (id, type, source, data)
 	SELECT id, type, source, data::jsonb FROM input ORDER BY n
 	ON CONFLICT (id) DO NOTHING
-	RETURNING id
+	RETURNING id, received_at
 ), keys AS (
 	SELECT id, array_agg(key) AS keys FROM unnest($5::text[], $6::text[]) AS k(id, key) GROUP BY id
 ), d AS (
@@ -134,7 +137,7 @@ WITH input AS (
 	WHERE s.state = 'active' AND s.event_types && keys.keys
 	RETURNING id, event_id, subscription_id
 )
-SELECT ev.id, d.id, d.subscription_id FROM ev LEFT JOIN d ON d.event_id = ev.id`
+SELECT ev.id, ev.received_at, d.id, d.subscription_id FROM ev LEFT JOIN d ON d.event_id = ev.id`
 
 // IngestEvents stores validated events and one pending delivery per event
 // and matching active subscription, all in one statement: a batch costs one
@@ -174,7 +177,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 	}
 	var res BatchResult
 	err = retryTransient(ctx, func() error {
-		res = BatchResult{Created: make([]bool, len(events))}
+		res = BatchResult{Created: make([]bool, len(events)), ReceivedAt: make([]time.Time, len(events))}
 		rows, err := s.pool.Query(ctx, ingestBatchSQL, ids, types, sources, data, keyIDs, keys)
 		if err != nil {
 			return err
@@ -182,14 +185,16 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				eventID string
-				id      pgtype.Int8
-				subID   pgtype.Text
+				eventID    string
+				receivedAt time.Time
+				id         pgtype.Int8
+				subID      pgtype.Text
 			)
-			if err := rows.Scan(&eventID, &id, &subID); err != nil {
+			if err := rows.Scan(&eventID, &receivedAt, &id, &subID); err != nil {
 				return err
 			}
 			res.Created[first[eventID]] = true
+			res.ReceivedAt[first[eventID]] = receivedAt
 			if id.Valid {
 				res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, EventID: eventID, SubscriptionID: subID.String})
 			}

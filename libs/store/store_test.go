@@ -215,6 +215,8 @@ func TestIngestEventsReportsEachEvent(t *testing.T) {
 	require.Equal(t, "order.created", b.Type)
 	require.Equal(t, "test", b.Source)
 	require.Len(t, deliveries, 2)
+	require.True(t, res.ReceivedAt[0].Equal(b.ReceivedAt), "the stored event's received_at is reported")
+	require.True(t, res.ReceivedAt[1].IsZero(), "an event not stored has no received_at")
 	c, _, err := st.GetEvent(ctx, "evt_c")
 	require.NoError(t, err)
 	require.JSONEq(t, `{"x":[1,{"y":null}]}`, string(c.Data))

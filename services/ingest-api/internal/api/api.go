@@ -69,6 +69,7 @@ type Server struct {
 	resolver  egress.Resolver
 	auth      *authenticator
 	batch     batchChecker
+	ingest    *ingestBatcher
 	log       *slog.Logger
 	received  prometheus.Counter
 	tracer    trace.Tracer
@@ -121,6 +122,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 		egress:    cfg.Egress,
 		resolver:  cfg.Resolver,
 		auth:      newAuthenticator(cfg.Store, cfg.AdminKey),
+		ingest:    newIngestBatcher(cfg.Store, maxIngestGroup, maxIngestFlushes),
 		log:       cfg.Logger,
 		tracer:    cfg.TracerProvider.Tracer("github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"),
 		received: registerCounter(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{

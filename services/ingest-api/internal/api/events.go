@@ -71,7 +71,9 @@ func (s *Server) registerEvents(api huma.API) {
 	}, s.listAttempts)
 }
 
-// createEvent stores an event and its deliveries and queues them. Its span
+// createEvent stores an event and its deliveries and queues them. The event
+// is stored together with those of concurrent requests (ingestBatcher), and
+// the answer waits for its own commit. Its span
 // is the parent of each delivery's publishing, so that with tracing on an
 // event's trace runs from this request to every attempt.
 func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*createEventOutput, error) {
@@ -85,7 +87,7 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 		span.RecordError(err)
 		return nil, s.problem(ctx, err, "")
 	}
-	res, err := s.store.IngestEvent(ctx, e)
+	res, err := s.ingest.ingest(ctx, e)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "event not stored")
