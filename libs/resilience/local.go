@@ -59,7 +59,7 @@ func (l *local) admit(a *Admission, rate, conc int) {
 		a.Reason, a.RetryAfter = CircuitOpen, b.since.Add(l.cfg.OpenFor).Sub(now)
 		return
 	case b.state == HalfOpen && b.trials >= l.cfg.HalfOpenTrials:
-		a.Reason, a.RetryAfter = CircuitOpen, max(b.since.Add(l.cfg.OpenFor).Sub(now), time.Millisecond)
+		a.Reason, a.RetryAfter, a.trialsOut = CircuitOpen, trialsWait(b.since.Add(l.cfg.OpenFor).Sub(now)), true
 		return
 	}
 	trial := b.state == HalfOpen

@@ -31,7 +31,10 @@ type Reason string
 
 // Denial reasons, in the order they are checked.
 const (
-	RateLimited        Reason = "rate_limited"
+	RateLimited Reason = "rate_limited"
+	// CircuitOpen: the circuit is open (RetryAfter: until it half-opens)
+	// or half-open with every trial in flight (RetryAfter: a short poll,
+	// 200-500 ms, so the delivery goes soon after the trials report).
 	CircuitOpen        Reason = "circuit_open"
 	ConcurrencyLimited Reason = "concurrency_limited"
 	// DestinationBusy means this worker already has its share of slots
@@ -161,6 +164,9 @@ type Admission struct {
 	local  bool
 	slot   bool // holds one of this process's slots for the destination
 	ttl    time.Duration
+	// trialsOut: refused because the half-open circuit's trials are all
+	// in flight.
+	trialsOut bool
 }
 
 // Guard admits deliveries and learns from their outcomes.
@@ -305,7 +311,11 @@ func (g *Guard) count(a Admission) {
 	case RateLimited:
 		g.metrics.rateRejections.Inc()
 	case CircuitOpen:
-		g.setState(a.target.Subscription, Open)
+		st := Open
+		if a.trialsOut {
+			st = HalfOpen
+		}
+		g.setState(a.target.Subscription, st)
 	}
 }
 
@@ -331,6 +341,8 @@ func (g *Guard) admitRedis(ctx context.Context, a *Admission, rate, conc int) er
 		a.Reason, a.RetryAfter = RateLimited, time.Duration(res[2])*time.Millisecond
 	case 2:
 		a.Reason, a.RetryAfter = CircuitOpen, time.Duration(res[2])*time.Millisecond
+	case 4:
+		a.Reason, a.RetryAfter, a.trialsOut = CircuitOpen, trialsWait(time.Duration(res[2])*time.Millisecond), true
 	default:
 		a.Reason, a.RetryAfter = ConcurrencyLimited, jitter(100*time.Millisecond, 500*time.Millisecond)
 	}
@@ -462,3 +474,12 @@ func boolArg(b bool) int {
 }
 
 func jitter(lo, hi time.Duration) time.Duration { return lo + mrand.N(hi-lo) }
+
+// trialsWait is how long a delivery refused while a half-open circuit's
+// trials are in flight waits before asking again: a short, jittered poll,
+// so that it goes within a second of the circuit closing rather than a
+// whole open period later. rest (when the trials' time ends and a new set
+// is let through) bounds it.
+func trialsWait(rest time.Duration) time.Duration {
+	return max(min(jitter(200*time.Millisecond, 500*time.Millisecond), rest), time.Millisecond)
+}

@@ -465,3 +465,48 @@ func TestLocalFallbackBehavesLikeRedis(t *testing.T) {
 	}
 	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, tgt("s"))))
 }
+
+// While a half-open circuit's trials are in flight, a refused delivery asks
+// again within half a second, not after the rest of the open period, and
+// goes once the trials have closed the circuit.
+func TestRefusedWhileTrialsInFlightWaitsOnlyBriefly(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	for name, g := range map[string]*resilience.Guard{
+		"redis": guard(rdb, prefix, func(c *resilience.Config) { c.OpenFor = 1500 * time.Millisecond }),
+		"local": guard(nil, "unused", func(c *resilience.Config) { c.OpenFor = 1500 * time.Millisecond }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			sub := tgt("s")
+			for range 5 {
+				a := g.Admit(ctx, sub, resilience.Limits{}, time.Second)
+				require.True(t, a.Allowed)
+				g.Done(ctx, a, false)
+			}
+			open := g.Admit(ctx, sub, resilience.Limits{}, time.Second)
+			require.Equal(t, resilience.CircuitOpen, open.Reason)
+			require.Greater(t, open.RetryAfter, time.Second, "open: wait until it half-opens")
+
+			time.Sleep(1550 * time.Millisecond)
+			var trials []resilience.Admission
+			for range 3 {
+				a := g.Admit(ctx, sub, resilience.Limits{}, time.Second)
+				require.True(t, a.Allowed)
+				trials = append(trials, a)
+			}
+			for range 20 {
+				held := g.Admit(ctx, sub, resilience.Limits{}, time.Second)
+				require.False(t, held.Allowed)
+				require.Equal(t, resilience.CircuitOpen, held.Reason)
+				require.GreaterOrEqual(t, held.RetryAfter, 200*time.Millisecond)
+				require.LessOrEqual(t, held.RetryAfter, 500*time.Millisecond, "trials in flight: a short poll, not the rest of the open period")
+			}
+			for _, a := range trials {
+				g.Done(ctx, a, true)
+			}
+			require.True(t, g.Admit(ctx, sub, resilience.Limits{}, time.Second).Allowed, "closed once the trials succeeded")
+		})
+	}
+}

@@ -21,8 +21,10 @@ import "github.com/redis/go-redis/v9"
 //
 // Returns {1, 0, trial} when admitted; {0, reason, wait_ms} when not, with
 // reason 1 rate limited (wait: until the oldest admission leaves the
-// window), 2 circuit open (wait: until it half-opens, or the trials' time
-// ends), 3 concurrency limited (wait chosen by the caller).
+// window), 2 circuit open (wait: until it half-opens), 3 concurrency
+// limited (wait chosen by the caller), 4 circuit half-open with every trial
+// in flight (wait: until the trials' time ends; the caller asks again much
+// sooner, since the trials usually report well before then).
 //
 // The circuit: an open circuit turns half-open once open ms have passed;
 // half-open lets exactly `trials` requests through and starts over if they
@@ -56,7 +58,7 @@ if state == 'open' or state == 'half_open' then
     since = now
   end
   if tonumber(redis.call('HGET', KEYS[3], 'trials')) >= tonumber(ARGV[4]) then
-    return {0, 2, math.max(since + openMS - now, 1)}
+    return {0, 4, math.max(since + openMS - now, 1)}
   end
   trial = 1
 end

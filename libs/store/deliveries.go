@@ -271,6 +271,32 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, stale time.Duration) ([
 	return due, nil
 }
 
+// UntilNextDue returns how long until the earliest open delivery that
+// waits for its due time becomes claimable: a retry, a released claim, or a
+// worker's claim whose lease lapses (all have enqueued_at -infinity). Only
+// deliveries due less than since ago or in the future count, which keeps
+// the scan short (the caller passes the time since its last claim, which
+// took everything due before it); ok is false when there is none. The wait
+// is zero or negative when one is already due. Time is measured on the
+// database's clock, the one ClaimDue compares with, so clock skew between
+// hosts does not matter. Records that may go stale (enqueued_at set) are
+// not counted: staleness is coarse and the scheduler's poll finds them.
+// The deliveries_open index answers this with a short range scan.
+func (s *Store) UntilNextDue(ctx context.Context, since time.Duration) (wait time.Duration, ok bool, err error) {
+	var secs pgtype.Float8
+	err = s.pool.QueryRow(ctx, `
+		SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM deliveries
+		WHERE status IN `+openStatuses+`
+		  AND next_attempt_at > now() - $1::interval AND enqueued_at = '-infinity'`, since).Scan(&secs)
+	if err != nil {
+		return 0, false, fmt.Errorf("next due delivery: %w", err)
+	}
+	if !secs.Valid {
+		return 0, false, nil
+	}
+	return time.Duration(secs.Float64 * float64(time.Second)), true, nil
+}
+
 // Redeliver queues an event's finished (delivered or failed) deliveries
 // again, all of them or one subscription's, and returns those it queued.
 // Their attempts continue the same numbering. An unknown event is

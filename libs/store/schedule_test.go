@@ -238,3 +238,31 @@ func TestDisableSubscriptionFailsWaitingDeliveries(t *testing.T) {
 	require.Empty(t, res.Deliveries, "a disabled subscription gets no new deliveries")
 	require.ErrorIs(t, st.DisableSubscription(ctx, "nope", "x"), domain.ErrNotFound)
 }
+
+func TestUntilNextDueIsTheEarliestWaitingRetry(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "s", "*")
+
+	_, ok, err := st.UntilNextDue(ctx, time.Second)
+	require.NoError(t, err)
+	require.False(t, ok, "nothing waiting")
+
+	ingest(t, st, "fresh") // published at ingest: nothing to wake for
+	soon := time.Now().Add(2 * time.Second)
+	for id, at := range map[string]time.Time{"soon": soon, "later": time.Now().Add(time.Hour), "long-ago": time.Now().Add(-time.Minute)} {
+		job, err := st.ClaimDelivery(ctx, ingest(t, st, id), time.Minute, 0)
+		require.NoError(t, err)
+		fail(t, st, job, at)
+	}
+
+	wait, ok, err := st.UntilNextDue(ctx, time.Second)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.WithinDuration(t, soon, time.Now().Add(wait), 100*time.Millisecond, "the earliest retry due since the last claim or later")
+
+	wait, ok, err = st.UntilNextDue(ctx, 2*time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Less(t, wait, -50*time.Second, "one that came due since the last claim counts, as already due")
+}

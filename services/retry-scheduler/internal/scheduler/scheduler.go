@@ -1,6 +1,7 @@
-// Package scheduler is the retry scheduler's loop: every poll interval it
-// claims open deliveries that need a Kafka record (due retries, deliveries
-// stranded by a lost publish or a dead worker) in batches, and publishes them.
+// Package scheduler is the retry scheduler's loop: it claims open deliveries
+// that need a Kafka record (due retries, deliveries stranded by a lost
+// publish or a dead worker) in batches and publishes them, waking when the
+// earliest waiting delivery comes due and at least every poll interval.
 package scheduler
 
 import (
@@ -18,6 +19,10 @@ import (
 type Store interface {
 	ClaimDue(ctx context.Context, limit int, stale time.Duration) ([]store.DueDelivery, error)
 	MarkUnpublished(ctx context.Context, ids ...int64) error
+	// UntilNextDue is how long until the earliest waiting delivery due
+	// less than since ago or later comes due (zero or less: due already);
+	// ok is false when none is waiting.
+	UntilNextDue(ctx context.Context, since time.Duration) (wait time.Duration, ok bool, err error)
 }
 
 // Publisher publishes messages and waits for Kafka to have them.
@@ -27,7 +32,8 @@ type Publisher interface {
 
 // Config tunes a Scheduler.
 type Config struct {
-	// PollInterval is the wait between passes.
+	// PollInterval is the longest wait between passes; the scheduler wakes
+	// sooner when a delivery comes due sooner.
 	PollInterval time.Duration
 	// BatchSize is how many deliveries one claim takes.
 	BatchSize int
@@ -84,20 +90,74 @@ func New(st Store, pub Publisher, cfg Config) *Scheduler {
 	return s
 }
 
-// Run passes over the database every PollInterval until ctx ends. A pass in
-// progress when ctx ends is finished first, so nothing claimed is dropped.
+// minWait is the shortest sleep between passes, so that a delivery due in
+// an instant (or many due in quick succession) does not make the loop spin.
+const minWait = 50 * time.Millisecond
+
+// recheck is how often a sleeping scheduler asks for the next due time, so
+// that a retry scheduled while it sleeps (a worker recording a failure
+// with a short backoff, a released claim) is not left for the full poll.
+const recheck = time.Second
+
+// Run passes over the database until ctx ends. Between passes it sleeps
+// until the earliest waiting delivery comes due (at least minWait), at most
+// PollInterval after the previous pass began; while asleep it looks for a
+// sooner due time every second. So a due retry is republished within about
+// a second, not up to a poll interval late. A failed pass waits the full
+// interval. A pass in progress when ctx ends is finished first, so nothing
+// claimed is dropped.
 func (s *Scheduler) Run(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.PollInterval)
-	defer t.Stop()
 	for {
+		began := time.Now()
 		if err := s.Pass(context.WithoutCancel(ctx)); err != nil {
 			s.log.Warn("scheduler pass failed; trying again next interval", "err", err)
+			if !sleep(ctx, s.cfg.PollInterval) {
+				return nil
+			}
+			continue
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+		deadline := began.Add(s.cfg.PollInterval)
+		for {
+			wait := min(time.Until(deadline), recheck)
+			if wait <= 0 {
+				break
+			}
+			due := false
+			if until, ok := s.untilNextDue(ctx, time.Since(began)); ok && until < wait {
+				wait, due = max(until, minWait), true
+			}
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			if due {
+				break
+			}
 		}
+	}
+}
+
+// untilNextDue asks the store when the next delivery comes due; on an error
+// it answers none, and the poll finds the work.
+func (s *Scheduler) untilNextDue(ctx context.Context, since time.Duration) (time.Duration, bool) {
+	until, ok, err := s.store.UntilNextDue(ctx, since)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("could not find the next due delivery; polling", "err", err)
+		}
+		return 0, false
+	}
+	return until, ok
+}
+
+// sleep waits for d, or reports false when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -100,3 +100,66 @@ func published(t *testing.T, reg *prometheus.Registry) float64 {
 	t.Fatal("dispatch_scheduler_republished_total not registered")
 	return 0
 }
+
+// memPublisher records what the scheduler publishes and when.
+type memPublisher struct{ got chan publication }
+
+type publication struct {
+	msg queue.Message
+	at  time.Time
+}
+
+func (p memPublisher) PublishSync(_ context.Context, msgs ...queue.Message) error {
+	for _, m := range msgs {
+		p.got <- publication{m, time.Now()}
+	}
+	return nil
+}
+
+// A retry is republished moments after it comes due, not on the next poll
+// ten seconds later: whether it was waiting when the scheduler went to
+// sleep, or was scheduled while it slept.
+func TestRunWakesForTheNextDueRetry(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	st := store.New(db.Pool)
+	ctx := context.Background()
+	_, err := st.CreateSubscription(ctx, domain.Subscription{ID: "s", URL: "http://127.0.0.1:1/", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
+	require.NoError(t, err)
+	retryIn := func(id string, d time.Duration) (int64, time.Time) {
+		t.Helper()
+		res, err := st.IngestEvent(ctx, domain.Event{ID: id, Type: "t", Data: []byte("{}")})
+		require.NoError(t, err)
+		job, err := st.ClaimDelivery(ctx, res.Deliveries[0].ID, time.Minute, 0)
+		require.NoError(t, err)
+		code, due := 500, time.Now().Add(d)
+		require.NoError(t, st.RecordAttempt(ctx, store.Outcome{
+			Attempt: domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code, ErrorClass: domain.ErrorHTTPStatus},
+			Status:  domain.DeliveryRetrying, NextAttemptAt: due,
+		}))
+		return job.DeliveryID, due
+	}
+	pub := memPublisher{got: make(chan publication, 10)}
+	s := scheduler.New(st, pub, scheduler.Config{PollInterval: 10 * time.Second, BatchSize: 10, StrandedAfter: time.Hour, Registerer: prometheus.NewRegistry()})
+
+	waiting, due := retryIn("waiting", 300*time.Millisecond)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- s.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	p := <-pub.got
+	require.Equal(t, waiting, p.msg.DeliveryID)
+	require.WithinRange(t, p.at, due.Add(-20*time.Millisecond), due.Add(300*time.Millisecond), "woken for the due time it knew of")
+
+	time.Sleep(100 * time.Millisecond) // the scheduler sleeps, knowing of nothing due
+	later, due := retryIn("later", 300*time.Millisecond)
+	select {
+	case p = <-pub.got:
+	case <-time.After(3 * time.Second):
+		t.Fatal("a retry scheduled while the scheduler slept waited for the poll")
+	}
+	require.Equal(t, later, p.msg.DeliveryID)
+	// It looks for sooner work every second, so at worst about a second late.
+	require.WithinRange(t, p.at, due.Add(-20*time.Millisecond), due.Add(1300*time.Millisecond))
+}
