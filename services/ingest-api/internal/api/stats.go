@@ -11,11 +11,21 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
-// Bounds of GET /stats's window: each count costs about the rows inside it.
-const (
-	minStatsWindow = time.Minute
-	maxStatsWindow = 7 * 24 * time.Hour
-)
+// minStatsWindow is the shortest window the stats operations count.
+const minStatsWindow = time.Minute
+
+// parseWindow reads a stats window of at least minStatsWindow and at most
+// longest, or answers the 422 naming query.window.
+func parseWindow(raw string, longest time.Duration) (time.Duration, error) {
+	window, err := time.ParseDuration(raw)
+	if err != nil {
+		return 0, queryProblem("window", "must be a duration such as 15m, 1h or 24h")
+	}
+	if window < minStatsWindow || window > longest {
+		return 0, queryProblem("window", fmt.Sprintf("must be between %s and %s", minStatsWindow, longest))
+	}
+	return window, nil
+}
 
 type statsInput struct {
 	Window string `query:"window" default:"1h" maxLength:"32" example:"15m" doc:"How far back to count: a Go duration such as 15m, 1h or 24h, from 1m to 168h."`
@@ -51,12 +61,9 @@ func (s *Server) registerStats(api huma.API) {
 }
 
 func (s *Server) stats(ctx context.Context, in *statsInput) (*statsOutput, error) {
-	window, err := time.ParseDuration(in.Window)
+	window, err := parseWindow(in.Window, store.MaxStatsWindow)
 	if err != nil {
-		return nil, queryProblem("window", "must be a duration such as 15m, 1h or 24h")
-	}
-	if window < minStatsWindow || window > maxStatsWindow {
-		return nil, queryProblem("window", fmt.Sprintf("must be between %s and %s", minStatsWindow, maxStatsWindow))
+		return nil, err
 	}
 	st, err := s.store.Stats(ctx, window)
 	if err != nil {
@@ -105,12 +112,9 @@ func (s *Server) registerTimeline(api huma.API) {
 }
 
 func (s *Server) timeline(ctx context.Context, in *timelineInput) (*timelineOutput, error) {
-	window, err := time.ParseDuration(in.Window)
+	window, err := parseWindow(in.Window, store.MaxTimelineWindow)
 	if err != nil {
-		return nil, queryProblem("window", "must be a duration such as 15m, 1h or 24h")
-	}
-	if window < minStatsWindow || window > store.MaxTimelineWindow {
-		return nil, queryProblem("window", fmt.Sprintf("must be between %s and %s", minStatsWindow, store.MaxTimelineWindow))
+		return nil, err
 	}
 	minutes, err := s.store.Timeline(ctx, window)
 	if err != nil {
