@@ -113,7 +113,7 @@ func (e *apiError) message() string {
 		}
 		return msg
 	case len(e.Fields) > 0 && e.Fields[""] == "" && e.Detail != "":
-		return e.Detail + ": see the fields below."
+		return "Not saved: " + e.Detail + " (see the fields below)."
 	default:
 		if e.Fields[""] != "" {
 			return e.Fields[""]
