@@ -34,7 +34,7 @@ func newLocal(cfg Config) *local {
 func (l *local) admit(a *Admission, rate, conc int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
+	now := l.cfg.Clock.Now()
 	dest := a.target.Destination
 
 	w := l.windows[dest]
@@ -118,11 +118,11 @@ func (l *local) done(a Admission, report, success bool) (State, bool) {
 	case b.state == Closed:
 		b.failures++
 		if b.failures >= l.cfg.FailureThreshold {
-			b.state, b.since, b.failures = Open, time.Now(), 0
+			b.state, b.since, b.failures = Open, l.cfg.Clock.Now(), 0
 			return Open, true
 		}
 	case b.state == HalfOpen && a.trial && !success:
-		b.state, b.since = Open, time.Now()
+		b.state, b.since = Open, l.cfg.Clock.Now()
 		return Open, true
 	case b.state == HalfOpen && a.trial:
 		b.successes++
@@ -149,7 +149,7 @@ func (l *local) state(circuit string) State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.breaker(circuit)
-	if b.state == Open && time.Since(b.since) >= l.cfg.OpenFor {
+	if b.state == Open && l.cfg.Clock.Now().Sub(b.since) >= l.cfg.OpenFor {
 		return HalfOpen
 	}
 	return b.state

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 )
 
@@ -88,7 +89,12 @@ type Config struct {
 	// one destination, whatever the limits say, so that one destination
 	// that never answers cannot hold every slot of a worker [no bound].
 	DestinationSlots int
-	Logger           *slog.Logger
+	// Clock times the in-process fallback (its rate window, circuit
+	// periods and permit expiry) and the wait before Redis is tried again,
+	// so tests can move time instead of sleeping [clock.Real()]. Redis'
+	// own checks keep Redis' clock, shared by every worker.
+	Clock  clock.Clock
+	Logger *slog.Logger
 	// Registerer receives the metrics; nil means the default registry.
 	Registerer prometheus.Registerer
 }
@@ -114,6 +120,9 @@ func (c *Config) defaults() {
 	defDur(&c.OpenFor, 30*time.Second)
 	defDur(&c.PermitTTL, 30*time.Second)
 	defDur(&c.RetryRedisAfter, time.Second)
+	if c.Clock == nil {
+		c.Clock = clock.Real()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -214,7 +223,7 @@ func (g *Guard) useRedis() bool {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return !g.down || time.Now().After(g.downUntil)
+	return !g.down || g.cfg.Clock.Now().After(g.downUntil)
 }
 
 // redisResult records whether a Redis call worked, switching to or from
@@ -233,7 +242,7 @@ func (g *Guard) redisResult(err error) {
 		g.cfg.Logger.Info("redis reachable again: per-destination limits are shared again")
 	}
 	if err != nil {
-		g.downUntil = time.Now().Add(g.cfg.RetryRedisAfter)
+		g.downUntil = g.cfg.Clock.Now().Add(g.cfg.RetryRedisAfter)
 	}
 }
 
