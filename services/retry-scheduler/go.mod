@@ -47,6 +47,7 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/clock v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/lifecycle v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
@@ -96,3 +97,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
 replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
 
 replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal
+
+replace github.com/dispatch-webhooks/dispatch/libs/clock => ../../libs/clock

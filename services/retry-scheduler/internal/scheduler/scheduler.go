@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
@@ -42,7 +43,10 @@ type Config struct {
 	StrandedAfter time.Duration
 	// PublishTimeout bounds one batch's publish (default 10 s).
 	PublishTimeout time.Duration
-	Logger         *slog.Logger
+	// Clock times Run's passes and sleeps, so tests can move time instead
+	// of waiting for it (default clock.Real()).
+	Clock  clock.Clock
+	Logger *slog.Logger
 	// Registerer receives the metrics; nil means the default registry.
 	Registerer prometheus.Registerer
 }
@@ -69,6 +73,9 @@ func New(st Store, pub Publisher, cfg Config) *Scheduler {
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 10 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
 	}
 	s := &Scheduler{
 		cfg: cfg, store: st, publisher: pub, log: cfg.Logger,
@@ -107,26 +114,27 @@ const recheck = time.Second
 // interval. A pass in progress when ctx ends is finished first, so nothing
 // claimed is dropped.
 func (s *Scheduler) Run(ctx context.Context) error {
+	clk := s.cfg.Clock
 	for {
-		began := time.Now()
+		began := clk.Now()
 		if err := s.Pass(context.WithoutCancel(ctx)); err != nil {
 			s.log.Warn("scheduler pass failed; trying again next interval", "err", err)
-			if !sleep(ctx, s.cfg.PollInterval) {
+			if !sleep(ctx, clk, s.cfg.PollInterval) {
 				return nil
 			}
 			continue
 		}
 		deadline := began.Add(s.cfg.PollInterval)
 		for {
-			wait := min(time.Until(deadline), recheck)
+			wait := min(deadline.Sub(clk.Now()), recheck)
 			if wait <= 0 {
 				break
 			}
 			due := false
-			if until, ok := s.untilNextDue(ctx, time.Since(began)); ok && until < wait {
+			if until, ok := s.untilNextDue(ctx, clk.Now().Sub(began)); ok && until < wait {
 				wait, due = max(until, minWait), true
 			}
-			if !sleep(ctx, wait) {
+			if !sleep(ctx, clk, wait) {
 				return nil
 			}
 			if due {
@@ -149,14 +157,17 @@ func (s *Scheduler) untilNextDue(ctx context.Context, since time.Duration) (time
 	return until, ok
 }
 
-// sleep waits for d, or reports false when ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+// sleep waits for d on clk, or reports false when ctx ends first. The
+// timer is stopped when ctx ends, so a fake clock does not count an
+// abandoned sleep as waiting.
+func sleep(ctx context.Context, clk clock.Clock, d time.Duration) bool {
+	woke := make(chan struct{})
+	t := clk.AfterFunc(d, func() { close(woke) })
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-woke:
 		return true
 	}
 }
