@@ -162,24 +162,31 @@ func TestLocalPermitsExpireWithTheClock(t *testing.T) {
 	}
 }
 
-// calls counts the requests a Redis client sends: one per command or
-// pipeline (a round trip) and the commands in them.
+// calls counts the script runs a Redis client sends: trips counts round
+// trips (a command or a pipeline), cmds the scripts in them. The
+// commands that set up a connection are not counted.
 type calls struct{ trips, cmds atomic.Int64 }
+
+func isScript(cmd redis.Cmder) bool { return cmd.Name() == "evalsha" || cmd.Name() == "eval" }
 
 func (c *calls) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (c *calls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.trips.Add(1)
-		c.cmds.Add(1)
+		if isScript(cmd) {
+			c.trips.Add(1)
+			c.cmds.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }
 
 func (c *calls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.trips.Add(1)
-		c.cmds.Add(int64(len(cmds)))
+		if len(cmds) > 0 && isScript(cmds[0]) {
+			c.trips.Add(1)
+			c.cmds.Add(int64(len(cmds)))
+		}
 		return next(ctx, cmds)
 	}
 }

@@ -252,37 +252,76 @@ func (g *Guard) redisResult(err error) {
 // on a busy destination and never fails: without Redis it decides
 // in-process. timeout is the attempt's timeout; a permit outlives it so
 // that a slow attempt keeps its slot. An allowed admission must be passed
-// to Done or Release.
+// to Done or Release (or FinishBatch).
 func (g *Guard) Admit(ctx context.Context, t Target, limits Limits, timeout time.Duration) Admission {
-	rate, conc := limits.RatePerSecond, limits.MaxConcurrency
-	if rate <= 0 {
-		rate = g.cfg.RatePerSecond
+	return g.AdmitBatch(ctx, []AdmitRequest{{Target: t, Limits: limits, Timeout: timeout}})[0]
+}
+
+// AdmitRequest asks admission for one delivery.
+type AdmitRequest struct {
+	Target Target
+	Limits Limits
+	// Timeout is the attempt's timeout; the permit outlives it (see Admit).
+	Timeout time.Duration
+}
+
+// AdmitBatch decides many admissions in one Redis round trip, so that a
+// worker taking a batch of deliveries pays one network delay for all of
+// them rather than one each: a pipeline of the admission script, in
+// request order, so earlier requests of a destination are served first.
+// Answers are in request order and each has Admit's meaning. This
+// worker's slots (Config.DestinationSlots) are taken in request order
+// before Redis is asked; when Redis fails, the whole batch is decided
+// in-process, as Admit would be.
+func (g *Guard) AdmitBatch(ctx context.Context, reqs []AdmitRequest) []Admission {
+	out := make([]Admission, len(reqs))
+	asks := make([]ask, 0, len(reqs))
+	for i, r := range reqs {
+		a := &out[i]
+		*a = Admission{target: r.Target, ttl: max(g.cfg.PermitTTL, r.Timeout+time.Second)}
+		if !g.takeSlot(r.Target.Destination) {
+			a.Reason, a.RetryAfter = DestinationBusy, jitter(100*time.Millisecond, 500*time.Millisecond)
+			continue
+		}
+		a.slot = true
+		rate, conc := r.Limits.RatePerSecond, r.Limits.MaxConcurrency
+		if rate <= 0 {
+			rate = g.cfg.RatePerSecond
+		}
+		if conc <= 0 {
+			conc = g.cfg.MaxConcurrency
+		}
+		asks = append(asks, ask{i: i, rate: rate, conc: conc})
 	}
-	if conc <= 0 {
-		conc = g.cfg.MaxConcurrency
-	}
-	a := Admission{target: t, ttl: max(g.cfg.PermitTTL, timeout+time.Second)}
-	if !g.takeSlot(t.Destination) {
-		a.Reason, a.RetryAfter = DestinationBusy, jitter(100*time.Millisecond, 500*time.Millisecond)
-		g.count(a)
-		return a
-	}
-	a.slot = true
-	decided := false
-	if g.useRedis() {
-		err := g.admitRedis(ctx, &a, rate, conc)
+	decided := len(asks) == 0
+	if !decided && g.useRedis() {
+		err := g.admitRedis(ctx, out, asks)
 		g.redisResult(err)
 		decided = err == nil
 	}
 	if !decided {
-		a = Admission{target: t, ttl: a.ttl, slot: true, local: true}
-		g.local.admit(&a, rate, conc)
+		for _, k := range asks {
+			a := &out[k.i]
+			*a = Admission{target: a.target, ttl: a.ttl, slot: true, local: true}
+			g.local.admit(a, k.rate, k.conc)
+		}
 	}
-	if !a.Allowed {
-		g.giveSlot(&a)
+	for _, k := range asks {
+		if !out[k.i].Allowed {
+			g.giveSlot(&out[k.i])
+		}
 	}
-	g.count(a)
-	return a
+	for _, a := range out {
+		g.count(a)
+	}
+	return out
+}
+
+// ask is a request of a batch that holds its slot and awaits the shared
+// limits' answer: its index and its limits with defaults applied.
+type ask struct {
+	i          int
+	rate, conc int
 }
 
 // takeSlot takes one of this process's slots for dest, if one is free.
@@ -328,34 +367,105 @@ func (g *Guard) count(a Admission) {
 	}
 }
 
-func (g *Guard) admitRedis(ctx context.Context, a *Admission, rate, conc int) error {
-	t := a.target
-	permit := rand.Text()
-	res, err := admitScript.Run(ctx, g.rdb,
-		[]string{g.key(t, "rate"), g.key(t, "rate:seq"), g.circuitKey(t), g.key(t, "permits")},
-		rate, 1000, g.cfg.OpenFor.Milliseconds(), g.cfg.HalfOpenTrials, circuitTTL.Milliseconds(),
-		conc, a.ttl.Milliseconds(), permit).Int64Slice()
+// admitRedis asks Redis about every ask of out in one pipeline and, only
+// if every answer came, writes them into out; on an error out is untouched
+// (but for the permits' ids) and the caller decides in-process.
+func (g *Guard) admitRedis(ctx context.Context, out []Admission, asks []ask) error {
+	calls := make([]scriptCall, len(asks))
+	permits := make([]string, len(asks))
+	for j, k := range asks {
+		t := out[k.i].target
+		permits[j] = rand.Text()
+		calls[j] = scriptCall{
+			keys: []string{g.key(t, "rate"), g.key(t, "rate:seq"), g.circuitKey(t), g.key(t, "permits")},
+			args: []any{k.rate, 1000, g.cfg.OpenFor.Milliseconds(), g.cfg.HalfOpenTrials, circuitTTL.Milliseconds(),
+				k.conc, out[k.i].ttl.Milliseconds(), permits[j]},
+		}
+	}
+	cmds, err := g.runScript(ctx, admitScript, calls)
 	if err != nil {
 		return fmt.Errorf("admission: %w", err)
 	}
-	if res[0] == 1 {
-		a.Allowed, a.permit, a.trial = true, permit, res[2] == 1
-		if a.trial {
-			g.setState(t.Subscription, HalfOpen)
+	results := make([][]int64, len(cmds))
+	for j, cmd := range cmds {
+		res, err := cmd.Int64Slice()
+		if err == nil && len(res) != 3 {
+			err = fmt.Errorf("admission script answered %v", res)
 		}
-		return nil
+		if err != nil {
+			return fmt.Errorf("admission: %w", err)
+		}
+		results[j] = res
 	}
-	switch res[1] {
-	case 1:
-		a.Reason, a.RetryAfter = RateLimited, time.Duration(res[2])*time.Millisecond
-	case 2:
-		a.Reason, a.RetryAfter = CircuitOpen, time.Duration(res[2])*time.Millisecond
-	case 4:
-		a.Reason, a.RetryAfter, a.trialsOut = CircuitOpen, trialsWait(time.Duration(res[2])*time.Millisecond), true
-	default:
-		a.Reason, a.RetryAfter = ConcurrencyLimited, jitter(100*time.Millisecond, 500*time.Millisecond)
+	for j, k := range asks {
+		a, res := &out[k.i], results[j]
+		if res[0] == 1 {
+			a.Allowed, a.permit, a.trial = true, permits[j], res[2] == 1
+			if a.trial {
+				g.setState(a.target.Subscription, HalfOpen)
+			}
+			continue
+		}
+		switch res[1] {
+		case 1:
+			a.Reason, a.RetryAfter = RateLimited, time.Duration(res[2])*time.Millisecond
+		case 2:
+			a.Reason, a.RetryAfter = CircuitOpen, time.Duration(res[2])*time.Millisecond
+		case 4:
+			a.Reason, a.RetryAfter, a.trialsOut = CircuitOpen, trialsWait(time.Duration(res[2])*time.Millisecond), true
+		default:
+			a.Reason, a.RetryAfter = ConcurrencyLimited, jitter(100*time.Millisecond, 500*time.Millisecond)
+		}
 	}
 	return nil
+}
+
+// scriptCall is one run of a script: its keys and arguments.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// runScript runs script once per call in one pipeline, in call order, by
+// its SHA. Calls that find the script missing from Redis' cache (NOSCRIPT:
+// Redis restarted or its cache was flushed) are sent once more, in order,
+// in a second pipeline with the script's source, which caches it again.
+// The commands are returned even on an error, so that the caller may use
+// the answers that did come; the error is the first that remained.
+//
+// A flush (or another client loading the script) in the middle of the
+// pipeline can let a later call of the batch run before an earlier one
+// that is sent again; this only changes which of one batch's requests to a
+// destination get its last free slots.
+func (g *Guard) runScript(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(calls))
+	_, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range calls {
+			cmds[i] = script.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		return nil
+	})
+	var missing []int
+	for i, cmd := range cmds {
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 {
+		return cmds, err
+	}
+	_, _ = g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, i := range missing {
+			cmds[i] = script.Eval(ctx, p, calls[i].keys, calls[i].args...)
+		}
+		return nil
+	})
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil {
+			return cmds, err
+		}
+	}
+	return cmds, nil
 }
 
 // circuitTTL lets a circuit untouched for a day (its subscription gone
@@ -365,37 +475,65 @@ const circuitTTL = 24 * time.Hour
 // Done releases an allowed admission's permit and reports the attempt's
 // outcome to the circuit breaker.
 func (g *Guard) Done(ctx context.Context, a Admission, success bool) {
-	g.finish(ctx, a, true, success)
+	g.FinishBatch(ctx, []Finished{{Admission: a, Report: true, Success: success}})
 }
 
 // Release gives back an allowed admission that was not used (the worker is
 // stopping): its permit is freed and nothing is reported to the circuit
 // breaker.
 func (g *Guard) Release(ctx context.Context, a Admission) {
-	g.finish(ctx, a, false, false)
+	g.FinishBatch(ctx, []Finished{{Admission: a}})
 }
 
-func (g *Guard) finish(ctx context.Context, a Admission, report, success bool) {
-	if !a.Allowed {
-		return
-	}
-	g.giveSlot(&a)
-	if a.local {
-		if st, changed := g.local.done(a, report, success); changed {
-			g.observeState(a.target.Subscription, st)
+// Finished is an allowed admission's end: Report says whether to tell the
+// circuit breaker (false is Release: the attempt was not made), Success
+// what to tell it (Done's success).
+type Finished struct {
+	Admission       Admission
+	Report, Success bool
+}
+
+// FinishBatch ends many admissions in one Redis round trip, each with
+// Done's meaning (Report) or Release's, in order. Admissions that were
+// refused are ignored, as Done and Release ignore them. It goes on after
+// ctx is cancelled, since a permit not released holds its slot until it
+// expires.
+func (g *Guard) FinishBatch(ctx context.Context, fs []Finished) {
+	var (
+		calls []scriptCall
+		subs  []string
+	)
+	for _, f := range fs {
+		a := f.Admission
+		if !a.Allowed {
+			continue
 		}
+		g.giveSlot(&a)
+		if a.local {
+			if st, changed := g.local.done(a, f.Report, f.Success); changed {
+				g.observeState(a.target.Subscription, st)
+			}
+			continue
+		}
+		t := a.target
+		calls = append(calls, scriptCall{
+			keys: []string{g.key(t, "permits"), g.circuitKey(t), g.goneKey(t)},
+			args: []any{a.permit, boolArg(f.Report), boolArg(f.Success), boolArg(a.trial),
+				g.cfg.FailureThreshold, g.cfg.HalfOpenTrials, circuitTTL.Milliseconds()},
+		})
+		subs = append(subs, t.Subscription)
+	}
+	if len(calls) == 0 {
 		return
 	}
-	t := a.target
-	res, err := doneScript.Run(context.WithoutCancel(ctx), g.rdb,
-		[]string{g.key(t, "permits"), g.circuitKey(t), g.goneKey(t)},
-		a.permit, boolArg(report), boolArg(success), boolArg(a.trial),
-		g.cfg.FailureThreshold, g.cfg.HalfOpenTrials, circuitTTL.Milliseconds()).Int64()
-	switch res {
-	case 1:
-		g.observeState(t.Subscription, Open)
-	case 2:
-		g.observeState(t.Subscription, Closed)
+	cmds, err := g.runScript(context.WithoutCancel(ctx), doneScript, calls)
+	for j, cmd := range cmds {
+		switch res, _ := cmd.Int64(); res {
+		case 1:
+			g.observeState(subs[j], Open)
+		case 2:
+			g.observeState(subs[j], Closed)
+		}
 	}
 	// A permit that could not be released expires with its TTL.
 	g.redisResult(err)

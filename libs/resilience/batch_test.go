@@ -1,0 +1,295 @@
+package resilience_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dispatch-webhooks/dispatch/libs/resilience"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
+)
+
+// reqs asks n admissions for t with limits.
+func reqs(n int, t resilience.Target, limits resilience.Limits) []resilience.AdmitRequest {
+	out := make([]resilience.AdmitRequest, n)
+	for i := range out {
+		out[i] = resilience.AdmitRequest{Target: t, Limits: limits, Timeout: time.Second}
+	}
+	return out
+}
+
+// outcome is an admission's answer as a test compares it: "ok" or the
+// refusal's reason.
+func outcome(a resilience.Admission) string {
+	if a.Allowed {
+		return "ok"
+	}
+	return string(a.Reason)
+}
+
+func outcomes(as []resilience.Admission) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = outcome(a)
+	}
+	return out
+}
+
+const (
+	ok   = "ok"
+	rate = string(resilience.RateLimited)
+	conc = string(resilience.ConcurrencyLimited)
+	busy = string(resilience.DestinationBusy)
+)
+
+func TestAdmitBatchServesRequestsInOrder(t *testing.T) {
+	t.Parallel()
+	a, b := tgt("a"), tgt("b")
+	shared := resilience.Target{Subscription: "a2", Incarnation: 1, Destination: a.Destination}
+	tests := []struct {
+		name string
+		reqs []resilience.AdmitRequest
+		want []string
+	}{
+		{
+			name: "ten to one destination at 5/s",
+			reqs: reqs(10, a, resilience.Limits{RatePerSecond: 5}),
+			want: []string{ok, ok, ok, ok, ok, rate, rate, rate, rate, rate},
+		},
+		{
+			name: "two destinations, interleaved, 3/s each",
+			reqs: func() []resilience.AdmitRequest {
+				var out []resilience.AdmitRequest
+				for range 5 {
+					out = append(out, reqs(1, a, resilience.Limits{RatePerSecond: 3})...)
+					out = append(out, reqs(1, b, resilience.Limits{RatePerSecond: 3})...)
+				}
+				return out
+			}(),
+			want: []string{ok, ok, ok, ok, ok, ok, rate, rate, rate, rate},
+		},
+		{
+			name: "concurrency limit",
+			reqs: reqs(4, a, resilience.Limits{MaxConcurrency: 2, RatePerSecond: 1000}),
+			want: []string{ok, ok, conc, conc},
+		},
+		{
+			name: "each request against its own limits",
+			reqs: []resilience.AdmitRequest{
+				{Target: a, Limits: resilience.Limits{RatePerSecond: 2}},
+				{Target: shared, Limits: resilience.Limits{RatePerSecond: 2}},
+				{Target: shared, Limits: resilience.Limits{RatePerSecond: 3}}, // the window holds 2 < 3
+				{Target: a, Limits: resilience.Limits{RatePerSecond: 3}},      // it holds 3
+			},
+			want: []string{ok, ok, ok, rate},
+		},
+		{
+			name: "empty",
+			want: []string{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rdb, prefix := testkit.Redis(t)
+			reg := prometheus.NewRegistry()
+			g := guard(rdb, prefix, func(c *resilience.Config) { c.Registerer = reg })
+			got := g.AdmitBatch(context.Background(), tt.reqs)
+			require.Equal(t, tt.want, outcomes(got))
+			require.Zero(t, gauge(t, reg, "dispatch_resilience_fallback"), "Redis decided")
+			for i, a := range got {
+				if !a.Allowed {
+					require.Positive(t, a.RetryAfter, "request %d", i)
+				}
+			}
+		})
+	}
+}
+
+// TestAdmitBatchTakesSlotsInOrder: this worker's slots are taken in
+// request order before the shared limits are asked, and a refusal by the
+// shared limits gives its slot back, with Redis and without.
+func TestAdmitBatchTakesSlotsInOrder(t *testing.T) {
+	t.Parallel()
+	for _, withRedis := range []bool{true, false} {
+		t.Run(fmt.Sprintf("redis=%v", withRedis), func(t *testing.T) {
+			t.Parallel()
+			var rdb redis.UniversalClient
+			prefix := "unused"
+			if withRedis {
+				rdb, prefix = testkit.Redis(t)
+			}
+			g := guard(rdb, prefix, func(c *resilience.Config) { c.DestinationSlots = 2 })
+			ctx := context.Background()
+			huge := resilience.Limits{MaxConcurrency: 10000, RatePerSecond: 100000}
+			batch := append(reqs(3, tgt("hang"), huge), append(reqs(1, tgt("other"), huge), reqs(1, tgt("hang"), huge)...)...)
+			got := g.AdmitBatch(ctx, batch)
+			require.Equal(t, []string{ok, ok, busy, ok, busy}, outcomes(got))
+
+			one := resilience.Limits{RatePerSecond: 1}
+			limited := g.AdmitBatch(ctx, reqs(3, tgt("limited"), one))
+			require.Equal(t, []string{ok, rate, busy}, outcomes(limited), "slots are taken before the limits are asked")
+			require.Equal(t, []string{ok, busy}, outcomes(g.AdmitBatch(ctx, reqs(2, tgt("limited"), huge))),
+				"one slot left: refusals keep none")
+
+			g.FinishBatch(ctx, []resilience.Finished{{Admission: got[0], Report: true, Success: true}, {Admission: got[1]}})
+			require.Equal(t, []string{ok, ok, busy}, outcomes(g.AdmitBatch(ctx, reqs(3, tgt("hang"), huge))), "FinishBatch gives slots back")
+		})
+	}
+}
+
+func TestAdmitBatchFallsBackWhenRedisIsUnreachable(t *testing.T) {
+	t.Parallel()
+	rdb, sent := unreachable(t)
+	reg := prometheus.NewRegistry()
+	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg, RetryRedisAfter: time.Hour, DestinationSlots: 6})
+	ctx := context.Background()
+
+	got := g.AdmitBatch(ctx, reqs(10, tgt("s"), resilience.Limits{RatePerSecond: 5}))
+	require.Equal(t, []string{ok, ok, ok, ok, ok, rate, busy, busy, busy, busy}, outcomes(got),
+		"the in-process limits decide, in order, after the slots")
+	require.EqualValues(t, 1, sent.trips.Load(), "one attempt for the whole batch")
+	require.EqualValues(t, 1, gauge(t, reg, "dispatch_resilience_fallback"))
+	require.Equal(t, 1.0, counter(t, reg, "dispatch_rate_limiter_rejections_total", ""))
+	require.Equal(t, 4.0, counter(t, reg, "dispatch_events_throttled_total", busy))
+
+	fs := make([]resilience.Finished, len(got))
+	for i, a := range got {
+		fs[i] = resilience.Finished{Admission: a, Report: true}
+	}
+	g.FinishBatch(ctx, fs) // five failures, decided in-process
+	require.EqualValues(t, 1, sent.trips.Load(), "in-process admissions end in-process")
+	require.Equal(t, resilience.CircuitOpen, g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second).Reason, "the local circuit opened")
+}
+
+// counter returns a counter's value; label, when not empty, picks the
+// series whose only label has that value, and a series not yet created
+// counts zero.
+func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label == "" || m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	if label == "" {
+		t.Fatalf("%s not registered", name)
+	}
+	return 0
+}
+
+func TestFinishBatch(t *testing.T) {
+	t.Parallel()
+	fail := func(as []resilience.Admission) []resilience.Finished {
+		fs := make([]resilience.Finished, len(as))
+		for i, a := range as {
+			fs[i] = resilience.Finished{Admission: a, Report: true, Success: false}
+		}
+		return fs
+	}
+	release := func(as []resilience.Admission) []resilience.Finished {
+		fs := make([]resilience.Finished, len(as))
+		for i, a := range as {
+			fs[i] = resilience.Finished{Admission: a, Report: false, Success: false}
+		}
+		return fs
+	}
+	tests := []struct {
+		name   string
+		finish func([]resilience.Admission) []resilience.Finished
+		state  resilience.State
+		trips  float64
+	}{
+		{"five failures in one batch open the circuit", fail, resilience.Open, 1},
+		{"releases report nothing", release, resilience.Closed, 0},
+		{"four failures and a success keep it closed", func(as []resilience.Admission) []resilience.Finished {
+			fs := fail(as)
+			fs[3].Success = true // resets the count: then one failure
+			return fs
+		}, resilience.Closed, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rdb, prefix := testkit.Redis(t)
+			reg := prometheus.NewRegistry()
+			g := guard(rdb, prefix, func(c *resilience.Config) { c.Registerer = reg })
+			ctx := context.Background()
+			limits := resilience.Limits{MaxConcurrency: 5, RatePerSecond: 1000}
+			got := g.AdmitBatch(ctx, reqs(6, tgt("s"), limits))
+			require.Equal(t, []string{ok, ok, ok, ok, ok, conc}, outcomes(got))
+			permits := prefix + ":{" + tgt("s").Destination + "}:permits"
+			require.EqualValues(t, 5, rdb.ZCard(ctx, permits).Val())
+
+			g.FinishBatch(ctx, tt.finish(got)) // the refused sixth is ignored
+			require.Zero(t, rdb.ZCard(ctx, permits).Val(), "every permit released")
+			require.Equal(t, tt.state, must(g.CircuitState(ctx, tgt("s"))))
+			require.Equal(t, tt.trips, counter(t, reg, "dispatch_circuit_breaker_trips_total", "s"))
+			if tt.state == resilience.Closed {
+				require.Equal(t, []string{ok, ok, ok, ok, ok}, outcomes(g.AdmitBatch(ctx, reqs(5, tgt("s"), limits))), "concurrency freed")
+			}
+		})
+	}
+}
+
+// TestBatchesSurviveAFlushedScriptCache: a Redis whose script cache is
+// empty (restarted, or flushed) answers EVALSHA with NOSCRIPT; the batch
+// is then sent once more with the scripts' source, and Redis keeps
+// deciding. SCRIPT FLUSH empties the cache of the whole server, so the
+// test runs a redis-server of its own rather than flush the one other
+// tests share.
+func TestBatchesSurviveAFlushedScriptCache(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	sent := &calls{}
+	rdb.AddHook(sent)
+	reg := prometheus.NewRegistry()
+	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg})
+	ctx := context.Background()
+	limits := resilience.Limits{RatePerSecond: 4}
+
+	trips := func(f func()) int64 {
+		before := sent.trips.Load()
+		f()
+		return sent.trips.Load() - before
+	}
+	var got []resilience.Admission
+	require.EqualValues(t, 2, trips(func() { got = g.AdmitBatch(ctx, reqs(3, tgt("s"), limits)) }),
+		"a fresh server: NOSCRIPT, then the source")
+	require.Equal(t, []string{ok, ok, ok}, outcomes(got))
+	require.EqualValues(t, 2, trips(func() { g.FinishBatch(ctx, fail(got)) }))
+	require.EqualValues(t, 1, trips(func() { got = g.AdmitBatch(ctx, reqs(3, tgt("s"), limits)) }), "cached now: one round trip")
+	require.Equal(t, []string{ok, rate, rate}, outcomes(got), "the window saw the first batch")
+	require.EqualValues(t, 1, trips(func() { g.FinishBatch(ctx, fail(got)) }))
+
+	require.NoError(t, rdb.ScriptFlush(ctx).Err())
+	require.EqualValues(t, 2, trips(func() { got = g.AdmitBatch(ctx, reqs(2, tgt("t"), limits)) }))
+	require.Equal(t, []string{ok, ok}, outcomes(got))
+	require.EqualValues(t, 2, trips(func() { g.FinishBatch(ctx, fail(got)) }))
+	require.Zero(t, gauge(t, reg, "dispatch_resilience_fallback"), "NOSCRIPT is not an outage")
+	require.Equal(t, resilience.Closed, must(g.CircuitState(ctx, tgt("t"))))
+	require.EqualValues(t, 4, rdb.ZCard(ctx, "p:{"+tgt("s").Destination+"}:rate").Val(), "decided in Redis")
+	require.Zero(t, rdb.ZCard(ctx, "p:{"+tgt("s").Destination+"}:permits").Val(), "released in Redis")
+}
+
+func fail(as []resilience.Admission) []resilience.Finished {
+	fs := make([]resilience.Finished, len(as))
+	for i, a := range as {
+		fs[i] = resilience.Finished{Admission: a, Report: true}
+	}
+	return fs
+}
