@@ -369,7 +369,9 @@ func (g *Guard) count(a Admission) {
 
 // admitRedis asks Redis about every ask of out in one pipeline and, only
 // if every answer came, writes them into out; on an error out is untouched
-// (but for the permits' ids) and the caller decides in-process.
+// and the caller decides in-process. Permits Redis granted for a batch
+// whose other answers were lost expire with their TTL, as a lost answer
+// to a single Admit's did.
 func (g *Guard) admitRedis(ctx context.Context, out []Admission, asks []ask) error {
 	calls := make([]scriptCall, len(asks))
 	permits := make([]string, len(asks))
