@@ -32,6 +32,21 @@ type Timer interface {
 	Stop() bool
 }
 
+// Sleep waits d on c, or until ctx ends: it reports whether the whole d
+// passed. Unlike a select on c.After, it stops its wait when ctx ends, so
+// a Fake counts only a sleep in progress as waiting.
+func Sleep(ctx context.Context, c Clock, d time.Duration) bool {
+	woke := make(chan struct{})
+	t := c.AfterFunc(d, func() { close(woke) })
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-woke:
+		return true
+	}
+}
+
 // Real returns the system clock: the functions of package time.
 func Real() Clock { return real{} }
 

@@ -245,3 +245,44 @@ func TestFakeUnderConcurrency(t *testing.T) {
 		t.Fatalf("%d waits left", f.Waiting())
 	}
 }
+
+func TestSleep(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		cancel bool // end ctx instead of moving the clock
+		want   bool
+	}{
+		{"the whole wait passes", false, true},
+		{"the context ends first", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := clock.NewFake(epoch)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			slept := make(chan bool)
+			go func() { slept <- clock.Sleep(ctx, f, time.Minute) }()
+			wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer wcancel()
+			if err := f.BlockUntilWaiting(wctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			if tt.cancel {
+				cancel()
+			} else {
+				f.Advance(time.Minute)
+			}
+			if got := <-slept; got != tt.want {
+				t.Fatalf("Sleep() = %v, want %v", got, tt.want)
+			}
+			if f.Waiting() != 0 {
+				t.Fatal("the sleep's wait is still counted")
+			}
+		})
+	}
+	if !clock.Sleep(context.Background(), clock.Real(), time.Millisecond) {
+		t.Fatal("Sleep on the real clock did not wait out its time")
+	}
+}

@@ -119,7 +119,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		began := clk.Now()
 		if err := s.Pass(context.WithoutCancel(ctx)); err != nil {
 			s.log.Warn("scheduler pass failed; trying again next interval", "err", err)
-			if !sleep(ctx, clk, s.cfg.PollInterval) {
+			if !clock.Sleep(ctx, clk, s.cfg.PollInterval) {
 				return nil
 			}
 			continue
@@ -134,7 +134,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			if until, ok := s.untilNextDue(ctx, clk.Now().Sub(began)); ok && until < wait {
 				wait, due = max(until, minWait), true
 			}
-			if !sleep(ctx, clk, wait) {
+			if !clock.Sleep(ctx, clk, wait) {
 				return nil
 			}
 			if due {
@@ -155,21 +155,6 @@ func (s *Scheduler) untilNextDue(ctx context.Context, since time.Duration) (time
 		return 0, false
 	}
 	return until, ok
-}
-
-// sleep waits for d on clk, or reports false when ctx ends first. The
-// timer is stopped when ctx ends, so a fake clock does not count an
-// abandoned sleep as waiting.
-func sleep(ctx context.Context, clk clock.Clock, d time.Duration) bool {
-	woke := make(chan struct{})
-	t := clk.AfterFunc(d, func() { close(woke) })
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-woke:
-		return true
-	}
 }
 
 // Pass claims and publishes batches until no delivery is due.
