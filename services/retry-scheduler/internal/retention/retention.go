@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
@@ -34,7 +35,10 @@ type Config struct {
 	Every time.Duration
 	// BatchTimeout bounds one batch [30s].
 	BatchTimeout time.Duration
-	Logger       *slog.Logger
+	// Clock times the passes and the waits, so tests can move time
+	// instead of waiting [clock.Real()].
+	Clock  clock.Clock
+	Logger *slog.Logger
 	// Registerer receives the metrics; nil means the default registry.
 	Registerer prometheus.Registerer
 }
@@ -64,6 +68,9 @@ func New(st Store, cfg Config) *Pruner {
 	}
 	if cfg.BatchTimeout <= 0 {
 		cfg.BatchTimeout = 30 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -101,7 +108,7 @@ type Totals struct {
 // none follows it.
 func (p *Pruner) Run(ctx context.Context) error {
 	for {
-		start := time.Now()
+		start := p.cfg.Clock.Now()
 		t, err := p.Pass(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -109,13 +116,11 @@ func (p *Pruner) Run(ctx context.Context) error {
 				"events", t.Events, "deliveries", t.Deliveries, "attempts", t.Attempts)
 		case t.Examined > 0:
 			p.log.Info("pruned expired events", "events", t.Events, "deliveries", t.Deliveries, "attempts", t.Attempts,
-				"kept", t.Examined-int(t.Events), "batches", t.Batches, "took", time.Since(start).Round(time.Millisecond),
+				"kept", t.Examined-int(t.Events), "batches", t.Batches, "took", p.cfg.Clock.Now().Sub(start).Round(time.Millisecond),
 				"retention_period", p.cfg.Period)
 		}
-		select {
-		case <-ctx.Done():
+		if !clock.Sleep(ctx, p.cfg.Clock, p.cfg.Every) {
 			return nil
-		case <-time.After(p.cfg.Every):
 		}
 	}
 }
@@ -146,10 +151,7 @@ func (p *Pruner) Pass(ctx context.Context) (Totals, error) {
 			return t, nil
 		}
 		after = b.Last
-		select {
-		case <-ctx.Done():
-		case <-time.After(p.cfg.Pause):
-		}
+		clock.Sleep(ctx, p.cfg.Clock, p.cfg.Pause) // the loop ends if ctx did
 	}
 	return t, nil
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 )
 
 // Store is the part of the data layer the roll-up uses.
@@ -19,7 +21,10 @@ type Config struct {
 	// Every is the wait between passes when caught up [15s].
 	Every time.Duration
 	// Batch is the most minutes one pass rolls up [720].
-	Batch  int
+	Batch int
+	// Clock times the waits, so tests can move time instead of waiting
+	// [clock.Real()].
+	Clock  clock.Clock
 	Logger *slog.Logger
 }
 
@@ -37,6 +42,9 @@ func New(st Store, cfg Config) *Roller {
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 720
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -56,10 +64,8 @@ func (r *Roller) Run(ctx context.Context) error {
 		if err == nil && n >= int64(r.cfg.Batch) {
 			wait = 0
 		}
-		select {
-		case <-ctx.Done():
+		if !clock.Sleep(ctx, r.cfg.Clock, wait) {
 			return nil
-		case <-time.After(wait):
 		}
 	}
 }
