@@ -398,6 +398,31 @@ func TestClaimDeliveries(t *testing.T) {
 	require.Empty(t, claims)
 }
 
+func TestAsynchronousCommit(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		opts []store.ConnectOption
+		want string
+	}{
+		{"default", nil, "on"},
+		{"asynchronous", []store.ConnectOption{store.AsynchronousCommit()}, "off"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pool, err := store.Connect(ctx, db.URL, 2, tt.opts...)
+			require.NoError(t, err)
+			defer pool.Close()
+			var got string
+			require.NoError(t, pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&got))
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
 // TestBatchesWaitForASubscriptionBeingDeleted pins that a batch never
 // deadlocks with the deletion of its deliveries' subscription. The
 // deletion's cascade walks the deliveries in its own order (here the heap's:
