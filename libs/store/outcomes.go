@@ -136,7 +136,7 @@ var errZeroOutcome = errors.New("zero Outcome: make one with Delivered, Retrying
 // UpdateSubscription), not with other batches or updates.
 const lockSubscriptionsSQL = `
 SELECT s.id FROM subscriptions s
-WHERE s.id IN (SELECT d.subscription_id FROM deliveries d WHERE d.id = ANY($1::bigint[]))
+WHERE s.id = ANY (ARRAY(SELECT d.subscription_id FROM deliveries d WHERE d.id = ANY($1::bigint[])))
 ORDER BY s.id
 FOR KEY SHARE OF s`
 
@@ -157,6 +157,12 @@ const lockSQL = `SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY
 // attempt it made. An attempt stored already (a call retried after its
 // commit's answer was lost) is left as it is rather than failing the batch.
 // It returns the ordinal (1-based) of each attempt whose delivery moved.
+//
+// This statement, releaseSQL and goneSQL name the rows they change as an
+// array (= ANY) besides joining them with unnest, as pruneSQL does: the
+// planner cannot size an array parameter, so it probes the primary key or
+// deliveries_subscription rather than hash all the processing or open
+// deliveries, however many there are.
 const recordSQL = `
 WITH a AS (
 	SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[],
@@ -174,7 +180,7 @@ UPDATE deliveries d
 SET status = a.status, next_attempt_at = a.next_at, enqueued_at = '-infinity',
     last_status_code = a.status_code, last_error = a.error, updated_at = now()
 FROM a
-WHERE d.id = a.delivery_id AND d.status = 'processing' AND d.attempts = a.number
+WHERE d.id = ANY($1::bigint[]) AND d.id = a.delivery_id AND d.status = 'processing' AND d.attempts = a.number
 RETURNING a.n`
 
 // releaseSQL gives claims back without spending their attempts: each
@@ -186,7 +192,7 @@ UPDATE deliveries d
 SET status = CASE WHEN d.attempts = 1 THEN 'pending' ELSE 'retrying' END,
     attempts = d.attempts - 1, next_attempt_at = r.at, enqueued_at = '-infinity', updated_at = now()
 FROM unnest($1::bigint[], $2::int[], $3::timestamptz[]) WITH ORDINALITY AS r(id, attempt, at, n)
-WHERE d.id = r.id AND d.status = 'processing' AND d.attempts = r.attempt
+WHERE d.id = ANY($1::bigint[]) AND d.id = r.id AND d.status = 'processing' AND d.attempts = r.attempt
 RETURNING r.n`
 
 // goneSQL disables the subscriptions of the deliveries in $1, each with the
@@ -208,7 +214,8 @@ WITH g AS (
 UPDATE deliveries d
 SET status = 'failed', next_attempt_at = NULL, last_error = 'subscription disabled: ' || disabled.reason, updated_at = now()
 FROM disabled
-WHERE d.subscription_id = disabled.id AND d.status IN ('pending', 'retrying')`
+WHERE d.subscription_id = ANY (ARRAY(SELECT id FROM disabled)) AND d.subscription_id = disabled.id
+  AND d.status IN ('pending', 'retrying')`
 
 // recordArgs are recordSQL's columns.
 type recordArgs struct {
