@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -419,6 +421,86 @@ func TestAsynchronousCommit(t *testing.T) {
 			var got string
 			require.NoError(t, pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&got))
 			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// BenchmarkApplyOutcomes records the outcomes of 64 claimed deliveries
+// (ns/op is per 64) one call each, as the worker did, and in one call.
+func BenchmarkApplyOutcomes(b *testing.B) {
+	db := testkit.Postgres(b)
+	ctx := context.Background()
+	pool, err := store.Connect(ctx, db.URL, 30)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	st := store.New(pool)
+	if _, err := st.CreateSubscription(ctx, domain.Subscription{ID: "s", URL: "http://127.0.0.1:1/", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()}); err != nil {
+		b.Fatal(err)
+	}
+	const size = 64
+	var n atomic.Int64
+	// groups ingests and claims count groups of size deliveries and returns
+	// their outcomes.
+	groups := func(b *testing.B, count int) [][]store.Outcome {
+		out := make([][]store.Outcome, count)
+		events := make([]domain.Event, size)
+		for g := range out {
+			for i := range events {
+				events[i] = event(fmt.Sprintf("evt_%d", n.Add(1)), "order.created")
+			}
+			res, err := st.IngestEvents(ctx, events)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids := make([]int64, len(res.Deliveries))
+			for i, d := range res.Deliveries {
+				ids[i] = d.ID
+			}
+			claims, err := st.ClaimDeliveries(ctx, ids, time.Minute, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, c := range claims {
+				if c.Err != nil {
+					b.Fatal(c.Err)
+				}
+				out[g] = append(out[g], store.Delivered(attemptOf(c.Job, 200)))
+			}
+		}
+		return out
+	}
+	cases := []struct {
+		name  string
+		apply func([]store.Outcome) error
+	}{
+		{"one-by-one", func(os []store.Outcome) error {
+			for _, o := range os {
+				if err := st.RecordAttempt(ctx, o); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"one-call", func(os []store.Outcome) error {
+			errs, err := st.ApplyOutcomes(ctx, os)
+			if err != nil {
+				return err
+			}
+			return errors.Join(errs...)
+		}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			work := groups(b, b.N)
+			b.ResetTimer()
+			for i := range b.N {
+				if err := c.apply(work[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "outcomes/s")
 		})
 	}
 }
