@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
@@ -55,22 +54,23 @@ type Job struct {
 // openStatuses are the statuses of deliveries that are not final.
 const openStatuses = `('pending', 'processing', 'retrying')`
 
-// claimSQL takes a delivery for one attempt. Only a due delivery may be
-// taken: every open delivery carries its due time in next_attempt_at (queued
-// pending: at once; retrying: the retry time; processing: when the previous
-// claim's lease lapses, because its worker died). The claim's own lease is
-// stored the same way, and the attempt number is allotted here, so two
-// claims can never record the same attempt. The claim consumed the Kafka
+// claimSQL takes deliveries ($1) for one attempt each. Only a due delivery
+// may be taken: every open delivery carries its due time in next_attempt_at
+// (queued pending: at once; retrying: the retry time; processing: when the
+// previous claim's lease lapses, because its worker died). The claim's own
+// lease is stored the same way, and the attempt number is allotted here, so
+// two claims can never record the same attempt. The claim consumed the Kafka
 // record, so the delivery counts as not enqueued (enqueued_at -infinity).
+// An id given twice names one row, which an UPDATE changes once.
 const claimSQL = `
 UPDATE deliveries d
 SET status = 'processing', attempts = d.attempts + 1,
     next_attempt_at = now() + coalesce(s.timeout_ms * interval '1 millisecond', $2::interval) + $3::interval,
     enqueued_at = '-infinity', updated_at = now()
 FROM events e, subscriptions s
-WHERE d.id = $1 AND e.id = d.event_id AND s.id = d.subscription_id AND s.state = 'active'
+WHERE d.id = ANY($1::bigint[]) AND e.id = d.event_id AND s.id = d.subscription_id AND s.state = 'active'
   AND d.status IN ` + openStatuses + ` AND d.next_attempt_at <= now()
-RETURNING d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.received_at,
+RETURNING d.id, d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.received_at,
           s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(), s.created_at,
           s.max_attempts, s.retry_base_ms, s.retry_max_ms, s.timeout_ms, s.rate_limit_per_second, s.max_concurrency`
 
@@ -96,113 +96,137 @@ func (s *Store) openSecrets(subID, current string, previous pgtype.Text, inGrace
 	return secrets, nil
 }
 
-// ClaimDelivery marks a due delivery as processing and returns the job to
-// attempt. The claim's lease is the subscription's timeout (defaultTimeout
-// when it sets none) plus margin; once it lapses the delivery may be taken
-// over. A delivery that is not due, already final, held by a live claim, or
-// whose subscription is not active is domain.ErrNotClaimable. One whose
-// secret cannot be opened is given back, due in a minute, and is
-// domain.ErrSecretUnavailable.
-func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, defaultTimeout, margin time.Duration) (Job, error) {
-	var (
-		j        = Job{DeliveryID: deliveryID}
-		secret   string
-		previous pgtype.Text
-		inGrace  pgtype.Bool
-		sd       settingsDest
-	)
-	dest := append([]any{&j.SubscriptionID, &j.Attempt, &j.Event.ID, &j.Event.Type, &j.Event.Source, &j.Event.Data, &j.Event.ReceivedAt,
-		&j.URL, &secret, &previous, &inGrace, &j.SubscriptionCreatedAt}, sd.targets()...)
-	err := s.pool.QueryRow(ctx, claimSQL, deliveryID, defaultTimeout, margin).Scan(dest...)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, domain.ErrNotClaimable)
+// Claim is what ClaimDeliveries did with one requested delivery.
+type Claim struct {
+	// Job is the claimed delivery, ready to attempt. When Err is not nil
+	// only Job.DeliveryID is set.
+	Job Job
+	// Err is nil when the delivery was claimed. Otherwise it wraps
+	// domain.ErrNotClaimable (not due, final, held by a live claim, its
+	// subscription not active, an unknown id, or an id requested earlier
+	// in the same call) or domain.ErrSecretUnavailable (the claim was given
+	// back, due again in a minute, without spending its attempt).
+	Err error
+}
+
+// claimedRow is one row claimSQL returned, before its secrets are opened.
+type claimedRow struct {
+	job      Job
+	secret   string
+	previous pgtype.Text
+	inGrace  pgtype.Bool
+}
+
+// ClaimDeliveries marks the due deliveries among ids as processing with one
+// UPDATE (claimSQL, after lockSubscriptionsSQL in the same round trip and
+// transaction): one commit for a whole group of concurrent messages. It
+// returns one Claim per id, in the order of ids. Each claim's lease is its
+// subscription's timeout (defaultTimeout when it sets none) plus margin;
+// once it lapses the delivery may be taken over. An id given more than once
+// is claimed once, for its first occurrence. Deliveries whose secret cannot
+// be opened are all given back in one more statement: signing is
+// impossible until the keys are mended, so holding them would only block.
+//
+// The error is for the call as a whole (the database could not be
+// reached): then nothing was claimed, or, if the connection broke while the
+// claims committed, they lapse with their leases and are taken over.
+func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout, margin time.Duration) ([]Claim, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	if err != nil {
-		return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, err)
-	}
-	if j.Secrets, err = s.openSecrets(j.SubscriptionID, secret, previous, inGrace); err != nil {
-		// Signing is impossible until the keys are mended: give the claim
-		// back without spending its attempt, due again in a while, rather
-		// than hold it.
-		if rerr := s.ReleaseDelivery(ctx, deliveryID, j.Attempt, time.Now().Add(secretRetryAfter)); rerr != nil {
-			err = errors.Join(err, rerr)
+	var claimed map[int64]*claimedRow
+	err := retryDeadlock(ctx, func() (err error) {
+		// One round trip and one implicit transaction, as in ApplyOutcomes.
+		b := &pgx.Batch{}
+		b.Queue(lockSubscriptionsSQL, ids)
+		b.Queue(claimSQL, ids, defaultTimeout, margin)
+		br := s.pool.SendBatch(ctx, b)
+		defer func() {
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		if _, err := br.Exec(); err != nil {
+			return err
 		}
-		return Job{}, fmt.Errorf("claim delivery %d: %w", deliveryID, err)
-	}
-	j.Settings = sd.settings()
-	return j, nil
-}
-
-// Outcome is the result of one attempt and the delivery state it leads to.
-type Outcome struct {
-	Attempt domain.Attempt
-	// Status is the delivery's new status: delivered, retrying or failed.
-	Status domain.DeliveryStatus
-	// NextAttemptAt is when a retrying delivery is due again.
-	NextAttemptAt time.Time
-}
-
-// recordSQL stores the attempt and moves the delivery on in one statement.
-// The delivery changes only if this attempt's claim is still the current one;
-// a worker whose lease lapsed still records the attempt it made.
-const recordSQL = `
-WITH a AS (
-	INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, error_class, error, response_body, instance)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-), u AS (
-	UPDATE deliveries
-	SET status = $10, next_attempt_at = $11, enqueued_at = '-infinity',
-	    last_status_code = $5, last_error = $7, updated_at = now()
-	WHERE id = $1 AND status = 'processing' AND attempts = $2
-	RETURNING id
-)
-SELECT count(*) FROM u`
-
-// RecordAttempt stores an attempt and the delivery's new status atomically.
-// It returns domain.ErrNotClaimable when the claim had lapsed and another
-// worker took the delivery over (the attempt is stored all the same), and
-// domain.ErrNotFound when the delivery no longer exists.
-func (s *Store) RecordAttempt(ctx context.Context, o Outcome) error {
-	a := o.Attempt
-	var next pgtype.Timestamptz
-	if o.Status == domain.DeliveryRetrying {
-		next = pgtype.Timestamptz{Time: o.NextAttemptAt, Valid: true}
-	}
-	var code pgtype.Int4
-	if a.StatusCode != nil {
-		code = pgtype.Int4{Int32: int32(*a.StatusCode), Valid: true}
-	}
-	var updated int
-	err := s.pool.QueryRow(ctx, recordSQL,
-		a.DeliveryID, a.Number, a.StartedAt, a.Duration.Milliseconds(), code, string(a.ErrorClass), a.Error, a.ResponseBody, a.Instance,
-		string(o.Status), next).Scan(&updated)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23503" {
-		return fmt.Errorf("record attempt %d of delivery %d: %w", a.Number, a.DeliveryID, domain.ErrNotFound)
-	}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		claimed = make(map[int64]*claimedRow, len(ids))
+		for rows.Next() {
+			var (
+				c  claimedRow
+				sd settingsDest
+				j  = &c.job
+			)
+			dest := append([]any{&j.DeliveryID, &j.SubscriptionID, &j.Attempt, &j.Event.ID, &j.Event.Type, &j.Event.Source, &j.Event.Data, &j.Event.ReceivedAt,
+				&j.URL, &c.secret, &c.previous, &c.inGrace, &j.SubscriptionCreatedAt}, sd.targets()...)
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			j.Settings = sd.settings()
+			claimed[j.DeliveryID] = &c
+		}
+		return rows.Err()
+	})
 	if err != nil {
-		return fmt.Errorf("record attempt %d of delivery %d: %w", a.Number, a.DeliveryID, err)
+		return nil, fmt.Errorf("claim %d deliveries: %w", len(ids), err)
 	}
-	if updated == 0 {
-		return fmt.Errorf("record attempt %d of delivery %d: %w", a.Number, a.DeliveryID, domain.ErrNotClaimable)
+
+	claims := make([]Claim, len(ids))
+	var broken []int // indexes into claims of the claims to give back
+	for i, id := range ids {
+		c, ok := claimed[id]
+		if !ok {
+			claims[i] = Claim{Job: Job{DeliveryID: id}, Err: fmt.Errorf("claim delivery %d: %w", id, domain.ErrNotClaimable)}
+			continue
+		}
+		delete(claimed, id) // a later duplicate finds it taken
+		secrets, err := s.openSecrets(c.job.SubscriptionID, c.secret, c.previous, c.inGrace)
+		if err != nil {
+			claims[i] = Claim{Job: Job{DeliveryID: id, Attempt: c.job.Attempt}, Err: err}
+			broken = append(broken, i)
+			continue
+		}
+		c.job.Secrets = secrets
+		claims[i] = Claim{Job: c.job}
 	}
-	return nil
+	if len(broken) > 0 {
+		at := time.Now().Add(secretRetryAfter)
+		var rel releaseArgs
+		for _, i := range broken {
+			rel.add(claims[i].Job.DeliveryID, claims[i].Job.Attempt, at)
+		}
+		rerr := retryDeadlock(ctx, func() error {
+			b := &pgx.Batch{}
+			b.Queue(lockSubscriptionsSQL, rel.ids)
+			b.Queue(releaseSQL, rel.ids, rel.attempts, rel.at)
+			return s.pool.SendBatch(ctx, b).Close()
+		})
+		for _, i := range broken {
+			err := claims[i].Err
+			if rerr != nil {
+				err = errors.Join(err, fmt.Errorf("give the claim back: %w", rerr))
+			}
+			claims[i] = Claim{Job: Job{DeliveryID: claims[i].Job.DeliveryID}, Err: fmt.Errorf("claim delivery %d: %w", claims[i].Job.DeliveryID, err)}
+		}
+	}
+	return claims, nil
 }
 
-// ReleaseDelivery gives back a claim whose attempt was never made (the
-// worker is stopping, or the destination's limits refused it): the attempt
-// is not spent and the delivery is due again at `at`, when the retry
-// scheduler republishes it.
-func (s *Store) ReleaseDelivery(ctx context.Context, deliveryID int64, attempt int, at time.Time) error {
-	_, err := s.pool.Exec(ctx, `
-		UPDATE deliveries
-		SET status = CASE WHEN attempts = 1 THEN 'pending' ELSE 'retrying' END,
-		    attempts = attempts - 1, next_attempt_at = $3, enqueued_at = '-infinity', updated_at = now()
-		WHERE id = $1 AND status = 'processing' AND attempts = $2`, deliveryID, attempt, at)
+// ClaimDelivery is ClaimDeliveries for one delivery: it returns the job to
+// attempt, or the claim's error.
+func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, defaultTimeout, margin time.Duration) (Job, error) {
+	claims, err := s.ClaimDeliveries(ctx, []int64{deliveryID}, defaultTimeout, margin)
 	if err != nil {
-		return fmt.Errorf("release delivery %d: %w", deliveryID, err)
+		return Job{}, err
 	}
-	return nil
+	if claims[0].Err != nil {
+		return Job{}, claims[0].Err
+	}
+	return claims[0].Job, nil
 }
 
 // DueKind says why the retry scheduler republished a delivery.

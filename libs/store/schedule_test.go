@@ -23,10 +23,8 @@ func ingest(t *testing.T, st *store.Store, id string) int64 {
 func fail(t *testing.T, st *store.Store, job store.Job, next time.Time) {
 	t.Helper()
 	code := 500
-	require.NoError(t, st.RecordAttempt(context.Background(), store.Outcome{
-		Attempt: domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code, ErrorClass: domain.ErrorHTTPStatus},
-		Status:  domain.DeliveryRetrying, NextAttemptAt: next,
-	}))
+	require.NoError(t, st.RecordAttempt(context.Background(), store.Retrying(
+		domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code, ErrorClass: domain.ErrorHTTPStatus}, next)))
 }
 
 func dueIDs(due []store.DueDelivery) map[int64]store.DueKind {
@@ -164,7 +162,7 @@ func TestRedeliver(t *testing.T) {
 		job, err := st.ClaimDelivery(ctx, d.ID, time.Minute, 0)
 		require.NoError(t, err)
 		code := 200
-		require.NoError(t, st.RecordAttempt(ctx, store.Outcome{Attempt: domain.Attempt{DeliveryID: d.ID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code}, Status: domain.DeliveryDelivered}))
+		require.NoError(t, st.RecordAttempt(ctx, store.Delivered(domain.Attempt{DeliveryID: d.ID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code})))
 	}
 	refs, err := st.Redeliver(ctx, "e", "b")
 	require.NoError(t, err)
@@ -231,7 +229,7 @@ func TestDisableSubscriptionFailsWaitingDeliveries(t *testing.T) {
 	_, err = st.ClaimDelivery(ctx, waiting, time.Minute, 0)
 	require.ErrorIs(t, err, domain.ErrNotClaimable)
 	code := 410
-	require.NoError(t, st.RecordAttempt(ctx, store.Outcome{Attempt: domain.Attempt{DeliveryID: inflight, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code}, Status: domain.DeliveryFailed}),
+	require.NoError(t, st.RecordAttempt(ctx, store.Failed(domain.Attempt{DeliveryID: inflight, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code})),
 		"the attempt in flight is recorded normally")
 	res, err := st.IngestEvent(ctx, event("after", "x"))
 	require.NoError(t, err)

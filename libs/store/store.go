@@ -63,15 +63,35 @@ func (s *Store) open(owner, stored string) (string, error) {
 	return secret, nil
 }
 
-// Connect opens a pool on databaseURL with at most maxConns connections and
-// checks that the server answers.
-func Connect(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Pool, error) {
+// ConnectOption tunes the sessions of the pool Connect opens.
+type ConnectOption func(*pgxpool.Config)
+
+// AsynchronousCommit turns synchronous_commit off for the pool's sessions:
+// a commit returns before its WAL reaches the disk, so a write costs no
+// fsync wait, and a crash of the database may lose the last few hundred
+// milliseconds of commits (never corrupt anything). That is safe for the
+// delivery worker and only for it: every write it makes is one a lapsed
+// lease redoes. A lost claim or release leaves the delivery due again when
+// its lease lapses, and a lost record makes it be attempted again: at worst
+// a duplicate send, which at-least-once delivery allows, never a lost
+// event, because events are accepted by the API, whose pool keeps
+// synchronous commit: its 2xx promises the event is durable.
+func AsynchronousCommit() ConnectOption {
+	return func(cfg *pgxpool.Config) { cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off" }
+}
+
+// Connect opens a pool on databaseURL with at most maxConns connections,
+// tuned by opts, and checks that the server answers.
+func Connect(ctx context.Context, databaseURL string, maxConns int32, opts ...ConnectOption) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -314,12 +314,10 @@ func TestClaimAndRecordLifecycle(t *testing.T) {
 
 	code := 500
 	started := time.Now().Add(-time.Second)
-	require.NoError(t, st.RecordAttempt(ctx, store.Outcome{
-		Attempt: domain.Attempt{DeliveryID: dID, Number: 1, StartedAt: started, Duration: 120 * time.Millisecond,
+	require.NoError(t, st.RecordAttempt(ctx, store.Retrying(
+		domain.Attempt{DeliveryID: dID, Number: 1, StartedAt: started, Duration: 120 * time.Millisecond,
 			StatusCode: &code, ErrorClass: domain.ErrorHTTPStatus, Error: "HTTP 500", ResponseBody: "boom", Instance: "w1"},
-		Status:        domain.DeliveryRetrying,
-		NextAttemptAt: time.Now().Add(time.Hour),
-	}))
+		time.Now().Add(time.Hour))))
 	_, ds, err := st.GetEvent(ctx, "evt_l")
 	require.NoError(t, err)
 	require.Equal(t, domain.DeliveryRetrying, ds[0].Status)
@@ -337,10 +335,8 @@ func TestClaimAndRecordLifecycle(t *testing.T) {
 	require.Equal(t, 2, job.Attempt)
 
 	ok := 204
-	require.NoError(t, st.RecordAttempt(ctx, store.Outcome{
-		Attempt: domain.Attempt{DeliveryID: dID, Number: 2, StartedAt: time.Now(), Duration: 5 * time.Millisecond, StatusCode: &ok, Instance: "w2"},
-		Status:  domain.DeliveryDelivered,
-	}))
+	require.NoError(t, st.RecordAttempt(ctx, store.Delivered(
+		domain.Attempt{DeliveryID: dID, Number: 2, StartedAt: time.Now(), Duration: 5 * time.Millisecond, StatusCode: &ok, Instance: "w2"})))
 	_, err = st.ClaimDelivery(ctx, dID, time.Minute, 0)
 	require.ErrorIs(t, err, domain.ErrNotClaimable, "a delivered delivery is final")
 
@@ -372,11 +368,11 @@ func TestLapsedClaimIsTakenOver(t *testing.T) {
 	require.Equal(t, first.Attempt+1, second.Attempt)
 
 	code := 200
-	late := store.Outcome{Attempt: domain.Attempt{DeliveryID: dID, Number: first.Attempt, StartedAt: time.Now(), StatusCode: &code}, Status: domain.DeliveryDelivered}
-	require.ErrorIs(t, st.RecordAttempt(ctx, late), domain.ErrNotClaimable, "the lapsed worker may not move the delivery")
+	late := domain.Attempt{DeliveryID: dID, Number: first.Attempt, StartedAt: time.Now(), StatusCode: &code}
+	require.ErrorIs(t, st.RecordAttempt(ctx, store.Delivered(late)), domain.ErrNotClaimable, "the lapsed worker may not move the delivery")
 	current := late
-	current.Attempt.Number = second.Attempt
-	require.NoError(t, st.RecordAttempt(ctx, current))
+	current.Number = second.Attempt
+	require.NoError(t, st.RecordAttempt(ctx, store.Delivered(current)))
 
 	attempts, err := st.ListAttempts(ctx, "evt_lapse")
 	require.NoError(t, err)
@@ -396,7 +392,7 @@ func TestRecordAttemptForDeletedSubscription(t *testing.T) {
 	_, err = st.DeleteSubscription(ctx, "gone")
 	require.NoError(t, err)
 	code := 200
-	err = st.RecordAttempt(ctx, store.Outcome{Attempt: domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code}, Status: domain.DeliveryDelivered})
+	err = st.RecordAttempt(ctx, store.Delivered(domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code}))
 	require.True(t, errors.Is(err, domain.ErrNotFound), "got %v", err)
 }
 

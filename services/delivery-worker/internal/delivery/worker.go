@@ -154,10 +154,10 @@ func (w *Worker) attempt(ctx context.Context, job store.Job, claimed time.Time) 
 	}
 	res.Attempt.Instance = w.cfg.Instance
 	outcome := w.decide(job, res)
-	attempt := outcome.Attempt
-	w.metrics.observe(attempt, outcome.Status)
+	attempt := outcome.Attempt()
+	w.metrics.observe(attempt, outcome.Status())
 	if span.IsRecording() {
-		span.SetAttributes(attrStatus.String(string(outcome.Status)))
+		span.SetAttributes(attrStatus.String(string(outcome.Status())))
 		endSpan(span, attempt)
 	}
 
@@ -177,7 +177,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job, claimed time.Time) 
 		log.Error("attempt made but not recorded", "result", describe(attempt), "err", err)
 		return
 	}
-	log.Info("attempt recorded", "result", describe(attempt), "status", outcome.Status, "duration_ms", attempt.Duration.Milliseconds())
+	log.Info("attempt recorded", "result", describe(attempt), "status", outcome.Status(), "duration_ms", attempt.Duration.Milliseconds())
 	if gone(attempt) {
 		// The receiver says the endpoint is retired for good: stop sending.
 		if err := w.store.DisableSubscription(context.WithoutCancel(ctx), job.SubscriptionID, goneReason); err != nil {
@@ -251,17 +251,17 @@ func gone(a domain.Attempt) bool { return a.StatusCode != nil && *a.StatusCode =
 func (w *Worker) decide(job store.Job, res Result) store.Outcome {
 	a := res.Attempt
 	if a.Succeeded() {
-		return store.Outcome{Attempt: a, Status: domain.DeliveryDelivered}
+		return store.Delivered(a)
 	}
 	if gone(a) || a.ErrorClass == domain.ErrorBlocked {
 		// Permanent: the endpoint is retired, or may never be reached.
-		return store.Outcome{Attempt: a, Status: domain.DeliveryFailed}
+		return store.Failed(a)
 	}
 	next := w.policy(job.Settings).After(a.Number, time.Now(), res.RetryAfter)
 	if !next.Retry {
-		return store.Outcome{Attempt: a, Status: domain.DeliveryFailed}
+		return store.Failed(a)
 	}
-	return store.Outcome{Attempt: a, Status: domain.DeliveryRetrying, NextAttemptAt: next.At}
+	return store.Retrying(a, next.At)
 }
 
 // policy is the worker's retry policy with the subscription's overrides.

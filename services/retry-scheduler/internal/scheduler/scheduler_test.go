@@ -133,10 +133,8 @@ func TestRunWakesForTheNextDueRetry(t *testing.T) {
 		job, err := st.ClaimDelivery(ctx, res.Deliveries[0].ID, time.Minute, 0)
 		require.NoError(t, err)
 		code, due := 500, time.Now().Add(d)
-		require.NoError(t, st.RecordAttempt(ctx, store.Outcome{
-			Attempt: domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code, ErrorClass: domain.ErrorHTTPStatus},
-			Status:  domain.DeliveryRetrying, NextAttemptAt: due,
-		}))
+		require.NoError(t, st.RecordAttempt(ctx, store.Retrying(
+			domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code, ErrorClass: domain.ErrorHTTPStatus}, due)))
 		return job.DeliveryID, due
 	}
 	pub := memPublisher{got: make(chan publication, 10)}

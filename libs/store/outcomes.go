@@ -1,0 +1,443 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+)
+
+// OutcomeKind says what an Outcome does to its delivery.
+type OutcomeKind string
+
+// The kinds of Outcome, one per constructor.
+const (
+	OutcomeDelivered OutcomeKind = "delivered"
+	OutcomeRetrying  OutcomeKind = "retrying"
+	OutcomeFailed    OutcomeKind = "failed"
+	OutcomeGone      OutcomeKind = "gone"
+	OutcomeReleased  OutcomeKind = "released"
+)
+
+// Outcome is what became of one claim: an attempt and the delivery state it
+// leads to, or the claim given back unspent. Its fields are unexported so
+// that only the constructors (Delivered, Retrying, Failed, Gone, Released)
+// make one, and each kind carries exactly what it needs: no retrying
+// outcome without a due time, no released one with an attempt.
+type Outcome struct {
+	kind       OutcomeKind
+	attempt    domain.Attempt // zero for Released
+	deliveryID int64
+	number     int
+	at         time.Time // Retrying and Released: when the delivery is due again
+	reason     string    // Gone: why the subscription is disabled
+}
+
+// Delivered is an attempt that got a 2xx: the delivery is final.
+func Delivered(a domain.Attempt) Outcome {
+	return Outcome{kind: OutcomeDelivered, attempt: a, deliveryID: a.DeliveryID, number: a.Number}
+}
+
+// Retrying is a failed attempt that will be tried again: the delivery is
+// due again at at.
+func Retrying(a domain.Attempt, at time.Time) Outcome {
+	return Outcome{kind: OutcomeRetrying, attempt: a, deliveryID: a.DeliveryID, number: a.Number, at: at}
+}
+
+// Failed is a failed attempt that is the last one (attempts exhausted, or
+// an error no retry can mend): the delivery is final.
+func Failed(a domain.Attempt) Outcome {
+	return Outcome{kind: OutcomeFailed, attempt: a, deliveryID: a.DeliveryID, number: a.Number}
+}
+
+// Gone is Failed for an attempt whose answer retired the endpoint (410
+// Gone): the delivery fails and, in the same transaction, its subscription
+// is disabled with reason and its waiting (pending or retrying) deliveries
+// fail, as DisableSubscription does. Doing both at once means a crash
+// between them cannot leave a retired endpoint active.
+func Gone(a domain.Attempt, reason string) Outcome {
+	return Outcome{kind: OutcomeGone, attempt: a, deliveryID: a.DeliveryID, number: a.Number, reason: reason}
+}
+
+// Released gives back the claim for attempt of a delivery without making
+// the attempt (the worker is stopping, or the destination's limits refused
+// it): the attempt is not spent and the delivery is due again at at, when
+// the retry scheduler republishes it.
+func Released(deliveryID int64, attempt int, at time.Time) Outcome {
+	return Outcome{kind: OutcomeReleased, deliveryID: deliveryID, number: attempt, at: at}
+}
+
+// Kind says which constructor made o ("" for the zero Outcome).
+func (o Outcome) Kind() OutcomeKind { return o.kind }
+
+// DeliveryID is the delivery o applies to.
+func (o Outcome) DeliveryID() int64 { return o.deliveryID }
+
+// Attempt is the attempt o records; zero for Released.
+func (o Outcome) Attempt() domain.Attempt { return o.attempt }
+
+// AttemptNumber is the number of the claim's attempt, made or given back.
+func (o Outcome) AttemptNumber() int { return o.number }
+
+// Status is the delivery's new status: delivered, retrying or failed (Gone
+// too). It is "" for Released, whose status the database decides: pending
+// if the given-back attempt was the first, retrying otherwise.
+func (o Outcome) Status() domain.DeliveryStatus {
+	switch o.kind {
+	case OutcomeDelivered:
+		return domain.DeliveryDelivered
+	case OutcomeRetrying:
+		return domain.DeliveryRetrying
+	case OutcomeFailed, OutcomeGone:
+		return domain.DeliveryFailed
+	}
+	return ""
+}
+
+// NextAttemptAt is when a Retrying or Released delivery is due again; zero
+// for the others.
+func (o Outcome) NextAttemptAt() time.Time { return o.at }
+
+// Reason is why a Gone outcome disables its subscription; "" for the others.
+func (o Outcome) Reason() string { return o.reason }
+
+// String describes o briefly, for logs and test failures.
+func (o Outcome) String() string {
+	s := fmt.Sprintf("%s: delivery %d attempt %d", o.kind, o.deliveryID, o.number)
+	switch o.kind {
+	case OutcomeRetrying, OutcomeReleased:
+		s += " due " + o.at.Format(time.RFC3339Nano)
+	case OutcomeGone:
+		s += fmt.Sprintf(" (%s)", o.reason)
+	case "":
+		s = "zero Outcome"
+	}
+	return s
+}
+
+// errZeroOutcome is a programming error: an Outcome not made by a constructor.
+var errZeroOutcome = errors.New("zero Outcome: make one with Delivered, Retrying, Failed, Gone or Released")
+
+// lockSubscriptionsSQL takes a key-share lock on the subscriptions of the
+// deliveries in $1, in id order, before a batch locks any delivery. A
+// subscription's deletion locks the subscription first and then deletes
+// its deliveries in whatever order its plan walks them; a batch that held
+// some of those deliveries while waiting for others the deletion already
+// holds would deadlock with it, and PostgreSQL might abort the deletion,
+// an API request. Taking the subscription first makes the batch wait for a
+// deletion under way, or the deletion wait for the batch, and never both.
+// The lock conflicts only with deletion and SELECT ... FOR UPDATE (an
+// UpdateSubscription), not with other batches or updates.
+const lockSubscriptionsSQL = `
+SELECT s.id FROM subscriptions s
+WHERE s.id = ANY (ARRAY(SELECT d.subscription_id FROM deliveries d WHERE d.id = ANY($1::bigint[])))
+ORDER BY s.id
+FOR KEY SHARE OF s`
+
+// lockSQL takes, in id order, the row lock an UPDATE takes on the existing
+// deliveries among $1, and returns their ids: those that do not come back
+// were deleted (with their subscription). Holding the locks until the
+// commit keeps the rest from being deleted meanwhile, so the attempts
+// inserted afterwards never break their foreign key: a delivery deleted
+// mid-batch would otherwise fail the whole multi-row insert (23503) and
+// with it every neighbour. Locking in id order means two batches that share
+// deliveries wait for each other instead of deadlocking.
+const lockSQL = `SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`
+
+// recordSQL stores attempts and moves their deliveries on, one row per
+// attempt. Only attempts of deliveries that still exist (and that lockSQL
+// holds) are inserted. A delivery changes only if its attempt's claim is
+// still the current one; a worker whose lease lapsed still records the
+// attempt it made. An attempt stored already (a call retried after its
+// commit's answer was lost) is left as it is rather than failing the batch.
+// It returns the ordinal (1-based) of each attempt whose delivery moved.
+//
+// This statement, releaseSQL and goneSQL name the rows they change as an
+// array (= ANY) besides joining them with unnest, as pruneSQL does: the
+// planner cannot size an array parameter, so it probes the primary key or
+// deliveries_subscription rather than hash all the processing or open
+// deliveries, however many there are.
+const recordSQL = `
+WITH a AS (
+	SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[],
+	                     $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+		WITH ORDINALITY AS a(delivery_id, number, started_at, duration_ms, status_code, error_class,
+		                     error, response_body, instance, status, next_at, n)
+), ins AS (
+	INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, error_class, error, response_body, instance)
+	SELECT a.delivery_id, a.number, a.started_at, a.duration_ms, a.status_code, a.error_class, a.error, a.response_body, a.instance
+	FROM a JOIN deliveries d ON d.id = a.delivery_id
+	ORDER BY a.n
+	ON CONFLICT (delivery_id, number) DO NOTHING
+)
+UPDATE deliveries d
+SET status = a.status, next_attempt_at = a.next_at, enqueued_at = '-infinity',
+    last_status_code = a.status_code, last_error = a.error, updated_at = now()
+FROM a
+WHERE d.id = ANY($1::bigint[]) AND d.id = a.delivery_id AND d.status = 'processing' AND d.attempts = a.number
+RETURNING a.n`
+
+// releaseSQL gives claims back without spending their attempts: each
+// delivery whose claim ($2) is still the current one goes back to pending
+// (its first attempt) or retrying, due at $3. It returns the ordinal
+// (1-based) of each claim given back.
+const releaseSQL = `
+UPDATE deliveries d
+SET status = CASE WHEN d.attempts = 1 THEN 'pending' ELSE 'retrying' END,
+    attempts = d.attempts - 1, next_attempt_at = r.at, enqueued_at = '-infinity', updated_at = now()
+FROM unnest($1::bigint[], $2::int[], $3::timestamptz[]) WITH ORDINALITY AS r(id, attempt, at, n)
+WHERE d.id = ANY($1::bigint[]) AND d.id = r.id AND d.status = 'processing' AND d.attempts = r.attempt
+RETURNING r.n`
+
+// goneSQL disables the subscriptions of the deliveries in $1, each with the
+// reason of its first Gone outcome ($2), and fails their waiting
+// deliveries, as DisableSubscription does. It runs after recordSQL in the
+// same transaction, so a delivery that batch just set retrying fails too,
+// exactly as if the subscription had been disabled right after.
+const goneSQL = `
+WITH g AS (
+	SELECT DISTINCT ON (d.subscription_id) d.subscription_id, g.reason
+	FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS g(delivery_id, reason, n)
+	JOIN deliveries d ON d.id = g.delivery_id
+	ORDER BY d.subscription_id, g.n
+), disabled AS (
+	UPDATE subscriptions s SET state = 'disabled', state_reason = g.reason, updated_at = now()
+	FROM g WHERE s.id = g.subscription_id
+	RETURNING s.id, g.reason
+)
+UPDATE deliveries d
+SET status = 'failed', next_attempt_at = NULL, last_error = 'subscription disabled: ' || disabled.reason, updated_at = now()
+FROM disabled
+WHERE d.subscription_id = ANY (ARRAY(SELECT id FROM disabled)) AND d.subscription_id = disabled.id
+  AND d.status IN ('pending', 'retrying')`
+
+// recordArgs are recordSQL's columns.
+type recordArgs struct {
+	deliveryIDs                                []int64
+	numbers                                    []int32
+	startedAt                                  []time.Time
+	durationMS                                 []int64
+	statusCodes                                []pgtype.Int4
+	errorClasses, errs, bodies, instances, sts []string
+	nextAt                                     []pgtype.Timestamptz
+}
+
+func (r *recordArgs) add(o Outcome) {
+	a := o.attempt
+	code := pgtype.Int4{}
+	if a.StatusCode != nil {
+		code = pgtype.Int4{Int32: int32(*a.StatusCode), Valid: true}
+	}
+	r.deliveryIDs = append(r.deliveryIDs, o.deliveryID)
+	r.numbers = append(r.numbers, int32(o.number))
+	r.startedAt = append(r.startedAt, a.StartedAt)
+	r.durationMS = append(r.durationMS, a.Duration.Milliseconds())
+	r.statusCodes = append(r.statusCodes, code)
+	r.errorClasses = append(r.errorClasses, string(a.ErrorClass))
+	r.errs = append(r.errs, a.Error)
+	r.bodies = append(r.bodies, a.ResponseBody)
+	r.instances = append(r.instances, a.Instance)
+	r.sts = append(r.sts, string(o.Status()))
+	r.nextAt = append(r.nextAt, pgtype.Timestamptz{Time: o.at, Valid: o.kind == OutcomeRetrying})
+}
+
+func (r *recordArgs) args() []any {
+	return []any{r.deliveryIDs, r.numbers, r.startedAt, r.durationMS, r.statusCodes, r.errorClasses,
+		r.errs, r.bodies, r.instances, r.sts, r.nextAt}
+}
+
+// releaseArgs are releaseSQL's columns.
+type releaseArgs struct {
+	ids      []int64
+	attempts []int32
+	at       []time.Time
+}
+
+func (r *releaseArgs) add(id int64, attempt int, at time.Time) {
+	r.ids = append(r.ids, id)
+	r.attempts = append(r.attempts, int32(attempt))
+	r.at = append(r.at, at)
+}
+
+// ApplyOutcomes applies outcomes, typically those of a group of concurrent
+// deliveries, in one round trip and one transaction: locks on their
+// subscriptions and on the deliveries, then one multi-row statement for all the attempts, one for
+// all the releases and one for all the Gone subscriptions, sent as one
+// pgx.Batch. A batch without explicit transaction statements runs as one
+// implicit transaction (the protocol's Sync ends it), so the outcomes
+// commit together or not at all, without the round trips of BEGIN and
+// COMMIT.
+//
+// It returns one error per outcome, in the same order: nil when applied;
+// wrapping domain.ErrNotClaimable when the claim had lapsed and another
+// worker took the delivery over (an attempt is stored all the same, but
+// the delivery does not move; a release changes nothing; a Gone outcome
+// still disables its subscription, since the endpoint said what it said);
+// wrapping domain.ErrNotFound when the delivery no longer exists (its
+// subscription was deleted). A deleted delivery does not affect the others,
+// and neither does an Outcome not made by a constructor, which is refused
+// with an error of its own.
+//
+// The second error is for the call as a whole (the database could not be
+// reached, or the transaction failed): then nothing was applied, unless the
+// connection broke while the commit was under way, in which case all of it
+// may have been. Calling again with the same outcomes is safe either way:
+// an attempt already stored is not stored twice, and a delivery already
+// moved reports domain.ErrNotClaimable.
+func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]error, error) {
+	errs := make([]error, len(outcomes))
+	var (
+		ids            []int64 // every delivery, for lockSQL
+		rec            recordArgs
+		rel            releaseArgs
+		recIdx, relIdx []int // indexes into outcomes, by ordinal - 1
+		goneIDs        []int64
+		goneWhy        []string
+	)
+	for i, o := range outcomes {
+		switch o.kind {
+		case OutcomeDelivered, OutcomeRetrying, OutcomeFailed, OutcomeGone:
+			rec.add(o)
+			recIdx = append(recIdx, i)
+			if o.kind == OutcomeGone {
+				goneIDs = append(goneIDs, o.deliveryID)
+				goneWhy = append(goneWhy, o.reason)
+			}
+		case OutcomeReleased:
+			rel.add(o.deliveryID, o.number, o.at)
+			relIdx = append(relIdx, i)
+		default:
+			errs[i] = fmt.Errorf("apply outcome %d: %w", i, errZeroOutcome)
+			continue
+		}
+		ids = append(ids, o.deliveryID)
+	}
+	if len(ids) == 0 {
+		return errs, nil
+	}
+	var existing, recorded, released map[int64]bool
+	err := retryDeadlock(ctx, func() (err error) {
+		b := &pgx.Batch{}
+		b.Queue(lockSubscriptionsSQL, ids)
+		b.Queue(lockSQL, ids)
+		if len(recIdx) > 0 {
+			b.Queue(recordSQL, rec.args()...)
+		}
+		if len(relIdx) > 0 {
+			b.Queue(releaseSQL, rel.ids, rel.attempts, rel.at)
+		}
+		if len(goneIDs) > 0 {
+			b.Queue(goneSQL, goneIDs, goneWhy)
+		}
+		br := s.pool.SendBatch(ctx, b)
+		defer func() {
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		if _, err = br.Exec(); err != nil {
+			return err
+		}
+		if existing, err = collectSet(br); err != nil {
+			return err
+		}
+		if len(recIdx) > 0 {
+			if recorded, err = collectSet(br); err != nil {
+				return err
+			}
+		}
+		if len(relIdx) > 0 {
+			if released, err = collectSet(br); err != nil {
+				return err
+			}
+		}
+		if len(goneIDs) > 0 {
+			if _, err = br.Exec(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply %d outcomes: %w", len(outcomes), err)
+	}
+	for k, i := range recIdx {
+		o := outcomes[i]
+		switch {
+		case !existing[o.deliveryID]:
+			errs[i] = fmt.Errorf("record attempt %d of delivery %d: %w", o.number, o.deliveryID, domain.ErrNotFound)
+		case !recorded[int64(k+1)]:
+			errs[i] = fmt.Errorf("record attempt %d of delivery %d: %w", o.number, o.deliveryID, domain.ErrNotClaimable)
+		}
+	}
+	for k, i := range relIdx {
+		o := outcomes[i]
+		switch {
+		case !existing[o.deliveryID]:
+			errs[i] = fmt.Errorf("release delivery %d: %w", o.deliveryID, domain.ErrNotFound)
+		case !released[int64(k+1)]:
+			errs[i] = fmt.Errorf("release delivery %d: %w", o.deliveryID, domain.ErrNotClaimable)
+		}
+	}
+	return errs, nil
+}
+
+// collectSet reads the next batch result, one bigint per row, as a set.
+func collectSet(br pgx.BatchResults) (map[int64]bool, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	ns, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[int64]bool, len(ns))
+	for _, n := range ns {
+		set[n] = true
+	}
+	return set, nil
+}
+
+// retryDeadlock runs op, a transaction that changes nothing when it fails,
+// again when PostgreSQL broke a deadlock by aborting it. Multi-row
+// statements can deadlock with another that locks the same rows in another
+// order (a subscription's deletion deletes its deliveries in its own order);
+// the aborted one is simply run again.
+func retryDeadlock(ctx context.Context, op func() error) error {
+	var err error
+	for range 3 {
+		var pgErr *pgconn.PgError
+		if err = op(); !errors.As(err, &pgErr) || pgErr.Code != "40P01" || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// RecordAttempt applies one outcome (see ApplyOutcomes), for callers that
+// have one at a time: it returns the outcome's error, or the call's.
+func (s *Store) RecordAttempt(ctx context.Context, o Outcome) error {
+	errs, err := s.ApplyOutcomes(ctx, []Outcome{o})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}
+
+// ReleaseDelivery gives back one claim whose attempt was never made (see
+// Released). A claim that was taken over, or a delivery deleted meanwhile,
+// is no error: there is nothing left to give back.
+func (s *Store) ReleaseDelivery(ctx context.Context, deliveryID int64, attempt int, at time.Time) error {
+	err := s.RecordAttempt(ctx, Released(deliveryID, attempt, at))
+	if errors.Is(err, domain.ErrNotClaimable) || errors.Is(err, domain.ErrNotFound) {
+		return nil
+	}
+	return err
+}
