@@ -2,7 +2,6 @@ package resilience_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -44,7 +43,6 @@ const (
 	ok   = "ok"
 	rate = string(resilience.RateLimited)
 	conc = string(resilience.ConcurrencyLimited)
-	busy = string(resilience.DestinationBusy)
 )
 
 func TestAdmitBatchServesRequestsInOrder(t *testing.T) {
@@ -111,52 +109,20 @@ func TestAdmitBatchServesRequestsInOrder(t *testing.T) {
 	}
 }
 
-// TestAdmitBatchTakesSlotsInOrder: this worker's slots are taken in
-// request order before the shared limits are asked, and a refusal by the
-// shared limits gives its slot back, with Redis and without.
-func TestAdmitBatchTakesSlotsInOrder(t *testing.T) {
-	t.Parallel()
-	for _, withRedis := range []bool{true, false} {
-		t.Run(fmt.Sprintf("redis=%v", withRedis), func(t *testing.T) {
-			t.Parallel()
-			var rdb redis.UniversalClient
-			prefix := "unused"
-			if withRedis {
-				rdb, prefix = testkit.Redis(t)
-			}
-			g := guard(rdb, prefix, func(c *resilience.Config) { c.DestinationSlots = 2 })
-			ctx := context.Background()
-			huge := resilience.Limits{MaxConcurrency: 10000, RatePerSecond: 100000}
-			batch := append(reqs(3, tgt("hang"), huge), append(reqs(1, tgt("other"), huge), reqs(1, tgt("hang"), huge)...)...)
-			got := g.AdmitBatch(ctx, batch)
-			require.Equal(t, []string{ok, ok, busy, ok, busy}, outcomes(got))
-
-			one := resilience.Limits{RatePerSecond: 1}
-			limited := g.AdmitBatch(ctx, reqs(3, tgt("limited"), one))
-			require.Equal(t, []string{ok, rate, busy}, outcomes(limited), "slots are taken before the limits are asked")
-			require.Equal(t, []string{ok, busy}, outcomes(g.AdmitBatch(ctx, reqs(2, tgt("limited"), huge))),
-				"one slot left: refusals keep none")
-
-			g.FinishBatch(ctx, []resilience.Finished{{Admission: got[0], Report: true, Success: true}, {Admission: got[1]}})
-			require.Equal(t, []string{ok, ok, busy}, outcomes(g.AdmitBatch(ctx, reqs(3, tgt("hang"), huge))), "FinishBatch gives slots back")
-		})
-	}
-}
-
 func TestAdmitBatchFallsBackWhenRedisIsUnreachable(t *testing.T) {
 	t.Parallel()
 	rdb, sent := unreachable(t)
 	reg := prometheus.NewRegistry()
-	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg, RetryRedisAfter: time.Hour, DestinationSlots: 6})
+	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg, RetryRedisAfter: time.Hour})
 	ctx := context.Background()
 
 	got := g.AdmitBatch(ctx, reqs(10, tgt("s"), resilience.Limits{RatePerSecond: 5}))
-	require.Equal(t, []string{ok, ok, ok, ok, ok, rate, busy, busy, busy, busy}, outcomes(got),
-		"the in-process limits decide, in order, after the slots")
+	require.Equal(t, []string{ok, ok, ok, ok, ok, rate, rate, rate, rate, rate}, outcomes(got),
+		"the in-process limits decide, in order")
 	require.EqualValues(t, 1, sent.trips.Load(), "one attempt for the whole batch")
 	require.EqualValues(t, 1, gauge(t, reg, "dispatch_resilience_fallback"))
-	require.Equal(t, 1.0, counter(t, reg, "dispatch_rate_limiter_rejections_total", ""))
-	require.Equal(t, 4.0, counter(t, reg, "dispatch_events_throttled_total", busy))
+	require.Equal(t, 5.0, counter(t, reg, "dispatch_rate_limiter_rejections_total", ""))
+	require.Equal(t, 5.0, counter(t, reg, "dispatch_events_throttled_total", rate))
 
 	fs := make([]resilience.Finished, len(got))
 	for i, a := range got {

@@ -1,13 +1,13 @@
 // Package resilience protects each destination: a sliding-window rate
 // limit and a concurrency limit per destination (scheme, host and port,
 // shared by every subscription that points there), a circuit breaker per
-// subscription, and a bound on how many of one worker's slots a destination
-// may hold. The shared state is in Redis, so it holds across any number of
-// workers; each check is one atomic Lua script on Redis' clock. When Redis
-// cannot be reached, an in-process equivalent takes over (limits then hold
-// per worker), the switch is logged once and shown by
-// dispatch_resilience_fallback, and Redis is used again as soon as it
-// answers.
+// subscription. (How many of one worker's slots a destination may hold is
+// the worker's own business: see the delivery worker's slots.) The shared
+// state is in Redis, so it holds across any number of workers; each check
+// is one atomic Lua script on Redis' clock. When Redis cannot be reached,
+// an in-process equivalent takes over (limits then hold per worker), the
+// switch is logged once and shown by dispatch_resilience_fallback, and
+// Redis is used again as soon as it answers.
 package resilience
 
 import (
@@ -38,8 +38,9 @@ const (
 	// 200-500 ms, so the delivery goes soon after the trials report).
 	CircuitOpen        Reason = "circuit_open"
 	ConcurrencyLimited Reason = "concurrency_limited"
-	// DestinationBusy means this worker already has its share of slots
-	// (Config.DestinationSlots) in flight to the destination.
+	// DestinationBusy means the worker already has its share of slots in
+	// flight to the destination; the worker decides it and counts it with
+	// Throttled.
 	DestinationBusy Reason = "destination_busy"
 )
 
@@ -85,10 +86,6 @@ type Config struct {
 	// RetryRedisAfter is how long to stay on the local fallback after a
 	// Redis error before trying Redis again [1s].
 	RetryRedisAfter time.Duration
-	// DestinationSlots bounds the deliveries this process has in flight to
-	// one destination, whatever the limits say, so that one destination
-	// that never answers cannot hold every slot of a worker [no bound].
-	DestinationSlots int
 	// Clock times the in-process fallback (its rate window, circuit
 	// periods and permit expiry) and the wait before Redis is tried again,
 	// so tests can move time instead of sleeping [clock.Real()]. Redis'
@@ -171,7 +168,6 @@ type Admission struct {
 	permit string
 	trial  bool
 	local  bool
-	slot   bool // holds one of this process's slots for the destination
 	ttl    time.Duration
 	// trialsOut: refused because the half-open circuit's trials are all
 	// in flight.
@@ -187,7 +183,6 @@ type Guard struct {
 	mu        sync.Mutex
 	downUntil time.Time
 	down      bool
-	slots     map[string]int      // deliveries in flight per destination
 	observed  map[string]struct{} // subscriptions with metric series
 
 	metrics *metrics
@@ -197,7 +192,7 @@ type Guard struct {
 func New(rdb redis.UniversalClient, cfg Config) *Guard {
 	cfg.defaults()
 	return &Guard{rdb: rdb, cfg: cfg, local: newLocal(cfg), metrics: newMetrics(cfg.Registerer),
-		slots: map[string]int{}, observed: map[string]struct{}{}}
+		observed: map[string]struct{}{}}
 }
 
 // Every key of a destination shares its hash tag, so one script may touch
@@ -246,8 +241,7 @@ func (g *Guard) redisResult(err error) {
 	}
 }
 
-// Admit checks, for one delivery, this worker's share of slots for the
-// destination, then the destination's rate limit, the subscription's
+// Admit checks, for one delivery, the destination's rate limit, the subscription's
 // circuit breaker and the destination's concurrency limit. It never blocks
 // on a busy destination and never fails: without Redis it decides
 // in-process. timeout is the attempt's timeout; a permit outlives it so
@@ -269,21 +263,14 @@ type AdmitRequest struct {
 // worker taking a batch of deliveries pays one network delay for all of
 // them rather than one each: a pipeline of the admission script, in
 // request order, so earlier requests of a destination are served first.
-// Answers are in request order and each has Admit's meaning. This
-// worker's slots (Config.DestinationSlots) are taken in request order
-// before Redis is asked; when Redis fails, the whole batch is decided
-// in-process, as Admit would be.
+// Answers are in request order and each has Admit's meaning; when Redis
+// fails, the whole batch is decided in-process, as Admit would be.
 func (g *Guard) AdmitBatch(ctx context.Context, reqs []AdmitRequest) []Admission {
 	out := make([]Admission, len(reqs))
 	asks := make([]ask, 0, len(reqs))
 	for i, r := range reqs {
 		a := &out[i]
 		*a = Admission{target: r.Target, ttl: max(g.cfg.PermitTTL, r.Timeout+time.Second)}
-		if !g.takeSlot(r.Target.Destination) {
-			a.Reason, a.RetryAfter = DestinationBusy, jitter(100*time.Millisecond, 500*time.Millisecond)
-			continue
-		}
-		a.slot = true
 		rate, conc := r.Limits.RatePerSecond, r.Limits.MaxConcurrency
 		if rate <= 0 {
 			rate = g.cfg.RatePerSecond
@@ -302,13 +289,8 @@ func (g *Guard) AdmitBatch(ctx context.Context, reqs []AdmitRequest) []Admission
 	if !decided {
 		for _, k := range asks {
 			a := &out[k.i]
-			*a = Admission{target: a.target, ttl: a.ttl, slot: true, local: true}
+			*a = Admission{target: a.target, ttl: a.ttl, local: true}
 			g.local.admit(a, k.rate, k.conc)
-		}
-	}
-	for _, k := range asks {
-		if !out[k.i].Allowed {
-			g.giveSlot(&out[k.i])
 		}
 	}
 	for _, a := range out {
@@ -317,37 +299,17 @@ func (g *Guard) AdmitBatch(ctx context.Context, reqs []AdmitRequest) []Admission
 	return out
 }
 
-// ask is a request of a batch that holds its slot and awaits the shared
-// limits' answer: its index and its limits with defaults applied.
+// ask is a request of a batch that awaits the shared limits' answer: its index and its limits with defaults applied.
 type ask struct {
 	i          int
 	rate, conc int
 }
 
-// takeSlot takes one of this process's slots for dest, if one is free.
-func (g *Guard) takeSlot(dest string) bool {
-	if g.cfg.DestinationSlots <= 0 {
-		return true
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.slots[dest] >= g.cfg.DestinationSlots {
-		return false
-	}
-	g.slots[dest]++
-	return true
-}
-
-func (g *Guard) giveSlot(a *Admission) {
-	if !a.slot || g.cfg.DestinationSlots <= 0 {
-		return
-	}
-	a.slot = false
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.slots[a.target.Destination]--; g.slots[a.target.Destination] <= 0 {
-		delete(g.slots, a.target.Destination)
-	}
+// Throttled counts a delivery the worker postponed for a reason of its
+// own (DestinationBusy) in dispatch_events_throttled_total, beside those
+// the limits refused.
+func (g *Guard) Throttled(r Reason) {
+	g.metrics.throttled.WithLabelValues(string(r)).Inc()
 }
 
 func (g *Guard) count(a Admission) {
@@ -510,7 +472,6 @@ func (g *Guard) FinishBatch(ctx context.Context, fs []Finished) {
 		if !a.Allowed {
 			continue
 		}
-		g.giveSlot(&a)
 		if a.local {
 			if st, changed := g.local.done(a, f.Report, f.Success); changed {
 				g.observeState(a.target.Subscription, st)

@@ -346,43 +346,6 @@ func TestLimitsHoldPerDestination(t *testing.T) {
 	require.Equal(t, resilience.ConcurrencyLimited, a.Reason, "three in flight to the destination exceed the second subscription's 2")
 }
 
-func TestDestinationSlotsBoundOneWorker(t *testing.T) {
-	t.Parallel()
-	for _, withRedis := range []bool{true, false} {
-		t.Run(fmt.Sprintf("redis=%v", withRedis), func(t *testing.T) {
-			t.Parallel()
-			var rdb redis.UniversalClient
-			prefix := "unused"
-			if withRedis {
-				rdb, prefix = testkit.Redis(t)
-			}
-			g := guard(rdb, prefix, func(c *resilience.Config) { c.DestinationSlots = 2 })
-			ctx := context.Background()
-			huge := resilience.Limits{MaxConcurrency: 10000, RatePerSecond: 100000}
-			a1, a2 := g.Admit(ctx, tgt("hang"), huge, time.Second), g.Admit(ctx, tgt("hang"), huge, time.Second)
-			require.True(t, a1.Allowed && a2.Allowed)
-			busy := g.Admit(ctx, tgt("hang"), huge, time.Second)
-			require.Equal(t, resilience.DestinationBusy, busy.Reason)
-			require.Positive(t, busy.RetryAfter)
-			require.True(t, g.Admit(ctx, tgt("other"), huge, time.Second).Allowed, "other destinations keep their slots")
-			g.Done(ctx, a1, true)
-			a3 := g.Admit(ctx, tgt("hang"), huge, time.Second)
-			require.True(t, a3.Allowed, "a finished attempt gives its slot back")
-			g.Release(ctx, a2)
-			require.True(t, g.Admit(ctx, tgt("hang"), huge, time.Second).Allowed, "a released admission gives its slot back")
-
-			// A refusal by the shared limits does not keep a slot.
-			limited := tgt("limited")
-			one := resilience.Limits{RatePerSecond: 1}
-			require.True(t, g.Admit(ctx, limited, one, time.Second).Allowed)
-			for range 5 {
-				require.Equal(t, resilience.RateLimited, g.Admit(ctx, limited, one, time.Second).Reason)
-			}
-			require.Equal(t, resilience.RateLimited, g.Admit(ctx, limited, one, time.Second).Reason, "refusals leaked slots")
-		})
-	}
-}
-
 func TestDropRemovesMetricSeries(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testkit.Redis(t)

@@ -70,10 +70,16 @@ type Decision struct {
 // [1 s, MaxDelay] so a receiver can neither make Dispatch hammer it nor park
 // a delivery for longer than the policy allows.
 func (p Policy) After(n int, now time.Time, retryAfter time.Duration) Decision {
+	return p.AfterDrawn(n, now, retryAfter, p.Delay(n))
+}
+
+// AfterDrawn is After with the jittered backoff already drawn (by Delay),
+// so that a caller can decide without randomness and test every path.
+func (p Policy) AfterDrawn(n int, now time.Time, retryAfter, backoff time.Duration) Decision {
 	if n >= p.MaxAttempts {
 		return Decision{}
 	}
-	wait := p.Delay(n)
+	wait := backoff
 	if retryAfter > 0 {
 		wait = min(max(retryAfter, time.Second), p.MaxDelay)
 	}

@@ -47,7 +47,9 @@ func run(ctx context.Context) error {
 	}
 	defer observability.FlushTracing(stopTracing, log)
 
-	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns))
+	// Every write the worker makes is one a lapsed lease redoes, so it
+	// need not wait for the disk (ADR 0025).
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), store.AsynchronousCommit())
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
@@ -86,18 +88,18 @@ func run(ctx context.Context) error {
 		FailureThreshold: cfg.CircuitThreshold,
 		OpenFor:          cfg.CircuitOpenFor,
 		HalfOpenTrials:   cfg.CircuitTrials,
-		DestinationSlots: cfg.DestinationSlots,
 		Logger:           log,
 	})
 	if cfg.ProxyIgnored {
 		log.Warn("HTTP_PROXY/HTTPS_PROXY is set, but deliveries never use a proxy: it would reach addresses the worker refuses (see docs/adr/0013)")
 	}
 	worker := delivery.NewWorker(st, delivery.NewSender(delivery.SenderConfig{Version: version, Policy: egress.NewPolicy(cfg.AllowCIDRs), MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes, Traceparent: cfg.Traceparent}), guard, delivery.Config{
-		Timeout:     cfg.DeliveryTimeout,
-		LeaseMargin: cfg.LeaseMargin,
-		Retry:       retry.Policy{MaxAttempts: cfg.MaxAttempts, BaseDelay: cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay},
-		Instance:    cfg.InstanceID,
-		Logger:      log,
+		Timeout:          cfg.DeliveryTimeout,
+		LeaseMargin:      cfg.LeaseMargin,
+		DestinationSlots: cfg.DestinationSlots,
+		Retry:            retry.Policy{MaxAttempts: cfg.MaxAttempts, BaseDelay: cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay},
+		Instance:         cfg.InstanceID,
+		Logger:           log,
 	})
 
 	mux := http.NewServeMux()
@@ -105,12 +107,12 @@ func run(ctx context.Context) error {
 	health := observability.NewServer(cfg.Addr, mux)
 
 	log.Info("delivery-worker consuming", "topic", cfg.KafkaTopic, "group", cfg.KafkaConsumerGroup, "concurrency", cfg.Concurrency, "addr", cfg.Addr)
-	// The consumer drains in-flight deliveries within SHUTDOWN_TIMEOUT and
-	// commits; then the claims still waiting in memory are given back.
+	// The consumer drains in-flight deliveries, those waiting in memory for
+	// their destination included, within SHUTDOWN_TIMEOUT and commits; what
+	// is still waiting then is given back.
 	err = lifecycle.Run(ctx, lifecycle.HTTP(health, 5*time.Second), worker.ForgetDeleted, func(ctx context.Context) error {
 		return consumer.Run(ctx, worker.Handle)
 	})
-	worker.Close()
 	log.Info("stopped")
 	return err
 }

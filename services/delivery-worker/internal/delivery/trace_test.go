@@ -143,7 +143,6 @@ func TestOneTraceFromIngestToAttempt(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond, "the attempt span ends once the attempt is recorded")
 	stop()
 	require.NoError(t, <-done)
-	w.Close()
 
 	traceID := ingest.SpanContext().TraceID()
 	require.Equal(t, traceID, attempt.SpanContext().TraceID(), "the attempt is in the ingest's trace")

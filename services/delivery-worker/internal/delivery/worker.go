@@ -1,8 +1,10 @@
-// Package delivery is the delivery worker's core: for each queued message it
-// asks the destination's limits for admission (postponing the delivery
-// without an attempt if refused), claims the delivery in PostgreSQL, sends
+// Package delivery is the delivery worker's core. For each queued message
+// it claims the delivery in PostgreSQL, takes one of this worker's slots
+// for the destination, asks the destination's limits for admission, sends
 // the signed POST, and stores the attempt with the delivery's next status,
-// in that order, before the message's offset may be committed.
+// in that order, before the message's offset may be committed. Claims,
+// admissions and outcomes of concurrent messages are grouped into one
+// statement or one Redis round trip each (ADR 0025).
 package delivery
 
 import (
@@ -11,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net/http"
 	"slices"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/resilience"
@@ -29,20 +31,18 @@ import (
 
 // Store is the part of the data layer the worker uses.
 type Store interface {
-	ClaimDelivery(ctx context.Context, deliveryID int64, defaultTimeout, margin time.Duration) (store.Job, error)
-	RecordAttempt(ctx context.Context, o store.Outcome) error
-	ReleaseDelivery(ctx context.Context, deliveryID int64, attempt int, at time.Time) error
-	DisableSubscription(ctx context.Context, id, reason string) error
+	ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout, margin time.Duration) ([]store.Claim, error)
+	ApplyOutcomes(ctx context.Context, outcomes []store.Outcome) ([]error, error)
 	ExistingSubscriptions(ctx context.Context, ids []string) ([]string, error)
 }
 
 // Guard admits deliveries under their destination's rate and concurrency
-// limits, this worker's share of slots per destination and the
-// subscription's circuit breaker (see libs/resilience).
+// limits and the subscription's circuit breaker (see libs/resilience).
 type Guard interface {
-	Admit(ctx context.Context, t resilience.Target, limits resilience.Limits, timeout time.Duration) resilience.Admission
-	Done(ctx context.Context, a resilience.Admission, success bool)
-	Release(ctx context.Context, a resilience.Admission)
+	AdmitBatch(ctx context.Context, reqs []resilience.AdmitRequest) []resilience.Admission
+	FinishBatch(ctx context.Context, fs []resilience.Finished)
+	// Throttled counts a delivery postponed by the worker itself.
+	Throttled(reason resilience.Reason)
 	// Drop and Observed let the worker forget deleted subscriptions.
 	Drop(subID string)
 	Observed() []string
@@ -58,11 +58,16 @@ type Config struct {
 	// LeaseMargin is added to the timeout for the claim's lease, so a claim
 	// lapses only once its worker must be dead or stuck.
 	LeaseMargin time.Duration
+	// DestinationSlots bounds the deliveries this worker has in flight to
+	// one destination; zero or less means no bound.
+	DestinationSlots int
 	// Retry is the default schedule; subscriptions may override parts of it.
 	Retry retry.Policy
 	// Instance names this worker in the attempts it records.
 	Instance string
-	Logger   *slog.Logger
+	// Clock tells the time and waits; nil means the system clock.
+	Clock  clock.Clock
+	Logger *slog.Logger
 	// Registerer receives the worker's metrics; nil means the default registry.
 	Registerer prometheus.Registerer
 	// TracerProvider traces each attempt; nil means OpenTelemetry's global
@@ -72,18 +77,34 @@ type Config struct {
 
 // Worker delivers queued messages.
 type Worker struct {
-	cfg      Config
-	store    Store
-	sender   *Sender
-	guard    Guard
-	deferred *deferrals
-	log      *slog.Logger
-	metrics  *metrics
-	tracer   trace.Tracer
+	cfg     Config
+	clock   clock.Clock
+	sender  *Sender
+	store   Store
+	guard   Guard
+	slots   *slots
+	log     *slog.Logger
+	metrics *metrics
+	tracer  trace.Tracer
+
+	claims   *grouper[int64, store.Job]
+	outcomes *grouper[store.Outcome, struct{}]
+	admits   *grouper[resilience.AdmitRequest, resilience.Admission]
+	finishes *grouper[resilience.Finished, struct{}]
 }
 
-// NewWorker returns a Worker. Its Handle method is a queue.Handler; Close
-// it after the consumer stops.
+// Group sizes: one statement or pipeline serves up to groupSize calls,
+// and up to this many groups run at once.
+const (
+	groupSize        = 64
+	storeGroups      = 4
+	redisGroups      = 2
+	memoryWait       = 250 * time.Millisecond
+	shortWait        = 2 * time.Second
+	recordBackoffMax = 2 * time.Second
+)
+
+// NewWorker returns a Worker. Its Handle method is a queue.Handler.
 func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -91,16 +112,56 @@ func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.DefaultRegisterer
 	}
-	w := &Worker{cfg: cfg, store: st, sender: sender, guard: guard, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), tracer: tracerOf(cfg.TracerProvider)}
-	w.deferred = newDeferrals(maxDeferred)
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
+	w := &Worker{cfg: cfg, clock: cfg.Clock, store: st, sender: sender, guard: guard, log: cfg.Logger,
+		metrics: newMetrics(cfg.Registerer), tracer: tracerOf(cfg.TracerProvider),
+		slots: newSlots(cfg.Clock, cfg.DestinationSlots, memoryWait, shortWait)}
+	w.claims = newGrouper(groupSize, storeGroups, func(ctx context.Context, ids []int64) []result[store.Job] {
+		claims, err := st.ClaimDeliveries(ctx, ids, cfg.Timeout, cfg.LeaseMargin)
+		if err != nil {
+			return each[store.Job](len(ids), err)
+		}
+		res := make([]result[store.Job], len(claims))
+		for i, c := range claims {
+			res[i] = result[store.Job]{value: c.Job, err: c.Err}
+		}
+		return res
+	})
+	w.outcomes = newGrouper(groupSize, storeGroups, func(ctx context.Context, os []store.Outcome) []result[struct{}] {
+		errs, err := st.ApplyOutcomes(ctx, os)
+		if err != nil {
+			return each[struct{}](len(os), err)
+		}
+		res := make([]result[struct{}], len(errs))
+		for i, err := range errs {
+			res[i].err = err
+		}
+		return res
+	})
+	w.admits = newGrouper(groupSize, redisGroups, func(ctx context.Context, reqs []resilience.AdmitRequest) []result[resilience.Admission] {
+		res := make([]result[resilience.Admission], len(reqs))
+		for i, a := range guard.AdmitBatch(ctx, reqs) {
+			res[i].value = a
+		}
+		return res
+	})
+	w.finishes = newGrouper(groupSize, redisGroups, func(ctx context.Context, fs []resilience.Finished) []result[struct{}] {
+		guard.FinishBatch(ctx, fs)
+		return make([]result[struct{}], len(fs))
+	})
 	return w
 }
 
 // Handle claims, admits, attempts and records one delivery. It returns an
 // error only when the database could not be reached before anything was
-// claimed, so the queue offers the message again.
+// claimed, so the queue offers the message again. Everything a delivery
+// waits for in memory (a slot, a short refusal) it waits for inside
+// Handle, so it counts against the consumer's DELIVERY_CONCURRENCY and a
+// stopping consumer waits for it.
 func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
-	job, err := w.store.ClaimDelivery(ctx, m.DeliveryID, w.cfg.Timeout, w.cfg.LeaseMargin)
+	job, err := w.claims.do(ctx, m.DeliveryID)
 	switch {
 	case errors.Is(err, domain.ErrNotClaimable):
 		// Already delivered or failed, not yet due, held by another worker,
@@ -114,46 +175,78 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 		w.log.Error("cannot sign: the subscription's secret does not open with SECRETS_ENCRYPTION_KEY or SECRETS_ENCRYPTION_PREVIOUS_KEYS",
 			"event_id", m.EventID, "subscription_id", m.SubscriptionID, "err", err)
 		return nil
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
-	w.attempt(ctx, job, time.Now())
+	w.attempt(ctx, job)
 	return nil
 }
 
-// attempt asks the destination's limits for admission right before
-// sending, so that what the destination receives follows the limits as
-// closely as possible, then sends and records the attempt. claimed is when
-// the claim was taken: its lease bounds how long it may be held.
-func (w *Worker) attempt(ctx context.Context, job store.Job, claimed time.Time) {
+// attempt takes a slot, waits for admission, sends and records one claimed
+// delivery. A claim is held in memory for at most half the lease margin,
+// so that holding it plus one attempt's timeout ends before the lease
+// does: a lapsed lease lets another worker take the delivery, and two
+// holders would both send it.
+func (w *Worker) attempt(ctx context.Context, job store.Job) {
+	claimed := w.clock.Now()
 	log := w.log.With("event_id", job.Event.ID, "subscription_id", job.SubscriptionID, "attempt", job.Attempt)
 	timeout := w.cfg.Timeout
 	if job.Settings.Timeout > 0 {
 		timeout = job.Settings.Timeout
 	}
 	target := resilience.TargetOf(job.SubscriptionID, job.URL, job.SubscriptionCreatedAt)
-	adm := w.guard.Admit(ctx, target, resilience.Limits{RatePerSecond: job.Settings.RatePerSecond, MaxConcurrency: job.Settings.MaxConcurrency}, timeout)
-	if !adm.Allowed {
-		w.postpone(ctx, job, claimed, adm)
+
+	sl, at, ok, err := w.slots.acquire(ctx, target.Destination)
+	if err != nil {
+		w.giveBack(ctx, job, w.clock.Now(), "stopping")
 		return
+	}
+	if !ok {
+		w.guard.Throttled(resilience.DestinationBusy)
+		w.giveBack(ctx, job, at, string(resilience.DestinationBusy))
+		return
+	}
+	defer w.slots.release(sl)
+
+	req := resilience.AdmitRequest{Target: target, Limits: resilience.Limits{RatePerSecond: job.Settings.RatePerSecond, MaxConcurrency: job.Settings.MaxConcurrency}, Timeout: timeout}
+	var adm resilience.Admission
+	for {
+		adm, _ = w.admits.do(context.WithoutCancel(ctx), req)
+		if adm.Allowed {
+			break
+		}
+		wait := adm.RetryAfter + spread(adm.RetryAfter)
+		span := trace.SpanFromContext(ctx)
+		if span.IsRecording() {
+			span.AddEvent("postponed", trace.WithAttributes(attribute.String("dispatch.reason", string(adm.Reason)), attribute.String("dispatch.wait", wait.String())))
+		}
+		now := w.clock.Now()
+		if wait > shortWait || now.Sub(claimed)+wait > w.cfg.LeaseMargin/2 {
+			w.giveBack(ctx, job, now.Add(wait), string(adm.Reason))
+			return
+		}
+		select {
+		case <-w.clock.After(wait):
+		case <-ctx.Done():
+			w.giveBack(ctx, job, w.clock.Now(), "stopping")
+			return
+		}
 	}
 
 	ctx, span := w.tracer.Start(ctx, "delivery attempt", trace.WithAttributes(jobAttrs(job)...))
 	defer span.End()
 	res := w.sender.Send(ctx, job, timeout)
 	if ctx.Err() != nil {
-		span.SetStatus(codes.Error, "cut short: the worker is stopping; the attempt is not spent")
 		// Stopping: the attempt was cut short, so it is not spent. The
 		// delivery is due again at once and the scheduler republishes it.
-		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		w.release(releaseCtx, job, time.Now())
-		w.guard.Release(releaseCtx, adm)
+		span.SetStatus(codes.Error, "cut short: the worker is stopping; the attempt is not spent")
+		w.giveBack(ctx, job, w.clock.Now(), "stopping")
+		w.finish(ctx, adm, false, false)
 		return
 	}
 	res.Attempt.Instance = w.cfg.Instance
-	outcome := w.decide(job, res)
+	policy := policyFor(w.cfg.Retry, job.Settings)
+	outcome := decide(policy, res.Attempt, res.RetryAfter, w.clock.Now(), policy.Delay(res.Attempt.Number))
 	attempt := outcome.Attempt()
 	w.metrics.observe(attempt, outcome.Status())
 	if span.IsRecording() {
@@ -161,16 +254,16 @@ func (w *Worker) attempt(ctx context.Context, job store.Job, claimed time.Time) 
 		endSpan(span, attempt)
 	}
 
-	err := w.record(ctx, outcome)
+	err = w.apply(ctx, outcome)
 	if errors.Is(err, domain.ErrNotFound) {
 		// Deleted while the attempt was in flight: its circuit and metric
 		// series go with it, and this outcome must not bring them back.
-		w.guard.Release(ctx, adm)
+		w.finish(ctx, adm, false, false)
 		w.guard.Drop(job.SubscriptionID)
 		log.Info("attempt made for a deleted subscription", "result", describe(attempt))
 		return
 	}
-	w.guard.Done(ctx, adm, res.Attempt.Succeeded())
+	w.finish(ctx, adm, true, attempt.Succeeded())
 	if err != nil {
 		// The claim's lease runs out and the delivery is picked up again:
 		// at-least-once, never lost.
@@ -178,55 +271,20 @@ func (w *Worker) attempt(ctx context.Context, job store.Job, claimed time.Time) 
 		return
 	}
 	log.Info("attempt recorded", "result", describe(attempt), "status", outcome.Status(), "duration_ms", attempt.Duration.Milliseconds())
-	if gone(attempt) {
-		// The receiver says the endpoint is retired for good: stop sending.
-		if err := w.store.DisableSubscription(context.WithoutCancel(ctx), job.SubscriptionID, goneReason); err != nil {
-			log.Error("could not disable subscription after 410 Gone", "err", err)
-		} else {
-			log.Warn("subscription disabled", "reason", goneReason)
-		}
+	if outcome.Kind() == store.OutcomeGone {
+		log.Warn("subscription disabled", "reason", goneReason)
 	}
 }
 
-// maxDeferred bounds the claimed deliveries a worker keeps waiting in
-// memory for their destination's limits; past it, they wait in the database.
-const maxDeferred = 10_000
-
-// shortWait is the longest a refused delivery waits in memory; longer waits
-// (an open circuit) go through the database and the retry scheduler.
-const shortWait = 2 * time.Second
-
-// postpone handles a claimed delivery its destination's limits refused: no
-// attempt is spent and no consumer slot is held. A short wait keeps the
-// claim in memory and tries again when it ends (if the worker dies
-// meanwhile, the claim's lease lapses and the delivery is taken over); a long
-// one gives the claim back, due when the wait ends.
-//
-// A claim is held in memory for at most half the lease margin in all, so
-// that holding it plus one attempt's timeout ends before the lease does: a
-// lapsed lease lets another worker take the delivery, and two holders would
-// both send it.
-func (w *Worker) postpone(ctx context.Context, job store.Job, claimed time.Time, adm resilience.Admission) {
-	wait := adm.RetryAfter + spread(adm.RetryAfter)
-	held := time.Since(claimed) + wait
-	span := trace.SpanFromContext(ctx)
-	if span.IsRecording() {
-		span.AddEvent("postponed", trace.WithAttributes(attribute.String("dispatch.reason", string(adm.Reason)), attribute.String("dispatch.wait", wait.String())))
+// giveBack returns a claim without spending its attempt, due at `at`.
+func (w *Worker) giveBack(ctx context.Context, job store.Job, at time.Time, why string) {
+	if err := w.apply(ctx, store.Released(job.DeliveryID, job.Attempt, at)); err != nil && !errors.Is(err, domain.ErrNotFound) {
+		w.log.Warn("could not give back a claim; its lease will lapse", "event_id", job.Event.ID, "subscription_id", job.SubscriptionID, "reason", why, "err", err)
 	}
-	// The attempt after a short wait stays in this message's trace.
-	later := trace.ContextWithSpanContext(context.Background(), span.SpanContext())
-	if wait <= shortWait && held <= w.cfg.LeaseMargin/2 &&
-		w.deferred.add(job, wait, func() { w.attempt(later, job, claimed) }) {
-		return
-	}
-	w.release(ctx, job, time.Now().Add(wait))
 }
 
-// release gives a claim back without spending its attempt.
-func (w *Worker) release(ctx context.Context, job store.Job, at time.Time) {
-	if err := w.store.ReleaseDelivery(context.WithoutCancel(ctx), job.DeliveryID, job.Attempt, at); err != nil {
-		w.log.Warn("could not give back a claim; its lease will lapse", "event_id", job.Event.ID, "subscription_id", job.SubscriptionID, "err", err)
-	}
+func (w *Worker) finish(ctx context.Context, adm resilience.Admission, report, success bool) {
+	_, _ = w.finishes.do(context.WithoutCancel(ctx), resilience.Finished{Admission: adm, Report: report, Success: success})
 }
 
 // spread adds up to half the wait again, at least 50 ms, so deliveries
@@ -235,75 +293,29 @@ func spread(wait time.Duration) time.Duration {
 	return mrand.N(max(wait/2, 50*time.Millisecond))
 }
 
-// Close gives back the claims still waiting in memory, due at once, so the
-// retry scheduler republishes them.
-func (w *Worker) Close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, job := range w.deferred.stop() {
-		w.release(ctx, job, time.Now())
-	}
-}
-
-func gone(a domain.Attempt) bool { return a.StatusCode != nil && *a.StatusCode == http.StatusGone }
-
-// decide turns an attempt into the delivery's next status.
-func (w *Worker) decide(job store.Job, res Result) store.Outcome {
-	a := res.Attempt
-	if a.Succeeded() {
-		return store.Delivered(a)
-	}
-	if gone(a) || a.ErrorClass == domain.ErrorBlocked {
-		// Permanent: the endpoint is retired, or may never be reached.
-		return store.Failed(a)
-	}
-	next := w.policy(job.Settings).After(a.Number, time.Now(), res.RetryAfter)
-	if !next.Retry {
-		return store.Failed(a)
-	}
-	return store.Retrying(a, next.At)
-}
-
-// policy is the worker's retry policy with the subscription's overrides.
-func (w *Worker) policy(s domain.DeliverySettings) retry.Policy {
-	p := w.cfg.Retry
-	if s.MaxAttempts > 0 {
-		p.MaxAttempts = s.MaxAttempts
-	}
-	if s.RetryBaseDelay > 0 {
-		p.BaseDelay = s.RetryBaseDelay
-	}
-	if s.RetryMaxDelay > 0 {
-		p.MaxDelay = s.RetryMaxDelay
-	}
-	p.MaxDelay = max(p.MaxDelay, p.BaseDelay)
-	return p
-}
-
-// record stores the outcome, retrying while the database is unreachable
-// for as long as the claim's lease lasts. It runs even while the worker is
-// stopping: the attempt was made and must not be forgotten. A deleted
-// delivery is domain.ErrNotFound.
-func (w *Worker) record(ctx context.Context, o store.Outcome) error {
+// apply stores an outcome: the one place the worker writes a delivery's
+// state. While the database is unreachable it tries again, backing off,
+// for as long as the claim's lease lasts; it runs even while the worker is
+// stopping, because an attempt that was made must not be forgotten. A
+// claim another worker took over after its lease lapsed counts as applied
+// (the attempt is stored all the same); a deleted delivery is
+// domain.ErrNotFound.
+func (w *Worker) apply(ctx context.Context, o store.Outcome) error {
 	ctx = context.WithoutCancel(ctx)
-	deadline := time.Now().Add(w.cfg.LeaseMargin)
+	deadline := w.clock.Now().Add(w.cfg.LeaseMargin)
 	backoff := 50 * time.Millisecond
 	for {
-		err := w.store.RecordAttempt(ctx, o)
+		_, err := w.outcomes.do(ctx, o)
 		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, domain.ErrNotClaimable):
-			// Another worker took over a lapsed claim: the attempt is as
-			// recorded as it can be.
+		case err == nil, errors.Is(err, domain.ErrNotClaimable):
 			return nil
 		case errors.Is(err, domain.ErrNotFound):
 			return err
-		case time.Now().After(deadline):
-			return fmt.Errorf("record attempt: %w", err)
+		case w.clock.Now().After(deadline):
+			return fmt.Errorf("store %s: %w", o, err)
 		}
-		time.Sleep(backoff)
-		backoff = min(backoff*2, 2*time.Second)
+		<-w.clock.After(backoff)
+		backoff = min(backoff*2, recordBackoffMax)
 	}
 }
 
@@ -316,13 +328,11 @@ const forgetInterval = time.Minute
 // attempt in flight at the deletion drops them at once; this catches the
 // subscriptions deleted while none was.
 func (w *Worker) ForgetDeleted(ctx context.Context) error {
-	t := time.NewTicker(forgetInterval)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-w.clock.After(forgetInterval):
 			w.forgetDeleted(ctx)
 		}
 	}

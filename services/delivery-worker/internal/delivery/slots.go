@@ -1,0 +1,179 @@
+package delivery
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
+)
+
+// slots bounds how many deliveries this worker has in flight to one
+// destination (DELIVERY_DESTINATION_SLOTS), so that one destination that
+// never answers cannot hold every one of the worker's DELIVERY_CONCURRENCY
+// handlers, and it decides where a delivery that finds them all taken
+// waits (ADR 0025):
+//
+//   - in memory, holding its handler, when its turn is expected soon: it
+//     gets the next slot given back, in arrival order, with no polling;
+//   - in the database otherwise: the claim is given back, due when its turn
+//     is expected, so a slow destination's backlog waits in PostgreSQL
+//     (memory stays bounded) and comes back at about the pace the
+//     destination takes it, instead of being asked about again and again.
+//
+// The expected wait comes from how long the destination's slots are held:
+// a running average of finished holds, or the age of the oldest hold still
+// in flight when that is longer (a destination that stopped answering).
+type slots struct {
+	clock clock.Clock
+	// per is the slots per destination; zero or less means no bound.
+	per int
+	// memoryWait is the longest expected wait spent in memory; maxWait
+	// bounds the actual wait, should the expectation prove wrong.
+	memoryWait, maxWait time.Duration
+
+	mu     sync.Mutex
+	nextID uint64
+	byDest map[string]*destination
+}
+
+type destination struct {
+	inFlight map[uint64]time.Time // slot → when it was taken
+	waiting  []*slotWaiter        // first come, first served
+	// hold is a running average of how long a slot is held.
+	hold time.Duration
+	// reserved is the turn handed to the last delivery sent to wait in
+	// the database, so that a backlog given back is spread over the time
+	// the destination needs for it rather than all due at once.
+	reserved time.Time
+}
+
+type slotWaiter struct {
+	granted chan struct{} // closed when a slot is handed over
+	id      uint64        // the slot, set before granted is closed
+}
+
+// slot is a taken slot; a zero slot (no bound) gives back nothing.
+type slot struct {
+	dest string
+	id   uint64
+}
+
+func newSlots(c clock.Clock, per int, memoryWait, maxWait time.Duration) *slots {
+	return &slots{clock: c, per: per, memoryWait: memoryWait, maxWait: maxWait, byDest: map[string]*destination{}}
+}
+
+// acquire takes a slot for dest, waiting in memory if its turn is expected
+// within memoryWait. ok false means "wait in the database until at"; err
+// is ctx's error if ctx ended while waiting.
+func (s *slots) acquire(ctx context.Context, dest string) (sl slot, at time.Time, ok bool, err error) {
+	if s.per <= 0 {
+		return slot{}, time.Time{}, true, nil
+	}
+	now := s.clock.Now()
+	s.mu.Lock()
+	d := s.byDest[dest]
+	if d == nil {
+		d = &destination{inFlight: map[uint64]time.Time{}}
+		s.byDest[dest] = d
+	}
+	if len(d.inFlight) < s.per && len(d.waiting) == 0 {
+		sl = s.take(d, dest, now)
+		s.mu.Unlock()
+		return sl, time.Time{}, true, nil
+	}
+	turn := s.turn(d, now)
+	if expected := turn * time.Duration(len(d.waiting)+1); expected > s.memoryWait {
+		at = s.reserve(d, now.Add(expected), turn)
+		s.mu.Unlock()
+		return slot{}, at, false, nil
+	}
+	w := &slotWaiter{granted: make(chan struct{})}
+	d.waiting = append(d.waiting, w)
+	s.mu.Unlock()
+
+	select {
+	case <-w.granted:
+		return slot{dest: dest, id: w.id}, time.Time{}, true, nil
+	case <-s.clock.After(s.maxWait):
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, o := range d.waiting {
+		if o == w {
+			d.waiting = append(d.waiting[:i], d.waiting[i+1:]...)
+			if err != nil {
+				return slot{}, time.Time{}, false, err
+			}
+			now = s.clock.Now()
+			return slot{}, s.reserve(d, now.Add(s.turn(d, now)*time.Duration(len(d.waiting)+1)), s.turn(d, now)), false, nil
+		}
+	}
+	// Handed over while giving up: the slot is taken and must be used or
+	// given back by the caller.
+	return slot{dest: dest, id: w.id}, time.Time{}, true, nil
+}
+
+// take records a new hold; s.mu is held.
+func (s *slots) take(d *destination, dest string, now time.Time) slot {
+	s.nextID++
+	d.inFlight[s.nextID] = now
+	return slot{dest: dest, id: s.nextID}
+}
+
+// turn is the expected time between two slots of d coming free; s.mu is held.
+func (s *slots) turn(d *destination, now time.Time) time.Duration {
+	hold := d.hold
+	for _, since := range d.inFlight {
+		hold = max(hold, now.Sub(since))
+	}
+	return hold / time.Duration(s.per)
+}
+
+// reserve hands out the turn after the last one reserved, no earlier than
+// at; s.mu is held.
+func (s *slots) reserve(d *destination, at time.Time, turn time.Duration) time.Time {
+	if d.reserved.Before(at) {
+		d.reserved = at
+	} else {
+		d.reserved = d.reserved.Add(turn)
+	}
+	return d.reserved
+}
+
+// release gives a slot back, to the first waiter if there is one.
+func (s *slots) release(sl slot) {
+	if sl.id == 0 {
+		return
+	}
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.byDest[sl.dest]
+	since, ok := d.inFlight[sl.id]
+	if !ok {
+		return
+	}
+	delete(d.inFlight, sl.id)
+	// A running average over about the last eight holds.
+	held := now.Sub(since)
+	if d.hold == 0 {
+		d.hold = held
+	} else {
+		d.hold += (held - d.hold) / 8
+	}
+	if len(d.waiting) > 0 {
+		w := d.waiting[0]
+		d.waiting = d.waiting[1:]
+		w.id = s.take(d, sl.dest, now).id
+		close(w.granted)
+		return
+	}
+	if len(d.inFlight) == 0 && !d.reserved.After(now) {
+		// Forget idle destinations, so memory follows the destinations in
+		// use, not every one ever seen.
+		delete(s.byDest, sl.dest)
+	}
+}
