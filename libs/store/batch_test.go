@@ -511,8 +511,9 @@ func BenchmarkApplyOutcomes(b *testing.B) {
 // B, a delivery held by someone else, then A); a batch that locked A and
 // then waited for B, which the deletion already holds, would close a cycle
 // when the deletion reaches A, and PostgreSQL would abort one of them:
-// perhaps the API's DELETE. Batches lock the subscriptions first instead,
-// and so wait for the deletion, then find their deliveries gone.
+// perhaps the API's DELETE. The deletion locks its deliveries in id order
+// before deleting, as batches lock theirs, so the batch waits for the
+// deletion, then finds its deliveries gone.
 func TestBatchesWaitForASubscriptionBeingDeleted(t *testing.T) {
 	t.Parallel()
 	admin := testkit.Postgres(t)

@@ -118,7 +118,7 @@ type claimedRow struct {
 }
 
 // ClaimDeliveries marks the due deliveries among ids as processing with one
-// UPDATE (claimSQL, after lockSubscriptionsSQL in the same round trip and
+// UPDATE (claimSQL, after lockSQL in the same round trip and
 // transaction): one commit for a whole group of concurrent messages. It
 // returns one Claim per id, in the order of ids. Each claim's lease is its
 // subscription's timeout (defaultTimeout when it sets none) plus margin;
@@ -138,7 +138,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 	err := retryDeadlock(ctx, func() (err error) {
 		// One round trip and one implicit transaction, as in ApplyOutcomes.
 		b := &pgx.Batch{}
-		b.Queue(lockSubscriptionsSQL, ids)
+		b.Queue(lockSQL, ids)
 		b.Queue(claimSQL, ids, defaultTimeout, margin)
 		br := s.pool.SendBatch(ctx, b)
 		defer func() {
@@ -201,7 +201,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 		}
 		rerr := retryDeadlock(ctx, func() error {
 			b := &pgx.Batch{}
-			b.Queue(lockSubscriptionsSQL, rel.ids)
+			b.Queue(lockSQL, rel.ids)
 			b.Queue(releaseSQL, rel.ids, rel.attempts, rel.at)
 			return s.pool.SendBatch(ctx, b).Close()
 		})

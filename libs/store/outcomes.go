@@ -124,22 +124,6 @@ func (o Outcome) String() string {
 // errZeroOutcome is a programming error: an Outcome not made by a constructor.
 var errZeroOutcome = errors.New("zero Outcome: make one with Delivered, Retrying, Failed, Gone or Released")
 
-// lockSubscriptionsSQL takes a key-share lock on the subscriptions of the
-// deliveries in $1, in id order, before a batch locks any delivery. A
-// subscription's deletion locks the subscription first and then deletes
-// its deliveries in whatever order its plan walks them; a batch that held
-// some of those deliveries while waiting for others the deletion already
-// holds would deadlock with it, and PostgreSQL might abort the deletion,
-// an API request. Taking the subscription first makes the batch wait for a
-// deletion under way, or the deletion wait for the batch, and never both.
-// The lock conflicts only with deletion and SELECT ... FOR UPDATE (an
-// UpdateSubscription), not with other batches or updates.
-const lockSubscriptionsSQL = `
-SELECT s.id FROM subscriptions s
-WHERE s.id = ANY (ARRAY(SELECT d.subscription_id FROM deliveries d WHERE d.id = ANY($1::bigint[])))
-ORDER BY s.id
-FOR KEY SHARE OF s`
-
 // lockSQL takes, in id order, the row lock an UPDATE takes on the existing
 // deliveries among $1, and returns their ids: those that do not come back
 // were deleted (with their subscription). Holding the locks until the
@@ -147,7 +131,9 @@ FOR KEY SHARE OF s`
 // inserted afterwards never break their foreign key: a delivery deleted
 // mid-batch would otherwise fail the whole multi-row insert (23503) and
 // with it every neighbour. Locking in id order means two batches that share
-// deliveries wait for each other instead of deadlocking.
+// deliveries, or a batch and a subscription's deletion (which locks its
+// deliveries in id order before deleting), wait for each other instead of
+// deadlocking.
 const lockSQL = `SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`
 
 // recordSQL stores attempts and moves their deliveries on, one row per
@@ -324,7 +310,6 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]error,
 	var existing, recorded, released map[int64]bool
 	err := retryDeadlock(ctx, func() (err error) {
 		b := &pgx.Batch{}
-		b.Queue(lockSubscriptionsSQL, ids)
 		b.Queue(lockSQL, ids)
 		if len(recIdx) > 0 {
 			b.Queue(recordSQL, rec.args()...)
@@ -341,9 +326,6 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]error,
 				err = cerr
 			}
 		}()
-		if _, err = br.Exec(); err != nil {
-			return err
-		}
 		if existing, err = collectSet(br); err != nil {
 			return err
 		}

@@ -114,7 +114,20 @@ func (s *Store) ListSubscriptions(ctx context.Context, after string, limit int) 
 // domain.ErrNotFound.
 func (s *Store) DeleteSubscription(ctx context.Context, id string) (_ domain.Subscription, err error) {
 	defer markUnavailable(&err)
-	sub, err := scanSubscription(s.pool.QueryRow(ctx, `DELETE FROM subscriptions WHERE id = $1 RETURNING `+subscriptionColumns, id))
+	var sub domain.Subscription
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The deletion cascades to the deliveries in whatever order its
+		// plan walks them. The worker's batches lock the deliveries they
+		// change in id order (lockSQL); locking this subscription's
+		// deliveries in the same order first means the two wait for each
+		// other instead of deadlocking.
+		if _, err := tx.Exec(ctx, `SELECT id FROM deliveries WHERE subscription_id = $1 ORDER BY id FOR UPDATE`, id); err != nil {
+			return err
+		}
+		var err error
+		sub, err = scanSubscription(tx.QueryRow(ctx, `DELETE FROM subscriptions WHERE id = $1 RETURNING `+subscriptionColumns, id))
+		return err
+	})
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("delete subscription %q: %w", id, notFound(err))
 	}

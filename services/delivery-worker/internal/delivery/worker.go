@@ -97,9 +97,9 @@ type Worker struct {
 // and up to this many groups run at once.
 const (
 	groupSize        = 64
-	storeGroups      = 4
+	storeGroups      = 2
 	redisGroups      = 2
-	memoryWait       = 250 * time.Millisecond
+	memoryWait       = time.Second
 	shortWait        = 2 * time.Second
 	recordBackoffMax = 2 * time.Second
 )
