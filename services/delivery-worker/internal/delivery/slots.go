@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 // handlers, and it decides where a delivery that finds them all taken
 // waits (ADR 0025):
 //
-//   - in memory, holding its handler, when its turn is expected soon: it
-//     gets the next slot given back, in arrival order, with no polling;
+//   - in memory, holding its handler, when its turn is expected soon and
+//     the destination gives slots back (one came back, or was taken, within
+//     the last 250 ms): it gets the next slot given back, in arrival order;
 //   - in the database otherwise: the claim is given back, due when its turn
 //     is expected, so a slow destination's backlog waits in PostgreSQL
 //     (memory stays bounded) and comes back at about the pace the
@@ -42,6 +44,8 @@ type destination struct {
 	waiting  []*slotWaiter        // first come, first served
 	// hold is a running average of how long a slot is held.
 	hold time.Duration
+	// lastRelease is when a slot was last given back.
+	lastRelease time.Time
 	// reserved is the turn handed to the last delivery sent to wait in
 	// the database, so that a backlog given back is spread over the time
 	// the destination needs for it rather than all due at once.
@@ -64,8 +68,8 @@ func newSlots(c clock.Clock, per int, memoryWait, maxWait time.Duration) *slots 
 }
 
 // acquire takes a slot for dest, waiting in memory if its turn is expected
-// within memoryWait. ok false means "wait in the database until at"; err
-// is ctx's error if ctx ended while waiting.
+// within memoryWait, for at most maxWait. ok false means "wait in the
+// database until at"; err is ctx's error if ctx ended while waiting.
 func (s *slots) acquire(ctx context.Context, dest string) (sl slot, at time.Time, ok bool, err error) {
 	if s.per <= 0 {
 		return slot{}, time.Time{}, true, nil
@@ -83,7 +87,7 @@ func (s *slots) acquire(ctx context.Context, dest string) (sl slot, at time.Time
 		return sl, time.Time{}, true, nil
 	}
 	turn := s.turn(d, now)
-	if expected := turn * time.Duration(len(d.waiting)+1); expected > s.memoryWait {
+	if expected := turn * time.Duration(len(d.waiting)+1); expected > s.memoryWait || !s.flowing(d, now) {
 		at = s.reserve(d, now.Add(expected), turn)
 		s.mu.Unlock()
 		return slot{}, at, false, nil
@@ -92,28 +96,54 @@ func (s *slots) acquire(ctx context.Context, dest string) (sl slot, at time.Time
 	d.waiting = append(d.waiting, w)
 	s.mu.Unlock()
 
-	select {
-	case <-w.granted:
-		return slot{dest: dest, id: w.id}, time.Time{}, true, nil
-	case <-s.clock.After(s.maxWait):
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, o := range d.waiting {
-		if o == w {
-			d.waiting = append(d.waiting[:i], d.waiting[i+1:]...)
-			if err != nil {
-				return slot{}, time.Time{}, false, err
+	since := now
+	for {
+		select {
+		case <-w.granted:
+			return slot{dest: dest, id: w.id}, time.Time{}, true, nil
+		case <-s.clock.After(recheck):
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		s.mu.Lock()
+		i := slices.Index(d.waiting, w)
+		if i < 0 {
+			// Handed over meanwhile: the slot is taken and must be used
+			// or given back by the caller.
+			s.mu.Unlock()
+			return slot{dest: dest, id: w.id}, time.Time{}, true, nil
+		}
+		now = s.clock.Now()
+		// A destination that stopped giving slots back keeps no waiters,
+		// so it holds no more of the worker's handlers than its slots.
+		if err != nil || now.Sub(since) >= s.maxWait || !s.flowing(d, now) {
+			d.waiting = slices.Delete(d.waiting, i, i+1)
+			if err == nil {
+				turn := s.turn(d, now)
+				at = s.reserve(d, now.Add(turn*time.Duration(len(d.waiting)+1)), turn)
 			}
-			now = s.clock.Now()
-			return slot{}, s.reserve(d, now.Add(s.turn(d, now)*time.Duration(len(d.waiting)+1)), s.turn(d, now)), false, nil
+			s.mu.Unlock()
+			return slot{}, at, false, err
+		}
+		s.mu.Unlock()
+	}
+}
+
+// recheck is how often a waiting delivery looks again at its destination.
+const recheck = 250 * time.Millisecond
+
+// flowing reports whether d gives slots back: one was given back, or the
+// oldest was taken, within the last recheck; s.mu is held.
+func (s *slots) flowing(d *destination, now time.Time) bool {
+	if now.Sub(d.lastRelease) < recheck {
+		return true
+	}
+	for _, since := range d.inFlight {
+		if now.Sub(since) >= recheck {
+			return false
 		}
 	}
-	// Handed over while giving up: the slot is taken and must be used or
-	// given back by the caller.
-	return slot{dest: dest, id: w.id}, time.Time{}, true, nil
+	return true
 }
 
 // take records a new hold; s.mu is held.
@@ -157,6 +187,7 @@ func (s *slots) release(sl slot) {
 		return
 	}
 	delete(d.inFlight, sl.id)
+	d.lastRelease = now
 	// A running average over about the last eight holds.
 	held := now.Sub(since)
 	if d.hold == 0 {
