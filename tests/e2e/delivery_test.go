@@ -135,6 +135,10 @@ func TestManyEventsAllDelivered(t *testing.T) {
 	s := newStack(t)
 	s.startWorker()
 	s.startWorker() // two workers share the consumer group
+	// Both subscriptions share one destination and its default 100/s: what
+	// a worker cannot soon send waits in the database for the scheduler
+	// to bring it back, as in every deployment (ADR 25).
+	s.startScheduler()
 	rc := newReceiver(t, http.StatusOK)
 	s.subscribe("sub_a", rc, "*")
 	s.subscribe("sub_b", rc, "load.*")

@@ -206,7 +206,16 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		w.giveBack(ctx, job, at, string(resilience.DestinationBusy))
 		return
 	}
-	defer w.slots.release(sl)
+	// The slot is the destination's, so it is given back as soon as the
+	// request is done, not after the outcome is stored.
+	var slotDone bool
+	releaseSlot := func() {
+		if !slotDone {
+			slotDone = true
+			w.slots.release(sl)
+		}
+	}
+	defer releaseSlot()
 
 	req := resilience.AdmitRequest{Target: target, Limits: resilience.Limits{RatePerSecond: job.Settings.RatePerSecond, MaxConcurrency: job.Settings.MaxConcurrency}, Timeout: timeout}
 	var adm resilience.Admission
@@ -236,6 +245,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	ctx, span := w.tracer.Start(ctx, "delivery attempt", trace.WithAttributes(jobAttrs(job)...))
 	defer span.End()
 	res := w.sender.Send(ctx, job, timeout)
+	releaseSlot()
 	if ctx.Err() != nil {
 		// Stopping: the attempt was cut short, so it is not spent. The
 		// delivery is due again at once and the scheduler republishes it.
