@@ -23,9 +23,10 @@ import (
 //     (memory stays bounded) and comes back at about the pace the
 //     destination takes it, instead of being asked about again and again.
 //
-// The expected wait comes from how long the destination's slots are held:
-// a running average of finished holds, or the age of the oldest hold still
-// in flight when that is longer (a destination that stopped answering).
+// The expected wait comes from the pace at which the destination's slots
+// come back (see turn), whatever holds them: slow answers or a rate limit.
+// A destination's state is forgotten once it is idle, so memory follows
+// the destinations in use.
 type slots struct {
 	clock clock.Clock
 	// per is the slots per destination; zero or less means no bound.
@@ -44,8 +45,15 @@ type destination struct {
 	waiting  []*slotWaiter        // first come, first served
 	// hold is a running average of how long a slot is held.
 	hold time.Duration
-	// lastRelease is when a slot was last given back.
-	lastRelease time.Time
+	// lastRelease is when a slot was last given back. counted slots came
+	// back since countFrom; pace is the time per slot given back measured
+	// over the last full window (paced slots, ending at paceFrom): how
+	// fast the destination takes deliveries, whatever holds it back (its
+	// answers or its rate limit).
+	lastRelease         time.Time
+	countFrom, paceFrom time.Time
+	counted, paced      int
+	pace                time.Duration
 	// reserved is the turn handed to the last delivery sent to wait in
 	// the database, so that a backlog given back is spread over the time
 	// the destination needs for it rather than all due at once.
@@ -153,8 +161,21 @@ func (s *slots) take(d *destination, dest string, now time.Time) slot {
 	return slot{dest: dest, id: s.nextID}
 }
 
-// turn is the expected time between two slots of d coming free; s.mu is held.
+// paceWindow is how long slots given back are counted to measure a
+// destination's pace.
+const paceWindow = 2 * time.Second
+
+// turn is the expected time between two slots of d coming free: the
+// window it took the last paceWindow's slots given back to come back,
+// spread over them, so bursts (a rate window refilling) average out.
+// Before that, or when none came back in the last window (a destination
+// that stopped answering), the holds' length spread over the slots stands
+// in for it: a running average of finished holds, or the oldest hold in
+// flight when that is longer; s.mu is held.
 func (s *slots) turn(d *destination, now time.Time) time.Duration {
+	if d.paced > 0 && now.Sub(d.paceFrom) < 2*paceWindow {
+		return d.pace
+	}
 	hold := d.hold
 	for _, since := range d.inFlight {
 		hold = max(hold, now.Sub(since))
@@ -188,6 +209,14 @@ func (s *slots) release(sl slot) {
 	}
 	delete(d.inFlight, sl.id)
 	d.lastRelease = now
+	if d.countFrom.IsZero() {
+		d.countFrom = now
+	}
+	d.counted++
+	if window := now.Sub(d.countFrom); window >= paceWindow {
+		d.pace, d.paced, d.paceFrom = window/time.Duration(d.counted), d.counted, now
+		d.countFrom, d.counted = now, 0
+	}
 	// A running average over about the last eight holds.
 	held := now.Sub(since)
 	if d.hold == 0 {
