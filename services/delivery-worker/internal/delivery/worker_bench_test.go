@@ -25,11 +25,11 @@ import (
 // BenchmarkHandle measures the delivery hot path for one queued message:
 // claim in PostgreSQL, admission in Redis (rate limit, circuit, semaphore),
 // signing, the HTTP POST to a local receiver, and the attempt and status
-// written back. 32 messages are in flight at once, as in a worker.
+// written back. 32 messages are in flight at once, grouped as in a worker.
 func BenchmarkHandle(b *testing.B) {
 	db := testkit.Postgres(b)
 	ctx := context.Background()
-	pool, err := store.Connect(ctx, db.URL, 30)
+	pool, err := store.Connect(ctx, db.URL, 30, store.AsynchronousCommit()) // as the worker connects
 	if err != nil {
 		b.Fatal(err)
 	}
