@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -146,7 +147,17 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerAPIKeys(api)
 	s.registerMe(api)
 	declareCommonErrors(api.OpenAPI())
+	warmDocuments(mux)
 	return api
+}
+
+// warmDocuments renders the OpenAPI document in each of its forms once,
+// now that it is complete. Huma renders each on its first request and
+// keeps it without a lock, so two first requests at once would race.
+func warmDocuments(mux *http.ServeMux) {
+	for _, path := range []string{"/openapi.json", "/openapi-3.0.json", "/openapi.yaml", "/openapi-3.0.yaml"} {
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+	}
 }
 
 // commonErrors are the answers any operation may give, whatever it does.

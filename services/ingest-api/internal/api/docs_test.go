@@ -3,6 +3,7 @@ package api_test
 import (
 	"net/http"
 	"regexp"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -22,4 +23,20 @@ func TestDocsNeedNoInternet(t *testing.T) {
 		require.Greater(t, len(r.raw), 1000, m[1])
 	}
 	require.Contains(t, b.do(t, "GET", "/docs/redoc.standalone.js", "").header.Get("Content-Type"), "javascript")
+}
+
+// TestFirstDocumentRequestsAtOnce: the document's first requests may
+// arrive together (a client generator, the docs page, a health probe);
+// under -race this fails if they share an unguarded cache.
+func TestFirstDocumentRequestsAtOnce(t *testing.T) {
+	b := setup(t) // parallel, as setup makes every test
+
+	var wg sync.WaitGroup
+	for _, path := range []string{"/openapi.json", "/openapi.json", "/openapi-3.0.json", "/openapi-3.0.json", "/openapi.yaml", "/openapi-3.0.yaml"} {
+		wg.Go(func() {
+			r := b.do(t, "GET", path, "")
+			require.Equal(t, http.StatusOK, r.status, path)
+		})
+	}
+	wg.Wait()
 }
