@@ -204,11 +204,21 @@ func humaConfig(version string) huma.Config {
 	}
 	cfg.Security = []map[string][]string{{"bearer": {}}}
 	cfg.Transformers = append(cfg.Transformers, addRequestID)
-	cfg.OnAddOperation = append(cfg.OnAddOperation, documentErrors)
+	cfg.OnAddOperation = append(cfg.OnAddOperation, documentErrors, keepNoReadDeadline)
 	// Huma's own page loads its renderer from a CDN; registerDocs serves
 	// an embedded one.
 	cfg.DocsPath = ""
 	return cfg
+}
+
+// keepNoReadDeadline stops Huma from setting its 5 s read deadline on the
+// connection when it decodes a body. The guard has read the body already
+// (bounded by the server's ReadTimeout), and a deadline set after that
+// would end the server's background read of the idle connection, which
+// cancels the request's context: a batch still being stored 5 s later
+// would fail.
+func keepNoReadDeadline(_ *huma.OpenAPI, op *huma.Operation) {
+	op.BodyReadTimeout = -1
 }
 
 // registerCounter registers c, reusing an already registered equal

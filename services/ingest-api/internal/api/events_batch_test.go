@@ -213,3 +213,23 @@ func TestEventsBatchIsDocumented(t *testing.T) {
 	require.Contains(t, string(raw), `"$ref":"#/components/schemas/EventBody"`)
 	require.Contains(t, string(raw), `"maxItems":500`)
 }
+
+// TestSlowBatchKeepsItsContext: a batch stored more than 5 s after its
+// body was read (here it waits for a lock on one of its ids) is still
+// stored and answered. Huma's read deadline on the connection used to end
+// the server's background read at 5 s and cancel the request's context.
+func TestSlowBatchKeepsItsContext(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	tx, err := b.db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `INSERT INTO events (id, type, source, data) VALUES ('slow_0', 't', '', '{}')`)
+	require.NoError(t, err)
+	go func() {
+		time.Sleep(6 * time.Second)
+		_ = tx.Rollback(ctx)
+	}()
+	r := b.do(t, "POST", "/events/batch", batch(`{"id":"slow_0","type":"t","data":{}}`, `{"id":"slow_1","type":"t","data":{}}`))
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.EqualValues(t, 2, r.body["stored"])
+}
