@@ -62,14 +62,28 @@ const openStatuses = `('pending', 'processing', 'retrying')`
 // two claims can never record the same attempt. The claim consumed the Kafka
 // record, so the delivery counts as not enqueued (enqueued_at -infinity).
 // An id given twice names one row, which an UPDATE changes once.
+//
+// The first step locks every requested delivery that exists, in id order
+// (as lockSQL does, and for the same reason: batches and a subscription's
+// deletion wait for each other instead of deadlocking), and reads it. All
+// conditions are then on that locked copy, and deliveries is reached only
+// through its primary key: a condition on d's status, due time or
+// subscription would let the planner reach deliveries through another
+// index and filter by id, which statistics taken while the table was
+// small make look cheap, and which reads every open delivery of the
+// subscription for each claim (seen: 8,000 rows read per 30 claimed).
 const claimSQL = `
+WITH l AS MATERIALIZED (
+	SELECT id, event_id, subscription_id, status, next_attempt_at FROM deliveries
+	WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE
+)
 UPDATE deliveries d
 SET status = 'processing', attempts = d.attempts + 1,
     next_attempt_at = now() + coalesce(s.timeout_ms * interval '1 millisecond', $2::interval) + $3::interval,
     enqueued_at = '-infinity', updated_at = now()
-FROM events e, subscriptions s
-WHERE d.id = ANY($1::bigint[]) AND e.id = d.event_id AND s.id = d.subscription_id AND s.state = 'active'
-  AND d.status IN ` + openStatuses + ` AND d.next_attempt_at <= now()
+FROM l, events e, subscriptions s
+WHERE d.id = l.id AND e.id = l.event_id AND s.id = l.subscription_id AND s.state = 'active'
+  AND l.status IN ` + openStatuses + ` AND l.next_attempt_at <= now()
 RETURNING d.id, d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.received_at,
           s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(), s.created_at,
           s.max_attempts, s.retry_base_ms, s.retry_max_ms, s.timeout_ms, s.rate_limit_per_second, s.max_concurrency`
@@ -118,8 +132,8 @@ type claimedRow struct {
 }
 
 // ClaimDeliveries marks the due deliveries among ids as processing with one
-// UPDATE (claimSQL, after lockSQL in the same round trip and
-// transaction): one commit for a whole group of concurrent messages. It
+// statement (claimSQL): one round trip and one commit for a whole group of
+// concurrent messages. It
 // returns one Claim per id, in the order of ids. Each claim's lease is its
 // subscription's timeout (defaultTimeout when it sets none) plus margin;
 // once it lapses the delivery may be taken over. An id given more than once
@@ -136,20 +150,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 	}
 	var claimed map[int64]*claimedRow
 	err := retryDeadlock(ctx, func() (err error) {
-		// One round trip and one implicit transaction, as in ApplyOutcomes.
-		b := &pgx.Batch{}
-		b.Queue(lockSQL, ids)
-		b.Queue(claimSQL, ids, defaultTimeout, margin)
-		br := s.pool.SendBatch(ctx, b)
-		defer func() {
-			if cerr := br.Close(); err == nil {
-				err = cerr
-			}
-		}()
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-		rows, err := br.Query()
+		rows, err := s.pool.Query(ctx, claimSQL, ids, defaultTimeout, margin)
 		if err != nil {
 			return err
 		}

@@ -144,41 +144,48 @@ const lockSQL = `SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY
 // commit's answer was lost) is left as it is rather than failing the batch.
 // It returns the ordinal (1-based) of each attempt whose delivery moved.
 //
-// This statement, releaseSQL and goneSQL name the rows they change as an
-// array (= ANY) besides joining them with unnest, as pruneSQL does: the
-// planner cannot size an array parameter, so it probes the primary key or
-// deliveries_subscription rather than hash all the processing or open
-// deliveries, however many there are.
+// The deliveries' current state is read by primary key alone (cur), and
+// every condition is on that copy, never on the updated row: see claimSQL
+// for the plans a condition on status lets the planner choose. lockSQL,
+// earlier in the same transaction, holds the rows, so the copy is current.
 const recordSQL = `
 WITH a AS (
 	SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[],
 	                     $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
 		WITH ORDINALITY AS a(delivery_id, number, started_at, duration_ms, status_code, error_class,
 		                     error, response_body, instance, status, next_at, n)
+), cur AS MATERIALIZED (
+	SELECT id, status, attempts FROM deliveries WHERE id = ANY($1::bigint[])
 ), ins AS (
 	INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, error_class, error, response_body, instance)
 	SELECT a.delivery_id, a.number, a.started_at, a.duration_ms, a.status_code, a.error_class, a.error, a.response_body, a.instance
-	FROM a JOIN deliveries d ON d.id = a.delivery_id
+	FROM a JOIN cur ON cur.id = a.delivery_id
 	ORDER BY a.n
 	ON CONFLICT (delivery_id, number) DO NOTHING
 )
 UPDATE deliveries d
 SET status = a.status, next_attempt_at = a.next_at, enqueued_at = '-infinity',
     last_status_code = a.status_code, last_error = a.error, updated_at = now()
-FROM a
-WHERE d.id = ANY($1::bigint[]) AND d.id = a.delivery_id AND d.status = 'processing' AND d.attempts = a.number
+FROM a JOIN cur ON cur.id = a.delivery_id
+WHERE d.id = cur.id AND cur.status = 'processing' AND cur.attempts = a.number
 RETURNING a.n`
 
 // releaseSQL gives claims back without spending their attempts: each
 // delivery whose claim ($2) is still the current one goes back to pending
 // (its first attempt) or retrying, due at $3. It returns the ordinal
-// (1-based) of each claim given back.
+// (1-based) of each claim given back. Its conditions are on a copy read by
+// primary key, as in recordSQL.
 const releaseSQL = `
+WITH r AS (
+	SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[]) WITH ORDINALITY AS r(id, attempt, at, n)
+), cur AS MATERIALIZED (
+	SELECT id, status, attempts FROM deliveries WHERE id = ANY($1::bigint[])
+)
 UPDATE deliveries d
-SET status = CASE WHEN d.attempts = 1 THEN 'pending' ELSE 'retrying' END,
-    attempts = d.attempts - 1, next_attempt_at = r.at, enqueued_at = '-infinity', updated_at = now()
-FROM unnest($1::bigint[], $2::int[], $3::timestamptz[]) WITH ORDINALITY AS r(id, attempt, at, n)
-WHERE d.id = ANY($1::bigint[]) AND d.id = r.id AND d.status = 'processing' AND d.attempts = r.attempt
+SET status = CASE WHEN cur.attempts = 1 THEN 'pending' ELSE 'retrying' END,
+    attempts = cur.attempts - 1, next_attempt_at = r.at, enqueued_at = '-infinity', updated_at = now()
+FROM r JOIN cur ON cur.id = r.id
+WHERE d.id = cur.id AND cur.status = 'processing' AND cur.attempts = r.attempt
 RETURNING r.n`
 
 // goneSQL disables the subscriptions of the deliveries in $1, each with the

@@ -80,6 +80,21 @@ func AsynchronousCommit() ConnectOption {
 	return func(cfg *pgxpool.Config) { cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off" }
 }
 
+// CustomPlans has PostgreSQL plan each statement the pool's sessions send
+// for the values it is run with, instead of reusing a generic plan (pgx's
+// QueryExecModeCacheDescribe: statements go through the unnamed prepared
+// statement, which is planned at each execution). A generic plan is made
+// on a statement's sixth run and kept until the table's statistics change;
+// made while deliveries was nearly empty (a new database, the first minute
+// of a burst), it scans the table for each batch of ids, and autoanalyze
+// may not run again for minutes. Planning the worker's few statements
+// afresh costs far less than one such scan. The session's own setting
+// (plan_cache_mode) is left alone on purpose: it would also re-plan the
+// foreign-key checks PostgreSQL runs for every inserted attempt.
+func CustomPlans() ConnectOption {
+	return func(cfg *pgxpool.Config) { cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe }
+}
+
 // Connect opens a pool on databaseURL with at most maxConns connections,
 // tuned by opts, and checks that the server answers.
 func Connect(ctx context.Context, databaseURL string, maxConns int32, opts ...ConnectOption) (*pgxpool.Pool, error) {
