@@ -70,9 +70,9 @@ func (s *Store) RollUpActivity(ctx context.Context, limit int) (int64, error) {
 // statsSQL adds the rolled-up minutes that lie wholly inside the window to
 // live counts over the rest of it: the part before the first whole minute
 // and everything after the last minute rolled up (normally the last minute
-// or two). The live counts use the indexes on events (received_at) and
-// deliveries (status, updated_at); the backlog uses the open deliveries'
-// partial index by due time.
+// or two). The live counts use the indexes on events (received_at) and on
+// settled deliveries (status, updated_at); the backlog uses the open
+// deliveries' partial index by due time.
 const statsSQL = `
 WITH w AS (
 	SELECT now() - $1::interval AS from_, now() AS to_,
