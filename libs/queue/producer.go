@@ -47,7 +47,12 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.MaxBufferedRecords(cfg.MaxBuffered),
-		kgo.ProducerLinger(2*time.Millisecond),
+		// No linger: a record goes out at once, and records that arrive
+		// while a produce request is in flight wait for it and leave
+		// together, so batches grow with load without a fixed delay
+		// (2 ms of linger was 3 ms of the median accept-to-receipt time at
+		// 200 events/s, and changed nothing at 7,000/s).
+		kgo.ProducerLinger(0),
 		kgo.AllowAutoTopicCreation(),
 	)
 	if err != nil {
