@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
@@ -35,6 +37,49 @@ func TestWorkerStatementsReachDeliveriesByKey(t *testing.T) {
 		FROM generate_series(1, 20000) i`)
 	require.NoError(t, err)
 
+	for _, s := range workerStatements() {
+		t.Run(s.name, func(t *testing.T) {
+			requireByKey(t, explain(t, db, nil, s.sql, s.args...))
+		})
+	}
+}
+
+// TestWorkerPlansCachedOnASmallTableUseTheKey: a generic plan made while
+// deliveries holds one row, as on a new database, and cached for the
+// statement's later runs, still takes the primary key in the worker's
+// sessions (KeyedReads); otherwise it would scan the table, which is
+// cheaper for one page, for every batch once the table has grown.
+func TestWorkerPlansCachedOnASmallTableUseTheKey(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, `
+		INSERT INTO subscriptions (id, url, event_types, secret) VALUES ('sub_0', 'https://example.com', '{*}', 'whsec_x');
+		INSERT INTO events (id, type, data) VALUES ('evt_0', 'order.created', '{}');
+		INSERT INTO deliveries (event_id, subscription_id, next_attempt_at) VALUES ('evt_0', 'sub_0', now());
+		ANALYZE subscriptions, events, deliveries`)
+	require.NoError(t, err)
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	require.NoError(t, err)
+	KeyedReads()(cfg)
+	settings := map[string]string{"plan_cache_mode": "force_generic_plan"}
+	maps.Copy(settings, cfg.ConnConfig.RuntimeParams)
+	for _, s := range workerStatements() {
+		t.Run(s.name, func(t *testing.T) {
+			requireByKey(t, explain(t, db, settings, s.sql, s.args...))
+		})
+	}
+}
+
+type statement struct {
+	name string
+	sql  string
+	args []any
+}
+
+// workerStatements are the statements that claim deliveries and apply
+// outcomes, with arguments for 30 deliveries.
+func workerStatements() []statement {
 	ids := make([]int64, 30)
 	var rec recordArgs
 	var rel releaseArgs
@@ -43,39 +88,60 @@ func TestWorkerStatementsReachDeliveriesByKey(t *testing.T) {
 		rec.add(Delivered(domain.Attempt{DeliveryID: ids[i], Number: 1, StartedAt: time.Now()}))
 		rel.add(ids[i], 1, time.Now())
 	}
-	for _, s := range []struct {
-		name string
-		sql  string
-		args []any
-	}{
+	return []statement{
 		{"claim", claimSQL, []any{ids, 30 * time.Second, 30 * time.Second}},
 		{"lock", lockSQL, []any{ids}},
 		{"record", recordSQL, rec.args()},
 		{"release", releaseSQL, []any{rel.ids, rel.attempts, rel.at}},
-	} {
-		t.Run(s.name, func(t *testing.T) {
-			plan := explain(t, db, s.sql, s.args...)
-			require.Contains(t, plan, "deliveries_pkey", plan)
-			for line := range strings.Lines(plan) {
-				require.NotContains(t, line, "Seq Scan on deliveries", plan)
-				if i := strings.Index(line, "deliveries_"); i >= 0 {
-					require.True(t, strings.HasPrefix(line[i:], "deliveries_pkey"), "deliveries reached through another index:\n%s", plan)
-				}
-			}
-		})
 	}
 }
 
-// explain returns the plan PostgreSQL makes for sql run with args, rolling
+// requireByKey fails unless plan reaches deliveries by its primary key only.
+func requireByKey(t *testing.T, plan string) {
+	t.Helper()
+	require.Contains(t, plan, "deliveries_pkey", plan)
+	for line := range strings.Lines(plan) {
+		require.NotContains(t, line, "Seq Scan on deliveries", plan)
+		if i := strings.Index(line, "deliveries_"); i >= 0 {
+			require.True(t, strings.HasPrefix(line[i:], "deliveries_pkey"), "deliveries reached through another index:\n%s", plan)
+		}
+	}
+}
+
+// explain returns the plan PostgreSQL makes for sql run with args, in a
+// session with settings (nil: none; with plan_cache_mode
+// force_generic_plan, the plan it would cache for any arguments), rolling
 // back whatever the statement would change.
-func explain(t *testing.T, db *testkit.Database, sql string, args ...any) string {
+func explain(t *testing.T, db *testkit.Database, settings map[string]string, sql string, args ...any) string {
 	t.Helper()
 	var plan strings.Builder
 	ctx := context.Background()
 	tx, err := db.Pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
-	rows, err := tx.Query(ctx, "EXPLAIN (COSTS OFF) "+sql, args...)
+	for name, value := range settings {
+		_, err := tx.Exec(ctx, "SELECT set_config($1, $2, true)", name, value)
+		require.NoError(t, err)
+	}
+	query := "EXPLAIN (COSTS OFF) " + sql
+	if settings != nil {
+		// A generic plan is what a prepared statement caches: prepare it,
+		// then explain its execution with the arguments as literals of
+		// the parameters' types (EXECUTE takes no protocol parameters).
+		_, err := tx.Exec(ctx, "PREPARE worker_statement AS "+sql, pgx.QueryExecModeSimpleProtocol)
+		require.NoError(t, err)
+		defer func() { _, _ = tx.Exec(ctx, "DEALLOCATE worker_statement") }()
+		var types []string
+		require.NoError(t, tx.QueryRow(ctx, `SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = 'worker_statement'`).Scan(&types))
+		literals := make([]string, len(args))
+		for i, a := range args {
+			var lit string
+			require.NoError(t, tx.QueryRow(ctx, "SELECT quote_nullable($1::"+types[i]+")", a).Scan(&lit))
+			literals[i] = lit + "::" + types[i]
+		}
+		query, args = "EXPLAIN (COSTS OFF) EXECUTE worker_statement("+strings.Join(literals, ", ")+")", nil
+	}
+	rows, err := tx.Query(ctx, query, args...)
 	require.NoError(t, err)
 	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
