@@ -94,10 +94,12 @@ type Worker struct {
 }
 
 // Group sizes: one statement or pipeline serves up to groupSize calls,
-// and up to this many groups run at once.
+// and up to this many groups run at once. One PostgreSQL statement at a
+// time each for claims and outcomes gives larger groups and less
+// contention than two (ADR 0025).
 const (
 	groupSize        = 64
-	storeGroups      = 2
+	storeGroups      = 1
 	redisGroups      = 2
 	memoryWait       = time.Second
 	shortWait        = 2 * time.Second

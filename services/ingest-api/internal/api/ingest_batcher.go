@@ -16,8 +16,11 @@ const (
 	maxIngestGroup = 64
 	// maxIngestFlushes is how many groups may be committing at once. A
 	// request that finds every one busy waits in the queue, and the next
-	// group to start takes it with the others that arrived meanwhile.
-	maxIngestFlushes = 4
+	// group to start takes it with the others that arrived meanwhile. One
+	// lets the groups grow with the load instead of splitting it into
+	// small statements that contend for the same cores (ADR 0023: about
+	// 2,200 single posts/s stored against 1,700 with four).
+	maxIngestFlushes = 1
 )
 
 // ingestBatcher stores concurrent single events together: events that
