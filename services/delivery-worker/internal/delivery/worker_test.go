@@ -36,6 +36,8 @@ type fakeStore struct {
 	claimErr error
 	applyErr func(o store.Outcome) (err error, whole bool)
 	applies  atomic.Int64
+	// gate, when set, holds every ApplyOutcomes call until it is closed.
+	gate chan struct{}
 }
 
 func newFakeStore(jobs ...store.Job) *fakeStore {
@@ -66,6 +68,9 @@ func (s *fakeStore) ClaimDeliveries(_ context.Context, ids []int64, _, _ time.Du
 }
 
 func (s *fakeStore) ApplyOutcomes(_ context.Context, os []store.Outcome) ([]error, error) {
+	if s.gate != nil {
+		<-s.gate
+	}
 	s.applies.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -447,10 +452,15 @@ func TestHandleGroupsConcurrentDeliveries(t *testing.T) {
 	t.Parallel()
 	const n = 200
 	h := newHarness(t, harnessOpts{jobs: n})
+	// The first outcome's statement is held until every delivery was sent,
+	// so the others queue behind it, as they do behind a busy database.
+	h.store.gate = make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() { require.NoError(t, h.w.Handle(context.Background(), msg(int64(i+1)))) })
 	}
+	require.Eventually(t, func() bool { return h.sent.Load() == n }, 5*time.Second, time.Millisecond)
+	close(h.store.gate)
 	wg.Wait()
 	require.Len(t, h.store.applied(), n)
 	require.Less(t, h.store.applies.Load(), int64(n), "some outcomes were stored together")
