@@ -115,7 +115,7 @@ func run(ctx context.Context) error {
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping})
 	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Egress: egress.NewPolicy(cfg.AllowCIDRs), AdminKey: cfg.AdminKey, Logger: log, Version: version})
 
-	srv := newServer(cfg.Addr, api.WithRequestID(log, observability.TraceHTTP(mux, "ingest-api")))
+	srv := newServer(cfg.Addr, api.WithRequestID(log, observability.TraceHTTP(api.AnswerUnrouted(mux), "ingest-api")))
 	log.Info("ingest-api listening", "addr", cfg.Addr, "topic", cfg.KafkaTopic)
 	err = lifecycle.Run(ctx, lifecycle.HTTP(srv, cfg.ShutdownTimeout))
 

@@ -74,7 +74,7 @@ func newTracedBundle(t testing.TB, tracing queue.Tracing) *bundle {
 	mux := http.NewServeMux()
 	api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test", AdminKey: adminKey,
 		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names, TracerProvider: tracing.TracerProvider})
-	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), mux))
+	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), api.AnswerUnrouted(mux)))
 	t.Cleanup(srv.Close)
 	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(), key: adminKey,
 		workerGuard: resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})}
