@@ -24,13 +24,8 @@ import (
 // id, reading thousands of rows for each batch.
 func TestWorkerStatementsReachDeliveriesByKey(t *testing.T) {
 	t.Parallel()
-	db := testkit.Postgres(t)
-	ctx := context.Background()
-	_, err := db.Pool.Exec(ctx, `
-		INSERT INTO subscriptions (id, url, event_types, secret) VALUES ('sub_0', 'https://example.com', '{*}', 'whsec_x');
-		INSERT INTO events (id, type, data) VALUES ('evt_0', 'order.created', '{}');
-		INSERT INTO deliveries (event_id, subscription_id, next_attempt_at) VALUES ('evt_0', 'sub_0', now());
-		ANALYZE subscriptions, events, deliveries;
+	db := analyzedWithOneDelivery(t)
+	_, err := db.Pool.Exec(context.Background(), `
 		INSERT INTO events (id, type, data) SELECT 'evt_' || i, 'order.created', '{}' FROM generate_series(1, 20000) i;
 		INSERT INTO deliveries (event_id, subscription_id, status, attempts, next_attempt_at)
 		SELECT 'evt_' || i, 'sub_0', CASE WHEN i % 2 = 0 THEN 'pending' ELSE 'processing' END, i % 2, now() - interval '1 second'
@@ -51,14 +46,7 @@ func TestWorkerStatementsReachDeliveriesByKey(t *testing.T) {
 // cheaper for one page, for every batch once the table has grown.
 func TestWorkerPlansCachedOnASmallTableUseTheKey(t *testing.T) {
 	t.Parallel()
-	db := testkit.Postgres(t)
-	ctx := context.Background()
-	_, err := db.Pool.Exec(ctx, `
-		INSERT INTO subscriptions (id, url, event_types, secret) VALUES ('sub_0', 'https://example.com', '{*}', 'whsec_x');
-		INSERT INTO events (id, type, data) VALUES ('evt_0', 'order.created', '{}');
-		INSERT INTO deliveries (event_id, subscription_id, next_attempt_at) VALUES ('evt_0', 'sub_0', now());
-		ANALYZE subscriptions, events, deliveries`)
-	require.NoError(t, err)
+	db := analyzedWithOneDelivery(t)
 	cfg, err := pgxpool.ParseConfig(db.URL)
 	require.NoError(t, err)
 	KeyedReads()(cfg)
@@ -69,6 +57,20 @@ func TestWorkerPlansCachedOnASmallTableUseTheKey(t *testing.T) {
 			requireByKey(t, explain(t, db, settings, s.sql, s.args...))
 		})
 	}
+}
+
+// analyzedWithOneDelivery returns a database holding one delivery, with
+// statistics taken then, as on a new deployment.
+func analyzedWithOneDelivery(t *testing.T) *testkit.Database {
+	t.Helper()
+	db := testkit.Postgres(t)
+	_, err := db.Pool.Exec(context.Background(), `
+		INSERT INTO subscriptions (id, url, event_types, secret) VALUES ('sub_0', 'https://example.com', '{*}', 'whsec_x');
+		INSERT INTO events (id, type, data) VALUES ('evt_0', 'order.created', '{}');
+		INSERT INTO deliveries (event_id, subscription_id, next_attempt_at) VALUES ('evt_0', 'sub_0', now());
+		ANALYZE subscriptions, events, deliveries`)
+	require.NoError(t, err)
+	return db
 }
 
 type statement struct {
