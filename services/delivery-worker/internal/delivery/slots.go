@@ -220,13 +220,16 @@ func (s *slots) release(sl slot) {
 	}
 	delete(d.inFlight, sl.id)
 	d.lastRelease = now
+	// A window starts at a slot given back and counts those after it, so
+	// its length over its count is the time per slot.
 	if d.countFrom.IsZero() {
 		d.countFrom = now
-	}
-	d.counted++
-	if window := now.Sub(d.countFrom); window >= paceWindow {
-		d.pace, d.paced, d.paceFrom = window/time.Duration(d.counted), d.counted, now
-		d.countFrom, d.counted = now, 0
+	} else {
+		d.counted++
+		if window := now.Sub(d.countFrom); window >= paceWindow {
+			d.pace, d.paced, d.paceFrom = window/time.Duration(d.counted), d.counted, now
+			d.countFrom, d.counted = now, 0
+		}
 	}
 	// A running average over about the last eight holds.
 	held := now.Sub(since)

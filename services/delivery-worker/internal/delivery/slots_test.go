@@ -11,10 +11,11 @@ import (
 )
 
 // TestTurnProbesFasterThanThePaceMeasured: a destination that gave its slot
-// back every 100 ms for a pace window has a measured pace of about 100 ms, and the
-// turns handed to its backlog are an eighth shorter, so the backlog comes
-// back a little faster than the last of it was taken and the pace can rise
-// to what the destination allows; handed out exactly, it could only fall.
+// back every 100 ms has a measured pace of 100 ms (a window counts the
+// slots given back after the one that opened it), and the turns handed to
+// its backlog are an eighth shorter, so the backlog comes back a little
+// faster than the last of it was taken and the pace can rise to what the
+// destination allows; handed out exactly, it could only fall.
 func TestTurnProbesFasterThanThePaceMeasured(t *testing.T) {
 	t.Parallel()
 	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -34,6 +35,6 @@ func TestTurnProbesFasterThanThePaceMeasured(t *testing.T) {
 	defer s.mu.Unlock()
 	d := s.byDest["dest"]
 	require.NotNil(t, d)
-	require.InDelta(t, float64(100*time.Millisecond), float64(d.pace), float64(10*time.Millisecond), "pace %s", d.pace)
+	require.Equal(t, 100*time.Millisecond, d.pace)
 	require.Equal(t, d.pace-d.pace/8, s.turn(d, clk.Now()))
 }
