@@ -29,7 +29,7 @@ import (
 func BenchmarkHandle(b *testing.B) {
 	db := testkit.Postgres(b)
 	ctx := context.Background()
-	pool, err := store.Connect(ctx, db.URL, 30, store.AsynchronousCommit()) // as the worker connects
+	pool, err := store.Connect(ctx, db.URL, 30, store.AsynchronousCommit(), store.KeyedReads()) // as the worker connects
 	if err != nil {
 		b.Fatal(err)
 	}
