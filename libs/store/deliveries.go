@@ -133,13 +133,13 @@ type claimedRow struct {
 
 // ClaimDeliveries marks the due deliveries among ids as processing with one
 // statement (claimSQL): one round trip and one commit for a whole group of
-// concurrent messages. It
-// returns one Claim per id, in the order of ids. Each claim's lease is its
-// subscription's timeout (defaultTimeout when it sets none) plus margin;
-// once it lapses the delivery may be taken over. An id given more than once
-// is claimed once, for its first occurrence. Deliveries whose secret cannot
-// be opened are all given back in one more statement: signing is
-// impossible until the keys are mended, so holding them would only block.
+// concurrent messages. It returns one Claim per id, in the order of ids.
+// Each claim's lease is its subscription's timeout (defaultTimeout when it
+// sets none) plus margin; once it lapses the delivery may be taken over. An
+// id given more than once is claimed once, for its first occurrence.
+// Deliveries whose secret cannot be opened are all given back together
+// (ApplyOutcomes with Released): signing is impossible until the keys are
+// mended, so holding them would only block.
 //
 // The error is for the call as a whole (the database could not be
 // reached): then nothing was claimed, or, if the connection broke while the
@@ -196,16 +196,13 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 	}
 	if len(broken) > 0 {
 		at := time.Now().Add(secretRetryAfter)
-		var rel releaseArgs
-		for _, i := range broken {
-			rel.add(claims[i].Job.DeliveryID, claims[i].Job.Attempt, at)
+		released := make([]Outcome, len(broken))
+		for k, i := range broken {
+			released[k] = Released(claims[i].Job.DeliveryID, claims[i].Job.Attempt, at)
 		}
-		rerr := retryDeadlock(ctx, func() error {
-			b := &pgx.Batch{}
-			b.Queue(lockSQL, rel.ids)
-			b.Queue(releaseSQL, rel.ids, rel.attempts, rel.at)
-			return s.pool.SendBatch(ctx, b).Close()
-		})
+		// A claim taken over or deleted meanwhile has nothing left to give
+		// back, so only the call's own error matters.
+		_, rerr := s.ApplyOutcomes(ctx, released)
 		for _, i := range broken {
 			err := claims[i].Err
 			if rerr != nil {

@@ -178,11 +178,10 @@ const paceProbe = 8
 // turn is the expected time between two slots of d coming free: the
 // window it took the last paceWindow's slots given back to come back,
 // spread over them, so bursts (a rate window refilling) average out, less
-// an eighth (paceProbe).
-// Before that, or when none came back in the last window (a destination
-// that stopped answering), the holds' length spread over the slots stands
-// in for it: a running average of finished holds, or the oldest hold in
-// flight when that is longer; s.mu is held.
+// an eighth (paceProbe). Before that, or when none came back in the last
+// window (a destination that stopped answering), the holds' length spread
+// over the slots stands in for it: a running average of finished holds,
+// or the oldest hold in flight when that is longer; s.mu is held.
 func (s *slots) turn(d *destination, now time.Time) time.Duration {
 	if d.paced > 0 && now.Sub(d.paceFrom) < 2*paceWindow {
 		return d.pace - d.pace/paceProbe

@@ -13,13 +13,15 @@ func AnswerUnrouted(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
+			// Served through the mux, not h, so the request carries its
+			// pattern and path values.
 			mux.ServeHTTP(w, r)
 			return
 		}
 		// The mux's own answer tells which: its status and Allow header.
 		probe := &statusProbe{header: http.Header{}}
 		h.ServeHTTP(probe, r)
-		if probe.status == 0 || probe.status < 400 {
+		if probe.status < 400 {
 			// A redirect (a path that needs cleaning or its trailing
 			// slash): the mux answers it as usual.
 			mux.ServeHTTP(w, r)
