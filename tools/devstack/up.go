@@ -18,6 +18,7 @@ import (
 )
 
 func up(ctx context.Context, s settings) error {
+	maxProcs := shareMachine()
 	if err := prepareDatabase(ctx, s.databaseURL); err != nil {
 		return err
 	}
@@ -60,6 +61,7 @@ func up(ctx context.Context, s settings) error {
 		// refused unless allowed.
 		"DELIVERY_ALLOW_CIDRS=127.0.0.0/8,::1/128",
 		"SECRETS_ENCRYPTION_KEY=" + sealKey,
+		maxProcs,
 	}
 	var procs []*process
 	defer func() { stopAll(procs) }()

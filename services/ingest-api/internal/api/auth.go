@@ -61,12 +61,29 @@ type authenticator struct {
 
 	mu        sync.Mutex
 	cache     map[apikey.Hash]cachedKey
+	flights   map[apikey.Hash]*flight
 	used      map[string]struct{}
 	lastTouch time.Time
 }
 
+// flight is one lookup of a key's hash in progress. Requests that need the
+// same hash meanwhile wait for it instead of reading the key themselves:
+// when an entry expires under load, or when many clients start at once,
+// one round trip answers them all instead of one each, and the pool does
+// not open a connection per waiting request.
+type flight struct {
+	done   chan struct{}
+	c      cachedKey
+	err    error
+	joined int // requests waiting for it besides the one that started it
+}
+
+// lookupTimeout bounds a shared lookup, which runs apart from the request
+// that started it so that one client's disconnect does not fail the others.
+const lookupTimeout = 5 * time.Second
+
 func newAuthenticator(st KeyStore, adminKey string) *authenticator {
-	a := &authenticator{store: st, now: time.Now, cache: map[apikey.Hash]cachedKey{}, used: map[string]struct{}{}}
+	a := &authenticator{store: st, now: time.Now, cache: map[apikey.Hash]cachedKey{}, flights: map[apikey.Hash]*flight{}, used: map[string]struct{}{}}
 	if adminKey != "" {
 		h := apikey.HashOf(adminKey)
 		a.admin = &h
@@ -91,22 +108,60 @@ func (a *authenticator) authenticate(ctx context.Context, header string) (princi
 	c, hit := a.cache[hash]
 	a.mu.Unlock()
 	if !hit || now.After(c.until) {
-		k, err := a.store.LookupAPIKey(ctx, hash)
-		switch {
-		case errors.Is(err, domain.ErrNotFound):
-			c = cachedKey{until: now.Add(keyCacheTTL)}
-		case err != nil:
+		var err error
+		if c, err = a.lookup(ctx, hash, now); err != nil {
 			return principal{}, err
-		default:
-			c = cachedKey{key: k, valid: true, until: now.Add(keyCacheTTL)}
 		}
-		a.remember(hash, c, now)
 	}
 	if !c.valid || (c.key.ExpiresAt != nil && !now.Before(*c.key.ExpiresAt)) {
 		return principal{}, errUnknownKey
 	}
 	a.noteUse(c.key.ID, now)
 	return principal{keyID: c.key.ID, scopes: c.key.Scopes}, nil
+}
+
+// lookup reads the key with hash, or waits for the lookup of it already in
+// progress, and caches the answer.
+func (a *authenticator) lookup(ctx context.Context, hash apikey.Hash, now time.Time) (cachedKey, error) {
+	a.mu.Lock()
+	f, inProgress := a.flights[hash]
+	if inProgress {
+		f.joined++
+	} else {
+		f = &flight{done: make(chan struct{})}
+		a.flights[hash] = f
+		go a.fly(context.WithoutCancel(ctx), hash, f, now)
+	}
+	a.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.c, f.err
+	case <-ctx.Done():
+		return cachedKey{}, ctx.Err()
+	}
+}
+
+// fly performs f, the lookup of hash, and lands it: its answer is cached
+// (a key that is not found is an answer too) and given to every waiter.
+func (a *authenticator) fly(ctx context.Context, hash apikey.Hash, f *flight, now time.Time) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	k, err := a.store.LookupAPIKey(ctx, hash)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		f.c = cachedKey{until: now.Add(keyCacheTTL)}
+	case err != nil:
+		f.err = err
+	default:
+		f.c = cachedKey{key: k, valid: true, until: now.Add(keyCacheTTL)}
+	}
+	if f.err == nil {
+		a.remember(hash, f.c, now)
+	}
+	a.mu.Lock()
+	delete(a.flights, hash)
+	a.mu.Unlock()
+	close(f.done)
 }
 
 func (a *authenticator) remember(hash apikey.Hash, c cachedKey, now time.Time) {
