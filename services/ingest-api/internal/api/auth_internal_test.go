@@ -15,17 +15,24 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
 
+// storeWithReadKey returns a store on a database of the test's own that
+// holds one key with the read scope: the key, its hash and its record.
+func storeWithReadKey(t *testing.T) (*store.Store, string, apikey.Hash, domain.APIKey) {
+	t.Helper()
+	st := store.New(testkit.Postgres(t).Pool)
+	key, hash := apikey.New()
+	k, err := st.CreateAPIKey(context.Background(), domain.APIKey{ID: apikey.NewID(), Name: "k", Scopes: []domain.Scope{domain.ScopeRead}, Prefix: apikey.Display(key)}, hash)
+	require.NoError(t, err)
+	return st, key, hash, k
+}
+
 // TestKeysAreCheckedThroughACache: within the cache's time a key costs no
 // lookup, after it the key is read again, and its use is written to
 // last_used_at at most once a minute.
 func TestKeysAreCheckedThroughACache(t *testing.T) {
 	t.Parallel()
-	db := testkit.Postgres(t)
-	st := store.New(db.Pool)
 	ctx := context.Background()
-	key, hash := apikey.New()
-	k, err := st.CreateAPIKey(ctx, domain.APIKey{ID: apikey.NewID(), Name: "k", Scopes: []domain.Scope{domain.ScopeRead}, Prefix: apikey.Display(key)}, hash)
-	require.NoError(t, err)
+	st, key, _, k := storeWithReadKey(t)
 
 	now := time.Now()
 	a := newAuthenticator(st, "")
@@ -79,12 +86,8 @@ func (g *gatedKeys) LookupAPIKey(ctx context.Context, hash apikey.Hash) (domain.
 // round trip; a waiter that gives up does not fail the others.
 func TestConcurrentRequestsShareOneLookup(t *testing.T) {
 	t.Parallel()
-	db := testkit.Postgres(t)
-	st := store.New(db.Pool)
 	ctx := context.Background()
-	key, hash := apikey.New()
-	k, err := st.CreateAPIKey(ctx, domain.APIKey{ID: apikey.NewID(), Name: "k", Scopes: []domain.Scope{domain.ScopeRead}, Prefix: apikey.Display(key)}, hash)
-	require.NoError(t, err)
+	st, key, hash, k := storeWithReadKey(t)
 	keys := &gatedKeys{Store: st, release: make(chan struct{})}
 	a := newAuthenticator(keys, "")
 
@@ -118,7 +121,7 @@ func TestConcurrentRequestsShareOneLookup(t *testing.T) {
 		require.NoError(t, <-results)
 	}
 	require.EqualValues(t, 1, keys.lookups.Load(), "one lookup answered every request")
-	_, err = a.authenticate(ctx, "Bearer "+key)
+	_, err := a.authenticate(ctx, "Bearer "+key)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, keys.lookups.Load(), "and its answer is cached")
 }
