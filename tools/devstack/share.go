@@ -10,13 +10,13 @@ import (
 // itself (embedded Kafka and receiver), PostgreSQL and Redis.
 const services = 4
 
-// procsEach is each service's GOMAXPROCS, and the dev stack's own: its share of the
-// machine's cores, at least one. A Go process that may run on every core
-// hands each goroutine it wakes to another idle thread, one thread switch
-// per hand-off, while its neighbours wait for those cores anyway; on a
-// machine where a switch is costly (seen: two virtual cores, where a
-// steady 200 deliveries/s made 40 switches each in the worker) that is a
-// fifth of the stack's CPU. GOMAXPROCS set by the user wins (ADR 26).
+// procsEach is each service's GOMAXPROCS, and the dev stack's own: a share
+// of the machine's cores, at least one. A Go process that may run on every
+// core hands each goroutine it wakes to another idle thread, one thread
+// switch per hand-off, while its neighbours wait for those cores anyway.
+// Where a switch is costly (seen: two virtual cores, a steady 200
+// deliveries/s, 40 switches per delivery in the worker) that was a fifth of
+// the stack's CPU. GOMAXPROCS set by the user wins (ADR 26).
 func procsEach() int {
 	if v, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && v > 0 {
 		return v

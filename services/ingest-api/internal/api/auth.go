@@ -75,7 +75,7 @@ type flight struct {
 	done   chan struct{}
 	c      cachedKey
 	err    error
-	joined int // requests waiting for it besides the one that started it
+	joined int // requests waiting for it besides the one that started it; tests wait on it
 }
 
 // lookupTimeout bounds a shared lookup, which runs apart from the request
