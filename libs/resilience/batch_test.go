@@ -259,3 +259,81 @@ func fail(as []resilience.Admission) []resilience.Finished {
 	}
 	return fs
 }
+
+// A batch at a half-open circuit: one script run serves the whole batch,
+// and it lets exactly the trials through, as that many single admissions
+// would; the trials' outcomes, ended together, decide the circuit.
+func TestBatchAtAHalfOpenCircuit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		fail  int // the trials (of three) that fail
+		state resilience.State
+	}{
+		{"three good trials close it", 0, resilience.Closed},
+		{"one failed trial reopens it", 1, resilience.Open},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rdb, prefix := testkit.Redis(t)
+			g := guard(rdb, prefix)
+			ctx := context.Background()
+			limits := resilience.Limits{RatePerSecond: 1000}
+			g.FinishBatch(ctx, fail(g.AdmitBatch(ctx, reqs(5, tgt("s"), limits))))
+			require.Equal(t, resilience.Open, must(g.CircuitState(ctx, tgt("s"))))
+			require.Equal(t, []string{string(resilience.CircuitOpen)}, outcomes(g.AdmitBatch(ctx, reqs(1, tgt("s"), limits))))
+
+			require.Eventually(t, func() bool { return must(g.CircuitState(ctx, tgt("s"))) == resilience.HalfOpen },
+				5*time.Second, 10*time.Millisecond)
+			got := g.AdmitBatch(ctx, reqs(6, tgt("s"), limits))
+			open := string(resilience.CircuitOpen)
+			require.Equal(t, []string{ok, ok, ok, open, open, open}, outcomes(got))
+			for _, a := range got[3:] {
+				require.Less(t, a.RetryAfter, time.Second, "refused while the trials are out: asks again soon")
+			}
+			fs := make([]resilience.Finished, 3)
+			for i, a := range got[:3] {
+				fs[i] = resilience.Finished{Admission: a, Report: true, Success: i >= tt.fail}
+			}
+			g.FinishBatch(ctx, fs)
+			require.Equal(t, tt.state, must(g.CircuitState(ctx, tgt("s"))))
+		})
+	}
+}
+
+// A batch pays Redis one script run per target and limits, not one per
+// delivery: that is what lets one destination take thousands of
+// deliveries a second from a worker (ADR 25). Runs are capped at 256.
+func TestOneScriptRunPerTarget(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	g := guard(rdb, prefix)
+	ctx := context.Background()
+	limits := resilience.Limits{RatePerSecond: 10000, MaxConcurrency: 10000}
+	// Load the scripts first: on a new server the first runs are sent twice.
+	g.FinishBatch(ctx, fail(g.AdmitBatch(ctx, reqs(1, tgt("warm"), limits))))
+	sent := &calls{}
+	rdb.AddHook(sent)
+	var rs []resilience.AdmitRequest
+	for range 150 {
+		rs = append(rs, reqs(1, tgt("a"), limits)...)
+		rs = append(rs, reqs(1, tgt("b"), limits)...)
+	}
+	rs = append(rs, reqs(300, tgt("c"), limits)...)
+
+	got := g.AdmitBatch(ctx, rs)
+	for i, a := range got {
+		require.True(t, a.Allowed, "request %d", i)
+	}
+	require.EqualValues(t, 1, sent.trips.Load(), "one round trip")
+	require.EqualValues(t, 4, sent.cmds.Load(), "a, b, and c in two runs of 256 and 44")
+
+	g.FinishBatch(ctx, fail(got))
+	require.EqualValues(t, 2, sent.trips.Load())
+	require.EqualValues(t, 8, sent.cmds.Load())
+	for _, d := range []string{"a", "b", "c"} {
+		require.Zero(t, rdb.ZCard(ctx, prefix+":{"+tgt(d).Destination+"}:permits").Val(), "every permit of %s released", d)
+	}
+	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, tgt("a"))), "the failures were counted")
+}

@@ -261,8 +261,9 @@ type AdmitRequest struct {
 
 // AdmitBatch decides many admissions in one Redis round trip, so that a
 // worker taking a batch of deliveries pays one network delay for all of
-// them rather than one each: a pipeline of the admission script, in
-// request order, so earlier requests of a destination are served first.
+// them rather than one each: a pipeline of the admission script, one run
+// per target and limits, so earlier requests of a destination are served
+// first.
 // Answers are in request order and each has Admit's meaning; when Redis
 // fails, the whole batch is decided in-process, as Admit would be.
 func (g *Guard) AdmitBatch(ctx context.Context, reqs []AdmitRequest) []Admission {
@@ -331,35 +332,47 @@ func (g *Guard) count(a Admission) {
 
 // admitRedis asks Redis about every ask of out in one pipeline and, only
 // if every answer came, writes them into out; on an error out is untouched
-// and the caller decides in-process. Permits Redis granted for a batch
-// whose other answers were lost expire with their TTL, as a lost answer
-// to a single Admit's did.
+// and the caller decides in-process. Asks for the same target under the
+// same limits share one run of the script (see admitScript), in request
+// order; runs go in the order of their first ask. Permits Redis granted
+// for a batch whose other answers were lost expire with their TTL, as a
+// lost answer to a single Admit's did.
 func (g *Guard) admitRedis(ctx context.Context, out []Admission, asks []ask) error {
-	calls := make([]scriptCall, len(asks))
+	type key struct {
+		t          Target
+		rate, conc int
+		ttl        time.Duration
+	}
 	permits := make([]string, len(asks))
-	for j, k := range asks {
-		t := out[k.i].target
-		permits[j] = rand.Text()
-		calls[j] = scriptCall{
-			keys: []string{g.key(t, "rate"), g.key(t, "rate:seq"), g.circuitKey(t), g.key(t, "permits")},
-			args: []any{k.rate, 1000, g.cfg.OpenFor.Milliseconds(), g.cfg.HalfOpenTrials, circuitTTL.Milliseconds(),
-				k.conc, out[k.i].ttl.Milliseconds(), permits[j]},
+	groups := grouped(asks, func(k ask) key { return key{out[k.i].target, k.rate, k.conc, out[k.i].ttl} })
+	calls := make([]scriptCall, len(groups))
+	for c, members := range groups {
+		first := asks[members[0]]
+		t := out[first.i].target
+		args := []any{first.rate, 1000, g.cfg.OpenFor.Milliseconds(), g.cfg.HalfOpenTrials, circuitTTL.Milliseconds(),
+			first.conc, out[first.i].ttl.Milliseconds()}
+		for _, j := range members {
+			permits[j] = rand.Text()
+			args = append(args, permits[j])
 		}
+		calls[c] = scriptCall{keys: []string{g.key(t, "rate"), g.key(t, "rate:seq"), g.circuitKey(t), g.key(t, "permits")}, args: args}
 	}
 	cmds, err := g.runScript(ctx, admitScript, calls)
 	if err != nil {
 		return fmt.Errorf("admission: %w", err)
 	}
-	results := make([][]int64, len(cmds))
-	for j, cmd := range cmds {
+	results := make([][]int64, len(asks))
+	for c, cmd := range cmds {
 		res, err := cmd.Int64Slice()
-		if err == nil && len(res) != 3 {
-			err = fmt.Errorf("admission script answered %v", res)
+		if err == nil && len(res) != 3*len(groups[c]) {
+			err = fmt.Errorf("admission script answered %d numbers for %d admissions", len(res), len(groups[c]))
 		}
 		if err != nil {
 			return fmt.Errorf("admission: %w", err)
 		}
-		results[j] = res
+		for m, j := range groups[c] {
+			results[j] = res[3*m : 3*m+3]
+		}
 	}
 	for j, k := range asks {
 		a, res := &out[k.i], results[j]
@@ -382,6 +395,30 @@ func (g *Guard) admitRedis(ctx context.Context, out []Admission, asks []ask) err
 		}
 	}
 	return nil
+}
+
+// maxPerCall bounds the admissions (or ends) one script run handles, so a
+// run's arguments and answer stay small.
+const maxPerCall = 256
+
+// grouped returns the indexes of items in groups of equal key, at most
+// maxPerCall each, in the order of each group's first item; within a group
+// items keep their order.
+func grouped[T any, K comparable](items []T, keyOf func(T) K) [][]int {
+	var (
+		groups [][]int
+		open   = map[K]int{} // key → index of its group still taking items
+	)
+	for i, it := range items {
+		k := keyOf(it)
+		if g, ok := open[k]; ok && len(groups[g]) < maxPerCall {
+			groups[g] = append(groups[g], i)
+			continue
+		}
+		open[k] = len(groups)
+		groups = append(groups, []int{i})
+	}
+	return groups
 }
 
 // scriptCall is one run of a script: its keys and arguments.
@@ -463,39 +500,44 @@ type Finished struct {
 // ctx is cancelled, since a permit not released holds its slot until it
 // expires.
 func (g *Guard) FinishBatch(ctx context.Context, fs []Finished) {
-	var (
-		calls []scriptCall
-		subs  []string
-	)
+	var remote []Finished
 	for _, f := range fs {
 		a := f.Admission
-		if !a.Allowed {
-			continue
-		}
-		if a.local {
+		switch {
+		case !a.Allowed:
+		case a.local:
 			if st, changed := g.local.done(a, f.Report, f.Success); changed {
 				g.observeState(a.target.Subscription, st)
 			}
-			continue
+		default:
+			remote = append(remote, f)
 		}
-		t := a.target
-		calls = append(calls, scriptCall{
-			keys: []string{g.key(t, "permits"), g.circuitKey(t), g.goneKey(t)},
-			args: []any{a.permit, boolArg(f.Report), boolArg(f.Success), boolArg(a.trial),
-				g.cfg.FailureThreshold, g.cfg.HalfOpenTrials, circuitTTL.Milliseconds()},
-		})
-		subs = append(subs, t.Subscription)
 	}
-	if len(calls) == 0 {
+	if len(remote) == 0 {
 		return
 	}
+	groups := grouped(remote, func(f Finished) Target { return f.Admission.target })
+	calls := make([]scriptCall, len(groups))
+	for c, members := range groups {
+		t := remote[members[0]].Admission.target
+		args := []any{g.cfg.FailureThreshold, g.cfg.HalfOpenTrials, circuitTTL.Milliseconds()}
+		for _, j := range members {
+			f := remote[j]
+			args = append(args, f.Admission.permit, boolArg(f.Report), boolArg(f.Success), boolArg(f.Admission.trial))
+		}
+		calls[c] = scriptCall{keys: []string{g.key(t, "permits"), g.circuitKey(t), g.goneKey(t)}, args: args}
+	}
 	cmds, err := g.runScript(context.WithoutCancel(ctx), doneScript, calls)
-	for j, cmd := range cmds {
-		switch res, _ := cmd.Int64(); res {
-		case 1:
-			g.observeState(subs[j], Open)
-		case 2:
-			g.observeState(subs[j], Closed)
+	for c, cmd := range cmds {
+		res, _ := cmd.Int64Slice()
+		sub := remote[groups[c][0]].Admission.target.Subscription
+		for _, r := range res {
+			switch r {
+			case 1:
+				g.observeState(sub, Open)
+			case 2:
+				g.observeState(sub, Closed)
+			}
 		}
 	}
 	// A permit that could not be released expires with its TTL.

@@ -8,120 +8,178 @@ import "github.com/redis/go-redis/v9"
 // by a later check consumes nothing from an earlier one, and one round
 // trip decides.
 
-// admitScript checks, in order, the destination's rate limit, the
-// subscription's circuit breaker and the destination's concurrency limit,
-// and takes a slot of each only if all three agree. The limits compared are
-// the asking subscription's.
+// admitScript decides, in order, one or more admissions to one target
+// under the same limits (a worker's batch usually holds many deliveries
+// to one destination): for each it checks the destination's rate limit,
+// the subscription's circuit breaker and the destination's concurrency
+// limit, and takes a slot of each only if all three agree. The answers are
+// those of running the checks once per admission, one after the other;
+// one call only spares Redis the per-call work (one script run, one clock
+// reading, one trim and count of each set, one write of each). The limits
+// compared are the asking subscription's.
 //
 // KEYS: destination's rate window (sorted set of admission times in µs),
 // rate sequence, subscription's circuit (hash), destination's permits
 // (sorted set of permit ids scored by expiry in ms).
 // ARGV: rate limit, window ms, open ms, half-open trials, circuit ttl ms,
-// concurrency limit, permit ttl ms, permit id.
+// concurrency limit, permit ttl ms, then one permit id per admission.
 //
-// Returns {1, 0, trial} when admitted; {0, reason, wait_ms} when not, with
-// reason 1 rate limited (wait: until the oldest admission leaves the
-// window), 2 circuit open (wait: until it half-opens), 3 concurrency
-// limited (wait chosen by the caller), 4 circuit half-open with every trial
-// in flight (wait: until the trials' time ends; the caller asks again much
-// sooner, since the trials usually report well before then).
+// Returns three numbers per admission, in order: 1, 0, trial when admitted;
+// 0, reason, wait_ms when not, with reason 1 rate limited (wait: until the
+// oldest admission leaves the window), 2 circuit open (wait: until it
+// half-opens), 3 concurrency limited (wait chosen by the caller), 4 circuit
+// half-open with every trial in flight (wait: until the trials' time ends;
+// the caller asks again much sooner, since the trials usually report well
+// before then).
 //
 // The circuit: an open circuit turns half-open once open ms have passed;
 // half-open lets exactly `trials` requests through and starts over if they
-// have not all reported within open ms (their worker died).
+// have not all reported within open ms (their worker died). Admission never
+// changes a closed circuit, so it is read once.
 var admitScript = redis.NewScript(`
 local t = redis.call('TIME')
 local nowUS = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(nowUS / 1000)
+local rateLimit, windowMS = tonumber(ARGV[1]), tonumber(ARGV[2])
+local window = windowMS * 1000
+local openMS, trials = tonumber(ARGV[3]), tonumber(ARGV[4])
+local concLimit, permitTTL = tonumber(ARGV[6]), tonumber(ARGV[7])
 
-local window = tonumber(ARGV[2]) * 1000
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowUS - window)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {0, 1, math.ceil((tonumber(oldest[2]) + window - nowUS) / 1000)}
-end
-
-local openMS = tonumber(ARGV[3])
-local trial = 0
-local state = redis.call('HGET', KEYS[3], 'state')
-if state == 'open' or state == 'half_open' then
-  local since = tonumber(redis.call('HGET', KEYS[3], 'since'))
-  if state == 'open' then
-    if now < since + openMS then
-      return {0, 2, since + openMS - now}
-    end
-    redis.call('HSET', KEYS[3], 'state', 'half_open', 'since', now, 'trials', 0, 'successes', 0)
-    redis.call('PEXPIRE', KEYS[3], ARGV[5])
-    since = now
-  elseif now >= since + openMS then
-    redis.call('HSET', KEYS[3], 'since', now, 'trials', 0, 'successes', 0)
-    since = now
-  end
-  if tonumber(redis.call('HGET', KEYS[3], 'trials')) >= tonumber(ARGV[4]) then
-    return {0, 4, math.max(since + openMS - now, 1)}
-  end
-  trial = 1
-end
-
+local inWindow = redis.call('ZCARD', KEYS[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[6]) then
-  return {0, 3, 0}
+local held = redis.call('ZCARD', KEYS[4])
+local state = redis.call('HGET', KEYS[3], 'state')
+
+local out, permits, admitted = {}, {}, 0
+for i = 8, #ARGV do
+  local res
+  if inWindow >= rateLimit then
+    -- This call's own admissions are all at nowUS, so the oldest is a
+    -- stored one if there is any.
+    local wait = windowMS
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    if oldest[2] then
+      wait = math.ceil((tonumber(oldest[2]) + window - nowUS) / 1000)
+    end
+    res = {0, 1, wait}
+  end
+  local trial = 0
+  if not res and (state == 'open' or state == 'half_open') then
+    local since = tonumber(redis.call('HGET', KEYS[3], 'since'))
+    if state == 'open' then
+      if now < since + openMS then
+        res = {0, 2, since + openMS - now}
+      else
+        redis.call('HSET', KEYS[3], 'state', 'half_open', 'since', now, 'trials', 0, 'successes', 0)
+        redis.call('PEXPIRE', KEYS[3], ARGV[5])
+        state, since = 'half_open', now
+      end
+    elseif now >= since + openMS then
+      redis.call('HSET', KEYS[3], 'since', now, 'trials', 0, 'successes', 0)
+      since = now
+    end
+    if not res then
+      if tonumber(redis.call('HGET', KEYS[3], 'trials')) >= trials then
+        res = {0, 4, math.max(since + openMS - now, 1)}
+      else
+        trial = 1
+      end
+    end
+  end
+  if not res and held >= concLimit then
+    res = {0, 3, 0}
+  end
+  if not res then
+    held, inWindow, admitted = held + 1, inWindow + 1, admitted + 1
+    permits[#permits + 1] = now + permitTTL
+    permits[#permits + 1] = ARGV[i]
+    if trial == 1 then
+      redis.call('HINCRBY', KEYS[3], 'trials', 1)
+    end
+    res = {1, 0, trial}
+  end
+  out[#out + 1], out[#out + 2], out[#out + 3] = res[1], res[2], res[3]
 end
 
-redis.call('ZADD', KEYS[4], now + tonumber(ARGV[7]), ARGV[8])
-redis.call('PEXPIRE', KEYS[4], ARGV[7])
-local seq = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[1], nowUS, nowUS .. ':' .. seq)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-if trial == 1 then
-  redis.call('HINCRBY', KEYS[3], 'trials', 1)
+if admitted > 0 then
+  redis.call('ZADD', KEYS[4], unpack(permits))
+  redis.call('PEXPIRE', KEYS[4], permitTTL)
+  local last = redis.call('INCRBY', KEYS[2], admitted)
+  local stamps = {}
+  for k = last - admitted + 1, last do
+    stamps[#stamps + 1] = nowUS
+    stamps[#stamps + 1] = nowUS .. ':' .. k
+  end
+  redis.call('ZADD', KEYS[1], unpack(stamps))
+  redis.call('PEXPIRE', KEYS[1], windowMS)
+  redis.call('PEXPIRE', KEYS[2], windowMS)
 end
-return {1, 0, trial}
+return out
 `)
 
-// doneScript releases a permit and, when report is 1, records the attempt's
+// doneScript ends one or more admissions of one target, in order: each
+// releases its permit and, when its report is 1, records the attempt's
 // outcome in the circuit, unless the subscription was deleted meanwhile.
-// KEYS: permits, circuit, gone marker. ARGV: permit id, report (1/0),
-// success (1/0), trial (1/0), failure threshold, trials, ttl ms.
-// Returns 1 when the circuit opened, 2 when it closed, 0 otherwise.
+// KEYS: permits, circuit, gone marker. ARGV: failure threshold, trials,
+// ttl ms, then four per admission: permit id, report (1/0), success (1/0),
+// trial (1/0).
+// Returns one number per admission: 1 when its outcome opened the circuit,
+// 2 when it closed it, 0 otherwise.
 // Outcomes of requests let through before the circuit opened do not move a
 // half-open circuit.
 var doneScript = redis.NewScript(`
-redis.call('ZREM', KEYS[1], ARGV[1])
-if ARGV[2] ~= '1' or redis.call('EXISTS', KEYS[3]) == 1 then
-  return 0
+local permits = {}
+for i = 4, #ARGV, 4 do
+  permits[#permits + 1] = ARGV[i]
+end
+redis.call('ZREM', KEYS[1], unpack(permits))
+local out = {}
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  for i = 1, #permits do
+    out[i] = 0
+  end
+  return out
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local success = ARGV[3] == '1'
-local trial = ARGV[4] == '1'
-local state = redis.call('HGET', KEYS[2], 'state') or 'closed'
-if state == 'closed' then
-  if success then
-    redis.call('HDEL', KEYS[2], 'failures')
+local threshold, trials = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 4, #ARGV, 4 do
+  out[#out + 1] = (function()
+    if ARGV[i + 1] ~= '1' then
+      return 0
+    end
+    local success = ARGV[i + 2] == '1'
+    local trial = ARGV[i + 3] == '1'
+    local state = redis.call('HGET', KEYS[2], 'state') or 'closed'
+    if state == 'closed' then
+      if success then
+        redis.call('HDEL', KEYS[2], 'failures')
+        return 0
+      end
+      local f = redis.call('HINCRBY', KEYS[2], 'failures', 1)
+      redis.call('PEXPIRE', KEYS[2], ARGV[3])
+      if f >= threshold then
+        redis.call('HSET', KEYS[2], 'state', 'open', 'since', now, 'failures', 0)
+        return 1
+      end
+      return 0
+    end
+    if state == 'half_open' and trial then
+      if not success then
+        redis.call('HSET', KEYS[2], 'state', 'open', 'since', now)
+        redis.call('PEXPIRE', KEYS[2], ARGV[3])
+        return 1
+      end
+      if redis.call('HINCRBY', KEYS[2], 'successes', 1) >= trials then
+        redis.call('DEL', KEYS[2])
+        return 2
+      end
+    end
     return 0
-  end
-  local f = redis.call('HINCRBY', KEYS[2], 'failures', 1)
-  redis.call('PEXPIRE', KEYS[2], ARGV[7])
-  if f >= tonumber(ARGV[5]) then
-    redis.call('HSET', KEYS[2], 'state', 'open', 'since', now, 'failures', 0)
-    return 1
-  end
-  return 0
+  end)()
 end
-if state == 'half_open' and trial then
-  if not success then
-    redis.call('HSET', KEYS[2], 'state', 'open', 'since', now)
-    redis.call('PEXPIRE', KEYS[2], ARGV[7])
-    return 1
-  end
-  if redis.call('HINCRBY', KEYS[2], 'successes', 1) >= tonumber(ARGV[6]) then
-    redis.call('DEL', KEYS[2])
-    return 2
-  end
-end
-return 0
+return out
 `)
 
 // breakerStateScript reports the effective state: an open circuit whose
