@@ -282,7 +282,14 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		log.Error("attempt made but not recorded", "result", describe(attempt), "err", err)
 		return
 	}
-	log.Info("attempt recorded", "result", describe(attempt), "status", outcome.Status(), "duration_ms", attempt.Duration.Milliseconds())
+	// A delivered attempt is a debug line: the attempt is stored and
+	// counted, and a line each costs the worker about a tenth of its
+	// throughput (ADR 27). Anything else is worth an operator's eye.
+	level := slog.LevelInfo
+	if outcome.Kind() == store.OutcomeDelivered {
+		level = slog.LevelDebug
+	}
+	log.Log(ctx, level, "attempt recorded", "result", describe(attempt), "status", outcome.Status(), "duration_ms", attempt.Duration.Milliseconds())
 	if outcome.Kind() == store.OutcomeGone {
 		log.Warn("subscription disabled", "reason", goneReason)
 	}

@@ -1,9 +1,9 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -163,6 +163,25 @@ type harness struct {
 	guard *fakeGuard
 	clock *clock.Fake
 	sent  atomic.Int64
+	logs  *lockedBuffer // the worker's log, at debug level
+}
+
+// lockedBuffer is a log destination safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 type harnessOpts struct {
@@ -176,7 +195,7 @@ type harnessOpts struct {
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{clock: clock.NewFake(start)}
+	h := &harness{clock: clock.NewFake(start), logs: &lockedBuffer{}}
 	if o.status == 0 {
 		o.status = http.StatusNoContent
 	}
@@ -211,7 +230,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	h.w = NewWorker(h.store, testSender(), h.guard, Config{
 		Timeout: 5 * time.Second, LeaseMargin: o.leaseMargin, DestinationSlots: o.slots,
 		Retry: retry.Policy{MaxAttempts: 3, BaseDelay: time.Second, MaxDelay: time.Minute}, Instance: "w1",
-		Clock: h.clock, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Clock: h.clock, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	return h
 }
@@ -280,19 +299,22 @@ func TestHandlePaths(t *testing.T) {
 		// releasedAfter: a Released outcome must be due at least this long after start.
 		releasedAfter time.Duration
 		report        []bool // Finished.Report of each admission ended
+		// logged is the level of the "attempt recorded" line, if any: a
+		// delivery that went as asked is not worth an operator's eye.
+		logged string
 	}{
-		{name: "delivered", sends: 1, kinds: []store.OutcomeKind{store.OutcomeDelivered}, report: []bool{true}},
+		{name: "delivered", sends: 1, kinds: []store.OutcomeKind{store.OutcomeDelivered}, report: []bool{true}, logged: "DEBUG"},
 		{name: "refused briefly: waits in memory, then goes",
 			opts:  harnessOpts{admit: refuse(resilience.RateLimited, 300*time.Millisecond)},
-			sends: 1, kinds: []store.OutcomeKind{store.OutcomeDelivered}, report: []bool{true}},
+			sends: 1, kinds: []store.OutcomeKind{store.OutcomeDelivered}, report: []bool{true}, logged: "DEBUG"},
 		{name: "refused long: given back, due when the wait ends",
 			opts:  harnessOpts{admit: always(resilience.CircuitOpen, 30*time.Second)},
 			kinds: []store.OutcomeKind{store.OutcomeReleased}, releasedAfter: 30 * time.Second},
 		{name: "410 Gone: failed and the subscription disabled",
 			opts:  harnessOpts{status: http.StatusGone},
-			sends: 1, kinds: []store.OutcomeKind{store.OutcomeGone}, report: []bool{true}},
+			sends: 1, kinds: []store.OutcomeKind{store.OutcomeGone}, report: []bool{true}, logged: "INFO"},
 		{name: "500: retrying", opts: harnessOpts{status: http.StatusInternalServerError},
-			sends: 1, kinds: []store.OutcomeKind{store.OutcomeRetrying}, report: []bool{true}},
+			sends: 1, kinds: []store.OutcomeKind{store.OutcomeRetrying}, report: []bool{true}, logged: "INFO"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,6 +331,11 @@ func TestHandlePaths(t *testing.T) {
 			require.Len(t, finished, len(tt.report))
 			for i, f := range finished {
 				require.Equal(t, tt.report[i], f.Report)
+			}
+			if tt.logged == "" {
+				require.NotContains(t, h.logs.String(), `msg="attempt recorded"`)
+			} else {
+				require.Contains(t, h.logs.String(), "level="+tt.logged+` msg="attempt recorded"`)
 			}
 		})
 	}

@@ -324,3 +324,40 @@ func TestStoredKeysUnreadableIsA503(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, r.status, r.raw)
 	require.Equal(t, "5", r.header.Get("Retry-After"))
 }
+
+// Each request's line is at a level that follows its answer: what went as
+// asked is debug (a line each would cost a tenth of the API's
+// throughput), a client's error info, the API's own a warning.
+func TestRequestLineLevelFollowsTheAnswer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		status int
+		level  string
+	}{
+		{http.StatusAccepted, "DEBUG"},
+		{http.StatusOK, "DEBUG"},
+		{http.StatusNotFound, "INFO"},
+		{http.StatusUnprocessableEntity, "INFO"},
+		{http.StatusServiceUnavailable, "WARN"},
+		{http.StatusInternalServerError, "WARN"},
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			t.Parallel()
+			logs := &syncBuffer{}
+			log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			srv := httptest.NewServer(api.WithRequestID(log, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(tt.status)
+			})))
+			t.Cleanup(srv.Close)
+			resp, err := http.Get(srv.URL + "/events")
+			require.NoError(t, err)
+			require.NoError(t, resp.Body.Close())
+			lines := logs.lines(t)
+			require.Len(t, lines, 1)
+			require.Equal(t, "request", lines[0]["msg"])
+			require.Equal(t, tt.level, lines[0]["level"])
+			require.EqualValues(t, tt.status, lines[0]["status"])
+		})
+	}
+}
