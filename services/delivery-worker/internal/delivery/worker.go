@@ -191,7 +191,6 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 // holders would both send it.
 func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	claimed := w.clock.Now()
-	log := w.log.With("event_id", job.Event.ID, "subscription_id", job.SubscriptionID, "attempt", job.Attempt)
 	timeout := w.cfg.Timeout
 	if job.Settings.Timeout > 0 {
 		timeout = job.Settings.Timeout
@@ -244,8 +243,11 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		}
 	}
 
-	ctx, span := w.tracer.Start(ctx, "delivery attempt", trace.WithAttributes(jobAttrs(job)...))
+	ctx, span := w.tracer.Start(ctx, "delivery attempt")
 	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(jobAttrs(job)...)
+	}
 	res := w.sender.Send(ctx, job, timeout)
 	releaseSlot()
 	if ctx.Err() != nil {
@@ -272,14 +274,14 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		// series go with it, and this outcome must not bring them back.
 		w.finish(ctx, adm, false, false)
 		w.guard.Drop(job.SubscriptionID)
-		log.Info("attempt made for a deleted subscription", "result", describe(attempt))
+		w.logJob(ctx, slog.LevelInfo, job, "attempt made for a deleted subscription", "result", describe(attempt))
 		return
 	}
 	w.finish(ctx, adm, true, attempt.Succeeded())
 	if err != nil {
 		// The claim's lease runs out and the delivery is picked up again:
 		// at-least-once, never lost.
-		log.Error("attempt made but not recorded", "result", describe(attempt), "err", err)
+		w.logJob(ctx, slog.LevelError, job, "attempt made but not recorded", "result", describe(attempt), "err", err)
 		return
 	}
 	// A delivered attempt is a debug line: the attempt is stored and
@@ -289,10 +291,19 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	if outcome.Kind() == store.OutcomeDelivered {
 		level = slog.LevelDebug
 	}
-	log.Log(ctx, level, "attempt recorded", "result", describe(attempt), "status", outcome.Status(), "duration_ms", attempt.Duration.Milliseconds())
-	if outcome.Kind() == store.OutcomeGone {
-		log.Warn("subscription disabled", "reason", goneReason)
+	if w.log.Enabled(ctx, level) {
+		w.logJob(ctx, level, job, "attempt recorded", "result", describe(attempt), "status", outcome.Status(), "duration_ms", attempt.Duration.Milliseconds())
 	}
+	if outcome.Kind() == store.OutcomeGone {
+		w.logJob(ctx, slog.LevelWarn, job, "subscription disabled", "reason", goneReason)
+	}
+}
+
+// logJob writes a line about a claimed delivery, led by its stable keys.
+// The keys are added per line rather than by a logger made per attempt,
+// since most attempts write none.
+func (w *Worker) logJob(ctx context.Context, level slog.Level, job store.Job, msg string, args ...any) {
+	w.log.Log(ctx, level, msg, append([]any{"event_id", job.Event.ID, "subscription_id", job.SubscriptionID, "attempt", job.Attempt}, args...)...)
 }
 
 // giveBack returns a claim without spending its attempt, due at `at`.
