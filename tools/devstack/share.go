@@ -10,24 +10,36 @@ import (
 // itself (embedded Kafka and receiver), PostgreSQL and Redis.
 const services = 4
 
-// procsEach is each service's GOMAXPROCS, and the dev stack's own: a share
-// of the machine's cores, at least one. A Go process that may run on every
-// core hands each goroutine it wakes to another idle thread, one thread
-// switch per hand-off, while its neighbours wait for those cores anyway.
-// Where a switch is costly (seen: two virtual cores, a steady 200
+// worker is the service that gets two shares of the cores (procsFor).
+const worker = "delivery-worker"
+
+// procsFor is a service's GOMAXPROCS, or the dev stack's own for "": a
+// share of the machine's cores, at least one. A Go process that may run on
+// every core hands each goroutine it wakes to another idle thread, one
+// thread switch per hand-off, while its neighbours wait for those cores
+// anyway. Where a switch is costly (seen: two virtual cores, a steady 200
 // deliveries/s, 40 switches per delivery in the worker) that was a fifth of
-// the stack's CPU. GOMAXPROCS set by the user wins (ADR 26).
-func procsEach() int {
+// the stack's CPU. The delivery worker gets two shares: at full load it is
+// the one service that needs more than half a core, and with one thread it
+// waited for a core as long as it ran (ADR 26). GOMAXPROCS set by the user
+// wins.
+func procsFor(service string) int {
 	if v, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && v > 0 {
 		return v
 	}
-	return max(1, runtime.NumCPU()/services)
+	shares := 1
+	if service == worker {
+		shares = 2
+	}
+	return max(1, runtime.NumCPU()*shares/services)
 }
 
-// shareMachine sets the dev stack's own GOMAXPROCS and returns the
-// environment entry its services start with.
-func shareMachine() string {
-	n := procsEach()
-	runtime.GOMAXPROCS(n)
-	return "GOMAXPROCS=" + strconv.Itoa(n)
+// shareMachine sets the dev stack's own GOMAXPROCS.
+func shareMachine() {
+	runtime.GOMAXPROCS(procsFor(""))
+}
+
+// procsEnv is the environment entry a service starts with.
+func procsEnv(service string) string {
+	return "GOMAXPROCS=" + strconv.Itoa(procsFor(service))
 }

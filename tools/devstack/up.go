@@ -18,7 +18,7 @@ import (
 )
 
 func up(ctx context.Context, s settings) error {
-	maxProcs := shareMachine()
+	shareMachine()
 	if err := prepareDatabase(ctx, s.databaseURL); err != nil {
 		return err
 	}
@@ -61,7 +61,6 @@ func up(ctx context.Context, s settings) error {
 		// refused unless allowed.
 		"DELIVERY_ALLOW_CIDRS=127.0.0.0/8,::1/128",
 		"SECRETS_ENCRYPTION_KEY=" + sealKey,
-		maxProcs,
 	}
 	var procs []*process
 	defer func() { stopAll(procs) }()
@@ -75,7 +74,7 @@ func up(ctx context.Context, s settings) error {
 		{"retry-scheduler", s.schedAddr, nil},
 		{"dashboard", s.dashAddr, []string{"DISPATCH_API_URL=" + api, "DASHBOARD_SESSION_KEY=" + sessionKey}},
 	} {
-		env := append(append(append([]string{}, common...), svc.env...), "ADDR="+svc.addr, "INSTANCE_ID="+svc.name+"-1")
+		env := append(append(append([]string{}, common...), svc.env...), "ADDR="+svc.addr, "INSTANCE_ID="+svc.name+"-1", procsEnv(svc.name))
 		p, err := startProcess(filepath.Join(s.binDir, svc.name), svc.name, env)
 		if err != nil {
 			return err
