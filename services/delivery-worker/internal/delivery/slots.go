@@ -25,6 +25,9 @@ import (
 //
 // The expected wait comes from the pace at which the destination's slots
 // come back (see turn), whatever holds them: slow answers or a rate limit.
+// Only a request in flight for long says a destination stopped answering:
+// a slot's holder waiting for admission says only that its limits are
+// spent.
 // A destination's state is forgotten once it is idle, so memory follows
 // the destinations in use.
 type slots struct {
@@ -41,8 +44,8 @@ type slots struct {
 }
 
 type destination struct {
-	inFlight map[uint64]time.Time // slot → when it was taken
-	waiting  []*slotWaiter        // first come, first served
+	inFlight map[uint64]*holding // by slot
+	waiting  []*slotWaiter       // first come, first served
 	// hold is a running average of how long a slot is held.
 	hold time.Duration
 	// lastRelease is when a slot was last given back. counted slots came
@@ -58,6 +61,12 @@ type destination struct {
 	// the database, so that a backlog given back is spread over the time
 	// the destination needs for it rather than all due at once.
 	reserved time.Time
+}
+
+// holding is a taken slot's times: when it was taken, and when its
+// request went out (zero while its holder waits for admission).
+type holding struct {
+	taken, sending time.Time
 }
 
 type slotWaiter struct {
@@ -86,7 +95,7 @@ func (s *slots) acquire(ctx context.Context, dest string) (sl slot, at time.Time
 	s.mu.Lock()
 	d := s.byDest[dest]
 	if d == nil {
-		d = &destination{inFlight: map[uint64]time.Time{}}
+		d = &destination{inFlight: map[uint64]*holding{}}
 		s.byDest[dest] = d
 	}
 	if len(d.inFlight) < s.per && len(d.waiting) == 0 {
@@ -140,14 +149,18 @@ func (s *slots) acquire(ctx context.Context, dest string) (sl slot, at time.Time
 // recheck is how often a waiting delivery looks again at its destination.
 const recheck = 250 * time.Millisecond
 
-// flowing reports whether d gives slots back: one was given back, or the
-// oldest was taken, within the last recheck; s.mu is held.
+// flowing reports whether d gives slots back: one was given back within
+// the last recheck, or no request to it has been in flight that long.
+// Holders waiting for admission do not count: a rate limit whose window is
+// spent gives no slot back for up to a second, and taking that for a
+// destination that stopped answering spread a burst's backlog over three
+// times the time its limit needed; s.mu is held.
 func (s *slots) flowing(d *destination, now time.Time) bool {
 	if now.Sub(d.lastRelease) < recheck {
 		return true
 	}
-	for _, since := range d.inFlight {
-		if now.Sub(since) >= recheck {
+	for _, h := range d.inFlight {
+		if !h.sending.IsZero() && now.Sub(h.sending) >= recheck {
 			return false
 		}
 	}
@@ -157,8 +170,21 @@ func (s *slots) flowing(d *destination, now time.Time) bool {
 // take records a new hold; s.mu is held.
 func (s *slots) take(d *destination, dest string, now time.Time) slot {
 	s.nextID++
-	d.inFlight[s.nextID] = now
+	d.inFlight[s.nextID] = &holding{taken: now}
 	return slot{dest: dest, id: s.nextID}
+}
+
+// sending records that sl's request goes out now.
+func (s *slots) sending(sl slot) {
+	if sl.id == 0 {
+		return
+	}
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.byDest[sl.dest].inFlight[sl.id]; ok {
+		h.sending = now
+	}
 }
 
 // paceWindow is how long slots given back are counted to measure a
@@ -179,18 +205,24 @@ const paceProbe = 8
 // window it took the last paceWindow's slots given back to come back,
 // spread over them, so bursts (a rate window refilling) average out, less
 // an eighth (paceProbe). Before that, or when none came back in the last
-// window (a destination that stopped answering), the holds' length spread
-// over the slots stands in for it: a running average of finished holds,
-// or the oldest hold in flight when that is longer; s.mu is held.
+// window, the holds' length spread over the slots stands in for it (with
+// every slot taken, one comes free per average hold over the slots): a
+// running average of finished holds, or, once d has stopped giving slots
+// back (a destination that stopped answering), the oldest hold whose
+// request is in flight when that is longer; s.mu is held.
 func (s *slots) turn(d *destination, now time.Time) time.Duration {
 	if d.paced > 0 && now.Sub(d.paceFrom) < 2*paceWindow {
 		return d.pace - d.pace/paceProbe
 	}
-	hold := d.hold
-	for _, since := range d.inFlight {
-		hold = max(hold, now.Sub(since))
+	held := d.hold
+	if !s.flowing(d, now) {
+		for _, h := range d.inFlight {
+			if !h.sending.IsZero() {
+				held = max(held, now.Sub(h.taken))
+			}
+		}
 	}
-	return hold / time.Duration(s.per)
+	return held / time.Duration(s.per)
 }
 
 // reserve hands out the turn after the last one reserved, no earlier than
@@ -213,7 +245,7 @@ func (s *slots) release(sl slot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.byDest[sl.dest]
-	since, ok := d.inFlight[sl.id]
+	h, ok := d.inFlight[sl.id]
 	if !ok {
 		return
 	}
@@ -231,7 +263,7 @@ func (s *slots) release(sl slot) {
 		}
 	}
 	// A running average over about the last eight holds.
-	held := now.Sub(since)
+	held := now.Sub(h.taken)
 	if d.hold == 0 {
 		d.hold = held
 	} else {

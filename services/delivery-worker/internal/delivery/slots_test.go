@@ -38,3 +38,50 @@ func TestTurnProbesFasterThanThePaceMeasured(t *testing.T) {
 	require.Equal(t, 100*time.Millisecond, d.pace)
 	require.Equal(t, d.pace-d.pace/8, s.turn(d, clk.Now()))
 }
+
+// Only a request in flight for long makes a destination look stalled. A
+// holder waiting for admission (a rate limit whose window is spent gives
+// no slot back for up to a second) leaves the turn at the average hold
+// over the slots; taken from the oldest hold instead, it spread a burst's
+// backlog over three times the time the destination's limit needed.
+func TestOnlyARequestInFlightLooksStalled(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		sending  bool
+		flowing  bool
+		wantTurn time.Duration
+	}{
+		{"waiting for admission", false, true, 50 * time.Millisecond},
+		{"request in flight", true, false, 500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			s := newSlots(clk, 2, memoryWait, shortWait)
+			ctx := context.Background()
+			take := func() slot {
+				sl, _, ok, err := s.acquire(ctx, "dest")
+				require.NoError(t, err)
+				require.True(t, ok)
+				return sl
+			}
+			take() // held throughout, waiting for admission; keeps the destination known
+			first := take()
+			clk.Advance(100 * time.Millisecond)
+			s.release(first) // one finished hold of 100 ms
+
+			sl := take()
+			if tt.sending {
+				s.sending(sl)
+			}
+			clk.Advance(time.Second)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			d := s.byDest["dest"]
+			require.Equal(t, tt.flowing, s.flowing(d, clk.Now()))
+			require.Equal(t, tt.wantTurn, s.turn(d, clk.Now()), "a hold over the two slots")
+		})
+	}
+}

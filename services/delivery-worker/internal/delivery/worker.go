@@ -243,6 +243,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		}
 	}
 
+	w.slots.sending(sl)
 	ctx, span := w.tracer.Start(ctx, "delivery attempt")
 	defer span.End()
 	if span.IsRecording() {
