@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/retry"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
 
 // fakeStore is an in-memory Store: every delivery it knows is claimable
@@ -163,25 +163,7 @@ type harness struct {
 	guard *fakeGuard
 	clock *clock.Fake
 	sent  atomic.Int64
-	logs  *lockedBuffer // the worker's log, at debug level
-}
-
-// lockedBuffer is a log destination safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs  *testkit.Logs // the worker's log, at debug level
 }
 
 type harnessOpts struct {
@@ -195,7 +177,7 @@ type harnessOpts struct {
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{clock: clock.NewFake(start), logs: &lockedBuffer{}}
+	h := &harness{clock: clock.NewFake(start), logs: &testkit.Logs{}}
 	if o.status == 0 {
 		o.status = http.StatusNoContent
 	}

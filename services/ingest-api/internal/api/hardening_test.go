@@ -1,16 +1,13 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -22,6 +19,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"
 )
 
@@ -190,30 +188,6 @@ func TestRequestIDs(t *testing.T) {
 	require.NotEqual(t, one, b.do(t, "GET", "/subscriptions", "").header.Get("X-Request-ID"), "generated ids differ")
 }
 
-// syncBuffer is a log destination safe for concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, l := range bytes.Split(bytes.TrimSpace(s.buf.Bytes()), []byte("\n")) {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(l, &m))
-		out = append(out, m)
-	}
-	return out
-}
-
 func opID(op *huma.Operation) string {
 	if op == nil {
 		return ""
@@ -237,7 +211,7 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 	producer, err := queue.NewProducer(queue.ProducerConfig{Brokers: []string{"127.0.0.1:1"}, Topic: topic})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = producer.Close(context.Background()) })
-	logs := &syncBuffer{}
+	logs := &testkit.Logs{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	mux := http.NewServeMux()
 	humaAPI := api.New(mux, api.Config{Store: store.New(pool), Publisher: producer, Registerer: prometheus.NewRegistry(), Logger: log,
@@ -295,7 +269,7 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 	require.Len(t, ids, calls, "each answer has its own request id")
 
 	warned := map[string]bool{}
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.JSONLines(t) {
 		require.NotEqual(t, "ERROR", l["level"], "an outage is not an error of the API: %v", l)
 		if l["msg"] == "database unavailable" {
 			warned[l["request_id"].(string)] = true
@@ -344,7 +318,7 @@ func TestRequestLineLevelFollowsTheAnswer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
 			t.Parallel()
-			logs := &syncBuffer{}
+			logs := &testkit.Logs{}
 			log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			srv := httptest.NewServer(api.WithRequestID(log, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				w.WriteHeader(tt.status)
@@ -353,7 +327,7 @@ func TestRequestLineLevelFollowsTheAnswer(t *testing.T) {
 			resp, err := http.Get(srv.URL + "/events")
 			require.NoError(t, err)
 			require.NoError(t, resp.Body.Close())
-			lines := logs.lines(t)
+			lines := logs.JSONLines(t)
 			require.Len(t, lines, 1)
 			require.Equal(t, "request", lines[0]["msg"])
 			require.Equal(t, tt.level, lines[0]["level"])
