@@ -31,7 +31,12 @@ func procsFor(service string) int {
 	if service == worker {
 		shares = 2
 	}
-	return max(1, runtime.NumCPU()*shares/services)
+	return shares * share(runtime.NumCPU())
+}
+
+// share is one service's share of cores: a quarter, at least one.
+func share(cores int) int {
+	return max(1, cores/services)
 }
 
 // shareMachine sets the dev stack's own GOMAXPROCS.
