@@ -262,8 +262,11 @@ type AdmitRequest struct {
 // AdmitBatch decides many admissions in one Redis round trip, so that a
 // worker taking a batch of deliveries pays one network delay for all of
 // them rather than one each: a pipeline of the admission script, one run
-// per target and limits, so earlier requests of a destination are served
-// first.
+// per target (subscription) and limits, in the order of each run's first
+// request, so a subscription's earlier requests are served first. Two
+// subscriptions sharing a destination share its window and permits, and
+// when the batch asks for more than is left, which of them gets the last
+// of it follows that grouping rather than strict request order.
 // Answers are in request order and each has Admit's meaning; when Redis
 // fails, the whole batch is decided in-process, as Admit would be.
 func (g *Guard) AdmitBatch(ctx context.Context, reqs []AdmitRequest) []Admission {

@@ -15,8 +15,9 @@ import "github.com/redis/go-redis/v9"
 // limit, and takes a slot of each only if all three agree. The answers are
 // those of running the checks once per admission, one after the other;
 // one call only spares Redis the per-call work (one script run, one clock
-// reading, one trim and count of each set, one write of each). The limits
-// compared are the asking subscription's.
+// reading, one trim and count of each set, one write of the window and the
+// permits; the circuit, rarely touched, is written as each admission
+// needs). The limits compared are the asking subscription's.
 //
 // KEYS: destination's rate window (sorted set of admission times in µs),
 // rate sequence, subscription's circuit (hash), destination's permits
@@ -52,17 +53,20 @@ local held = redis.call('ZCARD', KEYS[4])
 local state = redis.call('HGET', KEYS[3], 'state')
 
 local out, permits, admitted = {}, {}, 0
+local rateWait
 for i = 8, #ARGV do
   local res
   if inWindow >= rateLimit then
     -- This call's own admissions are all at nowUS, so the oldest is a
-    -- stored one if there is any.
-    local wait = windowMS
-    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    if oldest[2] then
-      wait = math.ceil((tonumber(oldest[2]) + window - nowUS) / 1000)
+    -- stored one if there is any; it is the same for the whole call.
+    if not rateWait then
+      rateWait = windowMS
+      local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+      if oldest[2] then
+        rateWait = math.ceil((tonumber(oldest[2]) + window - nowUS) / 1000)
+      end
     end
-    res = {0, 1, wait}
+    res = {0, 1, rateWait}
   end
   local trial = 0
   if not res and (state == 'open' or state == 'half_open') then

@@ -16,8 +16,9 @@ import (
 // waits (ADR 0025):
 //
 //   - in memory, holding its handler, when its turn is expected soon and
-//     the destination gives slots back (one came back, or was taken, within
-//     the last 250 ms): it gets the next slot given back, in arrival order;
+//     the destination gives slots back (one came back within the last
+//     250 ms, or no holder has waited on the destination itself that long):
+//     it gets the next slot given back, in arrival order;
 //   - in the database otherwise: the claim is given back, due when its turn
 //     is expected, so a slow destination's backlog waits in PostgreSQL
 //     (memory stays bounded) and comes back at about the pace the
@@ -25,9 +26,10 @@ import (
 //
 // The expected wait comes from the pace at which the destination's slots
 // come back (see turn), whatever holds them: slow answers or a rate limit.
-// Only a request in flight for long says a destination stopped answering:
-// a slot's holder waiting for admission says only that its limits are
-// spent.
+// Only a holder waiting long on the destination itself (its request in
+// flight, or refused because the destination's requests are all out or its
+// circuit's trials are) says the destination stopped answering; one
+// waiting for a spent rate window says only that the window is spent.
 // A destination's state is forgotten once it is idle, so memory follows
 // the destinations in use.
 type slots struct {
@@ -63,10 +65,11 @@ type destination struct {
 	reserved time.Time
 }
 
-// holding is a taken slot's times: when it was taken, and when its
-// request went out (zero while its holder waits for admission).
+// holding is a taken slot's times: when it was taken, and when its holder
+// began to wait on the destination itself (onDest: zero while it waits
+// only for a spent rate window).
 type holding struct {
-	taken, sending time.Time
+	taken, onDest time.Time
 }
 
 type slotWaiter struct {
@@ -150,17 +153,17 @@ func (s *slots) acquire(ctx context.Context, dest string) (sl slot, at time.Time
 const recheck = 250 * time.Millisecond
 
 // flowing reports whether d gives slots back: one was given back within
-// the last recheck, or no request to it has been in flight that long.
-// Holders waiting for admission do not count: a rate limit whose window is
-// spent gives no slot back for up to a second, and taking that for a
-// destination that stopped answering spread a burst's backlog over three
-// times the time its limit needed; s.mu is held.
+// the last recheck, or no holder has waited on the destination itself that
+// long. Holders waiting for a spent rate window do not count: the window
+// gives no slot back for up to a second, and taking that for a destination
+// that stopped answering spread a burst's backlog over three times the
+// time its limit needed; s.mu is held.
 func (s *slots) flowing(d *destination, now time.Time) bool {
 	if now.Sub(d.lastRelease) < recheck {
 		return true
 	}
 	for _, h := range d.inFlight {
-		if !h.sending.IsZero() && now.Sub(h.sending) >= recheck {
+		if !h.onDest.IsZero() && now.Sub(h.onDest) >= recheck {
 			return false
 		}
 	}
@@ -174,16 +177,21 @@ func (s *slots) take(d *destination, dest string, now time.Time) slot {
 	return slot{dest: dest, id: s.nextID}
 }
 
-// sending records that sl's request goes out now.
-func (s *slots) sending(sl slot) {
+// waitsOnDest records that sl's holder now waits on the destination
+// itself: its request goes out, or admission refused it for a reason that
+// is the destination's (its requests all out, its circuit's trials out).
+// The first such moment counts.
+func (s *slots) waitsOnDest(sl slot) {
 	if sl.id == 0 {
 		return
 	}
 	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if h, ok := s.byDest[sl.dest].inFlight[sl.id]; ok {
-		h.sending = now
+	if d := s.byDest[sl.dest]; d != nil {
+		if h, ok := d.inFlight[sl.id]; ok && h.onDest.IsZero() {
+			h.onDest = now
+		}
 	}
 }
 
@@ -209,7 +217,7 @@ const paceProbe = 8
 // every slot taken, one comes free per average hold over the slots): a
 // running average of finished holds, or, once d has stopped giving slots
 // back (a destination that stopped answering), the oldest hold whose
-// request is in flight when that is longer; s.mu is held.
+// holder waits on the destination when that is longer; s.mu is held.
 func (s *slots) turn(d *destination, now time.Time) time.Duration {
 	if d.paced > 0 && now.Sub(d.paceFrom) < 2*paceWindow {
 		return d.pace - d.pace/paceProbe
@@ -217,7 +225,7 @@ func (s *slots) turn(d *destination, now time.Time) time.Duration {
 	held := d.hold
 	if !s.flowing(d, now) {
 		for _, h := range d.inFlight {
-			if !h.sending.IsZero() {
+			if !h.onDest.IsZero() {
 				held = max(held, now.Sub(h.taken))
 			}
 		}
@@ -245,6 +253,9 @@ func (s *slots) release(sl slot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.byDest[sl.dest]
+	if d == nil {
+		return
+	}
 	h, ok := d.inFlight[sl.id]
 	if !ok {
 		return

@@ -39,21 +39,22 @@ func TestTurnProbesFasterThanThePaceMeasured(t *testing.T) {
 	require.Equal(t, d.pace-d.pace/8, s.turn(d, clk.Now()))
 }
 
-// Only a request in flight for long makes a destination look stalled. A
-// holder waiting for admission (a rate limit whose window is spent gives
-// no slot back for up to a second) leaves the turn at the average hold
-// over the slots; taken from the oldest hold instead, it spread a burst's
-// backlog over three times the time the destination's limit needed.
+// Only a holder waiting long on the destination itself (its request in
+// flight, its concurrency or its circuit) makes it look stalled. One
+// waiting for a spent rate window (it gives no slot back for up to a
+// second) leaves the turn at the average hold over the slots; taken from
+// the oldest hold instead, it spread a burst's backlog over three times
+// the time the destination's limit needed.
 func TestOnlyARequestInFlightLooksStalled(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
-		sending  bool
+		onDest   bool
 		flowing  bool
 		wantTurn time.Duration
 	}{
-		{"waiting for admission", false, true, 50 * time.Millisecond},
-		{"request in flight", true, false, 500 * time.Millisecond},
+		{"waiting for a spent rate window", false, true, 50 * time.Millisecond},
+		{"waiting on the destination", true, false, 500 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,8 +74,8 @@ func TestOnlyARequestInFlightLooksStalled(t *testing.T) {
 			s.release(first) // one finished hold of 100 ms
 
 			sl := take()
-			if tt.sending {
-				s.sending(sl)
+			if tt.onDest {
+				s.waitsOnDest(sl)
 			}
 			clk.Advance(time.Second)
 			s.mu.Lock()

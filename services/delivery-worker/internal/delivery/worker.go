@@ -225,6 +225,9 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		if adm.Allowed {
 			break
 		}
+		if adm.Reason != resilience.RateLimited {
+			w.slots.waitsOnDest(sl)
+		}
 		wait := adm.RetryAfter + spread(adm.RetryAfter)
 		span := trace.SpanFromContext(ctx)
 		if span.IsRecording() {
@@ -243,7 +246,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		}
 	}
 
-	w.slots.sending(sl)
+	w.slots.waitsOnDest(sl)
 	ctx, span := w.tracer.Start(ctx, "delivery attempt")
 	defer span.End()
 	if span.IsRecording() {

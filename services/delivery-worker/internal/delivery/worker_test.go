@@ -456,6 +456,34 @@ func TestHandleGivesBackWhenTheDestinationIsSlow(t *testing.T) {
 	require.Equal(t, []resilience.Reason{resilience.DestinationBusy, resilience.DestinationBusy}, throttled)
 }
 
+// A slot held by a delivery that the destination's own concurrency limit
+// keeps refusing (its requests are all out, perhaps from other workers)
+// says the destination is not answering, as a request in flight would:
+// the next delivery waits in the database, not in memory.
+func TestHandleGivesBackWhileTheSlotWaitsOnTheDestination(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{slots: 1, jobs: 2, admit: func(int, resilience.AdmitRequest) resilience.Admission {
+		return resilience.Admission{Reason: resilience.ConcurrencyLimited, RetryAfter: 300 * time.Millisecond}
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	first := h.handleAsync(ctx, 1)
+	require.NoError(t, h.clock.BlockUntilWaiting(context.Background(), 1), "the first waits for admission, holding the slot")
+	h.clock.Advance(recheck)
+	select {
+	case err := <-h.handleAsync(context.Background(), 2):
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second waits in memory behind a destination that does not answer")
+	}
+	cancel()
+	require.NoError(t, <-first)
+	got := h.store.applied()
+	require.Equal(t, []store.OutcomeKind{store.OutcomeReleased, store.OutcomeReleased}, kinds(got))
+	require.Equal(t, int64(2), got[0].DeliveryID(), "the second went first, to the database")
+	_, _, throttled, _ := h.guard.state()
+	require.Equal(t, []resilience.Reason{resilience.DestinationBusy}, throttled)
+}
+
 // Concurrent claims and outcomes share statements.
 func TestHandleGroupsConcurrentDeliveries(t *testing.T) {
 	t.Parallel()
