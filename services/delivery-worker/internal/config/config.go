@@ -54,7 +54,7 @@ func Load(env *config.Env) (Config, error) {
 		SecretKeys:          env.SecretKeys(),
 		KafkaConsumerGroup:  env.String("KAFKA_CONSUMER_GROUP", "dispatch-workers"),
 		KafkaSessionTimeout: env.Duration("KAFKA_SESSION_TIMEOUT", 45*time.Second),
-		Concurrency:         env.Int("DELIVERY_CONCURRENCY", 256, 1),
+		Concurrency:         env.Int("DELIVERY_CONCURRENCY", 512, 1),
 		DeliveryTimeout:     env.Duration("DELIVERY_TIMEOUT", 30*time.Second),
 		LeaseMargin:         env.Duration("DELIVERY_LEASE_MARGIN", 30*time.Second),
 		MaxAttempts:         env.Int("RETRY_MAX_ATTEMPTS", retry.DefaultMaxAttempts, 1),

@@ -16,7 +16,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.KafkaConsumerGroup != "dispatch-workers" || cfg.DeliveryTimeout != 30*time.Second || cfg.MaxAttempts != 16 ||
-		cfg.DestinationSlots != 64 || cfg.MaxResponseHeaderBytes != 64<<10 || cfg.ProxyIgnored || cfg.Traceparent {
+		cfg.Concurrency != 512 || cfg.DestinationSlots != 128 || cfg.MaxResponseHeaderBytes != 64<<10 || cfg.ProxyIgnored || cfg.Traceparent {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 	cfg, err = config.Load(libconfig.FromMap(map[string]string{"SECRETS_ENCRYPTION_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "KAFKA_BROKERS": "k:9092", "DELIVERY_CONCURRENCY": "10", "HTTPS_PROXY": "http://proxy:3128", "DELIVERY_TRACEPARENT": "true"}))
