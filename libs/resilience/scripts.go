@@ -148,40 +148,42 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local threshold, trials = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = 4, #ARGV, 4 do
-  out[#out + 1] = (function()
-    if ARGV[i + 1] ~= '1' then
+-- done ends the admission whose arguments start at ARGV[i].
+local function done(i)
+  if ARGV[i + 1] ~= '1' then
+    return 0
+  end
+  local success = ARGV[i + 2] == '1'
+  local trial = ARGV[i + 3] == '1'
+  local state = redis.call('HGET', KEYS[2], 'state') or 'closed'
+  if state == 'closed' then
+    if success then
+      redis.call('HDEL', KEYS[2], 'failures')
       return 0
     end
-    local success = ARGV[i + 2] == '1'
-    local trial = ARGV[i + 3] == '1'
-    local state = redis.call('HGET', KEYS[2], 'state') or 'closed'
-    if state == 'closed' then
-      if success then
-        redis.call('HDEL', KEYS[2], 'failures')
-        return 0
-      end
-      local f = redis.call('HINCRBY', KEYS[2], 'failures', 1)
-      redis.call('PEXPIRE', KEYS[2], ARGV[3])
-      if f >= threshold then
-        redis.call('HSET', KEYS[2], 'state', 'open', 'since', now, 'failures', 0)
-        return 1
-      end
-      return 0
-    end
-    if state == 'half_open' and trial then
-      if not success then
-        redis.call('HSET', KEYS[2], 'state', 'open', 'since', now)
-        redis.call('PEXPIRE', KEYS[2], ARGV[3])
-        return 1
-      end
-      if redis.call('HINCRBY', KEYS[2], 'successes', 1) >= trials then
-        redis.call('DEL', KEYS[2])
-        return 2
-      end
+    local f = redis.call('HINCRBY', KEYS[2], 'failures', 1)
+    redis.call('PEXPIRE', KEYS[2], ARGV[3])
+    if f >= threshold then
+      redis.call('HSET', KEYS[2], 'state', 'open', 'since', now, 'failures', 0)
+      return 1
     end
     return 0
-  end)()
+  end
+  if state == 'half_open' and trial then
+    if not success then
+      redis.call('HSET', KEYS[2], 'state', 'open', 'since', now)
+      redis.call('PEXPIRE', KEYS[2], ARGV[3])
+      return 1
+    end
+    if redis.call('HINCRBY', KEYS[2], 'successes', 1) >= trials then
+      redis.call('DEL', KEYS[2])
+      return 2
+    end
+  end
+  return 0
+end
+for i = 4, #ARGV, 4 do
+  out[#out + 1] = done(i)
 end
 return out
 `)
