@@ -19,16 +19,17 @@ import (
 
 // Defines values for AttemptBodyErrorClass.
 const (
-	Blocked           AttemptBodyErrorClass = "blocked"
-	ConnectionRefused AttemptBodyErrorClass = "connection_refused"
-	ConnectionReset   AttemptBodyErrorClass = "connection_reset"
-	Dns               AttemptBodyErrorClass = "dns"
-	HttpStatus        AttemptBodyErrorClass = "http_status"
-	InvalidResponse   AttemptBodyErrorClass = "invalid_response"
-	Network           AttemptBodyErrorClass = "network"
-	ResponseTooLarge  AttemptBodyErrorClass = "response_too_large"
-	Timeout           AttemptBodyErrorClass = "timeout"
-	Tls               AttemptBodyErrorClass = "tls"
+	Blocked               AttemptBodyErrorClass = "blocked"
+	ConnectionRefused     AttemptBodyErrorClass = "connection_refused"
+	ConnectionReset       AttemptBodyErrorClass = "connection_reset"
+	Dns                   AttemptBodyErrorClass = "dns"
+	HttpStatus            AttemptBodyErrorClass = "http_status"
+	InformationalResponse AttemptBodyErrorClass = "informational_response"
+	InvalidResponse       AttemptBodyErrorClass = "invalid_response"
+	Network               AttemptBodyErrorClass = "network"
+	ResponseTooLarge      AttemptBodyErrorClass = "response_too_large"
+	Timeout               AttemptBodyErrorClass = "timeout"
+	Tls                   AttemptBodyErrorClass = "tls"
 )
 
 // Valid indicates whether the value is a known member of the AttemptBodyErrorClass enum.
@@ -43,6 +44,8 @@ func (e AttemptBodyErrorClass) Valid() bool {
 	case Dns:
 		return true
 	case HttpStatus:
+		return true
+	case InformationalResponse:
 		return true
 	case InvalidResponse:
 		return true

@@ -104,6 +104,9 @@ const (
 	// ErrorResponseTooLarge means the receiver's response headers exceeded
 	// DELIVERY_MAX_RESPONSE_HEADER_BYTES.
 	ErrorResponseTooLarge ErrorClass = "response_too_large"
+	// ErrorInformational means the receiver answered with a 1xx status that
+	// ends the exchange (101 Switching Protocols) instead of a final one.
+	ErrorInformational ErrorClass = "informational_response"
 )
 
 // Attempt is one HTTP request made for a delivery.

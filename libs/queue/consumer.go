@@ -26,7 +26,8 @@ type ConsumerConfig struct {
 	// Concurrency is the most messages handled at once.
 	Concurrency int
 	// DrainTimeout bounds how long in-flight messages may take to finish
-	// when partitions are revoked or the consumer stops.
+	// when partitions are revoked, and how long Run takes to return once
+	// its context ends.
 	DrainTimeout time.Duration
 	// SessionTimeout is how long the group waits for a silent member (a
 	// crashed worker) before giving its partitions to others; zero keeps
@@ -46,6 +47,9 @@ type Consumer struct {
 	client  *kgo.Client
 	offsets *offsets
 	tracer  tracer
+	// stopped closes when Run has drained, so that leaving the group does
+	// not wait for the same messages again.
+	stopped chan struct{}
 }
 
 // NewConsumer joins the consumer group. Kafka need not be reachable yet.
@@ -59,7 +63,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Consumer{cfg: cfg, offsets: newOffsets(), tracer: cfg.Tracing.tracer()}
+	c := &Consumer{cfg: cfg, offsets: newOffsets(), tracer: cfg.Tracing.tracer(), stopped: make(chan struct{})}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
@@ -94,6 +98,8 @@ func (c *Consumer) Ping(ctx context.Context) error { return c.client.Ping(ctx) }
 func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	select {
 	case <-c.offsets.forget(revoked):
+	case <-c.stopped:
+		// Run has drained already, within its own bound.
 	case <-time.After(c.cfg.DrainTimeout):
 		c.cfg.Logger.Warn("revoked partitions still busy; their messages will be handled again by the next owner")
 	case <-ctx.Done():
@@ -108,8 +114,8 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 }
 
 // Run consumes until ctx ends, then stops polling, lets in-flight messages
-// finish within DrainTimeout, commits and leaves the group. Handlers get a
-// context that outlives ctx by up to DrainTimeout.
+// finish, commits and leaves the group, all within DrainTimeout. Handlers
+// get a context that outlives ctx by most of DrainTimeout (see stopGrace).
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
@@ -147,22 +153,38 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		})
 	}
 
+	deadline := time.Now().Add(c.cfg.DrainTimeout)
+	grace := stopGrace(c.cfg.DrainTimeout)
 	drained := make(chan struct{})
 	go func() { wg.Wait(); close(drained) }()
 	select {
 	case <-drained:
-	case <-time.After(c.cfg.DrainTimeout):
+	case <-time.After(time.Until(deadline.Add(-grace))):
 		c.cfg.Logger.Warn("drain timeout: cancelling in-flight messages", "timeout", c.cfg.DrainTimeout)
 		cancelHandlers()
-		<-drained
+		select {
+		case <-drained:
+		case <-time.After(time.Until(deadline.Add(-grace / 2))):
+			// A handler that ignores its context must not keep the process
+			// alive: its message is not marked, so it is handed out again.
+			c.cfg.Logger.Error("in-flight messages did not end when cancelled; stopping without them")
+		}
 	}
-	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	close(c.stopped)
+	commitCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	if err := c.client.CommitMarkedOffsets(commitCtx); err != nil {
 		c.cfg.Logger.Warn("final commit failed; some messages will be handled again", "err", err)
 	}
 	c.client.Close()
 	return nil
+}
+
+// stopGrace is the end of a stop's drain kept for what follows it:
+// handlers are cancelled this long before the drain's deadline, get half
+// of it to give their work back, and the final commit has the rest.
+func stopGrace(drain time.Duration) time.Duration {
+	return min(drain/4, 2*time.Second)
 }
 
 // handle runs h until it succeeds, backing off between failures, and

@@ -129,6 +129,40 @@ func TestUnfinishedMessageIsHandedOutAgain(t *testing.T) {
 	require.False(t, s2.has(1), "messages before the unfinished one stay committed")
 }
 
+// TestStopsWithinTheDrainTimeout: a handler that ignores its context (a
+// read that nothing bounds) cannot keep the consumer from stopping.
+func TestStopsWithinTheDrainTimeout(t *testing.T) {
+	t.Parallel()
+	cluster := testkit.Kafka(t, 1, topic)
+	brokers := cluster.ListenAddrs()
+	publish(t, brokers, 1, 3)
+
+	const drain = time.Second
+	c, err := queue.NewConsumer(queue.ConsumerConfig{Brokers: brokers, Topics: []string{topic}, Group: "g", Concurrency: 4, DrainTimeout: drain})
+	require.NoError(t, err)
+	stuck, release := make(chan struct{}, 3), make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(ctx, func(context.Context, queue.Message) error {
+			stuck <- struct{}{}
+			<-release
+			return nil
+		})
+	}()
+	<-stuck
+	cancel()
+	stopping := time.Now()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+		require.Less(t, time.Since(stopping), drain+500*time.Millisecond)
+	case <-time.After(drain + 10*time.Second):
+		t.Fatalf("the consumer was still stopping %v after its %v drain timeout", 10*time.Second, drain)
+	}
+}
+
 func TestDecode(t *testing.T) {
 	t.Parallel()
 	m := queue.Message{DeliveryID: 42, EventID: "e", SubscriptionID: "s"}

@@ -200,6 +200,13 @@ func TestHostileReceivers(t *testing.T) {
 			writeUntilClosed(conn, "HTTP/1.1 200 OK\r\n", []byte(junkHeader), 9<<20)
 		}), "response_too_large"},
 		{"not_http", rawReceiver(t, func(conn net.Conn) { _, _ = io.WriteString(conn, "SSH-2.0-OpenSSH_9.6\r\n\r\n") }), "invalid_response"},
+		{"switches_protocols", rawReceiver(t, func(conn net.Conn) {
+			// A WebSocket server's answer; the socket stays open until the
+			// worker hangs up.
+			if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"); err == nil {
+				_, _ = io.Copy(io.Discard, conn)
+			}
+		}), "informational_response"},
 		{"redirects_inside", redirect.URL, "http_status"},
 		{"ok_then_closes", rawReceiver(t, func(conn net.Conn) {
 			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")

@@ -185,10 +185,20 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration)
 	if err != nil {
 		return finish(classify(err), errorText(err))
 	}
+	code := resp.StatusCode
+	a.StatusCode = &code
+	if code < 200 {
+		// Only 101 ends the exchange this way (net/http reads past the other
+		// 1xx answers itself). Its body is the raw connection, which the
+		// request's context no longer bounds: it is closed unread.
+		resp.Body.Close()
+		return finish(domain.ErrorInformational, "HTTP "+strconv.Itoa(code)+": an informational answer ended the exchange")
+	}
+	// Any other body is read through net/http, which closes the connection
+	// when the attempt's context ends (the trickling receivers' tests pin it).
 	snippet, readErr := readSnippet(resp.Body)
 	resp.Body.Close()
-	code := resp.StatusCode
-	a.StatusCode, a.ResponseBody = &code, snippet
+	a.ResponseBody = snippet
 	if retry.HonoursRetryAfter(code) {
 		retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}

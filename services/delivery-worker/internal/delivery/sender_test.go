@@ -110,6 +110,7 @@ func TestSendClassifiesFailures(t *testing.T) {
 			_ = conn.Close()
 		}
 	})
+	mux.HandleFunc("/switch", switchProtocols)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	tlsSrv := httptest.NewTLSServer(mux) // its certificate is not trusted by the sender
@@ -136,6 +137,7 @@ func TestSendClassifiesFailures(t *testing.T) {
 		{tlsSrv.URL + "/ok", domain.ErrorTLS, 0, 0, 0},
 		{srv.URL + "/big-headers", domain.ErrorResponseTooLarge, 0, 0, 0},
 		{srv.URL + "/not-http", domain.ErrorInvalidResponse, 0, 0, 0},
+		{srv.URL + "/switch", domain.ErrorInformational, http.StatusSwitchingProtocols, 0, 0},
 	}
 	sender := testSender()
 	for _, tt := range tests {
@@ -157,6 +159,48 @@ func TestSendClassifiesFailures(t *testing.T) {
 			}
 			require.LessOrEqual(t, len(a.ResponseBody), maxResponseSnippet)
 		})
+	}
+}
+
+// switchProtocols answers 101 Switching Protocols, as a WebSocket server
+// would, and then keeps the connection open, trickling a byte every 50 ms
+// until the client hangs up.
+func switchProtocols(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	conn, buf, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_, _ = buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	_ = buf.Flush()
+	for {
+		if _, err := conn.Write([]byte{0x81}); err != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSendEndsAnUpgradeWithinTheTimeout: a 101 hands the raw connection
+// back as the body, out of the request context's reach; an attempt that
+// read it would never end.
+func TestSendEndsAnUpgradeWithinTheTimeout(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(switchProtocols))
+	t.Cleanup(srv.Close)
+	const timeout = time.Second
+	done := make(chan Result, 1)
+	go func() {
+		done <- testSender().Send(context.Background(), job(srv.URL, signing.GenerateSecret()), timeout)
+	}()
+	select {
+	case res := <-done:
+		require.Equal(t, domain.ErrorInformational, res.Attempt.ErrorClass, res.Attempt.Error)
+		require.Equal(t, http.StatusSwitchingProtocols, *res.Attempt.StatusCode)
+		require.Less(t, res.Attempt.Duration, timeout)
+	case <-time.After(timeout + 10*time.Second):
+		t.Fatalf("an attempt answered with 101 was still running %v after its %v timeout", 10*time.Second, timeout)
 	}
 }
 
