@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -143,22 +144,30 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 
 // batchItems takes the events out of a batch body, which the guard has
 // found to be valid JSON. A body that is not {"events": [...]} with 1 to
-// domain.MaxBatchEvents events fails as a whole.
+// domain.MaxBatchEvents events fails as a whole, as does one naming
+// events twice, which would otherwise drop the first array in silence.
 func batchItems(raw []byte) ([]json.RawMessage, error) {
 	invalidBody := func(location, msg string) error {
 		return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: location, Message: msg})
 	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &members); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, invalidBody("body", "must be a JSON object with the member events")
 	}
-	for name := range members {
-		if name != "events" {
+	var events json.RawMessage
+	for dec.More() {
+		name, err := dec.Token()
+		if err != nil || name != "events" {
 			return nil, invalidBody("body", `unexpected property: the body holds only "events"`)
 		}
+		if events != nil {
+			return nil, invalidBody("body.events", domain.RepeatedMember)
+		}
+		if err := dec.Decode(&events); err != nil {
+			return nil, invalidBody("body.events", "must be an array of events")
+		}
 	}
-	events, ok := members["events"]
-	if !ok || string(events) == "null" {
+	if events == nil || string(events) == "null" {
 		return nil, invalidBody("body", "expected required property events to be present")
 	}
 	var items []json.RawMessage
@@ -189,7 +198,11 @@ func (c batchChecker) check(i int, raw json.RawMessage) (domain.Event, string, [
 	}
 	id := validID(v)
 	if err := domain.ValidateJSONText(loc, raw, maxBodyDepth); err != nil {
-		return domain.Event{}, id, []*huma.ErrorDetail{validationDetail(err, "")}
+		d := validationDetail(err, "")
+		if d.Location == loc+".id" {
+			id = "" // an id named twice: which one the event meant is not known
+		}
+		return domain.Event{}, id, []*huma.ErrorDetail{d}
 	}
 	var res huma.ValidateResult
 	huma.Validate(c.registry, c.schema, huma.NewPathBuffer([]byte(loc), len(loc)), huma.ModeWriteToServer, v, &res)

@@ -50,10 +50,12 @@ const maxBodyDepth = 10000
 //     pages from posting to the API;
 //   - JSON text with invalid UTF-8, \u0000 or unpaired surrogate escapes
 //     anywhere, which Go's decoder would replace or keep and PostgreSQL
-//     refuses (422 naming the member). An operation that validates its
-//     body itself (SkipValidateBody: POST /events/batch, event by event)
-//     checks this too, so that one bad part fails only itself; the guard
-//     only refuses malformed JSON for it (400).
+//     refuses, or with an object naming a member twice, of which the
+//     decoder would keep the last in silence (422 naming the member).
+//     An operation that validates its body itself (SkipValidateBody:
+//     POST /events/batch, event by event) checks this too, so that one
+//     bad part fails only itself; the guard only refuses malformed JSON
+//     for it (400).
 func guard(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		op := ctx.Operation()

@@ -148,6 +148,61 @@ func TestLimitsHoldExactly(t *testing.T) {
 	require.Equal(t, "boutique-é", r.body["source"])
 }
 
+// TestRepeatedMembersAreRefused: a member name that appears twice in one
+// object, at any depth of any body, is a 422 at that member and nothing is
+// written. Decoding keeps the last of them, so the event or settings
+// stored would not be those the client sent or that it is shown.
+func TestRepeatedMembersAreRefused(t *testing.T) {
+	b := setup(t)
+	require.Equal(t, http.StatusCreated, b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"]}`).status)
+	tests := []struct {
+		name, method, path, body string
+		location                 string
+	}{
+		{"event id", "POST", "/events", `{"id":"a","id":"b","type":"t","data":{}}`, "body.id"},
+		{"event id, spelt with an escape", "POST", "/events", `{"id":"a","type":"t","\u0069d":"b","data":{}}`, "body.id"},
+		{"event data", "POST", "/events", `{"id":"a","type":"t","data":{"x":1},"data":{"y":2}}`, "body.data"},
+		{"in data", "POST", "/events", `{"id":"a","type":"t","data":{"amount":1,"amount":1000}}`, "body.data.amount"},
+		{"deep in data", "POST", "/events", `{"id":"a","type":"t","data":{"items":[{"name":"x"},{"name":"y"},{"qty":1,"name":"z","name":"w"}]}}`, "body.data.items[2].name"},
+		{"two events arrays", "POST", "/events/batch", `{"events":[{"id":"a","type":"t","data":{}}],"events":[{"id":"b","type":"t","data":{}}]}`, "body.events"},
+		{"events null, then an array", "POST", "/events/batch", `{"events":null,"events":[{"id":"b","type":"t","data":{}}]}`, "body.events"},
+		{"subscription url", "POST", "/subscriptions", `{"url":"http://h/","event_types":["*"],"url":"http://other/"}`, "body.url"},
+		{"subscription id", "POST", "/subscriptions", `{"id":"s2","url":"http://h/","event_types":["*"],"id":"s3"}`, "body.id"},
+		{"patched state", "PATCH", "/subscriptions/s", `{"state":"active","state":"paused"}`, "body.state"},
+		{"patched rate limit", "PATCH", "/subscriptions/s", `{"rate_limit_per_second":5,"rate_limit_per_second":50}`, "body.rate_limit_per_second"},
+		{"redelivery statuses", "POST", "/subscriptions/s/redeliver", `{"statuses":["failed"],"statuses":["delivered"]}`, "body.statuses"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := b.do(t, tt.method, tt.path, tt.body)
+			require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+			require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+			require.Equal(t, []string{tt.location}, r.locations(), r.raw)
+			require.Contains(t, r.raw, domain.RepeatedMember)
+		})
+	}
+	require.Equal(t, 0, b.count(t, "events"), "no event stored")
+	require.Equal(t, 1, b.count(t, "subscriptions"), "no subscription created")
+	r := b.do(t, "GET", "/subscriptions/s", "")
+	require.Equal(t, "active", r.body["state"], "a refused patch changes nothing")
+	require.Nil(t, r.body["rate_limit_per_second"], r.raw)
+
+	// In a batch, an event that repeats a member fails alone; an id named
+	// twice is not reported as the event's.
+	r = b.do(t, "POST", "/events/batch", batch(
+		`{"id":"ok","type":"t","data":{}}`,
+		`{"id":"d1","type":"t","data":{"a":{"b":1,"\u0062":2}}}`,
+		`{"id":"d2","id":"d3","type":"t","data":{}}`,
+	))
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, [][3]string{
+		{"ok", "stored", ""},
+		{"d1", "invalid", "body.events[1].data.a.b"},
+		{"", "invalid", "body.events[2].id"},
+	}, r.results(t), r.raw)
+	require.Equal(t, 1, b.count(t, "events"))
+}
+
 // TestRequestIDs pins that every answer carries an id: the client's when it
 // is safe, a fresh one otherwise, and the same id in problem bodies.
 func TestRequestIDs(t *testing.T) {
