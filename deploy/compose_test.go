@@ -81,6 +81,10 @@ func TestComposeGivesEveryServiceItsSettings(t *testing.T) {
 	sessionKey, err := base64.StdEncoding.DecodeString(dashboard["DASHBOARD_SESSION_KEY"])
 	require.NoError(t, err, "DASHBOARD_SESSION_KEY is base64")
 	require.Len(t, sessionKey, 32, "DASHBOARD_SESSION_KEY is 32 bytes")
+	// It records ended sessions in the stack's Redis.
+	for _, name := range []string{"REDIS_URL", "REDIS_KEY_PREFIX"} {
+		require.Equal(t, api[name], dashboard[name], "the dashboard shares the API's %s", name)
+	}
 
 	// What an operator sets reaches every service that needs it.
 	p = loadCompose(t, map[string]string{"SECRETS_ENCRYPTION_KEY": "operator-key", "ADMIN_API_KEY": "operator-admin", "DELIVERY_ALLOW_CIDRS": "172.16.0.0/12", "POSTGRES_PASSWORD": "s3cret", "DASHBOARD_SESSION_KEY": "operator-session-key"})

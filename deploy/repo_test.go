@@ -54,7 +54,7 @@ var services = []service{
 	{compose: "retry-scheduler", binary: "retry-scheduler", module: "services/retry-scheduler", dockerfile: "services/retry-scheduler/Dockerfile", job: "retry-scheduler",
 		required: []string{"ADDR", "DATABASE_URL", "KAFKA_BROKERS", "KAFKA_TOPIC"}},
 	{compose: "dashboard", binary: "dashboard", module: "services/dashboard", dockerfile: "services/dashboard/Dockerfile", job: "dashboard",
-		required: []string{"ADDR", "DISPATCH_API_URL", "DASHBOARD_SESSION_KEY"}},
+		required: []string{"ADDR", "DISPATCH_API_URL", "DASHBOARD_SESSION_KEY", "REDIS_URL"}},
 }
 
 // loadCompose loads docker-compose.yml as `docker compose` does, with env

@@ -126,6 +126,24 @@ func TestReadOnlyKeySeesNoActions(t *testing.T) {
 	}
 }
 
+// TestSignOutEverywhereOnlyForAdmins: the button that ends every session
+// shows for an admin key only, and posts the CSRF token.
+func TestSignOutEverywhereOnlyForAdmins(t *testing.T) {
+	t.Parallel()
+	for _, admin := range []bool{false, true} {
+		p := page(true)
+		p.Admin = admin
+		doc := render(t, ErrorPage(ErrorView{Page: p, Message: "m"}))
+		button := testid(doc, "sign-out-everywhere")
+		if got := button.Length() == 1; got != admin {
+			t.Fatalf("admin %v: sign-out-everywhere shown %v", admin, got)
+		}
+		if admin && button.Closest(`form[action="/logout/everywhere"]`).Find(`input[name=csrf][value="tok"]`).Length() != 1 {
+			t.Error("the sign-out-everywhere form does not post the CSRF token")
+		}
+	}
+}
+
 func TestFieldErrorsShowNextToTheirField(t *testing.T) {
 	t.Parallel()
 	v := SubscriptionsView{Page: page(true), Form: SubscriptionForm{URL: "http://10.0.0.1/", Errors: Errors{"url": "points at a private address"}}}

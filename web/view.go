@@ -21,6 +21,9 @@ type Page struct {
 	// CanWrite is true when the key may act (write or admin): only then are
 	// action buttons rendered.
 	CanWrite bool
+	// Admin is true when the key has the admin scope: only then is the
+	// button that ends every session rendered.
+	Admin bool
 	// CSRF is the token every state-changing form carries.
 	CSRF string
 	// Now is when the page was built; relative times count from it.

@@ -1,12 +1,16 @@
 // Command dashboard serves the operators' dashboard: server-rendered pages
 // that read and act only through the ingest-api's API, as the API key an
-// operator signs in with (internal/server).
+// operator signs in with (internal/server), and record in Redis which
+// sessions have ended (internal/session).
 package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
+
+	"github.com/redis/go-redis/v9"
 
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
 	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
@@ -35,9 +39,16 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := server.New(server.Config{APIURL: cfg.APIURL, Sealer: sealer, SessionTTL: cfg.SessionTTL, Logger: log})
+	redisOpts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(redisOpts)
+	defer rdb.Close()
+	revocations := session.NewRevocations(rdb, cfg.RedisKeyPrefix)
+	srv := server.New(server.Config{APIURL: cfg.APIURL, Sealer: sealer, Revocations: revocations, SessionTTL: cfg.SessionTTL, Logger: log})
 	mux := http.NewServeMux()
-	observability.Register(mux, map[string]observability.Check{"api": srv.Ready})
+	observability.Register(mux, map[string]observability.Check{"api": srv.Ready, "redis": revocations.Ping})
 	srv.Register(mux)
 	log.Info("dashboard serving", "addr", cfg.Addr, "api", cfg.APIURL)
 	err = lifecycle.Run(ctx, lifecycle.HTTP(observability.NewServer(cfg.Addr, server.SecurityHeaders(mux)), cfg.ShutdownTimeout))

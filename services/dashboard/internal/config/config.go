@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/dispatch-webhooks/dispatch/libs/config"
 )
 
@@ -15,6 +17,9 @@ const DefaultAddr = ":8083"
 
 // Config is the dashboard's settings.
 type Config struct {
+	// Redis is where sessions that ended before their expiry are recorded
+	// (REDIS_URL, REDIS_KEY_PREFIX).
+	config.Redis
 	Addr            string        // ADDR
 	APIURL          string        // DISPATCH_API_URL
 	SessionKey      []byte        // DASHBOARD_SESSION_KEY
@@ -29,6 +34,7 @@ type Config struct {
 func Load(env *config.Env) (Config, error) {
 	host, _ := os.Hostname()
 	c := Config{
+		Redis:           env.Redis(),
 		Addr:            env.String("ADDR", DefaultAddr),
 		APIURL:          env.String("DISPATCH_API_URL", "http://127.0.0.1:8080"),
 		SessionTTL:      env.Duration("DASHBOARD_SESSION_TTL", 12*time.Hour),
@@ -39,6 +45,9 @@ func Load(env *config.Env) (Config, error) {
 	}
 	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		env.Fail("DISPATCH_API_URL", "%q is not an http or https URL such as http://127.0.0.1:8080", c.APIURL)
+	}
+	if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		env.Fail("REDIS_URL", "%q is not a Redis URL such as redis://127.0.0.1:6379/0: %v", c.RedisURL, err)
 	}
 	if !env.Set("DASHBOARD_SESSION_KEY") {
 		env.Fail("DASHBOARD_SESSION_KEY", "is required: it seals the sessions' API keys in their cookies; make one with `openssl rand -base64 32`")

@@ -16,7 +16,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != ":8083" || c.APIURL != "http://127.0.0.1:8080" || c.SessionTTL != 12*time.Hour || len(c.SessionKey) != 32 {
+	if c.Addr != ":8083" || c.APIURL != "http://127.0.0.1:8080" || c.SessionTTL != 12*time.Hour || len(c.SessionKey) != 32 ||
+		c.RedisURL != "redis://127.0.0.1:6379/0" || c.RedisKeyPrefix != "dispatch" {
 		t.Fatalf("%+v", c)
 	}
 }
@@ -31,6 +32,7 @@ func TestRefuses(t *testing.T) {
 		"short session key": {map[string]string{"DASHBOARD_SESSION_KEY": "c2hvcnQ="}, "DASHBOARD_SESSION_KEY: must be"},
 		"not base64":        {map[string]string{"DASHBOARD_SESSION_KEY": "not base64!"}, "DASHBOARD_SESSION_KEY: must be"},
 		"bad API URL":       {map[string]string{"DASHBOARD_SESSION_KEY": goodKey, "DISPATCH_API_URL": "localhost:8080"}, "DISPATCH_API_URL"},
+		"bad Redis URL":     {map[string]string{"DASHBOARD_SESSION_KEY": goodKey, "REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL: "},
 	} {
 		_, err := Load(config.FromMap(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/dispatch-webhooks/dispatch/libs/client"
@@ -13,7 +14,7 @@ import (
 // value in a short-lived cookie of its own, since there is no session yet.
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if _, err := s.cfg.Sealer.Open(c.Value); err == nil {
+		if _, err := s.open(r.Context(), c.Value); err == nil {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
@@ -24,6 +25,8 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 		v.Notice = "Your session ended. Sign in again."
 	case r.URL.Query().Has("signed_out"):
 		v.Notice = "Signed out."
+	case r.URL.Query().Has("signed_out_everywhere"):
+		v.Notice = "Every session was ended, this one too. Sign in again."
 	}
 	s.render(w, r, http.StatusOK, web.Login(v))
 }
@@ -70,12 +73,18 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		again(problem(res.StatusCode(), res.Body).httpStatus(), problem(res.StatusCode(), res.Body).message())
 		return
 	}
-	sess := session.Session{APIKey: key, KeyID: res.JSON200.Id, Expires: s.cfg.Now().Add(s.cfg.SessionTTL)}
+	sess := session.Session{ID: session.Nonce(), APIKey: key, KeyID: res.JSON200.Id, Expires: s.cfg.Now().Add(s.cfg.SessionTTL)}
 	if res.JSON200.Scopes != nil {
 		sess.Scopes = *res.JSON200.Scopes
 	}
 	if !sess.Has("read", "admin") {
 		again(http.StatusForbidden, "This key lacks the read scope the dashboard needs to show anything (it has: "+strings.Join(sess.Scopes, ", ")+").")
+		return
+	}
+	if sess.Issued, err = s.cfg.Revocations.Issue(r.Context()); err != nil {
+		s.cfg.Logger.Warn("sign-in: session store unreachable", "err", err)
+		w.Header().Set("Retry-After", "5")
+		again(http.StatusServiceUnavailable, "The dashboard cannot reach the Redis where it records sessions, so it cannot sign you in. Try again in a moment.")
 		return
 	}
 	value, err := s.cfg.Sealer.Seal(sess)
@@ -90,15 +99,49 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// logout ends the session. With a valid session the form must carry its
-// token, so another site cannot sign an operator out.
+// logout ends the session, on every instance: a copy of its cookie stops
+// working too. With a valid session the form must carry its token, so
+// another site cannot sign an operator out.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if _, err := s.cfg.Sealer.Open(c.Value); err == nil && !s.cfg.Sealer.ValidToken(c.Value, r.PostFormValue("csrf")) {
-			http.Error(w, "This form's security token is missing or stale; reload the page and try again.", http.StatusForbidden)
-			return
+		if sess, err := s.cfg.Sealer.Open(c.Value); err == nil {
+			if !s.cfg.Sealer.ValidToken(c.Value, r.PostFormValue("csrf")) {
+				http.Error(w, "This form's security token is missing or stale; reload the page and try again.", http.StatusForbidden)
+				return
+			}
+			if err := s.cfg.Revocations.End(r.Context(), sess); err != nil {
+				// The cookie is kept: dropping it would look like a sign-out
+				// while a copy of it still works.
+				s.unavailable(w, r, s.page(sess, c.Value), err, "so it could not end this session: you are still signed in")
+				return
+			}
 		}
 	}
 	s.clearSession(w, r)
 	http.Redirect(w, r, "/login?signed_out=1", http.StatusSeeOther)
+}
+
+// logoutEverywhere ends every session of every instance, this one too. It
+// is for admin keys: the API confirms that the key still has the scope.
+func (s *Server) logoutEverywhere(w http.ResponseWriter, r *http.Request, rq *request) {
+	res, err := rq.api.GetCurrentKeyWithResponse(r.Context())
+	switch {
+	case err != nil:
+		s.fail(w, r, rq, unreachable(err))
+		return
+	case res.JSON200 == nil:
+		s.fail(w, r, rq, problem(res.StatusCode(), res.Body))
+		return
+	case res.JSON200.Scopes == nil || !slices.Contains(*res.JSON200.Scopes, "admin"):
+		rq.page.Title = "Refused"
+		s.render(w, r, http.StatusForbidden, web.ErrorPage(web.ErrorView{Page: rq.page, Status: http.StatusForbidden,
+			Message: "Only a key with the admin scope can end every session; nothing was done."}))
+		return
+	}
+	if err := s.cfg.Revocations.EndAll(r.Context()); err != nil {
+		s.unavailable(w, r, rq.page, err, "so it could not end the sessions: none was ended")
+		return
+	}
+	s.clearSession(w, r)
+	http.Redirect(w, r, "/login?signed_out_everywhere=1", http.StatusSeeOther)
 }

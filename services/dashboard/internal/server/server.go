@@ -33,6 +33,9 @@ type Config struct {
 	APIURL string
 	// Sealer seals sessions and makes CSRF tokens.
 	Sealer *session.Sealer
+	// Revocations records the sessions that ended before their expiry;
+	// every request checks it.
+	Revocations *session.Revocations
 	// SessionTTL is how long a sign-in lasts.
 	SessionTTL time.Duration
 	// HTTPClient calls the API; a client with a 15 s timeout when nil.
@@ -69,6 +72,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("POST /logout", s.logout)
+	mux.HandleFunc("POST /logout/everywhere", s.signedIn(s.logoutEverywhere))
 
 	mux.HandleFunc("GET /{$}", s.signedIn(s.overview))
 	mux.HandleFunc("GET /events", s.signedIn(s.events))
@@ -140,11 +144,15 @@ func (s *Server) signedIn(h func(w http.ResponseWriter, r *http.Request, rq *req
 			toLogin(w, r, "/login")
 			return
 		}
-		sess, err := s.cfg.Sealer.Open(c.Value)
-		if err != nil {
+		sess, err := s.open(r.Context(), c.Value)
+		switch {
+		case errors.Is(err, session.ErrUnavailable):
+			s.unavailable(w, r, s.page(sess, c.Value), err, "so it cannot tell whether this session is still valid; nothing was shown or done")
+			return
+		case err != nil:
 			s.clearSession(w, r)
 			to := "/login"
-			if errors.Is(err, session.ErrExpired) {
+			if errors.Is(err, session.ErrExpired) || errors.Is(err, session.ErrEnded) {
 				to += "?expired=1"
 			}
 			toLogin(w, r, to)
@@ -155,10 +163,7 @@ func (s *Server) signedIn(h func(w http.ResponseWriter, r *http.Request, rq *req
 			http.Error(w, "dashboard misconfigured: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
-		rq := &request{sess: sess, api: api, page: web.Page{
-			KeyID: sess.KeyID, Scopes: sess.Scopes, CanWrite: sess.Has("write", "admin"),
-			CSRF: s.cfg.Sealer.Token(c.Value), Now: s.cfg.Now(),
-		}}
+		rq := &request{sess: sess, api: api, page: s.page(sess, c.Value)}
 		if r.Method == http.MethodPost && !s.cfg.Sealer.ValidToken(c.Value, r.PostFormValue("csrf")) {
 			rq.page.Title = "Refused"
 			s.render(w, r, http.StatusForbidden, web.ErrorPage(web.ErrorView{Page: rq.page, Status: http.StatusForbidden,
@@ -167,6 +172,44 @@ func (s *Server) signedIn(h func(w http.ResponseWriter, r *http.Request, rq *req
 		}
 		h(w, r, rq)
 	}
+}
+
+// open returns the session sealed in value if it has not ended. With
+// session.ErrUnavailable it also returns the session, which opened but
+// may have ended: the caller must not act on it.
+func (s *Server) open(ctx context.Context, value string) (session.Session, error) {
+	sess, err := s.cfg.Sealer.Open(value)
+	if err != nil {
+		return session.Session{}, err
+	}
+	if err := s.cfg.Revocations.Check(ctx, sess); err != nil {
+		if errors.Is(err, session.ErrUnavailable) {
+			return sess, err
+		}
+		return session.Session{}, err
+	}
+	return sess, nil
+}
+
+// page is the page fields of a session whose sealed cookie is value.
+func (s *Server) page(sess session.Session, value string) web.Page {
+	return web.Page{
+		KeyID: sess.KeyID, Scopes: sess.Scopes, CanWrite: sess.Has("write", "admin"), Admin: sess.Has("admin"),
+		CSRF: s.cfg.Sealer.Token(value), Now: s.cfg.Now(),
+	}
+}
+
+// unavailable answers 503 when Redis, where ended sessions are recorded,
+// does not answer: the dashboard fails closed rather than honour a session
+// that may have been signed out, or pretend to have ended one (ADR 19).
+// consequence follows "cannot reach the Redis where it records ended
+// sessions," and says what was not done.
+func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, p web.Page, err error, consequence string) {
+	s.cfg.Logger.Warn("session store unreachable", "path", r.URL.Path, "err", err)
+	p.Title = "Unavailable"
+	w.Header().Set("Retry-After", "5")
+	s.render(w, r, http.StatusServiceUnavailable, web.ErrorPage(web.ErrorView{Page: p, Status: http.StatusServiceUnavailable,
+		Message: "The dashboard cannot reach the Redis where it records ended sessions, " + consequence + ". Try again in a moment."}))
 }
 
 // render writes a component with status; a component that fails to render

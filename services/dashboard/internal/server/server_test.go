@@ -15,6 +15,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 	"github.com/dispatch-webhooks/dispatch/services/dashboard/internal/session"
 )
 
@@ -120,6 +121,11 @@ type bundle struct {
 	api    *fakeAPI
 	url    string
 	client *http.Client
+	// cfg is the dashboard's configuration; another instance shares its
+	// session key and Redis prefix.
+	cfg Config
+	// redisPrefix is the test's Redis key prefix.
+	redisPrefix string
 }
 
 func setup(t *testing.T) *bundle {
@@ -128,19 +134,40 @@ func setup(t *testing.T) *bundle {
 	return setupWith(t, api, api)
 }
 
-// setupWith is setup with h answering for api.
+// setupWith is setup with h answering for api, and sessions recorded under
+// a Redis prefix of the test's own.
 func setupWith(t *testing.T, api *fakeAPI, h http.Handler) *bundle {
 	t.Helper()
-	apiSrv := httptest.NewServer(h)
-	t.Cleanup(apiSrv.Close)
+	rdb, prefix := testkit.Redis(t)
+	return start(t, api, Config{APIURL: newAPIServer(t, h), SessionTTL: time.Hour, Revocations: session.NewRevocations(rdb, prefix)}, prefix)
+}
+
+// newAPIServer serves h as the API until the test ends and returns its URL.
+func newAPIServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// start serves a dashboard with cfg, its sealer made from the tests'
+// session key, and returns a bundle with a fresh browser for it.
+func start(t *testing.T, api *fakeAPI, cfg Config, redisPrefix string) *bundle {
+	t.Helper()
 	sealer, err := session.NewSealer(bytes.Repeat([]byte{1}, session.KeySize), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dash := httptest.NewServer(New(Config{APIURL: apiSrv.URL, Sealer: sealer, SessionTTL: time.Hour}).Handler())
+	cfg.Sealer = sealer
+	dash := httptest.NewServer(New(cfg).Handler())
 	t.Cleanup(dash.Close)
+	return &bundle{api: api, url: dash.URL, client: browserClient(), cfg: cfg, redisPrefix: redisPrefix}
+}
+
+// browserClient keeps cookies and does not follow redirects.
+func browserClient() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	return &bundle{api: api, url: dash.URL, client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // get fetches a page and parses it.

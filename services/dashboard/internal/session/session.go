@@ -1,8 +1,10 @@
 // Package session keeps a signed-in operator's API key in a cookie without
-// ever holding it in clear: the key, its id and scopes and an expiry are
-// sealed with AES-256-GCM under the dashboard's session key. CSRF tokens
-// are HMACs of the sealed cookie under a key derived from the same key, so
-// a token is valid only with the session it was issued for.
+// ever holding it in clear: the key, its id and scopes, the session's own
+// random id, when it was issued and an expiry are sealed with AES-256-GCM
+// under the dashboard's session key. Revocations records in Redis which
+// sessions ended before their expiry. CSRF tokens are HMACs of the sealed
+// cookie under a key derived from the same key, so a token is valid only
+// with the session it was issued for.
 package session
 
 import (
@@ -29,6 +31,12 @@ var ErrExpired = errors.New("session: expired")
 
 // Session is one signed-in operator.
 type Session struct {
+	// ID is the session's own random id (Nonce), by which signing out
+	// ends it everywhere.
+	ID string `json:"d"`
+	// Issued is when the session began, by Redis's clock
+	// (Revocations.Issue).
+	Issued time.Time `json:"t"`
 	// APIKey is the key every API call of the session sends.
 	APIKey string `json:"k"`
 	// KeyID names the key (GET /me's id).
@@ -97,8 +105,9 @@ func (m *Sealer) Seal(s Session) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(m.aead.Seal(nonce, nonce, plain, additionalData)), nil
 }
 
-// Open returns the session sealed in value: ErrInvalid if it does not open,
-// ErrExpired if it has expired.
+// Open returns the session sealed in value: ErrInvalid if it does not open
+// or lacks an id or issue time (a cookie sealed before sessions had them,
+// which no sign-out could end), ErrExpired if it has expired.
 func (m *Sealer) Open(value string) (Session, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(value)
 	if err != nil || len(raw) < m.aead.NonceSize() {
@@ -110,7 +119,7 @@ func (m *Sealer) Open(value string) (Session, error) {
 		return Session{}, ErrInvalid
 	}
 	var s Session
-	if err := json.Unmarshal(plain, &s); err != nil || s.APIKey == "" {
+	if err := json.Unmarshal(plain, &s); err != nil || s.APIKey == "" || s.ID == "" || s.Issued.IsZero() {
 		return Session{}, ErrInvalid
 	}
 	if !m.now().Before(s.Expires) {
@@ -135,7 +144,8 @@ func (m *Sealer) ValidToken(value, token string) bool {
 	return hmac.Equal([]byte(m.Token(value)), []byte(token))
 }
 
-// Nonce returns a random value for the sign-in form's CSRF cookie.
+// Nonce returns a random value of 144 bits: a session's id, or the value
+// of the sign-in form's CSRF cookie.
 func Nonce() string {
 	b := make([]byte, 18)
 	_, _ = rand.Read(b)

@@ -20,7 +20,7 @@ func TestSealOpen(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	m := sealer(t, &now)
-	in := Session{APIKey: "dsp_secretkey", KeyID: "key_1", Scopes: []string{"read"}, Expires: now.Add(time.Hour)}
+	in := Session{ID: Nonce(), Issued: now, APIKey: "dsp_secretkey", KeyID: "key_1", Scopes: []string{"read"}, Expires: now.Add(time.Hour)}
 	v, err := m.Seal(in)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +32,7 @@ func TestSealOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.APIKey != in.APIKey || out.KeyID != in.KeyID || !out.Has("read") || out.Has("write") {
+	if out.APIKey != in.APIKey || out.KeyID != in.KeyID || out.ID != in.ID || !out.Issued.Equal(in.Issued) || !out.Has("read") || out.Has("write") {
 		t.Fatalf("opened %+v", out)
 	}
 	v2, _ := m.Seal(in)
@@ -45,14 +45,22 @@ func TestOpenRefuses(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	m := sealer(t, &now)
-	v, err := m.Seal(Session{APIKey: "k", Expires: now.Add(time.Hour)})
+	good := Session{ID: Nonce(), Issued: now, APIKey: "k", Expires: now.Add(time.Hour)}
+	v, err := m.Seal(good)
 	if err != nil {
 		t.Fatal(err)
 	}
 	flipped := []byte(v)
 	flipped[10] ^= 1
 	other, _ := NewSealer(bytes.Repeat([]byte{8}, KeySize), nil)
-	for name, value := range map[string]string{"altered": string(flipped), "garbage": "!!!", "empty": "", "short": "AAAA"} {
+	// Sessions sealed before they had an id and an issue time could not be
+	// ended by signing out.
+	noID, noIssued := good, good
+	noID.ID, noIssued.Issued = "", time.Time{}
+	withoutID, _ := m.Seal(noID)
+	withoutIssued, _ := m.Seal(noIssued)
+	for name, value := range map[string]string{"altered": string(flipped), "garbage": "!!!", "empty": "", "short": "AAAA",
+		"without an id": withoutID, "without an issue time": withoutIssued} {
 		if _, err := m.Open(value); err != ErrInvalid {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
