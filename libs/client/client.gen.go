@@ -1151,7 +1151,7 @@ type ClientInterface interface {
 
 	// CreateEventWithBody Send an event
 	//
-	// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.
+	// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200: with the event as first stored to a key with the read scope, with what it sent to any other key.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1160,7 +1160,7 @@ type ClientInterface interface {
 
 	// CreateEvent Send an event
 	//
-	// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.
+	// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200: with the event as first stored to a key with the read scope, with what it sent to any other key.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1418,7 +1418,7 @@ func (c *Client) ListEvents(ctx context.Context, params *ListEventsParams, reqEd
 
 // CreateEventWithBody Send an event
 //
-// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.
+// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200: with the event as first stored to a key with the read scope, with what it sent to any other key.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1437,7 +1437,7 @@ func (c *Client) CreateEventWithBody(ctx context.Context, contentType string, bo
 
 // CreateEvent Send an event
 //
-// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.
+// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200: with the event as first stored to a key with the read scope, with what it sent to any other key.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2895,7 +2895,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateEventWithBodyWithResponse Send an event
 	//
-	// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.
+	// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200: with the event as first stored to a key with the read scope, with what it sent to any other key.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2904,7 +2904,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateEventWithResponse Send an event
 	//
-	// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.
+	// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200: with the event as first stored to a key with the read scope, with what it sent to any other key.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3436,6 +3436,8 @@ type CreateEventResponse503Headers struct {
 type CreateEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventBody
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *EventBody
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -3454,6 +3456,11 @@ type CreateEventResponse struct {
 	ApplicationproblemJSON503 *ErrorModel
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateEventResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreateEventResponse) GetJSON200() *EventBody {
+	return r.JSON200
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -4994,7 +5001,7 @@ func (c *ClientWithResponses) ListEventsWithResponse(ctx context.Context, params
 
 // CreateEventWithBodyWithResponse Send an event
 //
-// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.
+// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200: with the event as first stored to a key with the read scope, with what it sent to any other key.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5009,7 +5016,7 @@ func (c *ClientWithResponses) CreateEventWithBodyWithResponse(ctx context.Contex
 
 // CreateEventWithResponse Send an event
 //
-// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.
+// Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200: with the event as first stored to a key with the read scope, with what it sent to any other key.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5645,8 +5652,12 @@ func ParseCreateEventResponse(rsp *http.Response) (*CreateEventResponse, error) 
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
 		var dest EventBody

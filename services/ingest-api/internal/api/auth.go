@@ -242,6 +242,15 @@ func requiredScope(op *huma.Operation) domain.Scope {
 
 type principalKey struct{}
 
+// mayRead reports whether the request's key may read what is stored. A key
+// without read (write or publish alone) gets answers that carry only what
+// it sent or what its own request made, never stored events or
+// subscriptions (ADR 16).
+func mayRead(ctx context.Context) bool {
+	p, _ := ctx.Value(principalKey{}).(principal)
+	return domain.Grants(p.scopes, domain.ScopeRead)
+}
+
 // authMiddleware refuses every operation without a valid key (401) or
 // whose key lacks the scope (403). Health, readiness, metrics, the docs and
 // the OpenAPI documents are not operations and stay open.

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"reflect"
 
 	"github.com/danielgtaylor/huma/v2"
 	"go.opentelemetry.io/otel/attribute"
@@ -42,13 +43,16 @@ func (s *Server) registerEvents(api huma.API) {
 		Method:        http.MethodPost,
 		Path:          "/events",
 		Summary:       "Send an event",
-		Description:   "Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200 with the stored event.",
+		Description:   "Stores the event and one delivery per matching active subscription in one transaction, then queues the deliveries. Answers 202 once stored; re-posting a known id stores nothing and answers 200: with the event as first stored to a key with the read scope, with what it sent to any other key.",
 		Tags:          []string{"Events"},
 		DefaultStatus: http.StatusAccepted,
 		MaxBodyBytes:  maxBodyBytes,
 		Errors:        []int{http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
 		Responses: map[string]*huma.Response{
-			"200": {Description: "An event with this id already exists; nothing was stored."},
+			"200": {
+				Description: "An event with this id already exists; nothing was stored. A key with the read scope gets the event as first stored; any other key gets back the event it sent, without received_at, and nothing of the stored one.",
+				Content:     map[string]*huma.MediaType{"application/json": {Schema: api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[EventBody](), true, "")}},
+			},
 		},
 	}, s.createEvent)
 
@@ -97,6 +101,12 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 		span.SetAttributes(attribute.Bool("dispatch.created", res.Created), attribute.Int("dispatch.deliveries", len(res.Deliveries)))
 	}
 	if !res.Created {
+		if !mayRead(ctx) {
+			// The status tells a producer that its repeat changed nothing,
+			// as idempotency must; the stored event is for keys that may
+			// read it, whatever id the caller guessed or body it sent.
+			return &createEventOutput{Status: http.StatusOK, Body: EventBody{ID: e.ID, Type: e.Type, Source: e.Source, Data: in.Body.Data}}, nil
+		}
 		return &createEventOutput{Status: http.StatusOK, Body: eventBody(res.Event)}, nil
 	}
 	s.received.Inc()
