@@ -502,6 +502,15 @@ type BatchResultBody struct {
 	Stored int64 `json:"stored"`
 }
 
+// BulkRedelivery defines model for BulkRedelivery.
+type BulkRedelivery struct {
+	// NextCursor More deliveries may match: pass it as after, with the same filter, to queue the next ones. Absent once none remain.
+	NextCursor *string `json:"next_cursor,omitempty"`
+
+	// Queued How many deliveries this request queued again.
+	Queued int64 `json:"queued"`
+}
+
 // CreateAPIKeyInputBody defines model for CreateAPIKeyInputBody.
 type CreateAPIKeyInputBody struct {
 	// ExpiresAt When the key stops working; never when absent.
@@ -757,8 +766,14 @@ type MinuteBody struct {
 
 // RedeliverBulkInputBody defines model for RedeliverBulkInputBody.
 type RedeliverBulkInputBody struct {
+	// After Continue a redelivery: the next_cursor of the previous answer, sent with the same statuses, from and to.
+	After *string `json:"after,omitempty"`
+
 	// From Only deliveries created at or after this time.
 	From *time.Time `json:"from,omitempty"`
+
+	// Limit Most deliveries this request queues, newest first (default 1000).
+	Limit *int64 `json:"limit,omitempty"`
 
 	// Statuses Which finished deliveries to send again (default: failed).
 	Statuses *[]RedeliverBulkInputBodyStatuses `json:"statuses,omitempty"`
@@ -1292,7 +1307,7 @@ type ClientInterface interface {
 
 	// RedeliverSubscriptionWithBody Send a subscription's finished deliveries again
 	//
-	// Queues every matching finished delivery of the subscription again in one statement; the retry scheduler publishes them in batches, so thousands are fine.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1301,7 +1316,7 @@ type ClientInterface interface {
 
 	// RedeliverSubscription Send a subscription's finished deliveries again
 	//
-	// Queues every matching finished delivery of the subscription again in one statement; the retry scheduler publishes them in batches, so thousands are fine.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1749,7 +1764,7 @@ func (c *Client) ListSubscriptionDeliveries(ctx context.Context, id string, para
 
 // RedeliverSubscriptionWithBody Send a subscription's finished deliveries again
 //
-// Queues every matching finished delivery of the subscription again in one statement; the retry scheduler publishes them in batches, so thousands are fine.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1768,7 +1783,7 @@ func (c *Client) RedeliverSubscriptionWithBody(ctx context.Context, id string, c
 
 // RedeliverSubscription Send a subscription's finished deliveries again
 //
-// Queues every matching finished delivery of the subscription again in one statement; the retry scheduler publishes them in batches, so thousands are fine.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3054,7 +3069,7 @@ type ClientWithResponsesInterface interface {
 
 	// RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
 	//
-	// Queues every matching finished delivery of the subscription again in one statement; the retry scheduler publishes them in batches, so thousands are fine.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3063,7 +3078,7 @@ type ClientWithResponsesInterface interface {
 
 	// RedeliverSubscriptionWithResponse Send a subscription's finished deliveries again
 	//
-	// Queues every matching finished delivery of the subscription again in one statement; the retry scheduler publishes them in batches, so thousands are fine.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4718,7 +4733,7 @@ type RedeliverSubscriptionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON202 the response for an HTTP 202 `application/json` response
-	JSON202 *RedeliverOutputBody
+	JSON202 *BulkRedelivery
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -4742,7 +4757,7 @@ type RedeliverSubscriptionResponse struct {
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
-func (r RedeliverSubscriptionResponse) GetJSON202() *RedeliverOutputBody {
+func (r RedeliverSubscriptionResponse) GetJSON202() *BulkRedelivery {
 	return r.JSON202
 }
 
@@ -5274,7 +5289,7 @@ func (c *ClientWithResponses) ListSubscriptionDeliveriesWithResponse(ctx context
 
 // RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
 //
-// Queues every matching finished delivery of the subscription again in one statement; the retry scheduler publishes them in batches, so thousands are fine.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5289,7 +5304,7 @@ func (c *ClientWithResponses) RedeliverSubscriptionWithBodyWithResponse(ctx cont
 
 // RedeliverSubscriptionWithResponse Send a subscription's finished deliveries again
 //
-// Queues every matching finished delivery of the subscription again in one statement; the retry scheduler publishes them in batches, so thousands are fine.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6811,7 +6826,7 @@ func ParseRedeliverSubscriptionResponse(rsp *http.Response) (*RedeliverSubscript
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
-		var dest RedeliverOutputBody
+		var dest BulkRedelivery
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -367,21 +368,53 @@ func (s *Store) Redeliver(ctx context.Context, eventID, subscriptionID string) (
 	return refs, nil
 }
 
-// RedeliverFilter selects finished deliveries of one subscription for bulk redelivery.
+// RedeliverFilter selects finished deliveries of one subscription for bulk
+// redelivery.
 type RedeliverFilter struct {
 	SubscriptionID string
 	// Statuses to redeliver: delivered and/or failed (default: failed).
 	Statuses []domain.DeliveryStatus
 	// From and To bound the deliveries' creation time (zero: unbounded).
 	From, To time.Time
+	// After continues an earlier redelivery after this delivery (its
+	// created_at and event id), as a listing's next page does.
+	After *Position
+	// Limit is the most deliveries one call queues (at least 1).
+	Limit int
 }
 
-// RedeliverBulk queues every matching finished delivery again in one
-// statement, without loading them: they are marked due and never published,
-// so the retry scheduler publishes them in batches. It returns how many
-// were queued. An unknown subscription is domain.ErrNotFound, one that is
-// not active domain.ErrConflict.
-func (s *Store) RedeliverBulk(ctx context.Context, f RedeliverFilter) (_ int64, err error) {
+// BulkRedelivery is what one call of RedeliverBulk did.
+type BulkRedelivery struct {
+	Queued int64
+	// Next is where the next call continues (as RedeliverFilter.After)
+	// while more deliveries may match; nil once none remain.
+	Next *Position
+}
+
+// redeliverCandidatesSQL finds, newest first as GET
+// /subscriptions/{id}/deliveries lists them, the deliveries a bulk
+// redelivery queues: each status's part of the subscription's deliveries
+// is one range of deliveries_subscription_status_created, already in that
+// order, so a call reads about its limit of index entries however many
+// deliveries match. %s is the condition on d besides subscription and
+// status, $1 the subscription, $2 the statuses, $3 the limit.
+const redeliverCandidatesSQL = `
+	SELECT c.id, c.created_at, c.event_id
+	FROM unnest($2::text[]) AS st(status)
+	CROSS JOIN LATERAL (
+		SELECT d.id, d.created_at, d.event_id FROM deliveries d
+		WHERE d.subscription_id = $1 AND d.status = st.status%s
+		ORDER BY d.created_at DESC, d.event_id DESC LIMIT $3
+	) c
+	ORDER BY c.created_at DESC, c.event_id DESC LIMIT $3`
+
+// RedeliverBulk queues up to f.Limit matching finished deliveries again,
+// newest first, in one transaction, without loading them: they are marked
+// due and never published, so the retry scheduler publishes them in
+// batches. It returns how many were queued and where to continue. An
+// unknown subscription is domain.ErrNotFound, one that is not active
+// domain.ErrConflict.
+func (s *Store) RedeliverBulk(ctx context.Context, f RedeliverFilter) (_ BulkRedelivery, err error) {
 	defer markUnavailable(&err)
 	statuses := []string{string(domain.DeliveryFailed)}
 	if len(f.Statuses) > 0 {
@@ -390,28 +423,72 @@ func (s *Store) RedeliverBulk(ctx context.Context, f RedeliverFilter) (_ int64, 
 			statuses = append(statuses, string(st))
 		}
 	}
-	from := pgtype.Timestamptz{Time: f.From, Valid: !f.From.IsZero()}
-	to := pgtype.Timestamptz{Time: f.To, Valid: !f.To.IsZero()}
-	sub, err := s.GetSubscription(ctx, f.SubscriptionID)
+	q := query{args: []any{f.SubscriptionID, statuses, f.Limit + 1}}
+	q.page(`d.created_at`, `d.event_id`, f.From, f.To, f.After)
+	cond := ""
+	if len(q.where) > 0 {
+		cond = " AND " + strings.Join(q.where, " AND ")
+	}
+	type candidate struct {
+		id  int64
+		pos Position
+	}
+	var out BulkRedelivery
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, fmt.Sprintf(redeliverCandidatesSQL, cond), q.args...)
+		if err != nil {
+			return err
+		}
+		found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (candidate, error) {
+			var c candidate
+			return c, r.Scan(&c.id, &c.pos.Time, &c.pos.ID)
+		})
+		if err != nil {
+			return err
+		}
+		if len(found) > f.Limit {
+			found = found[:f.Limit]
+			next := found[len(found)-1].pos
+			out.Next = &next
+		}
+		ids := make([]int64, len(found))
+		for i, c := range found {
+			ids[i] = c.id
+		}
+		// In id order, as the workers' batches and a subscription's
+		// deletion lock deliveries, so that they wait for each other
+		// instead of deadlocking. One that moved on meanwhile is left out.
+		rows, err = tx.Query(ctx, `
+			SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) AND status = ANY($2::text[])
+			ORDER BY id FOR NO KEY UPDATE`, ids, statuses)
+		if err != nil {
+			return err
+		}
+		locked, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		// The subscription after its deliveries, in the order a deletion
+		// takes them. Held until the commit, the lock keeps it from being
+		// paused, changed or deleted before these deliveries are queued.
+		var state domain.SubscriptionState
+		if err := tx.QueryRow(ctx, `SELECT state FROM subscriptions WHERE id = $1 FOR KEY SHARE`, f.SubscriptionID).Scan(&state); err != nil {
+			return notFound(err)
+		}
+		if state != domain.SubscriptionActive {
+			return fmt.Errorf("subscription is %s: %w", state, domain.ErrConflict)
+		}
+		tag, err := tx.Exec(ctx, `
+			UPDATE deliveries
+			SET status = 'pending', next_attempt_at = now(), enqueued_at = '-infinity', updated_at = now()
+			WHERE id = ANY($1::bigint[])`, locked)
+		out.Queued = tag.RowsAffected()
+		return err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("bulk redeliver: %w", err)
+		return BulkRedelivery{}, fmt.Errorf("bulk redeliver for %q: %w", f.SubscriptionID, err)
 	}
-	if sub.State != domain.SubscriptionActive {
-		return 0, fmt.Errorf("bulk redeliver for %q: subscription is %s: %w", f.SubscriptionID, sub.State, domain.ErrConflict)
-	}
-	tag, err := s.pool.Exec(ctx, `
-		UPDATE deliveries
-		SET status = 'pending', next_attempt_at = now(), enqueued_at = '-infinity', updated_at = now()
-		WHERE subscription_id = $1 AND status = ANY($2::text[])
-		  AND ($3::timestamptz IS NULL OR created_at >= $3)
-		  AND ($4::timestamptz IS NULL OR created_at < $4)
-		  AND EXISTS (SELECT 1 FROM subscriptions WHERE id = $1 AND state = 'active')`,
-		f.SubscriptionID, statuses, from, to)
-	if err != nil {
-		return 0, fmt.Errorf("bulk redeliver for %q: %w", f.SubscriptionID, err)
-	}
-	n := tag.RowsAffected()
-	return n, nil
+	return out, nil
 }
 
 // MarkUnpublished records that deliveries' Kafka records were not

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
 
 func ingest(t *testing.T, st *store.Store, id string) int64 {
@@ -194,18 +196,91 @@ func TestRedeliverBulkQueuesForTheScheduler(t *testing.T) {
 	_, err := db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, attempts = 16`)
 	require.NoError(t, err)
 
-	n, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", From: time.Now().Add(-time.Hour)})
+	res, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", From: time.Now().Add(-time.Hour), Limit: 1000})
 	require.NoError(t, err)
-	require.EqualValues(t, 50, n)
-	n, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", To: time.Now().Add(-time.Hour)})
+	require.EqualValues(t, 50, res.Queued)
+	require.Nil(t, res.Next, "none remain")
+	res, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", To: time.Now().Add(-time.Hour), Limit: 1000})
 	require.NoError(t, err)
-	require.EqualValues(t, 0, n, "the time range bounds the selection")
+	require.EqualValues(t, 0, res.Queued, "the time range bounds the selection")
 
 	due, err := st.ClaimDue(ctx, 1000, time.Hour)
 	require.NoError(t, err)
 	require.Len(t, due, 50, "the scheduler publishes them; the other subscription's stay failed")
-	_, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "nope"})
+	_, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "nope", Limit: 1000})
 	require.ErrorIs(t, err, domain.ErrNotFound)
+	_, err = db.Pool.Exec(ctx, `UPDATE subscriptions SET state = 'paused' WHERE id = 'other'`)
+	require.NoError(t, err)
+	_, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "other", Limit: 1000})
+	require.ErrorIs(t, err, domain.ErrConflict)
+	require.Zero(t, count(t, db, `SELECT count(*) FROM deliveries WHERE subscription_id = 'other' AND status <> 'failed'`), "a paused subscription's deliveries stay")
+}
+
+// count runs a counting query.
+func count(t *testing.T, db *testkit.Database, sql string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, db.Pool.QueryRow(context.Background(), sql).Scan(&n))
+	return n
+}
+
+// TestRedeliverBulkIsBoundedAndContinues: one call queues at most its limit,
+// newest first, and says where the next one continues; following it queues
+// each matching delivery exactly once, across both statuses and across
+// deliveries created together (one batch: one created_at).
+func TestRedeliverBulkIsBoundedAndContinues(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "s", "*")
+	createSub(t, st, "other", "*")
+	var batch []domain.Event
+	for i := range 24 {
+		batch = append(batch, event(fmt.Sprintf("b%02d", i), "x"))
+	}
+	_, err := st.IngestEvents(ctx, batch)
+	require.NoError(t, err)
+	for i := range 6 {
+		ingest2, err := st.IngestEvent(ctx, event(fmt.Sprintf("single%d", i), "x"))
+		require.NoError(t, err)
+		require.True(t, ingest2.Created)
+	}
+	// 30 each: every third delivered, the rest failed; one of s's still in flight.
+	_, err = db.Pool.Exec(ctx, `
+		UPDATE deliveries SET status = CASE WHEN id % 3 = 0 THEN 'delivered' ELSE 'failed' END, next_attempt_at = NULL`)
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'retrying', next_attempt_at = now() + interval '1 hour' WHERE event_id = 'b05' AND subscription_id = 's'`)
+	require.NoError(t, err)
+
+	f := store.RedeliverFilter{SubscriptionID: "s", Statuses: []domain.DeliveryStatus{domain.DeliveryFailed, domain.DeliveryDelivered}, Limit: 7}
+	var pages []int64
+	for {
+		res, err := st.RedeliverBulk(ctx, f)
+		require.NoError(t, err)
+		pages = append(pages, res.Queued)
+		if res.Next == nil {
+			break
+		}
+		require.Less(t, len(pages), 10, "the continuation does not end")
+		f.After = res.Next
+	}
+	require.Equal(t, []int64{7, 7, 7, 7, 1}, pages, "29 finished deliveries, 7 at a time")
+	require.Equal(t, 29, count(t, db, `SELECT count(*) FROM deliveries WHERE subscription_id = 's' AND status = 'pending'`))
+	require.Zero(t, count(t, db, `SELECT count(*) FROM deliveries WHERE subscription_id = 'other' AND status = 'pending'`))
+
+	// Exactly the limit left: one call, and nothing to continue with.
+	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'failed' WHERE subscription_id = 's' AND event_id IN ('b00', 'b01', 'single0')`)
+	require.NoError(t, err)
+	res, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 3})
+	require.NoError(t, err)
+	require.EqualValues(t, 3, res.Queued)
+	require.Nil(t, res.Next)
+
+	// Newest first: the first page of one is the last single event.
+	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'failed' WHERE subscription_id = 's'`)
+	require.NoError(t, err)
+	res, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, "single5", res.Next.ID)
 }
 
 func TestDisableSubscriptionFailsWaitingDeliveries(t *testing.T) {

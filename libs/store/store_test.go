@@ -495,7 +495,10 @@ func TestUnreachableDatabaseIsUnavailableNotAFailure(t *testing.T) {
 		{"UpdateSubscription", func() error { _, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{}); return err }},
 		{"DeleteSubscription", func() error { _, err := st.DeleteSubscription(ctx, "s"); return err }},
 		{"Redeliver", func() error { _, err := st.Redeliver(ctx, "e", ""); return err }},
-		{"RedeliverBulk", func() error { _, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s"}); return err }},
+		{"RedeliverBulk", func() error {
+			_, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 1})
+			return err
+		}},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {

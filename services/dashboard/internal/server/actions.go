@@ -168,7 +168,9 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, rq *request) {
 }
 
 // redeliverSubscription queues the subscription's failed deliveries
-// created since the time given.
+// created since the time given. The API queues a bounded number per
+// request and says where to continue; the operator asked for all of them,
+// so it follows the continuation to the end.
 func (s *Server) redeliverSubscription(w http.ResponseWriter, r *http.Request, rq *request) {
 	id := r.PathValue("id")
 	since := r.PostFormValue("since")
@@ -185,21 +187,30 @@ func (s *Server) redeliverSubscription(w http.ResponseWriter, r *http.Request, r
 		return
 	}
 	statuses := []client.RedeliverBulkInputBodyStatuses{client.RedeliverBulkInputBodyStatusesFailed}
-	res, err := rq.api.RedeliverSubscriptionWithResponse(r.Context(), id, client.RedeliverSubscriptionJSONRequestBody{From: from, Statuses: &statuses})
-	if err != nil {
-		s.subscriptionFailed(w, r, rq, unreachable(err), nil)
-		return
-	}
-	if res.JSON202 == nil {
-		e := problem(res.StatusCode(), res.Body)
-		var edit func(*web.SubscriptionView)
-		if msg, ok := e.Fields["from"]; ok {
-			edit = withField(msg)
+	body := client.RedeliverSubscriptionJSONRequestBody{From: from, Statuses: &statuses}
+	var queued int64
+	for {
+		res, err := rq.api.RedeliverSubscriptionWithResponse(r.Context(), id, body)
+		if err != nil {
+			s.subscriptionFailed(w, r, rq, unreachable(err), nil)
+			return
 		}
-		s.subscriptionFailed(w, r, rq, e, edit)
-		return
+		if res.JSON202 == nil {
+			e := problem(res.StatusCode(), res.Body)
+			var edit func(*web.SubscriptionView)
+			if msg, ok := e.Fields["from"]; ok {
+				edit = withField(msg)
+			}
+			s.subscriptionFailed(w, r, rq, e, edit)
+			return
+		}
+		queued += res.JSON202.Queued
+		if res.JSON202.NextCursor == nil {
+			break
+		}
+		body.After = res.JSON202.NextCursor
 	}
-	http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=redeliver&n="+strconv.FormatInt(res.JSON202.Queued, 10), http.StatusSeeOther)
+	http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=redeliver&n="+strconv.FormatInt(queued, 10), http.StatusSeeOther)
 }
 
 // deleteSubscription deletes the subscription (the page asked first).

@@ -3,11 +3,13 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -591,5 +593,45 @@ func TestLiveRefreshWithAndWithoutScript(t *testing.T) {
 	resp, _ = b.get(t, "/static/htmx.min.js")
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("htmx not served: %d", resp.StatusCode)
+	}
+}
+
+// TestRedeliverFollowsTheContinuation: the API queues a bounded number of
+// deliveries per request; "redeliver failed since" asks for all of them,
+// so the dashboard sends the next_cursor back until none is left and
+// reports the total.
+func TestRedeliverFollowsTheContinuation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	b.api.setAnswer(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/subscriptions/orders/redeliver" {
+			return false
+		}
+		b.api.mu.Lock()
+		n := len(b.api.posts)
+		b.api.mu.Unlock()
+		answer := map[string]any{"queued": 1000, "next_cursor": fmt.Sprintf("c%d", n)}
+		if n == 3 {
+			answer = map[string]any{"queued": 7}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(answer)
+		return true
+	})
+	_, page := b.get(t, "/subscriptions/orders")
+	resp, _ := b.post(t, "/subscriptions/orders/redeliver", url.Values{"csrf": {csrf(page)}, "since": {"2026-01-02T15:04"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/subscriptions/orders?done=redeliver&n=2007" {
+		t.Fatalf("redeliver: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var afters []string
+	for _, p := range b.api.posts {
+		var body struct{ After string }
+		_ = json.Unmarshal([]byte(p[strings.Index(p, "{"):]), &body)
+		afters = append(afters, body.After)
+	}
+	if want := []string{"", "c1", "c2"}; !slices.Equal(afters, want) {
+		t.Fatalf("sent %v: want the cursors %v", b.api.posts, want)
 	}
 }

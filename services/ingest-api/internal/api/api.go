@@ -37,7 +37,7 @@ type Store interface {
 	UpdateSubscription(ctx context.Context, id string, p store.SubscriptionPatch) (domain.Subscription, error)
 	DeleteSubscription(ctx context.Context, id string) (domain.Subscription, error)
 	Redeliver(ctx context.Context, eventID, subscriptionID string) ([]store.DeliveryRef, error)
-	RedeliverBulk(ctx context.Context, f store.RedeliverFilter) (int64, error)
+	RedeliverBulk(ctx context.Context, f store.RedeliverFilter) (store.BulkRedelivery, error)
 	ListEvents(ctx context.Context, f store.EventFilter) ([]store.EventSummary, error)
 	ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.DeliverySummary, error)
 	Stats(ctx context.Context, window time.Duration) (store.Stats, error)

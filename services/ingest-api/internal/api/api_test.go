@@ -603,3 +603,55 @@ func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 	r = b.do(t, "POST", "/subscriptions/s/redeliver", `{"statuses":["pending"]}`)
 	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
 }
+
+// TestBulkRedeliveryIsBounded: one request queues at most its limit (1000
+// unless it says, at most 10000) and answers a cursor to continue with
+// while more deliveries match, so that no single request queues a whole
+// history.
+func TestBulkRedeliveryIsBounded(t *testing.T) {
+	b := setup(t)
+	require.Equal(t, http.StatusCreated, b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"]}`).status)
+	_, err := b.db.Pool.Exec(context.Background(), `
+		WITH e AS (
+			INSERT INTO events (id, type, data, received_at)
+			SELECT 'e' || i, 't', '{}', now() - i * interval '1 second' FROM generate_series(1, 1001) i
+			RETURNING id, received_at
+		)
+		INSERT INTO deliveries (event_id, subscription_id, status, created_at) SELECT id, 's', 'failed', received_at FROM e`)
+	require.NoError(t, err)
+
+	r := b.do(t, "POST", "/subscriptions/s/redeliver", `{}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	require.EqualValues(t, 1000, r.body["queued"], "1000 by default")
+	next, _ := r.body["next_cursor"].(string)
+	require.NotEmpty(t, next, r.raw)
+	r = b.do(t, "POST", "/subscriptions/s/redeliver", `{"after":"`+next+`"}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	require.EqualValues(t, 1, r.body["queued"])
+	require.NotContains(t, r.body, "next_cursor", "none remain")
+	require.Equal(t, 1001, b.count(t, "deliveries WHERE status = 'pending'"))
+
+	_, err = b.db.Pool.Exec(context.Background(), `UPDATE deliveries SET status = 'failed'`)
+	require.NoError(t, err)
+	var queued []any
+	for after := ""; ; {
+		r := b.do(t, "POST", "/subscriptions/s/redeliver", `{"limit":400,"after":"`+after+`"}`)
+		require.Equal(t, http.StatusAccepted, r.status, r.raw)
+		queued = append(queued, r.body["queued"])
+		if after, _ = r.body["next_cursor"].(string); after == "" {
+			break
+		}
+	}
+	require.Equal(t, []any{400.0, 400.0, 201.0}, queued)
+
+	for _, bad := range []struct{ body, field string }{
+		{`{"limit":0}`, "body.limit"},
+		{`{"limit":10001}`, "body.limit"},
+		{`{"after":"not-a-cursor"}`, "body.after"},
+		{`{"after":"` + strings.Repeat("a", 401) + `"}`, "body.after"},
+	} {
+		r := b.do(t, "POST", "/subscriptions/s/redeliver", bad.body)
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+		require.Equal(t, []string{bad.field}, r.locations(), r.raw)
+	}
+}

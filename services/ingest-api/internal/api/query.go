@@ -22,27 +22,39 @@ func encodeCursor(p store.Position) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(p.Time.UnixMicro(), 10) + ":" + p.ID))
 }
 
+// badCursor says what is wrong with a cursor the API did not hand out.
+const badCursor = "is not a cursor from this API: pass next_cursor of the previous answer as it is"
+
 // decodeCursor reads the after parameter; "" is the first page. Anything
 // that is not a cursor this API handed out, including NUL bytes and
 // invalid UTF-8, is a 422 on query.after.
 func decodeCursor(s string) (*store.Position, error) {
-	if s == "" {
-		return nil, nil
+	p, ok := parseCursor(s)
+	if !ok {
+		return nil, queryProblem("after", badCursor)
 	}
-	bad := queryProblem("after", "is not a cursor from this API: pass next_cursor of the previous page as it is")
+	return p, nil
+}
+
+// parseCursor reads a cursor; "" is the start (nil). ok is false for
+// anything encodeCursor did not write.
+func parseCursor(s string) (_ *store.Position, ok bool) {
+	if s == "" {
+		return nil, true
+	}
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return nil, bad
+		return nil, false
 	}
 	micros, id, ok := strings.Cut(string(raw), ":")
 	if !ok || domain.ValidateEventID(id) != nil {
-		return nil, bad
+		return nil, false
 	}
 	us, err := strconv.ParseInt(micros, 10, 64)
 	if err != nil {
-		return nil, bad
+		return nil, false
 	}
-	return &store.Position{Time: time.UnixMicro(us), ID: id}, nil
+	return &store.Position{Time: time.UnixMicro(us), ID: id}, true
 }
 
 // queryProblem is a 422 naming a query parameter.

@@ -24,13 +24,31 @@ type redeliverOutput struct {
 	}
 }
 
+// defaultRedeliverLimit is how many deliveries a bulk redelivery queues
+// when the request does not say (its limit, at most 10000): one request
+// costs a bounded transaction, and a client continues with the answer's
+// next_cursor.
+const defaultRedeliverLimit = 1000
+
 type redeliverBulkInput struct {
 	ID   string `path:"id" maxLength:"255"`
 	Body struct {
 		Statuses []string  `json:"statuses,omitempty" enum:"failed,delivered" maxItems:"2" doc:"Which finished deliveries to send again (default: failed)."`
 		From     time.Time `json:"from,omitempty" doc:"Only deliveries created at or after this time."`
 		To       time.Time `json:"to,omitempty" doc:"Only deliveries created before this time."`
+		Limit    int       `json:"limit,omitempty" minimum:"1" maximum:"10000" doc:"Most deliveries this request queues, newest first (default 1000)."`
+		After    string    `json:"after,omitempty" maxLength:"400" doc:"Continue a redelivery: the next_cursor of the previous answer, sent with the same statuses, from and to."`
 	}
+}
+
+// BulkRedelivery is the answer to POST /subscriptions/{id}/redeliver.
+type BulkRedelivery struct {
+	Queued     int64  `json:"queued" doc:"How many deliveries this request queued again."`
+	NextCursor string `json:"next_cursor,omitempty" doc:"More deliveries may match: pass it as after, with the same filter, to queue the next ones. Absent once none remain."`
+}
+
+type redeliverBulkOutput struct {
+	Body BulkRedelivery
 }
 
 func (s *Server) registerRedelivery(api huma.API) {
@@ -51,7 +69,7 @@ func (s *Server) registerRedelivery(api huma.API) {
 		Method:        http.MethodPost,
 		Path:          "/subscriptions/{id}/redeliver",
 		Summary:       "Send a subscription's finished deliveries again",
-		Description:   "Queues every matching finished delivery of the subscription again in one statement; the retry scheduler publishes them in batches, so thousands are fine.",
+		Description:   "Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.",
 		Tags:          []string{"Subscriptions"},
 		DefaultStatus: http.StatusAccepted,
 		MaxBodyBytes:  maxBodyBytes,
@@ -74,19 +92,29 @@ func (s *Server) redeliverEvent(ctx context.Context, in *redeliverEventInput) (*
 	return out, nil
 }
 
-func (s *Server) redeliverSubscription(ctx context.Context, in *redeliverBulkInput) (*redeliverOutput, error) {
-	f := store.RedeliverFilter{SubscriptionID: in.ID, From: in.Body.From, To: in.Body.To}
+func (s *Server) redeliverSubscription(ctx context.Context, in *redeliverBulkInput) (*redeliverBulkOutput, error) {
+	f := store.RedeliverFilter{SubscriptionID: in.ID, From: in.Body.From, To: in.Body.To, Limit: in.Body.Limit}
+	if f.Limit == 0 {
+		f.Limit = defaultRedeliverLimit
+	}
 	for _, st := range in.Body.Statuses {
 		f.Statuses = append(f.Statuses, domain.DeliveryStatus(st))
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return nil, s.problem(ctx, &domain.ValidationError{Field: "to", Reason: "must be after from"}, "")
 	}
-	n, err := s.store.RedeliverBulk(ctx, f)
+	after, ok := parseCursor(in.Body.After)
+	if !ok {
+		return nil, s.problem(ctx, &domain.ValidationError{Field: "after", Reason: badCursor}, "")
+	}
+	f.After = after
+	res, err := s.store.RedeliverBulk(ctx, f)
 	if err != nil {
 		return nil, s.problem(ctx, err, "subscription not found or not active")
 	}
-	out := &redeliverOutput{}
-	out.Body.Queued = n
+	out := &redeliverBulkOutput{Body: BulkRedelivery{Queued: res.Queued}}
+	if res.Next != nil {
+		out.Body.NextCursor = encodeCursor(*res.Next)
+	}
 	return out, nil
 }
