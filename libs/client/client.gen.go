@@ -317,6 +317,27 @@ func (e SubscriptionCreatedState) Valid() bool {
 	}
 }
 
+// Defines values for SubscriptionUpdatedState.
+const (
+	SubscriptionUpdatedStateActive   SubscriptionUpdatedState = "active"
+	SubscriptionUpdatedStateDisabled SubscriptionUpdatedState = "disabled"
+	SubscriptionUpdatedStatePaused   SubscriptionUpdatedState = "paused"
+)
+
+// Valid indicates whether the value is a known member of the SubscriptionUpdatedState enum.
+func (e SubscriptionUpdatedState) Valid() bool {
+	switch e {
+	case SubscriptionUpdatedStateActive:
+		return true
+	case SubscriptionUpdatedStateDisabled:
+		return true
+	case SubscriptionUpdatedStatePaused:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UpdateSubscriptionInputBodyState.
 const (
 	UpdateSubscriptionInputBodyStateActive UpdateSubscriptionInputBodyState = "active"
@@ -928,6 +949,40 @@ type SubscriptionCreatedCircuitState string
 // SubscriptionCreatedState defines model for SubscriptionCreated.State.
 type SubscriptionCreatedState string
 
+// SubscriptionUpdated defines model for SubscriptionUpdated.
+type SubscriptionUpdated struct {
+	CreatedAt  *time.Time `json:"created_at,omitempty"`
+	EventTypes *[]string  `json:"event_types,omitempty"`
+	Id         string     `json:"id"`
+
+	// MaxAttempts Attempts before a delivery fails for good.
+	MaxAttempts *int64 `json:"max_attempts,omitempty"`
+
+	// MaxConcurrency Most deliveries in flight to the destination at once.
+	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+
+	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
+	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
+
+	// RetryBaseDelayMs Longest wait before the first retry; doubles per attempt (full jitter).
+	RetryBaseDelayMs *int64 `json:"retry_base_delay_ms,omitempty"`
+
+	// RetryMaxDelayMs Longest wait between two attempts.
+	RetryMaxDelayMs *int64                    `json:"retry_max_delay_ms,omitempty"`
+	State           *SubscriptionUpdatedState `json:"state,omitempty"`
+
+	// StateReason Why the subscription is not active, e.g. 'endpoint answered 410 Gone'.
+	StateReason *string `json:"state_reason,omitempty"`
+
+	// TimeoutMs Time allowed for one attempt.
+	TimeoutMs *int64     `json:"timeout_ms,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+	Url       *string    `json:"url,omitempty"`
+}
+
+// SubscriptionUpdatedState defines model for SubscriptionUpdated.State.
+type SubscriptionUpdatedState string
+
 // TimelineOutputBody defines model for TimelineOutputBody.
 type TimelineOutputBody struct {
 	// Data Every minute of the window, oldest first, zeros included.
@@ -1212,7 +1267,7 @@ type ClientInterface interface {
 
 	// RedeliverEventWithBody Send an event again
 	//
-	// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt.
+	// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt. A key without the read scope may not send it to a subscription whose url changed after the event was accepted: 403, nothing queued.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1221,7 +1276,7 @@ type ClientInterface interface {
 
 	// RedeliverEvent Send an event again
 	//
-	// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt.
+	// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt. A key without the read scope may not send it to a subscription whose url changed after the event was accepted: 403, nothing queued.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1282,7 +1337,7 @@ type ClientInterface interface {
 
 	// UpdateSubscriptionWithBody Change a subscription
 	//
-	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.
+	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1291,7 +1346,7 @@ type ClientInterface interface {
 
 	// UpdateSubscription Change a subscription
 	//
-	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.
+	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1307,7 +1362,7 @@ type ClientInterface interface {
 
 	// RedeliverSubscriptionWithBody Send a subscription's finished deliveries again
 	//
-	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1316,7 +1371,7 @@ type ClientInterface interface {
 
 	// RedeliverSubscription Send a subscription's finished deliveries again
 	//
-	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1539,7 +1594,7 @@ func (c *Client) ListEventAttempts(ctx context.Context, id string, reqEditors ..
 
 // RedeliverEventWithBody Send an event again
 //
-// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt.
+// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt. A key without the read scope may not send it to a subscription whose url changed after the event was accepted: 403, nothing queued.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1558,7 +1613,7 @@ func (c *Client) RedeliverEventWithBody(ctx context.Context, id string, contentT
 
 // RedeliverEvent Send an event again
 //
-// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt.
+// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt. A key without the read scope may not send it to a subscription whose url changed after the event was accepted: 403, nothing queued.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1709,7 +1764,7 @@ func (c *Client) GetSubscription(ctx context.Context, id string, reqEditors ...R
 
 // UpdateSubscriptionWithBody Change a subscription
 //
-// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.
+// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1728,7 +1783,7 @@ func (c *Client) UpdateSubscriptionWithBody(ctx context.Context, id string, cont
 
 // UpdateSubscription Change a subscription
 //
-// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.
+// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1764,7 +1819,7 @@ func (c *Client) ListSubscriptionDeliveries(ctx context.Context, id string, para
 
 // RedeliverSubscriptionWithBody Send a subscription's finished deliveries again
 //
-// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1783,7 +1838,7 @@ func (c *Client) RedeliverSubscriptionWithBody(ctx context.Context, id string, c
 
 // RedeliverSubscription Send a subscription's finished deliveries again
 //
-// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2960,7 +3015,7 @@ type ClientWithResponsesInterface interface {
 
 	// RedeliverEventWithBodyWithResponse Send an event again
 	//
-	// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt.
+	// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt. A key without the read scope may not send it to a subscription whose url changed after the event was accepted: 403, nothing queued.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2969,7 +3024,7 @@ type ClientWithResponsesInterface interface {
 
 	// RedeliverEventWithResponse Send an event again
 	//
-	// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt.
+	// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt. A key without the read scope may not send it to a subscription whose url changed after the event was accepted: 403, nothing queued.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3042,7 +3097,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateSubscriptionWithBodyWithResponse Change a subscription
 	//
-	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.
+	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3051,7 +3106,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateSubscriptionWithResponse Change a subscription
 	//
-	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.
+	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3069,7 +3124,7 @@ type ClientWithResponsesInterface interface {
 
 	// RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
 	//
-	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3078,7 +3133,7 @@ type ClientWithResponsesInterface interface {
 
 	// RedeliverSubscriptionWithResponse Send a subscription's finished deliveries again
 	//
-	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4539,7 +4594,7 @@ type UpdateSubscriptionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *SubscriptionBody
+	JSON200 *SubscriptionUpdated
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -4561,7 +4616,7 @@ type UpdateSubscriptionResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r UpdateSubscriptionResponse) GetJSON200() *SubscriptionBody {
+func (r UpdateSubscriptionResponse) GetJSON200() *SubscriptionUpdated {
 	return r.JSON200
 }
 
@@ -5102,7 +5157,7 @@ func (c *ClientWithResponses) ListEventAttemptsWithResponse(ctx context.Context,
 
 // RedeliverEventWithBodyWithResponse Send an event again
 //
-// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt.
+// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt. A key without the read scope may not send it to a subscription whose url changed after the event was accepted: 403, nothing queued.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5117,7 +5172,7 @@ func (c *ClientWithResponses) RedeliverEventWithBodyWithResponse(ctx context.Con
 
 // RedeliverEventWithResponse Send an event again
 //
-// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt.
+// Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt. A key without the read scope may not send it to a subscription whose url changed after the event was accepted: 403, nothing queued.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5244,7 +5299,7 @@ func (c *ClientWithResponses) GetSubscriptionWithResponse(ctx context.Context, i
 
 // UpdateSubscriptionWithBodyWithResponse Change a subscription
 //
-// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.
+// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5259,7 +5314,7 @@ func (c *ClientWithResponses) UpdateSubscriptionWithBodyWithResponse(ctx context
 
 // UpdateSubscriptionWithResponse Change a subscription
 //
-// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.
+// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5289,7 +5344,7 @@ func (c *ClientWithResponses) ListSubscriptionDeliveriesWithResponse(ctx context
 
 // RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
 //
-// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5304,7 +5359,7 @@ func (c *ClientWithResponses) RedeliverSubscriptionWithBodyWithResponse(ctx cont
 
 // RedeliverSubscriptionWithResponse Send a subscription's finished deliveries again
 //
-// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6650,7 +6705,7 @@ func ParseUpdateSubscriptionResponse(rsp *http.Response) (*UpdateSubscriptionRes
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest SubscriptionBody
+		var dest SubscriptionUpdated
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

@@ -22,6 +22,11 @@ var (
 	// SECRETS_ENCRYPTION_PREVIOUS_KEYS): a configuration error that no
 	// retry of the request mends.
 	ErrSecretUnavailable = errors.New("subscription secret cannot be opened with the configured keys")
+	// ErrBeforeURLChange means a request would send deliveries accepted
+	// before their subscription's URL changed to the URL it has now (or is
+	// given): history meant for another receiver, which only a caller that
+	// may read it may send there.
+	ErrBeforeURLChange = errors.New("deliveries accepted before the subscription's URL changed")
 )
 
 // ValidationError names the input field that is wrong and why. Handlers

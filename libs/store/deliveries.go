@@ -321,49 +321,90 @@ func (s *Store) UntilNextDue(ctx context.Context, since time.Duration) (wait tim
 }
 
 // Redeliver queues an event's finished (delivered or failed) deliveries
-// again, all of them or one subscription's, and returns those it queued.
-// Their attempts continue the same numbering. An unknown event is
-// domain.ErrNotFound.
-func (s *Store) Redeliver(ctx context.Context, eventID, subscriptionID string) (_ []DeliveryRef, err error) {
+// to active subscriptions again, all of them or one subscription's, and
+// returns those it queued. Their attempts continue the same numbering. An
+// unknown event is domain.ErrNotFound. With sinceURLChange, a delivery
+// accepted before its subscription's URL last changed is
+// domain.ErrBeforeURLChange, and nothing is queued.
+func (s *Store) Redeliver(ctx context.Context, eventID, subscriptionID string, sinceURLChange bool) (_ []DeliveryRef, err error) {
 	defer markUnavailable(&err)
-	rows, err := s.pool.Query(ctx, `
-		WITH ev AS (SELECT id FROM events WHERE id = $1),
-		upd AS (
-			UPDATE deliveries d
-			SET status = 'pending', next_attempt_at = now(), enqueued_at = now(), updated_at = now()
-			FROM ev, subscriptions s
-			WHERE d.event_id = ev.id AND s.id = d.subscription_id AND s.state = 'active'
-			  AND d.status IN ('delivered', 'failed') AND ($2 = '' OR d.subscription_id = $2)
-			RETURNING d.id, d.subscription_id
+	type finished struct {
+		id             int64
+		subscriptionID string
+		createdAt      time.Time
+	}
+	var refs []DeliveryRef
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// In id order, as the workers' batches and a subscription's
+		// deletion lock deliveries, and before the subscriptions, as a
+		// deletion takes them, so that they wait instead of deadlocking.
+		rows, err := tx.Query(ctx, `
+			SELECT id, subscription_id, created_at FROM deliveries
+			WHERE event_id = $1 AND status IN ('delivered', 'failed') AND ($2 = '' OR subscription_id = $2)
+			ORDER BY id FOR NO KEY UPDATE`, eventID, subscriptionID)
+		if err != nil {
+			return err
+		}
+		found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (finished, error) {
+			var f finished
+			return f, r.Scan(&f.id, &f.subscriptionID, &f.createdAt)
+		})
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			var known bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE id = $1)`, eventID).Scan(&known); err != nil {
+				return err
+			}
+			if !known {
+				return domain.ErrNotFound
+			}
+			return nil
+		}
+		subIDs := make([]string, len(found))
+		for i, f := range found {
+			subIDs[i] = f.subscriptionID
+		}
+		// Held until the commit, the lock keeps each subscription from
+		// being paused, given another URL or deleted before its delivery
+		// is queued.
+		rows, err = tx.Query(ctx, `
+			SELECT id, url_changed_at FROM subscriptions WHERE id = ANY($1) AND state = 'active'
+			ORDER BY id FOR KEY SHARE`, subIDs)
+		if err != nil {
+			return err
+		}
+		urlChanged := map[string]time.Time{}
+		var (
+			subID string
+			at    time.Time
 		)
-		SELECT ev.id, upd.id, upd.subscription_id FROM ev LEFT JOIN upd ON true`, eventID, subscriptionID)
+		if _, err := pgx.ForEachRow(rows, []any{&subID, &at}, func() error {
+			urlChanged[subID] = at
+			return nil
+		}); err != nil {
+			return err
+		}
+		var ids []int64
+		for _, f := range found {
+			changed, active := urlChanged[f.subscriptionID]
+			if !active {
+				continue
+			}
+			if sinceURLChange && f.createdAt.Before(changed) {
+				return domain.ErrBeforeURLChange
+			}
+			ids = append(ids, f.id)
+			refs = append(refs, DeliveryRef{ID: f.id, EventID: eventID, SubscriptionID: f.subscriptionID})
+		}
+		_, err = tx.Exec(ctx, `
+			UPDATE deliveries SET status = 'pending', next_attempt_at = now(), enqueued_at = now(), updated_at = now()
+			WHERE id = ANY($1::bigint[])`, ids)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("redeliver %q: %w", eventID, err)
-	}
-	defer rows.Close()
-	var (
-		found bool
-		refs  []DeliveryRef
-	)
-	for rows.Next() {
-		found = true
-		var (
-			ev    string
-			id    pgtype.Int8
-			subID pgtype.Text
-		)
-		if err := rows.Scan(&ev, &id, &subID); err != nil {
-			return nil, fmt.Errorf("redeliver %q: %w", eventID, err)
-		}
-		if id.Valid {
-			refs = append(refs, DeliveryRef{ID: id.Int64, EventID: ev, SubscriptionID: subID.String})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("redeliver %q: %w", eventID, err)
-	}
-	if !found {
-		return nil, fmt.Errorf("redeliver %q: %w", eventID, domain.ErrNotFound)
 	}
 	return refs, nil
 }
@@ -381,6 +422,10 @@ type RedeliverFilter struct {
 	After *Position
 	// Limit is the most deliveries one call queues (at least 1).
 	Limit int
+	// SinceURLChange refuses, with domain.ErrBeforeURLChange and nothing
+	// queued, when any matching delivery after After was accepted before
+	// the subscription's URL last changed.
+	SinceURLChange bool
 }
 
 // BulkRedelivery is what one call of RedeliverBulk did.
@@ -413,7 +458,8 @@ const redeliverCandidatesSQL = `
 // due and never published, so the retry scheduler publishes them in
 // batches. It returns how many were queued and where to continue. An
 // unknown subscription is domain.ErrNotFound, one that is not active
-// domain.ErrConflict.
+// domain.ErrConflict, and with f.SinceURLChange one with a matching
+// delivery older than its URL domain.ErrBeforeURLChange.
 func (s *Store) RedeliverBulk(ctx context.Context, f RedeliverFilter) (_ BulkRedelivery, err error) {
 	defer markUnavailable(&err)
 	statuses := []string{string(domain.DeliveryFailed)}
@@ -470,13 +516,33 @@ func (s *Store) RedeliverBulk(ctx context.Context, f RedeliverFilter) (_ BulkRed
 		}
 		// The subscription after its deliveries, in the order a deletion
 		// takes them. Held until the commit, the lock keeps it from being
-		// paused, changed or deleted before these deliveries are queued.
-		var state domain.SubscriptionState
-		if err := tx.QueryRow(ctx, `SELECT state FROM subscriptions WHERE id = $1 FOR KEY SHARE`, f.SubscriptionID).Scan(&state); err != nil {
+		// paused, given another URL or deleted before these deliveries are
+		// queued.
+		var (
+			state      domain.SubscriptionState
+			urlChanged time.Time
+		)
+		if err := tx.QueryRow(ctx, `SELECT state, url_changed_at FROM subscriptions WHERE id = $1 FOR KEY SHARE`, f.SubscriptionID).Scan(&state, &urlChanged); err != nil {
 			return notFound(err)
 		}
 		if state != domain.SubscriptionActive {
 			return fmt.Errorf("subscription is %s: %w", state, domain.ErrConflict)
+		}
+		if f.SinceURLChange {
+			// Every page asks about all it has left, so a walk is refused
+			// at its start rather than halfway.
+			var old query
+			old.and(`subscription_id = ` + old.arg(f.SubscriptionID))
+			old.and(`status = ANY(` + old.arg(statuses) + `::text[])`)
+			old.page(`created_at`, `event_id`, f.From, f.To, f.After)
+			old.and(`created_at < ` + old.arg(urlChanged))
+			var before bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries`+old.whereSQL()+`)`, old.args...).Scan(&before); err != nil {
+				return err
+			}
+			if before {
+				return domain.ErrBeforeURLChange
+			}
 		}
 		tag, err := tx.Exec(ctx, `
 			UPDATE deliveries

@@ -166,7 +166,7 @@ func TestRedeliver(t *testing.T) {
 		code := 200
 		require.NoError(t, st.RecordAttempt(ctx, store.Delivered(domain.Attempt{DeliveryID: d.ID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code})))
 	}
-	refs, err := st.Redeliver(ctx, "e", "b")
+	refs, err := st.Redeliver(ctx, "e", "b", false)
 	require.NoError(t, err)
 	require.Len(t, refs, 1)
 	require.Equal(t, "b", refs[0].SubscriptionID)
@@ -174,10 +174,10 @@ func TestRedeliver(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, job.Attempt, "a redelivery is a new attempt")
 
-	refs, err = st.Redeliver(ctx, "e", "")
+	refs, err = st.Redeliver(ctx, "e", "", false)
 	require.NoError(t, err)
 	require.Len(t, refs, 1, "only finished deliveries are redelivered; b is in flight")
-	_, err = st.Redeliver(ctx, "nope", "")
+	_, err = st.Redeliver(ctx, "nope", "", false)
 	require.ErrorIs(t, err, domain.ErrNotFound)
 }
 
@@ -338,4 +338,123 @@ func TestUntilNextDueIsTheEarliestWaitingRetry(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Less(t, wait, -50*time.Second, "one that came due since the last claim counts, as already due")
+}
+
+// urlChangedAt reads when a subscription's URL last changed.
+func urlChangedAt(t *testing.T, db *testkit.Database, id string) time.Time {
+	t.Helper()
+	var at time.Time
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT url_changed_at FROM subscriptions WHERE id = $1`, id).Scan(&at))
+	return at
+}
+
+// TestURLChangedAtFollowsTheURL: set on creation, moved by a new URL and
+// by nothing else.
+func TestURLChangedAtFollowsTheURL(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	sub := createSub(t, st, "s", "*")
+	created := urlChangedAt(t, db, "s")
+	require.True(t, created.Equal(sub.CreatedAt), "set on creation")
+
+	same, paused := sub.URL, domain.SubscriptionPaused
+	for _, p := range []store.SubscriptionPatch{
+		{URL: &same},
+		{State: &paused, EventTypes: []string{"x"}, Settings: &domain.DeliverySettings{RatePerSecond: 3}},
+	} {
+		_, err := st.UpdateSubscription(ctx, "s", p)
+		require.NoError(t, err)
+		require.True(t, urlChangedAt(t, db, "s").Equal(created), "%+v is no change of URL", p)
+	}
+	_, _, err := st.RotateSecret(ctx, "s", "another-secret", 0)
+	require.NoError(t, err)
+	require.True(t, urlChangedAt(t, db, "s").Equal(created), "a rotation is no change of URL")
+
+	other := "http://127.0.0.1:2/elsewhere"
+	got, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{URL: &other})
+	require.NoError(t, err)
+	require.True(t, urlChangedAt(t, db, "s").Equal(got.UpdatedAt), "a new URL moves it")
+}
+
+// TestRedeliverSinceURLChange: for a caller that may not read, deliveries
+// accepted before their subscription's URL changed are not sent to the
+// new URL, by a single or a bulk redelivery; later ones are, and a caller
+// that may read sends either.
+func TestRedeliverSinceURLChange(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "s", "*")
+	createSub(t, st, "other", "*")
+	ingest2 := func(id string) {
+		_, err := st.IngestEvent(ctx, event(id, "x"))
+		require.NoError(t, err)
+	}
+	finish := func() {
+		_, err := db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL`)
+		require.NoError(t, err)
+	}
+	ingest2("before")
+	finish()
+	url := "http://127.0.0.1:2/new"
+	_, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{URL: &url})
+	require.NoError(t, err)
+	changed := urlChangedAt(t, db, "s")
+	ingest2("after")
+	finish()
+
+	_, err = st.Redeliver(ctx, "before", "", true)
+	require.ErrorIs(t, err, domain.ErrBeforeURLChange)
+	_, err = st.Redeliver(ctx, "before", "s", true)
+	require.ErrorIs(t, err, domain.ErrBeforeURLChange)
+	require.Zero(t, count(t, db, `SELECT count(*) FROM deliveries WHERE status = 'pending'`), "refused: nothing queued, not even the other subscription's")
+	refs, err := st.Redeliver(ctx, "before", "other", true)
+	require.NoError(t, err)
+	require.Len(t, refs, 1, "the other subscription's URL did not change")
+	refs, err = st.Redeliver(ctx, "after", "", true)
+	require.NoError(t, err)
+	require.Len(t, refs, 2)
+	finish()
+	refs, err = st.Redeliver(ctx, "before", "", false)
+	require.NoError(t, err)
+	require.Len(t, refs, 2, "a caller that may read sends history anywhere")
+	finish()
+
+	_, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 1, SinceURLChange: true})
+	require.ErrorIs(t, err, domain.ErrBeforeURLChange, "refused at the first page, though it holds only the later delivery")
+	require.Zero(t, count(t, db, `SELECT count(*) FROM deliveries WHERE status = 'pending'`))
+	res, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 10, From: changed, SinceURLChange: true})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, res.Queued, "from the change on")
+	finish()
+	res, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 10})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, res.Queued)
+}
+
+// TestURLOnlyWhenIdle: a caller that may not read cannot give a
+// subscription a new URL while deliveries wait, which would then go there.
+func TestURLOnlyWhenIdle(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	sub := createSub(t, st, "s", "*")
+	ingest(t, st, "waiting")
+	created := urlChangedAt(t, db, "s")
+
+	url := "http://127.0.0.1:2/new"
+	_, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{URL: &url, URLOnlyWhenIdle: true})
+	require.ErrorIs(t, err, domain.ErrBeforeURLChange)
+	got, err := st.GetSubscription(ctx, "s")
+	require.NoError(t, err)
+	require.Equal(t, sub.URL, got.URL, "nothing changed")
+	require.True(t, urlChangedAt(t, db, "s").Equal(created))
+
+	same := sub.URL
+	_, err = st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{URL: &same, EventTypes: []string{"y"}, URLOnlyWhenIdle: true})
+	require.NoError(t, err, "the same URL is no change")
+
+	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'delivered', next_attempt_at = NULL`)
+	require.NoError(t, err)
+	got, err = st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{URL: &url, URLOnlyWhenIdle: true})
+	require.NoError(t, err, "no delivery waits")
+	require.Equal(t, url, got.URL)
 }

@@ -494,7 +494,7 @@ func TestUnreachableDatabaseIsUnavailableNotAFailure(t *testing.T) {
 		{"ListSubscriptions", func() error { _, err := st.ListSubscriptions(ctx, "", 10); return err }},
 		{"UpdateSubscription", func() error { _, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{}); return err }},
 		{"DeleteSubscription", func() error { _, err := st.DeleteSubscription(ctx, "s"); return err }},
-		{"Redeliver", func() error { _, err := st.Redeliver(ctx, "e", ""); return err }},
+		{"Redeliver", func() error { _, err := st.Redeliver(ctx, "e", "", false); return err }},
 		{"RedeliverBulk", func() error {
 			_, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 1})
 			return err

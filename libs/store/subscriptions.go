@@ -180,6 +180,11 @@ type SubscriptionPatch struct {
 	// its state reason.
 	State    *domain.SubscriptionState
 	Settings *domain.DeliverySettings
+	// URLOnlyWhenIdle refuses a new URL, with domain.ErrBeforeURLChange,
+	// while the subscription has open deliveries: accepted before the
+	// change, they would go to the new URL. For a caller that may not read
+	// them.
+	URLOnlyWhenIdle bool
 }
 
 // UpdateSubscription applies a validated patch and returns the result, or
@@ -187,7 +192,8 @@ type SubscriptionPatch struct {
 // non-zero. The retry delays are checked against the stored ones in the
 // same transaction, under the row's lock: a patch that would leave the
 // longest wait below the first one is a *domain.ValidationError naming the
-// patched field, and changes nothing.
+// patched field, and changes nothing. A URL other than the stored one
+// moves url_changed_at to now.
 func (s *Store) UpdateSubscription(ctx context.Context, id string, p SubscriptionPatch) (_ domain.Subscription, err error) {
 	defer markUnavailable(&err)
 	var st domain.DeliverySettings
@@ -200,17 +206,33 @@ func (s *Store) UpdateSubscription(ctx context.Context, id string, p Subscriptio
 	}
 	var sub domain.Subscription
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var base, maxDelay pgtype.Int8
-		err := tx.QueryRow(ctx, `SELECT retry_base_ms, retry_max_ms FROM subscriptions WHERE id = $1 FOR UPDATE`, id).Scan(&base, &maxDelay)
+		var (
+			url            string
+			base, maxDelay pgtype.Int8
+		)
+		err := tx.QueryRow(ctx, `SELECT url, retry_base_ms, retry_max_ms FROM subscriptions WHERE id = $1 FOR UPDATE`, id).Scan(&url, &base, &maxDelay)
 		if err != nil {
 			return notFound(err)
 		}
 		if err := checkRetryDelays(st, base, maxDelay); err != nil {
 			return err
 		}
+		if p.URLOnlyWhenIdle && p.URL != nil && *p.URL != url {
+			// The row's lock keeps deliveries from being created or
+			// redelivered meanwhile: both take a lock on it that this one
+			// excludes.
+			var open bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE subscription_id = $1 AND status IN `+openStatuses+`)`, id).Scan(&open); err != nil {
+				return err
+			}
+			if open {
+				return domain.ErrBeforeURLChange
+			}
+		}
 		sub, err = scanSubscription(tx.QueryRow(ctx, `
 			UPDATE subscriptions SET
 				url = coalesce($2, url),
+				url_changed_at = CASE WHEN coalesce($2, url) <> url THEN now() ELSE url_changed_at END,
 				event_types = coalesce($3, event_types),
 				state = coalesce($4, state),
 				state_reason = CASE WHEN $4 = 'active' THEN '' ELSE state_reason END,
@@ -270,7 +292,7 @@ func checkRetryDelays(patch domain.DeliverySettings, storedBase, storedMax pgtyp
 		return nil
 	}
 	if patch.RetryMaxDelay > 0 {
-		return &domain.ValidationError{Field: "retry_max_delay_ms", Reason: fmt.Sprintf("must not be below retry_base_delay_ms (%d)", base.Milliseconds())}
+		return &domain.ValidationError{Field: "retry_max_delay_ms", Reason: "must not be below the subscription's retry_base_delay_ms"}
 	}
-	return &domain.ValidationError{Field: "retry_base_delay_ms", Reason: fmt.Sprintf("must not be above retry_max_delay_ms (%d)", maxDelay.Milliseconds())}
+	return &domain.ValidationError{Field: "retry_base_delay_ms", Reason: "must not be above the subscription's retry_max_delay_ms"}
 }

@@ -36,7 +36,7 @@ type Store interface {
 	ListSubscriptions(ctx context.Context, after string, limit int) ([]domain.Subscription, error)
 	UpdateSubscription(ctx context.Context, id string, p store.SubscriptionPatch) (domain.Subscription, error)
 	DeleteSubscription(ctx context.Context, id string) (domain.Subscription, error)
-	Redeliver(ctx context.Context, eventID, subscriptionID string) ([]store.DeliveryRef, error)
+	Redeliver(ctx context.Context, eventID, subscriptionID string, sinceURLChange bool) ([]store.DeliveryRef, error)
 	RedeliverBulk(ctx context.Context, f store.RedeliverFilter) (store.BulkRedelivery, error)
 	ListEvents(ctx context.Context, f store.EventFilter) ([]store.EventSummary, error)
 	ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.DeliverySummary, error)

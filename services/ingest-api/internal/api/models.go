@@ -124,6 +124,21 @@ type SubscriptionBody struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
+// SubscriptionUpdated is the answer to PATCH /subscriptions/{id}: for a key
+// that may read, the subscription as changed (as GET shows it, without
+// the circuit state); for any other key, its id and the fields the request
+// set, as sent, and nothing stored that the request did not send.
+type SubscriptionUpdated struct {
+	ID          string   `json:"id"`
+	URL         string   `json:"url,omitempty"`
+	EventTypes  []string `json:"event_types,omitempty"`
+	State       string   `json:"state,omitempty" enum:"active,paused,disabled"`
+	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
+	Settings
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+}
+
 func subscriptionBody(s domain.Subscription) SubscriptionBody {
 	return SubscriptionBody{
 		ID: s.ID, URL: s.URL, EventTypes: s.EventTypes, State: string(s.State), StateReason: s.StateReason,

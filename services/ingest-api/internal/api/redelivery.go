@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -53,11 +54,12 @@ type redeliverBulkOutput struct {
 
 func (s *Server) registerRedelivery(api huma.API) {
 	huma.Register(api, huma.Operation{
-		OperationID:   "redeliver-event",
-		Method:        http.MethodPost,
-		Path:          "/events/{id}/redeliver",
-		Summary:       "Send an event again",
-		Description:   "Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt.",
+		OperationID: "redeliver-event",
+		Method:      http.MethodPost,
+		Path:        "/events/{id}/redeliver",
+		Summary:     "Send an event again",
+		Description: "Queues the event's finished (delivered or failed) deliveries to active subscriptions again, all or one subscription's. Each is a new attempt. A failed delivery whose attempts are used up gets one more attempt. " +
+			"A key without the read scope may not send it to a subscription whose url changed after the event was accepted: 403, nothing queued.",
 		Tags:          []string{"Events"},
 		DefaultStatus: http.StatusAccepted,
 		MaxBodyBytes:  maxBodyBytes,
@@ -65,11 +67,12 @@ func (s *Server) registerRedelivery(api huma.API) {
 	}, s.redeliverEvent)
 
 	huma.Register(api, huma.Operation{
-		OperationID:   "redeliver-subscription",
-		Method:        http.MethodPost,
-		Path:          "/subscriptions/{id}/redeliver",
-		Summary:       "Send a subscription's finished deliveries again",
-		Description:   "Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent.",
+		OperationID: "redeliver-subscription",
+		Method:      http.MethodPost,
+		Path:        "/subscriptions/{id}/redeliver",
+		Summary:     "Send a subscription's finished deliveries again",
+		Description: "Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. " +
+			"A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.",
 		Tags:          []string{"Subscriptions"},
 		DefaultStatus: http.StatusAccepted,
 		MaxBodyBytes:  maxBodyBytes,
@@ -82,7 +85,11 @@ func (s *Server) redeliverEvent(ctx context.Context, in *redeliverEventInput) (*
 	if in.Body != nil {
 		subID = in.Body.SubscriptionID
 	}
-	refs, err := s.store.Redeliver(ctx, in.ID, subID)
+	refs, err := s.store.Redeliver(ctx, in.ID, subID, !mayRead(ctx))
+	if errors.Is(err, domain.ErrBeforeURLChange) {
+		return nil, huma.Error403Forbidden("this event was accepted before its subscription's url last changed: " +
+			"sending it to the new url needs a key with the 'read' scope")
+	}
 	if err != nil {
 		return nil, s.problem(ctx, err, "event not found")
 	}
@@ -108,7 +115,12 @@ func (s *Server) redeliverSubscription(ctx context.Context, in *redeliverBulkInp
 		return nil, s.problem(ctx, &domain.ValidationError{Field: "after", Reason: badCursor}, "")
 	}
 	f.After = after
+	f.SinceURLChange = !mayRead(ctx)
 	res, err := s.store.RedeliverBulk(ctx, f)
+	if errors.Is(err, domain.ErrBeforeURLChange) {
+		return nil, huma.Error403Forbidden("deliveries accepted before this subscription's url last changed match: " +
+			"sending them to the new url needs a key with the 'read' scope; without it, send a from at or after the change")
+	}
 	if err != nil {
 		return nil, s.problem(ctx, err, "subscription not found or not active")
 	}

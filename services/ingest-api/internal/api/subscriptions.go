@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -40,6 +41,10 @@ type subscriptionIDInput struct {
 
 type subscriptionOutput struct {
 	Body SubscriptionBody
+}
+
+type updateSubscriptionOutput struct {
+	Body SubscriptionUpdated
 }
 
 type listSubscriptionsInput struct {
@@ -84,11 +89,13 @@ func (s *Server) registerSubscriptions(api huma.API) {
 	}, s.getSubscription)
 
 	huma.Register(api, huma.Operation{
-		OperationID:  "update-subscription",
-		Method:       http.MethodPatch,
-		Path:         "/subscriptions/{id}",
-		Summary:      "Change a subscription",
-		Description:  "Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting.",
+		OperationID: "update-subscription",
+		Method:      http.MethodPatch,
+		Path:        "/subscriptions/{id}",
+		Summary:     "Change a subscription",
+		Description: "Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. " +
+			"Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. " +
+			"Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.",
 		Tags:         []string{"Subscriptions"},
 		MaxBodyBytes: maxBodyBytes,
 		Errors:       []int{http.StatusNotFound, http.StatusUnprocessableEntity},
@@ -139,9 +146,10 @@ type updateSubscriptionInput struct {
 	}
 }
 
-func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionInput) (*subscriptionOutput, error) {
+func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionInput) (*updateSubscriptionOutput, error) {
 	b := in.Body
-	patch := store.SubscriptionPatch{URL: b.URL, EventTypes: b.EventTypes}
+	read := mayRead(ctx)
+	patch := store.SubscriptionPatch{URL: b.URL, EventTypes: b.EventTypes, URLOnlyWhenIdle: !read}
 	if b.URL != nil {
 		if err := domain.ValidateURL(*b.URL); err != nil {
 			return nil, s.problem(ctx, err, "")
@@ -167,10 +175,28 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		patch.State = &st
 	}
 	sub, err := s.store.UpdateSubscription(ctx, in.ID, patch)
+	if errors.Is(err, domain.ErrBeforeURLChange) {
+		return nil, huma.Error403Forbidden("this subscription has deliveries waiting (pending, processing or retrying), which a new url would receive: " +
+			"changing the url while they wait needs a key with the 'read' scope")
+	}
 	if err != nil {
 		return nil, s.problem(ctx, err, "subscription not found")
 	}
-	return &subscriptionOutput{Body: subscriptionBody(sub)}, nil
+	if !read {
+		out := &updateSubscriptionOutput{Body: SubscriptionUpdated{ID: sub.ID, EventTypes: b.EventTypes, Settings: b.Settings}}
+		if b.URL != nil {
+			out.Body.URL = *b.URL
+		}
+		if b.State != nil {
+			out.Body.State = *b.State
+		}
+		return out, nil
+	}
+	body := subscriptionBody(sub)
+	return &updateSubscriptionOutput{Body: SubscriptionUpdated{
+		ID: body.ID, URL: body.URL, EventTypes: body.EventTypes, State: body.State, StateReason: body.StateReason,
+		Settings: body.Settings, CreatedAt: &body.CreatedAt, UpdatedAt: &body.UpdatedAt,
+	}}, nil
 }
 
 func (s *Server) getSubscription(ctx context.Context, in *subscriptionIDInput) (*subscriptionOutput, error) {
