@@ -537,7 +537,9 @@ type CreateAPIKeyInputBody struct {
 	// ExpiresAt When the key stops working; never when absent.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
-	// Name Example: billing-service
+	// Name What the key is for, as lists show it: UTF-8 text without control characters.
+	//
+	// Example: billing-service
 	Name string `json:"name"`
 
 	// Scopes admin: everything, including keys; write: events, subscriptions, redelivery; publish: only posting events; read: every GET.

@@ -52,6 +52,9 @@ func ValidateAPIKey(k APIKey, now time.Time) error {
 	if k.Name == "" || len(k.Name) > MaxKeyNameLength {
 		return invalid("name", fmt.Sprintf("must be 1 to %d characters", MaxKeyNameLength))
 	}
+	if err := ValidateText("name", k.Name); err != nil {
+		return err
+	}
 	if len(k.Scopes) == 0 {
 		return invalid("scopes", "must list at least one scope")
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
@@ -119,6 +120,38 @@ func assertField(t *testing.T, err error, field string) {
 	}
 	if ve.Field != field {
 		t.Fatalf("error on field %q (%s), want %q", ve.Field, ve.Reason, field)
+	}
+}
+
+func TestValidateAPIKey(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	ok := domain.APIKey{Name: "billing-service", Scopes: []domain.Scope{domain.ScopePublish}}
+	tests := []struct {
+		name      string
+		mutate    func(*domain.APIKey)
+		wantField string
+	}{
+		{"valid", func(*domain.APIKey) {}, ""},
+		{"name non-ASCII", func(k *domain.APIKey) { k.Name = "facturation-é" }, ""},
+		{"empty name", func(k *domain.APIKey) { k.Name = "" }, "name"},
+		{"long name", func(k *domain.APIKey) { k.Name = strings.Repeat("n", 256) }, "name"},
+		{"name with newline", func(k *domain.APIKey) { k.Name = "ci\nadmin" }, "name"},
+		{"name with escape", func(k *domain.APIKey) { k.Name = "ci\x1b[31m" }, "name"},
+		{"name with NUL", func(k *domain.APIKey) { k.Name = "ci\x00" }, "name"},
+		{"name with C1 control", func(k *domain.APIKey) { k.Name = "ci\u0085" }, "name"},
+		{"name not UTF-8", func(k *domain.APIKey) { k.Name = "ci\xff" }, "name"},
+		{"no scope", func(k *domain.APIKey) { k.Scopes = nil }, "scopes"},
+		{"unknown scope", func(k *domain.APIKey) { k.Scopes = []domain.Scope{"root"} }, "scopes[0]"},
+		{"expired", func(k *domain.APIKey) { past := now.Add(-time.Second); k.ExpiresAt = &past }, "expires_at"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			k := ok
+			tt.mutate(&k)
+			assertField(t, domain.ValidateAPIKey(k, now), tt.wantField)
+		})
 	}
 }
 

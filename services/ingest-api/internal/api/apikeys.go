@@ -39,7 +39,7 @@ func apiKeyBody(k domain.APIKey) APIKeyBody {
 
 type createAPIKeyInput struct {
 	Body struct {
-		Name      string     `json:"name" minLength:"1" maxLength:"255" example:"billing-service"`
+		Name      string     `json:"name" minLength:"1" maxLength:"255" example:"billing-service" doc:"What the key is for, as lists show it: UTF-8 text without control characters."`
 		Scopes    []string   `json:"scopes" minItems:"1" maxItems:"4" uniqueItems:"true" enum:"admin,write,publish,read" doc:"admin: everything, including keys; write: events, subscriptions, redelivery; publish: only posting events; read: every GET."`
 		ExpiresAt *time.Time `json:"expires_at,omitempty" doc:"When the key stops working; never when absent."`
 	}

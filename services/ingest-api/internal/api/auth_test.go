@@ -119,6 +119,9 @@ func TestAPIKeyLifecycle(t *testing.T) {
 	for _, bad := range []struct{ body, field string }{
 		{`{"name":"x","scopes":["root"]}`, "body.scopes[0]"},
 		{`{"name":"","scopes":["read"]}`, "body.name"},
+		{`{"name":"ci\u001b[31m","scopes":["read"]}`, "body.name"},
+		{`{"name":"ci\nadmin","scopes":["read"]}`, "body.name"},
+		{`{"name":"ci\u0085","scopes":["read"]}`, "body.name"},
 		{`{"name":"x","scopes":[]}`, "body.scopes"},
 		{`{"name":"x","scopes":["read"],"expires_at":"2001-01-01T00:00:00Z"}`, "body.expires_at"},
 	} {

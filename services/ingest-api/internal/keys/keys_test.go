@@ -27,7 +27,8 @@ func TestCreateStoresAWorkingKey(t *testing.T) {
 	require.Equal(t, []domain.Scope{domain.ScopePublish, domain.ScopeRead}, k.Scopes)
 	require.NotNil(t, k.ExpiresAt)
 
-	for _, args := range [][]string{nil, {"list"}, {"create", "-name", "x"}, {"create", "-name", "x", "-scopes", "root"}, {"create", "-scopes", "read"}} {
+	for _, args := range [][]string{nil, {"list"}, {"create", "-name", "x"}, {"create", "-name", "x", "-scopes", "root"}, {"create", "-scopes", "read"},
+		{"create", "-name", "ci\x1b[2J", "-scopes", "read"}} {
 		require.Error(t, keys.Run(ctx, db.URL, args, &out), "%v", args)
 	}
 }
