@@ -3,14 +3,24 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"path"
+	"strings"
 )
 
 // AnswerUnrouted answers, as problem+json like every other error, the
 // requests mux has no route for: 404 for an unknown path, 405 with Allow
 // for a known path and another method. http.ServeMux answers those in
-// plain text, which a client parsing problem+json cannot read.
+// plain text, which a client parsing problem+json cannot read. A path
+// that is not clean (an empty, "." or ".." segment, as in /events//x) is
+// a 404 too: the mux would redirect it to its cleaned form with an HTML
+// body, sending a client that follows, key and all, to a path it did not
+// name.
 func AnswerUnrouted(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect && !isClean(r.URL.EscapedPath()) {
+			writeProblem(w, r, http.StatusNotFound, "no such resource: "+r.URL.Path)
+			return
+		}
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
 			// Served through the mux, not h, so the request carries its
@@ -21,23 +31,33 @@ func AnswerUnrouted(mux *http.ServeMux) http.Handler {
 		// The mux's own answer tells which: its status and Allow header.
 		probe := &statusProbe{header: http.Header{}}
 		h.ServeHTTP(probe, r)
-		if probe.status < 400 {
-			// A redirect (a path that needs cleaning or its trailing
-			// slash): the mux answers it as usual.
-			mux.ServeHTTP(w, r)
-			return
-		}
 		detail := "no such resource: " + r.URL.Path
 		if probe.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", probe.header.Get("Allow"))
 			detail = r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + probe.header.Get("Allow")
 		}
-		body := ErrorModel{RequestID: RequestID(r.Context())}
-		body.Status, body.Title, body.Detail = probe.status, http.StatusText(probe.status), detail
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(probe.status)
-		_ = json.NewEncoder(w).Encode(body)
+		writeProblem(w, r, probe.status, detail)
 	})
+}
+
+// isClean reports whether http.ServeMux takes a request path as it is:
+// otherwise it redirects to the path cleaned as path.Clean cleans it,
+// keeping a trailing slash.
+func isClean(p string) bool {
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return p == clean
+}
+
+// writeProblem answers an unrouted request with a problem of status.
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	body := ErrorModel{RequestID: RequestID(r.Context())}
+	body.Status, body.Title, body.Detail = status, http.StatusText(status), detail
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // statusProbe records the status and headers a handler answers with and

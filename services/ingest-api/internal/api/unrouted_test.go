@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -33,4 +34,39 @@ func TestUnroutedRequestsAreProblems(t *testing.T) {
 	}
 	// Routed requests are untouched.
 	require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, "/events", "").status)
+}
+
+// TestUncleanPathsAreProblems: a path with an empty, "." or ".." segment
+// is a 404 problem like any other path the API does not have, not the
+// mux's redirect to the cleaned path with an HTML body (which a client
+// would follow, with its key, somewhere it did not name).
+func TestUncleanPathsAreProblems(t *testing.T) {
+	b := setup(t)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "/events//x"},
+		{http.MethodGet, "//events"},
+		{http.MethodGet, "/events/"},
+		{http.MethodPost, "/events//x/redeliver"},
+		{http.MethodGet, "/events/./evt_1"},
+		{http.MethodGet, "/events/evt_1/.."},
+		{http.MethodDelete, "/subscriptions/../api-keys/key_1"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, b.url+tc.path, nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+b.key)
+			req.Header.Set("X-Request-ID", "req-unclean-1")
+			resp, err := noFollow.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			var body map[string]any
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+			require.Equal(t, http.StatusNotFound, resp.StatusCode, "%v", body)
+			require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
+			require.Empty(t, resp.Header.Get("Location"))
+			require.EqualValues(t, http.StatusNotFound, body["status"])
+			require.Equal(t, "req-unclean-1", body["request_id"])
+		})
+	}
 }
