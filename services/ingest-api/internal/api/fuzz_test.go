@@ -2,9 +2,14 @@ package api_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -135,6 +140,85 @@ func FuzzSubscriptions(f *testing.F) {
 		for _, p := range []string{path, "/subscriptions?after=" + url.QueryEscape(id)} {
 			before := b.snapshot(t, tables...)
 			checkAnswer(t, b.do(t, http.MethodGet, p, ""), before, b.snapshot(t, tables...))
+		}
+	})
+}
+
+// idPattern is what the API takes as an event or subscription id.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,255}$`)
+
+func validID(id string) bool { return idPattern.MatchString(id) && id != "." && id != ".." }
+
+// timeCursor reports whether after is a cursor of a listing by time and
+// id, read independently of the API's code: exactly the base64url (no
+// padding) of "<unix microseconds>:<id>" in its one spelling, the time
+// within what RFC 3339 writes (years 0000–9999), the id one validID takes.
+func timeCursor(after string, validID func(string) bool) bool {
+	raw, err := base64.RawURLEncoding.DecodeString(after)
+	if err != nil || base64.RawURLEncoding.EncodeToString(raw) != after {
+		return false
+	}
+	micros, id, ok := strings.Cut(string(raw), ":")
+	us, err := strconv.ParseInt(micros, 10, 64)
+	if !ok || err != nil || strconv.FormatInt(us, 10) != micros || !validID(id) {
+		return false
+	}
+	year := time.UnixMicro(us).UTC().Year()
+	return year >= 0 && year <= 9999
+}
+
+// cursorListings are the routes that take an after parameter, with what
+// each takes as a cursor.
+var cursorListings = []struct {
+	path  string
+	valid func(string) bool
+}{
+	{"/events?after=", func(s string) bool { return timeCursor(s, validID) }},
+	{"/events?type=t&status=pending&subscription_id=s&after=", func(s string) bool { return timeCursor(s, validID) }},
+	{"/subscriptions/s/deliveries?after=", func(s string) bool { return timeCursor(s, validID) }},
+	{"/subscriptions?after=", validID},
+}
+
+// cursorSeeds are positions at and beyond the edges of a cursor's range,
+// and spellings of a valid one that are not the API's.
+var cursorSeeds = []string{
+	"1700000000000000:e1", "0:e1", "-62167219200000000:e1", "253402300799999999:e1",
+	"-62167219200000001:e1", "253402300800000000:e1", "-300000000000000000:e1",
+	"-9223372036854775808:e1", "9223372036854775807:e1", "+1700000000000000:e1",
+	"01700000000000000:e1", "-0:e1", "1700000000000000:", ":e1", "1700000000000000:..",
+	"1700000000000000:e1:e2", "1.5:e1", "1e6:e1", "1700000000000000:é",
+}
+
+// FuzzCursors sends fuzzed after parameters to every listing that takes
+// one: never a 5xx, and either a page (the cursor reads as a position of
+// the listing's form) or a 422 on query.after.
+func FuzzCursors(f *testing.F) {
+	b := newBundle(f)
+	_, err := b.db.Pool.Exec(context.Background(), `
+		INSERT INTO subscriptions (id, url, event_types, secret) VALUES ('s', 'https://example.com/', '{*}', 'whsec_x');
+		INSERT INTO events (id, type, data) VALUES ('e1', 't', '{}');
+		INSERT INTO deliveries (event_id, subscription_id) VALUES ('e1', 's');`)
+	require.NoError(f, err)
+	for _, s := range cursorSeeds {
+		f.Add(base64.RawURLEncoding.EncodeToString([]byte(s)))
+	}
+	for _, s := range hostileStrings {
+		f.Add(s)
+		f.Add(base64.RawURLEncoding.EncodeToString([]byte("1700000000000000:" + s)))
+	}
+	f.Add("MTcwMDAwMDAwMDAwMDAwMDplMQ==")
+	f.Add("MTcwMDAwMDAwMDAwMDAwMDplMR")
+	f.Add(strings.Repeat("A", 400))
+	f.Fuzz(func(t *testing.T, after string) {
+		for _, l := range cursorListings {
+			r := b.do(t, http.MethodGet, l.path+url.QueryEscape(after), "")
+			require.Less(t, r.status, 500, "%s: %s", l.path, r.raw)
+			if r.status == http.StatusOK {
+				require.True(t, after == "" || l.valid(after), "%s took %q, which is not a cursor of its form", l.path, after)
+				continue
+			}
+			require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s: %s", l.path, r.raw)
+			require.Contains(t, r.locations(), "query.after", r.raw)
 		}
 	})
 }

@@ -19,15 +19,58 @@ import (
 // most domain.MaxIDLength characters a cursor stays under 400 characters,
 // the after parameter's bound.
 func encodeCursor(p store.Position) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(p.Time.UnixMicro(), 10) + ":" + p.ID))
+	return encodeTimeCursor(p.Time, p.ID)
 }
 
 // badCursor says what is wrong with a cursor the API did not hand out.
 const badCursor = "is not a cursor from this API: pass next_cursor of the previous answer as it is"
 
-// decodeCursor reads the after parameter; "" is the first page. Anything
-// that is not a cursor this API handed out, including NUL bytes and
-// invalid UTF-8, is a 422 on query.after.
+func encodeTimeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixMicro(), 10) + ":" + id))
+}
+
+// Cursor times are bounded by what the API can write as RFC 3339 (years
+// 0000–9999), well inside PostgreSQL's range: every time it hands out in a
+// cursor is one, and a time outside would reach PostgreSQL as an error or,
+// at the ends of int64, as ±infinity, which matches every row or none.
+var (
+	minCursorTime = time.Date(0, time.January, 1, 0, 0, 0, 0, time.UTC)
+	maxCursorTime = time.Date(9999, time.December, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// notACursor is the 422 for an after parameter this API did not hand out.
+// Each answer gets its own error: the answer's request id is written into it.
+func notACursor() error {
+	return queryProblem("after", badCursor)
+}
+
+// decodeTimeCursor reads a cursor of encodeTimeCursor's form whose id
+// validID accepts. Only the exact text encodeTimeCursor would give for the
+// position is a cursor: no padding or other base64 spellings, no sign or
+// leading zeros, no time out of range.
+func decodeTimeCursor(s string, validID func(string) bool) (time.Time, string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return time.Time{}, "", notACursor()
+	}
+	micros, id, ok := strings.Cut(string(raw), ":")
+	if !ok || !validID(id) {
+		return time.Time{}, "", notACursor()
+	}
+	us, err := strconv.ParseInt(micros, 10, 64)
+	if err != nil {
+		return time.Time{}, "", notACursor()
+	}
+	t := time.UnixMicro(us).UTC()
+	if t.Before(minCursorTime) || t.After(maxCursorTime) || encodeTimeCursor(t, id) != s {
+		return time.Time{}, "", notACursor()
+	}
+	return t, id, nil
+}
+
+// decodeCursor reads the after parameter of a listing by time and event
+// id; "" is the first page. Anything that is not a cursor this API handed
+// out, including NUL bytes and invalid UTF-8, is a 422 on query.after.
 func decodeCursor(s string) (*store.Position, error) {
 	p, ok := parseCursor(s)
 	if !ok {
@@ -42,19 +85,20 @@ func parseCursor(s string) (_ *store.Position, ok bool) {
 	if s == "" {
 		return nil, true
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	t, id, err := decodeTimeCursor(s, func(id string) bool { return domain.ValidateEventID(id) == nil })
 	if err != nil {
 		return nil, false
 	}
-	micros, id, ok := strings.Cut(string(raw), ":")
-	if !ok || domain.ValidateEventID(id) != nil {
-		return nil, false
+	return &store.Position{Time: t, ID: id}, true
+}
+
+// decodeIDCursor reads the after parameter of a listing by subscription
+// id, whose cursor is the last id itself; "" is the first page.
+func decodeIDCursor(s string) (string, error) {
+	if s != "" && domain.ValidateSubscriptionID(s) != nil {
+		return "", notACursor()
 	}
-	us, err := strconv.ParseInt(micros, 10, 64)
-	if err != nil {
-		return nil, false
-	}
-	return &store.Position{Time: time.UnixMicro(us), ID: id}, true
+	return s, nil
 }
 
 // queryProblem is a 422 naming a query parameter.

@@ -55,6 +55,9 @@ func dataIDs(t *testing.T, r response, key string) []string {
 	return ids
 }
 
+// alphabet is base64url's, in the order of the values its characters stand for.
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
 // walk follows next_cursor from path to the last page and returns every id.
 func walk(t *testing.T, b *bundle, path, key string) []string {
 	t.Helper()
@@ -195,6 +198,15 @@ func TestBadSearchInputIsAPreciseProblem(t *testing.T) {
 	r := b.do(t, "POST", "/subscriptions", `{"id":"s","url":"https://example.com/a","event_types":["*"]}`)
 	require.Equal(t, http.StatusCreated, r.status, r.raw)
 	cursor := func(s string) string { return url.QueryEscape(base64.RawURLEncoding.EncodeToString([]byte(s))) }
+	// sloppy encodes s with the unused low bits of its last character set,
+	// which a lenient base64 decoder ignores.
+	sloppy := func(s string) string {
+		enc := []byte(base64.RawURLEncoding.EncodeToString([]byte(s)))
+		require.NotZero(t, len(s)%3, "s must leave unused bits")
+		last := strings.IndexByte(alphabet, enc[len(enc)-1])
+		enc[len(enc)-1] = alphabet[last|1]
+		return url.QueryEscape(string(enc))
+	}
 
 	tests := []struct {
 		name, path, location string
@@ -207,7 +219,19 @@ func TestBadSearchInputIsAPreciseProblem(t *testing.T) {
 		{"cursor without time", "/events?after=" + cursor("soon:evt_1"), "query.after"},
 		{"cursor without id", "/events?after=" + cursor("1700000000000000"), "query.after"},
 		{"cursor too long", "/events?after=" + strings.Repeat("A", 401), "query.after"},
+		{"cursor before year 0", "/events?after=" + cursor("-300000000000000000:evt_1"), "query.after"},
+		{"cursor after year 9999", "/events?after=" + cursor("253402300800000000:evt_1"), "query.after"},
+		{"cursor at the least int64", "/events?after=" + cursor("-9223372036854775808:evt_1"), "query.after"},
+		{"cursor at the greatest int64", "/events?after=" + cursor("9223372036854775807:evt_1"), "query.after"},
+		{"cursor time with a sign", "/events?after=" + cursor("+1700000000000000:evt_1"), "query.after"},
+		{"cursor time with a leading zero", "/events?after=" + cursor("01700000000000000:evt_1"), "query.after"},
+		{"cursor in another base64 spelling", "/events?after=" + sloppy("1700000000000000:evt_1"), "query.after"},
+		{"cursor id ..", "/events?after=" + cursor("1700000000000000:.."), "query.after"},
 		{"deliveries cursor", "/subscriptions/s/deliveries?after=%00", "query.after"},
+		{"deliveries cursor before year 0", "/subscriptions/s/deliveries?after=" + cursor("-300000000000000000:evt_1"), "query.after"},
+		{"deliveries cursor at the least int64", "/subscriptions/s/deliveries?after=" + cursor("-9223372036854775808:evt_1"), "query.after"},
+		{"subscriptions cursor not an id", "/subscriptions?after=a%20b", "query.after"},
+		{"subscriptions cursor ..", "/subscriptions?after=..", "query.after"},
 		{"limit zero", "/events?limit=0", "query.limit"},
 		{"limit too high", "/events?limit=251", "query.limit"},
 		{"limit not a number", "/events?limit=ten", "query.limit"},

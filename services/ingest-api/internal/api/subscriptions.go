@@ -214,7 +214,11 @@ func (s *Server) getSubscription(ctx context.Context, in *subscriptionIDInput) (
 }
 
 func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInput) (*listSubscriptionsOutput, error) {
-	subs, err := s.store.ListSubscriptions(ctx, in.After, in.Limit+1)
+	after, err := decodeIDCursor(in.After)
+	if err != nil {
+		return nil, err
+	}
+	subs, err := s.store.ListSubscriptions(ctx, after, in.Limit+1)
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
