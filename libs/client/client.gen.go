@@ -383,6 +383,24 @@ func (e ListEventsParamsStatus) Valid() bool {
 	}
 }
 
+// Defines values for ListEventAttemptsParamsOrder.
+const (
+	Newest ListEventAttemptsParamsOrder = "newest"
+	Oldest ListEventAttemptsParamsOrder = "oldest"
+)
+
+// Valid indicates whether the value is a known member of the ListEventAttemptsParamsOrder enum.
+func (e ListEventAttemptsParamsOrder) Valid() bool {
+	switch e {
+	case Newest:
+		return true
+	case Oldest:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListSubscriptionDeliveriesParamsStatus.
 const (
 	ListSubscriptionDeliveriesParamsStatusDelivered  ListSubscriptionDeliveriesParamsStatus = "delivered"
@@ -485,6 +503,9 @@ type AttemptBodyErrorClass string
 // AttemptsOutputBody defines model for AttemptsOutputBody.
 type AttemptsOutputBody struct {
 	Data *[]AttemptBody `json:"data"`
+
+	// NextCursor Pass as 'after' for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // BatchItemResult defines model for BatchItemResult.
@@ -707,8 +728,13 @@ type EventBody struct {
 // EventDetail defines model for EventDetail.
 type EventDetail struct {
 	// Data The event payload: any JSON object.
-	Data       map[string]interface{} `json:"data"`
-	Deliveries *[]DeliveryBody        `json:"deliveries"`
+	Data map[string]interface{} `json:"data"`
+
+	// Deliveries The first 50 deliveries by subscription id: the first page of GET /events/{id}/deliveries.
+	Deliveries *[]DeliveryBody `json:"deliveries"`
+
+	// DeliveriesNextCursor Present when the event has more deliveries: pass as 'after' to GET /events/{id}/deliveries for the next page.
+	DeliveriesNextCursor *string `json:"deliveries_next_cursor,omitempty"`
 
 	// Id Producer-chosen unique id; the idempotency key. Posting an id again creates nothing.
 	//
@@ -723,7 +749,7 @@ type EventDetail struct {
 	// Example: shop
 	Source *string `json:"source,omitempty"`
 
-	// Status Derived from the deliveries: pending while any is in flight, then retrying, failed, or delivered when all are.
+	// Status Derived from all the deliveries: pending while any is in flight, then retrying, failed, or delivered when all are.
 	Status EventDetailStatus `json:"status"`
 
 	// Type Event type that subscriptions match on.
@@ -732,7 +758,7 @@ type EventDetail struct {
 	Type string `json:"type"`
 }
 
-// EventDetailStatus Derived from the deliveries: pending while any is in flight, then retrying, failed, or delivered when all are.
+// EventDetailStatus Derived from all the deliveries: pending while any is in flight, then retrying, failed, or delivered when all are.
 type EventDetailStatus string
 
 // EventListItem defines model for EventListItem.
@@ -755,6 +781,14 @@ type ListAPIKeysOutputBody struct {
 // ListDeliveriesOutputBody defines model for ListDeliveriesOutputBody.
 type ListDeliveriesOutputBody struct {
 	Data *[]DeliveryListItem `json:"data"`
+
+	// NextCursor Pass as 'after' for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// ListEventDeliveriesOutputBody defines model for ListEventDeliveriesOutputBody.
+type ListEventDeliveriesOutputBody struct {
+	Data *[]DeliveryBody `json:"data"`
 
 	// NextCursor Pass as 'after' for the next page; absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
@@ -1046,6 +1080,29 @@ type ListEventsParams struct {
 // ListEventsParamsStatus defines parameters for ListEvents.
 type ListEventsParamsStatus string
 
+// ListEventAttemptsParams defines parameters for ListEventAttempts.
+type ListEventAttemptsParams struct {
+	// SubscriptionId Only the attempts of the event's delivery to this subscription.
+	SubscriptionId *string `form:"subscription_id,omitempty" json:"subscription_id,omitempty"`
+
+	// Order Oldest first (by started_at, then id), the default, or newest first. Pass the same order with each of its cursors.
+	Order *ListEventAttemptsParamsOrder `form:"order,omitempty" json:"order,omitempty"`
+
+	// After Cursor: the next_cursor of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListEventAttemptsParamsOrder defines parameters for ListEventAttempts.
+type ListEventAttemptsParamsOrder string
+
+// ListEventDeliveriesParams defines parameters for ListEventDeliveries.
+type ListEventDeliveriesParams struct {
+	// After Cursor: the next_cursor of the previous page (or deliveries_next_cursor of GET /events/{id}).
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // GetStatsParams defines parameters for GetStats.
 type GetStatsParams struct {
 	// Window How far back to count: a Go duration such as 15m, 1h or 24h, from 1m to 168h.
@@ -1262,10 +1319,19 @@ type ClientInterface interface {
 	// Corresponds with GET /events/{id} (the `GetEvent` operationId).
 	GetEvent(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListEventAttempts List every delivery attempt of an event
+	// ListEventAttempts List an event's delivery attempts
+	//
+	// The event's HTTP attempts, oldest or newest first (by started_at, then id), of every delivery or of one subscription's; keyset pages.
 	//
 	// Corresponds with GET /events/{id}/attempts (the `ListEventAttempts` operationId).
-	ListEventAttempts(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ListEventAttempts(ctx context.Context, id string, params *ListEventAttemptsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListEventDeliveries List an event's deliveries
+	//
+	// The event's deliveries, one per matching subscription, by subscription id; keyset pages. GET /events/{id} shows the first page.
+	//
+	// Corresponds with GET /events/{id}/deliveries (the `ListEventDeliveries` operationId).
+	ListEventDeliveries(ctx context.Context, id string, params *ListEventDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RedeliverEventWithBody Send an event again
 	//
@@ -1579,11 +1645,30 @@ func (c *Client) GetEvent(ctx context.Context, id string, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
-// ListEventAttempts List every delivery attempt of an event
+// ListEventAttempts List an event's delivery attempts
+//
+// The event's HTTP attempts, oldest or newest first (by started_at, then id), of every delivery or of one subscription's; keyset pages.
 //
 // Corresponds with GET /events/{id}/attempts (the `ListEventAttempts` operationId).
-func (c *Client) ListEventAttempts(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListEventAttemptsRequest(c.Server, id)
+func (c *Client) ListEventAttempts(ctx context.Context, id string, params *ListEventAttemptsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventAttemptsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEventDeliveries List an event's deliveries
+//
+// The event's deliveries, one per matching subscription, by subscription id; keyset pages. GET /events/{id} shows the first page.
+//
+// Corresponds with GET /events/{id}/deliveries (the `ListEventDeliveries` operationId).
+func (c *Client) ListEventDeliveries(ctx context.Context, id string, params *ListEventDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventDeliveriesRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2237,7 +2322,7 @@ func NewGetEventRequest(server string, id string) (*http.Request, error) {
 }
 
 // NewListEventAttemptsRequest constructs an http.Request for the ListEventAttempts method
-func NewListEventAttemptsRequest(server string, id string) (*http.Request, error) {
+func NewListEventAttemptsRequest(server string, id string, params *ListEventAttemptsParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -2260,6 +2345,142 @@ func NewListEventAttemptsRequest(server string, id string) (*http.Request, error
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.SubscriptionId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "subscription_id", *params.SubscriptionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Order != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "order", *params.Order, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListEventDeliveriesRequest constructs an http.Request for the ListEventDeliveries method
+func NewListEventDeliveriesRequest(server string, id string, params *ListEventDeliveriesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/events/%s/deliveries", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -3008,12 +3229,23 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /events/{id} (the `GetEvent` operationId).
 	GetEventWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetEventResponse, error)
 
-	// ListEventAttemptsWithResponse List every delivery attempt of an event
+	// ListEventAttemptsWithResponse List an event's delivery attempts
+	//
+	// The event's HTTP attempts, oldest or newest first (by started_at, then id), of every delivery or of one subscription's; keyset pages.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /events/{id}/attempts (the `ListEventAttempts` operationId).
-	ListEventAttemptsWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*ListEventAttemptsResponse, error)
+	ListEventAttemptsWithResponse(ctx context.Context, id string, params *ListEventAttemptsParams, reqEditors ...RequestEditorFn) (*ListEventAttemptsResponse, error)
+
+	// ListEventDeliveriesWithResponse List an event's deliveries
+	//
+	// The event's deliveries, one per matching subscription, by subscription id; keyset pages. GET /events/{id} shows the first page.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /events/{id}/deliveries (the `ListEventDeliveries` operationId).
+	ListEventDeliveriesWithResponse(ctx context.Context, id string, params *ListEventDeliveriesParams, reqEditors ...RequestEditorFn) (*ListEventDeliveriesResponse, error)
 
 	// RedeliverEventWithBodyWithResponse Send an event again
 	//
@@ -3875,6 +4107,96 @@ func (r ListEventAttemptsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListEventAttemptsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListEventDeliveriesResponse503Headers the declared response headers of an HTTP 503 response for ListEventDeliveries
+type ListEventDeliveriesResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListEventDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListEventDeliveriesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListEventDeliveriesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventDeliveriesResponse) GetJSON200() *ListEventDeliveriesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEventDeliveriesResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListEventDeliveriesResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListEventDeliveriesResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListEventDeliveriesResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListEventDeliveriesResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListEventDeliveriesResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventDeliveriesResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5144,17 +5466,34 @@ func (c *ClientWithResponses) GetEventWithResponse(ctx context.Context, id strin
 	return ParseGetEventResponse(rsp)
 }
 
-// ListEventAttemptsWithResponse List every delivery attempt of an event
+// ListEventAttemptsWithResponse List an event's delivery attempts
+//
+// The event's HTTP attempts, oldest or newest first (by started_at, then id), of every delivery or of one subscription's; keyset pages.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /events/{id}/attempts (the `ListEventAttempts` operationId).
-func (c *ClientWithResponses) ListEventAttemptsWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*ListEventAttemptsResponse, error) {
-	rsp, err := c.ListEventAttempts(ctx, id, reqEditors...)
+func (c *ClientWithResponses) ListEventAttemptsWithResponse(ctx context.Context, id string, params *ListEventAttemptsParams, reqEditors ...RequestEditorFn) (*ListEventAttemptsResponse, error) {
+	rsp, err := c.ListEventAttempts(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
 	return ParseListEventAttemptsResponse(rsp)
+}
+
+// ListEventDeliveriesWithResponse List an event's deliveries
+//
+// The event's deliveries, one per matching subscription, by subscription id; keyset pages. GET /events/{id} shows the first page.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /events/{id}/deliveries (the `ListEventDeliveries` operationId).
+func (c *ClientWithResponses) ListEventDeliveriesWithResponse(ctx context.Context, id string, params *ListEventDeliveriesParams, reqEditors ...RequestEditorFn) (*ListEventDeliveriesResponse, error) {
+	rsp, err := c.ListEventDeliveries(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventDeliveriesResponse(rsp)
 }
 
 // RedeliverEventWithBodyWithResponse Send an event again
@@ -6042,6 +6381,87 @@ func ParseListEventAttemptsResponse(rsp *http.Response) (*ListEventAttemptsRespo
 	switch {
 	case rsp.StatusCode == 503:
 		var headers ListEventAttemptsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListEventDeliveriesResponse parses an HTTP response from a ListEventDeliveriesWithResponse call
+func ParseListEventDeliveriesResponse(rsp *http.Response) (*ListEventDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListEventDeliveriesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListEventDeliveriesResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -214,80 +214,161 @@ func (s *Store) getEvent(ctx context.Context, id string) (domain.Event, error) {
 	return e, notFound(err)
 }
 
-// GetEvent returns an event and its deliveries (ordered by subscription id),
-// or domain.ErrNotFound.
-func (s *Store) GetEvent(ctx context.Context, id string) (_ domain.Event, _ []domain.Delivery, err error) {
+// GetEvent returns an event and its status, derived from all of its
+// deliveries, or domain.ErrNotFound. ListEventDeliveries pages the
+// deliveries themselves: an event may have one per subscription.
+func (s *Store) GetEvent(ctx context.Context, id string) (_ domain.Event, _ domain.EventStatus, err error) {
 	defer markUnavailable(&err)
-	e, err := s.getEvent(ctx, id)
+	var (
+		e        domain.Event
+		statuses []domain.DeliveryStatus
+	)
+	err = s.pool.QueryRow(ctx, `
+		SELECT id, type, source, data, received_at,
+		       ARRAY(SELECT DISTINCT d.status FROM deliveries d WHERE d.event_id = e.id)
+		FROM events e WHERE id = $1`, id).
+		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &statuses)
 	if err != nil {
-		return domain.Event{}, nil, fmt.Errorf("get event %q: %w", id, err)
+		return domain.Event{}, "", fmt.Errorf("get event %q: %w", id, notFound(err))
 	}
+	return e, domain.DeriveEventStatus(statuses), nil
+}
+
+// EventDeliveryFilter selects a page of one event's deliveries for
+// ListEventDeliveries.
+type EventDeliveryFilter struct {
+	EventID string
+	// After continues the listing after this subscription id; "" starts
+	// at the first.
+	After string
+	Limit int
+}
+
+// ListEventDeliveries returns up to f.Limit of an event's deliveries,
+// ordered by subscription id (one delivery per event and subscription),
+// or domain.ErrNotFound when the event does not exist. The unique index on
+// (event_id, subscription_id) holds them in page order.
+func (s *Store) ListEventDeliveries(ctx context.Context, f EventDeliveryFilter) (_ []domain.Delivery, err error) {
+	defer markUnavailable(&err)
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+deliveryColumns+` FROM deliveries
-		WHERE event_id = $1 ORDER BY subscription_id`, id)
+		WHERE event_id = $1 AND subscription_id > $2 ORDER BY subscription_id LIMIT $3`, f.EventID, f.After, f.Limit)
 	if err != nil {
-		return domain.Event{}, nil, fmt.Errorf("get deliveries of %q: %w", id, err)
+		return nil, fmt.Errorf("list deliveries of %q: %w", f.EventID, err)
 	}
 	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Delivery, error) { return scanDelivery(r) })
 	if err != nil {
-		return domain.Event{}, nil, fmt.Errorf("get deliveries of %q: %w", id, err)
+		return nil, fmt.Errorf("list deliveries of %q: %w", f.EventID, err)
 	}
-	return e, ds, nil
+	if len(ds) == 0 {
+		if err := s.eventExists(ctx, f.EventID); err != nil {
+			return nil, fmt.Errorf("list deliveries of %q: %w", f.EventID, err)
+		}
+	}
+	return ds, nil
 }
 
-// ListAttempts returns every attempt made for an event, oldest first, or
-// domain.ErrNotFound when the event does not exist.
-func (s *Store) ListAttempts(ctx context.Context, eventID string) (_ []domain.Attempt, err error) {
-	defer markUnavailable(&err)
-	rows, err := s.pool.Query(ctx, `
-		SELECT a.id, a.delivery_id, d.event_id, d.subscription_id, a.number, a.started_at, a.duration_ms,
-		       a.status_code, a.error_class, a.error, a.response_body, a.instance
-		FROM events e
-		LEFT JOIN deliveries d ON d.event_id = e.id
-		LEFT JOIN attempts a ON a.delivery_id = d.id
-		WHERE e.id = $1
-		ORDER BY a.started_at, a.id`, eventID)
-	if err != nil {
-		return nil, fmt.Errorf("list attempts of %q: %w", eventID, err)
+// eventExists tells an event with nothing to list from no event:
+// domain.ErrNotFound for the latter.
+func (s *Store) eventExists(ctx context.Context, id string) error {
+	var found bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE id = $1)`, id).Scan(&found); err != nil {
+		return err
 	}
-	defer rows.Close()
-	var (
-		found    bool
-		attempts []domain.Attempt
-	)
-	for rows.Next() {
-		found = true
+	if !found {
+		return domain.ErrNotFound
+	}
+	return nil
+}
+
+// attemptsQuery is ListAttempts' statement for f and its arguments.
+func attemptsQuery(f AttemptFilter) (string, []any) {
+	var q query
+	q.and(`d.event_id = ` + q.arg(f.EventID))
+	if f.SubscriptionID != "" {
+		q.and(`d.subscription_id = ` + q.arg(f.SubscriptionID))
+	}
+	order, cmp := `a.started_at, a.id`, `>`
+	if f.Newest {
+		order, cmp = `a.started_at DESC, a.id DESC`, `<`
+	}
+	keyset := ``
+	if f.After != nil {
+		keyset = ` AND (a.started_at, a.id) ` + cmp + ` (` + q.arg(f.After.StartedAt) + `, ` + q.arg(f.After.ID) + `)`
+	}
+	limit := q.arg(f.Limit)
+	return `
+		SELECT a.id, a.delivery_id, d.subscription_id, a.number, a.started_at, a.duration_ms,
+		       a.status_code, a.error_class, a.error, a.response_body, a.instance
+		FROM deliveries d CROSS JOIN LATERAL (
+			SELECT * FROM attempts a WHERE a.delivery_id = d.id` + keyset + `
+			ORDER BY ` + order + ` LIMIT ` + limit + `
+		) a` + q.whereSQL() + `
+		ORDER BY ` + order + ` LIMIT ` + limit, q.args
+}
+
+// AttemptPosition is an attempt's place in a listing: when it started,
+// then its id, which breaks ties.
+type AttemptPosition struct {
+	StartedAt time.Time
+	ID        int64
+}
+
+// AttemptPositionOf returns where a listed attempt stands.
+func AttemptPositionOf(a domain.Attempt) AttemptPosition {
+	return AttemptPosition{StartedAt: a.StartedAt, ID: a.ID}
+}
+
+// AttemptFilter selects a page of one event's attempts for ListAttempts.
+type AttemptFilter struct {
+	EventID string
+	// SubscriptionID keeps the attempts of the event's delivery to this
+	// subscription; "" keeps every delivery's.
+	SubscriptionID string
+	// Newest lists the newest first; otherwise the oldest come first.
+	Newest bool
+	// After continues the listing after this attempt, in the listing's
+	// order.
+	After *AttemptPosition
+	Limit int
+}
+
+// ListAttempts returns up to f.Limit attempts of an event by started_at,
+// then id, or domain.ErrNotFound when the event does not exist.
+//
+// Each of the event's deliveries gives at most f.Limit attempts, the first
+// in page order, from the index on attempts (delivery_id, started_at, id);
+// the page is the first f.Limit of those. A page therefore reads at most
+// f.Limit attempts per delivery, however long a delivery's history is.
+func (s *Store) ListAttempts(ctx context.Context, f AttemptFilter) (_ []domain.Attempt, err error) {
+	defer markUnavailable(&err)
+	sql, args := attemptsQuery(f)
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list attempts of %q: %w", f.EventID, err)
+	}
+	attempts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Attempt, error) {
+		a := domain.Attempt{EventID: f.EventID}
 		var (
-			id, deliveryID  pgtype.Int8
-			evID, subID     pgtype.Text
-			number, durMS   pgtype.Int4
-			started         pgtype.Timestamptz
-			code            pgtype.Int4
-			class, msg, bod pgtype.Text
-			instance        pgtype.Text
+			durMS int32
+			code  pgtype.Int4
 		)
-		if err := rows.Scan(&id, &deliveryID, &evID, &subID, &number, &started, &durMS, &code, &class, &msg, &bod, &instance); err != nil {
-			return nil, fmt.Errorf("list attempts of %q: %w", eventID, err)
-		}
-		if !id.Valid {
-			continue // the event exists but has no attempts yet
-		}
-		a := domain.Attempt{
-			ID: id.Int64, DeliveryID: deliveryID.Int64, EventID: evID.String, SubscriptionID: subID.String,
-			Number: int(number.Int32), StartedAt: started.Time, Duration: msDuration(durMS.Int32),
-			ErrorClass: domain.ErrorClass(class.String), Error: msg.String, ResponseBody: bod.String, Instance: instance.String,
-		}
+		err := r.Scan(&a.ID, &a.DeliveryID, &a.SubscriptionID, &a.Number, &a.StartedAt, &durMS,
+			&code, &a.ErrorClass, &a.Error, &a.ResponseBody, &a.Instance)
+		a.Duration = msDuration(durMS)
 		if code.Valid {
 			c := int(code.Int32)
 			a.StatusCode = &c
 		}
-		attempts = append(attempts, a)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list attempts of %q: %w", f.EventID, err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list attempts of %q: %w", eventID, err)
-	}
-	if !found {
-		return nil, fmt.Errorf("list attempts of %q: %w", eventID, domain.ErrNotFound)
+	if len(attempts) == 0 {
+		if err := s.eventExists(ctx, f.EventID); err != nil {
+			return nil, fmt.Errorf("list attempts of %q: %w", f.EventID, err)
+		}
 	}
 	return attempts, nil
 }

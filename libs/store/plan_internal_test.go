@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -151,4 +152,56 @@ func explain(t *testing.T, db *testkit.Database, settings map[string]string, sql
 		plan.WriteString(l + "\n")
 	}
 	return plan.String()
+}
+
+// TestAttemptPagesReadTheirOwnSize pins ListAttempts to the index on
+// attempts (delivery_id, started_at, id): with 3,000 attempts to each of
+// an event's two deliveries, a page of 10, in either order, from the start
+// or the middle, for the event or one delivery, reads at most 10 attempts
+// of each delivery.
+func TestAttemptPagesReadTheirOwnSize(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, `
+		INSERT INTO subscriptions (id, url, event_types, secret) VALUES ('s1', 'https://example.com', '{*}', 'x'), ('s2', 'https://example.com', '{*}', 'x');
+		INSERT INTO events (id, type, data) VALUES ('e', 't', '{}');
+		INSERT INTO deliveries (event_id, subscription_id) VALUES ('e', 's1'), ('e', 's2');
+		INSERT INTO attempts (delivery_id, number, started_at, duration_ms, response_body)
+		SELECT d.id, n, now() - n * interval '1 minute', 1, repeat('r', 1000) FROM deliveries d, generate_series(1, 3000) n;
+		ANALYZE deliveries, attempts`)
+	require.NoError(t, err)
+	var middle AttemptPosition
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT started_at, id FROM attempts WHERE number = 1500 LIMIT 1`).Scan(&middle.StartedAt, &middle.ID))
+	const limit = 10
+	for _, f := range []AttemptFilter{
+		{EventID: "e", Limit: limit},
+		{EventID: "e", Newest: true, Limit: limit},
+		{EventID: "e", After: &middle, Limit: limit},
+		{EventID: "e", Newest: true, After: &middle, Limit: limit},
+		{EventID: "e", SubscriptionID: "s2", Limit: limit},
+		{EventID: "e", SubscriptionID: "s2", Newest: true, After: &middle, Limit: limit},
+	} {
+		t.Run(fmt.Sprintf("%s newest=%v after=%v", f.SubscriptionID, f.Newest, f.After != nil), func(t *testing.T) {
+			sql, args := attemptsQuery(f)
+			tx, err := db.Pool.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { _ = tx.Rollback(ctx) }()
+			rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "+sql, args...)
+			require.NoError(t, err)
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			plan := strings.Join(lines, "\n")
+			require.Contains(t, plan, "attempts_delivery_started", plan)
+			for _, line := range lines {
+				if !strings.Contains(line, " on attempts") {
+					continue
+				}
+				var read, loops int
+				_, err := fmt.Sscanf(line[strings.Index(line, "(actual rows="):], "(actual rows=%d loops=%d)", &read, &loops)
+				require.NoError(t, err, line)
+				require.LessOrEqual(t, read, limit, "a delivery's attempts read beyond the page:\n%s", plan)
+			}
+		})
+	}
 }

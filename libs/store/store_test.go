@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -25,6 +26,24 @@ func setup(t *testing.T) (*store.Store, *testkit.Database) {
 	t.Parallel()
 	db := testkit.Postgres(t)
 	return store.New(db.Pool), db
+}
+
+// deliveriesOf returns every delivery of an event (the tests' events
+// have a few), by subscription id.
+func deliveriesOf(t *testing.T, st *store.Store, eventID string) []domain.Delivery {
+	t.Helper()
+	ds, err := st.ListEventDeliveries(context.Background(), store.EventDeliveryFilter{EventID: eventID, Limit: 250})
+	require.NoError(t, err)
+	return ds
+}
+
+// attemptsOf returns every attempt of an event (the tests' events have a
+// few), oldest first.
+func attemptsOf(t *testing.T, st *store.Store, eventID string) []domain.Attempt {
+	t.Helper()
+	as, err := st.ListAttempts(context.Background(), store.AttemptFilter{EventID: eventID, Limit: 250})
+	require.NoError(t, err)
+	return as
 }
 
 func createSub(t *testing.T, st *store.Store, id string, patterns ...string) domain.Subscription {
@@ -109,10 +128,12 @@ func TestIngestFansOutToMatchingActiveSubscriptions(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"all", "orders", "exact"}, subs)
 
-	ev, deliveries, err := st.GetEvent(ctx, "evt_1")
+	ev, status, err := st.GetEvent(ctx, "evt_1")
 	require.NoError(t, err)
 	require.Equal(t, "order.created", ev.Type)
 	require.JSONEq(t, `{"n": 1}`, string(ev.Data))
+	require.Equal(t, domain.EventPending, status)
+	deliveries := deliveriesOf(t, st, "evt_1")
 	require.Len(t, deliveries, 3)
 	for _, d := range deliveries {
 		require.Equal(t, domain.DeliveryPending, d.Status)
@@ -210,22 +231,22 @@ func TestIngestEventsReportsEachEvent(t *testing.T) {
 	require.ElementsMatch(t, []string{"all"}, got["evt_a"])
 	require.ElementsMatch(t, []string{"all", "orders"}, got["evt_c"])
 
-	b, deliveries, err := st.GetEvent(ctx, "evt_b")
+	b, _, err := st.GetEvent(ctx, "evt_b")
 	require.NoError(t, err)
 	require.Equal(t, "order.created", b.Type)
 	require.Equal(t, "test", b.Source)
-	require.Len(t, deliveries, 2)
+	require.Len(t, deliveriesOf(t, st, "evt_b"), 2)
 	require.True(t, res.ReceivedAt[0].Equal(b.ReceivedAt), "the stored event's received_at is reported")
 	require.True(t, res.ReceivedAt[1].IsZero(), "an event not stored has no received_at")
 	c, _, err := st.GetEvent(ctx, "evt_c")
 	require.NoError(t, err)
 	require.JSONEq(t, `{"x":[1,{"y":null}]}`, string(c.Data))
 	require.Empty(t, c.Source)
-	k, deliveries, err := st.GetEvent(ctx, "evt_known")
+	k, _, err := st.GetEvent(ctx, "evt_known")
 	require.NoError(t, err)
 	require.Equal(t, "a.b", k.Type, "a known id is left as it was")
 	require.True(t, known.Event.ReceivedAt.Equal(k.ReceivedAt))
-	require.Len(t, deliveries, 1)
+	require.Len(t, deliveriesOf(t, st, "evt_known"), 1)
 
 	var events, mismatched int
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM events),
@@ -286,8 +307,87 @@ func TestGetEventUnknown(t *testing.T) {
 	st, _ := setup(t)
 	_, _, err := st.GetEvent(context.Background(), "missing")
 	require.ErrorIs(t, err, domain.ErrNotFound)
-	_, err = st.ListAttempts(context.Background(), "missing")
+	_, err = st.ListAttempts(context.Background(), store.AttemptFilter{EventID: "missing", Limit: 1})
 	require.ErrorIs(t, err, domain.ErrNotFound)
+	_, err = st.ListEventDeliveries(context.Background(), store.EventDeliveryFilter{EventID: "missing", Limit: 1})
+	require.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+// seedAttempts gives event e (deliveries to a, b and c) 120 attempts to a
+// and 45 to b, started in threes at the same microsecond so that ids
+// break ties, and event other 10, all straight in SQL.
+func seedAttempts(t *testing.T, st *store.Store, db *testkit.Database) {
+	t.Helper()
+	ctx := context.Background()
+	for _, id := range []string{"a", "b", "c"} {
+		createSub(t, st, id, "*")
+	}
+	for _, id := range []string{"e", "other"} {
+		_, err := st.IngestEvent(ctx, event(id, "x"))
+		require.NoError(t, err)
+	}
+	_, err := db.Pool.Exec(ctx, `
+		INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, instance)
+		SELECT d.id, n, timestamptz '2026-03-01 12:00:00Z' + (n / 3) * interval '1 second', n, 500, 'w' || n
+		FROM deliveries d, generate_series(1, 120) n
+		WHERE (d.event_id = 'e' AND (d.subscription_id = 'a' OR d.subscription_id = 'b' AND n <= 45))
+		   OR (d.event_id = 'other' AND d.subscription_id = 'a' AND n <= 10)`)
+	require.NoError(t, err)
+}
+
+// TestListAttemptsPages walks an event's attempts in pages of every size,
+// in both orders, for the whole event and for each delivery: each attempt
+// comes exactly once, in the order of (started_at, id).
+func TestListAttemptsPages(t *testing.T) {
+	st, db := setup(t)
+	seedAttempts(t, st, db)
+	ctx := context.Background()
+	for _, sub := range []string{"", "a", "b", "c", "nosuch"} {
+		for _, newest := range []bool{false, true} {
+			order := "a.started_at, a.id"
+			if newest {
+				order = "a.started_at DESC, a.id DESC"
+			}
+			rows, err := db.Pool.Query(ctx, `SELECT a.id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+				WHERE d.event_id = 'e' AND ($1 = '' OR d.subscription_id = $1) ORDER BY `+order, sub)
+			require.NoError(t, err)
+			want, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			require.NoError(t, err)
+			for _, limit := range []int{1, 7, 250} {
+				t.Run(fmt.Sprintf("sub=%s newest=%v limit=%d", sub, newest, limit), func(t *testing.T) {
+					f := store.AttemptFilter{EventID: "e", SubscriptionID: sub, Newest: newest, Limit: limit}
+					got := []int64{}
+					for range 1000 {
+						page, err := st.ListAttempts(ctx, f)
+						require.NoError(t, err)
+						require.LessOrEqual(t, len(page), limit)
+						for _, a := range page {
+							require.Equal(t, "e", a.EventID)
+							if sub != "" {
+								require.Equal(t, sub, a.SubscriptionID)
+							}
+							got = append(got, a.ID)
+						}
+						if len(page) < limit {
+							break
+						}
+						p := store.AttemptPositionOf(page[len(page)-1])
+						f.After = &p
+					}
+					if want == nil {
+						want = []int64{}
+					}
+					require.Equal(t, want, got)
+				})
+			}
+		}
+	}
+	first, err := st.ListAttempts(ctx, store.AttemptFilter{EventID: "e", SubscriptionID: "b", Newest: true, Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, 45, first[0].Number)
+	require.Equal(t, 500, *first[0].StatusCode)
+	require.Equal(t, 45*time.Millisecond, first[0].Duration)
+	require.Equal(t, "w45", first[0].Instance)
 }
 
 func TestClaimAndRecordLifecycle(t *testing.T) {
@@ -298,9 +398,7 @@ func TestClaimAndRecordLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	dID := res.Deliveries[0].ID
 
-	attempts, err := st.ListAttempts(ctx, "evt_l")
-	require.NoError(t, err)
-	require.Empty(t, attempts)
+	require.Empty(t, attemptsOf(t, st, "evt_l"))
 
 	job, err := st.ClaimDelivery(ctx, dID, time.Minute, 0)
 	require.NoError(t, err)
@@ -318,8 +416,7 @@ func TestClaimAndRecordLifecycle(t *testing.T) {
 		domain.Attempt{DeliveryID: dID, Number: 1, StartedAt: started, Duration: 120 * time.Millisecond,
 			StatusCode: &code, ErrorClass: domain.ErrorHTTPStatus, Error: "HTTP 500", ResponseBody: "boom", Instance: "w1"},
 		time.Now().Add(time.Hour))))
-	_, ds, err := st.GetEvent(ctx, "evt_l")
-	require.NoError(t, err)
+	ds := deliveriesOf(t, st, "evt_l")
 	require.Equal(t, domain.DeliveryRetrying, ds[0].Status)
 	require.Equal(t, 1, ds[0].Attempts)
 	require.Equal(t, 500, *ds[0].LastStatusCode)
@@ -340,8 +437,7 @@ func TestClaimAndRecordLifecycle(t *testing.T) {
 	_, err = st.ClaimDelivery(ctx, dID, time.Minute, 0)
 	require.ErrorIs(t, err, domain.ErrNotClaimable, "a delivered delivery is final")
 
-	attempts, err = st.ListAttempts(ctx, "evt_l")
-	require.NoError(t, err)
+	attempts := attemptsOf(t, st, "evt_l")
 	require.Len(t, attempts, 2)
 	require.Equal(t, 1, attempts[0].Number)
 	require.Equal(t, domain.ErrorHTTPStatus, attempts[0].ErrorClass)
@@ -374,9 +470,7 @@ func TestLapsedClaimIsTakenOver(t *testing.T) {
 	current.Number = second.Attempt
 	require.NoError(t, st.RecordAttempt(ctx, store.Delivered(current)))
 
-	attempts, err := st.ListAttempts(ctx, "evt_lapse")
-	require.NoError(t, err)
-	require.Len(t, attempts, 2, "both attempts really happened and both are recorded")
+	require.Len(t, attemptsOf(t, st, "evt_lapse"), 2, "both attempts really happened and both are recorded")
 }
 
 func TestRecordAttemptForDeletedSubscription(t *testing.T) {
@@ -485,7 +579,11 @@ func TestUnreachableDatabaseIsUnavailableNotAFailure(t *testing.T) {
 		{"IngestEvent", func() error { _, err := st.IngestEvent(ctx, event("e", "x")); return err }},
 		{"IngestEvents", func() error { _, err := st.IngestEvents(ctx, []domain.Event{event("e", "x")}); return err }},
 		{"GetEvent", func() error { _, _, err := st.GetEvent(ctx, "e"); return err }},
-		{"ListAttempts", func() error { _, err := st.ListAttempts(ctx, "e"); return err }},
+		{"ListAttempts", func() error { _, err := st.ListAttempts(ctx, store.AttemptFilter{EventID: "e", Limit: 1}); return err }},
+		{"ListEventDeliveries", func() error {
+			_, err := st.ListEventDeliveries(ctx, store.EventDeliveryFilter{EventID: "e", Limit: 1})
+			return err
+		}},
 		{"CreateSubscription", func() error {
 			_, err := st.CreateSubscription(ctx, domain.Subscription{ID: "s", URL: "http://h/", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
 			return err

@@ -258,7 +258,7 @@ func (s *Server) eventView(ctx context.Context, rq *request, id string) (web.Eve
 	if json.Unmarshal(res.Body, &raw) == nil && json.Indent(&pretty, raw.Data, "", "  ") == nil {
 		v.Payload = pretty.String()
 	}
-	att, err := rq.api.ListEventAttemptsWithResponse(ctx, id)
+	att, err := rq.api.ListEventAttemptsWithResponse(ctx, id, nil)
 	if err != nil {
 		return v, unreachable(err)
 	}

@@ -29,8 +29,9 @@ import (
 type Store interface {
 	IngestEvent(ctx context.Context, e domain.Event) (store.IngestResult, error)
 	IngestEvents(ctx context.Context, events []domain.Event) (store.BatchResult, error)
-	GetEvent(ctx context.Context, id string) (domain.Event, []domain.Delivery, error)
-	ListAttempts(ctx context.Context, eventID string) ([]domain.Attempt, error)
+	GetEvent(ctx context.Context, id string) (domain.Event, domain.EventStatus, error)
+	ListEventDeliveries(ctx context.Context, f store.EventDeliveryFilter) ([]domain.Delivery, error)
+	ListAttempts(ctx context.Context, f store.AttemptFilter) ([]domain.Attempt, error)
 	CreateSubscription(ctx context.Context, s domain.Subscription) (domain.Subscription, error)
 	GetSubscription(ctx context.Context, id string) (domain.Subscription, error)
 	ListSubscriptions(ctx context.Context, after string, limit int) ([]domain.Subscription, error)

@@ -31,9 +31,36 @@ type eventOutput struct {
 	Body EventDetail
 }
 
+// eventDeliveries is how many deliveries GET /events/{id} shows: the first
+// page of GET /events/{id}/deliveries at its default size. An event has a
+// delivery per matching subscription, so they are paged like any listing.
+const eventDeliveries = 50
+
+type listEventDeliveriesInput struct {
+	ID    string `path:"id" maxLength:"255" doc:"The event id."`
+	After string `query:"after" maxLength:"255" doc:"Cursor: the next_cursor of the previous page (or deliveries_next_cursor of GET /events/{id})."`
+	Limit int    `query:"limit" minimum:"1" maximum:"250" default:"50"`
+}
+
+type listEventDeliveriesOutput struct {
+	Body struct {
+		Data       []DeliveryBody `json:"data"`
+		NextCursor string         `json:"next_cursor,omitempty" doc:"Pass as 'after' for the next page; absent on the last page."`
+	}
+}
+
+type listAttemptsInput struct {
+	ID             string `path:"id" maxLength:"255" doc:"The event id."`
+	SubscriptionID string `query:"subscription_id" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" doc:"Only the attempts of the event's delivery to this subscription."`
+	Order          string `query:"order" enum:"oldest,newest" default:"oldest" doc:"Oldest first (by started_at, then id), the default, or newest first. Pass the same order with each of its cursors."`
+	After          string `query:"after" maxLength:"400" doc:"Cursor: the next_cursor of the previous page."`
+	Limit          int    `query:"limit" minimum:"1" maximum:"250" default:"50"`
+}
+
 type attemptsOutput struct {
 	Body struct {
-		Data []AttemptBody `json:"data"`
+		Data       []AttemptBody `json:"data"`
+		NextCursor string        `json:"next_cursor,omitempty" doc:"Pass as 'after' for the next page; absent on the last page."`
 	}
 }
 
@@ -66,12 +93,23 @@ func (s *Server) registerEvents(api huma.API) {
 	}, s.getEvent)
 
 	huma.Register(api, huma.Operation{
+		OperationID: "list-event-deliveries",
+		Method:      http.MethodGet,
+		Path:        "/events/{id}/deliveries",
+		Summary:     "List an event's deliveries",
+		Description: "The event's deliveries, one per matching subscription, by subscription id; keyset pages. GET /events/{id} shows the first page.",
+		Tags:        []string{"Events"},
+		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+	}, s.listEventDeliveries)
+
+	huma.Register(api, huma.Operation{
 		OperationID: "list-event-attempts",
 		Method:      http.MethodGet,
 		Path:        "/events/{id}/attempts",
-		Summary:     "List every delivery attempt of an event",
+		Summary:     "List an event's delivery attempts",
+		Description: "The event's HTTP attempts, oldest or newest first (by started_at, then id), of every delivery or of one subscription's; keyset pages.",
 		Tags:        []string{"Events"},
-		Errors:      []int{http.StatusNotFound},
+		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}, s.listAttempts)
 }
 
@@ -115,26 +153,67 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 }
 
 func (s *Server) getEvent(ctx context.Context, in *eventIDInput) (*eventOutput, error) {
-	e, deliveries, err := s.store.GetEvent(ctx, in.ID)
+	e, status, err := s.store.GetEvent(ctx, in.ID)
 	if err != nil {
 		return nil, s.problem(ctx, err, "event not found")
 	}
-	out := &eventOutput{Body: EventDetail{EventBody: eventBody(e), Deliveries: make([]DeliveryBody, len(deliveries))}}
-	statuses := make([]domain.DeliveryStatus, len(deliveries))
-	for i, d := range deliveries {
-		statuses[i] = d.Status
-		out.Body.Deliveries[i] = deliveryBody(d)
+	deliveries, next, err := s.eventDeliveries(ctx, in.ID, "", eventDeliveries)
+	if err != nil {
+		return nil, err
 	}
-	out.Body.Status = string(domain.DeriveEventStatus(statuses))
+	return &eventOutput{Body: EventDetail{
+		EventBody: eventBody(e), Status: string(status), Deliveries: deliveries, DeliveriesNextCursor: next,
+	}}, nil
+}
+
+func (s *Server) listEventDeliveries(ctx context.Context, in *listEventDeliveriesInput) (*listEventDeliveriesOutput, error) {
+	after, err := decodeIDCursor(in.After)
+	if err != nil {
+		return nil, err
+	}
+	out := &listEventDeliveriesOutput{}
+	out.Body.Data, out.Body.NextCursor, err = s.eventDeliveries(ctx, in.ID, after, in.Limit)
+	if err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-func (s *Server) listAttempts(ctx context.Context, in *eventIDInput) (*attemptsOutput, error) {
-	attempts, err := s.store.ListAttempts(ctx, in.ID)
+// eventDeliveries is a page of an event's deliveries after the
+// subscription id after, and the cursor of the next page ("" on the last).
+func (s *Server) eventDeliveries(ctx context.Context, eventID, after string, limit int) ([]DeliveryBody, string, error) {
+	ds, err := s.store.ListEventDeliveries(ctx, store.EventDeliveryFilter{EventID: eventID, After: after, Limit: limit + 1})
+	if err != nil {
+		return nil, "", s.problem(ctx, err, "event not found")
+	}
+	next := ""
+	if len(ds) > limit {
+		ds = ds[:limit]
+		next = ds[len(ds)-1].SubscriptionID
+	}
+	bodies := make([]DeliveryBody, len(ds))
+	for i, d := range ds {
+		bodies[i] = deliveryBody(d)
+	}
+	return bodies, next, nil
+}
+
+func (s *Server) listAttempts(ctx context.Context, in *listAttemptsInput) (*attemptsOutput, error) {
+	after, err := decodeAttemptCursor(in.After)
+	if err != nil {
+		return nil, err
+	}
+	attempts, err := s.store.ListAttempts(ctx, store.AttemptFilter{
+		EventID: in.ID, SubscriptionID: in.SubscriptionID, Newest: in.Order == "newest", After: after, Limit: in.Limit + 1,
+	})
 	if err != nil {
 		return nil, s.problem(ctx, err, "event not found")
 	}
 	out := &attemptsOutput{}
+	if len(attempts) > in.Limit {
+		attempts = attempts[:in.Limit]
+		out.Body.NextCursor = encodeAttemptCursor(store.AttemptPositionOf(attempts[len(attempts)-1]))
+	}
 	out.Body.Data = make([]AttemptBody, len(attempts))
 	for i, a := range attempts {
 		out.Body.Data[i] = AttemptBody{

@@ -177,6 +177,15 @@ var cursorListings = []struct {
 	{"/events?type=t&status=pending&subscription_id=s&after=", func(s string) bool { return timeCursor(s, validID) }},
 	{"/subscriptions/s/deliveries?after=", func(s string) bool { return timeCursor(s, validID) }},
 	{"/subscriptions?after=", validID},
+	{"/events/e1/deliveries?after=", validID},
+	{"/events/e1/attempts?after=", func(s string) bool { return timeCursor(s, attemptID) }},
+	{"/events/e1/attempts?subscription_id=s&order=newest&after=", func(s string) bool { return timeCursor(s, attemptID) }},
+}
+
+// attemptID reports whether s is an attempt's id as the API writes it.
+func attemptID(s string) bool {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return err == nil && n > 0 && strconv.FormatInt(n, 10) == s
 }
 
 // cursorSeeds are positions at and beyond the edges of a cursor's range,
@@ -187,6 +196,8 @@ var cursorSeeds = []string{
 	"-9223372036854775808:e1", "9223372036854775807:e1", "+1700000000000000:e1",
 	"01700000000000000:e1", "-0:e1", "1700000000000000:", ":e1", "1700000000000000:..",
 	"1700000000000000:e1:e2", "1.5:e1", "1e6:e1", "1700000000000000:é",
+	"1700000000000000:1", "1700000000000000:0", "1700000000000000:-1", "1700000000000000:01",
+	"1700000000000000:9223372036854775807", "1700000000000000:9223372036854775808",
 }
 
 // FuzzCursors sends fuzzed after parameters to every listing that takes
@@ -197,7 +208,8 @@ func FuzzCursors(f *testing.F) {
 	_, err := b.db.Pool.Exec(context.Background(), `
 		INSERT INTO subscriptions (id, url, event_types, secret) VALUES ('s', 'https://example.com/', '{*}', 'whsec_x');
 		INSERT INTO events (id, type, data) VALUES ('e1', 't', '{}');
-		INSERT INTO deliveries (event_id, subscription_id) VALUES ('e1', 's');`)
+		INSERT INTO deliveries (event_id, subscription_id) VALUES ('e1', 's');
+		INSERT INTO attempts (delivery_id, number, started_at, duration_ms) SELECT id, 1, now(), 1 FROM deliveries;`)
 	require.NoError(f, err)
 	for _, s := range cursorSeeds {
 		f.Add(base64.RawURLEncoding.EncodeToString([]byte(s)))

@@ -86,6 +86,10 @@ func TestHostileInputIsAPreciseProblem(t *testing.T) {
 		for _, r := range []struct{ method, path, body, location string }{
 			{"GET", "/events/" + bad, "", "path.id"},
 			{"GET", "/events/" + bad + "/attempts", "", "path.id"},
+			{"GET", "/events/" + bad + "/deliveries", "", "path.id"},
+			{"GET", "/events/e/attempts?after=" + bad, "", "query.after"},
+			{"GET", "/events/e/attempts?subscription_id=" + bad, "", "query.subscription_id"},
+			{"GET", "/events/e/deliveries?after=" + bad, "", "query.after"},
 			{"POST", "/events/" + bad + "/redeliver", "", "path.id"},
 			{"GET", "/subscriptions/" + bad, "", "path.id"},
 			{"PATCH", "/subscriptions/" + bad, `{"state":"active"}`, "path.id"},

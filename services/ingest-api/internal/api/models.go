@@ -68,11 +68,13 @@ func deliveryBody(d domain.Delivery) DeliveryBody {
 	return b
 }
 
-// EventDetail is an event with its overall status and every delivery.
+// EventDetail is an event with its overall status and its first
+// deliveries.
 type EventDetail struct {
 	EventBody
-	Status     string         `json:"status" enum:"unmatched,pending,retrying,failed,delivered" doc:"Derived from the deliveries: pending while any is in flight, then retrying, failed, or delivered when all are."`
-	Deliveries []DeliveryBody `json:"deliveries"`
+	Status               string         `json:"status" enum:"unmatched,pending,retrying,failed,delivered" doc:"Derived from all the deliveries: pending while any is in flight, then retrying, failed, or delivered when all are."`
+	Deliveries           []DeliveryBody `json:"deliveries" doc:"The first 50 deliveries by subscription id: the first page of GET /events/{id}/deliveries."`
+	DeliveriesNextCursor string         `json:"deliveries_next_cursor,omitempty" doc:"Present when the event has more deliveries: pass as 'after' to GET /events/{id}/deliveries for the next page."`
 }
 
 // AttemptBody is one HTTP attempt.

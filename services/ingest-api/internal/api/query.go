@@ -92,8 +92,34 @@ func parseCursor(s string) (_ *store.Position, ok bool) {
 	return &store.Position{Time: t, ID: id}, true
 }
 
+// encodeAttemptCursor is an attempt's cursor: its start and its id, in
+// encodeCursor's form.
+func encodeAttemptCursor(p store.AttemptPosition) string {
+	return encodeTimeCursor(p.StartedAt, strconv.FormatInt(p.ID, 10))
+}
+
+// decodeAttemptCursor reads the after parameter of an event's attempts;
+// "" is the first page. The id is an attempt's: a positive integer,
+// written without sign or leading zeros.
+func decodeAttemptCursor(s string) (*store.AttemptPosition, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var id int64
+	t, _, err := decodeTimeCursor(s, func(s string) bool {
+		n, err := strconv.ParseInt(s, 10, 64)
+		id = n
+		return err == nil && n > 0 && strconv.FormatInt(n, 10) == s
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &store.AttemptPosition{StartedAt: t, ID: id}, nil
+}
+
 // decodeIDCursor reads the after parameter of a listing by subscription
-// id, whose cursor is the last id itself; "" is the first page.
+// id (GET /subscriptions, GET /events/{id}/deliveries), whose cursor is
+// the last id itself; "" is the first page.
 func decodeIDCursor(s string) (string, error) {
 	if s != "" && domain.ValidateSubscriptionID(s) != nil {
 		return "", notACursor()
