@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,58 @@ func TestEventPageShowsAttemptsAndActions(t *testing.T) {
 			t.Errorf("form to %s has no CSRF token", f.AttrOr("action", "?"))
 		}
 	})
+}
+
+func TestEventPageLinksToMoreAttemptsAndDeliveries(t *testing.T) {
+	t.Parallel()
+	v := EventView{Page: page(false), Event: EventRow{ID: "evt_1", Status: "retrying"},
+		NextDeliveries: "/events/evt_1?after=b", FirstDeliveries: "/events/evt_1",
+		Deliveries: []DeliveryView{
+			{SubscriptionID: "a", Status: "retrying", Attempts: 30, AttemptRows: []AttemptView{{Number: 30}, {Number: 29}},
+				MoreAttempts: "/events/evt_1?delivery=a#delivery-a"},
+			{SubscriptionID: "b", Status: "retrying", Attempts: 90, AttemptRows: []AttemptView{{Number: 40}},
+				NewestAttempts: "/events/evt_1?delivery=b#delivery-b", OlderAttempts: "/events/evt_1?attempts_after=x&delivery=b#delivery-b"},
+			{SubscriptionID: "c", Status: "retrying", Attempts: 5, NewestAttempts: "/events/evt_1?delivery=c#delivery-c"},
+			{SubscriptionID: "d", Status: "pending"},
+		}}
+	doc := render(t, Event(v))
+	section := func(sub string) *goquery.Selection {
+		return doc.Find(`[data-testid="delivery"][data-subscription="` + sub + `"]`)
+	}
+	links := func(sub string) map[string]string {
+		got := map[string]string{}
+		section(sub).Find(`[data-testid="attempts-pager"] a`).Each(func(_ int, a *goquery.Selection) {
+			got[a.AttrOr("data-testid", "")] = a.AttrOr("href", "")
+		})
+		return got
+	}
+	for sub, want := range map[string]map[string]string{
+		"a": {"attempts-more": "/events/evt_1?delivery=a#delivery-a"},
+		"b": {"attempts-newest": "/events/evt_1?delivery=b#delivery-b", "attempts-older": "/events/evt_1?attempts_after=x&delivery=b#delivery-b"},
+		"c": {"attempts-newest": "/events/evt_1?delivery=c#delivery-c"},
+		"d": {},
+	} {
+		if got := links(sub); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s links %v, want %v", sub, got, want)
+		}
+		if got := section(sub).AttrOr("id", ""); got != "delivery-"+sub {
+			t.Errorf("%s section id %q", sub, got)
+		}
+	}
+	if section("c").Find(`[data-testid="empty"]`).Length() != 0 {
+		t.Error("a page of attempts the API refused says there is no attempt yet")
+	}
+	if section("d").Find(`[data-testid="empty"]`).Length() != 1 {
+		t.Error("a delivery without attempts does not say so")
+	}
+	if testid(doc, "deliveries-next").AttrOr("href", "") != "/events/evt_1?after=b" || testid(doc, "deliveries-first").AttrOr("href", "") != "/events/evt_1" {
+		t.Error("the deliveries pager is missing")
+	}
+	// A later page of deliveries is not an event that matched nothing.
+	later := render(t, Event(EventView{Page: page(false), Event: EventRow{ID: "evt_1"}, FirstDeliveries: "/events/evt_1"}))
+	if testid(later, "empty").Length() != 0 {
+		t.Error("an empty later page says no subscription matched")
+	}
 }
 
 func TestReadOnlyKeySeesNoActions(t *testing.T) {

@@ -23,3 +23,7 @@ func SubscriptionURL(id string, suffix ...string) templ.SafeURL {
 func EventsOfSubscription(id string) templ.SafeURL {
 	return templ.SafeURL("/events?subscription_id=" + url.QueryEscape(id))
 }
+
+// DeliveryAnchor is the id of an event page's section for one
+// subscription's delivery, which links to more of its attempts end at.
+func DeliveryAnchor(subscriptionID string) string { return "delivery-" + subscriptionID }

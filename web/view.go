@@ -126,13 +126,18 @@ type EventsView struct {
 // EventView answers "what happened to this event?".
 type EventView struct {
 	Page
-	Event      EventRow
-	Payload    string
+	Event   EventRow
+	Payload string
+	// Deliveries are one page of the event's deliveries, by subscription.
 	Deliveries []DeliveryView
+	// NextDeliveries is the URL of the next page of deliveries,
+	// FirstDeliveries of the first; "" when none.
+	NextDeliveries  string
+	FirstDeliveries string
 }
 
-// DeliveryView is one subscription's delivery of an event, with every
-// attempt.
+// DeliveryView is one subscription's delivery of an event, with a page of
+// its attempts, newest first.
 type DeliveryView struct {
 	SubscriptionID string
 	Status         string
@@ -142,6 +147,12 @@ type DeliveryView struct {
 	LastError      string
 	UpdatedAt      time.Time
 	AttemptRows    []AttemptView
+	// MoreAttempts is the URL that shows more of the delivery's newest
+	// attempts than the event page does; OlderAttempts the next page after
+	// those shown; NewestAttempts goes back to the newest. "" when none.
+	MoreAttempts   string
+	OlderAttempts  string
+	NewestAttempts string
 }
 
 // AttemptView is one HTTP attempt.

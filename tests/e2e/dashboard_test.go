@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -314,6 +315,73 @@ func TestDashboard(t *testing.T) {
 	}
 	if code, body := s.call("GET", "/subscriptions/orders", nil); code != http.StatusOK || body["state"] != "active" {
 		t.Errorf("after a forged pause the subscription is %v", body["state"])
+	}
+}
+
+// TestDashboardEventWithLongHistory: an event whose delivery has 61
+// attempts shows its newest 10 on the event page, in chromium with script
+// disabled; "show more" shows the newest 50, then the older 11, then the
+// newest again, each a plain link whose URL holds the page.
+func TestDashboardEventWithLongHistory(t *testing.T) {
+	s := newStack(t)
+	rc := newReceiver(t, http.StatusOK)
+	s.subscribe("orders", rc, "order.*")
+	s.subscribe("audit", rc, "*")
+	s.post("evt_long", "order.created")
+	if _, err := s.db.Pool.Exec(context.Background(), `
+		INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, error_class, error)
+		SELECT d.id, n, now() - (62 - n) * interval '1 minute', 20, 503, 'http_status', 'HTTP 503'
+		FROM deliveries d, generate_series(1, 61) n WHERE d.event_id = 'evt_long' AND d.subscription_id = 'orders';
+		UPDATE deliveries SET status = 'retrying', attempts = 61 WHERE event_id = 'evt_long' AND subscription_id = 'orders'`); err != nil {
+		t.Fatal(err)
+	}
+	base := s.startDashboard()
+	ctx := browser(t)
+	signIn(t, ctx, base, adminKey)
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatalf("disable script: %v", err)
+	}
+
+	orders := `[data-testid="delivery"][data-subscription="orders"] `
+	first := func() string { return text(t, ctx, orders+testid("attempt")+" td") }
+	do(t, ctx, "event page", chromedp.Navigate(base+"/events/evt_long"), chromedp.WaitVisible(chromedp.CSS(orders+testid("attempts"))))
+	if n := count(t, ctx, orders+testid("attempt")); n != 10 || first() != "61" {
+		t.Fatalf("the event page shows %d of orders' attempts from #%s, want the newest 10 from #61", n, first())
+	}
+	do(t, ctx, "show more",
+		chromedp.Click(chromedp.CSS(orders+testid("attempts-more"))),
+		chromedp.WaitVisible(chromedp.CSS(orders+testid("attempts-older"))),
+	)
+	if n := count(t, ctx, orders+testid("attempt")); n != 50 || first() != "61" {
+		t.Errorf("show more: %d attempts from #%s, want 50 from #61", n, first())
+	}
+	do(t, ctx, "older attempts",
+		chromedp.Click(chromedp.CSS(orders+testid("attempts-older"))),
+		chromedp.WaitVisible(chromedp.CSS(orders+testid("attempts-newest"))),
+	)
+	if n := count(t, ctx, orders+testid("attempt")); n != 11 || first() != "11" {
+		t.Errorf("older attempts: %d from #%s, want 11 from #11", n, first())
+	}
+	if count(t, ctx, orders+testid("attempts-older")) != 0 {
+		t.Error("the oldest page links to older attempts")
+	}
+	do(t, ctx, "newest attempts",
+		chromedp.Click(chromedp.CSS(orders+testid("attempts-newest"))),
+		chromedp.WaitVisible(chromedp.CSS(orders+testid("attempts-older"))),
+	)
+	if n := count(t, ctx, orders+testid("attempt")); n != 50 || first() != "61" {
+		t.Errorf("back to the newest: %d attempts from #%s", n, first())
+	}
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(loc, "/events/evt_long?delivery=orders#delivery-orders") {
+		t.Errorf("the URL does not hold the page: %s", loc)
+	}
+	audit := `[data-testid="delivery"][data-subscription="audit"] `
+	if count(t, ctx, audit+testid("attempt")) != 0 || count(t, ctx, audit+testid("empty")) != 1 {
+		t.Error("the delivery without attempts does not say so")
 	}
 }
 

@@ -3,6 +3,7 @@ module github.com/dispatch-webhooks/dispatch/tests/e2e
 go 1.26.4
 
 require (
+	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/store v0.0.0
@@ -13,7 +14,6 @@ require (
 
 require (
 	github.com/apapsch/go-jsonmerge/v2 v2.0.0 // indirect
-	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/apikey v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0 // indirect

@@ -37,7 +37,7 @@ func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request, rq *requ
 	if s.unauthorized(w, r, apiErr) {
 		return
 	}
-	v, err := s.eventView(r.Context(), rq, id)
+	v, err := s.eventView(r.Context(), rq, id, url.Values{})
 	if err != nil {
 		s.fail(w, r, rq, err)
 		return

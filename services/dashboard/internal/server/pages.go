@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -229,9 +230,24 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 	s.render(w, r, status, web.Events(v))
 }
 
+// The event page shows a page of the event's deliveries (the API's
+// default page, the first of which GET /events/{id} carries) and each
+// delivery's newest attempts; asked for more of one delivery's attempts
+// (?delivery=), it shows a page of them. An event's history has no bound
+// of its own, so the page's size comes from these alone.
+const (
+	attemptsPreview = 10
+	attemptsPage    = 50
+	// attemptCalls bounds the attempts requests one event page makes at once.
+	attemptCalls = 8
+)
+
 // eventView builds the event page: the event, its payload as it was sent,
-// and each delivery with its attempts.
-func (s *Server) eventView(ctx context.Context, rq *request, id string) (web.EventView, error) {
+// and a page of deliveries, each with its newest attempts. q holds the
+// page's state: after (the page of deliveries), delivery (the
+// subscription whose delivery shows a page of attempts) and
+// attempts_after (which page).
+func (s *Server) eventView(ctx context.Context, rq *request, id string, q url.Values) (web.EventView, error) {
 	v := web.EventView{Page: rq.page}
 	v.Title, v.Nav = "Event "+id, "events"
 	res, err := rq.api.GetEventWithResponse(ctx, id)
@@ -258,33 +274,128 @@ func (s *Server) eventView(ctx context.Context, rq *request, id string) (web.Eve
 	if json.Unmarshal(res.Body, &raw) == nil && json.Indent(&pretty, raw.Data, "", "  ") == nil {
 		v.Payload = pretty.String()
 	}
-	att, err := rq.api.ListEventAttemptsWithResponse(ctx, id, nil)
-	if err != nil {
-		return v, unreachable(err)
+	page := eventPage{path: string(web.EventURL(id)), after: q.Get("after"), delivery: q.Get("delivery"), attemptsAfter: q.Get("attempts_after")}
+	deliveries, next := items(ev.Deliveries), ev.DeliveriesNextCursor
+	if page.after != "" {
+		v.FirstDeliveries = page.path
+		dl, err := rq.api.ListEventDeliveriesWithResponse(ctx, id, &client.ListEventDeliveriesParams{After: &page.after})
+		switch {
+		case err != nil:
+			return v, unreachable(err)
+		case dl.StatusCode() == http.StatusUnprocessableEntity:
+			v.Error = "This page's position is not valid (" + problem(dl.StatusCode(), dl.Body).Fields["after"] + "); start from the first deliveries."
+			return v, nil
+		case dl.JSON200 == nil:
+			return v, problem(dl.StatusCode(), dl.Body)
+		}
+		deliveries, next = items(dl.JSON200.Data), dl.JSON200.NextCursor
 	}
-	if att.JSON200 == nil {
-		return v, problem(att.StatusCode(), att.Body)
+	if next != nil {
+		v.NextDeliveries = page.url(*next, "", "")
 	}
-	bySub := map[string][]web.AttemptView{}
-	for _, a := range items(att.JSON200.Data) {
-		bySub[a.SubscriptionId] = append(bySub[a.SubscriptionId], attemptView(a))
-	}
-	for _, d := range items(ev.Deliveries) {
-		v.Deliveries = append(v.Deliveries, web.DeliveryView{SubscriptionID: d.SubscriptionId, Status: string(d.Status),
+	v.Deliveries = make([]web.DeliveryView, len(deliveries))
+	errs := make([]error, len(deliveries))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, attemptCalls)
+	for i, d := range deliveries {
+		v.Deliveries[i] = web.DeliveryView{SubscriptionID: d.SubscriptionId, Status: string(d.Status),
 			Attempts: d.Attempts, NextAttemptAt: d.NextAttemptAt, LastStatusCode: code(d.LastStatusCode),
-			LastError: str(d.LastError), UpdatedAt: d.UpdatedAt, AttemptRows: bySub[d.SubscriptionId]})
+			LastError: str(d.LastError), UpdatedAt: d.UpdatedAt}
+		if d.Attempts == 0 {
+			continue // none made yet: nothing to ask for
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = deliveryAttempts(ctx, rq.api, id, page, &v.Deliveries[i])
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		var e *apiError
+		if errors.As(err, &e) && e.Status == http.StatusUnprocessableEntity {
+			v.Error = "This position in the attempts is not valid (" + e.Fields["after"] + "); show the newest attempts."
+			continue
+		}
+		if err != nil {
+			return v, err
+		}
 	}
 	return v, nil
 }
 
+// eventPage is the state an event page's URL holds.
+type eventPage struct {
+	path, after, delivery, attemptsAfter string
+}
+
+// url is the event page at the page of deliveries after, showing a page
+// of delivery's attempts after attemptsAfter ("" for the newest), scrolled
+// to that delivery.
+func (p eventPage) url(after, delivery, attemptsAfter string) string {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if delivery != "" {
+		q.Set("delivery", delivery)
+	}
+	if attemptsAfter != "" {
+		q.Set("attempts_after", attemptsAfter)
+	}
+	u := p.path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	if delivery != "" {
+		u += "#" + web.DeliveryAnchor(delivery)
+	}
+	return u
+}
+
+// deliveryAttempts fills d with its newest attempts, or, for the delivery
+// the page shows more of, with the page of attempts the URL names, and
+// with the links to more.
+func deliveryAttempts(ctx context.Context, api *client.ClientWithResponses, eventID string, page eventPage, d *web.DeliveryView) error {
+	expanded := page.delivery == d.SubscriptionID
+	order, limit := client.Newest, int64(attemptsPreview)
+	params := client.ListEventAttemptsParams{SubscriptionId: &d.SubscriptionID, Order: &order, Limit: &limit}
+	if expanded {
+		limit = attemptsPage
+		if page.attemptsAfter != "" {
+			params.After = &page.attemptsAfter
+			d.NewestAttempts = page.url(page.after, d.SubscriptionID, "")
+		}
+	}
+	res, err := api.ListEventAttemptsWithResponse(ctx, eventID, &params)
+	if err != nil {
+		return unreachable(err)
+	}
+	if res.JSON200 == nil {
+		return problem(res.StatusCode(), res.Body)
+	}
+	for _, a := range items(res.JSON200.Data) {
+		d.AttemptRows = append(d.AttemptRows, attemptView(a))
+	}
+	switch next := res.JSON200.NextCursor; {
+	case next == nil:
+	case expanded:
+		d.OlderAttempts = page.url(page.after, d.SubscriptionID, *next)
+	default:
+		d.MoreAttempts = page.url(page.after, d.SubscriptionID, "")
+	}
+	return nil
+}
+
 func (s *Server) event(w http.ResponseWriter, r *http.Request, rq *request) {
-	v, err := s.eventView(r.Context(), rq, r.PathValue("id"))
+	q := r.URL.Query()
+	v, err := s.eventView(r.Context(), rq, r.PathValue("id"), q)
 	if err != nil {
 		rq.page.Title = v.Title
 		s.fail(w, r, rq, err)
 		return
 	}
-	v.Notice = notice(r.URL.Query())
+	v.Notice = notice(q)
 	s.render(w, r, http.StatusOK, web.Event(v))
 }
 
