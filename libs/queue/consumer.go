@@ -171,18 +171,27 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		}
 	}
 	close(c.stopped)
-	commitCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	commitCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline.Add(-grace/4))
 	defer cancel()
 	if err := c.client.CommitMarkedOffsets(commitCtx); err != nil {
 		c.cfg.Logger.Warn("final commit failed; some messages will be handled again", "err", err)
 	}
-	c.client.Close()
+	// Leaving the group waits for the brokers, which may be gone; the
+	// partitions then move when the session times out instead.
+	closed := make(chan struct{})
+	go func() { c.client.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(time.Until(deadline)):
+		c.cfg.Logger.Warn("leaving the consumer group took longer than the drain timeout; stopping without waiting for it")
+	}
 	return nil
 }
 
 // stopGrace is the end of a stop's drain kept for what follows it:
-// handlers are cancelled this long before the drain's deadline, get half
-// of it to give their work back, and the final commit has the rest.
+// handlers are cancelled this long before the drain's deadline and get
+// half of it to give their work back; the final commit has a quarter, and
+// leaving the group the last quarter.
 func stopGrace(drain time.Duration) time.Duration {
 	return min(drain/4, 2*time.Second)
 }

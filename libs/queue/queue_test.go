@@ -130,9 +130,19 @@ func TestUnfinishedMessageIsHandedOutAgain(t *testing.T) {
 }
 
 // TestStopsWithinTheDrainTimeout: a handler that ignores its context (a
-// read that nothing bounds) cannot keep the consumer from stopping.
+// read that nothing bounds) cannot keep the consumer from stopping, nor
+// can brokers that are gone when it commits and leaves the group.
 func TestStopsWithinTheDrainTimeout(t *testing.T) {
 	t.Parallel()
+	for _, brokersGone := range []bool{false, true} {
+		t.Run(fmt.Sprintf("brokers gone %v", brokersGone), func(t *testing.T) {
+			t.Parallel()
+			stopsWithinTheDrainTimeout(t, brokersGone)
+		})
+	}
+}
+
+func stopsWithinTheDrainTimeout(t *testing.T, brokersGone bool) {
 	cluster := testkit.Kafka(t, 1, topic)
 	brokers := cluster.ListenAddrs()
 	publish(t, brokers, 1, 3)
@@ -152,6 +162,9 @@ func TestStopsWithinTheDrainTimeout(t *testing.T) {
 		})
 	}()
 	<-stuck
+	if brokersGone {
+		cluster.Close()
+	}
 	cancel()
 	stopping := time.Now()
 	select {

@@ -202,7 +202,7 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration)
 	if retry.HonoursRetryAfter(code) {
 		retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
-	if code < 200 || code > 299 {
+	if code > 299 {
 		return finish(domain.ErrorHTTPStatus, "HTTP "+strconv.Itoa(code))
 	}
 	if readErr != nil && classify(readErr) == domain.ErrorTimeout {
@@ -287,7 +287,7 @@ func errorText(err error) string {
 	return msg
 }
 
-// String renders an attempt outcome for logs.
+// describe renders an attempt outcome for logs.
 func describe(a domain.Attempt) string {
 	if a.StatusCode != nil {
 		return fmt.Sprintf("HTTP %d", *a.StatusCode)
