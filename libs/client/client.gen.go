@@ -1405,7 +1405,7 @@ type ClientInterface interface {
 
 	// UpdateSubscriptionWithBody Change a subscription
 	//
-	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
+	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403. A retry delay sent alone is checked against the other one as stored; a key without the read scope sends both or neither (422 naming the missing one), checked against each other only.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1414,7 +1414,7 @@ type ClientInterface interface {
 
 	// UpdateSubscription Change a subscription
 	//
-	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
+	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403. A retry delay sent alone is checked against the other one as stored; a key without the read scope sends both or neither (422 naming the missing one), checked against each other only.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1851,7 +1851,7 @@ func (c *Client) GetSubscription(ctx context.Context, id string, reqEditors ...R
 
 // UpdateSubscriptionWithBody Change a subscription
 //
-// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
+// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403. A retry delay sent alone is checked against the other one as stored; a key without the read scope sends both or neither (422 naming the missing one), checked against each other only.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1870,7 +1870,7 @@ func (c *Client) UpdateSubscriptionWithBody(ctx context.Context, id string, cont
 
 // UpdateSubscription Change a subscription
 //
-// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
+// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403. A retry delay sent alone is checked against the other one as stored; a key without the read scope sends both or neither (422 naming the missing one), checked against each other only.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3331,7 +3331,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateSubscriptionWithBodyWithResponse Change a subscription
 	//
-	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
+	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403. A retry delay sent alone is checked against the other one as stored; a key without the read scope sends both or neither (422 naming the missing one), checked against each other only.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3340,7 +3340,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateSubscriptionWithResponse Change a subscription
 	//
-	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
+	// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403. A retry delay sent alone is checked against the other one as stored; a key without the read scope sends both or neither (422 naming the missing one), checked against each other only.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5640,7 +5640,7 @@ func (c *ClientWithResponses) GetSubscriptionWithResponse(ctx context.Context, i
 
 // UpdateSubscriptionWithBodyWithResponse Change a subscription
 //
-// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
+// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403. A retry delay sent alone is checked against the other one as stored; a key without the read scope sends both or neither (422 naming the missing one), checked against each other only.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5655,7 +5655,7 @@ func (c *ClientWithResponses) UpdateSubscriptionWithBodyWithResponse(ctx context
 
 // UpdateSubscriptionWithResponse Change a subscription
 //
-// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.
+// Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403. A retry delay sent alone is checked against the other one as stored; a key without the read scope sends both or neither (422 naming the missing one), checked against each other only.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -730,7 +730,10 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 
 // TestUpdateSubscriptionRetryDelays pins that a patch of one retry delay is
 // checked against the other, stored one, and that a refused patch changes
-// nothing, not even its other fields.
+// nothing, not even its other fields. With RetryDelaysTogether (a caller
+// that may not read the stored delays) a patch of one delay is refused
+// whatever its value, so the answer tells nothing of the stored one, and
+// two delays are checked against each other only.
 func TestUpdateSubscriptionRetryDelays(t *testing.T) {
 	st, _ := setup(t)
 	ctx := context.Background()
@@ -740,19 +743,27 @@ func TestUpdateSubscriptionRetryDelays(t *testing.T) {
 	tests := []struct {
 		name      string
 		patch     domain.DeliverySettings
+		together  bool
 		wantField string
 	}{
-		{"max below stored base", domain.DeliverySettings{RetryMaxDelay: 5 * time.Second, RatePerSecond: 3}, "retry_max_delay_ms"},
-		{"base above stored max", domain.DeliverySettings{RetryBaseDelay: 2 * time.Minute, RatePerSecond: 3}, "retry_base_delay_ms"},
-		{"both, max below base", domain.DeliverySettings{RetryBaseDelay: 2 * time.Minute, RetryMaxDelay: time.Minute}, "retry_max_delay_ms"},
-		{"both, in order", domain.DeliverySettings{RetryBaseDelay: 2 * time.Minute, RetryMaxDelay: 3 * time.Minute}, ""},
-		{"max equal to stored base", domain.DeliverySettings{RetryMaxDelay: 2 * time.Minute}, ""},
+		{"max below stored base", domain.DeliverySettings{RetryMaxDelay: 5 * time.Second, RatePerSecond: 3}, false, "retry_max_delay_ms"},
+		{"base above stored max", domain.DeliverySettings{RetryBaseDelay: 2 * time.Minute, RatePerSecond: 3}, false, "retry_base_delay_ms"},
+		{"both, max below base", domain.DeliverySettings{RetryBaseDelay: 2 * time.Minute, RetryMaxDelay: time.Minute}, false, "retry_max_delay_ms"},
+		{"both, in order", domain.DeliverySettings{RetryBaseDelay: 2 * time.Minute, RetryMaxDelay: 3 * time.Minute}, false, ""},
+		{"max equal to stored base", domain.DeliverySettings{RetryMaxDelay: 2 * time.Minute}, false, ""},
+		{"together: max alone, above the stored base", domain.DeliverySettings{RetryMaxDelay: time.Hour}, true, "retry_base_delay_ms"},
+		{"together: max alone, below the stored base", domain.DeliverySettings{RetryMaxDelay: time.Second}, true, "retry_base_delay_ms"},
+		{"together: base alone, below the stored max", domain.DeliverySettings{RetryBaseDelay: time.Second, RatePerSecond: 3}, true, "retry_max_delay_ms"},
+		{"together: base alone, above the stored max", domain.DeliverySettings{RetryBaseDelay: time.Hour}, true, "retry_max_delay_ms"},
+		{"together: both, above the stored ones", domain.DeliverySettings{RetryBaseDelay: time.Hour, RetryMaxDelay: 2 * time.Hour}, true, ""},
+		{"together: both, below the stored ones", domain.DeliverySettings{RetryBaseDelay: time.Second, RetryMaxDelay: time.Second}, true, ""},
+		{"together: neither", domain.DeliverySettings{RatePerSecond: 4}, true, ""},
 	}
 	for _, tt := range tests { // in order: each case starts from the one before
 		before, err := st.GetSubscription(ctx, "s")
 		require.NoError(t, err)
 		patch := tt.patch
-		got, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{Settings: &patch})
+		got, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{Settings: &patch, RetryDelaysTogether: tt.together})
 		if tt.wantField == "" {
 			require.NoError(t, err, tt.name)
 			require.GreaterOrEqual(t, got.Settings.RetryMaxDelay, got.Settings.RetryBaseDelay, tt.name)

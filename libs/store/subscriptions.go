@@ -185,6 +185,13 @@ type SubscriptionPatch struct {
 	// change, they would go to the new URL. For a caller that may not read
 	// them.
 	URLOnlyWhenIdle bool
+	// RetryDelaysTogether refuses a patch that sets one retry delay
+	// without the other (a *domain.ValidationError naming the missing
+	// one) and compares the two it sets only with each other. Checked
+	// against the stored other delay, the answer would say whether that
+	// delay is above or below the value sent, so a caller could find it
+	// by bisection. For a caller that may not read it.
+	RetryDelaysTogether bool
 }
 
 // UpdateSubscription applies a validated patch and returns the result, or
@@ -192,7 +199,8 @@ type SubscriptionPatch struct {
 // non-zero. The retry delays are checked against the stored ones in the
 // same transaction, under the row's lock: a patch that would leave the
 // longest wait below the first one is a *domain.ValidationError naming the
-// patched field, and changes nothing. A URL other than the stored one
+// patched field, and changes nothing (with RetryDelaysTogether, a patch
+// setting only one is refused instead). A URL other than the stored one
 // moves url_changed_at to now.
 func (s *Store) UpdateSubscription(ctx context.Context, id string, p SubscriptionPatch) (_ domain.Subscription, err error) {
 	defer markUnavailable(&err)
@@ -214,7 +222,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, id string, p Subscriptio
 		if err != nil {
 			return notFound(err)
 		}
-		if err := checkRetryDelays(st, base, maxDelay); err != nil {
+		if err := checkRetryDelays(st, base, maxDelay, p.RetryDelaysTogether); err != nil {
 			return err
 		}
 		if p.URLOnlyWhenIdle && p.URL != nil && *p.URL != url {
@@ -279,8 +287,16 @@ func (s *Store) RotateSecret(ctx context.Context, id, secret string, grace time.
 }
 
 // checkRetryDelays refuses a patch whose retry delays, merged with the
-// stored ones, would put the longest wait below the first.
-func checkRetryDelays(patch domain.DeliverySettings, storedBase, storedMax pgtype.Int8) error {
+// stored ones, would put the longest wait below the first. With together,
+// a patch must set both or neither, and the stored ones do not count.
+func checkRetryDelays(patch domain.DeliverySettings, storedBase, storedMax pgtype.Int8, together bool) error {
+	if together && (patch.RetryBaseDelay > 0) != (patch.RetryMaxDelay > 0) {
+		const why = ": a key without the 'read' scope sets both retry delays together, since checking one against the stored other would tell that value"
+		if patch.RetryBaseDelay > 0 {
+			return &domain.ValidationError{Field: "retry_max_delay_ms", Reason: "must be sent with retry_base_delay_ms" + why}
+		}
+		return &domain.ValidationError{Field: "retry_base_delay_ms", Reason: "must be sent with retry_max_delay_ms" + why}
+	}
 	base, maxDelay := time.Duration(storedBase.Int64)*time.Millisecond, time.Duration(storedMax.Int64)*time.Millisecond
 	if patch.RetryBaseDelay > 0 {
 		base = patch.RetryBaseDelay

@@ -109,9 +109,32 @@ func TestKeysWithoutReadLearnNothingStored(t *testing.T) {
 			r = b.blind(t, write, "PATCH", sub, `{"rate_limit_per_second":9,"state":"active"}`)
 			require.Equal(t, http.StatusOK, r.status, r.raw)
 			jsonEq(t, `{"id":"`+id+`","rate_limit_per_second":9,"state":"active"}`, r)
-			r = b.blind(t, write, "PATCH", sub, `{"retry_max_delay_ms":1}`)
-			require.Equal(t, http.StatusUnprocessableEntity, r.status, "checked against the stored delay, which the message leaves out: %s", r.raw)
-			require.Equal(t, []string{"body.retry_max_delay_ms"}, r.locations())
+			// One retry delay alone is refused whatever its value, so that no
+			// answer compares it with the stored other one.
+			var first string
+			for _, delay := range []string{"1", "3141591", "3141592", "3141593", "604800000"} {
+				r = b.blind(t, write, "PATCH", sub, `{"retry_max_delay_ms":`+delay+`}`)
+				require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+				require.Equal(t, []string{"body.retry_base_delay_ms"}, r.locations(), "the missing delay is named: %s", r.raw)
+				require.Contains(t, r.raw, "'read' scope", "and why")
+				delete(r.body, "request_id")
+				answer, err := json.Marshal(r.body)
+				require.NoError(t, err)
+				if first == "" {
+					first = string(answer)
+				} else {
+					require.Equal(t, first, string(answer), "retry_max_delay_ms %s answered otherwise", delay)
+				}
+			}
+			r = b.blind(t, write, "PATCH", sub, `{"retry_base_delay_ms":3141593}`)
+			require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+			require.Equal(t, []string{"body.retry_max_delay_ms"}, r.locations(), r.raw)
+			r = b.blind(t, write, "PATCH", sub, `{"retry_base_delay_ms":20,"retry_max_delay_ms":10}`)
+			require.Equal(t, http.StatusUnprocessableEntity, r.status, "the two sent are checked against each other: %s", r.raw)
+			require.Equal(t, []string{"body.retry_max_delay_ms"}, r.locations(), r.raw)
+			r = b.blind(t, write, "PATCH", sub, `{"retry_base_delay_ms":10,"retry_max_delay_ms":20}`)
+			require.Equal(t, http.StatusOK, r.status, r.raw)
+			jsonEq(t, `{"id":"`+id+`","retry_base_delay_ms":10,"retry_max_delay_ms":20}`, r)
 			r = b.blind(t, write, "POST", sub+"/secret/rotate", `{}`)
 			require.Equal(t, http.StatusOK, r.status, r.raw)
 			require.ElementsMatch(t, []string{"secret", "previous_secret_expires_at"}, keys(r.body), "the new secret, made for this request")
@@ -169,6 +192,10 @@ func TestKeysWithoutReadLearnNothingStored(t *testing.T) {
 			require.EqualValues(t, 3141592, r.body["retry_base_delay_ms"])
 			require.Equal(t, "active", r.body["state"])
 			require.NotEmpty(t, r.body["created_at"])
+
+			r = b.doWithKey(t, key.key, "PATCH", sub, `{"retry_max_delay_ms":1}`)
+			require.Equal(t, http.StatusUnprocessableEntity, r.status, "one delay is checked against the stored other: %s", r.raw)
+			require.Equal(t, []string{"body.retry_max_delay_ms"}, r.locations(), r.raw)
 
 			r = b.doWithKey(t, key.key, "PATCH", sub, `{"url":"`+attacker+`"}`)
 			require.Equal(t, http.StatusOK, r.status, "with deliveries waiting: %s", r.raw)

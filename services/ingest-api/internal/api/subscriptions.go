@@ -95,7 +95,8 @@ func (s *Server) registerSubscriptions(api huma.API) {
 		Summary:     "Change a subscription",
 		Description: "Changes the fields present in the body. Setting state to active re-enables a disabled or paused subscription; paused keeps its deliveries waiting. " +
 			"Answers the subscription as changed to a key with the read scope, and only its id and the fields sent to any other key. " +
-			"Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403.",
+			"Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403. " +
+			"A retry delay sent alone is checked against the other one as stored; a key without the read scope sends both or neither (422 naming the missing one), checked against each other only.",
 		Tags:         []string{"Subscriptions"},
 		MaxBodyBytes: maxBodyBytes,
 		Errors:       []int{http.StatusNotFound, http.StatusUnprocessableEntity},
@@ -149,7 +150,7 @@ type updateSubscriptionInput struct {
 func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionInput) (*updateSubscriptionOutput, error) {
 	b := in.Body
 	read := mayRead(ctx)
-	patch := store.SubscriptionPatch{URL: b.URL, EventTypes: b.EventTypes, URLOnlyWhenIdle: !read}
+	patch := store.SubscriptionPatch{URL: b.URL, EventTypes: b.EventTypes, URLOnlyWhenIdle: !read, RetryDelaysTogether: !read}
 	if b.URL != nil {
 		if err := domain.ValidateURL(*b.URL); err != nil {
 			return nil, s.problem(ctx, err, "")
