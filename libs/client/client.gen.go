@@ -546,7 +546,7 @@ type BatchResultBody struct {
 
 // BulkRedelivery defines model for BulkRedelivery.
 type BulkRedelivery struct {
-	// NextCursor More deliveries may match: pass it as after, with the same filter, to queue the next ones. Absent once none remain.
+	// NextCursor More deliveries may match: pass it as after, with the same filter, to queue the next ones. Absent once none remain. Sealed (opaque, even once base64 is undone) for a key without the read scope, which may send back only such cursors.
 	NextCursor *string `json:"next_cursor,omitempty"`
 
 	// Queued How many deliveries this request queued again.
@@ -1430,7 +1430,7 @@ type ClientInterface interface {
 
 	// RedeliverSubscriptionWithBody Send a subscription's finished deliveries again
 	//
-	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued. Its next_cursor is sealed, and it may send back no other.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1439,7 +1439,7 @@ type ClientInterface interface {
 
 	// RedeliverSubscription Send a subscription's finished deliveries again
 	//
-	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued. Its next_cursor is sealed, and it may send back no other.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1906,7 +1906,7 @@ func (c *Client) ListSubscriptionDeliveries(ctx context.Context, id string, para
 
 // RedeliverSubscriptionWithBody Send a subscription's finished deliveries again
 //
-// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued. Its next_cursor is sealed, and it may send back no other.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1925,7 +1925,7 @@ func (c *Client) RedeliverSubscriptionWithBody(ctx context.Context, id string, c
 
 // RedeliverSubscription Send a subscription's finished deliveries again
 //
-// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued. Its next_cursor is sealed, and it may send back no other.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3358,7 +3358,7 @@ type ClientWithResponsesInterface interface {
 
 	// RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
 	//
-	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued. Its next_cursor is sealed, and it may send back no other.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3367,7 +3367,7 @@ type ClientWithResponsesInterface interface {
 
 	// RedeliverSubscriptionWithResponse Send a subscription's finished deliveries again
 	//
-	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
+	// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued. Its next_cursor is sealed, and it may send back no other.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5685,7 +5685,7 @@ func (c *ClientWithResponses) ListSubscriptionDeliveriesWithResponse(ctx context
 
 // RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
 //
-// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued. Its next_cursor is sealed, and it may send back no other.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5700,7 +5700,7 @@ func (c *ClientWithResponses) RedeliverSubscriptionWithBodyWithResponse(ctx cont
 
 // RedeliverSubscriptionWithResponse Send a subscription's finished deliveries again
 //
-// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.
+// Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued. Its next_cursor is sealed, and it may send back no other.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -72,6 +72,7 @@ type Server struct {
 	auth      *authenticator
 	batch     batchChecker
 	ingest    *ingestBatcher
+	cursors   *cursorSealer
 	log       *slog.Logger
 	received  prometheus.Counter
 	tracer    trace.Tracer
@@ -91,7 +92,14 @@ type Config struct {
 	// AdminKey, if set, is accepted as an admin key besides the stored
 	// ones (ADMIN_API_KEY), to bootstrap a deployment.
 	AdminKey string
-	Logger   *slog.Logger
+	// CursorKeys seal the bulk-redelivery cursors given to keys without
+	// the read scope (keys derived from them do): the first seals, every
+	// one opens. Instances that share them take each other's cursors;
+	// main passes SECRETS_ENCRYPTION_KEY and its previous keys. Without
+	// any, the instance makes a key of its own, and such cursors open only
+	// on it and only until it restarts.
+	CursorKeys [][]byte
+	Logger     *slog.Logger
 	// Registerer receives the API's metrics; nil means the default registry.
 	Registerer prometheus.Registerer
 	// Version is reported in the OpenAPI document.
@@ -125,6 +133,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 		resolver:  cfg.Resolver,
 		auth:      newAuthenticator(cfg.Store, cfg.AdminKey),
 		ingest:    newIngestBatcher(cfg.Store, maxIngestGroup, maxIngestFlushes),
+		cursors:   newCursorSealer(cfg.CursorKeys),
 		log:       cfg.Logger,
 		tracer:    cfg.TracerProvider.Tracer("github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"),
 		received: registerCounter(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{

@@ -2,13 +2,18 @@ package api_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"
 )
 
@@ -37,14 +42,30 @@ func (b *bundle) finishAll(t *testing.T) {
 }
 
 // blind sends a request with a key that may not read and fails the test
-// if the answer holds anything stored.
+// if the answer holds anything stored: a canary, or in a cursor, once
+// base64 is undone, a canary or a stored event's id.
 func (b *bundle) blind(t *testing.T, key, method, path, body string) response {
 	t.Helper()
 	r := b.doWithKey(t, key, method, path, body)
 	for _, c := range canaries {
 		require.NotContains(t, r.raw, c, "%s %s answered something stored: %s", method, path, r.raw)
 	}
+	cursor, _ := r.body["next_cursor"].(string)
+	decoded, _ := base64.RawURLEncoding.DecodeString(cursor)
+	for _, c := range append(canaries, b.eventIDs(t)...) {
+		require.NotContains(t, string(decoded), c, "%s %s answered a cursor that holds something stored: %q", method, path, decoded)
+	}
 	return r
+}
+
+// eventIDs are the ids of the stored events.
+func (b *bundle) eventIDs(t *testing.T) []string {
+	t.Helper()
+	rows, err := b.db.Pool.Query(context.Background(), `SELECT id FROM events`)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return ids
 }
 
 // jsonEq asserts that an answer's body is the JSON want.
@@ -139,6 +160,19 @@ func TestKeysWithoutReadLearnNothingStored(t *testing.T) {
 			require.Equal(t, http.StatusOK, r.status, r.raw)
 			require.ElementsMatch(t, []string{"secret", "previous_secret_expires_at"}, keys(r.body), "the new secret, made for this request")
 
+			// Walking id-2's history a delivery at a time: the cursors are
+			// sealed, and taken back.
+			r = b.do(t, "POST", "/events", `{"id":"`+id+`-e2","type":"stored.type","data":{"canary":"stored-payload"}}`)
+			require.Equal(t, http.StatusAccepted, r.status, r.raw)
+			b.finishAll(t)
+			r = b.blind(t, write, "POST", "/subscriptions/"+id+"-2/redeliver", `{"limit":1}`)
+			require.Equal(t, http.StatusAccepted, r.status, r.raw)
+			next, _ := r.body["next_cursor"].(string)
+			require.NotEmpty(t, next, "one more matches: %s", r.raw)
+			r = b.blind(t, write, "POST", "/subscriptions/"+id+"-2/redeliver", `{"limit":1,"after":"`+next+`"}`)
+			require.Equal(t, http.StatusAccepted, r.status, r.raw)
+			jsonEq(t, `{"queued":1}`, r)
+
 			// Redelivered history waits for id-2; a new URL now would receive it.
 			b.finishAll(t)
 			r = b.blind(t, write, "POST", "/subscriptions/"+id+"-2/redeliver", `{}`)
@@ -227,4 +261,78 @@ func TestDuplicateEventAnswerIsDocumented(t *testing.T) {
 	ok := api.Spec("dev").Paths["/events"].Post.Responses["200"]
 	require.Contains(t, ok.Description, "read scope")
 	require.Equal(t, "#/components/schemas/EventBody", ok.Content["application/json"].Schema.Ref)
+}
+
+// TestRedeliveryCursorsOfKeysWithoutRead: the cursor that continues a bulk
+// redelivery for a key without read holds nothing stored, even once
+// base64 is undone, and fits the after parameter for the longest event
+// id. Every instance sharing the cursor keys takes it back, one that has
+// them only as previous keys too; an instance without them, another
+// subscription's redelivery and a key without read sending a cursor of
+// its own making (the plain form a key that may read is given) are
+// refused with 422 and queue nothing. A key that may read takes both.
+func TestRedeliveryCursorsOfKeysWithoutRead(t *testing.T) {
+	b := setup(t)
+	write, _ := b.newKey(t, `"write"`)
+	oldKey, newKey := []byte(strings.Repeat("o", 32)), []byte(strings.Repeat("n", 32))
+	instance := func(keys ...[]byte) *bundle {
+		mux := http.NewServeMux()
+		api.New(mux, api.Config{Store: store.New(b.db.Pool), Registerer: prometheus.NewRegistry(), Version: "test", AdminKey: adminKey, CursorKeys: keys})
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		return &bundle{url: srv.URL, db: b.db, key: adminKey}
+	}
+	old, rotated, renewed := instance(oldKey), instance(newKey, oldKey), instance(newKey)
+	for _, sub := range []string{"s", "t"} {
+		r := b.do(t, "POST", "/subscriptions", `{"id":"`+sub+`","url":"http://h/","event_types":["*"]}`)
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+	}
+	longest := strings.Repeat("x", 255)
+	for _, id := range []string{"event-0001", "event-0002", "event-0003", longest} { // the longest newest: the first cursor is its
+		r := b.do(t, "POST", "/events", `{"id":"`+id+`","type":"t","data":{}}`)
+		require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	}
+	b.finishAll(t)
+	walk := func(t *testing.T, at *bundle, key, sub, after string, status int) string {
+		t.Helper()
+		pending := b.count(t, "deliveries WHERE status = 'pending'")
+		body := `{"limit":1,"after":"` + after + `"}`
+		var r response
+		if key == write {
+			r = at.blind(t, key, "POST", "/subscriptions/"+sub+"/redeliver", body)
+		} else {
+			r = at.doWithKey(t, key, "POST", "/subscriptions/"+sub+"/redeliver", body)
+		}
+		require.Equal(t, status, r.status, r.raw)
+		if status != http.StatusAccepted {
+			require.Equal(t, []string{"body.after"}, r.locations(), r.raw)
+			require.Equal(t, pending, b.count(t, "deliveries WHERE status = 'pending'"), "a refused cursor queued something")
+			return ""
+		}
+		require.EqualValues(t, 1, r.body["queued"], r.raw)
+		next, _ := r.body["next_cursor"].(string)
+		require.LessOrEqual(t, len(next), 400, "the after parameter's bound")
+		return next
+	}
+
+	first := walk(t, old, write, "s", "", http.StatusAccepted)
+	require.NotEmpty(t, first)
+	second := walk(t, rotated, write, "s", first, http.StatusAccepted) // opened with a previous key
+	walk(t, old, write, "s", second, http.StatusUnprocessableEntity)   // sealed with a key it lacks
+	walk(t, b, write, "s", second, http.StatusUnprocessableEntity)     // an instance with a key of its own
+	walk(t, renewed, write, "s", first, http.StatusUnprocessableEntity)
+	walk(t, renewed, write, "t", second, http.StatusUnprocessableEntity) // another subscription's
+	third := walk(t, renewed, write, "s", second, http.StatusAccepted)
+
+	// A key that may read: plain cursors, given and taken, and sealed ones taken.
+	b.finishAll(t)
+	r := renewed.do(t, "POST", "/subscriptions/s/redeliver", `{"limit":1}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	plain, _ := r.body["next_cursor"].(string)
+	decoded, err := base64.RawURLEncoding.DecodeString(plain)
+	require.NoError(t, err)
+	require.True(t, strings.HasSuffix(string(decoded), ":"+longest), "a key that may read gets the position as listings write it: %q", decoded)
+	walk(t, renewed, write, "s", plain, http.StatusUnprocessableEntity)
+	require.NotEmpty(t, walk(t, renewed, adminKey, "s", plain, http.StatusAccepted))
+	walk(t, renewed, adminKey, "s", third, http.StatusAccepted)
 }

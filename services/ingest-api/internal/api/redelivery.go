@@ -45,7 +45,7 @@ type redeliverBulkInput struct {
 // BulkRedelivery is the answer to POST /subscriptions/{id}/redeliver.
 type BulkRedelivery struct {
 	Queued     int64  `json:"queued" doc:"How many deliveries this request queued again."`
-	NextCursor string `json:"next_cursor,omitempty" doc:"More deliveries may match: pass it as after, with the same filter, to queue the next ones. Absent once none remain."`
+	NextCursor string `json:"next_cursor,omitempty" doc:"More deliveries may match: pass it as after, with the same filter, to queue the next ones. Absent once none remain. Sealed (opaque, even once base64 is undone) for a key without the read scope, which may send back only such cursors."`
 }
 
 type redeliverBulkOutput struct {
@@ -72,7 +72,8 @@ func (s *Server) registerRedelivery(api huma.API) {
 		Path:        "/subscriptions/{id}/redeliver",
 		Summary:     "Send a subscription's finished deliveries again",
 		Description: "Queues the subscription's matching finished deliveries again, newest first, at most limit (default 1000, at most 10000) per request; the retry scheduler publishes them in batches. While more may match, the answer's next_cursor continues: send it as after with the same filter until it is absent. " +
-			"A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued.",
+			"A key without the read scope may not send deliveries accepted before the subscription's url last changed: 403, nothing queued. " +
+			"Its next_cursor is sealed, and it may send back no other.",
 		Tags:          []string{"Subscriptions"},
 		DefaultStatus: http.StatusAccepted,
 		MaxBodyBytes:  maxBodyBytes,
@@ -110,12 +111,13 @@ func (s *Server) redeliverSubscription(ctx context.Context, in *redeliverBulkInp
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return nil, s.problem(ctx, &domain.ValidationError{Field: "to", Reason: "must be after from"}, "")
 	}
-	after, ok := parseCursor(in.Body.After)
+	read := mayRead(ctx)
+	after, ok := s.redeliveryCursor(in.ID, in.Body.After, read)
 	if !ok {
 		return nil, s.problem(ctx, &domain.ValidationError{Field: "after", Reason: badCursor}, "")
 	}
 	f.After = after
-	f.SinceURLChange = !mayRead(ctx)
+	f.SinceURLChange = !read
 	res, err := s.store.RedeliverBulk(ctx, f)
 	if errors.Is(err, domain.ErrBeforeURLChange) {
 		return nil, huma.Error403Forbidden("deliveries accepted before this subscription's url last changed match: " +
@@ -125,8 +127,31 @@ func (s *Server) redeliverSubscription(ctx context.Context, in *redeliverBulkInp
 		return nil, s.problem(ctx, err, "subscription not found or not active")
 	}
 	out := &redeliverBulkOutput{Body: BulkRedelivery{Queued: res.Queued}}
-	if res.Next != nil {
+	switch {
+	case res.Next == nil:
+	case read:
 		out.Body.NextCursor = encodeCursor(*res.Next)
+	default:
+		out.Body.NextCursor = s.cursors.seal(in.ID, *res.Next)
 	}
 	return out, nil
+}
+
+// redeliveryCursor reads the after of subscriptionID's bulk redelivery:
+// a cursor sealed for it, from any key, or, from a key that may read, a
+// plain one as listings write them. A key without read is given sealed
+// cursors only and may send nothing else: a position it made up would
+// answer, through how many deliveries it queues, whether a delivery lies
+// beyond it, which is a way to find event ids one comparison at a time.
+func (s *Server) redeliveryCursor(subscriptionID, after string, read bool) (_ *store.Position, ok bool) {
+	if after == "" {
+		return nil, true
+	}
+	if p, ok := s.cursors.open(subscriptionID, after); ok {
+		return p, true
+	}
+	if !read {
+		return nil, false
+	}
+	return parseCursor(after)
 }
