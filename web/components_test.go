@@ -273,6 +273,30 @@ func TestConfirmDelete(t *testing.T) {
 	}
 }
 
+// TestContinueRedelivery: a redelivery the API has more of offers a plain
+// form (no script) that posts the API's cursor back with the time, the
+// count so far and the page's token; without one, nothing is offered.
+func TestContinueRedelivery(t *testing.T) {
+	t.Parallel()
+	c := &RedeliveryContinuation{Since: "2026-01-02T15:04", After: "cursor/1=", Queued: 2000}
+	doc := render(t, Subscription(SubscriptionView{Page: page(true), Subscription: SubscriptionRow{ID: "s/x", State: "active"}, Errors: Errors{}, Redelivery: c}))
+	f := testid(doc, "redeliver-continue-button").Closest("form")
+	if f.AttrOr("method", "") != "post" || f.AttrOr("action", "") != "/subscriptions/s%2Fx/redeliver" {
+		t.Fatalf("continue form: %s to %q", f.AttrOr("method", ""), f.AttrOr("action", ""))
+	}
+	for name, want := range map[string]string{"csrf": "tok", "since": "2026-01-02T15:04", "after": "cursor/1=", "queued": "2000"} {
+		if got := f.Find(`input[type=hidden][name=`+name+`]`).AttrOr("value", ""); got != want {
+			t.Errorf("the form's %s is %q, want %q", name, got, want)
+		}
+	}
+	if testid(doc, "redeliver-queued").Text() != "2000" || testid(doc, "redeliver-stop").AttrOr("href", "") != "/subscriptions/s%2Fx" {
+		t.Errorf("the count so far, or the way out: %q", testid(doc, "redeliver-continue").Text())
+	}
+	if testid(render(t, Subscription(SubscriptionView{Page: page(true), Subscription: SubscriptionRow{ID: "s", State: "active"}, Errors: Errors{}})), "redeliver-continue").Length() != 0 {
+		t.Error("a page with no redelivery to continue offers one")
+	}
+}
+
 func TestPager(t *testing.T) {
 	t.Parallel()
 	doc := render(t, Pager("/events?type=a", "/events?after=c&type=a"))

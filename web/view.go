@@ -248,10 +248,23 @@ type SubscriptionView struct {
 	// RedeliverSince is the redelivery form's value; Errors its problems.
 	RedeliverSince string
 	Errors         Errors
+	// Redelivery, set after a redelivery the API has more of, offers to
+	// queue the next ones.
+	Redelivery *RedeliveryContinuation
 	// ConfirmDelete shows the deletion's confirmation step.
 	ConfirmDelete bool
 	// Edit is the edit form.
 	Edit SubscriptionEdit
+}
+
+// RedeliveryContinuation is a redelivery of a subscription's failed
+// deliveries that the API queued a page of and has more of: the form
+// that queues the next page sends Since and After (the API's next_cursor)
+// back, and Queued, how many the redelivery queued so far.
+type RedeliveryContinuation struct {
+	Since  string
+	After  string
+	Queued int64
 }
 
 // EditValues are the edit form's fields as text, named as the API names

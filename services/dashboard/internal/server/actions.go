@@ -168,12 +168,20 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, rq *request) {
 }
 
 // redeliverSubscription queues the subscription's failed deliveries
-// created since the time given. The API queues a bounded number per
-// request and says where to continue; the operator asked for all of them,
-// so it follows the continuation to the end.
+// created since the time given, one page of them: as many as the API
+// queues in one request. When it has more, the page after says how many
+// were queued so far and offers to continue, a form that sends the API's
+// cursor (and the time, and the count) back here; each page is one click,
+// so no click queues a whole history, and each page's count is shown as
+// it is queued.
 func (s *Server) redeliverSubscription(w http.ResponseWriter, r *http.Request, rq *request) {
 	id := r.PathValue("id")
-	since := r.PostFormValue("since")
+	since, after := r.PostFormValue("since"), r.PostFormValue("after")
+	// Only ever shown: a made-up count changes nothing but the words.
+	queued, err := strconv.ParseInt(r.PostFormValue("queued"), 10, 64)
+	if err != nil || queued < 0 {
+		queued = 0
+	}
 	withField := func(msg string) func(*web.SubscriptionView) {
 		return func(v *web.SubscriptionView) { v.RedeliverSince, v.Errors["since"] = since, msg }
 	}
@@ -188,29 +196,44 @@ func (s *Server) redeliverSubscription(w http.ResponseWriter, r *http.Request, r
 	}
 	statuses := []client.RedeliverBulkInputBodyStatuses{client.RedeliverBulkInputBodyStatusesFailed}
 	body := client.RedeliverSubscriptionJSONRequestBody{From: from, Statuses: &statuses}
-	var queued int64
-	for {
-		res, err := rq.api.RedeliverSubscriptionWithResponse(r.Context(), id, body)
-		if err != nil {
-			s.subscriptionFailed(w, r, rq, unreachable(err), nil)
-			return
-		}
-		if res.JSON202 == nil {
-			e := problem(res.StatusCode(), res.Body)
-			var edit func(*web.SubscriptionView)
-			if msg, ok := e.Fields["from"]; ok {
-				edit = withField(msg)
-			}
-			s.subscriptionFailed(w, r, rq, e, edit)
-			return
-		}
-		queued += res.JSON202.Queued
-		if res.JSON202.NextCursor == nil {
-			break
-		}
-		body.After = res.JSON202.NextCursor
+	if after != "" {
+		body.After = &after
 	}
-	http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=redeliver&n="+strconv.FormatInt(queued, 10), http.StatusSeeOther)
+	// A page that fails can be asked for again: the form to continue stays.
+	again := func(v *web.SubscriptionView) {
+		if after != "" {
+			v.Redelivery = &web.RedeliveryContinuation{Since: since, After: after, Queued: queued}
+		}
+	}
+	res, err := rq.api.RedeliverSubscriptionWithResponse(r.Context(), id, body)
+	if err != nil {
+		s.subscriptionFailed(w, r, rq, unreachable(err), again)
+		return
+	}
+	if res.JSON202 == nil {
+		e := problem(res.StatusCode(), res.Body)
+		edit := again
+		if msg, ok := e.Fields["from"]; ok {
+			edit = withField(msg)
+		} else if msg, ok := e.Fields["after"]; ok {
+			edit = withField("this redelivery cannot continue from where it was (" + msg + "); start it again from a time")
+		}
+		s.subscriptionFailed(w, r, rq, e, edit)
+		return
+	}
+	queued += res.JSON202.Queued
+	if res.JSON202.NextCursor == nil {
+		http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=redeliver&n="+strconv.FormatInt(queued, 10), http.StatusSeeOther)
+		return
+	}
+	v, err := s.subscriptionView(r.Context(), rq, id, url.Values{})
+	if err != nil {
+		s.fail(w, r, rq, err)
+		return
+	}
+	v.Notice = queuedNotice(res.JSON202.Queued)
+	v.Redelivery = &web.RedeliveryContinuation{Since: since, After: *res.JSON202.NextCursor, Queued: queued}
+	s.render(w, r, http.StatusOK, web.Subscription(v))
 }
 
 // deleteSubscription deletes the subscription (the page asked first).

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -596,14 +597,17 @@ func TestLiveRefreshWithAndWithoutScript(t *testing.T) {
 	}
 }
 
-// TestRedeliverFollowsTheContinuation: the API queues a bounded number of
-// deliveries per request; "redeliver failed since" asks for all of them,
-// so the dashboard sends the next_cursor back until none is left and
-// reports the total.
-func TestRedeliverFollowsTheContinuation(t *testing.T) {
+// TestRedeliverQueuesOnePagePerClick: the API queues a bounded number of
+// deliveries per request, and "redeliver failed since" asks it once per
+// click. While the API has more, the page after says how many were queued
+// and offers a plain form (no script) that sends the cursor back for the
+// next page; a page that fails keeps the form, so the count and the place
+// are not lost; the last page redirects with the total.
+func TestRedeliverQueuesOnePagePerClick(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.signIn(t, "dsp_admin")
+	var fail atomic.Bool
 	b.api.setAnswer(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path != "/subscriptions/orders/redeliver" {
 			return false
@@ -611,8 +615,14 @@ func TestRedeliverFollowsTheContinuation(t *testing.T) {
 		b.api.mu.Lock()
 		n := len(b.api.posts)
 		b.api.mu.Unlock()
+		if fail.Load() {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":503,"detail":"database temporarily unavailable"}`))
+			return true
+		}
 		answer := map[string]any{"queued": 1000, "next_cursor": fmt.Sprintf("c%d", n)}
-		if n == 3 {
+		if n == 5 {
 			answer = map[string]any{"queued": 7}
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -620,18 +630,68 @@ func TestRedeliverFollowsTheContinuation(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(answer)
 		return true
 	})
+	afters := func() []string {
+		b.api.mu.Lock()
+		defer b.api.mu.Unlock()
+		var out []string
+		for _, p := range b.api.posts {
+			var body struct{ After string }
+			_ = json.Unmarshal([]byte(p[strings.Index(p, "{"):]), &body)
+			out = append(out, body.After)
+		}
+		return out
+	}
+	// continueForm is what the browser would post from the page's Continue button.
+	continueForm := func(t *testing.T, page *goquery.Document) url.Values {
+		t.Helper()
+		f := testid(page, "redeliver-continue-button").Closest("form")
+		if f.AttrOr("method", "") != "post" || f.AttrOr("action", "") != "/subscriptions/orders/redeliver" {
+			t.Fatalf("no form to continue with: %s", page.Text())
+		}
+		form := url.Values{}
+		f.Find("input").Each(func(_ int, in *goquery.Selection) { form.Set(in.AttrOr("name", ""), in.AttrOr("value", "")) })
+		return form
+	}
 	_, page := b.get(t, "/subscriptions/orders")
-	resp, _ := b.post(t, "/subscriptions/orders/redeliver", url.Values{"csrf": {csrf(page)}, "since": {"2026-01-02T15:04"}})
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/subscriptions/orders?done=redeliver&n=2007" {
-		t.Fatalf("redeliver: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+
+	resp, page := b.post(t, "/subscriptions/orders/redeliver", url.Values{"csrf": {csrf(page)}, "since": {"2026-01-02T15:04"}})
+	if resp.StatusCode != http.StatusOK || testid(page, "notice").Text() != "1000 deliveries queued for redelivery." || testid(page, "redeliver-queued").Text() != "1000" {
+		t.Fatalf("first click: %d %q %q", resp.StatusCode, testid(page, "notice").Text(), testid(page, "redeliver-continue").Text())
 	}
-	var afters []string
-	for _, p := range b.api.posts {
-		var body struct{ After string }
-		_ = json.Unmarshal([]byte(p[strings.Index(p, "{"):]), &body)
-		afters = append(afters, body.After)
+	if got := afters(); !slices.Equal(got, []string{""}) {
+		t.Fatalf("one click sent %v: want one request", got)
 	}
-	if want := []string{"", "c1", "c2"}; !slices.Equal(afters, want) {
-		t.Fatalf("sent %v: want the cursors %v", b.api.posts, want)
+	form := continueForm(t, page)
+	if form.Get("after") != "c1" || form.Get("since") != "2026-01-02T15:04" || form.Get("csrf") != csrf(page) {
+		t.Fatalf("the continue form carries %v", form)
+	}
+
+	resp, page = b.post(t, "/subscriptions/orders/redeliver", form)
+	if resp.StatusCode != http.StatusOK || testid(page, "redeliver-queued").Text() != "2000" {
+		t.Fatalf("second click: %d %q", resp.StatusCode, testid(page, "redeliver-continue").Text())
+	}
+	form = continueForm(t, page)
+
+	// A page that fails: said so, and the same place offered again.
+	fail.Store(true)
+	resp, page = b.post(t, "/subscriptions/orders/redeliver", form)
+	if resp.StatusCode != http.StatusServiceUnavailable || testid(page, "page-error").Length() != 1 {
+		t.Fatalf("a failed page: %d %q", resp.StatusCode, testid(page, "page-error").Text())
+	}
+	if again := continueForm(t, page); again.Get("after") != "c2" || again.Get("queued") != "2000" {
+		t.Fatalf("after a failure the form carries %v", again)
+	}
+	fail.Store(false)
+
+	resp, page = b.post(t, "/subscriptions/orders/redeliver", continueForm(t, page))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("third click: %d", resp.StatusCode)
+	}
+	resp, _ = b.post(t, "/subscriptions/orders/redeliver", continueForm(t, page))
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/subscriptions/orders?done=redeliver&n=3007" {
+		t.Fatalf("the last page: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if want := []string{"", "c1", "c2", "c2", "c4"}; !slices.Equal(afters(), want) {
+		t.Fatalf("sent the cursors %v, want %v", afters(), want)
 	}
 }

@@ -136,11 +136,8 @@ func pageURL(path string, q url.Values, cursor string) string {
 func notice(q url.Values) string {
 	switch q.Get("done") {
 	case "redeliver":
-		n, _ := strconv.Atoi(q.Get("n"))
-		if n == 1 {
-			return "1 delivery queued for redelivery."
-		}
-		return strconv.Itoa(n) + " deliveries queued for redelivery."
+		n, _ := strconv.ParseInt(q.Get("n"), 10, 64)
+		return queuedNotice(n)
 	case "paused":
 		return "Subscription paused: it gets no new deliveries, and its waiting ones wait."
 	case "resumed":
@@ -153,4 +150,12 @@ func notice(q url.Values) string {
 		return "Nothing was changed: the form had the subscription's values."
 	}
 	return ""
+}
+
+// queuedNotice says how many deliveries a redelivery queued.
+func queuedNotice(n int64) string {
+	if n == 1 {
+		return "1 delivery queued for redelivery."
+	}
+	return strconv.FormatInt(n, 10) + " deliveries queued for redelivery."
 }
