@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,6 +103,11 @@ func (h *longHistory) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusOK, map[string]any{"id": "evt_many", "type": "order.created", "data": map[string]any{}, "received_at": longAgo,
 			"status": "retrying", "deliveries": ds, "deliveries_next_cursor": next})
 	case "/events/evt_many/deliveries":
+		if !subscriptionID.MatchString(q.Get("after")) {
+			reply(http.StatusUnprocessableEntity, map[string]any{"status": 422, "detail": "validation failed",
+				"errors": []map[string]string{{"location": "query.after", "message": "is not a cursor from this API"}}})
+			return
+		}
 		ds, next := h.deliveries(q.Get("after"), limit)
 		body := map[string]any{"data": ds}
 		if next != "" {
@@ -151,6 +157,9 @@ func (h *longHistory) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusNotFound, map[string]any{"status": 404, "detail": "not found"})
 	}
 }
+
+// subscriptionID is what the API takes as the after of an event's deliveries.
+var subscriptionID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,255}$`)
 
 // numbers are the attempt numbers a delivery's section shows, in order.
 func numbers(s *goquery.Selection) []int {
@@ -274,12 +283,20 @@ func TestEventPageIsBoundedAndShowsMore(t *testing.T) {
 		t.Error("the last page of deliveries links to the first, and nowhere else")
 	}
 
-	// A position the API refuses is said so; the newest attempts are a link away.
+	// A position the API refuses is said so, as a 422 like the events
+	// list's; the newest attempts, or the first deliveries, are a link away.
 	resp, doc = b.get(t, "/events/evt_many?delivery=orders&attempts_after=forged")
-	if resp.StatusCode != http.StatusOK || !strings.Contains(testid(doc, "page-error").Text(), "not valid") {
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(testid(doc, "page-error").Text(), "not valid") {
 		t.Errorf("a forged attempts position: %d %q", resp.StatusCode, testid(doc, "page-error").Text())
 	}
 	if orders(doc).Find(`[data-testid="attempts-newest"]`).Length() != 1 {
 		t.Error("no way back to the newest attempts after a forged position")
+	}
+	resp, doc = b.get(t, "/events/evt_many?after=forged!")
+	if want := "This page's position is not valid (is not a cursor from this API); start from the first deliveries."; resp.StatusCode != http.StatusUnprocessableEntity || testid(doc, "page-error").Text() != want {
+		t.Errorf("a forged deliveries position: %d %q", resp.StatusCode, testid(doc, "page-error").Text())
+	}
+	if testid(doc, "deliveries-first").AttrOr("href", "") != "/events/evt_many" {
+		t.Error("no way back to the first deliveries after a forged position")
 	}
 }

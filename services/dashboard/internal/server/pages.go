@@ -230,6 +230,17 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 	s.render(w, r, status, web.Events(v))
 }
 
+// errBadPage says that the API refused part of a page's URL, a position
+// (after) or a filter: the page is still shown, saying what is wrong, as
+// a 422, as the events list shows a refused filter or position.
+var errBadPage = errors.New("a position or filter in the page's URL is not valid")
+
+// badPosition says that the API refused a page's position, and where to
+// start instead, in the events list's words.
+func badPosition(e *apiError, restart string) string {
+	return "This page's position is not valid (" + e.Fields["after"] + "); " + restart + "."
+}
+
 // The event page shows a page of the event's deliveries (the API's
 // default page, the first of which GET /events/{id} carries) and each
 // delivery's newest attempts; asked for more of one delivery's attempts
@@ -246,7 +257,8 @@ const (
 // and a page of deliveries, each with its newest attempts. q holds the
 // page's state: after (the page of deliveries), delivery (the
 // subscription whose delivery shows a page of attempts) and
-// attempts_after (which page).
+// attempts_after (which page). A position the API refuses is errBadPage,
+// with the view.
 func (s *Server) eventView(ctx context.Context, rq *request, id string, q url.Values) (web.EventView, error) {
 	v := web.EventView{Page: rq.page}
 	v.Title, v.Nav = "Event "+id, "events"
@@ -283,8 +295,8 @@ func (s *Server) eventView(ctx context.Context, rq *request, id string, q url.Va
 		case err != nil:
 			return v, unreachable(err)
 		case dl.StatusCode() == http.StatusUnprocessableEntity:
-			v.Error = "This page's position is not valid (" + problem(dl.StatusCode(), dl.Body).Fields["after"] + "); start from the first deliveries."
-			return v, nil
+			v.Error = badPosition(problem(dl.StatusCode(), dl.Body), "start from the first deliveries")
+			return v, errBadPage
 		case dl.JSON200 == nil:
 			return v, problem(dl.StatusCode(), dl.Body)
 		}
@@ -311,17 +323,19 @@ func (s *Server) eventView(ctx context.Context, rq *request, id string, q url.Va
 		})
 	}
 	wg.Wait()
+	var bad error
 	for _, err := range errs {
 		var e *apiError
 		if errors.As(err, &e) && e.Status == http.StatusUnprocessableEntity {
 			v.Error = "This position in the attempts is not valid (" + e.Fields["after"] + "); show the newest attempts."
+			bad = errBadPage
 			continue
 		}
 		if err != nil {
 			return v, err
 		}
 	}
-	return v, nil
+	return v, bad
 }
 
 // eventPage is the state an event page's URL holds.
@@ -390,13 +404,28 @@ func deliveryAttempts(ctx context.Context, api *client.ClientWithResponses, even
 func (s *Server) event(w http.ResponseWriter, r *http.Request, rq *request) {
 	q := r.URL.Query()
 	v, err := s.eventView(r.Context(), rq, r.PathValue("id"), q)
-	if err != nil {
+	status, ok := pageStatus(err)
+	if !ok {
 		rq.page.Title = v.Title
 		s.fail(w, r, rq, err)
 		return
 	}
 	v.Notice = notice(q)
-	s.render(w, r, http.StatusOK, web.Event(v))
+	s.render(w, r, status, web.Event(v))
+}
+
+// pageStatus is the answer for a page whose view was built with err: 200,
+// 422 for errBadPage (the view says what is wrong), or not ok when there
+// is no view to show.
+func pageStatus(err error) (status int, ok bool) {
+	switch {
+	case err == nil:
+		return http.StatusOK, true
+	case errors.Is(err, errBadPage):
+		return http.StatusUnprocessableEntity, true
+	default:
+		return 0, false
+	}
 }
 
 // subscriptionsView lists one page of subscriptions.
@@ -438,7 +467,8 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, rq *reque
 var deliveryStatuses = []string{"pending", "processing", "delivered", "retrying", "failed"}
 
 // subscriptionView builds the subscription page: settings, circuit and a
-// page of recent deliveries.
+// page of recent deliveries. A status filter or position refused is
+// errBadPage, with the view.
 func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q url.Values) (web.SubscriptionView, error) {
 	v := web.SubscriptionView{Page: rq.page, Errors: web.Errors{}, DeliveryStatus: q.Get("status")}
 	v.Title, v.Nav = "Subscription "+id, "subscriptions"
@@ -460,7 +490,7 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 	if st := v.DeliveryStatus; st != "" {
 		if !slices.Contains(deliveryStatuses, st) {
 			v.Errors["status"] = "choose one of " + strings.Join(deliveryStatuses, ", ")
-			return v, nil
+			return v, errBadPage
 		}
 		p := client.ListSubscriptionDeliveriesParamsStatus(st)
 		params.Status = &p
@@ -479,7 +509,10 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 			return v, e
 		}
 		v.Error = e.message()
-		return v, nil
+		if _, ok := e.Fields["after"]; ok {
+			v.Error = badPosition(e, "start from the newest deliveries")
+		}
+		return v, errBadPage
 	}
 	for _, d := range items(dl.JSON200.Data) {
 		v.Deliveries = append(v.Deliveries, deliveryRow(d))
@@ -493,12 +526,13 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 func (s *Server) subscription(w http.ResponseWriter, r *http.Request, rq *request) {
 	q := r.URL.Query()
 	v, err := s.subscriptionView(r.Context(), rq, r.PathValue("id"), q)
-	if err != nil {
+	status, ok := pageStatus(err)
+	if !ok {
 		rq.page.Title = v.Title
 		s.fail(w, r, rq, err)
 		return
 	}
 	v.Notice = notice(q)
 	v.ConfirmDelete = q.Get("confirm") == "delete" && v.CanWrite
-	s.render(w, r, http.StatusOK, web.Subscription(v))
+	s.render(w, r, status, web.Subscription(v))
 }

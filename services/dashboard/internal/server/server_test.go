@@ -79,6 +79,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"deliveries_delivered": delivered, "deliveries_retrying": 0, "deliveries_failed": failed})
 		}
 		reply(200, map[string]any{"data": minutes})
+	case r.URL.Path == "/events" && r.URL.Query().Get("after") == "forged":
+		problem(422, "validation failed", map[string]string{"location": "query.after", "message": "is not a cursor from this API"})
 	case r.URL.Path == "/events" && r.URL.Query().Get("type") == "bad pattern":
 		problem(422, "validation failed", map[string]string{"location": "query.type", "message": "must be a type or a pattern"})
 	case r.URL.Path == "/events":
@@ -96,6 +98,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(200, sub)
+	case r.URL.Path == "/subscriptions/orders/deliveries" && r.URL.Query().Get("after") == "forged":
+		problem(422, "validation failed", map[string]string{"location": "query.after", "message": "is not a cursor from this API"})
 	case r.URL.Path == "/subscriptions/orders/deliveries":
 		reply(200, map[string]any{"data": []any{}})
 	default:
@@ -693,5 +697,26 @@ func TestRedeliverQueuesOnePagePerClick(t *testing.T) {
 	}
 	if want := []string{"", "c1", "c2", "c2", "c4"}; !slices.Equal(afters(), want) {
 		t.Fatalf("sent the cursors %v, want %v", afters(), want)
+	}
+}
+
+// TestRefusedPositionIsA422: a page whose position (after) the API refuses,
+// or whose filter is not valid, answers 422 and says what is wrong on the
+// page, the subscription's deliveries as the events list.
+func TestRefusedPositionIsA422(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_reader")
+	for _, tt := range []struct {
+		path, testid, want string
+	}{
+		{"/events?after=forged", "page-error", "This page's position is not valid (is not a cursor from this API); start from the newest events."},
+		{"/subscriptions/orders?after=forged", "page-error", "This page's position is not valid (is not a cursor from this API); start from the newest deliveries."},
+		{"/subscriptions/orders?status=lost", "error-status", "choose one of pending, processing, delivered, retrying, failed"},
+	} {
+		resp, doc := b.get(t, tt.path)
+		if got := testid(doc, tt.testid).Text(); resp.StatusCode != http.StatusUnprocessableEntity || got != tt.want {
+			t.Errorf("%s: %d %q, want 422 %q", tt.path, resp.StatusCode, got, tt.want)
+		}
 	}
 }

@@ -157,7 +157,7 @@ func (s *Server) getEvent(ctx context.Context, in *eventIDInput) (*eventOutput, 
 	if err != nil {
 		return nil, s.problem(ctx, err, "event not found")
 	}
-	deliveries, next, err := s.eventDeliveries(ctx, in.ID, "", eventDeliveries)
+	deliveries, next, err := s.eventDeliveryPage(ctx, in.ID, "", eventDeliveries)
 	if err != nil {
 		return nil, err
 	}
@@ -172,16 +172,16 @@ func (s *Server) listEventDeliveries(ctx context.Context, in *listEventDeliverie
 		return nil, err
 	}
 	out := &listEventDeliveriesOutput{}
-	out.Body.Data, out.Body.NextCursor, err = s.eventDeliveries(ctx, in.ID, after, in.Limit)
+	out.Body.Data, out.Body.NextCursor, err = s.eventDeliveryPage(ctx, in.ID, after, in.Limit)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// eventDeliveries is a page of an event's deliveries after the
+// eventDeliveryPage is a page of an event's deliveries after the
 // subscription id after, and the cursor of the next page ("" on the last).
-func (s *Server) eventDeliveries(ctx context.Context, eventID, after string, limit int) ([]DeliveryBody, string, error) {
+func (s *Server) eventDeliveryPage(ctx context.Context, eventID, after string, limit int) ([]DeliveryBody, string, error) {
 	ds, err := s.store.ListEventDeliveries(ctx, store.EventDeliveryFilter{EventID: eventID, After: after, Limit: limit + 1})
 	if err != nil {
 		return nil, "", s.problem(ctx, err, "event not found")

@@ -74,7 +74,7 @@ func decodeTimeCursor(s string, validID func(string) bool) (time.Time, string, e
 func decodeCursor(s string) (*store.Position, error) {
 	p, ok := parseCursor(s)
 	if !ok {
-		return nil, queryProblem("after", badCursor)
+		return nil, notACursor()
 	}
 	return p, nil
 }
