@@ -449,6 +449,9 @@ type APIKeyBody struct {
 
 	// Scopes Example: ["publish"]
 	Scopes *[]string `json:"scopes"`
+
+	// TenantId The tenant the key is bound to; absent for a key that sees every tenant.
+	TenantId *string `json:"tenant_id,omitempty"`
 }
 
 // APIKeyCreated defines model for APIKeyCreated.
@@ -475,6 +478,9 @@ type APIKeyCreated struct {
 
 	// Scopes Example: ["publish"]
 	Scopes *[]string `json:"scopes"`
+
+	// TenantId The tenant the key is bound to; absent for a key that sees every tenant.
+	TenantId *string `json:"tenant_id,omitempty"`
 }
 
 // AttemptBody defines model for AttemptBody.
@@ -565,6 +571,9 @@ type CreateAPIKeyInputBody struct {
 
 	// Scopes admin: everything, including keys; write: events, subscriptions, redelivery; publish: only posting events; read: every GET.
 	Scopes *[]CreateAPIKeyInputBodyScopes `json:"scopes"`
+
+	// TenantId Binds the key to this tenant: it sees and changes only the tenant's subscriptions, events, deliveries and attempts (another tenant's answer 404), posts events only for it, and may not manage tenants or keys. Absent: every tenant.
+	TenantId *string `json:"tenant_id,omitempty"`
 }
 
 // CreateAPIKeyInputBodyScopes defines model for CreateAPIKeyInputBody.Scopes.
@@ -598,6 +607,9 @@ type CreateSubscriptionInputBody struct {
 	// Secret Optional signing secret: 'whsec_' + base64 of 24-64 bytes (the Standard Webhooks form), or a plain string of 8-256 printable ASCII characters without leading or trailing white space whose bytes are the HMAC key. Generated in the whsec_ form when missing.
 	Secret *string `json:"secret,omitempty"`
 
+	// TenantId The tenant the subscription belongs to, for good: it receives only that tenant's events (and those sent to every tenant). Default: the key's tenant, or 'default'.
+	TenantId *string `json:"tenant_id,omitempty"`
+
 	// TimeoutMs Time allowed for one attempt.
 	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
 
@@ -612,6 +624,9 @@ type CurrentKey struct {
 	// Id The key's id; ADMIN_API_KEY for the key given by that variable.
 	Id     string    `json:"id"`
 	Scopes *[]string `json:"scopes"`
+
+	// TenantId The tenant the key is bound to; absent for a key that sees every tenant.
+	TenantId *string `json:"tenant_id,omitempty"`
 }
 
 // DeliveryBody defines model for DeliveryBody.
@@ -719,6 +734,11 @@ type EventBody struct {
 	// Example: shop
 	Source *string `json:"source,omitempty"`
 
+	// TenantId The tenant whose subscriptions receive the event. Absent: the key's tenant, or 'default'. '*' sends it to the matching subscriptions of every tenant (keys bound to no tenant only).
+	//
+	// Example: acme
+	TenantId *string `json:"tenant_id,omitempty"`
+
 	// Type Event type that subscriptions match on.
 	//
 	// Example: order.created
@@ -751,6 +771,11 @@ type EventDetail struct {
 
 	// Status Derived from all the deliveries: pending while any is in flight, then retrying, failed, or delivered when all are.
 	Status EventDetailStatus `json:"status"`
+
+	// TenantId The tenant whose subscriptions receive the event. Absent: the key's tenant, or 'default'. '*' sends it to the matching subscriptions of every tenant (keys bound to no tenant only).
+	//
+	// Example: acme
+	TenantId *string `json:"tenant_id,omitempty"`
 
 	// Type Event type that subscriptions match on.
 	//
@@ -802,9 +827,17 @@ type ListEventsOutputBody struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
-// ListSubscriptionsOutputBody defines model for ListSubscriptionsOutputBody.
-type ListSubscriptionsOutputBody struct {
+// ListSubscriptionsBody defines model for ListSubscriptionsBody.
+type ListSubscriptionsBody struct {
 	Data *[]SubscriptionBody `json:"data"`
+
+	// NextCursor Pass as 'after' for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// ListTenantsOutputBody defines model for ListTenantsOutputBody.
+type ListTenantsOutputBody struct {
+	Data *[]TenantBody `json:"data"`
 
 	// NextCursor Pass as 'after' for the next page; absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
@@ -819,6 +852,36 @@ type MinuteBody struct {
 
 	// Minute The minute's start.
 	Minute time.Time `json:"minute"`
+}
+
+// PutTenantInputBody defines model for PutTenantInputBody.
+type PutTenantInputBody struct {
+	// MaxAttempts Attempts before a delivery fails for good.
+	MaxAttempts *int64 `json:"max_attempts,omitempty"`
+
+	// MaxConcurrency Most deliveries in flight to the destination at once.
+	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+
+	// MaxSubscriptions Most subscriptions the tenant may have; creating one more is a 422. No bound when absent.
+	MaxSubscriptions *int64 `json:"max_subscriptions,omitempty"`
+
+	// Metadata Any JSON object of at most 4 KiB, stored as sent.
+	Metadata *map[string]interface{} `json:"metadata,omitempty"`
+
+	// Name A display name.
+	Name *string `json:"name,omitempty"`
+
+	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
+	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
+
+	// RetryBaseDelayMs Longest wait before the first retry; doubles per attempt (full jitter).
+	RetryBaseDelayMs *int64 `json:"retry_base_delay_ms,omitempty"`
+
+	// RetryMaxDelayMs Longest wait between two attempts.
+	RetryMaxDelayMs *int64 `json:"retry_max_delay_ms,omitempty"`
+
+	// TimeoutMs Time allowed for one attempt.
+	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
 }
 
 // RedeliverBulkInputBody defines model for RedeliverBulkInputBody.
@@ -931,6 +994,9 @@ type SubscriptionBody struct {
 	// StateReason Why the subscription is not active, e.g. 'endpoint answered 410 Gone'.
 	StateReason *string `json:"state_reason,omitempty"`
 
+	// TenantId The tenant the subscription belongs to.
+	TenantId string `json:"tenant_id"`
+
 	// TimeoutMs Time allowed for one attempt.
 	TimeoutMs *int64    `json:"timeout_ms,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -972,6 +1038,9 @@ type SubscriptionCreated struct {
 
 	// StateReason Why the subscription is not active, e.g. 'endpoint answered 410 Gone'.
 	StateReason *string `json:"state_reason,omitempty"`
+
+	// TenantId The tenant the subscription belongs to.
+	TenantId string `json:"tenant_id"`
 
 	// TimeoutMs Time allowed for one attempt.
 	TimeoutMs *int64    `json:"timeout_ms,omitempty"`
@@ -1019,6 +1088,87 @@ type SubscriptionUpdated struct {
 // SubscriptionUpdatedState defines model for SubscriptionUpdated.State.
 type SubscriptionUpdatedState string
 
+// TenantBody defines model for TenantBody.
+type TenantBody struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id Example: acme
+	Id string `json:"id"`
+
+	// MaxAttempts Attempts before a delivery fails for good.
+	MaxAttempts *int64 `json:"max_attempts,omitempty"`
+
+	// MaxConcurrency Most deliveries in flight to the destination at once.
+	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+
+	// MaxSubscriptions Most subscriptions the tenant may have; creating one more is a 422. No bound when absent.
+	MaxSubscriptions *int64 `json:"max_subscriptions,omitempty"`
+
+	// Metadata The caller's own JSON object, stored as sent.
+	Metadata map[string]interface{} `json:"metadata"`
+
+	// Name Example: Acme Inc.
+	Name *string `json:"name,omitempty"`
+
+	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
+	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
+
+	// RetryBaseDelayMs Longest wait before the first retry; doubles per attempt (full jitter).
+	RetryBaseDelayMs *int64 `json:"retry_base_delay_ms,omitempty"`
+
+	// RetryMaxDelayMs Longest wait between two attempts.
+	RetryMaxDelayMs *int64 `json:"retry_max_delay_ms,omitempty"`
+
+	// TimeoutMs Time allowed for one attempt.
+	TimeoutMs *int64    `json:"timeout_ms,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// TenantDetail defines model for TenantDetail.
+type TenantDetail struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// EventsLast24h Events posted for the tenant in the last 24 hours.
+	EventsLast24h int64 `json:"events_last_24h"`
+
+	// FailingDeliveries Deliveries to the tenant's subscriptions that are retrying or have failed.
+	FailingDeliveries int64 `json:"failing_deliveries"`
+
+	// Id Example: acme
+	Id string `json:"id"`
+
+	// MaxAttempts Attempts before a delivery fails for good.
+	MaxAttempts *int64 `json:"max_attempts,omitempty"`
+
+	// MaxConcurrency Most deliveries in flight to the destination at once.
+	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+
+	// MaxSubscriptions Most subscriptions the tenant may have; creating one more is a 422. No bound when absent.
+	MaxSubscriptions *int64 `json:"max_subscriptions,omitempty"`
+
+	// Metadata The caller's own JSON object, stored as sent.
+	Metadata map[string]interface{} `json:"metadata"`
+
+	// Name Example: Acme Inc.
+	Name *string `json:"name,omitempty"`
+
+	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
+	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
+
+	// RetryBaseDelayMs Longest wait before the first retry; doubles per attempt (full jitter).
+	RetryBaseDelayMs *int64 `json:"retry_base_delay_ms,omitempty"`
+
+	// RetryMaxDelayMs Longest wait between two attempts.
+	RetryMaxDelayMs *int64 `json:"retry_max_delay_ms,omitempty"`
+
+	// Subscriptions How many subscriptions the tenant has.
+	Subscriptions int64 `json:"subscriptions"`
+
+	// TimeoutMs Time allowed for one attempt.
+	TimeoutMs *int64    `json:"timeout_ms,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
 // TimelineOutputBody defines model for TimelineOutputBody.
 type TimelineOutputBody struct {
 	// Data Every minute of the window, oldest first, zeros included.
@@ -1047,6 +1197,9 @@ type UpdateSubscriptionInputBody struct {
 	// State active re-enables a disabled or paused subscription.
 	State *UpdateSubscriptionInputBodyState `json:"state,omitempty"`
 
+	// TenantId A subscription's tenant never changes: any other than its own is a 422.
+	TenantId *string `json:"tenant_id,omitempty"`
+
 	// TimeoutMs Time allowed for one attempt.
 	TimeoutMs *int64  `json:"timeout_ms,omitempty"`
 	Url       *string `json:"url,omitempty"`
@@ -1065,6 +1218,9 @@ type ListEventsParams struct {
 
 	// SubscriptionId Only events with a delivery to this subscription.
 	SubscriptionId *string `form:"subscription_id,omitempty" json:"subscription_id,omitempty"`
+
+	// TenantId Only this tenant's events (with subscription_id, also the events sent to every tenant that reached it).
+	TenantId *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
 
 	// Since Only events received at or after this time (RFC 3339).
 	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
@@ -1117,6 +1273,9 @@ type GetStatsMinutesParams struct {
 
 // ListSubscriptionsParams defines parameters for ListSubscriptions.
 type ListSubscriptionsParams struct {
+	// TenantId Only this tenant's subscriptions.
+	TenantId *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
 	// After Cursor: the next_cursor of the previous page.
 	After *string `form:"after,omitempty" json:"after,omitempty"`
 	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
@@ -1141,6 +1300,16 @@ type ListSubscriptionDeliveriesParams struct {
 // ListSubscriptionDeliveriesParamsStatus defines parameters for ListSubscriptionDeliveries.
 type ListSubscriptionDeliveriesParamsStatus string
 
+// ListTenantsParams defines parameters for ListTenants.
+type ListTenantsParams struct {
+	// Prefix Only tenants whose id starts with this.
+	Prefix *string `form:"prefix,omitempty" json:"prefix,omitempty"`
+
+	// After Cursor: the next_cursor of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateAPIKeyInputBody
 
@@ -1164,6 +1333,9 @@ type RedeliverSubscriptionJSONRequestBody = RedeliverBulkInputBody
 
 // RotateSubscriptionSecretJSONRequestBody defines body for RotateSubscriptionSecret for application/json ContentType.
 type RotateSubscriptionSecretJSONRequestBody = RotateSecretInputBody
+
+// PutTenantJSONRequestBody defines body for PutTenant for application/json ContentType.
+type PutTenantJSONRequestBody = PutTenantInputBody
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1273,7 +1445,7 @@ type ClientInterface interface {
 
 	// ListEvents List and search events
 	//
-	// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription and time; keyset pages.
+	// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription, tenant and time; keyset pages.
 	//
 	// Corresponds with GET /events (the `ListEvents` operationId).
 	ListEvents(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1360,14 +1532,14 @@ type ClientInterface interface {
 
 	// GetStats Activity and backlog
 	//
-	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds.
+	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. Counts every tenant: needs a key bound to no tenant (GET /tenants/{id} has a tenant's counts).
 	//
 	// Corresponds with GET /stats (the `GetStats` operationId).
 	GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetStatsMinutes Activity minute by minute
 	//
-	// The counts of GET /stats for each minute of a window of up to a day, for charts.
+	// The counts of GET /stats for each minute of a window of up to a day, for charts. Counts every tenant: needs a key bound to no tenant.
 	//
 	// Corresponds with GET /stats/minutes (the `GetStatsMinutes` operationId).
 	GetStatsMinutes(ctx context.Context, params *GetStatsMinutesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1463,6 +1635,45 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /subscriptions/{id}/secret/rotate (the `RotateSubscriptionSecret` operationId).
 	RotateSubscriptionSecret(ctx context.Context, id string, body RotateSubscriptionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListTenants List tenants
+	//
+	// Ordered by id. Needs a key bound to no tenant.
+	//
+	// Corresponds with GET /tenants (the `ListTenants` operationId).
+	ListTenants(ctx context.Context, params *ListTenantsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteTenant Delete a tenant
+	//
+	// Deletes the tenant with its keys, its subscriptions and their deliveries and attempts, and its events. The default tenant cannot be deleted (409). Needs a key bound to no tenant.
+	//
+	// Corresponds with DELETE /tenants/{id} (the `DeleteTenant` operationId).
+	DeleteTenant(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTenant Get a tenant with its counts
+	//
+	// A key bound to a tenant may read only its own.
+	//
+	// Corresponds with GET /tenants/{id} (the `GetTenant` operationId).
+	GetTenant(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutTenantWithBody Create or change a tenant
+	//
+	// Creates the tenant (201) or replaces its name, metadata, settings and quota (200). Its settings fill in what its subscriptions leave unset. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
+	PutTenantWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutTenant Create or change a tenant
+	//
+	// Creates the tenant (201) or replaces its name, metadata, settings and quota (200). Its settings fill in what its subscriptions leave unset. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
+	PutTenant(ctx context.Context, id string, body PutTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListApiKeys List API keys
@@ -1539,7 +1750,7 @@ func (c *Client) RevokeApiKey(ctx context.Context, id string, reqEditors ...Requ
 
 // ListEvents List and search events
 //
-// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription and time; keyset pages.
+// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription, tenant and time; keyset pages.
 //
 // Corresponds with GET /events (the `ListEvents` operationId).
 func (c *Client) ListEvents(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1736,7 +1947,7 @@ func (c *Client) GetCurrentKey(ctx context.Context, reqEditors ...RequestEditorF
 
 // GetStats Activity and backlog
 //
-// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds.
+// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. Counts every tenant: needs a key bound to no tenant (GET /tenants/{id} has a tenant's counts).
 //
 // Corresponds with GET /stats (the `GetStats` operationId).
 func (c *Client) GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1753,7 +1964,7 @@ func (c *Client) GetStats(ctx context.Context, params *GetStatsParams, reqEditor
 
 // GetStatsMinutes Activity minute by minute
 //
-// The counts of GET /stats for each minute of a window of up to a day, for charts.
+// The counts of GET /stats for each minute of a window of up to a day, for charts. Counts every tenant: needs a key bound to no tenant.
 //
 // Corresponds with GET /stats/minutes (the `GetStatsMinutes` operationId).
 func (c *Client) GetStatsMinutes(ctx context.Context, params *GetStatsMinutesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1980,6 +2191,95 @@ func (c *Client) RotateSubscriptionSecret(ctx context.Context, id string, body R
 	return c.Client.Do(req)
 }
 
+// ListTenants List tenants
+//
+// Ordered by id. Needs a key bound to no tenant.
+//
+// Corresponds with GET /tenants (the `ListTenants` operationId).
+func (c *Client) ListTenants(ctx context.Context, params *ListTenantsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTenantsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteTenant Delete a tenant
+//
+// Deletes the tenant with its keys, its subscriptions and their deliveries and attempts, and its events. The default tenant cannot be deleted (409). Needs a key bound to no tenant.
+//
+// Corresponds with DELETE /tenants/{id} (the `DeleteTenant` operationId).
+func (c *Client) DeleteTenant(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteTenantRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTenant Get a tenant with its counts
+//
+// A key bound to a tenant may read only its own.
+//
+// Corresponds with GET /tenants/{id} (the `GetTenant` operationId).
+func (c *Client) GetTenant(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTenantRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutTenantWithBody Create or change a tenant
+//
+// Creates the tenant (201) or replaces its name, metadata, settings and quota (200). Its settings fill in what its subscriptions leave unset. Needs the write scope and a key bound to no tenant.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
+func (c *Client) PutTenantWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutTenantRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutTenant Create or change a tenant
+//
+// Creates the tenant (201) or replaces its name, metadata, settings and quota (200). Its settings fill in what its subscriptions leave unset. Needs the write scope and a key bound to no tenant.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
+func (c *Client) PutTenant(ctx context.Context, id string, body PutTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutTenantRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewListApiKeysRequest constructs an http.Request for the ListApiKeys method
 func NewListApiKeysRequest(server string) (*http.Request, error) {
 	var err error
@@ -2136,6 +2436,18 @@ func NewListEventsRequest(server string, params *ListEventsParams) (*http.Reques
 		if params.SubscriptionId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "subscription_id", *params.SubscriptionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2701,6 +3013,18 @@ func NewListSubscriptionsRequest(server string, params *ListSubscriptionsParams)
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.After != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -3097,6 +3421,199 @@ func NewRotateSubscriptionSecretRequestWithBody(server string, id string, conten
 	return req, nil
 }
 
+// NewListTenantsRequest constructs an http.Request for the ListTenants method
+func NewListTenantsRequest(server string, params *ListTenantsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tenants")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Prefix != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "prefix", *params.Prefix, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteTenantRequest constructs an http.Request for the DeleteTenant method
+func NewDeleteTenantRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tenants/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetTenantRequest constructs an http.Request for the GetTenant method
+func NewGetTenantRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tenants/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutTenantRequest calls the generic PutTenant builder with application/json body
+func NewPutTenantRequest(server string, id string, body PutTenantJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutTenantRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPutTenantRequestWithBody constructs an http.Request for the PutTenant method, with any body, and a specified content type
+func NewPutTenantRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tenants/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -3179,7 +3696,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListEventsWithResponse List and search events
 	//
-	// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription and time; keyset pages.
+	// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription, tenant and time; keyset pages.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3276,7 +3793,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetStatsWithResponse Activity and backlog
 	//
-	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds.
+	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. Counts every tenant: needs a key bound to no tenant (GET /tenants/{id} has a tenant's counts).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3285,7 +3802,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetStatsMinutesWithResponse Activity minute by minute
 	//
-	// The counts of GET /stats for each minute of a window of up to a day, for charts.
+	// The counts of GET /stats for each minute of a window of up to a day, for charts. Counts every tenant: needs a key bound to no tenant.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3391,6 +3908,51 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /subscriptions/{id}/secret/rotate (the `RotateSubscriptionSecret` operationId).
 	RotateSubscriptionSecretWithResponse(ctx context.Context, id string, body RotateSubscriptionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateSubscriptionSecretResponse, error)
+
+	// ListTenantsWithResponse List tenants
+	//
+	// Ordered by id. Needs a key bound to no tenant.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /tenants (the `ListTenants` operationId).
+	ListTenantsWithResponse(ctx context.Context, params *ListTenantsParams, reqEditors ...RequestEditorFn) (*ListTenantsResponse, error)
+
+	// DeleteTenantWithResponse Delete a tenant
+	//
+	// Deletes the tenant with its keys, its subscriptions and their deliveries and attempts, and its events. The default tenant cannot be deleted (409). Needs a key bound to no tenant.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /tenants/{id} (the `DeleteTenant` operationId).
+	DeleteTenantWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeleteTenantResponse, error)
+
+	// GetTenantWithResponse Get a tenant with its counts
+	//
+	// A key bound to a tenant may read only its own.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /tenants/{id} (the `GetTenant` operationId).
+	GetTenantWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetTenantResponse, error)
+
+	// PutTenantWithBodyWithResponse Create or change a tenant
+	//
+	// Creates the tenant (201) or replaces its name, metadata, settings and quota (200). Its settings fill in what its subscriptions leave unset. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
+	PutTenantWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutTenantResponse, error)
+
+	// PutTenantWithResponse Create or change a tenant
+	//
+	// Creates the tenant (201) or replaces its name, metadata, settings and quota (200). Its settings fill in what its subscriptions leave unset. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
+	PutTenantWithResponse(ctx context.Context, id string, body PutTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*PutTenantResponse, error)
 }
 
 // ListApiKeysResponse503Headers the declared response headers of an HTTP 503 response for ListApiKeys
@@ -3748,6 +4310,8 @@ type CreateEventResponse struct {
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *ErrorModel
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -3780,6 +4344,11 @@ func (r CreateEventResponse) GetApplicationproblemJSON401() *ErrorModel {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r CreateEventResponse) GetApplicationproblemJSON403() *ErrorModel {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateEventResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -4558,7 +5127,7 @@ type ListSubscriptionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *ListSubscriptionsOutputBody
+	JSON200 *ListSubscriptionsBody
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -4574,7 +5143,7 @@ type ListSubscriptionsResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ListSubscriptionsResponse) GetJSON200() *ListSubscriptionsOutputBody {
+func (r ListSubscriptionsResponse) GetJSON200() *ListSubscriptionsBody {
 	return r.JSON200
 }
 
@@ -5318,6 +5887,366 @@ func (r RotateSubscriptionSecretResponse) ContentType() string {
 	return ""
 }
 
+// ListTenantsResponse503Headers the declared response headers of an HTTP 503 response for ListTenants
+type ListTenantsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListTenantsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListTenantsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListTenantsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTenantsResponse) GetJSON200() *ListTenantsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListTenantsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListTenantsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListTenantsResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListTenantsResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListTenantsResponse) GetApplicationproblemJSONDefault() *ErrorModel {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTenantsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTenantsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTenantsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTenantsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteTenantResponse503Headers the declared response headers of an HTTP 503 response for DeleteTenant
+type DeleteTenantResponse503Headers struct {
+	RetryAfter *int
+}
+
+type DeleteTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteTenantResponse503Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteTenantResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteTenantResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteTenantResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteTenantResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeleteTenantResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteTenantResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteTenantResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTenantResponse503Headers the declared response headers of an HTTP 503 response for GetTenant
+type GetTenantResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TenantDetail
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetTenantResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTenantResponse) GetJSON200() *TenantDetail {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetTenantResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetTenantResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetTenantResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetTenantResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetTenantResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetTenantResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PutTenantResponse503Headers the declared response headers of an HTTP 503 response for PutTenant
+type PutTenantResponse503Headers struct {
+	RetryAfter *int
+}
+
+type PutTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TenantBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutTenantResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutTenantResponse) GetJSON200() *TenantBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutTenantResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PutTenantResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutTenantResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutTenantResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PutTenantResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutTenantResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutTenantResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListApiKeysWithResponse List API keys
 //
 // Every key that is not revoked, never the key itself. Needs the admin scope.
@@ -5380,7 +6309,7 @@ func (c *ClientWithResponses) RevokeApiKeyWithResponse(ctx context.Context, id s
 
 // ListEventsWithResponse List and search events
 //
-// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription and time; keyset pages.
+// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription, tenant and time; keyset pages.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5543,7 +6472,7 @@ func (c *ClientWithResponses) GetCurrentKeyWithResponse(ctx context.Context, req
 
 // GetStatsWithResponse Activity and backlog
 //
-// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds.
+// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. Counts every tenant: needs a key bound to no tenant (GET /tenants/{id} has a tenant's counts).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5558,7 +6487,7 @@ func (c *ClientWithResponses) GetStatsWithResponse(ctx context.Context, params *
 
 // GetStatsMinutesWithResponse Activity minute by minute
 //
-// The counts of GET /stats for each minute of a window of up to a day, for charts.
+// The counts of GET /stats for each minute of a window of up to a day, for charts. Counts every tenant: needs a key bound to no tenant.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5741,6 +6670,81 @@ func (c *ClientWithResponses) RotateSubscriptionSecretWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseRotateSubscriptionSecretResponse(rsp)
+}
+
+// ListTenantsWithResponse List tenants
+//
+// Ordered by id. Needs a key bound to no tenant.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /tenants (the `ListTenants` operationId).
+func (c *ClientWithResponses) ListTenantsWithResponse(ctx context.Context, params *ListTenantsParams, reqEditors ...RequestEditorFn) (*ListTenantsResponse, error) {
+	rsp, err := c.ListTenants(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTenantsResponse(rsp)
+}
+
+// DeleteTenantWithResponse Delete a tenant
+//
+// Deletes the tenant with its keys, its subscriptions and their deliveries and attempts, and its events. The default tenant cannot be deleted (409). Needs a key bound to no tenant.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /tenants/{id} (the `DeleteTenant` operationId).
+func (c *ClientWithResponses) DeleteTenantWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeleteTenantResponse, error) {
+	rsp, err := c.DeleteTenant(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteTenantResponse(rsp)
+}
+
+// GetTenantWithResponse Get a tenant with its counts
+//
+// A key bound to a tenant may read only its own.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /tenants/{id} (the `GetTenant` operationId).
+func (c *ClientWithResponses) GetTenantWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetTenantResponse, error) {
+	rsp, err := c.GetTenant(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTenantResponse(rsp)
+}
+
+// PutTenantWithBodyWithResponse Create or change a tenant
+//
+// Creates the tenant (201) or replaces its name, metadata, settings and quota (200). Its settings fill in what its subscriptions leave unset. Needs the write scope and a key bound to no tenant.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
+func (c *ClientWithResponses) PutTenantWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutTenantResponse, error) {
+	rsp, err := c.PutTenantWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutTenantResponse(rsp)
+}
+
+// PutTenantWithResponse Create or change a tenant
+//
+// Creates the tenant (201) or replaces its name, metadata, settings and quota (200). Its settings fill in what its subscriptions leave unset. Needs the write scope and a key bound to no tenant.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
+func (c *ClientWithResponses) PutTenantWithResponse(ctx context.Context, id string, body PutTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*PutTenantResponse, error) {
+	rsp, err := c.PutTenant(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutTenantResponse(rsp)
 }
 
 // ParseListApiKeysResponse parses an HTTP response from a ListApiKeysWithResponse call
@@ -6090,6 +7094,13 @@ func ParseCreateEventResponse(rsp *http.Response) (*CreateEventResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest ErrorModel
@@ -6800,7 +7811,7 @@ func ParseListSubscriptionsResponse(rsp *http.Response) (*ListSubscriptionsRespo
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest ListSubscriptionsOutputBody
+		var dest ListSubscriptionsBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -7472,6 +8483,333 @@ func ParseRotateSubscriptionSecretResponse(rsp *http.Response) (*RotateSubscript
 	switch {
 	case rsp.StatusCode == 503:
 		var headers RotateSubscriptionSecretResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListTenantsResponse parses an HTTP response from a ListTenantsWithResponse call
+func ParseListTenantsResponse(rsp *http.Response) (*ListTenantsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTenantsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListTenantsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListTenantsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteTenantResponse parses an HTTP response from a DeleteTenantWithResponse call
+func ParseDeleteTenantResponse(rsp *http.Response) (*DeleteTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTenantResponse parses an HTTP response from a GetTenantWithResponse call
+func ParseGetTenantResponse(rsp *http.Response) (*GetTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TenantDetail
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePutTenantResponse parses an HTTP response from a PutTenantWithResponse call
+func ParsePutTenantResponse(rsp *http.Response) (*PutTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TenantBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PutTenantResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

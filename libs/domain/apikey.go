@@ -38,7 +38,10 @@ type APIKey struct {
 	Name   string
 	Scopes []Scope
 	// Prefix is the key's first characters, to tell keys apart.
-	Prefix     string
+	Prefix string
+	// TenantID binds the key to one tenant, whose data alone it sees;
+	// empty for a key that sees every tenant.
+	TenantID   string
 	CreatedAt  time.Time
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
@@ -65,6 +68,9 @@ func ValidateAPIKey(k APIKey, now time.Time) error {
 	}
 	if k.ExpiresAt != nil && !k.ExpiresAt.After(now) {
 		return invalid("expires_at", "must be in the future")
+	}
+	if k.TenantID != "" {
+		return ValidateTenantID("tenant_id", k.TenantID)
 	}
 	return nil
 }

@@ -8,8 +8,11 @@ import (
 // Event is something that happened in a producer's system. Its ID is chosen
 // by the producer and is the idempotency key for ingest.
 type Event struct {
-	ID         string
-	Type       string
+	ID   string
+	Type string
+	// TenantID is the tenant whose subscriptions receive the event, or
+	// AllTenants; the API sets DefaultTenant when the producer names none.
+	TenantID   string
 	Source     string
 	Data       json.RawMessage
 	ReceivedAt time.Time
@@ -27,7 +30,9 @@ const (
 
 // Subscription is a destination URL and the event types it wants.
 type Subscription struct {
-	ID         string
+	ID string
+	// TenantID is the tenant the subscription belongs to, for good.
+	TenantID   string
 	URL        string
 	EventTypes []string
 	// Secret is the current signing secret, "whsec_..." or plain (see

@@ -139,6 +139,11 @@ func ValidateSubscription(s Subscription) error {
 	if err := ValidateSubscriptionID(s.ID); err != nil {
 		return err
 	}
+	if s.TenantID != "" {
+		if err := ValidateTenantID("tenant_id", s.TenantID); err != nil {
+			return err
+		}
+	}
 	if err := ValidateURL(s.URL); err != nil {
 		return err
 	}

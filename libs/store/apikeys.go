@@ -13,15 +13,17 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-const apiKeyColumns = `id, name, scopes, key_prefix, created_at, expires_at, last_used_at`
+const apiKeyColumns = `id, name, scopes, key_prefix, created_at, expires_at, last_used_at, tenant_id`
 
 func scanAPIKey(row pgx.Row) (domain.APIKey, error) {
 	var (
 		k             domain.APIKey
 		scopes        []string
 		expires, used pgtype.Timestamptz
+		tenant        pgtype.Text
 	)
-	err := row.Scan(&k.ID, &k.Name, &scopes, &k.Prefix, &k.CreatedAt, &expires, &used)
+	err := row.Scan(&k.ID, &k.Name, &scopes, &k.Prefix, &k.CreatedAt, &expires, &used, &tenant)
+	k.TenantID = tenant.String
 	for _, s := range scopes {
 		k.Scopes = append(k.Scopes, domain.Scope(s))
 	}
@@ -38,7 +40,8 @@ func scopeStrings(scopes []domain.Scope) []string {
 }
 
 // CreateAPIKey stores a key's hash and description; the key itself is
-// never stored.
+// never stored. A key bound to a tenant that does not exist is a
+// *domain.ValidationError on tenant_id.
 func (s *Store) CreateAPIKey(ctx context.Context, k domain.APIKey, hash apikey.Hash) (_ domain.APIKey, err error) {
 	defer markUnavailable(&err)
 	var expires pgtype.Timestamptz
@@ -46,9 +49,13 @@ func (s *Store) CreateAPIKey(ctx context.Context, k domain.APIKey, hash apikey.H
 		expires = pgtype.Timestamptz{Time: *k.ExpiresAt, Valid: true}
 	}
 	created, err := scanAPIKey(s.pool.QueryRow(ctx, `
-		INSERT INTO api_keys (id, name, scopes, key_hash, key_prefix, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		RETURNING `+apiKeyColumns, k.ID, k.Name, scopeStrings(k.Scopes), hash[:], k.Prefix, expires))
+		INSERT INTO api_keys (id, name, scopes, key_hash, key_prefix, expires_at, tenant_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		RETURNING `+apiKeyColumns, k.ID, k.Name, scopeStrings(k.Scopes), hash[:], k.Prefix, expires,
+		pgtype.Text{String: k.TenantID, Valid: k.TenantID != ""}))
+	if isForeignKeyViolation(err) {
+		return domain.APIKey{}, unknownTenant(k.TenantID)
+	}
 	if err != nil {
 		return domain.APIKey{}, fmt.Errorf("insert api key: %w", err)
 	}

@@ -126,7 +126,7 @@ func TestApplyOutcomesByKind(t *testing.T) {
 			}
 			got.Next, tt.want.Next = nil, nil
 			require.Equal(t, tt.want, got)
-			s, err := st.GetSubscription(context.Background(), sub)
+			s, err := st.GetSubscription(context.Background(), store.Unscoped, sub)
 			require.NoError(t, err)
 			wantSub := tt.wantSub
 			if wantSub == "" {
@@ -161,7 +161,7 @@ func TestApplyOutcomesGoneFailsWaitingDeliveries(t *testing.T) {
 	)
 	require.Equal(t, []error{nil, nil, nil}, errs)
 
-	sub, err := st.GetSubscription(ctx, "gone")
+	sub, err := st.GetSubscription(ctx, store.Unscoped, "gone")
 	require.NoError(t, err)
 	require.Equal(t, domain.SubscriptionDisabled, sub.State)
 	require.Equal(t, "endpoint answered 410 Gone", sub.StateReason)
@@ -176,7 +176,7 @@ func TestApplyOutcomesGoneFailsWaitingDeliveries(t *testing.T) {
 	require.Equal(t, domain.DeliveryProcessing, stateOf(t, db, inFlight.DeliveryID).Status, "an attempt in flight finishes normally")
 	require.NoError(t, st.RecordAttempt(ctx, store.Failed(attemptOf(inFlight, 410))))
 	require.Equal(t, domain.DeliveryDelivered, stateOf(t, db, neighbour.DeliveryID).Status)
-	other, err := st.GetSubscription(ctx, "other")
+	other, err := st.GetSubscription(ctx, store.Unscoped, "other")
 	require.NoError(t, err)
 	require.Equal(t, domain.SubscriptionActive, other.State)
 }
@@ -195,7 +195,7 @@ func TestApplyOutcomesDeletedDeliveryFailsOnlyItself(t *testing.T) {
 	d1 := claim(t, st, ingestFor(t, st, "d1", "d"))
 	d2 := claim(t, st, ingestFor(t, st, "d2", "d"))
 	d3 := claim(t, st, ingestFor(t, st, "d3", "d"))
-	_, err := st.DeleteSubscription(ctx, "doomed")
+	_, err := st.DeleteSubscription(ctx, store.Unscoped, "doomed")
 	require.NoError(t, err)
 
 	due := time.Now().Add(time.Hour)
@@ -310,7 +310,7 @@ func TestApplyOutcomesWholeCallFails(t *testing.T) {
 			for _, j := range []store.Job{delivered, released, gone} {
 				require.Equal(t, deliveryState{Status: domain.DeliveryProcessing, Attempts: 1}, without(stateOf(t, db, j.DeliveryID)), "nothing applied")
 			}
-			sub, err := st.GetSubscription(context.Background(), "s")
+			sub, err := st.GetSubscription(context.Background(), store.Unscoped, "s")
 			require.NoError(t, err)
 			require.Equal(t, domain.SubscriptionActive, sub.State)
 		})
@@ -567,7 +567,7 @@ func TestBatchesWaitForASubscriptionBeingDeleted(t *testing.T) {
 				}, 5*time.Second, 10*time.Millisecond)
 			}
 			deleted := make(chan error, 1)
-			go func() { _, err := st.DeleteSubscription(ctx, sub); deleted <- err }()
+			go func() { _, err := st.DeleteSubscription(ctx, store.Unscoped, sub); deleted <- err }()
 			waiting(1) // the deletion has taken B and waits for the held delivery
 			batch := make(chan []error, 1)
 			go func() {

@@ -45,7 +45,8 @@ type Job struct {
 	// Secrets are the signing secrets to sign with: the current one, then
 	// the previous one while a rotation's grace period lasts.
 	Secrets []string
-	// Settings are the subscription's own delivery settings (zero: defaults).
+	// Settings are the subscription's delivery settings, its tenant's
+	// filling in what it leaves unset (zero: the worker's defaults).
 	Settings domain.DeliverySettings
 	// SubscriptionCreatedAt tells this subscription from a later one
 	// created under the same id.
@@ -73,6 +74,8 @@ const openStatuses = `('pending', 'processing', 'retrying')`
 // index and filter by id, which statistics taken while the table was
 // small make look cheap, and which reads every open delivery of the
 // subscription for each claim (seen: 8,000 rows read per 30 claimed).
+// A setting the subscription leaves unset is its tenant's, if the tenant
+// sets it, and the worker's default otherwise.
 const claimSQL = `
 WITH l AS MATERIALIZED (
 	SELECT id, event_id, subscription_id, status, next_attempt_at FROM deliveries
@@ -80,14 +83,16 @@ WITH l AS MATERIALIZED (
 )
 UPDATE deliveries d
 SET status = 'processing', attempts = d.attempts + 1,
-    next_attempt_at = now() + coalesce(s.timeout_ms * interval '1 millisecond', $2::interval) + $3::interval,
+    next_attempt_at = now() + coalesce(coalesce(s.timeout_ms, t.timeout_ms) * interval '1 millisecond', $2::interval) + $3::interval,
     enqueued_at = '-infinity', updated_at = now()
-FROM l, events e, subscriptions s
-WHERE d.id = l.id AND e.id = l.event_id AND s.id = l.subscription_id AND s.state = 'active'
+FROM l, events e, subscriptions s, tenants t
+WHERE d.id = l.id AND e.id = l.event_id AND s.id = l.subscription_id AND s.state = 'active' AND t.id = s.tenant_id
   AND l.status IN ` + openStatuses + ` AND l.next_attempt_at <= now()
 RETURNING d.id, d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.received_at,
           s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(), s.created_at,
-          s.max_attempts, s.retry_base_ms, s.retry_max_ms, s.timeout_ms, s.rate_limit_per_second, s.max_concurrency`
+          coalesce(s.max_attempts, t.max_attempts), coalesce(s.retry_base_ms, t.retry_base_ms),
+          coalesce(s.retry_max_ms, t.retry_max_ms), coalesce(s.timeout_ms, t.timeout_ms),
+          coalesce(s.rate_limit_per_second, t.rate_limit_per_second), coalesce(s.max_concurrency, t.max_concurrency)`
 
 // secretRetryAfter is when a delivery whose secret could not be opened is
 // due again: a configuration error takes a human to mend.
@@ -322,11 +327,12 @@ func (s *Store) UntilNextDue(ctx context.Context, since time.Duration) (wait tim
 
 // Redeliver queues an event's finished (delivered or failed) deliveries
 // to active subscriptions again, all of them or one subscription's, and
-// returns those it queued. Their attempts continue the same numbering. An
-// unknown event is domain.ErrNotFound. With sinceURLChange, a delivery
-// accepted before its subscription's URL last changed is
-// domain.ErrBeforeURLChange, and nothing is queued.
-func (s *Store) Redeliver(ctx context.Context, eventID, subscriptionID string, sinceURLChange bool) (_ []DeliveryRef, err error) {
+// returns those it queued. Their attempts continue the same numbering.
+// Only deliveries to subscriptions within scope are queued; an event
+// outside scope, like an unknown one, is domain.ErrNotFound. With
+// sinceURLChange, a delivery accepted before its subscription's URL last
+// changed is domain.ErrBeforeURLChange, and nothing is queued.
+func (s *Store) Redeliver(ctx context.Context, scope Scope, eventID, subscriptionID string, sinceURLChange bool) (_ []DeliveryRef, err error) {
 	defer markUnavailable(&err)
 	type finished struct {
 		id             int64
@@ -339,9 +345,10 @@ func (s *Store) Redeliver(ctx context.Context, eventID, subscriptionID string, s
 		// deletion lock deliveries, and before the subscriptions, as a
 		// deletion takes them, so that they wait instead of deadlocking.
 		rows, err := tx.Query(ctx, `
-			SELECT id, subscription_id, created_at FROM deliveries
-			WHERE event_id = $1 AND status IN ('delivered', 'failed') AND ($2 = '' OR subscription_id = $2)
-			ORDER BY id FOR NO KEY UPDATE`, eventID, subscriptionID)
+			SELECT d.id, d.subscription_id, d.created_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+			WHERE d.event_id = $1 AND d.status IN ('delivered', 'failed') AND ($2 = '' OR d.subscription_id = $2)
+				AND ($3::text IS NULL OR s.tenant_id = $3)
+			ORDER BY d.id FOR NO KEY UPDATE OF d`, eventID, subscriptionID, scope.arg())
 		if err != nil {
 			return err
 		}
@@ -354,7 +361,8 @@ func (s *Store) Redeliver(ctx context.Context, eventID, subscriptionID string, s
 		}
 		if len(found) == 0 {
 			var known bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE id = $1)`, eventID).Scan(&known); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events e WHERE e.id = $1 AND `+eventInScope(2)+`)`,
+				eventID, scope.arg()).Scan(&known); err != nil {
 				return err
 			}
 			if !known {
@@ -457,10 +465,11 @@ const redeliverCandidatesSQL = `
 // newest first, in one transaction, without loading them: they are marked
 // due and never published, so the retry scheduler publishes them in
 // batches. It returns how many were queued and where to continue. An
-// unknown subscription is domain.ErrNotFound, one that is not active
+// unknown subscription, or one outside scope, is domain.ErrNotFound, one
+// that is not active
 // domain.ErrConflict, and with f.SinceURLChange one with a matching
 // delivery older than its URL domain.ErrBeforeURLChange.
-func (s *Store) RedeliverBulk(ctx context.Context, f RedeliverFilter) (_ BulkRedelivery, err error) {
+func (s *Store) RedeliverBulk(ctx context.Context, scope Scope, f RedeliverFilter) (_ BulkRedelivery, err error) {
 	defer markUnavailable(&err)
 	statuses := []string{string(domain.DeliveryFailed)}
 	if len(f.Statuses) > 0 {
@@ -522,7 +531,8 @@ func (s *Store) RedeliverBulk(ctx context.Context, f RedeliverFilter) (_ BulkRed
 			state      domain.SubscriptionState
 			urlChanged time.Time
 		)
-		if err := tx.QueryRow(ctx, `SELECT state, url_changed_at FROM subscriptions WHERE id = $1 FOR KEY SHARE`, f.SubscriptionID).Scan(&state, &urlChanged); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT state, url_changed_at FROM subscriptions
+			WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR KEY SHARE`, f.SubscriptionID, scope.arg()).Scan(&state, &urlChanged); err != nil {
 			return notFound(err)
 		}
 		if state != domain.SubscriptionActive {

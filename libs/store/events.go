@@ -35,21 +35,57 @@ type IngestResult struct {
 // ingestSQL stores the event and fans it out in one statement, so the
 // event and its deliveries commit together or not at all. The event id is
 // the idempotency key: on conflict nothing is inserted and no row returns.
-// Subscriptions are matched by array overlap with the type's match keys,
-// which the partial GIN index on active subscriptions answers.
-const ingestSQL = `
+// Subscriptions are matched by array overlap with the match keys of the
+// event's type prefixed with its tenant (domain.TenantKeys), which the
+// partial GIN index on active subscriptions' tenant_keys answers: one
+// lookup whatever the number of tenants.
+var ingestSQL = fanOutSQL(`tenant_keys(s.tenant_id, s.event_types)`)
+
+// ingestAllSQL is ingestSQL for an event sent to every tenant ($6 NULL):
+// plain match keys against the index on active subscriptions' patterns.
+var ingestAllSQL = fanOutSQL(`s.event_types`)
+
+func fanOutSQL(patterns string) string {
+	return `
 WITH ev AS (
-	INSERT INTO events (id, type, source, data)
-	VALUES ($1, $2, $3, $4)
+	INSERT INTO events (id, type, source, data, tenant_id)
+	VALUES ($1, $2, $3, $4, $6)
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id, received_at
 ), d AS (
 	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
 	SELECT ev.id, s.id, now() FROM ev, subscriptions s
-	WHERE s.state = 'active' AND s.event_types && $5::text[]
+	WHERE s.state = 'active' AND ` + patterns + ` && $5::text[]
 	RETURNING id, subscription_id
 )
 SELECT ev.received_at, d.id, d.subscription_id FROM ev LEFT JOIN d ON true`
+}
+
+// unknownTenant is the error for a tenant id that names no tenant.
+func unknownTenant(id string) error {
+	return &domain.ValidationError{Field: "tenant_id", Reason: fmt.Sprintf("no tenant %q exists", id)}
+}
+
+// withTenant gives an event that names no tenant the default one.
+func withTenant(e domain.Event) domain.Event {
+	if e.TenantID == "" {
+		e.TenantID = domain.DefaultTenant
+	}
+	return e
+}
+
+// eventTenant is how an event's tenant is stored: NULL for every tenant.
+func eventTenant(tenant string) pgtype.Text {
+	return pgtype.Text{String: tenant, Valid: tenant != domain.AllTenants}
+}
+
+// fanOutKeys are the keys ingestSQL or ingestAllSQL match an event with.
+func fanOutKeys(e domain.Event) []string {
+	if e.TenantID == domain.AllTenants {
+		return domain.MatchKeys(e.Type)
+	}
+	return domain.TenantKeys(e.TenantID, e.Type)
+}
 
 // IngestEvent stores a validated event and one pending delivery per matching
 // active subscription, atomically. Posting an id that exists writes nothing
@@ -71,7 +107,12 @@ func (s *Store) IngestEvent(ctx context.Context, e domain.Event) (IngestResult, 
 }
 
 func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, error) {
-	rows, err := s.pool.Query(ctx, ingestSQL, e.ID, e.Type, e.Source, e.Data, domain.MatchKeys(e.Type))
+	e = withTenant(e)
+	query := ingestSQL
+	if e.TenantID == domain.AllTenants {
+		query = ingestAllSQL
+	}
+	rows, err := s.pool.Query(ctx, query, e.ID, e.Type, e.Source, e.Data, fanOutKeys(e), eventTenant(e.TenantID))
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
 	}
@@ -91,6 +132,9 @@ func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, e
 		}
 	}
 	if err := rows.Err(); err != nil {
+		if isForeignKeyViolation(err) {
+			return IngestResult{}, unknownTenant(e.TenantID)
+		}
 		return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
 	}
 	if res.Created {
@@ -99,6 +143,9 @@ func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, e
 	existing, err := s.getEvent(ctx, e.ID)
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest event %q: read existing: %w", e.ID, err)
+	}
+	if existing.TenantID != e.TenantID {
+		return IngestResult{}, fmt.Errorf("event %q was posted for another tenant: %w", e.ID, domain.ErrConflict)
 	}
 	return IngestResult{Event: existing}, nil
 }
@@ -110,6 +157,9 @@ type BatchResult struct {
 	Created []bool
 	// ReceivedAt[i] is when events[i] was stored, if Created[i].
 	ReceivedAt []time.Time
+	// OtherTenant[i] reports that events[i] was not stored because an
+	// event with its id was stored before for another tenant.
+	OtherTenant []bool
 	// Deliveries are the deliveries created for the stored events, one per
 	// event and matching active subscription.
 	Deliveries []DeliveryRef
@@ -117,27 +167,36 @@ type BatchResult struct {
 
 // ingestBatchSQL is ingestSQL for many events: it stores the events whose
 // ids are new and fans each of them out, in one statement and so one
-// commit. $1–$4 are the events' columns (data as JSON text) in the order
-// they are inserted; $5 and $6 pair each event id with one of its match
-// keys. Concurrent batches insert in the same order (sorted by id), so two
-// batches that share ids wait for each other instead of deadlocking.
+// commit. $1–$5 are the events' columns (data as JSON text, tenant NULL
+// for every tenant) in the order they are inserted; $6 and $7 pair each
+// event id with one of its keys: tenant keys for a tenant's event, plain
+// match keys for an event sent to every tenant, each kind matched against
+// its own index. Concurrent batches insert in the same order (sorted by
+// id), so two batches that share ids wait for each other instead of
+// deadlocking.
 const ingestBatchSQL = `
 WITH input AS (
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS i(id, type, source, data, n)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS i(id, type, source, data, tenant_id, n)
 ), ev AS (
-	INSERT INTO events (id, type, source, data)
-	SELECT id, type, source, data::jsonb FROM input ORDER BY n
+	INSERT INTO events (id, type, source, data, tenant_id)
+	SELECT id, type, source, data::jsonb, tenant_id FROM input ORDER BY n
 	ON CONFLICT (id) DO NOTHING
-	RETURNING id, received_at
+	RETURNING id, received_at, tenant_id
 ), keys AS (
-	SELECT id, array_agg(key) AS keys FROM unnest($5::text[], $6::text[]) AS k(id, key) GROUP BY id
+	SELECT id, array_agg(key) AS keys FROM unnest($6::text[], $7::text[]) AS k(id, key) GROUP BY id
 ), d AS (
 	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
 	SELECT ev.id, s.id, now() FROM ev JOIN keys USING (id), subscriptions s
-	WHERE s.state = 'active' AND s.event_types && keys.keys
+	WHERE ev.tenant_id IS NOT NULL AND s.state = 'active' AND tenant_keys(s.tenant_id, s.event_types) && keys.keys
+	RETURNING id, event_id, subscription_id
+), dall AS (
+	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
+	SELECT ev.id, s.id, now() FROM ev JOIN keys USING (id), subscriptions s
+	WHERE ev.tenant_id IS NULL AND s.state = 'active' AND s.event_types && keys.keys
 	RETURNING id, event_id, subscription_id
 )
-SELECT ev.id, ev.received_at, d.id, d.subscription_id FROM ev LEFT JOIN d ON d.event_id = ev.id`
+SELECT ev.id, ev.received_at, d.id, d.subscription_id
+FROM ev LEFT JOIN (SELECT * FROM d UNION ALL SELECT * FROM dall) d ON d.event_id = ev.id`
 
 // IngestEvents stores validated events and one pending delivery per event
 // and matching active subscription, all in one statement: a batch costs one
@@ -166,19 +225,20 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(events[a].ID, events[b].ID) })
 	var (
 		ids, types, sources, data = make([]string, len(order)), make([]string, len(order)), make([]string, len(order)), make([]string, len(order))
+		tenants                   = make([]pgtype.Text, len(order))
 		keyIDs, keys              []string
 	)
 	for k, i := range order {
-		e := events[i]
-		ids[k], types[k], sources[k], data[k] = e.ID, e.Type, e.Source, string(e.Data)
-		for _, key := range domain.MatchKeys(e.Type) {
+		e := withTenant(events[i])
+		ids[k], types[k], sources[k], data[k], tenants[k] = e.ID, e.Type, e.Source, string(e.Data), eventTenant(e.TenantID)
+		for _, key := range fanOutKeys(e) {
 			keyIDs, keys = append(keyIDs, e.ID), append(keys, key)
 		}
 	}
 	var res BatchResult
 	err = retryTransient(ctx, func() error {
 		res = BatchResult{Created: make([]bool, len(events)), ReceivedAt: make([]time.Time, len(events))}
-		rows, err := s.pool.Query(ctx, ingestBatchSQL, ids, types, sources, data, keyIDs, keys)
+		rows, err := s.pool.Query(ctx, ingestBatchSQL, ids, types, sources, data, tenants, keyIDs, keys)
 		if err != nil {
 			return err
 		}
@@ -201,36 +261,88 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 		}
 		return rows.Err()
 	})
+	if isForeignKeyViolation(err) {
+		// A tenant deleted since the caller checked it.
+		return BatchResult{}, &domain.ValidationError{Field: "tenant_id", Reason: "names a tenant that does not exist"}
+	}
 	if err != nil {
+		return BatchResult{}, fmt.Errorf("ingest %d events: %w", len(events), err)
+	}
+	if err := s.markOtherTenants(ctx, events, first, &res); err != nil {
 		return BatchResult{}, fmt.Errorf("ingest %d events: %w", len(events), err)
 	}
 	return res, nil
 }
 
+// markOtherTenants sets res.OtherTenant for the events of a batch that
+// were not stored because their id is another tenant's. Only a batch with
+// known ids pays for the look-up.
+func (s *Store) markOtherTenants(ctx context.Context, events []domain.Event, first map[string]int, res *BatchResult) error {
+	res.OtherTenant = make([]bool, len(events))
+	var known []string
+	for id, i := range first {
+		if !res.Created[i] {
+			known = append(known, id)
+		}
+	}
+	if len(known) == 0 {
+		return nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id FROM events WHERE id = ANY($1)`, known)
+	if err != nil {
+		return err
+	}
+	var (
+		id     string
+		tenant pgtype.Text
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &tenant}, func() error {
+		i := first[id]
+		res.OtherTenant[i] = storedTenant(tenant) != withTenant(events[i]).TenantID
+		return nil
+	})
+	return err
+}
+
 func (s *Store) getEvent(ctx context.Context, id string) (domain.Event, error) {
-	var e domain.Event
-	err := s.pool.QueryRow(ctx, `SELECT id, type, source, data, received_at FROM events WHERE id = $1`, id).
-		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt)
+	var (
+		e      domain.Event
+		tenant pgtype.Text
+	)
+	err := s.pool.QueryRow(ctx, `SELECT id, type, source, data, received_at, tenant_id FROM events WHERE id = $1`, id).
+		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant)
+	e.TenantID = storedTenant(tenant)
 	return e, notFound(err)
 }
 
-// GetEvent returns an event and its status, derived from all of its
-// deliveries, or domain.ErrNotFound. ListEventDeliveries pages the
-// deliveries themselves: an event may have one per subscription.
-func (s *Store) GetEvent(ctx context.Context, id string) (_ domain.Event, _ domain.EventStatus, err error) {
+// storedTenant reads an event's stored tenant back (eventTenant).
+func storedTenant(t pgtype.Text) string {
+	if !t.Valid {
+		return domain.AllTenants
+	}
+	return t.String
+}
+
+// GetEvent returns an event within scope and its status, derived from all
+// of its deliveries within scope, or domain.ErrNotFound.
+// ListEventDeliveries pages the deliveries themselves: an event may have
+// one per subscription.
+func (s *Store) GetEvent(ctx context.Context, scope Scope, id string) (_ domain.Event, _ domain.EventStatus, err error) {
 	defer markUnavailable(&err)
 	var (
 		e        domain.Event
+		tenant   pgtype.Text
 		statuses []domain.DeliveryStatus
 	)
 	err = s.pool.QueryRow(ctx, `
-		SELECT id, type, source, data, received_at,
-		       ARRAY(SELECT DISTINCT d.status FROM deliveries d WHERE d.event_id = e.id)
-		FROM events e WHERE id = $1`, id).
-		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &statuses)
+		SELECT id, type, source, data, received_at, tenant_id,
+		       ARRAY(SELECT DISTINCT d.status FROM deliveries d WHERE d.event_id = e.id AND `+deliveryInScope(2)+`)
+		FROM events e WHERE id = $1 AND `+eventInScope(2), id, scope.arg()).
+		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &statuses)
 	if err != nil {
 		return domain.Event{}, "", fmt.Errorf("get event %q: %w", id, notFound(err))
 	}
+	e.TenantID = storedTenant(tenant)
 	return e, domain.DeriveEventStatus(statuses), nil
 }
 
@@ -244,15 +356,17 @@ type EventDeliveryFilter struct {
 	Limit int
 }
 
-// ListEventDeliveries returns up to f.Limit of an event's deliveries,
-// ordered by subscription id (one delivery per event and subscription),
-// or domain.ErrNotFound when the event does not exist. The unique index on
-// (event_id, subscription_id) holds them in page order.
-func (s *Store) ListEventDeliveries(ctx context.Context, f EventDeliveryFilter) (_ []domain.Delivery, err error) {
+// ListEventDeliveries returns up to f.Limit of an event's deliveries within
+// scope, ordered by subscription id (one delivery per event and
+// subscription), or domain.ErrNotFound when the event does not exist
+// within scope. The unique index on (event_id, subscription_id) holds them
+// in page order.
+func (s *Store) ListEventDeliveries(ctx context.Context, scope Scope, f EventDeliveryFilter) (_ []domain.Delivery, err error) {
 	defer markUnavailable(&err)
 	rows, err := s.pool.Query(ctx, `
-		SELECT `+deliveryColumns+` FROM deliveries
-		WHERE event_id = $1 AND subscription_id > $2 ORDER BY subscription_id LIMIT $3`, f.EventID, f.After, f.Limit)
+		SELECT `+deliveryColumns+` FROM deliveries d
+		WHERE event_id = $1 AND subscription_id > $2 AND `+deliveryInScope(4)+`
+		ORDER BY subscription_id LIMIT $3`, f.EventID, f.After, f.Limit, scope.arg())
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries of %q: %w", f.EventID, err)
 	}
@@ -261,18 +375,18 @@ func (s *Store) ListEventDeliveries(ctx context.Context, f EventDeliveryFilter) 
 		return nil, fmt.Errorf("list deliveries of %q: %w", f.EventID, err)
 	}
 	if len(ds) == 0 {
-		if err := s.eventExists(ctx, f.EventID); err != nil {
+		if err := s.eventExists(ctx, scope, f.EventID); err != nil {
 			return nil, fmt.Errorf("list deliveries of %q: %w", f.EventID, err)
 		}
 	}
 	return ds, nil
 }
 
-// eventExists tells an event with nothing to list from no event:
-// domain.ErrNotFound for the latter.
-func (s *Store) eventExists(ctx context.Context, id string) error {
+// eventExists tells an event with nothing to list from no event within
+// scope: domain.ErrNotFound for the latter.
+func (s *Store) eventExists(ctx context.Context, scope Scope, id string) error {
 	var found bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE id = $1)`, id).Scan(&found); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events e WHERE id = $1 AND `+eventInScope(2)+`)`, id, scope.arg()).Scan(&found); err != nil {
 		return err
 	}
 	if !found {
@@ -281,10 +395,14 @@ func (s *Store) eventExists(ctx context.Context, id string) error {
 	return nil
 }
 
-// attemptsQuery is ListAttempts' statement for f and its arguments.
-func attemptsQuery(f AttemptFilter) (string, []any) {
+// attemptsQuery is ListAttempts' statement for f within scope and its
+// arguments.
+func attemptsQuery(scope Scope, f AttemptFilter) (string, []any) {
 	var q query
 	q.and(`d.event_id = ` + q.arg(f.EventID))
+	if scope.tenant != "" {
+		q.and(`d.subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = ` + q.arg(scope.tenant) + `)`)
+	}
 	if f.SubscriptionID != "" {
 		q.and(`d.subscription_id = ` + q.arg(f.SubscriptionID))
 	}
@@ -333,16 +451,17 @@ type AttemptFilter struct {
 	Limit int
 }
 
-// ListAttempts returns up to f.Limit attempts of an event by started_at,
-// then id, or domain.ErrNotFound when the event does not exist.
+// ListAttempts returns up to f.Limit attempts of an event's deliveries
+// within scope by started_at, then id, or domain.ErrNotFound when the
+// event does not exist within scope.
 //
 // Each of the event's deliveries gives at most f.Limit attempts, the first
 // in page order, from the index on attempts (delivery_id, started_at, id);
 // the page is the first f.Limit of those. A page therefore reads at most
 // f.Limit attempts per delivery, however long a delivery's history is.
-func (s *Store) ListAttempts(ctx context.Context, f AttemptFilter) (_ []domain.Attempt, err error) {
+func (s *Store) ListAttempts(ctx context.Context, scope Scope, f AttemptFilter) (_ []domain.Attempt, err error) {
 	defer markUnavailable(&err)
-	sql, args := attemptsQuery(f)
+	sql, args := attemptsQuery(scope, f)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list attempts of %q: %w", f.EventID, err)
@@ -366,7 +485,7 @@ func (s *Store) ListAttempts(ctx context.Context, f AttemptFilter) (_ []domain.A
 		return nil, fmt.Errorf("list attempts of %q: %w", f.EventID, err)
 	}
 	if len(attempts) == 0 {
-		if err := s.eventExists(ctx, f.EventID); err != nil {
+		if err := s.eventExists(ctx, scope, f.EventID); err != nil {
 			return nil, fmt.Errorf("list attempts of %q: %w", f.EventID, err)
 		}
 	}

@@ -183,7 +183,7 @@ func TestAttemptPagesReadTheirOwnSize(t *testing.T) {
 		{EventID: "e", SubscriptionID: "s2", Newest: true, After: &middle, Limit: limit},
 	} {
 		t.Run(fmt.Sprintf("%s newest=%v after=%v", f.SubscriptionID, f.Newest, f.After != nil), func(t *testing.T) {
-			sql, args := attemptsQuery(f)
+			sql, args := attemptsQuery(Unscoped, f)
 			tx, err := db.Pool.Begin(ctx)
 			require.NoError(t, err)
 			defer func() { _ = tx.Rollback(ctx) }()

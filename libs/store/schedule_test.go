@@ -165,7 +165,7 @@ func TestRedeliver(t *testing.T) {
 		code := 200
 		require.NoError(t, st.RecordAttempt(ctx, store.Delivered(domain.Attempt{DeliveryID: d.ID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code})))
 	}
-	refs, err := st.Redeliver(ctx, "e", "b", false)
+	refs, err := st.Redeliver(ctx, store.Unscoped, "e", "b", false)
 	require.NoError(t, err)
 	require.Len(t, refs, 1)
 	require.Equal(t, "b", refs[0].SubscriptionID)
@@ -173,10 +173,10 @@ func TestRedeliver(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, job.Attempt, "a redelivery is a new attempt")
 
-	refs, err = st.Redeliver(ctx, "e", "", false)
+	refs, err = st.Redeliver(ctx, store.Unscoped, "e", "", false)
 	require.NoError(t, err)
 	require.Len(t, refs, 1, "only finished deliveries are redelivered; b is in flight")
-	_, err = st.Redeliver(ctx, "nope", "", false)
+	_, err = st.Redeliver(ctx, store.Unscoped, "nope", "", false)
 	require.ErrorIs(t, err, domain.ErrNotFound)
 }
 
@@ -195,22 +195,22 @@ func TestRedeliverBulkQueuesForTheScheduler(t *testing.T) {
 	_, err := db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, attempts = 16`)
 	require.NoError(t, err)
 
-	res, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", From: time.Now().Add(-time.Hour), Limit: 1000})
+	res, err := st.RedeliverBulk(ctx, store.Unscoped, store.RedeliverFilter{SubscriptionID: "s", From: time.Now().Add(-time.Hour), Limit: 1000})
 	require.NoError(t, err)
 	require.EqualValues(t, 50, res.Queued)
 	require.Nil(t, res.Next, "none remain")
-	res, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", To: time.Now().Add(-time.Hour), Limit: 1000})
+	res, err = st.RedeliverBulk(ctx, store.Unscoped, store.RedeliverFilter{SubscriptionID: "s", To: time.Now().Add(-time.Hour), Limit: 1000})
 	require.NoError(t, err)
 	require.EqualValues(t, 0, res.Queued, "the time range bounds the selection")
 
 	due, err := st.ClaimDue(ctx, 1000, time.Hour)
 	require.NoError(t, err)
 	require.Len(t, due, 50, "the scheduler publishes them; the other subscription's stay failed")
-	_, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "nope", Limit: 1000})
+	_, err = st.RedeliverBulk(ctx, store.Unscoped, store.RedeliverFilter{SubscriptionID: "nope", Limit: 1000})
 	require.ErrorIs(t, err, domain.ErrNotFound)
 	_, err = db.Pool.Exec(ctx, `UPDATE subscriptions SET state = 'paused' WHERE id = 'other'`)
 	require.NoError(t, err)
-	_, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "other", Limit: 1000})
+	_, err = st.RedeliverBulk(ctx, store.Unscoped, store.RedeliverFilter{SubscriptionID: "other", Limit: 1000})
 	require.ErrorIs(t, err, domain.ErrConflict)
 	require.Zero(t, count(t, db, `SELECT count(*) FROM deliveries WHERE subscription_id = 'other' AND status <> 'failed'`), "a paused subscription's deliveries stay")
 }
@@ -253,7 +253,7 @@ func TestRedeliverBulkIsBoundedAndContinues(t *testing.T) {
 	f := store.RedeliverFilter{SubscriptionID: "s", Statuses: []domain.DeliveryStatus{domain.DeliveryFailed, domain.DeliveryDelivered}, Limit: 7}
 	var pages []int64
 	for {
-		res, err := st.RedeliverBulk(ctx, f)
+		res, err := st.RedeliverBulk(ctx, store.Unscoped, f)
 		require.NoError(t, err)
 		pages = append(pages, res.Queued)
 		if res.Next == nil {
@@ -269,7 +269,7 @@ func TestRedeliverBulkIsBoundedAndContinues(t *testing.T) {
 	// Exactly the limit left: one call, and nothing to continue with.
 	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'failed' WHERE subscription_id = 's' AND event_id IN ('b00', 'b01', 'single0')`)
 	require.NoError(t, err)
-	res, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 3})
+	res, err := st.RedeliverBulk(ctx, store.Unscoped, store.RedeliverFilter{SubscriptionID: "s", Limit: 3})
 	require.NoError(t, err)
 	require.EqualValues(t, 3, res.Queued)
 	require.Nil(t, res.Next)
@@ -277,7 +277,7 @@ func TestRedeliverBulkIsBoundedAndContinues(t *testing.T) {
 	// Newest first: the first page of one is the last single event.
 	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'failed' WHERE subscription_id = 's'`)
 	require.NoError(t, err)
-	res, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 1})
+	res, err = st.RedeliverBulk(ctx, store.Unscoped, store.RedeliverFilter{SubscriptionID: "s", Limit: 1})
 	require.NoError(t, err)
 	require.Equal(t, "single5", res.Next.ID)
 }
@@ -292,7 +292,7 @@ func TestDisableSubscriptionFailsWaitingDeliveries(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, st.DisableSubscription(ctx, "gone", "endpoint answered 410 Gone"))
 
-	sub, err := st.GetSubscription(ctx, "gone")
+	sub, err := st.GetSubscription(ctx, store.Unscoped, "gone")
 	require.NoError(t, err)
 	require.Equal(t, domain.SubscriptionDisabled, sub.State)
 	require.Equal(t, "endpoint answered 410 Gone", sub.StateReason)
@@ -360,16 +360,16 @@ func TestURLChangedAtFollowsTheURL(t *testing.T) {
 		{URL: &same},
 		{State: &paused, EventTypes: []string{"x"}, Settings: &domain.DeliverySettings{RatePerSecond: 3}},
 	} {
-		_, err := st.UpdateSubscription(ctx, "s", p)
+		_, err := st.UpdateSubscription(ctx, store.Unscoped, "s", p)
 		require.NoError(t, err)
 		require.True(t, urlChangedAt(t, db, "s").Equal(created), "%+v is no change of URL", p)
 	}
-	_, _, err := st.RotateSecret(ctx, "s", "another-secret", 0)
+	_, _, err := st.RotateSecret(ctx, store.Unscoped, "s", "another-secret", 0)
 	require.NoError(t, err)
 	require.True(t, urlChangedAt(t, db, "s").Equal(created), "a rotation is no change of URL")
 
 	other := "http://127.0.0.1:2/elsewhere"
-	got, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{URL: &other})
+	got, err := st.UpdateSubscription(ctx, store.Unscoped, "s", store.SubscriptionPatch{URL: &other})
 	require.NoError(t, err)
 	require.True(t, urlChangedAt(t, db, "s").Equal(got.UpdatedAt), "a new URL moves it")
 }
@@ -394,37 +394,37 @@ func TestRedeliverSinceURLChange(t *testing.T) {
 	ingest2("before")
 	finish()
 	url := "http://127.0.0.1:2/new"
-	_, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{URL: &url})
+	_, err := st.UpdateSubscription(ctx, store.Unscoped, "s", store.SubscriptionPatch{URL: &url})
 	require.NoError(t, err)
 	changed := urlChangedAt(t, db, "s")
 	ingest2("after")
 	finish()
 
-	_, err = st.Redeliver(ctx, "before", "", true)
+	_, err = st.Redeliver(ctx, store.Unscoped, "before", "", true)
 	require.ErrorIs(t, err, domain.ErrBeforeURLChange)
-	_, err = st.Redeliver(ctx, "before", "s", true)
+	_, err = st.Redeliver(ctx, store.Unscoped, "before", "s", true)
 	require.ErrorIs(t, err, domain.ErrBeforeURLChange)
 	require.Zero(t, count(t, db, `SELECT count(*) FROM deliveries WHERE status = 'pending'`), "refused: nothing queued, not even the other subscription's")
-	refs, err := st.Redeliver(ctx, "before", "other", true)
+	refs, err := st.Redeliver(ctx, store.Unscoped, "before", "other", true)
 	require.NoError(t, err)
 	require.Len(t, refs, 1, "the other subscription's URL did not change")
-	refs, err = st.Redeliver(ctx, "after", "", true)
+	refs, err = st.Redeliver(ctx, store.Unscoped, "after", "", true)
 	require.NoError(t, err)
 	require.Len(t, refs, 2)
 	finish()
-	refs, err = st.Redeliver(ctx, "before", "", false)
+	refs, err = st.Redeliver(ctx, store.Unscoped, "before", "", false)
 	require.NoError(t, err)
 	require.Len(t, refs, 2, "a caller that may read sends history anywhere")
 	finish()
 
-	_, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 1, SinceURLChange: true})
+	_, err = st.RedeliverBulk(ctx, store.Unscoped, store.RedeliverFilter{SubscriptionID: "s", Limit: 1, SinceURLChange: true})
 	require.ErrorIs(t, err, domain.ErrBeforeURLChange, "refused at the first page, though it holds only the later delivery")
 	require.Zero(t, count(t, db, `SELECT count(*) FROM deliveries WHERE status = 'pending'`))
-	res, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 10, From: changed, SinceURLChange: true})
+	res, err := st.RedeliverBulk(ctx, store.Unscoped, store.RedeliverFilter{SubscriptionID: "s", Limit: 10, From: changed, SinceURLChange: true})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, res.Queued, "from the change on")
 	finish()
-	res, err = st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 10})
+	res, err = st.RedeliverBulk(ctx, store.Unscoped, store.RedeliverFilter{SubscriptionID: "s", Limit: 10})
 	require.NoError(t, err)
 	require.EqualValues(t, 2, res.Queued)
 }
@@ -439,20 +439,20 @@ func TestURLOnlyWhenIdle(t *testing.T) {
 	created := urlChangedAt(t, db, "s")
 
 	url := "http://127.0.0.1:2/new"
-	_, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{URL: &url, URLOnlyWhenIdle: true})
+	_, err := st.UpdateSubscription(ctx, store.Unscoped, "s", store.SubscriptionPatch{URL: &url, URLOnlyWhenIdle: true})
 	require.ErrorIs(t, err, domain.ErrBeforeURLChange)
-	got, err := st.GetSubscription(ctx, "s")
+	got, err := st.GetSubscription(ctx, store.Unscoped, "s")
 	require.NoError(t, err)
 	require.Equal(t, sub.URL, got.URL, "nothing changed")
 	require.True(t, urlChangedAt(t, db, "s").Equal(created))
 
 	same := sub.URL
-	_, err = st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{URL: &same, EventTypes: []string{"y"}, URLOnlyWhenIdle: true})
+	_, err = st.UpdateSubscription(ctx, store.Unscoped, "s", store.SubscriptionPatch{URL: &same, EventTypes: []string{"y"}, URLOnlyWhenIdle: true})
 	require.NoError(t, err, "the same URL is no change")
 
 	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'delivered', next_attempt_at = NULL`)
 	require.NoError(t, err)
-	got, err = st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{URL: &url, URLOnlyWhenIdle: true})
+	got, err = st.UpdateSubscription(ctx, store.Unscoped, "s", store.SubscriptionPatch{URL: &url, URLOnlyWhenIdle: true})
 	require.NoError(t, err, "no delivery waits")
 	require.Equal(t, url, got.URL)
 }

@@ -128,15 +128,19 @@ func (q *query) whereSQL() string {
 // by time. A delivery is created in the statement that stores its event, so
 // its created_at is the event's received_at and walking deliveries walks
 // their events in the same order.
-func (s *Store) ListEvents(ctx context.Context, f EventFilter) (_ []EventSummary, err error) {
+//
+// Within a tenant's scope the listing holds the tenant's own events; with
+// a subscription of the tenant, also the events sent to every tenant that
+// reached it. The tenant's events by time are an index of their own.
+func (s *Store) ListEvents(ctx context.Context, scope Scope, f EventFilter) (_ []EventSummary, err error) {
 	defer markUnavailable(&err)
 	if f.Status == domain.EventUnmatched && f.SubscriptionID != "" {
 		// An unmatched event has no delivery, so none to this subscription.
 		return []EventSummary{}, nil
 	}
-	drivers := eventDrivers(f)
+	drivers := eventDrivers(scope, f)
 	if len(drivers) == 1 {
-		return s.listEvents(ctx, f, drivers[0])
+		return s.listEvents(ctx, scope, f, drivers[0])
 	}
 	// Several filters: each driver is fast when its own filter is the rare
 	// one and slow when another is, and which is rare depends on the data.
@@ -150,7 +154,7 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) (_ []EventSummary
 	answers := make(chan answer, len(drivers))
 	for _, d := range drivers {
 		go func() {
-			events, err := s.listEvents(ctx, f, d)
+			events, err := s.listEvents(ctx, scope, f, d)
 			answers <- answer{events, err}
 		}()
 	}
@@ -189,10 +193,11 @@ var subscriptionStatuses = map[domain.EventStatus]string{
 	domain.EventDelivered: `('delivered')`,
 }
 
-// eventDrivers lists the drivers worth trying for f: the one of each
-// filter that has an index of its own. A subscription and a status share
-// one: the subscription's deliveries in that status.
-func eventDrivers(f EventFilter) []eventDriver {
+// eventDrivers lists the drivers worth trying for f within scope: the one
+// of each filter that has an index of its own. A subscription and a status
+// share one: the subscription's deliveries in that status. A tenant's
+// events by time have one too.
+func eventDrivers(scope Scope, f EventFilter) []eventDriver {
 	var ds []eventDriver
 	if f.SubscriptionID != "" {
 		ds = append(ds, bySubscription)
@@ -200,7 +205,7 @@ func eventDrivers(f EventFilter) []eventDriver {
 	if _, ok := statusDriver[f.Status]; ok && f.SubscriptionID == "" {
 		ds = append(ds, byStatus)
 	}
-	if len(ds) == 0 || (f.Type != "" && f.Type != "*") {
+	if len(ds) == 0 || (f.Type != "" && f.Type != "*") || (scope.tenant != "" && f.SubscriptionID == "") {
 		ds = append(ds, byEvents)
 	}
 	return ds
@@ -208,7 +213,7 @@ func eventDrivers(f EventFilter) []eventDriver {
 
 // listEvents runs ListEvents' query walking d; every other filter is
 // checked on each row.
-func (s *Store) listEvents(ctx context.Context, f EventFilter, d eventDriver) ([]EventSummary, error) {
+func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d eventDriver) ([]EventSummary, error) {
 	var (
 		q        query
 		from     = `events e`
@@ -242,6 +247,15 @@ func (s *Store) listEvents(ctx context.Context, f EventFilter, d eventDriver) ([
 		q.and(`EXISTS (SELECT 1 FROM deliveries y WHERE y.event_id = e.id AND y.subscription_id = ` + q.arg(f.SubscriptionID) + `)`)
 	case f.Status != "" && !statusDone:
 		q.and(eventStatusSQL[f.Status])
+	}
+	if scope.tenant != "" {
+		t := q.arg(scope.tenant)
+		if f.SubscriptionID != "" {
+			q.and(`(e.tenant_id = ` + t + ` OR e.tenant_id IS NULL)`)
+			q.and(`EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = ` + q.arg(f.SubscriptionID) + ` AND s.tenant_id = ` + t + `)`)
+		} else {
+			q.and(`e.tenant_id = ` + t)
+		}
 	}
 	if f.Type != "" && f.Type != "*" {
 		// Byte-wise ("C") comparison, as the index orders types: "order.*"
@@ -299,13 +313,17 @@ type DeliverySummary struct {
 // Position returns where the delivery stands in a listing.
 func (d DeliverySummary) Position() Position { return Position{Time: d.CreatedAt, ID: d.EventID} }
 
-// ListDeliveries returns up to f.Limit deliveries of a subscription, newest
-// first (by created_at, then event id: one delivery per event and
-// subscription), or domain.ErrNotFound when the subscription does not exist.
-func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) (_ []DeliverySummary, err error) {
+// ListDeliveries returns up to f.Limit deliveries of a subscription within
+// scope, newest first (by created_at, then event id: one delivery per event
+// and subscription), or domain.ErrNotFound when the subscription does not
+// exist within scope.
+func (s *Store) ListDeliveries(ctx context.Context, scope Scope, f DeliveryFilter) (_ []DeliverySummary, err error) {
 	defer markUnavailable(&err)
 	var q query
 	q.and(`d.subscription_id = ` + q.arg(f.SubscriptionID))
+	if scope.tenant != "" {
+		q.and(`EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = d.subscription_id AND s.tenant_id = ` + q.arg(scope.tenant) + `)`)
+	}
 	if f.Status != "" {
 		q.and(`d.status = ` + q.arg(string(f.Status)))
 	}
@@ -327,7 +345,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) (_ []Deliv
 	}
 	if len(ds) == 0 {
 		// An empty page needs one more look to tell "none" from "no such subscription".
-		if _, err := s.GetSubscription(ctx, f.SubscriptionID); err != nil {
+		if _, err := s.GetSubscription(ctx, scope, f.SubscriptionID); err != nil {
 			return nil, fmt.Errorf("list deliveries: %w", err)
 		}
 	}

@@ -118,12 +118,12 @@ func BenchmarkSearch1M(b *testing.B) {
 	deliveryStatuses := []string{"pending", "delivered", "retrying", "failed"}
 	events := func(f store.EventFilter) error {
 		f.Limit = 51 // a page of 50 and one more to know whether another page follows
-		_, err := st.ListEvents(ctx, f)
+		_, err := st.ListEvents(ctx, store.Unscoped, f)
 		return err
 	}
 	deliveries := func(f store.DeliveryFilter) error {
 		f.Limit = 51
-		_, err := st.ListDeliveries(ctx, f)
+		_, err := st.ListDeliveries(ctx, store.Unscoped, f)
 		return err
 	}
 	stats := func(window time.Duration) func() error {

@@ -38,14 +38,14 @@ func TestEveryDriverAnswersTheSamePage(t *testing.T) {
 		{SubscriptionID: "rare", Type: "audit.export", Limit: 2},
 	}
 	for _, f := range filters {
-		drivers := eventDrivers(f)
+		drivers := eventDrivers(Unscoped, f)
 		require.Greater(t, len(drivers), 1, "%+v has one driver", f)
 		var pages [][]EventSummary
 		for _, d := range drivers {
 			all := []EventSummary{}
 			g := f
 			for {
-				page, err := st.listEvents(ctx, g, d)
+				page, err := st.listEvents(ctx, Unscoped, g, d)
 				require.NoError(t, err)
 				all = append(all, page...)
 				if len(page) < g.Limit {
@@ -60,7 +60,7 @@ func TestEveryDriverAnswersTheSamePage(t *testing.T) {
 		for i := 1; i < len(pages); i++ {
 			require.Equal(t, pages[0], pages[i], "%+v: driver %d answers differently from driver %d", f, drivers[i], drivers[0])
 		}
-		raced, err := st.ListEvents(ctx, f)
+		raced, err := st.ListEvents(ctx, Unscoped, f)
 		require.NoError(t, err)
 		require.Equal(t, pages[0][:min(f.Limit, len(pages[0]))], raced)
 	}
@@ -72,10 +72,10 @@ func TestUnmatchedEventsHaveNoSubscription(t *testing.T) {
 	ctx := context.Background()
 	_, err := st.IngestEvent(ctx, domain.Event{ID: "lonely", Type: "t", Data: []byte(`{}`)})
 	require.NoError(t, err)
-	all, err := st.ListEvents(ctx, EventFilter{Status: domain.EventUnmatched, Limit: 5})
+	all, err := st.ListEvents(ctx, Unscoped, EventFilter{Status: domain.EventUnmatched, Limit: 5})
 	require.NoError(t, err)
 	require.Len(t, all, 1)
-	none, err := st.ListEvents(ctx, EventFilter{Status: domain.EventUnmatched, SubscriptionID: "any", Limit: 5})
+	none, err := st.ListEvents(ctx, Unscoped, EventFilter{Status: domain.EventUnmatched, SubscriptionID: "any", Limit: 5})
 	require.NoError(t, err)
 	require.Empty(t, none)
 }

@@ -117,14 +117,14 @@ func TestListEvents(t *testing.T) {
 			t.Parallel()
 			f := tt.f
 			f.Limit = 100
-			got, err := st.ListEvents(ctx, f)
+			got, err := st.ListEvents(ctx, store.Unscoped, f)
 			require.NoError(t, err)
 			require.Equal(t, tt.want, eventIDs(got))
 			for _, e := range got {
 				if f.Status != "" && f.SubscriptionID == "" {
 					require.Equal(t, f.Status, e.Status, e.ID)
 				}
-				_, status, err := st.GetEvent(ctx, e.ID)
+				_, status, err := st.GetEvent(ctx, store.Unscoped, e.ID)
 				require.NoError(t, err)
 				require.Equal(t, status, e.Status, "%s: the same status as GET /events/{id}", e.ID)
 			}
@@ -133,7 +133,7 @@ func TestListEvents(t *testing.T) {
 			f.Limit = 2
 			var paged []string
 			for range 10 {
-				page, err := st.ListEvents(ctx, f)
+				page, err := st.ListEvents(ctx, store.Unscoped, f)
 				require.NoError(t, err)
 				paged = append(paged, eventIDs(page)...)
 				if len(page) < f.Limit {
@@ -174,7 +174,7 @@ func TestListDeliveries(t *testing.T) {
 			t.Parallel()
 			f := tt.f
 			f.Limit = 100
-			got, err := st.ListDeliveries(ctx, f)
+			got, err := st.ListDeliveries(ctx, store.Unscoped, f)
 			if tt.err != nil {
 				require.ErrorIs(t, err, tt.err)
 				return
@@ -191,7 +191,7 @@ func TestListDeliveries(t *testing.T) {
 			f.Limit = 2
 			var paged []string
 			for range 10 {
-				page, err := st.ListDeliveries(ctx, f)
+				page, err := st.ListDeliveries(ctx, store.Unscoped, f)
 				require.NoError(t, err)
 				for _, d := range page {
 					paged = append(paged, d.EventID)

@@ -129,6 +129,13 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
+// isForeignKeyViolation reports whether a write named a row that does not
+// exist, such as an unknown tenant.
+func isForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
+}
+
 // transient reports whether err is a lost or refused connection rather than
 // an answer about the statement: connection exceptions (class 08), the
 // server out of resources such as connection slots (class 53), operator

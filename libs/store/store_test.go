@@ -32,7 +32,7 @@ func setup(t *testing.T) (*store.Store, *testkit.Database) {
 // have a few), by subscription id.
 func deliveriesOf(t *testing.T, st *store.Store, eventID string) []domain.Delivery {
 	t.Helper()
-	ds, err := st.ListEventDeliveries(context.Background(), store.EventDeliveryFilter{EventID: eventID, Limit: 250})
+	ds, err := st.ListEventDeliveries(context.Background(), store.Unscoped, store.EventDeliveryFilter{EventID: eventID, Limit: 250})
 	require.NoError(t, err)
 	return ds
 }
@@ -41,7 +41,7 @@ func deliveriesOf(t *testing.T, st *store.Store, eventID string) []domain.Delive
 // few), oldest first.
 func attemptsOf(t *testing.T, st *store.Store, eventID string) []domain.Attempt {
 	t.Helper()
-	as, err := st.ListAttempts(context.Background(), store.AttemptFilter{EventID: eventID, Limit: 250})
+	as, err := st.ListAttempts(context.Background(), store.Unscoped, store.AttemptFilter{EventID: eventID, Limit: 250})
 	require.NoError(t, err)
 	return as
 }
@@ -69,30 +69,30 @@ func TestSubscriptionCRUD(t *testing.T) {
 	_, err := st.CreateSubscription(ctx, domain.Subscription{ID: "sub_a", URL: "http://x", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
 	require.ErrorIs(t, err, domain.ErrConflict)
 
-	got, err := st.GetSubscription(ctx, "sub_a")
+	got, err := st.GetSubscription(ctx, store.Unscoped, "sub_a")
 	require.NoError(t, err)
 	require.Equal(t, []string{"order.*", "invoice.paid"}, got.EventTypes)
 	require.Empty(t, got.Secret, "reads never carry the secret")
 
-	_, err = st.GetSubscription(ctx, "nope")
+	_, err = st.GetSubscription(ctx, store.Unscoped, "nope")
 	require.ErrorIs(t, err, domain.ErrNotFound)
 
 	for _, id := range []string{"sub_c", "sub_b", "sub_d"} {
 		createSub(t, st, id, "*")
 	}
-	page1, err := st.ListSubscriptions(ctx, "", 3)
+	page1, err := st.ListSubscriptions(ctx, store.Unscoped, "", 3)
 	require.NoError(t, err)
 	require.Equal(t, []string{"sub_a", "sub_b", "sub_c"}, ids(page1))
-	page2, err := st.ListSubscriptions(ctx, page1[2].ID, 3)
+	page2, err := st.ListSubscriptions(ctx, store.Unscoped, page1[2].ID, 3)
 	require.NoError(t, err)
 	require.Equal(t, []string{"sub_d"}, ids(page2))
 
-	deleted, err := st.DeleteSubscription(ctx, "sub_b")
+	deleted, err := st.DeleteSubscription(ctx, store.Unscoped, "sub_b")
 	require.NoError(t, err)
 	require.Equal(t, page1[1], deleted, "the deleted subscription as it was")
-	_, err = st.DeleteSubscription(ctx, "sub_b")
+	_, err = st.DeleteSubscription(ctx, store.Unscoped, "sub_b")
 	require.ErrorIs(t, err, domain.ErrNotFound)
-	_, err = st.GetSubscription(ctx, "sub_b")
+	_, err = st.GetSubscription(ctx, store.Unscoped, "sub_b")
 	require.ErrorIs(t, err, domain.ErrNotFound)
 	existing, err := st.ExistingSubscriptions(ctx, []string{"sub_a", "sub_b", "sub_x", "sub_d"})
 	require.NoError(t, err)
@@ -128,7 +128,7 @@ func TestIngestFansOutToMatchingActiveSubscriptions(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"all", "orders", "exact"}, subs)
 
-	ev, status, err := st.GetEvent(ctx, "evt_1")
+	ev, status, err := st.GetEvent(ctx, store.Unscoped, "evt_1")
 	require.NoError(t, err)
 	require.Equal(t, "order.created", ev.Type)
 	require.JSONEq(t, `{"n": 1}`, string(ev.Data))
@@ -231,18 +231,18 @@ func TestIngestEventsReportsEachEvent(t *testing.T) {
 	require.ElementsMatch(t, []string{"all"}, got["evt_a"])
 	require.ElementsMatch(t, []string{"all", "orders"}, got["evt_c"])
 
-	b, _, err := st.GetEvent(ctx, "evt_b")
+	b, _, err := st.GetEvent(ctx, store.Unscoped, "evt_b")
 	require.NoError(t, err)
 	require.Equal(t, "order.created", b.Type)
 	require.Equal(t, "test", b.Source)
 	require.Len(t, deliveriesOf(t, st, "evt_b"), 2)
 	require.True(t, res.ReceivedAt[0].Equal(b.ReceivedAt), "the stored event's received_at is reported")
 	require.True(t, res.ReceivedAt[1].IsZero(), "an event not stored has no received_at")
-	c, _, err := st.GetEvent(ctx, "evt_c")
+	c, _, err := st.GetEvent(ctx, store.Unscoped, "evt_c")
 	require.NoError(t, err)
 	require.JSONEq(t, `{"x":[1,{"y":null}]}`, string(c.Data))
 	require.Empty(t, c.Source)
-	k, _, err := st.GetEvent(ctx, "evt_known")
+	k, _, err := st.GetEvent(ctx, store.Unscoped, "evt_known")
 	require.NoError(t, err)
 	require.Equal(t, "a.b", k.Type, "a known id is left as it was")
 	require.True(t, known.Event.ReceivedAt.Equal(k.ReceivedAt))
@@ -305,11 +305,11 @@ func TestConcurrentBatchesStoreEachEventOnce(t *testing.T) {
 
 func TestGetEventUnknown(t *testing.T) {
 	st, _ := setup(t)
-	_, _, err := st.GetEvent(context.Background(), "missing")
+	_, _, err := st.GetEvent(context.Background(), store.Unscoped, "missing")
 	require.ErrorIs(t, err, domain.ErrNotFound)
-	_, err = st.ListAttempts(context.Background(), store.AttemptFilter{EventID: "missing", Limit: 1})
+	_, err = st.ListAttempts(context.Background(), store.Unscoped, store.AttemptFilter{EventID: "missing", Limit: 1})
 	require.ErrorIs(t, err, domain.ErrNotFound)
-	_, err = st.ListEventDeliveries(context.Background(), store.EventDeliveryFilter{EventID: "missing", Limit: 1})
+	_, err = st.ListEventDeliveries(context.Background(), store.Unscoped, store.EventDeliveryFilter{EventID: "missing", Limit: 1})
 	require.ErrorIs(t, err, domain.ErrNotFound)
 }
 
@@ -358,7 +358,7 @@ func TestListAttemptsPages(t *testing.T) {
 					f := store.AttemptFilter{EventID: "e", SubscriptionID: sub, Newest: newest, Limit: limit}
 					got := []int64{}
 					for range 1000 {
-						page, err := st.ListAttempts(ctx, f)
+						page, err := st.ListAttempts(ctx, store.Unscoped, f)
 						require.NoError(t, err)
 						require.LessOrEqual(t, len(page), limit)
 						for _, a := range page {
@@ -382,7 +382,7 @@ func TestListAttemptsPages(t *testing.T) {
 			}
 		}
 	}
-	first, err := st.ListAttempts(ctx, store.AttemptFilter{EventID: "e", SubscriptionID: "b", Newest: true, Limit: 1})
+	first, err := st.ListAttempts(ctx, store.Unscoped, store.AttemptFilter{EventID: "e", SubscriptionID: "b", Newest: true, Limit: 1})
 	require.NoError(t, err)
 	require.Equal(t, 45, first[0].Number)
 	require.Equal(t, 500, *first[0].StatusCode)
@@ -483,7 +483,7 @@ func TestRecordAttemptForDeletedSubscription(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, res.Deliveries[0].SubscriptionID, job.SubscriptionID)
 	require.False(t, job.SubscriptionCreatedAt.IsZero(), "the claim tells this subscription from a later one of the same id")
-	_, err = st.DeleteSubscription(ctx, "gone")
+	_, err = st.DeleteSubscription(ctx, store.Unscoped, "gone")
 	require.NoError(t, err)
 	code := 200
 	err = st.RecordAttempt(ctx, store.Delivered(domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code}))
@@ -578,23 +578,29 @@ func TestUnreachableDatabaseIsUnavailableNotAFailure(t *testing.T) {
 	}{
 		{"IngestEvent", func() error { _, err := st.IngestEvent(ctx, event("e", "x")); return err }},
 		{"IngestEvents", func() error { _, err := st.IngestEvents(ctx, []domain.Event{event("e", "x")}); return err }},
-		{"GetEvent", func() error { _, _, err := st.GetEvent(ctx, "e"); return err }},
-		{"ListAttempts", func() error { _, err := st.ListAttempts(ctx, store.AttemptFilter{EventID: "e", Limit: 1}); return err }},
+		{"GetEvent", func() error { _, _, err := st.GetEvent(ctx, store.Unscoped, "e"); return err }},
+		{"ListAttempts", func() error {
+			_, err := st.ListAttempts(ctx, store.Unscoped, store.AttemptFilter{EventID: "e", Limit: 1})
+			return err
+		}},
 		{"ListEventDeliveries", func() error {
-			_, err := st.ListEventDeliveries(ctx, store.EventDeliveryFilter{EventID: "e", Limit: 1})
+			_, err := st.ListEventDeliveries(ctx, store.Unscoped, store.EventDeliveryFilter{EventID: "e", Limit: 1})
 			return err
 		}},
 		{"CreateSubscription", func() error {
 			_, err := st.CreateSubscription(ctx, domain.Subscription{ID: "s", URL: "http://h/", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
 			return err
 		}},
-		{"GetSubscription", func() error { _, err := st.GetSubscription(ctx, "s"); return err }},
-		{"ListSubscriptions", func() error { _, err := st.ListSubscriptions(ctx, "", 10); return err }},
-		{"UpdateSubscription", func() error { _, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{}); return err }},
-		{"DeleteSubscription", func() error { _, err := st.DeleteSubscription(ctx, "s"); return err }},
-		{"Redeliver", func() error { _, err := st.Redeliver(ctx, "e", "", false); return err }},
+		{"GetSubscription", func() error { _, err := st.GetSubscription(ctx, store.Unscoped, "s"); return err }},
+		{"ListSubscriptions", func() error { _, err := st.ListSubscriptions(ctx, store.Unscoped, "", 10); return err }},
+		{"UpdateSubscription", func() error {
+			_, err := st.UpdateSubscription(ctx, store.Unscoped, "s", store.SubscriptionPatch{})
+			return err
+		}},
+		{"DeleteSubscription", func() error { _, err := st.DeleteSubscription(ctx, store.Unscoped, "s"); return err }},
+		{"Redeliver", func() error { _, err := st.Redeliver(ctx, store.Unscoped, "e", "", false); return err }},
 		{"RedeliverBulk", func() error {
-			_, err := st.RedeliverBulk(ctx, store.RedeliverFilter{SubscriptionID: "s", Limit: 1})
+			_, err := st.RedeliverBulk(ctx, store.Unscoped, store.RedeliverFilter{SubscriptionID: "s", Limit: 1})
 			return err
 		}},
 	}
@@ -615,7 +621,7 @@ func TestUpdateSubscription(t *testing.T) {
 
 	url := "https://example.com/new"
 	active := domain.SubscriptionActive
-	got, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{
+	got, err := st.UpdateSubscription(ctx, store.Unscoped, "s", store.SubscriptionPatch{
 		URL: &url, State: &active, Settings: &domain.DeliverySettings{RatePerSecond: 7},
 	})
 	require.NoError(t, err)
@@ -625,13 +631,13 @@ func TestUpdateSubscription(t *testing.T) {
 	require.Empty(t, got.StateReason, "re-enabling clears the reason")
 	require.Equal(t, 7, got.Settings.RatePerSecond)
 
-	got, err = st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{EventTypes: []string{"b"}, Settings: &domain.DeliverySettings{MaxConcurrency: 3}})
+	got, err = st.UpdateSubscription(ctx, store.Unscoped, "s", store.SubscriptionPatch{EventTypes: []string{"b"}, Settings: &domain.DeliverySettings{MaxConcurrency: 3}})
 	require.NoError(t, err)
 	require.Equal(t, []string{"b"}, got.EventTypes)
 	require.Equal(t, 7, got.Settings.RatePerSecond, "settings change field by field")
 	require.Equal(t, 3, got.Settings.MaxConcurrency)
 
-	_, err = st.UpdateSubscription(ctx, "nope", store.SubscriptionPatch{URL: &url})
+	_, err = st.UpdateSubscription(ctx, store.Unscoped, "nope", store.SubscriptionPatch{URL: &url})
 	require.ErrorIs(t, err, domain.ErrNotFound)
 }
 
@@ -643,7 +649,7 @@ func TestRotateSecretSignsWithBothDuringGrace(t *testing.T) {
 	res, err := st.IngestEvent(ctx, event("evt_rot_1", "x"))
 	require.NoError(t, err)
 
-	rotated, until, err := st.RotateSecret(ctx, "rot", "new-secret-value", time.Hour)
+	rotated, until, err := st.RotateSecret(ctx, store.Unscoped, "rot", "new-secret-value", time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, "new-secret-value", rotated.Secret)
 	require.WithinDuration(t, time.Now().Add(time.Hour), until, time.Minute)
@@ -651,7 +657,7 @@ func TestRotateSecretSignsWithBothDuringGrace(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"new-secret-value", sub.Secret}, job.Secrets, "the new secret first, the old one during the grace period")
 
-	_, _, err = st.RotateSecret(ctx, "rot", "newer-secret-value", 0)
+	_, _, err = st.RotateSecret(ctx, store.Unscoped, "rot", "newer-secret-value", 0)
 	require.NoError(t, err)
 	res, err = st.IngestEvent(ctx, event("evt_rot_2", "x"))
 	require.NoError(t, err)
@@ -659,7 +665,7 @@ func TestRotateSecretSignsWithBothDuringGrace(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"newer-secret-value"}, job.Secrets, "no grace: only the new secret")
 
-	_, _, err = st.RotateSecret(ctx, "nope", "x-secret-value", 0)
+	_, _, err = st.RotateSecret(ctx, store.Unscoped, "nope", "x-secret-value", 0)
 	require.ErrorIs(t, err, domain.ErrNotFound)
 }
 
@@ -676,7 +682,7 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	created, err := st.CreateSubscription(ctx, domain.Subscription{ID: "sealed", URL: "http://h/", EventTypes: []string{"*"}, Secret: secret})
 	require.NoError(t, err)
 	require.Equal(t, secret, created.Secret)
-	_, _, err = st.RotateSecret(ctx, "sealed", "rotated-secret-value", time.Hour)
+	_, _, err = st.RotateSecret(ctx, store.Unscoped, "sealed", "rotated-secret-value", time.Hour)
 	require.NoError(t, err)
 	var current, previous string
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT secret, previous_secret FROM subscriptions WHERE id = 'sealed'`).Scan(&current, &previous))
@@ -688,7 +694,7 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"rotated-secret-value", secret}, job.Secrets, "the worker signs with the secrets as given")
 
-	got, err := st.GetSubscription(ctx, "sealed")
+	got, err := st.GetSubscription(ctx, store.Unscoped, "sealed")
 	require.NoError(t, err)
 	require.Empty(t, got.Secret, "reads never carry the secret")
 
@@ -710,7 +716,7 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	wrong, err := seal.NewKeyring(other)
 	require.NoError(t, err)
 	withoutKey := store.New(db.Pool, store.WithSecretKeys(wrong))
-	_, err = withoutKey.GetSubscription(ctx, "sealed")
+	_, err = withoutKey.GetSubscription(ctx, store.Unscoped, "sealed")
 	require.NoError(t, err)
 	res, err = st.IngestEvent(ctx, event("evt_no_key", "x"))
 	require.NoError(t, err)
@@ -760,10 +766,10 @@ func TestUpdateSubscriptionRetryDelays(t *testing.T) {
 		{"together: neither", domain.DeliverySettings{RatePerSecond: 4}, true, ""},
 	}
 	for _, tt := range tests { // in order: each case starts from the one before
-		before, err := st.GetSubscription(ctx, "s")
+		before, err := st.GetSubscription(ctx, store.Unscoped, "s")
 		require.NoError(t, err)
 		patch := tt.patch
-		got, err := st.UpdateSubscription(ctx, "s", store.SubscriptionPatch{Settings: &patch, RetryDelaysTogether: tt.together})
+		got, err := st.UpdateSubscription(ctx, store.Unscoped, "s", store.SubscriptionPatch{Settings: &patch, RetryDelaysTogether: tt.together})
 		if tt.wantField == "" {
 			require.NoError(t, err, tt.name)
 			require.GreaterOrEqual(t, got.Settings.RetryMaxDelay, got.Settings.RetryBaseDelay, tt.name)
@@ -772,7 +778,7 @@ func TestUpdateSubscriptionRetryDelays(t *testing.T) {
 		var ve *domain.ValidationError
 		require.ErrorAs(t, err, &ve, tt.name)
 		require.Equal(t, tt.wantField, ve.Field, tt.name)
-		after, err := st.GetSubscription(ctx, "s")
+		after, err := st.GetSubscription(ctx, store.Unscoped, "s")
 		require.NoError(t, err)
 		require.Equal(t, before, after, "%s: a refused patch writes nothing", tt.name)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-const subscriptionColumns = `id, url, event_types, state, state_reason, ` + settingsColumns + `, created_at, updated_at`
+const subscriptionColumns = `id, tenant_id, url, event_types, state, state_reason, ` + settingsColumns + `, created_at, updated_at`
 
 // settingsColumns are a subscription's delivery settings, read by scanSettings.
 const settingsColumns = `max_attempts, retry_base_ms, retry_max_ms, timeout_ms, rate_limit_per_second, max_concurrency`
@@ -46,7 +47,7 @@ func scanSubscription(row pgx.Row, extra ...any) (domain.Subscription, error) {
 		sub domain.Subscription
 		sd  settingsDest
 	)
-	dest := append([]any{&sub.ID, &sub.URL, &sub.EventTypes, &sub.State, &sub.StateReason}, sd.targets()...)
+	dest := append([]any{&sub.ID, &sub.TenantID, &sub.URL, &sub.EventTypes, &sub.State, &sub.StateReason}, sd.targets()...)
 	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt), extra...)...)
 	sub.Settings = sd.settings()
 	return sub, err
@@ -57,24 +58,54 @@ func nullMS(d time.Duration) pgtype.Int8 {
 	return pgtype.Int8{Int64: d.Milliseconds(), Valid: d > 0}
 }
 
-// CreateSubscription stores a new, active subscription. A subscription with
-// the same id is domain.ErrConflict.
+// CreateSubscription stores a new, active subscription in its tenant
+// (DefaultTenant when it names none). A subscription with the same id is
+// domain.ErrConflict; an unknown tenant, or one whose quota of
+// subscriptions is used up, is a *domain.ValidationError on tenant_id.
 func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription) (_ domain.Subscription, err error) {
 	defer markUnavailable(&err)
-	row := s.pool.QueryRow(ctx, `
-		INSERT INTO subscriptions (id, url, event_types, secret, `+settingsColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-		RETURNING `+subscriptionColumns,
-		sub.ID, sub.URL, sub.EventTypes, s.seal(sub.ID, sub.Secret),
-		pgtype.Int4{Int32: int32(sub.Settings.MaxAttempts), Valid: sub.Settings.MaxAttempts > 0},
-		nullMS(sub.Settings.RetryBaseDelay), nullMS(sub.Settings.RetryMaxDelay),
-		pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
-		pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
-		pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0})
-	created, err := scanSubscription(row)
-	if isUniqueViolation(err) {
-		return domain.Subscription{}, fmt.Errorf("subscription %q: %w", sub.ID, domain.ErrConflict)
+	if sub.TenantID == "" {
+		sub.TenantID = domain.DefaultTenant
 	}
+	var created domain.Subscription
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The tenant's row is locked so that concurrent creations count
+		// one after another against its quota.
+		var (
+			quota pgtype.Int4
+			count int
+		)
+		err := tx.QueryRow(ctx, `
+			SELECT max_subscriptions, CASE WHEN max_subscriptions IS NULL THEN 0
+				ELSE (SELECT count(*) FROM subscriptions WHERE tenant_id = $1) END
+			FROM tenants WHERE id = $1 FOR UPDATE`, sub.TenantID).Scan(&quota, &count)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return unknownTenant(sub.TenantID)
+		}
+		if err != nil {
+			return err
+		}
+		if quota.Valid && count >= int(quota.Int32) {
+			return &domain.ValidationError{Field: "tenant_id", Reason: fmt.Sprintf(
+				"tenant %q has %d subscriptions, its quota (max_subscriptions)", sub.TenantID, quota.Int32)}
+		}
+		row := tx.QueryRow(ctx, `
+			INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, `+settingsColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (id) DO NOTHING
+			RETURNING `+subscriptionColumns,
+			sub.ID, sub.TenantID, sub.URL, sub.EventTypes, s.seal(sub.ID, sub.Secret),
+			pgtype.Int4{Int32: int32(sub.Settings.MaxAttempts), Valid: sub.Settings.MaxAttempts > 0},
+			nullMS(sub.Settings.RetryBaseDelay), nullMS(sub.Settings.RetryMaxDelay),
+			pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
+			pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
+			pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0})
+		created, err = scanSubscription(row)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("subscription %q: %w", sub.ID, domain.ErrConflict)
+		}
+		return err
+	})
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("insert subscription: %w", err)
 	}
@@ -82,23 +113,30 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 	return created, nil
 }
 
-// GetSubscription returns one subscription or domain.ErrNotFound.
-func (s *Store) GetSubscription(ctx context.Context, id string) (_ domain.Subscription, err error) {
+// GetSubscription returns one subscription within scope or domain.ErrNotFound.
+func (s *Store) GetSubscription(ctx context.Context, scope Scope, id string) (_ domain.Subscription, err error) {
 	defer markUnavailable(&err)
-	sub, err := scanSubscription(s.pool.QueryRow(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions WHERE id = $1`, id))
+	sub, err := scanSubscription(s.pool.QueryRow(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions
+		WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)`, id, scope.arg()))
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("get subscription %q: %w", id, notFound(err))
 	}
 	return sub, nil
 }
 
-// ListSubscriptions returns up to limit subscriptions ordered by id,
-// starting after the id in after (keyset pagination; "" starts at the top).
-func (s *Store) ListSubscriptions(ctx context.Context, after string, limit int) (_ []domain.Subscription, err error) {
+// ListSubscriptions returns up to limit subscriptions within scope ordered
+// by id, starting after the id in after (keyset pagination; "" starts at
+// the top).
+func (s *Store) ListSubscriptions(ctx context.Context, scope Scope, after string, limit int) (_ []domain.Subscription, err error) {
 	defer markUnavailable(&err)
-	rows, err := s.pool.Query(ctx, `
-		SELECT `+subscriptionColumns+` FROM subscriptions
-		WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	query := `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE id > $1 ORDER BY id LIMIT $2`
+	args := []any{after, limit}
+	if scope.tenant != "" {
+		// Its own statement, so that the tenant's index answers it.
+		query = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE tenant_id = $3 AND id > $1 ORDER BY id LIMIT $2`
+		args = append(args, scope.tenant)
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
@@ -109,10 +147,10 @@ func (s *Store) ListSubscriptions(ctx context.Context, after string, limit int) 
 	return subs, nil
 }
 
-// DeleteSubscription removes a subscription together with its deliveries
-// and their attempts, and returns what it was. An unknown id is
-// domain.ErrNotFound.
-func (s *Store) DeleteSubscription(ctx context.Context, id string) (_ domain.Subscription, err error) {
+// DeleteSubscription removes a subscription within scope together with its
+// deliveries and their attempts, and returns what it was. An unknown id, or
+// one outside scope, is domain.ErrNotFound.
+func (s *Store) DeleteSubscription(ctx context.Context, scope Scope, id string) (_ domain.Subscription, err error) {
 	defer markUnavailable(&err)
 	var sub domain.Subscription
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -121,11 +159,13 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) (_ domain.Sub
 		// change in id order (lockSQL); locking this subscription's
 		// deliveries in the same order first means the two wait for each
 		// other instead of deadlocking.
-		if _, err := tx.Exec(ctx, `SELECT id FROM deliveries WHERE subscription_id = $1 ORDER BY id FOR UPDATE`, id); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+			WHERE d.subscription_id = $1 AND ($2::text IS NULL OR s.tenant_id = $2) ORDER BY d.id FOR UPDATE OF d`, id, scope.arg()); err != nil {
 			return err
 		}
 		var err error
-		sub, err = scanSubscription(tx.QueryRow(ctx, `DELETE FROM subscriptions WHERE id = $1 RETURNING `+subscriptionColumns, id))
+		sub, err = scanSubscription(tx.QueryRow(ctx, `DELETE FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)
+			RETURNING `+subscriptionColumns, id, scope.arg()))
 		return err
 	})
 	if err != nil {
@@ -192,17 +232,20 @@ type SubscriptionPatch struct {
 	// delay is above or below the value sent, so a caller could find it
 	// by bisection. For a caller that may not read it.
 	RetryDelaysTogether bool
+	// TenantID, when set, must be the subscription's own: a subscription
+	// never moves to another tenant (a *domain.ValidationError otherwise).
+	TenantID *string
 }
 
-// UpdateSubscription applies a validated patch and returns the result, or
-// domain.ErrNotFound. Settings replace the stored ones field by field where
-// non-zero. The retry delays are checked against the stored ones in the
-// same transaction, under the row's lock: a patch that would leave the
-// longest wait below the first one is a *domain.ValidationError naming the
-// patched field, and changes nothing (with RetryDelaysTogether, a patch
-// setting only one is refused instead). A URL other than the stored one
-// moves url_changed_at to now.
-func (s *Store) UpdateSubscription(ctx context.Context, id string, p SubscriptionPatch) (_ domain.Subscription, err error) {
+// UpdateSubscription applies a validated patch to a subscription within
+// scope and returns the result, or domain.ErrNotFound. Settings replace the
+// stored ones field by field where non-zero. The retry delays are checked
+// against the stored ones in the same transaction, under the row's lock: a
+// patch that would leave the longest wait below the first one is a
+// *domain.ValidationError naming the patched field, and changes nothing
+// (with RetryDelaysTogether, a patch setting only one is refused instead).
+// A URL other than the stored one moves url_changed_at to now.
+func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, p SubscriptionPatch) (_ domain.Subscription, err error) {
 	defer markUnavailable(&err)
 	var st domain.DeliverySettings
 	if p.Settings != nil {
@@ -215,12 +258,16 @@ func (s *Store) UpdateSubscription(ctx context.Context, id string, p Subscriptio
 	var sub domain.Subscription
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
-			url            string
+			url, tenant    string
 			base, maxDelay pgtype.Int8
 		)
-		err := tx.QueryRow(ctx, `SELECT url, retry_base_ms, retry_max_ms FROM subscriptions WHERE id = $1 FOR UPDATE`, id).Scan(&url, &base, &maxDelay)
+		err := tx.QueryRow(ctx, `SELECT url, tenant_id, retry_base_ms, retry_max_ms FROM subscriptions
+			WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR UPDATE`, id, scope.arg()).Scan(&url, &tenant, &base, &maxDelay)
 		if err != nil {
 			return notFound(err)
+		}
+		if p.TenantID != nil && *p.TenantID != tenant {
+			return &domain.ValidationError{Field: "tenant_id", Reason: fmt.Sprintf("cannot change: the subscription belongs to tenant %q for good", tenant)}
 		}
 		if err := checkRetryDelays(st, base, maxDelay, p.RetryDelaysTogether); err != nil {
 			return err
@@ -267,18 +314,18 @@ func (s *Store) UpdateSubscription(ctx context.Context, id string, p Subscriptio
 	return sub, nil
 }
 
-// RotateSecret makes secret the subscription's signing secret and keeps
-// the current one as the previous secret until grace has passed, so that
-// deliveries carry both signatures meanwhile. It returns the subscription
+// RotateSecret makes secret the signing secret of the subscription within
+// scope and keeps the current one as the previous secret until grace has
+// passed, so that deliveries carry both signatures meanwhile. It returns the subscription
 // and when the previous secret stops being used.
-func (s *Store) RotateSecret(ctx context.Context, id, secret string, grace time.Duration) (_ domain.Subscription, _ time.Time, err error) {
+func (s *Store) RotateSecret(ctx context.Context, scope Scope, id, secret string, grace time.Duration) (_ domain.Subscription, _ time.Time, err error) {
 	defer markUnavailable(&err)
 	var until time.Time
 	sub, err := scanSubscription(s.pool.QueryRow(ctx, `
 		UPDATE subscriptions
 		SET previous_secret = secret, previous_secret_expires_at = now() + $3::interval, secret = $2, updated_at = now()
-		WHERE id = $1
-		RETURNING `+subscriptionColumns+`, previous_secret_expires_at`, id, s.seal(id, secret), grace), &until)
+		WHERE id = $1 AND ($4::text IS NULL OR tenant_id = $4)
+		RETURNING `+subscriptionColumns+`, previous_secret_expires_at`, id, s.seal(id, secret), grace, scope.arg()), &until)
 	if err != nil {
 		return domain.Subscription{}, time.Time{}, fmt.Errorf("rotate secret of %q: %w", id, notFound(err))
 	}

@@ -212,35 +212,45 @@ func (s *stack) waitReady(base string) {
 // json.RawMessage body is sent byte for byte, as written.
 func (s *stack) call(method, path string, body any) (int, map[string]any) {
 	s.t.Helper()
+	code, out, err := s.send(method, path, body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return code, out
+}
+
+// send is call for goroutines other than the test's own: it reports a
+// failure to send or decode instead of ending the test.
+func (s *stack) send(method, path string, body any) (int, map[string]any, error) {
 	var r io.Reader
 	if raw, ok := body.(json.RawMessage); ok {
 		r = bytes.NewReader(raw)
 	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			s.t.Fatal(err)
+			return 0, nil, err
 		}
 		r = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, s.apiURL+path, r)
 	if err != nil {
-		s.t.Fatal(err)
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+adminKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		s.t.Fatal(err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	var out map[string]any
 	raw, _ := io.ReadAll(resp.Body)
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &out); err != nil {
-			s.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+			return 0, nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
 		}
 	}
-	return resp.StatusCode, out
+	return resp.StatusCode, out, nil
 }
 
 // subscribe points a new subscription at rc.

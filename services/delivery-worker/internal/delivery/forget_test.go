@@ -41,7 +41,7 @@ func TestForgetDeletedDropsSeriesOfDeletedSubscriptions(t *testing.T) {
 		}
 	}
 	require.ElementsMatch(t, []string{"kept", "deleted"}, guard.Observed())
-	_, err := st.DeleteSubscription(ctx, "deleted")
+	_, err := st.DeleteSubscription(ctx, store.Unscoped, "deleted")
 	require.NoError(t, err)
 
 	w.forgetDeleted(ctx)

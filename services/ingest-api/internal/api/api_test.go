@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/danielgtaylor/huma/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -42,6 +43,9 @@ type bundle struct {
 	workerGuard *resilience.Guard
 	// key is sent with every request b.do makes: ADMIN_API_KEY's.
 	key string
+	// api is the API as registered, whose OpenAPI document lists every
+	// operation.
+	api huma.API
 }
 
 // adminKey is the tests' ADMIN_API_KEY.
@@ -72,11 +76,11 @@ func newTracedBundle(t testing.TB, tracing queue.Tracing) *bundle {
 	rdb, prefix := testkit.Redis(t)
 	circuits := resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})
 	mux := http.NewServeMux()
-	api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test", AdminKey: adminKey,
+	registered := api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test", AdminKey: adminKey,
 		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names, TracerProvider: tracing.TracerProvider})
 	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), api.AnswerUnrouted(mux)))
 	t.Cleanup(srv.Close)
-	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(), key: adminKey,
+	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(), key: adminKey, api: registered,
 		workerGuard: resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})}
 }
 

@@ -21,6 +21,7 @@ type APIKeyBody struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty" doc:"Updated at most once a minute."`
+	TenantID   string     `json:"tenant_id,omitempty" doc:"The tenant the key is bound to; absent for a key that sees every tenant."`
 }
 
 // APIKeyCreated is a new key with its secret value, shown only here.
@@ -30,7 +31,7 @@ type APIKeyCreated struct {
 }
 
 func apiKeyBody(k domain.APIKey) APIKeyBody {
-	b := APIKeyBody{ID: k.ID, Name: k.Name, Prefix: k.Prefix, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt}
+	b := APIKeyBody{ID: k.ID, Name: k.Name, Prefix: k.Prefix, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt, TenantID: k.TenantID}
 	for _, s := range k.Scopes {
 		b.Scopes = append(b.Scopes, string(s))
 	}
@@ -42,6 +43,7 @@ type createAPIKeyInput struct {
 		Name      string     `json:"name" minLength:"1" maxLength:"255" example:"billing-service" doc:"What the key is for, as lists show it: UTF-8 text without control characters."`
 		Scopes    []string   `json:"scopes" minItems:"1" maxItems:"4" uniqueItems:"true" enum:"admin,write,publish,read" doc:"admin: everything, including keys; write: events, subscriptions, redelivery; publish: only posting events; read: every GET."`
 		ExpiresAt *time.Time `json:"expires_at,omitempty" doc:"When the key stops working; never when absent."`
+		TenantID  string     `json:"tenant_id,omitempty" maxLength:"255" doc:"Binds the key to this tenant: it sees and changes only the tenant's subscriptions, events, deliveries and attempts (another tenant's answer 404), posts events only for it, and may not manage tenants or keys. Absent: every tenant."`
 	}
 }
 
@@ -95,7 +97,7 @@ func (s *Server) registerAPIKeys(api huma.API) {
 
 func (s *Server) createAPIKey(ctx context.Context, in *createAPIKeyInput) (*createAPIKeyOutput, error) {
 	key, hash := apikey.New()
-	k := domain.APIKey{ID: apikey.NewID(), Name: in.Body.Name, Prefix: apikey.Display(key), ExpiresAt: in.Body.ExpiresAt}
+	k := domain.APIKey{ID: apikey.NewID(), Name: in.Body.Name, Prefix: apikey.Display(key), ExpiresAt: in.Body.ExpiresAt, TenantID: in.Body.TenantID}
 	for _, sc := range in.Body.Scopes {
 		k.Scopes = append(k.Scopes, domain.Scope(sc))
 	}

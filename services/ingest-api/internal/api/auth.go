@@ -13,6 +13,7 @@ import (
 
 	"github.com/dispatch-webhooks/dispatch/libs/apikey"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
 // KeyStore is the part of the data layer authentication uses.
@@ -44,6 +45,19 @@ var (
 type principal struct {
 	keyID  string
 	scopes []domain.Scope
+	// tenant is the tenant the key is bound to, or "" for every tenant.
+	tenant string
+}
+
+// scopeOf is the data a request may reach: its key's tenant, or every
+// tenant. Handlers pass it to every store call that reads or changes a
+// tenant's data.
+func scopeOf(ctx context.Context) store.Scope {
+	p, _ := ctx.Value(principalKey{}).(principal)
+	if p.tenant == "" {
+		return store.Unscoped
+	}
+	return store.TenantScope(p.tenant)
 }
 
 type cachedKey struct {
@@ -117,7 +131,7 @@ func (a *authenticator) authenticate(ctx context.Context, header string) (princi
 		return principal{}, errUnknownKey
 	}
 	a.noteUse(c.key.ID, now)
-	return principal{keyID: c.key.ID, scopes: c.key.Scopes}, nil
+	return principal{keyID: c.key.ID, scopes: c.key.Scopes, tenant: c.key.TenantID}, nil
 }
 
 // lookup reads the key with hash, or waits for the lookup of it already in
@@ -200,6 +214,18 @@ func (a *authenticator) forget(id string) {
 	}
 }
 
+// forgetTenant drops the keys of a deleted tenant from this instance's
+// cache at once; other instances drop them when their entries expire.
+func (a *authenticator) forgetTenant(tenant string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for h, c := range a.cache {
+		if c.key.TenantID == tenant {
+			delete(a.cache, h)
+		}
+	}
+}
+
 // noteUse records a key's use; last_used_at is written for all keys used
 // at most once per touchEvery, off the request's path.
 func (a *authenticator) noteUse(id string, now time.Time) {
@@ -240,6 +266,17 @@ func requiredScope(op *huma.Operation) domain.Scope {
 	}
 }
 
+// operatorOnlyKey, in an operation's Metadata, keeps it from keys bound to
+// a tenant: managing tenants and keys is the operator's.
+const operatorOnlyKey = "dispatch.operatorOnly"
+
+// operatorOnly reports whether keys bound to a tenant are refused op: key
+// management and the operations that carry operatorOnlyKey.
+func operatorOnly(op *huma.Operation) bool {
+	only, _ := op.Metadata[operatorOnlyKey].(bool)
+	return only || strings.HasPrefix(op.Path, "/api-keys")
+}
+
 type principalKey struct{}
 
 // mayRead reports whether the request's key may read what is stored. A key
@@ -270,6 +307,10 @@ func (s *Server) authMiddleware(api huma.API) func(huma.Context, func(huma.Conte
 		}
 		if want := requiredScope(ctx.Operation()); want != "" && !domain.Grants(p.scopes, want) {
 			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this API key lacks the '"+string(want)+"' scope")
+			return
+		}
+		if p.tenant != "" && operatorOnly(ctx.Operation()) {
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this API key is bound to tenant '"+p.tenant+"'; only a key bound to no tenant may do this")
 			return
 		}
 		next(huma.WithValue(ctx, principalKey{}, p))

@@ -55,7 +55,7 @@ func (s *Server) listDeliveries(ctx context.Context, in *listDeliveriesInput) (*
 	if err != nil {
 		return nil, err
 	}
-	ds, err := s.store.ListDeliveries(ctx, store.DeliveryFilter{
+	ds, err := s.store.ListDeliveries(ctx, scopeOf(ctx), store.DeliveryFilter{
 		SubscriptionID: in.ID, Status: domain.DeliveryStatus(in.Status),
 		Since: in.Since, Until: in.Until, After: after, Limit: in.Limit + 1,
 	})

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"reflect"
 
@@ -74,7 +75,7 @@ func (s *Server) registerEvents(api huma.API) {
 		Tags:          []string{"Events"},
 		DefaultStatus: http.StatusAccepted,
 		MaxBodyBytes:  maxBodyBytes,
-		Errors:        []int{http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
+		Errors:        []int{http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
 		Responses: map[string]*huma.Response{
 			"200": {
 				Description: "An event with this id already exists; nothing was stored. A key with the read scope gets the event as first stored; any other key gets back the event it sent, without received_at, and nothing of the stored one.",
@@ -129,11 +130,20 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 		span.RecordError(err)
 		return nil, s.problem(ctx, err, "")
 	}
+	tenant, err := postedTenant(ctx, in.Body.TenantID)
+	var forbidden errTenantForbidden
+	if errors.As(err, &forbidden) {
+		return nil, huma.Error403Forbidden(forbidden.Error())
+	}
+	if err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
+	e.TenantID = tenant
 	res, err := s.ingest.ingest(ctx, e)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "event not stored")
-		return nil, s.problem(ctx, err, "")
+		return nil, s.problem(ctx, err, "an event with this id was posted for another tenant; event ids are unique across tenants")
 	}
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Bool("dispatch.created", res.Created), attribute.Int("dispatch.deliveries", len(res.Deliveries)))
@@ -143,7 +153,7 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 			// The status tells a producer that its repeat changed nothing,
 			// as idempotency must; the stored event is for keys that may
 			// read it, whatever id the caller guessed or body it sent.
-			return &createEventOutput{Status: http.StatusOK, Body: EventBody{ID: e.ID, Type: e.Type, Source: e.Source, Data: in.Body.Data}}, nil
+			return &createEventOutput{Status: http.StatusOK, Body: EventBody{ID: e.ID, Type: e.Type, Source: e.Source, TenantID: in.Body.TenantID, Data: in.Body.Data}}, nil
 		}
 		return &createEventOutput{Status: http.StatusOK, Body: eventBody(res.Event)}, nil
 	}
@@ -153,7 +163,7 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 }
 
 func (s *Server) getEvent(ctx context.Context, in *eventIDInput) (*eventOutput, error) {
-	e, status, err := s.store.GetEvent(ctx, in.ID)
+	e, status, err := s.store.GetEvent(ctx, scopeOf(ctx), in.ID)
 	if err != nil {
 		return nil, s.problem(ctx, err, "event not found")
 	}
@@ -182,7 +192,7 @@ func (s *Server) listEventDeliveries(ctx context.Context, in *listEventDeliverie
 // eventDeliveryPage is a page of an event's deliveries after the
 // subscription id after, and the cursor of the next page ("" on the last).
 func (s *Server) eventDeliveryPage(ctx context.Context, eventID, after string, limit int) ([]DeliveryBody, string, error) {
-	ds, err := s.store.ListEventDeliveries(ctx, store.EventDeliveryFilter{EventID: eventID, After: after, Limit: limit + 1})
+	ds, err := s.store.ListEventDeliveries(ctx, scopeOf(ctx), store.EventDeliveryFilter{EventID: eventID, After: after, Limit: limit + 1})
 	if err != nil {
 		return nil, "", s.problem(ctx, err, "event not found")
 	}
@@ -203,7 +213,7 @@ func (s *Server) listAttempts(ctx context.Context, in *listAttemptsInput) (*atte
 	if err != nil {
 		return nil, err
 	}
-	attempts, err := s.store.ListAttempts(ctx, store.AttemptFilter{
+	attempts, err := s.store.ListAttempts(ctx, scopeOf(ctx), store.AttemptFilter{
 		EventID: in.ID, SubscriptionID: in.SubscriptionID, Newest: in.Order == "newest", After: after, Limit: in.Limit + 1,
 	})
 	if err != nil {

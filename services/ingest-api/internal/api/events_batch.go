@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -103,15 +104,34 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 	out := &createEventsBatchOutput{Body: BatchResultBody{Data: make([]BatchItemResult, len(items))}}
 	events := make([]domain.Event, 0, len(items))
 	at := make([]int, 0, len(items)) // events[k] is items[at[k]]
+	invalid := func(i int, id string, errs ...*huma.ErrorDetail) {
+		out.Body.Data[i] = BatchItemResult{ID: id, Status: batchInvalid, Errors: errs}
+		out.Body.Invalid++
+	}
+	tenantOf := map[string]string{} // event id → its tenant, within the batch
 	for i, raw := range items {
 		e, id, errs := s.batch.check(i, raw)
 		if errs != nil {
-			out.Body.Data[i] = BatchItemResult{ID: id, Status: batchInvalid, Errors: errs}
-			out.Body.Invalid++
+			invalid(i, id, errs...)
 			continue
 		}
+		tenant, err := postedTenant(ctx, e.TenantID)
+		if err != nil {
+			invalid(i, id, validationDetail(tenantProblem(err), "body.events["+strconv.Itoa(i)+"]."))
+			continue
+		}
+		if other, seen := tenantOf[e.ID]; seen && other != tenant {
+			invalid(i, id, &huma.ErrorDetail{Location: "body.events[" + strconv.Itoa(i) + "].tenant_id", Message: errOtherTenantsID})
+			continue
+		}
+		tenantOf[e.ID] = tenant
+		e.TenantID = tenant
 		events = append(events, e)
 		at = append(at, i)
+	}
+	events, at, err = s.knownTenantsOnly(ctx, events, at, invalid)
+	if err != nil {
+		return nil, s.problem(ctx, err, "")
 	}
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int("dispatch.batch_size", len(items)), attribute.Int("dispatch.invalid", out.Body.Invalid))
@@ -123,6 +143,10 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 		return nil, s.problem(ctx, err, "")
 	}
 	for k, created := range res.Created {
+		if res.OtherTenant[k] {
+			invalid(at[k], events[k].ID, &huma.ErrorDetail{Location: "body.events[" + strconv.Itoa(at[k]) + "].tenant_id", Message: errOtherTenantsID})
+			continue
+		}
 		r := BatchItemResult{ID: events[k].ID, Status: batchExists}
 		if created {
 			r.Status = batchStored
@@ -140,6 +164,47 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 		s.publish(ctx, res.Deliveries)
 	}
 	return out, nil
+}
+
+// errOtherTenantsID is why an event whose id another tenant's event has is
+// refused: ids are unique across tenants.
+const errOtherTenantsID = "an event with this id was posted for another tenant; event ids are unique across tenants"
+
+// tenantProblem is postedTenant's error as a validation error on tenant_id.
+func tenantProblem(err error) error {
+	var forbidden errTenantForbidden
+	if errors.As(err, &forbidden) {
+		return &domain.ValidationError{Field: "tenant_id", Reason: forbidden.Error()}
+	}
+	return err
+}
+
+// knownTenantsOnly keeps the events whose tenant exists and answers the
+// others as invalid. Only tenants other than the default one and "*" are
+// looked up: one query for the whole batch, none for most batches.
+func (s *Server) knownTenantsOnly(ctx context.Context, events []domain.Event, at []int, invalid func(int, string, ...*huma.ErrorDetail)) ([]domain.Event, []int, error) {
+	var named []string
+	for _, e := range events {
+		if e.TenantID != domain.DefaultTenant && e.TenantID != domain.AllTenants && !slices.Contains(named, e.TenantID) {
+			named = append(named, e.TenantID)
+		}
+	}
+	if len(named) == 0 {
+		return events, at, nil
+	}
+	found, err := s.store.ExistingTenants(ctx, named)
+	if err != nil {
+		return nil, nil, err
+	}
+	keptEvents, keptAt := events[:0], at[:0]
+	for k, e := range events {
+		if e.TenantID != domain.DefaultTenant && e.TenantID != domain.AllTenants && !slices.Contains(found, e.TenantID) {
+			invalid(at[k], e.ID, &huma.ErrorDetail{Location: "body.events[" + strconv.Itoa(at[k]) + "].tenant_id", Message: fmt.Sprintf("no tenant %q exists", e.TenantID)})
+			continue
+		}
+		keptEvents, keptAt = append(keptEvents, e), append(keptAt, at[k])
+	}
+	return keptEvents, keptAt, nil
 }
 
 // batchItems takes the events out of a batch body, which the guard has
@@ -224,7 +289,7 @@ func (c batchChecker) check(i int, raw json.RawMessage) (domain.Event, string, [
 	if err := json.Unmarshal(raw, &body); err != nil { // not expected: the schema held
 		return domain.Event{}, id, []*huma.ErrorDetail{{Location: loc, Message: err.Error()}}
 	}
-	e := domain.Event{ID: body.ID, Type: body.Type, Source: body.Source, Data: []byte(body.Data)}
+	e := domain.Event{ID: body.ID, Type: body.Type, Source: body.Source, TenantID: body.TenantID, Data: []byte(body.Data)}
 	if err := domain.ValidateEvent(e); err != nil {
 		return domain.Event{}, id, []*huma.ErrorDetail{validationDetail(err, loc+".")}
 	}

@@ -15,6 +15,7 @@ type listEventsInput struct {
 	Type           string    `query:"type" maxLength:"257" example:"order.*" doc:"An exact event type, or a pattern: 'order.*' for every type under 'order.', '*' for all."`
 	Status         string    `query:"status" enum:"unmatched,pending,retrying,failed,delivered" doc:"The event's status as GET /events/{id} derives it from its deliveries; with subscription_id, the status of the event's delivery to that subscription."`
 	SubscriptionID string    `query:"subscription_id" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" doc:"Only events with a delivery to this subscription."`
+	TenantID       string    `query:"tenant_id" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" doc:"Only this tenant's events (with subscription_id, also the events sent to every tenant that reached it)."`
 	Since          time.Time `query:"since" doc:"Only events received at or after this time (RFC 3339)."`
 	Until          time.Time `query:"until" doc:"Only events received before this time (RFC 3339)."`
 	After          string    `query:"after" maxLength:"400" doc:"Cursor: the next_cursor of the previous page."`
@@ -44,7 +45,7 @@ func (s *Server) registerEventsList(api huma.API) {
 		Method:      http.MethodGet,
 		Path:        "/events",
 		Summary:     "List and search events",
-		Description: "Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription and time; keyset pages.",
+		Description: "Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription, tenant and time; keyset pages.",
 		Tags:        []string{"Events"},
 		Errors:      []int{http.StatusUnprocessableEntity},
 	}, s.listEvents)
@@ -68,11 +69,16 @@ func (s *Server) listEvents(ctx context.Context, in *listEventsInput) (*listEven
 		return nil, err
 	}
 	f.After = after
-	events, err := s.store.ListEvents(ctx, f)
+	out := &listEventsOutput{}
+	out.Body.Data = []EventListItem{}
+	scope, ok := narrowed(ctx, in.TenantID)
+	if !ok {
+		return out, nil
+	}
+	events, err := s.store.ListEvents(ctx, scope, f)
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
-	out := &listEventsOutput{}
 	if len(events) > in.Limit {
 		events = events[:in.Limit]
 		out.Body.NextCursor = encodeCursor(events[len(events)-1].Position())

@@ -115,10 +115,10 @@ func TestBatcherGroupsWhatQueues(t *testing.T) {
 	require.True(t, got[0].res.Event.ReceivedAt.Equal(got[2].res.Event.ReceivedAt))
 	require.True(t, got[3].res.Created)
 
-	stored, _, err := st.GetEvent(context.Background(), "a")
+	stored, _, err := st.GetEvent(context.Background(), store.Unscoped, "a")
 	require.NoError(t, err)
 	require.True(t, stored.ReceivedAt.Equal(got[0].res.Event.ReceivedAt), "the answer's received_at is the stored one")
-	deliveries, err := st.ListEventDeliveries(context.Background(), store.EventDeliveryFilter{EventID: "a", Limit: 10})
+	deliveries, err := st.ListEventDeliveries(context.Background(), store.Unscoped, store.EventDeliveryFilter{EventID: "a", Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, deliveries, 2)
 	var events, rows int

@@ -11,6 +11,8 @@ import (
 type CurrentKey struct {
 	ID     string   `json:"id" doc:"The key's id; ADMIN_API_KEY for the key given by that variable."`
 	Scopes []string `json:"scopes"`
+	// TenantID is set for a key bound to a tenant.
+	TenantID string `json:"tenant_id,omitempty" doc:"The tenant the key is bound to; absent for a key that sees every tenant."`
 }
 
 type currentKeyOutput struct {
@@ -30,7 +32,7 @@ func (s *Server) registerMe(api huma.API) {
 
 func (s *Server) currentKey(ctx context.Context, _ *struct{}) (*currentKeyOutput, error) {
 	p, _ := ctx.Value(principalKey{}).(principal)
-	out := &currentKeyOutput{Body: CurrentKey{ID: p.keyID}}
+	out := &currentKeyOutput{Body: CurrentKey{ID: p.keyID, TenantID: p.tenant}}
 	for _, sc := range p.scopes {
 		out.Body.Scopes = append(out.Body.Scopes, string(sc))
 	}

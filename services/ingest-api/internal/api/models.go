@@ -36,13 +36,14 @@ type EventBody struct {
 	ID         string     `json:"id" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" example:"evt_01HZX3" doc:"Producer-chosen unique id; the idempotency key. Posting an id again creates nothing."`
 	Type       string     `json:"type" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" example:"order.created" doc:"Event type that subscriptions match on."`
 	Source     string     `json:"source,omitempty" maxLength:"255" example:"shop" doc:"Which system produced the event."`
+	TenantID   string     `json:"tenant_id,omitempty" maxLength:"255" pattern:"^([A-Za-z0-9_.-]+|\\*)$" example:"acme" doc:"The tenant whose subscriptions receive the event. Absent: the key's tenant, or 'default'. '*' sends it to the matching subscriptions of every tenant (keys bound to no tenant only)."`
 	Data       JSONObject `json:"data"`
 	ReceivedAt *time.Time `json:"received_at,omitempty" readOnly:"true" doc:"When Dispatch first accepted the event."`
 }
 
 func eventBody(e domain.Event) EventBody {
 	t := e.ReceivedAt
-	return EventBody{ID: e.ID, Type: e.Type, Source: e.Source, Data: JSONObject(e.Data), ReceivedAt: &t}
+	return EventBody{ID: e.ID, Type: e.Type, Source: e.Source, TenantID: e.TenantID, Data: JSONObject(e.Data), ReceivedAt: &t}
 }
 
 // DeliveryBody is one subscription's delivery state for an event.
@@ -116,6 +117,7 @@ func (s Settings) domain() domain.DeliverySettings {
 // SubscriptionBody is a subscription as the API shows it.
 type SubscriptionBody struct {
 	ID          string   `json:"id"`
+	TenantID    string   `json:"tenant_id" doc:"The tenant the subscription belongs to."`
 	URL         string   `json:"url"`
 	EventTypes  []string `json:"event_types"`
 	State       string   `json:"state" enum:"active,paused,disabled"`
@@ -144,14 +146,18 @@ type SubscriptionUpdated struct {
 func subscriptionBody(s domain.Subscription) SubscriptionBody {
 	return SubscriptionBody{
 		ID: s.ID, URL: s.URL, EventTypes: s.EventTypes, State: string(s.State), StateReason: s.StateReason,
-		Settings: Settings{
-			MaxAttempts:      s.Settings.MaxAttempts,
-			RetryBaseDelayMS: s.Settings.RetryBaseDelay.Milliseconds(),
-			RetryMaxDelayMS:  s.Settings.RetryMaxDelay.Milliseconds(),
-			TimeoutMS:        s.Settings.Timeout.Milliseconds(),
-			RateLimit:        s.Settings.RatePerSecond,
-			MaxConcurrency:   s.Settings.MaxConcurrency,
-		},
+		TenantID: s.TenantID, Settings: settingsBody(s.Settings),
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+	}
+}
+
+func settingsBody(st domain.DeliverySettings) Settings {
+	return Settings{
+		MaxAttempts:      st.MaxAttempts,
+		RetryBaseDelayMS: st.RetryBaseDelay.Milliseconds(),
+		RetryMaxDelayMS:  st.RetryMaxDelay.Milliseconds(),
+		TimeoutMS:        st.Timeout.Milliseconds(),
+		RateLimit:        st.RatePerSecond,
+		MaxConcurrency:   st.MaxConcurrency,
 	}
 }

@@ -86,7 +86,7 @@ func (s *Server) redeliverEvent(ctx context.Context, in *redeliverEventInput) (*
 	if in.Body != nil {
 		subID = in.Body.SubscriptionID
 	}
-	refs, err := s.store.Redeliver(ctx, in.ID, subID, !mayRead(ctx))
+	refs, err := s.store.Redeliver(ctx, scopeOf(ctx), in.ID, subID, !mayRead(ctx))
 	if errors.Is(err, domain.ErrBeforeURLChange) {
 		return nil, huma.Error403Forbidden("this event was accepted before its subscription's url last changed: " +
 			"sending it to the new url needs a key with the 'read' scope")
@@ -118,7 +118,7 @@ func (s *Server) redeliverSubscription(ctx context.Context, in *redeliverBulkInp
 	}
 	f.After = after
 	f.SinceURLChange = !read
-	res, err := s.store.RedeliverBulk(ctx, f)
+	res, err := s.store.RedeliverBulk(ctx, scopeOf(ctx), f)
 	if errors.Is(err, domain.ErrBeforeURLChange) {
 		return nil, huma.Error403Forbidden("deliveries accepted before this subscription's url last changed match: " +
 			"sending them to the new url needs a key with the 'read' scope; without it, send a from at or after the change")

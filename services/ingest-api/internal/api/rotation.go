@@ -65,7 +65,7 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateSecretInput) (*rota
 	} else if _, err := signing.ParseSecret(secret); err != nil {
 		return nil, s.problem(ctx, &domain.ValidationError{Field: "secret", Reason: err.Error()}, "")
 	}
-	sub, until, err := s.store.RotateSecret(ctx, in.ID, secret, grace)
+	sub, until, err := s.store.RotateSecret(ctx, scopeOf(ctx), in.ID, secret, grace)
 	if err != nil {
 		return nil, s.problem(ctx, err, "subscription not found")
 	}

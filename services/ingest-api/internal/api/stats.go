@@ -54,8 +54,9 @@ func (s *Server) registerStats(api huma.API) {
 		Method:      http.MethodGet,
 		Path:        "/stats",
 		Summary:     "Activity and backlog",
-		Description: "Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds.",
+		Description: "Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. Counts every tenant: needs a key bound to no tenant (GET /tenants/{id} has a tenant's counts).",
 		Tags:        []string{"Stats"},
+		Metadata:    map[string]any{operatorOnlyKey: true},
 		Errors:      []int{http.StatusUnprocessableEntity},
 	}, s.stats)
 }
@@ -105,8 +106,9 @@ func (s *Server) registerTimeline(api huma.API) {
 		Method:      http.MethodGet,
 		Path:        "/stats/minutes",
 		Summary:     "Activity minute by minute",
-		Description: "The counts of GET /stats for each minute of a window of up to a day, for charts.",
+		Description: "The counts of GET /stats for each minute of a window of up to a day, for charts. Counts every tenant: needs a key bound to no tenant.",
 		Tags:        []string{"Stats"},
+		Metadata:    map[string]any{operatorOnlyKey: true},
 		Errors:      []int{http.StatusUnprocessableEntity},
 	}, s.timeline)
 }

@@ -17,6 +17,7 @@ import (
 type createSubscriptionInput struct {
 	Body struct {
 		ID         string   `json:"id,omitempty" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" doc:"Optional; generated when missing."`
+		TenantID   string   `json:"tenant_id,omitempty" maxLength:"255" doc:"The tenant the subscription belongs to, for good: it receives only that tenant's events (and those sent to every tenant). Default: the key's tenant, or 'default'."`
 		URL        string   `json:"url" minLength:"1" maxLength:"2048" example:"https://example.com/webhooks" doc:"Absolute http or https URL that receives the deliveries."`
 		EventTypes []string `json:"event_types" minItems:"1" maxItems:"64" example:"[\"order.*\"]" doc:"Patterns: an exact type, 'prefix.*' for every type under a prefix, or '*' for all."`
 		Secret     string   `json:"secret,omitempty" doc:"Optional signing secret: 'whsec_' + base64 of 24-64 bytes (the Standard Webhooks form), or a plain string of 8-256 printable ASCII characters without leading or trailing white space whose bytes are the HMAC key. Generated in the whsec_ form when missing."`
@@ -48,15 +49,18 @@ type updateSubscriptionOutput struct {
 }
 
 type listSubscriptionsInput struct {
-	After string `query:"after" maxLength:"255" doc:"Cursor: the next_cursor of the previous page."`
-	Limit int    `query:"limit" minimum:"1" maximum:"250" default:"50"`
+	TenantID string `query:"tenant_id" maxLength:"255" doc:"Only this tenant's subscriptions."`
+	After    string `query:"after" maxLength:"255" doc:"Cursor: the next_cursor of the previous page."`
+	Limit    int    `query:"limit" minimum:"1" maximum:"250" default:"50"`
 }
 
 type listSubscriptionsOutput struct {
-	Body struct {
-		Data       []SubscriptionBody `json:"data"`
-		NextCursor string             `json:"next_cursor,omitempty" doc:"Pass as 'after' for the next page; absent on the last page."`
-	}
+	Body listSubscriptionsBody
+}
+
+type listSubscriptionsBody struct {
+	Data       []SubscriptionBody `json:"data"`
+	NextCursor string             `json:"next_cursor,omitempty" doc:"Pass as 'after' for the next page; absent on the last page."`
 }
 
 func (s *Server) registerSubscriptions(api huma.API) {
@@ -115,10 +119,15 @@ func (s *Server) registerSubscriptions(api huma.API) {
 }
 
 func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionInput) (*createSubscriptionOutput, error) {
-	sub := domain.Subscription{ID: in.Body.ID, URL: in.Body.URL, EventTypes: in.Body.EventTypes, Secret: in.Body.Secret, Settings: in.Body.Settings.domain()}
+	sub := domain.Subscription{ID: in.Body.ID, TenantID: in.Body.TenantID, URL: in.Body.URL, EventTypes: in.Body.EventTypes, Secret: in.Body.Secret, Settings: in.Body.Settings.domain()}
 	if sub.ID == "" {
 		sub.ID = domain.NewSubscriptionID()
 	}
+	tenant, err := ownTenant(ctx, sub.TenantID, "subscriptions")
+	if err != nil {
+		return nil, err
+	}
+	sub.TenantID = tenant
 	if err := domain.ValidateSubscription(sub); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
@@ -143,6 +152,7 @@ type updateSubscriptionInput struct {
 		URL        *string  `json:"url,omitempty" maxLength:"2048"`
 		EventTypes []string `json:"event_types,omitempty" minItems:"1" maxItems:"64"`
 		State      *string  `json:"state,omitempty" enum:"active,paused" doc:"active re-enables a disabled or paused subscription."`
+		TenantID   *string  `json:"tenant_id,omitempty" maxLength:"255" doc:"A subscription's tenant never changes: any other than its own is a 422."`
 		Settings
 	}
 }
@@ -150,7 +160,7 @@ type updateSubscriptionInput struct {
 func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionInput) (*updateSubscriptionOutput, error) {
 	b := in.Body
 	read := mayRead(ctx)
-	patch := store.SubscriptionPatch{URL: b.URL, EventTypes: b.EventTypes, URLOnlyWhenIdle: !read, RetryDelaysTogether: !read}
+	patch := store.SubscriptionPatch{URL: b.URL, EventTypes: b.EventTypes, URLOnlyWhenIdle: !read, RetryDelaysTogether: !read, TenantID: b.TenantID}
 	if b.URL != nil {
 		if err := domain.ValidateURL(*b.URL); err != nil {
 			return nil, s.problem(ctx, err, "")
@@ -175,7 +185,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		st := domain.SubscriptionState(*b.State)
 		patch.State = &st
 	}
-	sub, err := s.store.UpdateSubscription(ctx, in.ID, patch)
+	sub, err := s.store.UpdateSubscription(ctx, scopeOf(ctx), in.ID, patch)
 	if errors.Is(err, domain.ErrBeforeURLChange) {
 		return nil, huma.Error403Forbidden("this subscription has deliveries waiting (pending, processing or retrying), which a new url would receive: " +
 			"changing the url while they wait needs a key with the 'read' scope")
@@ -201,7 +211,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 }
 
 func (s *Server) getSubscription(ctx context.Context, in *subscriptionIDInput) (*subscriptionOutput, error) {
-	sub, err := s.store.GetSubscription(ctx, in.ID)
+	sub, err := s.store.GetSubscription(ctx, scopeOf(ctx), in.ID)
 	if err != nil {
 		return nil, s.problem(ctx, err, "subscription not found")
 	}
@@ -219,11 +229,15 @@ func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInp
 	if err != nil {
 		return nil, err
 	}
-	subs, err := s.store.ListSubscriptions(ctx, after, in.Limit+1)
+	out := &listSubscriptionsOutput{Body: listSubscriptionsBody{Data: []SubscriptionBody{}}}
+	scope, ok := narrowed(ctx, in.TenantID)
+	if !ok {
+		return out, nil
+	}
+	subs, err := s.store.ListSubscriptions(ctx, scope, after, in.Limit+1)
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
-	out := &listSubscriptionsOutput{}
 	if len(subs) > in.Limit {
 		subs = subs[:in.Limit]
 		out.Body.NextCursor = subs[len(subs)-1].ID
@@ -245,7 +259,7 @@ func (s *Server) checkDestination(ctx context.Context, url string) error {
 }
 
 func (s *Server) deleteSubscription(ctx context.Context, in *subscriptionIDInput) (*struct{}, error) {
-	sub, err := s.store.DeleteSubscription(ctx, in.ID)
+	sub, err := s.store.DeleteSubscription(ctx, scopeOf(ctx), in.ID)
 	if err != nil {
 		return nil, s.problem(ctx, err, "subscription not found")
 	}

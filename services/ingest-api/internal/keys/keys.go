@@ -17,9 +17,9 @@ import (
 )
 
 // Usage describes the command.
-const Usage = `usage: ingest-api keys create -name NAME -scopes SCOPE[,SCOPE] [-expires DURATION]
+const Usage = `usage: ingest-api keys create -name NAME -scopes SCOPE[,SCOPE] [-expires DURATION] [-tenant TENANT]
 Creates an API key in DATABASE_URL's database and prints it once.
-Scopes: admin, write, publish, read.`
+Scopes: admin, write, publish, read. -tenant binds the key to that tenant.`
 
 // Run runs "keys" with its arguments (after the word "keys"), writing the
 // key to out.
@@ -32,11 +32,12 @@ func Run(ctx context.Context, databaseURL string, args []string, out io.Writer) 
 	name := fs.String("name", "", "what the key is for")
 	scopes := fs.String("scopes", "", "comma-separated scopes")
 	expires := fs.Duration("expires", 0, "lifetime (never expires when 0)")
+	tenant := fs.String("tenant", "", "the tenant the key is bound to (every tenant when empty)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("%w\n%s", err, Usage)
 	}
 	key, hash := apikey.New()
-	k := domain.APIKey{ID: apikey.NewID(), Name: *name, Prefix: apikey.Display(key)}
+	k := domain.APIKey{ID: apikey.NewID(), Name: *name, Prefix: apikey.Display(key), TenantID: *tenant}
 	for _, s := range strings.Split(*scopes, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			k.Scopes = append(k.Scopes, domain.Scope(s))

@@ -26,9 +26,17 @@ func TestCreateStoresAWorkingKey(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []domain.Scope{domain.ScopePublish, domain.ScopeRead}, k.Scopes)
 	require.NotNil(t, k.ExpiresAt)
+	require.Empty(t, k.TenantID)
+
+	out.Reset()
+	require.NoError(t, keys.Run(ctx, db.URL, []string{"create", "-name", "portal", "-scopes", "read", "-tenant", "default"}, &out))
+	k, err = store.New(db.Pool).LookupAPIKey(ctx, apikey.HashOf(strings.TrimSpace(out.String())))
+	require.NoError(t, err)
+	require.Equal(t, domain.DefaultTenant, k.TenantID)
 
 	for _, args := range [][]string{nil, {"list"}, {"create", "-name", "x"}, {"create", "-name", "x", "-scopes", "root"}, {"create", "-scopes", "read"},
-		{"create", "-name", "ci\x1b[2J", "-scopes", "read"}} {
+		{"create", "-name", "ci\x1b[2J", "-scopes", "read"}, {"create", "-name", "x", "-scopes", "read", "-tenant", "no-such-tenant"},
+		{"create", "-name", "x", "-scopes", "read", "-tenant", "a/b"}} {
 		require.Error(t, keys.Run(ctx, db.URL, args, &out), "%v", args)
 	}
 }
