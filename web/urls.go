@@ -24,6 +24,19 @@ func EventsOfSubscription(id string) templ.SafeURL {
 	return templ.SafeURL("/events?subscription_id=" + url.QueryEscape(id))
 }
 
+// TenantURL is the tenant page of id.
+func TenantURL(id string) templ.SafeURL { return templ.SafeURL("/tenants/" + url.PathEscape(id)) }
+
+// EventsOfTenant is the event search filtered to one tenant.
+func EventsOfTenant(id string) templ.SafeURL {
+	return templ.SafeURL("/events?tenant_id=" + url.QueryEscape(id))
+}
+
+// SubscriptionsOfTenant is the subscription list filtered to one tenant.
+func SubscriptionsOfTenant(id string) templ.SafeURL {
+	return templ.SafeURL("/subscriptions?tenant_id=" + url.QueryEscape(id))
+}
+
 // DeliveryAnchor is the id of an event page's section for one
 // subscription's delivery, which links to more of its attempts end at.
 func DeliveryAnchor(subscriptionID string) string { return "delivery-" + subscriptionID }

@@ -11,8 +11,8 @@ import (
 // the whole page.
 type Page struct {
 	Title string
-	// Nav is the section highlighted in the header: "overview", "events" or
-	// "subscriptions".
+	// Nav is the section highlighted in the header: "overview", "events",
+	// "subscriptions" or "tenants".
 	Nav string
 	// KeyID names the signed-in API key (its id, or ADMIN_API_KEY).
 	KeyID string
@@ -212,8 +212,8 @@ type SubscriptionsView struct {
 	Created       *CreatedSecret
 }
 
-// Setting is one of a subscription's settings; Default is true when the
-// worker's default applies.
+// Setting is one of a subscription's or a tenant's settings; Default is
+// true when it is not set and a default applies, which Value then names.
 type Setting struct {
 	Name    string
 	Value   string
@@ -288,6 +288,54 @@ type SubscriptionEdit struct {
 	Was    EditValues
 	Errors Errors
 	Open   bool
+}
+
+// TenantRow is one tenant in a listing.
+type TenantRow struct {
+	ID   string
+	Name string
+	// MaxSubscriptions is the tenant's quota; 0 when it has none.
+	MaxSubscriptions int64
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// TenantsView lists tenants by id, searched by the start of their id.
+type TenantsView struct {
+	Page
+	// Prefix is the search box's value.
+	Prefix  string
+	Errors  Errors
+	Tenants []TenantRow
+	// Next is the URL of the next page, First of the first; "" when none.
+	Next  string
+	First string
+}
+
+// TenantCounts are a tenant's figures as GET /tenants/{id} counts them.
+type TenantCounts struct {
+	Subscriptions int64
+	// MaxSubscriptions is the tenant's quota; 0 when it has none.
+	MaxSubscriptions  int64
+	EventsLast24h     int64
+	FailingDeliveries int64
+}
+
+// TenantView answers "how is this customer doing?".
+type TenantView struct {
+	Page
+	Tenant TenantRow
+	Counts TenantCounts
+	// Metadata is the tenant's metadata as indented JSON; "" when it has
+	// none.
+	Metadata string
+	Settings []Setting
+	// Subscriptions, Events and Failing are the first few of the tenant's
+	// subscriptions, newest events, and newest events whose deliveries
+	// are retrying or have failed.
+	Subscriptions []SubscriptionRow
+	Events        []EventRow
+	Failing       []EventRow
 }
 
 // Ago says how long before now t was, briefly: "just now", "3 min ago",

@@ -36,7 +36,6 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 	ctx := r.Context()
 	windows := []string{"1h", "24h"}
 	stats := make([]*client.StatsBody, len(windows))
-	var failed []client.EventListItem
 	// errs holds each call's failure; the first in this order is shown.
 	errs := make([]error, len(windows)+2)
 	var wg sync.WaitGroup
@@ -58,15 +57,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 	})
 	wg.Go(func() {
 		status, limit := client.ListEventsParamsStatusFailed, int64(10)
-		res, err := rq.api.ListEventsWithResponse(ctx, &client.ListEventsParams{Status: &status, Limit: &limit})
-		switch {
-		case err != nil:
-			errs[len(windows)+1] = unreachable(err)
-		case res.JSON200 == nil:
-			errs[len(windows)+1] = problem(res.StatusCode(), res.Body)
-		default:
-			failed = items(res.JSON200.Data)
-		}
+		v.RecentFailed, errs[len(windows)+1] = eventRows(ctx, rq.api, &client.ListEventsParams{Status: &status, Limit: &limit})
 	})
 	wg.Go(func() { v.Chart, v.ChartError = s.chart(ctx, rq.api) })
 	wg.Wait()
@@ -81,9 +72,6 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 			Delivered: st.DeliveriesDelivered, Retrying: st.DeliveriesRetrying, Failed: st.DeliveriesFailed})
 	}
 	v.Backlog = web.Backlog{Due: stats[0].BacklogDue, Oldest: time.Duration(stats[0].BacklogOldestDueSeconds * float64(time.Second))}
-	for _, e := range failed {
-		v.RecentFailed = append(v.RecentFailed, eventRow(e))
-	}
 	s.render(w, r, http.StatusOK, web.Overview(v))
 }
 
@@ -483,7 +471,8 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 		}
 		return v, e
 	}
-	v.Subscription, v.Settings = subscriptionRow(*res.JSON200), settings(*res.JSON200)
+	v.Subscription = subscriptionRow(*res.JSON200)
+	v.Settings = settings(subscriptionLimits(*res.JSON200), "its tenant's default, else the worker's")
 	v.Edit = web.SubscriptionEdit{Values: editValues(*res.JSON200), Was: editValues(*res.JSON200), Errors: web.Errors{}}
 	limit := int64(25)
 	params := client.ListSubscriptionDeliveriesParams{Limit: &limit}

@@ -87,6 +87,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /subscriptions/{id}/redeliver", s.signedIn(s.redeliverSubscription))
 	mux.HandleFunc("POST /subscriptions/{id}/delete", s.signedIn(s.deleteSubscription))
 	mux.HandleFunc("POST /subscriptions/{id}/edit", s.signedIn(s.editSubscription))
+	mux.HandleFunc("GET /tenants", s.signedIn(s.tenants))
+	mux.HandleFunc("GET /tenants/{id}", s.signedIn(s.tenant))
 }
 
 // Handler returns the dashboard with its security headers, on a mux of

@@ -27,6 +27,7 @@ type fakeAPI struct {
 	mu    sync.Mutex
 	keys  map[string][]string // key → scopes
 	posts []string            // "METHOD path body" of every change
+	gets  []string            // the path and query of every GET
 	// answer, if set, answers a change instead of the default 2xx.
 	answer func(w http.ResponseWriter, r *http.Request) bool
 }
@@ -35,19 +36,19 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	scopes, ok := f.keys[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 	f.mu.Unlock()
-	problem := func(status int, detail string, errs ...map[string]string) {
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "detail": detail, "errors": errs, "request_id": "req-1"})
-	}
+	problem := func(status int, detail string, errs ...map[string]string) { writeProblem(w, status, detail, errs...) }
 	if !ok {
 		problem(http.StatusUnauthorized, "unknown key")
 		return
 	}
-	reply := func(status int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(v)
+	reply := func(status int, v any) { writeJSON(w, status, v) }
+	if r.Method == http.MethodGet {
+		f.mu.Lock()
+		f.gets = append(f.gets, r.URL.RequestURI())
+		f.mu.Unlock()
+		if f.serveTenants(w, r) {
+			return
+		}
 	}
 	if r.Method != http.MethodGet {
 		body, _ := io.ReadAll(r.Body)
@@ -59,7 +60,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sub := map[string]any{"id": "orders", "url": "https://example.com/hook", "event_types": []string{"order.*"}, "state": "active",
+	sub := map[string]any{"id": "orders", "tenant_id": "default", "url": "https://example.com/hook", "event_types": []string{"order.*"}, "state": "active",
 		"circuit_state": "closed", "created_at": time.Now(), "updated_at": time.Now()}
 	switch {
 	case r.URL.Path == "/me":
@@ -105,6 +106,43 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		problem(404, "not found")
 	}
+}
+
+// writeJSON answers v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeProblem answers a problem+json as the API writes them.
+func writeProblem(w http.ResponseWriter, status int, detail string, errs ...map[string]string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "detail": detail, "errors": errs, "request_id": "req-1"})
+}
+
+// asked returns the path and query of every GET the API got whose path
+// is path.
+func (f *fakeAPI) asked(path string) []url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []url.Values
+	for _, g := range f.gets {
+		p, q, _ := strings.Cut(g, "?")
+		if p == path {
+			v, _ := url.ParseQuery(q)
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// forgetAsked forgets the GETs asked so far.
+func (f *fakeAPI) forgetAsked() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets = nil
 }
 
 func (f *fakeAPI) setAnswer(a func(w http.ResponseWriter, r *http.Request) bool) {

@@ -40,7 +40,22 @@ func subscriptionRow(s client.SubscriptionBody) web.SubscriptionRow {
 	return row
 }
 
-func settings(s client.SubscriptionBody) []web.Setting {
+// limits are the delivery settings a subscription or a tenant may set;
+// nil is not set.
+type limits struct {
+	maxAttempts, retryBaseDelayMs, retryMaxDelayMs, timeoutMs, rateLimitPerSecond, maxConcurrency *int64
+}
+
+func subscriptionLimits(s client.SubscriptionBody) limits {
+	return limits{s.MaxAttempts, s.RetryBaseDelayMs, s.RetryMaxDelayMs, s.TimeoutMs, s.RateLimitPerSecond, s.MaxConcurrency}
+}
+
+func tenantLimits(t client.TenantDetail) limits {
+	return limits{t.MaxAttempts, t.RetryBaseDelayMs, t.RetryMaxDelayMs, t.TimeoutMs, t.RateLimitPerSecond, t.MaxConcurrency}
+}
+
+// settings shows l, an unset setting as unset (the default that applies).
+func settings(l limits, unset string) []web.Setting {
 	ms := func(p *int64) string { return (time.Duration(*p) * time.Millisecond).String() }
 	n := func(p *int64) string { return strconv.FormatInt(*p, 10) }
 	perSecond := func(p *int64) string { return n(p) + "/s" }
@@ -50,15 +65,15 @@ func settings(s client.SubscriptionBody) []web.Setting {
 		value  *int64
 		format func(*int64) string
 	}{
-		{"max attempts", s.MaxAttempts, n},
-		{"retry base delay", s.RetryBaseDelayMs, ms},
-		{"retry max delay", s.RetryMaxDelayMs, ms},
-		{"timeout", s.TimeoutMs, ms},
-		{"rate limit", s.RateLimitPerSecond, perSecond},
-		{"max concurrency", s.MaxConcurrency, n},
+		{"max attempts", l.maxAttempts, n},
+		{"retry base delay", l.retryBaseDelayMs, ms},
+		{"retry max delay", l.retryMaxDelayMs, ms},
+		{"timeout", l.timeoutMs, ms},
+		{"rate limit", l.rateLimitPerSecond, perSecond},
+		{"max concurrency", l.maxConcurrency, n},
 	} {
 		if f.value == nil {
-			out = append(out, web.Setting{Name: f.name, Value: "the worker's default", Default: true})
+			out = append(out, web.Setting{Name: f.name, Value: unset, Default: true})
 			continue
 		}
 		out = append(out, web.Setting{Name: f.name, Value: f.format(f.value)})
@@ -82,6 +97,15 @@ func editValues(s client.SubscriptionBody) web.EditValues {
 // and line breaks separate them.
 func eventTypes(s string) []string {
 	return strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r' })
+}
+
+// tenantRow is a tenant as GET /tenants and GET /tenants/{id} describe it.
+func tenantRow(id string, name *string, maxSubscriptions *int64, created, updated time.Time) web.TenantRow {
+	row := web.TenantRow{ID: id, Name: str(name), CreatedAt: created, UpdatedAt: updated}
+	if maxSubscriptions != nil {
+		row.MaxSubscriptions = *maxSubscriptions
+	}
+	return row
 }
 
 func deliveryRow(d client.DeliveryListItem) web.DeliveryRow {

@@ -1,0 +1,103 @@
+package web
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+)
+
+func TestTenantsTableLinksEachTenant(t *testing.T) {
+	t.Parallel()
+	v := TenantsView{Page: page(true), Prefix: "ac", Errors: Errors{}, Next: "/tenants?after=acme.eu&prefix=ac",
+		Tenants: []TenantRow{{ID: "acme", Name: "Acme Inc.", MaxSubscriptions: 1200, CreatedAt: now.Add(-time.Hour)}, {ID: "acme.eu"}}}
+	doc := render(t, Tenants(v))
+	rows := testid(doc, "tenant-row")
+	if rows.Length() != 2 {
+		t.Fatalf("%d rows", rows.Length())
+	}
+	acme := rows.First()
+	if id := acme.Find(`code.id[data-testid="id"]`); id.Text() != "acme" || id.Parent().AttrOr("href", "") != "/tenants/acme" {
+		t.Errorf("id %q links to %q", id.Text(), id.Parent().AttrOr("href", ""))
+	}
+	if got := acme.Find(`[data-testid="quota"]`).Text(); strings.TrimSpace(got) != "1,200 subscriptions" {
+		t.Errorf("quota %q", got)
+	}
+	if got := strings.TrimSpace(rows.Last().Find(`[data-testid="quota"]`).Text()); got != "none" {
+		t.Errorf("no quota shows as %q", got)
+	}
+	if acme.Find(`a[href="/events?tenant_id=acme"]`).Length() != 1 || acme.Find(`a[href="/subscriptions?tenant_id=acme"]`).Length() != 1 {
+		t.Error("no links to the tenant's events and subscriptions")
+	}
+	if doc.Find("form#tenant-search, [data-testid=tenant-search]").AttrOr("method", "") != "get" || doc.Find("input#prefix").AttrOr("value", "") != "ac" {
+		t.Error("the search is not a GET form holding the prefix")
+	}
+	if testid(doc, "pager-next").Text() != "Next »" || testid(doc, "pager-next").AttrOr("href", "") != v.Next {
+		t.Errorf("pager %q", testid(doc, "pager").Text())
+	}
+}
+
+func TestTenantsEmptyStatesSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		v    TenantsView
+		want string
+	}{
+		{TenantsView{Page: page(true)}, "No tenants yet: create one with PUT /tenants/{id}."},
+		{TenantsView{Page: page(true), Prefix: "zz"}, "No tenant's id starts with zz. Show every tenant."},
+		{TenantsView{Page: page(true), First: "/tenants"}, ""},
+	} {
+		e := testid(render(t, Tenants(c.v)), "empty")
+		if got := strings.Join(strings.Fields(e.Text()), " "); got != c.want {
+			t.Errorf("%+v: empty state %q, want %q", c.v.Prefix, got, c.want)
+		}
+	}
+}
+
+func TestTenantPage(t *testing.T) {
+	t.Parallel()
+	v := TenantView{Page: page(false),
+		Tenant:        TenantRow{ID: "acme", Name: "Acme Inc.", MaxSubscriptions: 10, CreatedAt: now, UpdatedAt: now},
+		Counts:        TenantCounts{Subscriptions: 3, MaxSubscriptions: 10, EventsLast24h: 1234, FailingDeliveries: 2},
+		Metadata:      "{\n  \"plan\": \"gold\"\n}",
+		Settings:      []Setting{{Name: "max attempts", Value: "5"}, {Name: "timeout", Value: "the worker's default", Default: true}},
+		Subscriptions: []SubscriptionRow{{ID: "acme-orders", State: "active"}},
+		Events:        []EventRow{{ID: "evt_2", Status: "delivered"}, {ID: "evt_1", Status: "failed"}},
+		Failing:       []EventRow{{ID: "evt_1", Status: "failed"}},
+	}
+	doc := render(t, Tenant(v))
+	for id, want := range map[string]string{"count-subscriptions": "3", "count-quota": "of 10", "count-events": "1,234", "count-failing": "2",
+		"tenant-name": "Acme Inc.", "setting-max attempts": "5", "setting-timeout": "the worker's default", "quota": "10 subscriptions"} {
+		if got := strings.TrimSpace(testid(doc, id).Text()); got != want {
+			t.Errorf("%s: %q, want %q", id, got, want)
+		}
+	}
+	if testid(doc, "count-subscriptions").AttrOr("href", "") != "/subscriptions?tenant_id=acme" || testid(doc, "count-events").AttrOr("href", "") != "/events?tenant_id=acme" {
+		t.Error("the counts do not link to what they count")
+	}
+	if m := testid(doc, "metadata"); goquery.NodeName(m) != "pre" || !m.HasClass("json") || m.Text() != v.Metadata {
+		t.Errorf("metadata is not the JSON in monospace: %q", m.Text())
+	}
+	if testid(doc, "setting-timeout").Find(".hint").Length() != 1 {
+		t.Error("an unset setting is not dimmed")
+	}
+	if testid(doc, "subscription-row").Length() != 1 || testid(doc, "tenant-events").Find(`[data-testid="event-row"]`).Length() != 2 ||
+		testid(doc, "tenant-failing").Find(`[data-testid="status"][data-status="failed"]`).Length() != 1 {
+		t.Error("subscriptions, events or failing events missing")
+	}
+	if testid(doc, "empty").Length() != 0 {
+		t.Errorf("empty states on a full page: %q", testid(doc, "empty").Text())
+	}
+
+	empty := render(t, Tenant(TenantView{Page: page(false), Tenant: TenantRow{ID: "globex"}}))
+	if n := testid(empty, "empty").Length(); n != 4 {
+		t.Fatalf("%d empty states, want metadata, subscriptions, events and failing", n)
+	}
+	if got := testid(empty, "empty").Eq(1).Text(); !strings.Contains(got, `"tenant_id": "globex"`) {
+		t.Errorf("the subscriptions' empty state does not say how to create one: %q", got)
+	}
+	if testid(empty, "count-quota").Length() != 0 || strings.TrimSpace(testid(empty, "quota").Text()) != "none" {
+		t.Error("a tenant without a quota shows one")
+	}
+}
