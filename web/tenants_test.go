@@ -101,3 +101,63 @@ func TestTenantPage(t *testing.T) {
 		t.Error("a tenant without a quota shows one")
 	}
 }
+
+// TestTenantColumns: events and subscriptions name their tenant, linked
+// to its page; an event sent to every tenant says so, and one whose
+// tenant the listing does not name shows a dash that explains why.
+func TestTenantColumns(t *testing.T) {
+	t.Parallel()
+	events := render(t, EventsTable([]EventRow{{ID: "a", Tenant: "acme"}, {ID: "b", Tenant: "*"}, {ID: "c"}}, now))
+	if got := events.Find("thead th").Eq(3).Text(); got != "tenant" {
+		t.Errorf("events' fourth column %q", got)
+	}
+	cells := testid(events, "tenant")
+	if cells.Length() != 3 {
+		t.Fatalf("%d tenant cells", cells.Length())
+	}
+	if id := cells.Eq(0).Find(`code.id`); id.Text() != "acme" || id.Parent().AttrOr("href", "") != "/tenants/acme" {
+		t.Errorf("acme: %q links to %q", id.Text(), id.Parent().AttrOr("href", ""))
+	}
+	if got := cells.Eq(1).Text(); strings.TrimSpace(got) != "every tenant" || cells.Eq(1).Find("a").Length() != 0 {
+		t.Errorf("an event for every tenant: %q", got)
+	}
+	if unknown := cells.Eq(2).Find(".hint"); unknown.Text() != "—" || !strings.Contains(unknown.AttrOr("title", ""), "event's page") {
+		t.Errorf("an unknown tenant: %q titled %q", unknown.Text(), unknown.AttrOr("title", ""))
+	}
+	subs := render(t, SubscriptionsTable([]SubscriptionRow{{ID: "s", State: "active", Tenant: "acme"}}, now))
+	if got := subs.Find("thead th").Eq(2).Text(); got != "tenant" {
+		t.Errorf("subscriptions' third column %q", got)
+	}
+	if testid(subs, "tenant").Find(`a[href="/tenants/acme"] code.id`).Text() != "acme" {
+		t.Error("a subscription's tenant is not linked")
+	}
+	for name, doc := range map[string]*goquery.Document{
+		"event":        render(t, Event(EventView{Page: page(false), Event: EventRow{ID: "e", Status: "delivered", Tenant: "acme"}})),
+		"subscription": render(t, Subscription(SubscriptionView{Page: page(false), Subscription: SubscriptionRow{ID: "s", State: "active", Tenant: "acme"}, Errors: Errors{}})),
+	} {
+		if doc.Find(`.facts [data-testid="tenant"] a[href="/tenants/acme"]`).Length() != 1 {
+			t.Errorf("the %s page does not link its tenant", name)
+		}
+	}
+}
+
+// TestTenantFilterFields: the events and subscriptions pages filter by
+// tenant with a GET form whose field holds the filter and shows the API's
+// objection next to it.
+func TestTenantFilterFields(t *testing.T) {
+	t.Parallel()
+	events := render(t, Events(EventsView{Page: page(true), Filter: EventFilter{TenantID: "acme"}, Errors: Errors{"tenant_id": "bad"}}))
+	subs := render(t, Subscriptions(SubscriptionsView{Page: page(true), TenantID: "acme", FilterErrors: Errors{"tenant_id": "bad"}, Form: SubscriptionForm{Errors: Errors{}}}))
+	for name, doc := range map[string]*goquery.Document{"events": events, "subscriptions": subs} {
+		field := doc.Find(`form[method="get"] input#tenant_id[name="tenant_id"]`)
+		if field.AttrOr("value", "") != "acme" {
+			t.Errorf("%s: the tenant field holds %q", name, field.AttrOr("value", ""))
+		}
+		if testid(doc, "error-tenant_id").Parent().Find("input#tenant_id").Length() != 1 {
+			t.Errorf("%s: the error is not next to the tenant field", name)
+		}
+	}
+	if e := testid(subs, "empty"); !strings.Contains(e.Text(), "Tenant acme has no subscription here.") || e.Find(`a[href="/subscriptions"]`).Length() != 1 {
+		t.Errorf("filtered empty state: %q", e.Text())
+	}
+}

@@ -99,6 +99,7 @@ type EventFilter struct {
 	Type           string
 	Status         string
 	SubscriptionID string
+	TenantID       string
 	Since          string
 	Until          string
 }
@@ -110,6 +111,10 @@ type EventRow struct {
 	Source     string
 	Status     string
 	ReceivedAt time.Time
+	// Tenant is the event's tenant, "*" for an event sent to every
+	// tenant, "" when not known: listings do not name it, so a row has it
+	// only when the listing's filters decide it.
+	Tenant string
 }
 
 // EventsView is the event search.
@@ -182,6 +187,7 @@ type SubscriptionRow struct {
 	StateReason string
 	// Circuit is closed, half_open or open; "" when not known (listings).
 	Circuit   string
+	Tenant    string
 	CreatedAt time.Time
 }
 
@@ -205,6 +211,10 @@ type CreatedSecret struct {
 // SubscriptionsView lists subscriptions and offers the create form.
 type SubscriptionsView struct {
 	Page
+	// TenantID filters the subscriptions listed; FilterErrors are its
+	// problems.
+	TenantID      string
+	FilterErrors  Errors
 	Subscriptions []SubscriptionRow
 	Next          string
 	First         string

@@ -155,7 +155,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 		return
 	}
 	v := web.EventsView{Page: rq.page, Errors: web.Errors{}, Filter: web.EventFilter{
-		Type: q.Get("type"), Status: q.Get("status"), SubscriptionID: q.Get("subscription_id"),
+		Type: q.Get("type"), Status: q.Get("status"), SubscriptionID: q.Get("subscription_id"), TenantID: q.Get("tenant_id"),
 		Since: q.Get("since"), Until: q.Get("until"),
 	}}
 	v.Title, v.Nav = "Events", "events"
@@ -173,6 +173,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	if f := strings.TrimSpace(v.Filter.SubscriptionID); f != "" {
 		params.SubscriptionId = &f
+	}
+	if f := strings.TrimSpace(v.Filter.TenantID); f != "" {
+		params.TenantId = &f
 	}
 	var err error
 	if params.Since, err = parseTime(v.Filter.Since); err != nil {
@@ -193,8 +196,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 			s.fail(w, r, rq, unreachable(err))
 			return
 		case res.JSON200 != nil:
+			tenant := listedTenant(str(params.TenantId), str(params.SubscriptionId))
 			for _, e := range items(res.JSON200.Data) {
-				v.Events = append(v.Events, eventRow(e))
+				v.Events = append(v.Events, eventRow(e, tenant))
 			}
 			if res.JSON200.NextCursor != nil {
 				v.Next = pageURL("/events", q, *res.JSON200.NextCursor)
@@ -262,7 +266,7 @@ func (s *Server) eventView(ctx context.Context, rq *request, id string, q url.Va
 		return v, e
 	}
 	ev := res.JSON200
-	v.Event = web.EventRow{ID: ev.Id, Type: ev.Type, Source: str(ev.Source), Status: string(ev.Status)}
+	v.Event = web.EventRow{ID: ev.Id, Type: ev.Type, Source: str(ev.Source), Status: string(ev.Status), Tenant: str(ev.TenantId)}
 	if ev.ReceivedAt != nil {
 		v.Event.ReceivedAt = *ev.ReceivedAt
 	}
@@ -416,28 +420,46 @@ func pageStatus(err error) (status int, ok bool) {
 	}
 }
 
-// subscriptionsView lists one page of subscriptions.
+// subscriptionsView lists one page of subscriptions, of one tenant when
+// q names it (tenant_id). A filter the API refuses is shown next to its
+// field (FilterErrors), with no list.
 func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Values) (web.SubscriptionsView, error) {
-	v := web.SubscriptionsView{Page: rq.page, Form: web.SubscriptionForm{Errors: web.Errors{}}}
+	v := web.SubscriptionsView{Page: rq.page, TenantID: q.Get("tenant_id"), FilterErrors: web.Errors{}, Form: web.SubscriptionForm{Errors: web.Errors{}}}
 	v.Title, v.Nav = "Subscriptions", "subscriptions"
 	limit := int64(50)
 	params := client.ListSubscriptionsParams{Limit: &limit}
+	// The pages' links keep the filter.
+	filter := url.Values{}
+	if tenant := strings.TrimSpace(v.TenantID); tenant != "" {
+		params.TenantId = &tenant
+		filter.Set("tenant_id", tenant)
+	}
 	if after := q.Get("after"); after != "" {
 		params.After = &after
-		v.First = "/subscriptions"
+		v.First = pageURL("/subscriptions", filter, "")
 	}
 	res, err := rq.api.ListSubscriptionsWithResponse(ctx, &params)
 	if err != nil {
 		return v, unreachable(err)
 	}
 	if res.JSON200 == nil {
-		return v, problem(res.StatusCode(), res.Body)
+		e := problem(res.StatusCode(), res.Body)
+		if e.Status != http.StatusUnprocessableEntity {
+			return v, e
+		}
+		v.FilterErrors = e.Fields
+		if msg, ok := e.Fields["after"]; ok {
+			v.Error = "This page's position is not valid (" + msg + "); start from the first subscriptions."
+		} else if _, ok := e.Fields["tenant_id"]; !ok {
+			v.Error = e.message()
+		}
+		return v, nil
 	}
 	for _, sub := range items(res.JSON200.Data) {
 		v.Subscriptions = append(v.Subscriptions, subscriptionRow(sub))
 	}
 	if res.JSON200.NextCursor != nil {
-		v.Next = pageURL("/subscriptions", url.Values{}, *res.JSON200.NextCursor)
+		v.Next = pageURL("/subscriptions", filter, *res.JSON200.NextCursor)
 	}
 	return v, nil
 }
@@ -449,7 +471,11 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, rq *reque
 		return
 	}
 	v.Notice = notice(r.URL.Query())
-	s.render(w, r, http.StatusOK, web.Subscriptions(v))
+	status := http.StatusOK
+	if len(v.FilterErrors) > 0 || v.Error != "" {
+		status = http.StatusUnprocessableEntity
+	}
+	s.render(w, r, status, web.Subscriptions(v))
 }
 
 var deliveryStatuses = []string{"pending", "processing", "delivered", "retrying", "failed"}

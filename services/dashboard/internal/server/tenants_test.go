@@ -90,6 +90,8 @@ func (f *fakeAPI) serveTenants(w http.ResponseWriter, r *http.Request) bool {
 			t["subscriptions"], t["events_last_24h"], t["failing_deliveries"] = 1, 3, 2
 		}
 		writeJSON(w, http.StatusOK, t)
+	case (r.URL.Path == "/subscriptions" || r.URL.Path == "/events") && len(tenant) > 255:
+		writeProblem(w, http.StatusUnprocessableEntity, "validation failed", map[string]string{"location": "query.tenant_id", "message": "expected length <= 255"})
 	case r.URL.Path == "/subscriptions" && tenant != "":
 		body := map[string]any{"data": []any{}}
 		if tenant == "acme" && q.Get("after") == "" {
@@ -240,5 +242,84 @@ func TestTenantPageShowsOnlyItsOwn(t *testing.T) {
 	resp, missing := b.get(t, "/tenants/nope")
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(testid(missing, "error-message").Text(), "no tenant has the id nope") {
 		t.Errorf("unknown tenant: %d %q", resp.StatusCode, testid(missing, "error-message").Text())
+	}
+}
+
+// TestTenantFilterOnEventsAndSubscriptions: the events and subscriptions
+// pages pass tenant_id to the API, keep it in the filter form and in the
+// pager's links, and show each row's tenant linked to its page; an event
+// listing that does not decide the tenant says so rather than guess.
+func TestTenantFilterOnEventsAndSubscriptions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	tenantOf := func(row *goquery.Selection) (string, string) {
+		cell := row.Find(`[data-testid="tenant"]`)
+		return cell.AttrOr("data-tenant", "?"), cell.Find("a").AttrOr("href", "")
+	}
+
+	b.api.forgetAsked()
+	_, events := b.get(t, "/events?tenant_id=acme&status=")
+	if asked := b.api.asked("/events"); len(asked) != 1 || asked[0].Get("tenant_id") != "acme" {
+		t.Errorf("events asked with %v", asked)
+	}
+	if got := rowIDs(testid(events, "event-row")); !slices.Equal(got, []string{"evt_a3", "evt_a2", "evt_a1"}) {
+		t.Errorf("events %v", got)
+	}
+	if tenant, href := tenantOf(testid(events, "event-row").First()); tenant != "acme" || href != "/tenants/acme" {
+		t.Errorf("event row's tenant %q links to %q", tenant, href)
+	}
+	if events.Find("input#tenant_id").AttrOr("value", "") != "acme" {
+		t.Error("the filter form lost the tenant")
+	}
+	if got := testid(events, "pager-next").AttrOr("href", ""); got != "/events?after=c1&tenant_id=acme" {
+		t.Errorf("next page of events %q", got)
+	}
+	_, later := b.get(t, "/events?after=c1&tenant_id=acme")
+	if got := testid(later, "pager-first").AttrOr("href", ""); got != "/events?tenant_id=acme" {
+		t.Errorf("first page of events %q", got)
+	}
+	// With a subscription too, the listing holds events sent to every
+	// tenant as well: the rows do not claim a tenant.
+	_, both := b.get(t, "/events?tenant_id=acme&subscription_id=acme-orders")
+	if tenant, _ := tenantOf(testid(both, "event-row").First()); tenant != "" {
+		t.Errorf("an event listed by subscription shows the tenant %q", tenant)
+	}
+	resp, bad := b.get(t, "/events?tenant_id="+strings.Repeat("a", 256))
+	if resp.StatusCode != http.StatusUnprocessableEntity || testid(bad, "error-tenant_id").Parent().Find("input#tenant_id").Length() != 1 {
+		t.Errorf("events for a bad tenant id: %d %q", resp.StatusCode, testid(bad, "error-tenant_id").Text())
+	}
+
+	b.api.forgetAsked()
+	_, subs := b.get(t, "/subscriptions?tenant_id=acme")
+	if asked := b.api.asked("/subscriptions"); len(asked) != 1 || asked[0].Get("tenant_id") != "acme" {
+		t.Errorf("subscriptions asked with %v", asked)
+	}
+	if got := rowIDs(testid(subs, "subscription-row")); !slices.Equal(got, []string{"acme-orders"}) {
+		t.Errorf("subscriptions %v", got)
+	}
+	if tenant, href := tenantOf(testid(subs, "subscription-row")); tenant != "acme" || href != "/tenants/acme" {
+		t.Errorf("subscription row's tenant %q links to %q", tenant, href)
+	}
+	if testid(subs, "subscription-filters").Find("input#tenant_id").AttrOr("value", "") != "acme" {
+		t.Error("the filter form lost the tenant")
+	}
+	if got := testid(subs, "pager-next").AttrOr("href", ""); got != "/subscriptions?after=acme-orders&tenant_id=acme" {
+		t.Errorf("next page of subscriptions %q", got)
+	}
+	_, last := b.get(t, "/subscriptions?after=acme-orders&tenant_id=acme")
+	if got := testid(last, "pager-first").AttrOr("href", ""); got != "/subscriptions?tenant_id=acme" {
+		t.Errorf("first page of subscriptions %q", got)
+	}
+	if e := testid(last, "empty").Text(); !strings.Contains(e, "Tenant acme has no subscription here.") {
+		t.Errorf("empty state %q", e)
+	}
+	_, all := b.get(t, "/subscriptions")
+	if tenant, href := tenantOf(testid(all, "subscription-row")); tenant != "default" || href != "/tenants/default" {
+		t.Errorf("unfiltered: tenant %q links to %q", tenant, href)
+	}
+	resp, bad = b.get(t, "/subscriptions?tenant_id="+strings.Repeat("a", 256))
+	if resp.StatusCode != http.StatusUnprocessableEntity || testid(bad, "error-tenant_id").Parent().Find("input#tenant_id").Length() != 1 {
+		t.Errorf("subscriptions for a bad tenant id: %d %q", resp.StatusCode, testid(bad, "error-tenant_id").Text())
 	}
 }

@@ -27,13 +27,26 @@ func code(p *int64) string {
 	return strconv.FormatInt(*p, 10)
 }
 
-func eventRow(e client.EventListItem) web.EventRow {
-	return web.EventRow{ID: e.Id, Type: e.Type, Source: str(e.Source), Status: string(e.Status), ReceivedAt: e.ReceivedAt}
+// eventRow is a listed event; tenant is the listing's (listedTenant).
+func eventRow(e client.EventListItem, tenant string) web.EventRow {
+	return web.EventRow{ID: e.Id, Type: e.Type, Source: str(e.Source), Status: string(e.Status), ReceivedAt: e.ReceivedAt, Tenant: tenant}
+}
+
+// listedTenant is the tenant of every event a listing holds when its
+// filters decide it, since listings do not name each event's: the tenant
+// it names, unless it names a subscription too (it then holds the events
+// sent to every tenant that reached the subscription as well). "" when
+// the listing does not say.
+func listedTenant(tenant, subscription string) string {
+	if subscription != "" {
+		return ""
+	}
+	return tenant
 }
 
 func subscriptionRow(s client.SubscriptionBody) web.SubscriptionRow {
 	row := web.SubscriptionRow{ID: s.Id, URL: s.Url, EventTypes: items(s.EventTypes), State: string(s.State),
-		StateReason: str(s.StateReason), CreatedAt: s.CreatedAt}
+		StateReason: str(s.StateReason), Tenant: s.TenantId, CreatedAt: s.CreatedAt}
 	if s.CircuitState != nil {
 		row.Circuit = string(*s.CircuitState)
 	}
