@@ -45,7 +45,7 @@ func Events(v EventsView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = EventFilters(v.Filter, v.Errors, true).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = EventFilters(v.Filter, v.Errors, v.BoundTenant == "").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -161,3 +161,33 @@ func TestTenantFilterFields(t *testing.T) {
 		t.Errorf("filtered empty state: %q", e.Text())
 	}
 }
+
+// TestBoundTenantPages: a key bound to a tenant sees its tenant in the
+// header and "My tenant" in place of the tenants, no tenant filter, and
+// an overview with its tenant's counts in place of the stats and chart of
+// every tenant.
+func TestBoundTenantPages(t *testing.T) {
+	t.Parallel()
+	bound := page(true)
+	bound.BoundTenant = "acme"
+	ov := render(t, Overview(OverviewView{Page: bound, Counts: &TenantCounts{Subscriptions: 4, EventsLast24h: 9, FailingDeliveries: 1}}))
+	if ov.Find(`header nav a[href="/tenants"]`).Length() != 0 || ov.Find(`header nav a[href="/tenants/acme"]`).Text() != "My tenant" {
+		t.Errorf("navigation %q", ov.Find("header nav").Text())
+	}
+	if testid(ov, "bound-tenant").Find("code").Text() != "acme" {
+		t.Error("the header does not name the tenant")
+	}
+	if testid(ov, "stats").Length() != 0 || testid(ov, "chart-error").Length() != 0 || testid(ov, "count-events").Text() != "9" {
+		t.Error("the overview shows every tenant's stats instead of the tenant's counts")
+	}
+	events := render(t, Events(EventsView{Page: bound, Errors: Errors{}}))
+	subs := render(t, Subscriptions(SubscriptionsView{Page: bound, Form: SubscriptionForm{Errors: Errors{}}}))
+	if events.Find("input#tenant_id").Length() != 0 || subs.Find("input#tenant_id").Length() != 0 {
+		t.Error("a bound key is offered a tenant filter")
+	}
+	// A key bound to no tenant: the tenants, and no tenant in the header.
+	open := render(t, Overview(OverviewView{Page: page(true), Windows: []StatsWindow{{Window: "1h"}}}))
+	if open.Find(`header nav a[href="/tenants"]`).Text() != "Tenants" || testid(open, "bound-tenant").Length() != 0 || testid(open, "tenant-counts").Length() != 0 {
+		t.Error("a key bound to no tenant sees a tenant's navigation")
+	}
+}

@@ -18,6 +18,10 @@ type Page struct {
 	KeyID string
 	// Scopes are the signed-in key's scopes, as GET /me gives them.
 	Scopes []string
+	// BoundTenant is the tenant the signed-in key is bound to; "" for a
+	// key that sees every tenant. A bound key's pages show its tenant and
+	// offer no tenant filter or list of tenants.
+	BoundTenant string
 	// CanWrite is true when the key may act (write or admin): only then are
 	// action buttons rendered.
 	CanWrite bool
@@ -92,6 +96,9 @@ type OverviewView struct {
 	// could not give the minutes, ChartError then says why.
 	Chart      *DeliveriesChartView
 	ChartError string
+	// Counts, for a key bound to a tenant, are its tenant's counts, in
+	// place of the windows, backlog and chart, which count every tenant.
+	Counts *TenantCounts
 }
 
 // EventFilter is the events page's filters, as typed.

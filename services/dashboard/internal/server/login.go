@@ -77,6 +77,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if res.JSON200.Scopes != nil {
 		sess.Scopes = *res.JSON200.Scopes
 	}
+	sess.TenantID = str(res.JSON200.TenantId)
 	if !sess.Has("read", "admin") {
 		again(http.StatusForbidden, "This key lacks the read scope the dashboard needs to show anything (it has: "+strings.Join(sess.Scopes, ", ")+").")
 		return

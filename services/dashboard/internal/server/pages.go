@@ -26,7 +26,9 @@ const (
 // overview answers "what is failing right now?": activity over the last
 // hour and day, deliveries per minute, the backlog, subscriptions not
 // healthy, recent failures. Its API calls are independent, so they run
-// side by side: the page costs its slowest call, not their sum.
+// side by side: the page costs its slowest call, not their sum. A key
+// bound to a tenant may not read the activity, backlog and minutes of
+// every tenant: its tenant's counts stand in for them.
 func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 	v := web.OverviewView{Page: rq.page}
 	v.Title, v.Nav, v.Notice = "Overview", "overview", notice(r.URL.Query())
@@ -34,32 +36,34 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 		v.RefreshSeconds = 10
 	}
 	ctx := r.Context()
-	windows := []string{"1h", "24h"}
-	stats := make([]*client.StatsBody, len(windows))
 	// errs holds each call's failure; the first in this order is shown.
-	errs := make([]error, len(windows)+2)
+	errs := make([]error, 3)
 	var wg sync.WaitGroup
-	for i, window := range windows {
+	if own := rq.sess.TenantID; own != "" {
 		wg.Go(func() {
-			res, err := rq.api.GetStatsWithResponse(ctx, &client.GetStatsParams{Window: &window})
-			switch {
-			case err != nil:
-				errs[i] = unreachable(err)
-			case res.JSON200 == nil:
-				errs[i] = problem(res.StatusCode(), res.Body)
-			default:
-				stats[i] = res.JSON200
+			res, err := getTenant(ctx, rq.api, own)
+			if err != nil {
+				errs[0] = err
+				return
 			}
+			c := tenantCounts(*res.JSON200)
+			v.Counts = &c
 		})
+	} else {
+		wg.Go(func() { v.Windows, v.Backlog, errs[0] = stats(ctx, rq.api) })
+		wg.Go(func() { v.Chart, v.ChartError = s.chart(ctx, rq.api) })
 	}
 	wg.Go(func() {
-		v.Attention, v.Checked, v.Unchecked, errs[len(windows)] = s.attention(ctx, rq.api)
+		v.Attention, v.Checked, v.Unchecked, errs[1] = s.attention(ctx, rq.api)
 	})
 	wg.Go(func() {
 		status, limit := client.ListEventsParamsStatusFailed, int64(10)
-		v.RecentFailed, errs[len(windows)+1] = eventRows(ctx, rq.api, &client.ListEventsParams{Status: &status, Limit: &limit})
+		params := client.ListEventsParams{Status: &status, Limit: &limit}
+		if own := rq.listTenant(""); own != "" {
+			params.TenantId = &own
+		}
+		v.RecentFailed, errs[2] = eventRows(ctx, rq.api, &params)
 	})
-	wg.Go(func() { v.Chart, v.ChartError = s.chart(ctx, rq.api) })
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
@@ -67,12 +71,41 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, rq *request) {
 			return
 		}
 	}
-	for i, st := range stats {
-		v.Windows = append(v.Windows, web.StatsWindow{Window: windows[i], Received: st.EventsReceived,
+	s.render(w, r, http.StatusOK, web.Overview(v))
+}
+
+// stats counts the activity of the last hour and day (GET /stats, side by
+// side) and the backlog now.
+func stats(ctx context.Context, api *client.ClientWithResponses) ([]web.StatsWindow, web.Backlog, error) {
+	windows := []string{"1h", "24h"}
+	answers := make([]*client.StatsBody, len(windows))
+	errs := make([]error, len(windows))
+	var wg sync.WaitGroup
+	for i, window := range windows {
+		wg.Go(func() {
+			res, err := api.GetStatsWithResponse(ctx, &client.GetStatsParams{Window: &window})
+			switch {
+			case err != nil:
+				errs[i] = unreachable(err)
+			case res.JSON200 == nil:
+				errs[i] = problem(res.StatusCode(), res.Body)
+			default:
+				answers[i] = res.JSON200
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, web.Backlog{}, err
+		}
+	}
+	var out []web.StatsWindow
+	for i, st := range answers {
+		out = append(out, web.StatsWindow{Window: windows[i], Received: st.EventsReceived,
 			Delivered: st.DeliveriesDelivered, Retrying: st.DeliveriesRetrying, Failed: st.DeliveriesFailed})
 	}
-	v.Backlog = web.Backlog{Due: stats[0].BacklogDue, Oldest: time.Duration(stats[0].BacklogOldestDueSeconds * float64(time.Second))}
-	s.render(w, r, http.StatusOK, web.Overview(v))
+	return out, web.Backlog{Due: answers[0].BacklogDue, Oldest: time.Duration(answers[0].BacklogOldestDueSeconds * float64(time.Second))}, nil
 }
 
 // chart lays out the last hour's deliveries per minute. A failure costs
@@ -174,7 +207,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 	if f := strings.TrimSpace(v.Filter.SubscriptionID); f != "" {
 		params.SubscriptionId = &f
 	}
-	if f := strings.TrimSpace(v.Filter.TenantID); f != "" {
+	if f := rq.listTenant(v.Filter.TenantID); f != "" {
 		params.TenantId = &f
 	}
 	var err error
@@ -424,15 +457,18 @@ func pageStatus(err error) (status int, ok bool) {
 // q names it (tenant_id). A filter the API refuses is shown next to its
 // field (FilterErrors), with no list.
 func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Values) (web.SubscriptionsView, error) {
-	v := web.SubscriptionsView{Page: rq.page, TenantID: q.Get("tenant_id"), FilterErrors: web.Errors{}, Form: web.SubscriptionForm{Errors: web.Errors{}}}
+	v := web.SubscriptionsView{Page: rq.page, FilterErrors: web.Errors{}, Form: web.SubscriptionForm{Errors: web.Errors{}}}
 	v.Title, v.Nav = "Subscriptions", "subscriptions"
 	limit := int64(50)
 	params := client.ListSubscriptionsParams{Limit: &limit}
 	// The pages' links keep the filter.
 	filter := url.Values{}
-	if tenant := strings.TrimSpace(v.TenantID); tenant != "" {
+	if tenant := rq.listTenant(q.Get("tenant_id")); tenant != "" {
 		params.TenantId = &tenant
-		filter.Set("tenant_id", tenant)
+	}
+	if rq.sess.TenantID == "" && params.TenantId != nil {
+		v.TenantID = *params.TenantId
+		filter.Set("tenant_id", v.TenantID)
 	}
 	if after := q.Get("after"); after != "" {
 		params.After = &after

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/a-h/templ"
@@ -137,6 +138,16 @@ type request struct {
 	page web.Page
 }
 
+// listTenant is the tenant a listing asks for: a session bound to a
+// tenant asks for its own, whatever the URL names (it sees no other, and
+// naming it lets each row show it); any other the one named, or none.
+func (rq *request) listTenant(named string) string {
+	if rq.sess.TenantID != "" {
+		return rq.sess.TenantID
+	}
+	return strings.TrimSpace(named)
+}
+
 // signedIn wraps a handler that needs a session: without a valid one the
 // browser goes to /login; a POST must carry the session's CSRF token.
 func (s *Server) signedIn(h func(w http.ResponseWriter, r *http.Request, rq *request)) http.HandlerFunc {
@@ -196,7 +207,7 @@ func (s *Server) open(ctx context.Context, value string) (session.Session, error
 // page is the page fields of a session whose sealed cookie is value.
 func (s *Server) page(sess session.Session, value string) web.Page {
 	return web.Page{
-		KeyID: sess.KeyID, Scopes: sess.Scopes, CanWrite: sess.Has("write", "admin"), Admin: sess.Has("admin"),
+		KeyID: sess.KeyID, Scopes: sess.Scopes, BoundTenant: sess.TenantID, CanWrite: sess.Has("write", "admin"), Admin: sess.Has("admin"),
 		CSRF: s.cfg.Sealer.Token(value), Now: s.cfg.Now(),
 	}
 }

@@ -24,17 +24,21 @@ import (
 
 // fakeAPI answers as the ingest-api would for the few routes a test needs.
 type fakeAPI struct {
-	mu    sync.Mutex
-	keys  map[string][]string // key → scopes
-	posts []string            // "METHOD path body" of every change
-	gets  []string            // the path and query of every GET
+	mu   sync.Mutex
+	keys map[string][]string // key → scopes
+	// bound maps a key bound to a tenant to its tenant.
+	bound map[string]string
+	posts []string // "METHOD path body" of every change
+	gets  []string // the path and query of every GET
 	// answer, if set, answers a change instead of the default 2xx.
 	answer func(w http.ResponseWriter, r *http.Request) bool
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	scopes, ok := f.keys[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	scopes, ok := f.keys[key]
+	own := f.bound[key]
 	f.mu.Unlock()
 	problem := func(status int, detail string, errs ...map[string]string) { writeProblem(w, status, detail, errs...) }
 	if !ok {
@@ -46,7 +50,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.gets = append(f.gets, r.URL.RequestURI())
 		f.mu.Unlock()
-		if f.serveTenants(w, r) {
+		if f.serveTenants(w, r, own) {
 			return
 		}
 	}
@@ -63,8 +67,12 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sub := map[string]any{"id": "orders", "tenant_id": "default", "url": "https://example.com/hook", "event_types": []string{"order.*"}, "state": "active",
 		"circuit_state": "closed", "created_at": time.Now(), "updated_at": time.Now()}
 	switch {
+	case r.URL.Path == "/me" && own != "":
+		reply(200, map[string]any{"id": "key_1", "scopes": scopes, "tenant_id": own})
 	case r.URL.Path == "/me":
 		reply(200, map[string]any{"id": "key_1", "scopes": scopes})
+	case strings.HasPrefix(r.URL.Path, "/stats") && own != "":
+		problem(403, "this API key is bound to tenant '"+own+"' and may not use this operation")
 	case r.URL.Path == "/stats":
 		reply(200, map[string]any{"window": r.URL.Query().Get("window"), "from": time.Now(), "to": time.Now(), "events_received": 4,
 			"deliveries_delivered": 3, "deliveries_retrying": 0, "deliveries_failed": 1, "backlog_due": 0, "backlog_oldest_due_seconds": 0})
@@ -175,7 +183,8 @@ type bundle struct {
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	api := &fakeAPI{keys: map[string][]string{"dsp_admin": {"admin"}, "dsp_reader": {"read"}, "dsp_publisher": {"publish"}}}
+	api := &fakeAPI{keys: map[string][]string{"dsp_admin": {"admin"}, "dsp_reader": {"read"}, "dsp_publisher": {"publish"}, "dsp_acme": {"read", "write"}},
+		bound: map[string]string{"dsp_acme": "acme"}}
 	return setupWith(t, api, api)
 }
 

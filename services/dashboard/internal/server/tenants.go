@@ -19,8 +19,14 @@ import (
 const tenantPreview = 10
 
 // tenants lists tenants by id, a page at a time; prefix keeps those whose
-// id starts with it. The search and the page live in the query.
+// id starts with it. The search and the page live in the query. A session
+// bound to a tenant is shown its own page instead.
 func (s *Server) tenants(w http.ResponseWriter, r *http.Request, rq *request) {
+	if own := rq.sess.TenantID; own != "" {
+		// A key bound to a tenant may not list tenants: it has its own.
+		http.Redirect(w, r, string(web.TenantURL(own)), http.StatusSeeOther)
+		return
+	}
 	q := r.URL.Query()
 	v := web.TenantsView{Page: rq.page, Prefix: q.Get("prefix"), Errors: web.Errors{}}
 	v.Title, v.Nav = "Tenants", "tenants"
@@ -103,24 +109,40 @@ func (s *Server) tenantView(ctx context.Context, rq *request, id string) (web.Te
 	return v, nil
 }
 
-// tenantDetail fills v with the tenant id, its counts, metadata and
-// settings (GET /tenants/{id}).
-func tenantDetail(ctx context.Context, api *client.ClientWithResponses, id string, v *web.TenantView) error {
+// getTenant asks for a tenant with its counts (GET /tenants/{id}); one
+// the key may not see is not found, as one that does not exist.
+func getTenant(ctx context.Context, api *client.ClientWithResponses, id string) (*client.GetTenantResponse, error) {
 	res, err := api.GetTenantWithResponse(ctx, id)
 	if err != nil {
-		return unreachable(err)
+		return nil, unreachable(err)
 	}
 	if res.JSON200 == nil {
 		e := problem(res.StatusCode(), res.Body)
 		if e.Status == http.StatusNotFound || e.Status == http.StatusUnprocessableEntity {
 			e.Status, e.Detail = http.StatusNotFound, "no tenant has the id "+id+"."
 		}
-		return e
+		return nil, e
+	}
+	return res, nil
+}
+
+func tenantCounts(t client.TenantDetail) web.TenantCounts {
+	c := web.TenantCounts{Subscriptions: t.Subscriptions, EventsLast24h: t.EventsLast24h, FailingDeliveries: t.FailingDeliveries}
+	if t.MaxSubscriptions != nil {
+		c.MaxSubscriptions = *t.MaxSubscriptions
+	}
+	return c
+}
+
+// tenantDetail fills v with the tenant, its counts, metadata and settings.
+func tenantDetail(ctx context.Context, api *client.ClientWithResponses, id string, v *web.TenantView) error {
+	res, err := getTenant(ctx, api, id)
+	if err != nil {
+		return err
 	}
 	t := res.JSON200
 	v.Tenant = tenantRow(t.Id, t.Name, t.MaxSubscriptions, t.CreatedAt, t.UpdatedAt)
-	v.Counts = web.TenantCounts{Subscriptions: t.Subscriptions, MaxSubscriptions: v.Tenant.MaxSubscriptions,
-		EventsLast24h: t.EventsLast24h, FailingDeliveries: t.FailingDeliveries}
+	v.Counts = tenantCounts(*t)
 	v.Settings = settings(tenantLimits(*t), "the worker's default")
 	// The metadata as the API sent it, members in their order.
 	var raw struct {

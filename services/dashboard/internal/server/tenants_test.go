@@ -50,12 +50,25 @@ func fakeTenantEvents(tenant, status string) []any {
 }
 
 // serveTenants answers GET /tenants and /tenants/{id}, and the listings
-// of subscriptions and events that name a tenant_id, as the API would;
-// false for any other request.
-func (f *fakeAPI) serveTenants(w http.ResponseWriter, r *http.Request) bool {
+// of subscriptions and events that name a tenant_id, as the API would for
+// a key bound to own (none: ""); false for any other request.
+func (f *fakeAPI) serveTenants(w http.ResponseWriter, r *http.Request, own string) bool {
 	q := r.URL.Query()
 	tenant := q.Get("tenant_id")
+	if own != "" && tenant == "" {
+		tenant = own
+	}
 	switch {
+	case own != "" && r.URL.Path == "/tenants":
+		writeProblem(w, http.StatusForbidden, "this API key is bound to tenant '"+own+"' and may not use this operation")
+	case own != "" && strings.HasPrefix(r.URL.Path, "/tenants/") && r.URL.Path != "/tenants/"+own,
+		own != "" && tenant != own && (r.URL.Path == "/subscriptions" || r.URL.Path == "/events"):
+		// Another tenant's: not found, or nothing listed.
+		if strings.HasPrefix(r.URL.Path, "/tenants/") {
+			writeProblem(w, http.StatusNotFound, "tenant not found")
+		} else {
+			writeJSON(w, http.StatusOK, map[string]any{"data": []any{}})
+		}
 	case r.URL.Path == "/tenants":
 		prefix, after := q.Get("prefix"), q.Get("after")
 		if len(prefix) > 255 {
@@ -321,5 +334,70 @@ func TestTenantFilterOnEventsAndSubscriptions(t *testing.T) {
 	resp, bad = b.get(t, "/subscriptions?tenant_id="+strings.Repeat("a", 256))
 	if resp.StatusCode != http.StatusUnprocessableEntity || testid(bad, "error-tenant_id").Parent().Find("input#tenant_id").Length() != 1 {
 		t.Errorf("subscriptions for a bad tenant id: %d %q", resp.StatusCode, testid(bad, "error-tenant_id").Text())
+	}
+}
+
+// TestTenantBoundSession: a key bound to a tenant signs in to a dashboard
+// of its tenant: the tenant in the header, "My tenant" instead of the
+// tenants, whose list leads to its own page, an overview with its
+// tenant's counts where the stats of every tenant (which the API refuses
+// it) would be, no tenant filter, and listings asked for its tenant.
+func TestTenantBoundSession(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_acme")
+	b.api.forgetAsked()
+	resp, home := b.get(t, "/")
+	if resp.StatusCode != http.StatusOK || testid(home, "error-message").Length() != 0 {
+		t.Fatalf("overview: %d %q", resp.StatusCode, testid(home, "error-message").Text())
+	}
+	if home.Find(`header nav a[href="/tenants"]`).Length() != 0 {
+		t.Error("a bound key is offered the list of tenants")
+	}
+	if mine := home.Find(`header nav a[href="/tenants/acme"]`); mine.Text() != "My tenant" {
+		t.Errorf("no My tenant in the navigation: %q", home.Find("header nav").Text())
+	}
+	if got := testid(home, "bound-tenant").Find("code").Text(); got != "acme" {
+		t.Errorf("the header names the tenant %q", got)
+	}
+	if testid(home, "stats").Length() != 0 || testid(home, "deliveries-chart").Length() != 0 || testid(home, "chart-error").Length() != 0 {
+		t.Error("the overview shows the stats of every tenant")
+	}
+	if got := testid(home, "count-subscriptions").Text(); got != "1" || testid(home, "count-failing").Text() != "2" {
+		t.Errorf("the tenant's counts: subscriptions %q, failing %q", got, testid(home, "count-failing").Text())
+	}
+	if got := rowIDs(testid(home, "event-row")); !slices.Equal(got, []string{"evt_a1"}) {
+		t.Errorf("recently failed %v, want the tenant's", got)
+	}
+	if asked := append(b.api.asked("/stats"), b.api.asked("/stats/minutes")...); len(asked) != 0 {
+		t.Errorf("the overview asked for the stats of every tenant: %v", asked)
+	}
+
+	resp, _ = b.get(t, "/tenants")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/tenants/acme" {
+		t.Errorf("the tenants list: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, mine := b.get(t, "/tenants/acme")
+	if resp.StatusCode != http.StatusOK || mine.Find(`header nav a[aria-current="page"]`).Text() != "My tenant" {
+		t.Errorf("its own page: %d", resp.StatusCode)
+	}
+	if resp, _ := b.get(t, "/tenants/globex"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("another tenant's page: %d", resp.StatusCode)
+	}
+
+	b.api.forgetAsked()
+	_, events := b.get(t, "/events?tenant_id=globex")
+	_, subs := b.get(t, "/subscriptions")
+	if testid(events, "tenant-filter").Length() != 0 || testid(subs, "subscription-filters").Length() != 0 {
+		t.Error("a bound key is offered a tenant filter")
+	}
+	if asked := b.api.asked("/events"); len(asked) != 1 || asked[0].Get("tenant_id") != "acme" {
+		t.Errorf("events asked with %v, want its own tenant", asked)
+	}
+	if tenant := testid(events, "event-row").First().Find(`[data-testid="tenant"]`).AttrOr("data-tenant", ""); tenant != "acme" {
+		t.Errorf("its events show the tenant %q", tenant)
+	}
+	if got := rowIDs(testid(subs, "subscription-row")); !slices.Equal(got, []string{"acme-orders"}) {
+		t.Errorf("subscriptions %v", got)
 	}
 }

@@ -1,5 +1,5 @@
 // Package session keeps a signed-in operator's API key in a cookie without
-// ever holding it in clear: the key, its id and scopes, the session's own
+// ever holding it in clear: the key, its id, scopes and tenant, the session's own
 // random id, when it was issued and an expiry are sealed with AES-256-GCM
 // under the dashboard's session key. Revocations records in Redis which
 // sessions ended before their expiry. CSRF tokens are HMACs of the sealed
@@ -43,6 +43,11 @@ type Session struct {
 	KeyID string `json:"i"`
 	// Scopes are the key's scopes (GET /me's scopes).
 	Scopes []string `json:"s"`
+	// TenantID is the tenant the key is bound to (GET /me's tenant_id); ""
+	// for a key that sees every tenant. It shapes the pages only: the API
+	// scopes every answer by the key itself. A cookie sealed before
+	// sessions held it opens with none.
+	TenantID string `json:"n,omitempty"`
 	// Expires is when the session ends.
 	Expires time.Time `json:"e"`
 }

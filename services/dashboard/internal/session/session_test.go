@@ -20,7 +20,7 @@ func TestSealOpen(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	m := sealer(t, &now)
-	in := Session{ID: Nonce(), Issued: now, APIKey: "dsp_secretkey", KeyID: "key_1", Scopes: []string{"read"}, Expires: now.Add(time.Hour)}
+	in := Session{ID: Nonce(), Issued: now, APIKey: "dsp_secretkey", KeyID: "key_1", Scopes: []string{"read"}, TenantID: "acme", Expires: now.Add(time.Hour)}
 	v, err := m.Seal(in)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +32,7 @@ func TestSealOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.APIKey != in.APIKey || out.KeyID != in.KeyID || out.ID != in.ID || !out.Issued.Equal(in.Issued) || !out.Has("read") || out.Has("write") {
+	if out.APIKey != in.APIKey || out.KeyID != in.KeyID || out.ID != in.ID || !out.Issued.Equal(in.Issued) || !out.Has("read") || out.Has("write") || out.TenantID != "acme" {
 		t.Fatalf("opened %+v", out)
 	}
 	v2, _ := m.Seal(in)
