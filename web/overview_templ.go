@@ -241,7 +241,7 @@ func overviewBody(v OverviewView) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		} else {
-			templ_7745c5c3_Err = EventsTable(v.RecentFailed, v.Now).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = EventsTable(v.RecentFailed, v.Now, v.BoundTenant == "").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -511,7 +511,7 @@ func AttentionTable(rows []SubscriptionRow, v OverviewView) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		} else {
-			templ_7745c5c3_Err = SubscriptionsTable(rows, v.Now).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = SubscriptionsTable(rows, v.Now, v.BoundTenant == "").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

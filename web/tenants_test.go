@@ -89,6 +89,9 @@ func TestTenantPage(t *testing.T) {
 	if testid(doc, "empty").Length() != 0 {
 		t.Errorf("empty states on a full page: %q", testid(doc, "empty").Text())
 	}
+	if testid(doc, "tenant").Length() != 0 {
+		t.Error("the tenant's page names the tenant in every row")
+	}
 
 	empty := render(t, Tenant(TenantView{Page: page(false), Tenant: TenantRow{ID: "globex"}}))
 	if n := testid(empty, "empty").Length(); n != 4 {
@@ -107,7 +110,7 @@ func TestTenantPage(t *testing.T) {
 // tenant the listing does not name shows a dash that explains why.
 func TestTenantColumns(t *testing.T) {
 	t.Parallel()
-	events := render(t, EventsTable([]EventRow{{ID: "a", Tenant: "acme"}, {ID: "b", Tenant: "*"}, {ID: "c"}}, now))
+	events := render(t, EventsTable([]EventRow{{ID: "a", Tenant: "acme"}, {ID: "b", Tenant: "*"}, {ID: "c"}}, now, true))
 	if got := events.Find("thead th").Eq(3).Text(); got != "tenant" {
 		t.Errorf("events' fourth column %q", got)
 	}
@@ -124,7 +127,7 @@ func TestTenantColumns(t *testing.T) {
 	if unknown := cells.Eq(2).Find(".hint"); unknown.Text() != "—" || !strings.Contains(unknown.AttrOr("title", ""), "event's page") {
 		t.Errorf("an unknown tenant: %q titled %q", unknown.Text(), unknown.AttrOr("title", ""))
 	}
-	subs := render(t, SubscriptionsTable([]SubscriptionRow{{ID: "s", State: "active", Tenant: "acme"}}, now))
+	subs := render(t, SubscriptionsTable([]SubscriptionRow{{ID: "s", State: "active", Tenant: "acme"}}, now, true))
 	if got := subs.Find("thead th").Eq(2).Text(); got != "tenant" {
 		t.Errorf("subscriptions' third column %q", got)
 	}
@@ -180,10 +183,13 @@ func TestBoundTenantPages(t *testing.T) {
 	if testid(ov, "stats").Length() != 0 || testid(ov, "chart-error").Length() != 0 || testid(ov, "count-events").Text() != "9" {
 		t.Error("the overview shows every tenant's stats instead of the tenant's counts")
 	}
-	events := render(t, Events(EventsView{Page: bound, Errors: Errors{}}))
-	subs := render(t, Subscriptions(SubscriptionsView{Page: bound, Form: SubscriptionForm{Errors: Errors{}}}))
+	events := render(t, Events(EventsView{Page: bound, Errors: Errors{}, Events: []EventRow{{ID: "e", Tenant: "acme"}}}))
+	subs := render(t, Subscriptions(SubscriptionsView{Page: bound, Form: SubscriptionForm{Errors: Errors{}}, Subscriptions: []SubscriptionRow{{ID: "s", Tenant: "acme"}}}))
 	if events.Find("input#tenant_id").Length() != 0 || subs.Find("input#tenant_id").Length() != 0 {
 		t.Error("a bound key is offered a tenant filter")
+	}
+	if testid(events, "tenant").Length() != 0 || testid(subs, "tenant").Length() != 0 {
+		t.Error("a bound key's tables name its tenant in every row")
 	}
 	// A key bound to no tenant: the tenants, and no tenant in the header.
 	open := render(t, Overview(OverviewView{Page: page(true), Windows: []StatsWindow{{Window: "1h"}}}))
