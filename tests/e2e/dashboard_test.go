@@ -107,19 +107,71 @@ func testid(id string) string { return `[data-testid="` + id + `"]` }
 // signIn signs in with key on the login page.
 func signIn(t *testing.T, ctx context.Context, base, key string) {
 	t.Helper()
+	signInTo(t, ctx, base, key, "stats")
+}
+
+// signInTo signs in with key and waits for the overview's part whose
+// data-testid is shown.
+func signInTo(t *testing.T, ctx context.Context, base, key, shown string) {
+	t.Helper()
 	do(t, ctx, "sign in",
 		chromedp.Navigate(base+"/login"),
 		chromedp.SendKeys(chromedp.CSS("#key"), key),
 		chromedp.Click(chromedp.CSS(testid("sign-in"))),
-		chromedp.WaitVisible(chromedp.CSS(testid("stats"))),
+		chromedp.WaitVisible(chromedp.CSS(testid(shown))),
 	)
+}
+
+// location is the page's path and query.
+func location(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	loc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname + location.search`))
+	if err != nil {
+		t.Fatalf("location: %v", err)
+	}
+	return loc
+}
+
+// acmeTenant gives the stack a tenant acme (a name, metadata, a quota and
+// a setting) with a subscription to good and one to bad that fails at
+// once, three order events and an invoice that fails, all delivered or
+// failed on return; and an empty tenant globex.
+func (s *stack) acmeTenant(good, bad *receiver) {
+	s.t.Helper()
+	for id, body := range map[string]map[string]any{
+		"acme":   {"name": "Acme Inc.", "metadata": map[string]any{"plan": "gold", "contact": map[string]any{"email": "ops@acme.example"}}, "max_subscriptions": 10, "max_attempts": 8},
+		"globex": {"name": "Globex"},
+	} {
+		if code, answer := s.call("PUT", "/tenants/"+id, body); code != http.StatusCreated {
+			s.t.Fatalf("create tenant %s: %d %v", id, code, answer)
+		}
+	}
+	for _, sub := range []map[string]any{
+		{"id": "acme-orders", "tenant_id": "acme", "url": good.URL, "event_types": []string{"order.*"}, "secret": good.secret},
+		{"id": "acme-invoices", "tenant_id": "acme", "url": bad.URL, "event_types": []string{"invoice.*"}, "secret": bad.secret, "max_attempts": 1},
+	} {
+		if code, answer := s.call("POST", "/subscriptions", sub); code != http.StatusCreated {
+			s.t.Fatalf("create subscription %s: %d %v", sub["id"], code, answer)
+		}
+	}
+	for i, typ := range []string{"order.created", "order.paid", "order.shipped", "invoice.paid"} {
+		id := fmt.Sprintf("evt_acme_%d", i)
+		if code, answer := s.call("POST", "/events", map[string]any{"id": id, "type": typ, "tenant_id": "acme", "source": "shop", "data": map[string]any{"n": i}}); code != http.StatusAccepted {
+			s.t.Fatalf("post %s: %d %v", id, code, answer)
+		}
+	}
+	eventually(s.t, 30*time.Second, func() bool {
+		return s.count("SELECT count(*) FROM deliveries WHERE subscription_id LIKE 'acme-%' AND status IN ('delivered','failed')") == 4
+	}, "acme's deliveries did not finish")
 }
 
 // TestDashboard drives the dashboard in chromium against the real stack:
 // sign in, read the overview, find an event by id and read its attempts,
 // redeliver it and see the new attempt, pause and resume a subscription,
-// rotate its secret, sign out; a read-only key sees no action buttons and
-// a forged action is refused by the API.
+// rotate its secret, list and search tenants and read one's page, filter
+// events by tenant, sign out; a read-only key sees no action buttons and
+// a forged action is refused by the API; a key bound to a tenant sees
+// that tenant's dashboard.
 func TestDashboard(t *testing.T) {
 	s := newStack(t)
 	s.startWorker("CIRCUIT_FAILURE_THRESHOLD=3")
@@ -284,6 +336,58 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("after the edit the API has rate limit %v and URL %v", body["rate_limit_per_second"], body["url"])
 	}
 
+	// Tenants: the list, searched; a tenant's page; the events of one tenant.
+	s.acmeTenant(good, bad)
+	do(t, ctx, "tenants",
+		chromedp.Click(chromedp.CSS(`header nav a[href="/tenants"]`)),
+		chromedp.WaitVisible(chromedp.CSS(testid("tenants"))),
+	)
+	if n := count(t, ctx, testid("tenant-row")); n != 3 {
+		t.Errorf("%d tenants listed, want acme, default and globex", n)
+	}
+	screenshot(t, ctx, "dashboard-tenants.png")
+	do(t, ctx, "search tenants",
+		chromedp.SendKeys(chromedp.CSS(testid("prefix")), "ac"),
+		chromedp.Click(chromedp.CSS(testid("search"))),
+		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid="tenant-row"][data-id="globex"]`)),
+	)
+	if n, loc := count(t, ctx, testid("tenant-row")), location(t, ctx); n != 1 || loc != "/tenants?prefix=ac" {
+		t.Errorf("searching ac: %d tenants at %s", n, loc)
+	}
+	do(t, ctx, "a tenant's page",
+		chromedp.Click(chromedp.CSS(`[data-testid="tenant-row"][data-id="acme"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(testid("tenant-counts"))),
+	)
+	for id, want := range map[string]string{"count-subscriptions": "2", "count-quota": "of 10", "count-events": "4", "count-failing": "1",
+		"tenant-name": "Acme Inc.", `setting-max attempts`: "8"} {
+		if got := text(t, ctx, `[data-testid="`+id+`"]`); got != want {
+			t.Errorf("%s: %q, want %q", id, got, want)
+		}
+	}
+	if got := text(t, ctx, testid("metadata")); !strings.Contains(got, `"email": "ops@acme.example"`) {
+		t.Errorf("metadata %q", got)
+	}
+	if n := count(t, ctx, testid("subscription-row")); n != 2 || count(t, ctx, `[data-testid="subscription-row"][data-id="orders"]`) != 0 {
+		t.Errorf("%d subscriptions on acme's page, or another tenant's among them", n)
+	}
+	if n := count(t, ctx, testid("tenant-events")+" "+testid("event-row")); n != 4 {
+		t.Errorf("%d events on acme's page, want 4", n)
+	}
+	if count(t, ctx, testid("tenant-failing")+` [data-testid="event-row"][data-id="evt_acme_3"]`) != 1 {
+		t.Error("the failed invoice is not among acme's failing deliveries")
+	}
+	screenshot(t, ctx, "dashboard-tenant.png")
+	do(t, ctx, "events of a tenant",
+		chromedp.Navigate(base+"/events"),
+		chromedp.WaitVisible(chromedp.CSS(testid("events"))),
+		chromedp.SendKeys(chromedp.CSS("#tenant_id"), "acme"),
+		chromedp.Click(chromedp.CSS(testid("filter"))),
+		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid="event-row"][data-id="evt_unrouted"]`)),
+	)
+	if n, own := count(t, ctx, testid("event-row")), count(t, ctx, `[data-testid="event-row"] [data-tenant="acme"]`); n != 4 || own != 4 {
+		t.Errorf("acme's events: %d rows, %d of them acme's", n, own)
+	}
+
 	do(t, ctx, "sign out", chromedp.Click(chromedp.CSS(testid("sign-out"))), chromedp.WaitVisible(chromedp.CSS(testid("login-form"))))
 	do(t, ctx, "signed out", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(testid("login-form"))))
 
@@ -315,6 +419,30 @@ func TestDashboard(t *testing.T) {
 	}
 	if code, body := s.call("GET", "/subscriptions/orders", nil); code != http.StatusOK || body["state"] != "active" {
 		t.Errorf("after a forged pause the subscription is %v", body["state"])
+	}
+
+	// A key bound to acme sees acme's dashboard: its counts on the
+	// overview, My tenant in place of the tenants, its events only.
+	code, body = s.call("POST", "/api-keys", map[string]any{"name": "acme-viewer", "scopes": []string{"read"}, "tenant_id": "acme"})
+	if code != http.StatusCreated {
+		t.Fatalf("create a key bound to acme: %d %v", code, body)
+	}
+	do(t, ctx, "sign out", chromedp.Click(chromedp.CSS(testid("sign-out"))), chromedp.WaitVisible(chromedp.CSS(testid("login-form"))))
+	signInTo(t, ctx, base, body["key"].(string), "tenant-counts")
+	if count(t, ctx, testid("page-error")) != 0 || count(t, ctx, testid("stats")) != 0 || text(t, ctx, testid("count-events")) != "4" {
+		t.Error("the overview of a key bound to acme")
+	}
+	if count(t, ctx, `header nav a[href="/tenants"]`) != 0 || text(t, ctx, `header nav a[href="/tenants/acme"]`) != "My tenant" ||
+		text(t, ctx, testid("bound-tenant")+" code") != "acme" {
+		t.Error("the header of a key bound to acme")
+	}
+	do(t, ctx, "the bound key's tenants", chromedp.Navigate(base+"/tenants"), chromedp.WaitVisible(chromedp.CSS(testid("tenant-counts"))))
+	if loc := location(t, ctx); loc != "/tenants/acme" {
+		t.Errorf("the tenants list leads a bound key to %s", loc)
+	}
+	do(t, ctx, "the bound key's events", chromedp.Navigate(base+"/events"), chromedp.WaitVisible(chromedp.CSS(testid("events"))))
+	if n := count(t, ctx, `[data-testid="event-row"][data-id^="evt_acme_"]`); n != 4 || count(t, ctx, testid("event-row")) != 4 || count(t, ctx, "#tenant_id") != 0 {
+		t.Errorf("a bound key's events: %d of acme's, %d in all, or a tenant filter", n, count(t, ctx, testid("event-row")))
 	}
 }
 
