@@ -118,9 +118,7 @@ type EventRow struct {
 	Source     string
 	Status     string
 	ReceivedAt time.Time
-	// Tenant is the event's tenant, "*" for an event sent to every
-	// tenant, "" when not known: listings do not name it, so a row has it
-	// only when the listing's filters decide it.
+	// Tenant is the event's tenant, "*" for an event sent to every tenant.
 	Tenant string
 }
 

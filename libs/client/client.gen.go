@@ -792,7 +792,10 @@ type EventListItem struct {
 	ReceivedAt time.Time           `json:"received_at"`
 	Source     *string             `json:"source,omitempty"`
 	Status     EventListItemStatus `json:"status"`
-	Type       string              `json:"type"`
+
+	// TenantId The event's tenant; '*' for an event sent to every tenant.
+	TenantId string `json:"tenant_id"`
+	Type     string `json:"type"`
 }
 
 // EventListItemStatus defines model for EventListItem.Status.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
@@ -41,8 +42,10 @@ type EventFilter struct {
 // EventSummary is an event in a listing: its payload left out, its status
 // derived from its deliveries.
 type EventSummary struct {
-	ID         string
-	Type       string
+	ID   string
+	Type string
+	// TenantID is the event's tenant, or domain.AllTenants.
+	TenantID   string
 	Source     string
 	ReceivedAt time.Time
 	Status     domain.EventStatus
@@ -267,7 +270,7 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 		}
 	}
 	q.page(timeCol, idCol, f.Since, f.Until, f.After)
-	sql := `SELECT ` + distinct + `e.id, e.type, e.source, e.received_at,
+	sql := `SELECT ` + distinct + `e.id, e.type, e.source, e.received_at, e.tenant_id,
 		ARRAY(SELECT x.status FROM deliveries x WHERE x.event_id = e.id)
 		FROM ` + from + q.whereSQL() + `
 		ORDER BY ` + timeCol + ` DESC, ` + idCol + ` DESC LIMIT ` + q.arg(f.Limit)
@@ -278,9 +281,11 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (EventSummary, error) {
 		var (
 			e        EventSummary
+			tenant   pgtype.Text
 			statuses []domain.DeliveryStatus
 		)
-		err := r.Scan(&e.ID, &e.Type, &e.Source, &e.ReceivedAt, &statuses)
+		err := r.Scan(&e.ID, &e.Type, &e.Source, &e.ReceivedAt, &tenant, &statuses)
+		e.TenantID = storedTenant(tenant)
 		e.Status = domain.DeriveEventStatus(statuses)
 		return e, err
 	})

@@ -229,9 +229,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 			s.fail(w, r, rq, unreachable(err))
 			return
 		case res.JSON200 != nil:
-			tenant := listedTenant(str(params.TenantId), str(params.SubscriptionId))
 			for _, e := range items(res.JSON200.Data) {
-				v.Events = append(v.Events, eventRow(e, tenant))
+				v.Events = append(v.Events, eventRow(e))
 			}
 			if res.JSON200.NextCursor != nil {
 				v.Next = pageURL("/events", q, *res.JSON200.NextCursor)

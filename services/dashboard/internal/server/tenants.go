@@ -157,7 +157,6 @@ func tenantDetail(ctx context.Context, api *client.ClientWithResponses, id strin
 
 // eventRows lists a page of events.
 func eventRows(ctx context.Context, api *client.ClientWithResponses, params *client.ListEventsParams) ([]web.EventRow, error) {
-	tenant := listedTenant(str(params.TenantId), str(params.SubscriptionId))
 	res, err := api.ListEventsWithResponse(ctx, params)
 	if err != nil {
 		return nil, unreachable(err)
@@ -167,7 +166,7 @@ func eventRows(ctx context.Context, api *client.ClientWithResponses, params *cli
 	}
 	var rows []web.EventRow
 	for _, e := range items(res.JSON200.Data) {
-		rows = append(rows, eventRow(e, tenant))
+		rows = append(rows, eventRow(e))
 	}
 	return rows, nil
 }

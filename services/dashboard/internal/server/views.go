@@ -27,21 +27,9 @@ func code(p *int64) string {
 	return strconv.FormatInt(*p, 10)
 }
 
-// eventRow is a listed event; tenant is the listing's (listedTenant).
-func eventRow(e client.EventListItem, tenant string) web.EventRow {
-	return web.EventRow{ID: e.Id, Type: e.Type, Source: str(e.Source), Status: string(e.Status), ReceivedAt: e.ReceivedAt, Tenant: tenant}
-}
-
-// listedTenant is the tenant of every event a listing holds when its
-// filters decide it, since listings do not name each event's: the tenant
-// it names, unless it names a subscription too (it then holds the events
-// sent to every tenant that reached the subscription as well). "" when
-// the listing does not say.
-func listedTenant(tenant, subscription string) string {
-	if subscription != "" {
-		return ""
-	}
-	return tenant
+// eventRow is a listed event.
+func eventRow(e client.EventListItem) web.EventRow {
+	return web.EventRow{ID: e.Id, Type: e.Type, Source: str(e.Source), Status: string(e.Status), ReceivedAt: e.ReceivedAt, Tenant: e.TenantId}
 }
 
 func subscriptionRow(s client.SubscriptionBody) web.SubscriptionRow {

@@ -28,6 +28,7 @@ type EventListItem struct {
 	ID         string    `json:"id"`
 	Type       string    `json:"type"`
 	Source     string    `json:"source,omitempty"`
+	TenantID   string    `json:"tenant_id" doc:"The event's tenant; '*' for an event sent to every tenant."`
 	ReceivedAt time.Time `json:"received_at"`
 	Status     string    `json:"status" enum:"unmatched,pending,retrying,failed,delivered"`
 }
@@ -85,7 +86,7 @@ func (s *Server) listEvents(ctx context.Context, in *listEventsInput) (*listEven
 	}
 	out.Body.Data = make([]EventListItem, len(events))
 	for i, e := range events {
-		out.Body.Data[i] = EventListItem{ID: e.ID, Type: e.Type, Source: e.Source, ReceivedAt: e.ReceivedAt, Status: string(e.Status)}
+		out.Body.Data[i] = EventListItem{ID: e.ID, Type: e.Type, Source: e.Source, TenantID: e.TenantID, ReceivedAt: e.ReceivedAt, Status: string(e.Status)}
 	}
 	return out, nil
 }

@@ -87,7 +87,7 @@ func TestListEventsOverHTTP(t *testing.T) {
 	require.Equal(t, []string{"e5", "e4", "e3", "e2", "e1"}, dataIDs(t, r, "id"))
 	require.Nil(t, r.body["next_cursor"], "one page holds them all")
 	first := r.body["data"].([]any)[0].(map[string]any)
-	require.Equal(t, map[string]any{"id": "e5", "type": "order.created", "received_at": "2026-03-01T12:04:00Z", "status": "pending"}, first,
+	require.Equal(t, map[string]any{"id": "e5", "type": "order.created", "received_at": "2026-03-01T12:04:00Z", "status": "pending", "tenant_id": "default"}, first,
 		"a listing leaves the payload out")
 
 	tests := []struct {
