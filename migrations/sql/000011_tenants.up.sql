@@ -31,8 +31,17 @@ CREATE INDEX subscriptions_tenant ON subscriptions (tenant_id, id);
 CREATE FUNCTION tenant_keys(tenant text, patterns text[]) RETURNS text[]
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN ARRAY(SELECT tenant || '/' || p FROM unnest(patterns) AS p);
+-- Without fastupdate: GIN's default keeps new entries in a pending list
+-- that every search reads in full until a vacuum merges it, and fan-out
+-- searches on every event while subscriptions change seldom. 100,000
+-- subscriptions created at once made each fan-out read 10 ms of pending
+-- list (ingest fell from 3,800 to 105 events/s) until autovacuum came by.
 CREATE INDEX subscriptions_active_tenant_keys ON subscriptions USING gin (tenant_keys(tenant_id, event_types))
-    WHERE state = 'active';
+    WITH (fastupdate = off) WHERE state = 'active';
+-- The same for the index on plain patterns (events sent to every tenant),
+-- whose pending list is merged now.
+ALTER INDEX subscriptions_active_event_types SET (fastupdate = off);
+SELECT gin_clean_pending_list('subscriptions_active_event_types');
 
 -- An event's tenant; NULL for an event sent to every tenant ("*").
 ALTER TABLE events

@@ -370,9 +370,9 @@ func TestTenantIsolationOnEveryRoute(t *testing.T) {
 // tenants of 10 subscriptions each (100,000 subscriptions) and 1,000,000
 // events, 100 per tenant over the last day, each with one delivery. It
 // reports each listing's p99 over the iterations (run with -benchtime
-// 1000x): GET /tenants (first page, a prefix, a page further on) and one
-// tenant's GET /events, by an operator's filter and by the tenant's own
-// key.
+// 1000x): GET /tenants (first page, a prefix, a page further on), one
+// tenant with its counts, and one tenant's GET /events, by an operator's
+// filter and by the tenant's own key.
 func BenchmarkTenantListings(b *testing.B) {
 	bb := newBundle(b)
 	ctx := context.Background()
@@ -420,6 +420,7 @@ func BenchmarkTenantListings(b *testing.B) {
 		{"tenants", bb.key, "/tenants?limit=50"},
 		{"tenants_prefix", bb.key, "/tenants?prefix=tenant_07&limit=50"},
 		{"tenants_after", bb.key, "/tenants?after=tenant_09000&limit=50"},
+		{"tenant_with_counts", bb.key, "/tenants/tenant_05000"},
 		{"tenant_events_filter", bb.key, "/events?tenant_id=tenant_05000&limit=50"},
 		{"tenant_events_own_key", tenantKey, "/events?limit=50"},
 	} {
