@@ -37,9 +37,9 @@ type IngestResult struct {
 // the idempotency key: on conflict nothing is inserted and no row returns.
 // Subscriptions are matched by array overlap with the match keys of the
 // event's type prefixed with its tenant (domain.TenantKeys), which the
-// partial GIN index on active subscriptions' tenant_keys answers: one
+// partial GIN index on active subscriptions' match_keys answers: one
 // lookup whatever the number of tenants.
-var ingestSQL = fanOutSQL(`tenant_keys(s.tenant_id, s.event_types)`)
+var ingestSQL = fanOutSQL(`s.match_keys`)
 
 // ingestAllSQL is ingestSQL for an event sent to every tenant ($6 NULL):
 // plain match keys against the index on active subscriptions' patterns.
@@ -187,7 +187,7 @@ WITH input AS (
 ), d AS (
 	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
 	SELECT ev.id, s.id, now() FROM ev JOIN keys USING (id), subscriptions s
-	WHERE ev.tenant_id IS NOT NULL AND s.state = 'active' AND tenant_keys(s.tenant_id, s.event_types) && keys.keys
+	WHERE ev.tenant_id IS NOT NULL AND s.state = 'active' AND s.match_keys && keys.keys
 	RETURNING id, event_id, subscription_id
 ), dall AS (
 	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
