@@ -868,7 +868,7 @@ type PutTenantInputBody struct {
 	// MaxSubscriptions Most subscriptions the tenant may have; creating one more is a 422. No bound when absent.
 	MaxSubscriptions *int64 `json:"max_subscriptions,omitempty"`
 
-	// Metadata Any JSON object of at most 4 KiB, stored as sent.
+	// Metadata Any JSON object of at most 4 KiB.
 	Metadata *map[string]interface{} `json:"metadata,omitempty"`
 
 	// Name A display name.
@@ -1107,7 +1107,7 @@ type TenantBody struct {
 	// MaxSubscriptions Most subscriptions the tenant may have; creating one more is a 422. No bound when absent.
 	MaxSubscriptions *int64 `json:"max_subscriptions,omitempty"`
 
-	// Metadata The caller's own JSON object, stored as sent.
+	// Metadata The caller's own JSON object, stored as event data is (members may come back in another order).
 	Metadata map[string]interface{} `json:"metadata"`
 
 	// Name Example: Acme Inc.
@@ -1149,7 +1149,7 @@ type TenantDetail struct {
 	// MaxSubscriptions Most subscriptions the tenant may have; creating one more is a 422. No bound when absent.
 	MaxSubscriptions *int64 `json:"max_subscriptions,omitempty"`
 
-	// Metadata The caller's own JSON object, stored as sent.
+	// Metadata The caller's own JSON object, stored as event data is (members may come back in another order).
 	Metadata map[string]interface{} `json:"metadata"`
 
 	// Name Example: Acme Inc.

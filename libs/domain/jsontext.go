@@ -114,11 +114,57 @@ func (s *jsonScanner) scan() error {
 				}
 			}
 			i = end
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			end := i
+			for end < len(s.raw) && isNumberByte(s.raw[end]) {
+				end++
+			}
+			if err := s.number(s.raw[i:end]); err != nil {
+				return err
+			}
+			i = end - 1
 		default:
 			if c >= utf8.RuneSelf {
 				// Only possible inside strings in valid JSON; kept for
 				// callers that skipped the syntax check.
 				return invalid(s.path(), "must be UTF-8 text")
+			}
+		}
+	}
+	return nil
+}
+
+// Bounds of a JSON number. PostgreSQL's jsonb keeps a number's value, not
+// its text, and writes it back in full: "1e131000" is stored in a few
+// bytes and read back as 131,001 digits, and a number beyond numeric's
+// range is refused as the statement runs. An event of such numbers would
+// be read, signed and sent megabytes at a time, or fail every read and
+// every claim of the deliveries beside it.
+const (
+	MaxJSONNumberLength = 128
+	MaxJSONExponent     = 100
+)
+
+func isNumberByte(c byte) bool {
+	return c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
+}
+
+// number checks a number's text against MaxJSONNumberLength and
+// MaxJSONExponent.
+func (s *jsonScanner) number(text []byte) error {
+	if len(text) > MaxJSONNumberLength {
+		return invalid(s.path(), fmt.Sprintf("numbers must be written in at most %d characters", MaxJSONNumberLength))
+	}
+	at := bytes.IndexAny(text, "eE")
+	if at < 0 {
+		return nil
+	}
+	exp := 0
+	for _, c := range text[at+1:] {
+		if c >= '0' && c <= '9' {
+			exp = exp*10 + int(c-'0')
+			if exp > MaxJSONExponent {
+				return invalid(s.path(), fmt.Sprintf("numbers must have an exponent between -%d and %d", MaxJSONExponent, MaxJSONExponent))
 			}
 		}
 	}

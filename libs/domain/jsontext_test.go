@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -39,6 +40,12 @@ func TestValidateJSONText(t *testing.T) {
 		{"escaped backslash before u", `{"a":"\\u0000"}`, ""},
 		{"path after a sibling", `{"a":1,"b":{"c":[{},{"d":"\u0000"}]}}`, "data.b.c[1].d"},
 		{"long name shortened", `{"` + strings.Repeat("k", 100) + `":"\u0000"}`, "data." + strings.Repeat("k", 64) + "…"},
+		{"numbers", `{"a":-12.5e-3,"b":6.02E+23,"c":1e100,"d":[0,1e-100,true,false]}`, ""},
+		{"exponent too large", `{"a":{"b":1e101}}`, "data.a.b"},
+		{"exponent too small", `{"a":[1,2E-131000]}`, "data.a[1]"},
+		{"exponent past int", `{"a":1e99999999999999999999999}`, "data.a"},
+		{"number too long", `{"a":0.` + strings.Repeat("1", domain.MaxJSONNumberLength) + `}`, "data.a"},
+		{"longest number", `{"a":` + strings.Repeat("9", domain.MaxJSONNumberLength) + `}`, ""},
 		{"repeated name", `{"id":"a","id":"b"}`, "data.id"},
 		{"repeated name, an escape spelling it", `{"a":1,"\u0061":2}`, "data.a"},
 		{"repeated name, both escaped", `{"\u0061b":1,"a\u0062":2}`, "data.ab"},
@@ -131,6 +138,7 @@ func FuzzValidateJSONText(f *testing.F) {
 		`{}`, `{"a":[1,{"b":"\u0000"}]}`, `{"a":"\ud800"}`, "{\"a\":\"\xff\"}", `{"a":"\ud83d\ude00"}`, `[[[[]]]]`, `"x"`,
 		`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"a":{"b":1},"b":{"a":1}}`, `[{"a":1},{"a":1,"b":[{"c":1,"c":2}]}]`,
 		many(0, 20, `,"k3":0`), many(0, 20, `,"x":"\"k3\"","y":{"k3":1}`),
+		`{"a":1e100,"b":[1E-101]}`, `[-0.5e+7,true,false,null]`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -160,7 +168,41 @@ func FuzzValidateJSONText(f *testing.F) {
 		if b, _ := json.Marshal(v); strings.Contains(string(b), `\u0000`) {
 			t.Fatalf("accepted a NUL: %q", raw)
 		}
+		if n, ok := unboundedNumber(v); ok {
+			t.Fatalf("accepted the number %s: %q", n, raw)
+		}
 	})
+}
+
+// unboundedNumber finds a number in v, decoded with UseNumber, that is
+// longer than domain.MaxJSONNumberLength or has an exponent beyond
+// domain.MaxJSONExponent.
+func unboundedNumber(v any) (json.Number, bool) {
+	switch v := v.(type) {
+	case json.Number:
+		if len(v) > domain.MaxJSONNumberLength {
+			return v, true
+		}
+		if at := strings.IndexAny(string(v), "eE"); at >= 0 {
+			exp, err := strconv.Atoi(strings.TrimLeft(string(v[at+1:]), "+-"))
+			if err != nil || exp > domain.MaxJSONExponent {
+				return v, true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if n, ok := unboundedNumber(e); ok {
+				return n, true
+			}
+		}
+	case map[string]any:
+		for _, e := range v {
+			if n, ok := unboundedNumber(e); ok {
+				return n, true
+			}
+		}
+	}
+	return "", false
 }
 
 // BenchmarkValidateJSONText measures the scan every request body gets: a

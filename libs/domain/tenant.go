@@ -27,7 +27,7 @@ const (
 type Tenant struct {
 	ID   string
 	Name string
-	// Metadata is the caller's own JSON object, stored as given.
+	// Metadata is the caller's own JSON object, stored as jsonb.
 	Metadata json.RawMessage
 	// Settings are the defaults of the tenant's subscriptions, between the
 	// service-wide defaults and each subscription's own settings.

@@ -53,7 +53,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k domain.APIKey, hash apikey.H
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		RETURNING `+apiKeyColumns, k.ID, k.Name, scopeStrings(k.Scopes), hash[:], k.Prefix, expires,
 		pgtype.Text{String: k.TenantID, Valid: k.TenantID != ""}))
-	if isForeignKeyViolation(err) {
+	if isForeignKeyViolation(err, "api_keys_tenant_id_fkey") {
 		return domain.APIKey{}, unknownTenant(k.TenantID)
 	}
 	if err != nil {

@@ -480,6 +480,10 @@ func (s *Store) RedeliverBulk(ctx context.Context, scope Scope, f RedeliverFilte
 	}
 	q := query{args: []any{f.SubscriptionID, statuses, f.Limit + 1}}
 	q.page(`d.created_at`, `d.event_id`, f.From, f.To, f.After)
+	if scope.tenant != "" {
+		// Another tenant's deliveries are neither read nor locked.
+		q.and(`EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = d.subscription_id AND s.tenant_id = ` + q.arg(scope.tenant) + `)`)
+	}
 	cond := ""
 	if len(q.where) > 0 {
 		cond = " AND " + strings.Join(q.where, " AND ")

@@ -132,7 +132,7 @@ func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, e
 		}
 	}
 	if err := rows.Err(); err != nil {
-		if isForeignKeyViolation(err) {
+		if isForeignKeyViolation(err, "events_tenant_id_fkey") {
 			return IngestResult{}, unknownTenant(e.TenantID)
 		}
 		return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
@@ -261,7 +261,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 		}
 		return rows.Err()
 	})
-	if isForeignKeyViolation(err) {
+	if isForeignKeyViolation(err, "events_tenant_id_fkey") {
 		// A tenant deleted since the caller checked it.
 		return BatchResult{}, &domain.ValidationError{Field: "tenant_id", Reason: "names a tenant that does not exist"}
 	}

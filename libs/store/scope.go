@@ -16,11 +16,16 @@ type Scope struct{ tenant string }
 // own work.
 var Unscoped = Scope{}
 
-// TenantScope sees only tenant's rows.
-func TenantScope(tenant string) Scope { return Scope{tenant: tenant} }
+// NoTenant sees no tenant's rows: no tenant id holds a '/'.
+var NoTenant = Scope{tenant: "/"}
 
-// Tenant is the scope's tenant, or "" when it sees every tenant.
-func (s Scope) Tenant() string { return s.tenant }
+// TenantScope sees only tenant's rows; an empty id sees none.
+func TenantScope(tenant string) Scope {
+	if tenant == "" {
+		return NoTenant
+	}
+	return Scope{tenant: tenant}
+}
 
 // Sees reports whether rows of tenant are within the scope.
 func (s Scope) Sees(tenant string) bool { return s.tenant == "" || s.tenant == tenant }

@@ -270,8 +270,14 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 		}
 	}
 	q.page(timeCol, idCol, f.Since, f.Until, f.After)
+	// A tenant's status of an event sent to every tenant is that of its
+	// own deliveries: the others' would tell it how their receivers fare.
+	own := ``
+	if scope.tenant != "" {
+		own = ` AND x.subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = ` + q.arg(scope.tenant) + `)`
+	}
 	sql := `SELECT ` + distinct + `e.id, e.type, e.source, e.received_at, e.tenant_id,
-		ARRAY(SELECT x.status FROM deliveries x WHERE x.event_id = e.id)
+		ARRAY(SELECT x.status FROM deliveries x WHERE x.event_id = e.id` + own + `)
 		FROM ` + from + q.whereSQL() + `
 		ORDER BY ` + timeCol + ` DESC, ` + idCol + ` DESC LIMIT ` + q.arg(f.Limit)
 	rows, err := s.pool.Query(ctx, sql, q.args...)

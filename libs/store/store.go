@@ -130,10 +130,10 @@ func isUniqueViolation(err error) bool {
 }
 
 // isForeignKeyViolation reports whether a write named a row that does not
-// exist, such as an unknown tenant.
-func isForeignKeyViolation(err error) bool {
+// exist through the foreign key constraint, such as an unknown tenant.
+func isForeignKeyViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23503"
+	return errors.As(err, &pgErr) && pgErr.Code == "23503" && pgErr.ConstraintName == constraint
 }
 
 // transient reports whether err is a lost or refused connection rather than

@@ -58,6 +58,13 @@ func nullMS(d time.Duration) pgtype.Int8 {
 	return pgtype.Int8{Int64: d.Milliseconds(), Valid: d > 0}
 }
 
+// lockTenantSQL locks a tenant's row while a subscription is created in
+// it and reads its quota and, if it has one, its subscriptions' count.
+const lockTenantSQL = `
+	SELECT max_subscriptions, CASE WHEN max_subscriptions IS NULL THEN 0
+		ELSE (SELECT count(*) FROM subscriptions WHERE tenant_id = $1) END
+	FROM tenants WHERE id = $1 FOR NO KEY UPDATE`
+
 // CreateSubscription stores a new, active subscription in its tenant
 // (DefaultTenant when it names none). A subscription with the same id is
 // domain.ErrConflict; an unknown tenant, or one whose quota of
@@ -70,15 +77,14 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 	var created domain.Subscription
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The tenant's row is locked so that concurrent creations count
-		// one after another against its quota.
+		// one after another against its quota; FOR NO KEY UPDATE, unlike
+		// FOR UPDATE, leaves the key share that each event's foreign key
+		// takes on its tenant free, so that ingest never waits for it.
 		var (
 			quota pgtype.Int4
 			count int
 		)
-		err := tx.QueryRow(ctx, `
-			SELECT max_subscriptions, CASE WHEN max_subscriptions IS NULL THEN 0
-				ELSE (SELECT count(*) FROM subscriptions WHERE tenant_id = $1) END
-			FROM tenants WHERE id = $1 FOR UPDATE`, sub.TenantID).Scan(&quota, &count)
+		err := tx.QueryRow(ctx, lockTenantSQL, sub.TenantID).Scan(&quota, &count)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return unknownTenant(sub.TenantID)
 		}

@@ -192,3 +192,24 @@ func TestScopeHidesOtherTenantsRows(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestCreatingASubscriptionDoesNotHoldUpIngest: while a subscription is
+// being created in a tenant (its row locked against the quota), events of
+// that tenant are still stored: their foreign key's share lock does not
+// wait for the creation's.
+func TestCreatingASubscriptionDoesNotHoldUpIngest(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	_, _, err := st.PutTenant(ctx, domain.Tenant{ID: "acme", MaxSubscriptions: 10})
+	require.NoError(t, err)
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	_, err = tx.Exec(ctx, store.LockTenantSQL, "acme")
+	require.NoError(t, err)
+
+	ingestCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = st.IngestEvent(ingestCtx, domain.Event{ID: "e1", Type: "x", TenantID: "acme", Data: []byte(`{}`)})
+	require.NoError(t, err, "an event waited for a subscription's creation in its tenant")
+}

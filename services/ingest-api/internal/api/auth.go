@@ -53,8 +53,13 @@ type principal struct {
 // tenant. Handlers pass it to every store call that reads or changes a
 // tenant's data.
 func scopeOf(ctx context.Context) store.Scope {
-	p, _ := ctx.Value(principalKey{}).(principal)
-	if p.tenant == "" {
+	p, ok := ctx.Value(principalKey{}).(principal)
+	switch {
+	case !ok:
+		// Only the authentication middleware says who is asking; a
+		// request it did not see reaches nothing.
+		return store.NoTenant
+	case p.tenant == "":
 		return store.Unscoped
 	}
 	return store.TenantScope(p.tenant)

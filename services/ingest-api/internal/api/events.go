@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"reflect"
 
@@ -130,20 +129,16 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 		span.RecordError(err)
 		return nil, s.problem(ctx, err, "")
 	}
-	tenant, err := postedTenant(ctx, in.Body.TenantID)
-	var forbidden errTenantForbidden
-	if errors.As(err, &forbidden) {
-		return nil, huma.Error403Forbidden(forbidden.Error())
-	}
+	tenant, err := createdTenant(ctx, in.Body.TenantID, "events")
 	if err != nil {
-		return nil, s.problem(ctx, err, "")
+		return nil, s.tenantProblem(ctx, err)
 	}
 	e.TenantID = tenant
 	res, err := s.ingest.ingest(ctx, e)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "event not stored")
-		return nil, s.problem(ctx, err, "an event with this id was posted for another tenant; event ids are unique across tenants")
+		return nil, s.problem(ctx, err, errOtherTenantsID)
 	}
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Bool("dispatch.created", res.Created), attribute.Int("dispatch.deliveries", len(res.Deliveries)))

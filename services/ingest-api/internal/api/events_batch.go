@@ -115,9 +115,9 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 			invalid(i, id, errs...)
 			continue
 		}
-		tenant, err := postedTenant(ctx, e.TenantID)
+		tenant, err := createdTenant(ctx, e.TenantID, "events")
 		if err != nil {
-			invalid(i, id, validationDetail(tenantProblem(err), "body.events["+strconv.Itoa(i)+"]."))
+			invalid(i, id, validationDetail(tenantValidation(err), "body.events["+strconv.Itoa(i)+"]."))
 			continue
 		}
 		if other, seen := tenantOf[e.ID]; seen && other != tenant {
@@ -170,8 +170,9 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 // refused: ids are unique across tenants.
 const errOtherTenantsID = "an event with this id was posted for another tenant; event ids are unique across tenants"
 
-// tenantProblem is postedTenant's error as a validation error on tenant_id.
-func tenantProblem(err error) error {
+// tenantValidation is createdTenant's error as a validation error on
+// tenant_id, for an event of a batch.
+func tenantValidation(err error) error {
 	var forbidden errTenantForbidden
 	if errors.As(err, &forbidden) {
 		return &domain.ValidationError{Field: "tenant_id", Reason: forbidden.Error()}

@@ -123,9 +123,9 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 	if sub.ID == "" {
 		sub.ID = domain.NewSubscriptionID()
 	}
-	tenant, err := ownTenant(ctx, sub.TenantID, "subscriptions")
+	tenant, err := createdTenant(ctx, sub.TenantID, "subscriptions")
 	if err != nil {
-		return nil, err
+		return nil, s.tenantProblem(ctx, err)
 	}
 	sub.TenantID = tenant
 	if err := domain.ValidateSubscription(sub); err != nil {

@@ -17,7 +17,7 @@ import (
 type TenantBody struct {
 	ID       string     `json:"id" example:"acme"`
 	Name     string     `json:"name,omitempty" example:"Acme Inc."`
-	Metadata JSONObject `json:"metadata" doc:"The caller's own JSON object, stored as sent."`
+	Metadata JSONObject `json:"metadata" doc:"The caller's own JSON object, stored as event data is (members may come back in another order)."`
 	TenantSettings
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -54,7 +54,7 @@ type putTenantInput struct {
 	ID   string `path:"id" maxLength:"255"`
 	Body struct {
 		Name     string     `json:"name,omitempty" maxLength:"255" doc:"A display name."`
-		Metadata JSONObject `json:"metadata,omitempty" doc:"Any JSON object of at most 4 KiB, stored as sent."`
+		Metadata JSONObject `json:"metadata,omitempty" doc:"Any JSON object of at most 4 KiB."`
 		TenantSettings
 	}
 }
@@ -197,23 +197,6 @@ func (s *Server) deleteTenant(ctx context.Context, in *tenantIDInput) (*struct{}
 	return nil, nil
 }
 
-// ownTenant is the tenant a new subscription or event of the request
-// belongs to: the one it names, which a key bound to a tenant may only
-// name as its own (403 otherwise), or else the key's tenant, or else the
-// default one. what names the things created, for the 403's message.
-func ownTenant(ctx context.Context, named, what string) (string, error) {
-	p, _ := ctx.Value(principalKey{}).(principal)
-	switch {
-	case p.tenant != "" && named != "" && named != p.tenant:
-		return "", huma.Error403Forbidden(errTenantForbidden{tenant: p.tenant, what: what}.Error())
-	case p.tenant != "":
-		return p.tenant, nil
-	case named == "":
-		return domain.DefaultTenant, nil
-	}
-	return named, nil
-}
-
 // narrowed is the request's scope narrowed to the tenant a listing asks
 // for (none: the whole scope). It is false when the two do not meet: a
 // key bound to one tenant asking for another's, which finds nothing.
@@ -236,23 +219,34 @@ func (e errTenantForbidden) Error() string {
 	return "this API key is bound to tenant '" + e.tenant + "' and may create " + e.what + " only for it"
 }
 
-// postedTenant is the tenant an event posted by the request goes to: the
-// one it names (for a key bound to a tenant, only its own: anything else,
-// "*" included, is errTenantForbidden), else the key's tenant, else the
-// default one. A name that is no tenant id (nor "*") is a
+// createdTenant is the tenant that what the request creates (what:
+// "subscriptions" or "events") belongs to: the one it names (for a key
+// bound to a tenant, only its own: anything else is errTenantForbidden),
+// else the key's tenant, else the default one. Events may name "*", every
+// tenant, if the key is bound to none. A name that is no tenant id is a
 // *domain.ValidationError on tenant_id; one that names no tenant is found
-// when the event is stored.
-func postedTenant(ctx context.Context, named string) (string, error) {
+// when the row is stored.
+func createdTenant(ctx context.Context, named, what string) (string, error) {
 	p, _ := ctx.Value(principalKey{}).(principal)
 	switch {
 	case p.tenant != "" && named != "" && named != p.tenant:
-		return "", errTenantForbidden{tenant: p.tenant, what: "events"}
+		return "", errTenantForbidden{tenant: p.tenant, what: what}
 	case p.tenant != "":
 		return p.tenant, nil
 	case named == "":
 		return domain.DefaultTenant, nil
-	case named == domain.AllTenants:
+	case named == domain.AllTenants && what == "events":
 		return named, nil
 	}
 	return named, domain.ValidateTenantID("tenant_id", named)
+}
+
+// tenantProblem is createdTenant's error as an answer: 403 for another
+// tenant, 422 for a bad id.
+func (s *Server) tenantProblem(ctx context.Context, err error) error {
+	var forbidden errTenantForbidden
+	if errors.As(err, &forbidden) {
+		return huma.Error403Forbidden(forbidden.Error())
+	}
+	return s.problem(ctx, err, "")
 }

@@ -98,6 +98,8 @@ func TestTenantBadInputIsAPreciseProblem(t *testing.T) {
 		{"metadata too large", "PUT", "/tenants/x", `{"metadata":{"a":"` + strings.Repeat("x", 5000) + `"}}`, "body.metadata"},
 		{"name with a control character", "PUT", "/tenants/x", `{"name":"a\u0007b"}`, "body.name"},
 		{"quota of zero", "PUT", "/tenants/x", `{"max_subscriptions":0}`, "body.max_subscriptions"},
+		{"metadata with a number out of range", "PUT", "/tenants/x", `{"metadata":{"x":1e1000000}}`, "body.metadata.x"},
+		{"event data with a number that reads back in megabytes", "POST", "/events", `{"id":"e1","type":"t","data":{"x":[1e131000]}}`, "body.data.x[0]"},
 		{"event for an unknown tenant", "POST", "/events", `{"id":"e1","type":"t","tenant_id":"nope","data":{}}`, "body.tenant_id"},
 		{"event tenant with a slash", "POST", "/events", `{"id":"e1","type":"t","tenant_id":"a/b","data":{}}`, "body.tenant_id"},
 		{"subscription for an unknown tenant", "POST", "/subscriptions", `{"tenant_id":"nope","url":"http://127.0.0.1:9/","event_types":["*"]}`, "body.tenant_id"},
@@ -240,8 +242,14 @@ func TestTenantBoundKeySeesOnlyItsTenant(t *testing.T) {
 	require.Empty(t, dataIDs(t, r, "id"))
 	r = b.doWithKey(t, keyA, "GET", "/events", "")
 	require.Equal(t, []string{"evt_a"}, dataIDs(t, r, "id"), "a tenant's listing holds its own events")
+	// b's receiver fails the event sent to everyone; a's got it.
+	_, err := b.db.Pool.Exec(context.Background(), `UPDATE deliveries SET status = CASE subscription_id WHEN 'sub_b' THEN 'failed' ELSE 'delivered' END, next_attempt_at = NULL`)
+	require.NoError(t, err)
 	r = b.doWithKey(t, keyA, "GET", "/events?subscription_id=sub_a", "")
 	require.ElementsMatch(t, []string{"evt_a", "evt_all"}, dataIDs(t, r, "id"), "and, by its subscription, those sent to every tenant")
+	for _, e := range r.body["data"].([]any) {
+		require.Equal(t, "delivered", e.(map[string]any)["status"], "the status a tenant sees is its own deliveries': %s", r.raw)
+	}
 	r = b.doWithKey(t, keyA, "GET", "/events/evt_all", "")
 	require.Equal(t, http.StatusOK, r.status, r.raw)
 	require.Len(t, r.body["deliveries"], 1, "only its own delivery of an event sent to every tenant: %s", r.raw)
