@@ -165,16 +165,33 @@ type BatchResult struct {
 	Deliveries []DeliveryRef
 }
 
-// ingestBatchSQL is ingestSQL for many events: it stores the events whose
-// ids are new and fans each of them out, in one statement and so one
-// commit. $1–$5 are the events' columns (data as JSON text, tenant NULL
-// for every tenant) in the order they are inserted; $6 and $7 pair each
-// event id with one of its keys: tenant keys for a tenant's event, plain
-// match keys for an event sent to every tenant, each kind matched against
-// its own index. Concurrent batches insert in the same order (sorted by
-// id), so two batches that share ids wait for each other instead of
+// ingestBatchSQL is ingestSQL for many events of tenants: it stores the
+// events whose ids are new and fans each of them out, in one statement and
+// so one commit. $1–$5 are the events' columns (data as JSON text) in the
+// order they are inserted; $6 and $7 pair each event id with one of its
+// tenant keys. Concurrent batches insert in the same order (sorted by id),
+// so two batches that share ids wait for each other instead of
 // deadlocking.
-const ingestBatchSQL = `
+var ingestBatchSQL = batchSQL(false)
+
+// ingestBatchAllSQL is ingestBatchSQL for a batch that holds events sent
+// to every tenant (tenant NULL, with plain match keys), which a second
+// insert fans out through the index on plain patterns. Only such batches
+// pay for that second insert.
+var ingestBatchAllSQL = batchSQL(true)
+
+func batchSQL(everyTenant bool) string {
+	all, union := ``, ``
+	if everyTenant {
+		all = `, dall AS (
+	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
+	SELECT ev.id, s.id, now() FROM ev JOIN keys USING (id), subscriptions s
+	WHERE ev.tenant_id IS NULL AND s.state = 'active' AND s.event_types && keys.keys
+	RETURNING id, event_id, subscription_id
+)`
+		union = ` UNION ALL SELECT * FROM dall`
+	}
+	return `
 WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS i(id, type, source, data, tenant_id, n)
 ), ev AS (
@@ -189,14 +206,10 @@ WITH input AS (
 	SELECT ev.id, s.id, now() FROM ev JOIN keys USING (id), subscriptions s
 	WHERE ev.tenant_id IS NOT NULL AND s.state = 'active' AND s.match_keys && keys.keys
 	RETURNING id, event_id, subscription_id
-), dall AS (
-	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
-	SELECT ev.id, s.id, now() FROM ev JOIN keys USING (id), subscriptions s
-	WHERE ev.tenant_id IS NULL AND s.state = 'active' AND s.event_types && keys.keys
-	RETURNING id, event_id, subscription_id
-)
+)` + all + `
 SELECT ev.id, ev.received_at, d.id, d.subscription_id
-FROM ev LEFT JOIN (SELECT * FROM d UNION ALL SELECT * FROM dall) d ON d.event_id = ev.id`
+FROM ev LEFT JOIN (SELECT * FROM d` + union + `) d ON d.event_id = ev.id`
+}
 
 // IngestEvents stores validated events and one pending delivery per event
 // and matching active subscription, all in one statement: a batch costs one
@@ -227,9 +240,13 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 		ids, types, sources, data = make([]string, len(order)), make([]string, len(order)), make([]string, len(order)), make([]string, len(order))
 		tenants                   = make([]pgtype.Text, len(order))
 		keyIDs, keys              []string
+		query                     = ingestBatchSQL
 	)
 	for k, i := range order {
 		e := withTenant(events[i])
+		if e.TenantID == domain.AllTenants {
+			query = ingestBatchAllSQL
+		}
 		ids[k], types[k], sources[k], data[k], tenants[k] = e.ID, e.Type, e.Source, string(e.Data), eventTenant(e.TenantID)
 		for _, key := range fanOutKeys(e) {
 			keyIDs, keys = append(keyIDs, e.ID), append(keys, key)
@@ -238,7 +255,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 	var res BatchResult
 	err = retryTransient(ctx, func() error {
 		res = BatchResult{Created: make([]bool, len(events)), ReceivedAt: make([]time.Time, len(events))}
-		rows, err := s.pool.Query(ctx, ingestBatchSQL, ids, types, sources, data, tenants, keyIDs, keys)
+		rows, err := s.pool.Query(ctx, query, ids, types, sources, data, tenants, keyIDs, keys)
 		if err != nil {
 			return err
 		}
