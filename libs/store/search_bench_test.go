@@ -127,7 +127,7 @@ func BenchmarkSearch1M(b *testing.B) {
 		return err
 	}
 	stats := func(window time.Duration) func() error {
-		return func() error { _, err := st.Stats(ctx, window); return err }
+		return func() error { _, err := st.Stats(ctx, store.Unscoped, window); return err }
 	}
 	cases := []struct {
 		name string

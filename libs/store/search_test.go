@@ -6,9 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
@@ -245,7 +248,7 @@ func TestStats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.window.String(), func(t *testing.T) {
 			t.Parallel()
-			s, err := st.Stats(ctx, tt.window)
+			s, err := st.Stats(ctx, store.Unscoped, tt.window)
 			require.NoError(t, err)
 			require.Equal(t, tt.window, s.To.Sub(s.From))
 			require.Equal(t, []int64{tt.received, tt.delivered, tt.retrying, tt.failed, tt.n},
@@ -279,7 +282,7 @@ func TestRolledUpStatsEqualLiveCounts(t *testing.T) {
 	windows := []time.Duration{time.Hour, 2*time.Hour + 7*time.Minute, 24 * time.Hour}
 	live := map[time.Duration]store.Stats{}
 	for _, w := range windows {
-		s, err := st.Stats(ctx, w)
+		s, err := st.Stats(ctx, store.Unscoped, w)
 		require.NoError(t, err)
 		live[w] = s
 	}
@@ -290,7 +293,7 @@ func TestRolledUpStatsEqualLiveCounts(t *testing.T) {
 	require.NoError(t, err)
 	require.LessOrEqual(t, again, int64(2), "only minutes closed since")
 	for _, w := range windows {
-		s, err := st.Stats(ctx, w)
+		s, err := st.Stats(ctx, store.Unscoped, w)
 		require.NoError(t, err)
 		want := live[w]
 		require.Equal(t, []int64{want.EventsReceived, want.Delivered, want.Retrying, want.Failed},
@@ -318,7 +321,7 @@ func TestTimelineIsTheSameBeforeAndAfterRollUp(t *testing.T) {
 	for time.Now().Second() >= 55 {
 		time.Sleep(100 * time.Millisecond)
 	}
-	live, err := st.Timeline(ctx, time.Hour)
+	live, err := st.Timeline(ctx, store.Unscoped, time.Hour)
 	require.NoError(t, err)
 	require.Len(t, live, 61, "every minute of the hour and the current one")
 	var events, failed int64
@@ -330,7 +333,207 @@ func TestTimelineIsTheSameBeforeAndAfterRollUp(t *testing.T) {
 	require.Equal(t, int64(4), failed)
 	_, err = st.RollUpActivity(ctx, 100_000)
 	require.NoError(t, err)
-	rolled, err := st.Timeline(ctx, time.Hour)
+	rolled, err := st.Timeline(ctx, store.Unscoped, time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, live, rolled)
+}
+
+// TestStatsOfOneTenant: a tenant's stats and timeline count its own events
+// and the deliveries to its subscriptions (those of an event sent to every
+// tenant included), never another tenant's, and answer the same whether
+// the minutes are rolled up or counted live; the tail after the last
+// rolled-up minute is counted live for the tenant too.
+func TestStatsOfOneTenant(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	for _, id := range []string{"a", "b", "quiet"} {
+		_, _, err := st.PutTenant(ctx, domain.Tenant{ID: id})
+		require.NoError(t, err)
+	}
+	for _, s := range []struct{ id, tenant string }{{"sa", "a"}, {"sb", "b"}, {"sd", domain.DefaultTenant}} {
+		_, err := st.CreateSubscription(ctx, domain.Subscription{ID: s.id, TenantID: s.tenant, URL: "http://127.0.0.1:1/" + s.id,
+			EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
+		require.NoError(t, err)
+	}
+	ingest := func(id, tenant string) {
+		t.Helper()
+		e := event(id, "x.y")
+		e.TenantID = tenant
+		_, err := st.IngestEvent(ctx, e)
+		require.NoError(t, err)
+	}
+	// at moves an event and sets its delivery to sub, both ago.
+	at := func(event, received, sub, status, updated string) {
+		t.Helper()
+		_, err := db.Pool.Exec(ctx, `UPDATE events SET received_at = now() - $2::interval WHERE id = $1`, event, received)
+		require.NoError(t, err)
+		_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET status = $3, updated_at = now() - $4::interval,
+			next_attempt_at = CASE $3 WHEN 'retrying' THEN now() + interval '1 hour' END
+			WHERE event_id = $1 AND subscription_id = $2`, event, sub, status, updated)
+		require.NoError(t, err)
+	}
+	for _, e := range []struct{ id, tenant string }{{"a1", "a"}, {"a2", "a"}, {"b1", "b"}, {"b2", "b"},
+		{"all", domain.AllTenants}, {"d1", domain.DefaultTenant}} {
+		ingest(e.id, e.tenant)
+	}
+	at("a1", "20 minutes", "sa", "delivered", "19 minutes")
+	at("a2", "20 minutes", "sa", "failed", "18 minutes")
+	at("b1", "20 minutes", "sb", "delivered", "19 minutes")
+	at("b2", "2 hours", "sb", "delivered", "2 hours") // outside the window
+	at("all", "15 minutes", "sa", "retrying", "14 minutes")
+	at("all", "15 minutes", "sb", "delivered", "14 minutes")
+	at("all", "15 minutes", "sd", "delivered", "14 minutes")
+	at("d1", "10 minutes", "sd", "delivered", "10 minutes")
+
+	type figures struct{ received, delivered, retrying, failed, backlog int64 }
+	scopes := map[string]store.Scope{"every tenant": store.Unscoped, "a": store.TenantScope("a"), "b": store.TenantScope("b"),
+		"default": store.TenantScope(domain.DefaultTenant), "quiet": store.TenantScope("quiet")}
+	// read returns each scope's stats over the last hour, and its timeline.
+	read := func() (map[string]figures, map[string][]store.MinuteActivity) {
+		t.Helper()
+		stats, timelines := map[string]figures{}, map[string][]store.MinuteActivity{}
+		for name, scope := range scopes {
+			s, err := st.Stats(ctx, scope, time.Hour)
+			require.NoError(t, err)
+			stats[name] = figures{s.EventsReceived, s.Delivered, s.Retrying, s.Failed, s.BacklogDue}
+			timelines[name], err = st.Timeline(ctx, scope, time.Hour)
+			require.NoError(t, err)
+			require.Len(t, timelines[name], 61, name)
+			var sum figures
+			for _, m := range timelines[name] {
+				sum.received += m.EventsReceived
+				sum.delivered += m.Delivered
+				sum.retrying += m.Retrying
+				sum.failed += m.Failed
+			}
+			sum.backlog = stats[name].backlog
+			require.Equal(t, stats[name], sum, "%s: the timeline adds up to the stats", name)
+		}
+		return stats, timelines
+	}
+	// The readings before and after the roll-up must fall in the same
+	// minute.
+	for time.Now().Second() >= 50 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	liveStats, liveTimelines := read()
+	require.Equal(t, map[string]figures{
+		"every tenant": {received: 5, delivered: 5, retrying: 1, failed: 1},
+		// a's own events, not the one sent to every tenant, whose
+		// delivery to a's subscription counts.
+		"a":       {received: 2, delivered: 1, retrying: 1, failed: 1},
+		"b":       {received: 1, delivered: 2},
+		"default": {received: 1, delivered: 2},
+		"quiet":   {},
+	}, liveStats)
+	n, err := st.RollUpActivity(ctx, 100_000)
+	require.NoError(t, err)
+	require.Greater(t, n, int64(7*24*60-5), "the answer counts minutes, not the tenants' rows")
+	var rowsOfA int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM tenant_activity_minutes WHERE tenant_id = 'a'`).Scan(&rowsOfA))
+	require.Equal(t, 4, rowsOfA, "a row for each minute of a's activity: received, delivered, failed, retrying")
+	rolledStats, rolledTimelines := read()
+	require.Equal(t, liveStats, rolledStats, "the rolled-up minutes add up to the live counts")
+	require.Equal(t, liveTimelines, rolledTimelines)
+
+	// After the roll-up, in the live tail: a pending delivery each for a
+	// and b, due now, and a delivered one for a.
+	for _, e := range []struct{ id, tenant string }{{"a3", "a"}, {"a4", "a"}, {"b3", "b"}} {
+		ingest(e.id, e.tenant)
+	}
+	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET status = 'delivered', updated_at = now(), next_attempt_at = NULL WHERE event_id = 'a4'`)
+	require.NoError(t, err)
+	stats, _ := read()
+	require.Equal(t, map[string]figures{
+		"every tenant": {received: 8, delivered: 6, retrying: 1, failed: 1, backlog: 2},
+		"a":            {received: 4, delivered: 2, retrying: 1, failed: 1, backlog: 1},
+		"b":            {received: 2, delivered: 2, backlog: 1},
+		"default":      {received: 1, delivered: 2},
+		"quiet":        {},
+	}, stats)
+
+	none := store.NoActivity(time.Hour)
+	require.Len(t, none, 61)
+	require.Equal(t, store.MinuteActivity{Minute: none[60].Minute}, none[60])
+}
+
+// TestRollUpDropsMinutesOlderThanAnyWindow: the roll-up drops the whole
+// deployment's minutes and the tenants' once they are older than the
+// longest window.
+func TestRollUpDropsMinutesOlderThanAnyWindow(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	_, _, err := st.PutTenant(ctx, domain.Tenant{ID: "acme"})
+	require.NoError(t, err)
+	for _, q := range []string{
+		`INSERT INTO activity_minutes (minute, events_received, delivered, retrying, failed)
+			SELECT date_trunc('minute', now()) - age, 1, 1, 0, 0 FROM (VALUES (interval '8 days'), (interval '10 minutes')) a(age)`,
+		`INSERT INTO tenant_activity_minutes (tenant_id, minute, events_received, delivered, retrying, failed)
+			SELECT 'acme', date_trunc('minute', now()) - age, 1, 1, 0, 0 FROM (VALUES (interval '8 days'), (interval '10 minutes')) a(age)`,
+	} {
+		_, err := db.Pool.Exec(ctx, q)
+		require.NoError(t, err)
+	}
+	_, err = st.RollUpActivity(ctx, 100)
+	require.NoError(t, err)
+	var old, recent int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE minute < now() - interval '7 days'),
+		count(*) FILTER (WHERE minute = date_trunc('minute', now()) - interval '10 minutes' AND events_received = 1)
+		FROM (SELECT minute, events_received FROM activity_minutes
+		      UNION ALL SELECT minute, events_received FROM tenant_activity_minutes) m`).Scan(&old, &recent))
+	require.Zero(t, old, "no minute older than a week, of the whole deployment or of a tenant")
+	require.Equal(t, 2, recent, "the recent minutes stay as they were")
+}
+
+// TestConcurrentRollUpsDoNotMixTheirCounts: of two roll-ups of the same
+// minutes, the one that finds them taken by the other inserts none of their
+// tenants' rows, even a tenant's that the other, reading earlier, did not
+// see.
+func TestConcurrentRollUpsDoNotMixTheirCounts(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	for _, id := range []string{"early", "late"} {
+		_, _, err := st.PutTenant(ctx, domain.Tenant{ID: id})
+		require.NoError(t, err)
+	}
+	var minute time.Time
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT date_trunc('minute', now()) - interval '10 minutes'`).Scan(&minute))
+	post := func(id, tenant string) {
+		t.Helper()
+		_, err := db.Pool.Exec(ctx, `INSERT INTO events (id, type, data, tenant_id, received_at) VALUES ($1, 'x.y', '{}', $2, $3)`, id, tenant, minute)
+		require.NoError(t, err)
+	}
+	post("e1", "early")
+
+	first, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = first.Rollback(ctx) }()
+	var n int64
+	require.NoError(t, first.QueryRow(ctx, store.RollUpSQL, 100_000, store.MaxStatsWindow, store.RollUpDelay).Scan(&n))
+	require.Greater(t, n, int64(0))
+	post("e2", "late") // seen by the second roll-up only
+
+	second := make(chan int64, 1)
+	go func() {
+		n, err := st.RollUpActivity(ctx, 100_000)
+		assert.NoError(t, err)
+		second <- n
+	}()
+	require.Eventually(t, func() bool {
+		var waiting bool
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%activity_minutes%')`).Scan(&waiting))
+		return waiting
+	}, 10*time.Second, 10*time.Millisecond, "the second roll-up waits for the first's minutes")
+	require.NoError(t, first.Commit(ctx))
+	require.Zero(t, <-second, "the minutes were taken")
+
+	rows, err := db.Pool.Query(ctx, `SELECT tenant_id FROM tenant_activity_minutes ORDER BY 1`)
+	require.NoError(t, err)
+	tenants, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"early"}, tenants)
+	var received int64
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT events_received FROM activity_minutes WHERE minute = $1`, minute).Scan(&received))
+	require.Equal(t, int64(1), received, "the first roll-up's count stands")
 }

@@ -78,6 +78,9 @@ func TestDeleteTenantTakesOnlyItsRows(t *testing.T) {
 		require.NoError(t, err)
 		_, err = db.Pool.Exec(ctx, `INSERT INTO deliveries (event_id, subscription_id) SELECT $1, id FROM subscriptions WHERE tenant_id = $2`, id+"_evt", id)
 		require.NoError(t, err)
+		_, err = db.Pool.Exec(ctx, `INSERT INTO tenant_activity_minutes (tenant_id, minute, events_received, delivered, retrying, failed)
+			VALUES ($1, date_trunc('minute', now()), 1, 0, 0, 0)`, id)
+		require.NoError(t, err)
 	}
 
 	_, counts, err := st.GetTenant(ctx, "a")
@@ -97,6 +100,8 @@ func TestDeleteTenantTakesOnlyItsRows(t *testing.T) {
 	require.Zero(t, count(`SELECT count(*) FROM subscriptions WHERE id LIKE 'a\_%'`))
 	require.Zero(t, count(`SELECT count(*) FROM events WHERE id = 'a_evt'`))
 	require.Zero(t, count(`SELECT count(*) FROM deliveries WHERE event_id = 'a_evt'`))
+	require.Zero(t, count(`SELECT count(*) FROM tenant_activity_minutes WHERE tenant_id = 'a'`), "a new tenant of the same id starts without figures")
+	require.Equal(t, 1, count(`SELECT count(*) FROM tenant_activity_minutes WHERE tenant_id = 'b'`))
 	require.Equal(t, 2, count(`SELECT count(*) FROM subscriptions WHERE tenant_id = 'b'`))
 	require.Equal(t, 2, count(`SELECT count(*) FROM deliveries WHERE event_id = 'b_evt'`))
 

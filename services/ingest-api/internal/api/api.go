@@ -41,8 +41,8 @@ type Store interface {
 	RedeliverBulk(ctx context.Context, scope store.Scope, f store.RedeliverFilter) (store.BulkRedelivery, error)
 	ListEvents(ctx context.Context, scope store.Scope, f store.EventFilter) ([]store.EventSummary, error)
 	ListDeliveries(ctx context.Context, scope store.Scope, f store.DeliveryFilter) ([]store.DeliverySummary, error)
-	Stats(ctx context.Context, window time.Duration) (store.Stats, error)
-	Timeline(ctx context.Context, window time.Duration) ([]store.MinuteActivity, error)
+	Stats(ctx context.Context, scope store.Scope, window time.Duration) (store.Stats, error)
+	Timeline(ctx context.Context, scope store.Scope, window time.Duration) ([]store.MinuteActivity, error)
 	KeyStore
 	CreateAPIKey(ctx context.Context, k domain.APIKey, hash apikey.Hash) (domain.APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]domain.APIKey, error)

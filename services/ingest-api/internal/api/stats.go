@@ -66,7 +66,7 @@ func (s *Server) stats(ctx context.Context, in *statsInput) (*statsOutput, error
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.store.Stats(ctx, window)
+	st, err := s.store.Stats(ctx, store.Unscoped, window)
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
@@ -118,7 +118,7 @@ func (s *Server) timeline(ctx context.Context, in *timelineInput) (*timelineOutp
 	if err != nil {
 		return nil, err
 	}
-	minutes, err := s.store.Timeline(ctx, window)
+	minutes, err := s.store.Timeline(ctx, store.Unscoped, window)
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
