@@ -1266,12 +1266,18 @@ type ListEventDeliveriesParams struct {
 type GetStatsParams struct {
 	// Window How far back to count: a Go duration such as 15m, 1h or 24h, from 1m to 168h.
 	Window *string `form:"window,omitempty" json:"window,omitempty"`
+
+	// TenantId Count only this tenant: its events, and the deliveries to its subscriptions. A key bound to a tenant counts its own without it, and gets zeros for another tenant's.
+	TenantId *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
 }
 
 // GetStatsMinutesParams defines parameters for GetStatsMinutes.
 type GetStatsMinutesParams struct {
 	// Window How far back: a Go duration from 1m to 24h.
 	Window *string `form:"window,omitempty" json:"window,omitempty"`
+
+	// TenantId Count only this tenant, as GET /stats does.
+	TenantId *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
 }
 
 // ListSubscriptionsParams defines parameters for ListSubscriptions.
@@ -1535,14 +1541,14 @@ type ClientInterface interface {
 
 	// GetStats Activity and backlog
 	//
-	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. Counts every tenant: needs a key bound to no tenant (GET /tenants/{id} has a tenant's counts).
+	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. A key bound to no tenant counts every tenant, or the one that tenant_id names; a key bound to a tenant counts its own. A tenant's figures are its events (an event sent to every tenant counts only for the whole deployment) and the deliveries to its subscriptions (those of events sent to every tenant included).
 	//
 	// Corresponds with GET /stats (the `GetStats` operationId).
 	GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetStatsMinutes Activity minute by minute
 	//
-	// The counts of GET /stats for each minute of a window of up to a day, for charts. Counts every tenant: needs a key bound to no tenant.
+	// The counts of GET /stats for each minute of a window of up to a day, for charts: every tenant's, the one tenant_id names, or, for a key bound to a tenant, its own.
 	//
 	// Corresponds with GET /stats/minutes (the `GetStatsMinutes` operationId).
 	GetStatsMinutes(ctx context.Context, params *GetStatsMinutesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1950,7 +1956,7 @@ func (c *Client) GetCurrentKey(ctx context.Context, reqEditors ...RequestEditorF
 
 // GetStats Activity and backlog
 //
-// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. Counts every tenant: needs a key bound to no tenant (GET /tenants/{id} has a tenant's counts).
+// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. A key bound to no tenant counts every tenant, or the one that tenant_id names; a key bound to a tenant counts its own. A tenant's figures are its events (an event sent to every tenant counts only for the whole deployment) and the deliveries to its subscriptions (those of events sent to every tenant included).
 //
 // Corresponds with GET /stats (the `GetStats` operationId).
 func (c *Client) GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1967,7 +1973,7 @@ func (c *Client) GetStats(ctx context.Context, params *GetStatsParams, reqEditor
 
 // GetStatsMinutes Activity minute by minute
 //
-// The counts of GET /stats for each minute of a window of up to a day, for charts. Counts every tenant: needs a key bound to no tenant.
+// The counts of GET /stats for each minute of a window of up to a day, for charts: every tenant's, the one tenant_id names, or, for a key bound to a tenant, its own.
 //
 // Corresponds with GET /stats/minutes (the `GetStatsMinutes` operationId).
 func (c *Client) GetStatsMinutes(ctx context.Context, params *GetStatsMinutesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2920,6 +2926,18 @@ func NewGetStatsRequest(server string, params *GetStatsParams) (*http.Request, e
 
 		}
 
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -2965,6 +2983,18 @@ func NewGetStatsMinutesRequest(server string, params *GetStatsMinutesParams) (*h
 		if params.Window != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3796,7 +3826,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetStatsWithResponse Activity and backlog
 	//
-	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. Counts every tenant: needs a key bound to no tenant (GET /tenants/{id} has a tenant's counts).
+	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. A key bound to no tenant counts every tenant, or the one that tenant_id names; a key bound to a tenant counts its own. A tenant's figures are its events (an event sent to every tenant counts only for the whole deployment) and the deliveries to its subscriptions (those of events sent to every tenant included).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3805,7 +3835,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetStatsMinutesWithResponse Activity minute by minute
 	//
-	// The counts of GET /stats for each minute of a window of up to a day, for charts. Counts every tenant: needs a key bound to no tenant.
+	// The counts of GET /stats for each minute of a window of up to a day, for charts: every tenant's, the one tenant_id names, or, for a key bound to a tenant, its own.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6475,7 +6505,7 @@ func (c *ClientWithResponses) GetCurrentKeyWithResponse(ctx context.Context, req
 
 // GetStatsWithResponse Activity and backlog
 //
-// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. Counts every tenant: needs a key bound to no tenant (GET /tenants/{id} has a tenant's counts).
+// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. A key bound to no tenant counts every tenant, or the one that tenant_id names; a key bound to a tenant counts its own. A tenant's figures are its events (an event sent to every tenant counts only for the whole deployment) and the deliveries to its subscriptions (those of events sent to every tenant included).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6490,7 +6520,7 @@ func (c *ClientWithResponses) GetStatsWithResponse(ctx context.Context, params *
 
 // GetStatsMinutesWithResponse Activity minute by minute
 //
-// The counts of GET /stats for each minute of a window of up to a day, for charts. Counts every tenant: needs a key bound to no tenant.
+// The counts of GET /stats for each minute of a window of up to a day, for charts: every tenant's, the one tenant_id names, or, for a key bound to a tenant, its own.
 //
 // Returns a wrapper object for the known response body format(s).
 //

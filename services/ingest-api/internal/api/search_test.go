@@ -251,6 +251,8 @@ func TestBadSearchInputIsAPreciseProblem(t *testing.T) {
 		{"minutes over a day", "/stats/minutes?window=25h", "query.window"},
 		{"window negative", "/stats?window=-1h", "query.window"},
 		{"window too long a string", "/stats?window=" + strings.Repeat("1", 33) + "s", "query.window"},
+		{"stats tenant", "/stats?tenant_id=a%20b", "query.tenant_id"},
+		{"minutes tenant", "/stats/minutes?tenant_id=" + strings.Repeat("a", 256), "query.tenant_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

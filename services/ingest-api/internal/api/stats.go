@@ -28,7 +28,8 @@ func parseWindow(raw string, longest time.Duration) (time.Duration, error) {
 }
 
 type statsInput struct {
-	Window string `query:"window" default:"1h" maxLength:"32" example:"15m" doc:"How far back to count: a Go duration such as 15m, 1h or 24h, from 1m to 168h."`
+	Window   string `query:"window" default:"1h" maxLength:"32" example:"15m" doc:"How far back to count: a Go duration such as 15m, 1h or 24h, from 1m to 168h."`
+	TenantID string `query:"tenant_id" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" doc:"Count only this tenant: its events, and the deliveries to its subscriptions. A key bound to a tenant counts its own without it, and gets zeros for another tenant's."`
 }
 
 // StatsBody is activity over a window that ends now, and the backlog now.
@@ -54,9 +55,8 @@ func (s *Server) registerStats(api huma.API) {
 		Method:      http.MethodGet,
 		Path:        "/stats",
 		Summary:     "Activity and backlog",
-		Description: "Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. Counts every tenant: needs a key bound to no tenant (GET /tenants/{id} has a tenant's counts).",
+		Description: "Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. A key bound to no tenant counts every tenant, or the one that tenant_id names; a key bound to a tenant counts its own. A tenant's figures are its events (an event sent to every tenant counts only for the whole deployment) and the deliveries to its subscriptions (those of events sent to every tenant included).",
 		Tags:        []string{"Stats"},
-		Metadata:    map[string]any{operatorOnlyKey: true},
 		Errors:      []int{http.StatusUnprocessableEntity},
 	}, s.stats)
 }
@@ -66,7 +66,14 @@ func (s *Server) stats(ctx context.Context, in *statsInput) (*statsOutput, error
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.store.Stats(ctx, store.Unscoped, window)
+	scope, ok := narrowed(ctx, in.TenantID)
+	if !ok {
+		// Another tenant's, asked by a key bound to a tenant: nothing, as
+		// its listings find nothing of that tenant's.
+		to := time.Now()
+		return &statsOutput{Body: StatsBody{Window: window.String(), From: to.Add(-window), To: to}}, nil
+	}
+	st, err := s.store.Stats(ctx, scope, window)
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
@@ -82,7 +89,8 @@ func (s *Server) stats(ctx context.Context, in *statsInput) (*statsOutput, error
 }
 
 type timelineInput struct {
-	Window string `query:"window" default:"1h" maxLength:"32" example:"1h" doc:"How far back: a Go duration from 1m to 24h."`
+	Window   string `query:"window" default:"1h" maxLength:"32" example:"1h" doc:"How far back: a Go duration from 1m to 24h."`
+	TenantID string `query:"tenant_id" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" doc:"Count only this tenant, as GET /stats does."`
 }
 
 // MinuteBody is one minute's activity.
@@ -106,9 +114,8 @@ func (s *Server) registerTimeline(api huma.API) {
 		Method:      http.MethodGet,
 		Path:        "/stats/minutes",
 		Summary:     "Activity minute by minute",
-		Description: "The counts of GET /stats for each minute of a window of up to a day, for charts. Counts every tenant: needs a key bound to no tenant.",
+		Description: "The counts of GET /stats for each minute of a window of up to a day, for charts: every tenant's, the one tenant_id names, or, for a key bound to a tenant, its own.",
 		Tags:        []string{"Stats"},
-		Metadata:    map[string]any{operatorOnlyKey: true},
 		Errors:      []int{http.StatusUnprocessableEntity},
 	}, s.timeline)
 }
@@ -118,9 +125,13 @@ func (s *Server) timeline(ctx context.Context, in *timelineInput) (*timelineOutp
 	if err != nil {
 		return nil, err
 	}
-	minutes, err := s.store.Timeline(ctx, store.Unscoped, window)
-	if err != nil {
-		return nil, s.problem(ctx, err, "")
+	var minutes []store.MinuteActivity
+	if scope, ok := narrowed(ctx, in.TenantID); ok {
+		if minutes, err = s.store.Timeline(ctx, scope, window); err != nil {
+			return nil, s.problem(ctx, err, "")
+		}
+	} else {
+		minutes = store.NoActivity(window)
 	}
 	out := &timelineOutput{}
 	out.Body.Data = make([]MinuteBody, len(minutes))

@@ -262,6 +262,64 @@ func TestTenantBoundKeySeesOnlyItsTenant(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, r.status, r.raw)
 }
 
+// TestStatsOfATenant: a key bound to a tenant gets its own tenant's
+// figures from GET /stats and /stats/minutes, and zeros when it names
+// another tenant; a key bound to no tenant gets any one tenant's with
+// tenant_id, and every tenant's without.
+func TestStatsOfATenant(t *testing.T) {
+	b := setup(t)
+	for _, id := range []string{"a", "b"} {
+		b.putTenant(t, id, `{}`)
+		r := b.do(t, "POST", "/subscriptions", `{"id":"sub_`+id+`","tenant_id":"`+id+`","url":"http://127.0.0.1:9/","event_types":["*"]}`)
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+	}
+	for _, e := range []struct{ id, tenant string }{{"a1", "a"}, {"a2", "a"}, {"b1", "b"}, {"all", "*"}} {
+		r := b.do(t, "POST", "/events", `{"id":"`+e.id+`","type":"order.created","tenant_id":"`+e.tenant+`","data":{}}`)
+		require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	}
+	_, err := b.db.Pool.Exec(context.Background(), `UPDATE deliveries SET status = 'delivered', next_attempt_at = NULL
+		WHERE event_id = 'a1' OR (event_id = 'all' AND subscription_id = 'sub_b')`)
+	require.NoError(t, err)
+	keyA, _ := b.tenantKey(t, "a", `"read"`)
+
+	type figures struct{ received, delivered, backlog, minutesReceived float64 }
+	read := func(t *testing.T, key, query string) figures {
+		t.Helper()
+		r := b.doWithKey(t, key, "GET", "/stats?window=15m"+query, "")
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		require.Equal(t, "15m0s", r.body["window"])
+		f := figures{received: r.body["events_received"].(float64), delivered: r.body["deliveries_delivered"].(float64),
+			backlog: r.body["backlog_due"].(float64)}
+		r = b.doWithKey(t, key, "GET", "/stats/minutes?window=15m"+query, "")
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		minutes := r.body["data"].([]any)
+		require.Len(t, minutes, 16, "every minute of the window and the current one")
+		for _, m := range minutes {
+			f.minutesReceived += m.(map[string]any)["events_received"].(float64)
+		}
+		return f
+	}
+	tests := []struct {
+		name, key, query string
+		want             figures
+	}{
+		// a's two events, not the one sent to every tenant, whose
+		// pending delivery to sub_a waits with a2's.
+		{"bound key, its own", keyA, "", figures{received: 2, delivered: 1, backlog: 2, minutesReceived: 2}},
+		{"bound key naming its own", keyA, "&tenant_id=a", figures{received: 2, delivered: 1, backlog: 2, minutesReceived: 2}},
+		{"bound key naming another", keyA, "&tenant_id=b", figures{}},
+		{"bound key naming none that exists", keyA, "&tenant_id=nope", figures{}},
+		{"operator naming a tenant", b.key, "&tenant_id=b", figures{received: 1, delivered: 1, backlog: 1, minutesReceived: 1}},
+		{"operator, every tenant", b.key, "", figures{received: 4, delivered: 2, backlog: 3, minutesReceived: 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, read(t, tt.key, tt.query))
+		})
+	}
+}
+
 // TestTenantIsolationOnEveryRoute calls every operation the API has
 // registered, as a key bound to tenant a that holds every scope, on the
 // ids of tenant b's subscription, event, key and tenant, and with b's ids
