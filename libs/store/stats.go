@@ -215,7 +215,7 @@ func (s *Store) Stats(ctx context.Context, scope Scope, window time.Duration) (_
 		oldest pgtype.Timestamptz
 	)
 	q, args := statsWholeSQL, []any{window}
-	if t := scope.Tenant(); t != "" {
+	if t := scope.tenant; t != "" {
 		q, args = statsTenantSQL, append(args, t)
 	}
 	err = s.pool.QueryRow(ctx, q, args...).Scan(&st.From, &st.To,
@@ -311,7 +311,7 @@ var (
 func (s *Store) Timeline(ctx context.Context, scope Scope, window time.Duration) (_ []MinuteActivity, err error) {
 	defer markUnavailable(&err)
 	q, args := timelineWholeSQL, []any{window}
-	if t := scope.Tenant(); t != "" {
+	if t := scope.tenant; t != "" {
 		q, args = timelineTenantSQL, append(args, t)
 	}
 	rows, err := s.pool.Query(ctx, q, args...)

@@ -333,9 +333,8 @@ func TestTenantFilterOnEventsAndSubscriptions(t *testing.T) {
 // TestTenantBoundSession: a key bound to a tenant signs in to a dashboard
 // of its tenant: the tenant in the header, "My tenant" instead of the
 // tenants, whose list leads to its own page, an overview with its
-// tenant's counts where the stats of every tenant (which the API refuses
-// it) would be, no tenant filter or column, and listings asked for its
-// tenant.
+// tenant's counts where the stats of every tenant would be, no tenant
+// filter or column, and listings asked for its tenant.
 func TestTenantBoundSession(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
