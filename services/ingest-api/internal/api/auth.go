@@ -210,22 +210,20 @@ func (a *authenticator) forgetHash(hash apikey.Hash) {
 // forget drops a revoked key from this instance's cache at once; other
 // instances drop it when their entry expires.
 func (a *authenticator) forget(id string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for h, c := range a.cache {
-		if c.key.ID == id {
-			delete(a.cache, h)
-		}
-	}
+	a.forgetWhere(func(k domain.APIKey) bool { return k.ID == id })
 }
 
 // forgetTenant drops the keys of a deleted tenant from this instance's
 // cache at once; other instances drop them when their entries expire.
 func (a *authenticator) forgetTenant(tenant string) {
+	a.forgetWhere(func(k domain.APIKey) bool { return k.TenantID == tenant })
+}
+
+func (a *authenticator) forgetWhere(match func(domain.APIKey) bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for h, c := range a.cache {
-		if c.key.TenantID == tenant {
+		if match(c.key) {
 			delete(a.cache, h)
 		}
 	}
