@@ -112,7 +112,7 @@ func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, e
 	if e.TenantID == domain.AllTenants {
 		query = ingestAllSQL
 	}
-	rows, err := s.pool.Query(ctx, query, e.ID, e.Type, e.Source, e.Data, fanOutKeys(e), eventTenant(e.TenantID))
+	rows, err := s.ingest.Query(ctx, query, e.ID, e.Type, e.Source, e.Data, fanOutKeys(e), eventTenant(e.TenantID))
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
 	}
@@ -255,7 +255,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 	var res BatchResult
 	err = retryTransient(ctx, func() error {
 		res = BatchResult{Created: make([]bool, len(events)), ReceivedAt: make([]time.Time, len(events))}
-		rows, err := s.pool.Query(ctx, query, ids, types, sources, data, tenants, keyIDs, keys)
+		rows, err := s.ingest.Query(ctx, query, ids, types, sources, data, tenants, keyIDs, keys)
 		if err != nil {
 			return err
 		}

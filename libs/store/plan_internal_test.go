@@ -205,3 +205,68 @@ func TestAttemptPagesReadTheirOwnSize(t *testing.T) {
 		})
 	}
 }
+
+// TestIngestNeverScansEvents: on a database analysed while events held one
+// row, as on a new deployment where autovacuum is off or has not run
+// since, the foreign key check of every delivery the API inserts looks its
+// event up with a plan the connection caches. In plain sessions that plan
+// scans events, cheaper for one page, and goes on scanning it as it grows;
+// on an ingest pool with KeyedReads, as the API opens, no statement of
+// ingest scans events at all.
+func TestIngestNeverScansEvents(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		opts      []ConnectOption
+		wantScans bool
+	}{
+		{"plain sessions scan events", nil, true},
+		{"keyed reads do not", []ConnectOption{KeyedReads()}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := analyzedWithOneDelivery(t)
+			_, err := db.Pool.Exec(ctx, `UPDATE subscriptions SET tenant_id = 'default'`)
+			require.NoError(t, err)
+			opts := append([]ConnectOption{func(cfg *pgxpool.Config) {
+				cfg.ConnConfig.RuntimeParams["application_name"] = "ingest_plan_test"
+			}}, tc.opts...)
+			ingest, err := Connect(ctx, db.URL, 1, opts...)
+			require.NoError(t, err)
+			st := New(db.Pool, WithIngestPool(ingest))
+
+			// Single events and batches, past the five runs after which a
+			// prepared statement keeps its generic plan; events grows
+			// between them.
+			for i := range 8 {
+				_, err := st.IngestEvent(ctx, domain.Event{ID: fmt.Sprintf("single_%d", i), Type: "order.created", Data: []byte(`{}`)})
+				require.NoError(t, err)
+				batch := make([]domain.Event, 10)
+				for j := range batch {
+					batch[j] = domain.Event{ID: fmt.Sprintf("batch_%d_%d", i, j), Type: "order.created", Data: []byte(`{}`)}
+				}
+				res, err := st.IngestEvents(ctx, batch)
+				require.NoError(t, err)
+				require.Len(t, res.Deliveries, len(batch))
+				_, err = db.Pool.Exec(ctx, `INSERT INTO events (id, type, data) SELECT 'grown_' || $1::int || '_' || g, 't', '{}' FROM generate_series(1, 500) g`, i)
+				require.NoError(t, err)
+			}
+
+			// A session's table counters reach the statistics when it ends.
+			ingest.Close()
+			require.Eventually(t, func() bool {
+				var open int
+				require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'ingest_plan_test'`).Scan(&open))
+				return open == 0
+			}, 10*time.Second, 10*time.Millisecond)
+			var scans int64
+			require.NoError(t, db.Pool.QueryRow(ctx, `SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'events'`).Scan(&scans))
+			if tc.wantScans {
+				require.Positive(t, scans)
+			} else {
+				require.Zero(t, scans)
+			}
+		})
+	}
+}

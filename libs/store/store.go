@@ -25,7 +25,9 @@ import (
 // Store runs Dispatch's queries on a connection pool.
 type Store struct {
 	pool *pgxpool.Pool
-	keys *seal.Keyring
+	// ingest runs IngestEvent and IngestEvents: pool unless WithIngestPool.
+	ingest *pgxpool.Pool
+	keys   *seal.Keyring
 }
 
 // Option configures a Store.
@@ -36,9 +38,16 @@ type Option func(*Store)
 // they are, which only tests should do.
 func WithSecretKeys(keys *seal.Keyring) Option { return func(s *Store) { s.keys = keys } }
 
+// WithIngestPool runs the statements that store events and fan them out
+// (IngestEvent, IngestEvents) on pool, which should be opened with
+// KeyedReads: each delivery they insert has its event checked by a foreign
+// key lookup whose plan each connection caches, and that plan must take the
+// primary key however small events was when it was made.
+func WithIngestPool(pool *pgxpool.Pool) Option { return func(s *Store) { s.ingest = pool } }
+
 // New returns a Store on pool. The caller owns the pool.
 func New(pool *pgxpool.Pool, opts ...Option) *Store {
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, ingest: pool}
 	for _, o := range opts {
 		o(s)
 	}
@@ -81,8 +90,8 @@ func AsynchronousCommit() ConnectOption {
 }
 
 // KeyedReads is for a pool whose statements reach rows only by key, as the
-// delivery worker's do: it prices sequential scans out of its sessions'
-// plans (enable_seqscan off). PostgreSQL caches a generic plan for a
+// delivery worker's and the API's ingest statements (WithIngestPool) do: it
+// prices sequential scans out of its sessions' plans (enable_seqscan off). PostgreSQL caches a generic plan for a
 // prepared statement on its sixth run and keeps it until the table's
 // statistics change. Made while deliveries was nearly empty (a new
 // database, the first minute of a burst), that plan reads the whole table,
@@ -93,6 +102,13 @@ func AsynchronousCommit() ConnectOption {
 // afresh instead (plan_cache_mode force_custom_plan) also avoids it, but
 // costs about half a millisecond per statement here, more than a lone
 // delivery's claim itself.
+//
+// The foreign key checks of inserts are such statements too: each
+// delivery the API inserts has its event looked up by id with a plan the
+// connection caches. Cached while events held a page or two, that plan
+// scanned the whole table for every delivery inserted from then on, where
+// no autoanalyze corrected the statistics, and ingest slowed with every
+// event stored (docs/operations.md, "Autovacuum").
 func KeyedReads() ConnectOption {
 	return func(cfg *pgxpool.Config) { cfg.ConnConfig.RuntimeParams["enable_seqscan"] = "off" }
 }

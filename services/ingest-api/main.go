@@ -69,16 +69,25 @@ func run(ctx context.Context) error {
 	}
 	defer observability.FlushTracing(stopTracing, log)
 
-	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns))
+	// A third of the connections store events, in sessions that never plan
+	// a sequential scan (store.WithIngestPool); the rest serve every other
+	// request.
+	ingestConns := max(1, cfg.DBMaxConns/3)
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(max(1, cfg.DBMaxConns-ingestConns)))
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
+	ingestPool, err := store.Connect(ctx, cfg.DatabaseURL, int32(ingestConns), store.KeyedReads())
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer ingestPool.Close()
 	keys, err := cfg.Keyring()
 	if err != nil {
 		return fmt.Errorf("SECRETS_ENCRYPTION_KEY: %w", err)
 	}
-	st := store.New(pool, store.WithSecretKeys(keys))
+	st := store.New(pool, store.WithSecretKeys(keys), store.WithIngestPool(ingestPool))
 
 	publishFailures := promauto.NewCounter(prometheus.CounterOpts{
 		Name: "dispatch_publish_failures_total",

@@ -402,10 +402,14 @@ func benchAPI(b *testing.B) func(client *http.Client, path, body string) (*http.
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = producer.Close(context.Background()) })
 	mux := http.NewServeMux()
-	pool, err := store.Connect(context.Background(), db.URL, 30) // DB_MAX_CONNS's default
+	// DB_MAX_CONNS's default, split as main does.
+	pool, err := store.Connect(context.Background(), db.URL, 20)
 	require.NoError(b, err)
 	b.Cleanup(pool.Close)
-	st := store.New(pool)
+	ingestPool, err := store.Connect(context.Background(), db.URL, 10, store.KeyedReads())
+	require.NoError(b, err)
+	b.Cleanup(ingestPool.Close)
+	st := store.New(pool, store.WithIngestPool(ingestPool))
 	api.New(mux, api.Config{Store: st, Publisher: producer, Registerer: prometheus.NewRegistry(), Version: "bench",
 		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})})
 	srv := httptest.NewServer(mux)
