@@ -86,6 +86,7 @@ func (e BatchItemResultStatus) Valid() bool {
 // Defines values for CreateAPIKeyInputBodyScopes.
 const (
 	Admin   CreateAPIKeyInputBodyScopes = "admin"
+	Portal  CreateAPIKeyInputBodyScopes = "portal"
 	Publish CreateAPIKeyInputBodyScopes = "publish"
 	Read    CreateAPIKeyInputBodyScopes = "read"
 	Write   CreateAPIKeyInputBodyScopes = "write"
@@ -95,6 +96,8 @@ const (
 func (e CreateAPIKeyInputBodyScopes) Valid() bool {
 	switch e {
 	case Admin:
+		return true
+	case Portal:
 		return true
 	case Publish:
 		return true
@@ -569,7 +572,7 @@ type CreateAPIKeyInputBody struct {
 	// Example: billing-service
 	Name string `json:"name"`
 
-	// Scopes admin: everything, including keys; write: events, subscriptions, redelivery; publish: only posting events; read: every GET.
+	// Scopes admin: everything, including keys; write: events, subscriptions, redelivery; publish: only posting events; read: every GET; portal: only creating and revoking tenants' portal links.
 	Scopes *[]CreateAPIKeyInputBodyScopes `json:"scopes"`
 
 	// TenantId Binds the key to this tenant: it sees and changes only the tenant's subscriptions, events, deliveries and attempts (another tenant's answer 404), posts events only for it, and may not manage tenants or keys. Absent: every tenant.
@@ -578,6 +581,22 @@ type CreateAPIKeyInputBody struct {
 
 // CreateAPIKeyInputBodyScopes defines model for CreateAPIKeyInputBody.Scopes.
 type CreateAPIKeyInputBodyScopes string
+
+// CreatePortalLinkInputBody defines model for CreatePortalLinkInputBody.
+type CreatePortalLinkInputBody struct {
+	// ExpiresIn How long the link opens and its session lasts: a duration such as 30m, 1h or 48h, from 5m to 168h (7 days).
+	//
+	// Example: 1h
+	ExpiresIn *string `json:"expires_in,omitempty"`
+
+	// ReadOnly The session sees every page and may change nothing.
+	ReadOnly *bool `json:"read_only,omitempty"`
+
+	// ReturnUrl Where the portal's 'Back' link leads; its origin must be in the API's PORTAL_RETURN_ORIGINS.
+	//
+	// Example: https://app.example.com/settings/webhooks
+	ReturnUrl *string `json:"return_url,omitempty"`
+}
 
 // CreateSubscriptionInputBody defines model for CreateSubscriptionInputBody.
 type CreateSubscriptionInputBody struct {
@@ -801,6 +820,12 @@ type EventListItem struct {
 // EventListItemStatus defines model for EventListItem.Status.
 type EventListItemStatus string
 
+// ExchangePortalLinkInputBody defines model for ExchangePortalLinkInputBody.
+type ExchangePortalLinkInputBody struct {
+	// Token The token of a portal link's URL.
+	Token string `json:"token"`
+}
+
 // ListAPIKeysOutputBody defines model for ListAPIKeysOutputBody.
 type ListAPIKeysOutputBody struct {
 	Data *[]APIKeyBody `json:"data"`
@@ -855,6 +880,36 @@ type MinuteBody struct {
 
 	// Minute The minute's start.
 	Minute time.Time `json:"minute"`
+}
+
+// PortalLinkCreated defines model for PortalLinkCreated.
+type PortalLinkCreated struct {
+	// ExpiresAt When the link stops opening and the session it opened ends.
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Id The link's id; not secret.
+	//
+	// Example: pl_3mq7x0c2v9k1b4n8
+	Id       string `json:"id"`
+	ReadOnly bool   `json:"read_only"`
+
+	// Url Opens the tenant's portal once. Shown only here: hand it to the customer at once (redirect, or an iframe's src).
+	//
+	// Example: https://portal.example.com/portal/open?token=dpl_...
+	Url string `json:"url"`
+}
+
+// PortalSessionBody defines model for PortalSessionBody.
+type PortalSessionBody struct {
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Key An API key bound to the tenant (read, and write unless read_only) that expires with the session. The portal's session holds it; never shown to anyone.
+	Key        string  `json:"key"`
+	KeyId      string  `json:"key_id"`
+	ReadOnly   bool    `json:"read_only"`
+	ReturnUrl  *string `json:"return_url,omitempty"`
+	TenantId   string  `json:"tenant_id"`
+	TenantName string  `json:"tenant_name"`
 }
 
 // PutTenantInputBody defines model for PutTenantInputBody.
@@ -918,6 +973,15 @@ type RedeliverEventInputBody struct {
 type RedeliverOutputBody struct {
 	// Queued How many deliveries were queued again.
 	Queued int64 `json:"queued"`
+}
+
+// RevokePortalOutputBody defines model for RevokePortalOutputBody.
+type RevokePortalOutputBody struct {
+	// LinksRevoked Links that could still have been opened.
+	LinksRevoked int64 `json:"links_revoked"`
+
+	// SessionsEnded Portal sessions that had not yet expired.
+	SessionsEnded int64 `json:"sessions_ended"`
 }
 
 // RotateSecretInputBody defines model for RotateSecretInputBody.
@@ -1331,6 +1395,9 @@ type CreateEventsBatchJSONRequestBody = BatchRequest
 // RedeliverEventJSONRequestBody defines body for RedeliverEvent for application/json ContentType.
 type RedeliverEventJSONRequestBody = RedeliverEventInputBody
 
+// ExchangePortalLinkJSONRequestBody defines body for ExchangePortalLink for application/json ContentType.
+type ExchangePortalLinkJSONRequestBody = ExchangePortalLinkInputBody
+
 // CreateSubscriptionJSONRequestBody defines body for CreateSubscription for application/json ContentType.
 type CreateSubscriptionJSONRequestBody = CreateSubscriptionInputBody
 
@@ -1345,6 +1412,9 @@ type RotateSubscriptionSecretJSONRequestBody = RotateSecretInputBody
 
 // PutTenantJSONRequestBody defines body for PutTenant for application/json ContentType.
 type PutTenantJSONRequestBody = PutTenantInputBody
+
+// CreatePortalLinkJSONRequestBody defines body for CreatePortalLink for application/json ContentType.
+type CreatePortalLinkJSONRequestBody = CreatePortalLinkInputBody
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1539,6 +1609,24 @@ type ClientInterface interface {
 	// Corresponds with GET /me (the `GetCurrentKey` operationId).
 	GetCurrentKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ExchangePortalLinkWithBody Open a portal link
+	//
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+	ExchangePortalLinkWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExchangePortalLink Open a portal link
+	//
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+	ExchangePortalLink(ctx context.Context, body ExchangePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetStats Activity and backlog
 	//
 	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. A key bound to no tenant counts every tenant, or the one that tenant_id names; a key bound to a tenant counts its own. A tenant's figures are its events (an event sent to every tenant counts only for the whole deployment) and the deliveries to its subscriptions (those of events sent to every tenant included).
@@ -1683,6 +1771,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
 	PutTenant(ctx context.Context, id string, body PutTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePortalLinkWithBody Create a link to a tenant's customer portal
+	//
+	// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+	CreatePortalLinkWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePortalLink Create a link to a tenant's customer portal
+	//
+	// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+	CreatePortalLink(ctx context.Context, id string, body CreatePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokePortalLinks End every portal link and session of a tenant
+	//
+	// Links stop opening and every open portal session of the tenant ends at its next request. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Corresponds with POST /tenants/{id}/portal-links/revoke (the `RevokePortalLinks` operationId).
+	RevokePortalLinks(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListApiKeys List API keys
@@ -1944,6 +2057,44 @@ func (c *Client) RedeliverEvent(ctx context.Context, id string, body RedeliverEv
 // Corresponds with GET /me (the `GetCurrentKey` operationId).
 func (c *Client) GetCurrentKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCurrentKeyRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExchangePortalLinkWithBody Open a portal link
+//
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+func (c *Client) ExchangePortalLinkWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExchangePortalLinkRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExchangePortalLink Open a portal link
+//
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+func (c *Client) ExchangePortalLink(ctx context.Context, body ExchangePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExchangePortalLinkRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2279,6 +2430,61 @@ func (c *Client) PutTenantWithBody(ctx context.Context, id string, contentType s
 // Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
 func (c *Client) PutTenant(ctx context.Context, id string, body PutTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPutTenantRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePortalLinkWithBody Create a link to a tenant's customer portal
+//
+// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+func (c *Client) CreatePortalLinkWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePortalLinkRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePortalLink Create a link to a tenant's customer portal
+//
+// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+func (c *Client) CreatePortalLink(ctx context.Context, id string, body CreatePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePortalLinkRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokePortalLinks End every portal link and session of a tenant
+//
+// Links stop opening and every open portal session of the tenant ends at its next request. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Corresponds with POST /tenants/{id}/portal-links/revoke (the `RevokePortalLinks` operationId).
+func (c *Client) RevokePortalLinks(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokePortalLinksRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2882,6 +3088,46 @@ func NewGetCurrentKeyRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewExchangePortalLinkRequest calls the generic ExchangePortalLink builder with application/json body
+func NewExchangePortalLinkRequest(server string, body ExchangePortalLinkJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewExchangePortalLinkRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewExchangePortalLinkRequestWithBody constructs an http.Request for the ExchangePortalLink method, with any body, and a specified content type
+func NewExchangePortalLinkRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/portal-links/exchange")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -3647,6 +3893,87 @@ func NewPutTenantRequestWithBody(server string, id string, contentType string, b
 	return req, nil
 }
 
+// NewCreatePortalLinkRequest calls the generic CreatePortalLink builder with application/json body
+func NewCreatePortalLinkRequest(server string, id string, body CreatePortalLinkJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreatePortalLinkRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewCreatePortalLinkRequestWithBody constructs an http.Request for the CreatePortalLink method, with any body, and a specified content type
+func NewCreatePortalLinkRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tenants/%s/portal-links", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRevokePortalLinksRequest constructs an http.Request for the RevokePortalLinks method
+func NewRevokePortalLinksRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tenants/%s/portal-links/revoke", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -3824,6 +4151,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /me (the `GetCurrentKey` operationId).
 	GetCurrentKeyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCurrentKeyResponse, error)
 
+	// ExchangePortalLinkWithBodyWithResponse Open a portal link
+	//
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+	ExchangePortalLinkWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExchangePortalLinkResponse, error)
+
+	// ExchangePortalLinkWithResponse Open a portal link
+	//
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+	ExchangePortalLinkWithResponse(ctx context.Context, body ExchangePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*ExchangePortalLinkResponse, error)
+
 	// GetStatsWithResponse Activity and backlog
 	//
 	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. A key bound to no tenant counts every tenant, or the one that tenant_id names; a key bound to a tenant counts its own. A tenant's figures are its events (an event sent to every tenant counts only for the whole deployment) and the deliveries to its subscriptions (those of events sent to every tenant included).
@@ -3986,6 +4331,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
 	PutTenantWithResponse(ctx context.Context, id string, body PutTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*PutTenantResponse, error)
+
+	// CreatePortalLinkWithBodyWithResponse Create a link to a tenant's customer portal
+	//
+	// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+	CreatePortalLinkWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePortalLinkResponse, error)
+
+	// CreatePortalLinkWithResponse Create a link to a tenant's customer portal
+	//
+	// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+	CreatePortalLinkWithResponse(ctx context.Context, id string, body CreatePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePortalLinkResponse, error)
+
+	// RevokePortalLinksWithResponse End every portal link and session of a tenant
+	//
+	// Links stop opening and every open portal session of the tenant ends at its next request. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tenants/{id}/portal-links/revoke (the `RevokePortalLinks` operationId).
+	RevokePortalLinksWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokePortalLinksResponse, error)
 }
 
 // ListApiKeysResponse503Headers the declared response headers of an HTTP 503 response for ListApiKeys
@@ -4979,6 +5351,110 @@ func (r GetCurrentKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetCurrentKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExchangePortalLinkResponse503Headers the declared response headers of an HTTP 503 response for ExchangePortalLink
+type ExchangePortalLinkResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ExchangePortalLinkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PortalSessionBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ExchangePortalLinkResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ExchangePortalLinkResponse) GetJSON200() *PortalSessionBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExchangePortalLinkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExchangePortalLinkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExchangePortalLinkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExchangePortalLinkResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6280,6 +6756,200 @@ func (r PutTenantResponse) ContentType() string {
 	return ""
 }
 
+// CreatePortalLinkResponse503Headers the declared response headers of an HTTP 503 response for CreatePortalLink
+type CreatePortalLinkResponse503Headers struct {
+	RetryAfter *int
+}
+
+type CreatePortalLinkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PortalLinkCreated
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreatePortalLinkResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreatePortalLinkResponse) GetJSON201() *PortalLinkCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreatePortalLinkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreatePortalLinkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreatePortalLinkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreatePortalLinkResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokePortalLinksResponse503Headers the declared response headers of an HTTP 503 response for RevokePortalLinks
+type RevokePortalLinksResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevokePortalLinksResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevokePortalOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokePortalLinksResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokePortalLinksResponse) GetJSON200() *RevokePortalOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokePortalLinksResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokePortalLinksResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokePortalLinksResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokePortalLinksResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListApiKeysWithResponse List API keys
 //
 // Every key that is not revoked, never the key itself. Needs the admin scope.
@@ -6501,6 +7171,36 @@ func (c *ClientWithResponses) GetCurrentKeyWithResponse(ctx context.Context, req
 		return nil, err
 	}
 	return ParseGetCurrentKeyResponse(rsp)
+}
+
+// ExchangePortalLinkWithBodyWithResponse Open a portal link
+//
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+func (c *ClientWithResponses) ExchangePortalLinkWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExchangePortalLinkResponse, error) {
+	rsp, err := c.ExchangePortalLinkWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExchangePortalLinkResponse(rsp)
+}
+
+// ExchangePortalLinkWithResponse Open a portal link
+//
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+func (c *ClientWithResponses) ExchangePortalLinkWithResponse(ctx context.Context, body ExchangePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*ExchangePortalLinkResponse, error) {
+	rsp, err := c.ExchangePortalLink(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExchangePortalLinkResponse(rsp)
 }
 
 // GetStatsWithResponse Activity and backlog
@@ -6778,6 +7478,51 @@ func (c *ClientWithResponses) PutTenantWithResponse(ctx context.Context, id stri
 		return nil, err
 	}
 	return ParsePutTenantResponse(rsp)
+}
+
+// CreatePortalLinkWithBodyWithResponse Create a link to a tenant's customer portal
+//
+// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+func (c *ClientWithResponses) CreatePortalLinkWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePortalLinkResponse, error) {
+	rsp, err := c.CreatePortalLinkWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePortalLinkResponse(rsp)
+}
+
+// CreatePortalLinkWithResponse Create a link to a tenant's customer portal
+//
+// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+func (c *ClientWithResponses) CreatePortalLinkWithResponse(ctx context.Context, id string, body CreatePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePortalLinkResponse, error) {
+	rsp, err := c.CreatePortalLink(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePortalLinkResponse(rsp)
+}
+
+// RevokePortalLinksWithResponse End every portal link and session of a tenant
+//
+// Links stop opening and every open portal session of the tenant ends at its next request. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tenants/{id}/portal-links/revoke (the `RevokePortalLinks` operationId).
+func (c *ClientWithResponses) RevokePortalLinksWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokePortalLinksResponse, error) {
+	rsp, err := c.RevokePortalLinks(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokePortalLinksResponse(rsp)
 }
 
 // ParseListApiKeysResponse parses an HTTP response from a ListApiKeysWithResponse call
@@ -7668,6 +8413,101 @@ func ParseGetCurrentKeyResponse(rsp *http.Response) (*GetCurrentKeyResponse, err
 	switch {
 	case rsp.StatusCode == 503:
 		var headers GetCurrentKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExchangePortalLinkResponse parses an HTTP response from a ExchangePortalLinkWithResponse call
+func ParseExchangePortalLinkResponse(rsp *http.Response) (*ExchangePortalLinkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExchangePortalLinkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PortalSessionBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ExchangePortalLinkResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -8843,6 +9683,182 @@ func ParsePutTenantResponse(rsp *http.Response) (*PutTenantResponse, error) {
 	switch {
 	case rsp.StatusCode == 503:
 		var headers PutTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreatePortalLinkResponse parses an HTTP response from a CreatePortalLinkWithResponse call
+func ParseCreatePortalLinkResponse(rsp *http.Response) (*CreatePortalLinkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreatePortalLinkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PortalLinkCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreatePortalLinkResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokePortalLinksResponse parses an HTTP response from a RevokePortalLinksWithResponse call
+func ParseRevokePortalLinksResponse(rsp *http.Response) (*RevokePortalLinksResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokePortalLinksResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevokePortalOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RevokePortalLinksResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

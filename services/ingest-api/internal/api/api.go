@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -53,6 +54,9 @@ type Store interface {
 	ListTenants(ctx context.Context, f store.TenantFilter) ([]domain.Tenant, error)
 	ExistingTenants(ctx context.Context, ids []string) ([]string, error)
 	DeleteTenant(ctx context.Context, id string) ([]domain.Subscription, error)
+	CreatePortalLink(ctx context.Context, l domain.PortalLink, hash apikey.Hash) (domain.PortalLink, error)
+	OpenPortalLink(ctx context.Context, hash apikey.Hash, key domain.APIKey, keyHash apikey.Hash) (domain.PortalSession, error)
+	RevokePortal(ctx context.Context, tenant string) (store.PortalRevocation, error)
 }
 
 // Publisher hands new deliveries to the queue without waiting for it.
@@ -78,9 +82,13 @@ type Server struct {
 	batch     batchChecker
 	ingest    *ingestBatcher
 	cursors   *cursorSealer
-	log       *slog.Logger
-	received  prometheus.Counter
-	tracer    trace.Tracer
+	// portalURL and portalReturnOrigins are Config's PortalURL and
+	// PortalReturnOrigins.
+	portalURL           string
+	portalReturnOrigins []string
+	log                 *slog.Logger
+	received            prometheus.Counter
+	tracer              trace.Tracer
 }
 
 // Config names the API's dependencies.
@@ -104,7 +112,14 @@ type Config struct {
 	// any, the instance makes a key of its own, and such cursors open only
 	// on it and only until it restarts.
 	CursorKeys [][]byte
-	Logger     *slog.Logger
+	// PortalURL is the customer portal's base URL as its users reach it
+	// (PORTAL_URL, such as https://portal.example.com/portal); portal
+	// links are PortalURL + "/open?token=...".
+	PortalURL string
+	// PortalReturnOrigins are the origins a portal link's return URL may
+	// have (PORTAL_RETURN_ORIGINS); none allows no return URL.
+	PortalReturnOrigins []string
+	Logger              *slog.Logger
 	// Registerer receives the API's metrics; nil means the default registry.
 	Registerer prometheus.Registerer
 	// Version is reported in the OpenAPI document.
@@ -131,16 +146,18 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
 	s := &Server{
-		store:     cfg.Store,
-		publisher: cfg.Publisher,
-		circuits:  cfg.Circuits,
-		egress:    cfg.Egress,
-		resolver:  cfg.Resolver,
-		auth:      newAuthenticator(cfg.Store, cfg.AdminKey),
-		ingest:    newIngestBatcher(cfg.Store, maxIngestGroup, maxIngestFlushes),
-		cursors:   newCursorSealer(cfg.CursorKeys),
-		log:       cfg.Logger,
-		tracer:    cfg.TracerProvider.Tracer("github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"),
+		store:               cfg.Store,
+		publisher:           cfg.Publisher,
+		circuits:            cfg.Circuits,
+		egress:              cfg.Egress,
+		resolver:            cfg.Resolver,
+		auth:                newAuthenticator(cfg.Store, cfg.AdminKey),
+		ingest:              newIngestBatcher(cfg.Store, maxIngestGroup, maxIngestFlushes),
+		cursors:             newCursorSealer(cfg.CursorKeys),
+		portalURL:           strings.TrimSuffix(cfg.PortalURL, "/"),
+		portalReturnOrigins: cfg.PortalReturnOrigins,
+		log:                 cfg.Logger,
+		tracer:              cfg.TracerProvider.Tracer("github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"),
 		received: registerCounter(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dispatch_events_received_total",
 			Help: "Events accepted and stored (re-posts of a known id are not counted).",
@@ -162,6 +179,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerAPIKeys(api)
 	s.registerMe(api)
 	s.registerTenants(api)
+	s.registerPortal(api)
 	declareCommonErrors(api.OpenAPI())
 	warmDocuments(mux)
 	return api

@@ -48,6 +48,9 @@ type bundle struct {
 	api huma.API
 }
 
+// testPortalURL is the tests' PORTAL_URL.
+const testPortalURL = "https://portal.example.com/portal"
+
 // adminKey is the tests' ADMIN_API_KEY.
 const adminKey = "test-admin-key-0123456789abcdef"
 
@@ -77,7 +80,8 @@ func newTracedBundle(t testing.TB, tracing queue.Tracing) *bundle {
 	circuits := resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})
 	mux := http.NewServeMux()
 	registered := api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test", AdminKey: adminKey,
-		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names, TracerProvider: tracing.TracerProvider})
+		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names, TracerProvider: tracing.TracerProvider,
+		PortalURL: testPortalURL, PortalReturnOrigins: []string{"https://app.example.com"}})
 	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), api.AnswerUnrouted(mux)))
 	t.Cleanup(srv.Close)
 	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(), key: adminKey, api: registered,

@@ -171,6 +171,11 @@ func (a *authenticator) fly(ctx context.Context, hash apikey.Hash, f *flight, no
 		f.c = cachedKey{until: now.Add(keyCacheTTL)}
 	case err != nil:
 		f.err = err
+	case k.Portal:
+		// A portal session's key is read again on every request, so that
+		// revoking a tenant's portal sessions ends them at their next
+		// request on every instance (ADR 29).
+		f.c = cachedKey{key: k, valid: true}
 	default:
 		f.c = cachedKey{key: k, valid: true, until: now.Add(keyCacheTTL)}
 	}
@@ -252,12 +257,15 @@ func (a *authenticator) noteUse(id string, now time.Time) {
 }
 
 // requiredScope says what an operation needs: key management needs admin,
-// posting events publish, every other GET read, every other change write;
-// describing the key in use needs only a valid key ("").
+// portal links portal, posting events publish, every other GET read, every
+// other change write; describing the key in use needs only a valid key
+// ("").
 func requiredScope(op *huma.Operation) domain.Scope {
 	switch {
 	case op.Path == "/me":
 		return ""
+	case strings.HasPrefix(op.Path, portalLinkPaths):
+		return domain.ScopePortal
 	case strings.HasPrefix(op.Path, "/api-keys"):
 		return domain.ScopeAdmin
 	case op.Method == http.MethodGet || op.Method == http.MethodHead:
@@ -293,9 +301,15 @@ func mayRead(ctx context.Context) bool {
 
 // authMiddleware refuses every operation without a valid key (401) or
 // whose key lacks the scope (403). Health, readiness, metrics, the docs and
-// the OpenAPI documents are not operations and stay open.
+// the OpenAPI documents are not operations and stay open, and so is an
+// operation marked public (opening a portal link, whose token is the
+// credential); such a request reaches no tenant's data (scopeOf).
 func (s *Server) authMiddleware(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
+		if public(ctx.Operation()) {
+			next(ctx)
+			return
+		}
 		p, err := s.auth.authenticate(ctx.Context(), ctx.Header("Authorization"))
 		switch {
 		case errors.Is(err, errNoKey), errors.Is(err, errUnknownKey):

@@ -377,6 +377,7 @@ func TestTenantIsolationOnEveryRoute(t *testing.T) {
 		"POST /events/{id}/redeliver":            `{"subscription_id":"b-canary-sub"}`,
 		"PUT /tenants/{id}":                      `{"name":"taken"}`,
 		"POST /api-keys":                         `{"name":"k","scopes":["admin"],"tenant_id":"b"}`,
+		"POST /portal-links/exchange":            `{"token":"dpl_unknown"}`,
 	}
 
 	var called []string

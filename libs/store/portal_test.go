@@ -1,0 +1,127 @@
+package store_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dispatch-webhooks/dispatch/libs/apikey"
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
+)
+
+// portalKey is the key a test opens a link with.
+func portalKey() (domain.APIKey, apikey.Hash) {
+	key, hash := apikey.New()
+	return domain.APIKey{ID: apikey.NewID(), Name: "portal", Prefix: apikey.Display(key)}, hash
+}
+
+func TestPortalLinkOpensOnce(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	st := store.New(db.Pool)
+	ctx := context.Background()
+	_, _, err := st.PutTenant(ctx, domain.Tenant{ID: "acme", Name: "Acme Inc."})
+	require.NoError(t, err)
+
+	_, err = st.CreatePortalLink(ctx, domain.PortalLink{ID: apikey.NewPortalLinkID(), TenantID: "nope", ExpiresAt: time.Now().Add(time.Hour)}, apikey.HashOf("x"))
+	require.ErrorIs(t, err, domain.ErrNotFound, "a link for an unknown tenant")
+
+	token, hash := apikey.NewPortalToken()
+	link, err := st.CreatePortalLink(ctx, domain.PortalLink{ID: apikey.NewPortalLinkID(), TenantID: "acme", ReadOnly: true,
+		ReturnURL: "https://app.example.com/", ExpiresAt: time.Now().Add(time.Hour)}, hash)
+	require.NoError(t, err)
+	var stored int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM portal_links WHERE token_hash = $1 AND position($2::bytea IN token_hash) = 0`, hash[:], []byte(token)).Scan(&stored))
+	require.Equal(t, 1, stored, "only the token's hash is stored")
+
+	// Two openings at once: exactly one session.
+	const openers = 8
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		sessions []domain.PortalSession
+		refused  int
+	)
+	for range openers {
+		wg.Go(func() {
+			k, kh := portalKey()
+			ps, err := st.OpenPortalLink(ctx, hash, k, kh)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				require.ErrorIs(t, err, domain.ErrNotFound)
+				refused++
+				return
+			}
+			sessions = append(sessions, ps)
+		})
+	}
+	wg.Wait()
+	require.Len(t, sessions, 1, "one opening wins")
+	require.Equal(t, openers-1, refused)
+	ps := sessions[0]
+	require.Equal(t, link.ID, ps.Link.ID)
+	require.Equal(t, "Acme Inc.", ps.TenantName)
+	require.Equal(t, "https://app.example.com/", ps.Link.ReturnURL)
+	require.Equal(t, []domain.Scope{domain.ScopeRead}, ps.Key.Scopes, "a read-only link's session may only read")
+	require.Equal(t, "acme", ps.Key.TenantID)
+	require.True(t, ps.Key.Portal)
+	require.WithinDuration(t, link.ExpiresAt, *ps.Key.ExpiresAt, time.Millisecond, "the session ends with the link")
+	require.Equal(t, 1, count(t, db, "SELECT count(*) FROM api_keys WHERE portal"), "the losers created no key")
+
+	keys, err := st.ListAPIKeys(ctx)
+	require.NoError(t, err)
+	require.Empty(t, keys, "portal keys are not listed with the operators'")
+
+	// A writable link, then revocation.
+	_, hash2 := apikey.NewPortalToken()
+	_, err = st.CreatePortalLink(ctx, domain.PortalLink{ID: apikey.NewPortalLinkID(), TenantID: "acme", ExpiresAt: time.Now().Add(time.Hour)}, hash2)
+	require.NoError(t, err)
+	_, hash3 := apikey.NewPortalToken()
+	_, err = st.CreatePortalLink(ctx, domain.PortalLink{ID: apikey.NewPortalLinkID(), TenantID: "acme", ExpiresAt: time.Now().Add(time.Hour)}, hash3)
+	require.NoError(t, err)
+	k, kh := portalKey()
+	ps2, err := st.OpenPortalLink(ctx, hash2, k, kh)
+	require.NoError(t, err)
+	require.Equal(t, []domain.Scope{domain.ScopeRead, domain.ScopeWrite}, ps2.Key.Scopes)
+	_, err = st.LookupAPIKey(ctx, kh)
+	require.NoError(t, err)
+
+	rev, err := st.RevokePortal(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, store.PortalRevocation{Links: 1, Sessions: 2}, rev)
+	_, err = st.LookupAPIKey(ctx, kh)
+	require.ErrorIs(t, err, domain.ErrNotFound, "a revoked session's key stops working")
+	k, kh = portalKey()
+	_, err = st.OpenPortalLink(ctx, hash3, k, kh)
+	require.ErrorIs(t, err, domain.ErrNotFound, "a revoked link does not open")
+	_, err = st.RevokePortal(ctx, "nope")
+	require.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+func TestExpiredPortalLinkDoesNotOpen(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	st := store.New(db.Pool)
+	ctx := context.Background()
+	_, _, err := st.PutTenant(ctx, domain.Tenant{ID: "acme"})
+	require.NoError(t, err)
+	_, hash := apikey.NewPortalToken()
+	_, err = st.CreatePortalLink(ctx, domain.PortalLink{ID: apikey.NewPortalLinkID(), TenantID: "acme", ExpiresAt: time.Now().Add(time.Hour)}, hash)
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `UPDATE portal_links SET expires_at = now() - interval '1 second'`)
+	require.NoError(t, err)
+	k, kh := portalKey()
+	_, err = st.OpenPortalLink(ctx, hash, k, kh)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+
+	_, hash2 := apikey.NewPortalToken()
+	_, err = st.CreatePortalLink(ctx, domain.PortalLink{ID: apikey.NewPortalLinkID(), TenantID: "acme", ExpiresAt: time.Now().Add(time.Hour)}, hash2)
+	require.NoError(t, err)
+	require.Equal(t, 1, count(t, db, "SELECT count(*) FROM portal_links"), "creating a link deletes the tenant's expired ones")
+}
