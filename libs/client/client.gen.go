@@ -486,6 +486,15 @@ type APIKeyCreated struct {
 	TenantId *string `json:"tenant_id,omitempty"`
 }
 
+// ActivityBody defines model for ActivityBody.
+type ActivityBody struct {
+	// Attempts Attempts made in the last 24 hours.
+	Attempts int64 `json:"attempts"`
+
+	// Succeeded Those of them answered with a 2xx.
+	Succeeded int64 `json:"succeeded"`
+}
+
 // AttemptBody defines model for AttemptBody.
 type AttemptBody struct {
 	DurationMs int64                  `json:"duration_ms"`
@@ -993,6 +1002,15 @@ type RotateSecretInputBody struct {
 	Secret *string `json:"secret,omitempty"`
 }
 
+// SecretRevealed defines model for SecretRevealed.
+type SecretRevealed struct {
+	// PreviousSecretExpiresAt During a rotation's grace period: until then the previous secret signs beside this one.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+
+	// Secret The current signing secret.
+	Secret string `json:"secret"`
+}
+
 // SecretRotated defines model for SecretRotated.
 type SecretRotated struct {
 	// PreviousSecretExpiresAt Until then deliveries carry signatures with both secrets, space-separated.
@@ -1036,6 +1054,8 @@ type StatsBody struct {
 
 // SubscriptionBody defines model for SubscriptionBody.
 type SubscriptionBody struct {
+	Activity24h *ActivityBody `json:"activity_24h,omitempty"`
+
 	// CircuitState The destination's live circuit breaker state (single subscription answers only).
 	CircuitState *SubscriptionBodyCircuitState `json:"circuit_state,omitempty"`
 	CreatedAt    time.Time                     `json:"created_at"`
@@ -1078,6 +1098,8 @@ type SubscriptionBodyState string
 
 // SubscriptionCreated defines model for SubscriptionCreated.
 type SubscriptionCreated struct {
+	Activity24h *ActivityBody `json:"activity_24h,omitempty"`
+
 	// CircuitState The destination's live circuit breaker state (single subscription answers only).
 	CircuitState *SubscriptionCreatedCircuitState `json:"circuit_state,omitempty"`
 	CreatedAt    time.Time                        `json:"created_at"`
@@ -1236,6 +1258,12 @@ type TenantDetail struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// TestEventSent defines model for TestEventSent.
+type TestEventSent struct {
+	// EventId The test event's id: GET /events/{id} shows its delivery and attempts.
+	EventId string `json:"event_id"`
+}
+
 // TimelineOutputBody defines model for TimelineOutputBody.
 type TimelineOutputBody struct {
 	// Data Every minute of the window, oldest first, zeros included.
@@ -1352,6 +1380,9 @@ type ListSubscriptionsParams struct {
 	// After Cursor: the next_cursor of the previous page.
 	After *string `form:"after,omitempty" json:"after,omitempty"`
 	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Activity Adds each subscription's attempts over the last 24 hours (activity_24h).
+	Activity *bool `form:"activity,omitempty" json:"activity,omitempty"`
 }
 
 // ListSubscriptionDeliveriesParams defines parameters for ListSubscriptionDeliveries.
@@ -1715,6 +1746,13 @@ type ClientInterface interface {
 	// Corresponds with POST /subscriptions/{id}/redeliver (the `RedeliverSubscription` operationId).
 	RedeliverSubscription(ctx context.Context, id string, body RedeliverSubscriptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RevealSubscriptionSecret Show a subscription's signing secret
+	//
+	// Answers the current secret, for the subscription's owner to configure its receiver. A POST, so that showing a secret is a deliberate act that needs the write scope, and the read scope too: a key that may only change subscriptions gets no secret it did not make.
+	//
+	// Corresponds with POST /subscriptions/{id}/secret/reveal (the `RevealSubscriptionSecret` operationId).
+	RevealSubscriptionSecret(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RotateSubscriptionSecretWithBody Rotate a subscription's signing secret
 	//
 	// Makes a new secret current. During the grace period every delivery carries two signatures, one per secret, so a receiver holding either verifies it; afterwards only the new one.
@@ -1732,6 +1770,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /subscriptions/{id}/secret/rotate (the `RotateSubscriptionSecret` operationId).
 	RotateSubscriptionSecret(ctx context.Context, id string, body RotateSubscriptionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendTestEvent Send a test event to one subscription
+	//
+	// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other.
+	//
+	// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+	SendTestEvent(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTenants List tenants
 	//
@@ -2313,6 +2358,23 @@ func (c *Client) RedeliverSubscription(ctx context.Context, id string, body Rede
 	return c.Client.Do(req)
 }
 
+// RevealSubscriptionSecret Show a subscription's signing secret
+//
+// Answers the current secret, for the subscription's owner to configure its receiver. A POST, so that showing a secret is a deliberate act that needs the write scope, and the read scope too: a key that may only change subscriptions gets no secret it did not make.
+//
+// Corresponds with POST /subscriptions/{id}/secret/reveal (the `RevealSubscriptionSecret` operationId).
+func (c *Client) RevealSubscriptionSecret(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevealSubscriptionSecretRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RotateSubscriptionSecretWithBody Rotate a subscription's signing secret
 //
 // Makes a new secret current. During the grace period every delivery carries two signatures, one per secret, so a receiver holding either verifies it; afterwards only the new one.
@@ -2341,6 +2403,23 @@ func (c *Client) RotateSubscriptionSecretWithBody(ctx context.Context, id string
 // Corresponds with POST /subscriptions/{id}/secret/rotate (the `RotateSubscriptionSecret` operationId).
 func (c *Client) RotateSubscriptionSecret(ctx context.Context, id string, body RotateSubscriptionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRotateSubscriptionSecretRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendTestEvent Send a test event to one subscription
+//
+// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other.
+//
+// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+func (c *Client) SendTestEvent(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendTestEventRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3328,6 +3407,18 @@ func NewListSubscriptionsRequest(server string, params *ListSubscriptionsParams)
 
 		}
 
+		if params.Activity != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "activity", *params.Activity, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -3653,6 +3744,40 @@ func NewRedeliverSubscriptionRequestWithBody(server string, id string, contentTy
 	return req, nil
 }
 
+// NewRevealSubscriptionSecretRequest constructs an http.Request for the RevealSubscriptionSecret method
+func NewRevealSubscriptionSecretRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/subscriptions/%s/secret/reveal", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRotateSubscriptionSecretRequest calls the generic RotateSubscriptionSecret builder with application/json body
 func NewRotateSubscriptionSecretRequest(server string, id string, body RotateSubscriptionSecretJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3696,6 +3821,40 @@ func NewRotateSubscriptionSecretRequestWithBody(server string, id string, conten
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSendTestEventRequest constructs an http.Request for the SendTestEvent method
+func NewSendTestEventRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/subscriptions/%s/test", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -4269,6 +4428,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /subscriptions/{id}/redeliver (the `RedeliverSubscription` operationId).
 	RedeliverSubscriptionWithResponse(ctx context.Context, id string, body RedeliverSubscriptionJSONRequestBody, reqEditors ...RequestEditorFn) (*RedeliverSubscriptionResponse, error)
 
+	// RevealSubscriptionSecretWithResponse Show a subscription's signing secret
+	//
+	// Answers the current secret, for the subscription's owner to configure its receiver. A POST, so that showing a secret is a deliberate act that needs the write scope, and the read scope too: a key that may only change subscriptions gets no secret it did not make.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /subscriptions/{id}/secret/reveal (the `RevealSubscriptionSecret` operationId).
+	RevealSubscriptionSecretWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevealSubscriptionSecretResponse, error)
+
 	// RotateSubscriptionSecretWithBodyWithResponse Rotate a subscription's signing secret
 	//
 	// Makes a new secret current. During the grace period every delivery carries two signatures, one per secret, so a receiver holding either verifies it; afterwards only the new one.
@@ -4286,6 +4454,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /subscriptions/{id}/secret/rotate (the `RotateSubscriptionSecret` operationId).
 	RotateSubscriptionSecretWithResponse(ctx context.Context, id string, body RotateSubscriptionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateSubscriptionSecretResponse, error)
+
+	// SendTestEventWithResponse Send a test event to one subscription
+	//
+	// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+	SendTestEventWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error)
 
 	// ListTenantsWithResponse List tenants
 	//
@@ -6292,6 +6469,96 @@ func (r RedeliverSubscriptionResponse) ContentType() string {
 	return ""
 }
 
+// RevealSubscriptionSecretResponse503Headers the declared response headers of an HTTP 503 response for RevealSubscriptionSecret
+type RevealSubscriptionSecretResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevealSubscriptionSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SecretRevealed
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevealSubscriptionSecretResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevealSubscriptionSecretResponse) GetJSON200() *SecretRevealed {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevealSubscriptionSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevealSubscriptionSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevealSubscriptionSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevealSubscriptionSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RotateSubscriptionSecretResponse503Headers the declared response headers of an HTTP 503 response for RotateSubscriptionSecret
 type RotateSubscriptionSecretResponse503Headers struct {
 	RetryAfter *int
@@ -6390,6 +6657,96 @@ func (r RotateSubscriptionSecretResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RotateSubscriptionSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SendTestEventResponse503Headers the declared response headers of an HTTP 503 response for SendTestEvent
+type SendTestEventResponse503Headers struct {
+	RetryAfter *int
+}
+
+type SendTestEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *TestEventSent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SendTestEventResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r SendTestEventResponse) GetJSON202() *TestEventSent {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SendTestEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SendTestEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SendTestEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SendTestEventResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7375,6 +7732,21 @@ func (c *ClientWithResponses) RedeliverSubscriptionWithResponse(ctx context.Cont
 	return ParseRedeliverSubscriptionResponse(rsp)
 }
 
+// RevealSubscriptionSecretWithResponse Show a subscription's signing secret
+//
+// Answers the current secret, for the subscription's owner to configure its receiver. A POST, so that showing a secret is a deliberate act that needs the write scope, and the read scope too: a key that may only change subscriptions gets no secret it did not make.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /subscriptions/{id}/secret/reveal (the `RevealSubscriptionSecret` operationId).
+func (c *ClientWithResponses) RevealSubscriptionSecretWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevealSubscriptionSecretResponse, error) {
+	rsp, err := c.RevealSubscriptionSecret(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevealSubscriptionSecretResponse(rsp)
+}
+
 // RotateSubscriptionSecretWithBodyWithResponse Rotate a subscription's signing secret
 //
 // Makes a new secret current. During the grace period every delivery carries two signatures, one per secret, so a receiver holding either verifies it; afterwards only the new one.
@@ -7403,6 +7775,21 @@ func (c *ClientWithResponses) RotateSubscriptionSecretWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseRotateSubscriptionSecretResponse(rsp)
+}
+
+// SendTestEventWithResponse Send a test event to one subscription
+//
+// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+func (c *ClientWithResponses) SendTestEventWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error) {
+	rsp, err := c.SendTestEvent(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendTestEventResponse(rsp)
 }
 
 // ListTenantsWithResponse List tenants
@@ -9274,6 +9661,87 @@ func ParseRedeliverSubscriptionResponse(rsp *http.Response) (*RedeliverSubscript
 	return response, nil
 }
 
+// ParseRevealSubscriptionSecretResponse parses an HTTP response from a RevealSubscriptionSecretWithResponse call
+func ParseRevealSubscriptionSecretResponse(rsp *http.Response) (*RevealSubscriptionSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevealSubscriptionSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SecretRevealed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RevealSubscriptionSecretResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseRotateSubscriptionSecretResponse parses an HTTP response from a RotateSubscriptionSecretWithResponse call
 func ParseRotateSubscriptionSecretResponse(rsp *http.Response) (*RotateSubscriptionSecretResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -9356,6 +9824,87 @@ func ParseRotateSubscriptionSecretResponse(rsp *http.Response) (*RotateSubscript
 	switch {
 	case rsp.StatusCode == 503:
 		var headers RotateSubscriptionSecretResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSendTestEventResponse parses an HTTP response from a SendTestEventWithResponse call
+func ParseSendTestEventResponse(rsp *http.Response) (*SendTestEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SendTestEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest TestEventSent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers SendTestEventResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

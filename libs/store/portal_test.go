@@ -10,6 +10,8 @@ import (
 
 	"github.com/dispatch-webhooks/dispatch/libs/apikey"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/seal"
+	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
@@ -124,4 +126,56 @@ func TestExpiredPortalLinkDoesNotOpen(t *testing.T) {
 	_, err = st.CreatePortalLink(ctx, domain.PortalLink{ID: apikey.NewPortalLinkID(), TenantID: "acme", ExpiresAt: time.Now().Add(time.Hour)}, hash2)
 	require.NoError(t, err)
 	require.Equal(t, 1, count(t, db, "SELECT count(*) FROM portal_links"), "creating a link deletes the tenant's expired ones")
+}
+
+func TestEndpointRevealTestAndActivity(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	key, err := seal.ParseKey(seal.NewKey())
+	require.NoError(t, err)
+	keys, err := seal.NewKeyring(key)
+	require.NoError(t, err)
+	st := store.New(db.Pool, store.WithSecretKeys(keys))
+	ctx := context.Background()
+	for _, id := range []string{"acme", "globex"} {
+		_, _, err := st.PutTenant(ctx, domain.Tenant{ID: id})
+		require.NoError(t, err)
+	}
+	secret := signing.GenerateSecret()
+	_, err = st.CreateSubscription(ctx, domain.Subscription{ID: "acme_1", TenantID: "acme", URL: "http://127.0.0.1:1/", EventTypes: []string{"order.*"}, Secret: secret})
+	require.NoError(t, err)
+	_, err = st.CreateSubscription(ctx, domain.Subscription{ID: "globex_1", TenantID: "globex", URL: "http://127.0.0.1:1/", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
+	require.NoError(t, err)
+	acme := store.TenantScope("acme")
+
+	r, err := st.RevealSecret(ctx, acme, "acme_1")
+	require.NoError(t, err)
+	require.Equal(t, secret, r.Secret)
+	require.Nil(t, r.PreviousUntil)
+	_, err = st.RevealSecret(ctx, acme, "globex_1")
+	require.ErrorIs(t, err, domain.ErrNotFound, "another tenant's secret")
+	rotated := signing.GenerateSecret()
+	_, until, err := st.RotateSecret(ctx, acme, "acme_1", rotated, time.Hour)
+	require.NoError(t, err)
+	r, err = st.RevealSecret(ctx, acme, "acme_1")
+	require.NoError(t, err)
+	require.Equal(t, rotated, r.Secret)
+	require.NotNil(t, r.PreviousUntil)
+	require.WithinDuration(t, until, *r.PreviousUntil, time.Millisecond)
+
+	ref, err := st.SendTestEvent(ctx, acme, "acme_1", "test_1")
+	require.NoError(t, err)
+	require.Equal(t, "acme_1", ref.SubscriptionID)
+	require.Equal(t, 1, count(t, db, "SELECT count(*) FROM deliveries WHERE event_id = 'test_1'"), "to that endpoint alone, though its types do not match")
+	require.Equal(t, 1, count(t, db, "SELECT count(*) FROM events WHERE id = 'test_1' AND type = 'dispatch.test' AND tenant_id = 'acme'"))
+	_, err = st.SendTestEvent(ctx, acme, "globex_1", "test_2")
+	require.ErrorIs(t, err, domain.ErrNotFound)
+	require.Zero(t, count(t, db, "SELECT count(*) FROM events WHERE id = 'test_2'"), "nothing written for another tenant's endpoint")
+
+	_, err = db.Pool.Exec(ctx, `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code)
+		VALUES ($1, 1, now() - interval '2 days', 5, 500), ($1, 2, now(), 5, 500), ($1, 3, now(), 5, 204)`, ref.ID)
+	require.NoError(t, err)
+	act, err := st.SubscriptionActivity(ctx, acme, []string{"acme_1", "globex_1"}, time.Now().Add(-24*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, map[string]store.Activity{"acme_1": {Attempts: 2, Succeeded: 1}}, act)
 }

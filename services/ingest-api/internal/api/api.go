@@ -57,6 +57,9 @@ type Store interface {
 	CreatePortalLink(ctx context.Context, l domain.PortalLink, hash apikey.Hash) (domain.PortalLink, error)
 	OpenPortalLink(ctx context.Context, hash apikey.Hash, key domain.APIKey, keyHash apikey.Hash) (domain.PortalSession, error)
 	RevokePortal(ctx context.Context, tenant string) (store.PortalRevocation, error)
+	RevealSecret(ctx context.Context, scope store.Scope, id string) (store.RevealedSecret, error)
+	SendTestEvent(ctx context.Context, scope store.Scope, subscriptionID, eventID string) (store.DeliveryRef, error)
+	SubscriptionActivity(ctx context.Context, scope store.Scope, ids []string, since time.Time) (map[string]store.Activity, error)
 }
 
 // Publisher hands new deliveries to the queue without waiting for it.
@@ -180,6 +183,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerMe(api)
 	s.registerTenants(api)
 	s.registerPortal(api)
+	s.registerEndpoint(api)
 	declareCommonErrors(api.OpenAPI())
 	warmDocuments(mux)
 	return api

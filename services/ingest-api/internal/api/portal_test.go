@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -194,4 +195,48 @@ func TestPortalRevocationReachesEveryInstance(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.do(t, "POST", "/tenants/acme/portal-links/revoke", "").status)
 	r := second.doWithKey(t, key, "GET", "/subscriptions", "")
 	require.Equal(t, http.StatusUnauthorized, r.status, "the other instance still honoured the session: %s", r.raw)
+}
+
+func TestEndpointRevealTestAndActivity(t *testing.T) {
+	b := setup(t)
+	b.putTenant(t, "acme", `{}`)
+	b.putTenant(t, "globex", `{}`)
+	r := b.do(t, "POST", "/subscriptions", `{"id":"acme_1","tenant_id":"acme","url":"http://127.0.0.1:9/a","event_types":["order.*"],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	r = b.do(t, "POST", "/subscriptions", `{"id":"globex_1","tenant_id":"globex","url":"http://127.0.0.1:9/g","event_types":["*"]}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	acme, _ := b.tenantKey(t, "acme", `"read","write"`)
+	writeOnly, _ := b.tenantKey(t, "acme", `"write"`)
+	reader, _ := b.tenantKey(t, "acme", `"read"`)
+
+	r = b.doWithKey(t, acme, "POST", "/subscriptions/acme_1/secret/reveal", "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", r.body["secret"])
+	for _, key := range []string{writeOnly, reader} {
+		r = b.doWithKey(t, key, "POST", "/subscriptions/acme_1/secret/reveal", "")
+		require.Equal(t, http.StatusForbidden, r.status, "revealing needs read and write: %s", r.raw)
+	}
+	r = b.doWithKey(t, acme, "POST", "/subscriptions/globex_1/secret/reveal", "")
+	require.Equal(t, http.StatusNotFound, r.status, r.raw)
+
+	r = b.doWithKey(t, acme, "POST", "/subscriptions/acme_1/test", "")
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	eventID := r.body["event_id"].(string)
+	r = b.doWithKey(t, acme, "GET", "/events/"+eventID, "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, "dispatch.test", r.body["type"])
+	require.Equal(t, []string{"acme_1"}, dataIDs(t, response{body: map[string]any{"data": r.body["deliveries"]}}, "subscription_id"))
+	r = b.doWithKey(t, acme, "POST", "/subscriptions/globex_1/test", "")
+	require.Equal(t, http.StatusNotFound, r.status, r.raw)
+	require.Equal(t, 1, b.count(t, "events WHERE type = 'dispatch.test'"))
+
+	_, err := b.db.Pool.Exec(context.Background(), `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code)
+		SELECT id, 1, now(), 5, 200 FROM deliveries WHERE event_id = $1`, eventID)
+	require.NoError(t, err)
+	r = b.doWithKey(t, acme, "GET", "/subscriptions?activity=true", "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	item := r.body["data"].([]any)[0].(map[string]any)
+	require.Equal(t, map[string]any{"attempts": float64(1), "succeeded": float64(1)}, item["activity_24h"])
+	r = b.doWithKey(t, acme, "GET", "/subscriptions", "")
+	require.NotContains(t, r.raw, "activity_24h", "only when asked for")
 }

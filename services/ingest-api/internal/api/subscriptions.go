@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -52,6 +53,7 @@ type listSubscriptionsInput struct {
 	TenantID string `query:"tenant_id" maxLength:"255" doc:"Only this tenant's subscriptions."`
 	After    string `query:"after" maxLength:"255" doc:"Cursor: the next_cursor of the previous page."`
 	Limit    int    `query:"limit" minimum:"1" maximum:"250" default:"50"`
+	Activity bool   `query:"activity" doc:"Adds each subscription's attempts over the last 24 hours (activity_24h)."`
 }
 
 type listSubscriptionsOutput struct {
@@ -243,8 +245,19 @@ func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInp
 		out.Body.NextCursor = subs[len(subs)-1].ID
 	}
 	out.Body.Data = make([]SubscriptionBody, len(subs))
+	ids := make([]string, len(subs))
 	for i, sub := range subs {
-		out.Body.Data[i] = subscriptionBody(sub)
+		out.Body.Data[i], ids[i] = subscriptionBody(sub), sub.ID
+	}
+	if in.Activity && len(ids) > 0 {
+		activity, err := s.store.SubscriptionActivity(ctx, scope, ids, time.Now().Add(-activityWindow))
+		if err != nil {
+			return nil, s.problem(ctx, err, "")
+		}
+		for i := range out.Body.Data {
+			a := activity[ids[i]]
+			out.Body.Data[i].Activity = &ActivityBody{Attempts: a.Attempts, Succeeded: a.Succeeded}
+		}
 	}
 	return out, nil
 }

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+)
+
+// What the customer portal (ADR 29) needs of a subscription beyond the
+// dashboard: its secret on request, a test event to it alone, and its
+// recent attempts counted.
+
+// RevealedSecret is a subscription's signing secret as "Reveal" shows it.
+type RevealedSecret struct {
+	Secret string
+	// PreviousUntil, during a rotation's grace period, is when the
+	// previous secret stops signing beside it; nil otherwise.
+	PreviousUntil *time.Time
+}
+
+// RevealSecret returns the current signing secret of the subscription
+// within scope, opened, or domain.ErrNotFound.
+func (s *Store) RevealSecret(ctx context.Context, scope Scope, id string) (_ RevealedSecret, err error) {
+	defer markUnavailable(&err)
+	var (
+		sealed string
+		until  pgtype.Timestamptz
+	)
+	err = s.pool.QueryRow(ctx, `SELECT secret, CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
+		FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)`, id, scope.arg()).Scan(&sealed, &until)
+	if err != nil {
+		return RevealedSecret{}, fmt.Errorf("reveal secret of %q: %w", id, notFound(err))
+	}
+	secret, err := s.open(id, sealed)
+	if err != nil {
+		return RevealedSecret{}, err
+	}
+	return RevealedSecret{Secret: secret, PreviousUntil: timePtr(until)}, nil
+}
+
+// TestEventType is the type of the events SendTestEvent makes.
+const TestEventType = "dispatch.test"
+
+// SendTestEvent stores an event of type TestEventType with id eventID for
+// the subscription's tenant, and one delivery of it to that subscription
+// alone, whatever its event types: a way for the endpoint's owner to see
+// a signed delivery arrive. A subscription outside scope is
+// domain.ErrNotFound.
+func (s *Store) SendTestEvent(ctx context.Context, scope Scope, subscriptionID, eventID string) (_ DeliveryRef, err error) {
+	defer markUnavailable(&err)
+	var ref DeliveryRef
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var tenant string
+		// FOR KEY SHARE: the subscription cannot be deleted meanwhile.
+		err := tx.QueryRow(ctx, `SELECT tenant_id FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR KEY SHARE`,
+			subscriptionID, scope.arg()).Scan(&tenant)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("subscription %q: %w", subscriptionID, domain.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("test event: %w", err)
+		}
+		data, _ := json.Marshal(map[string]string{"message": "A test event sent from the portal.", "subscription_id": subscriptionID})
+		if _, err := tx.Exec(ctx, `INSERT INTO events (id, type, source, data, tenant_id) VALUES ($1, $2, 'dispatch', $3, $4)`,
+			eventID, TestEventType, data, tenant); err != nil {
+			return fmt.Errorf("test event: %w", err)
+		}
+		ref = DeliveryRef{EventID: eventID, SubscriptionID: subscriptionID}
+		if err := tx.QueryRow(ctx, `INSERT INTO deliveries (event_id, subscription_id, next_attempt_at) VALUES ($1, $2, now()) RETURNING id`,
+			eventID, subscriptionID).Scan(&ref.ID); err != nil {
+			return fmt.Errorf("test event delivery: %w", err)
+		}
+		return nil
+	})
+	return ref, err
+}
+
+// Activity is a subscription's attempts in a window.
+type Activity struct {
+	Attempts  int64
+	Succeeded int64
+}
+
+// SubscriptionActivity counts the attempts made since since to each of
+// the subscriptions ids within scope, and those that got a 2xx. Only the
+// deliveries created in the day before since or later are read (the
+// index on a subscription's deliveries by creation bounds the search):
+// the retry schedule spans about a day, so that is where such attempts
+// are.
+func (s *Store) SubscriptionActivity(ctx context.Context, scope Scope, ids []string, since time.Time) (_ map[string]Activity, err error) {
+	defer markUnavailable(&err)
+	rows, err := s.pool.Query(ctx, `
+		SELECT d.subscription_id, count(*), count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299)
+		FROM subscriptions sub
+		JOIN deliveries d ON d.subscription_id = sub.id AND d.created_at >= $2::timestamptz - interval '1 day'
+		JOIN attempts a ON a.delivery_id = d.id AND a.started_at >= $2
+		WHERE sub.id = ANY($1) AND ($3::text IS NULL OR sub.tenant_id = $3)
+		GROUP BY d.subscription_id`, ids, since, scope.arg())
+	if err != nil {
+		return nil, fmt.Errorf("subscription activity: %w", err)
+	}
+	out := map[string]Activity{}
+	for rows.Next() {
+		var (
+			id string
+			a  Activity
+		)
+		if err := rows.Scan(&id, &a.Attempts, &a.Succeeded); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("subscription activity: %w", err)
+		}
+		out[id] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("subscription activity: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,89 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/dispatch-webhooks/dispatch/libs/store"
+)
+
+// What the customer portal (ADR 29) needs of a subscription beyond the
+// dashboard: its secret on request, a test event to it alone, and its
+// recent attempts counted (GET /subscriptions?activity=true).
+
+// SecretRevealed is a subscription's current signing secret.
+type SecretRevealed struct {
+	Secret                  string     `json:"secret" doc:"The current signing secret."`
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty" doc:"During a rotation's grace period: until then the previous secret signs beside this one."`
+}
+
+type revealSecretOutput struct {
+	Body SecretRevealed
+}
+
+// TestEventSent is the test event queued for one subscription.
+type TestEventSent struct {
+	EventID string `json:"event_id" doc:"The test event's id: GET /events/{id} shows its delivery and attempts."`
+}
+
+type testEventOutput struct {
+	Body TestEventSent
+}
+
+// ActivityBody is a subscription's attempts over the last 24 hours.
+type ActivityBody struct {
+	Attempts  int64 `json:"attempts" doc:"Attempts made in the last 24 hours."`
+	Succeeded int64 `json:"succeeded" doc:"Those of them answered with a 2xx."`
+}
+
+// activityWindow is what GET /subscriptions?activity=true counts.
+const activityWindow = 24 * time.Hour
+
+func (s *Server) registerEndpoint(api huma.API) {
+	huma.Register(api, huma.Operation{
+		OperationID: "reveal-subscription-secret",
+		Method:      http.MethodPost,
+		Path:        "/subscriptions/{id}/secret/reveal",
+		Summary:     "Show a subscription's signing secret",
+		Description: "Answers the current secret, for the subscription's owner to configure its receiver. A POST, so that showing a secret is a deliberate act that needs the write scope, and the read scope too: a key that may only change subscriptions gets no secret it did not make.",
+		Tags:        []string{"Subscriptions"},
+		Errors:      []int{http.StatusNotFound},
+	}, s.revealSecret)
+
+	huma.Register(api, huma.Operation{
+		OperationID:   "send-test-event",
+		Method:        http.MethodPost,
+		Path:          "/subscriptions/{id}/test",
+		Summary:       "Send a test event to one subscription",
+		Description:   "Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other.",
+		Tags:          []string{"Subscriptions"},
+		DefaultStatus: http.StatusAccepted,
+		Errors:        []int{http.StatusNotFound},
+	}, s.sendTestEvent)
+}
+
+func (s *Server) revealSecret(ctx context.Context, in *subscriptionIDInput) (*revealSecretOutput, error) {
+	if !mayRead(ctx) {
+		return nil, huma.Error403Forbidden("showing a secret needs the 'read' scope besides 'write'")
+	}
+	r, err := s.store.RevealSecret(ctx, scopeOf(ctx), in.ID)
+	if err != nil {
+		return nil, s.problem(ctx, err, "subscription not found")
+	}
+	return &revealSecretOutput{Body: SecretRevealed{Secret: r.Secret, PreviousSecretExpiresAt: r.PreviousUntil}}, nil
+}
+
+func (s *Server) sendTestEvent(ctx context.Context, in *subscriptionIDInput) (*testEventOutput, error) {
+	id := "test_" + strings.ToLower(rand.Text())
+	ref, err := s.store.SendTestEvent(ctx, scopeOf(ctx), in.ID, id)
+	if err != nil {
+		return nil, s.problem(ctx, err, "subscription not found")
+	}
+	s.publish(ctx, []store.DeliveryRef{ref})
+	return &testEventOutput{Body: TestEventSent{EventID: id}}, nil
+}
