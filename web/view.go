@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -38,6 +39,39 @@ type Page struct {
 	Error string
 	// RefreshSeconds, when positive, reloads the page that often.
 	RefreshSeconds int
+	// Portal is set on a customer portal's pages: its branding and its
+	// tenant.
+	Portal *PortalChrome
+}
+
+// PortalChrome is what a customer portal's pages show around their
+// content: the deployment's branding (PORTAL_TITLE, PORTAL_LOGO_URL) and
+// the session's tenant, return link and end.
+type PortalChrome struct {
+	Title      string
+	LogoURL    string
+	TenantName string
+	// ReturnURL, if set, is the "Back" link's target.
+	ReturnURL string
+	// Expires is when the session ends.
+	Expires time.Time
+}
+
+// PortalExpiredView is the page of a portal link or session that can no
+// longer be used.
+type PortalExpiredView struct {
+	Title   string
+	LogoURL string
+	// Message says what happened, in the customer's words.
+	Message string
+}
+
+// ReturnHost is the host the portal's "Back" link leads to, for its label.
+func (c PortalChrome) ReturnHost() string {
+	if u, err := url.Parse(c.ReturnURL); err == nil {
+		return u.Host
+	}
+	return ""
 }
 
 // Errors maps a form field's name to what is wrong with it.
@@ -131,6 +165,9 @@ type EventsView struct {
 	// Next is the URL of the next page, First of the first; "" when none.
 	Next  string
 	First string
+	// Endpoints, in the portal, are the tenant's endpoints offered by the
+	// endpoint filter.
+	Endpoints []SubscriptionRow
 }
 
 // EventView answers "what happened to this event?".
@@ -225,6 +262,12 @@ type SubscriptionsView struct {
 	First         string
 	Form          SubscriptionForm
 	Created       *CreatedSecret
+	// Activity, in the portal, is each listed endpoint's attempts over the
+	// last 24 hours, by id.
+	Activity map[string]EndpointActivity
+	// KnownTypes, in the portal, are event types the tenant received
+	// lately, offered when adding an endpoint.
+	KnownTypes []string
 }
 
 // Setting is one of a subscription's or a tenant's settings; Default is
@@ -270,6 +313,14 @@ type SubscriptionView struct {
 	ConfirmDelete bool
 	// Edit is the edit form.
 	Edit SubscriptionEdit
+	// Revealed, in the portal, is the signing secret after "Reveal" or a
+	// rotation; PreviousSecretUntil is when the secret it replaced stops
+	// signing beside it.
+	Revealed            string
+	PreviousSecretUntil *time.Time
+	// Watch, in the portal, makes the recent deliveries refresh until a
+	// test event's attempt shows.
+	Watch bool
 }
 
 // RedeliveryContinuation is a redelivery of a subscription's failed

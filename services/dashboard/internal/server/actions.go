@@ -29,12 +29,12 @@ func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request, rq *requ
 	case err != nil:
 		apiErr = unreachable(err)
 	case res.JSON202 != nil:
-		http.Redirect(w, r, string(web.EventURL(id))+"?done=redeliver&n="+strconv.FormatInt(res.JSON202.Queued, 10), http.StatusSeeOther)
+		http.Redirect(w, r, rq.path(web.EventURL(id))+"?done=redeliver&n="+strconv.FormatInt(res.JSON202.Queued, 10), http.StatusSeeOther)
 		return
 	default:
 		apiErr = problem(res.StatusCode(), res.Body)
 	}
-	if s.unauthorized(w, r, apiErr) {
+	if s.unauthorized(w, r, rq, apiErr) {
 		return
 	}
 	v, err := s.eventView(r.Context(), rq, id, url.Values{})
@@ -43,7 +43,7 @@ func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request, rq *requ
 		return
 	}
 	v.Error = apiErr.message()
-	s.render(w, r, apiErr.httpStatus(), web.Event(v))
+	s.render(w, r, apiErr.httpStatus(), rq.ui.event(v))
 }
 
 // createSubscription creates a subscription and shows its secret once.
@@ -52,6 +52,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 		ID: strings.TrimSpace(r.PostFormValue("id")), URL: strings.TrimSpace(r.PostFormValue("url")),
 		EventTypes: strings.TrimSpace(r.PostFormValue("event_types")), Secret: r.PostFormValue("secret"), Errors: web.Errors{},
 	}
+	notUTF8(form.Errors, map[string]*string{"id": &form.ID, "url": &form.URL, "event_types": &form.EventTypes, "secret": &form.Secret})
 	types := eventTypes(form.EventTypes)
 	body := client.CreateSubscriptionJSONRequestBody{Url: form.URL, EventTypes: &types}
 	if form.ID != "" {
@@ -60,7 +61,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 	if form.Secret != "" {
 		body.Secret = &form.Secret
 	}
-	if len(types) == 0 {
+	if len(types) == 0 && form.Errors["event_types"] == "" {
 		form.Errors["event_types"] = "name at least one event type or pattern, such as order.* or *"
 	}
 	var apiErr *apiError
@@ -77,7 +78,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 			}
 			v.Created = &web.CreatedSecret{SubscriptionID: res.JSON201.Id, Secret: res.JSON201.Secret}
 			v.Notice = "Subscription " + res.JSON201.Id + " created."
-			s.render(w, r, http.StatusCreated, web.Subscriptions(v))
+			s.render(w, r, http.StatusCreated, rq.ui.subscriptions(v))
 			return
 		default:
 			apiErr = problem(res.StatusCode(), res.Body)
@@ -86,7 +87,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 			}
 		}
 	}
-	if apiErr != nil && s.unauthorized(w, r, apiErr) {
+	if apiErr != nil && s.unauthorized(w, r, rq, apiErr) {
 		return
 	}
 	v, err := s.subscriptionsView(r.Context(), rq, url.Values{})
@@ -105,13 +106,13 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 		}
 	}
 	v.Form = form
-	s.render(w, r, status, web.Subscriptions(v))
+	s.render(w, r, status, rq.ui.subscriptions(v))
 }
 
 // subscriptionFailed shows the subscription page again with what the API
 // said about an action.
 func (s *Server) subscriptionFailed(w http.ResponseWriter, r *http.Request, rq *request, apiErr *apiError, edit func(*web.SubscriptionView)) {
-	if s.unauthorized(w, r, apiErr) {
+	if s.unauthorized(w, r, rq, apiErr) {
 		return
 	}
 	v, err := s.subscriptionView(r.Context(), rq, r.PathValue("id"), url.Values{})
@@ -123,7 +124,7 @@ func (s *Server) subscriptionFailed(w http.ResponseWriter, r *http.Request, rq *
 	if edit != nil {
 		edit(&v)
 	}
-	s.render(w, r, apiErr.httpStatus(), web.Subscription(v))
+	s.render(w, r, apiErr.httpStatus(), rq.ui.subscription(v))
 }
 
 // setState pauses or resumes a subscription.
@@ -140,7 +141,7 @@ func (s *Server) setState(state client.UpdateSubscriptionInputBodyState) func(ht
 			s.subscriptionFailed(w, r, rq, problem(res.StatusCode(), res.Body), nil)
 			return
 		}
-		http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done="+done, http.StatusSeeOther)
+		http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?done="+done, http.StatusSeeOther)
 	}
 }
 
@@ -164,7 +165,7 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, rq *request) {
 	expires := res.JSON200.PreviousSecretExpiresAt
 	v.NewSecret = &web.CreatedSecret{SubscriptionID: id, Secret: res.JSON200.Secret, PreviousExpiresAt: &expires}
 	v.Notice = "Secret rotated."
-	s.render(w, r, http.StatusOK, web.Subscription(v))
+	s.render(w, r, http.StatusOK, rq.ui.subscription(v))
 }
 
 // redeliverSubscription queues the subscription's failed deliveries
@@ -223,7 +224,7 @@ func (s *Server) redeliverSubscription(w http.ResponseWriter, r *http.Request, r
 	}
 	queued += res.JSON202.Queued
 	if res.JSON202.NextCursor == nil {
-		http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=redeliver&n="+strconv.FormatInt(queued, 10), http.StatusSeeOther)
+		http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?done=redeliver&n="+strconv.FormatInt(queued, 10), http.StatusSeeOther)
 		return
 	}
 	v, err := s.subscriptionView(r.Context(), rq, id, url.Values{})
@@ -233,7 +234,7 @@ func (s *Server) redeliverSubscription(w http.ResponseWriter, r *http.Request, r
 	}
 	v.Notice = queuedNotice(res.JSON202.Queued)
 	v.Redelivery = &web.RedeliveryContinuation{Since: since, After: *res.JSON202.NextCursor, Queued: queued}
-	s.render(w, r, http.StatusOK, web.Subscription(v))
+	s.render(w, r, http.StatusOK, rq.ui.subscription(v))
 }
 
 // deleteSubscription deletes the subscription (the page asked first).
@@ -248,7 +249,7 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request, rq *
 		s.subscriptionFailed(w, r, rq, problem(res.StatusCode(), res.Body), nil)
 		return
 	}
-	http.Redirect(w, r, "/subscriptions?done=deleted", http.StatusSeeOther)
+	http.Redirect(w, r, rq.path("/subscriptions")+"?done=deleted", http.StatusSeeOther)
 }
 
 // editSubscription patches the fields the operator changed: each field is
@@ -262,14 +263,18 @@ func (s *Server) editSubscription(w http.ResponseWriter, r *http.Request, rq *re
 			MaxConcurrency: f("max_concurrency"), TimeoutMs: f("timeout_ms"), MaxAttempts: f("max_attempts")}
 	}
 	edit := web.SubscriptionEdit{Values: read(""), Was: read("was_"), Errors: web.Errors{}, Open: true}
+	notUTF8(edit.Errors, map[string]*string{"url": &edit.Values.URL, "event_types": &edit.Values.EventTypes})
 	var body client.UpdateSubscriptionJSONRequestBody
 	changed := false
-	if edit.Values.URL != edit.Was.URL {
+	if edit.Values.URL != edit.Was.URL && edit.Errors["url"] == "" {
 		body.Url, changed = &edit.Values.URL, true
 	}
-	if types := eventTypes(edit.Values.EventTypes); len(types) == 0 {
+	switch types := eventTypes(edit.Values.EventTypes); {
+	case edit.Errors["event_types"] != "":
+		// Already refused: not valid UTF-8.
+	case len(types) == 0:
 		edit.Errors["event_types"] = "name at least one event type or pattern, such as order.* or *"
-	} else if !slices.Equal(types, eventTypes(edit.Was.EventTypes)) {
+	case !slices.Equal(types, eventTypes(edit.Was.EventTypes)):
 		body.EventTypes, changed = &types, true
 	}
 	for _, f := range []struct {
@@ -282,7 +287,9 @@ func (s *Server) editSubscription(w http.ResponseWriter, r *http.Request, rq *re
 		{"timeout_ms", edit.Values.TimeoutMs, edit.Was.TimeoutMs, &body.TimeoutMs},
 		{"max_attempts", edit.Values.MaxAttempts, edit.Was.MaxAttempts, &body.MaxAttempts},
 	} {
-		if f.now == f.was {
+		// The portal's customers change URLs and event types; limits
+		// stay the operator's.
+		if f.now == f.was || rq.sess.Portal {
 			continue
 		}
 		if f.now == "" {
@@ -316,7 +323,7 @@ func (s *Server) editSubscription(w http.ResponseWriter, r *http.Request, rq *re
 		return
 	}
 	if !changed {
-		http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=unchanged", http.StatusSeeOther)
+		http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?done=unchanged", http.StatusSeeOther)
 		return
 	}
 	res, err := rq.api.UpdateSubscriptionWithResponse(r.Context(), id, body)
@@ -334,7 +341,7 @@ func (s *Server) editSubscription(w http.ResponseWriter, r *http.Request, rq *re
 		s.subscriptionFailed(w, r, rq, e, withForm(e))
 		return
 	}
-	http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=updated", http.StatusSeeOther)
+	http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?done=updated", http.StatusSeeOther)
 }
 
 // editFields are the edit form's fields, named as the API names them.

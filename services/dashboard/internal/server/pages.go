@@ -184,7 +184,7 @@ var eventStatuses = []string{"unmatched", "pending", "retrying", "failed", "deli
 func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 	q := r.URL.Query()
 	if id := strings.TrimSpace(q.Get("id")); id != "" {
-		http.Redirect(w, r, string(web.EventURL(id)), http.StatusSeeOther)
+		http.Redirect(w, r, rq.path(web.EventURL(id)), http.StatusSeeOther)
 		return
 	}
 	v := web.EventsView{Page: rq.page, Errors: web.Errors{}, Filter: web.EventFilter{
@@ -192,6 +192,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 		Since: q.Get("since"), Until: q.Get("until"),
 	}}
 	v.Title, v.Nav = "Events", "events"
+	if rq.sess.Portal {
+		v.Endpoints = portalEndpointChoices(r.Context(), rq.api)
+	}
 	limit := int64(50)
 	params := client.ListEventsParams{Limit: &limit}
 	if f := strings.TrimSpace(v.Filter.Type); f != "" {
@@ -219,7 +222,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	if after := q.Get("after"); after != "" {
 		params.After = &after
-		v.First = pageURL("/events", q, "")
+		v.First = pageURL(rq.path("/events"), q, "")
 	}
 	status := http.StatusOK
 	if len(v.Errors) == 0 {
@@ -233,7 +236,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 				v.Events = append(v.Events, eventRow(e))
 			}
 			if res.JSON200.NextCursor != nil {
-				v.Next = pageURL("/events", q, *res.JSON200.NextCursor)
+				v.Next = pageURL(rq.path("/events"), q, *res.JSON200.NextCursor)
 			}
 		case res.StatusCode() == http.StatusUnprocessableEntity:
 			e := problem(res.StatusCode(), res.Body)
@@ -251,7 +254,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 	} else {
 		status = http.StatusUnprocessableEntity
 	}
-	s.render(w, r, status, web.Events(v))
+	s.render(w, r, status, rq.ui.events(v))
 }
 
 // errBadPage says that the API refused part of a page's URL, a position
@@ -310,7 +313,7 @@ func (s *Server) eventView(ctx context.Context, rq *request, id string, q url.Va
 	if json.Unmarshal(res.Body, &raw) == nil && json.Indent(&pretty, raw.Data, "", "  ") == nil {
 		v.Payload = pretty.String()
 	}
-	page := eventPage{path: string(web.EventURL(id)), after: q.Get("after"), delivery: q.Get("delivery"), attemptsAfter: q.Get("attempts_after")}
+	page := eventPage{path: rq.path(web.EventURL(id)), after: q.Get("after"), delivery: q.Get("delivery"), attemptsAfter: q.Get("attempts_after")}
 	deliveries, next := items(ev.Deliveries), ev.DeliveriesNextCursor
 	if page.after != "" {
 		v.FirstDeliveries = page.path
@@ -435,7 +438,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request, rq *request) {
 		return
 	}
 	v.Notice = notice(q)
-	s.render(w, r, status, web.Event(v))
+	s.render(w, r, status, rq.ui.event(v))
 }
 
 // pageStatus is the answer for a page whose view was built with err: 200,
@@ -460,6 +463,10 @@ func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Value
 	v.Title, v.Nav = "Subscriptions", "subscriptions"
 	limit := int64(50)
 	params := client.ListSubscriptionsParams{Limit: &limit}
+	if rq.sess.Portal {
+		activity := true
+		params.Activity = &activity
+	}
 	// The pages' links keep the filter.
 	filter := url.Values{}
 	if tenant := rq.listTenant(q.Get("tenant_id")); tenant != "" {
@@ -471,7 +478,7 @@ func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Value
 	}
 	if after := q.Get("after"); after != "" {
 		params.After = &after
-		v.First = pageURL("/subscriptions", filter, "")
+		v.First = pageURL(rq.path("/subscriptions"), filter, "")
 	}
 	res, err := rq.api.ListSubscriptionsWithResponse(ctx, &params)
 	if err != nil {
@@ -490,11 +497,18 @@ func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Value
 		}
 		return v, nil
 	}
+	v.Activity = map[string]web.EndpointActivity{}
 	for _, sub := range items(res.JSON200.Data) {
 		v.Subscriptions = append(v.Subscriptions, subscriptionRow(sub))
+		if a := sub.Activity24h; a != nil {
+			v.Activity[sub.Id] = web.EndpointActivity{Attempts: a.Attempts, Succeeded: a.Succeeded}
+		}
 	}
 	if res.JSON200.NextCursor != nil {
-		v.Next = pageURL("/subscriptions", filter, *res.JSON200.NextCursor)
+		v.Next = pageURL(rq.path("/subscriptions"), filter, *res.JSON200.NextCursor)
+	}
+	if rq.sess.Portal {
+		s.portalEndpoints(ctx, rq, &v)
 	}
 	return v, nil
 }
@@ -510,7 +524,7 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, rq *reque
 	if len(v.FilterErrors) > 0 || v.Error != "" {
 		status = http.StatusUnprocessableEntity
 	}
-	s.render(w, r, status, web.Subscriptions(v))
+	s.render(w, r, status, rq.ui.subscriptions(v))
 }
 
 var deliveryStatuses = []string{"pending", "processing", "delivered", "retrying", "failed"}
@@ -547,7 +561,7 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 	}
 	if after := q.Get("after"); after != "" {
 		params.After = &after
-		v.First = pageURL(string(web.SubscriptionURL(id)), q, "")
+		v.First = pageURL(rq.path(web.SubscriptionURL(id)), q, "")
 	}
 	dl, err := rq.api.ListSubscriptionDeliveriesWithResponse(ctx, id, &params)
 	if err != nil {
@@ -568,7 +582,7 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 		v.Deliveries = append(v.Deliveries, deliveryRow(d))
 	}
 	if dl.JSON200.NextCursor != nil {
-		v.Next = pageURL(string(web.SubscriptionURL(id)), q, *dl.JSON200.NextCursor)
+		v.Next = pageURL(rq.path(web.SubscriptionURL(id)), q, *dl.JSON200.NextCursor)
 	}
 	return v, nil
 }
@@ -584,5 +598,6 @@ func (s *Server) subscription(w http.ResponseWriter, r *http.Request, rq *reques
 	}
 	v.Notice = notice(q)
 	v.ConfirmDelete = q.Get("confirm") == "delete" && v.CanWrite
-	s.render(w, r, status, web.Subscription(v))
+	v.Watch = rq.sess.Portal && q.Get("watch") != ""
+	s.render(w, r, status, rq.ui.subscription(v))
 }

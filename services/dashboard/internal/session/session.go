@@ -50,6 +50,14 @@ type Session struct {
 	TenantID string `json:"n,omitempty"`
 	// Expires is when the session ends.
 	Expires time.Time `json:"e"`
+	// Portal marks a customer portal's session (ADR 29), opened with a
+	// portal link: its key is bound to TenantID, it is good only under
+	// /portal/ and the operators' pages refuse it.
+	Portal bool `json:"p,omitempty"`
+	// TenantName is the portal's tenant's display name, for its header.
+	TenantName string `json:"m,omitempty"`
+	// ReturnURL, in a portal session, is where its "Back" link leads.
+	ReturnURL string `json:"r,omitempty"`
 }
 
 // Has reports whether the session's key holds any of scopes.
