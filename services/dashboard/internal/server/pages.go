@@ -598,6 +598,6 @@ func (s *Server) subscription(w http.ResponseWriter, r *http.Request, rq *reques
 	}
 	v.Notice = notice(q)
 	v.ConfirmDelete = q.Get("confirm") == "delete" && v.CanWrite
-	v.Watch = rq.sess.Portal && q.Get("watch") != ""
+	v.Watch = rq.sess.Portal && q.Get("watch") != "" && testPending(v.Deliveries)
 	s.render(w, r, status, rq.ui.subscription(v))
 }

@@ -77,6 +77,7 @@ func (s *Server) portalRoutes() []portalRoute {
 // RegisterPortal adds the customer portal and the static files to mux.
 func (s *Server) RegisterPortal(mux *http.ServeMux) {
 	s.registerStatic(mux)
+	mux.Handle("GET /portal", http.RedirectHandler(string(web.PortalEndpointsURL), http.StatusMovedPermanently))
 	mux.HandleFunc("GET /portal/open", s.portalOpen)
 	mux.HandleFunc("GET /portal/expired", s.portalExpiredPage)
 	mux.HandleFunc("GET /portal/theme.css", s.portalTheme)
@@ -349,6 +350,21 @@ func portalEndpointChoices(ctx context.Context, api *client.ClientWithResponses)
 	}
 	return rows
 }
+
+// testPending reports whether the newest test event among deliveries
+// (newest first) has no attempt yet: the endpoint's page then keeps
+// refreshing its recent deliveries until it has.
+func testPending(deliveries []web.DeliveryRow) bool {
+	for _, d := range deliveries {
+		if d.EventType == testEventType {
+			return d.Attempts == 0
+		}
+	}
+	return true
+}
+
+// testEventType is the type of the events "Send test event" sends.
+const testEventType = "dispatch.test"
 
 // revealSecret shows the endpoint's signing secret (POST: a deliberate
 // act, refused to read-only sessions like any change).

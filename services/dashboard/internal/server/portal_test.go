@@ -276,9 +276,22 @@ func TestPortalLinkLifecycle(t *testing.T) {
 	if n := s.count(t, `SELECT count(*) FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.type = 'dispatch.test' AND d.subscription_id = 'a_sub'`); n != 1 {
 		t.Errorf("%d test deliveries", n)
 	}
-	_, watching := b.get(t, resp.Header.Get("Location"))
+	watch := resp.Header.Get("Location")
+	_, watching := b.get(t, watch)
 	if testid(watching, "recent-deliveries").AttrOr("hx-get", "") == "" {
 		t.Error("the page does not watch for the test event's attempt")
+	}
+	if _, err := s.db.Pool.Exec(context.Background(), `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code)
+		SELECT d.id, 1, now(), 7, 204 FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.type = 'dispatch.test';
+		UPDATE deliveries d SET attempts = 1, status = 'delivered' FROM events e WHERE e.id = d.event_id AND e.type = 'dispatch.test'`); err != nil {
+		t.Fatal(err)
+	}
+	_, watched := b.get(t, watch)
+	if testid(watched, "recent-deliveries").AttrOr("hx-get", "") != "" {
+		t.Error("the page keeps refreshing after the test event's attempt was recorded")
+	}
+	if row := watched.Find(`[data-testid=delivery-row]`).First(); !strings.Contains(row.Text(), "dispatch.test") || !strings.Contains(row.Text(), "delivered") {
+		t.Errorf("the test event's delivery: %q", row.Text())
 	}
 	_, event := b.get(t, "/portal/events/a_evt")
 	if got := strings.TrimSpace(testid(event, "redeliver").First().Text()); got != "Redeliver" {
