@@ -69,7 +69,7 @@ func up(ctx context.Context, s settings) error {
 		name, addr string
 		env        []string
 	}{
-		{"ingest-api", s.apiAddr, nil},
+		{"ingest-api", s.apiAddr, []string{"PORTAL_URL=http://" + s.dashAddr + "/portal"}},
 		{"delivery-worker", s.workerAddr, nil},
 		{"retry-scheduler", s.schedAddr, nil},
 		{"dashboard", s.dashAddr, []string{"DISPATCH_API_URL=" + api, "DASHBOARD_SESSION_KEY=" + sessionKey}},
@@ -106,6 +106,8 @@ Send your own:
     -d '{"id":"evt_1","type":"order.created","source":"shop","data":{"order_id":42}}'
   curl -sS -H "Authorization: Bearer $DISPATCH_API_KEY" %[1]s/events/evt_1
   curl -sS -H "Authorization: Bearer $DISPATCH_API_KEY" %[1]s/events/evt_1/attempts
+A customer portal link (single use, an hour) for the default tenant; open its url:
+  curl -sS -X POST %[1]s/tenants/default/portal-links -H "Authorization: Bearer $DISPATCH_API_KEY"
 
 `, api, s.workerAddr, s.receiverAddr, sampleID, s.schedAddr, filepath.Join(s.dataDir, "dev-api-key"), s.dashAddr)
 
