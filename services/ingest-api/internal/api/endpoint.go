@@ -35,7 +35,8 @@ type testEventOutput struct {
 	Body TestEventSent
 }
 
-// ActivityBody is a subscription's attempts over the last 24 hours.
+// ActivityBody is a subscription's attempts over the last 24 hours, in
+// listings asked for it (GET /subscriptions?activity=true).
 type ActivityBody struct {
 	Attempts  int64 `json:"attempts" doc:"Attempts made in the last 24 hours."`
 	Succeeded int64 `json:"succeeded" doc:"Those of them answered with a 2xx."`

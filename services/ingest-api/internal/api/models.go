@@ -126,8 +126,10 @@ type SubscriptionBody struct {
 	CircuitState string    `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers only)."`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
-	// Activity is set in listings asked for it.
-	Activity *ActivityBody `json:"activity_24h,omitempty" doc:"Attempts over the last 24 hours (listings with activity=true only)."`
+	// Activity is set in listings asked for it (activity=true): attempts
+	// over the last 24 hours. No doc tag: OpenAPI 3.0 allows no
+	// description beside the $ref it becomes.
+	Activity *ActivityBody `json:"activity_24h,omitempty"`
 }
 
 // SubscriptionUpdated is the answer to PATCH /subscriptions/{id}: for a key
