@@ -58,9 +58,7 @@ func run(ctx context.Context) error {
 		// The portal alone on a listener of its own, which can face the
 		// internet while the operators' dashboard does not; health and
 		// metrics stay on ADDR.
-		portal := http.NewServeMux()
-		srv.RegisterPortal(portal)
-		listeners = append(listeners, lifecycle.HTTP(observability.NewServer(cfg.Portal.Addr, server.SecurityHeaders(portal)), cfg.ShutdownTimeout))
+		listeners = append(listeners, lifecycle.HTTP(observability.NewServer(cfg.Portal.Addr, srv.PortalHandler()), cfg.ShutdownTimeout))
 		log.Info("portal serving", "addr", cfg.Portal.Addr)
 	}
 	log.Info("dashboard serving", "addr", cfg.Addr, "api", cfg.APIURL)

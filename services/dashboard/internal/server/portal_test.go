@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -349,5 +350,30 @@ func TestPortalEmbedding(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
 		t.Errorf("a portal cookie opened the dashboard: %d", resp.StatusCode)
+	}
+}
+
+// TestPortalHandlerServesThePortalAlone: the portal's own listener
+// (PORTAL_ADDR) has the portal and its static files, and none of the
+// operators' pages.
+func TestPortalHandlerServesThePortalAlone(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(New(Config{APIURL: "http://127.0.0.1:1"}).PortalHandler())
+	t.Cleanup(srv.Close)
+	client := browserClient()
+	for path, want := range map[string]int{
+		"/login": http.StatusNotFound, "/": http.StatusNotFound, "/events": http.StatusNotFound, "/subscriptions": http.StatusNotFound,
+		"/tenants": http.StatusNotFound, "/static/style.css": http.StatusOK, "/static/portal.css": http.StatusOK,
+		"/portal/theme.css": http.StatusOK, "/portal/expired": http.StatusUnauthorized, "/portal/open": http.StatusGone,
+		"/portal/": http.StatusUnauthorized, "/portal": http.StatusMovedPermanently,
+	} {
+		resp, err := client.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 }

@@ -105,6 +105,15 @@ func (s *Server) Handler() http.Handler {
 	return SecurityHeaders(mux)
 }
 
+// PortalHandler returns the customer portal alone, with its static files
+// and security headers, for a listener of its own (PORTAL_ADDR): none of
+// the operators' pages is on it.
+func (s *Server) PortalHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.RegisterPortal(mux)
+	return SecurityHeaders(mux)
+}
+
 // SecurityHeaders sets headers that keep pages from being framed, scripts
 // from other origins from running, and answers from being sniffed.
 func SecurityHeaders(next http.Handler) http.Handler {
