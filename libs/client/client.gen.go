@@ -912,7 +912,7 @@ type PortalLinkCreated struct {
 type PortalSessionBody struct {
 	ExpiresAt time.Time `json:"expires_at"`
 
-	// Key An API key bound to the tenant (read, and write unless read_only) that expires with the session. The portal's session holds it; never shown to anyone.
+	// Key An API key bound to the tenant (read, and write unless read_only) that expires with the session, and that may call only the operations the portal makes, without operator settings: whoever holds it can do what the portal offers and nothing more. The portal's session holds it; never shown to anyone.
 	Key        string  `json:"key"`
 	KeyId      string  `json:"key_id"`
 	ReadOnly   bool    `json:"read_only"`

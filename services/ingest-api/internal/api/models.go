@@ -103,6 +103,14 @@ type Settings struct {
 	MaxConcurrency   int   `json:"max_concurrency,omitempty" minimum:"1" maximum:"10000" doc:"Most deliveries in flight to the destination at once."`
 }
 
+// sent names s's fields by their JSON names, each true when it was sent.
+func (s Settings) sent() map[string]bool {
+	return map[string]bool{
+		"max_attempts": s.MaxAttempts != 0, "retry_base_delay_ms": s.RetryBaseDelayMS != 0, "retry_max_delay_ms": s.RetryMaxDelayMS != 0,
+		"timeout_ms": s.TimeoutMS != 0, "rate_limit_per_second": s.RateLimit != 0, "max_concurrency": s.MaxConcurrency != 0,
+	}
+}
+
 func (s Settings) domain() domain.DeliverySettings {
 	return domain.DeliverySettings{
 		MaxAttempts:    s.MaxAttempts,

@@ -44,7 +44,7 @@ type revokePortalOutput struct {
 
 // PortalSessionBody is what opening a portal link gives the portal.
 type PortalSessionBody struct {
-	Key        string    `json:"key" doc:"An API key bound to the tenant (read, and write unless read_only) that expires with the session. The portal's session holds it; never shown to anyone."`
+	Key        string    `json:"key" doc:"An API key bound to the tenant (read, and write unless read_only) that expires with the session, and that may call only the operations the portal makes, without operator settings: whoever holds it can do what the portal offers and nothing more. The portal's session holds it; never shown to anyone."`
 	KeyID      string    `json:"key_id"`
 	TenantID   string    `json:"tenant_id"`
 	TenantName string    `json:"tenant_name"`

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/danielgtaylor/huma/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
@@ -239,4 +240,149 @@ func TestEndpointRevealTestAndActivity(t *testing.T) {
 	require.Equal(t, map[string]any{"attempts": float64(1), "succeeded": float64(1)}, item["activity_24h"])
 	r = b.doWithKey(t, acme, "GET", "/subscriptions", "")
 	require.NotContains(t, r.raw, "activity_24h", "only when asked for")
+}
+
+// portalSession opens a new link to tenant's portal, made with body, and
+// returns the session's key.
+func (b *bundle) portalSession(t *testing.T, tenant, body string) string {
+	t.Helper()
+	r := b.exchange(t, b.portalLink(t, b.key, tenant, body))
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	return r.body["key"].(string)
+}
+
+// TestPortalKeyMayDoWhatThePortalDoes calls every operation of the API's
+// OpenAPI document with a portal session's key, on its own tenant's ids:
+// the operations the portal makes are let through, every other one is
+// refused (403) before it does anything. The allowed list is written out
+// here, so an operation added later is refused to portal keys until it is
+// added both to portalOperations and to this list.
+func TestPortalKeyMayDoWhatThePortalDoes(t *testing.T) {
+	b := setup(t)
+	b.putTenant(t, "a", `{}`)
+	r := b.do(t, "POST", "/subscriptions", `{"id":"a_sub","tenant_id":"a","url":"http://127.0.0.1:9/a","event_types":["*"]}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	r = b.do(t, "POST", "/events", `{"id":"a_evt","type":"a.event","tenant_id":"a","data":{}}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	_, keyID := b.tenantKey(t, "a", `"read"`)
+	key := b.portalSession(t, "a", `{}`)
+
+	allowed := map[string]bool{
+		"GET /subscriptions": true, "POST /subscriptions": true,
+		"GET /subscriptions/{id}": true, "PATCH /subscriptions/{id}": true, "DELETE /subscriptions/{id}": true,
+		"GET /subscriptions/{id}/deliveries": true, "POST /subscriptions/{id}/redeliver": true,
+		"POST /subscriptions/{id}/secret/reveal": true, "POST /subscriptions/{id}/secret/rotate": true,
+		"POST /subscriptions/{id}/test": true,
+		"GET /events":                   true, "GET /events/{id}": true, "GET /events/{id}/deliveries": true,
+		"GET /events/{id}/attempts": true, "POST /events/{id}/redeliver": true,
+		// Needs no key at all: the link's token is the credential.
+		"POST /portal-links/exchange": true,
+	}
+	pathIDs := map[string]string{"/subscriptions": "a_sub", "/events": "a_evt", "/tenants": "a", "/api-keys": keyID}
+	bodies := map[string]string{
+		"POST /subscriptions":         `{"url":"http://127.0.0.1:9/new","event_types":["*"]}`,
+		"PATCH /subscriptions/{id}":   `{"state":"paused"}`,
+		"POST /events":                `{"id":"x1","type":"a.event","data":{}}`,
+		"POST /events/batch":          `{"events":[{"id":"x2","type":"a.event","data":{}}]}`,
+		"PUT /tenants/{id}":           `{"name":"taken"}`,
+		"POST /api-keys":              `{"name":"k","scopes":["admin"],"tenant_id":"a"}`,
+		"POST /portal-links/exchange": `{"token":"dpl_unknown"}`,
+	}
+	ctx := context.Background()
+	// snapshot is what no refused call may change: the events producers
+	// posted, the tenant, its keys and its links.
+	snapshot := func() string {
+		var s string
+		require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT concat_ws(' | ',
+			(SELECT string_agg(e.id, ',' ORDER BY e.id) FROM events e WHERE e.type <> 'dispatch.test'),
+			(SELECT string_agg(t::text, ',') FROM tenants t),
+			(SELECT string_agg(k.id, ',' ORDER BY k.id) FROM api_keys k),
+			(SELECT count(*) FROM portal_links))`).Scan(&s))
+		return s
+	}
+	before := snapshot()
+
+	var refused []string
+	for path, item := range b.api.OpenAPI().Paths {
+		for method, op := range map[string]*huma.Operation{"GET": item.Get, "POST": item.Post, "PUT": item.Put, "PATCH": item.Patch, "DELETE": item.Delete} {
+			if op == nil {
+				continue
+			}
+			name := method + " " + path
+			target := path
+			if i := strings.Index(path, "/{"); i >= 0 {
+				id, ok := pathIDs[path[:i]]
+				require.True(t, ok, "%s: this test knows no id for its path parameter: add one", name)
+				target = strings.Replace(path, path[i+1:strings.Index(path, "}")+1], url.PathEscape(id), 1)
+			}
+			body := bodies[name]
+			if body == "" && op.RequestBody != nil {
+				body = `{}`
+			}
+			r := b.doWithKey(t, key, method, target, body)
+			if allowed[name] {
+				require.NotContains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, r.status, "%s is the portal's: %s", name, r.raw)
+				continue
+			}
+			refused = append(refused, name)
+			require.Equal(t, http.StatusForbidden, r.status, "%s is not the portal's: %s", name, r.raw)
+			require.Contains(t, r.body["detail"], "customer portal session", name)
+		}
+	}
+	t.Logf("refused to a portal key: %s", strings.Join(refused, ", "))
+	require.Contains(t, refused, "POST /events")
+	require.Contains(t, refused, "POST /events/batch")
+	require.Contains(t, refused, "GET /me")
+	require.Contains(t, refused, "POST /tenants/{id}/portal-links")
+	require.Equal(t, before, snapshot(), "a refused call changed something")
+}
+
+// TestPortalKeyChoosesNoOperatorSetting: a portal session's key may not
+// choose a subscription's id (ids are unique across tenants: it would
+// learn of other tenants' ids, or take them) nor set the delivery
+// settings that bound what the shared workers spend on a subscription,
+// when it creates one or changes one. Each such field is a 422 naming it,
+// and nothing is saved; other keys still may.
+func TestPortalKeyChoosesNoOperatorSetting(t *testing.T) {
+	b := setup(t)
+	b.putTenant(t, "a", `{}`)
+	b.putTenant(t, "b", `{}`)
+	r := b.do(t, "POST", "/subscriptions", `{"id":"b_taken","tenant_id":"b","url":"http://127.0.0.1:9/b","event_types":["*"]}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	r = b.do(t, "POST", "/subscriptions", `{"id":"a_sub","tenant_id":"a","url":"http://127.0.0.1:9/a","event_types":["*"]}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	key := b.portalSession(t, "a", `{}`)
+	settings := `"max_attempts":100,"retry_base_delay_ms":1,"retry_max_delay_ms":604800000,"timeout_ms":300000,"rate_limit_per_second":100000,"max_concurrency":10000`
+	allSettings := []string{"body.max_attempts", "body.max_concurrency", "body.rate_limit_per_second", "body.retry_base_delay_ms", "body.retry_max_delay_ms", "body.timeout_ms"}
+
+	for _, tc := range []struct {
+		name, method, path, body string
+		fields                   []string
+	}{
+		{"an id taken by another tenant", "POST", "/subscriptions", `{"id":"b_taken","url":"http://127.0.0.1:9/x","event_types":["*"]}`, []string{"body.id"}},
+		{"a free id", "POST", "/subscriptions", `{"id":"a_free","url":"http://127.0.0.1:9/x","event_types":["*"]}`, []string{"body.id"}},
+		{"settings on create", "POST", "/subscriptions", `{"url":"http://127.0.0.1:9/x","event_types":["*"],` + settings + `}`, allSettings},
+		{"settings on change", "PATCH", "/subscriptions/a_sub", `{"url":"http://127.0.0.1:9/y",` + settings + `}`, allSettings},
+		{"one setting on change", "PATCH", "/subscriptions/a_sub", `{"timeout_ms":300000}`, []string{"body.timeout_ms"}},
+	} {
+		r := b.doWithKey(t, key, tc.method, tc.path, tc.body)
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s: %s", tc.name, r.raw)
+		require.Equal(t, tc.fields, r.locations(), tc.name)
+	}
+	require.Equal(t, 2, b.count(t, "subscriptions"), "nothing created")
+	require.Equal(t, 1, b.count(t, "subscriptions WHERE id = 'a_sub' AND url = 'http://127.0.0.1:9/a' AND timeout_ms IS NULL"), "nothing changed")
+
+	// What the portal offers still works with the key.
+	r = b.doWithKey(t, key, "POST", "/subscriptions", `{"url":"http://127.0.0.1:9/x","event_types":["*"]}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	require.Equal(t, "a", r.body["tenant_id"])
+	r = b.doWithKey(t, key, "PATCH", "/subscriptions/a_sub", `{"url":"http://127.0.0.1:9/y","event_types":["a.*"],"state":"paused"}`)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+
+	// A key of the tenant's own (not a portal session's) still may.
+	own, _ := b.tenantKey(t, "a", `"read","write"`)
+	r = b.doWithKey(t, own, "PATCH", "/subscriptions/a_sub", `{"timeout_ms":300000}`)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	r = b.doWithKey(t, own, "POST", "/subscriptions", `{"id":"a_chosen","url":"http://127.0.0.1:9/x","event_types":["*"],"max_attempts":3}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
 }

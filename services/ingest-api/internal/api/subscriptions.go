@@ -121,6 +121,11 @@ func (s *Server) registerSubscriptions(api huma.API) {
 }
 
 func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionInput) (*createSubscriptionOutput, error) {
+	fields := in.Body.Settings.sent()
+	fields["id"] = in.Body.ID != ""
+	if err := portalFieldsRefused(ctx, fields); err != nil {
+		return nil, err
+	}
 	sub := domain.Subscription{ID: in.Body.ID, TenantID: in.Body.TenantID, URL: in.Body.URL, EventTypes: in.Body.EventTypes, Secret: in.Body.Secret, Settings: in.Body.Settings.domain()}
 	if sub.ID == "" {
 		sub.ID = domain.NewSubscriptionID()
@@ -161,6 +166,9 @@ type updateSubscriptionInput struct {
 
 func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionInput) (*updateSubscriptionOutput, error) {
 	b := in.Body
+	if err := portalFieldsRefused(ctx, b.Settings.sent()); err != nil {
+		return nil, err
+	}
 	read := mayRead(ctx)
 	patch := store.SubscriptionPatch{URL: b.URL, EventTypes: b.EventTypes, URLOnlyWhenIdle: !read, RetryDelaysTogether: !read, TenantID: b.TenantID}
 	if b.URL != nil {
