@@ -55,7 +55,10 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 	notUTF8(form.Errors, map[string]*string{"id": &form.ID, "url": &form.URL, "event_types": &form.EventTypes, "secret": &form.Secret})
 	types := eventTypes(form.EventTypes)
 	body := client.CreateSubscriptionJSONRequestBody{Url: form.URL, EventTypes: &types}
-	if form.ID != "" {
+	// The portal never sends an id: the server chooses it, and ids are
+	// unique across tenants, so a chosen one would tell a customer whether
+	// another tenant has it (the API refuses a portal key's id too).
+	if form.ID != "" && !rq.sess.Portal {
 		body.Id = &form.ID
 	}
 	if form.Secret != "" {

@@ -377,3 +377,28 @@ func TestPortalHandlerServesThePortalAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestPortalAddEndpointSendsNoID: the portal's add-endpoint form never
+// forwards an id, even one posted by hand (ids are unique across tenants:
+// a chosen one would tell whether another tenant has it, or take it);
+// the server chooses it, and the endpoint is created in the session's
+// tenant.
+func TestPortalAddEndpointSendsNoID(t *testing.T) {
+	t.Parallel()
+	s := startPortalStack(t, PortalConfig{})
+	seedTenants(t, s)
+	b := s.open(t, s.link(t, "a", `{}`))
+	_, home := b.get(t, "/portal/")
+	for _, id := range []string{"b_sub", "a_chosen"} {
+		resp, doc := b.post(t, "/portal/subscriptions", url.Values{"csrf": {csrf(home)}, "id": {id}, "url": {"http://127.0.0.1:9/" + id}, "event_types": {"*"}})
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("adding an endpoint with id %q posted: %d: %s", id, resp.StatusCode, doc.Find("main").Text())
+		}
+		if n := s.count(t, `SELECT count(*) FROM subscriptions WHERE tenant_id = 'a' AND url = 'http://127.0.0.1:9/`+id+`' AND id <> '`+id+`'`); n != 1 {
+			t.Errorf("id %q: %d endpoints of tenant a with a generated id, want 1", id, n)
+		}
+	}
+	if n := s.count(t, `SELECT count(*) FROM subscriptions WHERE id = 'a_chosen'`); n != 0 {
+		t.Errorf("the posted id was used")
+	}
+}
