@@ -1748,7 +1748,7 @@ type ClientInterface interface {
 
 	// RevealSubscriptionSecret Show a subscription's signing secret
 	//
-	// Answers the current secret, for the subscription's owner to configure its receiver. A POST, so that showing a secret is a deliberate act that needs the write scope, and the read scope too: a key that may only change subscriptions gets no secret it did not make.
+	// Answers the current secret, for the subscription's owner to configure its receiver. Only a customer portal session's key (of the subscription's tenant, not read-only) and an admin key may: any other key is refused (403), whatever its scopes, so that a key made to publish or manage subscriptions cannot read every signing secret. A POST, so that showing a secret is a deliberate act; each one is logged with the key's id and the subscription's.
 	//
 	// Corresponds with POST /subscriptions/{id}/secret/reveal (the `RevealSubscriptionSecret` operationId).
 	RevealSubscriptionSecret(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2360,7 +2360,7 @@ func (c *Client) RedeliverSubscription(ctx context.Context, id string, body Rede
 
 // RevealSubscriptionSecret Show a subscription's signing secret
 //
-// Answers the current secret, for the subscription's owner to configure its receiver. A POST, so that showing a secret is a deliberate act that needs the write scope, and the read scope too: a key that may only change subscriptions gets no secret it did not make.
+// Answers the current secret, for the subscription's owner to configure its receiver. Only a customer portal session's key (of the subscription's tenant, not read-only) and an admin key may: any other key is refused (403), whatever its scopes, so that a key made to publish or manage subscriptions cannot read every signing secret. A POST, so that showing a secret is a deliberate act; each one is logged with the key's id and the subscription's.
 //
 // Corresponds with POST /subscriptions/{id}/secret/reveal (the `RevealSubscriptionSecret` operationId).
 func (c *Client) RevealSubscriptionSecret(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4430,7 +4430,7 @@ type ClientWithResponsesInterface interface {
 
 	// RevealSubscriptionSecretWithResponse Show a subscription's signing secret
 	//
-	// Answers the current secret, for the subscription's owner to configure its receiver. A POST, so that showing a secret is a deliberate act that needs the write scope, and the read scope too: a key that may only change subscriptions gets no secret it did not make.
+	// Answers the current secret, for the subscription's owner to configure its receiver. Only a customer portal session's key (of the subscription's tenant, not read-only) and an admin key may: any other key is refused (403), whatever its scopes, so that a key made to publish or manage subscriptions cannot read every signing secret. A POST, so that showing a secret is a deliberate act; each one is logged with the key's id and the subscription's.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7734,7 +7734,7 @@ func (c *ClientWithResponses) RedeliverSubscriptionWithResponse(ctx context.Cont
 
 // RevealSubscriptionSecretWithResponse Show a subscription's signing secret
 //
-// Answers the current secret, for the subscription's owner to configure its receiver. A POST, so that showing a secret is a deliberate act that needs the write scope, and the read scope too: a key that may only change subscriptions gets no secret it did not make.
+// Answers the current secret, for the subscription's owner to configure its receiver. Only a customer portal session's key (of the subscription's tenant, not read-only) and an admin key may: any other key is refused (403), whatever its scopes, so that a key made to publish or manage subscriptions cannot read every signing secret. A POST, so that showing a secret is a deliberate act; each one is logged with the key's id and the subscription's.
 //
 // Returns a wrapper object for the known response body format(s).
 //

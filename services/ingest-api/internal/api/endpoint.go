@@ -9,6 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
@@ -51,7 +52,7 @@ func (s *Server) registerEndpoint(api huma.API) {
 		Method:      http.MethodPost,
 		Path:        "/subscriptions/{id}/secret/reveal",
 		Summary:     "Show a subscription's signing secret",
-		Description: "Answers the current secret, for the subscription's owner to configure its receiver. A POST, so that showing a secret is a deliberate act that needs the write scope, and the read scope too: a key that may only change subscriptions gets no secret it did not make.",
+		Description: "Answers the current secret, for the subscription's owner to configure its receiver. Only a customer portal session's key (of the subscription's tenant, not read-only) and an admin key may: any other key is refused (403), whatever its scopes, so that a key made to publish or manage subscriptions cannot read every signing secret. A POST, so that showing a secret is a deliberate act; each one is logged with the key's id and the subscription's.",
 		Tags:        []string{"Subscriptions"},
 		Errors:      []int{http.StatusNotFound},
 	}, s.revealSecret)
@@ -69,13 +70,16 @@ func (s *Server) registerEndpoint(api huma.API) {
 }
 
 func (s *Server) revealSecret(ctx context.Context, in *subscriptionIDInput) (*revealSecretOutput, error) {
-	if !mayRead(ctx) {
-		return nil, huma.Error403Forbidden("showing a secret needs the 'read' scope besides 'write'")
+	p := who(ctx)
+	if !p.portal && !domain.Grants(p.scopes, domain.ScopeAdmin) {
+		return nil, huma.Error403Forbidden("showing a secret needs a customer portal session's key or an admin key")
 	}
 	r, err := s.store.RevealSecret(ctx, scopeOf(ctx), in.ID)
 	if err != nil {
 		return nil, s.problem(ctx, err, "subscription not found")
 	}
+	// Who saw which secret, for the operator's audit; never the secret.
+	s.log.InfoContext(ctx, "subscription secret revealed", "key_id", p.keyID, "subscription_id", in.ID, "request_id", RequestID(ctx))
 	return &revealSecretOutput{Body: SecretRevealed{Secret: r.Secret, PreviousSecretExpiresAt: r.PreviousUntil}}, nil
 }
 

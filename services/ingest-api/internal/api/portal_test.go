@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"
 )
 
@@ -206,19 +208,7 @@ func TestEndpointRevealTestAndActivity(t *testing.T) {
 	require.Equal(t, http.StatusCreated, r.status, r.raw)
 	r = b.do(t, "POST", "/subscriptions", `{"id":"globex_1","tenant_id":"globex","url":"http://127.0.0.1:9/g","event_types":["*"]}`)
 	require.Equal(t, http.StatusCreated, r.status, r.raw)
-	acme, _ := b.tenantKey(t, "acme", `"read","write"`)
-	writeOnly, _ := b.tenantKey(t, "acme", `"write"`)
-	reader, _ := b.tenantKey(t, "acme", `"read"`)
-
-	r = b.doWithKey(t, acme, "POST", "/subscriptions/acme_1/secret/reveal", "")
-	require.Equal(t, http.StatusOK, r.status, r.raw)
-	require.Equal(t, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", r.body["secret"])
-	for _, key := range []string{writeOnly, reader} {
-		r = b.doWithKey(t, key, "POST", "/subscriptions/acme_1/secret/reveal", "")
-		require.Equal(t, http.StatusForbidden, r.status, "revealing needs read and write: %s", r.raw)
-	}
-	r = b.doWithKey(t, acme, "POST", "/subscriptions/globex_1/secret/reveal", "")
-	require.Equal(t, http.StatusNotFound, r.status, r.raw)
+	acme := b.portalSession(t, "acme", `{}`)
 
 	r = b.doWithKey(t, acme, "POST", "/subscriptions/acme_1/test", "")
 	require.Equal(t, http.StatusAccepted, r.status, r.raw)
@@ -385,4 +375,61 @@ func TestPortalKeyChoosesNoOperatorSetting(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, r.raw)
 	r = b.doWithKey(t, own, "POST", "/subscriptions", `{"id":"a_chosen","url":"http://127.0.0.1:9/x","event_types":["*"],"max_attempts":3}`)
 	require.Equal(t, http.StatusCreated, r.status, r.raw)
+}
+
+// TestRevealIsForPortalSessionsAndAdmins: a subscription's secret is shown
+// to a portal session of its tenant (not a read-only one) and to an admin
+// key, to no other key whatever its scopes, and each reveal is logged with
+// the key's id and the subscription's, never the secret.
+func TestRevealIsForPortalSessionsAndAdmins(t *testing.T) {
+	t.Parallel()
+	logs := &testkit.Logs{}
+	b := newBundle(t, func(c *api.Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
+	b.putTenant(t, "acme", `{}`)
+	b.putTenant(t, "globex", `{}`)
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	r := b.do(t, "POST", "/subscriptions", `{"id":"acme_1","tenant_id":"acme","url":"http://127.0.0.1:9/a","event_types":["*"],"secret":"`+secret+`"}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	r = b.do(t, "POST", "/subscriptions", `{"id":"globex_1","tenant_id":"globex","url":"http://127.0.0.1:9/g","event_types":["*"]}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	r = b.exchange(t, b.portalLink(t, b.key, "acme", `{}`))
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	portal, portalKeyID := r.body["key"].(string), r.body["key_id"].(string)
+	readOnly := b.portalSession(t, "acme", `{"read_only":true}`)
+	tenantRW, _ := b.tenantKey(t, "acme", `"read","write"`)
+	r = b.do(t, "POST", "/api-keys", `{"name":"rw","scopes":["read","write"]}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	operatorRW := r.body["key"].(string)
+	r = b.do(t, "POST", "/api-keys", `{"name":"admin","scopes":["admin"]}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	storedAdmin, storedAdminID := r.body["key"].(string), r.body["id"].(string)
+
+	for _, tc := range []struct {
+		name, key, sub string
+		status         int
+	}{
+		{"a portal session of the tenant", portal, "acme_1", http.StatusOK},
+		{"ADMIN_API_KEY", adminKey, "acme_1", http.StatusOK},
+		{"a stored admin key", storedAdmin, "acme_1", http.StatusOK},
+		{"a portal session of another tenant's subscription", portal, "globex_1", http.StatusNotFound},
+		{"a read-only portal session", readOnly, "acme_1", http.StatusForbidden},
+		{"a read and write key of the tenant", tenantRW, "acme_1", http.StatusForbidden},
+		{"a read and write key of every tenant", operatorRW, "acme_1", http.StatusForbidden},
+	} {
+		r := b.doWithKey(t, tc.key, "POST", "/subscriptions/"+tc.sub+"/secret/reveal", "")
+		require.Equal(t, tc.status, r.status, "%s: %s", tc.name, r.raw)
+		if tc.status == http.StatusOK {
+			require.Equal(t, secret, r.body["secret"], tc.name)
+		}
+	}
+
+	require.NotContains(t, logs.String(), strings.TrimPrefix(secret, "whsec_"), "a secret was logged")
+	var revealed []string
+	for _, l := range logs.JSONLines(t) {
+		if l["msg"] == "subscription secret revealed" {
+			require.Equal(t, "acme_1", l["subscription_id"])
+			revealed = append(revealed, l["key_id"].(string))
+		}
+	}
+	require.Equal(t, []string{portalKeyID, "ADMIN_API_KEY", storedAdminID}, revealed, "each reveal logged once, with the key's id")
 }
