@@ -1773,7 +1773,7 @@ type ClientInterface interface {
 
 	// SendTestEvent Send a test event to one subscription
 	//
-	// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other.
+	// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 	//
 	// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
 	SendTestEvent(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2415,7 +2415,7 @@ func (c *Client) RotateSubscriptionSecret(ctx context.Context, id string, body R
 
 // SendTestEvent Send a test event to one subscription
 //
-// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other.
+// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 //
 // Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
 func (c *Client) SendTestEvent(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4457,7 +4457,7 @@ type ClientWithResponsesInterface interface {
 
 	// SendTestEventWithResponse Send a test event to one subscription
 	//
-	// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other.
+	// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6663,6 +6663,11 @@ func (r RotateSubscriptionSecretResponse) ContentType() string {
 	return ""
 }
 
+// SendTestEventResponse429Headers the declared response headers of an HTTP 429 response for SendTestEvent
+type SendTestEventResponse429Headers struct {
+	RetryAfter *int
+}
+
 // SendTestEventResponse503Headers the declared response headers of an HTTP 503 response for SendTestEvent
 type SendTestEventResponse503Headers struct {
 	RetryAfter *int
@@ -6681,10 +6686,14 @@ type SendTestEventResponse struct {
 	ApplicationproblemJSON404 *ErrorModel
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *ErrorModel
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SendTestEventResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *SendTestEventResponse503Headers
 }
@@ -6712,6 +6721,11 @@ func (r SendTestEventResponse) GetApplicationproblemJSON404() *ErrorModel {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r SendTestEventResponse) GetApplicationproblemJSON422() *ErrorModel {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -7779,7 +7793,7 @@ func (c *ClientWithResponses) RotateSubscriptionSecretWithResponse(ctx context.C
 
 // SendTestEventWithResponse Send a test event to one subscription
 //
-// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other.
+// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9886,6 +9900,13 @@ func ParseSendTestEventResponse(rsp *http.Response) (*SendTestEventResponse, err
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9903,6 +9924,16 @@ func ParseSendTestEventResponse(rsp *http.Response) (*SendTestEventResponse, err
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers SendTestEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers SendTestEventResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,27 +46,71 @@ func (s *Store) RevealSecret(ctx context.Context, scope Scope, id string) (_ Rev
 	return RevealedSecret{Secret: secret, PreviousUntil: timePtr(until)}, nil
 }
 
-// TestEventType is the type of the events SendTestEvent makes.
-const TestEventType = "dispatch.test"
+// TestEventType is the type of the events SendTestEvent makes, and
+// TestEventIDPrefix starts their ids.
+const (
+	TestEventType     = "dispatch.test"
+	TestEventIDPrefix = "test_"
+)
 
-// SendTestEvent stores an event of type TestEventType with id eventID for
-// the subscription's tenant, and one delivery of it to that subscription
-// alone, whatever its event types: a way for the endpoint's owner to see
-// a signed delivery arrive. A subscription outside scope is
-// domain.ErrNotFound.
+// SendTestEvent's bound: at most TestEventLimit test events to one
+// subscription in any TestEventWindow. A test event costs an event, a
+// delivery and an attempt on demand; a customer checking an endpoint
+// needs a few, a loop gets no more than this.
+const (
+	TestEventLimit  = 10
+	TestEventWindow = time.Minute
+)
+
+// SendTestEvent stores an event of type TestEventType with id eventID
+// (which starts with TestEventIDPrefix) for the subscription's tenant,
+// and one delivery of it to that subscription alone, whatever its event
+// types: a way for the endpoint's owner to see a signed delivery arrive. A subscription outside scope is
+// domain.ErrNotFound; one that had TestEventLimit test events in the last
+// TestEventWindow is a *domain.TooSoonError saying when the oldest of
+// them leaves the window.
 func (s *Store) SendTestEvent(ctx context.Context, scope Scope, subscriptionID, eventID string) (_ DeliveryRef, err error) {
 	defer markUnavailable(&err)
+	if !strings.HasPrefix(eventID, TestEventIDPrefix) {
+		return DeliveryRef{}, fmt.Errorf("test event id %q: must start with %q", eventID, TestEventIDPrefix)
+	}
 	var ref DeliveryRef
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var tenant string
-		// FOR KEY SHARE: the subscription cannot be deleted meanwhile.
-		err := tx.QueryRow(ctx, `SELECT tenant_id FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR KEY SHARE`,
+		// FOR NO KEY UPDATE: the subscription cannot be deleted meanwhile,
+		// and test events to it are counted and made one at a time, so
+		// that sends at once cannot all find room under the bound.
+		// Deliveries made by ingest meanwhile only share the row's key.
+		err := tx.QueryRow(ctx, `SELECT tenant_id FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR NO KEY UPDATE`,
 			subscriptionID, scope.arg()).Scan(&tenant)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("subscription %q: %w", subscriptionID, domain.ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("test event: %w", err)
+		}
+		// The subscription's deliveries by creation (an index) within the
+		// window, of the test events SendTestEvent makes (the id's prefix
+		// skips the others before their events are read): the latest
+		// TestEventLimit, and when the oldest of those leaves the window.
+		var (
+			recent int
+			wait   float64
+		)
+		if err := tx.QueryRow(ctx, `
+			SELECT count(*), coalesce(extract(epoch FROM min(created_at) + make_interval(secs => $2) - now()), 0)
+			FROM (SELECT d.created_at FROM deliveries d JOIN events e ON e.id = d.event_id
+				WHERE d.subscription_id = $1 AND d.created_at > now() - make_interval(secs => $2)
+					AND starts_with(d.event_id, $5) AND e.type = $3 AND e.source = 'dispatch'
+				ORDER BY d.created_at DESC LIMIT $4) latest`,
+			subscriptionID, TestEventWindow.Seconds(), TestEventType, TestEventLimit, TestEventIDPrefix).Scan(&recent, &wait); err != nil {
+			return fmt.Errorf("test event: %w", err)
+		}
+		if recent >= TestEventLimit {
+			return &domain.TooSoonError{
+				What:       fmt.Sprintf("at most %d test events per endpoint in any %d seconds", TestEventLimit, int(TestEventWindow.Seconds())),
+				RetryAfter: time.Duration(wait * float64(time.Second)),
+			}
 		}
 		data, _ := json.Marshal(map[string]string{"message": "A test event sent from the portal.", "subscription_id": subscriptionID})
 		if _, err := tx.Exec(ctx, `INSERT INTO events (id, type, source, data, tenant_id) VALUES ($1, $2, 'dispatch', $3, $4)`,

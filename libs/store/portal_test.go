@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -178,4 +180,62 @@ func TestEndpointRevealTestAndActivity(t *testing.T) {
 	act, err := st.SubscriptionActivity(ctx, acme, []string{"acme_1", "globex_1"}, time.Now().Add(-24*time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, map[string]store.Activity{"acme_1": {Attempts: 2, Succeeded: 1}}, act)
+}
+
+// TestTestEventsAreBounded: of many test events sent to one subscription
+// at once, exactly TestEventLimit are made in a window; the others are a
+// TooSoonError saying when one fits again, and write nothing. Another
+// subscription has a bound of its own, and once the window has passed
+// the subscription takes test events again.
+func TestTestEventsAreBounded(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	st := store.New(db.Pool)
+	ctx := context.Background()
+	for _, id := range []string{"s1", "s2"} {
+		_, err := st.CreateSubscription(ctx, domain.Subscription{ID: id, TenantID: domain.DefaultTenant, URL: "http://127.0.0.1:9/" + id, EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
+		require.NoError(t, err)
+	}
+
+	const senders = 2 * store.TestEventLimit
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		made int
+		soon []*domain.TooSoonError
+	)
+	for i := range senders {
+		wg.Go(func() {
+			_, err := st.SendTestEvent(ctx, store.Unscoped, "s1", fmt.Sprintf("test_s1_%d", i))
+			mu.Lock()
+			defer mu.Unlock()
+			var tooSoon *domain.TooSoonError
+			switch {
+			case err == nil:
+				made++
+			case errors.As(err, &tooSoon):
+				soon = append(soon, tooSoon)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, store.TestEventLimit, made)
+	require.Len(t, soon, senders-store.TestEventLimit)
+	for _, e := range soon {
+		require.Greater(t, e.RetryAfter, store.TestEventWindow-10*time.Second, "the oldest leaves the window about a window from now")
+		require.LessOrEqual(t, e.RetryAfter, store.TestEventWindow)
+	}
+	require.Equal(t, store.TestEventLimit, count(t, db, "SELECT count(*) FROM events WHERE type = 'dispatch.test'"), "a refused test event writes nothing")
+	require.Equal(t, store.TestEventLimit, count(t, db, "SELECT count(*) FROM deliveries"))
+
+	_, err := st.SendTestEvent(ctx, store.Unscoped, "s2", "test_s2")
+	require.NoError(t, err, "another subscription's bound is its own")
+	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET created_at = created_at - interval '1 minute' WHERE subscription_id = 's1'`)
+	require.NoError(t, err)
+	_, err = st.SendTestEvent(ctx, store.Unscoped, "s1", "test_s1_again")
+	require.NoError(t, err, "the window has passed")
+	_, err = st.SendTestEvent(ctx, store.Unscoped, "s1", "evt_1")
+	require.Error(t, err, "a test event's id starts with test_")
 }

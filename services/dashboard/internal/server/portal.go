@@ -399,6 +399,9 @@ func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request, rq *reque
 		return
 	}
 	if res.JSON202 == nil {
+		if wait := res.HTTPResponse.Header.Get("Retry-After"); res.StatusCode() == http.StatusTooManyRequests && wait != "" {
+			w.Header().Set("Retry-After", wait)
+		}
 		s.subscriptionFailed(w, r, rq, problem(res.StatusCode(), res.Body), nil)
 		return
 	}

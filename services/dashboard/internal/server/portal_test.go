@@ -402,3 +402,27 @@ func TestPortalAddEndpointSendsNoID(t *testing.T) {
 		t.Errorf("the posted id was used")
 	}
 }
+
+// TestPortalTestEventsAreThrottled: "Send test event" beyond the API's
+// bound shows the endpoint's page again with the API's words, as a 429
+// with the API's Retry-After.
+func TestPortalTestEventsAreThrottled(t *testing.T) {
+	t.Parallel()
+	s := startPortalStack(t, PortalConfig{})
+	seedTenants(t, s)
+	b := s.open(t, s.link(t, "a", `{}`))
+	_, home := b.get(t, "/portal/")
+	form := url.Values{"csrf": {csrf(home)}}
+	for i := range 10 {
+		if resp, _ := b.post(t, "/portal/subscriptions/a_sub/test", form); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("test event %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	resp, doc := b.post(t, "/portal/subscriptions/a_sub/test", form)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("the 11th test event in a minute: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if msg := doc.Find("main").Text(); !strings.Contains(msg, "at most 10 test events per endpoint") {
+		t.Errorf("the page does not say why: %s", msg)
+	}
+}

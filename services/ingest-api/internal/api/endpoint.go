@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -58,14 +59,15 @@ func (s *Server) registerEndpoint(api huma.API) {
 	}, s.revealSecret)
 
 	huma.Register(api, huma.Operation{
-		OperationID:   "send-test-event",
-		Method:        http.MethodPost,
-		Path:          "/subscriptions/{id}/test",
-		Summary:       "Send a test event to one subscription",
-		Description:   "Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other.",
+		OperationID: "send-test-event",
+		Method:      http.MethodPost,
+		Path:        "/subscriptions/{id}/test",
+		Summary:     "Send a test event to one subscription",
+		Description: "Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other. " +
+			fmt.Sprintf("At most %d test events per subscription in any %d seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.", store.TestEventLimit, int(store.TestEventWindow.Seconds())),
 		Tags:          []string{"Subscriptions"},
 		DefaultStatus: http.StatusAccepted,
-		Errors:        []int{http.StatusNotFound},
+		Errors:        []int{http.StatusNotFound, http.StatusTooManyRequests},
 	}, s.sendTestEvent)
 }
 
@@ -84,7 +86,7 @@ func (s *Server) revealSecret(ctx context.Context, in *subscriptionIDInput) (*re
 }
 
 func (s *Server) sendTestEvent(ctx context.Context, in *subscriptionIDInput) (*testEventOutput, error) {
-	id := "test_" + strings.ToLower(rand.Text())
+	id := store.TestEventIDPrefix + strings.ToLower(rand.Text())
 	ref, err := s.store.SendTestEvent(ctx, scopeOf(ctx), in.ID, id)
 	if err != nil {
 		return nil, s.problem(ctx, err, "subscription not found")

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -432,4 +433,36 @@ func TestRevealIsForPortalSessionsAndAdmins(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{portalKeyID, "ADMIN_API_KEY", storedAdminID}, revealed, "each reveal logged once, with the key's id")
+}
+
+// TestTestEventsAreThrottled: test events to one subscription beyond
+// store.TestEventLimit in a window answer 429 problem+json with
+// Retry-After, and store nothing; another subscription's are counted
+// apart.
+func TestTestEventsAreThrottled(t *testing.T) {
+	b := setup(t)
+	b.putTenant(t, "acme", `{}`)
+	for _, id := range []string{"acme_1", "acme_2"} {
+		r := b.do(t, "POST", "/subscriptions", `{"id":"`+id+`","tenant_id":"acme","url":"http://127.0.0.1:9/a","event_types":["*"]}`)
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+	}
+	key := b.portalSession(t, "acme", `{}`)
+	for range store.TestEventLimit {
+		r := b.doWithKey(t, key, "POST", "/subscriptions/acme_1/test", "")
+		require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	}
+	r := b.doWithKey(t, key, "POST", "/subscriptions/acme_1/test", "")
+	require.Equal(t, http.StatusTooManyRequests, r.status, r.raw)
+	require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+	wait, err := strconv.Atoi(r.header.Get("Retry-After"))
+	require.NoError(t, err, r.header.Get("Retry-After"))
+	require.Greater(t, wait, 0)
+	require.LessOrEqual(t, wait, int(store.TestEventWindow.Seconds()))
+	require.Contains(t, r.body["detail"], "test events per endpoint")
+	require.Equal(t, store.TestEventLimit, b.count(t, "events WHERE type = 'dispatch.test'"), "the refused one stored nothing")
+
+	r = b.doWithKey(t, key, "POST", "/subscriptions/acme_2/test", "")
+	require.Equal(t, http.StatusAccepted, r.status, "another subscription's test events are counted apart: %s", r.raw)
+	r = b.do(t, "POST", "/subscriptions/acme_1/test", "")
+	require.Equal(t, http.StatusTooManyRequests, r.status, "the bound is the subscription's, whoever asks: %s", r.raw)
 }
