@@ -75,7 +75,7 @@ func TestOnlyARequestInFlightLooksStalled(t *testing.T) {
 
 			sl := take()
 			if tt.onDest {
-				s.waitsOnDest(sl)
+				s.waitsOnDest(sl, clk.Now())
 			}
 			clk.Advance(time.Second)
 			s.mu.Lock()
