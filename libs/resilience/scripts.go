@@ -60,36 +60,50 @@ local spacing = math.ceil(window / rateLimit)
 local ahead = tonumber(ARGV[8]) * 1000
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowUS - window)
+local size = redis.call('ZCARD', KEYS[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 local held = redis.call('ZCARD', KEYS[3])
 local state = redis.call('HGET', KEYS[2], 'state')
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 local cursor = tonumber(last[2])
 
-local function us(x)
-  return string.format('%.0f', x)
+-- Turns booked by this call, written to the window before it is counted
+-- and at the end.
+local stamps = {}
+local function flush()
+  if #stamps > 0 then
+    redis.call('ZADD', KEYS[1], unpack(stamps))
+    stamps = {}
+  end
 end
 -- turn returns the first time from s whose second holds fewer than the
--- rate limit.
+-- rate limit. A window holding fewer sends in all needs no count.
 local function turn(s)
-  local from = '(' .. us(s - window)
-  local n = redis.call('ZCOUNT', KEYS[1], from, us(s))
+  if size < rateLimit then
+    return s
+  end
+  flush()
+  local from, to = '(' .. string.format('%.0f', s - window), string.format('%.0f', s)
+  local n = redis.call('ZCOUNT', KEYS[1], from, to)
   if n >= rateLimit then
-    local leaving = redis.call('ZRANGEBYSCORE', KEYS[1], from, us(s), 'WITHSCORES', 'LIMIT', n - rateLimit, 1)
+    local leaving = redis.call('ZRANGEBYSCORE', KEYS[1], from, to, 'WITHSCORES', 'LIMIT', n - rateLimit, 1)
     s = tonumber(leaving[2]) + window
   end
   return s
 end
 
-local out, permits, admitted, booked = {}, {}, 0, nowUS
+local out, permits, admitted, booked, queued = {}, {}, 0, nowUS, false
 for i = 9, #ARGV do
   local res
   local s = nowUS
-  if cursor then
+  if queued then
+    -- Behind a refusal: only the wait is estimated.
+    s = cursor + spacing
+  elseif cursor then
     s = turn(math.max(nowUS, cursor + spacing))
   end
   if s - nowUS > ahead then
-    cursor = s
+    cursor, queued = s, true
     res = {0, 1, math.ceil((s - nowUS - ahead) / 1000), 0}
   end
   local trial = 0
@@ -119,10 +133,11 @@ for i = 9, #ARGV do
     res = {0, 3, 0, 0}
   end
   if not res then
-    held, admitted, cursor, booked = held + 1, admitted + 1, s, s
+    held, admitted, cursor, booked, size = held + 1, admitted + 1, s, s, size + 1
     permits[#permits + 1] = now + permitTTL
     permits[#permits + 1] = ARGV[i]
-    redis.call('ZADD', KEYS[1], us(s), us(s) .. ':' .. ARGV[i])
+    stamps[#stamps + 1] = s
+    stamps[#stamps + 1] = ARGV[i]
     if trial == 1 then
       redis.call('HINCRBY', KEYS[2], 'trials', 1)
     end
@@ -132,6 +147,7 @@ for i = 9, #ARGV do
 end
 
 if admitted > 0 then
+  flush()
   redis.call('ZADD', KEYS[3], unpack(permits))
   redis.call('PEXPIRE', KEYS[3], permitTTL)
   redis.call('PEXPIRE', KEYS[1], windowMS + math.ceil((booked - nowUS) / 1000))

@@ -12,10 +12,14 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 )
 
-// arrivalTolerance is how far above its limit a destination may see
-// requests in one sliding second, measured at the receiver (docs/spec.md,
-// Limits): a tenth.
+// arrivalTolerance is how far above its limit, in percent, a destination
+// may see requests in one sliding second, measured at the receiver
+// (docs/spec.md, Limits).
 const arrivalTolerance = 10
+
+// arrivalBound is the most requests a receiver may see in one sliding
+// second from a destination limited to limit a second.
+func arrivalBound(limit int) int { return limit + limit*arrivalTolerance/100 }
 
 // clockReceiver answers 204 to every request and notes, on its own clock,
 // when each one's headers arrived: what a receiver enforcing its own rate
@@ -104,7 +108,7 @@ func TestDestinationSeesItsRateLimit(t *testing.T) {
 			for i := range subs {
 				s.subscribeURL(fmt.Sprintf("sub_%d", i), rc.URL, signing.GenerateSecret(), nil, "*")
 			}
-			bound := limit + limit*arrivalTolerance/100
+			bound := arrivalBound(limit)
 
 			for _, phase := range []struct {
 				name   string
