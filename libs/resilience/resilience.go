@@ -1,5 +1,7 @@
-// Package resilience protects each destination: a sliding-window rate
-// limit and a concurrency limit per destination (scheme, host and port,
+// Package resilience protects each destination: a rate limit that paces
+// its requests (each admitted with its turn, a second over the limit after
+// the last, never more than the limit in any second ending at a turn) and
+// a concurrency limit per destination (scheme, host and port,
 // shared by every subscription that points there), a circuit breaker per
 // subscription. (How many of one worker's slots a destination may hold is
 // the worker's own business: see the delivery worker's slots.) The shared
