@@ -130,9 +130,9 @@ type Result struct {
 // admission's answer): its connection is taken from the pool or dialled at
 // once, and the request waits on it, so that it reaches the receiver at
 // its turn rather than a dial later (ADR 29). The wait does not count
-// against timeout. The POST is a client span,
-// which names the destination's host but not the URL's path or query:
-// those may hold the receiver's tokens.
+// against timeout. The POST is a client span, which names the
+// destination's host but not the URL's path or query: those may hold the
+// receiver's tokens.
 func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration, turn time.Time) Result {
 	ctx, span := s.tracer.Start(ctx, http.MethodPost, trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
