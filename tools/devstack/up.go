@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,7 +89,7 @@ func up(ctx context.Context, s settings) error {
 		return err
 	}
 	sampleID := fmt.Sprintf("evt_sample_%d", time.Now().Unix())
-	if _, err := postJSON(api+"/events", key, map[string]any{"id": sampleID, "type": "order.created", "source": "devstack", "data": map[string]any{"order_id": 1, "note": "sample event sent by the dev stack"}}); err != nil {
+	if _, _, err := callJSON(http.MethodPost, api+"/events", key, map[string]any{"id": sampleID, "type": "order.created", "source": "devstack", "data": map[string]any{"order_id": 1, "note": "sample event sent by the dev stack"}}); err != nil {
 		return err
 	}
 	fmt.Printf(`
@@ -122,52 +123,91 @@ Send your own:
 	}
 }
 
-// ensureDemoSubscription subscribes the demo receiver. A subscription left
-// from an earlier run (or another checkout sharing the database) is
-// replaced, so that it signs with the secret the receiver holds.
+// ensureDemoSubscription makes sure the subscription "demo" sends every
+// event to the demo receiver, signed with the secret it holds. It creates
+// what is missing and updates what changed, and never deletes: a
+// subscription's deliveries and attempts go with it, and a restart of the
+// dev stack must keep the history of earlier runs. Its secret cannot be
+// read back to compare, so it is set again (with no grace period) on every
+// start: a database shared with another checkout, or a lost .data, may
+// hold another one. A subscription someone paused stays paused.
 func ensureDemoSubscription(api, key, url, secret string) error {
-	body := map[string]any{"id": "demo", "url": url, "event_types": []string{"*"}, "secret": secret}
-	code, err := postJSON(api+"/subscriptions", key, body)
+	want := map[string]any{"id": "demo", "url": url, "event_types": []string{"*"}, "secret": secret}
+	code, body, err := callJSON(http.MethodGet, api+"/subscriptions/demo", key, nil)
 	if err != nil {
 		return err
 	}
-	if code == http.StatusConflict {
-		req, _ := http.NewRequest(http.MethodDelete, api+"/subscriptions/demo", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
+	switch code {
+	case http.StatusNotFound:
+		code, body, err = callJSON(http.MethodPost, api+"/subscriptions", key, want)
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
-		code, err = postJSON(api+"/subscriptions", key, body)
-		if err != nil {
-			return err
+		if code != http.StatusCreated {
+			return fmt.Errorf("create demo subscription: HTTP %d: %s", code, body)
 		}
+		return nil
+	case http.StatusOK:
+	default:
+		return fmt.Errorf("read demo subscription: HTTP %d: %s", code, body)
 	}
-	if code != http.StatusCreated && code != http.StatusConflict {
-		return fmt.Errorf("create demo subscription: HTTP %d", code)
+	var have struct {
+		URL        string   `json:"url"`
+		EventTypes []string `json:"event_types"`
+		State      string   `json:"state"`
+	}
+	if err := json.Unmarshal(body, &have); err != nil {
+		return fmt.Errorf("read demo subscription: %w", err)
+	}
+	if have.URL != url || !slices.Equal(have.EventTypes, []string{"*"}) {
+		code, body, err = callJSON(http.MethodPatch, api+"/subscriptions/demo", key, map[string]any{"url": url, "event_types": []string{"*"}})
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("update demo subscription: HTTP %d: %s", code, body)
+		}
+		fmt.Printf("subscription demo now sends every event to %s\n", url)
+	}
+	code, body, err = callJSON(http.MethodPost, api+"/subscriptions/demo/secret/rotate", key, map[string]any{"secret": secret, "grace_period_ms": 0})
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("set the demo subscription's secret: HTTP %d: %s", code, body)
+	}
+	if have.State != "active" {
+		fmt.Printf("subscription demo is %s; resume it with PATCH /subscriptions/demo {\"state\":\"active\"}\n", have.State)
 	}
 	return nil
 }
 
-func postJSON(url, key string, body any) (int, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return 0, err
+// callJSON sends body (if not nil) as JSON with the key and returns the
+// answer's status and body.
+func callJSON(method, url, key string, body any) (int, []byte, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	req, err := http.NewRequest(method, url, r)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
 }
 
 func waitReady(ctx context.Context, bases ...string) error {
