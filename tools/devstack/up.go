@@ -49,7 +49,7 @@ func up(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
-	receiver, err := startReceiver(s.receiverAddr, secret)
+	receiver, err := startReceiver(s.receiverAddr, secret, os.Stdout)
 	if err != nil {
 		return err
 	}

@@ -200,6 +200,10 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	h.Set("User-Agent", s.userAgent)
 	h.Set("X-Dispatch-Event-ID", job.Event.ID)
 	h.Set("X-Dispatch-Event-Type", job.Event.Type)
+	// One event reaches each matching subscription with the same
+	// webhook-id; this tells a receiver behind several of them which one
+	// a delivery is for.
+	h.Set("X-Dispatch-Subscription-ID", job.SubscriptionID)
 	h.Set("X-Dispatch-Timestamp", ts)
 	h.Set("X-Dispatch-Signature", sig)
 	h.Set(signing.HeaderID, job.Event.ID)

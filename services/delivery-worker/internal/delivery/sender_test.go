@@ -61,6 +61,7 @@ func TestSendSignsAndDescribesSuccess(t *testing.T) {
 	r := <-got
 	require.Equal(t, "evt_1", r.Header.Get("X-Dispatch-Event-ID"))
 	require.Equal(t, "order.created", r.Header.Get("X-Dispatch-Event-Type"))
+	require.Equal(t, "sub_1", r.Header.Get("X-Dispatch-Subscription-ID"))
 	require.Equal(t, r.Header.Get("webhook-timestamp"), r.Header.Get("X-Dispatch-Timestamp"))
 	require.Equal(t, r.Header.Get("webhook-signature"), r.Header.Get("X-Dispatch-Signature"))
 	require.Equal(t, "Dispatch/test", r.Header.Get("User-Agent"))
