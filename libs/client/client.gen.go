@@ -964,9 +964,9 @@ type StatsBody struct {
 	// To End of the window: now.
 	To time.Time `json:"to"`
 
-	// Window The window counted.
+	// Window The window counted, as the request wrote it (the default: 1h).
 	//
-	// Example: 1h0m0s
+	// Example: 1h
 	Window string `json:"window"`
 }
 
