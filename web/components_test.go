@@ -345,3 +345,22 @@ func TestEditFormCarriesWhatThePageShowed(t *testing.T) {
 		t.Error("the URL's error is not beside it")
 	}
 }
+
+func TestMillis(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ms   float64
+		want string
+	}{
+		{0.312, "0.312 ms"},
+		{0.005, "0.005 ms"},
+		{0, "0 ms"},
+		{4.56, "4.6 ms"},
+		{12, "12 ms"},
+		{5000.4, "5000 ms"},
+	} {
+		if got := Millis(tc.ms); got != tc.want {
+			t.Errorf("Millis(%v) = %q, want %q", tc.ms, got, tc.want)
+		}
+	}
+}

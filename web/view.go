@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -170,7 +171,7 @@ type AttemptView struct {
 	Number     int64
 	StartedAt  time.Time
 	StatusCode string
-	DurationMs int64
+	DurationMs float64
 	ErrorClass string
 	Error      string
 	Response   string
@@ -415,5 +416,18 @@ func Duration(d time.Duration) string {
 		return fmt.Sprintf("%d min %d s", int(d.Minutes()), int(d.Seconds())%60)
 	default:
 		return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
+	}
+}
+
+// Millis formats an attempt's duration in milliseconds: "0.312 ms" under
+// one, "4.5 ms" under ten, "120 ms" above.
+func Millis(ms float64) string {
+	switch {
+	case ms < 1:
+		return strconv.FormatFloat(ms, 'f', -1, 64) + " ms"
+	case ms < 10:
+		return strconv.FormatFloat(math.Round(ms*10)/10, 'f', -1, 64) + " ms"
+	default:
+		return strconv.FormatFloat(math.Round(ms), 'f', 0, 64) + " ms"
 	}
 }

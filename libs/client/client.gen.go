@@ -485,7 +485,8 @@ type APIKeyCreated struct {
 
 // AttemptBody defines model for AttemptBody.
 type AttemptBody struct {
-	DurationMs int64                  `json:"duration_ms"`
+	// DurationMs How long the attempt took, in milliseconds to the microsecond (0.312).
+	DurationMs float64                `json:"duration_ms"`
 	Error      *string                `json:"error,omitempty"`
 	ErrorClass *AttemptBodyErrorClass `json:"error_class,omitempty"`
 	Id         int64                  `json:"id"`

@@ -302,7 +302,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		level = slog.LevelDebug
 	}
 	if w.log.Enabled(ctx, level) {
-		w.logJob(ctx, level, job, "attempt recorded", "result", describe(attempt), "status", outcome.Status(), "duration_ms", attempt.Duration.Milliseconds())
+		w.logJob(ctx, level, job, "attempt recorded", "result", describe(attempt), "status", outcome.Status(), "duration_ms", float64(attempt.Duration.Microseconds())/1000)
 	}
 	if outcome.Kind() == store.OutcomeGone {
 		w.logJob(ctx, slog.LevelWarn, job, "subscription disabled", "reason", goneReason)
