@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,15 @@ func newDevStack(t *testing.T) *devStack {
 		d.addrs[name] = freeAddr(t)
 	}
 	return d
+}
+
+// dbName is the name of the dev stack's database.
+func (d *devStack) dbName() string {
+	u, err := url.Parse(d.dbURL)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return strings.TrimPrefix(u.Path, "/")
 }
 
 // apiURL is the dev stack's API.
@@ -201,6 +211,26 @@ func TestDevStackRestartKeepsHistory(t *testing.T) {
 	t.Parallel()
 	d := newDevStack(t)
 	d.start()
+
+	// Each step says when it is done, so a first run is never silent.
+	out := d.out.String()
+	at := 0
+	for _, step := range []string{
+		"database " + d.dbName() + " migrated",
+		"embedded Kafka on ",
+		"demo receiver on http://" + d.addrs["RECEIVER_ADDR"],
+		"ingest-api is up on http://" + d.addrs["API_ADDR"],
+		"delivery-worker is up on http://" + d.addrs["WORKER_ADDR"],
+		"retry-scheduler is up on http://" + d.addrs["SCHEDULER_ADDR"],
+		"dashboard is up on http://" + d.addrs["DASHBOARD_ADDR"],
+		"Dispatch is running.",
+	} {
+		i := strings.Index(out[at:], step)
+		if i < 0 {
+			t.Fatalf("the dev stack did not print %q after its earlier steps:\n%s", step, out)
+		}
+		at += i + len(step)
+	}
 
 	if code, body := d.call("POST", "/events", map[string]any{"id": "evt_before_restart", "type": "order.created", "data": map[string]any{"order_id": 7}}); code != http.StatusAccepted {
 		t.Fatalf("POST /events = %d %v", code, body)

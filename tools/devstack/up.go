@@ -54,6 +54,7 @@ func up(ctx context.Context, s settings) error {
 		return err
 	}
 	defer receiver.Close()
+	fmt.Printf("demo receiver on http://%s/webhook\n", s.receiverAddr)
 
 	common := []string{
 		"DATABASE_URL=" + s.databaseURL, "KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=" + s.topic,
@@ -82,8 +83,14 @@ func up(ctx context.Context, s settings) error {
 		}
 		procs = append(procs, p)
 	}
-	if err := waitReady(ctx, api, "http://"+s.workerAddr, "http://"+s.schedAddr, "http://"+s.dashAddr); err != nil {
-		return err
+	for _, svc := range []struct{ name, base string }{
+		{"ingest-api", api}, {"delivery-worker", "http://" + s.workerAddr},
+		{"retry-scheduler", "http://" + s.schedAddr}, {"dashboard", "http://" + s.dashAddr},
+	} {
+		if err := waitReady(ctx, svc.base); err != nil {
+			return err
+		}
+		fmt.Printf("%s is up on %s\n", svc.name, svc.base)
 	}
 	if err := ensureDemoSubscription(api, key, "http://"+s.receiverAddr+"/webhook", secret); err != nil {
 		return err
@@ -210,28 +217,26 @@ func callJSON(method, url, key string, body any) (int, []byte, error) {
 	return resp.StatusCode, out, err
 }
 
-func waitReady(ctx context.Context, bases ...string) error {
+// waitReady returns once the service at base answers /readyz with 200.
+func waitReady(ctx context.Context, base string) error {
 	deadline := time.Now().Add(30 * time.Second)
-	for _, base := range bases {
-		for {
-			resp, err := http.Get(base + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s did not become ready within 30s", base)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
 			}
 		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not become ready within 30s", base)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // process is a service started by the dev stack, its output prefixed.
