@@ -225,7 +225,6 @@ type SubscriptionsView struct {
 	Next          string
 	First         string
 	Form          SubscriptionForm
-	Created       *CreatedSecret
 }
 
 // Setting is one of a subscription's or a tenant's settings; Default is
@@ -269,6 +268,8 @@ type SubscriptionView struct {
 	Redelivery *RedeliveryContinuation
 	// ConfirmDelete shows the deletion's confirmation step.
 	ConfirmDelete bool
+	// ConfirmRotate shows the secret rotation's confirmation step.
+	ConfirmRotate bool
 	// Edit is the edit form.
 	Edit SubscriptionEdit
 }

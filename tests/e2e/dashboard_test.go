@@ -300,7 +300,8 @@ func TestDashboard(t *testing.T) {
 	if got := text(t, ctx, testid("state")+" "+testid("status")); got != "active" {
 		t.Errorf("state after resume %q", got)
 	}
-	do(t, ctx, "rotate", chromedp.Click(chromedp.CSS(testid("rotate"))), chromedp.WaitVisible(chromedp.CSS(testid("secret"))))
+	do(t, ctx, "rotate", chromedp.Click(chromedp.CSS(testid("rotate"))), chromedp.WaitVisible(chromedp.CSS(testid("confirm-rotate"))),
+		chromedp.Click(chromedp.CSS(testid("confirm-rotate-button"))), chromedp.WaitVisible(chromedp.CSS(testid("secret"))))
 	if got := text(t, ctx, testid("secret")); !strings.HasPrefix(got, "whsec_") {
 		t.Errorf("rotated secret %q", got)
 	}

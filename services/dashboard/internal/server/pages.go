@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -584,5 +585,14 @@ func (s *Server) subscription(w http.ResponseWriter, r *http.Request, rq *reques
 	}
 	v.Notice = notice(q)
 	v.ConfirmDelete = q.Get("confirm") == "delete" && v.CanWrite
+	v.ConfirmRotate = q.Get("confirm") == "rotate" && v.CanWrite
+	v.NewSecret = s.takeSecret(w, r, rq, v.Subscription.ID)
+	if q.Get("done") == "redeliver-more" && v.CanWrite {
+		queued, err := strconv.ParseInt(q.Get("queued"), 10, 64)
+		if err != nil || queued < 0 {
+			queued = 0
+		}
+		v.Redelivery = &web.RedeliveryContinuation{Since: q.Get("since"), After: q.Get("after"), Queued: queued}
+	}
 	s.render(w, r, status, web.Subscription(v))
 }
