@@ -105,6 +105,10 @@ func TestEventPageShowsAttemptsAndActions(t *testing.T) {
 			t.Errorf("form to %s has no CSRF token", f.AttrOr("action", "?"))
 		}
 	})
+	v.Deliveries[0].Attempts, v.Deliveries[0].AttemptRows = 1, v.Deliveries[0].AttemptRows[:1]
+	if got := render(t, Event(v)).Find("h3 .hint, .delivery .hint").First().Text(); !strings.HasPrefix(got, "1 attempt, updated") {
+		t.Errorf("one attempt reads %q", got)
+	}
 }
 
 func TestEventPageLinksToMoreAttemptsAndDeliveries(t *testing.T) {
@@ -361,6 +365,34 @@ func TestMillis(t *testing.T) {
 	} {
 		if got := Millis(tc.ms); got != tc.want {
 			t.Errorf("Millis(%v) = %q, want %q", tc.ms, got, tc.want)
+		}
+	}
+}
+
+// TestEventFiltersInvalidShowOnlyTheFieldError: a filter the API refused
+// matched nothing, so the page says what is wrong with it, not that no
+// event matches; a valid filter that matches nothing says so, with a
+// space before its way out.
+func TestEventFiltersInvalidShowOnlyTheFieldError(t *testing.T) {
+	t.Parallel()
+	doc := render(t, Events(EventsView{Page: page(true), Filter: EventFilter{Since: "yesterday"}, Errors: Errors{"since": "enter a time such as 2026-01-02T15:04 (UTC)"}}))
+	if testid(doc, "empty").Length() != 0 || testid(doc, "error-since").Text() != "enter a time such as 2026-01-02T15:04 (UTC)" {
+		t.Errorf("an invalid filter shows %q and the field error %q", testid(doc, "empty").Text(), testid(doc, "error-since").Text())
+	}
+	doc = render(t, Events(EventsView{Page: page(true), Filter: EventFilter{Type: "order.*"}, Errors: Errors{}}))
+	if got := strings.Join(strings.Fields(testid(doc, "empty").Text()), " "); got != "No event matches these filters. Clear the filters, or post an event to the API (POST /events)." {
+		t.Errorf("empty state = %q", got)
+	}
+}
+
+func TestPlural(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{{0, "0 attempts"}, {1, "1 attempt"}, {2, "2 attempts"}, {1200, "1,200 attempts"}} {
+		if got := Plural(tc.n, "attempt", "attempts"); got != tc.want {
+			t.Errorf("Plural(%d) = %q, want %q", tc.n, got, tc.want)
 		}
 	}
 }

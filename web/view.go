@@ -432,3 +432,15 @@ func Millis(ms float64) string {
 		return strconv.FormatFloat(math.Round(ms), 'f', 0, 64) + " ms"
 	}
 }
+
+// Plural is a count with its noun: "1 attempt", "2 attempts", "1,200
+// subscriptions".
+func Plural(n int64, one, many string) string { return Count(n) + " " + Noun(n, one, many) }
+
+// Noun is the noun for a count of n: one when n is 1, else many.
+func Noun(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
