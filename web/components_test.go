@@ -396,3 +396,28 @@ func TestPlural(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionSaysWhy: a subscription on the overview's attention list
+// shows its newest failing delivery, not when it was created.
+func TestAttentionSaysWhy(t *testing.T) {
+	t.Parallel()
+	v := OverviewView{Page: page(true), Windows: []StatsWindow{{Window: "1h"}},
+		Attention: []SubscriptionRow{
+			{ID: "flaky", State: "active", Circuit: "open", CreatedAt: now.Add(-48 * time.Hour),
+				LastFailure: &FailureView{At: now.Add(-3 * time.Minute), EventID: "evt_9", Status: "retrying", StatusCode: "503", Error: "HTTP 503"}},
+			{ID: "gone", State: "disabled", StateReason: "endpoint answered 410 Gone", CreatedAt: now.Add(-48 * time.Hour)},
+		}}
+	doc := render(t, Overview(v))
+	why := doc.Find(`[data-testid="subscription-row"][data-id="flaky"] [data-testid="why"]`)
+	var parts []string
+	why.Find(`[data-testid="last-failure"] > div`).Each(func(_ int, d *goquery.Selection) { parts = append(parts, strings.Join(strings.Fields(d.Text()), " ")) })
+	if got := strings.Join(parts, " / "); got != "last failure 3 min ago / retrying 503 HTTP 503 event" || why.Find(`a[href="/events/evt_9"]`).Length() != 1 {
+		t.Errorf("why = %q", got)
+	}
+	if got := strings.TrimSpace(doc.Find(`[data-testid="subscription-row"][data-id="gone"] [data-testid="why"]`).Text()); got != "endpoint answered 410 Gone" {
+		t.Errorf("why = %q", got)
+	}
+	if strings.Contains(strings.ToLower(doc.Find(`[data-testid="subscriptions"] thead`).Text()), "created") {
+		t.Error("the attention table still shows when each was created")
+	}
+}

@@ -195,6 +195,19 @@ type SubscriptionRow struct {
 	Circuit   string
 	Tenant    string
 	CreatedAt time.Time
+	// LastFailure is its newest failing delivery (the attention table's
+	// rows only); nil when none is known.
+	LastFailure *FailureView
+}
+
+// FailureView is a subscription's newest failing delivery: when it last
+// changed, its event and the receiver's last answer.
+type FailureView struct {
+	At         time.Time
+	EventID    string
+	Status     string
+	StatusCode string
+	Error      string
 }
 
 // SubscriptionForm is the create form's values and errors.
