@@ -8,7 +8,7 @@ import (
 
 // TestTaskCompilesWithoutCloudSDKs keeps the first `go tool task dev`
 // short: Task, compiled before it prints anything, must not bring the
-// cloud SDKs that its remote Taskfiles need and Dispatch does not (ADR 30).
+// cloud SDKs that its remote Taskfiles need and Dispatch does not (ADR 31).
 func TestTaskCompilesWithoutCloudSDKs(t *testing.T) {
 	t.Parallel()
 	out, err := exec.Command("go", "list", "-deps", "github.com/go-task/task/v3/cmd/task").CombinedOutput()
