@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"time"
@@ -207,7 +208,7 @@ type AttemptView struct {
 	Number     int64
 	StartedAt  time.Time
 	StatusCode string
-	DurationMs int64
+	DurationMs float64
 	ErrorClass string
 	Error      string
 	Response   string
@@ -231,6 +232,19 @@ type SubscriptionRow struct {
 	Circuit   string
 	Tenant    string
 	CreatedAt time.Time
+	// LastFailure is its newest failing delivery (the attention table's
+	// rows only); nil when none is known.
+	LastFailure *FailureView
+}
+
+// FailureView is a subscription's newest failing delivery: when it last
+// changed, its event and the receiver's last answer.
+type FailureView struct {
+	At         time.Time
+	EventID    string
+	Status     string
+	StatusCode string
+	Error      string
 }
 
 // SubscriptionForm is the create form's values and errors.
@@ -311,6 +325,8 @@ type SubscriptionView struct {
 	Redelivery *RedeliveryContinuation
 	// ConfirmDelete shows the deletion's confirmation step.
 	ConfirmDelete bool
+	// ConfirmRotate shows the secret rotation's confirmation step.
+	ConfirmRotate bool
 	// Edit is the edit form.
 	Edit SubscriptionEdit
 	// Revealed, in the portal, is the signing secret after "Reveal" or a
@@ -467,4 +483,29 @@ func Duration(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
 	}
+}
+
+// Millis formats an attempt's duration in milliseconds: "0.312 ms" under
+// one, "4.5 ms" under ten, "120 ms" above.
+func Millis(ms float64) string {
+	switch {
+	case ms < 1:
+		return strconv.FormatFloat(ms, 'f', -1, 64) + " ms"
+	case ms < 10:
+		return strconv.FormatFloat(math.Round(ms*10)/10, 'f', -1, 64) + " ms"
+	default:
+		return strconv.FormatFloat(math.Round(ms), 'f', 0, 64) + " ms"
+	}
+}
+
+// Plural is a count with its noun: "1 attempt", "2 attempts", "1,200
+// subscriptions".
+func Plural(n int64, one, many string) string { return Count(n) + " " + Noun(n, one, many) }
+
+// Noun is the noun for a count of n: one when n is 1, else many.
+func Noun(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

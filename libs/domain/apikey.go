@@ -48,7 +48,7 @@ type APIKey struct {
 	CreatedAt  time.Time
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
-	// Portal marks the key of a portal session (ADR 29): made when a
+	// Portal marks the key of a portal session (ADR 32): made when a
 	// portal link is opened, bound to its tenant, ending with the link's
 	// session, and revoked with every other of its tenant's.
 	Portal bool

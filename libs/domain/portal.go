@@ -15,7 +15,7 @@ const (
 	MaxReturnURLLength = 2048
 )
 
-// PortalLink is a single-use link to a tenant's customer portal (ADR 29).
+// PortalLink is a single-use link to a tenant's customer portal (ADR 32).
 // Only its token's hash is stored.
 type PortalLink struct {
 	ID       string

@@ -433,8 +433,8 @@ func attemptsQuery(scope Scope, f AttemptFilter) (string, []any) {
 	}
 	limit := q.arg(f.Limit)
 	return `
-		SELECT a.id, a.delivery_id, d.subscription_id, a.number, a.started_at, a.duration_ms,
-		       a.status_code, a.error_class, a.error, a.response_body, a.instance
+		SELECT a.id, a.delivery_id, d.subscription_id, a.number, a.started_at,
+		       coalesce(a.duration_us, a.duration_ms::bigint * 1000), a.status_code, a.error_class, a.error, a.response_body, a.instance
 		FROM deliveries d CROSS JOIN LATERAL (
 			SELECT * FROM attempts a WHERE a.delivery_id = d.id` + keyset + `
 			ORDER BY ` + order + ` LIMIT ` + limit + `
@@ -486,12 +486,12 @@ func (s *Store) ListAttempts(ctx context.Context, scope Scope, f AttemptFilter) 
 	attempts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Attempt, error) {
 		a := domain.Attempt{EventID: f.EventID}
 		var (
-			durMS int32
+			durUS int64
 			code  pgtype.Int4
 		)
-		err := r.Scan(&a.ID, &a.DeliveryID, &a.SubscriptionID, &a.Number, &a.StartedAt, &durMS,
+		err := r.Scan(&a.ID, &a.DeliveryID, &a.SubscriptionID, &a.Number, &a.StartedAt, &durUS,
 			&code, &a.ErrorClass, &a.Error, &a.ResponseBody, &a.Instance)
-		a.Duration = msDuration(durMS)
+		a.Duration = time.Duration(durUS) * time.Microsecond
 		if code.Valid {
 			c := int(code.Int32)
 			a.StatusCode = &c

@@ -34,7 +34,7 @@ type Config struct {
 	Portal          Portal
 }
 
-// Portal is the customer portal's settings (ADR 29).
+// Portal is the customer portal's settings (ADR 32).
 type Portal struct {
 	// Addr, if set, serves the portal on a listener of its own, and only
 	// there (PORTAL_ADDR).

@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/client"
+	"github.com/dispatch-webhooks/dispatch/services/dashboard/internal/session"
 	"github.com/dispatch-webhooks/dispatch/web"
 )
 
@@ -74,14 +76,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 		case err != nil:
 			apiErr = unreachable(err)
 		case res.JSON201 != nil:
-			v, err := s.subscriptionsView(r.Context(), rq, url.Values{})
-			if err != nil {
-				s.fail(w, r, rq, err)
-				return
-			}
-			v.Created = &web.CreatedSecret{SubscriptionID: res.JSON201.Id, Secret: res.JSON201.Secret}
-			v.Notice = "Subscription " + res.JSON201.Id + " created."
-			s.render(w, r, http.StatusCreated, rq.ui.subscriptions(v))
+			s.showOnce(w, r, rq, web.CreatedSecret{SubscriptionID: res.JSON201.Id, Secret: res.JSON201.Secret}, "created")
 			return
 		default:
 			apiErr = problem(res.StatusCode(), res.Body)
@@ -160,15 +155,60 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, rq *request) {
 		s.subscriptionFailed(w, r, rq, problem(res.StatusCode(), res.Body), nil)
 		return
 	}
-	v, err := s.subscriptionView(r.Context(), rq, id, url.Values{})
+	expires := res.JSON200.PreviousSecretExpiresAt
+	s.showOnce(w, r, rq, web.CreatedSecret{SubscriptionID: id, Secret: res.JSON200.Secret, PreviousExpiresAt: &expires}, "rotated")
+}
+
+// flashCookie carries a secret to the page a redirect leads to.
+const flashCookie = "dispatch_flash"
+
+// flashTTL is how long a secret waits for its page: the redirect's round
+// trip, with room for a slow network.
+const flashTTL = 2 * time.Minute
+
+// showOnce redirects to the subscription's page (post, redirect, get),
+// which shows secret once: it travels there sealed in a cookie that the
+// page clears, so a reload neither repeats the action nor shows it again.
+func (s *Server) showOnce(w http.ResponseWriter, r *http.Request, rq *request, secret web.CreatedSecret, done string) {
+	value, err := s.cfg.Sealer.SealFlash(session.Flash{SessionID: rq.sess.ID, SubscriptionID: secret.SubscriptionID,
+		Secret: secret.Secret, PreviousExpiresAt: secret.PreviousExpiresAt, Expires: s.cfg.Now().Add(flashTTL)})
 	if err != nil {
 		s.fail(w, r, rq, err)
 		return
 	}
-	expires := res.JSON200.PreviousSecretExpiresAt
-	v.NewSecret = &web.CreatedSecret{SubscriptionID: id, Secret: res.JSON200.Secret, PreviousExpiresAt: &expires}
-	v.Notice = "Secret rotated."
-	s.render(w, r, http.StatusOK, rq.ui.subscription(v))
+	http.SetCookie(w, s.flashCookieFor(r, rq, value, int(flashTTL.Seconds())))
+	http.Redirect(w, r, rq.path(web.SubscriptionURL(secret.SubscriptionID))+"?done="+done, http.StatusSeeOther)
+}
+
+// takeSecret returns the secret a redirect brought for the subscription
+// id, if any, and clears it, so that it shows once.
+func (s *Server) takeSecret(w http.ResponseWriter, r *http.Request, rq *request, id string) *web.CreatedSecret {
+	c, err := r.Cookie(flashCookie)
+	if err != nil {
+		return nil
+	}
+	http.SetCookie(w, s.flashCookieFor(r, rq, "", -1))
+	f, err := s.cfg.Sealer.OpenFlash(c.Value)
+	if err != nil || f.SessionID != rq.sess.ID || f.SubscriptionID != id {
+		return nil
+	}
+	return &web.CreatedSecret{SubscriptionID: f.SubscriptionID, Secret: f.Secret, PreviousExpiresAt: f.PreviousExpiresAt}
+}
+
+// flashCookieFor is the cookie that carries a secret to the subscription's
+// page (a negative maxAge clears it): SameSite=Strict on the operators'
+// pages; on the portal's, the rules of its session cookie, so that it
+// reaches a framed portal too.
+func (s *Server) flashCookieFor(r *http.Request, rq *request, value string, maxAge int) *http.Cookie {
+	c := &http.Cookie{Name: flashCookie, Value: value, Path: rq.path("/subscriptions/"), MaxAge: maxAge,
+		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode}
+	if rq.sess.Portal {
+		c.SameSite = http.SameSiteLaxMode
+		if s.framed(r) {
+			c.SameSite, c.Partitioned = http.SameSiteNoneMode, true
+		}
+	}
+	return c
 }
 
 // redeliverSubscription queues the subscription's failed deliveries
@@ -230,14 +270,11 @@ func (s *Server) redeliverSubscription(w http.ResponseWriter, r *http.Request, r
 		http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?done=redeliver&n="+strconv.FormatInt(queued, 10), http.StatusSeeOther)
 		return
 	}
-	v, err := s.subscriptionView(r.Context(), rq, id, url.Values{})
-	if err != nil {
-		s.fail(w, r, rq, err)
-		return
-	}
-	v.Notice = queuedNotice(res.JSON202.Queued)
-	v.Redelivery = &web.RedeliveryContinuation{Since: since, After: *res.JSON202.NextCursor, Queued: queued}
-	s.render(w, r, http.StatusOK, rq.ui.subscription(v))
+	// The page that offers to continue is a GET too: a reload shows it
+	// again and queues nothing.
+	q := url.Values{"done": {"redeliver-more"}, "n": {strconv.FormatInt(res.JSON202.Queued, 10)},
+		"since": {since}, "after": {*res.JSON202.NextCursor}, "queued": {strconv.FormatInt(queued, 10)}}
+	http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?"+q.Encode(), http.StatusSeeOther)
 }
 
 // deleteSubscription deletes the subscription (the page asked first).

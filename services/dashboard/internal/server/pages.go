@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -175,7 +176,35 @@ func (s *Server) attention(ctx context.Context, api *client.ClientWithResponses)
 			rows = append(rows, row)
 		}
 	}
+	// Why each needs attention: its newest failing delivery.
+	for i := range rows {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			rows[i].LastFailure = lastFailure(ctx, api, rows[i].ID)
+		})
+	}
+	wg.Wait()
 	return rows, len(subs), more, nil
+}
+
+// lastFailure is the subscription's newest failed or retrying delivery,
+// nil when it has none or the API does not say.
+func lastFailure(ctx context.Context, api *client.ClientWithResponses, id string) *web.FailureView {
+	var newest *web.FailureView
+	one := int64(1)
+	for _, st := range []client.ListSubscriptionDeliveriesParamsStatus{"failed", "retrying"} {
+		res, err := api.ListSubscriptionDeliveriesWithResponse(ctx, id, &client.ListSubscriptionDeliveriesParams{Status: &st, Limit: &one})
+		if err != nil || res.JSON200 == nil {
+			continue
+		}
+		for _, d := range items(res.JSON200.Data) {
+			if newest == nil || d.UpdatedAt.After(newest.At) {
+				newest = &web.FailureView{At: d.UpdatedAt, EventID: d.EventId, Status: string(d.Status), StatusCode: code(d.LastStatusCode), Error: str(d.LastError)}
+			}
+		}
+	}
+	return newest
 }
 
 var eventStatuses = []string{"unmatched", "pending", "retrying", "failed", "delivered"}
@@ -598,6 +627,15 @@ func (s *Server) subscription(w http.ResponseWriter, r *http.Request, rq *reques
 	}
 	v.Notice = notice(q)
 	v.ConfirmDelete = q.Get("confirm") == "delete" && v.CanWrite
+	v.ConfirmRotate = q.Get("confirm") == "rotate" && v.CanWrite
+	v.NewSecret = s.takeSecret(w, r, rq, v.Subscription.ID)
+	if q.Get("done") == "redeliver-more" && v.CanWrite {
+		queued, err := strconv.ParseInt(q.Get("queued"), 10, 64)
+		if err != nil || queued < 0 {
+			queued = 0
+		}
+		v.Redelivery = &web.RedeliveryContinuation{Since: q.Get("since"), After: q.Get("after"), Queued: queued}
+	}
 	v.Watch = rq.sess.Portal && q.Get("watch") != "" && testPending(v.Deliveries)
 	s.render(w, r, status, rq.ui.subscription(v))
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/web"
 )
 
-// The customer portal (ADR 29): a tenant's own pages under /portal/,
+// The customer portal (ADR 32): a tenant's own pages under /portal/,
 // opened with a single-use portal link. A portal session holds the key
 // that opening the link made, bound to the link's tenant; its pages are
 // the dashboard's handlers with the portal's look (portalUI), so every

@@ -391,7 +391,7 @@ func TestPortalAddEndpointSendsNoID(t *testing.T) {
 	_, home := b.get(t, "/portal/")
 	for _, id := range []string{"b_sub", "a_chosen"} {
 		resp, doc := b.post(t, "/portal/subscriptions", url.Values{"csrf": {csrf(home)}, "id": {id}, "url": {"http://127.0.0.1:9/" + id}, "event_types": {"*"}})
-		if resp.StatusCode != http.StatusCreated {
+		if resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("adding an endpoint with id %q posted: %d: %s", id, resp.StatusCode, doc.Find("main").Text())
 		}
 		if n := s.count(t, `SELECT count(*) FROM subscriptions WHERE tenant_id = 'a' AND url = 'http://127.0.0.1:9/`+id+`' AND id <> '`+id+`'`); n != 1 {

@@ -174,9 +174,13 @@ func pageURL(path string, q url.Values, cursor string) string {
 // codes say nothing, so a crafted link cannot put words on a page.
 func notice(q url.Values) string {
 	switch q.Get("done") {
-	case "redeliver":
+	case "redeliver", "redeliver-more":
 		n, _ := strconv.ParseInt(q.Get("n"), 10, 64)
 		return queuedNotice(n)
+	case "created":
+		return "Subscription created."
+	case "rotated":
+		return "Secret rotated."
 	case "paused":
 		return "Subscription paused: it gets no new deliveries, and its waiting ones wait."
 	case "resumed":

@@ -206,7 +206,8 @@ var commonErrors = map[string]string{
 }
 
 // declareCommonErrors adds commonErrors to every operation's documented
-// answers, so clients generated from the document know them.
+// answers, so clients generated from the document know them; 403 only
+// where a key may be refused (GET /me needs no scope).
 func declareCommonErrors(oapi *huma.OpenAPI) {
 	problem := map[string]*huma.MediaType{"application/problem+json": {Schema: &huma.Schema{Ref: "#/components/schemas/ErrorModel"}}}
 	for _, item := range oapi.Paths {
@@ -215,6 +216,9 @@ func declareCommonErrors(oapi *huma.OpenAPI) {
 				continue
 			}
 			for code, desc := range commonErrors {
+				if code == "403" && requiredScope(op) == "" && !operatorOnly(op) {
+					continue
+				}
 				if op.Responses[code] == nil {
 					op.Responses[code] = &huma.Response{Description: desc, Content: problem}
 				}

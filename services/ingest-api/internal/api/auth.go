@@ -179,7 +179,7 @@ func (a *authenticator) fly(ctx context.Context, hash apikey.Hash, f *flight, no
 	case k.Portal:
 		// A portal session's key is read again on every request, so that
 		// revoking a tenant's portal sessions ends them at their next
-		// request on every instance (ADR 29).
+		// request on every instance (ADR 32).
 		f.c = cachedKey{key: k, valid: true}
 	default:
 		f.c = cachedKey{key: k, valid: true, until: now.Add(keyCacheTTL)}
@@ -294,7 +294,7 @@ func operatorOnly(op *huma.Operation) bool {
 }
 
 // portalOperations are the operations a portal session's key may call:
-// those the customer portal makes (ADR 29), and no other. Whoever holds
+// those the customer portal makes (ADR 32), and no other. Whoever holds
 // the key, the portal or a customer who took it from a link, gets the
 // portal's capabilities and nothing more: no events posted, no operator
 // settings, no tenants or keys. An operation added later is refused to

@@ -14,7 +14,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
-// What the customer portal (ADR 29) needs of a subscription beyond the
+// What the customer portal (ADR 32) needs of a subscription beyond the
 // dashboard: its secret on request, a test event to it alone, and its
 // recent attempts counted (GET /subscriptions?activity=true).
 

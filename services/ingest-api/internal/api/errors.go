@@ -71,15 +71,15 @@ func addRequestID(ctx huma.Context, _ string, v any) (any, error) {
 
 // documentErrors adds to an operation's OpenAPI description the answers
 // every operation may give: 503 with Retry-After while the database is
-// away, 422 for a bad path or query value, and 413, 415 and 422 for a body;
-// and the Retry-After header of an operation's 429.
+// away, 422 for a bad path or query value, and 400 (not JSON), 413, 415
+// and 422 for a body; and the Retry-After header of an operation's 429.
 func documentErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 	codes := []int{http.StatusServiceUnavailable}
 	if len(op.Parameters) > 0 {
 		codes = append(codes, http.StatusUnprocessableEntity)
 	}
 	if op.RequestBody != nil {
-		codes = append(codes, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity)
+		codes = append(codes, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity)
 	}
 	schema := oapi.Components.Schemas.Schema(reflect.TypeFor[ErrorModel](), true, "")
 	for _, code := range codes {

@@ -84,7 +84,7 @@ type AttemptBody struct {
 	SubscriptionID string    `json:"subscription_id"`
 	Number         int       `json:"number" doc:"1 for the first attempt of this delivery."`
 	StartedAt      time.Time `json:"started_at"`
-	DurationMS     int64     `json:"duration_ms"`
+	DurationMS     float64   `json:"duration_ms" doc:"How long the attempt took, in milliseconds to the microsecond (0.312)."`
 	StatusCode     *int      `json:"status_code,omitempty"`
 	ErrorClass     string    `json:"error_class,omitempty" enum:"http_status,timeout,connection_refused,connection_reset,dns,tls,network,blocked,invalid_response,response_too_large,informational_response"`
 	Error          string    `json:"error,omitempty"`
