@@ -44,27 +44,41 @@ func TestRateLimitPacesRequests(t *testing.T) {
 	g := guard(rdb, prefix)
 	ctx := context.Background()
 	limits := resilience.Limits{RatePerSecond: 5} // a turn every 200 ms
+	// Turns are measured on Redis's clock from the first admission; each
+	// delay is bounded by the time the test saw pass around the calls, so
+	// that a slow machine cannot fail it.
+	start := time.Now()
 	first := g.Admit(ctx, tgt("s"), limits, time.Second)
+	firstDone := time.Now()
 	require.True(t, first.Allowed)
 	require.Zero(t, first.Delay, "an idle destination: at once")
 	second := g.Admit(ctx, tgt("s"), limits, time.Second)
+	requireWithin(t, second.Delay, 200*time.Millisecond-time.Since(start), 200*time.Millisecond, "the next turn, 200 ms on")
 	require.True(t, second.Allowed)
-	require.InDelta(t, 200*time.Millisecond, second.Delay, float64(20*time.Millisecond), "the next turn, 200 ms on")
 	third := g.Admit(ctx, tgt("s"), limits, time.Second)
 	require.False(t, third.Allowed, "its turn, 400 ms on, is further than Ahead")
 	require.Equal(t, resilience.RateLimited, third.Reason)
-	require.InDelta(t, 150*time.Millisecond, third.RetryAfter, float64(20*time.Millisecond), "until its turn is within Ahead")
+	requireWithin(t, third.RetryAfter, 150*time.Millisecond-time.Since(start), 150*time.Millisecond, "until its turn is within Ahead")
 	other := g.Admit(ctx, tgt("other"), limits, time.Second)
 	require.True(t, other.Allowed, "turns are per destination")
 	require.Zero(t, other.Delay)
 
-	time.Sleep(third.RetryAfter + 10*time.Millisecond)
+	time.Sleep(third.RetryAfter + 10*time.Millisecond) // until the turn is within Ahead, on the real clock Redis keeps
+	againStart := time.Now()
 	again := g.Admit(ctx, tgt("s"), limits, time.Second)
 	require.True(t, again.Allowed)
-	require.InDelta(t, 240*time.Millisecond, again.Delay, float64(25*time.Millisecond), "the turn 400 ms after the first")
+	requireWithin(t, again.Delay, 400*time.Millisecond-time.Since(start), 400*time.Millisecond-againStart.Sub(firstDone), "the turn 400 ms after the first")
 	for _, a := range []resilience.Admission{first, second, other, again} {
 		g.Done(ctx, a, true)
 	}
+}
+
+// requireWithin fails unless lo-1ms <= d <= hi+1ms (the millisecond is
+// the clocks' rounding).
+func requireWithin(t *testing.T, d, lo, hi time.Duration, msg string) {
+	t.Helper()
+	require.GreaterOrEqual(t, d, lo-time.Millisecond, msg)
+	require.LessOrEqual(t, d, hi+time.Millisecond, msg)
 }
 
 func TestCircuitBreakerStateMachine(t *testing.T) {
