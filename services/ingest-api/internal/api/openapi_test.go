@@ -16,6 +16,8 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
 // documentChecker validates answers against the OpenAPI document the API
@@ -86,6 +88,10 @@ func TestDocumentDescribesEveryAnswer(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, b.do(t, "PATCH", "/subscriptions/s_paused", `{"state":"paused"}`).status)
 	require.Equal(t, http.StatusAccepted, b.do(t, "POST", "/events", `{"id":"e1","type":"order.created","data":{}}`).status)
+
+	link := b.do(t, "POST", "/tenants/t1/portal-links", `{}`)
+	require.Equal(t, http.StatusCreated, link.status)
+	_, token, _ := strings.Cut(link.body["url"].(string), "token=")
 
 	long := strings.Repeat("x", 300)
 	big := `{"x":"` + strings.Repeat("a", 6<<20) + `"}`
@@ -268,7 +274,46 @@ func TestDocumentDescribesEveryAnswer(t *testing.T) {
 		{"delete a tenant by a too long id", admin, "DELETE", "/tenants/" + long, "", "", 422},
 		{"delete a tenant without a key", none, "DELETE", "/tenants/t1", "", "", 401},
 		{"delete a tenant with read", readKey, "DELETE", "/tenants/t1", "", "", 403},
+
+		{"create a portal link", admin, "POST", "/tenants/t1/portal-links", `{"expires_in":"2h"}`, "", 201},
+		{"create a portal link for an unknown tenant", admin, "POST", "/tenants/nope/portal-links", `{}`, "", 404},
+		{"create a portal link, invalid", admin, "POST", "/tenants/t1/portal-links", `{"expires_in":"1s"}`, "", 422},
+		{"create a portal link, malformed", admin, "POST", "/tenants/t1/portal-links", `{"expires_in":`, "", 400},
+		{"create a portal link, too big", admin, "POST", "/tenants/t1/portal-links", big, "", 413},
+		{"create a portal link as text", admin, "POST", "/tenants/t1/portal-links", `{}`, "text/plain", 415},
+		{"create a portal link without a key", none, "POST", "/tenants/t1/portal-links", `{}`, "", 401},
+		{"create a portal link with read", readKey, "POST", "/tenants/t1/portal-links", `{}`, "", 403},
+
+		{"open a portal link", none, "POST", "/portal-links/exchange", `{"token":"` + token + `"}`, "", 200},
+		{"open it again", none, "POST", "/portal-links/exchange", `{"token":"` + token + `"}`, "", 404},
+		{"open a portal link, invalid", none, "POST", "/portal-links/exchange", `{"token":""}`, "", 422},
+		{"open a portal link, malformed", none, "POST", "/portal-links/exchange", `{"token":`, "", 400},
+		{"open a portal link, too big", none, "POST", "/portal-links/exchange", big, "", 413},
+		{"open a portal link as text", none, "POST", "/portal-links/exchange", `{}`, "text/plain", 415},
+
+		{"revoke portal links", admin, "POST", "/tenants/t1/portal-links/revoke", "", "", 200},
+		{"revoke an unknown tenant's portal links", admin, "POST", "/tenants/nope/portal-links/revoke", "", "", 404},
+		{"revoke portal links by a too long id", admin, "POST", "/tenants/" + long + "/portal-links/revoke", "", "", 422},
+		{"revoke portal links without a key", none, "POST", "/tenants/t1/portal-links/revoke", "", "", 401},
+		{"revoke portal links with read", readKey, "POST", "/tenants/t1/portal-links/revoke", "", "", 403},
+
+		{"reveal a secret", admin, "POST", "/subscriptions/s1/secret/reveal", "", "", 200},
+		{"reveal an unknown subscription's secret", admin, "POST", "/subscriptions/nope/secret/reveal", "", "", 404},
+		{"reveal a secret by a too long id", admin, "POST", "/subscriptions/" + long + "/secret/reveal", "", "", 422},
+		{"reveal a secret without a key", none, "POST", "/subscriptions/s1/secret/reveal", "", "", 401},
+		{"reveal a secret with read", readKey, "POST", "/subscriptions/s1/secret/reveal", "", "", 403},
+
+		{"send a test event to an unknown subscription", admin, "POST", "/subscriptions/nope/test", "", "", 404},
+		{"send a test event by a too long id", admin, "POST", "/subscriptions/" + long + "/test", "", "", 422},
+		{"send a test event without a key", none, "POST", "/subscriptions/s1/test", "", "", 401},
+		{"send a test event with read", readKey, "POST", "/subscriptions/s1/test", "", "", 403},
 	}
+	// Test events are bounded per subscription and minute: the one past
+	// the bound is a 429.
+	for i := range store.TestEventLimit {
+		calls = append(calls, call{"send test event " + strconv.Itoa(i+1), admin, "POST", "/subscriptions/s1/test", "", "", 202})
+	}
+	calls = append(calls, call{"send one test event too many", admin, "POST", "/subscriptions/s1/test", "", "", 429})
 
 	tried := map[string][]string{} // operation id → statuses answered
 	for _, cl := range calls {
