@@ -352,12 +352,14 @@ func portalEndpointChoices(ctx context.Context, api *client.ClientWithResponses)
 }
 
 // testPending reports whether the newest test event among deliveries
-// (newest first) has no attempt yet: the endpoint's page then keeps
-// refreshing its recent deliveries until it has.
+// (newest first) has no attempt recorded yet: the endpoint's page then
+// keeps refreshing its recent deliveries until it has. A delivery being
+// processed already counts its attempt but has no result yet, so it is
+// the status that tells.
 func testPending(deliveries []web.DeliveryRow) bool {
 	for _, d := range deliveries {
 		if d.EventType == testEventType {
-			return d.Attempts == 0
+			return d.Status == "pending" || d.Status == "processing"
 		}
 	}
 	return true

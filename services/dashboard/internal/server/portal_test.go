@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
+
+	"github.com/dispatch-webhooks/dispatch/web"
 )
 
 // seedTenants makes tenants a and b, each with a subscription and an
@@ -375,5 +377,36 @@ func TestPortalHandlerServesThePortalAlone(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestTestPending: an endpoint's page watches the newest test event until
+// its attempt is recorded; a delivery being processed has counted its
+// attempt but has no result yet.
+func TestTestPending(t *testing.T) {
+	t.Parallel()
+	test := func(status string, attempts int64) web.DeliveryRow {
+		return web.DeliveryRow{EventType: testEventType, Status: status, Attempts: attempts}
+	}
+	order := web.DeliveryRow{EventType: "order.created", Status: "delivered", Attempts: 1}
+	for _, tc := range []struct {
+		name       string
+		deliveries []web.DeliveryRow
+		want       bool
+	}{
+		{"not listed yet", []web.DeliveryRow{order}, true},
+		{"pending", []web.DeliveryRow{test("pending", 0), order}, true},
+		{"processing its first attempt", []web.DeliveryRow{test("processing", 1)}, true},
+		{"delivered", []web.DeliveryRow{test("delivered", 1)}, false},
+		{"failed once, retrying", []web.DeliveryRow{test("retrying", 1)}, false},
+		{"failed", []web.DeliveryRow{test("failed", 1)}, false},
+		{"the newest test event counts", []web.DeliveryRow{test("processing", 1), test("delivered", 1)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := testPending(tc.deliveries); got != tc.want {
+				t.Errorf("testPending = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
