@@ -235,6 +235,9 @@ func TestPortal(t *testing.T) {
 	if got := text(t, ctx, row+testid("attempts-24h")); got != "2" {
 		t.Errorf("the new endpoint's attempts over 24 h: %q, want 2", got)
 	}
+	if got := text(t, ctx, testid("known-types")); strings.Contains(got, "dispatch.test") {
+		t.Errorf("the test events' type is offered to subscribe to: %q", got)
+	}
 	shoot(t, ctx, "portal-endpoints")
 
 	// The event log: find the first test event and redeliver it.
