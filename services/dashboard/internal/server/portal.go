@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/client"
@@ -299,24 +298,10 @@ func (s *Server) portalTheme(w http.ResponseWriter, _ *http.Request) {
 const knownTypesFrom = 100
 
 // portalEndpoints fills what the portal's endpoints page shows beyond
-// the subscriptions: each one's circuit (a GET each, a few at a time, as
-// the overview does) and the event types the tenant received lately.
-// Their attempts over the last day came with the listing (activity).
+// the subscriptions, whose attempts over the last day and circuits came
+// with the listing: the event types the tenant received lately.
 func (s *Server) portalEndpoints(ctx context.Context, rq *request, v *web.SubscriptionsView) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, circuitCheckConns)
-	for i := range v.Subscriptions {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			one, err := rq.api.GetSubscriptionWithResponse(ctx, v.Subscriptions[i].ID)
-			if err == nil && one.JSON200 != nil {
-				v.Subscriptions[i] = subscriptionRow(*one.JSON200)
-			}
-		})
-	}
-	wg.Go(func() { v.KnownTypes = recentTypes(ctx, rq.api) })
-	wg.Wait()
+	v.KnownTypes = recentTypes(ctx, rq.api)
 }
 
 // recentTypes are the distinct types of the tenant's newest events, but

@@ -256,7 +256,8 @@ func TestPortalLinkLifecycle(t *testing.T) {
 	if home.Find(`form[data-testid=add-endpoint-form] input[name=url]`).Length() != 1 {
 		t.Error("the endpoint form has no url field")
 	}
-	if row := home.Find(`[data-testid=endpoint-row][data-id=a_sub]`); row.Length() != 1 || strings.TrimSpace(row.Find(`[data-testid=attempts-24h]`).Text()) != "1" {
+	if row := home.Find(`[data-testid=endpoint-row][data-id=a_sub]`); row.Length() != 1 || strings.TrimSpace(row.Find(`[data-testid=attempts-24h]`).Text()) != "1" ||
+		row.Find(`[data-testid=circuit] [data-testid=status]`).AttrOr("data-status", "") != "closed" {
 		t.Errorf("endpoint row: %q", row.Text())
 	}
 	_, page := b.get(t, "/portal/subscriptions/a_sub")
