@@ -77,8 +77,10 @@ func addEndpoint(t *testing.T, ctx context.Context, rc *receiver, types string) 
 	t.Helper()
 	do(t, ctx, "add endpoint",
 		chromedp.WaitVisible(chromedp.CSS(testid("add-endpoint-form"))),
-		chromedp.SendKeys(chromedp.CSS(`input[name="url"]`), rc.URL),
-		chromedp.SendKeys(chromedp.CSS(`input[name="event_types"]`), types),
+		// Values set whole: keys typed into another site's frame were
+		// sometimes lost on the way (a URL arrived as "ht").
+		chromedp.SetValue(chromedp.CSS(`input[name="url"]`), rc.URL),
+		chromedp.SetValue(chromedp.CSS(`input[name="event_types"]`), types),
 		chromedp.Click(labelled("Add endpoint")),
 		chromedp.WaitVisible(chromedp.CSS(testid("secret-once"))),
 	)
