@@ -71,6 +71,7 @@ type Publisher interface {
 // the circuits of deleted subscriptions.
 type Circuits interface {
 	CircuitState(ctx context.Context, t resilience.Target) (resilience.State, error)
+	CircuitStates(ctx context.Context, ts []resilience.Target) ([]resilience.State, error)
 	Forget(ctx context.Context, t resilience.Target) error
 }
 
