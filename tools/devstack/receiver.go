@@ -91,7 +91,8 @@ func startReceiver(addr, secret string, out io.Writer) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo receiver on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Addr names the address listened on, the port chosen when addr's was 0.
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			fmt.Fprintln(os.Stderr, "[receiver]", err)

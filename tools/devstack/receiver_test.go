@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -39,18 +38,13 @@ func (b *syncBuffer) String() string {
 func TestReceiverNamesTheSubscription(t *testing.T) {
 	t.Parallel()
 	secret := signing.GenerateSecret()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	var out syncBuffer
-	srv, err := startReceiver(addr, secret, &out)
+	srv, err := startReceiver("127.0.0.1:0", secret, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	addr := srv.Addr
 
 	body := []byte(`{"id":"evt_1","type":"order.created","data":{"n":1}}`)
 	post := func(sub, key string) int {
