@@ -26,6 +26,7 @@ func arrivalBound(limit int) int { return limit + limit*arrivalTolerance/100 }
 // limit counts.
 type clockReceiver struct {
 	URL string
+	srv *httptest.Server
 	mu  sync.Mutex
 	at  []time.Time
 }
@@ -41,6 +42,7 @@ func newClockReceiver(t *testing.T) *clockReceiver {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(srv.Close)
+	rc.srv = srv
 	rc.URL = srv.URL + "/hook"
 	return rc
 }
@@ -88,12 +90,74 @@ func (s *stack) postBatch(prefix string, n int) {
 	}
 }
 
+// Scheduling-lag probe: a goroutine of the test process ticks every
+// lagTick and notes each tick later than lagStall. A second in which it
+// saw one measured nothing reliable: the receiver here, and the workers
+// on the same machine, may have been starved, so arrival times bunch
+// where nothing was sent together.
+const (
+	lagTick  = 5 * time.Millisecond
+	lagStall = 50 * time.Millisecond
+	// phaseTries is how often a phase is measured before it counts as
+	// unmeasurable.
+	phaseTries = 3
+)
+
+// stall is a span of time in which the probe did not run.
+type stall struct{ from, to time.Time }
+
+type lagProbe struct {
+	stop, done chan struct{}
+	stalls     []stall
+}
+
+func startLagProbe() *lagProbe {
+	p := &lagProbe{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(lagTick)
+		defer tick.Stop()
+		prev := time.Now()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+				now := time.Now()
+				if now.Sub(prev)-lagTick > lagStall {
+					p.stalls = append(p.stalls, stall{prev, now})
+				}
+				prev = now
+			}
+		}
+	}()
+	return p
+}
+
+// end stops the probe and returns the longest stall overlapping
+// [from, from+1s), or zero.
+func (p *lagProbe) end(from time.Time) time.Duration {
+	close(p.stop)
+	<-p.done
+	var longest time.Duration
+	for _, st := range p.stalls {
+		if st.to.After(from) && st.from.Before(from.Add(time.Second)) {
+			longest = max(longest, st.to.Sub(st.from))
+		}
+	}
+	return longest
+}
+
 // TestDestinationSeesItsRateLimit measures at a receiver what the rate
 // limit promises: ten subscriptions share one endpoint at the default
 // 100/s, a burst of 1,500 deliveries goes out from a cold start (no
 // connection open yet), then, after a pause that empties the window, 500
 // more on warm connections. In any sliding second the receiver may see at
 // most the limit plus arrivalTolerance percent, on one worker and on two.
+// A phase whose busiest second is over the bound while the lag probe saw
+// a stall in it is measured again (the cold one on connections the
+// receiver closed); the test fails on a busiest second over the bound
+// without a stall, and when no phase could be measured at all.
 func TestDestinationSeesItsRateLimit(t *testing.T) {
 	t.Parallel()
 	for _, workers := range []int{1, 2} {
@@ -110,27 +174,48 @@ func TestDestinationSeesItsRateLimit(t *testing.T) {
 			}
 			bound := arrivalBound(limit)
 
+			measured := 0
 			for _, phase := range []struct {
 				name   string
 				events int
 			}{{"cold", 150}, {"pause", 50}} {
-				from := rc.count()
-				start := time.Now()
-				s.postBatch(phase.name, phase.events)
-				want := phase.events * subs
-				eventually(t, 90*time.Second, func() bool { return rc.count()-from >= want },
-					"%s: only %d of %d requests arrived", phase.name, rc.count()-from, want)
-				times := rc.since(from)
-				most, at := slidingSecondMax(times)
-				took := times[len(times)-1].Sub(times[0])
-				t.Logf("%s: %d requests in %v (%.0f/s); busiest sliding second %d from +%v",
-					phase.name, len(times), took.Round(time.Millisecond), float64(len(times)-1)/took.Seconds(), most, at.Sub(start).Round(time.Millisecond))
-				if most > bound {
-					t.Errorf("%s: the receiver saw %d requests within one second from +%v; the limit is %d/s (at most %d with the tolerance)",
-						phase.name, most, at.Sub(start).Round(time.Millisecond), limit, bound)
+				for try := 1; try <= phaseTries; try++ {
+					if phase.name == "cold" {
+						rc.srv.CloseClientConnections()
+					}
+					from := rc.count()
+					probe := startLagProbe()
+					start := time.Now()
+					s.postBatch(fmt.Sprintf("%s%d", phase.name, try), phase.events)
+					want := phase.events * subs
+					eventually(t, 90*time.Second, func() bool { return rc.count()-from >= want },
+						"%s: only %d of %d requests arrived", phase.name, rc.count()-from, want)
+					times := rc.since(from)
+					most, at := slidingSecondMax(times)
+					stalled := probe.end(at)
+					took := times[len(times)-1].Sub(times[0])
+					t.Logf("%s (try %d): %d requests in %v (%.0f/s); busiest sliding second %d from +%v; longest stall in it %v",
+						phase.name, try, len(times), took.Round(time.Millisecond), float64(len(times)-1)/took.Seconds(), most,
+						at.Sub(start).Round(time.Millisecond), stalled.Round(time.Millisecond))
+					// The window empties before the next measurement.
+					time.Sleep(1500 * time.Millisecond)
+					if most <= bound {
+						measured++
+						break
+					}
+					if stalled == 0 {
+						t.Errorf("%s: the receiver saw %d requests within one second from +%v; the limit is %d/s (at most %d with the tolerance)",
+							phase.name, most, at.Sub(start).Round(time.Millisecond), limit, bound)
+						measured++
+						break
+					}
+					t.Logf("%s: %d over the bound of %d in a second where this process stalled %v: not a measurement; measuring again",
+						phase.name, most, bound, stalled.Round(time.Millisecond))
 				}
-				// The window empties before the next phase.
-				time.Sleep(1500 * time.Millisecond)
+			}
+			if measured == 0 {
+				t.Fatalf("the machine was too busy to measure: every phase's busiest second, %d tries each, was over %d while this process stalled more than %v in it",
+					phaseTries, bound, lagStall)
 			}
 		})
 	}

@@ -16,10 +16,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -121,7 +123,24 @@ type Result struct {
 	Attempt domain.Attempt
 	// RetryAfter is the receiver's Retry-After on a 429 or 503, or zero.
 	RetryAfter time.Duration
+	// Late reports that the request missed its turn by more than
+	// TurnSlack (its worker or its connection was not ready in time) and
+	// was not written: nothing reached the receiver, and Attempt is no
+	// attempt.
+	Late bool
 }
+
+// TurnSlack is how long after its turn a request may still be written
+// (ADR 29). A later one is not written, so that requests whose turns
+// passed while their worker could not run do not reach the receiver
+// together: a request goes at most TurnSlack after its turn, which lets
+// a destination see at most 5 % more than its limit in a second. The one
+// exception is a request on an HTTP/1 connection dialled for it and
+// ready only after its turn: it goes when the connection is ready.
+const TurnSlack = 50 * time.Millisecond
+
+// errLate cancels a request that missed its turn.
+var errLate = errors.New("the request missed its turn")
 
 // Send attempts the job once within timeout and describes what happened.
 // It never returns an error: every failure is an attempt outcome. The
@@ -130,7 +149,9 @@ type Result struct {
 // admission's answer): its connection is taken from the pool or dialled at
 // once, and the request waits on it, so that it reaches the receiver at
 // its turn rather than a dial later (ADR 29). The wait does not count
-// against timeout. The POST is a client span, which names the
+// against timeout. A request that is ready more than TurnSlack after its
+// turn is not written (Result.Late), unless it waited for a dial made for
+// it over HTTP/1 (see TurnSlack). The POST is a client span, which names the
 // destination's host but not the URL's path or query: those may hold the
 // receiver's tokens.
 func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration, turn time.Time) Result {
@@ -145,7 +166,11 @@ func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration,
 				span.SetAttributes(semconv.ServerPort(p))
 			}
 		}
-		endSpan(span, res.Attempt)
+		if res.Late {
+			span.SetStatus(codes.Error, errLate.Error())
+		} else {
+			endSpan(span, res.Attempt)
+		}
 	}
 	return res
 }
@@ -165,6 +190,10 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 		a.Duration, a.ErrorClass, a.Error = time.Since(a.StartedAt), class, msg
 		return Result{Attempt: a, RetryAfter: retryAfter}
 	}
+	if late(turn, start) {
+		// Its handler woke too late: no connection is taken for it.
+		return Result{Attempt: a, Late: true}
+	}
 
 	body, err := Body(job.Event)
 	if err != nil {
@@ -176,9 +205,21 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout+wait)
 	defer cancel()
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+	ctx, abandon := context.WithCancelCause(ctx)
+	defer abandon(nil)
+	var missed atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		// net/http writes the request as soon as this returns: waiting
 		// here holds the request, connected, until its turn.
+		http1 := !multiplexed(info.Conn)
+		if http1 && !info.Reused && late(turn, time.Now()) {
+			// Dialled for this request and ready only after its turn: it
+			// goes now. Abandoning it would close the connection, and the
+			// next try would dial again, so a destination whose handshake
+			// outlasts the booking would never be sent to.
+			written.set(time.Now())
+			return
+		}
 		if d := time.Until(turn); d >= minTurnWait {
 			t := time.NewTimer(d)
 			select {
@@ -187,7 +228,21 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 			}
 			t.Stop()
 		}
-		written.set(time.Now())
+		now := time.Now()
+		if late(turn, now) {
+			// Too late to go: the request is abandoned unwritten. HTTP/2
+			// checks the context before it writes a stream's headers;
+			// HTTP/1 writes regardless, but the connection is this
+			// request's alone until it is written, so closing it is what
+			// keeps the request from going.
+			missed.Store(true)
+			abandon(errLate)
+			if http1 {
+				info.Conn.Close()
+			}
+			return
+		}
+		written.set(now)
 	}})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, job.URL, bytes.NewReader(body))
 	if err != nil {
@@ -214,6 +269,12 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	}
 
 	resp, err := s.client.Do(req)
+	if missed.Load() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		return Result{Attempt: a, Late: true}
+	}
 	if err != nil {
 		return finish(classify(err), errorText(err))
 	}
@@ -248,6 +309,18 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 // a thousandth of its limit more in a second, and spares the busiest
 // destinations (whose turns are microseconds apart) a timer each.
 const minTurnWait = time.Millisecond
+
+// late reports whether a request ready at now has missed its turn (the
+// zero time: at once).
+func late(turn, now time.Time) bool {
+	return !turn.IsZero() && now.Sub(turn) > TurnSlack
+}
+
+// multiplexed reports whether conn carries HTTP/2, whose streams share it.
+func multiplexed(conn net.Conn) bool {
+	tc, ok := conn.(*tls.Conn)
+	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
+}
 
 // writtenAt is when a request began to be written on its connection: net/http
 // may call its trace hooks from other goroutines.

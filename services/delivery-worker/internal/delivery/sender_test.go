@@ -345,3 +345,60 @@ func TestSendWritesAtItsTurn(t *testing.T) {
 		})
 	}
 }
+
+// A request that misses its turn by more than TurnSlack is not written:
+// neither when its handler comes to it late nor when its HTTP/2
+// connection is ready late (the TLS handshake held 300 ms past a turn
+// 10 ms away). Nothing reaches the receiver, and the sender's pool still
+// serves the next request. (A fresh HTTP/1 connection ready late is
+// written at once: TestSendWritesAtItsTurn.)
+func TestSendDoesNotWriteALateRequest(t *testing.T) {
+	t.Parallel()
+	const handshake = 300 * time.Millisecond
+	tests := []struct {
+		name  string
+		http2 bool
+		turn  time.Duration // from the call
+	}{
+		{"turn long past when called", false, -time.Second},
+		{"turn long past when called, HTTP/2", true, -time.Second},
+		{"connection ready after its turn, HTTP/2", true, 10 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var arrived, proto atomic.Int64
+			var slow atomic.Bool
+			slow.Store(tt.turn > 0)
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				arrived.Add(1)
+				proto.Store(int64(r.ProtoMajor))
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			srv.EnableHTTP2 = tt.http2
+			srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				if slow.Load() {
+					time.Sleep(handshake)
+				}
+				return nil, nil
+			}}
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			sender := testSender()
+			sender.client.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+
+			res := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, time.Now().Add(tt.turn))
+			require.True(t, res.Late, "%+v", res.Attempt)
+			require.Zero(t, arrived.Load(), "a late request reached the receiver")
+
+			slow.Store(false)
+			res = sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, time.Now())
+			require.False(t, res.Late)
+			require.True(t, res.Attempt.Succeeded(), "%+v", res.Attempt)
+			require.Equal(t, int64(1), arrived.Load())
+			if tt.http2 {
+				require.Equal(t, int64(2), proto.Load(), "the receiver spoke HTTP/2")
+			}
+		})
+	}
+}

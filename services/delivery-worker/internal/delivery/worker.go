@@ -223,11 +223,28 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	defer releaseSlot()
 
 	req := resilience.AdmitRequest{Target: target, Limits: resilience.Limits{RatePerSecond: job.Settings.RatePerSecond, MaxConcurrency: job.Settings.MaxConcurrency}, Timeout: timeout}
-	var adm admission
+	var (
+		adm     admission
+		res     Result
+		sendCtx context.Context
+	)
 	for {
 		adm, _ = w.admits.do(context.WithoutCancel(ctx), req)
 		if adm.Allowed {
-			break
+			sendCtx, res = w.send(ctx, job, timeout, sl, adm)
+			if !res.Late {
+				break
+			}
+			// Missed its turn, so nothing was written: like a refusal, it
+			// spends no attempt, and it asks at once for a new turn, the
+			// wait being the pace's (ADR 29).
+			w.finish(ctx, adm.Admission, false, false)
+			w.guard.Throttled(resilience.RateLimited)
+			if now := w.clock.Now(); now.Sub(claimed) > w.cfg.LeaseMargin/2 {
+				w.giveBack(ctx, job, now, string(resilience.RateLimited))
+				return
+			}
+			continue
 		}
 		if adm.Reason != resilience.RateLimited {
 			w.slots.waitsOnDest(sl, w.clock.Now())
@@ -250,15 +267,9 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		}
 	}
 
-	// The request goes at its turn in the destination's pace: until then
-	// the slot waits on the pace, not on the destination.
-	w.slots.waitsOnDest(sl, w.clock.Now().Add(time.Until(adm.turn)))
-	ctx, span := w.tracer.Start(ctx, "delivery attempt")
+	ctx = sendCtx
+	span := trace.SpanFromContext(ctx)
 	defer span.End()
-	if span.IsRecording() {
-		span.SetAttributes(jobAttrs(job)...)
-	}
-	res := w.sender.Send(ctx, job, timeout, adm.turn)
 	releaseSlot()
 	if ctx.Err() != nil {
 		// Stopping: the attempt was cut short, so it is not spent. The
@@ -307,6 +318,25 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	if outcome.Kind() == store.OutcomeGone {
 		w.logJob(ctx, slog.LevelWarn, job, "subscription disabled", "reason", goneReason)
 	}
+}
+
+// send makes the attempt of an admitted delivery in a span of its own,
+// returned in the context; the caller ends it unless the request missed
+// its turn.
+func (w *Worker) send(ctx context.Context, job store.Job, timeout time.Duration, sl slot, adm admission) (context.Context, Result) {
+	// The request goes at its turn in the destination's pace: until then
+	// the slot waits on the pace, not on the destination.
+	w.slots.waitsOnDest(sl, w.clock.Now().Add(time.Until(adm.turn)))
+	ctx, span := w.tracer.Start(ctx, "delivery attempt")
+	if span.IsRecording() {
+		span.SetAttributes(jobAttrs(job)...)
+	}
+	res := w.sender.Send(ctx, job, timeout, adm.turn)
+	if res.Late {
+		span.SetStatus(codes.Error, "missed its turn; not sent, the delivery asks for a new one")
+		span.End()
+	}
+	return ctx, res
 }
 
 // admission is an answer of the destination's limits with the time of its

@@ -281,6 +281,8 @@ func TestHandlePaths(t *testing.T) {
 		// releasedAfter: a Released outcome must be due at least this long after start.
 		releasedAfter time.Duration
 		report        []bool // Finished.Report of each admission ended
+		// throttled: the postponements the worker counted itself.
+		throttled []resilience.Reason
 		// logged is the level of the "attempt recorded" line, if any: a
 		// delivery that went as asked is not worth an operator's eye.
 		logged string
@@ -289,6 +291,15 @@ func TestHandlePaths(t *testing.T) {
 		{name: "refused briefly: waits in memory, then goes",
 			opts:  harnessOpts{admit: refuse(resilience.RateLimited, 300*time.Millisecond)},
 			sends: 1, kinds: []store.OutcomeKind{store.OutcomeDelivered}, report: []bool{true}, logged: "DEBUG"},
+		{name: "missed its turn: not sent, no attempt spent, asks again for a new turn",
+			opts: harnessOpts{admit: func(n int, _ resilience.AdmitRequest) resilience.Admission {
+				if n == 1 {
+					return resilience.Admission{Allowed: true, Delay: -time.Second}
+				}
+				return resilience.Admission{Allowed: true}
+			}},
+			sends: 1, kinds: []store.OutcomeKind{store.OutcomeDelivered}, report: []bool{false, true}, logged: "DEBUG",
+			throttled: []resilience.Reason{resilience.RateLimited}},
 		{name: "refused long: given back, due when the wait ends",
 			opts:  harnessOpts{admit: always(resilience.CircuitOpen, 30*time.Second)},
 			kinds: []store.OutcomeKind{store.OutcomeReleased}, releasedAfter: 30 * time.Second},
@@ -309,7 +320,8 @@ func TestHandlePaths(t *testing.T) {
 			if tt.releasedAfter > 0 {
 				require.False(t, got[0].NextAttemptAt().Before(start.Add(tt.releasedAfter)), "due %s, want at least %s after start", got[0].NextAttemptAt(), tt.releasedAfter)
 			}
-			_, finished, _, _ := h.guard.state()
+			_, finished, throttled, _ := h.guard.state()
+			require.Equal(t, tt.throttled, throttled)
 			require.Len(t, finished, len(tt.report))
 			for i, f := range finished {
 				require.Equal(t, tt.report[i], f.Report)
