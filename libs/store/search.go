@@ -32,6 +32,9 @@ type EventFilter struct {
 	Status domain.EventStatus
 	// SubscriptionID keeps events that have a delivery to this subscription.
 	SubscriptionID string
+	// SchemaValid, if set, keeps the events validated against their type's
+	// schema with this verdict.
+	SchemaValid *bool
 	// Since and Until bound received_at: Since <= received_at < Until.
 	Since, Until time.Time
 	// After continues a listing after this event (its received_at and id).
@@ -49,6 +52,8 @@ type EventSummary struct {
 	Source     string
 	ReceivedAt time.Time
 	Status     domain.EventStatus
+	// SchemaValid is the verdict of the event's schema validation, if any.
+	SchemaValid *bool
 }
 
 // Position returns where the event stands in a listing.
@@ -208,7 +213,7 @@ func eventDrivers(scope Scope, f EventFilter) []eventDriver {
 	if _, ok := statusDriver[f.Status]; ok && f.SubscriptionID == "" {
 		ds = append(ds, byStatus)
 	}
-	if len(ds) == 0 || (f.Type != "" && f.Type != "*") || (scope.tenant != "" && f.SubscriptionID == "") {
+	if len(ds) == 0 || (f.Type != "" && f.Type != "*") || (scope.tenant != "" && f.SubscriptionID == "") || (f.SchemaValid != nil && !*f.SchemaValid) {
 		ds = append(ds, byEvents)
 	}
 	return ds
@@ -269,6 +274,11 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 			q.and(`e.type COLLATE "C" = ` + q.arg(f.Type))
 		}
 	}
+	if f.SchemaValid != nil {
+		// A constant, not an argument, so that the plan of "false" can use
+		// the partial index of invalid events.
+		q.and(fmt.Sprintf(`e.schema_valid = %t`, *f.SchemaValid))
+	}
 	q.page(timeCol, idCol, f.Since, f.Until, f.After)
 	// A tenant's status of an event sent to every tenant is that of its
 	// own deliveries: the others' would tell it how their receivers fare.
@@ -276,7 +286,7 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 	if scope.tenant != "" {
 		own = ` AND x.subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = ` + q.arg(scope.tenant) + `)`
 	}
-	sql := `SELECT ` + distinct + `e.id, e.type, e.source, e.received_at, e.tenant_id,
+	sql := `SELECT ` + distinct + `e.id, e.type, e.source, e.received_at, e.tenant_id, e.schema_valid,
 		ARRAY(SELECT x.status FROM deliveries x WHERE x.event_id = e.id` + own + `)
 		FROM ` + from + q.whereSQL() + `
 		ORDER BY ` + timeCol + ` DESC, ` + idCol + ` DESC LIMIT ` + q.arg(f.Limit)
@@ -290,7 +300,7 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 			tenant   pgtype.Text
 			statuses []domain.DeliveryStatus
 		)
-		err := r.Scan(&e.ID, &e.Type, &e.Source, &e.ReceivedAt, &tenant, &statuses)
+		err := r.Scan(&e.ID, &e.Type, &e.Source, &e.ReceivedAt, &tenant, &e.SchemaValid, &statuses)
 		e.TenantID = storedTenant(tenant)
 		e.Status = domain.DeriveEventStatus(statuses)
 		return e, err
