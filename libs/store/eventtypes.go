@@ -278,4 +278,3 @@ func (s *Store) KnownEventTypes(ctx context.Context, names []string) (known, dep
 	}
 	return known, deprecated, nil
 }
-
