@@ -215,6 +215,48 @@ func (e EventListItemStatus) Valid() bool {
 	}
 }
 
+// Defines values for EventTypeBodyValidation.
+const (
+	EventTypeBodyValidationEnforce EventTypeBodyValidation = "enforce"
+	EventTypeBodyValidationOff     EventTypeBodyValidation = "off"
+	EventTypeBodyValidationWarn    EventTypeBodyValidation = "warn"
+)
+
+// Valid indicates whether the value is a known member of the EventTypeBodyValidation enum.
+func (e EventTypeBodyValidation) Valid() bool {
+	switch e {
+	case EventTypeBodyValidationEnforce:
+		return true
+	case EventTypeBodyValidationOff:
+		return true
+	case EventTypeBodyValidationWarn:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventTypeInputValidation.
+const (
+	EventTypeInputValidationEnforce EventTypeInputValidation = "enforce"
+	EventTypeInputValidationOff     EventTypeInputValidation = "off"
+	EventTypeInputValidationWarn    EventTypeInputValidation = "warn"
+)
+
+// Valid indicates whether the value is a known member of the EventTypeInputValidation enum.
+func (e EventTypeInputValidation) Valid() bool {
+	switch e {
+	case EventTypeInputValidationEnforce:
+		return true
+	case EventTypeInputValidationOff:
+		return true
+	case EventTypeInputValidationWarn:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RedeliverBulkInputBodyStatuses.
 const (
 	RedeliverBulkInputBodyStatusesDelivered RedeliverBulkInputBodyStatuses = "delivered"
@@ -356,6 +398,24 @@ func (e UpdateSubscriptionInputBodyState) Valid() bool {
 	}
 }
 
+// Defines values for ListEventTypesParamsDeprecated.
+const (
+	ListEventTypesParamsDeprecatedFalse ListEventTypesParamsDeprecated = "false"
+	ListEventTypesParamsDeprecatedTrue  ListEventTypesParamsDeprecated = "true"
+)
+
+// Valid indicates whether the value is a known member of the ListEventTypesParamsDeprecated enum.
+func (e ListEventTypesParamsDeprecated) Valid() bool {
+	switch e {
+	case ListEventTypesParamsDeprecatedFalse:
+		return true
+	case ListEventTypesParamsDeprecatedTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListEventsParamsStatus.
 const (
 	ListEventsParamsStatusDelivered ListEventsParamsStatus = "delivered"
@@ -377,6 +437,24 @@ func (e ListEventsParamsStatus) Valid() bool {
 	case ListEventsParamsStatusRetrying:
 		return true
 	case ListEventsParamsStatusUnmatched:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListEventsParamsSchemaValid.
+const (
+	ListEventsParamsSchemaValidFalse ListEventsParamsSchemaValid = "false"
+	ListEventsParamsSchemaValidTrue  ListEventsParamsSchemaValid = "true"
+)
+
+// Valid indicates whether the value is a known member of the ListEventsParamsSchemaValid enum.
+func (e ListEventsParamsSchemaValid) Valid() bool {
+	switch e {
+	case ListEventsParamsSchemaValidFalse:
+		return true
+	case ListEventsParamsSchemaValidTrue:
 		return true
 	default:
 		return false
@@ -764,6 +842,12 @@ type EventDetail struct {
 	// ReceivedAt When Dispatch first accepted the event.
 	ReceivedAt *time.Time `json:"received_at,omitempty"`
 
+	// SchemaValid Whether the data validated; false only for a type in warn mode (enforce refuses such events). Absent when not validated.
+	SchemaValid *bool `json:"schema_valid,omitempty"`
+
+	// SchemaVersion The version of its type's schema the event's data was validated against; absent when it was not validated (a type not in the catalog, or validation off).
+	SchemaVersion *int64 `json:"schema_version,omitempty"`
+
 	// Source Which system produced the event.
 	//
 	// Example: shop
@@ -788,10 +872,13 @@ type EventDetailStatus string
 
 // EventListItem defines model for EventListItem.
 type EventListItem struct {
-	Id         string              `json:"id"`
-	ReceivedAt time.Time           `json:"received_at"`
-	Source     *string             `json:"source,omitempty"`
-	Status     EventListItemStatus `json:"status"`
+	Id         string    `json:"id"`
+	ReceivedAt time.Time `json:"received_at"`
+
+	// SchemaValid The verdict of the event's schema validation; absent when it was not validated.
+	SchemaValid *bool               `json:"schema_valid,omitempty"`
+	Source      *string             `json:"source,omitempty"`
+	Status      EventListItemStatus `json:"status"`
 
 	// TenantId The event's tenant; '*' for an event sent to every tenant.
 	TenantId string `json:"tenant_id"`
@@ -800,6 +887,75 @@ type EventListItem struct {
 
 // EventListItemStatus defines model for EventListItem.Status.
 type EventListItemStatus string
+
+// EventTypeBody defines model for EventTypeBody.
+type EventTypeBody struct {
+	// ArchivedAt When the type was deleted: its name stays reserved, its versions readable, and ingest no longer knows it.
+	ArchivedAt *time.Time `json:"archived_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+
+	// Deprecated Still delivered, but subscribing to it answers a warning.
+	Deprecated *bool `json:"deprecated,omitempty"`
+
+	// Description What the event means, in Markdown.
+	Description *string `json:"description,omitempty"`
+
+	// Examples 1–10 example data objects; each must validate against the schema. The first is what POST /subscriptions/{id}/test sends.
+	Examples *[]map[string]interface{} `json:"examples"`
+
+	// Name Example: order.created
+	Name string `json:"name"`
+
+	// Schema A JSON Schema (2020-12; draft-07 when $schema names it) for the event's data; at most 64 KiB, nested at most 32 deep, with $refs only inside itself. Changing it adds a version.
+	Schema    interface{} `json:"schema"`
+	UpdatedAt time.Time   `json:"updated_at"`
+
+	// Validation What ingest does with data that does not validate: off (nothing), warn (stores it marked schema_valid false and counts it), enforce (refuses it with a 422).
+	Validation *EventTypeBodyValidation `json:"validation,omitempty"`
+
+	// Version The latest schema version; 1 for a new type.
+	Version int64 `json:"version"`
+}
+
+// EventTypeBodyValidation What ingest does with data that does not validate: off (nothing), warn (stores it marked schema_valid false and counts it), enforce (refuses it with a 422).
+type EventTypeBodyValidation string
+
+// EventTypeInput defines model for EventTypeInput.
+type EventTypeInput struct {
+	// Deprecated Still delivered, but subscribing to it answers a warning.
+	Deprecated *bool `json:"deprecated,omitempty"`
+
+	// Description What the event means, in Markdown.
+	Description *string `json:"description,omitempty"`
+
+	// Examples 1–10 example data objects; each must validate against the schema. The first is what POST /subscriptions/{id}/test sends.
+	Examples *[]map[string]interface{} `json:"examples"`
+
+	// Schema A JSON Schema (2020-12; draft-07 when $schema names it) for the event's data; at most 64 KiB, nested at most 32 deep, with $refs only inside itself. Changing it adds a version.
+	Schema interface{} `json:"schema"`
+
+	// Validation What ingest does with data that does not validate: off (nothing), warn (stores it marked schema_valid false and counts it), enforce (refuses it with a 422).
+	Validation *EventTypeInputValidation `json:"validation,omitempty"`
+}
+
+// EventTypeInputValidation What ingest does with data that does not validate: off (nothing), warn (stores it marked schema_valid false and counts it), enforce (refuses it with a 422).
+type EventTypeInputValidation string
+
+// EventTypeVersionBody defines model for EventTypeVersionBody.
+type EventTypeVersionBody struct {
+	CreatedAt time.Time                 `json:"created_at"`
+	Examples  *[]map[string]interface{} `json:"examples"`
+
+	// Schema A JSON Schema (2020-12, or draft-07 when its $schema says so) for the event's data.
+	Schema  interface{} `json:"schema"`
+	Version int64       `json:"version"`
+}
+
+// EventTypeVersionsOutputBody defines model for EventTypeVersionsOutputBody.
+type EventTypeVersionsOutputBody struct {
+	// Data Every version, newest first.
+	Data *[]EventTypeVersionBody `json:"data"`
+}
 
 // ListAPIKeysOutputBody defines model for ListAPIKeysOutputBody.
 type ListAPIKeysOutputBody struct {
@@ -817,6 +973,14 @@ type ListDeliveriesOutputBody struct {
 // ListEventDeliveriesOutputBody defines model for ListEventDeliveriesOutputBody.
 type ListEventDeliveriesOutputBody struct {
 	Data *[]DeliveryBody `json:"data"`
+
+	// NextCursor Pass as 'after' for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// ListEventTypesOutputBody defines model for ListEventTypesOutputBody.
+type ListEventTypesOutputBody struct {
+	Data *[]EventTypeBody `json:"data"`
 
 	// NextCursor Pass as 'after' for the next page; absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
@@ -1049,6 +1213,9 @@ type SubscriptionCreated struct {
 	TimeoutMs *int64    `json:"timeout_ms,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Url       string    `json:"url"`
+
+	// Warnings Exact event types the catalog does not have (patterns and future types are allowed, so this is no error unless EVENT_TYPES_REQUIRED is on), and deprecated types (still delivered).
+	Warnings *[]string `json:"warnings,omitempty"`
 }
 
 // SubscriptionCreatedCircuitState The destination's live circuit breaker state (single subscription answers only).
@@ -1086,6 +1253,9 @@ type SubscriptionUpdated struct {
 	TimeoutMs *int64     `json:"timeout_ms,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 	Url       *string    `json:"url,omitempty"`
+
+	// Warnings As in the answer to POST /subscriptions: exact event types not in the catalog, and deprecated ones.
+	Warnings *[]string `json:"warnings,omitempty"`
 }
 
 // SubscriptionUpdatedState defines model for SubscriptionUpdated.State.
@@ -1211,6 +1381,25 @@ type UpdateSubscriptionInputBody struct {
 // UpdateSubscriptionInputBodyState active re-enables a disabled or paused subscription.
 type UpdateSubscriptionInputBodyState string
 
+// ListEventTypesParams defines parameters for ListEventTypes.
+type ListEventTypesParams struct {
+	// Prefix Only types whose name starts with this, e.g. 'order.'.
+	Prefix *string `form:"prefix,omitempty" json:"prefix,omitempty"`
+
+	// Deprecated Only deprecated types (true) or only the others (false).
+	Deprecated *ListEventTypesParamsDeprecated `form:"deprecated,omitempty" json:"deprecated,omitempty"`
+
+	// Archived List the archived (deleted) types instead of the others.
+	Archived *bool `form:"archived,omitempty" json:"archived,omitempty"`
+
+	// After Cursor: the next_cursor of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListEventTypesParamsDeprecated defines parameters for ListEventTypes.
+type ListEventTypesParamsDeprecated string
+
 // ListEventsParams defines parameters for ListEvents.
 type ListEventsParams struct {
 	// Type An exact event type, or a pattern: 'order.*' for every type under 'order.', '*' for all.
@@ -1225,6 +1414,9 @@ type ListEventsParams struct {
 	// TenantId Only this tenant's events (with subscription_id, also the events sent to every tenant that reached it).
 	TenantId *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
 
+	// SchemaValid Only events whose data was validated against their type's schema with this verdict: false lists the events a type in warn mode accepted although they did not validate.
+	SchemaValid *ListEventsParamsSchemaValid `form:"schema_valid,omitempty" json:"schema_valid,omitempty"`
+
 	// Since Only events received at or after this time (RFC 3339).
 	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
 
@@ -1238,6 +1430,9 @@ type ListEventsParams struct {
 
 // ListEventsParamsStatus defines parameters for ListEvents.
 type ListEventsParamsStatus string
+
+// ListEventsParamsSchemaValid defines parameters for ListEvents.
+type ListEventsParamsSchemaValid string
 
 // ListEventAttemptsParams defines parameters for ListEventAttempts.
 type ListEventAttemptsParams struct {
@@ -1321,6 +1516,9 @@ type ListTenantsParams struct {
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateAPIKeyInputBody
+
+// PutEventTypeJSONRequestBody defines body for PutEventType for application/json ContentType.
+type PutEventTypeJSONRequestBody = EventTypeInput
 
 // CreateEventJSONRequestBody defines body for CreateEvent for application/json ContentType.
 type CreateEventJSONRequestBody = EventBody
@@ -1451,6 +1649,50 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /api-keys/{id} (the `RevokeApiKey` operationId).
 	RevokeApiKey(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListEventTypes List event types
+	//
+	// The catalog by name; keyset pages. Every key with the read scope may read it, tenant-bound keys included.
+	//
+	// Corresponds with GET /event-types (the `ListEventTypes` operationId).
+	ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteEventType Archive an event type
+	//
+	// Ingest no longer knows the type (its events are not validated; with EVENT_TYPES_REQUIRED they are refused); its name stays reserved and its versions readable. Needs a key bound to no tenant.
+	//
+	// Corresponds with DELETE /event-types/{name} (the `DeleteEventType` operationId).
+	DeleteEventType(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetEventType Get an event type
+	//
+	// The type with its latest schema, archived or not.
+	//
+	// Corresponds with GET /event-types/{name} (the `GetEventType` operationId).
+	GetEventType(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutEventTypeWithBody Create or change an event type
+	//
+	// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+	PutEventTypeWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutEventType Create or change an event type
+	//
+	// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+	PutEventType(ctx context.Context, name string, body PutEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListEventTypeVersions List an event type's schema versions
+	//
+	// Corresponds with GET /event-types/{name}/versions (the `ListEventTypeVersions` operationId).
+	ListEventTypeVersions(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListEvents List and search events
 	//
@@ -1747,6 +1989,110 @@ func (c *Client) CreateApiKey(ctx context.Context, body CreateApiKeyJSONRequestB
 // Corresponds with DELETE /api-keys/{id} (the `RevokeApiKey` operationId).
 func (c *Client) RevokeApiKey(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeApiKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEventTypes List event types
+//
+// The catalog by name; keyset pages. Every key with the read scope may read it, tenant-bound keys included.
+//
+// Corresponds with GET /event-types (the `ListEventTypes` operationId).
+func (c *Client) ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventTypesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteEventType Archive an event type
+//
+// Ingest no longer knows the type (its events are not validated; with EVENT_TYPES_REQUIRED they are refused); its name stays reserved and its versions readable. Needs a key bound to no tenant.
+//
+// Corresponds with DELETE /event-types/{name} (the `DeleteEventType` operationId).
+func (c *Client) DeleteEventType(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteEventTypeRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetEventType Get an event type
+//
+// The type with its latest schema, archived or not.
+//
+// Corresponds with GET /event-types/{name} (the `GetEventType` operationId).
+func (c *Client) GetEventType(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetEventTypeRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutEventTypeWithBody Create or change an event type
+//
+// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+func (c *Client) PutEventTypeWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutEventTypeRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutEventType Create or change an event type
+//
+// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+func (c *Client) PutEventType(ctx context.Context, name string, body PutEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutEventTypeRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEventTypeVersions List an event type's schema versions
+//
+// Corresponds with GET /event-types/{name}/versions (the `ListEventTypeVersions` operationId).
+func (c *Client) ListEventTypeVersions(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventTypeVersionsRequest(c.Server, name)
 	if err != nil {
 		return nil, err
 	}
@@ -2390,6 +2736,257 @@ func NewRevokeApiKeyRequest(server string, id string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListEventTypesRequest constructs an http.Request for the ListEventTypes method
+func NewListEventTypesRequest(server string, params *ListEventTypesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Prefix != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "prefix", *params.Prefix, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Deprecated != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "deprecated", *params.Deprecated, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Archived != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "archived", *params.Archived, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteEventTypeRequest constructs an http.Request for the DeleteEventType method
+func NewDeleteEventTypeRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetEventTypeRequest constructs an http.Request for the GetEventType method
+func NewGetEventTypeRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutEventTypeRequest calls the generic PutEventType builder with application/json body
+func NewPutEventTypeRequest(server string, name string, body PutEventTypeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutEventTypeRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewPutEventTypeRequestWithBody constructs an http.Request for the PutEventType method, with any body, and a specified content type
+func NewPutEventTypeRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListEventTypeVersionsRequest constructs an http.Request for the ListEventTypeVersions method
+func NewListEventTypeVersionsRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/%s/versions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListEventsRequest constructs an http.Request for the ListEvents method
 func NewListEventsRequest(server string, params *ListEventsParams) (*http.Request, error) {
 	var err error
@@ -2457,6 +3054,18 @@ func NewListEventsRequest(server string, params *ListEventsParams) (*http.Reques
 		if params.TenantId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SchemaValid != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "schema_valid", *params.SchemaValid, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3727,6 +4336,58 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api-keys/{id} (the `RevokeApiKey` operationId).
 	RevokeApiKeyWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokeApiKeyResponse, error)
 
+	// ListEventTypesWithResponse List event types
+	//
+	// The catalog by name; keyset pages. Every key with the read scope may read it, tenant-bound keys included.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /event-types (the `ListEventTypes` operationId).
+	ListEventTypesWithResponse(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*ListEventTypesResponse, error)
+
+	// DeleteEventTypeWithResponse Archive an event type
+	//
+	// Ingest no longer knows the type (its events are not validated; with EVENT_TYPES_REQUIRED they are refused); its name stays reserved and its versions readable. Needs a key bound to no tenant.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /event-types/{name} (the `DeleteEventType` operationId).
+	DeleteEventTypeWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*DeleteEventTypeResponse, error)
+
+	// GetEventTypeWithResponse Get an event type
+	//
+	// The type with its latest schema, archived or not.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /event-types/{name} (the `GetEventType` operationId).
+	GetEventTypeWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetEventTypeResponse, error)
+
+	// PutEventTypeWithBodyWithResponse Create or change an event type
+	//
+	// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+	PutEventTypeWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutEventTypeResponse, error)
+
+	// PutEventTypeWithResponse Create or change an event type
+	//
+	// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+	PutEventTypeWithResponse(ctx context.Context, name string, body PutEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*PutEventTypeResponse, error)
+
+	// ListEventTypeVersionsWithResponse List an event type's schema versions
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /event-types/{name}/versions (the `ListEventTypeVersions` operationId).
+	ListEventTypeVersionsWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ListEventTypeVersionsResponse, error)
+
 	// ListEventsWithResponse List and search events
 	//
 	// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription, tenant and time; keyset pages.
@@ -4238,6 +4899,456 @@ func (r RevokeApiKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RevokeApiKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListEventTypesResponse503Headers the declared response headers of an HTTP 503 response for ListEventTypes
+type ListEventTypesResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListEventTypesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListEventTypesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListEventTypesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventTypesResponse) GetJSON200() *ListEventTypesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventTypesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventTypesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventTypesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteEventTypeResponse503Headers the declared response headers of an HTTP 503 response for DeleteEventType
+type DeleteEventTypeResponse503Headers struct {
+	RetryAfter *int
+}
+
+type DeleteEventTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteEventTypeResponse503Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteEventTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteEventTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteEventTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteEventTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetEventTypeResponse503Headers the declared response headers of an HTTP 503 response for GetEventType
+type GetEventTypeResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetEventTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventTypeBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetEventTypeResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetEventTypeResponse) GetJSON200() *EventTypeBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetEventTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetEventTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetEventTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetEventTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PutEventTypeResponse503Headers the declared response headers of an HTTP 503 response for PutEventType
+type PutEventTypeResponse503Headers struct {
+	RetryAfter *int
+}
+
+type PutEventTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventTypeBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutEventTypeResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutEventTypeResponse) GetJSON200() *EventTypeBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutEventTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutEventTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutEventTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutEventTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListEventTypeVersionsResponse503Headers the declared response headers of an HTTP 503 response for ListEventTypeVersions
+type ListEventTypeVersionsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListEventTypeVersionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventTypeVersionsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListEventTypeVersionsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventTypeVersionsResponse) GetJSON200() *EventTypeVersionsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventTypeVersionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventTypeVersionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventTypeVersionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventTypeVersionsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6340,6 +7451,94 @@ func (c *ClientWithResponses) RevokeApiKeyWithResponse(ctx context.Context, id s
 	return ParseRevokeApiKeyResponse(rsp)
 }
 
+// ListEventTypesWithResponse List event types
+//
+// The catalog by name; keyset pages. Every key with the read scope may read it, tenant-bound keys included.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /event-types (the `ListEventTypes` operationId).
+func (c *ClientWithResponses) ListEventTypesWithResponse(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*ListEventTypesResponse, error) {
+	rsp, err := c.ListEventTypes(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventTypesResponse(rsp)
+}
+
+// DeleteEventTypeWithResponse Archive an event type
+//
+// Ingest no longer knows the type (its events are not validated; with EVENT_TYPES_REQUIRED they are refused); its name stays reserved and its versions readable. Needs a key bound to no tenant.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /event-types/{name} (the `DeleteEventType` operationId).
+func (c *ClientWithResponses) DeleteEventTypeWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*DeleteEventTypeResponse, error) {
+	rsp, err := c.DeleteEventType(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteEventTypeResponse(rsp)
+}
+
+// GetEventTypeWithResponse Get an event type
+//
+// The type with its latest schema, archived or not.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /event-types/{name} (the `GetEventType` operationId).
+func (c *ClientWithResponses) GetEventTypeWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetEventTypeResponse, error) {
+	rsp, err := c.GetEventType(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetEventTypeResponse(rsp)
+}
+
+// PutEventTypeWithBodyWithResponse Create or change an event type
+//
+// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+func (c *ClientWithResponses) PutEventTypeWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutEventTypeResponse, error) {
+	rsp, err := c.PutEventTypeWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutEventTypeResponse(rsp)
+}
+
+// PutEventTypeWithResponse Create or change an event type
+//
+// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+func (c *ClientWithResponses) PutEventTypeWithResponse(ctx context.Context, name string, body PutEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*PutEventTypeResponse, error) {
+	rsp, err := c.PutEventType(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutEventTypeResponse(rsp)
+}
+
+// ListEventTypeVersionsWithResponse List an event type's schema versions
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /event-types/{name}/versions (the `ListEventTypeVersions` operationId).
+func (c *ClientWithResponses) ListEventTypeVersionsWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ListEventTypeVersionsResponse, error) {
+	rsp, err := c.ListEventTypeVersions(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventTypeVersionsResponse(rsp)
+}
+
 // ListEventsWithResponse List and search events
 //
 // Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription, tenant and time; keyset pages.
@@ -6999,6 +8198,414 @@ func ParseRevokeApiKeyResponse(rsp *http.Response) (*RevokeApiKeyResponse, error
 	switch {
 	case rsp.StatusCode == 503:
 		var headers RevokeApiKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListEventTypesResponse parses an HTTP response from a ListEventTypesWithResponse call
+func ParseListEventTypesResponse(rsp *http.Response) (*ListEventTypesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventTypesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListEventTypesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListEventTypesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteEventTypeResponse parses an HTTP response from a DeleteEventTypeWithResponse call
+func ParseDeleteEventTypeResponse(rsp *http.Response) (*DeleteEventTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteEventTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteEventTypeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetEventTypeResponse parses an HTTP response from a GetEventTypeWithResponse call
+func ParseGetEventTypeResponse(rsp *http.Response) (*GetEventTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetEventTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventTypeBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetEventTypeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePutEventTypeResponse parses an HTTP response from a PutEventTypeWithResponse call
+func ParsePutEventTypeResponse(rsp *http.Response) (*PutEventTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutEventTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventTypeBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PutEventTypeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListEventTypeVersionsResponse parses an HTTP response from a ListEventTypeVersionsWithResponse call
+func ParseListEventTypeVersionsResponse(rsp *http.Response) (*ListEventTypeVersionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventTypeVersionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventTypeVersionsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListEventTypeVersionsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -124,8 +124,21 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 			invalid(i, id, &huma.ErrorDetail{Location: "body.events[" + strconv.Itoa(i) + "].tenant_id", Message: errOtherTenantsID})
 			continue
 		}
-		tenantOf[e.ID] = tenant
 		e.TenantID = tenant
+		if err := s.checkSchema(ctx, &e, "/events/"+strconv.Itoa(i)+"/data"); err != nil {
+			var schemaErr errSchemaInvalid
+			var ve *domain.ValidationError
+			switch {
+			case errors.As(err, &schemaErr):
+				invalid(i, id, schemaErr.details()...)
+				continue
+			case errors.As(err, &ve):
+				invalid(i, id, validationDetail(err, "body.events["+strconv.Itoa(i)+"]."))
+				continue
+			}
+			return nil, s.problem(ctx, err, "")
+		}
+		tenantOf[e.ID] = tenant
 		events = append(events, e)
 		at = append(at, i)
 	}
@@ -151,6 +164,7 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 		if created {
 			r.Status = batchStored
 			out.Body.Stored++
+			s.countStored(events[k])
 		} else {
 			out.Body.Exists++
 		}

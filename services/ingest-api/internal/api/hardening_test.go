@@ -290,6 +290,7 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 		"rotate-subscription-secret": `{}`,
 		"create-api-key":             `{"name":"k","scopes":["read"]}`,
 		"put-tenant":                 `{}`,
+		"put-event-type":             `{"schema":{},"examples":[{}]}`,
 	}
 	// Operations that need no database: the key in use is known from the request.
 	noDatabase := map[string]bool{"get-current-key": true}
@@ -314,7 +315,7 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 			if op.body && !ok {
 				t.Fatalf("operation %s takes a body: add a valid one to this test", op.id)
 			}
-			url := strings.ReplaceAll(path, "{id}", "x")
+			url := strings.ReplaceAll(strings.ReplaceAll(path, "{id}", "x"), "{name}", "x")
 			r := b.do(t, op.method, url, body)
 			require.Equal(t, http.StatusServiceUnavailable, r.status, "%s %s: %s", op.method, url, r.raw)
 			require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))

@@ -19,11 +19,15 @@ type Config struct {
 	// AdminKey is accepted as an admin API key besides the stored ones
 	// (ADMIN_API_KEY), so a new deployment can create its first keys.
 	AdminKey string
+	// EventTypesRequired refuses events and subscriptions that name an
+	// exact event type the catalog does not have (EVENT_TYPES_REQUIRED).
+	EventTypesRequired bool
 }
 
 // Load reads the configuration, reporting every bad variable by name.
 func Load(env *config.Env) (Config, error) {
-	c := Config{Common: env.Common(30), Redis: env.Redis(), SecretKeys: env.SecretKeys(), AllowCIDRs: env.Prefixes("DELIVERY_ALLOW_CIDRS"), AdminKey: env.String("ADMIN_API_KEY", "")}
+	c := Config{Common: env.Common(30), Redis: env.Redis(), SecretKeys: env.SecretKeys(), AllowCIDRs: env.Prefixes("DELIVERY_ALLOW_CIDRS"), AdminKey: env.String("ADMIN_API_KEY", ""),
+		EventTypesRequired: env.OneOf("EVENT_TYPES_REQUIRED", "false", "true", "false") == "true"}
 	if c.AdminKey != "" && len(c.AdminKey) < minAdminKeyLength {
 		// A short admin key could be guessed; generated keys are 56 characters.
 		env.Fail("ADMIN_API_KEY", "must be at least %d characters", minAdminKeyLength)
