@@ -1657,6 +1657,13 @@ type ClientInterface interface {
 	// Corresponds with GET /event-types (the `ListEventTypes` operationId).
 	ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetEventTypesOpenapi The catalog as an OpenAPI 3.1 webhooks document
+	//
+	// An OpenAPI 3.1 document with a webhooks entry per event type in the catalog: the body Dispatch posts (id, type, source, timestamp, and data following the type's latest schema), the signature headers, and the type's first example. Receivers generate types from it with their usual tools.
+	//
+	// Corresponds with GET /event-types/openapi.json (the `GetEventTypesOpenapi` operationId).
+	GetEventTypesOpenapi(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// DeleteEventType Archive an event type
 	//
 	// Ingest no longer knows the type (its events are not validated; with EVENT_TYPES_REQUIRED they are refused); its name stays reserved and its versions readable. Needs a key bound to no tenant.
@@ -2006,6 +2013,23 @@ func (c *Client) RevokeApiKey(ctx context.Context, id string, reqEditors ...Requ
 // Corresponds with GET /event-types (the `ListEventTypes` operationId).
 func (c *Client) ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListEventTypesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetEventTypesOpenapi The catalog as an OpenAPI 3.1 webhooks document
+//
+// An OpenAPI 3.1 document with a webhooks entry per event type in the catalog: the body Dispatch posts (id, type, source, timestamp, and data following the type's latest schema), the signature headers, and the type's first example. Receivers generate types from it with their usual tools.
+//
+// Corresponds with GET /event-types/openapi.json (the `GetEventTypesOpenapi` operationId).
+func (c *Client) GetEventTypesOpenapi(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetEventTypesOpenapiRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -2828,6 +2852,33 @@ func NewListEventTypesRequest(server string, params *ListEventTypesParams) (*htt
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
 		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetEventTypesOpenapiRequest constructs an http.Request for the GetEventTypesOpenapi method
+func NewGetEventTypesOpenapiRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/openapi.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -4345,6 +4396,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /event-types (the `ListEventTypes` operationId).
 	ListEventTypesWithResponse(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*ListEventTypesResponse, error)
 
+	// GetEventTypesOpenapiWithResponse The catalog as an OpenAPI 3.1 webhooks document
+	//
+	// An OpenAPI 3.1 document with a webhooks entry per event type in the catalog: the body Dispatch posts (id, type, source, timestamp, and data following the type's latest schema), the signature headers, and the type's first example. Receivers generate types from it with their usual tools.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /event-types/openapi.json (the `GetEventTypesOpenapi` operationId).
+	GetEventTypesOpenapiWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetEventTypesOpenapiResponse, error)
+
 	// DeleteEventTypeWithResponse Archive an event type
 	//
 	// Ingest no longer knows the type (its events are not validated; with EVENT_TYPES_REQUIRED they are refused); its name stays reserved and its versions readable. Needs a key bound to no tenant.
@@ -4982,6 +5042,82 @@ func (r ListEventTypesResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListEventTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetEventTypesOpenapiResponse503Headers the declared response headers of an HTTP 503 response for GetEventTypesOpenapi
+type GetEventTypesOpenapiResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetEventTypesOpenapiResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *map[string]interface{}
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetEventTypesOpenapiResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetEventTypesOpenapiResponse) GetJSON200() *map[string]interface{} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetEventTypesOpenapiResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetEventTypesOpenapiResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetEventTypesOpenapiResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetEventTypesOpenapiResponse) GetApplicationproblemJSONDefault() *ErrorModel {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetEventTypesOpenapiResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetEventTypesOpenapiResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetEventTypesOpenapiResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetEventTypesOpenapiResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7466,6 +7602,21 @@ func (c *ClientWithResponses) ListEventTypesWithResponse(ctx context.Context, pa
 	return ParseListEventTypesResponse(rsp)
 }
 
+// GetEventTypesOpenapiWithResponse The catalog as an OpenAPI 3.1 webhooks document
+//
+// An OpenAPI 3.1 document with a webhooks entry per event type in the catalog: the body Dispatch posts (id, type, source, timestamp, and data following the type's latest schema), the signature headers, and the type's first example. Receivers generate types from it with their usual tools.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /event-types/openapi.json (the `GetEventTypesOpenapi` operationId).
+func (c *ClientWithResponses) GetEventTypesOpenapiWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetEventTypesOpenapiResponse, error) {
+	rsp, err := c.GetEventTypesOpenapi(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetEventTypesOpenapiResponse(rsp)
+}
+
 // DeleteEventTypeWithResponse Archive an event type
 //
 // Ingest no longer knows the type (its events are not validated; with EVENT_TYPES_REQUIRED they are refused); its name stays reserved and its versions readable. Needs a key bound to no tenant.
@@ -8272,6 +8423,73 @@ func ParseListEventTypesResponse(rsp *http.Response) (*ListEventTypesResponse, e
 	switch {
 	case rsp.StatusCode == 503:
 		var headers ListEventTypesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetEventTypesOpenapiResponse parses an HTTP response from a GetEventTypesOpenapiWithResponse call
+func ParseGetEventTypesOpenapiResponse(rsp *http.Response) (*GetEventTypesOpenapiResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetEventTypesOpenapiResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetEventTypesOpenapiResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -223,7 +223,7 @@ func (s *Store) ListEventTypeVersions(ctx context.Context, name string) (_ []dom
 func (s *Store) CatalogRevision(ctx context.Context) (_ int64, err error) {
 	defer markUnavailable(&err)
 	var rev int64
-	if err := s.ingest.QueryRow(ctx, `SELECT revision FROM catalog_revision`).Scan(&rev); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT revision FROM catalog_revision`).Scan(&rev); err != nil {
 		return 0, fmt.Errorf("catalog revision: %w", err)
 	}
 	return rev, nil

@@ -182,6 +182,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerAPIKeys(api)
 	s.registerMe(api)
 	s.registerTenants(api)
+	s.registerCatalogDocument(api)
 	s.registerEventTypes(api)
 	declareCommonErrors(api.OpenAPI())
 	warmDocuments(mux)
