@@ -740,7 +740,10 @@ type DeliveryListItem struct {
 	NextAttemptAt  *time.Time             `json:"next_attempt_at,omitempty"`
 	Status         DeliveryListItemStatus `json:"status"`
 	SubscriptionId string                 `json:"subscription_id"`
-	UpdatedAt      time.Time              `json:"updated_at"`
+
+	// Test A delivery of a test event (POST /subscriptions/{id}/test).
+	Test      *bool     `json:"test,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // DeliveryListItemStatus defines model for DeliveryListItem.Status.
@@ -861,6 +864,9 @@ type EventDetail struct {
 	// Example: acme
 	TenantId *string `json:"tenant_id,omitempty"`
 
+	// Test A test event sent by POST /subscriptions/{id}/test to one subscription only.
+	Test *bool `json:"test,omitempty"`
+
 	// Type Event type that subscriptions match on.
 	//
 	// Example: order.created
@@ -882,7 +888,10 @@ type EventListItem struct {
 
 	// TenantId The event's tenant; '*' for an event sent to every tenant.
 	TenantId string `json:"tenant_id"`
-	Type     string `json:"type"`
+
+	// Test A test event sent by POST /subscriptions/{id}/test.
+	Test *bool  `json:"test,omitempty"`
+	Type string `json:"type"`
 }
 
 // EventListItemStatus defines model for EventListItem.Status.
@@ -1100,6 +1109,12 @@ type SecretRotated struct {
 
 	// Secret The new signing secret. Shown only once: store it with the receiver.
 	Secret string `json:"secret"`
+}
+
+// SendTestInputBody defines model for SendTestInputBody.
+type SendTestInputBody struct {
+	// EventType A type of the catalog: its first example is sent. Absent: a 'dispatch.test' event.
+	EventType *string `json:"event_type,omitempty"`
 }
 
 // StatsBody defines model for StatsBody.
@@ -1541,6 +1556,9 @@ type RedeliverSubscriptionJSONRequestBody = RedeliverBulkInputBody
 // RotateSubscriptionSecretJSONRequestBody defines body for RotateSubscriptionSecret for application/json ContentType.
 type RotateSubscriptionSecretJSONRequestBody = RotateSecretInputBody
 
+// SendTestEventJSONRequestBody defines body for SendTestEvent for application/json ContentType.
+type SendTestEventJSONRequestBody = SendTestInputBody
+
 // PutTenantJSONRequestBody defines body for PutTenant for application/json ContentType.
 type PutTenantJSONRequestBody = PutTenantInputBody
 
@@ -1893,6 +1911,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /subscriptions/{id}/secret/rotate (the `RotateSubscriptionSecret` operationId).
 	RotateSubscriptionSecret(ctx context.Context, id string, body RotateSubscriptionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendTestEventWithBody Send a test event to one subscription
+	//
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+	SendTestEventWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendTestEvent Send a test event to one subscription
+	//
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+	SendTestEvent(ctx context.Context, id string, body SendTestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTenants List tenants
 	//
@@ -2560,6 +2596,44 @@ func (c *Client) RotateSubscriptionSecretWithBody(ctx context.Context, id string
 // Corresponds with POST /subscriptions/{id}/secret/rotate (the `RotateSubscriptionSecret` operationId).
 func (c *Client) RotateSubscriptionSecret(ctx context.Context, id string, body RotateSubscriptionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRotateSubscriptionSecretRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendTestEventWithBody Send a test event to one subscription
+//
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+func (c *Client) SendTestEventWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendTestEventRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendTestEvent Send a test event to one subscription
+//
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+func (c *Client) SendTestEvent(ctx context.Context, id string, body SendTestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendTestEventRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4114,6 +4188,53 @@ func NewRotateSubscriptionSecretRequestWithBody(server string, id string, conten
 	return req, nil
 }
 
+// NewSendTestEventRequest calls the generic SendTestEvent builder with application/json body
+func NewSendTestEventRequest(server string, id string, body SendTestEventJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSendTestEventRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSendTestEventRequestWithBody constructs an http.Request for the SendTestEvent method, with any body, and a specified content type
+func NewSendTestEventRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/subscriptions/%s/test", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListTenantsRequest constructs an http.Request for the ListTenants method
 func NewListTenantsRequest(server string, params *ListTenantsParams) (*http.Request, error) {
 	var err error
@@ -4662,6 +4783,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /subscriptions/{id}/secret/rotate (the `RotateSubscriptionSecret` operationId).
 	RotateSubscriptionSecretWithResponse(ctx context.Context, id string, body RotateSubscriptionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateSubscriptionSecretResponse, error)
+
+	// SendTestEventWithBodyWithResponse Send a test event to one subscription
+	//
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+	SendTestEventWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error)
+
+	// SendTestEventWithResponse Send a test event to one subscription
+	//
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+	SendTestEventWithResponse(ctx context.Context, id string, body SendTestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error)
 
 	// ListTenantsWithResponse List tenants
 	//
@@ -7167,6 +7306,110 @@ func (r RotateSubscriptionSecretResponse) ContentType() string {
 	return ""
 }
 
+// SendTestEventResponse503Headers the declared response headers of an HTTP 503 response for SendTestEvent
+type SendTestEventResponse503Headers struct {
+	RetryAfter *int
+}
+
+type SendTestEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *EventBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SendTestEventResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r SendTestEventResponse) GetJSON202() *EventBody {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SendTestEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SendTestEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SendTestEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SendTestEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListTenantsResponse503Headers the declared response headers of an HTTP 503 response for ListTenants
 type ListTenantsResponse503Headers struct {
 	RetryAfter *int
@@ -8053,6 +8296,36 @@ func (c *ClientWithResponses) RotateSubscriptionSecretWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseRotateSubscriptionSecretResponse(rsp)
+}
+
+// SendTestEventWithBodyWithResponse Send a test event to one subscription
+//
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+func (c *ClientWithResponses) SendTestEventWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error) {
+	rsp, err := c.SendTestEventWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendTestEventResponse(rsp)
+}
+
+// SendTestEventWithResponse Send a test event to one subscription
+//
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+func (c *ClientWithResponses) SendTestEventWithResponse(ctx context.Context, id string, body SendTestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error) {
+	rsp, err := c.SendTestEvent(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendTestEventResponse(rsp)
 }
 
 // ListTenantsWithResponse List tenants
@@ -10341,6 +10614,101 @@ func ParseRotateSubscriptionSecretResponse(rsp *http.Response) (*RotateSubscript
 	switch {
 	case rsp.StatusCode == 503:
 		var headers RotateSubscriptionSecretResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSendTestEventResponse parses an HTTP response from a SendTestEventWithResponse call
+func ParseSendTestEventResponse(rsp *http.Response) (*SendTestEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SendTestEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest EventBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers SendTestEventResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

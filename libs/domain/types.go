@@ -24,6 +24,9 @@ type Event struct {
 	// none. Only a type in warn mode stores false: enforce refuses the
 	// event instead.
 	SchemaValid *bool
+	// Test marks an event sent by POST /subscriptions/{id}/test to one
+	// subscription only, never fanned out.
+	Test bool
 }
 
 // SubscriptionState says whether a subscription receives deliveries.

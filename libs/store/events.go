@@ -336,8 +336,8 @@ func (s *Store) getEvent(ctx context.Context, id string) (domain.Event, error) {
 		tenant pgtype.Text
 	)
 	var version pgtype.Int4
-	err := s.pool.QueryRow(ctx, `SELECT id, type, source, data, received_at, tenant_id, schema_version, schema_valid FROM events WHERE id = $1`, id).
-		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &version, &e.SchemaValid)
+	err := s.pool.QueryRow(ctx, `SELECT id, type, source, data, received_at, tenant_id, schema_version, schema_valid, test FROM events WHERE id = $1`, id).
+		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &version, &e.SchemaValid, &e.Test)
 	e.TenantID = storedTenant(tenant)
 	e.SchemaVersion = int(version.Int32)
 	return e, notFound(err)
@@ -364,10 +364,10 @@ func (s *Store) GetEvent(ctx context.Context, scope Scope, id string) (_ domain.
 		statuses []domain.DeliveryStatus
 	)
 	err = s.pool.QueryRow(ctx, `
-		SELECT id, type, source, data, received_at, tenant_id, schema_version, schema_valid,
+		SELECT id, type, source, data, received_at, tenant_id, schema_version, schema_valid, test,
 		       ARRAY(SELECT DISTINCT d.status FROM deliveries d WHERE d.event_id = e.id AND `+deliveryInScope(2)+`)
 		FROM events e WHERE id = $1 AND `+eventInScope(2), id, scope.arg()).
-		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &version, &e.SchemaValid, &statuses)
+		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &version, &e.SchemaValid, &e.Test, &statuses)
 	if err != nil {
 		return domain.Event{}, "", fmt.Errorf("get event %q: %w", id, notFound(err))
 	}
@@ -520,4 +520,41 @@ func (s *Store) ListAttempts(ctx context.Context, scope Scope, f AttemptFilter) 
 		}
 	}
 	return attempts, nil
+}
+
+// SendTest stores e as a test event of the subscription's tenant with one
+// delivery, to that subscription only, in one statement: no fan-out.
+// domain.ErrNotFound if the subscription is not within scope;
+// domain.ErrConflict if e's id is taken.
+func (s *Store) SendTest(ctx context.Context, scope Scope, subscriptionID string, e domain.Event) (_ IngestResult, err error) {
+	defer markUnavailable(&err)
+	res := IngestResult{Event: e, Created: true}
+	var (
+		tenant pgtype.Text
+		id     int64
+	)
+	err = s.pool.QueryRow(ctx, `
+		WITH s AS (
+			SELECT id, tenant_id FROM subscriptions WHERE id = $1 AND ($6::text IS NULL OR tenant_id = $6)
+		), ev AS (
+			INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid, test)
+			SELECT $2, $3, $4, $5, s.tenant_id, $7, $8, true FROM s
+			RETURNING id, received_at, tenant_id
+		), d AS (
+			INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
+			SELECT ev.id, s.id, now() FROM ev, s
+			RETURNING id
+		)
+		SELECT ev.received_at, ev.tenant_id, d.id FROM ev, d`,
+		subscriptionID, e.ID, e.Type, e.Source, e.Data, scope.arg(), schemaVersion(e), e.SchemaValid).Scan(&res.Event.ReceivedAt, &tenant, &id)
+	if isUniqueViolation(err) {
+		return IngestResult{}, fmt.Errorf("send test event %q: %w", e.ID, domain.ErrConflict)
+	}
+	if err != nil {
+		return IngestResult{}, fmt.Errorf("send test event to %q: %w", subscriptionID, notFound(err))
+	}
+	res.Event.TenantID = storedTenant(tenant)
+	res.Event.Test = true
+	res.Deliveries = []DeliveryRef{{ID: id, EventID: e.ID, SubscriptionID: subscriptionID}}
+	return res, nil
 }

@@ -54,6 +54,8 @@ type EventSummary struct {
 	Status     domain.EventStatus
 	// SchemaValid is the verdict of the event's schema validation, if any.
 	SchemaValid *bool
+	// Test marks a test event (POST /subscriptions/{id}/test).
+	Test bool
 }
 
 // Position returns where the event stands in a listing.
@@ -286,7 +288,7 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 	if scope.tenant != "" {
 		own = ` AND x.subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = ` + q.arg(scope.tenant) + `)`
 	}
-	sql := `SELECT ` + distinct + `e.id, e.type, e.source, e.received_at, e.tenant_id, e.schema_valid,
+	sql := `SELECT ` + distinct + `e.id, e.type, e.source, e.received_at, e.tenant_id, e.schema_valid, e.test,
 		ARRAY(SELECT x.status FROM deliveries x WHERE x.event_id = e.id` + own + `)
 		FROM ` + from + q.whereSQL() + `
 		ORDER BY ` + timeCol + ` DESC, ` + idCol + ` DESC LIMIT ` + q.arg(f.Limit)
@@ -300,7 +302,7 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 			tenant   pgtype.Text
 			statuses []domain.DeliveryStatus
 		)
-		err := r.Scan(&e.ID, &e.Type, &e.Source, &e.ReceivedAt, &tenant, &e.SchemaValid, &statuses)
+		err := r.Scan(&e.ID, &e.Type, &e.Source, &e.ReceivedAt, &tenant, &e.SchemaValid, &e.Test, &statuses)
 		e.TenantID = storedTenant(tenant)
 		e.Status = domain.DeriveEventStatus(statuses)
 		return e, err
@@ -329,6 +331,8 @@ type DeliveryFilter struct {
 type DeliverySummary struct {
 	domain.Delivery
 	EventType string
+	// Test marks a delivery of a test event (POST /subscriptions/{id}/test).
+	Test bool
 }
 
 // Position returns where the delivery stands in a listing.
@@ -350,7 +354,7 @@ func (s *Store) ListDeliveries(ctx context.Context, scope Scope, f DeliveryFilte
 	}
 	q.page(`d.created_at`, `d.event_id`, f.Since, f.Until, f.After)
 	rows, err := s.pool.Query(ctx, `
-		SELECT `+qualified("d", deliveryColumns)+`, e.type FROM deliveries d JOIN events e ON e.id = d.event_id`+q.whereSQL()+`
+		SELECT `+qualified("d", deliveryColumns)+`, e.type, e.test FROM deliveries d JOIN events e ON e.id = d.event_id`+q.whereSQL()+`
 		ORDER BY d.created_at DESC, d.event_id DESC LIMIT `+q.arg(f.Limit), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries of %q: %w", f.SubscriptionID, err)
@@ -358,7 +362,7 @@ func (s *Store) ListDeliveries(ctx context.Context, scope Scope, f DeliveryFilte
 	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliverySummary, error) {
 		var d DeliverySummary
 		var err error
-		d.Delivery, err = scanDelivery(r, &d.EventType)
+		d.Delivery, err = scanDelivery(r, &d.EventType, &d.Test)
 		return d, err
 	})
 	if err != nil {

@@ -40,6 +40,9 @@ INSERT INTO catalog_revision (revision) VALUES (0);
 -- is off. Nullable columns without a default: adding them rewrites nothing.
 ALTER TABLE events
     ADD COLUMN schema_version integer,
-    ADD COLUMN schema_valid boolean;
+    ADD COLUMN schema_valid boolean,
+    -- Sent by POST /subscriptions/{id}/test to one subscription only. A
+    -- constant default: adding the column rewrites nothing either.
+    ADD COLUMN test boolean NOT NULL DEFAULT false;
 -- GET /events?schema_valid=false: the invalid events, newest first.
 CREATE INDEX events_schema_invalid ON events (received_at DESC, id DESC) WHERE schema_valid = false;

@@ -60,6 +60,7 @@ type Store interface {
 	ListEventTypes(ctx context.Context, f store.EventTypeFilter) ([]domain.EventType, error)
 	ListEventTypeVersions(ctx context.Context, name string) ([]domain.EventTypeVersion, error)
 	ArchiveEventType(ctx context.Context, name string) error
+	SendTest(ctx context.Context, scope store.Scope, subscriptionID string, e domain.Event) (store.IngestResult, error)
 }
 
 // Publisher hands new deliveries to the queue without waiting for it.
@@ -182,6 +183,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerAPIKeys(api)
 	s.registerMe(api)
 	s.registerTenants(api)
+	s.registerSendTest(api)
 	s.registerCatalogDocument(api)
 	s.registerEventTypes(api)
 	declareCommonErrors(api.OpenAPI())

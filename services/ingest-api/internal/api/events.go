@@ -177,7 +177,7 @@ func (s *Server) getEvent(ctx context.Context, in *eventIDInput) (*eventOutput, 
 	}
 	return &eventOutput{Body: EventDetail{
 		EventBody: eventBody(e), Status: string(status), Deliveries: deliveries, DeliveriesNextCursor: next,
-		SchemaVersion: e.SchemaVersion, SchemaValid: e.SchemaValid,
+		SchemaVersion: e.SchemaVersion, SchemaValid: e.SchemaValid, Test: e.Test,
 	}}, nil
 }
 

@@ -33,6 +33,7 @@ type EventListItem struct {
 	ReceivedAt  time.Time `json:"received_at"`
 	Status      string    `json:"status" enum:"unmatched,pending,retrying,failed,delivered"`
 	SchemaValid *bool     `json:"schema_valid,omitempty" doc:"The verdict of the event's schema validation; absent when it was not validated."`
+	Test        bool      `json:"test,omitempty" doc:"A test event sent by POST /subscriptions/{id}/test."`
 }
 
 type listEventsOutput struct {
@@ -92,7 +93,7 @@ func (s *Server) listEvents(ctx context.Context, in *listEventsInput) (*listEven
 	}
 	out.Body.Data = make([]EventListItem, len(events))
 	for i, e := range events {
-		out.Body.Data[i] = EventListItem{ID: e.ID, Type: e.Type, Source: e.Source, TenantID: e.TenantID, ReceivedAt: e.ReceivedAt, Status: string(e.Status), SchemaValid: e.SchemaValid}
+		out.Body.Data[i] = EventListItem{ID: e.ID, Type: e.Type, Source: e.Source, TenantID: e.TenantID, ReceivedAt: e.ReceivedAt, Status: string(e.Status), SchemaValid: e.SchemaValid, Test: e.Test}
 	}
 	return out, nil
 }

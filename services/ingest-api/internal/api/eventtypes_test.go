@@ -273,3 +273,34 @@ func TestSubscriptionCatalogWarnings(t *testing.T) {
 	require.Equal(t, http.StatusCreated, r.status, r.raw)
 	require.Len(t, r.body["warnings"], 1, "a deprecated type is a warning")
 }
+
+func TestSendTestEvent(t *testing.T) {
+	b := setup(t)
+	require.Equal(t, http.StatusCreated, b.do(t, "PUT", "/event-types/order.created", typeBody("enforce")).status)
+	for _, id := range []string{"s1", "s2"} {
+		r := b.do(t, "POST", "/subscriptions", `{"id":"`+id+`","url":"http://127.0.0.1:9/h","event_types":["*"]}`)
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+	}
+
+	r := b.do(t, "POST", "/subscriptions/s1/test", `{"event_type":"order.created"}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	id := r.body["id"].(string)
+	require.Equal(t, "order.created", r.body["type"])
+	require.Equal(t, map[string]any{"id": "ord_1", "amount": float64(100)}, r.body["data"], "the type's first example")
+	r = b.do(t, "GET", "/events/"+id, "")
+	require.Equal(t, true, r.body["test"])
+	deliveries := r.body["deliveries"].([]any)
+	require.Len(t, deliveries, 1, "to that subscription only, though s2 matches every type")
+	require.Equal(t, "s1", deliveries[0].(map[string]any)["subscription_id"])
+	r = b.do(t, "GET", "/subscriptions/s1/deliveries", "")
+	require.Equal(t, true, r.body["data"].([]any)[0].(map[string]any)["test"], "visible as a test in the subscription's history")
+
+	r = b.do(t, "POST", "/subscriptions/s2/test", `{}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	require.Equal(t, "dispatch.test", r.body["type"])
+	require.Equal(t, 1, b.count(t, "deliveries WHERE subscription_id = 's2'"))
+
+	require.Equal(t, http.StatusUnprocessableEntity, b.do(t, "POST", "/subscriptions/s1/test", `{"event_type":"nope"}`).status)
+	require.Equal(t, http.StatusNotFound, b.do(t, "POST", "/subscriptions/nope/test", `{}`).status)
+	require.Equal(t, 2, b.count(t, "events"), "nothing stored for the refused ones")
+}

@@ -288,6 +288,7 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 		"redeliver-event":            `{"subscription_id":"s"}`,
 		"redeliver-subscription":     `{}`,
 		"rotate-subscription-secret": `{}`,
+		"send-test-event":            `{}`,
 		"create-api-key":             `{"name":"k","scopes":["read"]}`,
 		"put-tenant":                 `{}`,
 		"put-event-type":             `{"schema":{},"examples":[{}]}`,

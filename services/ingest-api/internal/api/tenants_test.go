@@ -375,6 +375,7 @@ func TestTenantIsolationOnEveryRoute(t *testing.T) {
 		"PATCH /subscriptions/{id}":              `{"url":"http://127.0.0.1:9/stolen","state":"paused"}`,
 		"POST /subscriptions/{id}/redeliver":     `{"statuses":["failed","delivered"]}`,
 		"POST /subscriptions/{id}/secret/rotate": `{}`,
+		"POST /subscriptions/{id}/test":          `{}`,
 		"POST /events":                           `{"id":"x1","type":"b.canary","tenant_id":"b","data":{}}`,
 		"POST /events/batch":                     `{"events":[{"id":"x2","type":"b.canary","tenant_id":"b","data":{}},{"id":"x3","type":"b.canary","tenant_id":"*","data":{}}]}`,
 		"POST /events/{id}/redeliver":            `{"subscription_id":"b-canary-sub"}`,
