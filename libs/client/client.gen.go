@@ -257,6 +257,63 @@ func (e EventTypeInputValidation) Valid() bool {
 	}
 }
 
+// Defines values for ImportEventTypesInputBodyFrom.
+const (
+	Components ImportEventTypesInputBodyFrom = "components"
+	Webhooks   ImportEventTypesInputBodyFrom = "webhooks"
+)
+
+// Valid indicates whether the value is a known member of the ImportEventTypesInputBodyFrom enum.
+func (e ImportEventTypesInputBodyFrom) Valid() bool {
+	switch e {
+	case Components:
+		return true
+	case Webhooks:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportEventTypesInputBodyNaming.
+const (
+	Dotted ImportEventTypesInputBodyNaming = "dotted"
+	Exact  ImportEventTypesInputBodyNaming = "exact"
+)
+
+// Valid indicates whether the value is a known member of the ImportEventTypesInputBodyNaming enum.
+func (e ImportEventTypesInputBodyNaming) Valid() bool {
+	switch e {
+	case Dotted:
+		return true
+	case Exact:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportEventTypesInputBodyValidation.
+const (
+	ImportEventTypesInputBodyValidationEnforce ImportEventTypesInputBodyValidation = "enforce"
+	ImportEventTypesInputBodyValidationOff     ImportEventTypesInputBodyValidation = "off"
+	ImportEventTypesInputBodyValidationWarn    ImportEventTypesInputBodyValidation = "warn"
+)
+
+// Valid indicates whether the value is a known member of the ImportEventTypesInputBodyValidation enum.
+func (e ImportEventTypesInputBodyValidation) Valid() bool {
+	switch e {
+	case ImportEventTypesInputBodyValidationEnforce:
+		return true
+	case ImportEventTypesInputBodyValidationOff:
+		return true
+	case ImportEventTypesInputBodyValidationWarn:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RedeliverBulkInputBodyStatuses.
 const (
 	RedeliverBulkInputBodyStatusesDelivered RedeliverBulkInputBodyStatuses = "delivered"
@@ -966,6 +1023,51 @@ type EventTypeVersionsOutputBody struct {
 	Data *[]EventTypeVersionBody `json:"data"`
 }
 
+// ImportEventTypesInputBody defines model for ImportEventTypesInputBody.
+type ImportEventTypesInputBody struct {
+	// Document An OpenAPI 3.x document, as JSON.
+	Document map[string]interface{} `json:"document"`
+
+	// From webhooks: a type per entry of the document's webhooks, named by its key, its data the body's data member when the body is an envelope with type and data, else the whole body. components: a type per entry of components.schemas, named by naming.
+	From *ImportEventTypesInputBodyFrom `json:"from,omitempty"`
+
+	// Naming With from=components, how a schema's name becomes a type's: exact (as written) or dotted (OrderCreated and order_created become order.created).
+	Naming *ImportEventTypesInputBodyNaming `json:"naming,omitempty"`
+
+	// Prefix Put before every imported type's name, e.g. 'billing.'.
+	Prefix *string `json:"prefix,omitempty"`
+
+	// Validation The validation mode of the types created; updated types keep theirs.
+	Validation *ImportEventTypesInputBodyValidation `json:"validation,omitempty"`
+}
+
+// ImportEventTypesInputBodyFrom webhooks: a type per entry of the document's webhooks, named by its key, its data the body's data member when the body is an envelope with type and data, else the whole body. components: a type per entry of components.schemas, named by naming.
+type ImportEventTypesInputBodyFrom string
+
+// ImportEventTypesInputBodyNaming With from=components, how a schema's name becomes a type's: exact (as written) or dotted (OrderCreated and order_created become order.created).
+type ImportEventTypesInputBodyNaming string
+
+// ImportEventTypesInputBodyValidation The validation mode of the types created; updated types keep theirs.
+type ImportEventTypesInputBodyValidation string
+
+// ImportResultBody defines model for ImportResultBody.
+type ImportResultBody struct {
+	// Created Types created, each at version 1.
+	Created *[]string `json:"created"`
+
+	// Skipped Types not imported: unchanged, archived, without a usable example, or not valid as the catalog needs them.
+	Skipped *[]ImportSkipped `json:"skipped"`
+
+	// Updated Types changed: a new schema (a new version), examples or description.
+	Updated *[]string `json:"updated"`
+}
+
+// ImportSkipped defines model for ImportSkipped.
+type ImportSkipped struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
 // ListAPIKeysOutputBody defines model for ListAPIKeysOutputBody.
 type ListAPIKeysOutputBody struct {
 	Data *[]APIKeyBody `json:"data"`
@@ -1532,6 +1634,9 @@ type ListTenantsParams struct {
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateAPIKeyInputBody
 
+// ImportEventTypesJSONRequestBody defines body for ImportEventTypes for application/json ContentType.
+type ImportEventTypesJSONRequestBody = ImportEventTypesInputBody
+
 // PutEventTypeJSONRequestBody defines body for PutEventType for application/json ContentType.
 type PutEventTypeJSONRequestBody = EventTypeInput
 
@@ -1674,6 +1779,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /event-types (the `ListEventTypes` operationId).
 	ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportEventTypesWithBody Import event types from an OpenAPI document
+	//
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+	ImportEventTypesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportEventTypes Import event types from an OpenAPI document
+	//
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+	ImportEventTypes(ctx context.Context, body ImportEventTypesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetEventTypesOpenapi The catalog as an OpenAPI 3.1 webhooks document
 	//
@@ -2049,6 +2172,44 @@ func (c *Client) RevokeApiKey(ctx context.Context, id string, reqEditors ...Requ
 // Corresponds with GET /event-types (the `ListEventTypes` operationId).
 func (c *Client) ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListEventTypesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportEventTypesWithBody Import event types from an OpenAPI document
+//
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+func (c *Client) ImportEventTypesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportEventTypesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportEventTypes Import event types from an OpenAPI document
+//
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+func (c *Client) ImportEventTypes(ctx context.Context, body ImportEventTypesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportEventTypesRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2932,6 +3093,46 @@ func NewListEventTypesRequest(server string, params *ListEventTypesParams) (*htt
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewImportEventTypesRequest calls the generic ImportEventTypes builder with application/json body
+func NewImportEventTypesRequest(server string, body ImportEventTypesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewImportEventTypesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewImportEventTypesRequestWithBody constructs an http.Request for the ImportEventTypes method, with any body, and a specified content type
+func NewImportEventTypesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/import")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -4517,6 +4718,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /event-types (the `ListEventTypes` operationId).
 	ListEventTypesWithResponse(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*ListEventTypesResponse, error)
 
+	// ImportEventTypesWithBodyWithResponse Import event types from an OpenAPI document
+	//
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+	ImportEventTypesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportEventTypesResponse, error)
+
+	// ImportEventTypesWithResponse Import event types from an OpenAPI document
+	//
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+	ImportEventTypesWithResponse(ctx context.Context, body ImportEventTypesJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportEventTypesResponse, error)
+
 	// GetEventTypesOpenapiWithResponse The catalog as an OpenAPI 3.1 webhooks document
 	//
 	// An OpenAPI 3.1 document with a webhooks entry per event type in the catalog: the body Dispatch posts (id, type, source, timestamp, and data following the type's latest schema), the signature headers, and the type's first example. Receivers generate types from it with their usual tools.
@@ -5181,6 +5400,103 @@ func (r ListEventTypesResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListEventTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ImportEventTypesResponse503Headers the declared response headers of an HTTP 503 response for ImportEventTypes
+type ImportEventTypesResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ImportEventTypesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ImportResultBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportEventTypesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ImportEventTypesResponse) GetJSON200() *ImportResultBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ImportEventTypesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ImportEventTypesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ImportEventTypesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ImportEventTypesResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7845,6 +8161,36 @@ func (c *ClientWithResponses) ListEventTypesWithResponse(ctx context.Context, pa
 	return ParseListEventTypesResponse(rsp)
 }
 
+// ImportEventTypesWithBodyWithResponse Import event types from an OpenAPI document
+//
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+func (c *ClientWithResponses) ImportEventTypesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportEventTypesResponse, error) {
+	rsp, err := c.ImportEventTypesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportEventTypesResponse(rsp)
+}
+
+// ImportEventTypesWithResponse Import event types from an OpenAPI document
+//
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+func (c *ClientWithResponses) ImportEventTypesWithResponse(ctx context.Context, body ImportEventTypesJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportEventTypesResponse, error) {
+	rsp, err := c.ImportEventTypes(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportEventTypesResponse(rsp)
+}
+
 // GetEventTypesOpenapiWithResponse The catalog as an OpenAPI 3.1 webhooks document
 //
 // An OpenAPI 3.1 document with a webhooks entry per event type in the catalog: the body Dispatch posts (id, type, source, timestamp, and data following the type's latest schema), the signature headers, and the type's first example. Receivers generate types from it with their usual tools.
@@ -8696,6 +9042,94 @@ func ParseListEventTypesResponse(rsp *http.Response) (*ListEventTypesResponse, e
 	switch {
 	case rsp.StatusCode == 503:
 		var headers ListEventTypesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseImportEventTypesResponse parses an HTTP response from a ImportEventTypesWithResponse call
+func ParseImportEventTypesResponse(rsp *http.Response) (*ImportEventTypesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ImportEventTypesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ImportResultBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ImportEventTypesResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -185,6 +185,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerTenants(api)
 	s.registerSendTest(api)
 	s.registerCatalogDocument(api)
+	s.registerImport(api)
 	s.registerEventTypes(api)
 	declareCommonErrors(api.OpenAPI())
 	warmDocuments(mux)

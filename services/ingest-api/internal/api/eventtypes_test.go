@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -303,4 +304,43 @@ func TestSendTestEvent(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, b.do(t, "POST", "/subscriptions/s1/test", `{"event_type":"nope"}`).status)
 	require.Equal(t, http.StatusNotFound, b.do(t, "POST", "/subscriptions/nope/test", `{}`).status)
 	require.Equal(t, 2, b.count(t, "events"), "nothing stored for the refused ones")
+}
+
+func TestImportEventTypes(t *testing.T) {
+	b := setup(t)
+	doc, err := json.Marshal(api.CatalogDocument(api.ExampleCatalog))
+	require.NoError(t, err)
+	body := `{"document":` + string(doc) + `}`
+	r := b.do(t, "POST", "/event-types/import", body)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, []any{"order.cancelled", "order.created"}, r.body["created"])
+	require.Empty(t, r.body["skipped"])
+	r = b.do(t, "GET", "/event-types/order.created", "")
+	require.Equal(t, "An order was placed.", r.body["description"])
+	// The imported schema works: the component it referred to came along.
+	r = b.do(t, "POST", "/events", `{"id":"e1","type":"order.created","data":{"id":"o","amount":1,"currency":"EUR","customer":{}}}`)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+	require.Contains(t, r.raw, `"location":"/data/customer"`)
+
+	r = b.do(t, "POST", "/event-types/import", body)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Empty(t, r.body["created"])
+	require.Len(t, r.body["skipped"], 2, "unchanged: %s", r.raw)
+
+	// Components, dotted names, with a prefix; one without an example and
+	// one whose example does not validate are skipped with the reason.
+	r = b.do(t, "POST", "/event-types/import", `{"from":"components","naming":"dotted","prefix":"billing.","document":{"openapi":"3.0.3","components":{"schemas":{
+		"InvoicePaid":{"type":"object","required":["id"],"properties":{"id":{"type":"string"},"lines":{"type":"array","items":{"$ref":"#/components/schemas/Line"}}},"example":{"id":"inv_1"}},
+		"Line":{"type":"object","properties":{"amount":{"type":"integer"}}},
+		"Refund":{"type":"object","required":["id"],"example":{}}}}}}`)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, []any{"billing.invoice.paid"}, r.body["created"])
+	require.Contains(t, r.raw, `{"name":"billing.line","reason":"no example`)
+	require.Contains(t, r.raw, `{"name":"billing.refund","reason":"an example does not validate against the schema; /examples/0: missing property 'id'"}`)
+	r = b.do(t, "POST", "/events", `{"id":"e2","type":"billing.invoice.paid","data":{"id":"i","lines":[{"amount":"x"}]}}`)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+	require.Contains(t, r.raw, `"location":"/data/lines/0/amount"`)
+
+	r = b.do(t, "POST", "/event-types/import", `{"document":{"swagger":"2.0"}}`)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
 }

@@ -289,6 +289,7 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 		"redeliver-subscription":     `{}`,
 		"rotate-subscription-secret": `{}`,
 		"send-test-event":            `{}`,
+		"import-event-types":         `{"document":{"openapi":"3.1.0","webhooks":{"a":{"post":{"requestBody":{"content":{"application/json":{"schema":{},"example":{}}}}}}}}}`,
 		"create-api-key":             `{"name":"k","scopes":["read"]}`,
 		"put-tenant":                 `{}`,
 		"put-event-type":             `{"schema":{},"examples":[{}]}`,
