@@ -51,8 +51,14 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 	form := web.SubscriptionForm{
 		ID: strings.TrimSpace(r.PostFormValue("id")), URL: strings.TrimSpace(r.PostFormValue("url")),
 		EventTypes: strings.TrimSpace(r.PostFormValue("event_types")), Secret: r.PostFormValue("secret"), Errors: web.Errors{},
+		Chosen: r.PostForm["catalog_type"],
 	}
 	types := eventTypes(form.EventTypes)
+	for _, t := range form.Chosen {
+		if !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
 	body := client.CreateSubscriptionJSONRequestBody{Url: form.URL, EventTypes: &types}
 	if form.ID != "" {
 		body.Id = &form.ID
@@ -77,6 +83,9 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 			}
 			v.Created = &web.CreatedSecret{SubscriptionID: res.JSON201.Id, Secret: res.JSON201.Secret}
 			v.Notice = "Subscription " + res.JSON201.Id + " created."
+			if res.JSON201.Warnings != nil {
+				v.Notice += " " + strings.Join(*res.JSON201.Warnings, "; ") + "."
+			}
 			s.render(w, r, http.StatusCreated, web.Subscriptions(v))
 			return
 		default:
@@ -104,6 +113,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 			v.Error = apiErr.message()
 		}
 	}
+	form.Catalog = v.Form.Catalog
 	v.Form = form
 	s.render(w, r, status, web.Subscriptions(v))
 }

@@ -458,6 +458,9 @@ func pageStatus(err error) (status int, ok bool) {
 func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Values) (web.SubscriptionsView, error) {
 	v := web.SubscriptionsView{Page: rq.page, FilterErrors: web.Errors{}, Form: web.SubscriptionForm{Errors: web.Errors{}}}
 	v.Title, v.Nav = "Subscriptions", "subscriptions"
+	if rq.page.CanWrite {
+		v.Form.Catalog = catalogNames(ctx, rq.api)
+	}
 	limit := int64(50)
 	params := client.ListSubscriptionsParams{Limit: &limit}
 	// The pages' links keep the filter.
