@@ -135,7 +135,7 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 		return nil, s.tenantProblem(ctx, err)
 	}
 	e.TenantID = tenant
-	if err := s.checkSchema(ctx, &e, "/data"); err != nil {
+	if err := s.checkSchema(ctx, &e, nil, "/data"); err != nil {
 		var invalid errSchemaInvalid
 		if errors.As(err, &invalid) {
 			return nil, huma.Error422UnprocessableEntity(invalid.Error(), asErrors(invalid.details())...)

@@ -323,8 +323,9 @@ var errUnknownType = errors.New("is not in the event-type catalog (GET /event-ty
 // version and verdict on e. It returns errSchemaInvalid for an enforced
 // type whose data does not validate, a *domain.ValidationError for an
 // unknown type while types are required, or the catalog's read error.
-// pointer is where the event's data is in the request body ("/data").
-func (s *Server) checkSchema(ctx context.Context, e *domain.Event, pointer string) error {
+// pointer is where the event's data is in the request body ("/data");
+// decoded, if not nil, is the data already decoded with json.Number.
+func (s *Server) checkSchema(ctx context.Context, e *domain.Event, decoded any, pointer string) error {
 	entry, err := s.catalog.Lookup(ctx, e.Type)
 	if err != nil {
 		return err
@@ -338,7 +339,12 @@ func (s *Server) checkSchema(ctx context.Context, e *domain.Event, pointer strin
 	if entry.Validation == domain.ValidationOff || entry.Schema == nil {
 		return nil
 	}
-	failures := entry.Schema.Validate(e.Data, pointer)
+	var failures []catalog.Failure
+	if decoded != nil {
+		failures = entry.Schema.ValidateValue(decoded, pointer)
+	} else {
+		failures = entry.Schema.Validate(e.Data, pointer)
+	}
 	valid := len(failures) == 0
 	e.SchemaVersion, e.SchemaValid = entry.Version, &valid
 	if !valid && entry.Validation == domain.ValidationEnforce {

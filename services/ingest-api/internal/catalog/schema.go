@@ -21,12 +21,11 @@ import (
 // MaxFailures is the most validation failures reported for one event.
 const MaxFailures = 20
 
-// MaxExpansion bounds how many subschemas one value of the data may be
-// checked against when every $ref is followed and every applicator
-// (allOf, anyOf, properties...) is tried: a schema that names one
+// MaxExpansion bounds a schema's size once every $ref is followed, each
+// node counted every time it is reached: a schema that names one
 // subschema twice, which names the next twice, and so on, is small to
-// write but doubles the work at each step.
-const MaxExpansion = 10_000
+// write but doubles the work of checking a value at each step.
+const MaxExpansion = 100_000
 
 // schemaURL is where a schema is registered in its compiler. Its scheme
 // has no loader, and refs outside the document are refused before
@@ -91,7 +90,7 @@ func Compile(schema json.RawMessage) (*Schema, error) {
 		return nil, err
 	}
 	if n := expansion(doc); n > MaxExpansion {
-		return nil, &domain.ValidationError{Field: "schema", Reason: fmt.Sprintf("expands to more than %d subschemas per value once its $refs are followed (applicators that repeat a $ref multiply the work); simplify it", MaxExpansion)}
+		return nil, &domain.ValidationError{Field: "schema", Reason: fmt.Sprintf("expands to more than %d schema nodes once its $refs are followed (applicators that repeat a $ref multiply the work); simplify it", MaxExpansion)}
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)

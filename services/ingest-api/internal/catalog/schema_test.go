@@ -155,3 +155,23 @@ func TestRecursiveSchemaCompiles(t *testing.T) {
 	require.Empty(t, s.Validate([]byte(`{"children":[{"children":[{}]}]}`), "/data"))
 	require.Len(t, s.Validate([]byte(`{"children":[{"children":[1]}]}`), "/data"), 1)
 }
+
+// TestLargeSchemaCompiles: a schema near the size limit, of many plain
+// properties, stays within the expansion bound.
+func TestLargeSchemaCompiles(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString(`{"type":"object","properties":{`)
+	for i := range 1400 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"p%d":{"type":"string","maxLength":10}`, i)
+	}
+	b.WriteString(`}}`)
+	require.Less(t, b.Len(), domain.MaxSchemaBytes)
+	require.Greater(t, b.Len(), domain.MaxSchemaBytes*3/4)
+	s, err := catalog.Compile(json.RawMessage(b.String()))
+	require.NoError(t, err)
+	require.Len(t, s.Validate([]byte(`{"p7":1}`), "/data"), 1)
+}
