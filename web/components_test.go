@@ -105,6 +105,10 @@ func TestEventPageShowsAttemptsAndActions(t *testing.T) {
 			t.Errorf("form to %s has no CSRF token", f.AttrOr("action", "?"))
 		}
 	})
+	v.Deliveries[0].Attempts, v.Deliveries[0].AttemptRows = 1, v.Deliveries[0].AttemptRows[:1]
+	if got := render(t, Event(v)).Find("h3 .hint, .delivery .hint").First().Text(); !strings.HasPrefix(got, "1 attempt, updated") {
+		t.Errorf("one attempt reads %q", got)
+	}
 }
 
 func TestEventPageLinksToMoreAttemptsAndDeliveries(t *testing.T) {
@@ -343,5 +347,77 @@ func TestEditFormCarriesWhatThePageShowed(t *testing.T) {
 	}
 	if testid(doc, "error-url").Parent().Find("input#url").AttrOr("aria-invalid", "") != "true" {
 		t.Error("the URL's error is not beside it")
+	}
+}
+
+func TestMillis(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ms   float64
+		want string
+	}{
+		{0.312, "0.312 ms"},
+		{0.005, "0.005 ms"},
+		{0, "0 ms"},
+		{4.56, "4.6 ms"},
+		{12, "12 ms"},
+		{5000.4, "5000 ms"},
+	} {
+		if got := Millis(tc.ms); got != tc.want {
+			t.Errorf("Millis(%v) = %q, want %q", tc.ms, got, tc.want)
+		}
+	}
+}
+
+// TestEventFiltersInvalidShowOnlyTheFieldError: a filter the API refused
+// matched nothing, so the page says what is wrong with it, not that no
+// event matches; a valid filter that matches nothing says so, with a
+// space before its way out.
+func TestEventFiltersInvalidShowOnlyTheFieldError(t *testing.T) {
+	t.Parallel()
+	doc := render(t, Events(EventsView{Page: page(true), Filter: EventFilter{Since: "yesterday"}, Errors: Errors{"since": "enter a time such as 2026-01-02T15:04 (UTC)"}}))
+	if testid(doc, "empty").Length() != 0 || testid(doc, "error-since").Text() != "enter a time such as 2026-01-02T15:04 (UTC)" {
+		t.Errorf("an invalid filter shows %q and the field error %q", testid(doc, "empty").Text(), testid(doc, "error-since").Text())
+	}
+	doc = render(t, Events(EventsView{Page: page(true), Filter: EventFilter{Type: "order.*"}, Errors: Errors{}}))
+	if got := strings.Join(strings.Fields(testid(doc, "empty").Text()), " "); got != "No event matches these filters. Clear the filters, or post an event to the API (POST /events)." {
+		t.Errorf("empty state = %q", got)
+	}
+}
+
+func TestPlural(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{{0, "0 attempts"}, {1, "1 attempt"}, {2, "2 attempts"}, {1200, "1,200 attempts"}} {
+		if got := Plural(tc.n, "attempt", "attempts"); got != tc.want {
+			t.Errorf("Plural(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
+
+// TestAttentionSaysWhy: a subscription on the overview's attention list
+// shows its newest failing delivery, not when it was created.
+func TestAttentionSaysWhy(t *testing.T) {
+	t.Parallel()
+	v := OverviewView{Page: page(true), Windows: []StatsWindow{{Window: "1h"}},
+		Attention: []SubscriptionRow{
+			{ID: "flaky", State: "active", Circuit: "open", CreatedAt: now.Add(-48 * time.Hour),
+				LastFailure: &FailureView{At: now.Add(-3 * time.Minute), EventID: "evt_9", Status: "retrying", StatusCode: "503", Error: "HTTP 503"}},
+			{ID: "gone", State: "disabled", StateReason: "endpoint answered 410 Gone", CreatedAt: now.Add(-48 * time.Hour)},
+		}}
+	doc := render(t, Overview(v))
+	why := doc.Find(`[data-testid="subscription-row"][data-id="flaky"] [data-testid="why"]`)
+	var parts []string
+	why.Find(`[data-testid="last-failure"] > div`).Each(func(_ int, d *goquery.Selection) { parts = append(parts, strings.Join(strings.Fields(d.Text()), " ")) })
+	if got := strings.Join(parts, " / "); got != "last failure 3 min ago / retrying 503 HTTP 503 event" || why.Find(`a[href="/events/evt_9"]`).Length() != 1 {
+		t.Errorf("why = %q", got)
+	}
+	if got := strings.TrimSpace(doc.Find(`[data-testid="subscription-row"][data-id="gone"] [data-testid="why"]`).Text()); got != "endpoint answered 410 Gone" {
+		t.Errorf("why = %q", got)
+	}
+	if strings.Contains(strings.ToLower(doc.Find(`[data-testid="subscriptions"] thead`).Text()), "created") {
+		t.Error("the attention table still shows when each was created")
 	}
 }

@@ -2,6 +2,8 @@ package web
 
 import (
 	"fmt"
+	"math"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -38,6 +40,39 @@ type Page struct {
 	Error string
 	// RefreshSeconds, when positive, reloads the page that often.
 	RefreshSeconds int
+	// Portal is set on a customer portal's pages: its branding and its
+	// tenant.
+	Portal *PortalChrome
+}
+
+// PortalChrome is what a customer portal's pages show around their
+// content: the deployment's branding (PORTAL_TITLE, PORTAL_LOGO_URL) and
+// the session's tenant, return link and end.
+type PortalChrome struct {
+	Title      string
+	LogoURL    string
+	TenantName string
+	// ReturnURL, if set, is the "Back" link's target.
+	ReturnURL string
+	// Expires is when the session ends.
+	Expires time.Time
+}
+
+// PortalExpiredView is the page of a portal link or session that can no
+// longer be used.
+type PortalExpiredView struct {
+	Title   string
+	LogoURL string
+	// Message says what happened, in the customer's words.
+	Message string
+}
+
+// ReturnHost is the host the portal's "Back" link leads to, for its label.
+func (c PortalChrome) ReturnHost() string {
+	if u, err := url.Parse(c.ReturnURL); err == nil {
+		return u.Host
+	}
+	return ""
 }
 
 // Errors maps a form field's name to what is wrong with it.
@@ -131,6 +166,9 @@ type EventsView struct {
 	// Next is the URL of the next page, First of the first; "" when none.
 	Next  string
 	First string
+	// Endpoints, in the portal, are the tenant's endpoints offered by the
+	// endpoint filter.
+	Endpoints []SubscriptionRow
 }
 
 // EventView answers "what happened to this event?".
@@ -170,7 +208,7 @@ type AttemptView struct {
 	Number     int64
 	StartedAt  time.Time
 	StatusCode string
-	DurationMs int64
+	DurationMs float64
 	ErrorClass string
 	Error      string
 	Response   string
@@ -194,6 +232,19 @@ type SubscriptionRow struct {
 	Circuit   string
 	Tenant    string
 	CreatedAt time.Time
+	// LastFailure is its newest failing delivery (the attention table's
+	// rows only); nil when none is known.
+	LastFailure *FailureView
+}
+
+// FailureView is a subscription's newest failing delivery: when it last
+// changed, its event and the receiver's last answer.
+type FailureView struct {
+	At         time.Time
+	EventID    string
+	Status     string
+	StatusCode string
+	Error      string
 }
 
 // SubscriptionForm is the create form's values and errors.
@@ -229,6 +280,12 @@ type SubscriptionsView struct {
 	First         string
 	Form          SubscriptionForm
 	Created       *CreatedSecret
+	// Activity, in the portal, is each listed endpoint's attempts over the
+	// last 24 hours, by id.
+	Activity map[string]EndpointActivity
+	// KnownTypes, in the portal, are event types the tenant received
+	// lately, offered when adding an endpoint.
+	KnownTypes []string
 }
 
 // Setting is one of a subscription's or a tenant's settings; Default is
@@ -274,8 +331,18 @@ type SubscriptionView struct {
 	Redelivery *RedeliveryContinuation
 	// ConfirmDelete shows the deletion's confirmation step.
 	ConfirmDelete bool
+	// ConfirmRotate shows the secret rotation's confirmation step.
+	ConfirmRotate bool
 	// Edit is the edit form.
 	Edit SubscriptionEdit
+	// Revealed, in the portal, is the signing secret after "Reveal" or a
+	// rotation; PreviousSecretUntil is when the secret it replaced stops
+	// signing beside it.
+	Revealed            string
+	PreviousSecretUntil *time.Time
+	// Watch, in the portal, makes the recent deliveries refresh until a
+	// test event's attempt shows.
+	Watch bool
 }
 
 // RedeliveryContinuation is a redelivery of a subscription's failed
@@ -466,4 +533,29 @@ type EventTypeVersionRow struct {
 	Version   int64
 	Schema    string
 	CreatedAt time.Time
+}
+
+// Millis formats an attempt's duration in milliseconds: "0.312 ms" under
+// one, "4.5 ms" under ten, "120 ms" above.
+func Millis(ms float64) string {
+	switch {
+	case ms < 1:
+		return strconv.FormatFloat(ms, 'f', -1, 64) + " ms"
+	case ms < 10:
+		return strconv.FormatFloat(math.Round(ms*10)/10, 'f', -1, 64) + " ms"
+	default:
+		return strconv.FormatFloat(math.Round(ms), 'f', 0, 64) + " ms"
+	}
+}
+
+// Plural is a count with its noun: "1 attempt", "2 attempts", "1,200
+// subscriptions".
+func Plural(n int64, one, many string) string { return Count(n) + " " + Noun(n, one, many) }
+
+// Noun is the noun for a count of n: one when n is 1, else many.
+func Noun(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

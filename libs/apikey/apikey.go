@@ -42,3 +42,16 @@ func Display(key string) string {
 	}
 	return key[:n]
 }
+
+// PortalPrefix starts every portal link's token.
+const PortalPrefix = "dpl_"
+
+// NewPortalToken returns a fresh portal link token (260 random bits, as a
+// key) and its hash; like a key's, only the hash is stored.
+func NewPortalToken() (string, Hash) {
+	token := PortalPrefix + strings.ToLower(rand.Text()+rand.Text())
+	return token, HashOf(token)
+}
+
+// NewPortalLinkID returns an id for a stored portal link; it is not secret.
+func NewPortalLinkID() string { return "pl_" + strings.ToLower(rand.Text()[:16]) }

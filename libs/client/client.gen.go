@@ -86,6 +86,7 @@ func (e BatchItemResultStatus) Valid() bool {
 // Defines values for CreateAPIKeyInputBodyScopes.
 const (
 	Admin   CreateAPIKeyInputBodyScopes = "admin"
+	Portal  CreateAPIKeyInputBodyScopes = "portal"
 	Publish CreateAPIKeyInputBodyScopes = "publish"
 	Read    CreateAPIKeyInputBodyScopes = "read"
 	Write   CreateAPIKeyInputBodyScopes = "write"
@@ -95,6 +96,8 @@ const (
 func (e CreateAPIKeyInputBodyScopes) Valid() bool {
 	switch e {
 	case Admin:
+		return true
+	case Portal:
 		return true
 	case Publish:
 		return true
@@ -618,9 +621,19 @@ type APIKeyCreated struct {
 	TenantId *string `json:"tenant_id,omitempty"`
 }
 
+// ActivityBody defines model for ActivityBody.
+type ActivityBody struct {
+	// Attempts Attempts made in the last 24 hours.
+	Attempts int64 `json:"attempts"`
+
+	// Succeeded Those of them answered with a 2xx.
+	Succeeded int64 `json:"succeeded"`
+}
+
 // AttemptBody defines model for AttemptBody.
 type AttemptBody struct {
-	DurationMs int64                  `json:"duration_ms"`
+	// DurationMs How long the attempt took, in milliseconds to the microsecond (0.312).
+	DurationMs float64                `json:"duration_ms"`
 	Error      *string                `json:"error,omitempty"`
 	ErrorClass *AttemptBodyErrorClass `json:"error_class,omitempty"`
 	Id         int64                  `json:"id"`
@@ -704,7 +717,7 @@ type CreateAPIKeyInputBody struct {
 	// Example: billing-service
 	Name string `json:"name"`
 
-	// Scopes admin: everything, including keys; write: events, subscriptions, redelivery; publish: only posting events; read: every GET.
+	// Scopes admin: everything, including keys; write: events, subscriptions, redelivery; publish: only posting events; read: every GET; portal: only creating and revoking tenants' portal links.
 	Scopes *[]CreateAPIKeyInputBodyScopes `json:"scopes"`
 
 	// TenantId Binds the key to this tenant: it sees and changes only the tenant's subscriptions, events, deliveries and attempts (another tenant's answer 404), posts events only for it, and may not manage tenants or keys. Absent: every tenant.
@@ -713,6 +726,22 @@ type CreateAPIKeyInputBody struct {
 
 // CreateAPIKeyInputBodyScopes defines model for CreateAPIKeyInputBody.Scopes.
 type CreateAPIKeyInputBodyScopes string
+
+// CreatePortalLinkInputBody defines model for CreatePortalLinkInputBody.
+type CreatePortalLinkInputBody struct {
+	// ExpiresIn How long the link opens and its session lasts: a duration such as 30m, 1h or 48h, from 5m to 168h (7 days).
+	//
+	// Example: 1h
+	ExpiresIn *string `json:"expires_in,omitempty"`
+
+	// ReadOnly The session sees every page and may change nothing.
+	ReadOnly *bool `json:"read_only,omitempty"`
+
+	// ReturnUrl Where the portal's 'Back' link leads; its origin must be in the API's PORTAL_RETURN_ORIGINS.
+	//
+	// Example: https://app.example.com/settings/webhooks
+	ReturnUrl *string `json:"return_url,omitempty"`
+}
 
 // CreateSubscriptionInputBody defines model for CreateSubscriptionInputBody.
 type CreateSubscriptionInputBody struct {
@@ -1023,6 +1052,12 @@ type EventTypeVersionsOutputBody struct {
 	Data *[]EventTypeVersionBody `json:"data"`
 }
 
+// ExchangePortalLinkInputBody defines model for ExchangePortalLinkInputBody.
+type ExchangePortalLinkInputBody struct {
+	// Token The token of a portal link's URL.
+	Token string `json:"token"`
+}
+
 // ImportEventTypesInputBody defines model for ImportEventTypesInputBody.
 type ImportEventTypesInputBody struct {
 	// Document An OpenAPI 3.x document, as JSON.
@@ -1132,6 +1167,36 @@ type MinuteBody struct {
 	Minute time.Time `json:"minute"`
 }
 
+// PortalLinkCreated defines model for PortalLinkCreated.
+type PortalLinkCreated struct {
+	// ExpiresAt When the link stops opening and the session it opened ends.
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Id The link's id; not secret.
+	//
+	// Example: pl_3mq7x0c2v9k1b4n8
+	Id       string `json:"id"`
+	ReadOnly bool   `json:"read_only"`
+
+	// Url Opens the tenant's portal once. Shown only here: hand it to the customer at once (redirect, or an iframe's src).
+	//
+	// Example: https://portal.example.com/portal/open?token=dpl_...
+	Url string `json:"url"`
+}
+
+// PortalSessionBody defines model for PortalSessionBody.
+type PortalSessionBody struct {
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Key An API key bound to the tenant (read, and write unless read_only) that expires with the session, and that may call only the operations the portal makes, without operator settings: whoever holds it can do what the portal offers and nothing more. The portal's session holds it; never shown to anyone.
+	Key        string  `json:"key"`
+	KeyId      string  `json:"key_id"`
+	ReadOnly   bool    `json:"read_only"`
+	ReturnUrl  *string `json:"return_url,omitempty"`
+	TenantId   string  `json:"tenant_id"`
+	TenantName string  `json:"tenant_name"`
+}
+
 // PutTenantInputBody defines model for PutTenantInputBody.
 type PutTenantInputBody struct {
 	// MaxAttempts Attempts before a delivery fails for good.
@@ -1195,6 +1260,15 @@ type RedeliverOutputBody struct {
 	Queued int64 `json:"queued"`
 }
 
+// RevokePortalOutputBody defines model for RevokePortalOutputBody.
+type RevokePortalOutputBody struct {
+	// LinksRevoked Links that could still have been opened.
+	LinksRevoked int64 `json:"links_revoked"`
+
+	// SessionsEnded Portal sessions that had not yet expired.
+	SessionsEnded int64 `json:"sessions_ended"`
+}
+
 // RotateSecretInputBody defines model for RotateSecretInputBody.
 type RotateSecretInputBody struct {
 	// GracePeriodMs How long deliveries also carry a signature with the previous secret; 24 hours when absent, 0 to stop using it at once.
@@ -1202,6 +1276,15 @@ type RotateSecretInputBody struct {
 
 	// Secret The new secret, in either form a subscription accepts; generated (whsec_) when absent.
 	Secret *string `json:"secret,omitempty"`
+}
+
+// SecretRevealed defines model for SecretRevealed.
+type SecretRevealed struct {
+	// PreviousSecretExpiresAt During a rotation's grace period: until then the previous secret signs beside this one.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+
+	// Secret The current signing secret.
+	Secret string `json:"secret"`
 }
 
 // SecretRotated defines model for SecretRotated.
@@ -1245,14 +1328,16 @@ type StatsBody struct {
 	// To End of the window: now.
 	To time.Time `json:"to"`
 
-	// Window The window counted.
+	// Window The window counted, as the request wrote it (the default: 1h).
 	//
-	// Example: 1h0m0s
+	// Example: 1h
 	Window string `json:"window"`
 }
 
 // SubscriptionBody defines model for SubscriptionBody.
 type SubscriptionBody struct {
+	Activity24h *ActivityBody `json:"activity_24h,omitempty"`
+
 	// CircuitState The destination's live circuit breaker state (single subscription answers only).
 	CircuitState *SubscriptionBodyCircuitState `json:"circuit_state,omitempty"`
 	CreatedAt    time.Time                     `json:"created_at"`
@@ -1295,6 +1380,8 @@ type SubscriptionBodyState string
 
 // SubscriptionCreated defines model for SubscriptionCreated.
 type SubscriptionCreated struct {
+	Activity24h *ActivityBody `json:"activity_24h,omitempty"`
+
 	// CircuitState The destination's live circuit breaker state (single subscription answers only).
 	CircuitState *SubscriptionCreatedCircuitState `json:"circuit_state,omitempty"`
 	CreatedAt    time.Time                        `json:"created_at"`
@@ -1600,6 +1687,9 @@ type ListSubscriptionsParams struct {
 	// After Cursor: the next_cursor of the previous page.
 	After *string `form:"after,omitempty" json:"after,omitempty"`
 	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Activity Adds each subscription's attempts over the last 24 hours (activity_24h).
+	Activity *bool `form:"activity,omitempty" json:"activity,omitempty"`
 }
 
 // ListSubscriptionDeliveriesParams defines parameters for ListSubscriptionDeliveries.
@@ -1649,6 +1739,9 @@ type CreateEventsBatchJSONRequestBody = BatchRequest
 // RedeliverEventJSONRequestBody defines body for RedeliverEvent for application/json ContentType.
 type RedeliverEventJSONRequestBody = RedeliverEventInputBody
 
+// ExchangePortalLinkJSONRequestBody defines body for ExchangePortalLink for application/json ContentType.
+type ExchangePortalLinkJSONRequestBody = ExchangePortalLinkInputBody
+
 // CreateSubscriptionJSONRequestBody defines body for CreateSubscription for application/json ContentType.
 type CreateSubscriptionJSONRequestBody = CreateSubscriptionInputBody
 
@@ -1666,6 +1759,9 @@ type SendTestEventJSONRequestBody = SendTestInputBody
 
 // PutTenantJSONRequestBody defines body for PutTenant for application/json ContentType.
 type PutTenantJSONRequestBody = PutTenantInputBody
+
+// CreatePortalLinkJSONRequestBody defines body for CreatePortalLink for application/json ContentType.
+type CreatePortalLinkJSONRequestBody = CreatePortalLinkInputBody
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1929,6 +2025,24 @@ type ClientInterface interface {
 	// Corresponds with GET /me (the `GetCurrentKey` operationId).
 	GetCurrentKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ExchangePortalLinkWithBody Open a portal link
+	//
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+	ExchangePortalLinkWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExchangePortalLink Open a portal link
+	//
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+	ExchangePortalLink(ctx context.Context, body ExchangePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetStats Activity and backlog
 	//
 	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. A key bound to no tenant counts every tenant, or the one that tenant_id names; a key bound to a tenant counts its own. A tenant's figures are its events (an event sent to every tenant counts only for the whole deployment) and the deliveries to its subscriptions (those of events sent to every tenant included).
@@ -2017,6 +2131,13 @@ type ClientInterface interface {
 	// Corresponds with POST /subscriptions/{id}/redeliver (the `RedeliverSubscription` operationId).
 	RedeliverSubscription(ctx context.Context, id string, body RedeliverSubscriptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RevealSubscriptionSecret Show a subscription's signing secret
+	//
+	// Answers the current secret, for the subscription's owner to configure its receiver. Only a customer portal session's key (of the subscription's tenant, not read-only) and an admin key may: any other key is refused (403), whatever its scopes, so that a key made to publish or manage subscriptions cannot read every signing secret. A POST, so that showing a secret is a deliberate act; each one is logged with the key's id and the subscription's.
+	//
+	// Corresponds with POST /subscriptions/{id}/secret/reveal (the `RevealSubscriptionSecret` operationId).
+	RevealSubscriptionSecret(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RotateSubscriptionSecretWithBody Rotate a subscription's signing secret
 	//
 	// Makes a new secret current. During the grace period every delivery carries two signatures, one per secret, so a receiver holding either verifies it; afterwards only the new one.
@@ -2037,7 +2158,7 @@ type ClientInterface interface {
 
 	// SendTestEventWithBody Send a test event to one subscription
 	//
-	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2046,7 +2167,7 @@ type ClientInterface interface {
 
 	// SendTestEvent Send a test event to one subscription
 	//
-	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2091,6 +2212,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
 	PutTenant(ctx context.Context, id string, body PutTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePortalLinkWithBody Create a link to a tenant's customer portal
+	//
+	// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+	CreatePortalLinkWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePortalLink Create a link to a tenant's customer portal
+	//
+	// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+	CreatePortalLink(ctx context.Context, id string, body CreatePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokePortalLinks End every portal link and session of a tenant
+	//
+	// Links stop opening and every open portal session of the tenant ends at its next request. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Corresponds with POST /tenants/{id}/portal-links/revoke (the `RevokePortalLinks` operationId).
+	RevokePortalLinks(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListApiKeys List API keys
@@ -2521,6 +2667,44 @@ func (c *Client) GetCurrentKey(ctx context.Context, reqEditors ...RequestEditorF
 	return c.Client.Do(req)
 }
 
+// ExchangePortalLinkWithBody Open a portal link
+//
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+func (c *Client) ExchangePortalLinkWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExchangePortalLinkRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExchangePortalLink Open a portal link
+//
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+func (c *Client) ExchangePortalLink(ctx context.Context, body ExchangePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExchangePortalLinkRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetStats Activity and backlog
 //
 // Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. A key bound to no tenant counts every tenant, or the one that tenant_id names; a key bound to a tenant counts its own. A tenant's figures are its events (an event sent to every tenant counts only for the whole deployment) and the deliveries to its subscriptions (those of events sent to every tenant included).
@@ -2729,6 +2913,23 @@ func (c *Client) RedeliverSubscription(ctx context.Context, id string, body Rede
 	return c.Client.Do(req)
 }
 
+// RevealSubscriptionSecret Show a subscription's signing secret
+//
+// Answers the current secret, for the subscription's owner to configure its receiver. Only a customer portal session's key (of the subscription's tenant, not read-only) and an admin key may: any other key is refused (403), whatever its scopes, so that a key made to publish or manage subscriptions cannot read every signing secret. A POST, so that showing a secret is a deliberate act; each one is logged with the key's id and the subscription's.
+//
+// Corresponds with POST /subscriptions/{id}/secret/reveal (the `RevealSubscriptionSecret` operationId).
+func (c *Client) RevealSubscriptionSecret(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevealSubscriptionSecretRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RotateSubscriptionSecretWithBody Rotate a subscription's signing secret
 //
 // Makes a new secret current. During the grace period every delivery carries two signatures, one per secret, so a receiver holding either verifies it; afterwards only the new one.
@@ -2769,7 +2970,7 @@ func (c *Client) RotateSubscriptionSecret(ctx context.Context, id string, body R
 
 // SendTestEventWithBody Send a test event to one subscription
 //
-// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2788,7 +2989,7 @@ func (c *Client) SendTestEventWithBody(ctx context.Context, id string, contentTy
 
 // SendTestEvent Send a test event to one subscription
 //
-// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2884,6 +3085,61 @@ func (c *Client) PutTenantWithBody(ctx context.Context, id string, contentType s
 // Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
 func (c *Client) PutTenant(ctx context.Context, id string, body PutTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPutTenantRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePortalLinkWithBody Create a link to a tenant's customer portal
+//
+// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+func (c *Client) CreatePortalLinkWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePortalLinkRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePortalLink Create a link to a tenant's customer portal
+//
+// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+func (c *Client) CreatePortalLink(ctx context.Context, id string, body CreatePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePortalLinkRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokePortalLinks End every portal link and session of a tenant
+//
+// Links stop opening and every open portal session of the tenant ends at its next request. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Corresponds with POST /tenants/{id}/portal-links/revoke (the `RevokePortalLinks` operationId).
+func (c *Client) RevokePortalLinks(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokePortalLinksRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3821,6 +4077,46 @@ func NewGetCurrentKeyRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewExchangePortalLinkRequest calls the generic ExchangePortalLink builder with application/json body
+func NewExchangePortalLinkRequest(server string, body ExchangePortalLinkJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewExchangePortalLinkRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewExchangePortalLinkRequestWithBody constructs an http.Request for the ExchangePortalLink method, with any body, and a specified content type
+func NewExchangePortalLinkRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/portal-links/exchange")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetStatsRequest constructs an http.Request for the GetStats method
 func NewGetStatsRequest(server string, params *GetStatsParams) (*http.Request, error) {
 	var err error
@@ -4008,6 +4304,18 @@ func NewListSubscriptionsRequest(server string, params *ListSubscriptionsParams)
 		if params.Limit != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Activity != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "activity", *params.Activity, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -4342,6 +4650,40 @@ func NewRedeliverSubscriptionRequestWithBody(server string, id string, contentTy
 	return req, nil
 }
 
+// NewRevealSubscriptionSecretRequest constructs an http.Request for the RevealSubscriptionSecret method
+func NewRevealSubscriptionSecretRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/subscriptions/%s/secret/reveal", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRotateSubscriptionSecretRequest calls the generic RotateSubscriptionSecret builder with application/json body
 func NewRotateSubscriptionSecretRequest(server string, id string, body RotateSubscriptionSecretJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -4629,6 +4971,87 @@ func NewPutTenantRequestWithBody(server string, id string, contentType string, b
 	return req, nil
 }
 
+// NewCreatePortalLinkRequest calls the generic CreatePortalLink builder with application/json body
+func NewCreatePortalLinkRequest(server string, id string, body CreatePortalLinkJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreatePortalLinkRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewCreatePortalLinkRequestWithBody constructs an http.Request for the CreatePortalLink method, with any body, and a specified content type
+func NewCreatePortalLinkRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tenants/%s/portal-links", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRevokePortalLinksRequest constructs an http.Request for the RevokePortalLinks method
+func NewRevokePortalLinksRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tenants/%s/portal-links/revoke", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -4885,6 +5308,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /me (the `GetCurrentKey` operationId).
 	GetCurrentKeyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCurrentKeyResponse, error)
 
+	// ExchangePortalLinkWithBodyWithResponse Open a portal link
+	//
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+	ExchangePortalLinkWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExchangePortalLinkResponse, error)
+
+	// ExchangePortalLinkWithResponse Open a portal link
+	//
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+	ExchangePortalLinkWithResponse(ctx context.Context, body ExchangePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*ExchangePortalLinkResponse, error)
+
 	// GetStatsWithResponse Activity and backlog
 	//
 	// Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. A key bound to no tenant counts every tenant, or the one that tenant_id names; a key bound to a tenant counts its own. A tenant's figures are its events (an event sent to every tenant counts only for the whole deployment) and the deliveries to its subscriptions (those of events sent to every tenant included).
@@ -4985,6 +5426,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /subscriptions/{id}/redeliver (the `RedeliverSubscription` operationId).
 	RedeliverSubscriptionWithResponse(ctx context.Context, id string, body RedeliverSubscriptionJSONRequestBody, reqEditors ...RequestEditorFn) (*RedeliverSubscriptionResponse, error)
 
+	// RevealSubscriptionSecretWithResponse Show a subscription's signing secret
+	//
+	// Answers the current secret, for the subscription's owner to configure its receiver. Only a customer portal session's key (of the subscription's tenant, not read-only) and an admin key may: any other key is refused (403), whatever its scopes, so that a key made to publish or manage subscriptions cannot read every signing secret. A POST, so that showing a secret is a deliberate act; each one is logged with the key's id and the subscription's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /subscriptions/{id}/secret/reveal (the `RevealSubscriptionSecret` operationId).
+	RevealSubscriptionSecretWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevealSubscriptionSecretResponse, error)
+
 	// RotateSubscriptionSecretWithBodyWithResponse Rotate a subscription's signing secret
 	//
 	// Makes a new secret current. During the grace period every delivery carries two signatures, one per secret, so a receiver holding either verifies it; afterwards only the new one.
@@ -5005,7 +5455,7 @@ type ClientWithResponsesInterface interface {
 
 	// SendTestEventWithBodyWithResponse Send a test event to one subscription
 	//
-	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5014,7 +5464,7 @@ type ClientWithResponsesInterface interface {
 
 	// SendTestEventWithResponse Send a test event to one subscription
 	//
-	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5065,6 +5515,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /tenants/{id} (the `PutTenant` operationId).
 	PutTenantWithResponse(ctx context.Context, id string, body PutTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*PutTenantResponse, error)
+
+	// CreatePortalLinkWithBodyWithResponse Create a link to a tenant's customer portal
+	//
+	// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+	CreatePortalLinkWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePortalLinkResponse, error)
+
+	// CreatePortalLinkWithResponse Create a link to a tenant's customer portal
+	//
+	// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+	CreatePortalLinkWithResponse(ctx context.Context, id string, body CreatePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePortalLinkResponse, error)
+
+	// RevokePortalLinksWithResponse End every portal link and session of a tenant
+	//
+	// Links stop opening and every open portal session of the tenant ends at its next request. Needs the admin or portal scope and a key bound to no tenant.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tenants/{id}/portal-links/revoke (the `RevokePortalLinks` operationId).
+	RevokePortalLinksWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokePortalLinksResponse, error)
 }
 
 // ListApiKeysResponse503Headers the declared response headers of an HTTP 503 response for ListApiKeys
@@ -5153,6 +5630,8 @@ type CreateApiKeyResponse struct {
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *APIKeyCreated
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -5174,6 +5653,11 @@ type CreateApiKeyResponse struct {
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
 func (r CreateApiKeyResponse) GetJSON201() *APIKeyCreated {
 	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateApiKeyResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -5416,6 +5900,8 @@ type ImportEventTypesResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *ImportResultBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -5437,6 +5923,11 @@ type ImportEventTypesResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ImportEventTypesResponse) GetJSON200() *ImportResultBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -5762,6 +6253,8 @@ type PutEventTypeResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *EventTypeBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -5785,6 +6278,11 @@ type PutEventTypeResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r PutEventTypeResponse) GetJSON200() *EventTypeBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -6041,6 +6539,8 @@ type CreateEventResponse struct {
 	JSON200 *EventBody
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *EventBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -6069,6 +6569,11 @@ func (r CreateEventResponse) GetJSON200() *EventBody {
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
 func (r CreateEventResponse) GetJSON202() *EventBody {
 	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateEventResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -6150,6 +6655,8 @@ type CreateEventsBatchResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *BatchResultBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -6171,6 +6678,11 @@ type CreateEventsBatchResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r CreateEventsBatchResponse) GetJSON200() *BatchResultBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateEventsBatchResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -6517,6 +7029,8 @@ type RedeliverEventResponse struct {
 	HTTPResponse *http.Response
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *RedeliverOutputBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -6540,6 +7054,11 @@ type RedeliverEventResponse struct {
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
 func (r RedeliverEventResponse) GetJSON202() *RedeliverOutputBody {
 	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RedeliverEventResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -6623,8 +7142,6 @@ type GetCurrentKeyResponse struct {
 	JSON200 *CurrentKey
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
-	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *ErrorModel
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ErrorModel
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
@@ -6641,11 +7158,6 @@ func (r GetCurrentKeyResponse) GetJSON200() *CurrentKey {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r GetCurrentKeyResponse) GetApplicationproblemJSON401() *ErrorModel {
 	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r GetCurrentKeyResponse) GetApplicationproblemJSON403() *ErrorModel {
-	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -6681,6 +7193,117 @@ func (r GetCurrentKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetCurrentKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExchangePortalLinkResponse503Headers the declared response headers of an HTTP 503 response for ExchangePortalLink
+type ExchangePortalLinkResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ExchangePortalLinkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PortalSessionBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ExchangePortalLinkResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ExchangePortalLinkResponse) GetJSON200() *PortalSessionBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExchangePortalLinkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExchangePortalLinkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExchangePortalLinkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExchangePortalLinkResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6946,6 +7569,8 @@ type CreateSubscriptionResponse struct {
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *SubscriptionCreated
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -6969,6 +7594,11 @@ type CreateSubscriptionResponse struct {
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
 func (r CreateSubscriptionResponse) GetJSON201() *SubscriptionCreated {
 	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateSubscriptionResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -7223,6 +7853,8 @@ type UpdateSubscriptionResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *SubscriptionUpdated
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -7246,6 +7878,11 @@ type UpdateSubscriptionResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r UpdateSubscriptionResponse) GetJSON200() *SubscriptionUpdated {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateSubscriptionResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -7417,6 +8054,8 @@ type RedeliverSubscriptionResponse struct {
 	HTTPResponse *http.Response
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *BulkRedelivery
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -7442,6 +8081,11 @@ type RedeliverSubscriptionResponse struct {
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
 func (r RedeliverSubscriptionResponse) GetJSON202() *BulkRedelivery {
 	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RedeliverSubscriptionResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -7518,6 +8162,96 @@ func (r RedeliverSubscriptionResponse) ContentType() string {
 	return ""
 }
 
+// RevealSubscriptionSecretResponse503Headers the declared response headers of an HTTP 503 response for RevealSubscriptionSecret
+type RevealSubscriptionSecretResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevealSubscriptionSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SecretRevealed
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevealSubscriptionSecretResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevealSubscriptionSecretResponse) GetJSON200() *SecretRevealed {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevealSubscriptionSecretResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevealSubscriptionSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevealSubscriptionSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevealSubscriptionSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevealSubscriptionSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RotateSubscriptionSecretResponse503Headers the declared response headers of an HTTP 503 response for RotateSubscriptionSecret
 type RotateSubscriptionSecretResponse503Headers struct {
 	RetryAfter *int
@@ -7528,6 +8262,8 @@ type RotateSubscriptionSecretResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *SecretRotated
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -7551,6 +8287,11 @@ type RotateSubscriptionSecretResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r RotateSubscriptionSecretResponse) GetJSON200() *SecretRotated {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RotateSubscriptionSecretResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -7622,6 +8363,11 @@ func (r RotateSubscriptionSecretResponse) ContentType() string {
 	return ""
 }
 
+// SendTestEventResponse429Headers the declared response headers of an HTTP 429 response for SendTestEvent
+type SendTestEventResponse429Headers struct {
+	RetryAfter *int
+}
+
 // SendTestEventResponse503Headers the declared response headers of an HTTP 503 response for SendTestEvent
 type SendTestEventResponse503Headers struct {
 	RetryAfter *int
@@ -7632,6 +8378,8 @@ type SendTestEventResponse struct {
 	HTTPResponse *http.Response
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *EventBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -7644,10 +8392,14 @@ type SendTestEventResponse struct {
 	ApplicationproblemJSON415 *ErrorModel
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *ErrorModel
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SendTestEventResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *SendTestEventResponse503Headers
 }
@@ -7655,6 +8407,11 @@ type SendTestEventResponse struct {
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
 func (r SendTestEventResponse) GetJSON202() *EventBody {
 	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -7685,6 +8442,11 @@ func (r SendTestEventResponse) GetApplicationproblemJSON415() *ErrorModel {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r SendTestEventResponse) GetApplicationproblemJSON422() *ErrorModel {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -7999,6 +8761,10 @@ type PutTenantResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *TenantBody
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *TenantBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -8020,6 +8786,16 @@ type PutTenantResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r PutTenantResponse) GetJSON200() *TenantBody {
 	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PutTenantResponse) GetJSON201() *TenantBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutTenantResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -8080,6 +8856,207 @@ func (r PutTenantResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PutTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreatePortalLinkResponse503Headers the declared response headers of an HTTP 503 response for CreatePortalLink
+type CreatePortalLinkResponse503Headers struct {
+	RetryAfter *int
+}
+
+type CreatePortalLinkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PortalLinkCreated
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreatePortalLinkResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreatePortalLinkResponse) GetJSON201() *PortalLinkCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreatePortalLinkResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreatePortalLinkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreatePortalLinkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreatePortalLinkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreatePortalLinkResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokePortalLinksResponse503Headers the declared response headers of an HTTP 503 response for RevokePortalLinks
+type RevokePortalLinksResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevokePortalLinksResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevokePortalOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokePortalLinksResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokePortalLinksResponse) GetJSON200() *RevokePortalOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevokePortalLinksResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokePortalLinksResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokePortalLinksResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokePortalLinksResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokePortalLinksResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8442,6 +9419,36 @@ func (c *ClientWithResponses) GetCurrentKeyWithResponse(ctx context.Context, req
 	return ParseGetCurrentKeyResponse(rsp)
 }
 
+// ExchangePortalLinkWithBodyWithResponse Open a portal link
+//
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+func (c *ClientWithResponses) ExchangePortalLinkWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExchangePortalLinkResponse, error) {
+	rsp, err := c.ExchangePortalLinkWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExchangePortalLinkResponse(rsp)
+}
+
+// ExchangePortalLinkWithResponse Open a portal link
+//
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /portal-links/exchange (the `ExchangePortalLink` operationId).
+func (c *ClientWithResponses) ExchangePortalLinkWithResponse(ctx context.Context, body ExchangePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*ExchangePortalLinkResponse, error) {
+	rsp, err := c.ExchangePortalLink(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExchangePortalLinkResponse(rsp)
+}
+
 // GetStatsWithResponse Activity and backlog
 //
 // Counts over a recent window and the deliveries waiting now, cheap enough for a dashboard to poll every few seconds. A key bound to no tenant counts every tenant, or the one that tenant_id names; a key bound to a tenant counts its own. A tenant's figures are its events (an event sent to every tenant counts only for the whole deployment) and the deliveries to its subscriptions (those of events sent to every tenant included).
@@ -8614,6 +9621,21 @@ func (c *ClientWithResponses) RedeliverSubscriptionWithResponse(ctx context.Cont
 	return ParseRedeliverSubscriptionResponse(rsp)
 }
 
+// RevealSubscriptionSecretWithResponse Show a subscription's signing secret
+//
+// Answers the current secret, for the subscription's owner to configure its receiver. Only a customer portal session's key (of the subscription's tenant, not read-only) and an admin key may: any other key is refused (403), whatever its scopes, so that a key made to publish or manage subscriptions cannot read every signing secret. A POST, so that showing a secret is a deliberate act; each one is logged with the key's id and the subscription's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /subscriptions/{id}/secret/reveal (the `RevealSubscriptionSecret` operationId).
+func (c *ClientWithResponses) RevealSubscriptionSecretWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevealSubscriptionSecretResponse, error) {
+	rsp, err := c.RevealSubscriptionSecret(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevealSubscriptionSecretResponse(rsp)
+}
+
 // RotateSubscriptionSecretWithBodyWithResponse Rotate a subscription's signing secret
 //
 // Makes a new secret current. During the grace period every delivery carries two signatures, one per secret, so a receiver holding either verifies it; afterwards only the new one.
@@ -8646,7 +9668,7 @@ func (c *ClientWithResponses) RotateSubscriptionSecretWithResponse(ctx context.C
 
 // SendTestEventWithBodyWithResponse Send a test event to one subscription
 //
-// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8661,7 +9683,7 @@ func (c *ClientWithResponses) SendTestEventWithBodyWithResponse(ctx context.Cont
 
 // SendTestEventWithResponse Send a test event to one subscription
 //
-// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8747,6 +9769,51 @@ func (c *ClientWithResponses) PutTenantWithResponse(ctx context.Context, id stri
 		return nil, err
 	}
 	return ParsePutTenantResponse(rsp)
+}
+
+// CreatePortalLinkWithBodyWithResponse Create a link to a tenant's customer portal
+//
+// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+func (c *ClientWithResponses) CreatePortalLinkWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePortalLinkResponse, error) {
+	rsp, err := c.CreatePortalLinkWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePortalLinkResponse(rsp)
+}
+
+// CreatePortalLinkWithResponse Create a link to a tenant's customer portal
+//
+// Answers a single-use URL that opens the tenant's portal: its endpoints, event log and deliveries, nothing of any other tenant. Only the token's hash is stored. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tenants/{id}/portal-links (the `CreatePortalLink` operationId).
+func (c *ClientWithResponses) CreatePortalLinkWithResponse(ctx context.Context, id string, body CreatePortalLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePortalLinkResponse, error) {
+	rsp, err := c.CreatePortalLink(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePortalLinkResponse(rsp)
+}
+
+// RevokePortalLinksWithResponse End every portal link and session of a tenant
+//
+// Links stop opening and every open portal session of the tenant ends at its next request. Needs the admin or portal scope and a key bound to no tenant.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tenants/{id}/portal-links/revoke (the `RevokePortalLinks` operationId).
+func (c *ClientWithResponses) RevokePortalLinksWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokePortalLinksResponse, error) {
+	rsp, err := c.RevokePortalLinks(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokePortalLinksResponse(rsp)
 }
 
 // ParseListApiKeysResponse parses an HTTP response from a ListApiKeysWithResponse call
@@ -8836,6 +9903,13 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 			return nil, err
 		}
 		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
@@ -9075,6 +10149,13 @@ func ParseImportEventTypesResponse(rsp *http.Response) (*ImportEventTypesRespons
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
@@ -9389,6 +10470,13 @@ func ParsePutEventTypeResponse(rsp *http.Response) (*PutEventTypeResponse, error
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9646,6 +10734,13 @@ func ParseCreateEventResponse(rsp *http.Response) (*CreateEventResponse, error) 
 		}
 		response.JSON202 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9740,6 +10835,13 @@ func ParseCreateEventsBatchResponse(rsp *http.Response) (*CreateEventsBatchRespo
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
@@ -10072,6 +11174,13 @@ func ParseRedeliverEventResponse(rsp *http.Response) (*RedeliverEventResponse, e
 		}
 		response.JSON202 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10174,13 +11283,6 @@ func ParseGetCurrentKeyResponse(rsp *http.Response) (*GetCurrentKeyResponse, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest ErrorModel
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON403 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10200,6 +11302,108 @@ func ParseGetCurrentKeyResponse(rsp *http.Response) (*GetCurrentKeyResponse, err
 	switch {
 	case rsp.StatusCode == 503:
 		var headers GetCurrentKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExchangePortalLinkResponse parses an HTTP response from a ExchangePortalLinkWithResponse call
+func ParseExchangePortalLinkResponse(rsp *http.Response) (*ExchangePortalLinkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExchangePortalLinkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PortalSessionBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ExchangePortalLinkResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -10456,6 +11660,13 @@ func ParseCreateSubscriptionResponse(rsp *http.Response) (*CreateSubscriptionRes
 		}
 		response.JSON201 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10709,6 +11920,13 @@ func ParseUpdateSubscriptionResponse(rsp *http.Response) (*UpdateSubscriptionRes
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10885,6 +12103,13 @@ func ParseRedeliverSubscriptionResponse(rsp *http.Response) (*RedeliverSubscript
 		}
 		response.JSON202 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10966,6 +12191,87 @@ func ParseRedeliverSubscriptionResponse(rsp *http.Response) (*RedeliverSubscript
 	return response, nil
 }
 
+// ParseRevealSubscriptionSecretResponse parses an HTTP response from a RevealSubscriptionSecretWithResponse call
+func ParseRevealSubscriptionSecretResponse(rsp *http.Response) (*RevealSubscriptionSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevealSubscriptionSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SecretRevealed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RevealSubscriptionSecretResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseRotateSubscriptionSecretResponse parses an HTTP response from a RotateSubscriptionSecretWithResponse call
 func ParseRotateSubscriptionSecretResponse(rsp *http.Response) (*RotateSubscriptionSecretResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -10986,6 +12292,13 @@ func ParseRotateSubscriptionSecretResponse(rsp *http.Response) (*RotateSubscript
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
@@ -11082,6 +12395,13 @@ func ParseSendTestEventResponse(rsp *http.Response) (*SendTestEventResponse, err
 		}
 		response.JSON202 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11124,6 +12444,13 @@ func ParseSendTestEventResponse(rsp *http.Response) (*SendTestEventResponse, err
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11141,6 +12468,16 @@ func ParseSendTestEventResponse(rsp *http.Response) (*SendTestEventResponse, err
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers SendTestEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers SendTestEventResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11416,6 +12753,20 @@ func ParsePutTenantResponse(rsp *http.Response) (*PutTenantResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest TenantBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11470,6 +12821,189 @@ func ParsePutTenantResponse(rsp *http.Response) (*PutTenantResponse, error) {
 	switch {
 	case rsp.StatusCode == 503:
 		var headers PutTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreatePortalLinkResponse parses an HTTP response from a CreatePortalLinkWithResponse call
+func ParseCreatePortalLinkResponse(rsp *http.Response) (*CreatePortalLinkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreatePortalLinkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PortalLinkCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreatePortalLinkResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokePortalLinksResponse parses an HTTP response from a RevokePortalLinksWithResponse call
+func ParseRevokePortalLinksResponse(rsp *http.Response) (*RevokePortalLinksResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokePortalLinksResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevokePortalOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RevokePortalLinksResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

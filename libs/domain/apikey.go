@@ -11,16 +11,19 @@ type Scope string
 
 // Scopes. Admin may do everything, including managing keys; write may
 // change events, subscriptions and deliveries (and so publish events);
-// publish may only post events, for producers; read may make every GET.
+// publish may only post events, for producers; read may make every GET;
+// portal may only create and revoke tenants' portal links, for the
+// product that hands its customers their portal.
 const (
 	ScopeAdmin   Scope = "admin"
 	ScopeWrite   Scope = "write"
 	ScopePublish Scope = "publish"
 	ScopeRead    Scope = "read"
+	ScopePortal  Scope = "portal"
 )
 
 // Scopes lists every scope.
-var Scopes = []Scope{ScopeAdmin, ScopeWrite, ScopePublish, ScopeRead}
+var Scopes = []Scope{ScopeAdmin, ScopeWrite, ScopePublish, ScopeRead, ScopePortal}
 
 // Grants reports whether a key holding held may do what needs want.
 func Grants(held []Scope, want Scope) bool {
@@ -45,6 +48,10 @@ type APIKey struct {
 	CreatedAt  time.Time
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
+	// Portal marks the key of a portal session (ADR 32): made when a
+	// portal link is opened, bound to its tenant, ending with the link's
+	// session, and revoked with every other of its tenant's.
+	Portal bool
 }
 
 // MaxKeyNameLength bounds an API key's name.
@@ -63,7 +70,7 @@ func ValidateAPIKey(k APIKey, now time.Time) error {
 	}
 	for i, s := range k.Scopes {
 		if !slices.Contains(Scopes, s) {
-			return invalid(fmt.Sprintf("scopes[%d]", i), "must be one of admin, write, publish, read")
+			return invalid(fmt.Sprintf("scopes[%d]", i), "must be one of admin, write, publish, read, portal")
 		}
 	}
 	if k.ExpiresAt != nil && !k.ExpiresAt.After(now) {

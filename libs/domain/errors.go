@@ -1,6 +1,10 @@
 package domain
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // Sentinel errors shared by the store, the services and their handlers.
 // Callers test for them with errors.Is.
@@ -39,3 +43,16 @@ type ValidationError struct {
 func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
 
 func invalid(field, reason string) error { return &ValidationError{Field: field, Reason: reason} }
+
+// TooSoonError means an action was refused because it was taken too often
+// lately; it may be taken again after RetryAfter. Handlers answer it as
+// 429 with a Retry-After header.
+type TooSoonError struct {
+	// What names the bound, in words for the caller.
+	What       string
+	RetryAfter time.Duration
+}
+
+func (e *TooSoonError) Error() string {
+	return fmt.Sprintf("%s; try again in %s", e.What, e.RetryAfter.Round(time.Second))
+}

@@ -96,7 +96,7 @@ func TestAdmitBatchServesRequestsInOrder(t *testing.T) {
 			t.Parallel()
 			rdb, prefix := testkit.Redis(t)
 			reg := prometheus.NewRegistry()
-			g := guard(rdb, prefix, func(c *resilience.Config) { c.Registerer = reg })
+			g := guard(rdb, prefix, bookSecond, func(c *resilience.Config) { c.Registerer = reg })
 			got := g.AdmitBatch(context.Background(), tt.reqs)
 			require.Equal(t, tt.want, outcomes(got))
 			require.Zero(t, gauge(t, reg, "dispatch_resilience_fallback"), "Redis decided")
@@ -113,7 +113,7 @@ func TestAdmitBatchFallsBackWhenRedisIsUnreachable(t *testing.T) {
 	t.Parallel()
 	rdb, sent := unreachable(t)
 	reg := prometheus.NewRegistry()
-	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg, RetryRedisAfter: time.Hour})
+	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg, RetryRedisAfter: time.Hour, Ahead: 900 * time.Millisecond})
 	ctx := context.Background()
 
 	got := g.AdmitBatch(ctx, reqs(10, tgt("s"), resilience.Limits{RatePerSecond: 5}))
@@ -224,7 +224,7 @@ func TestBatchesSurviveAFlushedScriptCache(t *testing.T) {
 	sent := &calls{}
 	rdb.AddHook(sent)
 	reg := prometheus.NewRegistry()
-	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg})
+	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg, Ahead: 900 * time.Millisecond})
 	ctx := context.Background()
 	limits := resilience.Limits{RatePerSecond: 4}
 

@@ -24,34 +24,36 @@ func localGuard(mutate ...func(*resilience.Config)) (*resilience.Guard, *clock.F
 	return guard(nil, "unused", append([]func(*resilience.Config){func(c *resilience.Config) { c.Clock = fake }}, mutate...)...), fake
 }
 
-// TestLocalRateWindowMovesWithTheClock: the in-process window frees a slot
-// exactly when its oldest admission is a second old, and says so in
-// RetryAfter.
+// TestLocalRateWindowMovesWithTheClock: the in-process pace gives each
+// request its turn (Delay) a spacing after the last, refuses a turn beyond
+// Ahead (250 ms) until it comes within it (RetryAfter), and holds a lower
+// limit's request until the second ending at its turn has room.
 func TestLocalRateWindowMovesWithTheClock(t *testing.T) {
 	t.Parallel()
 	type step struct {
-		advance    time.Duration // before asking
-		allowed    bool
-		retryAfter time.Duration // when refused
+		advance time.Duration // before asking
+		rate    int
+		allowed bool
+		wait    time.Duration // Delay when allowed, RetryAfter when refused
 	}
+	ms := time.Millisecond
 	tests := []struct {
 		name  string
-		rate  int
 		steps []step
 	}{
-		{"a full window frees after a second", 3, []step{
-			{0, true, 0}, {0, true, 0}, {0, true, 0},
-			{0, false, time.Second},
-			{999 * time.Millisecond, false, time.Millisecond},
-			{time.Millisecond, true, 0},
+		{"turns a spacing apart", []step{
+			{0, 4, true, 0}, {0, 4, true, 250 * ms},
+			{0, 4, false, 250 * ms}, // its turn, 500 ms on, comes within Ahead in 250 ms
+			{249 * ms, 4, false, ms},
+			{ms, 4, true, 250 * ms},
+			{time.Second, 4, true, 0}, // an idle destination: at once
 		}},
-		{"spread admissions leave one at a time", 2, []step{
-			{0, true, 0},
-			{300 * time.Millisecond, true, 0},
-			{0, false, 700 * time.Millisecond},
-			{700 * time.Millisecond, true, 0}, // the first left the window
-			{0, false, 300 * time.Millisecond},
-			{300 * time.Millisecond, true, 0},
+		{"a lower limit waits for room in its second", []step{
+			{0, 10, true, 0}, {0, 10, true, 100 * ms}, {0, 10, true, 200 * ms},
+			// Its turn would be 700 ms on, but (-300 ms, 700 ms] holds three
+			// sends; at 1100 ms the second has left.
+			{0, 2, false, 850 * ms},
+			{50 * ms, 10, true, 250 * ms}, // a higher limit goes on
 		}},
 	}
 	for _, tt := range tests {
@@ -61,14 +63,15 @@ func TestLocalRateWindowMovesWithTheClock(t *testing.T) {
 			ctx := context.Background()
 			for i, s := range tt.steps {
 				fake.Advance(s.advance)
-				a := g.Admit(ctx, tgt("s"), resilience.Limits{RatePerSecond: tt.rate}, time.Second)
+				a := g.Admit(ctx, tgt("s"), resilience.Limits{RatePerSecond: s.rate}, time.Second)
 				require.Equal(t, s.allowed, a.Allowed, "step %d", i)
 				if a.Allowed {
+					require.Equal(t, s.wait, a.Delay, "step %d", i)
 					g.Done(ctx, a, true)
 					continue
 				}
 				require.Equal(t, resilience.RateLimited, a.Reason, "step %d", i)
-				require.Equal(t, s.retryAfter, a.RetryAfter, "step %d", i)
+				require.Equal(t, s.wait, a.RetryAfter, "step %d", i)
 			}
 		})
 	}

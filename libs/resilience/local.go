@@ -42,8 +42,9 @@ func (l *local) admit(a *Admission, rate, conc int) {
 		w = w[1:]
 	}
 	l.windows[dest] = w
-	if len(w) >= rate {
-		a.Reason, a.RetryAfter = RateLimited, w[0].Add(time.Second).Sub(now)
+	at := turn(w, now, rate)
+	if wait := at.Sub(now); wait > l.cfg.Ahead {
+		a.Reason, a.RetryAfter = RateLimited, wait-l.cfg.Ahead
 		return
 	}
 
@@ -79,7 +80,8 @@ func (l *local) admit(a *Admission, rate, conc int) {
 		return
 	}
 	// Every check agreed: only now take a slot of each.
-	l.windows[dest] = append(w, now)
+	l.windows[dest] = append(w, at)
+	a.Delay = at.Sub(now)
 	if trial {
 		b.trials++
 		a.trial = true
@@ -87,6 +89,37 @@ func (l *local) admit(a *Admission, rate, conc int) {
 	a.permit = rand.Text()
 	p[a.permit] = now.Add(a.ttl)
 	a.Allowed = true
+}
+
+// turn is the in-process equivalent of the admission script's: when a
+// request under rate may go to a destination whose send times, past and
+// booked, are sends (in order, none a second or more before now). It is a
+// spacing (a second over rate) after the last, no sooner than now, and
+// later still if the second ending at it already holds rate sends.
+func turn(sends []time.Time, now time.Time, rate int) time.Time {
+	if len(sends) == 0 {
+		return now
+	}
+	at := sends[len(sends)-1].Add(spacing(rate))
+	if at.Before(now) {
+		at = now
+	}
+	// The sends in (at-1s, at]: all of them but those a second or more before at.
+	first := 0
+	for first < len(sends) && at.Sub(sends[first]) >= time.Second {
+		first++
+	}
+	if n := len(sends) - first; n >= rate {
+		at = sends[first+n-rate].Add(time.Second)
+	}
+	return at
+}
+
+// spacing is the least time between two requests under rate: a second
+// over it, rounded up to the microsecond as the admission script does.
+func spacing(rate int) time.Duration {
+	perSecond := time.Duration(rate)
+	return (time.Second/time.Microsecond + perSecond - 1) / perSecond * time.Microsecond
 }
 
 func (l *local) breaker(circuit string) *localBreaker {

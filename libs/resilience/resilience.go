@@ -1,5 +1,7 @@
-// Package resilience protects each destination: a sliding-window rate
-// limit and a concurrency limit per destination (scheme, host and port,
+// Package resilience protects each destination: a rate limit that paces
+// its requests (each admitted with its turn, a second over the limit after
+// the last, never more than the limit in any second ending at a turn) and
+// a concurrency limit per destination (scheme, host and port,
 // shared by every subscription that points there), a circuit breaker per
 // subscription. (How many of one worker's slots a destination may hold is
 // the worker's own business: see the delivery worker's slots.) The shared
@@ -83,6 +85,10 @@ type Config struct {
 	// PermitTTL is the least time a concurrency permit lives if never
 	// released (its worker crashed) [30s].
 	PermitTTL time.Duration
+	// Ahead is how long before its turn in the destination's pace a
+	// delivery may be admitted, told to wait for its turn (Admission.Delay)
+	// [250ms]. Admitted ahead, its connection is ready when the turn comes.
+	Ahead time.Duration
 	// RetryRedisAfter is how long to stay on the local fallback after a
 	// Redis error before trying Redis again [1s].
 	RetryRedisAfter time.Duration
@@ -117,6 +123,7 @@ func (c *Config) defaults() {
 	defDur(&c.OpenFor, 30*time.Second)
 	defDur(&c.PermitTTL, 30*time.Second)
 	defDur(&c.RetryRedisAfter, time.Second)
+	defDur(&c.Ahead, 250*time.Millisecond)
 	if c.Clock == nil {
 		c.Clock = clock.Real()
 	}
@@ -160,6 +167,9 @@ func (t Target) circuit() string { return t.Subscription + ":" + strconv.FormatI
 // Admission is the answer to "may this delivery go now?".
 type Admission struct {
 	Allowed bool
+	// Delay is how long after the answer an allowed delivery's turn comes:
+	// its request is to be written then, not before (zero: at once).
+	Delay time.Duration
 	// Reason and RetryAfter say why not and when to ask again.
 	Reason     Reason
 	RetryAfter time.Duration
@@ -353,12 +363,12 @@ func (g *Guard) admitRedis(ctx context.Context, out []Admission, asks []ask) err
 		first := asks[members[0]]
 		t := out[first.i].target
 		args := []any{first.rate, 1000, g.cfg.OpenFor.Milliseconds(), g.cfg.HalfOpenTrials, circuitTTL.Milliseconds(),
-			first.conc, out[first.i].ttl.Milliseconds()}
+			first.conc, out[first.i].ttl.Milliseconds(), g.cfg.Ahead.Milliseconds()}
 		for _, j := range members {
 			permits[j] = rand.Text()
 			args = append(args, permits[j])
 		}
-		calls[c] = scriptCall{keys: []string{g.key(t, "rate"), g.key(t, "rate:seq"), g.circuitKey(t), g.key(t, "permits")}, args: args}
+		calls[c] = scriptCall{keys: []string{g.key(t, "rate"), g.circuitKey(t), g.key(t, "permits")}, args: args}
 	}
 	cmds, err := g.runScript(ctx, admitScript, calls)
 	if err != nil {
@@ -367,20 +377,20 @@ func (g *Guard) admitRedis(ctx context.Context, out []Admission, asks []ask) err
 	results := make([][]int64, len(asks))
 	for c, cmd := range cmds {
 		res, err := cmd.Int64Slice()
-		if err == nil && len(res) != 3*len(groups[c]) {
+		if err == nil && len(res) != 4*len(groups[c]) {
 			err = fmt.Errorf("admission script answered %d numbers for %d admissions", len(res), len(groups[c]))
 		}
 		if err != nil {
 			return fmt.Errorf("admission: %w", err)
 		}
 		for m, j := range groups[c] {
-			results[j] = res[3*m : 3*m+3]
+			results[j] = res[4*m : 4*m+4]
 		}
 	}
 	for j, k := range asks {
 		a, res := &out[k.i], results[j]
 		if res[0] == 1 {
-			a.Allowed, a.permit, a.trial = true, permits[j], res[2] == 1
+			a.Allowed, a.permit, a.trial, a.Delay = true, permits[j], res[2] == 1, time.Duration(res[3])*time.Microsecond
 			if a.trial {
 				g.setState(a.target.Subscription, HalfOpen)
 			}

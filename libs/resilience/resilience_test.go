@@ -30,27 +30,55 @@ func guard(rdb redis.UniversalClient, prefix string, mutate ...func(*resilience.
 	return resilience.New(rdb, cfg)
 }
 
-func TestRateLimitIsASlidingWindow(t *testing.T) {
+// bookSecond lets a guard book turns up to 900 ms ahead, so that one
+// batch reaches a whole window's limit: the tests of order and fallback
+// count admissions against the window as they did before pacing.
+func bookSecond(c *resilience.Config) { c.Ahead = 900 * time.Millisecond }
+
+// TestRateLimitPacesRequests: a destination's requests are spaced a
+// second over its limit apart, each admitted with the delay until its
+// turn when the turn is within Ahead, refused until then otherwise.
+func TestRateLimitPacesRequests(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testkit.Redis(t)
 	g := guard(rdb, prefix)
 	ctx := context.Background()
-	limits := resilience.Limits{RatePerSecond: 5}
-	for i := range 5 {
-		a := g.Admit(ctx, tgt("s"), limits, time.Second)
-		require.True(t, a.Allowed, "request %d", i)
+	limits := resilience.Limits{RatePerSecond: 5} // a turn every 200 ms
+	// Turns are measured on Redis's clock from the first admission; each
+	// delay is bounded by the time the test saw pass around the calls, so
+	// that a slow machine cannot fail it.
+	start := time.Now()
+	first := g.Admit(ctx, tgt("s"), limits, time.Second)
+	firstDone := time.Now()
+	require.True(t, first.Allowed)
+	require.Zero(t, first.Delay, "an idle destination: at once")
+	second := g.Admit(ctx, tgt("s"), limits, time.Second)
+	requireWithin(t, second.Delay, 200*time.Millisecond-time.Since(start), 200*time.Millisecond, "the next turn, 200 ms on")
+	require.True(t, second.Allowed)
+	third := g.Admit(ctx, tgt("s"), limits, time.Second)
+	require.False(t, third.Allowed, "its turn, 400 ms on, is further than Ahead")
+	require.Equal(t, resilience.RateLimited, third.Reason)
+	requireWithin(t, third.RetryAfter, 150*time.Millisecond-time.Since(start), 150*time.Millisecond, "until its turn is within Ahead")
+	other := g.Admit(ctx, tgt("other"), limits, time.Second)
+	require.True(t, other.Allowed, "turns are per destination")
+	require.Zero(t, other.Delay)
+
+	time.Sleep(third.RetryAfter + 10*time.Millisecond) // until the turn is within Ahead, on the real clock Redis keeps
+	againStart := time.Now()
+	again := g.Admit(ctx, tgt("s"), limits, time.Second)
+	require.True(t, again.Allowed)
+	requireWithin(t, again.Delay, 400*time.Millisecond-time.Since(start), 400*time.Millisecond-againStart.Sub(firstDone), "the turn 400 ms after the first")
+	for _, a := range []resilience.Admission{first, second, other, again} {
 		g.Done(ctx, a, true)
 	}
-	denied := g.Admit(ctx, tgt("s"), limits, time.Second)
-	require.False(t, denied.Allowed)
-	require.Equal(t, resilience.RateLimited, denied.Reason)
-	require.Greater(t, denied.RetryAfter, time.Duration(0))
-	require.LessOrEqual(t, denied.RetryAfter, time.Second)
-	require.True(t, g.Admit(ctx, tgt("other"), limits, time.Second).Allowed, "limits are per destination")
+}
 
-	time.Sleep(denied.RetryAfter + 10*time.Millisecond)
-	again := g.Admit(ctx, tgt("s"), limits, time.Second)
-	require.True(t, again.Allowed, "a slot frees when the oldest admission leaves the window")
+// requireWithin fails unless lo-1ms <= d <= hi+1ms (the millisecond is
+// the clocks' rounding).
+func requireWithin(t *testing.T, d, lo, hi time.Duration, msg string) {
+	t.Helper()
+	require.GreaterOrEqual(t, d, lo-time.Millisecond, msg)
+	require.LessOrEqual(t, d, hi+time.Millisecond, msg)
 }
 
 func TestCircuitBreakerStateMachine(t *testing.T) {
@@ -184,7 +212,7 @@ func TestRedisOutageFallsBackAndRecovers(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })
 	reg := prometheus.NewRegistry()
-	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg, RetryRedisAfter: 50 * time.Millisecond})
+	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg, RetryRedisAfter: 50 * time.Millisecond, Ahead: 900 * time.Millisecond})
 	ctx := context.Background()
 	limits := resilience.Limits{RatePerSecond: 3}
 
@@ -237,8 +265,8 @@ func must(st resilience.State, err error) resilience.State {
 }
 
 // TestRateLimitExactAcrossWorkers hammers one subscription from three
-// guards (three workers) and checks the admission times: never more than
-// the limit in any one-second window.
+// guards (three workers) and checks the turns they were given: never more
+// than the limit in any one-second window.
 func TestRateLimitExactAcrossWorkers(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testkit.Redis(t)
@@ -256,7 +284,7 @@ func TestRateLimitExactAcrossWorkers(t *testing.T) {
 			g := guards[i%3]
 			for time.Now().Before(deadline) {
 				a := g.Admit(ctx, tgt("s"), resilience.Limits{RatePerSecond: limit}, time.Second)
-				at := time.Now()
+				at := time.Now().Add(a.Delay) // its turn
 				if !a.Allowed {
 					time.Sleep(min(a.RetryAfter, 20*time.Millisecond))
 					continue
@@ -271,9 +299,11 @@ func TestRateLimitExactAcrossWorkers(t *testing.T) {
 	wg.Wait()
 	slices.SortFunc(admitted, func(a, b time.Time) int { return a.Compare(b) })
 	require.GreaterOrEqual(t, len(admitted), 2*limit, "the limit admits a full window each second")
-	// Admission is timed on Redis' clock; the client notes it a moment
-	// later (longer under -race on two cores), so allow some skew.
-	window := time.Second - 25*time.Millisecond
+	// Turns are timed on Redis' clock; the client notes each from its
+	// answer, a moment later (longer under -race on two cores), so allow
+	// up to 40 ms of skew either way: a second less 80 ms holds at most 24
+	// turns 40 ms apart, and with that skew at most 25.
+	window := time.Second - 80*time.Millisecond
 	for i := range admitted {
 		j := i
 		for j < len(admitted) && admitted[j].Sub(admitted[i]) < window {
@@ -382,7 +412,7 @@ func seriesFor(t *testing.T, reg *prometheus.Registry, sub string) int {
 func TestRefusalTakesNothingFromEarlierChecks(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testkit.Redis(t)
-	g := guard(rdb, prefix)
+	g := guard(rdb, prefix, bookSecond)
 	ctx := context.Background()
 	limits := resilience.Limits{RatePerSecond: 6}
 	for range 5 {

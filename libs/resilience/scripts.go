@@ -10,28 +10,39 @@ import "github.com/redis/go-redis/v9"
 
 // admitScript decides, in order, one or more admissions to one target
 // under the same limits (a worker's batch usually holds many deliveries
-// to one destination): for each it checks the destination's rate limit,
-// the subscription's circuit breaker and the destination's concurrency
-// limit, and takes a slot of each only if all three agree. The answers are
-// those of running the checks once per admission, one after the other;
-// one call only spares Redis the per-call work (one script run, one clock
-// reading, one trim and count of each set, one write of the window and the
-// permits; the circuit, rarely touched, is written as each admission
-// needs). The limits compared are the asking subscription's.
+// to one destination): for each it finds the request's turn in the
+// destination's pace, checks the subscription's circuit breaker and the
+// destination's concurrency limit, and takes a turn and a permit only if
+// all agree. The answers are those of running the checks once per
+// admission, one after the other; one call only spares Redis the per-call
+// work (one script run, one clock reading, one trim of each set). The
+// limits compared are the asking subscription's.
 //
-// KEYS: destination's rate window (sorted set of admission times in µs),
-// rate sequence, subscription's circuit (hash), destination's permits
-// (sorted set of permit ids scored by expiry in ms).
+// The pace (ADR 29): the rate window holds the destination's send times,
+// past and booked. A request's turn is the spacing (window / rate limit)
+// after the last one booked, or now if that is past, and later still if the
+// second ending at it already holds as many as the rate limit (a
+// subscription with a lower limit than the others'). A turn at most `ahead`
+// from now is booked and answered with its delay, so the worker sends at
+// the turn (a booked turn holds its permit, so the concurrency limit also
+// bounds how many are booked). A later turn is refused, with the wait until
+// it comes within `ahead`; the refusals of one call queue behind each
+// other, so they come back one spacing apart rather than all at once.
+//
+// KEYS: destination's rate window (sorted set of send times in µs),
+// subscription's circuit (hash), destination's permits (sorted set of
+// permit ids scored by expiry in ms).
 // ARGV: rate limit, window ms, open ms, half-open trials, circuit ttl ms,
-// concurrency limit, permit ttl ms, then one permit id per admission.
+// concurrency limit, permit ttl ms, ahead ms, then one permit id per
+// admission.
 //
-// Returns three numbers per admission, in order: 1, 0, trial when admitted;
-// 0, reason, wait_ms when not, with reason 1 rate limited (wait: until the
-// oldest admission leaves the window), 2 circuit open (wait: until it
-// half-opens), 3 concurrency limited (wait chosen by the caller), 4 circuit
-// half-open with every trial in flight (wait: until the trials' time ends;
-// the caller asks again much sooner, since the trials usually report well
-// before then).
+// Returns four numbers per admission, in order: 1, 0, trial, delay µs when
+// admitted; 0, reason, wait ms, 0 when not, with reason 1 rate limited
+// (wait: until its turn comes within ahead), 2 circuit open (wait: until
+// it half-opens), 3 concurrency limited (wait chosen by the caller), 4
+// circuit half-open with every trial in flight (wait: until the trials'
+// time ends; the caller asks again much sooner, since the trials usually
+// report well before then).
 //
 // The circuit: an open circuit turns half-open once open ms have passed;
 // half-open lets exactly `trials` requests through and starts over if they
@@ -45,79 +56,101 @@ local rateLimit, windowMS = tonumber(ARGV[1]), tonumber(ARGV[2])
 local window = windowMS * 1000
 local openMS, trials = tonumber(ARGV[3]), tonumber(ARGV[4])
 local concLimit, permitTTL = tonumber(ARGV[6]), tonumber(ARGV[7])
+local spacing = math.ceil(window / rateLimit)
+local ahead = tonumber(ARGV[8]) * 1000
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowUS - window)
-local inWindow = redis.call('ZCARD', KEYS[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-local held = redis.call('ZCARD', KEYS[4])
-local state = redis.call('HGET', KEYS[3], 'state')
+local size = redis.call('ZCARD', KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local held = redis.call('ZCARD', KEYS[3])
+local state = redis.call('HGET', KEYS[2], 'state')
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local cursor = tonumber(last[2])
 
-local out, permits, admitted = {}, {}, 0
-local rateWait
-for i = 8, #ARGV do
+-- Turns booked by this call, written to the window before it is counted
+-- and at the end.
+local stamps = {}
+local function flush()
+  if #stamps > 0 then
+    redis.call('ZADD', KEYS[1], unpack(stamps))
+    stamps = {}
+  end
+end
+-- turn returns the first time from s whose second holds fewer than the
+-- rate limit. A window holding fewer sends in all needs no count.
+local function turn(s)
+  if size < rateLimit then
+    return s
+  end
+  flush()
+  local from, to = '(' .. string.format('%.0f', s - window), string.format('%.0f', s)
+  local n = redis.call('ZCOUNT', KEYS[1], from, to)
+  if n >= rateLimit then
+    local leaving = redis.call('ZRANGEBYSCORE', KEYS[1], from, to, 'WITHSCORES', 'LIMIT', n - rateLimit, 1)
+    s = tonumber(leaving[2]) + window
+  end
+  return s
+end
+
+local out, permits, admitted, booked, queued = {}, {}, 0, nowUS, false
+for i = 9, #ARGV do
   local res
-  if inWindow >= rateLimit then
-    -- This call's own admissions are all at nowUS, so the oldest is a
-    -- stored one if there is any; it is the same for the whole call.
-    if not rateWait then
-      rateWait = windowMS
-      local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-      if oldest[2] then
-        rateWait = math.ceil((tonumber(oldest[2]) + window - nowUS) / 1000)
-      end
-    end
-    res = {0, 1, rateWait}
+  local s = nowUS
+  if queued then
+    -- Behind a refusal: only the wait is estimated.
+    s = cursor + spacing
+  elseif cursor then
+    s = turn(math.max(nowUS, cursor + spacing))
+  end
+  if s - nowUS > ahead then
+    cursor, queued = s, true
+    res = {0, 1, math.ceil((s - nowUS - ahead) / 1000), 0}
   end
   local trial = 0
   if not res and (state == 'open' or state == 'half_open') then
-    local since = tonumber(redis.call('HGET', KEYS[3], 'since'))
+    local since = tonumber(redis.call('HGET', KEYS[2], 'since'))
     if state == 'open' then
       if now < since + openMS then
-        res = {0, 2, since + openMS - now}
+        res = {0, 2, since + openMS - now, 0}
       else
-        redis.call('HSET', KEYS[3], 'state', 'half_open', 'since', now, 'trials', 0, 'successes', 0)
-        redis.call('PEXPIRE', KEYS[3], ARGV[5])
+        redis.call('HSET', KEYS[2], 'state', 'half_open', 'since', now, 'trials', 0, 'successes', 0)
+        redis.call('PEXPIRE', KEYS[2], ARGV[5])
         state, since = 'half_open', now
       end
     elseif now >= since + openMS then
-      redis.call('HSET', KEYS[3], 'since', now, 'trials', 0, 'successes', 0)
+      redis.call('HSET', KEYS[2], 'since', now, 'trials', 0, 'successes', 0)
       since = now
     end
     if not res then
-      if tonumber(redis.call('HGET', KEYS[3], 'trials')) >= trials then
-        res = {0, 4, math.max(since + openMS - now, 1)}
+      if tonumber(redis.call('HGET', KEYS[2], 'trials')) >= trials then
+        res = {0, 4, math.max(since + openMS - now, 1), 0}
       else
         trial = 1
       end
     end
   end
   if not res and held >= concLimit then
-    res = {0, 3, 0}
+    res = {0, 3, 0, 0}
   end
   if not res then
-    held, inWindow, admitted = held + 1, inWindow + 1, admitted + 1
+    held, admitted, cursor, booked, size = held + 1, admitted + 1, s, s, size + 1
     permits[#permits + 1] = now + permitTTL
     permits[#permits + 1] = ARGV[i]
+    stamps[#stamps + 1] = s
+    stamps[#stamps + 1] = ARGV[i]
     if trial == 1 then
-      redis.call('HINCRBY', KEYS[3], 'trials', 1)
+      redis.call('HINCRBY', KEYS[2], 'trials', 1)
     end
-    res = {1, 0, trial}
+    res = {1, 0, trial, s - nowUS}
   end
-  out[#out + 1], out[#out + 2], out[#out + 3] = res[1], res[2], res[3]
+  out[#out + 1], out[#out + 2], out[#out + 3], out[#out + 4] = res[1], res[2], res[3], res[4]
 end
 
 if admitted > 0 then
-  redis.call('ZADD', KEYS[4], unpack(permits))
-  redis.call('PEXPIRE', KEYS[4], permitTTL)
-  local last = redis.call('INCRBY', KEYS[2], admitted)
-  local stamps = {}
-  for k = last - admitted + 1, last do
-    stamps[#stamps + 1] = nowUS
-    stamps[#stamps + 1] = nowUS .. ':' .. k
-  end
-  redis.call('ZADD', KEYS[1], unpack(stamps))
-  redis.call('PEXPIRE', KEYS[1], windowMS)
-  redis.call('PEXPIRE', KEYS[2], windowMS)
+  flush()
+  redis.call('ZADD', KEYS[3], unpack(permits))
+  redis.call('PEXPIRE', KEYS[3], permitTTL)
+  redis.call('PEXPIRE', KEYS[1], windowMS + math.ceil((booked - nowUS) / 1000))
 end
 return out
 `)

@@ -13,7 +13,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-const apiKeyColumns = `id, name, scopes, key_prefix, created_at, expires_at, last_used_at, tenant_id`
+const apiKeyColumns = `id, name, scopes, key_prefix, created_at, expires_at, last_used_at, tenant_id, portal`
 
 func scanAPIKey(row pgx.Row) (domain.APIKey, error) {
 	var (
@@ -22,7 +22,7 @@ func scanAPIKey(row pgx.Row) (domain.APIKey, error) {
 		expires, used pgtype.Timestamptz
 		tenant        pgtype.Text
 	)
-	err := row.Scan(&k.ID, &k.Name, &scopes, &k.Prefix, &k.CreatedAt, &expires, &used, &tenant)
+	err := row.Scan(&k.ID, &k.Name, &scopes, &k.Prefix, &k.CreatedAt, &expires, &used, &tenant, &k.Portal)
 	k.TenantID = tenant.String
 	for _, s := range scopes {
 		k.Scopes = append(k.Scopes, domain.Scope(s))
@@ -62,10 +62,11 @@ func (s *Store) CreateAPIKey(ctx context.Context, k domain.APIKey, hash apikey.H
 	return created, nil
 }
 
-// ListAPIKeys returns the keys that are not revoked, oldest first.
+// ListAPIKeys returns the keys that are not revoked, oldest first; portal
+// sessions' keys are not listed.
 func (s *Store) ListAPIKeys(ctx context.Context) (_ []domain.APIKey, err error) {
 	defer markUnavailable(&err)
-	rows, err := s.pool.Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id`)
+	rows, err := s.pool.Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE revoked_at IS NULL AND NOT portal ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", err)
 	}

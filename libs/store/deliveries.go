@@ -32,8 +32,6 @@ func scanDelivery(row pgx.Row, extra ...any) (domain.Delivery, error) {
 	return d, err
 }
 
-func msDuration(ms int32) time.Duration { return time.Duration(ms) * time.Millisecond }
-
 // Job is a claimed delivery with everything a worker needs to attempt it.
 type Job struct {
 	DeliveryID     int64

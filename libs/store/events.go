@@ -446,8 +446,8 @@ func attemptsQuery(scope Scope, f AttemptFilter) (string, []any) {
 	}
 	limit := q.arg(f.Limit)
 	return `
-		SELECT a.id, a.delivery_id, d.subscription_id, a.number, a.started_at, a.duration_ms,
-		       a.status_code, a.error_class, a.error, a.response_body, a.instance
+		SELECT a.id, a.delivery_id, d.subscription_id, a.number, a.started_at,
+		       coalesce(a.duration_us, a.duration_ms::bigint * 1000), a.status_code, a.error_class, a.error, a.response_body, a.instance
 		FROM deliveries d CROSS JOIN LATERAL (
 			SELECT * FROM attempts a WHERE a.delivery_id = d.id` + keyset + `
 			ORDER BY ` + order + ` LIMIT ` + limit + `
@@ -499,12 +499,12 @@ func (s *Store) ListAttempts(ctx context.Context, scope Scope, f AttemptFilter) 
 	attempts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Attempt, error) {
 		a := domain.Attempt{EventID: f.EventID}
 		var (
-			durMS int32
+			durUS int64
 			code  pgtype.Int4
 		)
-		err := r.Scan(&a.ID, &a.DeliveryID, &a.SubscriptionID, &a.Number, &a.StartedAt, &durMS,
+		err := r.Scan(&a.ID, &a.DeliveryID, &a.SubscriptionID, &a.Number, &a.StartedAt, &durUS,
 			&code, &a.ErrorClass, &a.Error, &a.ResponseBody, &a.Instance)
-		a.Duration = msDuration(durMS)
+		a.Duration = time.Duration(durUS) * time.Microsecond
 		if code.Valid {
 			c := int(code.Int32)
 			a.StatusCode = &c
@@ -520,41 +520,4 @@ func (s *Store) ListAttempts(ctx context.Context, scope Scope, f AttemptFilter) 
 		}
 	}
 	return attempts, nil
-}
-
-// SendTest stores e as a test event of the subscription's tenant with one
-// delivery, to that subscription only, in one statement: no fan-out.
-// domain.ErrNotFound if the subscription is not within scope;
-// domain.ErrConflict if e's id is taken.
-func (s *Store) SendTest(ctx context.Context, scope Scope, subscriptionID string, e domain.Event) (_ IngestResult, err error) {
-	defer markUnavailable(&err)
-	res := IngestResult{Event: e, Created: true}
-	var (
-		tenant pgtype.Text
-		id     int64
-	)
-	err = s.pool.QueryRow(ctx, `
-		WITH s AS (
-			SELECT id, tenant_id FROM subscriptions WHERE id = $1 AND ($6::text IS NULL OR tenant_id = $6)
-		), ev AS (
-			INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid, test)
-			SELECT $2, $3, $4, $5, s.tenant_id, $7, $8, true FROM s
-			RETURNING id, received_at, tenant_id
-		), d AS (
-			INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
-			SELECT ev.id, s.id, now() FROM ev, s
-			RETURNING id
-		)
-		SELECT ev.received_at, ev.tenant_id, d.id FROM ev, d`,
-		subscriptionID, e.ID, e.Type, e.Source, e.Data, scope.arg(), schemaVersion(e), e.SchemaValid).Scan(&res.Event.ReceivedAt, &tenant, &id)
-	if isUniqueViolation(err) {
-		return IngestResult{}, fmt.Errorf("send test event %q: %w", e.ID, domain.ErrConflict)
-	}
-	if err != nil {
-		return IngestResult{}, fmt.Errorf("send test event to %q: %w", subscriptionID, notFound(err))
-	}
-	res.Event.TenantID = storedTenant(tenant)
-	res.Event.Test = true
-	res.Deliveries = []DeliveryRef{{ID: id, EventID: e.ID, SubscriptionID: subscriptionID}}
-	return res, nil
 }

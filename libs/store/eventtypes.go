@@ -12,7 +12,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-// Event types are global (ADR 0029): the catalog is the operator's, and no
+// Event types are global (ADR 0033): the catalog is the operator's, and no
 // method here takes a Scope.
 
 const eventTypeColumns = `t.name, t.description, t.deprecated, t.validation, t.version, t.archived_at, t.created_at, t.updated_at, v.schema, v.examples`

@@ -150,15 +150,15 @@ const lockSQL = `SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY
 // earlier in the same transaction, holds the rows, so the copy is current.
 const recordSQL = `
 WITH a AS (
-	SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[],
+	SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::bigint[], $5::int[], $6::text[],
 	                     $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
-		WITH ORDINALITY AS a(delivery_id, number, started_at, duration_ms, status_code, error_class,
+		WITH ORDINALITY AS a(delivery_id, number, started_at, duration_us, status_code, error_class,
 		                     error, response_body, instance, status, next_at, n)
 ), cur AS MATERIALIZED (
 	SELECT id, status, attempts FROM deliveries WHERE id = ANY($1::bigint[])
 ), ins AS (
-	INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, error_class, error, response_body, instance)
-	SELECT a.delivery_id, a.number, a.started_at, a.duration_ms, a.status_code, a.error_class, a.error, a.response_body, a.instance
+	INSERT INTO attempts (delivery_id, number, started_at, duration_ms, duration_us, status_code, error_class, error, response_body, instance)
+	SELECT a.delivery_id, a.number, a.started_at, a.duration_us / 1000, a.duration_us, a.status_code, a.error_class, a.error, a.response_body, a.instance
 	FROM a JOIN cur ON cur.id = a.delivery_id
 	ORDER BY a.n
 	ON CONFLICT (delivery_id, number) DO NOTHING
@@ -215,7 +215,7 @@ type recordArgs struct {
 	deliveryIDs                                []int64
 	numbers                                    []int32
 	startedAt                                  []time.Time
-	durationMS                                 []int64
+	durationUS                                 []int64
 	statusCodes                                []pgtype.Int4
 	errorClasses, errs, bodies, instances, sts []string
 	nextAt                                     []pgtype.Timestamptz
@@ -230,7 +230,7 @@ func (r *recordArgs) add(o Outcome) {
 	r.deliveryIDs = append(r.deliveryIDs, o.deliveryID)
 	r.numbers = append(r.numbers, int32(o.number))
 	r.startedAt = append(r.startedAt, a.StartedAt)
-	r.durationMS = append(r.durationMS, a.Duration.Milliseconds())
+	r.durationUS = append(r.durationUS, a.Duration.Microseconds())
 	r.statusCodes = append(r.statusCodes, code)
 	r.errorClasses = append(r.errorClasses, string(a.ErrorClass))
 	r.errs = append(r.errs, a.Error)
@@ -241,7 +241,7 @@ func (r *recordArgs) add(o Outcome) {
 }
 
 func (r *recordArgs) args() []any {
-	return []any{r.deliveryIDs, r.numbers, r.startedAt, r.durationMS, r.statusCodes, r.errorClasses,
+	return []any{r.deliveryIDs, r.numbers, r.startedAt, r.durationUS, r.statusCodes, r.errorClasses,
 		r.errs, r.bodies, r.instances, r.sts, r.nextAt}
 }
 

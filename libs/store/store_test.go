@@ -433,7 +433,7 @@ func TestClaimAndRecordLifecycle(t *testing.T) {
 
 	ok := 204
 	require.NoError(t, st.RecordAttempt(ctx, store.Delivered(
-		domain.Attempt{DeliveryID: dID, Number: 2, StartedAt: time.Now(), Duration: 5 * time.Millisecond, StatusCode: &ok, Instance: "w2"})))
+		domain.Attempt{DeliveryID: dID, Number: 2, StartedAt: time.Now(), Duration: 312 * time.Microsecond, StatusCode: &ok, Instance: "w2"})))
 	_, err = st.ClaimDelivery(ctx, dID, time.Minute, 0)
 	require.ErrorIs(t, err, domain.ErrNotClaimable, "a delivered delivery is final")
 
@@ -446,6 +446,13 @@ func TestClaimAndRecordLifecycle(t *testing.T) {
 	require.Equal(t, "w1", attempts[0].Instance)
 	require.Equal(t, "s1", attempts[0].SubscriptionID)
 	require.True(t, attempts[1].Succeeded())
+	require.Equal(t, 312*time.Microsecond, attempts[1].Duration, "an attempt under a millisecond keeps its microseconds")
+
+	// An attempt recorded before durations were kept in microseconds has
+	// only its milliseconds.
+	_, err = db.Pool.Exec(ctx, `UPDATE attempts SET duration_us = NULL WHERE number = 1`)
+	require.NoError(t, err)
+	require.Equal(t, 120*time.Millisecond, attemptsOf(t, st, "evt_l")[0].Duration)
 }
 
 func TestLapsedClaimIsTakenOver(t *testing.T) {

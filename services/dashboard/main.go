@@ -46,12 +46,24 @@ func run(ctx context.Context) error {
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
 	revocations := session.NewRevocations(rdb, cfg.RedisKeyPrefix)
-	srv := server.New(server.Config{APIURL: cfg.APIURL, Sealer: sealer, Revocations: revocations, SessionTTL: cfg.SessionTTL, Logger: log})
+	srv := server.New(server.Config{APIURL: cfg.APIURL, Sealer: sealer, Revocations: revocations, SessionTTL: cfg.SessionTTL, Logger: log,
+		Portal: server.PortalConfig{FrameAncestors: cfg.Portal.FrameAncestors, Title: cfg.Portal.Title, LogoURL: cfg.Portal.LogoURL, AccentColor: cfg.Portal.AccentColor}})
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"api": srv.Ready, "redis": revocations.Ping})
 	srv.Register(mux)
+	listeners := []lifecycle.Part{}
+	if cfg.Portal.Addr == "" {
+		srv.RegisterPortal(mux)
+	} else {
+		// The portal alone on a listener of its own, which can face the
+		// internet while the operators' dashboard does not; health and
+		// metrics stay on ADDR.
+		listeners = append(listeners, lifecycle.HTTP(observability.NewServer(cfg.Portal.Addr, srv.PortalHandler()), cfg.ShutdownTimeout))
+		log.Info("portal serving", "addr", cfg.Portal.Addr)
+	}
 	log.Info("dashboard serving", "addr", cfg.Addr, "api", cfg.APIURL)
-	err = lifecycle.Run(ctx, lifecycle.HTTP(observability.NewServer(cfg.Addr, server.SecurityHeaders(mux)), cfg.ShutdownTimeout))
+	listeners = append(listeners, lifecycle.HTTP(observability.NewServer(cfg.Addr, server.SecurityHeaders(mux)), cfg.ShutdownTimeout))
+	err = lifecycle.Run(ctx, listeners...)
 	log.Info("stopped")
 	return err
 }

@@ -125,7 +125,8 @@ func run(ctx context.Context) error {
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping})
 	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Egress: egress.NewPolicy(cfg.AllowCIDRs), AdminKey: cfg.AdminKey,
-		EventTypesRequired: cfg.EventTypesRequired, CursorKeys: append([][]byte{cfg.SecretsKey}, cfg.PreviousSecretsKeys...), Logger: log, Version: version})
+		EventTypesRequired: cfg.EventTypesRequired, PortalURL: cfg.PortalURL, PortalReturnOrigins: cfg.PortalReturnOrigins,
+		CursorKeys: append([][]byte{cfg.SecretsKey}, cfg.PreviousSecretsKeys...), Logger: log, Version: version})
 
 	srv := newServer(cfg.Addr, api.WithRequestID(log, observability.TraceHTTP(api.AnswerUnrouted(mux), "ingest-api")))
 	log.Info("ingest-api listening", "addr", cfg.Addr, "topic", cfg.KafkaTopic)

@@ -217,6 +217,9 @@ func TestDashboard(t *testing.T) {
 	if count(t, ctx, `[data-testid="subscription-row"][data-id="billing"] [data-testid="circuit"]`) != 1 {
 		t.Errorf("the billing subscription's open circuit is not on the overview")
 	}
+	if got := text(t, ctx, `[data-testid="subscription-row"][data-id="billing"] [data-testid="last-failure"]`); !strings.Contains(got, "failed") || !strings.Contains(got, "500") {
+		t.Errorf("why billing needs attention: %q, want its last failure with the receiver's 500", got)
+	}
 	// The chart: the hour's deliveries in words and in bars.
 	if got := text(t, ctx, testid("legend-delivered")+" "+testid("legend-total")); got != "3" {
 		t.Errorf("delivered in the chart's legend: %q, want 3", got)
@@ -246,7 +249,12 @@ func TestDashboard(t *testing.T) {
 	before := text(t, ctx, testid("stats-1h")+" "+testid("received"))
 	s.post("evt_live", "order.created")
 	eventually(t, 20*time.Second, func() bool {
-		return text(t, ctx, testid("stats-1h")+" "+testid("received")) != before
+		// htmx may swap the node out between the query and the read: that
+		// read fails, and the next one finds the new node.
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		now, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(testid("stats-1h")+" "+testid("received"))))
+		return err == nil && strings.TrimSpace(now) != before
 	}, "the overview's live part did not refresh")
 	if same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.sameDocument === true`)); err != nil || !same {
 		t.Errorf("the overview reloaded instead of refreshing in place (%v)", err)
@@ -300,7 +308,11 @@ func TestDashboard(t *testing.T) {
 	if got := text(t, ctx, testid("state")+" "+testid("status")); got != "active" {
 		t.Errorf("state after resume %q", got)
 	}
-	do(t, ctx, "rotate", chromedp.Click(chromedp.CSS(testid("rotate"))), chromedp.WaitVisible(chromedp.CSS(testid("secret"))))
+	do(t, ctx, "ask to rotate", chromedp.Click(chromedp.CSS(testid("rotate"))), chromedp.WaitVisible(chromedp.CSS(testid("confirm-rotate-button"))))
+	do(t, ctx, "rotate", chromedp.Click(chromedp.CSS(testid("confirm-rotate-button"))), chromedp.WaitVisible(chromedp.CSS(testid("notice"))))
+	if loc := location(t, ctx); loc != "/subscriptions/orders?done=rotated" || count(t, ctx, testid("secret")) != 1 {
+		t.Fatalf("after rotating: %s with %d secrets shown", loc, count(t, ctx, testid("secret")))
+	}
 	if got := text(t, ctx, testid("secret")); !strings.HasPrefix(got, "whsec_") {
 		t.Errorf("rotated secret %q", got)
 	}

@@ -52,6 +52,14 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// The dev stack, for the tests of `go tool task dev` (devstack_test.go).
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "devstack"), ".")
+	cmd.Dir = filepath.Join("..", "..", "tools", "devstack")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "build devstack: %v\n", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

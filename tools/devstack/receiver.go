@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,8 +58,10 @@ func storedKey(dataDir, name string) (string, error) {
 }
 
 // startReceiver serves a webhook endpoint that verifies each delivery and
-// prints it, as a user's own endpoint would.
-func startReceiver(addr, secret string) (*http.Server, error) {
+// prints it to out, as a user's own endpoint would. Each line names the
+// subscription the delivery is for: an event that matches two
+// subscriptions to this receiver arrives twice, with the same id.
+func startReceiver(addr, secret string, out io.Writer) (*http.Server, error) {
 	verifier, err := signing.NewVerifier([]string{secret})
 	if err != nil {
 		return nil, err
@@ -71,7 +74,7 @@ func startReceiver(addr, secret string) (*http.Server, error) {
 			return
 		}
 		if err := verifier.VerifyHeaders(r.Header, body); err != nil {
-			fmt.Printf("[receiver] REJECTED %s: %v\n", r.Header.Get("webhook-id"), err)
+			fmt.Fprintf(out, "[receiver] REJECTED %s for %s: %v\n", r.Header.Get("webhook-id"), subscription(r), err)
 			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
 		}
@@ -81,7 +84,7 @@ func startReceiver(addr, secret string) (*http.Server, error) {
 			Data json.RawMessage `json:"data"`
 		}
 		_ = json.Unmarshal(body, &p)
-		fmt.Printf("[receiver] %s delivered %s (%s), signature verified: %s\n", time.Now().Format("15:04:05"), p.ID, p.Type, p.Data)
+		fmt.Fprintf(out, "[receiver] %s delivered %s (%s) for %s, signature verified: %s\n", time.Now().Format("15:04:05"), p.ID, p.Type, subscription(r), p.Data)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	ln, err := net.Listen("tcp", addr)
@@ -97,12 +100,20 @@ func startReceiver(addr, secret string) (*http.Server, error) {
 	return srv, nil
 }
 
+// subscription names the subscription a delivery is for.
+func subscription(r *http.Request) string {
+	if id := r.Header.Get("X-Dispatch-Subscription-ID"); id != "" {
+		return strconv.Quote(id)
+	}
+	return "an unnamed subscription"
+}
+
 func receiverOnly(ctx context.Context, s settings) error {
 	secret, err := demoSecret(s.dataDir)
 	if err != nil {
 		return err
 	}
-	srv, err := startReceiver(s.receiverAddr, secret)
+	srv, err := startReceiver(s.receiverAddr, secret, os.Stdout)
 	if err != nil {
 		return err
 	}

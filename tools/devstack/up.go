@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,11 +49,12 @@ func up(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
-	receiver, err := startReceiver(s.receiverAddr, secret)
+	receiver, err := startReceiver(s.receiverAddr, secret, os.Stdout)
 	if err != nil {
 		return err
 	}
 	defer receiver.Close()
+	fmt.Printf("demo receiver on http://%s/webhook\n", s.receiverAddr)
 
 	common := []string{
 		"DATABASE_URL=" + s.databaseURL, "KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=" + s.topic,
@@ -69,7 +71,7 @@ func up(ctx context.Context, s settings) error {
 		name, addr string
 		env        []string
 	}{
-		{"ingest-api", s.apiAddr, nil},
+		{"ingest-api", s.apiAddr, []string{"PORTAL_URL=http://" + s.dashAddr + "/portal"}},
 		{"delivery-worker", s.workerAddr, nil},
 		{"retry-scheduler", s.schedAddr, nil},
 		{"dashboard", s.dashAddr, []string{"DISPATCH_API_URL=" + api, "DASHBOARD_SESSION_KEY=" + sessionKey}},
@@ -81,14 +83,20 @@ func up(ctx context.Context, s settings) error {
 		}
 		procs = append(procs, p)
 	}
-	if err := waitReady(ctx, api, "http://"+s.workerAddr, "http://"+s.schedAddr, "http://"+s.dashAddr); err != nil {
-		return err
+	for _, svc := range []struct{ name, base string }{
+		{"ingest-api", api}, {"delivery-worker", "http://" + s.workerAddr},
+		{"retry-scheduler", "http://" + s.schedAddr}, {"dashboard", "http://" + s.dashAddr},
+	} {
+		if err := waitReady(ctx, svc.base); err != nil {
+			return err
+		}
+		fmt.Printf("%s is up on %s\n", svc.name, svc.base)
 	}
 	if err := ensureDemoSubscription(api, key, "http://"+s.receiverAddr+"/webhook", secret); err != nil {
 		return err
 	}
 	sampleID := fmt.Sprintf("evt_sample_%d", time.Now().Unix())
-	if _, err := postJSON(api+"/events", key, map[string]any{"id": sampleID, "type": "order.created", "source": "devstack", "data": map[string]any{"order_id": 1, "note": "sample event sent by the dev stack"}}); err != nil {
+	if _, _, err := callJSON(http.MethodPost, api+"/events", key, map[string]any{"id": sampleID, "type": "order.created", "source": "devstack", "data": map[string]any{"order_id": 1, "note": "sample event sent by the dev stack"}}); err != nil {
 		return err
 	}
 	fmt.Printf(`
@@ -106,6 +114,8 @@ Send your own:
     -d '{"id":"evt_1","type":"order.created","source":"shop","data":{"order_id":42}}'
   curl -sS -H "Authorization: Bearer $DISPATCH_API_KEY" %[1]s/events/evt_1
   curl -sS -H "Authorization: Bearer $DISPATCH_API_KEY" %[1]s/events/evt_1/attempts
+A customer portal link (single use, an hour) for the default tenant; open its url:
+  curl -sS -X POST %[1]s/tenants/default/portal-links -H "Authorization: Bearer $DISPATCH_API_KEY"
 
 `, api, s.workerAddr, s.receiverAddr, sampleID, s.schedAddr, filepath.Join(s.dataDir, "dev-api-key"), s.dashAddr)
 
@@ -122,76 +132,113 @@ Send your own:
 	}
 }
 
-// ensureDemoSubscription subscribes the demo receiver. A subscription left
-// from an earlier run (or another checkout sharing the database) is
-// replaced, so that it signs with the secret the receiver holds.
+// ensureDemoSubscription makes sure the subscription "demo" sends every
+// event to the demo receiver, signed with the secret it holds. It creates
+// what is missing and updates what changed, and never deletes: a
+// subscription's deliveries and attempts go with it, and a restart of the
+// dev stack must keep the history of earlier runs. Its secret cannot be
+// read back to compare, so it is set again (with no grace period) on every
+// start: a database shared with another checkout, or a lost .data, may
+// hold another one. A subscription someone paused stays paused.
 func ensureDemoSubscription(api, key, url, secret string) error {
-	body := map[string]any{"id": "demo", "url": url, "event_types": []string{"*"}, "secret": secret}
-	code, err := postJSON(api+"/subscriptions", key, body)
+	want := map[string]any{"id": "demo", "url": url, "event_types": []string{"*"}, "secret": secret}
+	code, body, err := callJSON(http.MethodGet, api+"/subscriptions/demo", key, nil)
 	if err != nil {
 		return err
 	}
-	if code == http.StatusConflict {
-		req, _ := http.NewRequest(http.MethodDelete, api+"/subscriptions/demo", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
+	switch code {
+	case http.StatusNotFound:
+		code, body, err = callJSON(http.MethodPost, api+"/subscriptions", key, want)
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
-		code, err = postJSON(api+"/subscriptions", key, body)
-		if err != nil {
-			return err
+		if code != http.StatusCreated {
+			return fmt.Errorf("create demo subscription: HTTP %d: %s", code, body)
 		}
+		return nil
+	case http.StatusOK:
+	default:
+		return fmt.Errorf("read demo subscription: HTTP %d: %s", code, body)
 	}
-	if code != http.StatusCreated && code != http.StatusConflict {
-		return fmt.Errorf("create demo subscription: HTTP %d", code)
+	var have struct {
+		URL        string   `json:"url"`
+		EventTypes []string `json:"event_types"`
+		State      string   `json:"state"`
+	}
+	if err := json.Unmarshal(body, &have); err != nil {
+		return fmt.Errorf("read demo subscription: %w", err)
+	}
+	if have.URL != url || !slices.Equal(have.EventTypes, []string{"*"}) {
+		code, body, err = callJSON(http.MethodPatch, api+"/subscriptions/demo", key, map[string]any{"url": url, "event_types": []string{"*"}})
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("update demo subscription: HTTP %d: %s", code, body)
+		}
+		fmt.Printf("subscription demo now sends every event to %s\n", url)
+	}
+	code, body, err = callJSON(http.MethodPost, api+"/subscriptions/demo/secret/rotate", key, map[string]any{"secret": secret, "grace_period_ms": 0})
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("set the demo subscription's secret: HTTP %d: %s", code, body)
+	}
+	if have.State != "active" {
+		fmt.Printf("subscription demo is %s; resume it with PATCH /subscriptions/demo {\"state\":\"active\"}\n", have.State)
 	}
 	return nil
 }
 
-func postJSON(url, key string, body any) (int, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return 0, err
+// callJSON sends body (if not nil) as JSON with the key and returns the
+// answer's status and body.
+func callJSON(method, url, key string, body any) (int, []byte, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	req, err := http.NewRequest(method, url, r)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
 }
 
-func waitReady(ctx context.Context, bases ...string) error {
+// waitReady returns once the service at base answers /readyz with 200.
+func waitReady(ctx context.Context, base string) error {
 	deadline := time.Now().Add(30 * time.Second)
-	for _, base := range bases {
-		for {
-			resp, err := http.Get(base + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s did not become ready within 30s", base)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
 			}
 		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not become ready within 30s", base)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // process is a service started by the dev stack, its output prefixed.

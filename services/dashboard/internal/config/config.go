@@ -5,7 +5,10 @@ import (
 	"encoding/base64"
 	"net/url"
 	"os"
+	"regexp"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
 
@@ -28,7 +31,24 @@ type Config struct {
 	LogFormat       string        // LOG_FORMAT
 	LogLevel        string        // LOG_LEVEL
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	Portal          Portal
 }
+
+// Portal is the customer portal's settings (ADR 32).
+type Portal struct {
+	// Addr, if set, serves the portal on a listener of its own, and only
+	// there (PORTAL_ADDR).
+	Addr string
+	// FrameAncestors are the origins that may show the portal in a frame
+	// (PORTAL_FRAME_ANCESTORS); none may when empty.
+	FrameAncestors []string
+	Title          string // PORTAL_TITLE
+	LogoURL        string // PORTAL_LOGO_URL
+	AccentColor    string // PORTAL_ACCENT_COLOR
+}
+
+// accentColor is a CSS hex colour: #rgb or #rrggbb.
+var accentColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
 // Load reads the configuration, reporting every bad variable by name.
 func Load(env *config.Env) (Config, error) {
@@ -42,6 +62,29 @@ func Load(env *config.Env) (Config, error) {
 		LogFormat:       env.OneOf("LOG_FORMAT", "json", "json", "text"),
 		LogLevel:        env.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+		Portal: Portal{
+			Addr:           env.String("PORTAL_ADDR", ""),
+			FrameAncestors: env.List("PORTAL_FRAME_ANCESTORS", nil),
+			Title:          env.String("PORTAL_TITLE", "Webhooks"),
+			LogoURL:        env.String("PORTAL_LOGO_URL", ""),
+			AccentColor:    env.String("PORTAL_ACCENT_COLOR", ""),
+		},
+	}
+	for _, o := range c.Portal.FrameAncestors {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Scheme+"://"+u.Host != o {
+			env.Fail("PORTAL_FRAME_ANCESTORS", "%q is not an origin such as https://app.example.com (scheme and host, no path)", o)
+		}
+	}
+	if t := c.Portal.Title; t == "" || len(t) > 100 || strings.ContainsFunc(t, unicode.IsControl) {
+		env.Fail("PORTAL_TITLE", "must be 1 to 100 characters without control characters")
+	}
+	if l := c.Portal.LogoURL; l != "" {
+		if u, err := url.Parse(l); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(l, "'\" \n;") {
+			env.Fail("PORTAL_LOGO_URL", "%q is not an http or https URL of an image", l)
+		}
+	}
+	if a := c.Portal.AccentColor; a != "" && !accentColor.MatchString(a) {
+		env.Fail("PORTAL_ACCENT_COLOR", "%q is not a colour such as #0a7cff or #07f", a)
 	}
 	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		env.Fail("DISPATCH_API_URL", "%q is not an http or https URL such as http://127.0.0.1:8080", c.APIURL)

@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/client"
+	"github.com/dispatch-webhooks/dispatch/services/dashboard/internal/session"
 	"github.com/dispatch-webhooks/dispatch/web"
 )
 
@@ -29,12 +31,12 @@ func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request, rq *requ
 	case err != nil:
 		apiErr = unreachable(err)
 	case res.JSON202 != nil:
-		http.Redirect(w, r, string(web.EventURL(id))+"?done=redeliver&n="+strconv.FormatInt(res.JSON202.Queued, 10), http.StatusSeeOther)
+		http.Redirect(w, r, rq.path(web.EventURL(id))+"?done=redeliver&n="+strconv.FormatInt(res.JSON202.Queued, 10), http.StatusSeeOther)
 		return
 	default:
 		apiErr = problem(res.StatusCode(), res.Body)
 	}
-	if s.unauthorized(w, r, apiErr) {
+	if s.unauthorized(w, r, rq, apiErr) {
 		return
 	}
 	v, err := s.eventView(r.Context(), rq, id, url.Values{})
@@ -43,7 +45,7 @@ func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request, rq *requ
 		return
 	}
 	v.Error = apiErr.message()
-	s.render(w, r, apiErr.httpStatus(), web.Event(v))
+	s.render(w, r, apiErr.httpStatus(), rq.ui.event(v))
 }
 
 // createSubscription creates a subscription and shows its secret once.
@@ -53,6 +55,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 		EventTypes: strings.TrimSpace(r.PostFormValue("event_types")), Secret: r.PostFormValue("secret"), Errors: web.Errors{},
 		Chosen: r.PostForm["catalog_type"],
 	}
+	notUTF8(form.Errors, map[string]*string{"id": &form.ID, "url": &form.URL, "event_types": &form.EventTypes, "secret": &form.Secret})
 	types := eventTypes(form.EventTypes)
 	for _, t := range form.Chosen {
 		if !slices.Contains(types, t) {
@@ -60,13 +63,16 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 		}
 	}
 	body := client.CreateSubscriptionJSONRequestBody{Url: form.URL, EventTypes: &types}
-	if form.ID != "" {
+	// The portal never sends an id: the server chooses it, and ids are
+	// unique across tenants, so a chosen one would tell a customer whether
+	// another tenant has it (the API refuses a portal key's id too).
+	if form.ID != "" && !rq.sess.Portal {
 		body.Id = &form.ID
 	}
 	if form.Secret != "" {
 		body.Secret = &form.Secret
 	}
-	if len(types) == 0 {
+	if len(types) == 0 && form.Errors["event_types"] == "" {
 		form.Errors["event_types"] = "name at least one event type or pattern, such as order.* or *"
 	}
 	var apiErr *apiError
@@ -76,17 +82,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 		case err != nil:
 			apiErr = unreachable(err)
 		case res.JSON201 != nil:
-			v, err := s.subscriptionsView(r.Context(), rq, url.Values{})
-			if err != nil {
-				s.fail(w, r, rq, err)
-				return
-			}
-			v.Created = &web.CreatedSecret{SubscriptionID: res.JSON201.Id, Secret: res.JSON201.Secret}
-			v.Notice = "Subscription " + res.JSON201.Id + " created."
-			if res.JSON201.Warnings != nil {
-				v.Notice += " " + strings.Join(*res.JSON201.Warnings, "; ") + "."
-			}
-			s.render(w, r, http.StatusCreated, web.Subscriptions(v))
+			s.showOnce(w, r, rq, web.CreatedSecret{SubscriptionID: res.JSON201.Id, Secret: res.JSON201.Secret}, "created")
 			return
 		default:
 			apiErr = problem(res.StatusCode(), res.Body)
@@ -95,7 +91,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 			}
 		}
 	}
-	if apiErr != nil && s.unauthorized(w, r, apiErr) {
+	if apiErr != nil && s.unauthorized(w, r, rq, apiErr) {
 		return
 	}
 	v, err := s.subscriptionsView(r.Context(), rq, url.Values{})
@@ -115,13 +111,13 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 	}
 	form.Catalog = v.Form.Catalog
 	v.Form = form
-	s.render(w, r, status, web.Subscriptions(v))
+	s.render(w, r, status, rq.ui.subscriptions(v))
 }
 
 // subscriptionFailed shows the subscription page again with what the API
 // said about an action.
 func (s *Server) subscriptionFailed(w http.ResponseWriter, r *http.Request, rq *request, apiErr *apiError, edit func(*web.SubscriptionView)) {
-	if s.unauthorized(w, r, apiErr) {
+	if s.unauthorized(w, r, rq, apiErr) {
 		return
 	}
 	v, err := s.subscriptionView(r.Context(), rq, r.PathValue("id"), url.Values{})
@@ -133,7 +129,7 @@ func (s *Server) subscriptionFailed(w http.ResponseWriter, r *http.Request, rq *
 	if edit != nil {
 		edit(&v)
 	}
-	s.render(w, r, apiErr.httpStatus(), web.Subscription(v))
+	s.render(w, r, apiErr.httpStatus(), rq.ui.subscription(v))
 }
 
 // setState pauses or resumes a subscription.
@@ -150,7 +146,7 @@ func (s *Server) setState(state client.UpdateSubscriptionInputBodyState) func(ht
 			s.subscriptionFailed(w, r, rq, problem(res.StatusCode(), res.Body), nil)
 			return
 		}
-		http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done="+done, http.StatusSeeOther)
+		http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?done="+done, http.StatusSeeOther)
 	}
 }
 
@@ -166,15 +162,60 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, rq *request) {
 		s.subscriptionFailed(w, r, rq, problem(res.StatusCode(), res.Body), nil)
 		return
 	}
-	v, err := s.subscriptionView(r.Context(), rq, id, url.Values{})
+	expires := res.JSON200.PreviousSecretExpiresAt
+	s.showOnce(w, r, rq, web.CreatedSecret{SubscriptionID: id, Secret: res.JSON200.Secret, PreviousExpiresAt: &expires}, "rotated")
+}
+
+// flashCookie carries a secret to the page a redirect leads to.
+const flashCookie = "dispatch_flash"
+
+// flashTTL is how long a secret waits for its page: the redirect's round
+// trip, with room for a slow network.
+const flashTTL = 2 * time.Minute
+
+// showOnce redirects to the subscription's page (post, redirect, get),
+// which shows secret once: it travels there sealed in a cookie that the
+// page clears, so a reload neither repeats the action nor shows it again.
+func (s *Server) showOnce(w http.ResponseWriter, r *http.Request, rq *request, secret web.CreatedSecret, done string) {
+	value, err := s.cfg.Sealer.SealFlash(session.Flash{SessionID: rq.sess.ID, SubscriptionID: secret.SubscriptionID,
+		Secret: secret.Secret, PreviousExpiresAt: secret.PreviousExpiresAt, Expires: s.cfg.Now().Add(flashTTL)})
 	if err != nil {
 		s.fail(w, r, rq, err)
 		return
 	}
-	expires := res.JSON200.PreviousSecretExpiresAt
-	v.NewSecret = &web.CreatedSecret{SubscriptionID: id, Secret: res.JSON200.Secret, PreviousExpiresAt: &expires}
-	v.Notice = "Secret rotated."
-	s.render(w, r, http.StatusOK, web.Subscription(v))
+	http.SetCookie(w, s.flashCookieFor(r, rq, value, int(flashTTL.Seconds())))
+	http.Redirect(w, r, rq.path(web.SubscriptionURL(secret.SubscriptionID))+"?done="+done, http.StatusSeeOther)
+}
+
+// takeSecret returns the secret a redirect brought for the subscription
+// id, if any, and clears it, so that it shows once.
+func (s *Server) takeSecret(w http.ResponseWriter, r *http.Request, rq *request, id string) *web.CreatedSecret {
+	c, err := r.Cookie(flashCookie)
+	if err != nil {
+		return nil
+	}
+	http.SetCookie(w, s.flashCookieFor(r, rq, "", -1))
+	f, err := s.cfg.Sealer.OpenFlash(c.Value)
+	if err != nil || f.SessionID != rq.sess.ID || f.SubscriptionID != id {
+		return nil
+	}
+	return &web.CreatedSecret{SubscriptionID: f.SubscriptionID, Secret: f.Secret, PreviousExpiresAt: f.PreviousExpiresAt}
+}
+
+// flashCookieFor is the cookie that carries a secret to the subscription's
+// page (a negative maxAge clears it): SameSite=Strict on the operators'
+// pages; on the portal's, the rules of its session cookie, so that it
+// reaches a framed portal too.
+func (s *Server) flashCookieFor(r *http.Request, rq *request, value string, maxAge int) *http.Cookie {
+	c := &http.Cookie{Name: flashCookie, Value: value, Path: rq.path("/subscriptions/"), MaxAge: maxAge,
+		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode}
+	if rq.sess.Portal {
+		c.SameSite = http.SameSiteLaxMode
+		if s.framed(r) {
+			c.SameSite, c.Partitioned = http.SameSiteNoneMode, true
+		}
+	}
+	return c
 }
 
 // redeliverSubscription queues the subscription's failed deliveries
@@ -233,17 +274,14 @@ func (s *Server) redeliverSubscription(w http.ResponseWriter, r *http.Request, r
 	}
 	queued += res.JSON202.Queued
 	if res.JSON202.NextCursor == nil {
-		http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=redeliver&n="+strconv.FormatInt(queued, 10), http.StatusSeeOther)
+		http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?done=redeliver&n="+strconv.FormatInt(queued, 10), http.StatusSeeOther)
 		return
 	}
-	v, err := s.subscriptionView(r.Context(), rq, id, url.Values{})
-	if err != nil {
-		s.fail(w, r, rq, err)
-		return
-	}
-	v.Notice = queuedNotice(res.JSON202.Queued)
-	v.Redelivery = &web.RedeliveryContinuation{Since: since, After: *res.JSON202.NextCursor, Queued: queued}
-	s.render(w, r, http.StatusOK, web.Subscription(v))
+	// The page that offers to continue is a GET too: a reload shows it
+	// again and queues nothing.
+	q := url.Values{"done": {"redeliver-more"}, "n": {strconv.FormatInt(res.JSON202.Queued, 10)},
+		"since": {since}, "after": {*res.JSON202.NextCursor}, "queued": {strconv.FormatInt(queued, 10)}}
+	http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?"+q.Encode(), http.StatusSeeOther)
 }
 
 // deleteSubscription deletes the subscription (the page asked first).
@@ -258,7 +296,7 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request, rq *
 		s.subscriptionFailed(w, r, rq, problem(res.StatusCode(), res.Body), nil)
 		return
 	}
-	http.Redirect(w, r, "/subscriptions?done=deleted", http.StatusSeeOther)
+	http.Redirect(w, r, rq.path("/subscriptions")+"?done=deleted", http.StatusSeeOther)
 }
 
 // editSubscription patches the fields the operator changed: each field is
@@ -272,14 +310,18 @@ func (s *Server) editSubscription(w http.ResponseWriter, r *http.Request, rq *re
 			MaxConcurrency: f("max_concurrency"), TimeoutMs: f("timeout_ms"), MaxAttempts: f("max_attempts")}
 	}
 	edit := web.SubscriptionEdit{Values: read(""), Was: read("was_"), Errors: web.Errors{}, Open: true}
+	notUTF8(edit.Errors, map[string]*string{"url": &edit.Values.URL, "event_types": &edit.Values.EventTypes})
 	var body client.UpdateSubscriptionJSONRequestBody
 	changed := false
-	if edit.Values.URL != edit.Was.URL {
+	if edit.Values.URL != edit.Was.URL && edit.Errors["url"] == "" {
 		body.Url, changed = &edit.Values.URL, true
 	}
-	if types := eventTypes(edit.Values.EventTypes); len(types) == 0 {
+	switch types := eventTypes(edit.Values.EventTypes); {
+	case edit.Errors["event_types"] != "":
+		// Already refused: not valid UTF-8.
+	case len(types) == 0:
 		edit.Errors["event_types"] = "name at least one event type or pattern, such as order.* or *"
-	} else if !slices.Equal(types, eventTypes(edit.Was.EventTypes)) {
+	case !slices.Equal(types, eventTypes(edit.Was.EventTypes)):
 		body.EventTypes, changed = &types, true
 	}
 	for _, f := range []struct {
@@ -292,7 +334,9 @@ func (s *Server) editSubscription(w http.ResponseWriter, r *http.Request, rq *re
 		{"timeout_ms", edit.Values.TimeoutMs, edit.Was.TimeoutMs, &body.TimeoutMs},
 		{"max_attempts", edit.Values.MaxAttempts, edit.Was.MaxAttempts, &body.MaxAttempts},
 	} {
-		if f.now == f.was {
+		// The portal's customers change URLs and event types; limits
+		// stay the operator's.
+		if f.now == f.was || rq.sess.Portal {
 			continue
 		}
 		if f.now == "" {
@@ -326,7 +370,7 @@ func (s *Server) editSubscription(w http.ResponseWriter, r *http.Request, rq *re
 		return
 	}
 	if !changed {
-		http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=unchanged", http.StatusSeeOther)
+		http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?done=unchanged", http.StatusSeeOther)
 		return
 	}
 	res, err := rq.api.UpdateSubscriptionWithResponse(r.Context(), id, body)
@@ -344,7 +388,7 @@ func (s *Server) editSubscription(w http.ResponseWriter, r *http.Request, rq *re
 		s.subscriptionFailed(w, r, rq, e, withForm(e))
 		return
 	}
-	http.Redirect(w, r, string(web.SubscriptionURL(id))+"?done=updated", http.StatusSeeOther)
+	http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?done=updated", http.StatusSeeOther)
 }
 
 // editFields are the edit form's fields, named as the API names them.

@@ -135,7 +135,7 @@ func (s *Server) logoutEverywhere(w http.ResponseWriter, r *http.Request, rq *re
 		return
 	case res.JSON200.Scopes == nil || !slices.Contains(*res.JSON200.Scopes, "admin"):
 		rq.page.Title = "Refused"
-		s.render(w, r, http.StatusForbidden, web.ErrorPage(web.ErrorView{Page: rq.page, Status: http.StatusForbidden,
+		s.render(w, r, http.StatusForbidden, rq.ui.errorPage(web.ErrorView{Page: rq.page, Status: http.StatusForbidden,
 			Message: "Only a key with the admin scope can end every session; nothing was done."}))
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -175,7 +176,35 @@ func (s *Server) attention(ctx context.Context, api *client.ClientWithResponses)
 			rows = append(rows, row)
 		}
 	}
+	// Why each needs attention: its newest failing delivery.
+	for i := range rows {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			rows[i].LastFailure = lastFailure(ctx, api, rows[i].ID)
+		})
+	}
+	wg.Wait()
 	return rows, len(subs), more, nil
+}
+
+// lastFailure is the subscription's newest failed or retrying delivery,
+// nil when it has none or the API does not say.
+func lastFailure(ctx context.Context, api *client.ClientWithResponses, id string) *web.FailureView {
+	var newest *web.FailureView
+	one := int64(1)
+	for _, st := range []client.ListSubscriptionDeliveriesParamsStatus{"failed", "retrying"} {
+		res, err := api.ListSubscriptionDeliveriesWithResponse(ctx, id, &client.ListSubscriptionDeliveriesParams{Status: &st, Limit: &one})
+		if err != nil || res.JSON200 == nil {
+			continue
+		}
+		for _, d := range items(res.JSON200.Data) {
+			if newest == nil || d.UpdatedAt.After(newest.At) {
+				newest = &web.FailureView{At: d.UpdatedAt, EventID: d.EventId, Status: string(d.Status), StatusCode: code(d.LastStatusCode), Error: str(d.LastError)}
+			}
+		}
+	}
+	return newest
 }
 
 var eventStatuses = []string{"unmatched", "pending", "retrying", "failed", "delivered"}
@@ -184,7 +213,7 @@ var eventStatuses = []string{"unmatched", "pending", "retrying", "failed", "deli
 func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 	q := r.URL.Query()
 	if id := strings.TrimSpace(q.Get("id")); id != "" {
-		http.Redirect(w, r, string(web.EventURL(id)), http.StatusSeeOther)
+		http.Redirect(w, r, rq.path(web.EventURL(id)), http.StatusSeeOther)
 		return
 	}
 	v := web.EventsView{Page: rq.page, Errors: web.Errors{}, Filter: web.EventFilter{
@@ -192,6 +221,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 		Since: q.Get("since"), Until: q.Get("until"),
 	}}
 	v.Title, v.Nav = "Events", "events"
+	if rq.sess.Portal {
+		v.Endpoints = portalEndpointChoices(r.Context(), rq.api)
+	}
 	limit := int64(50)
 	params := client.ListEventsParams{Limit: &limit}
 	if f := strings.TrimSpace(v.Filter.Type); f != "" {
@@ -219,7 +251,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	if after := q.Get("after"); after != "" {
 		params.After = &after
-		v.First = pageURL("/events", q, "")
+		v.First = pageURL(rq.path("/events"), q, "")
 	}
 	status := http.StatusOK
 	if len(v.Errors) == 0 {
@@ -233,7 +265,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 				v.Events = append(v.Events, eventRow(e))
 			}
 			if res.JSON200.NextCursor != nil {
-				v.Next = pageURL("/events", q, *res.JSON200.NextCursor)
+				v.Next = pageURL(rq.path("/events"), q, *res.JSON200.NextCursor)
 			}
 		case res.StatusCode() == http.StatusUnprocessableEntity:
 			e := problem(res.StatusCode(), res.Body)
@@ -251,7 +283,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, rq *request) {
 	} else {
 		status = http.StatusUnprocessableEntity
 	}
-	s.render(w, r, status, web.Events(v))
+	s.render(w, r, status, rq.ui.events(v))
 }
 
 // errBadPage says that the API refused part of a page's URL, a position
@@ -310,7 +342,7 @@ func (s *Server) eventView(ctx context.Context, rq *request, id string, q url.Va
 	if json.Unmarshal(res.Body, &raw) == nil && json.Indent(&pretty, raw.Data, "", "  ") == nil {
 		v.Payload = pretty.String()
 	}
-	page := eventPage{path: string(web.EventURL(id)), after: q.Get("after"), delivery: q.Get("delivery"), attemptsAfter: q.Get("attempts_after")}
+	page := eventPage{path: rq.path(web.EventURL(id)), after: q.Get("after"), delivery: q.Get("delivery"), attemptsAfter: q.Get("attempts_after")}
 	deliveries, next := items(ev.Deliveries), ev.DeliveriesNextCursor
 	if page.after != "" {
 		v.FirstDeliveries = page.path
@@ -435,7 +467,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request, rq *request) {
 		return
 	}
 	v.Notice = notice(q)
-	s.render(w, r, status, web.Event(v))
+	s.render(w, r, status, rq.ui.event(v))
 }
 
 // pageStatus is the answer for a page whose view was built with err: 200,
@@ -463,6 +495,10 @@ func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Value
 	}
 	limit := int64(50)
 	params := client.ListSubscriptionsParams{Limit: &limit}
+	if rq.sess.Portal {
+		activity := true
+		params.Activity = &activity
+	}
 	// The pages' links keep the filter.
 	filter := url.Values{}
 	if tenant := rq.listTenant(q.Get("tenant_id")); tenant != "" {
@@ -474,7 +510,7 @@ func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Value
 	}
 	if after := q.Get("after"); after != "" {
 		params.After = &after
-		v.First = pageURL("/subscriptions", filter, "")
+		v.First = pageURL(rq.path("/subscriptions"), filter, "")
 	}
 	res, err := rq.api.ListSubscriptionsWithResponse(ctx, &params)
 	if err != nil {
@@ -493,11 +529,18 @@ func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Value
 		}
 		return v, nil
 	}
+	v.Activity = map[string]web.EndpointActivity{}
 	for _, sub := range items(res.JSON200.Data) {
 		v.Subscriptions = append(v.Subscriptions, subscriptionRow(sub))
+		if a := sub.Activity24h; a != nil {
+			v.Activity[sub.Id] = web.EndpointActivity{Attempts: a.Attempts, Succeeded: a.Succeeded}
+		}
 	}
 	if res.JSON200.NextCursor != nil {
-		v.Next = pageURL("/subscriptions", filter, *res.JSON200.NextCursor)
+		v.Next = pageURL(rq.path("/subscriptions"), filter, *res.JSON200.NextCursor)
+	}
+	if rq.sess.Portal {
+		s.portalEndpoints(ctx, rq, &v)
 	}
 	return v, nil
 }
@@ -513,7 +556,7 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, rq *reque
 	if len(v.FilterErrors) > 0 || v.Error != "" {
 		status = http.StatusUnprocessableEntity
 	}
-	s.render(w, r, status, web.Subscriptions(v))
+	s.render(w, r, status, rq.ui.subscriptions(v))
 }
 
 var deliveryStatuses = []string{"pending", "processing", "delivered", "retrying", "failed"}
@@ -550,7 +593,7 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 	}
 	if after := q.Get("after"); after != "" {
 		params.After = &after
-		v.First = pageURL(string(web.SubscriptionURL(id)), q, "")
+		v.First = pageURL(rq.path(web.SubscriptionURL(id)), q, "")
 	}
 	dl, err := rq.api.ListSubscriptionDeliveriesWithResponse(ctx, id, &params)
 	if err != nil {
@@ -571,7 +614,7 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 		v.Deliveries = append(v.Deliveries, deliveryRow(d))
 	}
 	if dl.JSON200.NextCursor != nil {
-		v.Next = pageURL(string(web.SubscriptionURL(id)), q, *dl.JSON200.NextCursor)
+		v.Next = pageURL(rq.path(web.SubscriptionURL(id)), q, *dl.JSON200.NextCursor)
 	}
 	return v, nil
 }
@@ -587,5 +630,15 @@ func (s *Server) subscription(w http.ResponseWriter, r *http.Request, rq *reques
 	}
 	v.Notice = notice(q)
 	v.ConfirmDelete = q.Get("confirm") == "delete" && v.CanWrite
-	s.render(w, r, status, web.Subscription(v))
+	v.ConfirmRotate = q.Get("confirm") == "rotate" && v.CanWrite
+	v.NewSecret = s.takeSecret(w, r, rq, v.Subscription.ID)
+	if q.Get("done") == "redeliver-more" && v.CanWrite {
+		queued, err := strconv.ParseInt(q.Get("queued"), 10, 64)
+		if err != nil || queued < 0 {
+			queued = 0
+		}
+		v.Redelivery = &web.RedeliveryContinuation{Since: q.Get("since"), After: q.Get("after"), Queued: queued}
+	}
+	v.Watch = rq.sess.Portal && q.Get("watch") != "" && testPending(v.Deliveries)
+	s.render(w, r, status, rq.ui.subscription(v))
 }

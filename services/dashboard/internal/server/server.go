@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -45,6 +44,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now replaces the clock (tests); time.Now when nil.
 	Now func() time.Time
+	// Portal brands the customer portal and says who may frame it.
+	Portal PortalConfig
 }
 
 // Server serves the dashboard.
@@ -63,13 +64,15 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Portal.Title == "" {
+		cfg.Portal.Title = "Webhooks"
+	}
 	return &Server{cfg: cfg}
 }
 
 // Register adds the dashboard's pages, actions and static files to mux.
 func (s *Server) Register(mux *http.ServeMux) {
-	static, _ := fs.Sub(web.Static, "static")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	s.registerStatic(mux)
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("POST /logout", s.logout)
@@ -94,11 +97,22 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /tenants/{id}", s.signedIn(s.tenant))
 }
 
-// Handler returns the dashboard with its security headers, on a mux of
-// its own (health and metrics are the caller's).
+// Handler returns the dashboard and the customer portal with their
+// security headers, on a mux of their own (health and metrics are the
+// caller's).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.Register(mux)
+	s.RegisterPortal(mux)
+	return SecurityHeaders(mux)
+}
+
+// PortalHandler returns the customer portal alone, with its static files
+// and security headers, for a listener of its own (PORTAL_ADDR): none of
+// the operators' pages is on it.
+func (s *Server) PortalHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.RegisterPortal(mux)
 	return SecurityHeaders(mux)
 }
 
@@ -133,12 +147,33 @@ func (s *Server) Ready(ctx context.Context) error {
 }
 
 // request is one signed-in request: the session, an API client acting as
-// its key, and the page fields every view shares.
+// its key, the page fields every view shares, and the pages it is shown.
 type request struct {
 	sess session.Session
 	api  *client.ClientWithResponses
 	page web.Page
+	ui   ui
 }
+
+// ui is where a request's pages live and how they look: the operators'
+// dashboard at the root, or a tenant's customer portal under /portal. The
+// handlers that read and act through the API are the same for both.
+type ui struct {
+	// base is prefixed to every path the pages link or redirect to.
+	base          string
+	subscriptions func(web.SubscriptionsView) templ.Component
+	subscription  func(web.SubscriptionView) templ.Component
+	events        func(web.EventsView) templ.Component
+	event         func(web.EventView) templ.Component
+	errorPage     func(web.ErrorView) templ.Component
+}
+
+// dashboardUI is the operators' dashboard.
+var dashboardUI = ui{subscriptions: web.Subscriptions, subscription: web.Subscription, events: web.Events, event: web.Event, errorPage: web.ErrorPage}
+
+// path is the dashboard path p (such as "/events") where the request's
+// pages live.
+func (rq *request) path(p templ.SafeURL) string { return rq.ui.base + string(p) }
 
 // listTenant is the tenant a listing asks for: a session bound to a
 // tenant asks for its own, whatever the URL names (it sees no other, and
@@ -160,6 +195,10 @@ func (s *Server) signedIn(h func(w http.ResponseWriter, r *http.Request, rq *req
 			return
 		}
 		sess, err := s.open(r.Context(), c.Value)
+		if err == nil && sess.Portal {
+			// A portal session's cookie is for /portal/ alone.
+			err = session.ErrInvalid
+		}
 		switch {
 		case errors.Is(err, session.ErrUnavailable):
 			s.unavailable(w, r, s.page(sess, c.Value), err, "so it cannot tell whether this session is still valid; nothing was shown or done")
@@ -178,7 +217,7 @@ func (s *Server) signedIn(h func(w http.ResponseWriter, r *http.Request, rq *req
 			http.Error(w, "dashboard misconfigured: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
-		rq := &request{sess: sess, api: api, page: s.page(sess, c.Value)}
+		rq := &request{sess: sess, api: api, page: s.page(sess, c.Value), ui: dashboardUI}
 		if r.Method == http.MethodPost && !s.cfg.Sealer.ValidToken(c.Value, r.PostFormValue("csrf")) {
 			rq.page.Title = "Refused"
 			s.render(w, r, http.StatusForbidden, web.ErrorPage(web.ErrorView{Page: rq.page, Status: http.StatusForbidden,
@@ -246,9 +285,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c te
 // ends the session, anything else is explained in words.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, rq *request, err error) {
 	e := asAPIError(err)
-	if e.Status == http.StatusUnauthorized {
-		s.clearSession(w, r)
-		toLogin(w, r, "/login?expired=1")
+	if s.unauthorized(w, r, rq, e) {
 		return
 	}
 	if e.Status == 0 || e.Status >= 500 {
@@ -258,14 +295,19 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, rq *request, err e
 	if p.Title == "" {
 		p.Title = "Something went wrong"
 	}
-	s.render(w, r, e.httpStatus(), web.ErrorPage(web.ErrorView{Page: p, Status: e.httpStatus(), Message: e.message()}))
+	s.render(w, r, e.httpStatus(), rq.ui.errorPage(web.ErrorView{Page: p, Status: e.httpStatus(), Message: e.message()}))
 }
 
 // unauthorized reports whether err means the session's key is no longer
-// accepted, ending the session and sending the browser to /login.
-func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, err error) bool {
+// accepted, ending the session: an operator goes to /login, a portal's
+// customer sees that the link has expired.
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, rq *request, err error) bool {
 	if asAPIError(err).Status != http.StatusUnauthorized {
 		return false
+	}
+	if rq.sess.Portal {
+		s.portalEnded(w, r)
+		return true
 	}
 	s.clearSession(w, r)
 	toLogin(w, r, "/login?expired=1")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -107,6 +108,14 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(200, sub)
+	case r.URL.Path == "/subscriptions/orders/secret/rotate" && r.Method == http.MethodPost:
+		reply(200, map[string]any{"secret": "whsec_rotated", "previous_secret_expires_at": time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)})
+	case r.URL.Path == "/subscriptions/new" && r.Method == http.MethodGet:
+		created := maps.Clone(sub)
+		created["id"] = "new"
+		reply(200, created)
+	case r.URL.Path == "/subscriptions/new/deliveries":
+		reply(200, map[string]any{"data": []any{}})
 	case r.URL.Path == "/subscriptions/orders/deliveries" && r.URL.Query().Get("after") == "forged":
 		problem(422, "validation failed", map[string]string{"location": "query.after", "message": "is not a cursor from this API"})
 	case r.URL.Path == "/subscriptions/orders/deliveries":
@@ -222,6 +231,17 @@ func start(t *testing.T, api *fakeAPI, cfg Config, redisPrefix string) *bundle {
 func browserClient() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// postRedirected posts a form that must answer 303 (post, redirect, get)
+// and follows the redirect as a browser would.
+func (b *bundle) postRedirected(t *testing.T, path string, form url.Values) (*http.Response, *goquery.Document) {
+	t.Helper()
+	resp, doc := b.post(t, path, form)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST %s answered %d, want 303 to a page:\n%s", path, resp.StatusCode, doc.Text())
+	}
+	return b.get(t, resp.Header.Get("Location"))
 }
 
 // get fetches a page and parses it.
@@ -418,16 +438,51 @@ func TestCreateShowsSecretOnce(t *testing.T) {
 	b := setup(t)
 	b.signIn(t, "dsp_admin")
 	_, page := b.get(t, "/subscriptions")
-	resp, doc := b.post(t, "/subscriptions", url.Values{"csrf": {csrf(page)}, "url": {"https://example.com"}, "event_types": {"order.*, invoice.*"}})
-	if resp.StatusCode != http.StatusCreated || testid(doc, "secret").Text() != "whsec_shownonce" {
-		t.Fatalf("%d %q", resp.StatusCode, testid(doc, "secret").Text())
+	resp, doc := b.postRedirected(t, "/subscriptions", url.Values{"csrf": {csrf(page)}, "url": {"https://example.com"}, "event_types": {"order.*, invoice.*"}})
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.RequestURI() != "/subscriptions/new?done=created" || testid(doc, "secret").Text() != "whsec_shownonce" {
+		t.Fatalf("%d %s %q", resp.StatusCode, resp.Request.URL, testid(doc, "secret").Text())
 	}
 	if !strings.Contains(b.api.posts[0], `"event_types":["order.*","invoice.*"]`) {
 		t.Errorf("posted %s", b.api.posts[0])
 	}
-	_, again := b.get(t, "/subscriptions")
+	// A reload shows the page again, without the secret, and creates nothing.
+	_, again := b.get(t, "/subscriptions/new?done=created")
 	if testid(again, "secret").Length() != 0 {
 		t.Error("the secret shows again")
+	}
+	if len(b.api.posts) != 1 {
+		t.Errorf("the API got %v", b.api.posts)
+	}
+}
+
+// TestRotateAsksFirstAndShowsTheSecretOnce: the rotate button asks for
+// confirmation; the rotation redirects to the page, which shows the new
+// secret once, so a reload neither rotates again nor shows it again.
+func TestRotateAsksFirstAndShowsTheSecretOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	_, page := b.get(t, "/subscriptions/orders")
+	link := testid(page, "rotate")
+	if goquery.NodeName(link) != "a" || link.AttrOr("href", "") != "/subscriptions/orders?confirm=rotate" {
+		t.Fatalf("the rotate button is %s %v: want a link to the confirmation", goquery.NodeName(link), link.Nodes)
+	}
+	_, confirm := b.get(t, "/subscriptions/orders?confirm=rotate")
+	f := testid(confirm, "confirm-rotate-button").Closest("form")
+	if f.AttrOr("action", "") != "/subscriptions/orders/rotate" || f.AttrOr("method", "") != "post" {
+		t.Fatalf("no confirmation form: %s", testid(confirm, "confirm-rotate").Text())
+	}
+	if len(b.api.posts) != 0 {
+		t.Fatalf("asking rotated already: %v", b.api.posts)
+	}
+	resp, doc := b.postRedirected(t, "/subscriptions/orders/rotate", url.Values{"csrf": {csrf(confirm)}})
+	if resp.Request.URL.RequestURI() != "/subscriptions/orders?done=rotated" || testid(doc, "secret").Text() != "whsec_rotated" ||
+		testid(doc, "previous-expires").Length() != 1 || testid(doc, "notice").Text() != "Secret rotated." {
+		t.Fatalf("after rotating: %s %q %q", resp.Request.URL, testid(doc, "secret").Text(), testid(doc, "notice").Text())
+	}
+	_, again := b.get(t, "/subscriptions/orders?done=rotated")
+	if testid(again, "secret").Length() != 0 || len(b.api.posts) != 1 {
+		t.Errorf("a reload shows the secret again or rotates again: %v", b.api.posts)
 	}
 }
 
@@ -705,7 +760,7 @@ func TestRedeliverQueuesOnePagePerClick(t *testing.T) {
 	}
 	_, page := b.get(t, "/subscriptions/orders")
 
-	resp, page := b.post(t, "/subscriptions/orders/redeliver", url.Values{"csrf": {csrf(page)}, "since": {"2026-01-02T15:04"}})
+	resp, page := b.postRedirected(t, "/subscriptions/orders/redeliver", url.Values{"csrf": {csrf(page)}, "since": {"2026-01-02T15:04"}})
 	if resp.StatusCode != http.StatusOK || testid(page, "notice").Text() != "1000 deliveries queued for redelivery." || testid(page, "redeliver-queued").Text() != "1000" {
 		t.Fatalf("first click: %d %q %q", resp.StatusCode, testid(page, "notice").Text(), testid(page, "redeliver-continue").Text())
 	}
@@ -717,7 +772,7 @@ func TestRedeliverQueuesOnePagePerClick(t *testing.T) {
 		t.Fatalf("the continue form carries %v", form)
 	}
 
-	resp, page = b.post(t, "/subscriptions/orders/redeliver", form)
+	resp, page = b.postRedirected(t, "/subscriptions/orders/redeliver", form)
 	if resp.StatusCode != http.StatusOK || testid(page, "redeliver-queued").Text() != "2000" {
 		t.Fatalf("second click: %d %q", resp.StatusCode, testid(page, "redeliver-continue").Text())
 	}
@@ -734,9 +789,14 @@ func TestRedeliverQueuesOnePagePerClick(t *testing.T) {
 	}
 	fail.Store(false)
 
-	resp, page = b.post(t, "/subscriptions/orders/redeliver", continueForm(t, page))
+	resp, page = b.postRedirected(t, "/subscriptions/orders/redeliver", continueForm(t, page))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("third click: %d", resp.StatusCode)
+	}
+	// A reload of the page that offers to continue queues nothing.
+	before := len(afters())
+	if resp, again := b.get(t, resp.Request.URL.RequestURI()); resp.StatusCode != http.StatusOK || testid(again, "redeliver-queued").Text() != "3000" || len(afters()) != before {
+		t.Fatalf("a reload: %d %q, %d requests", resp.StatusCode, testid(again, "redeliver-queued").Text(), len(afters())-before)
 	}
 	resp, _ = b.post(t, "/subscriptions/orders/redeliver", continueForm(t, page))
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/subscriptions/orders?done=redeliver&n=3007" {

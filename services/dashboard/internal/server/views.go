@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dispatch-webhooks/dispatch/libs/client"
 	"github.com/dispatch-webhooks/dispatch/web"
@@ -124,6 +125,19 @@ func attemptView(a client.AttemptBody) web.AttemptView {
 	return v
 }
 
+// notUTF8 marks every field of values whose text is not valid UTF-8 in
+// errs and makes its value valid to show again. Sent as JSON, such text
+// would reach the API with its bad bytes silently replaced, so it is
+// refused here, next to its field.
+func notUTF8(errs web.Errors, values map[string]*string) {
+	for name, v := range values {
+		if !utf8.ValidString(*v) {
+			errs[name] = "must be valid UTF-8 text"
+			*v = strings.ToValidUTF8(*v, "\uFFFD")
+		}
+	}
+}
+
 // parseTime reads a time as operators type it: RFC 3339, or
 // 2006-01-02T15:04[:05] or 2006-01-02 taken as UTC. "" is no time.
 func parseTime(s string) (*time.Time, error) {
@@ -160,9 +174,13 @@ func pageURL(path string, q url.Values, cursor string) string {
 // codes say nothing, so a crafted link cannot put words on a page.
 func notice(q url.Values) string {
 	switch q.Get("done") {
-	case "redeliver":
+	case "redeliver", "redeliver-more":
 		n, _ := strconv.ParseInt(q.Get("n"), 10, 64)
 		return queuedNotice(n)
+	case "created":
+		return "Subscription created."
+	case "rotated":
+		return "Secret rotated."
 	case "paused":
 		return "Subscription paused: it gets no new deliveries, and its waiting ones wait."
 	case "resumed":
@@ -173,6 +191,8 @@ func notice(q url.Values) string {
 		return "Subscription updated."
 	case "unchanged":
 		return "Nothing was changed: the form had the subscription's values."
+	case "test":
+		return "Test event sent: its delivery shows below once it is attempted."
 	}
 	return ""
 }

@@ -50,6 +50,14 @@ type Session struct {
 	TenantID string `json:"n,omitempty"`
 	// Expires is when the session ends.
 	Expires time.Time `json:"e"`
+	// Portal marks a customer portal's session (ADR 32), opened with a
+	// portal link: its key is bound to TenantID, it is good only under
+	// /portal/ and the operators' pages refuse it.
+	Portal bool `json:"p,omitempty"`
+	// TenantName is the portal's tenant's display name, for its header.
+	TenantName string `json:"m,omitempty"`
+	// ReturnURL, in a portal session, is where its "Back" link leads.
+	ReturnURL string `json:"r,omitempty"`
 }
 
 // Has reports whether the session's key holds any of scopes.
@@ -155,4 +163,56 @@ func Nonce() string {
 	b := make([]byte, 18)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Flash is a secret that the page after a redirect shows once: an action
+// that makes one (creating a subscription, rotating its secret) redirects
+// to a page the browser may reload, so the secret travels in a short-lived
+// sealed cookie that the page takes and clears.
+type Flash struct {
+	// SessionID binds the flash to the session that made it.
+	SessionID         string     `json:"sid"`
+	SubscriptionID    string     `json:"sub"`
+	Secret            string     `json:"secret"`
+	PreviousExpiresAt *time.Time `json:"previous_expires_at,omitempty"`
+	Expires           time.Time  `json:"exp"`
+}
+
+// flashData binds sealed flashes to their purpose: a session cookie does
+// not open as a flash, nor a flash as a session.
+var flashData = []byte("dispatch dashboard flash v1")
+
+// SealFlash returns f as a cookie value.
+func (m *Sealer) SealFlash(f Flash) (string, error) {
+	plain, err := json.Marshal(f)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, m.aead.NonceSize(), m.aead.NonceSize()+len(plain)+m.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(m.aead.Seal(nonce, nonce, plain, flashData)), nil
+}
+
+// OpenFlash returns the flash sealed in value: ErrInvalid if it does not
+// open, ErrExpired if it has expired.
+func (m *Sealer) OpenFlash(value string) (Flash, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil || len(raw) < m.aead.NonceSize() {
+		return Flash{}, ErrInvalid
+	}
+	n := m.aead.NonceSize()
+	plain, err := m.aead.Open(nil, raw[:n], raw[n:], flashData)
+	if err != nil {
+		return Flash{}, ErrInvalid
+	}
+	var f Flash
+	if err := json.Unmarshal(plain, &f); err != nil || f.SessionID == "" {
+		return Flash{}, ErrInvalid
+	}
+	if !m.now().Before(f.Expires) {
+		return Flash{}, ErrExpired
+	}
+	return f, nil
 }

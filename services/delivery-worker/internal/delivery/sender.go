@@ -11,9 +11,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -122,13 +124,19 @@ type Result struct {
 }
 
 // Send attempts the job once within timeout and describes what happened.
-// It never returns an error: every failure is an attempt outcome. The POST
-// is a client span, which names the destination's host but not the URL's
-// path or query: those may hold the receiver's tokens.
-func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration) Result {
+// It never returns an error: every failure is an attempt outcome. The
+// request is written no sooner than turn (the zero time: at once), its turn
+// in the destination's pace (resilience.Admission.Delay after the
+// admission's answer): its connection is taken from the pool or dialled at
+// once, and the request waits on it, so that it reaches the receiver at
+// its turn rather than a dial later (ADR 29). The wait does not count
+// against timeout. The POST is a client span, which names the
+// destination's host but not the URL's path or query: those may hold the
+// receiver's tokens.
+func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration, turn time.Time) Result {
 	ctx, span := s.tracer.Start(ctx, http.MethodPost, trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
-	res := s.send(ctx, job, timeout)
+	res := s.send(ctx, job, timeout, turn)
 	if span.IsRecording() {
 		span.SetAttributes(semconv.HTTPRequestMethodPost)
 		if u, err := url.Parse(job.URL); err == nil {
@@ -142,12 +150,19 @@ func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration)
 	return res
 }
 
-func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration) Result {
+func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration, turn time.Time) Result {
 	start := time.Now()
-	a := domain.Attempt{DeliveryID: job.DeliveryID, EventID: job.Event.ID, SubscriptionID: job.SubscriptionID, Number: job.Attempt, StartedAt: start}
-	var retryAfter time.Duration
+	wait := max(turn.Sub(start), 0)
+	a := domain.Attempt{DeliveryID: job.DeliveryID, EventID: job.Event.ID, SubscriptionID: job.SubscriptionID, Number: job.Attempt}
+	var (
+		retryAfter time.Duration
+		written    writtenAt
+	)
 	finish := func(class domain.ErrorClass, msg string) Result {
-		a.Duration, a.ErrorClass, a.Error = time.Since(start), class, msg
+		// An attempt that never had a connection started when it began to
+		// connect.
+		a.StartedAt = written.get(start)
+		a.Duration, a.ErrorClass, a.Error = time.Since(a.StartedAt), class, msg
 		return Result{Attempt: a, RetryAfter: retryAfter}
 	}
 
@@ -159,8 +174,21 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration)
 	if err != nil {
 		return finish(domain.ErrorNetwork, "subscription secret unusable: "+err.Error())
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout+wait)
 	defer cancel()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+		// net/http writes the request as soon as this returns: waiting
+		// here holds the request, connected, until its turn.
+		if d := time.Until(turn); d >= minTurnWait {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+		written.set(time.Now())
+	}})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, job.URL, bytes.NewReader(body))
 	if err != nil {
 		return finish(domain.ErrorNetwork, "build request: "+err.Error())
@@ -172,6 +200,10 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration)
 	h.Set("User-Agent", s.userAgent)
 	h.Set("X-Dispatch-Event-ID", job.Event.ID)
 	h.Set("X-Dispatch-Event-Type", job.Event.Type)
+	// One event reaches each matching subscription with the same
+	// webhook-id; this tells a receiver behind several of them which one
+	// a delivery is for.
+	h.Set("X-Dispatch-Subscription-ID", job.SubscriptionID)
 	h.Set("X-Dispatch-Timestamp", ts)
 	h.Set("X-Dispatch-Signature", sig)
 	h.Set(signing.HeaderID, job.Event.ID)
@@ -209,6 +241,35 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration)
 		return finish(domain.ErrorTimeout, "reading response: "+errorText(readErr))
 	}
 	return finish(domain.ErrorNone, "")
+}
+
+// minTurnWait is the shortest wait for a turn worth a timer: a request
+// whose turn is nearer goes at once, which lets a destination have at most
+// a thousandth of its limit more in a second, and spares the busiest
+// destinations (whose turns are microseconds apart) a timer each.
+const minTurnWait = time.Millisecond
+
+// writtenAt is when a request began to be written on its connection: net/http
+// may call its trace hooks from other goroutines.
+type writtenAt struct {
+	mu sync.Mutex
+	at time.Time
+}
+
+func (w *writtenAt) set(t time.Time) {
+	w.mu.Lock()
+	w.at = t
+	w.mu.Unlock()
+}
+
+// get returns the time set, or otherwise.
+func (w *writtenAt) get(otherwise time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.at.IsZero() {
+		return otherwise
+	}
+	return w.at
 }
 
 // readSnippet drains up to maxResponseRead bytes and keeps the first

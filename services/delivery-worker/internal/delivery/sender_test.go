@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -53,12 +55,13 @@ func TestSendSignsAndDescribesSuccess(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	a := testSender().Send(context.Background(), job(srv.URL, secret), 5*time.Second).Attempt
+	a := testSender().Send(context.Background(), job(srv.URL, secret), 5*time.Second, time.Time{}).Attempt
 	require.True(t, a.Succeeded(), "%+v", a)
 	require.Equal(t, "thanks", a.ResponseBody)
 	r := <-got
 	require.Equal(t, "evt_1", r.Header.Get("X-Dispatch-Event-ID"))
 	require.Equal(t, "order.created", r.Header.Get("X-Dispatch-Event-Type"))
+	require.Equal(t, "sub_1", r.Header.Get("X-Dispatch-Subscription-ID"))
 	require.Equal(t, r.Header.Get("webhook-timestamp"), r.Header.Get("X-Dispatch-Timestamp"))
 	require.Equal(t, r.Header.Get("webhook-signature"), r.Header.Get("X-Dispatch-Signature"))
 	require.Equal(t, "Dispatch/test", r.Header.Get("User-Agent"))
@@ -147,7 +150,7 @@ func TestSendClassifiesFailures(t *testing.T) {
 			if timeout == 0 {
 				timeout = 5 * time.Second
 			}
-			res := sender.Send(context.Background(), job(tt.url, secret), timeout)
+			res := sender.Send(context.Background(), job(tt.url, secret), timeout, time.Time{})
 			a := res.Attempt
 			require.Equal(t, tt.retryAfter, res.RetryAfter)
 			require.False(t, a.Succeeded())
@@ -192,7 +195,7 @@ func TestSendEndsAnUpgradeWithinTheTimeout(t *testing.T) {
 	const timeout = time.Second
 	done := make(chan Result, 1)
 	go func() {
-		done <- testSender().Send(context.Background(), job(srv.URL, signing.GenerateSecret()), timeout)
+		done <- testSender().Send(context.Background(), job(srv.URL, signing.GenerateSecret()), timeout, time.Time{})
 	}()
 	select {
 	case res := <-done:
@@ -219,7 +222,7 @@ func TestSendRefusesInternalAddressesByDefault(t *testing.T) {
 		"http://2130706433:" + port,
 		"http://169.254.169.254/latest/meta-data/", // refused before any packet leaves
 	} {
-		a := strict.Send(context.Background(), job(u, signing.GenerateSecret()), 5*time.Second).Attempt
+		a := strict.Send(context.Background(), job(u, signing.GenerateSecret()), 5*time.Second, time.Time{}).Attempt
 		require.Contains(t, []domain.ErrorClass{domain.ErrorBlocked, domain.ErrorDNS}, a.ErrorClass, "%s: %s", u, a.Error)
 		require.NotContains(t, a.Error, "127.0.0.1:"+port, "the error names the internal address")
 	}
@@ -265,7 +268,7 @@ var internalAddress = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
 
 func TestErrorsDoNotNameThisNetwork(t *testing.T) {
 	t.Parallel()
-	a := testSender().Send(context.Background(), job("http://no-such-host.invalid/hook", signing.GenerateSecret()), 5*time.Second).Attempt
+	a := testSender().Send(context.Background(), job("http://no-such-host.invalid/hook", signing.GenerateSecret()), 5*time.Second, time.Time{}).Attempt
 	require.Equal(t, domain.ErrorDNS, a.ErrorClass, a.Error)
 	require.Contains(t, a.Error, "no-such-host.invalid")
 	require.NotRegexp(t, internalAddress, a.Error, "the error names this network's resolver")
@@ -289,7 +292,56 @@ func TestErrorsDoNotNameThisNetwork(t *testing.T) {
 	err = &net.OpError{Op: "read", Net: "tcp", Source: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 4), Port: 51234},
 		Addr: &net.TCPAddr{IP: net.IPv4(93, 184, 216, 34), Port: 443}, Err: syscall.ECONNRESET}
 	require.Equal(t, "read tcp 93.184.216.34:443: connection reset by peer", errorText(err))
-	a = testSender().Send(context.Background(), job("http://"+ln.Addr().String()+"/", signing.GenerateSecret()), 5*time.Second).Attempt
+	a = testSender().Send(context.Background(), job("http://"+ln.Addr().String()+"/", signing.GenerateSecret()), 5*time.Second, time.Time{}).Attempt
 	require.Equal(t, 200, *a.StatusCode, "a 200 whose body is cut short was still answered")
 	require.Equal(t, "partial", a.ResponseBody)
+}
+
+// A request is written at its turn, on a connection made ready meanwhile,
+// and its attempt starts when it was written: the receiver's TLS handshake
+// (held 300 ms here) is neither part of a started attempt nor a delay
+// after a turn it had time to precede.
+func TestSendWritesAtItsTurn(t *testing.T) {
+	t.Parallel()
+	const handshake = 300 * time.Millisecond
+	tests := []struct {
+		name string
+		wait time.Duration
+	}{
+		{"turn now: written once the connection is ready", 0},
+		{"turn later: the connection is ready before it", time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var handshook atomic.Pointer[time.Time]
+			arrived := make(chan time.Time, 1)
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				arrived <- time.Now()
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				time.Sleep(handshake)
+				now := time.Now()
+				handshook.Store(&now)
+				return nil, nil
+			}}
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			sender := testSender()
+			sender.client.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+
+			start := time.Now()
+			a := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, start.Add(tt.wait)).Attempt
+			require.True(t, a.Succeeded(), "%+v", a)
+			at := <-arrived
+			ready := *handshook.Load()
+			require.True(t, a.StartedAt.After(ready), "started %v after the handshake ended", a.StartedAt.Sub(ready))
+			require.False(t, a.StartedAt.Before(start.Add(tt.wait)), "started %v before its turn", start.Add(tt.wait).Sub(a.StartedAt))
+			require.False(t, at.Before(a.StartedAt), "arrived before it started")
+			if tt.wait > handshake {
+				require.True(t, ready.Before(start.Add(tt.wait)), "the connection was made ready while the request waited for its turn")
+			}
+		})
+	}
 }

@@ -177,20 +177,20 @@ func (s *slots) take(d *destination, dest string, now time.Time) slot {
 	return slot{dest: dest, id: s.nextID}
 }
 
-// waitsOnDest records that sl's holder now waits on the destination
-// itself: its request goes out, or admission refused it for a reason that
-// is the destination's (its requests all out, its circuit's trials out).
-// The first such moment counts.
-func (s *slots) waitsOnDest(sl slot) {
+// waitsOnDest records that sl's holder waits on the destination itself
+// from at: its request goes out (at its turn in the destination's pace), or
+// admission refused it for a reason that is the destination's (its
+// requests all out, its circuit's trials out). The first such moment
+// counts.
+func (s *slots) waitsOnDest(sl slot, at time.Time) {
 	if sl.id == 0 {
 		return
 	}
-	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d := s.byDest[sl.dest]; d != nil {
 		if h, ok := d.inFlight[sl.id]; ok && h.onDest.IsZero() {
-			h.onDest = now
+			h.onDest = at
 		}
 	}
 }

@@ -40,21 +40,27 @@ func TestTurnProbesFasterThanThePaceMeasured(t *testing.T) {
 }
 
 // Only a holder waiting long on the destination itself (its request in
-// flight, its concurrency or its circuit) makes it look stalled. One
-// waiting for a spent rate window (it gives no slot back for up to a
+// flight, its concurrency or its circuit) makes it look stalled; a request
+// waits on it only from its turn. One waiting for a spent rate window (it gives no slot back for up to a
 // second) leaves the turn at the average hold over the slots; taken from
 // the oldest hold instead, it spread a burst's backlog over three times
 // the time the destination's limit needed.
 func TestOnlyARequestInFlightLooksStalled(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name     string
-		onDest   bool
+		name   string
+		onDest bool
+		// turnIn is how long after the slot was taken its request's turn
+		// in the destination's pace comes, when onDest.
+		turnIn   time.Duration
 		flowing  bool
 		wantTurn time.Duration
 	}{
-		{"waiting for a spent rate window", false, true, 50 * time.Millisecond},
-		{"waiting on the destination", true, false, 500 * time.Millisecond},
+		{"waiting for a spent rate window", false, 0, true, 50 * time.Millisecond},
+		{"waiting on the destination", true, 0, false, 500 * time.Millisecond},
+		// Booked 900 ms ahead: a second on, its request has been out only
+		// 100 ms, less than the recheck.
+		{"waiting for its turn", true, 900 * time.Millisecond, true, 50 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +81,7 @@ func TestOnlyARequestInFlightLooksStalled(t *testing.T) {
 
 			sl := take()
 			if tt.onDest {
-				s.waitsOnDest(sl)
+				s.waitsOnDest(sl, clk.Now().Add(tt.turnIn))
 			}
 			clk.Advance(time.Second)
 			s.mu.Lock()

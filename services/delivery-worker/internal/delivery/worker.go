@@ -89,7 +89,7 @@ type Worker struct {
 
 	claims   *grouper[int64, store.Job]
 	outcomes *grouper[store.Outcome, struct{}]
-	admits   *grouper[resilience.AdmitRequest, resilience.Admission]
+	admits   *grouper[resilience.AdmitRequest, admission]
 	finishes *grouper[resilience.Finished, struct{}]
 }
 
@@ -142,10 +142,14 @@ func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
 		}
 		return res
 	})
-	w.admits = newGrouper(groupSize, redisGroups, func(ctx context.Context, reqs []resilience.AdmitRequest) []result[resilience.Admission] {
-		res := make([]result[resilience.Admission], len(reqs))
-		for i, a := range guard.AdmitBatch(ctx, reqs) {
-			res[i].value = a
+	w.admits = newGrouper(groupSize, redisGroups, func(ctx context.Context, reqs []resilience.AdmitRequest) []result[admission] {
+		res := make([]result[admission], len(reqs))
+		adms := guard.AdmitBatch(ctx, reqs)
+		// The turns count from the answer, not from when each handler
+		// wakes to read it: those wakes are spread over the group.
+		answered := time.Now()
+		for i, a := range adms {
+			res[i].value = admission{Admission: a, turn: answered.Add(a.Delay)}
 		}
 		return res
 	})
@@ -219,14 +223,14 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	defer releaseSlot()
 
 	req := resilience.AdmitRequest{Target: target, Limits: resilience.Limits{RatePerSecond: job.Settings.RatePerSecond, MaxConcurrency: job.Settings.MaxConcurrency}, Timeout: timeout}
-	var adm resilience.Admission
+	var adm admission
 	for {
 		adm, _ = w.admits.do(context.WithoutCancel(ctx), req)
 		if adm.Allowed {
 			break
 		}
 		if adm.Reason != resilience.RateLimited {
-			w.slots.waitsOnDest(sl)
+			w.slots.waitsOnDest(sl, w.clock.Now())
 		}
 		wait := adm.RetryAfter + spread(adm.RetryAfter)
 		span := trace.SpanFromContext(ctx)
@@ -246,20 +250,22 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		}
 	}
 
-	w.slots.waitsOnDest(sl)
+	// The request goes at its turn in the destination's pace: until then
+	// the slot waits on the pace, not on the destination.
+	w.slots.waitsOnDest(sl, w.clock.Now().Add(time.Until(adm.turn)))
 	ctx, span := w.tracer.Start(ctx, "delivery attempt")
 	defer span.End()
 	if span.IsRecording() {
 		span.SetAttributes(jobAttrs(job)...)
 	}
-	res := w.sender.Send(ctx, job, timeout)
+	res := w.sender.Send(ctx, job, timeout, adm.turn)
 	releaseSlot()
 	if ctx.Err() != nil {
 		// Stopping: the attempt was cut short, so it is not spent. The
 		// delivery is due again at once and the scheduler republishes it.
 		span.SetStatus(codes.Error, "cut short: the worker is stopping; the attempt is not spent")
 		w.giveBack(ctx, job, w.clock.Now(), "stopping")
-		w.finish(ctx, adm, false, false)
+		w.finish(ctx, adm.Admission, false, false)
 		return
 	}
 	res.Attempt.Instance = w.cfg.Instance
@@ -276,12 +282,12 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	if errors.Is(err, domain.ErrNotFound) {
 		// Deleted while the attempt was in flight: its circuit and metric
 		// series go with it, and this outcome must not bring them back.
-		w.finish(ctx, adm, false, false)
+		w.finish(ctx, adm.Admission, false, false)
 		w.guard.Drop(job.SubscriptionID)
 		w.logJob(ctx, slog.LevelInfo, job, "attempt made for a deleted subscription", "result", describe(attempt))
 		return
 	}
-	w.finish(ctx, adm, true, attempt.Succeeded())
+	w.finish(ctx, adm.Admission, true, attempt.Succeeded())
 	if err != nil {
 		// The claim's lease runs out and the delivery is picked up again:
 		// at-least-once, never lost.
@@ -296,11 +302,19 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		level = slog.LevelDebug
 	}
 	if w.log.Enabled(ctx, level) {
-		w.logJob(ctx, level, job, "attempt recorded", "result", describe(attempt), "status", outcome.Status(), "duration_ms", attempt.Duration.Milliseconds())
+		w.logJob(ctx, level, job, "attempt recorded", "result", describe(attempt), "status", outcome.Status(), "duration_ms", float64(attempt.Duration.Microseconds())/1000)
 	}
 	if outcome.Kind() == store.OutcomeGone {
 		w.logJob(ctx, slog.LevelWarn, job, "subscription disabled", "reason", goneReason)
 	}
+}
+
+// admission is an answer of the destination's limits with the time of its
+// turn: when its request is to be written. The turn is on the system
+// clock, the sender's, whatever clock the worker waits on.
+type admission struct {
+	resilience.Admission
+	turn time.Time
 }
 
 // logJob writes a line about a claimed delivery, led by its stable keys.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -60,7 +61,12 @@ type Store interface {
 	ListEventTypes(ctx context.Context, f store.EventTypeFilter) ([]domain.EventType, error)
 	ListEventTypeVersions(ctx context.Context, name string) ([]domain.EventTypeVersion, error)
 	ArchiveEventType(ctx context.Context, name string) error
+	CreatePortalLink(ctx context.Context, l domain.PortalLink, hash apikey.Hash) (domain.PortalLink, error)
+	OpenPortalLink(ctx context.Context, hash apikey.Hash, key domain.APIKey, keyHash apikey.Hash) (domain.PortalSession, error)
+	RevokePortal(ctx context.Context, tenant string) (store.PortalRevocation, error)
+	RevealSecret(ctx context.Context, scope store.Scope, id string) (store.RevealedSecret, error)
 	SendTest(ctx context.Context, scope store.Scope, subscriptionID string, e domain.Event) (store.IngestResult, error)
+	SubscriptionActivity(ctx context.Context, scope store.Scope, ids []string, since time.Time) (map[string]store.Activity, error)
 }
 
 // Publisher hands new deliveries to the queue without waiting for it.
@@ -86,10 +92,14 @@ type Server struct {
 	batch     batchChecker
 	ingest    *ingestBatcher
 	cursors   *cursorSealer
-	log       *slog.Logger
-	received  prometheus.Counter
-	tracer    trace.Tracer
-	catalog   *catalog.Cache
+	// portalURL and portalReturnOrigins are Config's PortalURL and
+	// PortalReturnOrigins.
+	portalURL           string
+	portalReturnOrigins []string
+	log                 *slog.Logger
+	received            prometheus.Counter
+	tracer              trace.Tracer
+	catalog             *catalog.Cache
 	// typesRequired refuses exact event types the catalog does not have.
 	typesRequired bool
 	schemaInvalid *prometheus.CounterVec
@@ -119,7 +129,14 @@ type Config struct {
 	// any, the instance makes a key of its own, and such cursors open only
 	// on it and only until it restarts.
 	CursorKeys [][]byte
-	Logger     *slog.Logger
+	// PortalURL is the customer portal's base URL as its users reach it
+	// (PORTAL_URL, such as https://portal.example.com/portal); portal
+	// links are PortalURL + "/open?token=...".
+	PortalURL string
+	// PortalReturnOrigins are the origins a portal link's return URL may
+	// have (PORTAL_RETURN_ORIGINS); none allows no return URL.
+	PortalReturnOrigins []string
+	Logger              *slog.Logger
 	// Registerer receives the API's metrics; nil means the default registry.
 	Registerer prometheus.Registerer
 	// Version is reported in the OpenAPI document.
@@ -146,16 +163,18 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
 	s := &Server{
-		store:     cfg.Store,
-		publisher: cfg.Publisher,
-		circuits:  cfg.Circuits,
-		egress:    cfg.Egress,
-		resolver:  cfg.Resolver,
-		auth:      newAuthenticator(cfg.Store, cfg.AdminKey),
-		ingest:    newIngestBatcher(cfg.Store, maxIngestGroup, maxIngestFlushes),
-		cursors:   newCursorSealer(cfg.CursorKeys),
-		log:       cfg.Logger,
-		tracer:    cfg.TracerProvider.Tracer("github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"),
+		store:               cfg.Store,
+		publisher:           cfg.Publisher,
+		circuits:            cfg.Circuits,
+		egress:              cfg.Egress,
+		resolver:            cfg.Resolver,
+		auth:                newAuthenticator(cfg.Store, cfg.AdminKey),
+		ingest:              newIngestBatcher(cfg.Store, maxIngestGroup, maxIngestFlushes),
+		cursors:             newCursorSealer(cfg.CursorKeys),
+		portalURL:           strings.TrimSuffix(cfg.PortalURL, "/"),
+		portalReturnOrigins: cfg.PortalReturnOrigins,
+		log:                 cfg.Logger,
+		tracer:              cfg.TracerProvider.Tracer("github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"),
 		received: registerCounter(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dispatch_events_received_total",
 			Help: "Events accepted and stored (re-posts of a known id are not counted).",
@@ -187,6 +206,8 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerCatalogDocument(api)
 	s.registerImport(api)
 	s.registerEventTypes(api)
+	s.registerPortal(api)
+	s.registerEndpoint(api)
 	declareCommonErrors(api.OpenAPI())
 	warmDocuments(mux)
 	return api
@@ -209,7 +230,8 @@ var commonErrors = map[string]string{
 }
 
 // declareCommonErrors adds commonErrors to every operation's documented
-// answers, so clients generated from the document know them.
+// answers, so clients generated from the document know them; 403 only
+// where a key may be refused (GET /me needs no scope).
 func declareCommonErrors(oapi *huma.OpenAPI) {
 	problem := map[string]*huma.MediaType{"application/problem+json": {Schema: &huma.Schema{Ref: "#/components/schemas/ErrorModel"}}}
 	for _, item := range oapi.Paths {
@@ -218,6 +240,9 @@ func declareCommonErrors(oapi *huma.OpenAPI) {
 				continue
 			}
 			for code, desc := range commonErrors {
+				if code == "403" && requiredScope(op) == "" && !operatorOnly(op) {
+					continue
+				}
 				if op.Responses[code] == nil {
 					op.Responses[code] = &huma.Response{Description: desc, Content: problem}
 				}

@@ -48,6 +48,9 @@ type bundle struct {
 	api huma.API
 }
 
+// testPortalURL is the tests' PORTAL_URL.
+const testPortalURL = "https://portal.example.com/portal"
+
 // adminKey is the tests' ADMIN_API_KEY.
 const adminKey = "test-admin-key-0123456789abcdef"
 
@@ -59,14 +62,15 @@ func setup(t *testing.T) *bundle {
 
 // newBundle starts the API as main serves it, on its own database, Kafka
 // and Redis prefix.
-func newBundle(t testing.TB) *bundle {
+func newBundle(t testing.TB, opts ...func(*api.Config)) *bundle {
 	t.Helper()
-	return newTracedBundle(t, queue.Tracing{})
+	return newTracedBundle(t, queue.Tracing{}, opts...)
 }
 
 // newTracedBundle is newBundle with the API and its producer traced by
-// tracing instead of the process's (off) tracing.
-func newTracedBundle(t testing.TB, tracing queue.Tracing) *bundle {
+// tracing instead of the process's (off) tracing; opts change its
+// configuration before it starts.
+func newTracedBundle(t testing.TB, tracing queue.Tracing, opts ...func(*api.Config)) *bundle {
 	t.Helper()
 	db := testkit.Postgres(t)
 	cluster := testkit.Kafka(t, 2, topic)
@@ -76,8 +80,13 @@ func newTracedBundle(t testing.TB, tracing queue.Tracing) *bundle {
 	rdb, prefix := testkit.Redis(t)
 	circuits := resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})
 	mux := http.NewServeMux()
-	registered := api.New(mux, api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test", AdminKey: adminKey,
-		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names, TracerProvider: tracing.TracerProvider})
+	cfg := api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test", AdminKey: adminKey,
+		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names, TracerProvider: tracing.TracerProvider,
+		PortalURL: testPortalURL, PortalReturnOrigins: []string{"https://app.example.com"}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	registered := api.New(mux, cfg)
 	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), api.AnswerUnrouted(mux)))
 	t.Cleanup(srv.Close)
 	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(), key: adminKey, api: registered,

@@ -41,7 +41,7 @@ func apiKeyBody(k domain.APIKey) APIKeyBody {
 type createAPIKeyInput struct {
 	Body struct {
 		Name      string     `json:"name" minLength:"1" maxLength:"255" example:"billing-service" doc:"What the key is for, as lists show it: UTF-8 text without control characters."`
-		Scopes    []string   `json:"scopes" minItems:"1" maxItems:"4" uniqueItems:"true" enum:"admin,write,publish,read" doc:"admin: everything, including keys; write: events, subscriptions, redelivery; publish: only posting events; read: every GET."`
+		Scopes    []string   `json:"scopes" minItems:"1" maxItems:"5" uniqueItems:"true" enum:"admin,write,publish,read,portal" doc:"admin: everything, including keys; write: events, subscriptions, redelivery; publish: only posting events; read: every GET; portal: only creating and revoking tenants' portal links."`
 		ExpiresAt *time.Time `json:"expires_at,omitempty" doc:"When the key stops working; never when absent."`
 		TenantID  string     `json:"tenant_id,omitempty" maxLength:"255" doc:"Binds the key to this tenant: it sees and changes only the tenant's subscriptions, events, deliveries and attempts (another tenant's answer 404), posts events only for it, and may not manage tenants or keys. Absent: every tenant."`
 	}

@@ -220,3 +220,25 @@ func TestEventDeliveriesArePaged(t *testing.T) {
 		}
 	}
 }
+
+// TestAttemptDurationsKeepMicroseconds lists an attempt that took less
+// than a millisecond, as one on a local network does, and one recorded
+// before durations were kept in microseconds.
+func TestAttemptDurationsKeepMicroseconds(t *testing.T) {
+	b := setup(t)
+	r := b.do(t, "POST", "/subscriptions", `{"id":"a","url":"https://example.com/a","event_types":["*"]}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	r = b.do(t, "POST", "/events", `{"id":"e","type":"order.created","data":{}}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	_, err := b.db.Pool.Exec(context.Background(), `
+		INSERT INTO attempts (delivery_id, number, started_at, duration_ms, duration_us, status_code)
+		SELECT id, 1, now(), 0, 312, 204 FROM deliveries WHERE event_id = 'e'
+		UNION ALL SELECT id, 2, now(), 7, NULL, 204 FROM deliveries WHERE event_id = 'e'`)
+	require.NoError(t, err)
+	r = b.do(t, "GET", "/events/e/attempts", "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	data := r.body["data"].([]any)
+	require.Len(t, data, 2)
+	require.Equal(t, 0.312, data[0].(map[string]any)["duration_ms"], "a fraction of a millisecond, not 0")
+	require.Equal(t, 7.0, data[1].(map[string]any)["duration_ms"], "an older attempt's milliseconds")
+}

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +49,9 @@ type principal struct {
 	scopes []domain.Scope
 	// tenant is the tenant the key is bound to, or "" for every tenant.
 	tenant string
+	// portal marks a portal session's key, which may do what the customer
+	// portal does and nothing more (portalOperations).
+	portal bool
 }
 
 // scopeOf is the data a request may reach: its key's tenant, or every
@@ -136,7 +141,7 @@ func (a *authenticator) authenticate(ctx context.Context, header string) (princi
 		return principal{}, errUnknownKey
 	}
 	a.noteUse(c.key.ID, now)
-	return principal{keyID: c.key.ID, scopes: c.key.Scopes, tenant: c.key.TenantID}, nil
+	return principal{keyID: c.key.ID, scopes: c.key.Scopes, tenant: c.key.TenantID, portal: c.key.Portal}, nil
 }
 
 // lookup reads the key with hash, or waits for the lookup of it already in
@@ -171,6 +176,11 @@ func (a *authenticator) fly(ctx context.Context, hash apikey.Hash, f *flight, no
 		f.c = cachedKey{until: now.Add(keyCacheTTL)}
 	case err != nil:
 		f.err = err
+	case k.Portal:
+		// A portal session's key is read again on every request, so that
+		// revoking a tenant's portal sessions ends them at their next
+		// request on every instance (ADR 32).
+		f.c = cachedKey{key: k, valid: true}
 	default:
 		f.c = cachedKey{key: k, valid: true, until: now.Add(keyCacheTTL)}
 	}
@@ -252,12 +262,15 @@ func (a *authenticator) noteUse(id string, now time.Time) {
 }
 
 // requiredScope says what an operation needs: key management needs admin,
-// posting events publish, every other GET read, every other change write;
-// describing the key in use needs only a valid key ("").
+// portal links portal, posting events publish, every other GET read, every
+// other change write; describing the key in use needs only a valid key
+// ("").
 func requiredScope(op *huma.Operation) domain.Scope {
 	switch {
 	case op.Path == "/me":
 		return ""
+	case strings.HasPrefix(op.Path, portalLinkPaths):
+		return domain.ScopePortal
 	case strings.HasPrefix(op.Path, "/api-keys"):
 		return domain.ScopeAdmin
 	case op.Method == http.MethodGet || op.Method == http.MethodHead:
@@ -280,22 +293,85 @@ func operatorOnly(op *huma.Operation) bool {
 	return only || strings.HasPrefix(op.Path, "/api-keys")
 }
 
+// portalOperations are the operations a portal session's key may call:
+// those the customer portal makes (ADR 32), and no other. Whoever holds
+// the key, the portal or a customer who took it from a link, gets the
+// portal's capabilities and nothing more: no events posted, no operator
+// settings, no tenants or keys. An operation added later is refused to
+// portal keys until it is listed here.
+var portalOperations = map[string]bool{
+	"list-subscriptions":           true,
+	"create-subscription":          true,
+	"get-subscription":             true,
+	"update-subscription":          true,
+	"delete-subscription":          true,
+	"list-subscription-deliveries": true,
+	"reveal-subscription-secret":   true,
+	"rotate-subscription-secret":   true,
+	"send-test-event":              true,
+	"redeliver-subscription":       true,
+	"list-events":                  true,
+	"get-event":                    true,
+	"list-event-deliveries":        true,
+	"list-event-attempts":          true,
+	"redeliver-event":              true,
+}
+
 type principalKey struct{}
+
+// who is the request's principal; the zero principal, which may do
+// nothing, when the authentication middleware did not see the request.
+func who(ctx context.Context) principal {
+	p, _ := ctx.Value(principalKey{}).(principal)
+	return p
+}
+
+// portalFieldsRefused answers 422 naming each of fields that a portal
+// session's key sent: settings that are the operator's (or the server's)
+// to choose (the id of a subscription, chosen by the server so that a
+// customer can neither probe other tenants' ids nor take them, and the
+// delivery settings, which bound what the shared workers spend on it).
+// A field was sent when its value is true. Any other key may send them.
+func portalFieldsRefused(ctx context.Context, fields map[string]bool) error {
+	if !who(ctx).portal {
+		return nil
+	}
+	var details []error
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		if fields[name] {
+			msg := "delivery limits and retries are the operator's to set, not a portal session's"
+			if name == "id" {
+				msg = "the server chooses a subscription's id for a portal session"
+			}
+			details = append(details, &huma.ErrorDetail{Location: "body." + name, Message: msg})
+		}
+	}
+	if len(details) == 0 {
+		return nil
+	}
+	return huma.Error422UnprocessableEntity("a customer portal session's key may not set these fields", details...)
+}
 
 // mayRead reports whether the request's key may read what is stored. A key
 // without read (write or publish alone) gets answers that carry only what
 // it sent or what its own request made, never stored events or
 // subscriptions (ADR 16).
 func mayRead(ctx context.Context) bool {
-	p, _ := ctx.Value(principalKey{}).(principal)
-	return domain.Grants(p.scopes, domain.ScopeRead)
+	return domain.Grants(who(ctx).scopes, domain.ScopeRead)
 }
 
-// authMiddleware refuses every operation without a valid key (401) or
-// whose key lacks the scope (403). Health, readiness, metrics, the docs and
-// the OpenAPI documents are not operations and stay open.
+// authMiddleware refuses every operation without a valid key (401), to a
+// portal session's key every operation the portal does not make (403),
+// and to any key one that needs a scope it lacks (403). Health, readiness, metrics, the docs and
+// the OpenAPI documents are not operations and stay open, and so is an
+// operation marked public (opening a portal link, whose token is the
+// credential); such a request reaches no tenant's data (scopeOf).
 func (s *Server) authMiddleware(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
+		if public(ctx.Operation()) {
+			next(ctx)
+			return
+		}
 		p, err := s.auth.authenticate(ctx.Context(), ctx.Header("Authorization"))
 		switch {
 		case errors.Is(err, errNoKey), errors.Is(err, errUnknownKey):
@@ -306,6 +382,10 @@ func (s *Server) authMiddleware(api huma.API) func(huma.Context, func(huma.Conte
 			s.log.WarnContext(ctx.Context(), "api keys cannot be read", "request_id", RequestID(ctx.Context()), "err", err)
 			ctx.SetHeader("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 			_ = huma.WriteErr(api, ctx, http.StatusServiceUnavailable, "API keys cannot be checked right now; retry the request")
+			return
+		}
+		if p.portal && !portalOperations[ctx.Operation().OperationID] {
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this API key is a customer portal session's: it may do what the portal does and nothing else")
 			return
 		}
 		if want := requiredScope(ctx.Operation()); want != "" && !domain.Grants(p.scopes, want) {

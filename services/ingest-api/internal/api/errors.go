@@ -31,13 +31,20 @@ type ErrorModel struct {
 // problem maps domain errors to problem+json answers. Anything unexpected
 // is logged and answered as a 500 without internal detail.
 func (s *Server) problem(ctx context.Context, err error, msg string) error {
-	var ve *domain.ValidationError
+	var (
+		ve      *domain.ValidationError
+		tooSoon *domain.TooSoonError
+	)
 	switch {
 	case errors.As(err, &ve):
 		return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
 			Location: "body." + ve.Field,
 			Message:  ve.Reason,
 		})
+	case errors.As(err, &tooSoon):
+		// Whole seconds, rounded up: a client that waits as told is let in.
+		wait := max(1, int((tooSoon.RetryAfter+time.Second-1)/time.Second))
+		return huma.ErrorWithHeaders(huma.Error429TooManyRequests(tooSoon.Error()), http.Header{"Retry-After": {strconv.Itoa(wait)}})
 	case errors.Is(err, domain.ErrNotFound):
 		return huma.Error404NotFound(msg)
 	case errors.Is(err, domain.ErrConflict):
@@ -64,14 +71,15 @@ func addRequestID(ctx huma.Context, _ string, v any) (any, error) {
 
 // documentErrors adds to an operation's OpenAPI description the answers
 // every operation may give: 503 with Retry-After while the database is
-// away, 422 for a bad path or query value, and 413, 415 and 422 for a body.
+// away, 422 for a bad path or query value, and 400 (not JSON), 413, 415
+// and 422 for a body; and the Retry-After header of an operation's 429.
 func documentErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 	codes := []int{http.StatusServiceUnavailable}
 	if len(op.Parameters) > 0 {
 		codes = append(codes, http.StatusUnprocessableEntity)
 	}
 	if op.RequestBody != nil {
-		codes = append(codes, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity)
+		codes = append(codes, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity)
 	}
 	schema := oapi.Components.Schemas.Schema(reflect.TypeFor[ErrorModel](), true, "")
 	for _, code := range codes {
@@ -90,6 +98,12 @@ func documentErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 			}}
 		}
 		op.Responses[key] = r
+	}
+	if r, ok := op.Responses[strconv.Itoa(http.StatusTooManyRequests)]; ok && r.Headers == nil {
+		r.Headers = map[string]*huma.Param{"Retry-After": {
+			Description: "Seconds to wait before trying again.",
+			Schema:      &huma.Schema{Type: huma.TypeInteger},
+		}}
 	}
 }
 

@@ -293,6 +293,8 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 		"create-api-key":             `{"name":"k","scopes":["read"]}`,
 		"put-tenant":                 `{}`,
 		"put-event-type":             `{"schema":{},"examples":[{}]}`,
+		"create-portal-link":         `{}`,
+		"exchange-portal-link":       `{"token":"dpl_x"}`,
 	}
 	// Operations that need no database: the key in use is known from the request.
 	noDatabase := map[string]bool{"get-current-key": true}

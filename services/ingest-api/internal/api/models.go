@@ -87,7 +87,7 @@ type AttemptBody struct {
 	SubscriptionID string    `json:"subscription_id"`
 	Number         int       `json:"number" doc:"1 for the first attempt of this delivery."`
 	StartedAt      time.Time `json:"started_at"`
-	DurationMS     int64     `json:"duration_ms"`
+	DurationMS     float64   `json:"duration_ms" doc:"How long the attempt took, in milliseconds to the microsecond (0.312)."`
 	StatusCode     *int      `json:"status_code,omitempty"`
 	ErrorClass     string    `json:"error_class,omitempty" enum:"http_status,timeout,connection_refused,connection_reset,dns,tls,network,blocked,invalid_response,response_too_large,informational_response"`
 	Error          string    `json:"error,omitempty"`
@@ -104,6 +104,14 @@ type Settings struct {
 	TimeoutMS        int64 `json:"timeout_ms,omitempty" minimum:"100" maximum:"300000" doc:"Time allowed for one attempt."`
 	RateLimit        int   `json:"rate_limit_per_second,omitempty" minimum:"1" maximum:"100000" doc:"Most deliveries the destination receives in any one-second window."`
 	MaxConcurrency   int   `json:"max_concurrency,omitempty" minimum:"1" maximum:"10000" doc:"Most deliveries in flight to the destination at once."`
+}
+
+// sent names s's fields by their JSON names, each true when it was sent.
+func (s Settings) sent() map[string]bool {
+	return map[string]bool{
+		"max_attempts": s.MaxAttempts != 0, "retry_base_delay_ms": s.RetryBaseDelayMS != 0, "retry_max_delay_ms": s.RetryMaxDelayMS != 0,
+		"timeout_ms": s.TimeoutMS != 0, "rate_limit_per_second": s.RateLimit != 0, "max_concurrency": s.MaxConcurrency != 0,
+	}
 }
 
 func (s Settings) domain() domain.DeliverySettings {
@@ -129,6 +137,10 @@ type SubscriptionBody struct {
 	CircuitState string    `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers only)."`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// Activity is set in listings asked for it (activity=true): attempts
+	// over the last 24 hours. No doc tag: OpenAPI 3.0 allows no
+	// description beside the $ref it becomes.
+	Activity *ActivityBody `json:"activity_24h,omitempty"`
 }
 
 // SubscriptionUpdated is the answer to PATCH /subscriptions/{id}: for a key

@@ -165,7 +165,7 @@ func TestStatsOverHTTP(t *testing.T) {
 
 	r = b.do(t, "GET", "/stats", "")
 	require.Equal(t, http.StatusOK, r.status, r.raw)
-	require.Equal(t, "1h0m0s", r.body["window"], "the default window")
+	require.Equal(t, "1h", r.body["window"], "the default window")
 	require.Equal(t, 3.0, r.body["events_received"])
 	require.Equal(t, 1.0, r.body["deliveries_delivered"])
 	require.Equal(t, 0.0, r.body["deliveries_retrying"])
@@ -180,7 +180,10 @@ func TestStatsOverHTTP(t *testing.T) {
 
 	r = b.do(t, "GET", "/stats?window=168h", "")
 	require.Equal(t, http.StatusOK, r.status, r.raw)
-	require.Equal(t, "168h0m0s", r.body["window"])
+	require.Equal(t, "168h", r.body["window"], "the window as the request wrote it")
+	r = b.do(t, "GET", "/stats?window=15m", "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, "15m", r.body["window"], "the window as the request wrote it")
 
 	r = b.do(t, "GET", "/stats/minutes?window=15m", "")
 	require.Equal(t, http.StatusOK, r.status, r.raw)

@@ -34,7 +34,7 @@ type statsInput struct {
 
 // StatsBody is activity over a window that ends now, and the backlog now.
 type StatsBody struct {
-	Window              string    `json:"window" example:"1h0m0s" doc:"The window counted."`
+	Window              string    `json:"window" example:"1h" doc:"The window counted, as the request wrote it (the default: 1h)."`
 	From                time.Time `json:"from" doc:"Start of the window (the database's clock)."`
 	To                  time.Time `json:"to" doc:"End of the window: now."`
 	EventsReceived      int64     `json:"events_received" doc:"Events received within the window."`
@@ -71,14 +71,14 @@ func (s *Server) stats(ctx context.Context, in *statsInput) (*statsOutput, error
 		// Another tenant's, asked by a key bound to a tenant: nothing, as
 		// its listings find nothing of that tenant's.
 		to := time.Now()
-		return &statsOutput{Body: StatsBody{Window: window.String(), From: to.Add(-window), To: to}}, nil
+		return &statsOutput{Body: StatsBody{Window: in.Window, From: to.Add(-window), To: to}}, nil
 	}
 	st, err := s.store.Stats(ctx, scope, window)
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
 	out := &statsOutput{Body: StatsBody{
-		Window: window.String(), From: st.From, To: st.To, EventsReceived: st.EventsReceived,
+		Window: in.Window, From: st.From, To: st.To, EventsReceived: st.EventsReceived,
 		DeliveriesDelivered: st.Delivered, DeliveriesRetrying: st.Retrying, DeliveriesFailed: st.Failed,
 		BacklogDue: st.BacklogDue,
 	}}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -56,6 +57,7 @@ type listSubscriptionsInput struct {
 	TenantID string `query:"tenant_id" maxLength:"255" doc:"Only this tenant's subscriptions."`
 	After    string `query:"after" maxLength:"255" doc:"Cursor: the next_cursor of the previous page."`
 	Limit    int    `query:"limit" minimum:"1" maximum:"250" default:"50"`
+	Activity bool   `query:"activity" doc:"Adds each subscription's attempts over the last 24 hours (activity_24h)."`
 }
 
 type listSubscriptionsOutput struct {
@@ -123,6 +125,11 @@ func (s *Server) registerSubscriptions(api huma.API) {
 }
 
 func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionInput) (*createSubscriptionOutput, error) {
+	fields := in.Body.Settings.sent()
+	fields["id"] = in.Body.ID != ""
+	if err := portalFieldsRefused(ctx, fields); err != nil {
+		return nil, err
+	}
 	sub := domain.Subscription{ID: in.Body.ID, TenantID: in.Body.TenantID, URL: in.Body.URL, EventTypes: in.Body.EventTypes, Secret: in.Body.Secret, Settings: in.Body.Settings.domain()}
 	if sub.ID == "" {
 		sub.ID = domain.NewSubscriptionID()
@@ -167,6 +174,9 @@ type updateSubscriptionInput struct {
 
 func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionInput) (*updateSubscriptionOutput, error) {
 	b := in.Body
+	if err := portalFieldsRefused(ctx, b.Settings.sent()); err != nil {
+		return nil, err
+	}
 	read := mayRead(ctx)
 	patch := store.SubscriptionPatch{URL: b.URL, EventTypes: b.EventTypes, URLOnlyWhenIdle: !read, RetryDelaysTogether: !read, TenantID: b.TenantID}
 	if b.URL != nil {
@@ -255,8 +265,19 @@ func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInp
 		out.Body.NextCursor = subs[len(subs)-1].ID
 	}
 	out.Body.Data = make([]SubscriptionBody, len(subs))
+	ids := make([]string, len(subs))
 	for i, sub := range subs {
-		out.Body.Data[i] = subscriptionBody(sub)
+		out.Body.Data[i], ids[i] = subscriptionBody(sub), sub.ID
+	}
+	if in.Activity && len(ids) > 0 {
+		activity, err := s.store.SubscriptionActivity(ctx, scope, ids, time.Now().Add(-activityWindow))
+		if err != nil {
+			return nil, s.problem(ctx, err, "")
+		}
+		for i := range out.Body.Data {
+			a := activity[ids[i]]
+			out.Body.Data[i].Activity = &ActivityBody{Attempts: a.Attempts, Succeeded: a.Succeeded}
+		}
 	}
 	return out, nil
 }

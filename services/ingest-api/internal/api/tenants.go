@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -93,6 +94,12 @@ func (s *Server) registerTenants(api huma.API) {
 		MaxBodyBytes: maxBodyBytes,
 		Metadata:     operatorOnly,
 		Errors:       []int{http.StatusUnprocessableEntity},
+		Responses: map[string]*huma.Response{
+			"201": {
+				Description: "The tenant was created.",
+				Content:     map[string]*huma.MediaType{"application/json": {Schema: api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[TenantBody](), true, "")}},
+			},
+		},
 	}, s.putTenant)
 
 	huma.Register(api, huma.Operation{

@@ -2,23 +2,23 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
-// TestEventType is the type of the event POST /subscriptions/{id}/test
-// sends when it names no type.
-const TestEventType = "dispatch.test"
-
 type sendTestInput struct {
-	ID   string `path:"id" maxLength:"255"`
-	Body struct {
+	ID string `path:"id" maxLength:"255"`
+	// Body is optional: without one, a dispatch.test event.
+	Body *struct {
 		EventType string `json:"event_type,omitempty" maxLength:"255" doc:"A type of the catalog: its first example is sent. Absent: a 'dispatch.test' event."`
 	}
 }
@@ -29,21 +29,22 @@ type sendTestOutput struct {
 
 func (s *Server) registerSendTest(api huma.API) {
 	huma.Register(api, huma.Operation{
-		OperationID:   "send-test-event",
-		Method:        http.MethodPost,
-		Path:          "/subscriptions/{id}/test",
-		Summary:       "Send a test event to one subscription",
-		Description:   "Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without, a 'dispatch.test' event. Answers 202 with the event.",
+		OperationID: "send-test-event",
+		Method:      http.MethodPost,
+		Path:        "/subscriptions/{id}/test",
+		Summary:     "Send a test event to one subscription",
+		Description: "Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. " +
+			fmt.Sprintf("At most %d test events per subscription in any %d seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.", store.TestEventLimit, int(store.TestEventWindow.Seconds())),
 		Tags:          []string{"Subscriptions"},
 		DefaultStatus: http.StatusAccepted,
 		MaxBodyBytes:  maxBodyBytes,
-		Errors:        []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+		Errors:        []int{http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusTooManyRequests},
 	}, s.sendTest)
 }
 
 func (s *Server) sendTest(ctx context.Context, in *sendTestInput) (*sendTestOutput, error) {
-	e := domain.Event{ID: "test_" + domain.NewSubscriptionID()[len("sub_"):], Type: TestEventType, Source: "dispatch"}
-	if in.Body.EventType == "" {
+	e := domain.Event{ID: store.TestEventIDPrefix + strings.ToLower(rand.Text()), Type: store.TestEventType, Source: "dispatch"}
+	if in.Body == nil || in.Body.EventType == "" {
 		data, err := json.Marshal(map[string]string{"message": "A test event sent by Dispatch to this subscription.", "subscription_id": in.ID})
 		if err != nil {
 			return nil, s.problem(ctx, err, "")

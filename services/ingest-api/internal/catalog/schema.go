@@ -1,6 +1,6 @@
 // Package catalog compiles the event-type catalog's JSON Schemas, checks
 // event data against them, and keeps each API instance's compiled copy of
-// the catalog fresh (ADR 0029).
+// the catalog fresh (ADR 0033).
 package catalog
 
 import (

@@ -3,6 +3,7 @@ package config
 
 import (
 	"net/netip"
+	"net/url"
 
 	"github.com/dispatch-webhooks/dispatch/libs/config"
 )
@@ -22,12 +23,30 @@ type Config struct {
 	// EventTypesRequired refuses events and subscriptions that name an
 	// exact event type the catalog does not have (EVENT_TYPES_REQUIRED).
 	EventTypesRequired bool
+	// PortalURL is the customer portal's base URL, which portal links
+	// start with (PORTAL_URL).
+	PortalURL string
+	// PortalReturnOrigins are the origins a portal link's return URL may
+	// have (PORTAL_RETURN_ORIGINS).
+	PortalReturnOrigins []string
 }
+
+// DefaultPortalURL is where the dashboard serves the portal by default.
+const DefaultPortalURL = "http://127.0.0.1:8083/portal"
 
 // Load reads the configuration, reporting every bad variable by name.
 func Load(env *config.Env) (Config, error) {
 	c := Config{Common: env.Common(30), Redis: env.Redis(), SecretKeys: env.SecretKeys(), AllowCIDRs: env.Prefixes("DELIVERY_ALLOW_CIDRS"), AdminKey: env.String("ADMIN_API_KEY", ""),
-		EventTypesRequired: env.OneOf("EVENT_TYPES_REQUIRED", "false", "true", "false") == "true"}
+		EventTypesRequired: env.OneOf("EVENT_TYPES_REQUIRED", "false", "true", "false") == "true",
+		PortalURL:          env.String("PORTAL_URL", DefaultPortalURL), PortalReturnOrigins: env.List("PORTAL_RETURN_ORIGINS", nil)}
+	if u, err := url.Parse(c.PortalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		env.Fail("PORTAL_URL", "%q is not an http or https URL such as https://portal.example.com/portal", c.PortalURL)
+	}
+	for _, o := range c.PortalReturnOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Scheme+"://"+u.Host != o {
+			env.Fail("PORTAL_RETURN_ORIGINS", "%q is not an origin such as https://app.example.com (scheme and host, no path)", o)
+		}
+	}
 	if c.AdminKey != "" && len(c.AdminKey) < minAdminKeyLength {
 		// A short admin key could be guessed; generated keys are 56 characters.
 		env.Fail("ADMIN_API_KEY", "must be at least %d characters", minAdminKeyLength)

@@ -19,7 +19,7 @@ import (
 // Usage describes the command.
 const Usage = `usage: ingest-api keys create -name NAME -scopes SCOPE[,SCOPE] [-expires DURATION] [-tenant TENANT]
 Creates an API key in DATABASE_URL's database and prints it once.
-Scopes: admin, write, publish, read. -tenant binds the key to that tenant.`
+Scopes: admin, write, publish, read, portal. -tenant binds the key to that tenant.`
 
 // Run runs "keys" with its arguments (after the word "keys"), writing the
 // key to out.

@@ -1,4 +1,4 @@
--- The event-type catalog (ADR 0029). Event types are global: the operator
+-- The event-type catalog (ADR 0033). Event types are global: the operator
 -- keeps one catalog that every tenant's events are held to.
 CREATE TABLE event_types (
     name         text PRIMARY KEY,

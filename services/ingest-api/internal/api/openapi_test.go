@@ -1,0 +1,319 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/stretchr/testify/require"
+)
+
+// documentChecker validates answers against the OpenAPI document the API
+// serves, the one the Go client is generated from.
+type documentChecker struct {
+	doc    *openapi3.T
+	router routers.Router
+}
+
+func newDocumentChecker(t *testing.T, b *bundle) *documentChecker {
+	t.Helper()
+	r := b.doWithKey(t, "", "GET", "/openapi-3.0.json", "")
+	require.Equal(t, http.StatusOK, r.status)
+	doc, err := openapi3.NewLoader().LoadFromData([]byte(r.raw))
+	require.NoError(t, err)
+	require.NoError(t, doc.Validate(context.Background()), "the document is valid OpenAPI 3.0")
+	router, err := gorillamux.NewRouter(doc)
+	require.NoError(t, err)
+	return &documentChecker{doc: doc, router: router}
+}
+
+// check validates one answer: its status must be declared for the
+// operation and its body must match the declared schema. It returns the
+// operation's id.
+func (c *documentChecker) check(t *testing.T, req *http.Request, status int, header http.Header, body []byte) string {
+	t.Helper()
+	route, params, err := c.router.FindRoute(req)
+	require.NoError(t, err, "%s %s is not in the document", req.Method, req.URL)
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{
+			Request: req, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{ExcludeRequestBody: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+		},
+		Status: status, Header: header, Body: io.NopCloser(bytes.NewReader(body)),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		t.Errorf("%s %s answered %d %.300s, which the document does not describe: %v", req.Method, req.URL.Path, status, body, err)
+	}
+	return route.Operation.OperationID
+}
+
+// TestDocumentDescribesEveryAnswer calls every operation with the
+// answers it documents (every declared status but 500 and 503, which need
+// a failing database and are checked elsewhere) and validates each answer
+// against the served OpenAPI 3.0 document: the status must be declared
+// and the body must match its schema. It then checks that no declared
+// status was left untried, so that the document promises nothing the API
+// never answers.
+func TestDocumentDescribesEveryAnswer(t *testing.T) {
+	b := setup(t)
+	c := newDocumentChecker(t, b)
+
+	readKey, _ := b.newKey(t, `"read"`)
+	publishKey, _ := b.newKey(t, `"publish"`)
+	_, revokeID := b.newKey(t, `"read"`)
+	tenantKey, _ := func() (string, string) {
+		b.putTenant(t, "t1", `{"name":"T1"}`)
+		return b.tenantKey(t, "t1", `"read","write"`)
+	}()
+	b.putTenant(t, "t_gone", `{"name":"Gone"}`)
+	for _, body := range []string{
+		`{"id":"s1","url":"http://127.0.0.1:9/x","event_types":["*"]}`,
+		`{"id":"s_gone","url":"http://127.0.0.1:9/x","event_types":["*"]}`,
+		`{"id":"s_paused","url":"http://127.0.0.1:9/x","event_types":["none.*"]}`,
+	} {
+		require.Equal(t, http.StatusCreated, b.do(t, "POST", "/subscriptions", body).status)
+	}
+	require.Equal(t, http.StatusOK, b.do(t, "PATCH", "/subscriptions/s_paused", `{"state":"paused"}`).status)
+	require.Equal(t, http.StatusAccepted, b.do(t, "POST", "/events", `{"id":"e1","type":"order.created","data":{}}`).status)
+
+	long := strings.Repeat("x", 300)
+	big := `{"x":"` + strings.Repeat("a", 6<<20) + `"}`
+	const (
+		admin = "admin"
+		none  = ""
+	)
+	type call struct {
+		name, key, method, path, body, contentType string
+		want                                       int
+	}
+	calls := []call{
+		{"list keys", admin, "GET", "/api-keys", "", "", 200},
+		{"list keys without a key", none, "GET", "/api-keys", "", "", 401},
+		{"list keys with read", readKey, "GET", "/api-keys", "", "", 403},
+
+		{"create a key", admin, "POST", "/api-keys", `{"name":"n","scopes":["read"]}`, "", 201},
+		{"create a key without a key", none, "POST", "/api-keys", `{"name":"n","scopes":["read"]}`, "", 401},
+		{"create a key with read", readKey, "POST", "/api-keys", `{"name":"n","scopes":["read"]}`, "", 403},
+		{"create a key with an unknown scope", admin, "POST", "/api-keys", `{"name":"n","scopes":["nope"]}`, "", 422},
+		{"create a key, malformed", admin, "POST", "/api-keys", `{"name":`, "", 400},
+		{"create a key, too big", admin, "POST", "/api-keys", big, "", 413},
+		{"create a key as text", admin, "POST", "/api-keys", `{"name":"n","scopes":["read"]}`, "text/plain", 415},
+
+		{"revoke a key", admin, "DELETE", "/api-keys/" + revokeID, "", "", 204},
+		{"revoke an unknown key", admin, "DELETE", "/api-keys/key_unknown", "", "", 404},
+		{"revoke a key by a too long id", admin, "DELETE", "/api-keys/" + long, "", "", 422},
+		{"revoke a key without a key", none, "DELETE", "/api-keys/key_unknown", "", "", 401},
+		{"revoke a key with read", readKey, "DELETE", "/api-keys/key_unknown", "", "", 403},
+
+		{"list events", admin, "GET", "/events?type=order.*", "", "", 200},
+		{"list events, bad limit", admin, "GET", "/events?limit=0", "", "", 422},
+		{"list events without a key", none, "GET", "/events", "", "", 401},
+		{"list events with publish", publishKey, "GET", "/events", "", "", 403},
+
+		{"send an event", admin, "POST", "/events", `{"id":"e2","type":"order.created","data":{"n":1}}`, "", 202},
+		{"send it again", admin, "POST", "/events", `{"id":"e2","type":"order.created","data":{"n":1}}`, "", 200},
+		{"send it again without read", publishKey, "POST", "/events", `{"id":"e2","type":"order.created","data":{"n":1}}`, "", 200},
+		{"send it again for another tenant", admin, "POST", "/events", `{"id":"e2","tenant_id":"t1","type":"order.created","data":{}}`, "", 409},
+		{"send an event, invalid", admin, "POST", "/events", `{"id":"e 3","type":"order.created","data":[1]}`, "", 422},
+		{"send an event, malformed", admin, "POST", "/events", `{"id":`, "", 400},
+		{"send an event, too big", admin, "POST", "/events", big, "", 413},
+		{"send an event as text", admin, "POST", "/events", `{"id":"e3","type":"t","data":{}}`, "text/plain", 415},
+		{"send an event without a key", none, "POST", "/events", `{"id":"e3","type":"t","data":{}}`, "", 401},
+		{"send an event with read", readKey, "POST", "/events", `{"id":"e3","type":"t","data":{}}`, "", 403},
+
+		{"send a batch", admin, "POST", "/events/batch", `{"events":[{"id":"e4","type":"t","data":{}},{"id":"e1","type":"t","data":{}},{"id":"e5","type":"t","data":1}]}`, "", 200},
+		{"send an empty batch", admin, "POST", "/events/batch", `{"events":[]}`, "", 422},
+		{"send a batch, malformed", admin, "POST", "/events/batch", `{"events":`, "", 400},
+		{"send a batch, too big", admin, "POST", "/events/batch", big, "", 413},
+		{"send a batch as text", admin, "POST", "/events/batch", `{"events":[]}`, "text/plain", 415},
+		{"send a batch without a key", none, "POST", "/events/batch", `{"events":[]}`, "", 401},
+		{"send a batch with read", readKey, "POST", "/events/batch", `{"events":[]}`, "", 403},
+
+		{"get an event", admin, "GET", "/events/e1", "", "", 200},
+		{"get an unknown event", admin, "GET", "/events/nope", "", "", 404},
+		{"get an event by a too long id", admin, "GET", "/events/" + long, "", "", 422},
+		{"get an event without a key", none, "GET", "/events/e1", "", "", 401},
+		{"get an event with publish", publishKey, "GET", "/events/e1", "", "", 403},
+
+		{"list attempts", admin, "GET", "/events/e1/attempts?order=newest", "", "", 200},
+		{"list attempts of an unknown event", admin, "GET", "/events/nope/attempts", "", "", 404},
+		{"list attempts in a bad order", admin, "GET", "/events/e1/attempts?order=sideways", "", "", 422},
+		{"list attempts without a key", none, "GET", "/events/e1/attempts", "", "", 401},
+		{"list attempts with publish", publishKey, "GET", "/events/e1/attempts", "", "", 403},
+
+		{"list an event's deliveries", admin, "GET", "/events/e1/deliveries", "", "", 200},
+		{"list an unknown event's deliveries", admin, "GET", "/events/nope/deliveries", "", "", 404},
+		{"list an event's deliveries, bad limit", admin, "GET", "/events/e1/deliveries?limit=0", "", "", 422},
+		{"list an event's deliveries without a key", none, "GET", "/events/e1/deliveries", "", "", 401},
+		{"list an event's deliveries with publish", publishKey, "GET", "/events/e1/deliveries", "", "", 403},
+
+		{"redeliver an event", admin, "POST", "/events/e1/redeliver", "", "", 202},
+		{"redeliver an event to one subscription", admin, "POST", "/events/e1/redeliver", `{"subscription_id":"s1"}`, "", 202},
+		{"redeliver an unknown event", admin, "POST", "/events/nope/redeliver", "", "", 404},
+		{"redeliver an event by a too long id", admin, "POST", "/events/" + long + "/redeliver", "", "", 422},
+		{"redeliver an event, malformed", admin, "POST", "/events/e1/redeliver", `{"subscription_id":`, "", 400},
+		{"redeliver an event, too big", admin, "POST", "/events/e1/redeliver", big, "", 413},
+		{"redeliver an event as text", admin, "POST", "/events/e1/redeliver", `{}`, "text/plain", 415},
+		{"redeliver an event without a key", none, "POST", "/events/e1/redeliver", "", "", 401},
+		{"redeliver an event with read", readKey, "POST", "/events/e1/redeliver", "", "", 403},
+
+		{"describe the key", readKey, "GET", "/me", "", "", 200},
+		{"describe no key", none, "GET", "/me", "", "", 401},
+
+		{"stats", admin, "GET", "/stats?window=15m", "", "", 200},
+		{"stats of a tenant's key", tenantKey, "GET", "/stats", "", "", 200},
+		{"stats, bad window", admin, "GET", "/stats?window=soon", "", "", 422},
+		{"stats without a key", none, "GET", "/stats", "", "", 401},
+		{"stats with publish", publishKey, "GET", "/stats", "", "", 403},
+
+		{"stats by minute", admin, "GET", "/stats/minutes", "", "", 200},
+		{"stats by minute, bad window", admin, "GET", "/stats/minutes?window=soon", "", "", 422},
+		{"stats by minute without a key", none, "GET", "/stats/minutes", "", "", 401},
+		{"stats by minute with publish", publishKey, "GET", "/stats/minutes", "", "", 403},
+
+		{"list subscriptions", admin, "GET", "/subscriptions?limit=1", "", "", 200},
+		{"list subscriptions, bad limit", admin, "GET", "/subscriptions?limit=0", "", "", 422},
+		{"list subscriptions without a key", none, "GET", "/subscriptions", "", "", 401},
+		{"list subscriptions with publish", publishKey, "GET", "/subscriptions", "", "", 403},
+
+		{"create a subscription", admin, "POST", "/subscriptions", `{"id":"s2","url":"http://127.0.0.1:9/x","event_types":["*"]}`, "", 201},
+		{"create it again", admin, "POST", "/subscriptions", `{"id":"s2","url":"http://127.0.0.1:9/x","event_types":["*"]}`, "", 409},
+		{"create a subscription, invalid", admin, "POST", "/subscriptions", `{"url":"ftp://x","event_types":["*"]}`, "", 422},
+		{"create a subscription, malformed", admin, "POST", "/subscriptions", `{"url":`, "", 400},
+		{"create a subscription, too big", admin, "POST", "/subscriptions", big, "", 413},
+		{"create a subscription as text", admin, "POST", "/subscriptions", `{}`, "text/plain", 415},
+		{"create a subscription without a key", none, "POST", "/subscriptions", `{}`, "", 401},
+		{"create a subscription with read", readKey, "POST", "/subscriptions", `{}`, "", 403},
+
+		{"get a subscription", admin, "GET", "/subscriptions/s1", "", "", 200},
+		{"get an unknown subscription", admin, "GET", "/subscriptions/nope", "", "", 404},
+		{"get a subscription by a too long id", admin, "GET", "/subscriptions/" + long, "", "", 422},
+		{"get a subscription without a key", none, "GET", "/subscriptions/s1", "", "", 401},
+		{"get a subscription with publish", publishKey, "GET", "/subscriptions/s1", "", "", 403},
+
+		{"change a subscription", admin, "PATCH", "/subscriptions/s1", `{"rate_limit_per_second":50}`, "", 200},
+		{"change an unknown subscription", admin, "PATCH", "/subscriptions/nope", `{"rate_limit_per_second":50}`, "", 404},
+		{"change a subscription, invalid", admin, "PATCH", "/subscriptions/s1", `{"url":"ftp://x"}`, "", 422},
+		{"change a subscription, malformed", admin, "PATCH", "/subscriptions/s1", `{"url":`, "", 400},
+		{"change a subscription, too big", admin, "PATCH", "/subscriptions/s1", big, "", 413},
+		{"change a subscription as text", admin, "PATCH", "/subscriptions/s1", `{}`, "text/plain", 415},
+		{"change a subscription without a key", none, "PATCH", "/subscriptions/s1", `{}`, "", 401},
+		{"change a subscription with read", readKey, "PATCH", "/subscriptions/s1", `{}`, "", 403},
+
+		{"list a subscription's deliveries", admin, "GET", "/subscriptions/s1/deliveries", "", "", 200},
+		{"list an unknown subscription's deliveries", admin, "GET", "/subscriptions/nope/deliveries", "", "", 404},
+		{"list a subscription's deliveries, bad status", admin, "GET", "/subscriptions/s1/deliveries?status=lost", "", "", 422},
+		{"list a subscription's deliveries without a key", none, "GET", "/subscriptions/s1/deliveries", "", "", 401},
+		{"list a subscription's deliveries with publish", publishKey, "GET", "/subscriptions/s1/deliveries", "", "", 403},
+
+		{"redeliver a subscription's", admin, "POST", "/subscriptions/s1/redeliver", `{"statuses":["failed"]}`, "", 202},
+		{"redeliver an unknown subscription's", admin, "POST", "/subscriptions/nope/redeliver", `{}`, "", 404},
+		{"redeliver a paused subscription's", admin, "POST", "/subscriptions/s_paused/redeliver", `{}`, "", 409},
+		{"redeliver a subscription's, invalid", admin, "POST", "/subscriptions/s1/redeliver", `{"statuses":["lost"]}`, "", 422},
+		{"redeliver a subscription's, malformed", admin, "POST", "/subscriptions/s1/redeliver", `{"statuses":`, "", 400},
+		{"redeliver a subscription's, too big", admin, "POST", "/subscriptions/s1/redeliver", big, "", 413},
+		{"redeliver a subscription's as text", admin, "POST", "/subscriptions/s1/redeliver", `{}`, "text/plain", 415},
+		{"redeliver a subscription's without a key", none, "POST", "/subscriptions/s1/redeliver", `{}`, "", 401},
+		{"redeliver a subscription's with read", readKey, "POST", "/subscriptions/s1/redeliver", `{}`, "", 403},
+
+		{"rotate a secret", admin, "POST", "/subscriptions/s1/secret/rotate", `{"grace_period_ms":0}`, "", 200},
+		{"rotate an unknown subscription's secret", admin, "POST", "/subscriptions/nope/secret/rotate", `{}`, "", 404},
+		{"rotate a secret, invalid", admin, "POST", "/subscriptions/s1/secret/rotate", `{"grace_period_ms":-1}`, "", 422},
+		{"rotate a secret, malformed", admin, "POST", "/subscriptions/s1/secret/rotate", `{"secret":`, "", 400},
+		{"rotate a secret, too big", admin, "POST", "/subscriptions/s1/secret/rotate", big, "", 413},
+		{"rotate a secret as text", admin, "POST", "/subscriptions/s1/secret/rotate", `{}`, "text/plain", 415},
+		{"rotate a secret without a key", none, "POST", "/subscriptions/s1/secret/rotate", `{}`, "", 401},
+		{"rotate a secret with read", readKey, "POST", "/subscriptions/s1/secret/rotate", `{}`, "", 403},
+
+		{"delete a subscription", admin, "DELETE", "/subscriptions/s_gone", "", "", 204},
+		{"delete an unknown subscription", admin, "DELETE", "/subscriptions/nope", "", "", 404},
+		{"delete a subscription by a too long id", admin, "DELETE", "/subscriptions/" + long, "", "", 422},
+		{"delete a subscription without a key", none, "DELETE", "/subscriptions/s1", "", "", 401},
+		{"delete a subscription with read", readKey, "DELETE", "/subscriptions/s1", "", "", 403},
+
+		{"list tenants", admin, "GET", "/tenants?prefix=t", "", "", 200},
+		{"list tenants, bad limit", admin, "GET", "/tenants?limit=0", "", "", 422},
+		{"list tenants without a key", none, "GET", "/tenants", "", "", 401},
+		{"list tenants with publish", publishKey, "GET", "/tenants", "", "", 403},
+
+		{"create a tenant", admin, "PUT", "/tenants/t2", `{"name":"T2"}`, "", 201},
+		{"change a tenant", admin, "PUT", "/tenants/t2", `{"name":"T2","max_attempts":3}`, "", 200},
+		{"put a tenant, invalid", admin, "PUT", "/tenants/t2", `{"max_attempts":-1}`, "", 422},
+		{"put a tenant, malformed", admin, "PUT", "/tenants/t2", `{"name":`, "", 400},
+		{"put a tenant, too big", admin, "PUT", "/tenants/t2", big, "", 413},
+		{"put a tenant as text", admin, "PUT", "/tenants/t2", `{}`, "text/plain", 415},
+		{"put a tenant without a key", none, "PUT", "/tenants/t2", `{}`, "", 401},
+		{"put a tenant with read", readKey, "PUT", "/tenants/t2", `{}`, "", 403},
+
+		{"get a tenant", admin, "GET", "/tenants/t1", "", "", 200},
+		{"get an unknown tenant", admin, "GET", "/tenants/nope", "", "", 404},
+		{"get a tenant by a too long id", admin, "GET", "/tenants/" + long, "", "", 422},
+		{"get a tenant without a key", none, "GET", "/tenants/t1", "", "", 401},
+		{"get a tenant with publish", publishKey, "GET", "/tenants/t1", "", "", 403},
+
+		{"delete a tenant", admin, "DELETE", "/tenants/t_gone", "", "", 204},
+		{"delete an unknown tenant", admin, "DELETE", "/tenants/nope", "", "", 404},
+		{"delete the default tenant", admin, "DELETE", "/tenants/default", "", "", 409},
+		{"delete a tenant by a too long id", admin, "DELETE", "/tenants/" + long, "", "", 422},
+		{"delete a tenant without a key", none, "DELETE", "/tenants/t1", "", "", 401},
+		{"delete a tenant with read", readKey, "DELETE", "/tenants/t1", "", "", 403},
+	}
+
+	tried := map[string][]string{} // operation id → statuses answered
+	for _, cl := range calls {
+		key := cl.key
+		if key == admin {
+			key = adminKey
+		}
+		req, err := http.NewRequest(cl.method, b.url+cl.path, strings.NewReader(cl.body))
+		require.NoError(t, err)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		if cl.body != "" {
+			ct := cl.contentType
+			if ct == "" {
+				ct = "application/json"
+			}
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		if resp.StatusCode != cl.want {
+			t.Errorf("%s: %s %s answered %d %.300s, want %d", cl.name, cl.method, cl.path, resp.StatusCode, body, cl.want)
+		}
+		op := c.check(t, req, resp.StatusCode, resp.Header, body)
+		tried[op] = append(tried[op], strconv.Itoa(resp.StatusCode))
+	}
+
+	// Every declared answer was given at least once.
+	for path, item := range c.doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			var missing []string
+			for code := range op.Responses.Map() {
+				if code == "default" || code == "500" || code == "503" || slices.Contains(tried[op.OperationID], code) {
+					continue
+				}
+				missing = append(missing, code)
+			}
+			sort.Strings(missing)
+			if len(missing) > 0 {
+				t.Errorf("%s %s (%s) declares answers no call got: %v", method, path, op.OperationID, missing)
+			}
+		}
+	}
+}
