@@ -231,7 +231,8 @@ var commonErrors = map[string]string{
 
 // declareCommonErrors adds commonErrors to every operation's documented
 // answers, so clients generated from the document know them; 403 only
-// where a key may be refused (GET /me needs no scope).
+// where a key may be refused (GET /me needs no scope), and neither 401 nor
+// 403 where no key is asked for (opening a portal link).
 func declareCommonErrors(oapi *huma.OpenAPI) {
 	problem := map[string]*huma.MediaType{"application/problem+json": {Schema: &huma.Schema{Ref: "#/components/schemas/ErrorModel"}}}
 	for _, item := range oapi.Paths {
@@ -240,7 +241,7 @@ func declareCommonErrors(oapi *huma.OpenAPI) {
 				continue
 			}
 			for code, desc := range commonErrors {
-				if code == "403" && requiredScope(op) == "" && !operatorOnly(op) {
+				if code == "403" && requiredScope(op) == "" && !operatorOnly(op) || (code == "401" || code == "403") && public(op) {
 					continue
 				}
 				if op.Responses[code] == nil {

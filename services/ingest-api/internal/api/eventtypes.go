@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -131,6 +132,12 @@ func (s *Server) registerEventTypes(api huma.API) {
 		MaxBodyBytes: maxBodyBytes,
 		Metadata:     operatorOnly,
 		Errors:       []int{http.StatusConflict, http.StatusUnprocessableEntity},
+		Responses: map[string]*huma.Response{
+			"201": {
+				Description: "The event type was created.",
+				Content:     map[string]*huma.MediaType{"application/json": {Schema: api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[EventTypeBody](), true, "")}},
+			},
+		},
 	}, s.putEventType)
 
 	huma.Register(api, huma.Operation{
