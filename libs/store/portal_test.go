@@ -242,6 +242,18 @@ func TestTestEventsAreBounded(t *testing.T) {
 	require.NoError(t, err, "the window has passed")
 	_, err = st.SendTest(ctx, store.Unscoped, "s1", testEvent("evt_1"))
 	require.Error(t, err, "a test event's id starts with test_")
+
+	// A catalog type's example sent as a test counts as much as a
+	// dispatch.test event.
+	for i := range store.TestEventLimit - 1 {
+		e := testEvent(fmt.Sprintf("test_s2_typed_%d", i))
+		e.Type = "order.created"
+		_, err := st.SendTest(ctx, store.Unscoped, "s2", e)
+		require.NoError(t, err)
+	}
+	var tooSoon *domain.TooSoonError
+	_, err = st.SendTest(ctx, store.Unscoped, "s2", testEvent("test_s2_more"))
+	require.ErrorAs(t, err, &tooSoon, "the bound counts test events of every type")
 }
 
 // testEvent is a dispatch.test event with id as SendTest is given it.
