@@ -45,3 +45,11 @@ func ErrorClassWords(class string) string {
 	}
 	return class
 }
+
+// Counted is n things in words: "1 attempt", "2 attempts", "1,024 attempts".
+func Counted(n int64, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return Count(n) + " " + thing + "s"
+}

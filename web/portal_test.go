@@ -113,3 +113,12 @@ func TestErrorClassInWords(t *testing.T) {
 		}
 	}
 }
+
+func TestCounted(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int64]string{0: "0 attempts", 1: "1 attempt", 2: "2 attempts", 1024: "1,024 attempts"} {
+		if got := Counted(n, "attempt"); got != want {
+			t.Errorf("Counted(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -1338,7 +1338,7 @@ type StatsBody struct {
 type SubscriptionBody struct {
 	Activity24h *ActivityBody `json:"activity_24h,omitempty"`
 
-	// CircuitState The destination's live circuit breaker state (single subscription answers only).
+	// CircuitState The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true).
 	CircuitState *SubscriptionBodyCircuitState `json:"circuit_state,omitempty"`
 	CreatedAt    time.Time                     `json:"created_at"`
 	EventTypes   *[]string                     `json:"event_types"`
@@ -1372,7 +1372,7 @@ type SubscriptionBody struct {
 	Url       string    `json:"url"`
 }
 
-// SubscriptionBodyCircuitState The destination's live circuit breaker state (single subscription answers only).
+// SubscriptionBodyCircuitState The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true).
 type SubscriptionBodyCircuitState string
 
 // SubscriptionBodyState defines model for SubscriptionBody.State.
@@ -1382,7 +1382,7 @@ type SubscriptionBodyState string
 type SubscriptionCreated struct {
 	Activity24h *ActivityBody `json:"activity_24h,omitempty"`
 
-	// CircuitState The destination's live circuit breaker state (single subscription answers only).
+	// CircuitState The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true).
 	CircuitState *SubscriptionCreatedCircuitState `json:"circuit_state,omitempty"`
 	CreatedAt    time.Time                        `json:"created_at"`
 	EventTypes   *[]string                        `json:"event_types"`
@@ -1422,7 +1422,7 @@ type SubscriptionCreated struct {
 	Warnings *[]string `json:"warnings,omitempty"`
 }
 
-// SubscriptionCreatedCircuitState The destination's live circuit breaker state (single subscription answers only).
+// SubscriptionCreatedCircuitState The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true).
 type SubscriptionCreatedCircuitState string
 
 // SubscriptionCreatedState defines model for SubscriptionCreated.State.
@@ -1690,6 +1690,9 @@ type ListSubscriptionsParams struct {
 
 	// Activity Adds each subscription's attempts over the last 24 hours (activity_24h).
 	Activity *bool `form:"activity,omitempty" json:"activity,omitempty"`
+
+	// Circuit Adds each subscription's live circuit breaker state (circuit_state), all in one call to Redis.
+	Circuit *bool `form:"circuit,omitempty" json:"circuit,omitempty"`
 }
 
 // ListSubscriptionDeliveriesParams defines parameters for ListSubscriptionDeliveries.
@@ -4316,6 +4319,18 @@ func NewListSubscriptionsRequest(server string, params *ListSubscriptionsParams)
 		if params.Activity != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "activity", *params.Activity, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Circuit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "circuit", *params.Circuit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {

@@ -337,3 +337,24 @@ func TestOneScriptRunPerTarget(t *testing.T) {
 	}
 	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, tgt("a"))), "the failures were counted")
 }
+
+// TestCircuitStatesInOneCall: the states of many circuits at once, in
+// their order, are each what CircuitState answers, with Redis and without.
+func TestCircuitStatesInOneCall(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	for name, g := range map[string]*resilience.Guard{"redis": guard(rdb, prefix), "in process": guard(nil, prefix)} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			limits := resilience.Limits{RatePerSecond: 1000}
+			g.FinishBatch(ctx, fail(g.AdmitBatch(ctx, reqs(5, tgt("broken"), limits))))
+			states, err := g.CircuitStates(ctx, []resilience.Target{tgt("fine"), tgt("broken"), tgt("never")})
+			require.NoError(t, err)
+			require.Equal(t, []resilience.State{resilience.Closed, resilience.Open, resilience.Closed}, states)
+			require.Equal(t, must(g.CircuitState(ctx, tgt("broken"))), states[1])
+			none, err := g.CircuitStates(ctx, nil)
+			require.NoError(t, err)
+			require.Empty(t, none)
+		})
+	}
+}

@@ -292,7 +292,14 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 		ARRAY(SELECT x.status FROM deliveries x WHERE x.event_id = e.id` + own + `)
 		FROM ` + from + q.whereSQL() + `
 		ORDER BY ` + timeCol + ` DESC, ` + idCol + ` DESC LIMIT ` + q.arg(f.Limit)
-	rows, err := s.pool.Query(ctx, sql, q.args...)
+	// Planned for its values each time, never from a cached generic plan:
+	// the statement's best index depends on them. For a tenant's pattern
+	// of types the generic plan, made for unknown values, combined the
+	// tenant's and the type's indexes in a bitmap and sorted every match
+	// (1.6 s for a tenant of a million events, against 0.5 ms walking the
+	// tenant's events by time). Planning costs a round trip and well under
+	// a millisecond.
+	rows, err := s.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeDescribeExec}, q.args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -537,4 +538,39 @@ func TestConcurrentRollUpsDoNotMixTheirCounts(t *testing.T) {
 	var received int64
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT events_received FROM activity_minutes WHERE minute = $1`, minute).Scan(&received))
 	require.Equal(t, int64(1), received, "the first roll-up's count stands")
+}
+
+// TestEventListingsAreNeverCachedAsGenericPlans: a connection that lists a
+// tenant's events again and again keeps no prepared statement of the
+// listing, so PostgreSQL plans each for its values. A cached one turned
+// generic after five runs, and the generic plan for a tenant's type
+// pattern read every matching event of the tenant and sorted them (1.6 s
+// a page for a tenant of a million events; PERFORMANCE.md).
+func TestEventListingsAreNeverCachedAsGenericPlans(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, `
+		INSERT INTO tenants (id, name) VALUES ('acme', 'Acme');
+		INSERT INTO events (id, tenant_id, type, data) SELECT 'evt_' || i, 'acme', 'order.created', '{}' FROM generate_series(1, 20) i`)
+	require.NoError(t, err)
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	require.NoError(t, err)
+	cfg.MaxConns = 1 // every listing on the one connection inspected below
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	st := store.New(pool)
+	for _, f := range []store.EventFilter{{Type: "order.*"}, {Status: domain.EventUnmatched}, {}} {
+		for range 7 {
+			f.Limit = 10
+			events, err := st.ListEvents(ctx, store.TenantScope("acme"), f)
+			require.NoError(t, err)
+			require.Len(t, events, 10)
+		}
+	}
+	var cached int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%ARRAY(SELECT x.status FROM deliveries x%'
+		AND statement NOT LIKE '%pg_prepared_statements%'`).Scan(&cached))
+	require.Zero(t, cached, "the listing was prepared and cached on the connection")
 }

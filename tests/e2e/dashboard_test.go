@@ -25,15 +25,22 @@ const chromiumPath = "/usr/bin/chromium"
 // its base URL.
 func (s *stack) startDashboard() string {
 	s.t.Helper()
-	addr := freeAddr(s.t)
-	s.start("dashboard", "ADDR="+addr, "DISPATCH_API_URL="+s.apiURL, "DASHBOARD_SESSION_KEY="+dashboardKey)
+	return s.startDashboardAt(freeAddr(s.t))
+}
+
+// startDashboardAt runs the dashboard on addr, with env added to its
+// environment, and returns its base URL.
+func (s *stack) startDashboardAt(addr string, env ...string) string {
+	s.t.Helper()
+	s.start("dashboard", append([]string{"ADDR=" + addr, "DISPATCH_API_URL=" + s.apiURL, "DASHBOARD_SESSION_KEY=" + dashboardKey}, env...)...)
 	base := "http://" + addr
 	s.waitReady(base)
 	return base
 }
 
-// browser starts a headless chromium for the test.
-func browser(t *testing.T) context.Context {
+// browser starts a headless chromium for the test, 1280 px wide; extra
+// options add to the allocator's.
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if _, lookErr := exec.LookPath("chromium"); lookErr != nil {
@@ -43,6 +50,7 @@ func browser(t *testing.T) context.Context {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.WindowSize(1280, 860),
 		chromedp.Flag("disable-dev-shm-usage", true))
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
@@ -78,7 +86,9 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 // count returns how many elements match sel on the page now.
 func count(t *testing.T, ctx context.Context, sel string) int {
 	t.Helper()
-	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, err := chromedp.Run(tctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
 	if err != nil {
 		t.Fatalf("count %s: %v", sel, err)
 	}

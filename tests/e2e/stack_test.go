@@ -43,9 +43,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	for _, svc := range []string{"ingest-api", "delivery-worker", "retry-scheduler", "dashboard"} {
+	for _, pkg := range []string{"services/ingest-api", "services/delivery-worker", "services/retry-scheduler", "services/dashboard", "examples/portal-embed"} {
+		svc := filepath.Base(pkg)
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, svc), ".")
-		cmd.Dir = filepath.Join("..", "..", "services", svc)
+		cmd.Dir = filepath.Join("..", "..", pkg)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n", svc, err)
@@ -321,6 +322,9 @@ type delivered struct {
 	Type    string
 	Body    map[string]any
 	At      time.Time
+	// Header and Raw are the request's headers and body as received.
+	Header http.Header
+	Raw    []byte
 }
 
 // newReceiver starts an endpoint answering status, with its own secret.
@@ -363,10 +367,24 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var p map[string]any
 	_ = json.Unmarshal(body, &p)
-	rc.got = append(rc.got, delivered{EventID: id, Type: r.Header.Get("X-Dispatch-Event-Type"), Body: p, At: time.Now()})
+	rc.got = append(rc.got, delivered{EventID: id, Type: r.Header.Get("X-Dispatch-Event-Type"), Body: p, At: time.Now(),
+		Header: r.Header.Clone(), Raw: body})
 	if rc.respond == nil {
 		w.WriteHeader(rc.status)
 	}
+}
+
+// trust makes the receiver verify signatures with secrets from now on, as
+// a receiver does once it is given a secret made elsewhere.
+func (rc *receiver) trust(t *testing.T, secrets ...string) {
+	t.Helper()
+	v, err := signing.NewVerifier(secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.secret, rc.verifier = secrets[len(secrets)-1], v
 }
 
 // reset forgets what the receiver got so far.

@@ -496,8 +496,10 @@ func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Value
 	limit := int64(50)
 	params := client.ListSubscriptionsParams{Limit: &limit}
 	if rq.sess.Portal {
-		activity := true
-		params.Activity = &activity
+		// The portal shows each endpoint's attempts and circuit: both come
+		// with the listing, in one call.
+		yes := true
+		params.Activity, params.Circuit = &yes, &yes
 	}
 	// The pages' links keep the filter.
 	filter := url.Values{}

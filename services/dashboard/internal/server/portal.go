@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/client"
@@ -299,27 +298,14 @@ func (s *Server) portalTheme(w http.ResponseWriter, _ *http.Request) {
 const knownTypesFrom = 100
 
 // portalEndpoints fills what the portal's endpoints page shows beyond
-// the subscriptions: each one's circuit (a GET each, a few at a time, as
-// the overview does) and the event types the tenant received lately.
-// Their attempts over the last day came with the listing (activity).
+// the subscriptions, whose attempts over the last day and circuits came
+// with the listing: the event types the tenant received lately.
 func (s *Server) portalEndpoints(ctx context.Context, rq *request, v *web.SubscriptionsView) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, circuitCheckConns)
-	for i := range v.Subscriptions {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			one, err := rq.api.GetSubscriptionWithResponse(ctx, v.Subscriptions[i].ID)
-			if err == nil && one.JSON200 != nil {
-				v.Subscriptions[i] = subscriptionRow(*one.JSON200)
-			}
-		})
-	}
-	wg.Go(func() { v.KnownTypes = recentTypes(ctx, rq.api) })
-	wg.Wait()
+	v.KnownTypes = recentTypes(ctx, rq.api)
 }
 
-// recentTypes are the distinct types of the tenant's newest events.
+// recentTypes are the distinct types of the tenant's newest events, but
+// for the test events, which no endpoint needs to ask for.
 func recentTypes(ctx context.Context, api *client.ClientWithResponses) []string {
 	limit := int64(knownTypesFrom)
 	res, err := api.ListEventsWithResponse(ctx, &client.ListEventsParams{Limit: &limit})
@@ -328,7 +314,7 @@ func recentTypes(ctx context.Context, api *client.ClientWithResponses) []string 
 	}
 	var types []string
 	for _, e := range items(res.JSON200.Data) {
-		if !slices.Contains(types, e.Type) {
+		if e.Type != testEventType && !slices.Contains(types, e.Type) {
 			types = append(types, e.Type)
 		}
 	}
@@ -352,12 +338,14 @@ func portalEndpointChoices(ctx context.Context, api *client.ClientWithResponses)
 }
 
 // testPending reports whether the newest test event among deliveries
-// (newest first) has no attempt yet: the endpoint's page then keeps
-// refreshing its recent deliveries until it has.
+// (newest first) has no attempt recorded yet: the endpoint's page then
+// keeps refreshing its recent deliveries until it has. A delivery being
+// processed already counts its attempt but has no result yet, so it is
+// the status that tells.
 func testPending(deliveries []web.DeliveryRow) bool {
 	for _, d := range deliveries {
 		if d.EventType == testEventType {
-			return d.Attempts == 0
+			return d.Status == "pending" || d.Status == "processing"
 		}
 	}
 	return true

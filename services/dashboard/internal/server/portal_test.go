@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
+
+	"github.com/dispatch-webhooks/dispatch/web"
 )
 
 // seedTenants makes tenants a and b, each with a subscription and an
@@ -254,7 +256,8 @@ func TestPortalLinkLifecycle(t *testing.T) {
 	if home.Find(`form[data-testid=add-endpoint-form] input[name=url]`).Length() != 1 {
 		t.Error("the endpoint form has no url field")
 	}
-	if row := home.Find(`[data-testid=endpoint-row][data-id=a_sub]`); row.Length() != 1 || strings.TrimSpace(row.Find(`[data-testid=attempts-24h]`).Text()) != "1" {
+	if row := home.Find(`[data-testid=endpoint-row][data-id=a_sub]`); row.Length() != 1 || strings.TrimSpace(row.Find(`[data-testid=attempts-24h]`).Text()) != "1" ||
+		row.Find(`[data-testid=circuit] [data-testid=status]`).AttrOr("data-status", "") != "closed" {
 		t.Errorf("endpoint row: %q", row.Text())
 	}
 	_, page := b.get(t, "/portal/subscriptions/a_sub")
@@ -427,5 +430,36 @@ func TestPortalTestEventsAreThrottled(t *testing.T) {
 	}
 	if msg := doc.Find("main").Text(); !strings.Contains(msg, "at most 10 test events per endpoint") {
 		t.Errorf("the page does not say why: %s", msg)
+	}
+}
+
+// TestTestPending: an endpoint's page watches the newest test event until
+// its attempt is recorded; a delivery being processed has counted its
+// attempt but has no result yet.
+func TestTestPending(t *testing.T) {
+	t.Parallel()
+	test := func(status string, attempts int64) web.DeliveryRow {
+		return web.DeliveryRow{EventType: testEventType, Status: status, Attempts: attempts}
+	}
+	order := web.DeliveryRow{EventType: "order.created", Status: "delivered", Attempts: 1}
+	for _, tc := range []struct {
+		name       string
+		deliveries []web.DeliveryRow
+		want       bool
+	}{
+		{"not listed yet", []web.DeliveryRow{order}, true},
+		{"pending", []web.DeliveryRow{test("pending", 0), order}, true},
+		{"processing its first attempt", []web.DeliveryRow{test("processing", 1)}, true},
+		{"delivered", []web.DeliveryRow{test("delivered", 1)}, false},
+		{"failed once, retrying", []web.DeliveryRow{test("retrying", 1)}, false},
+		{"failed", []web.DeliveryRow{test("failed", 1)}, false},
+		{"the newest test event counts", []web.DeliveryRow{test("processing", 1), test("delivered", 1)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := testPending(tc.deliveries); got != tc.want {
+				t.Errorf("testPending = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -78,6 +78,7 @@ type Publisher interface {
 // the circuits of deleted subscriptions.
 type Circuits interface {
 	CircuitState(ctx context.Context, t resilience.Target) (resilience.State, error)
+	CircuitStates(ctx context.Context, ts []resilience.Target) ([]resilience.State, error)
 	Forget(ctx context.Context, t resilience.Target) error
 }
 
@@ -241,7 +242,7 @@ func declareCommonErrors(oapi *huma.OpenAPI) {
 				continue
 			}
 			for code, desc := range commonErrors {
-				if code == "403" && requiredScope(op) == "" && !operatorOnly(op) || (code == "401" || code == "403") && public(op) {
+				if code == "403" && requiredScope(op) == "" && !operatorOnly(op) || code != "503" && public(op) {
 					continue
 				}
 				if op.Responses[code] == nil {

@@ -134,7 +134,7 @@ type SubscriptionBody struct {
 	State       string   `json:"state" enum:"active,paused,disabled"`
 	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
 	Settings
-	CircuitState string    `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers only)."`
+	CircuitState string    `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true)."`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 	// Activity is set in listings asked for it (activity=true): attempts

@@ -363,6 +363,7 @@ func TestDocumentDescribesEveryAnswer(t *testing.T) {
 		{"revoke portal links by a too long id", admin, "POST", "/tenants/" + long + "/portal-links/revoke", "", "", 422},
 		{"revoke portal links without a key", none, "POST", "/tenants/t1/portal-links/revoke", "", "", 401},
 		{"revoke portal links with read", readKey, "POST", "/tenants/t1/portal-links/revoke", "", "", 403},
+		{"send a test event by a too long id", admin, "POST", "/subscriptions/" + long + "/test", "", "", 422},
 	}
 
 	tried := map[string][]string{} // operation id → statuses answered

@@ -231,6 +231,12 @@ func TestEndpointRevealTestAndActivity(t *testing.T) {
 	require.Equal(t, map[string]any{"attempts": float64(1), "succeeded": float64(1)}, item["activity_24h"])
 	r = b.doWithKey(t, acme, "GET", "/subscriptions", "")
 	require.NotContains(t, r.raw, "activity_24h", "only when asked for")
+	require.NotContains(t, r.raw, "circuit_state", "only when asked for")
+	r = b.doWithKey(t, acme, "GET", "/subscriptions?circuit=true", "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	for _, item := range r.body["data"].([]any) {
+		require.Equal(t, "closed", item.(map[string]any)["circuit_state"], "every listed subscription's circuit: %s", r.raw)
+	}
 }
 
 // portalSession opens a new link to tenant's portal, made with body, and

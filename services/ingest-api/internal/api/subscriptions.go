@@ -58,6 +58,7 @@ type listSubscriptionsInput struct {
 	After    string `query:"after" maxLength:"255" doc:"Cursor: the next_cursor of the previous page."`
 	Limit    int    `query:"limit" minimum:"1" maximum:"250" default:"50"`
 	Activity bool   `query:"activity" doc:"Adds each subscription's attempts over the last 24 hours (activity_24h)."`
+	Circuit  bool   `query:"circuit" doc:"Adds each subscription's live circuit breaker state (circuit_state), all in one call to Redis."`
 }
 
 type listSubscriptionsOutput struct {
@@ -268,6 +269,18 @@ func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInp
 	ids := make([]string, len(subs))
 	for i, sub := range subs {
 		out.Body.Data[i], ids[i] = subscriptionBody(sub), sub.ID
+	}
+	if in.Circuit && s.circuits != nil && len(subs) > 0 {
+		targets := make([]resilience.Target, len(subs))
+		for i, sub := range subs {
+			targets[i] = resilience.TargetOf(sub.ID, sub.URL, sub.CreatedAt)
+		}
+		// As for one subscription: without Redis the states are left out.
+		if states, err := s.circuits.CircuitStates(ctx, targets); err == nil {
+			for i, st := range states {
+				out.Body.Data[i].CircuitState = string(st)
+			}
+		}
 	}
 	if in.Activity && len(ids) > 0 {
 		activity, err := s.store.SubscriptionActivity(ctx, scope, ids, time.Now().Add(-activityWindow))
