@@ -40,3 +40,8 @@ func SubscriptionsOfTenant(id string) templ.SafeURL {
 // DeliveryAnchor is the id of an event page's section for one
 // subscription's delivery, which links to more of its attempts end at.
 func DeliveryAnchor(subscriptionID string) string { return "delivery-" + subscriptionID }
+
+// EventTypeURL is an event type's page in the catalog.
+func EventTypeURL(name string) templ.SafeURL {
+	return templ.SafeURL("/event-types/" + url.PathEscape(name))
+}

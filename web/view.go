@@ -14,7 +14,7 @@ import (
 type Page struct {
 	Title string
 	// Nav is the section highlighted in the header: "overview", "events",
-	// "subscriptions" or "tenants".
+	// "subscriptions", "event-types" or "tenants".
 	Nav string
 	// KeyID names the signed-in API key (its id, or ADMIN_API_KEY).
 	KeyID string
@@ -254,6 +254,10 @@ type SubscriptionForm struct {
 	EventTypes string
 	Secret     string
 	Errors     Errors
+	// Catalog names the catalog's types, offered beside the patterns;
+	// Chosen are those ticked.
+	Catalog []string
+	Chosen  []string
 }
 
 // CreatedSecret is a secret shown once: after creation or rotation.
@@ -294,8 +298,10 @@ type Setting struct {
 
 // DeliveryRow is one of a subscription's deliveries.
 type DeliveryRow struct {
-	EventID        string
-	EventType      string
+	EventID   string
+	EventType string
+	// Test marks a delivery of a test event sent from the API.
+	Test           bool
 	Status         string
 	Attempts       int64
 	LastStatusCode string
@@ -483,6 +489,50 @@ func Duration(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
 	}
+}
+
+// EventTypesView is the event-type catalog, searched by the start of the
+// names and by deprecation.
+type EventTypesView struct {
+	Page
+	Prefix string
+	// Deprecated is "true", "false" or "" (either).
+	Deprecated string
+	Errors     Errors
+	Types      []EventTypeRow
+	Next       string
+	First      string
+}
+
+// EventTypeRow is an event type in the catalog's table.
+type EventTypeRow struct {
+	Name string
+	// Summary is the description's first line.
+	Summary    string
+	Validation string
+	Version    int64
+	Deprecated bool
+	UpdatedAt  time.Time
+}
+
+// EventTypeView is one event type's page.
+type EventTypeView struct {
+	Page
+	Type EventTypeRow
+	// Description is the Markdown as written; shown as text.
+	Description string
+	ArchivedAt  *time.Time
+	// Schema and Examples are indented JSON, members in their order.
+	Schema   string
+	Examples []string
+	Versions []EventTypeVersionRow
+}
+
+// EventTypeVersionRow is one version of a type's schema.
+type EventTypeVersionRow struct {
+	Version   int64
+	Schema    string
+	CreatedAt time.Time
 }
 
 // Millis formats an attempt's duration in milliseconds: "0.312 ms" under

@@ -218,6 +218,105 @@ func (e EventListItemStatus) Valid() bool {
 	}
 }
 
+// Defines values for EventTypeBodyValidation.
+const (
+	EventTypeBodyValidationEnforce EventTypeBodyValidation = "enforce"
+	EventTypeBodyValidationOff     EventTypeBodyValidation = "off"
+	EventTypeBodyValidationWarn    EventTypeBodyValidation = "warn"
+)
+
+// Valid indicates whether the value is a known member of the EventTypeBodyValidation enum.
+func (e EventTypeBodyValidation) Valid() bool {
+	switch e {
+	case EventTypeBodyValidationEnforce:
+		return true
+	case EventTypeBodyValidationOff:
+		return true
+	case EventTypeBodyValidationWarn:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventTypeInputValidation.
+const (
+	EventTypeInputValidationEnforce EventTypeInputValidation = "enforce"
+	EventTypeInputValidationOff     EventTypeInputValidation = "off"
+	EventTypeInputValidationWarn    EventTypeInputValidation = "warn"
+)
+
+// Valid indicates whether the value is a known member of the EventTypeInputValidation enum.
+func (e EventTypeInputValidation) Valid() bool {
+	switch e {
+	case EventTypeInputValidationEnforce:
+		return true
+	case EventTypeInputValidationOff:
+		return true
+	case EventTypeInputValidationWarn:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportEventTypesInputBodyFrom.
+const (
+	Components ImportEventTypesInputBodyFrom = "components"
+	Webhooks   ImportEventTypesInputBodyFrom = "webhooks"
+)
+
+// Valid indicates whether the value is a known member of the ImportEventTypesInputBodyFrom enum.
+func (e ImportEventTypesInputBodyFrom) Valid() bool {
+	switch e {
+	case Components:
+		return true
+	case Webhooks:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportEventTypesInputBodyNaming.
+const (
+	Dotted ImportEventTypesInputBodyNaming = "dotted"
+	Exact  ImportEventTypesInputBodyNaming = "exact"
+)
+
+// Valid indicates whether the value is a known member of the ImportEventTypesInputBodyNaming enum.
+func (e ImportEventTypesInputBodyNaming) Valid() bool {
+	switch e {
+	case Dotted:
+		return true
+	case Exact:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportEventTypesInputBodyValidation.
+const (
+	ImportEventTypesInputBodyValidationEnforce ImportEventTypesInputBodyValidation = "enforce"
+	ImportEventTypesInputBodyValidationOff     ImportEventTypesInputBodyValidation = "off"
+	ImportEventTypesInputBodyValidationWarn    ImportEventTypesInputBodyValidation = "warn"
+)
+
+// Valid indicates whether the value is a known member of the ImportEventTypesInputBodyValidation enum.
+func (e ImportEventTypesInputBodyValidation) Valid() bool {
+	switch e {
+	case ImportEventTypesInputBodyValidationEnforce:
+		return true
+	case ImportEventTypesInputBodyValidationOff:
+		return true
+	case ImportEventTypesInputBodyValidationWarn:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RedeliverBulkInputBodyStatuses.
 const (
 	RedeliverBulkInputBodyStatusesDelivered RedeliverBulkInputBodyStatuses = "delivered"
@@ -359,6 +458,24 @@ func (e UpdateSubscriptionInputBodyState) Valid() bool {
 	}
 }
 
+// Defines values for ListEventTypesParamsDeprecated.
+const (
+	ListEventTypesParamsDeprecatedFalse ListEventTypesParamsDeprecated = "false"
+	ListEventTypesParamsDeprecatedTrue  ListEventTypesParamsDeprecated = "true"
+)
+
+// Valid indicates whether the value is a known member of the ListEventTypesParamsDeprecated enum.
+func (e ListEventTypesParamsDeprecated) Valid() bool {
+	switch e {
+	case ListEventTypesParamsDeprecatedFalse:
+		return true
+	case ListEventTypesParamsDeprecatedTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListEventsParamsStatus.
 const (
 	ListEventsParamsStatusDelivered ListEventsParamsStatus = "delivered"
@@ -380,6 +497,24 @@ func (e ListEventsParamsStatus) Valid() bool {
 	case ListEventsParamsStatusRetrying:
 		return true
 	case ListEventsParamsStatusUnmatched:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListEventsParamsSchemaValid.
+const (
+	ListEventsParamsSchemaValidFalse ListEventsParamsSchemaValid = "false"
+	ListEventsParamsSchemaValidTrue  ListEventsParamsSchemaValid = "true"
+)
+
+// Valid indicates whether the value is a known member of the ListEventsParamsSchemaValid enum.
+func (e ListEventsParamsSchemaValid) Valid() bool {
+	switch e {
+	case ListEventsParamsSchemaValidFalse:
+		return true
+	case ListEventsParamsSchemaValidTrue:
 		return true
 	default:
 		return false
@@ -691,7 +826,10 @@ type DeliveryListItem struct {
 	NextAttemptAt  *time.Time             `json:"next_attempt_at,omitempty"`
 	Status         DeliveryListItemStatus `json:"status"`
 	SubscriptionId string                 `json:"subscription_id"`
-	UpdatedAt      time.Time              `json:"updated_at"`
+
+	// Test A delivery of a test event (POST /subscriptions/{id}/test).
+	Test      *bool     `json:"test,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // DeliveryListItemStatus defines model for DeliveryListItem.Status.
@@ -793,6 +931,12 @@ type EventDetail struct {
 	// ReceivedAt When Dispatch first accepted the event.
 	ReceivedAt *time.Time `json:"received_at,omitempty"`
 
+	// SchemaValid Whether the data validated; false only for a type in warn mode (enforce refuses such events). Absent when not validated.
+	SchemaValid *bool `json:"schema_valid,omitempty"`
+
+	// SchemaVersion The version of its type's schema the event's data was validated against; absent when it was not validated (a type not in the catalog, or validation off).
+	SchemaVersion *int64 `json:"schema_version,omitempty"`
+
 	// Source Which system produced the event.
 	//
 	// Example: shop
@@ -806,6 +950,9 @@ type EventDetail struct {
 	// Example: acme
 	TenantId *string `json:"tenant_id,omitempty"`
 
+	// Test A test event sent by POST /subscriptions/{id}/test to one subscription only.
+	Test *bool `json:"test,omitempty"`
+
 	// Type Event type that subscriptions match on.
 	//
 	// Example: order.created
@@ -817,23 +964,143 @@ type EventDetailStatus string
 
 // EventListItem defines model for EventListItem.
 type EventListItem struct {
-	Id         string              `json:"id"`
-	ReceivedAt time.Time           `json:"received_at"`
-	Source     *string             `json:"source,omitempty"`
-	Status     EventListItemStatus `json:"status"`
+	Id         string    `json:"id"`
+	ReceivedAt time.Time `json:"received_at"`
+
+	// SchemaValid The verdict of the event's schema validation; absent when it was not validated.
+	SchemaValid *bool               `json:"schema_valid,omitempty"`
+	Source      *string             `json:"source,omitempty"`
+	Status      EventListItemStatus `json:"status"`
 
 	// TenantId The event's tenant; '*' for an event sent to every tenant.
 	TenantId string `json:"tenant_id"`
-	Type     string `json:"type"`
+
+	// Test A test event sent by POST /subscriptions/{id}/test.
+	Test *bool  `json:"test,omitempty"`
+	Type string `json:"type"`
 }
 
 // EventListItemStatus defines model for EventListItem.Status.
 type EventListItemStatus string
 
+// EventTypeBody defines model for EventTypeBody.
+type EventTypeBody struct {
+	// ArchivedAt When the type was deleted: its name stays reserved, its versions readable, and ingest no longer knows it.
+	ArchivedAt *time.Time `json:"archived_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+
+	// Deprecated Still delivered, but subscribing to it answers a warning.
+	Deprecated *bool `json:"deprecated,omitempty"`
+
+	// Description What the event means, in Markdown.
+	Description *string `json:"description,omitempty"`
+
+	// Examples 1–10 example data objects; each must validate against the schema. The first is what POST /subscriptions/{id}/test sends.
+	Examples *[]map[string]interface{} `json:"examples"`
+
+	// Name Example: order.created
+	Name string `json:"name"`
+
+	// Schema A JSON Schema (2020-12; draft-07 when $schema names it) for the event's data; at most 64 KiB, nested at most 32 deep, with $refs only inside itself. Changing it adds a version.
+	Schema    interface{} `json:"schema"`
+	UpdatedAt time.Time   `json:"updated_at"`
+
+	// Validation What ingest does with data that does not validate: off (nothing), warn (stores it marked schema_valid false and counts it), enforce (refuses it with a 422).
+	Validation *EventTypeBodyValidation `json:"validation,omitempty"`
+
+	// Version The latest schema version; 1 for a new type.
+	Version int64 `json:"version"`
+}
+
+// EventTypeBodyValidation What ingest does with data that does not validate: off (nothing), warn (stores it marked schema_valid false and counts it), enforce (refuses it with a 422).
+type EventTypeBodyValidation string
+
+// EventTypeInput defines model for EventTypeInput.
+type EventTypeInput struct {
+	// Deprecated Still delivered, but subscribing to it answers a warning.
+	Deprecated *bool `json:"deprecated,omitempty"`
+
+	// Description What the event means, in Markdown.
+	Description *string `json:"description,omitempty"`
+
+	// Examples 1–10 example data objects; each must validate against the schema. The first is what POST /subscriptions/{id}/test sends.
+	Examples *[]map[string]interface{} `json:"examples"`
+
+	// Schema A JSON Schema (2020-12; draft-07 when $schema names it) for the event's data; at most 64 KiB, nested at most 32 deep, with $refs only inside itself. Changing it adds a version.
+	Schema interface{} `json:"schema"`
+
+	// Validation What ingest does with data that does not validate: off (nothing), warn (stores it marked schema_valid false and counts it), enforce (refuses it with a 422).
+	Validation *EventTypeInputValidation `json:"validation,omitempty"`
+}
+
+// EventTypeInputValidation What ingest does with data that does not validate: off (nothing), warn (stores it marked schema_valid false and counts it), enforce (refuses it with a 422).
+type EventTypeInputValidation string
+
+// EventTypeVersionBody defines model for EventTypeVersionBody.
+type EventTypeVersionBody struct {
+	CreatedAt time.Time                 `json:"created_at"`
+	Examples  *[]map[string]interface{} `json:"examples"`
+
+	// Schema A JSON Schema (2020-12, or draft-07 when its $schema says so) for the event's data.
+	Schema  interface{} `json:"schema"`
+	Version int64       `json:"version"`
+}
+
+// EventTypeVersionsOutputBody defines model for EventTypeVersionsOutputBody.
+type EventTypeVersionsOutputBody struct {
+	// Data Every version, newest first.
+	Data *[]EventTypeVersionBody `json:"data"`
+}
+
 // ExchangePortalLinkInputBody defines model for ExchangePortalLinkInputBody.
 type ExchangePortalLinkInputBody struct {
 	// Token The token of a portal link's URL.
 	Token string `json:"token"`
+}
+
+// ImportEventTypesInputBody defines model for ImportEventTypesInputBody.
+type ImportEventTypesInputBody struct {
+	// Document An OpenAPI 3.x document, as JSON.
+	Document map[string]interface{} `json:"document"`
+
+	// From webhooks: a type per entry of the document's webhooks, named by its key, its data the body's data member when the body is an envelope with type and data, else the whole body. components: a type per entry of components.schemas, named by naming.
+	From *ImportEventTypesInputBodyFrom `json:"from,omitempty"`
+
+	// Naming With from=components, how a schema's name becomes a type's: exact (as written) or dotted (OrderCreated and order_created become order.created).
+	Naming *ImportEventTypesInputBodyNaming `json:"naming,omitempty"`
+
+	// Prefix Put before every imported type's name, e.g. 'billing.'.
+	Prefix *string `json:"prefix,omitempty"`
+
+	// Validation The validation mode of the types created; updated types keep theirs.
+	Validation *ImportEventTypesInputBodyValidation `json:"validation,omitempty"`
+}
+
+// ImportEventTypesInputBodyFrom webhooks: a type per entry of the document's webhooks, named by its key, its data the body's data member when the body is an envelope with type and data, else the whole body. components: a type per entry of components.schemas, named by naming.
+type ImportEventTypesInputBodyFrom string
+
+// ImportEventTypesInputBodyNaming With from=components, how a schema's name becomes a type's: exact (as written) or dotted (OrderCreated and order_created become order.created).
+type ImportEventTypesInputBodyNaming string
+
+// ImportEventTypesInputBodyValidation The validation mode of the types created; updated types keep theirs.
+type ImportEventTypesInputBodyValidation string
+
+// ImportResultBody defines model for ImportResultBody.
+type ImportResultBody struct {
+	// Created Types created, each at version 1.
+	Created *[]string `json:"created"`
+
+	// Skipped Types not imported: unchanged, archived, without a usable example, or not valid as the catalog needs them.
+	Skipped *[]ImportSkipped `json:"skipped"`
+
+	// Updated Types changed: a new schema (a new version), examples or description.
+	Updated *[]string `json:"updated"`
+}
+
+// ImportSkipped defines model for ImportSkipped.
+type ImportSkipped struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
 
 // ListAPIKeysOutputBody defines model for ListAPIKeysOutputBody.
@@ -852,6 +1119,14 @@ type ListDeliveriesOutputBody struct {
 // ListEventDeliveriesOutputBody defines model for ListEventDeliveriesOutputBody.
 type ListEventDeliveriesOutputBody struct {
 	Data *[]DeliveryBody `json:"data"`
+
+	// NextCursor Pass as 'after' for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// ListEventTypesOutputBody defines model for ListEventTypesOutputBody.
+type ListEventTypesOutputBody struct {
+	Data *[]EventTypeBody `json:"data"`
 
 	// NextCursor Pass as 'after' for the next page; absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
@@ -1021,6 +1296,12 @@ type SecretRotated struct {
 	Secret string `json:"secret"`
 }
 
+// SendTestInputBody defines model for SendTestInputBody.
+type SendTestInputBody struct {
+	// EventType A type of the catalog: its first example is sent. Absent: a 'dispatch.test' event.
+	EventType *string `json:"event_type,omitempty"`
+}
+
 // StatsBody defines model for StatsBody.
 type StatsBody struct {
 	// BacklogDue Open deliveries (pending, processing, retrying) due now and waiting for a worker.
@@ -1136,6 +1417,9 @@ type SubscriptionCreated struct {
 	TimeoutMs *int64    `json:"timeout_ms,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Url       string    `json:"url"`
+
+	// Warnings Exact event types the catalog does not have (patterns and future types are allowed, so this is no error unless EVENT_TYPES_REQUIRED is on), and deprecated types (still delivered).
+	Warnings *[]string `json:"warnings,omitempty"`
 }
 
 // SubscriptionCreatedCircuitState The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true).
@@ -1173,6 +1457,9 @@ type SubscriptionUpdated struct {
 	TimeoutMs *int64     `json:"timeout_ms,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 	Url       *string    `json:"url,omitempty"`
+
+	// Warnings As in the answer to POST /subscriptions: exact event types not in the catalog, and deprecated ones.
+	Warnings *[]string `json:"warnings,omitempty"`
 }
 
 // SubscriptionUpdatedState defines model for SubscriptionUpdated.State.
@@ -1259,12 +1546,6 @@ type TenantDetail struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// TestEventSent defines model for TestEventSent.
-type TestEventSent struct {
-	// EventId The test event's id: GET /events/{id} shows its delivery and attempts.
-	EventId string `json:"event_id"`
-}
-
 // TimelineOutputBody defines model for TimelineOutputBody.
 type TimelineOutputBody struct {
 	// Data Every minute of the window, oldest first, zeros included.
@@ -1304,6 +1585,25 @@ type UpdateSubscriptionInputBody struct {
 // UpdateSubscriptionInputBodyState active re-enables a disabled or paused subscription.
 type UpdateSubscriptionInputBodyState string
 
+// ListEventTypesParams defines parameters for ListEventTypes.
+type ListEventTypesParams struct {
+	// Prefix Only types whose name starts with this, e.g. 'order.'.
+	Prefix *string `form:"prefix,omitempty" json:"prefix,omitempty"`
+
+	// Deprecated Only deprecated types (true) or only the others (false).
+	Deprecated *ListEventTypesParamsDeprecated `form:"deprecated,omitempty" json:"deprecated,omitempty"`
+
+	// Archived List the archived (deleted) types instead of the others.
+	Archived *bool `form:"archived,omitempty" json:"archived,omitempty"`
+
+	// After Cursor: the next_cursor of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListEventTypesParamsDeprecated defines parameters for ListEventTypes.
+type ListEventTypesParamsDeprecated string
+
 // ListEventsParams defines parameters for ListEvents.
 type ListEventsParams struct {
 	// Type An exact event type, or a pattern: 'order.*' for every type under 'order.', '*' for all.
@@ -1318,6 +1618,9 @@ type ListEventsParams struct {
 	// TenantId Only this tenant's events (with subscription_id, also the events sent to every tenant that reached it).
 	TenantId *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
 
+	// SchemaValid Only events whose data was validated against their type's schema with this verdict: false lists the events a type in warn mode accepted although they did not validate.
+	SchemaValid *ListEventsParamsSchemaValid `form:"schema_valid,omitempty" json:"schema_valid,omitempty"`
+
 	// Since Only events received at or after this time (RFC 3339).
 	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
 
@@ -1331,6 +1634,9 @@ type ListEventsParams struct {
 
 // ListEventsParamsStatus defines parameters for ListEvents.
 type ListEventsParamsStatus string
+
+// ListEventsParamsSchemaValid defines parameters for ListEvents.
+type ListEventsParamsSchemaValid string
 
 // ListEventAttemptsParams defines parameters for ListEventAttempts.
 type ListEventAttemptsParams struct {
@@ -1421,6 +1727,12 @@ type ListTenantsParams struct {
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateAPIKeyInputBody
 
+// ImportEventTypesJSONRequestBody defines body for ImportEventTypes for application/json ContentType.
+type ImportEventTypesJSONRequestBody = ImportEventTypesInputBody
+
+// PutEventTypeJSONRequestBody defines body for PutEventType for application/json ContentType.
+type PutEventTypeJSONRequestBody = EventTypeInput
+
 // CreateEventJSONRequestBody defines body for CreateEvent for application/json ContentType.
 type CreateEventJSONRequestBody = EventBody
 
@@ -1444,6 +1756,9 @@ type RedeliverSubscriptionJSONRequestBody = RedeliverBulkInputBody
 
 // RotateSubscriptionSecretJSONRequestBody defines body for RotateSubscriptionSecret for application/json ContentType.
 type RotateSubscriptionSecretJSONRequestBody = RotateSecretInputBody
+
+// SendTestEventJSONRequestBody defines body for SendTestEvent for application/json ContentType.
+type SendTestEventJSONRequestBody = SendTestInputBody
 
 // PutTenantJSONRequestBody defines body for PutTenant for application/json ContentType.
 type PutTenantJSONRequestBody = PutTenantInputBody
@@ -1556,6 +1871,75 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /api-keys/{id} (the `RevokeApiKey` operationId).
 	RevokeApiKey(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListEventTypes List event types
+	//
+	// The catalog by name; keyset pages. Every key with the read scope may read it, tenant-bound keys included.
+	//
+	// Corresponds with GET /event-types (the `ListEventTypes` operationId).
+	ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportEventTypesWithBody Import event types from an OpenAPI document
+	//
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+	ImportEventTypesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportEventTypes Import event types from an OpenAPI document
+	//
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+	ImportEventTypes(ctx context.Context, body ImportEventTypesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetEventTypesOpenapi The catalog as an OpenAPI 3.1 webhooks document
+	//
+	// An OpenAPI 3.1 document with a webhooks entry per event type in the catalog: the body Dispatch posts (id, type, source, timestamp, and data following the type's latest schema), the signature headers, and the type's first example. Receivers generate types from it with their usual tools.
+	//
+	// Corresponds with GET /event-types/openapi.json (the `GetEventTypesOpenapi` operationId).
+	GetEventTypesOpenapi(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteEventType Archive an event type
+	//
+	// Ingest no longer knows the type (its events are not validated; with EVENT_TYPES_REQUIRED they are refused); its name stays reserved and its versions readable. Needs a key bound to no tenant.
+	//
+	// Corresponds with DELETE /event-types/{name} (the `DeleteEventType` operationId).
+	DeleteEventType(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetEventType Get an event type
+	//
+	// The type with its latest schema, archived or not.
+	//
+	// Corresponds with GET /event-types/{name} (the `GetEventType` operationId).
+	GetEventType(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutEventTypeWithBody Create or change an event type
+	//
+	// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+	PutEventTypeWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutEventType Create or change an event type
+	//
+	// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+	PutEventType(ctx context.Context, name string, body PutEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListEventTypeVersions List an event type's schema versions
+	//
+	// Corresponds with GET /event-types/{name}/versions (the `ListEventTypeVersions` operationId).
+	ListEventTypeVersions(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListEvents List and search events
 	//
@@ -1775,12 +2159,23 @@ type ClientInterface interface {
 	// Corresponds with POST /subscriptions/{id}/secret/rotate (the `RotateSubscriptionSecret` operationId).
 	RotateSubscriptionSecret(ctx context.Context, id string, body RotateSubscriptionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// SendTestEvent Send a test event to one subscription
+	// SendTestEventWithBody Send a test event to one subscription
 	//
-	// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
+	//
+	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
-	SendTestEvent(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+	SendTestEventWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendTestEvent Send a test event to one subscription
+	//
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+	SendTestEvent(ctx context.Context, id string, body SendTestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTenants List tenants
 	//
@@ -1909,6 +2304,165 @@ func (c *Client) CreateApiKey(ctx context.Context, body CreateApiKeyJSONRequestB
 // Corresponds with DELETE /api-keys/{id} (the `RevokeApiKey` operationId).
 func (c *Client) RevokeApiKey(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeApiKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEventTypes List event types
+//
+// The catalog by name; keyset pages. Every key with the read scope may read it, tenant-bound keys included.
+//
+// Corresponds with GET /event-types (the `ListEventTypes` operationId).
+func (c *Client) ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventTypesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportEventTypesWithBody Import event types from an OpenAPI document
+//
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+func (c *Client) ImportEventTypesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportEventTypesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportEventTypes Import event types from an OpenAPI document
+//
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+func (c *Client) ImportEventTypes(ctx context.Context, body ImportEventTypesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportEventTypesRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetEventTypesOpenapi The catalog as an OpenAPI 3.1 webhooks document
+//
+// An OpenAPI 3.1 document with a webhooks entry per event type in the catalog: the body Dispatch posts (id, type, source, timestamp, and data following the type's latest schema), the signature headers, and the type's first example. Receivers generate types from it with their usual tools.
+//
+// Corresponds with GET /event-types/openapi.json (the `GetEventTypesOpenapi` operationId).
+func (c *Client) GetEventTypesOpenapi(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetEventTypesOpenapiRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteEventType Archive an event type
+//
+// Ingest no longer knows the type (its events are not validated; with EVENT_TYPES_REQUIRED they are refused); its name stays reserved and its versions readable. Needs a key bound to no tenant.
+//
+// Corresponds with DELETE /event-types/{name} (the `DeleteEventType` operationId).
+func (c *Client) DeleteEventType(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteEventTypeRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetEventType Get an event type
+//
+// The type with its latest schema, archived or not.
+//
+// Corresponds with GET /event-types/{name} (the `GetEventType` operationId).
+func (c *Client) GetEventType(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetEventTypeRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutEventTypeWithBody Create or change an event type
+//
+// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+func (c *Client) PutEventTypeWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutEventTypeRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutEventType Create or change an event type
+//
+// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+func (c *Client) PutEventType(ctx context.Context, name string, body PutEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutEventTypeRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEventTypeVersions List an event type's schema versions
+//
+// Corresponds with GET /event-types/{name}/versions (the `ListEventTypeVersions` operationId).
+func (c *Client) ListEventTypeVersions(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventTypeVersionsRequest(c.Server, name)
 	if err != nil {
 		return nil, err
 	}
@@ -2417,13 +2971,34 @@ func (c *Client) RotateSubscriptionSecret(ctx context.Context, id string, body R
 	return c.Client.Do(req)
 }
 
-// SendTestEvent Send a test event to one subscription
+// SendTestEventWithBody Send a test event to one subscription
 //
-// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
+//
+// Takes any type of body and a specified content type.
 //
 // Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
-func (c *Client) SendTestEvent(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSendTestEventRequest(c.Server, id)
+func (c *Client) SendTestEventWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendTestEventRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendTestEvent Send a test event to one subscription
+//
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+func (c *Client) SendTestEvent(ctx context.Context, id string, body SendTestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendTestEventRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2679,6 +3254,324 @@ func NewRevokeApiKeyRequest(server string, id string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListEventTypesRequest constructs an http.Request for the ListEventTypes method
+func NewListEventTypesRequest(server string, params *ListEventTypesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Prefix != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "prefix", *params.Prefix, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Deprecated != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "deprecated", *params.Deprecated, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Archived != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "archived", *params.Archived, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewImportEventTypesRequest calls the generic ImportEventTypes builder with application/json body
+func NewImportEventTypesRequest(server string, body ImportEventTypesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewImportEventTypesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewImportEventTypesRequestWithBody constructs an http.Request for the ImportEventTypes method, with any body, and a specified content type
+func NewImportEventTypesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/import")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetEventTypesOpenapiRequest constructs an http.Request for the GetEventTypesOpenapi method
+func NewGetEventTypesOpenapiRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/openapi.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteEventTypeRequest constructs an http.Request for the DeleteEventType method
+func NewDeleteEventTypeRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetEventTypeRequest constructs an http.Request for the GetEventType method
+func NewGetEventTypeRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutEventTypeRequest calls the generic PutEventType builder with application/json body
+func NewPutEventTypeRequest(server string, name string, body PutEventTypeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutEventTypeRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewPutEventTypeRequestWithBody constructs an http.Request for the PutEventType method, with any body, and a specified content type
+func NewPutEventTypeRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListEventTypeVersionsRequest constructs an http.Request for the ListEventTypeVersions method
+func NewListEventTypeVersionsRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/event-types/%s/versions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListEventsRequest constructs an http.Request for the ListEvents method
 func NewListEventsRequest(server string, params *ListEventsParams) (*http.Request, error) {
 	var err error
@@ -2746,6 +3639,18 @@ func NewListEventsRequest(server string, params *ListEventsParams) (*http.Reques
 		if params.TenantId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SchemaValid != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "schema_valid", *params.SchemaValid, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3841,8 +4746,19 @@ func NewRotateSubscriptionSecretRequestWithBody(server string, id string, conten
 	return req, nil
 }
 
-// NewSendTestEventRequest constructs an http.Request for the SendTestEvent method
-func NewSendTestEventRequest(server string, id string) (*http.Request, error) {
+// NewSendTestEventRequest calls the generic SendTestEvent builder with application/json body
+func NewSendTestEventRequest(server string, id string, body SendTestEventJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSendTestEventRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSendTestEventRequestWithBody constructs an http.Request for the SendTestEvent method, with any body, and a specified content type
+func NewSendTestEventRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -3867,10 +4783,12 @@ func NewSendTestEventRequest(server string, id string) (*http.Request, error) {
 		return nil, err
 	}
 
-	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -4229,6 +5147,85 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api-keys/{id} (the `RevokeApiKey` operationId).
 	RevokeApiKeyWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokeApiKeyResponse, error)
 
+	// ListEventTypesWithResponse List event types
+	//
+	// The catalog by name; keyset pages. Every key with the read scope may read it, tenant-bound keys included.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /event-types (the `ListEventTypes` operationId).
+	ListEventTypesWithResponse(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*ListEventTypesResponse, error)
+
+	// ImportEventTypesWithBodyWithResponse Import event types from an OpenAPI document
+	//
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+	ImportEventTypesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportEventTypesResponse, error)
+
+	// ImportEventTypesWithResponse Import event types from an OpenAPI document
+	//
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+	ImportEventTypesWithResponse(ctx context.Context, body ImportEventTypesJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportEventTypesResponse, error)
+
+	// GetEventTypesOpenapiWithResponse The catalog as an OpenAPI 3.1 webhooks document
+	//
+	// An OpenAPI 3.1 document with a webhooks entry per event type in the catalog: the body Dispatch posts (id, type, source, timestamp, and data following the type's latest schema), the signature headers, and the type's first example. Receivers generate types from it with their usual tools.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /event-types/openapi.json (the `GetEventTypesOpenapi` operationId).
+	GetEventTypesOpenapiWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetEventTypesOpenapiResponse, error)
+
+	// DeleteEventTypeWithResponse Archive an event type
+	//
+	// Ingest no longer knows the type (its events are not validated; with EVENT_TYPES_REQUIRED they are refused); its name stays reserved and its versions readable. Needs a key bound to no tenant.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /event-types/{name} (the `DeleteEventType` operationId).
+	DeleteEventTypeWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*DeleteEventTypeResponse, error)
+
+	// GetEventTypeWithResponse Get an event type
+	//
+	// The type with its latest schema, archived or not.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /event-types/{name} (the `GetEventType` operationId).
+	GetEventTypeWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetEventTypeResponse, error)
+
+	// PutEventTypeWithBodyWithResponse Create or change an event type
+	//
+	// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+	PutEventTypeWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutEventTypeResponse, error)
+
+	// PutEventTypeWithResponse Create or change an event type
+	//
+	// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+	PutEventTypeWithResponse(ctx context.Context, name string, body PutEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*PutEventTypeResponse, error)
+
+	// ListEventTypeVersionsWithResponse List an event type's schema versions
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /event-types/{name}/versions (the `ListEventTypeVersions` operationId).
+	ListEventTypeVersionsWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ListEventTypeVersionsResponse, error)
+
 	// ListEventsWithResponse List and search events
 	//
 	// Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription, tenant and time; keyset pages.
@@ -4471,14 +5468,23 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /subscriptions/{id}/secret/rotate (the `RotateSubscriptionSecret` operationId).
 	RotateSubscriptionSecretWithResponse(ctx context.Context, id string, body RotateSubscriptionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateSubscriptionSecretResponse, error)
 
-	// SendTestEventWithResponse Send a test event to one subscription
+	// SendTestEventWithBodyWithResponse Send a test event to one subscription
 	//
-	// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 	//
-	// Returns a wrapper object for the known response body format(s).
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
-	SendTestEventWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error)
+	SendTestEventWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error)
+
+	// SendTestEventWithResponse Send a test event to one subscription
+	//
+	// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+	SendTestEventWithResponse(ctx context.Context, id string, body SendTestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error)
 
 	// ListTenantsWithResponse List tenants
 	//
@@ -4810,6 +5816,650 @@ func (r RevokeApiKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RevokeApiKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListEventTypesResponse503Headers the declared response headers of an HTTP 503 response for ListEventTypes
+type ListEventTypesResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListEventTypesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListEventTypesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListEventTypesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventTypesResponse) GetJSON200() *ListEventTypesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventTypesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventTypesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventTypesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ImportEventTypesResponse503Headers the declared response headers of an HTTP 503 response for ImportEventTypes
+type ImportEventTypesResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ImportEventTypesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ImportResultBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportEventTypesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ImportEventTypesResponse) GetJSON200() *ImportResultBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ImportEventTypesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ImportEventTypesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ImportEventTypesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ImportEventTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetEventTypesOpenapiResponse503Headers the declared response headers of an HTTP 503 response for GetEventTypesOpenapi
+type GetEventTypesOpenapiResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetEventTypesOpenapiResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *map[string]interface{}
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetEventTypesOpenapiResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetEventTypesOpenapiResponse) GetJSON200() *map[string]interface{} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetEventTypesOpenapiResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetEventTypesOpenapiResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetEventTypesOpenapiResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetEventTypesOpenapiResponse) GetApplicationproblemJSONDefault() *ErrorModel {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetEventTypesOpenapiResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetEventTypesOpenapiResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetEventTypesOpenapiResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetEventTypesOpenapiResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteEventTypeResponse503Headers the declared response headers of an HTTP 503 response for DeleteEventType
+type DeleteEventTypeResponse503Headers struct {
+	RetryAfter *int
+}
+
+type DeleteEventTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteEventTypeResponse503Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteEventTypeResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteEventTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteEventTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteEventTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteEventTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetEventTypeResponse503Headers the declared response headers of an HTTP 503 response for GetEventType
+type GetEventTypeResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetEventTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventTypeBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetEventTypeResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetEventTypeResponse) GetJSON200() *EventTypeBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetEventTypeResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetEventTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetEventTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetEventTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetEventTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PutEventTypeResponse503Headers the declared response headers of an HTTP 503 response for PutEventType
+type PutEventTypeResponse503Headers struct {
+	RetryAfter *int
+}
+
+type PutEventTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventTypeBody
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *EventTypeBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutEventTypeResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutEventTypeResponse) GetJSON200() *EventTypeBody {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PutEventTypeResponse) GetJSON201() *EventTypeBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutEventTypeResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutEventTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutEventTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutEventTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutEventTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListEventTypeVersionsResponse503Headers the declared response headers of an HTTP 503 response for ListEventTypeVersions
+type ListEventTypeVersionsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListEventTypeVersionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventTypeVersionsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListEventTypeVersionsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventTypeVersionsResponse) GetJSON200() *EventTypeVersionsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListEventTypeVersionsResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventTypeVersionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventTypeVersionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventTypeVersionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventTypeVersionsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6735,13 +8385,19 @@ type SendTestEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON202 the response for an HTTP 202 `application/json` response
-	JSON202 *TestEventSent
+	JSON202 *EventBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *ErrorModel
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *ErrorModel
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -6757,8 +8413,13 @@ type SendTestEventResponse struct {
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
-func (r SendTestEventResponse) GetJSON202() *TestEventSent {
+func (r SendTestEventResponse) GetJSON202() *EventBody {
 	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -6774,6 +8435,16 @@ func (r SendTestEventResponse) GetApplicationproblemJSON403() *ErrorModel {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r SendTestEventResponse) GetApplicationproblemJSON404() *ErrorModel {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SendTestEventResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -7460,6 +9131,139 @@ func (c *ClientWithResponses) RevokeApiKeyWithResponse(ctx context.Context, id s
 	return ParseRevokeApiKeyResponse(rsp)
 }
 
+// ListEventTypesWithResponse List event types
+//
+// The catalog by name; keyset pages. Every key with the read scope may read it, tenant-bound keys included.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /event-types (the `ListEventTypes` operationId).
+func (c *ClientWithResponses) ListEventTypesWithResponse(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*ListEventTypesResponse, error) {
+	rsp, err := c.ListEventTypes(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventTypesResponse(rsp)
+}
+
+// ImportEventTypesWithBodyWithResponse Import event types from an OpenAPI document
+//
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+func (c *ClientWithResponses) ImportEventTypesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportEventTypesResponse, error) {
+	rsp, err := c.ImportEventTypesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportEventTypesResponse(rsp)
+}
+
+// ImportEventTypesWithResponse Import event types from an OpenAPI document
+//
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /event-types/import (the `ImportEventTypes` operationId).
+func (c *ClientWithResponses) ImportEventTypesWithResponse(ctx context.Context, body ImportEventTypesJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportEventTypesResponse, error) {
+	rsp, err := c.ImportEventTypes(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportEventTypesResponse(rsp)
+}
+
+// GetEventTypesOpenapiWithResponse The catalog as an OpenAPI 3.1 webhooks document
+//
+// An OpenAPI 3.1 document with a webhooks entry per event type in the catalog: the body Dispatch posts (id, type, source, timestamp, and data following the type's latest schema), the signature headers, and the type's first example. Receivers generate types from it with their usual tools.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /event-types/openapi.json (the `GetEventTypesOpenapi` operationId).
+func (c *ClientWithResponses) GetEventTypesOpenapiWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetEventTypesOpenapiResponse, error) {
+	rsp, err := c.GetEventTypesOpenapi(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetEventTypesOpenapiResponse(rsp)
+}
+
+// DeleteEventTypeWithResponse Archive an event type
+//
+// Ingest no longer knows the type (its events are not validated; with EVENT_TYPES_REQUIRED they are refused); its name stays reserved and its versions readable. Needs a key bound to no tenant.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /event-types/{name} (the `DeleteEventType` operationId).
+func (c *ClientWithResponses) DeleteEventTypeWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*DeleteEventTypeResponse, error) {
+	rsp, err := c.DeleteEventType(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteEventTypeResponse(rsp)
+}
+
+// GetEventTypeWithResponse Get an event type
+//
+// The type with its latest schema, archived or not.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /event-types/{name} (the `GetEventType` operationId).
+func (c *ClientWithResponses) GetEventTypeWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetEventTypeResponse, error) {
+	rsp, err := c.GetEventType(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetEventTypeResponse(rsp)
+}
+
+// PutEventTypeWithBodyWithResponse Create or change an event type
+//
+// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+func (c *ClientWithResponses) PutEventTypeWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutEventTypeResponse, error) {
+	rsp, err := c.PutEventTypeWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutEventTypeResponse(rsp)
+}
+
+// PutEventTypeWithResponse Create or change an event type
+//
+// Creates the type (201) or replaces its description, examples, deprecation and validation mode (200). A schema that differs from the latest version's adds a version. The schema must compile, refer to nothing outside itself and stay within the size, depth and expansion bounds, and each example must validate against it; otherwise a 422 names the place. An archived type's name is a 409. Needs the write scope and a key bound to no tenant: the catalog is the operator's.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /event-types/{name} (the `PutEventType` operationId).
+func (c *ClientWithResponses) PutEventTypeWithResponse(ctx context.Context, name string, body PutEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*PutEventTypeResponse, error) {
+	rsp, err := c.PutEventType(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutEventTypeResponse(rsp)
+}
+
+// ListEventTypeVersionsWithResponse List an event type's schema versions
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /event-types/{name}/versions (the `ListEventTypeVersions` operationId).
+func (c *ClientWithResponses) ListEventTypeVersionsWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ListEventTypeVersionsResponse, error) {
+	rsp, err := c.ListEventTypeVersions(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventTypeVersionsResponse(rsp)
+}
+
 // ListEventsWithResponse List and search events
 //
 // Events newest first (by received_at, then id), filtered by type or type pattern, derived status, subscription, tenant and time; keyset pages.
@@ -7870,15 +9674,30 @@ func (c *ClientWithResponses) RotateSubscriptionSecretWithResponse(ctx context.C
 	return ParseRotateSubscriptionSecretResponse(rsp)
 }
 
-// SendTestEventWithResponse Send a test event to one subscription
+// SendTestEventWithBodyWithResponse Send a test event to one subscription
 //
-// Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
 //
-// Returns a wrapper object for the known response body format(s).
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
-func (c *ClientWithResponses) SendTestEventWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error) {
-	rsp, err := c.SendTestEvent(ctx, id, reqEditors...)
+func (c *ClientWithResponses) SendTestEventWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error) {
+	rsp, err := c.SendTestEventWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendTestEventResponse(rsp)
+}
+
+// SendTestEventWithResponse Send a test event to one subscription
+//
+// Stores a test event (test: true) of the subscription's tenant with one delivery, to this subscription only, whatever its event types, and queues it: delivered and signed as any other, and marked as a test in the event and the subscription's deliveries. With event_type, the data is that type's first example; without (or without a body), a 'dispatch.test' event. Answers 202 with the event. At most 10 test events per subscription in any 60 seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /subscriptions/{id}/test (the `SendTestEvent` operationId).
+func (c *ClientWithResponses) SendTestEventWithResponse(ctx context.Context, id string, body SendTestEventJSONRequestBody, reqEditors ...RequestEditorFn) (*SendTestEventResponse, error) {
+	rsp, err := c.SendTestEvent(ctx, id, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -8231,6 +10050,590 @@ func ParseRevokeApiKeyResponse(rsp *http.Response) (*RevokeApiKeyResponse, error
 	switch {
 	case rsp.StatusCode == 503:
 		var headers RevokeApiKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListEventTypesResponse parses an HTTP response from a ListEventTypesWithResponse call
+func ParseListEventTypesResponse(rsp *http.Response) (*ListEventTypesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventTypesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListEventTypesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListEventTypesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseImportEventTypesResponse parses an HTTP response from a ImportEventTypesWithResponse call
+func ParseImportEventTypesResponse(rsp *http.Response) (*ImportEventTypesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ImportEventTypesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ImportResultBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ImportEventTypesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetEventTypesOpenapiResponse parses an HTTP response from a GetEventTypesOpenapiWithResponse call
+func ParseGetEventTypesOpenapiResponse(rsp *http.Response) (*GetEventTypesOpenapiResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetEventTypesOpenapiResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetEventTypesOpenapiResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteEventTypeResponse parses an HTTP response from a DeleteEventTypeWithResponse call
+func ParseDeleteEventTypeResponse(rsp *http.Response) (*DeleteEventTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteEventTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteEventTypeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetEventTypeResponse parses an HTTP response from a GetEventTypeWithResponse call
+func ParseGetEventTypeResponse(rsp *http.Response) (*GetEventTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetEventTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventTypeBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetEventTypeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePutEventTypeResponse parses an HTTP response from a PutEventTypeWithResponse call
+func ParsePutEventTypeResponse(rsp *http.Response) (*PutEventTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutEventTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventTypeBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest EventTypeBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PutEventTypeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListEventTypeVersionsResponse parses an HTTP response from a ListEventTypeVersionsWithResponse call
+func ParseListEventTypeVersionsResponse(rsp *http.Response) (*ListEventTypeVersionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventTypeVersionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventTypeVersionsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListEventTypeVersionsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -9987,11 +12390,18 @@ func ParseSendTestEventResponse(rsp *http.Response) (*SendTestEventResponse, err
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
-		var dest TestEventSent
+		var dest EventBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ErrorModel
@@ -10013,6 +12423,20 @@ func ParseSendTestEventResponse(rsp *http.Response) (*SendTestEventResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ErrorModel

@@ -16,6 +16,17 @@ type Event struct {
 	Source     string
 	Data       json.RawMessage
 	ReceivedAt time.Time
+	// SchemaVersion is the version of its type's schema the event was
+	// validated against; 0 when it was not validated (its type is not in
+	// the catalog, or the type's validation is off).
+	SchemaVersion int
+	// SchemaValid is the verdict of that validation; nil when there was
+	// none. Only a type in warn mode stores false: enforce refuses the
+	// event instead.
+	SchemaValid *bool
+	// Test marks an event sent by POST /subscriptions/{id}/test to one
+	// subscription only, never fanned out.
+	Test bool
 }
 
 // SubscriptionState says whether a subscription receives deliveries.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -46,14 +45,15 @@ func (s *Store) RevealSecret(ctx context.Context, scope Scope, id string) (_ Rev
 	return RevealedSecret{Secret: secret, PreviousUntil: timePtr(until)}, nil
 }
 
-// TestEventType is the type of the events SendTestEvent makes, and
-// TestEventIDPrefix starts their ids.
+// TestEventType is the type of the event SendTest is given when no type
+// of the catalog is asked for, and TestEventIDPrefix starts every test
+// event's id.
 const (
 	TestEventType     = "dispatch.test"
 	TestEventIDPrefix = "test_"
 )
 
-// SendTestEvent's bound: at most TestEventLimit test events to one
+// SendTest's bound: at most TestEventLimit test events to one
 // subscription in any TestEventWindow. A test event costs an event, a
 // delivery and an attempt on demand; a customer checking an endpoint
 // needs a few, a loop gets no more than this.
@@ -62,21 +62,21 @@ const (
 	TestEventWindow = time.Minute
 )
 
-// SendTestEvent stores an event of type TestEventType with id eventID
-// (which starts with TestEventIDPrefix) for the subscription's tenant,
-// and one delivery of it to that subscription alone, whatever its event
-// types: a way for the endpoint's owner to see a signed delivery arrive. A subscription outside scope is
-// domain.ErrNotFound; one that had TestEventLimit test events in the last
-// TestEventWindow is a *domain.TooSoonError saying when the oldest of
-// them leaves the window.
-func (s *Store) SendTestEvent(ctx context.Context, scope Scope, subscriptionID, eventID string) (_ DeliveryRef, err error) {
+// SendTest stores e (whose id starts with TestEventIDPrefix) as a test
+// event (events.test) of the subscription's tenant, and one delivery of
+// it to that subscription alone, whatever its event types: no fan-out. A
+// subscription outside scope is domain.ErrNotFound; one that had
+// TestEventLimit test events in the last TestEventWindow is a
+// *domain.TooSoonError saying when the oldest of them leaves the window,
+// and nothing is stored; an id taken is domain.ErrConflict.
+func (s *Store) SendTest(ctx context.Context, scope Scope, subscriptionID string, e domain.Event) (_ IngestResult, err error) {
 	defer markUnavailable(&err)
-	if !strings.HasPrefix(eventID, TestEventIDPrefix) {
-		return DeliveryRef{}, fmt.Errorf("test event id %q: must start with %q", eventID, TestEventIDPrefix)
+	if !strings.HasPrefix(e.ID, TestEventIDPrefix) {
+		return IngestResult{}, fmt.Errorf("test event id %q: must start with %q", e.ID, TestEventIDPrefix)
 	}
-	var ref DeliveryRef
+	res := IngestResult{Event: e, Created: true}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var tenant string
+		var tenant pgtype.Text
 		// FOR NO KEY UPDATE: the subscription cannot be deleted meanwhile,
 		// and test events to it are counted and made one at a time, so
 		// that sends at once cannot all find room under the bound.
@@ -84,15 +84,15 @@ func (s *Store) SendTestEvent(ctx context.Context, scope Scope, subscriptionID, 
 		err := tx.QueryRow(ctx, `SELECT tenant_id FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR NO KEY UPDATE`,
 			subscriptionID, scope.arg()).Scan(&tenant)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("subscription %q: %w", subscriptionID, domain.ErrNotFound)
+			return fmt.Errorf("send test event to %q: %w", subscriptionID, domain.ErrNotFound)
 		}
 		if err != nil {
-			return fmt.Errorf("test event: %w", err)
+			return fmt.Errorf("send test event to %q: %w", subscriptionID, err)
 		}
 		// The subscription's deliveries by creation (an index) within the
-		// window, of the test events SendTestEvent makes (the id's prefix
-		// skips the others before their events are read): the latest
-		// TestEventLimit, and when the oldest of those leaves the window.
+		// window, of test events (the id's prefix skips the others before
+		// their events are read): the latest TestEventLimit, and when the
+		// oldest of those leaves the window.
 		var (
 			recent int
 			wait   float64
@@ -101,10 +101,10 @@ func (s *Store) SendTestEvent(ctx context.Context, scope Scope, subscriptionID, 
 			SELECT count(*), coalesce(extract(epoch FROM min(created_at) + make_interval(secs => $2) - now()), 0)
 			FROM (SELECT d.created_at FROM deliveries d JOIN events e ON e.id = d.event_id
 				WHERE d.subscription_id = $1 AND d.created_at > now() - make_interval(secs => $2)
-					AND starts_with(d.event_id, $5) AND e.type = $3 AND e.source = 'dispatch'
-				ORDER BY d.created_at DESC LIMIT $4) latest`,
-			subscriptionID, TestEventWindow.Seconds(), TestEventType, TestEventLimit, TestEventIDPrefix).Scan(&recent, &wait); err != nil {
-			return fmt.Errorf("test event: %w", err)
+					AND starts_with(d.event_id, $4) AND e.test
+				ORDER BY d.created_at DESC LIMIT $3) latest`,
+			subscriptionID, TestEventWindow.Seconds(), TestEventLimit, TestEventIDPrefix).Scan(&recent, &wait); err != nil {
+			return fmt.Errorf("send test event to %q: %w", subscriptionID, err)
 		}
 		if recent >= TestEventLimit {
 			return &domain.TooSoonError{
@@ -112,19 +112,28 @@ func (s *Store) SendTestEvent(ctx context.Context, scope Scope, subscriptionID, 
 				RetryAfter: time.Duration(wait * float64(time.Second)),
 			}
 		}
-		data, _ := json.Marshal(map[string]string{"message": "A test event sent from the portal.", "subscription_id": subscriptionID})
-		if _, err := tx.Exec(ctx, `INSERT INTO events (id, type, source, data, tenant_id) VALUES ($1, $2, 'dispatch', $3, $4)`,
-			eventID, TestEventType, data, tenant); err != nil {
-			return fmt.Errorf("test event: %w", err)
+		if err := tx.QueryRow(ctx, `INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid, test)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, true) RETURNING received_at`,
+			e.ID, e.Type, e.Source, e.Data, tenant, schemaVersion(e), e.SchemaValid).Scan(&res.Event.ReceivedAt); err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("send test event %q: %w", e.ID, domain.ErrConflict)
+			}
+			return fmt.Errorf("send test event to %q: %w", subscriptionID, err)
 		}
-		ref = DeliveryRef{EventID: eventID, SubscriptionID: subscriptionID}
+		ref := DeliveryRef{EventID: e.ID, SubscriptionID: subscriptionID}
 		if err := tx.QueryRow(ctx, `INSERT INTO deliveries (event_id, subscription_id, next_attempt_at) VALUES ($1, $2, now()) RETURNING id`,
-			eventID, subscriptionID).Scan(&ref.ID); err != nil {
-			return fmt.Errorf("test event delivery: %w", err)
+			e.ID, subscriptionID).Scan(&ref.ID); err != nil {
+			return fmt.Errorf("send test event delivery: %w", err)
 		}
+		res.Event.TenantID = storedTenant(tenant)
+		res.Event.Test = true
+		res.Deliveries = []DeliveryRef{ref}
 		return nil
 	})
-	return ref, err
+	if err != nil {
+		return IngestResult{}, err
+	}
+	return res, nil
 }
 
 // Activity is a subscription's attempts in a window.

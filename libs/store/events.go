@@ -48,8 +48,8 @@ var ingestAllSQL = fanOutSQL(`s.event_types`)
 func fanOutSQL(patterns string) string {
 	return `
 WITH ev AS (
-	INSERT INTO events (id, type, source, data, tenant_id)
-	VALUES ($1, $2, $3, $4, $6)
+	INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid)
+	VALUES ($1, $2, $3, $4, $6, $7, $8)
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id, received_at
 ), d AS (
@@ -77,6 +77,11 @@ func withTenant(e domain.Event) domain.Event {
 // eventTenant is how an event's tenant is stored: NULL for every tenant.
 func eventTenant(tenant string) pgtype.Text {
 	return pgtype.Text{String: tenant, Valid: tenant != domain.AllTenants}
+}
+
+// schemaVersion is how an event's schema version is stored: NULL for none.
+func schemaVersion(e domain.Event) pgtype.Int4 {
+	return pgtype.Int4{Int32: int32(e.SchemaVersion), Valid: e.SchemaVersion > 0}
 }
 
 // fanOutKeys are the keys ingestSQL or ingestAllSQL match an event with.
@@ -112,7 +117,7 @@ func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, e
 	if e.TenantID == domain.AllTenants {
 		query = ingestAllSQL
 	}
-	rows, err := s.ingest.Query(ctx, query, e.ID, e.Type, e.Source, e.Data, fanOutKeys(e), eventTenant(e.TenantID))
+	rows, err := s.ingest.Query(ctx, query, e.ID, e.Type, e.Source, e.Data, fanOutKeys(e), eventTenant(e.TenantID), schemaVersion(e), e.SchemaValid)
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
 	}
@@ -193,10 +198,11 @@ func batchSQL(everyTenant bool) string {
 	}
 	return `
 WITH input AS (
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS i(id, type, source, data, tenant_id, n)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $8::int[], $9::bool[])
+		WITH ORDINALITY AS i(id, type, source, data, tenant_id, schema_version, schema_valid, n)
 ), ev AS (
-	INSERT INTO events (id, type, source, data, tenant_id)
-	SELECT id, type, source, data::jsonb, tenant_id FROM input ORDER BY n
+	INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid)
+	SELECT id, type, source, data::jsonb, tenant_id, schema_version, schema_valid FROM input ORDER BY n
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id, received_at, tenant_id
 ), keys AS (
@@ -239,6 +245,8 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 	var (
 		ids, types, sources, data = make([]string, len(order)), make([]string, len(order)), make([]string, len(order)), make([]string, len(order))
 		tenants                   = make([]pgtype.Text, len(order))
+		versions                  = make([]pgtype.Int4, len(order))
+		verdicts                  = make([]*bool, len(order))
 		keyIDs, keys              []string
 		query                     = ingestBatchSQL
 	)
@@ -248,6 +256,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 			query = ingestBatchAllSQL
 		}
 		ids[k], types[k], sources[k], data[k], tenants[k] = e.ID, e.Type, e.Source, string(e.Data), eventTenant(e.TenantID)
+		versions[k], verdicts[k] = schemaVersion(e), e.SchemaValid
 		for _, key := range fanOutKeys(e) {
 			keyIDs, keys = append(keyIDs, e.ID), append(keys, key)
 		}
@@ -255,7 +264,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 	var res BatchResult
 	err = retryTransient(ctx, func() error {
 		res = BatchResult{Created: make([]bool, len(events)), ReceivedAt: make([]time.Time, len(events))}
-		rows, err := s.ingest.Query(ctx, query, ids, types, sources, data, tenants, keyIDs, keys)
+		rows, err := s.ingest.Query(ctx, query, ids, types, sources, data, tenants, keyIDs, keys, versions, verdicts)
 		if err != nil {
 			return err
 		}
@@ -326,9 +335,11 @@ func (s *Store) getEvent(ctx context.Context, id string) (domain.Event, error) {
 		e      domain.Event
 		tenant pgtype.Text
 	)
-	err := s.pool.QueryRow(ctx, `SELECT id, type, source, data, received_at, tenant_id FROM events WHERE id = $1`, id).
-		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant)
+	var version pgtype.Int4
+	err := s.pool.QueryRow(ctx, `SELECT id, type, source, data, received_at, tenant_id, schema_version, schema_valid, test FROM events WHERE id = $1`, id).
+		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &version, &e.SchemaValid, &e.Test)
 	e.TenantID = storedTenant(tenant)
+	e.SchemaVersion = int(version.Int32)
 	return e, notFound(err)
 }
 
@@ -349,17 +360,19 @@ func (s *Store) GetEvent(ctx context.Context, scope Scope, id string) (_ domain.
 	var (
 		e        domain.Event
 		tenant   pgtype.Text
+		version  pgtype.Int4
 		statuses []domain.DeliveryStatus
 	)
 	err = s.pool.QueryRow(ctx, `
-		SELECT id, type, source, data, received_at, tenant_id,
+		SELECT id, type, source, data, received_at, tenant_id, schema_version, schema_valid, test,
 		       ARRAY(SELECT DISTINCT d.status FROM deliveries d WHERE d.event_id = e.id AND `+deliveryInScope(2)+`)
 		FROM events e WHERE id = $1 AND `+eventInScope(2), id, scope.arg()).
-		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &statuses)
+		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &version, &e.SchemaValid, &e.Test, &statuses)
 	if err != nil {
 		return domain.Event{}, "", fmt.Errorf("get event %q: %w", id, notFound(err))
 	}
 	e.TenantID = storedTenant(tenant)
+	e.SchemaVersion = int(version.Int32)
 	return e, domain.DeriveEventStatus(statuses), nil
 }
 

@@ -165,12 +165,16 @@ func TestEndpointRevealTestAndActivity(t *testing.T) {
 	require.NotNil(t, r.PreviousUntil)
 	require.WithinDuration(t, until, *r.PreviousUntil, time.Millisecond)
 
-	ref, err := st.SendTestEvent(ctx, acme, "acme_1", "test_1")
+	sent, err := st.SendTest(ctx, acme, "acme_1", testEvent("test_1"))
 	require.NoError(t, err)
+	require.Len(t, sent.Deliveries, 1)
+	ref := sent.Deliveries[0]
 	require.Equal(t, "acme_1", ref.SubscriptionID)
+	require.True(t, sent.Event.Test)
+	require.Equal(t, "acme", sent.Event.TenantID)
 	require.Equal(t, 1, count(t, db, "SELECT count(*) FROM deliveries WHERE event_id = 'test_1'"), "to that endpoint alone, though its types do not match")
-	require.Equal(t, 1, count(t, db, "SELECT count(*) FROM events WHERE id = 'test_1' AND type = 'dispatch.test' AND tenant_id = 'acme'"))
-	_, err = st.SendTestEvent(ctx, acme, "globex_1", "test_2")
+	require.Equal(t, 1, count(t, db, "SELECT count(*) FROM events WHERE id = 'test_1' AND type = 'dispatch.test' AND tenant_id = 'acme' AND test"))
+	_, err = st.SendTest(ctx, acme, "globex_1", testEvent("test_2"))
 	require.ErrorIs(t, err, domain.ErrNotFound)
 	require.Zero(t, count(t, db, "SELECT count(*) FROM events WHERE id = 'test_2'"), "nothing written for another tenant's endpoint")
 
@@ -206,7 +210,7 @@ func TestTestEventsAreBounded(t *testing.T) {
 	)
 	for i := range senders {
 		wg.Go(func() {
-			_, err := st.SendTestEvent(ctx, store.Unscoped, "s1", fmt.Sprintf("test_s1_%d", i))
+			_, err := st.SendTest(ctx, store.Unscoped, "s1", testEvent(fmt.Sprintf("test_s1_%d", i)))
 			mu.Lock()
 			defer mu.Unlock()
 			var tooSoon *domain.TooSoonError
@@ -230,12 +234,29 @@ func TestTestEventsAreBounded(t *testing.T) {
 	require.Equal(t, store.TestEventLimit, count(t, db, "SELECT count(*) FROM events WHERE type = 'dispatch.test'"), "a refused test event writes nothing")
 	require.Equal(t, store.TestEventLimit, count(t, db, "SELECT count(*) FROM deliveries"))
 
-	_, err := st.SendTestEvent(ctx, store.Unscoped, "s2", "test_s2")
+	_, err := st.SendTest(ctx, store.Unscoped, "s2", testEvent("test_s2"))
 	require.NoError(t, err, "another subscription's bound is its own")
 	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET created_at = created_at - interval '1 minute' WHERE subscription_id = 's1'`)
 	require.NoError(t, err)
-	_, err = st.SendTestEvent(ctx, store.Unscoped, "s1", "test_s1_again")
+	_, err = st.SendTest(ctx, store.Unscoped, "s1", testEvent("test_s1_again"))
 	require.NoError(t, err, "the window has passed")
-	_, err = st.SendTestEvent(ctx, store.Unscoped, "s1", "evt_1")
+	_, err = st.SendTest(ctx, store.Unscoped, "s1", testEvent("evt_1"))
 	require.Error(t, err, "a test event's id starts with test_")
+
+	// A catalog type's example sent as a test counts as much as a
+	// dispatch.test event.
+	for i := range store.TestEventLimit - 1 {
+		e := testEvent(fmt.Sprintf("test_s2_typed_%d", i))
+		e.Type = "order.created"
+		_, err := st.SendTest(ctx, store.Unscoped, "s2", e)
+		require.NoError(t, err)
+	}
+	var tooSoon *domain.TooSoonError
+	_, err = st.SendTest(ctx, store.Unscoped, "s2", testEvent("test_s2_more"))
+	require.ErrorAs(t, err, &tooSoon, "the bound counts test events of every type")
+}
+
+// testEvent is a dispatch.test event with id as SendTest is given it.
+func testEvent(id string) domain.Event {
+	return domain.Event{ID: id, Type: store.TestEventType, Source: "dispatch", Data: []byte(`{"message":"a test"}`)}
 }

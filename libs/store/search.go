@@ -32,6 +32,9 @@ type EventFilter struct {
 	Status domain.EventStatus
 	// SubscriptionID keeps events that have a delivery to this subscription.
 	SubscriptionID string
+	// SchemaValid, if set, keeps the events validated against their type's
+	// schema with this verdict.
+	SchemaValid *bool
 	// Since and Until bound received_at: Since <= received_at < Until.
 	Since, Until time.Time
 	// After continues a listing after this event (its received_at and id).
@@ -49,6 +52,10 @@ type EventSummary struct {
 	Source     string
 	ReceivedAt time.Time
 	Status     domain.EventStatus
+	// SchemaValid is the verdict of the event's schema validation, if any.
+	SchemaValid *bool
+	// Test marks a test event (POST /subscriptions/{id}/test).
+	Test bool
 }
 
 // Position returns where the event stands in a listing.
@@ -208,7 +215,7 @@ func eventDrivers(scope Scope, f EventFilter) []eventDriver {
 	if _, ok := statusDriver[f.Status]; ok && f.SubscriptionID == "" {
 		ds = append(ds, byStatus)
 	}
-	if len(ds) == 0 || (f.Type != "" && f.Type != "*") || (scope.tenant != "" && f.SubscriptionID == "") {
+	if len(ds) == 0 || (f.Type != "" && f.Type != "*") || (scope.tenant != "" && f.SubscriptionID == "") || (f.SchemaValid != nil && !*f.SchemaValid) {
 		ds = append(ds, byEvents)
 	}
 	return ds
@@ -269,6 +276,11 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 			q.and(`e.type COLLATE "C" = ` + q.arg(f.Type))
 		}
 	}
+	if f.SchemaValid != nil {
+		// A constant, not an argument, so that the plan of "false" can use
+		// the partial index of invalid events.
+		q.and(fmt.Sprintf(`e.schema_valid = %t`, *f.SchemaValid))
+	}
 	q.page(timeCol, idCol, f.Since, f.Until, f.After)
 	// A tenant's status of an event sent to every tenant is that of its
 	// own deliveries: the others' would tell it how their receivers fare.
@@ -276,7 +288,7 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 	if scope.tenant != "" {
 		own = ` AND x.subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = ` + q.arg(scope.tenant) + `)`
 	}
-	sql := `SELECT ` + distinct + `e.id, e.type, e.source, e.received_at, e.tenant_id,
+	sql := `SELECT ` + distinct + `e.id, e.type, e.source, e.received_at, e.tenant_id, e.schema_valid, e.test,
 		ARRAY(SELECT x.status FROM deliveries x WHERE x.event_id = e.id` + own + `)
 		FROM ` + from + q.whereSQL() + `
 		ORDER BY ` + timeCol + ` DESC, ` + idCol + ` DESC LIMIT ` + q.arg(f.Limit)
@@ -297,7 +309,7 @@ func (s *Store) listEvents(ctx context.Context, scope Scope, f EventFilter, d ev
 			tenant   pgtype.Text
 			statuses []domain.DeliveryStatus
 		)
-		err := r.Scan(&e.ID, &e.Type, &e.Source, &e.ReceivedAt, &tenant, &statuses)
+		err := r.Scan(&e.ID, &e.Type, &e.Source, &e.ReceivedAt, &tenant, &e.SchemaValid, &e.Test, &statuses)
 		e.TenantID = storedTenant(tenant)
 		e.Status = domain.DeriveEventStatus(statuses)
 		return e, err
@@ -326,6 +338,8 @@ type DeliveryFilter struct {
 type DeliverySummary struct {
 	domain.Delivery
 	EventType string
+	// Test marks a delivery of a test event (POST /subscriptions/{id}/test).
+	Test bool
 }
 
 // Position returns where the delivery stands in a listing.
@@ -347,7 +361,7 @@ func (s *Store) ListDeliveries(ctx context.Context, scope Scope, f DeliveryFilte
 	}
 	q.page(`d.created_at`, `d.event_id`, f.Since, f.Until, f.After)
 	rows, err := s.pool.Query(ctx, `
-		SELECT `+qualified("d", deliveryColumns)+`, e.type FROM deliveries d JOIN events e ON e.id = d.event_id`+q.whereSQL()+`
+		SELECT `+qualified("d", deliveryColumns)+`, e.type, e.test FROM deliveries d JOIN events e ON e.id = d.event_id`+q.whereSQL()+`
 		ORDER BY d.created_at DESC, d.event_id DESC LIMIT `+q.arg(f.Limit), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries of %q: %w", f.SubscriptionID, err)
@@ -355,7 +369,7 @@ func (s *Store) ListDeliveries(ctx context.Context, scope Scope, f DeliveryFilte
 	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliverySummary, error) {
 		var d DeliverySummary
 		var err error
-		d.Delivery, err = scanDelivery(r, &d.EventType)
+		d.Delivery, err = scanDelivery(r, &d.EventType, &d.Test)
 		return d, err
 	})
 	if err != nil {

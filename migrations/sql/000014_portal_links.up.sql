@@ -1,4 +1,4 @@
--- Portal links (ADR 0029): a single-use link that opens a tenant's
+-- Portal links (ADR 0032): a single-use link that opens a tenant's
 -- customer portal. Only a SHA-256 hash of each link's token is stored;
 -- opening the link consumes it (used_at) and creates a short-lived API
 -- key bound to the tenant, marked as a portal key, which the portal's

@@ -1,7 +1,9 @@
 // Command ingest-api serves Dispatch's HTTP API: it accepts events, fans
 // them out to matching subscriptions and queues their deliveries.
 //
-// Run "ingest-api openapi [3.0]" to print the OpenAPI document,
+// Run "ingest-api openapi [3.0]" to print the OpenAPI document ("ingest-api
+// openapi catalog-example" prints an event-type catalog's document, which
+// the OpenAPI tooling checks),
 // "ingest-api keys create -name NAME -scopes SCOPES" to create an API key,
 // and "ingest-api healthcheck" to ask the running service at ADDR whether
 // it is ready (exit 0) or not (exit 1), as a container health check does.
@@ -123,7 +125,7 @@ func run(ctx context.Context) error {
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping})
 	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Egress: egress.NewPolicy(cfg.AllowCIDRs), AdminKey: cfg.AdminKey,
-		PortalURL: cfg.PortalURL, PortalReturnOrigins: cfg.PortalReturnOrigins,
+		EventTypesRequired: cfg.EventTypesRequired, PortalURL: cfg.PortalURL, PortalReturnOrigins: cfg.PortalReturnOrigins,
 		CursorKeys: append([][]byte{cfg.SecretsKey}, cfg.PreviousSecretsKeys...), Logger: log, Version: version})
 
 	srv := newServer(cfg.Addr, api.WithRequestID(log, observability.TraceHTTP(api.AnswerUnrouted(mux), "ingest-api")))
@@ -172,9 +174,12 @@ func printSpec(args []string) error {
 		b   []byte
 		err error
 	)
-	if len(args) > 0 && args[0] == "3.0" {
+	switch {
+	case len(args) > 0 && args[0] == "3.0":
 		b, err = spec.Downgrade()
-	} else {
+	case len(args) > 0 && args[0] == "catalog-example":
+		b, err = json.MarshalIndent(api.CatalogDocument(api.ExampleCatalog), "", "  ")
+	default:
 		b, err = json.MarshalIndent(spec, "", "  ")
 	}
 	if err != nil {

@@ -53,9 +53,15 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 	form := web.SubscriptionForm{
 		ID: strings.TrimSpace(r.PostFormValue("id")), URL: strings.TrimSpace(r.PostFormValue("url")),
 		EventTypes: strings.TrimSpace(r.PostFormValue("event_types")), Secret: r.PostFormValue("secret"), Errors: web.Errors{},
+		Chosen: r.PostForm["catalog_type"],
 	}
 	notUTF8(form.Errors, map[string]*string{"id": &form.ID, "url": &form.URL, "event_types": &form.EventTypes, "secret": &form.Secret})
 	types := eventTypes(form.EventTypes)
+	for _, t := range form.Chosen {
+		if !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
 	body := client.CreateSubscriptionJSONRequestBody{Url: form.URL, EventTypes: &types}
 	// The portal never sends an id: the server chooses it, and ids are
 	// unique across tenants, so a chosen one would tell a customer whether
@@ -103,6 +109,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 			v.Error = apiErr.message()
 		}
 	}
+	form.Catalog = v.Form.Catalog
 	v.Form = form
 	s.render(w, r, status, rq.ui.subscriptions(v))
 }

@@ -490,6 +490,11 @@ func pageStatus(err error) (status int, ok bool) {
 func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Values) (web.SubscriptionsView, error) {
 	v := web.SubscriptionsView{Page: rq.page, FilterErrors: web.Errors{}, Form: web.SubscriptionForm{Errors: web.Errors{}}}
 	v.Title, v.Nav = "Subscriptions", "subscriptions"
+	// The catalog is the operator's: a portal session's key may not read
+	// it, and the portal offers the types its tenant received instead.
+	if rq.page.CanWrite && !rq.sess.Portal {
+		v.Form.Catalog = catalogNames(ctx, rq.api)
+	}
 	limit := int64(50)
 	params := client.ListSubscriptionsParams{Limit: &limit}
 	if rq.sess.Portal {

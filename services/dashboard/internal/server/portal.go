@@ -381,7 +381,7 @@ func (s *Server) revealSecret(w http.ResponseWriter, r *http.Request, rq *reques
 // them) until the attempt is recorded.
 func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request, rq *request) {
 	id := r.PathValue("id")
-	res, err := rq.api.SendTestEventWithResponse(r.Context(), id)
+	res, err := rq.api.SendTestEventWithResponse(r.Context(), id, client.SendTestEventJSONRequestBody{})
 	if err != nil {
 		s.subscriptionFailed(w, r, rq, unreachable(err), nil)
 		return

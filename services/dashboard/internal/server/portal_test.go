@@ -297,6 +297,9 @@ func TestPortalLinkLifecycle(t *testing.T) {
 	if row := watched.Find(`[data-testid=delivery-row]`).First(); !strings.Contains(row.Text(), "dispatch.test") || !strings.Contains(row.Text(), "delivered") {
 		t.Errorf("the test event's delivery: %q", row.Text())
 	}
+	if got := watched.Find(`[data-testid=delivery-row]`).First().Find(`[data-testid=test-delivery]`).Text(); got != "test" {
+		t.Errorf("the test event's delivery is not marked as a test: %q", got)
+	}
 	_, event := b.get(t, "/portal/events/a_evt")
 	if got := strings.TrimSpace(testid(event, "redeliver").First().Text()); got != "Redeliver" {
 		t.Errorf("event page: Redeliver button %q", got)

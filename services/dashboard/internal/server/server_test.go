@@ -51,7 +51,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.gets = append(f.gets, r.URL.RequestURI())
 		f.mu.Unlock()
-		if f.serveTenants(w, r, own) {
+		if f.serveTenants(w, r, own) || serveCatalog(w, r) {
 			return
 		}
 	}

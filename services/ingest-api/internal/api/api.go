@@ -24,6 +24,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/catalog"
 )
 
 // Store is the part of the data layer the API uses.
@@ -54,11 +55,17 @@ type Store interface {
 	ListTenants(ctx context.Context, f store.TenantFilter) ([]domain.Tenant, error)
 	ExistingTenants(ctx context.Context, ids []string) ([]string, error)
 	DeleteTenant(ctx context.Context, id string) ([]domain.Subscription, error)
+	catalog.Source
+	PutEventType(ctx context.Context, t domain.EventType) (domain.EventType, bool, error)
+	GetEventType(ctx context.Context, name string) (domain.EventType, error)
+	ListEventTypes(ctx context.Context, f store.EventTypeFilter) ([]domain.EventType, error)
+	ListEventTypeVersions(ctx context.Context, name string) ([]domain.EventTypeVersion, error)
+	ArchiveEventType(ctx context.Context, name string) error
 	CreatePortalLink(ctx context.Context, l domain.PortalLink, hash apikey.Hash) (domain.PortalLink, error)
 	OpenPortalLink(ctx context.Context, hash apikey.Hash, key domain.APIKey, keyHash apikey.Hash) (domain.PortalSession, error)
 	RevokePortal(ctx context.Context, tenant string) (store.PortalRevocation, error)
 	RevealSecret(ctx context.Context, scope store.Scope, id string) (store.RevealedSecret, error)
-	SendTestEvent(ctx context.Context, scope store.Scope, subscriptionID, eventID string) (store.DeliveryRef, error)
+	SendTest(ctx context.Context, scope store.Scope, subscriptionID string, e domain.Event) (store.IngestResult, error)
 	SubscriptionActivity(ctx context.Context, scope store.Scope, ids []string, since time.Time) (map[string]store.Activity, error)
 }
 
@@ -93,6 +100,10 @@ type Server struct {
 	log                 *slog.Logger
 	received            prometheus.Counter
 	tracer              trace.Tracer
+	catalog             *catalog.Cache
+	// typesRequired refuses exact event types the catalog does not have.
+	typesRequired bool
+	schemaInvalid *prometheus.CounterVec
 }
 
 // Config names the API's dependencies.
@@ -109,6 +120,9 @@ type Config struct {
 	// AdminKey, if set, is accepted as an admin key besides the stored
 	// ones (ADMIN_API_KEY), to bootstrap a deployment.
 	AdminKey string
+	// EventTypesRequired refuses events, and subscriptions naming exact
+	// types, whose type the catalog does not have (EVENT_TYPES_REQUIRED).
+	EventTypesRequired bool
 	// CursorKeys seal the bulk-redelivery cursors given to keys without
 	// the read scope (keys derived from them do): the first seals, every
 	// one opens. Instances that share them take each other's cursors;
@@ -166,6 +180,12 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 			Name: "dispatch_events_received_total",
 			Help: "Events accepted and stored (re-posts of a known id are not counted).",
 		})),
+		catalog:       catalog.NewCache(cfg.Store, cfg.Logger),
+		typesRequired: cfg.EventTypesRequired,
+		schemaInvalid: registerCounterVec(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dispatch_events_schema_invalid_total",
+			Help: "Events whose data did not validate against their type's schema, by the type's mode: warn (stored, marked schema_valid false) or enforce (refused).",
+		}, []string{"mode"})),
 	}
 	api := humago.New(mux, humaConfig(cfg.Version))
 	api.UseMiddleware(s.authMiddleware(api))
@@ -183,6 +203,10 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerAPIKeys(api)
 	s.registerMe(api)
 	s.registerTenants(api)
+	s.registerSendTest(api)
+	s.registerCatalogDocument(api)
+	s.registerImport(api)
+	s.registerEventTypes(api)
 	s.registerPortal(api)
 	s.registerEndpoint(api)
 	declareCommonErrors(api.OpenAPI())
@@ -209,7 +233,7 @@ var commonErrors = map[string]string{
 // declareCommonErrors adds commonErrors to every operation's documented
 // answers, so clients generated from the document know them; 403 only
 // where a key may be refused (GET /me needs no scope), and neither 401 nor
-// 403 where no key is asked for.
+// 403 where no key is asked for (opening a portal link).
 func declareCommonErrors(oapi *huma.OpenAPI) {
 	problem := map[string]*huma.MediaType{"application/problem+json": {Schema: &huma.Schema{Ref: "#/components/schemas/ErrorModel"}}}
 	for _, item := range oapi.Paths {
@@ -271,6 +295,17 @@ func registerCounter(r prometheus.Registerer, c prometheus.Counter) prometheus.C
 	if err := r.Register(c); err != nil {
 		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
 			return are.ExistingCollector.(prometheus.Counter)
+		}
+		panic(err)
+	}
+	return c
+}
+
+// registerCounterVec is registerCounter for a counter with labels.
+func registerCounterVec(r prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
+	if err := r.Register(c); err != nil {
+		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+			return are.ExistingCollector.(*prometheus.CounterVec)
 		}
 		panic(err)
 	}

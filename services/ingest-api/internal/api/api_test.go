@@ -403,7 +403,8 @@ func TestCommittedSpecIsCurrent(t *testing.T) {
 // benchAPI starts the API for benchmarks on its own database and Kafka,
 // with 10 subscriptions of which 2 match order.created, and returns a
 // function that posts a body with a stored key, as producers do:
-// authentication is part of the measured path.
+// authentication is part of the measured path. A path "METHOD /path" is
+// sent with that method instead.
 func benchAPI(b *testing.B) func(client *http.Client, path, body string) (*http.Response, error) {
 	db := testkit.Postgres(b)
 	cluster := testkit.Kafka(b, 8, topic)
@@ -427,7 +428,11 @@ func benchAPI(b *testing.B) func(client *http.Client, path, body string) (*http.
 	_, err = st.CreateAPIKey(context.Background(), domain.APIKey{ID: apikey.NewID(), Name: "bench", Scopes: []domain.Scope{domain.ScopeAdmin}, Prefix: apikey.Display(key)}, hash)
 	require.NoError(b, err)
 	post := func(client *http.Client, path, body string) (*http.Response, error) {
-		req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		method, target, ok := strings.Cut(path, " ")
+		if !ok {
+			method, target = http.MethodPost, path
+		}
+		req, err := http.NewRequest(method, srv.URL+target, strings.NewReader(body))
 		if err != nil {
 			return nil, err
 		}

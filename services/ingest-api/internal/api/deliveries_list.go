@@ -24,6 +24,7 @@ type listDeliveriesInput struct {
 type DeliveryListItem struct {
 	EventID   string `json:"event_id"`
 	EventType string `json:"event_type"`
+	Test      bool   `json:"test,omitempty" doc:"A delivery of a test event (POST /subscriptions/{id}/test)."`
 	DeliveryBody
 	CreatedAt time.Time `json:"created_at" doc:"When the delivery was created: when its event was received."`
 }
@@ -69,7 +70,7 @@ func (s *Server) listDeliveries(ctx context.Context, in *listDeliveriesInput) (*
 	}
 	out.Body.Data = make([]DeliveryListItem, len(ds))
 	for i, d := range ds {
-		out.Body.Data[i] = DeliveryListItem{EventID: d.EventID, EventType: d.EventType, DeliveryBody: deliveryBody(d.Delivery), CreatedAt: d.CreatedAt}
+		out.Body.Data[i] = DeliveryListItem{EventID: d.EventID, EventType: d.EventType, Test: d.Test, DeliveryBody: deliveryBody(d.Delivery), CreatedAt: d.CreatedAt}
 	}
 	return out, nil
 }

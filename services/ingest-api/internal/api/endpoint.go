@@ -2,21 +2,17 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
-	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
 // What the customer portal (ADR 32) needs of a subscription beyond the
-// dashboard: its secret on request, a test event to it alone, and its
-// recent attempts counted (GET /subscriptions?activity=true).
+// dashboard: its secret on request and its recent attempts counted (GET
+// /subscriptions?activity=true); a test event to it alone is testsend.go.
 
 // SecretRevealed is a subscription's current signing secret.
 type SecretRevealed struct {
@@ -26,15 +22,6 @@ type SecretRevealed struct {
 
 type revealSecretOutput struct {
 	Body SecretRevealed
-}
-
-// TestEventSent is the test event queued for one subscription.
-type TestEventSent struct {
-	EventID string `json:"event_id" doc:"The test event's id: GET /events/{id} shows its delivery and attempts."`
-}
-
-type testEventOutput struct {
-	Body TestEventSent
 }
 
 // ActivityBody is a subscription's attempts over the last 24 hours, in
@@ -57,18 +44,6 @@ func (s *Server) registerEndpoint(api huma.API) {
 		Tags:        []string{"Subscriptions"},
 		Errors:      []int{http.StatusNotFound},
 	}, s.revealSecret)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "send-test-event",
-		Method:      http.MethodPost,
-		Path:        "/subscriptions/{id}/test",
-		Summary:     "Send a test event to one subscription",
-		Description: "Stores an event of type dispatch.test for the subscription's tenant and one delivery of it to this subscription alone, whatever its event types; it is signed and attempted as any other. " +
-			fmt.Sprintf("At most %d test events per subscription in any %d seconds: beyond that, 429 with Retry-After (seconds until one fits again), and nothing is stored.", store.TestEventLimit, int(store.TestEventWindow.Seconds())),
-		Tags:          []string{"Subscriptions"},
-		DefaultStatus: http.StatusAccepted,
-		Errors:        []int{http.StatusNotFound, http.StatusTooManyRequests},
-	}, s.sendTestEvent)
 }
 
 func (s *Server) revealSecret(ctx context.Context, in *subscriptionIDInput) (*revealSecretOutput, error) {
@@ -83,14 +58,4 @@ func (s *Server) revealSecret(ctx context.Context, in *subscriptionIDInput) (*re
 	// Who saw which secret, for the operator's audit; never the secret.
 	s.log.InfoContext(ctx, "subscription secret revealed", "key_id", p.keyID, "subscription_id", in.ID, "request_id", RequestID(ctx))
 	return &revealSecretOutput{Body: SecretRevealed{Secret: r.Secret, PreviousSecretExpiresAt: r.PreviousUntil}}, nil
-}
-
-func (s *Server) sendTestEvent(ctx context.Context, in *subscriptionIDInput) (*testEventOutput, error) {
-	id := store.TestEventIDPrefix + strings.ToLower(rand.Text())
-	ref, err := s.store.SendTestEvent(ctx, scopeOf(ctx), in.ID, id)
-	if err != nil {
-		return nil, s.problem(ctx, err, "subscription not found")
-	}
-	s.publish(ctx, []store.DeliveryRef{ref})
-	return &testEventOutput{Body: TestEventSent{EventID: id}}, nil
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"reflect"
 	"time"
@@ -135,6 +136,13 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 		return nil, s.tenantProblem(ctx, err)
 	}
 	e.TenantID = tenant
+	if err := s.checkSchema(ctx, &e, nil, "/data"); err != nil {
+		var invalid errSchemaInvalid
+		if errors.As(err, &invalid) {
+			return nil, huma.Error422UnprocessableEntity(invalid.Error(), asErrors(invalid.details())...)
+		}
+		return nil, s.problem(ctx, err, "")
+	}
 	res, err := s.ingest.ingest(ctx, e)
 	if err != nil {
 		span.RecordError(err)
@@ -154,6 +162,7 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 		return &createEventOutput{Status: http.StatusOK, Body: eventBody(res.Event)}, nil
 	}
 	s.received.Inc()
+	s.countStored(e)
 	s.publish(ctx, res.Deliveries)
 	return &createEventOutput{Status: http.StatusAccepted, Body: eventBody(res.Event)}, nil
 }
@@ -169,6 +178,7 @@ func (s *Server) getEvent(ctx context.Context, in *eventIDInput) (*eventOutput, 
 	}
 	return &eventOutput{Body: EventDetail{
 		EventBody: eventBody(e), Status: string(status), Deliveries: deliveries, DeliveriesNextCursor: next,
+		SchemaVersion: e.SchemaVersion, SchemaValid: e.SchemaValid, Test: e.Test,
 	}}, nil
 }
 

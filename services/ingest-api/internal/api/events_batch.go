@@ -110,7 +110,7 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 	}
 	tenantOf := map[string]string{} // event id → its tenant, within the batch
 	for i, raw := range items {
-		e, id, errs := s.batch.check(i, raw)
+		e, data, id, errs := s.batch.check(i, raw)
 		if errs != nil {
 			invalid(i, id, errs...)
 			continue
@@ -124,8 +124,21 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 			invalid(i, id, &huma.ErrorDetail{Location: "body.events[" + strconv.Itoa(i) + "].tenant_id", Message: errOtherTenantsID})
 			continue
 		}
-		tenantOf[e.ID] = tenant
 		e.TenantID = tenant
+		if err := s.checkSchema(ctx, &e, data, "/events/"+strconv.Itoa(i)+"/data"); err != nil {
+			var schemaErr errSchemaInvalid
+			var ve *domain.ValidationError
+			switch {
+			case errors.As(err, &schemaErr):
+				invalid(i, id, schemaErr.details()...)
+				continue
+			case errors.As(err, &ve):
+				invalid(i, id, validationDetail(err, "body.events["+strconv.Itoa(i)+"]."))
+				continue
+			}
+			return nil, s.problem(ctx, err, "")
+		}
+		tenantOf[e.ID] = tenant
 		events = append(events, e)
 		at = append(at, i)
 	}
@@ -151,6 +164,7 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 		if created {
 			r.Status = batchStored
 			out.Body.Stored++
+			s.countStored(events[k])
 		} else {
 			out.Body.Exists++
 		}
@@ -249,18 +263,21 @@ func batchItems(raw []byte) ([]json.RawMessage, error) {
 	return items, nil
 }
 
-// check checks events[i] of a batch and returns it as an event, or the
-// problems found with it and its id if that is valid. Each problem's
-// location starts with body.events[i], and the checks are those of POST
-// /events, in its order, with the same messages.
-func (c batchChecker) check(i int, raw json.RawMessage) (domain.Event, string, []*huma.ErrorDetail) {
+// check checks events[i] of a batch and returns it as an event with its
+// data decoded (numbers as json.Number, as the schema validator takes
+// them), or the problems found with it and its id if that is valid. Each
+// problem's location starts with body.events[i], and the checks are those
+// of POST /events, in its order, with the same messages.
+func (c batchChecker) check(i int, raw json.RawMessage) (domain.Event, any, string, []*huma.ErrorDetail) {
 	loc := "body.events[" + strconv.Itoa(i) + "]"
 	if len(raw) > domain.MaxRequestBodySize {
-		return domain.Event{}, "", []*huma.ErrorDetail{{Location: loc, Message: fmt.Sprintf("must be at most %d bytes of JSON, as POST /events takes", domain.MaxRequestBodySize)}}
+		return domain.Event{}, nil, "", []*huma.ErrorDetail{{Location: loc, Message: fmt.Sprintf("must be at most %d bytes of JSON, as POST /events takes", domain.MaxRequestBodySize)}}
 	}
 	var v any
-	if err := json.Unmarshal(raw, &v); err != nil { // not expected: the body was valid JSON
-		return domain.Event{}, "", []*huma.ErrorDetail{{Location: loc, Message: "must be a JSON object"}}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil { // not expected: the body was valid JSON
+		return domain.Event{}, nil, "", []*huma.ErrorDetail{{Location: loc, Message: "must be a JSON object"}}
 	}
 	id := validID(v)
 	if err := domain.ValidateJSONText(loc, raw, maxBodyDepth); err != nil {
@@ -268,7 +285,7 @@ func (c batchChecker) check(i int, raw json.RawMessage) (domain.Event, string, [
 		if d.Location == loc+".id" {
 			id = "" // an id named twice: which one the event meant is not known
 		}
-		return domain.Event{}, id, []*huma.ErrorDetail{d}
+		return domain.Event{}, nil, id, []*huma.ErrorDetail{d}
 	}
 	var res huma.ValidateResult
 	huma.Validate(c.registry, c.schema, huma.NewPathBuffer([]byte(loc), len(loc)), huma.ModeWriteToServer, v, &res)
@@ -284,17 +301,18 @@ func (c batchChecker) check(i int, raw json.RawMessage) (domain.Event, string, [
 			}
 			details = append(details, d)
 		}
-		return domain.Event{}, id, details
+		return domain.Event{}, nil, id, details
 	}
 	var body EventBody
 	if err := json.Unmarshal(raw, &body); err != nil { // not expected: the schema held
-		return domain.Event{}, id, []*huma.ErrorDetail{{Location: loc, Message: err.Error()}}
+		return domain.Event{}, nil, id, []*huma.ErrorDetail{{Location: loc, Message: err.Error()}}
 	}
 	e := domain.Event{ID: body.ID, Type: body.Type, Source: body.Source, TenantID: body.TenantID, Data: []byte(body.Data)}
 	if err := domain.ValidateEvent(e); err != nil {
-		return domain.Event{}, id, []*huma.ErrorDetail{validationDetail(err, loc+".")}
+		return domain.Event{}, nil, id, []*huma.ErrorDetail{validationDetail(err, loc+".")}
 	}
-	return e, e.ID, nil
+	obj, _ := v.(map[string]any)
+	return e, obj["data"], e.ID, nil
 }
 
 // validID is the id member of a decoded event, if it is a valid event id.

@@ -288,8 +288,11 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 		"redeliver-event":            `{"subscription_id":"s"}`,
 		"redeliver-subscription":     `{}`,
 		"rotate-subscription-secret": `{}`,
+		"send-test-event":            `{}`,
+		"import-event-types":         `{"document":{"openapi":"3.1.0","webhooks":{"a":{"post":{"requestBody":{"content":{"application/json":{"schema":{},"example":{}}}}}}}}}`,
 		"create-api-key":             `{"name":"k","scopes":["read"]}`,
 		"put-tenant":                 `{}`,
+		"put-event-type":             `{"schema":{},"examples":[{}]}`,
 		"create-portal-link":         `{}`,
 		"exchange-portal-link":       `{"token":"dpl_x"}`,
 	}
@@ -316,7 +319,7 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 			if op.body && !ok {
 				t.Fatalf("operation %s takes a body: add a valid one to this test", op.id)
 			}
-			url := strings.ReplaceAll(path, "{id}", "x")
+			url := strings.ReplaceAll(strings.ReplaceAll(path, "{id}", "x"), "{name}", "x")
 			r := b.do(t, op.method, url, body)
 			require.Equal(t, http.StatusServiceUnavailable, r.status, "%s %s: %s", op.method, url, r.raw)
 			require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))

@@ -74,6 +74,9 @@ func deliveryBody(d domain.Delivery) DeliveryBody {
 type EventDetail struct {
 	EventBody
 	Status               string         `json:"status" enum:"unmatched,pending,retrying,failed,delivered" doc:"Derived from all the deliveries: pending while any is in flight, then retrying, failed, or delivered when all are."`
+	SchemaVersion        int            `json:"schema_version,omitempty" doc:"The version of its type's schema the event's data was validated against; absent when it was not validated (a type not in the catalog, or validation off)."`
+	SchemaValid          *bool          `json:"schema_valid,omitempty" doc:"Whether the data validated; false only for a type in warn mode (enforce refuses such events). Absent when not validated."`
+	Test                 bool           `json:"test,omitempty" doc:"A test event sent by POST /subscriptions/{id}/test to one subscription only."`
 	Deliveries           []DeliveryBody `json:"deliveries" doc:"The first 50 deliveries by subscription id: the first page of GET /events/{id}/deliveries."`
 	DeliveriesNextCursor string         `json:"deliveries_next_cursor,omitempty" doc:"Present when the event has more deliveries: pass as 'after' to GET /events/{id}/deliveries for the next page."`
 }
@@ -153,6 +156,7 @@ type SubscriptionUpdated struct {
 	Settings
 	CreatedAt *time.Time `json:"created_at,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+	Warnings  []string   `json:"warnings,omitempty" doc:"As in the answer to POST /subscriptions: exact event types not in the catalog, and deprecated ones."`
 }
 
 func subscriptionBody(s domain.Subscription) SubscriptionBody {

@@ -213,7 +213,7 @@ func TestEndpointRevealTestAndActivity(t *testing.T) {
 
 	r = b.doWithKey(t, acme, "POST", "/subscriptions/acme_1/test", "")
 	require.Equal(t, http.StatusAccepted, r.status, r.raw)
-	eventID := r.body["event_id"].(string)
+	eventID := r.body["id"].(string)
 	r = b.doWithKey(t, acme, "GET", "/events/"+eventID, "")
 	require.Equal(t, http.StatusOK, r.status, r.raw)
 	require.Equal(t, "dispatch.test", r.body["type"])
@@ -261,6 +261,9 @@ func TestPortalKeyMayDoWhatThePortalDoes(t *testing.T) {
 	require.Equal(t, http.StatusCreated, r.status, r.raw)
 	r = b.do(t, "POST", "/events", `{"id":"a_evt","type":"a.event","tenant_id":"a","data":{}}`)
 	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	// The catalog is the operator's: a portal key neither reads nor
+	// changes it.
+	require.Equal(t, http.StatusCreated, b.do(t, "PUT", "/event-types/order.created", typeBody("enforce")).status)
 	_, keyID := b.tenantKey(t, "a", `"read"`)
 	key := b.portalSession(t, "a", `{}`)
 
@@ -275,7 +278,7 @@ func TestPortalKeyMayDoWhatThePortalDoes(t *testing.T) {
 		// Needs no key at all: the link's token is the credential.
 		"POST /portal-links/exchange": true,
 	}
-	pathIDs := map[string]string{"/subscriptions": "a_sub", "/events": "a_evt", "/tenants": "a", "/api-keys": keyID}
+	pathIDs := map[string]string{"/subscriptions": "a_sub", "/events": "a_evt", "/tenants": "a", "/api-keys": keyID, "/event-types": "order.created"}
 	bodies := map[string]string{
 		"POST /subscriptions":         `{"url":"http://127.0.0.1:9/new","event_types":["*"]}`,
 		"PATCH /subscriptions/{id}":   `{"state":"paused"}`,
@@ -284,17 +287,19 @@ func TestPortalKeyMayDoWhatThePortalDoes(t *testing.T) {
 		"PUT /tenants/{id}":           `{"name":"taken"}`,
 		"POST /api-keys":              `{"name":"k","scopes":["admin"],"tenant_id":"a"}`,
 		"POST /portal-links/exchange": `{"token":"dpl_unknown"}`,
+		"PUT /event-types/{name}":     typeBody("off"),
 	}
 	ctx := context.Background()
 	// snapshot is what no refused call may change: the events producers
-	// posted, the tenant, its keys and its links.
+	// posted, the tenant, its keys and its links, the catalog.
 	snapshot := func() string {
 		var s string
 		require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT concat_ws(' | ',
 			(SELECT string_agg(e.id, ',' ORDER BY e.id) FROM events e WHERE e.type <> 'dispatch.test'),
 			(SELECT string_agg(t::text, ',') FROM tenants t),
 			(SELECT string_agg(k.id, ',' ORDER BY k.id) FROM api_keys k),
-			(SELECT count(*) FROM portal_links))`).Scan(&s))
+			(SELECT count(*) FROM portal_links),
+			(SELECT string_agg(concat_ws(':', name, version, validation, archived_at), ',' ORDER BY name) FROM event_types))`).Scan(&s))
 		return s
 	}
 	before := snapshot()
@@ -331,6 +336,8 @@ func TestPortalKeyMayDoWhatThePortalDoes(t *testing.T) {
 	require.Contains(t, refused, "POST /events/batch")
 	require.Contains(t, refused, "GET /me")
 	require.Contains(t, refused, "POST /tenants/{id}/portal-links")
+	require.Contains(t, refused, "PUT /event-types/{name}")
+	require.Contains(t, refused, "GET /event-types")
 	require.Equal(t, before, snapshot(), "a refused call changed something")
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -31,6 +32,9 @@ type createSubscriptionInput struct {
 type SubscriptionCreated struct {
 	SubscriptionBody
 	Secret string `json:"secret" doc:"Signing secret. Shown only once: store it with the receiver."`
+	// Warnings name the exact event types the catalog does not have, and
+	// the deprecated ones.
+	Warnings []string `json:"warnings,omitempty" doc:"Exact event types the catalog does not have (patterns and future types are allowed, so this is no error unless EVENT_TYPES_REQUIRED is on), and deprecated types (still delivered)."`
 }
 
 type createSubscriptionOutput struct {
@@ -142,6 +146,10 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 	if err := s.checkDestination(ctx, sub.URL); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
+	warnings, err := s.catalogWarnings(ctx, sub.EventTypes)
+	if err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
 	if sub.Secret == "" {
 		sub.Secret = signing.GenerateSecret()
 	} else if _, err := signing.ParseSecret(sub.Secret); err != nil {
@@ -151,7 +159,7 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 	if err != nil {
 		return nil, s.problem(ctx, err, "a subscription with this id already exists")
 	}
-	return &createSubscriptionOutput{Body: SubscriptionCreated{SubscriptionBody: subscriptionBody(created), Secret: created.Secret}}, nil
+	return &createSubscriptionOutput{Body: SubscriptionCreated{SubscriptionBody: subscriptionBody(created), Secret: created.Secret, Warnings: warnings}}, nil
 }
 
 type updateSubscriptionInput struct {
@@ -185,6 +193,10 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 			return nil, s.problem(ctx, err, "")
 		}
 	}
+	warnings, err := s.catalogWarnings(ctx, b.EventTypes)
+	if err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
 	settings := b.Settings.domain()
 	if err := domain.ValidateSettings(settings); err != nil {
 		return nil, s.problem(ctx, err, "")
@@ -205,7 +217,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		return nil, s.problem(ctx, err, "subscription not found")
 	}
 	if !read {
-		out := &updateSubscriptionOutput{Body: SubscriptionUpdated{ID: sub.ID, EventTypes: b.EventTypes, Settings: b.Settings}}
+		out := &updateSubscriptionOutput{Body: SubscriptionUpdated{ID: sub.ID, EventTypes: b.EventTypes, Settings: b.Settings, Warnings: warnings}}
 		if b.URL != nil {
 			out.Body.URL = *b.URL
 		}
@@ -217,7 +229,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 	body := subscriptionBody(sub)
 	return &updateSubscriptionOutput{Body: SubscriptionUpdated{
 		ID: body.ID, URL: body.URL, EventTypes: body.EventTypes, State: body.State, StateReason: body.StateReason,
-		Settings: body.Settings, CreatedAt: &body.CreatedAt, UpdatedAt: &body.UpdatedAt,
+		Settings: body.Settings, CreatedAt: &body.CreatedAt, UpdatedAt: &body.UpdatedAt, Warnings: warnings,
 	}}, nil
 }
 
@@ -306,4 +318,30 @@ func (s *Server) deleteSubscription(ctx context.Context, in *subscriptionIDInput
 		}
 	}
 	return nil, nil
+}
+
+// catalogWarnings checks a subscription's patterns against the catalog:
+// each exact type the catalog does not have is a warning (a 422 with
+// EVENT_TYPES_REQUIRED), each deprecated one too. Patterns ("order.*",
+// "*") are not checked: they may match types yet to come.
+func (s *Server) catalogWarnings(ctx context.Context, patterns []string) ([]string, error) {
+	var warnings []string
+	for i, p := range patterns {
+		if p == "*" || strings.HasSuffix(p, ".*") {
+			continue
+		}
+		e, err := s.catalog.Lookup(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case e == nil && s.typesRequired:
+			return nil, &domain.ValidationError{Field: fmt.Sprintf("event_types[%d]", i), Reason: fmt.Sprintf("%q %s", p, errUnknownType)}
+		case e == nil:
+			warnings = append(warnings, fmt.Sprintf("event type %q is not in the catalog (GET /event-types); the subscription receives it if it is ever posted", p))
+		case e.Deprecated:
+			warnings = append(warnings, fmt.Sprintf("event type %q is deprecated; it is still delivered", p))
+		}
+	}
+	return warnings, nil
 }

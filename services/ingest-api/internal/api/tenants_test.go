@@ -358,24 +358,29 @@ func TestTenantIsolationOnEveryRoute(t *testing.T) {
 			(SELECT string_agg(e::text, ',' ORDER BY id) FROM events e WHERE tenant_id = 'b'),
 			(SELECT string_agg(d::text, ',' ORDER BY id) FROM deliveries d WHERE subscription_id = 'b-canary-sub'),
 			(SELECT string_agg(a::text, ',' ORDER BY a.id) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.subscription_id = 'b-canary-sub'),
-			(SELECT string_agg(k::text, ',' ORDER BY id) FROM api_keys k WHERE tenant_id = 'b'))`).Scan(&s))
+			(SELECT string_agg(k::text, ',' ORDER BY id) FROM api_keys k WHERE tenant_id = 'b'),
+			(SELECT string_agg(et::text, ',' ORDER BY name) FROM event_types et))`).Scan(&s))
 		return s
 	}
 	before := snapshotB()
 
 	// Ids of b's for each collection's path parameter, and bodies that
 	// would change b's data or reach b's subscriptions.
-	pathIDs := map[string]string{"/subscriptions": "b-canary-sub", "/events": "b-canary-evt", "/tenants": "b", "/api-keys": keyB}
+	// Event types are global: a tenant-bound key reads them all (an
+	// unknown name is a 404) and changes none (403).
+	pathIDs := map[string]string{"/subscriptions": "b-canary-sub", "/events": "b-canary-evt", "/tenants": "b", "/api-keys": keyB, "/event-types": "b.canary"}
 	queryIDs := map[string]string{"subscription_id": "b-canary-sub", "tenant_id": "b", "prefix": "b"}
 	bodies := map[string]string{
 		"POST /subscriptions":                    `{"tenant_id":"b","url":"http://127.0.0.1:9/x","event_types":["*"]}`,
 		"PATCH /subscriptions/{id}":              `{"url":"http://127.0.0.1:9/stolen","state":"paused"}`,
 		"POST /subscriptions/{id}/redeliver":     `{"statuses":["failed","delivered"]}`,
 		"POST /subscriptions/{id}/secret/rotate": `{}`,
+		"POST /subscriptions/{id}/test":          `{}`,
 		"POST /events":                           `{"id":"x1","type":"b.canary","tenant_id":"b","data":{}}`,
 		"POST /events/batch":                     `{"events":[{"id":"x2","type":"b.canary","tenant_id":"b","data":{}},{"id":"x3","type":"b.canary","tenant_id":"*","data":{}}]}`,
 		"POST /events/{id}/redeliver":            `{"subscription_id":"b-canary-sub"}`,
 		"PUT /tenants/{id}":                      `{"name":"taken"}`,
+		"PUT /event-types/{name}":                `{"schema":{},"examples":[{}]}`,
 		"POST /api-keys":                         `{"name":"k","scopes":["admin"],"tenant_id":"b"}`,
 		"POST /portal-links/exchange":            `{"token":"dpl_unknown"}`,
 	}

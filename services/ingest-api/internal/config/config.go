@@ -20,6 +20,9 @@ type Config struct {
 	// AdminKey is accepted as an admin API key besides the stored ones
 	// (ADMIN_API_KEY), so a new deployment can create its first keys.
 	AdminKey string
+	// EventTypesRequired refuses events and subscriptions that name an
+	// exact event type the catalog does not have (EVENT_TYPES_REQUIRED).
+	EventTypesRequired bool
 	// PortalURL is the customer portal's base URL, which portal links
 	// start with (PORTAL_URL).
 	PortalURL string
@@ -34,7 +37,8 @@ const DefaultPortalURL = "http://127.0.0.1:8083/portal"
 // Load reads the configuration, reporting every bad variable by name.
 func Load(env *config.Env) (Config, error) {
 	c := Config{Common: env.Common(30), Redis: env.Redis(), SecretKeys: env.SecretKeys(), AllowCIDRs: env.Prefixes("DELIVERY_ALLOW_CIDRS"), AdminKey: env.String("ADMIN_API_KEY", ""),
-		PortalURL: env.String("PORTAL_URL", DefaultPortalURL), PortalReturnOrigins: env.List("PORTAL_RETURN_ORIGINS", nil)}
+		EventTypesRequired: env.OneOf("EVENT_TYPES_REQUIRED", "false", "true", "false") == "true",
+		PortalURL:          env.String("PORTAL_URL", DefaultPortalURL), PortalReturnOrigins: env.List("PORTAL_RETURN_ORIGINS", nil)}
 	if u, err := url.Parse(c.PortalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		env.Fail("PORTAL_URL", "%q is not an http or https URL such as https://portal.example.com/portal", c.PortalURL)
 	}
