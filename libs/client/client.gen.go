@@ -727,22 +727,6 @@ type CreateAPIKeyInputBody struct {
 // CreateAPIKeyInputBodyScopes defines model for CreateAPIKeyInputBody.Scopes.
 type CreateAPIKeyInputBodyScopes string
 
-// CreatePortalLinkInputBody defines model for CreatePortalLinkInputBody.
-type CreatePortalLinkInputBody struct {
-	// ExpiresIn How long the link opens and its session lasts: a duration such as 30m, 1h or 48h, from 5m to 168h (7 days).
-	//
-	// Example: 1h
-	ExpiresIn *string `json:"expires_in,omitempty"`
-
-	// ReadOnly The session sees every page and may change nothing.
-	ReadOnly *bool `json:"read_only,omitempty"`
-
-	// ReturnUrl Where the portal's 'Back' link leads; its origin must be in the API's PORTAL_RETURN_ORIGINS.
-	//
-	// Example: https://app.example.com/settings/webhooks
-	ReturnUrl *string `json:"return_url,omitempty"`
-}
-
 // CreateSubscriptionInputBody defines model for CreateSubscriptionInputBody.
 type CreateSubscriptionInputBody struct {
 	// EventTypes Patterns: an exact type, 'prefix.*' for every type under a prefix, or '*' for all.
@@ -1182,6 +1166,22 @@ type PortalLinkCreated struct {
 	//
 	// Example: https://portal.example.com/portal/open?token=dpl_...
 	Url string `json:"url"`
+}
+
+// PortalLinkOptions defines model for PortalLinkOptions.
+type PortalLinkOptions struct {
+	// ExpiresIn How long the link opens and its session lasts: a duration such as 30m, 1h or 48h, from 5m to 168h (7 days).
+	//
+	// Example: 1h
+	ExpiresIn *string `json:"expires_in,omitempty"`
+
+	// ReadOnly The session sees every page and may change nothing.
+	ReadOnly *bool `json:"read_only,omitempty"`
+
+	// ReturnUrl Where the portal's 'Back' link leads; its origin must be in the API's PORTAL_RETURN_ORIGINS.
+	//
+	// Example: https://app.example.com/settings/webhooks
+	ReturnUrl *string `json:"return_url,omitempty"`
 }
 
 // PortalSessionBody defines model for PortalSessionBody.
@@ -1764,7 +1764,7 @@ type SendTestEventJSONRequestBody = SendTestInputBody
 type PutTenantJSONRequestBody = PutTenantInputBody
 
 // CreatePortalLinkJSONRequestBody defines body for CreatePortalLink for application/json ContentType.
-type CreatePortalLinkJSONRequestBody = CreatePortalLinkInputBody
+type CreatePortalLinkJSONRequestBody = PortalLinkOptions
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error

@@ -343,6 +343,7 @@ func TestDocumentDescribesEveryAnswer(t *testing.T) {
 		{"reveal a secret with a tenant's key", tenantKey, "POST", "/subscriptions/s1/secret/reveal", "", "", 403},
 
 		{"create a portal link", admin, "POST", "/tenants/t1/portal-links", `{"expires_in":"2h"}`, "", 201},
+		{"create a portal link with every default", admin, "POST", "/tenants/t1/portal-links", "", "", 201},
 		{"create a portal link, invalid", admin, "POST", "/tenants/t1/portal-links", `{"expires_in":"1s"}`, "", 422},
 		{"create a portal link, malformed", admin, "POST", "/tenants/t1/portal-links", `{"expires_in":`, "", 400},
 		{"create a portal link, too big", admin, "POST", "/tenants/t1/portal-links", big, "", 413},

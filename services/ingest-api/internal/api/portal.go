@@ -23,12 +23,16 @@ type PortalLinkCreated struct {
 }
 
 type createPortalLinkInput struct {
-	ID   string `path:"id" maxLength:"255"`
-	Body struct {
-		ExpiresIn string `json:"expires_in,omitempty" maxLength:"32" default:"1h" example:"1h" doc:"How long the link opens and its session lasts: a duration such as 30m, 1h or 48h, from 5m to 168h (7 days)."`
+	ID string `path:"id" maxLength:"255"`
+	// Body is optional: without one the link takes every default.
+	Body *portalLinkOptions
+}
+
+// portalLinkOptions are what a portal link carries besides its tenant.
+type portalLinkOptions struct {
+	ExpiresIn string `json:"expires_in,omitempty" maxLength:"32" default:"1h" example:"1h" doc:"How long the link opens and its session lasts: a duration such as 30m, 1h or 48h, from 5m to 168h (7 days)."`
 		ReadOnly  bool   `json:"read_only,omitempty" doc:"The session sees every page and may change nothing."`
 		ReturnURL string `json:"return_url,omitempty" maxLength:"2048" example:"https://app.example.com/settings/webhooks" doc:"Where the portal's 'Back' link leads; its origin must be in the API's PORTAL_RETURN_ORIGINS."`
-	}
 }
 
 type createPortalLinkOutput struct {
@@ -115,9 +119,13 @@ func (s *Server) registerPortal(api huma.API) {
 }
 
 func (s *Server) createPortalLink(ctx context.Context, in *createPortalLinkInput) (*createPortalLinkOutput, error) {
+	opts := portalLinkOptions{}
+	if in.Body != nil {
+		opts = *in.Body
+	}
 	ttl := domain.DefaultPortalLinkTTL
-	if in.Body.ExpiresIn != "" {
-		d, err := time.ParseDuration(in.Body.ExpiresIn)
+	if opts.ExpiresIn != "" {
+		d, err := time.ParseDuration(opts.ExpiresIn)
 		if err != nil {
 			return nil, s.problem(ctx, &domain.ValidationError{Field: "expires_in", Reason: "must be a duration such as 30m, 1h or 48h"}, "")
 		}
@@ -126,8 +134,8 @@ func (s *Server) createPortalLink(ctx context.Context, in *createPortalLinkInput
 	if err := domain.ValidatePortalLinkTTL("expires_in", ttl); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
-	if in.Body.ReturnURL != "" {
-		if err := validReturnURL(in.Body.ReturnURL, s.portalReturnOrigins); err != nil {
+	if opts.ReturnURL != "" {
+		if err := validReturnURL(opts.ReturnURL, s.portalReturnOrigins); err != nil {
 			return nil, s.problem(ctx, err, "")
 		}
 	}
@@ -135,8 +143,8 @@ func (s *Server) createPortalLink(ctx context.Context, in *createPortalLinkInput
 		return nil, huma.Error404NotFound("tenant not found")
 	}
 	token, hash := apikey.NewPortalToken()
-	l, err := s.store.CreatePortalLink(ctx, domain.PortalLink{ID: apikey.NewPortalLinkID(), TenantID: in.ID, ReadOnly: in.Body.ReadOnly,
-		ReturnURL: in.Body.ReturnURL, ExpiresAt: time.Now().Add(ttl)}, hash)
+	l, err := s.store.CreatePortalLink(ctx, domain.PortalLink{ID: apikey.NewPortalLinkID(), TenantID: in.ID, ReadOnly: opts.ReadOnly,
+		ReturnURL: opts.ReturnURL, ExpiresAt: time.Now().Add(ttl)}, hash)
 	if err != nil {
 		return nil, s.problem(ctx, err, "tenant not found")
 	}
