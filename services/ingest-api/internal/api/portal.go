@@ -31,8 +31,8 @@ type createPortalLinkInput struct {
 // portalLinkOptions are what a portal link carries besides its tenant.
 type portalLinkOptions struct {
 	ExpiresIn string `json:"expires_in,omitempty" maxLength:"32" default:"1h" example:"1h" doc:"How long the link opens and its session lasts: a duration such as 30m, 1h or 48h, from 5m to 168h (7 days)."`
-		ReadOnly  bool   `json:"read_only,omitempty" doc:"The session sees every page and may change nothing."`
-		ReturnURL string `json:"return_url,omitempty" maxLength:"2048" example:"https://app.example.com/settings/webhooks" doc:"Where the portal's 'Back' link leads; its origin must be in the API's PORTAL_RETURN_ORIGINS."`
+	ReadOnly  bool   `json:"read_only,omitempty" doc:"The session sees every page and may change nothing."`
+	ReturnURL string `json:"return_url,omitempty" maxLength:"2048" example:"https://app.example.com/settings/webhooks" doc:"Where the portal's 'Back' link leads; its origin must be in the API's PORTAL_RETURN_ORIGINS."`
 }
 
 type createPortalLinkOutput struct {
