@@ -139,22 +139,47 @@ type Result struct {
 // ready only after its turn: it goes when the connection is ready.
 const TurnSlack = 50 * time.Millisecond
 
+// Turn is when a request may be written, on the system clock: not before
+// At, and not after Deadline. The zero Turn is at once.
+type Turn struct {
+	At, Deadline time.Time
+}
+
+// TurnAt is the turn at t with the whole of TurnSlack.
+func TurnAt(t time.Time) Turn { return Turn{At: t, Deadline: t.Add(TurnSlack)} }
+
+// turnOf places a turn answered as delay from the limiter's now, which
+// lies somewhere between asked (just before the call) and answered (just
+// after it). The request waits until the latest the turn can be and is
+// late after the earliest it can be plus TurnSlack: a turn whose answer
+// took long to read does not move later and overlap the next answer's
+// turns, which the limiter spaced after it (ADR 29). An answer that took
+// longer than TurnSlack has no window left: its requests ask again.
+func turnOf(asked, answered time.Time, delay time.Duration) Turn {
+	return Turn{At: answered.Add(delay), Deadline: asked.Add(delay + TurnSlack)}
+}
+
+// late reports whether a request ready at now has missed its turn.
+func (t Turn) late(now time.Time) bool {
+	return !t.Deadline.IsZero() && now.After(t.Deadline)
+}
+
 // errLate cancels a request that missed its turn.
 var errLate = errors.New("the request missed its turn")
 
 // Send attempts the job once within timeout and describes what happened.
 // It never returns an error: every failure is an attempt outcome. The
-// request is written no sooner than turn (the zero time: at once), its turn
-// in the destination's pace (resilience.Admission.Delay after the
-// admission's answer): its connection is taken from the pool or dialled at
+// request is written within turn (the zero Turn: at once), its turn in
+// the destination's pace (resilience.Admission.Delay after the limiter's
+// now): its connection is taken from the pool or dialled at
 // once, and the request waits on it, so that it reaches the receiver at
 // its turn rather than a dial later (ADR 29). The wait does not count
-// against timeout. A request that is ready more than TurnSlack after its
-// turn is not written (Result.Late), unless it waited for a dial made for
+// against timeout. A request that is ready after its turn's
+// deadline is not written (Result.Late), unless it waited for a dial made for
 // it over HTTP/1 (see TurnSlack). The POST is a client span, which names the
 // destination's host but not the URL's path or query: those may hold the
 // receiver's tokens.
-func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration, turn time.Time) Result {
+func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration, turn Turn) Result {
 	ctx, span := s.tracer.Start(ctx, http.MethodPost, trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
 	res := s.send(ctx, job, timeout, turn)
@@ -175,9 +200,9 @@ func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration,
 	return res
 }
 
-func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration, turn time.Time) Result {
+func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration, turn Turn) Result {
 	start := time.Now()
-	wait := max(turn.Sub(start), 0)
+	wait := max(turn.At.Sub(start), 0)
 	a := domain.Attempt{DeliveryID: job.DeliveryID, EventID: job.Event.ID, SubscriptionID: job.SubscriptionID, Number: job.Attempt}
 	var (
 		retryAfter time.Duration
@@ -190,7 +215,7 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 		a.Duration, a.ErrorClass, a.Error = time.Since(a.StartedAt), class, msg
 		return Result{Attempt: a, RetryAfter: retryAfter}
 	}
-	if late(turn, start) {
+	if turn.late(start) {
 		// Its handler woke too late: no connection is taken for it.
 		return Result{Attempt: a, Late: true}
 	}
@@ -212,7 +237,7 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 		// net/http writes the request as soon as this returns: waiting
 		// here holds the request, connected, until its turn.
 		http1 := !multiplexed(info.Conn)
-		if http1 && !info.Reused && late(turn, time.Now()) {
+		if http1 && !info.Reused && turn.late(time.Now()) {
 			// Dialled for this request and ready only after its turn: it
 			// goes now. Abandoning it would close the connection, and the
 			// next try would dial again, so a destination whose handshake
@@ -220,7 +245,7 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 			written.set(time.Now())
 			return
 		}
-		if d := time.Until(turn); d >= minTurnWait {
+		if d := time.Until(turn.At); d >= minTurnWait {
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
@@ -229,7 +254,7 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 			t.Stop()
 		}
 		now := time.Now()
-		if late(turn, now) {
+		if turn.late(now) {
 			// Too late to go: the request is abandoned unwritten. HTTP/2
 			// checks the context before it writes a stream's headers;
 			// HTTP/1 writes regardless, but the connection is this
@@ -309,12 +334,6 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 // a thousandth of its limit more in a second, and spares the busiest
 // destinations (whose turns are microseconds apart) a timer each.
 const minTurnWait = time.Millisecond
-
-// late reports whether a request ready at now has missed its turn (the
-// zero time: at once).
-func late(turn, now time.Time) bool {
-	return !turn.IsZero() && now.Sub(turn) > TurnSlack
-}
 
 // multiplexed reports whether conn carries HTTP/2, whose streams share it.
 func multiplexed(conn net.Conn) bool {

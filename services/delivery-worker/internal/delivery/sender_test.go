@@ -55,7 +55,7 @@ func TestSendSignsAndDescribesSuccess(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	a := testSender().Send(context.Background(), job(srv.URL, secret), 5*time.Second, time.Time{}).Attempt
+	a := testSender().Send(context.Background(), job(srv.URL, secret), 5*time.Second, Turn{}).Attempt
 	require.True(t, a.Succeeded(), "%+v", a)
 	require.Equal(t, "thanks", a.ResponseBody)
 	r := <-got
@@ -150,7 +150,7 @@ func TestSendClassifiesFailures(t *testing.T) {
 			if timeout == 0 {
 				timeout = 5 * time.Second
 			}
-			res := sender.Send(context.Background(), job(tt.url, secret), timeout, time.Time{})
+			res := sender.Send(context.Background(), job(tt.url, secret), timeout, Turn{})
 			a := res.Attempt
 			require.Equal(t, tt.retryAfter, res.RetryAfter)
 			require.False(t, a.Succeeded())
@@ -195,7 +195,7 @@ func TestSendEndsAnUpgradeWithinTheTimeout(t *testing.T) {
 	const timeout = time.Second
 	done := make(chan Result, 1)
 	go func() {
-		done <- testSender().Send(context.Background(), job(srv.URL, signing.GenerateSecret()), timeout, time.Time{})
+		done <- testSender().Send(context.Background(), job(srv.URL, signing.GenerateSecret()), timeout, Turn{})
 	}()
 	select {
 	case res := <-done:
@@ -222,7 +222,7 @@ func TestSendRefusesInternalAddressesByDefault(t *testing.T) {
 		"http://2130706433:" + port,
 		"http://169.254.169.254/latest/meta-data/", // refused before any packet leaves
 	} {
-		a := strict.Send(context.Background(), job(u, signing.GenerateSecret()), 5*time.Second, time.Time{}).Attempt
+		a := strict.Send(context.Background(), job(u, signing.GenerateSecret()), 5*time.Second, Turn{}).Attempt
 		require.Contains(t, []domain.ErrorClass{domain.ErrorBlocked, domain.ErrorDNS}, a.ErrorClass, "%s: %s", u, a.Error)
 		require.NotContains(t, a.Error, "127.0.0.1:"+port, "the error names the internal address")
 	}
@@ -268,7 +268,7 @@ var internalAddress = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
 
 func TestErrorsDoNotNameThisNetwork(t *testing.T) {
 	t.Parallel()
-	a := testSender().Send(context.Background(), job("http://no-such-host.invalid/hook", signing.GenerateSecret()), 5*time.Second, time.Time{}).Attempt
+	a := testSender().Send(context.Background(), job("http://no-such-host.invalid/hook", signing.GenerateSecret()), 5*time.Second, Turn{}).Attempt
 	require.Equal(t, domain.ErrorDNS, a.ErrorClass, a.Error)
 	require.Contains(t, a.Error, "no-such-host.invalid")
 	require.NotRegexp(t, internalAddress, a.Error, "the error names this network's resolver")
@@ -292,7 +292,7 @@ func TestErrorsDoNotNameThisNetwork(t *testing.T) {
 	err = &net.OpError{Op: "read", Net: "tcp", Source: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 4), Port: 51234},
 		Addr: &net.TCPAddr{IP: net.IPv4(93, 184, 216, 34), Port: 443}, Err: syscall.ECONNRESET}
 	require.Equal(t, "read tcp 93.184.216.34:443: connection reset by peer", errorText(err))
-	a = testSender().Send(context.Background(), job("http://"+ln.Addr().String()+"/", signing.GenerateSecret()), 5*time.Second, time.Time{}).Attempt
+	a = testSender().Send(context.Background(), job("http://"+ln.Addr().String()+"/", signing.GenerateSecret()), 5*time.Second, Turn{}).Attempt
 	require.Equal(t, 200, *a.StatusCode, "a 200 whose body is cut short was still answered")
 	require.Equal(t, "partial", a.ResponseBody)
 }
@@ -332,7 +332,7 @@ func TestSendWritesAtItsTurn(t *testing.T) {
 			sender.client.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 
 			start := time.Now()
-			a := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, start.Add(tt.wait)).Attempt
+			a := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(start.Add(tt.wait))).Attempt
 			require.True(t, a.Succeeded(), "%+v", a)
 			at := <-arrived
 			ready := *handshook.Load()
@@ -387,12 +387,12 @@ func TestSendDoesNotWriteALateRequest(t *testing.T) {
 			sender := testSender()
 			sender.client.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 
-			res := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, time.Now().Add(tt.turn))
+			res := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(time.Now().Add(tt.turn)))
 			require.True(t, res.Late, "%+v", res.Attempt)
 			require.Zero(t, arrived.Load(), "a late request reached the receiver")
 
 			slow.Store(false)
-			res = sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, time.Now())
+			res = sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(time.Now()))
 			require.False(t, res.Late)
 			require.True(t, res.Attempt.Succeeded(), "%+v", res.Attempt)
 			require.Equal(t, int64(1), arrived.Load())
@@ -401,4 +401,34 @@ func TestSendDoesNotWriteALateRequest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A turn is placed from both ends of the limiter's call: the request waits
+// until the latest its turn can be and is late after the earliest plus
+// TurnSlack, so an answer read late (its worker descheduled after the
+// limiter answered) neither moves its turns onto the next answer's nor
+// writes them late.
+func TestTurnOfAnAnswer(t *testing.T) {
+	t.Parallel()
+	asked := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	const delay = 100 * time.Millisecond
+	tests := []struct {
+		name     string
+		call     time.Duration // from asked to answered
+		writable bool          // whether any moment is within the turn
+	}{
+		{"answered at once", 0, true},
+		{"answered within the slack", 30 * time.Millisecond, true},
+		{"answered after the slack", 200 * time.Millisecond, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			turn := turnOf(asked, asked.Add(tt.call), delay)
+			require.Equal(t, asked.Add(tt.call+delay), turn.At, "not before the latest the limiter's turn can be")
+			require.Equal(t, asked.Add(delay+TurnSlack), turn.Deadline, "not after the earliest plus the slack")
+			require.Equal(t, tt.writable, !turn.late(turn.At))
+		})
+	}
+	require.False(t, Turn{}.late(asked.Add(time.Hour)), "the zero turn is never late")
 }

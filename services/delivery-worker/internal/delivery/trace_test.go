@@ -58,7 +58,7 @@ func TestSendTraceparent(t *testing.T) {
 		if tc.traced {
 			ctx, parent = tp.Tracer("test").Start(ctx, "delivery attempt")
 		}
-		a := NewSender(cfg).Send(ctx, job(srv.URL, secret), 5*time.Second, time.Time{}).Attempt
+		a := NewSender(cfg).Send(ctx, job(srv.URL, secret), 5*time.Second, Turn{}).Attempt
 		parent.End()
 		require.True(t, a.Succeeded(), "%s: %+v", tc.name, a)
 		h := <-got
@@ -185,7 +185,7 @@ func TestAttemptSpanDescribesFailure(t *testing.T) {
 	spans, tp := recorder()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
 	t.Cleanup(srv.Close)
-	a := NewSender(SenderConfig{Version: "test", Policy: loopback, TracerProvider: tp}).Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, time.Time{}).Attempt
+	a := NewSender(SenderConfig{Version: "test", Policy: loopback, TracerProvider: tp}).Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, Turn{}).Attempt
 	require.False(t, a.Succeeded())
 	post := spanNamed(t, spans, "POST")
 	require.Equal(t, "Error", post.Status().Code.String())

@@ -144,12 +144,13 @@ func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
 	})
 	w.admits = newGrouper(groupSize, redisGroups, func(ctx context.Context, reqs []resilience.AdmitRequest) []result[admission] {
 		res := make([]result[admission], len(reqs))
+		// The turns count from the call, not from when each handler wakes
+		// to read its answer: those wakes are spread over the group.
+		asked := time.Now()
 		adms := guard.AdmitBatch(ctx, reqs)
-		// The turns count from the answer, not from when each handler
-		// wakes to read it: those wakes are spread over the group.
 		answered := time.Now()
 		for i, a := range adms {
-			res[i].value = admission{Admission: a, turn: answered.Add(a.Delay)}
+			res[i].value = admission{Admission: a, turn: turnOf(asked, answered, a.Delay)}
 		}
 		return res
 	})
@@ -326,7 +327,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 func (w *Worker) send(ctx context.Context, job store.Job, timeout time.Duration, sl slot, adm admission) (context.Context, Result) {
 	// The request goes at its turn in the destination's pace: until then
 	// the slot waits on the pace, not on the destination.
-	w.slots.waitsOnDest(sl, w.clock.Now().Add(time.Until(adm.turn)))
+	w.slots.waitsOnDest(sl, w.clock.Now().Add(time.Until(adm.turn.At)))
 	ctx, span := w.tracer.Start(ctx, "delivery attempt")
 	if span.IsRecording() {
 		span.SetAttributes(jobAttrs(job)...)
@@ -339,12 +340,12 @@ func (w *Worker) send(ctx context.Context, job store.Job, timeout time.Duration,
 	return ctx, res
 }
 
-// admission is an answer of the destination's limits with the time of its
-// turn: when its request is to be written. The turn is on the system
-// clock, the sender's, whatever clock the worker waits on.
+// admission is an answer of the destination's limits with its turn: when
+// its request is to be written. The turn is on the system clock, the
+// sender's, whatever clock the worker waits on.
 type admission struct {
 	resilience.Admission
-	turn time.Time
+	turn Turn
 }
 
 // logJob writes a line about a claimed delivery, led by its stable keys.
