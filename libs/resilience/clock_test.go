@@ -268,7 +268,7 @@ func TestLocalFailuresCountTheLastHour(t *testing.T) {
 	fake.Advance(31 * time.Minute)
 	n, _ = failures()
 	require.Equal(t, 3, n, "the first two are more than an hour old")
-	fake.Advance(first.Add(2*time.Hour).Sub(fake.Now()))
+	fake.Advance(first.Add(2 * time.Hour).Sub(fake.Now()))
 	failAt(1)
 	n, last = failures()
 	require.Equal(t, 1, n, "the first two's slot starts afresh")
