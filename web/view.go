@@ -228,10 +228,19 @@ type SubscriptionRow struct {
 	EventTypes  []string
 	State       string
 	StateReason string
-	// Circuit is closed, half_open or open; "" when not known (listings).
-	Circuit   string
-	Tenant    string
-	CreatedAt time.Time
+	// Circuit is closed, half_open or open; "" when not known.
+	Circuit string
+	// OpenedAt is when the circuit opened, while it is open or half-open;
+	// nil otherwise.
+	OpenedAt *time.Time
+	// Failures counts the failed attempts of the last hour; nil when not
+	// known (the API could not read the circuits).
+	Failures *int64
+	// LastFailureAt is the last failed attempt, within the last day; nil
+	// when none or not known.
+	LastFailureAt *time.Time
+	Tenant        string
+	CreatedAt     time.Time
 	// LastFailure is its newest failing delivery (the attention table's
 	// rows only); nil when none is known.
 	LastFailure *FailureView

@@ -1302,6 +1302,27 @@ type SendTestInputBody struct {
 	EventType *string `json:"event_type,omitempty"`
 }
 
+// Settings defines model for Settings.
+type Settings struct {
+	// MaxAttempts Attempts before a delivery fails for good.
+	MaxAttempts *int64 `json:"max_attempts,omitempty"`
+
+	// MaxConcurrency Most deliveries in flight to the destination at once.
+	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+
+	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
+	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
+
+	// RetryBaseDelayMs Longest wait before the first retry; doubles per attempt (full jitter).
+	RetryBaseDelayMs *int64 `json:"retry_base_delay_ms,omitempty"`
+
+	// RetryMaxDelayMs Longest wait between two attempts.
+	RetryMaxDelayMs *int64 `json:"retry_max_delay_ms,omitempty"`
+
+	// TimeoutMs Time allowed for one attempt.
+	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
+}
+
 // StatsBody defines model for StatsBody.
 type StatsBody struct {
 	// BacklogDue Open deliveries (pending, processing, retrying) due now and waiting for a worker.
@@ -1338,11 +1359,21 @@ type StatsBody struct {
 type SubscriptionBody struct {
 	Activity24h *ActivityBody `json:"activity_24h,omitempty"`
 
+	// CircuitOpenedAt While the circuit is open or half-open: when it opened from closed (it keeps this time while it goes between open and half-open), so how long the endpoint has been failing. With circuit_state.
+	CircuitOpenedAt *time.Time `json:"circuit_opened_at,omitempty"`
+
 	// CircuitState The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true).
 	CircuitState *SubscriptionBodyCircuitState `json:"circuit_state,omitempty"`
 	CreatedAt    time.Time                     `json:"created_at"`
+	Effective    *Settings                     `json:"effective,omitempty"`
 	EventTypes   *[]string                     `json:"event_types"`
-	Id           string                        `json:"id"`
+
+	// FailuresLastHour Failed attempts in the last hour, to the minute (this minute and the 59 before), whatever the circuit's state. With circuit_state.
+	FailuresLastHour *int64 `json:"failures_last_hour,omitempty"`
+	Id               string `json:"id"`
+
+	// LastFailureAt When the last failed attempt was reported, if within the last day. With circuit_state.
+	LastFailureAt *time.Time `json:"last_failure_at,omitempty"`
 
 	// MaxAttempts Attempts before a delivery fails for good.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
@@ -1382,11 +1413,21 @@ type SubscriptionBodyState string
 type SubscriptionCreated struct {
 	Activity24h *ActivityBody `json:"activity_24h,omitempty"`
 
+	// CircuitOpenedAt While the circuit is open or half-open: when it opened from closed (it keeps this time while it goes between open and half-open), so how long the endpoint has been failing. With circuit_state.
+	CircuitOpenedAt *time.Time `json:"circuit_opened_at,omitempty"`
+
 	// CircuitState The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true).
 	CircuitState *SubscriptionCreatedCircuitState `json:"circuit_state,omitempty"`
 	CreatedAt    time.Time                        `json:"created_at"`
+	Effective    *Settings                        `json:"effective,omitempty"`
 	EventTypes   *[]string                        `json:"event_types"`
-	Id           string                           `json:"id"`
+
+	// FailuresLastHour Failed attempts in the last hour, to the minute (this minute and the 59 before), whatever the circuit's state. With circuit_state.
+	FailuresLastHour *int64 `json:"failures_last_hour,omitempty"`
+	Id               string `json:"id"`
+
+	// LastFailureAt When the last failed attempt was reported, if within the last day. With circuit_state.
+	LastFailureAt *time.Time `json:"last_failure_at,omitempty"`
 
 	// MaxAttempts Attempts before a delivery fails for good.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
@@ -1691,7 +1732,7 @@ type ListSubscriptionsParams struct {
 	// Activity Adds each subscription's attempts over the last 24 hours (activity_24h).
 	Activity *bool `form:"activity,omitempty" json:"activity,omitempty"`
 
-	// Circuit Adds each subscription's live circuit breaker state (circuit_state), all in one call to Redis.
+	// Circuit Adds each subscription's live circuit breaker state (circuit_state), when its circuit opened (circuit_opened_at), its failed attempts in the last hour (failures_last_hour) and its last failure (last_failure_at), all in one call to Redis.
 	Circuit *bool `form:"circuit,omitempty" json:"circuit,omitempty"`
 }
 

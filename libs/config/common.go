@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/dispatch-webhooks/dispatch/libs/retry"
 	"github.com/dispatch-webhooks/dispatch/libs/seal"
 )
 
@@ -101,4 +102,41 @@ func (e *Env) SecretKeys() SecretKeys {
 // Keyring returns the keyring of the keys read.
 func (k SecretKeys) Keyring() (*seal.Keyring, error) {
 	return seal.NewKeyring(k.SecretsKey, k.PreviousSecretsKeys...)
+}
+
+// Delivery holds the delivery defaults, which a delivery gets when
+// neither its subscription nor its tenant sets a value, and the circuit
+// breaker's settings. The delivery workers deliver under them; the ingest
+// API reads the same variables, with the same defaults, to show the
+// values in force and to judge when an open circuit half-opens, so every
+// service that reads them must be given the same values.
+type Delivery struct {
+	MaxAttempts      int           // RETRY_MAX_ATTEMPTS
+	RetryBaseDelay   time.Duration // RETRY_BASE_DELAY
+	RetryMaxDelay    time.Duration // RETRY_MAX_DELAY
+	DeliveryTimeout  time.Duration // DELIVERY_TIMEOUT
+	RateLimit        int           // RATE_LIMIT_PER_SECOND
+	MaxConcurrency   int           // MAX_CONCURRENCY
+	CircuitThreshold int           // CIRCUIT_FAILURE_THRESHOLD
+	CircuitOpenFor   time.Duration // CIRCUIT_OPEN_DURATION
+	CircuitTrials    int           // CIRCUIT_HALF_OPEN_TRIALS
+}
+
+// Delivery reads the delivery defaults and the circuit breaker's settings.
+func (e *Env) Delivery() Delivery {
+	d := Delivery{
+		MaxAttempts:      e.Int("RETRY_MAX_ATTEMPTS", retry.DefaultMaxAttempts, 1),
+		RetryBaseDelay:   e.Duration("RETRY_BASE_DELAY", retry.DefaultBaseDelay),
+		RetryMaxDelay:    e.Duration("RETRY_MAX_DELAY", retry.DefaultMaxDelay),
+		DeliveryTimeout:  e.Duration("DELIVERY_TIMEOUT", 30*time.Second),
+		RateLimit:        e.Int("RATE_LIMIT_PER_SECOND", 100, 1),
+		MaxConcurrency:   e.Int("MAX_CONCURRENCY", 100, 1),
+		CircuitThreshold: e.Int("CIRCUIT_FAILURE_THRESHOLD", 5, 1),
+		CircuitOpenFor:   e.Duration("CIRCUIT_OPEN_DURATION", 30*time.Second),
+		CircuitTrials:    e.Int("CIRCUIT_HALF_OPEN_TRIALS", 3, 1),
+	}
+	if d.RetryMaxDelay < d.RetryBaseDelay {
+		e.Fail("RETRY_MAX_DELAY", "%s is shorter than RETRY_BASE_DELAY %s", d.RetryMaxDelay, d.RetryBaseDelay)
+	}
+	return d
 }

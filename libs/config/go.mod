@@ -28,4 +28,7 @@ replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
 
 replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal
 
-require github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0
+require (
+	github.com/dispatch-webhooks/dispatch/libs/retry v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0
+)

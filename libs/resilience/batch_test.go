@@ -338,23 +338,66 @@ func TestOneScriptRunPerTarget(t *testing.T) {
 	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, tgt("a"))), "the failures were counted")
 }
 
-// TestCircuitStatesInOneCall: the states of many circuits at once, in
-// their order, are each what CircuitState answers, with Redis and without.
-func TestCircuitStatesInOneCall(t *testing.T) {
+// TestCircuitsInOneCall: the circuits of many subscriptions at once, in
+// their order, each with its state (as CircuitState answers), when it
+// opened (kept while it reopens from half-open, cleared when it closes),
+// its last failure and its failures in the last hour, with Redis and
+// without.
+func TestCircuitsInOneCall(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testkit.Redis(t)
 	for name, g := range map[string]*resilience.Guard{"redis": guard(rdb, prefix), "in process": guard(nil, prefix)} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			limits := resilience.Limits{RatePerSecond: 1000}
+			before := time.Now().Add(-time.Second)
 			g.FinishBatch(ctx, fail(g.AdmitBatch(ctx, reqs(5, tgt("broken"), limits))))
-			states, err := g.CircuitStates(ctx, []resilience.Target{tgt("fine"), tgt("broken"), tgt("never")})
+			flaky := g.AdmitBatch(ctx, reqs(3, tgt("flaky"), limits))
+			g.FinishBatch(ctx, []resilience.Finished{
+				{Admission: flaky[0], Report: true}, {Admission: flaky[1], Report: true}, {Admission: flaky[2], Report: true, Success: true},
+			})
+			after := time.Now().Add(time.Second)
+
+			cs, err := g.Circuits(ctx, []resilience.Target{tgt("flaky"), tgt("broken"), tgt("never")})
 			require.NoError(t, err)
-			require.Equal(t, []resilience.State{resilience.Closed, resilience.Open, resilience.Closed}, states)
-			require.Equal(t, must(g.CircuitState(ctx, tgt("broken"))), states[1])
-			none, err := g.CircuitStates(ctx, nil)
+			require.Len(t, cs, 3)
+			require.Equal(t, resilience.Closed, cs[0].State)
+			require.True(t, cs[0].OpenedAt.IsZero(), "a closed circuit has no opening time")
+			require.Equal(t, 2, cs[0].FailuresLastHour, "failures are counted though the circuit stayed closed")
+			require.WithinRange(t, cs[0].LastFailureAt, before, after)
+			require.Equal(t, resilience.Open, cs[1].State)
+			require.Equal(t, must(g.CircuitState(ctx, tgt("broken"))), cs[1].State)
+			require.WithinRange(t, cs[1].OpenedAt, before, after)
+			require.Equal(t, 5, cs[1].FailuresLastHour)
+			require.Equal(t, resilience.Circuit{State: resilience.Closed}, cs[2], "nothing known of a subscription without outcomes")
+			none, err := g.Circuits(ctx, nil)
 			require.NoError(t, err)
 			require.Empty(t, none)
+
+			// Half-open, a failed trial reopens it: it has been open since
+			// it first opened. Good trials close it, and its failures stay.
+			opened := cs[1].OpenedAt
+			require.Eventually(t, func() bool { return must(g.CircuitState(ctx, tgt("broken"))) == resilience.HalfOpen },
+				5*time.Second, 10*time.Millisecond)
+			g.FinishBatch(ctx, fail(g.AdmitBatch(ctx, reqs(1, tgt("broken"), limits))))
+			cs, err = g.Circuits(ctx, []resilience.Target{tgt("broken")})
+			require.NoError(t, err)
+			require.Equal(t, resilience.Open, cs[0].State)
+			require.Equal(t, opened, cs[0].OpenedAt, "reopening keeps when it opened")
+			require.Equal(t, 6, cs[0].FailuresLastHour)
+			require.Eventually(t, func() bool { return must(g.CircuitState(ctx, tgt("broken"))) == resilience.HalfOpen },
+				5*time.Second, 10*time.Millisecond)
+			trials := g.AdmitBatch(ctx, reqs(3, tgt("broken"), limits))
+			good := make([]resilience.Finished, len(trials))
+			for i, a := range trials {
+				good[i] = resilience.Finished{Admission: a, Report: true, Success: true}
+			}
+			g.FinishBatch(ctx, good)
+			cs, err = g.Circuits(ctx, []resilience.Target{tgt("broken")})
+			require.NoError(t, err)
+			require.Equal(t, resilience.Closed, cs[0].State)
+			require.True(t, cs[0].OpenedAt.IsZero())
+			require.Equal(t, 6, cs[0].FailuresLastHour, "closing the circuit keeps the failures")
 		})
 	}
 }

@@ -236,3 +236,41 @@ func TestRedisIsTriedAgainAfterRetryRedisAfter(t *testing.T) {
 	admit()
 	require.EqualValues(t, 2, sent.trips.Load(), "asked again once RetryRedisAfter has passed")
 }
+
+// TestLocalFailuresCountTheLastHour: the in-process record counts the
+// failures of the current minute and the 59 before it; older ones fall
+// out, and a slot reused an hour later starts afresh. The last failure's
+// time stays.
+func TestLocalFailuresCountTheLastHour(t *testing.T) {
+	t.Parallel()
+	g, fake := localGuard(func(c *resilience.Config) { c.FailureThreshold = 100 })
+	ctx := context.Background()
+	sub := tgt("s")
+	failAt := func(n int) {
+		for range n {
+			a := g.Admit(ctx, sub, resilience.Limits{RatePerSecond: 1000}, time.Second)
+			require.True(t, a.Allowed)
+			g.Done(ctx, a, false)
+		}
+	}
+	failures := func() (int, time.Time) {
+		cs, err := g.Circuits(ctx, []resilience.Target{sub})
+		require.NoError(t, err)
+		return cs[0].FailuresLastHour, cs[0].LastFailureAt
+	}
+	failAt(2)
+	first := fake.Now()
+	fake.Advance(30 * time.Minute)
+	failAt(3)
+	n, last := failures()
+	require.Equal(t, 5, n)
+	require.Equal(t, fake.Now(), last)
+	fake.Advance(31 * time.Minute)
+	n, _ = failures()
+	require.Equal(t, 3, n, "the first two are more than an hour old")
+	fake.Advance(first.Add(2 * time.Hour).Sub(fake.Now()))
+	failAt(1)
+	n, last = failures()
+	require.Equal(t, 1, n, "the first two's slot starts afresh")
+	require.Equal(t, fake.Now(), last)
+}

@@ -22,9 +22,40 @@ type local struct {
 type localBreaker struct {
 	state     State
 	since     time.Time
+	opened    time.Time
 	failures  int
 	trials    int
 	successes int
+	// record is the subscription's failures, as in Redis' failure record.
+	record failureRecord
+}
+
+// failureRecord is a subscription's last failure and its failures per
+// minute in 60 slots, each slot holding the minute it counts.
+type failureRecord struct {
+	last  time.Time
+	slots [60]struct{ minute, n int64 }
+}
+
+func (r *failureRecord) failed(now time.Time) {
+	m := now.UnixMilli() / 60000
+	s := &r.slots[m%60]
+	if s.minute != m {
+		s.minute, s.n = m, 0
+	}
+	s.n++
+	r.last = now
+}
+
+// lastHour counts the failures of now's minute and the 59 before it.
+func (r *failureRecord) lastHour(now time.Time) int {
+	m, n := now.UnixMilli()/60000, int64(0)
+	for _, s := range r.slots {
+		if s.minute > m-60 {
+			n += s.n
+		}
+	}
+	return int(n)
 }
 
 func newLocal(cfg Config) *local {
@@ -145,22 +176,26 @@ func (l *local) done(a Admission, report, success bool) (State, bool) {
 	if !report {
 		return b.state, false
 	}
+	now := l.cfg.Clock.Now()
+	if !success {
+		b.record.failed(now)
+	}
 	switch {
 	case b.state == Closed && success:
 		b.failures = 0
 	case b.state == Closed:
 		b.failures++
 		if b.failures >= l.cfg.FailureThreshold {
-			b.state, b.since, b.failures = Open, l.cfg.Clock.Now(), 0
+			b.state, b.since, b.opened, b.failures = Open, now, now, 0
 			return Open, true
 		}
 	case b.state == HalfOpen && a.trial && !success:
-		b.state, b.since = Open, l.cfg.Clock.Now()
+		b.state, b.since = Open, now
 		return Open, true
 	case b.state == HalfOpen && a.trial:
 		b.successes++
 		if b.successes >= l.cfg.HalfOpenTrials {
-			*b = localBreaker{state: Closed}
+			*b = localBreaker{state: Closed, record: b.record}
 			return Closed, true
 		}
 	}
@@ -178,12 +213,17 @@ func (l *local) forget(sub string) {
 	}
 }
 
-func (l *local) state(circuit string) State {
+func (l *local) circuit(circuit string) Circuit {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.breaker(circuit)
-	if b.state == Open && l.cfg.Clock.Now().Sub(b.since) >= l.cfg.OpenFor {
-		return HalfOpen
+	now := l.cfg.Clock.Now()
+	c := Circuit{State: b.state, LastFailureAt: b.record.last, FailuresLastHour: b.record.lastHour(now)}
+	if b.state == Open && now.Sub(b.since) >= l.cfg.OpenFor {
+		c.State = HalfOpen
 	}
-	return b.state
+	if c.State != Closed {
+		c.OpenedAt = b.opened
+	}
+	return c
 }

@@ -217,6 +217,12 @@ func (g *Guard) circuitKey(t Target) string { return g.key(t, "circuit:"+t.circu
 // after the deletion must not write it again.
 func (g *Guard) goneKey(t Target) string { return g.key(t, "gone:"+t.circuit()) }
 
+// failuresKey is a subscription's failure record: its last failure and
+// its failures per minute, in 60 slots (field m<slot> the minute a slot
+// counts, n<slot> its count), so that a busy failing subscription holds
+// a fixed small hash. It expires a day after its last failure.
+func (g *Guard) failuresKey(t Target) string { return g.key(t, "failures:"+t.circuit()) }
+
 // goneTTL outlives any attempt in flight when its subscription is deleted:
 // the longest timeout plus the time its outcome may take to be recorded.
 const goneTTL = time.Hour
@@ -538,7 +544,7 @@ func (g *Guard) FinishBatch(ctx context.Context, fs []Finished) {
 			f := remote[j]
 			args = append(args, f.Admission.permit, boolArg(f.Report), boolArg(f.Success), boolArg(f.Admission.trial))
 		}
-		calls[c] = scriptCall{keys: []string{g.key(t, "permits"), g.circuitKey(t), g.goneKey(t)}, args: args}
+		calls[c] = scriptCall{keys: []string{g.key(t, "permits"), g.circuitKey(t), g.goneKey(t), g.failuresKey(t)}, args: args}
 	}
 	cmds, err := g.runScript(context.WithoutCancel(ctx), doneScript, calls)
 	for c, cmd := range cmds {
@@ -572,28 +578,41 @@ func (g *Guard) setState(subID string, st State) {
 	g.metrics.state.WithLabelValues(subID).Set(st.gauge())
 }
 
+// Circuit is what a subscription's circuit breaker knows: its state and
+// its recent failures.
+type Circuit struct {
+	State State
+	// OpenedAt is when the circuit last opened from closed; it stays while
+	// the circuit goes between open and half-open. Zero while closed.
+	OpenedAt time.Time
+	// LastFailureAt is when the subscription's last failed attempt was
+	// reported, within the last day (the record expires a day after its
+	// last failure); zero when none was.
+	LastFailureAt time.Time
+	// FailuresLastHour counts the failed attempts reported in the last
+	// hour, to the minute: this minute and the 59 before it.
+	FailuresLastHour int
+}
+
 // CircuitState returns a subscription's live circuit state as Redis holds
 // it. Without Redis there is no shared state to report: this process's own
 // view is returned when it has no Redis at all, an error when Redis fails.
 func (g *Guard) CircuitState(ctx context.Context, t Target) (State, error) {
-	if g.rdb == nil {
-		return g.local.state(t.circuit()), nil
-	}
-	st, err := breakerStateScript.Run(ctx, g.rdb, []string{g.circuitKey(t)}, g.cfg.OpenFor.Milliseconds()).Text()
+	cs, err := g.Circuits(ctx, []Target{t})
 	if err != nil {
-		return "", fmt.Errorf("circuit state of %q: %w", t.Subscription, err)
+		return "", err
 	}
-	return State(st), nil
+	return cs[0].State, nil
 }
 
-// CircuitStates returns the live circuit states of ts, in their order, in
-// one round trip to Redis, for a listing that shows many at once. Errors
-// as CircuitState's.
-func (g *Guard) CircuitStates(ctx context.Context, ts []Target) ([]State, error) {
-	out := make([]State, len(ts))
+// Circuits returns the circuits of ts, in their order, in one round trip
+// to Redis, for a listing that shows many at once. Errors as
+// CircuitState's.
+func (g *Guard) Circuits(ctx context.Context, ts []Target) ([]Circuit, error) {
+	out := make([]Circuit, len(ts))
 	if g.rdb == nil {
 		for i, t := range ts {
-			out[i] = g.local.state(t.circuit())
+			out[i] = g.local.circuit(t.circuit())
 		}
 		return out, nil
 	}
@@ -603,19 +622,34 @@ func (g *Guard) CircuitStates(ctx context.Context, ts []Target) ([]State, error)
 	pipe := g.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(ts))
 	for i, t := range ts {
-		cmds[i] = breakerStateScript.Eval(ctx, pipe, []string{g.circuitKey(t)}, g.cfg.OpenFor.Milliseconds())
+		cmds[i] = circuitScript.Eval(ctx, pipe, []string{g.circuitKey(t), g.failuresKey(t)}, g.cfg.OpenFor.Milliseconds())
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("circuit states: %w", err)
+		return nil, fmt.Errorf("circuits: %w", err)
 	}
 	for i, c := range cmds {
-		st, err := c.Text()
+		res, err := c.Slice()
 		if err != nil {
-			return nil, fmt.Errorf("circuit state of %q: %w", ts[i].Subscription, err)
+			return nil, fmt.Errorf("circuit of %q: %w", ts[i].Subscription, err)
 		}
-		out[i] = State(st)
+		if len(res) != 4 {
+			return nil, fmt.Errorf("circuit of %q: %d values, want 4", ts[i].Subscription, len(res))
+		}
+		st, _ := res[0].(string)
+		opened, _ := res[1].(int64)
+		last, _ := res[2].(int64)
+		failures, _ := res[3].(int64)
+		out[i] = Circuit{State: State(st), OpenedAt: msTime(opened), LastFailureAt: msTime(last), FailuresLastHour: int(failures)}
 	}
 	return out, nil
+}
+
+// msTime is Unix milliseconds as a time, 0 as the zero time.
+func msTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 // Forget drops a deleted subscription's circuit and marks it gone, so that
@@ -629,7 +663,7 @@ func (g *Guard) Forget(ctx context.Context, t Target) error {
 		return nil
 	}
 	_, err := g.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, g.circuitKey(t))
+		p.Del(ctx, g.circuitKey(t), g.failuresKey(t))
 		p.Set(ctx, g.goneKey(t), 1, goneTTL)
 		return nil
 	})

@@ -158,9 +158,11 @@ return out
 // doneScript ends one or more admissions of one target, in order: each
 // releases its permit and, when its report is 1, records the attempt's
 // outcome in the circuit, unless the subscription was deleted meanwhile.
-// KEYS: permits, circuit, gone marker. ARGV: failure threshold, trials,
-// ttl ms, then four per admission: permit id, report (1/0), success (1/0),
-// trial (1/0).
+// Every failure reported, whatever the circuit's state, is also counted in
+// the subscription's failure record (see failureRecord).
+// KEYS: permits, circuit, gone marker, failure record. ARGV: failure
+// threshold, trials, ttl ms, then four per admission: permit id, report
+// (1/0), success (1/0), trial (1/0).
 // Returns one number per admission: 1 when its outcome opened the circuit,
 // 2 when it closed it, 0 otherwise.
 // Outcomes of requests let through before the circuit opened do not move a
@@ -181,6 +183,19 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local threshold, trials = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- failed counts a failure in the record's slot of this minute, starting
+-- the slot afresh when it last counted an earlier minute.
+local function failed()
+  local m = math.floor(now / 60000)
+  local slot = tostring(m % 60)
+  if tonumber(redis.call('HGET', KEYS[4], 'm' .. slot)) == m then
+    redis.call('HINCRBY', KEYS[4], 'n' .. slot, 1)
+    redis.call('HSET', KEYS[4], 'last', now)
+  else
+    redis.call('HSET', KEYS[4], 'm' .. slot, m, 'n' .. slot, 1, 'last', now)
+  end
+  redis.call('PEXPIRE', KEYS[4], ARGV[3])
+end
 -- done ends the admission whose arguments start at ARGV[i].
 local function done(i)
   if ARGV[i + 1] ~= '1' then
@@ -188,6 +203,9 @@ local function done(i)
   end
   local success = ARGV[i + 2] == '1'
   local trial = ARGV[i + 3] == '1'
+  if not success then
+    failed()
+  end
   local state = redis.call('HGET', KEYS[2], 'state') or 'closed'
   if state == 'closed' then
     if success then
@@ -197,7 +215,9 @@ local function done(i)
     local f = redis.call('HINCRBY', KEYS[2], 'failures', 1)
     redis.call('PEXPIRE', KEYS[2], ARGV[3])
     if f >= threshold then
-      redis.call('HSET', KEYS[2], 'state', 'open', 'since', now, 'failures', 0)
+      -- opened stays while the circuit goes between open and half-open:
+      -- it is when the trouble began, which 'since' is not.
+      redis.call('HSET', KEYS[2], 'state', 'open', 'since', now, 'opened', now, 'failures', 0)
       return 1
     end
     return 0
@@ -221,14 +241,35 @@ end
 return out
 `)
 
-// breakerStateScript reports the effective state: an open circuit whose
-// open period has passed is half-open.
-var breakerStateScript = redis.NewScript(`
+// circuitScript reports a circuit's effective state (an open circuit
+// whose open period has passed is half-open), when it opened (0 while
+// closed; a circuit opened before 'opened' was kept gives 'since'), and
+// the subscription's failure record: its last failure (ms, 0 when none)
+// and its failures in the slots of the last 60 minutes, this one included.
+// KEYS: circuit, failure record. ARGV: open ms.
+var circuitScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-if state == 'open' and now >= tonumber(redis.call('HGET', KEYS[1], 'since')) + tonumber(ARGV[1]) then
-  return 'half_open'
+local c = redis.call('HMGET', KEYS[1], 'state', 'since', 'opened')
+local state = c[1] or 'closed'
+if state == 'open' and now >= tonumber(c[2]) + tonumber(ARGV[1]) then
+  state = 'half_open'
 end
-return state
+local opened = 0
+if state ~= 'closed' then
+  opened = tonumber(c[3] or c[2])
+end
+local h = redis.call('HGETALL', KEYS[2])
+local rec = {}
+for i = 1, #h, 2 do
+  rec[h[i]] = tonumber(h[i + 1])
+end
+local m, failures = math.floor(now / 60000), 0
+for slot = 0, 59 do
+  local at = rec['m' .. slot]
+  if at and at > m - 60 then
+    failures = failures + rec['n' .. slot]
+  end
+end
+return {state, opened, rec['last'] or 0, failures}
 `)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -171,4 +172,20 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (_ []domain.Subscri
 		return nil, fmt.Errorf("delete tenant %q: %w", id, notFound(err))
 	}
 	return subs, nil
+}
+
+// TenantSettings returns a tenant's delivery settings, the defaults of
+// its subscriptions (a zero field is unset); domain.ErrNotFound when the
+// tenant does not exist.
+func (s *Store) TenantSettings(ctx context.Context, id string) (_ domain.DeliverySettings, err error) {
+	defer markUnavailable(&err)
+	var sd settingsDest
+	err = s.pool.QueryRow(ctx, `SELECT `+settingsColumns+` FROM tenants WHERE id = $1`, id).Scan(sd.targets()...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.DeliverySettings{}, fmt.Errorf("tenant %q: %w", id, domain.ErrNotFound)
+	}
+	if err != nil {
+		return domain.DeliverySettings{}, fmt.Errorf("tenant settings: %w", err)
+	}
+	return sd.settings(), nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
@@ -120,11 +121,13 @@ func run(ctx context.Context) error {
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
 	// Only read here (circuit states); its throttling metrics belong to the workers.
-	circuits := resilience.New(rdb, resilience.Config{Prefix: cfg.RedisKeyPrefix, Logger: log, Registerer: prometheus.NewRegistry()})
+	circuits := resilience.New(rdb, resilience.Config{Prefix: cfg.RedisKeyPrefix, OpenFor: cfg.CircuitOpenFor, Logger: log, Registerer: prometheus.NewRegistry()})
 
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping})
-	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Egress: egress.NewPolicy(cfg.AllowCIDRs), AdminKey: cfg.AdminKey,
+	defaults := domain.DeliverySettings{MaxAttempts: cfg.MaxAttempts, RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay,
+		Timeout: cfg.DeliveryTimeout, RatePerSecond: cfg.RateLimit, MaxConcurrency: cfg.MaxConcurrency}
+	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Defaults: defaults, Egress: egress.NewPolicy(cfg.AllowCIDRs), AdminKey: cfg.AdminKey,
 		EventTypesRequired: cfg.EventTypesRequired, PortalURL: cfg.PortalURL, PortalReturnOrigins: cfg.PortalReturnOrigins,
 		CursorKeys: append([][]byte{cfg.SecretsKey}, cfg.PreviousSecretsKeys...), Logger: log, Version: version})
 

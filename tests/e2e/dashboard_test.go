@@ -230,6 +230,12 @@ func TestDashboard(t *testing.T) {
 	if got := text(t, ctx, `[data-testid="subscription-row"][data-id="billing"] [data-testid="last-failure"]`); !strings.Contains(got, "failed") || !strings.Contains(got, "500") {
 		t.Errorf("why billing needs attention: %q, want its last failure with the receiver's 500", got)
 	}
+	if count(t, ctx, `[data-testid="subscription-row"][data-id="billing"] [data-testid="circuit-since"] time`) != 1 {
+		t.Errorf("the overview does not say since when billing's circuit is open")
+	}
+	if got := text(t, ctx, `[data-testid="subscription-row"][data-id="billing"] [data-testid="failure-count"]`); got != "3" {
+		t.Errorf("billing's failures in the last hour: %q, want 3", got)
+	}
 	// The chart: the hour's deliveries in words and in bars.
 	if got := text(t, ctx, testid("legend-delivered")+" "+testid("legend-total")); got != "3" {
 		t.Errorf("delivered in the chart's legend: %q, want 3", got)

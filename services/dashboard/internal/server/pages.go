@@ -17,8 +17,9 @@ import (
 	"github.com/dispatch-webhooks/dispatch/web"
 )
 
-// circuitChecks bounds how many subscriptions the overview asks for their
-// circuit state (GET /subscriptions/{id} each), and how many at once.
+// circuitChecks bounds how many subscriptions the overview looks at;
+// circuitCheckConns how many of those needing attention it asks for their
+// newest failing delivery at once.
 const (
 	circuitChecks     = 50
 	circuitCheckConns = 8
@@ -142,11 +143,11 @@ func items[T any](p *[]T) []T {
 }
 
 // attention lists the subscriptions that are not active or whose circuit
-// is not closed. Listings do not carry circuit states, so it asks for the
-// first circuitChecks subscriptions one by one, a few at a time.
+// is not closed, among the first circuitChecks: the listing carries each
+// circuit (state, opening, failures), all read in one call.
 func (s *Server) attention(ctx context.Context, api *client.ClientWithResponses) (rows []web.SubscriptionRow, checked int, more bool, err error) {
-	limit := int64(circuitChecks)
-	res, err := api.ListSubscriptionsWithResponse(ctx, &client.ListSubscriptionsParams{Limit: &limit})
+	limit, yes := int64(circuitChecks), true
+	res, err := api.ListSubscriptionsWithResponse(ctx, &client.ListSubscriptionsParams{Limit: &limit, Circuit: &yes})
 	if err != nil {
 		return nil, 0, false, unreachable(err)
 	}
@@ -155,27 +156,14 @@ func (s *Server) attention(ctx context.Context, api *client.ClientWithResponses)
 	}
 	subs := items(res.JSON200.Data)
 	more = res.JSON200.NextCursor != nil
-	full := make([]client.SubscriptionBody, len(subs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, circuitCheckConns)
-	for i, sub := range subs {
-		full[i] = sub
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			one, err := api.GetSubscriptionWithResponse(ctx, sub.Id)
-			if err == nil && one.JSON200 != nil {
-				full[i] = *one.JSON200
-			}
-		})
-	}
-	wg.Wait()
-	for _, sub := range full {
+	for _, sub := range subs {
 		row := subscriptionRow(sub)
 		if row.State != "active" || (row.Circuit != "" && row.Circuit != "closed") {
 			rows = append(rows, row)
 		}
 	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, circuitCheckConns)
 	// Why each needs attention: its newest failing delivery.
 	for i := range rows {
 		wg.Go(func() {
@@ -496,12 +484,13 @@ func (s *Server) subscriptionsView(ctx context.Context, rq *request, q url.Value
 		v.Form.Catalog = catalogNames(ctx, rq.api)
 	}
 	limit := int64(50)
-	params := client.ListSubscriptionsParams{Limit: &limit}
+	// Each subscription's circuit and failures come with the listing, read
+	// in one call to Redis.
+	yes := true
+	params := client.ListSubscriptionsParams{Limit: &limit, Circuit: &yes}
 	if rq.sess.Portal {
-		// The portal shows each endpoint's attempts and circuit: both come
-		// with the listing, in one call.
-		yes := true
-		params.Activity, params.Circuit = &yes, &yes
+		// The portal shows each endpoint's attempts too.
+		params.Activity = &yes
 	}
 	// The pages' links keep the filter.
 	filter := url.Values{}
@@ -583,7 +572,7 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 		return v, e
 	}
 	v.Subscription = subscriptionRow(*res.JSON200)
-	v.Settings = settings(subscriptionLimits(*res.JSON200), "its tenant's default, else the worker's")
+	v.Settings = settings(subscriptionLimits(*res.JSON200), inForce(*res.JSON200), "its tenant's default, else the workers'")
 	v.Edit = web.SubscriptionEdit{Values: editValues(*res.JSON200), Was: editValues(*res.JSON200), Errors: web.Errors{}}
 	limit := int64(25)
 	params := client.ListSubscriptionDeliveriesParams{Limit: &limit}

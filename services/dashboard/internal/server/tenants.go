@@ -79,7 +79,8 @@ func (s *Server) tenantView(ctx context.Context, rq *request, id string) (web.Te
 	)
 	wg.Go(func() { errs[0] = tenantDetail(ctx, rq.api, id, &v) })
 	wg.Go(func() {
-		res, err := rq.api.ListSubscriptionsWithResponse(ctx, &client.ListSubscriptionsParams{TenantId: &id, Limit: &limit})
+		yes := true
+		res, err := rq.api.ListSubscriptionsWithResponse(ctx, &client.ListSubscriptionsParams{TenantId: &id, Limit: &limit, Circuit: &yes})
 		switch {
 		case err != nil:
 			errs[1] = unreachable(err)
@@ -143,7 +144,7 @@ func tenantDetail(ctx context.Context, api *client.ClientWithResponses, id strin
 	t := res.JSON200
 	v.Tenant = tenantRow(t.Id, t.Name, t.MaxSubscriptions, t.CreatedAt, t.UpdatedAt)
 	v.Counts = tenantCounts(*t)
-	v.Settings = settings(tenantLimits(*t), "the worker's default")
+	v.Settings = settings(tenantLimits(*t), limits{}, "the worker's default")
 	// The metadata as the API sent it, members in their order.
 	var raw struct {
 		Metadata json.RawMessage `json:"metadata"`

@@ -39,6 +39,7 @@ func subscriptionRow(s client.SubscriptionBody) web.SubscriptionRow {
 	if s.CircuitState != nil {
 		row.Circuit = string(*s.CircuitState)
 	}
+	row.OpenedAt, row.Failures, row.LastFailureAt = s.CircuitOpenedAt, s.FailuresLastHour, s.LastFailureAt
 	return row
 }
 
@@ -52,28 +53,43 @@ func subscriptionLimits(s client.SubscriptionBody) limits {
 	return limits{s.MaxAttempts, s.RetryBaseDelayMs, s.RetryMaxDelayMs, s.TimeoutMs, s.RateLimitPerSecond, s.MaxConcurrency}
 }
 
+// inForce is the settings in force that GET /subscriptions/{id} gives
+// (effective); all unset when it gives none.
+func inForce(s client.SubscriptionBody) limits {
+	e := s.Effective
+	if e == nil {
+		return limits{}
+	}
+	return limits{e.MaxAttempts, e.RetryBaseDelayMs, e.RetryMaxDelayMs, e.TimeoutMs, e.RateLimitPerSecond, e.MaxConcurrency}
+}
+
 func tenantLimits(t client.TenantDetail) limits {
 	return limits{t.MaxAttempts, t.RetryBaseDelayMs, t.RetryMaxDelayMs, t.TimeoutMs, t.RateLimitPerSecond, t.MaxConcurrency}
 }
 
-// settings shows l, an unset setting as unset (the default that applies).
-func settings(l limits, unset string) []web.Setting {
+// settings shows l; a setting l leaves unset shows its value in force
+// marked as a default, or unset when inForce has none either.
+func settings(l, inForce limits, unset string) []web.Setting {
 	ms := func(p *int64) string { return (time.Duration(*p) * time.Millisecond).String() }
 	n := func(p *int64) string { return strconv.FormatInt(*p, 10) }
 	perSecond := func(p *int64) string { return n(p) + "/s" }
 	var out []web.Setting
 	for _, f := range []struct {
-		name   string
-		value  *int64
-		format func(*int64) string
+		name           string
+		value, inForce *int64
+		format         func(*int64) string
 	}{
-		{"max attempts", l.maxAttempts, n},
-		{"retry base delay", l.retryBaseDelayMs, ms},
-		{"retry max delay", l.retryMaxDelayMs, ms},
-		{"timeout", l.timeoutMs, ms},
-		{"rate limit", l.rateLimitPerSecond, perSecond},
-		{"max concurrency", l.maxConcurrency, n},
+		{"max attempts", l.maxAttempts, inForce.maxAttempts, n},
+		{"retry base delay", l.retryBaseDelayMs, inForce.retryBaseDelayMs, ms},
+		{"retry max delay", l.retryMaxDelayMs, inForce.retryMaxDelayMs, ms},
+		{"timeout", l.timeoutMs, inForce.timeoutMs, ms},
+		{"rate limit", l.rateLimitPerSecond, inForce.rateLimitPerSecond, perSecond},
+		{"max concurrency", l.maxConcurrency, inForce.maxConcurrency, n},
 	} {
+		if f.value == nil && f.inForce != nil {
+			out = append(out, web.Setting{Name: f.name, Value: f.format(f.inForce) + " (" + unset + ")", Default: true})
+			continue
+		}
 		if f.value == nil {
 			out = append(out, web.Setting{Name: f.name, Value: unset, Default: true})
 			continue

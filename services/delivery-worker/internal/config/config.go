@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/config"
-	"github.com/dispatch-webhooks/dispatch/libs/retry"
 )
 
 // Config is the delivery worker's settings. ADDR serves health and metrics.
@@ -15,19 +14,13 @@ type Config struct {
 	config.Common
 	config.Redis
 	config.SecretKeys
+	// Delivery holds the defaults of the delivery settings and the
+	// circuit breaker's, which the ingest API reads too.
+	config.Delivery
 	KafkaConsumerGroup  string        // KAFKA_CONSUMER_GROUP
 	KafkaSessionTimeout time.Duration // KAFKA_SESSION_TIMEOUT
 	Concurrency         int           // DELIVERY_CONCURRENCY
-	DeliveryTimeout     time.Duration // DELIVERY_TIMEOUT
 	LeaseMargin         time.Duration // DELIVERY_LEASE_MARGIN
-	MaxAttempts         int           // RETRY_MAX_ATTEMPTS
-	RetryBaseDelay      time.Duration // RETRY_BASE_DELAY
-	RetryMaxDelay       time.Duration // RETRY_MAX_DELAY
-	RateLimit           int           // RATE_LIMIT_PER_SECOND
-	MaxConcurrency      int           // MAX_CONCURRENCY
-	CircuitThreshold    int           // CIRCUIT_FAILURE_THRESHOLD
-	CircuitOpenFor      time.Duration // CIRCUIT_OPEN_DURATION
-	CircuitTrials       int           // CIRCUIT_HALF_OPEN_TRIALS
 	// AllowCIDRs opens internal address ranges (loopback, private) to
 	// deliveries, for development and tests (DELIVERY_ALLOW_CIDRS).
 	AllowCIDRs []netip.Prefix
@@ -52,19 +45,11 @@ func Load(env *config.Env) (Config, error) {
 		Common:              env.Common(30),
 		Redis:               env.Redis(),
 		SecretKeys:          env.SecretKeys(),
+		Delivery:            env.Delivery(),
 		KafkaConsumerGroup:  env.String("KAFKA_CONSUMER_GROUP", "dispatch-workers"),
 		KafkaSessionTimeout: env.Duration("KAFKA_SESSION_TIMEOUT", 45*time.Second),
 		Concurrency:         env.Int("DELIVERY_CONCURRENCY", 512, 1),
-		DeliveryTimeout:     env.Duration("DELIVERY_TIMEOUT", 30*time.Second),
 		LeaseMargin:         env.Duration("DELIVERY_LEASE_MARGIN", 30*time.Second),
-		MaxAttempts:         env.Int("RETRY_MAX_ATTEMPTS", retry.DefaultMaxAttempts, 1),
-		RetryBaseDelay:      env.Duration("RETRY_BASE_DELAY", retry.DefaultBaseDelay),
-		RetryMaxDelay:       env.Duration("RETRY_MAX_DELAY", retry.DefaultMaxDelay),
-		RateLimit:           env.Int("RATE_LIMIT_PER_SECOND", 100, 1),
-		MaxConcurrency:      env.Int("MAX_CONCURRENCY", 100, 1),
-		CircuitThreshold:    env.Int("CIRCUIT_FAILURE_THRESHOLD", 5, 1),
-		CircuitOpenFor:      env.Duration("CIRCUIT_OPEN_DURATION", 30*time.Second),
-		CircuitTrials:       env.Int("CIRCUIT_HALF_OPEN_TRIALS", 3, 1),
 	}
 	c.AllowCIDRs = env.Prefixes("DELIVERY_ALLOW_CIDRS")
 	// A quarter by default: one destination that hangs until every timeout
@@ -83,9 +68,6 @@ func Load(env *config.Env) (Config, error) {
 			env.Fail("DELIVERY_TRACEPARENT", "%q is not true or false", v)
 		}
 		c.Traceparent = on
-	}
-	if c.RetryMaxDelay < c.RetryBaseDelay {
-		env.Fail("RETRY_MAX_DELAY", "%s is shorter than RETRY_BASE_DELAY %s", c.RetryMaxDelay, c.RetryBaseDelay)
 	}
 	return c, env.Err()
 }

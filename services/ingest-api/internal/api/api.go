@@ -67,6 +67,7 @@ type Store interface {
 	RevealSecret(ctx context.Context, scope store.Scope, id string) (store.RevealedSecret, error)
 	SendTest(ctx context.Context, scope store.Scope, subscriptionID string, e domain.Event) (store.IngestResult, error)
 	SubscriptionActivity(ctx context.Context, scope store.Scope, ids []string, since time.Time) (map[string]store.Activity, error)
+	TenantSettings(ctx context.Context, id string) (domain.DeliverySettings, error)
 }
 
 // Publisher hands new deliveries to the queue without waiting for it.
@@ -74,11 +75,10 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs ...queue.Message)
 }
 
-// Circuits reports subscriptions' live circuit breaker states and forgets
-// the circuits of deleted subscriptions.
+// Circuits reports subscriptions' live circuits (state, opening, recent
+// failures) and forgets the circuits of deleted subscriptions.
 type Circuits interface {
-	CircuitState(ctx context.Context, t resilience.Target) (resilience.State, error)
-	CircuitStates(ctx context.Context, ts []resilience.Target) ([]resilience.State, error)
+	Circuits(ctx context.Context, ts []resilience.Target) ([]resilience.Circuit, error)
 	Forget(ctx context.Context, t resilience.Target) error
 }
 
@@ -87,6 +87,7 @@ type Server struct {
 	store     Store
 	publisher Publisher
 	circuits  Circuits
+	defaults  domain.DeliverySettings
 	egress    egress.Policy
 	resolver  egress.Resolver
 	auth      *authenticator
@@ -112,6 +113,12 @@ type Config struct {
 	Publisher Publisher
 	// Circuits, if set, adds the live circuit state to GET /subscriptions/{id}.
 	Circuits Circuits
+	// Defaults are the delivery workers' defaults, which apply where
+	// neither a subscription nor its tenant sets a value: main reads them
+	// from the workers' variables (RETRY_MAX_ATTEMPTS, DELIVERY_TIMEOUT,
+	// ...) with the workers' defaults. GET /subscriptions/{id} shows them
+	// in its effective settings; a zero field is left out there.
+	Defaults domain.DeliverySettings
 	// Egress judges subscription URLs as the delivery workers will: the
 	// same DELIVERY_ALLOW_CIDRS.
 	Egress egress.Policy
@@ -167,6 +174,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 		store:               cfg.Store,
 		publisher:           cfg.Publisher,
 		circuits:            cfg.Circuits,
+		defaults:            cfg.Defaults,
 		egress:              cfg.Egress,
 		resolver:            cfg.Resolver,
 		auth:                newAuthenticator(cfg.Store, cfg.AdminKey),

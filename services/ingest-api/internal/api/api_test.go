@@ -48,6 +48,10 @@ type bundle struct {
 	api huma.API
 }
 
+// testDefaults are the delivery workers' defaults the tests' API is given.
+var testDefaults = domain.DeliverySettings{MaxAttempts: 16, RetryBaseDelay: 5 * time.Second, RetryMaxDelay: 24 * time.Hour,
+	Timeout: 30 * time.Second, RatePerSecond: 100, MaxConcurrency: 100}
+
 // testPortalURL is the tests' PORTAL_URL.
 const testPortalURL = "https://portal.example.com/portal"
 
@@ -82,7 +86,7 @@ func newTracedBundle(t testing.TB, tracing queue.Tracing, opts ...func(*api.Conf
 	mux := http.NewServeMux()
 	cfg := api.Config{Store: store.New(db.Pool), Publisher: producer, Circuits: circuits, Registerer: prometheus.NewRegistry(), Version: "test", AdminKey: adminKey,
 		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names, TracerProvider: tracing.TracerProvider,
-		PortalURL: testPortalURL, PortalReturnOrigins: []string{"https://app.example.com"}}
+		PortalURL: testPortalURL, PortalReturnOrigins: []string{"https://app.example.com"}, Defaults: testDefaults}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -134,9 +134,19 @@ type SubscriptionBody struct {
 	State       string   `json:"state" enum:"active,paused,disabled"`
 	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
 	Settings
-	CircuitState string    `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true)."`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	CircuitState string `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true)."`
+	// The circuit's opening and the failure counts come with
+	// circuit_state, from the same place (the circuit breakers' records in
+	// Redis; ADR 34).
+	CircuitOpenedAt  *time.Time `json:"circuit_opened_at,omitempty" doc:"While the circuit is open or half-open: when it opened from closed (it keeps this time while it goes between open and half-open), so how long the endpoint has been failing. With circuit_state."`
+	FailuresLastHour *int       `json:"failures_last_hour,omitempty" doc:"Failed attempts in the last hour, to the minute (this minute and the 59 before), whatever the circuit's state. With circuit_state."`
+	LastFailureAt    *time.Time `json:"last_failure_at,omitempty" doc:"When the last failed attempt was reported, if within the last day. With circuit_state."`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
+	// Effective is set in GET /subscriptions/{id}: every setting in force,
+	// the subscription's own, else its tenant's, else the delivery
+	// workers' default. No doc tag, as for Activity.
+	Effective *Settings `json:"effective,omitempty"`
 	// Activity is set in listings asked for it (activity=true): attempts
 	// over the last 24 hours. No doc tag: OpenAPI 3.0 allows no
 	// description beside the $ref it becomes.

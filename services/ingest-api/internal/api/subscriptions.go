@@ -58,7 +58,7 @@ type listSubscriptionsInput struct {
 	After    string `query:"after" maxLength:"255" doc:"Cursor: the next_cursor of the previous page."`
 	Limit    int    `query:"limit" minimum:"1" maximum:"250" default:"50"`
 	Activity bool   `query:"activity" doc:"Adds each subscription's attempts over the last 24 hours (activity_24h)."`
-	Circuit  bool   `query:"circuit" doc:"Adds each subscription's live circuit breaker state (circuit_state), all in one call to Redis."`
+	Circuit  bool   `query:"circuit" doc:"Adds each subscription's live circuit breaker state (circuit_state), when its circuit opened (circuit_opened_at), its failed attempts in the last hour (failures_last_hour) and its last failure (last_failure_at), all in one call to Redis."`
 }
 
 type listSubscriptionsOutput struct {
@@ -238,13 +238,66 @@ func (s *Server) getSubscription(ctx context.Context, in *subscriptionIDInput) (
 	if err != nil {
 		return nil, s.problem(ctx, err, "subscription not found")
 	}
-	out := &subscriptionOutput{Body: subscriptionBody(sub)}
-	if s.circuits != nil {
-		if st, err := s.circuits.CircuitState(ctx, resilience.TargetOf(sub.ID, sub.URL, sub.CreatedAt)); err == nil {
-			out.Body.CircuitState = string(st)
+	tenant, err := s.store.TenantSettings(ctx, sub.TenantID)
+	if err != nil {
+		return nil, s.problem(ctx, err, "subscription not found")
+	}
+	body := []SubscriptionBody{subscriptionBody(sub)}
+	effective := settingsBody(inForce(sub.Settings, tenant, s.defaults))
+	body[0].Effective = &effective
+	s.addCircuits(ctx, []domain.Subscription{sub}, body)
+	return &subscriptionOutput{Body: body[0]}, nil
+}
+
+// inForce is each setting as the workers apply it: the subscription's
+// own, else its tenant's, else the default.
+func inForce(own, tenant, def domain.DeliverySettings) domain.DeliverySettings {
+	pick := func(vs ...int64) int64 {
+		for _, v := range vs {
+			if v != 0 {
+				return v
+			}
+		}
+		return 0
+	}
+	return domain.DeliverySettings{
+		MaxAttempts:    int(pick(int64(own.MaxAttempts), int64(tenant.MaxAttempts), int64(def.MaxAttempts))),
+		RetryBaseDelay: time.Duration(pick(int64(own.RetryBaseDelay), int64(tenant.RetryBaseDelay), int64(def.RetryBaseDelay))),
+		RetryMaxDelay:  time.Duration(pick(int64(own.RetryMaxDelay), int64(tenant.RetryMaxDelay), int64(def.RetryMaxDelay))),
+		Timeout:        time.Duration(pick(int64(own.Timeout), int64(tenant.Timeout), int64(def.Timeout))),
+		RatePerSecond:  int(pick(int64(own.RatePerSecond), int64(tenant.RatePerSecond), int64(def.RatePerSecond))),
+		MaxConcurrency: int(pick(int64(own.MaxConcurrency), int64(tenant.MaxConcurrency), int64(def.MaxConcurrency))),
+	}
+}
+
+// addCircuits sets each body's circuit fields from its subscription's
+// circuit, all read in one call. Without Redis they are left out.
+func (s *Server) addCircuits(ctx context.Context, subs []domain.Subscription, bodies []SubscriptionBody) {
+	if s.circuits == nil || len(subs) == 0 {
+		return
+	}
+	targets := make([]resilience.Target, len(subs))
+	for i, sub := range subs {
+		targets[i] = resilience.TargetOf(sub.ID, sub.URL, sub.CreatedAt)
+	}
+	circuits, err := s.circuits.Circuits(ctx, targets)
+	if err != nil {
+		return
+	}
+	for i, c := range circuits {
+		b := &bodies[i]
+		b.CircuitState = string(c.State)
+		failures := c.FailuresLastHour
+		b.FailuresLastHour = &failures
+		if !c.OpenedAt.IsZero() {
+			t := c.OpenedAt.UTC()
+			b.CircuitOpenedAt = &t
+		}
+		if !c.LastFailureAt.IsZero() {
+			t := c.LastFailureAt.UTC()
+			b.LastFailureAt = &t
 		}
 	}
-	return out, nil
 }
 
 func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInput) (*listSubscriptionsOutput, error) {
@@ -270,17 +323,8 @@ func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInp
 	for i, sub := range subs {
 		out.Body.Data[i], ids[i] = subscriptionBody(sub), sub.ID
 	}
-	if in.Circuit && s.circuits != nil && len(subs) > 0 {
-		targets := make([]resilience.Target, len(subs))
-		for i, sub := range subs {
-			targets[i] = resilience.TargetOf(sub.ID, sub.URL, sub.CreatedAt)
-		}
-		// As for one subscription: without Redis the states are left out.
-		if states, err := s.circuits.CircuitStates(ctx, targets); err == nil {
-			for i, st := range states {
-				out.Body.Data[i].CircuitState = string(st)
-			}
-		}
+	if in.Circuit {
+		s.addCircuits(ctx, subs, out.Body.Data)
 	}
 	if in.Activity && len(ids) > 0 {
 		activity, err := s.store.SubscriptionActivity(ctx, scope, ids, time.Now().Add(-activityWindow))

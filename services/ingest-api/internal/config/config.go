@@ -14,6 +14,10 @@ type Config struct {
 	config.Common
 	config.Redis
 	config.SecretKeys
+	// Delivery holds the delivery workers' defaults, read from the same
+	// variables with the same defaults: the API shows a subscription's
+	// values in force and judges when an open circuit half-opens.
+	config.Delivery
 	// AllowCIDRs are the internal ranges a subscription's URL may point at,
 	// the same DELIVERY_ALLOW_CIDRS the delivery workers dial under.
 	AllowCIDRs []netip.Prefix
@@ -36,7 +40,7 @@ const DefaultPortalURL = "http://127.0.0.1:8083/portal"
 
 // Load reads the configuration, reporting every bad variable by name.
 func Load(env *config.Env) (Config, error) {
-	c := Config{Common: env.Common(30), Redis: env.Redis(), SecretKeys: env.SecretKeys(), AllowCIDRs: env.Prefixes("DELIVERY_ALLOW_CIDRS"), AdminKey: env.String("ADMIN_API_KEY", ""),
+	c := Config{Common: env.Common(30), Redis: env.Redis(), SecretKeys: env.SecretKeys(), Delivery: env.Delivery(), AllowCIDRs: env.Prefixes("DELIVERY_ALLOW_CIDRS"), AdminKey: env.String("ADMIN_API_KEY", ""),
 		EventTypesRequired: env.OneOf("EVENT_TYPES_REQUIRED", "false", "true", "false") == "true",
 		PortalURL:          env.String("PORTAL_URL", DefaultPortalURL), PortalReturnOrigins: env.List("PORTAL_RETURN_ORIGINS", nil)}
 	if u, err := url.Parse(c.PortalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {

@@ -16,12 +16,15 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Addr != ":8080" || cfg.KafkaTopic != "events.pending" || cfg.DBMaxConns != 30 || cfg.ShutdownTimeout != 30*time.Second || len(cfg.KafkaBrokers) != 2 ||
-		cfg.PortalURL != config.DefaultPortalURL || cfg.PortalReturnOrigins != nil {
+		cfg.PortalURL != config.DefaultPortalURL || cfg.PortalReturnOrigins != nil ||
+		cfg.MaxAttempts != 16 || cfg.DeliveryTimeout != 30*time.Second || cfg.RateLimit != 100 || cfg.CircuitOpenFor != 30*time.Second {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 	_, err = config.Load(libconfig.FromMap(map[string]string{"KAFKA_BROKERS": ",", "DB_MAX_CONNS": "lots", "LOG_FORMAT": "yaml", "DELIVERY_ALLOW_CIDRS": "10.0.0.0", "ADMIN_API_KEY": "short",
-		"PORTAL_URL": "portal.example.com", "PORTAL_RETURN_ORIGINS": "https://app.example.com/settings"}))
-	for _, name := range []string{"KAFKA_BROKERS", "DB_MAX_CONNS", "LOG_FORMAT", "DELIVERY_ALLOW_CIDRS", "ADMIN_API_KEY", "SECRETS_ENCRYPTION_KEY", "PORTAL_URL", "PORTAL_RETURN_ORIGINS"} {
+		"PORTAL_URL": "portal.example.com", "PORTAL_RETURN_ORIGINS": "https://app.example.com/settings",
+		"RETRY_MAX_ATTEMPTS": "0", "RETRY_BASE_DELAY": "1m", "RETRY_MAX_DELAY": "1s"}))
+	for _, name := range []string{"KAFKA_BROKERS", "DB_MAX_CONNS", "LOG_FORMAT", "DELIVERY_ALLOW_CIDRS", "ADMIN_API_KEY", "SECRETS_ENCRYPTION_KEY", "PORTAL_URL", "PORTAL_RETURN_ORIGINS",
+		"RETRY_MAX_ATTEMPTS", "RETRY_MAX_DELAY"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}
