@@ -142,21 +142,58 @@ type Activity struct {
 	Succeeded int64
 }
 
-// SubscriptionActivity counts the attempts made since since to each of
-// the subscriptions ids within scope, and those that got a 2xx. Only the
-// deliveries created in the day before since or later are read (the
-// index on a subscription's deliveries by creation bounds the search):
-// the retry schedule spans about a day, so that is where such attempts
-// are.
+// ActivityWindow is the longest window SubscriptionActivity counts;
+// subscription_activity_hours keeps that much and an hour more.
+const ActivityWindow = 24 * time.Hour
+
+// activityLag is how far behind now the roll-up may be and still be taken
+// as current: it rolls a minute up between 30 and 45 s after the minute
+// closes. Further behind, the scheduler has stopped, and the attempts
+// stored since the last minute rolled up are counted live.
+const activityLag = 5 * time.Minute
+
+// subscriptionActivitySQL adds up the subscriptions' hours from the one
+// that holds the window's start ($2), rolled up to the last minute rolled
+// up (ADR 34): 25 rows of the primary key per subscription at most,
+// whatever their traffic. The attempts stored after that minute are left
+// out while the roll-up is current (a minute or two), and counted live
+// otherwise (from_ below): since the last minute rolled up when it lags,
+// over the whole window when nothing in the window is rolled up (a
+// database without a running scheduler). Counting live reads the
+// subscriptions' deliveries created in the day before from_ or later (the
+// retry schedule spans about a day) and their attempts; with from_ at
+// infinity that is an empty range of the index for each subscription.
+var subscriptionActivitySQL = `
+WITH w AS (
+	SELECT date_trunc('hour', $2::timestamptz) AS first_hour, ` + rolledUntil + ` AS rolled_until
+), t AS (
+	SELECT CASE WHEN rolled_until IS NULL OR rolled_until <= first_hour THEN first_hour
+	            WHEN rolled_until < now() - $4::interval THEN rolled_until
+	            ELSE 'infinity' END AS from_, first_hour
+	FROM w
+), counted AS (
+	SELECT h.subscription_id, h.attempts, h.succeeded
+	FROM subscription_activity_hours h, t
+	WHERE h.subscription_id = ANY($1) AND h.hour >= t.first_hour AND h.hour < t.from_
+	UNION ALL
+	SELECT d.subscription_id, count(*), count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299)
+	FROM t, deliveries d JOIN attempts a ON a.delivery_id = d.id
+	WHERE d.subscription_id = ANY($1) AND d.created_at >= t.from_ - interval '1 day' AND a.recorded_at >= t.from_
+	GROUP BY 1
+)
+SELECT c.subscription_id, sum(c.attempts)::bigint, sum(c.succeeded)::bigint
+FROM counted c JOIN subscriptions sub ON sub.id = c.subscription_id
+WHERE $3::text IS NULL OR sub.tenant_id = $3
+GROUP BY 1`
+
+// SubscriptionActivity counts the attempts stored since since (at most
+// ActivityWindow ago) to each of the subscriptions ids within scope, and
+// those that got a 2xx. It counts whole hours, from the start of the hour
+// that holds since, and only up to the last minute rolled up while the
+// roll-up is current (subscriptionActivitySQL).
 func (s *Store) SubscriptionActivity(ctx context.Context, scope Scope, ids []string, since time.Time) (_ map[string]Activity, err error) {
 	defer markUnavailable(&err)
-	rows, err := s.pool.Query(ctx, `
-		SELECT d.subscription_id, count(*), count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299)
-		FROM subscriptions sub
-		JOIN deliveries d ON d.subscription_id = sub.id AND d.created_at >= $2::timestamptz - interval '1 day'
-		JOIN attempts a ON a.delivery_id = d.id AND a.started_at >= $2
-		WHERE sub.id = ANY($1) AND ($3::text IS NULL OR sub.tenant_id = $3)
-		GROUP BY d.subscription_id`, ids, since, scope.arg())
+	rows, err := s.pool.Query(ctx, subscriptionActivitySQL, ids, since, scope.arg(), activityLag)
 	if err != nil {
 		return nil, fmt.Errorf("subscription activity: %w", err)
 	}
