@@ -14,9 +14,9 @@ import (
 
 // TestSubscriptionActivityIsRolledUpByHour: a subscription's activity is
 // the same counted live and added up from its rolled-up hours; once rolled
-// up it no longer reads the attempts, leaves out those stored after the
-// last minute rolled up while the roll-up is current, and counts them live
-// when the roll-up lags. Another tenant's subscription is never counted in
+// up it no longer reads the attempts but for those stored after the last
+// minute rolled up: among each endpoint's newest deliveries while the
+// roll-up is current, on every delivery when it lags. Another tenant's subscription is never counted in
 // a tenant's scope.
 func TestSubscriptionActivityIsRolledUpByHour(t *testing.T) {
 	st, db := setup(t)
@@ -52,6 +52,16 @@ func TestSubscriptionActivityIsRolledUpByHour(t *testing.T) {
 	want := map[string]store.Activity{"a": {Attempts: 3, Succeeded: 2}, "g": {Attempts: 1, Succeeded: 1}}
 	require.Equal(t, want, activity(store.Unscoped), "counted live: nothing is rolled up")
 
+	// A roll-up that stopped ten minutes ago: what it would have rolled up
+	// is in the hours, so only the attempts stored since are counted live,
+	// on every delivery.
+	_, err = db.Pool.Exec(ctx, `INSERT INTO activity_minutes (minute, events_received, delivered, retrying, failed)
+		VALUES (date_trunc('minute', now()) - interval '10 minutes', 0, 0, 0, 0)`)
+	require.NoError(t, err)
+	require.Equal(t, map[string]store.Activity{"a": {Attempts: 1, Succeeded: 1}}, activity(store.Unscoped), "lagging")
+	_, err = db.Pool.Exec(ctx, `DELETE FROM activity_minutes`)
+	require.NoError(t, err)
+
 	_, err = st.RollUpActivity(ctx, 100_000)
 	require.NoError(t, err)
 	require.Equal(t, want, activity(store.Unscoped), "added up from the hours")
@@ -65,12 +75,16 @@ func TestSubscriptionActivityIsRolledUpByHour(t *testing.T) {
 	require.Equal(t, want, activity(store.Unscoped), "the attempts are no longer read")
 
 	record("a", 5, "0 seconds", 500)
-	require.Equal(t, want, activity(store.Unscoped), "stored after the last minute rolled up, while the roll-up is current")
-
-	_, err = db.Pool.Exec(ctx, `DELETE FROM activity_minutes WHERE minute >= now() - interval '10 minutes'`)
-	require.NoError(t, err)
 	require.Equal(t, map[string]store.Activity{"a": {Attempts: 4, Succeeded: 2}, "g": {Attempts: 1, Succeeded: 1}}, activity(store.Unscoped),
-		"counted live since the last minute rolled up, ten minutes ago")
+		"stored after the last minute rolled up, counted live while the roll-up is current")
+
+	// 25 newer deliveries of a: its attempt above is on an older one,
+	// left to the roll-up while the roll-up is current.
+	_, err = db.Pool.Exec(ctx, `
+		INSERT INTO events (id, type, data) SELECT 'n' || i, 'x.y', '{}' FROM generate_series(1, 25) i;
+		INSERT INTO deliveries (event_id, subscription_id, created_at) SELECT 'n' || i, 'a', now() + i * interval '1 second' FROM generate_series(1, 25) i`)
+	require.NoError(t, err)
+	require.Equal(t, want, activity(store.Unscoped), "only each endpoint's newest deliveries are looked at")
 }
 
 // TestActivityHoursAreDropped: hours older than the activity window are

@@ -29,7 +29,7 @@ type revealSecretOutput struct {
 // listings asked for it (GET /subscriptions?activity=true), counted by
 // whole hours from the retry scheduler's roll-up (ADR 34).
 type ActivityBody struct {
-	Attempts  int64 `json:"attempts" doc:"Attempts made in the last 24 hours: since the start of the hour 24 hours ago, up to the last minute rolled up (normally one or two minutes ago)."`
+	Attempts  int64 `json:"attempts" doc:"Attempts made in the last 24 hours: since the start of the hour 24 hours ago, from hours rolled up by the retry scheduler; those of the last minute or two only on the newest 25 deliveries."`
 	Succeeded int64 `json:"succeeded" doc:"Those of them answered with a 2xx."`
 }
 
