@@ -623,7 +623,7 @@ type APIKeyCreated struct {
 
 // ActivityBody defines model for ActivityBody.
 type ActivityBody struct {
-	// Attempts Attempts made in the last 24 hours.
+	// Attempts Attempts made in the last 24 hours: since the start of the hour 24 hours ago, from hours rolled up by the retry scheduler; those of the last minute or two only on the newest 25 deliveries.
 	Attempts int64 `json:"attempts"`
 
 	// Succeeded Those of them answered with a 2xx.

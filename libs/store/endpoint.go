@@ -142,21 +142,79 @@ type Activity struct {
 	Succeeded int64
 }
 
-// SubscriptionActivity counts the attempts made since since to each of
-// the subscriptions ids within scope, and those that got a 2xx. Only the
-// deliveries created in the day before since or later are read (the
-// index on a subscription's deliveries by creation bounds the search):
-// the retry schedule spans about a day, so that is where such attempts
-// are.
+// ActivityWindow is the longest window SubscriptionActivity counts;
+// subscription_activity_hours keeps that much and an hour more.
+const ActivityWindow = 24 * time.Hour
+
+// activityLag is how far behind now the roll-up may be and still be taken
+// as current: it rolls a minute up between 30 and 45 s after the minute
+// closes. Further behind, the scheduler has stopped.
+const activityLag = 5 * time.Minute
+
+// activityTailDeliveries is how many of each subscription's newest
+// deliveries (of those created in the hour before the last minute rolled
+// up, or later) are looked at for the attempts stored after that minute,
+// while the roll-up is current.
+const activityTailDeliveries = 25
+
+// subscriptionActivitySQL adds up the subscriptions' hours from the one
+// that holds the window's start ($2) up to the last minute rolled up (ADR
+// 34): 25 rows of the primary key per subscription at most, whatever
+// their traffic. The attempts stored since that minute are counted live
+// (from_ below):
+//   - while the roll-up is current (a minute or two behind), among each
+//     subscription's newest $5 deliveries created in the hour before
+//     from_ or later, so that the page's cost is bounded (at most $5
+//     deliveries and their attempts per subscription): a test event shows
+//     at once, and the other attempts of those minutes (a busy endpoint's
+//     on older deliveries, retries of deliveries over an hour old; at most
+//     two minutes of a 24-hour count) count once their minute is rolled
+//     up;
+//   - when it lags further (the scheduler has stopped), all of them, from
+//     each subscription's deliveries created in the day before from_ or
+//     later (the retry schedule spans about a day) and their attempts;
+//   - when nothing in the window is rolled up (a database without a
+//     running scheduler), the whole window's, the same way.
+var subscriptionActivitySQL = `
+WITH w AS (
+	SELECT date_trunc('hour', $2::timestamptz) AS first_hour, ` + rolledUntil + ` AS rolled_until
+), t AS (
+	SELECT CASE WHEN rolled_until IS NULL OR rolled_until <= first_hour THEN first_hour ELSE rolled_until END AS from_,
+	       coalesce(rolled_until > first_hour AND rolled_until >= now() - $4::interval, false) AS current,
+	       first_hour
+	FROM w
+), counted AS (
+	SELECT h.subscription_id, h.attempts, h.succeeded
+	FROM subscription_activity_hours h, t
+	WHERE h.subscription_id = ANY($1) AND h.hour >= t.first_hour AND h.hour < t.from_
+	UNION ALL
+	SELECT s.id, count(a.id), count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299)
+	FROM t, unnest($1::text[]) AS s(id),
+	     LATERAL (SELECT id FROM deliveries WHERE subscription_id = s.id AND created_at >= t.from_ - interval '1 hour'
+	              ORDER BY created_at DESC LIMIT $5) d
+	JOIN attempts a ON a.delivery_id = d.id
+	WHERE t.current AND a.recorded_at >= t.from_
+	GROUP BY 1
+	UNION ALL
+	SELECT d.subscription_id, count(*), count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299)
+	FROM t, deliveries d JOIN attempts a ON a.delivery_id = d.id
+	WHERE NOT t.current AND d.subscription_id = ANY($1) AND d.created_at >= t.from_ - interval '1 day' AND a.recorded_at >= t.from_
+	GROUP BY 1
+)
+SELECT c.subscription_id, sum(c.attempts)::bigint, sum(c.succeeded)::bigint
+FROM counted c JOIN subscriptions sub ON sub.id = c.subscription_id
+WHERE $3::text IS NULL OR sub.tenant_id = $3
+GROUP BY 1`
+
+// SubscriptionActivity counts the attempts stored since since (at most
+// ActivityWindow ago) to each of the subscriptions ids within scope, and
+// those that got a 2xx. It counts whole hours, from the start of the hour
+// that holds since; while the roll-up is current, the attempts stored
+// after its last minute are counted among each subscription's newest
+// deliveries only (subscriptionActivitySQL).
 func (s *Store) SubscriptionActivity(ctx context.Context, scope Scope, ids []string, since time.Time) (_ map[string]Activity, err error) {
 	defer markUnavailable(&err)
-	rows, err := s.pool.Query(ctx, `
-		SELECT d.subscription_id, count(*), count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299)
-		FROM subscriptions sub
-		JOIN deliveries d ON d.subscription_id = sub.id AND d.created_at >= $2::timestamptz - interval '1 day'
-		JOIN attempts a ON a.delivery_id = d.id AND a.started_at >= $2
-		WHERE sub.id = ANY($1) AND ($3::text IS NULL OR sub.tenant_id = $3)
-		GROUP BY d.subscription_id`, ids, since, scope.arg())
+	rows, err := s.pool.Query(ctx, subscriptionActivitySQL, ids, since, scope.arg(), activityLag, activityTailDeliveries)
 	if err != nil {
 		return nil, fmt.Errorf("subscription activity: %w", err)
 	}

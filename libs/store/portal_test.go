@@ -178,8 +178,8 @@ func TestEndpointRevealTestAndActivity(t *testing.T) {
 	require.ErrorIs(t, err, domain.ErrNotFound)
 	require.Zero(t, count(t, db, "SELECT count(*) FROM events WHERE id = 'test_2'"), "nothing written for another tenant's endpoint")
 
-	_, err = db.Pool.Exec(ctx, `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code)
-		VALUES ($1, 1, now() - interval '2 days', 5, 500), ($1, 2, now(), 5, 500), ($1, 3, now(), 5, 204)`, ref.ID)
+	_, err = db.Pool.Exec(ctx, `INSERT INTO attempts (delivery_id, number, started_at, recorded_at, duration_ms, status_code)
+		VALUES ($1, 1, now() - interval '2 days', now() - interval '2 days', 5, 500), ($1, 2, now(), now(), 5, 500), ($1, 3, now(), now(), 5, 204)`, ref.ID)
 	require.NoError(t, err)
 	act, err := st.SubscriptionActivity(ctx, acme, []string{"acme_1", "globex_1"}, time.Now().Add(-24*time.Hour))
 	require.NoError(t, err)

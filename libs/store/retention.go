@@ -112,3 +112,17 @@ func (s *Store) PruneEvents(ctx context.Context, olderThan time.Duration, after 
 	}
 	return p, nil
 }
+
+// PruneActivityHours deletes the subscriptions' hours of activity (ADR 35)
+// that ended more than olderThan ago, so that with a retention period
+// shorter than the activity window no figure outlives the attempts it
+// counts, and reports how many it deleted. The roll-up deletes those older
+// than the window itself.
+func (s *Store) PruneActivityHours(ctx context.Context, olderThan time.Duration) (_ int64, err error) {
+	defer markUnavailable(&err)
+	tag, err := s.pool.Exec(ctx, `DELETE FROM subscription_activity_hours WHERE hour < now() - $1::interval - interval '1 hour'`, olderThan)
+	if err != nil {
+		return 0, fmt.Errorf("prune activity hours older than %s: %w", olderThan, err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -511,7 +511,7 @@ func TestConcurrentRollUpsDoNotMixTheirCounts(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = first.Rollback(ctx) }()
 	var n int64
-	require.NoError(t, first.QueryRow(ctx, store.RollUpSQL, 100_000, store.MaxStatsWindow, store.RollUpDelay).Scan(&n))
+	require.NoError(t, first.QueryRow(ctx, store.RollUpSQL, 100_000, store.MaxStatsWindow, store.RollUpDelay, store.ActivityWindow).Scan(&n))
 	require.Greater(t, n, int64(0))
 	post("e2", "late") // seen by the second roll-up only
 
@@ -573,4 +573,42 @@ func TestEventListingsAreNeverCachedAsGenericPlans(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%ARRAY(SELECT x.status FROM deliveries x%'
 		AND statement NOT LIKE '%pg_prepared_statements%'`).Scan(&cached))
 	require.Zero(t, cached, "the listing was prepared and cached on the connection")
+}
+
+// TestListingWithTwoFiltersKeepsItsConnections: a tenant's failed events
+// are listed by two statements at once and the slower one cancelled (here
+// the walk of every failed delivery, 20,000 of another tenant's before
+// the tenant's one); the cancelled statement's connection goes back to
+// the pool instead of being closed, which made every such listing open a
+// new session.
+func TestListingWithTwoFiltersKeepsItsConnections(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, `
+		INSERT INTO tenants (id, name) VALUES ('acme', 'Acme'), ('other', 'Other');
+		INSERT INTO subscriptions (id, tenant_id, url, event_types, secret) VALUES
+			('acme_1', 'acme', 'https://acme.example/', ARRAY['*'], 'whsec_x'),
+			('other_1', 'other', 'https://other.example/', ARRAY['*'], 'whsec_x');
+		INSERT INTO events (id, tenant_id, type, data, received_at)
+			SELECT 'evt_' || i, 'acme', 'order.created', '{}', now() - interval '1 day' - i * interval '1 second' FROM generate_series(1, 5) i;
+		INSERT INTO deliveries (event_id, subscription_id, status, created_at)
+			SELECT id, 'acme_1', CASE WHEN id = 'evt_1' THEN 'failed' ELSE 'delivered' END, received_at FROM events;
+		INSERT INTO events (id, tenant_id, type, data, received_at)
+			SELECT 'other_' || i, 'other', 'order.created', '{}', now() - i * interval '1 second' FROM generate_series(1, 20000) i;
+		INSERT INTO deliveries (event_id, subscription_id, status, created_at)
+			SELECT id, 'other_1', 'failed', received_at FROM events WHERE tenant_id = 'other';
+		ANALYZE`)
+	require.NoError(t, err)
+	pool, err := store.Connect(ctx, db.URL, 10)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	st := store.New(pool)
+	for range 10 {
+		events, err := st.ListEvents(ctx, store.TenantScope("acme"), store.EventFilter{Status: domain.EventFailed, Limit: 10})
+		require.NoError(t, err)
+		require.Equal(t, []string{"evt_1"}, eventIDs(events))
+	}
+	s := pool.Stat()
+	require.Equal(t, s.NewConnsCount(), int64(s.TotalConns()), "connections closed by a cancelled listing")
 }

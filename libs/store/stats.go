@@ -45,10 +45,15 @@ const rollUpDelay = 30 * time.Second
 // minute is read once from the indexes over its range, grouped by tenant
 // (events) and by subscription (deliveries), and feeds both kinds of row;
 // a delivery's tenant is its subscription's, joined once per subscription
-// and minute rather than per delivery. Several schedulers may run it at
-// once: the one that inserts a minute's whole-deployment row inserts its
-// tenants' rows too, and the others, finding that row taken, insert none of
-// the minute's.
+// and minute rather than per delivery. The attempts stored in each minute
+// of the last ActivityWindow (and the rest of its first hour) are added to
+// their subscription's row for the hour in subscription_activity_hours
+// (ADR 35), read from the attempts' index by the time they were stored.
+// Several schedulers may run it at once: the one that inserts a minute's
+// whole-deployment row inserts its tenants' rows and adds its attempts
+// too, and the others, finding that row taken, insert none of the
+// minute's; two adding different minutes to one hour wait for each other
+// on the hour's row.
 var rollUpSQL = `
 WITH bounds AS (
 	SELECT f.first, least(f.first + ($1::int - 1) * interval '1 minute',
@@ -78,6 +83,14 @@ WITH bounds AS (
 	SELECT st.minute, s.tenant_id, sum(st.delivered) AS delivered, sum(st.retrying) AS retrying, sum(st.failed) AS failed
 	FROM settled st JOIN subscriptions s ON s.id = st.subscription_id
 	GROUP BY 1, 2
+), attempted AS (
+	SELECT m AS minute, x.subscription_id, x.n, x.ok
+	FROM minutes, LATERAL (
+		SELECT d.subscription_id, count(*) AS n, count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS ok
+		FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+		WHERE a.recorded_at >= m AND a.recorded_at < m + interval '1 minute'
+		GROUP BY 1) x
+	WHERE m >= date_trunc('hour', now() - $4::interval)
 ), whole AS (
 	INSERT INTO activity_minutes (minute, events_received, delivered, retrying, failed)
 	SELECT m, coalesce(r.n, 0), coalesce(st.delivered, 0), coalesce(st.retrying, 0), coalesce(st.failed, 0)
@@ -95,6 +108,15 @@ WITH bounds AS (
 	FULL JOIN settled_by_tenant st ON st.minute = r.minute AND st.tenant_id = r.tenant_id
 	WHERE coalesce(r.minute, st.minute) IN (SELECT minute FROM whole)
 	ON CONFLICT (tenant_id, minute) DO NOTHING
+), per_subscription AS (
+	INSERT INTO subscription_activity_hours AS h (subscription_id, hour, attempts, succeeded)
+	SELECT subscription_id, date_trunc('hour', minute), sum(n), sum(ok)
+	FROM attempted WHERE minute IN (SELECT minute FROM whole)
+	GROUP BY 1, 2
+	ON CONFLICT (subscription_id, hour) DO UPDATE
+	SET attempts = h.attempts + excluded.attempts, succeeded = h.succeeded + excluded.succeeded
+), pruned_hours AS (
+	DELETE FROM subscription_activity_hours WHERE hour < now() - $4::interval - interval '1 hour'
 )
 SELECT count(*) FROM whole`
 
@@ -119,7 +141,7 @@ func (s *Store) RollUpActivity(ctx context.Context, limit int) (int64, error) {
 		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, rollUpSQL, limit, MaxStatsWindow, rollUpDelay).Scan(&n)
+		return tx.QueryRow(ctx, rollUpSQL, limit, MaxStatsWindow, rollUpDelay, ActivityWindow).Scan(&n)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("roll up activity: %w", err)

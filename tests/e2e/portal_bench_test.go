@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
 // What BenchmarkPortal stores: the measured tenant "big" with
@@ -30,7 +32,7 @@ const (
 // a rare one, each delivered to one endpoint (none for 1 event in 100).
 // The last 1,000 events' deliveries are pending; of the others 0.5% are
 // retrying, 2% failed and the rest delivered, each with its attempt a
-// second after the event. Everything follows from the row's number, so
+// second after the event, stored 40 ms later. Everything follows from the row's number, so
 // every run stores the same data.
 var seedPortalSQL = []struct {
 	sql  string
@@ -74,8 +76,8 @@ var seedPortalSQL = []struct {
 	                           WHEN (n.i * 7) % 1000 < 25 THEN 'failed'
 	                           ELSE 'delivered' END AS st) x
 	 WHERE e.tenant_id = 'big' AND (n.i * 31) % 100 <> 0`, []any{int64(portalBenchEvents), int64(portalBenchEndpoints)}},
-	{`INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, error_class, error, response_body)
-	 SELECT d.id, 1, d.created_at + interval '1 second', 40, d.last_status_code,
+	{`INSERT INTO attempts (delivery_id, number, started_at, recorded_at, duration_ms, status_code, error_class, error, response_body)
+	 SELECT d.id, 1, d.created_at + interval '1 second', d.created_at + interval '1.04 seconds', 40, d.last_status_code,
 	        CASE WHEN d.status = 'delivered' THEN '' ELSE 'http_status' END,
 	        CASE WHEN d.status = 'delivered' THEN '' ELSE 'HTTP 500' END,
 	        CASE WHEN d.status = 'delivered' THEN '' ELSE '{"error":"database unavailable"}' END
@@ -121,6 +123,20 @@ func BenchmarkPortal(b *testing.B) {
 	}
 	b.Logf("seeded %d tenants, tenant big with %d endpoints and %d events, in %s",
 		portalBenchTenants, portalBenchEndpoints, portalBenchEvents, time.Since(start).Round(time.Second))
+	// As a running retry scheduler would have: the minutes and the
+	// endpoints' hours of activity rolled up (ADR 18, ADR 35).
+	start = time.Now()
+	st := store.New(s.db.Pool)
+	for {
+		n, err := st.RollUpActivity(ctx, 1440)
+		if err != nil {
+			b.Fatalf("roll up: %v", err)
+		}
+		if n < 1440 {
+			break
+		}
+	}
+	b.Logf("rolled up a week of minutes in %s", time.Since(start).Round(time.Millisecond))
 
 	base := s.startDashboardAt(dashAddr)
 	c := portalClient(b, s.portalLink("big", map[string]any{"expires_in": "2h"}))

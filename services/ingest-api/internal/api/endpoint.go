@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
 // What the customer portal (ADR 32) needs of a subscription beyond the
@@ -25,14 +26,15 @@ type revealSecretOutput struct {
 }
 
 // ActivityBody is a subscription's attempts over the last 24 hours, in
-// listings asked for it (GET /subscriptions?activity=true).
+// listings asked for it (GET /subscriptions?activity=true), counted by
+// whole hours from the retry scheduler's roll-up (ADR 35).
 type ActivityBody struct {
-	Attempts  int64 `json:"attempts" doc:"Attempts made in the last 24 hours."`
+	Attempts  int64 `json:"attempts" doc:"Attempts made in the last 24 hours: since the start of the hour 24 hours ago, from hours rolled up by the retry scheduler; those of the last minute or two only on the newest 25 deliveries."`
 	Succeeded int64 `json:"succeeded" doc:"Those of them answered with a 2xx."`
 }
 
 // activityWindow is what GET /subscriptions?activity=true counts.
-const activityWindow = 24 * time.Hour
+const activityWindow = store.ActivityWindow
 
 func (s *Server) registerEndpoint(api huma.API) {
 	huma.Register(api, huma.Operation{

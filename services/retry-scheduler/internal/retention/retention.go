@@ -20,6 +20,7 @@ import (
 // Store is the part of the data layer the pruner uses.
 type Store interface {
 	PruneEvents(ctx context.Context, olderThan time.Duration, after *store.Position, limit int) (store.Pruned, error)
+	PruneActivityHours(ctx context.Context, olderThan time.Duration) (int64, error)
 }
 
 // Config tunes a Pruner; zero fields take the defaults in brackets.
@@ -101,6 +102,9 @@ type Totals struct {
 	Examined int
 	// Events, Deliveries and Attempts count the rows deleted.
 	Events, Deliveries, Attempts int64
+	// ActivityHours counts the subscriptions' hours of activity deleted
+	// (ADR 35): those that ended before the period.
+	ActivityHours int64
 }
 
 // Run passes over the expired events every Every until ctx ends. A batch
@@ -116,7 +120,7 @@ func (p *Pruner) Run(ctx context.Context) error {
 				"events", t.Events, "deliveries", t.Deliveries, "attempts", t.Attempts)
 		case t.Examined > 0:
 			p.log.Info("pruned expired events", "events", t.Events, "deliveries", t.Deliveries, "attempts", t.Attempts,
-				"kept", t.Examined-int(t.Events), "batches", t.Batches, "took", p.cfg.Clock.Now().Sub(start).Round(time.Millisecond),
+				"kept", t.Examined-int(t.Events), "activity_hours", t.ActivityHours, "batches", t.Batches, "took", p.cfg.Clock.Now().Sub(start).Round(time.Millisecond),
 				"retention_period", p.cfg.Period)
 		}
 		if !clock.Sleep(ctx, p.cfg.Clock, p.cfg.Every) {
@@ -125,13 +129,21 @@ func (p *Pruner) Run(ctx context.Context) error {
 	}
 }
 
-// Pass deletes expired events batch by batch, from the oldest, until a
+// Pass deletes the subscriptions' hours of activity that ended before the
+// period, then expired events batch by batch, from the oldest, until a
 // batch finds fewer than BatchSize or ctx ends.
 func (p *Pruner) Pass(ctx context.Context) (Totals, error) {
 	var (
 		t     Totals
 		after *store.Position
 	)
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.BatchTimeout)
+	hours, err := p.store.PruneActivityHours(hctx, p.cfg.Period)
+	cancel()
+	if err != nil {
+		return t, err
+	}
+	t.ActivityHours = hours
 	for ctx.Err() == nil {
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.BatchTimeout)
 		b, err := p.store.PruneEvents(bctx, p.cfg.Period, after, p.cfg.BatchSize)

@@ -133,6 +133,28 @@ func (s *blockingStore) PruneEvents(ctx context.Context, _ time.Duration, _ *sto
 	return store.Pruned{Examined: limit, Events: int64(limit), Last: &store.Position{ID: "x"}}, ctx.Err()
 }
 
+func (s *blockingStore) PruneActivityHours(context.Context, time.Duration) (int64, error) {
+	return 0, nil
+}
+
+// TestPassDeletesActivityHoursOfThePeriod: a pass deletes the
+// subscriptions' hours of activity that ended before the retention
+// period, and keeps the others.
+func TestPassDeletesActivityHoursOfThePeriod(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	seed(t, db, "evt_", 1, "delivered")
+	_, err := db.Pool.Exec(context.Background(), `INSERT INTO subscription_activity_hours (subscription_id, hour, attempts, succeeded)
+		SELECT 'sub_a', date_trunc('hour', now()) - h * interval '1 hour', 1, 1 FROM unnest(ARRAY[1, 3, 5]) h`)
+	require.NoError(t, err)
+	p := retention.New(store.New(db.Pool), retention.Config{Period: 2 * time.Hour, Registerer: prometheus.NewRegistry()})
+	tot, err := p.Pass(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, int64(2), tot.ActivityHours)
+	require.Equal(t, 1, count(t, db, "subscription_activity_hours WHERE hour = date_trunc('hour', now()) - interval '1 hour'"))
+	require.Equal(t, 1, count(t, db, "subscription_activity_hours"))
+}
+
 // TestRunStopsOnCancel: cancelling the context lets the batch in flight
 // finish (its context is not cancelled) and starts no other.
 func TestRunStopsOnCancel(t *testing.T) {

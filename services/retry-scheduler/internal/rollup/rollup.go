@@ -1,6 +1,7 @@
 // Package rollup keeps the per-minute activity that GET /stats adds up
-// (ADR 18): every few seconds it rolls up the minutes that have closed,
-// catching up in batches after a pause or on a fresh database.
+// (ADR 18), and each subscription's attempts per hour that its activity
+// adds up (ADR 35): every few seconds it rolls up the minutes that have
+// closed, catching up in batches after a pause or on a fresh database.
 package rollup
 
 import (
