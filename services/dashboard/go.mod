@@ -20,6 +20,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/retry v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect

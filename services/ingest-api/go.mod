@@ -22,6 +22,7 @@ require (
 
 require (
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
+	github.com/dispatch-webhooks/dispatch/libs/retry v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
