@@ -16,6 +16,14 @@ const PortalEndpointsURL templ.SafeURL = PortalBase + "/"
 // PortalEventsURL is the portal's event log.
 const PortalEventsURL templ.SafeURL = PortalBase + "/events"
 
+// PortalEventTypesURL is the portal's event-type catalog.
+const PortalEventTypesURL templ.SafeURL = PortalBase + "/event-types"
+
+// PortalEventTypeURL is the portal page of event type name.
+func PortalEventTypeURL(name string) templ.SafeURL {
+	return templ.SafeURL(PortalBase + string(EventTypeURL(name)))
+}
+
 // PortalEndpointURL is the portal page of endpoint id, followed by any of
 // suffix ("/pause", "/delete", …).
 func PortalEndpointURL(id string, suffix ...string) templ.SafeURL {

@@ -36,6 +36,9 @@ type Page struct {
 	Now time.Time
 	// Notice reports what an action did ("2 deliveries queued").
 	Notice string
+	// Warnings are what the API warned of about the action (an event type
+	// not in the catalog, a deprecated one); the action was done.
+	Warnings []string
 	// Error is a problem with the whole page or action, shown at the top.
 	Error string
 	// RefreshSeconds, when positive, reloads the page that often.
@@ -531,10 +534,24 @@ type EventTypeView struct {
 	// Description is the Markdown as written; shown as text.
 	Description string
 	ArchivedAt  *time.Time
+	// Fields are the fields the schema describes, for reading; the schema
+	// itself is below them.
+	Fields []SchemaField
 	// Schema and Examples are indented JSON, members in their order.
 	Schema   string
 	Examples []string
 	Versions []EventTypeVersionRow
+}
+
+// SchemaField is a field an event type's schema describes.
+type SchemaField struct {
+	// Path is where the field is in data: "customer.email",
+	// "items[].sku".
+	Path string
+	// Type is its JSON type or types, or its allowed values.
+	Type        string
+	Required    bool
+	Description string
 }
 
 // EventTypeVersionRow is one version of a type's schema.

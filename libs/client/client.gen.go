@@ -1922,7 +1922,7 @@ type ClientInterface interface {
 
 	// ImportEventTypesWithBody Import event types from an OpenAPI document
 	//
-	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. The types are stored all at once or, if one cannot be stored (archived or created while the document was checked: a 409), none is. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1931,7 +1931,7 @@ type ClientInterface interface {
 
 	// ImportEventTypes Import event types from an OpenAPI document
 	//
-	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. The types are stored all at once or, if one cannot be stored (archived or created while the document was checked: a 409), none is. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2374,7 +2374,7 @@ func (c *Client) ListEventTypes(ctx context.Context, params *ListEventTypesParam
 
 // ImportEventTypesWithBody Import event types from an OpenAPI document
 //
-// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. The types are stored all at once or, if one cannot be stored (archived or created while the document was checked: a 409), none is. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2393,7 +2393,7 @@ func (c *Client) ImportEventTypesWithBody(ctx context.Context, contentType strin
 
 // ImportEventTypes Import event types from an OpenAPI document
 //
-// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. The types are stored all at once or, if one cannot be stored (archived or created while the document was checked: a 409), none is. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5199,7 +5199,7 @@ type ClientWithResponsesInterface interface {
 
 	// ImportEventTypesWithBodyWithResponse Import event types from an OpenAPI document
 	//
-	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. The types are stored all at once or, if one cannot be stored (archived or created while the document was checked: a 409), none is. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5208,7 +5208,7 @@ type ClientWithResponsesInterface interface {
 
 	// ImportEventTypesWithResponse Import event types from an OpenAPI document
 	//
-	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+	// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. The types are stored all at once or, if one cannot be stored (archived or created while the document was checked: a 409), none is. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5962,6 +5962,8 @@ type ImportEventTypesResponse struct {
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *ErrorModel
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -5994,6 +5996,11 @@ func (r ImportEventTypesResponse) GetApplicationproblemJSON401() *ErrorModel {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ImportEventTypesResponse) GetApplicationproblemJSON403() *ErrorModel {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ImportEventTypesResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -9189,7 +9196,7 @@ func (c *ClientWithResponses) ListEventTypesWithResponse(ctx context.Context, pa
 
 // ImportEventTypesWithBodyWithResponse Import event types from an OpenAPI document
 //
-// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. The types are stored all at once or, if one cannot be stored (archived or created while the document was checked: a 409), none is. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9204,7 +9211,7 @@ func (c *ClientWithResponses) ImportEventTypesWithBodyWithResponse(ctx context.C
 
 // ImportEventTypesWithResponse Import event types from an OpenAPI document
 //
-// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
+// Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. The types are stored all at once or, if one cannot be stored (archived or created while the document was checked: a 409), none is. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10219,6 +10226,13 @@ func ParseImportEventTypesResponse(rsp *http.Response) (*ImportEventTypesRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest ErrorModel

@@ -65,60 +65,101 @@ const bumpCatalog = `UPDATE catalog_revision SET revision = revision + 1`
 func (s *Store) PutEventType(ctx context.Context, t domain.EventType) (_ domain.EventType, created bool, err error) {
 	defer markUnavailable(&err)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var (
-			version  int
-			archived pgtype.Timestamptz
-			same     bool
-		)
-		err := tx.QueryRow(ctx, `
-			SELECT t.version, t.archived_at, v.schema::jsonb = $2::jsonb
-			FROM event_types t JOIN event_type_versions v ON v.name = t.name AND v.version = t.version
-			WHERE t.name = $1 FOR UPDATE OF t`, t.Name, []byte(t.Schema)).Scan(&version, &archived, &same)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			created, version = true, 1
-			if _, err := tx.Exec(ctx, `INSERT INTO event_types (name, description, deprecated, validation, version)
-				VALUES ($1, $2, $3, $4, 1) ON CONFLICT (name) DO NOTHING`, t.Name, t.Description, t.Deprecated, string(t.Validation)); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO event_type_versions (name, version, schema, examples) VALUES ($1, 1, $2, $3)`,
-				t.Name, []byte(t.Schema), examplesJSON(t.Examples)); err != nil {
-				return err
-			}
-		case err != nil:
+		created, err = putEventType(ctx, tx, t)
+		if err != nil {
 			return err
-		case archived.Valid:
-			return fmt.Errorf("event type %q is archived; its name stays reserved: %w", t.Name, domain.ErrConflict)
-		case same:
-			if _, err := tx.Exec(ctx, `UPDATE event_type_versions SET examples = $3 WHERE name = $1 AND version = $2`,
-				t.Name, version, examplesJSON(t.Examples)); err != nil {
-				return err
-			}
-		default:
-			version++
-			if _, err := tx.Exec(ctx, `INSERT INTO event_type_versions (name, version, schema, examples) VALUES ($1, $2, $3, $4)`,
-				t.Name, version, []byte(t.Schema), examplesJSON(t.Examples)); err != nil {
-				return err
-			}
-		}
-		if !created {
-			if _, err := tx.Exec(ctx, `UPDATE event_types SET description = $2, deprecated = $3, validation = $4, version = $5, updated_at = now()
-				WHERE name = $1`, t.Name, t.Description, t.Deprecated, string(t.Validation), version); err != nil {
-				return err
-			}
 		}
 		_, err = tx.Exec(ctx, bumpCatalog)
 		return err
 	})
-	if isUniqueViolation(err) {
-		// A concurrent PUT created it first; the caller may repeat.
-		return domain.EventType{}, false, fmt.Errorf("put event type %q: created concurrently: %w", t.Name, domain.ErrConflict)
-	}
 	if err != nil {
-		return domain.EventType{}, false, fmt.Errorf("put event type %q: %w", t.Name, err)
+		return domain.EventType{}, false, putError(t.Name, err)
 	}
 	stored, err := s.GetEventType(ctx, t.Name)
 	return stored, created, err
+}
+
+// PutEventTypes puts each of types as PutEventType does, all in one
+// transaction: either every one is stored or, on any error, none is. It
+// reports which were created.
+func (s *Store) PutEventTypes(ctx context.Context, types []domain.EventType) (created []bool, err error) {
+	defer markUnavailable(&err)
+	created = make([]bool, len(types))
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for i, t := range types {
+			c, err := putEventType(ctx, tx, t)
+			if err != nil {
+				return putError(t.Name, err)
+			}
+			created[i] = c
+		}
+		if len(types) == 0 {
+			return nil
+		}
+		_, err := tx.Exec(ctx, bumpCatalog)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("put event types: %w", err)
+	}
+	return created, nil
+}
+
+// putError is the error of putting the event type name, a concurrent
+// create being a conflict.
+func putError(name string, err error) error {
+	if isUniqueViolation(err) {
+		// A concurrent PUT created it first; the caller may repeat.
+		return fmt.Errorf("put event type %q: created concurrently: %w", name, domain.ErrConflict)
+	}
+	return fmt.Errorf("put event type %q: %w", name, err)
+}
+
+// putEventType is PutEventType's work in tx, without the revision bump.
+func putEventType(ctx context.Context, tx pgx.Tx, t domain.EventType) (created bool, err error) {
+	var (
+		version  int
+		archived pgtype.Timestamptz
+		same     bool
+	)
+	err = tx.QueryRow(ctx, `
+		SELECT t.version, t.archived_at, v.schema::jsonb = $2::jsonb
+		FROM event_types t JOIN event_type_versions v ON v.name = t.name AND v.version = t.version
+		WHERE t.name = $1 FOR UPDATE OF t`, t.Name, []byte(t.Schema)).Scan(&version, &archived, &same)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		created, version = true, 1
+		if _, err := tx.Exec(ctx, `INSERT INTO event_types (name, description, deprecated, validation, version)
+			VALUES ($1, $2, $3, $4, 1) ON CONFLICT (name) DO NOTHING`, t.Name, t.Description, t.Deprecated, string(t.Validation)); err != nil {
+			return false, err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO event_type_versions (name, version, schema, examples) VALUES ($1, 1, $2, $3)`,
+			t.Name, []byte(t.Schema), examplesJSON(t.Examples)); err != nil {
+			return false, err
+		}
+	case err != nil:
+		return false, err
+	case archived.Valid:
+		return false, fmt.Errorf("event type %q is archived; its name stays reserved: %w", t.Name, domain.ErrConflict)
+	case same:
+		if _, err := tx.Exec(ctx, `UPDATE event_type_versions SET examples = $3 WHERE name = $1 AND version = $2`,
+			t.Name, version, examplesJSON(t.Examples)); err != nil {
+			return false, err
+		}
+	default:
+		version++
+		if _, err := tx.Exec(ctx, `INSERT INTO event_type_versions (name, version, schema, examples) VALUES ($1, $2, $3, $4)`,
+			t.Name, version, []byte(t.Schema), examplesJSON(t.Examples)); err != nil {
+			return false, err
+		}
+	}
+	if !created {
+		if _, err := tx.Exec(ctx, `UPDATE event_types SET description = $2, deprecated = $3, validation = $4, version = $5, updated_at = now()
+			WHERE name = $1`, t.Name, t.Description, t.Deprecated, string(t.Validation), version); err != nil {
+			return false, err
+		}
+	}
+	return created, nil
 }
 
 // GetEventType returns an event type, archived or not, with its latest

@@ -129,3 +129,43 @@ func TestEventsRecordSchemaVerdict(t *testing.T) {
 	require.Len(t, list, 2)
 	require.Equal(t, "e2", list[0].ID)
 }
+
+// TestPutEventTypesIsAllOrNothing: a set of types whose last one cannot be
+// stored (its name is archived) stores none of them, and the catalog's
+// revision does not move; a set that can be stored is stored whole.
+func TestPutEventTypesIsAllOrNothing(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	_, _, err := st.PutEventType(ctx, eventType("order.gone", `{}`, `{}`))
+	require.NoError(t, err)
+	require.NoError(t, st.ArchiveEventType(ctx, "order.gone"))
+	_, _, err = st.PutEventType(ctx, eventType("order.kept", `{"type":"object"}`, `{}`))
+	require.NoError(t, err)
+	rev, err := st.CatalogRevision(ctx)
+	require.NoError(t, err)
+
+	_, err = st.PutEventTypes(ctx, []domain.EventType{
+		eventType("order.new", `{}`, `{}`),
+		eventType("order.kept", `{"type":"object","required":["id"]}`, `{"id":1}`),
+		eventType("order.gone", `{}`, `{}`),
+	})
+	require.ErrorIs(t, err, domain.ErrConflict)
+	_, err = st.GetEventType(ctx, "order.new")
+	require.ErrorIs(t, err, domain.ErrNotFound, "a type of the failed set was stored")
+	kept, err := st.GetEventType(ctx, "order.kept")
+	require.NoError(t, err)
+	require.Equal(t, 1, kept.Version, "a type of the failed set was changed")
+	after, err := st.CatalogRevision(ctx)
+	require.NoError(t, err)
+	require.Equal(t, rev, after)
+
+	created, err := st.PutEventTypes(ctx, []domain.EventType{
+		eventType("order.new", `{}`, `{}`),
+		eventType("order.kept", `{"type":"object","required":["id"]}`, `{"id":1}`),
+	})
+	require.NoError(t, err)
+	require.Equal(t, []bool{true, false}, created)
+	kept, err = st.GetEventType(ctx, "order.kept")
+	require.NoError(t, err)
+	require.Equal(t, 2, kept.Version)
+}

@@ -277,6 +277,23 @@ func TestPortal(t *testing.T) {
 		return count(t, ctx, testid("attempt")) == 2
 	}, "the redelivery's attempt never showed")
 
+	// The catalog, read-only: a type's page shows the fields of its data.
+	if code, body := s.call("PUT", "/event-types/invoice.paid", map[string]any{"description": "An invoice was paid.",
+		"schema":   map[string]any{"type": "object", "required": []string{"amount"}, "properties": map[string]any{"amount": map[string]any{"type": "integer"}}},
+		"examples": []any{map[string]any{"amount": 7}}, "validation": "warn"}); code != http.StatusCreated {
+		t.Fatalf("PUT /event-types/invoice.paid: %d %v", code, body)
+	}
+	do(t, ctx, "event types",
+		chromedp.Click(labelled("Event types")),
+		chromedp.WaitVisible(chromedp.CSS(testid("event-type-row"))),
+		chromedp.Click(chromedp.CSS(`[data-testid="event-type-row"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(testid("schema-fields"))),
+	)
+	if got := text(t, ctx, `[data-testid="schema-field"][data-path="amount"] td:nth-child(2)`); got != "integer" {
+		t.Errorf("the amount field's type reads %q", got)
+	}
+	shoot(t, ctx, "portal-event-type")
+
 	// Revoked: the next click shows the expired page, and so does the link.
 	s.revokePortal("acme")
 	do(t, ctx, "after the revocation",

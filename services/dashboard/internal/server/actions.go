@@ -82,7 +82,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, rq *
 		case err != nil:
 			apiErr = unreachable(err)
 		case res.JSON201 != nil:
-			s.showOnce(w, r, rq, web.CreatedSecret{SubscriptionID: res.JSON201.Id, Secret: res.JSON201.Secret}, "created")
+			s.showOnce(w, r, rq, session.Flash{SubscriptionID: res.JSON201.Id, Secret: res.JSON201.Secret, Warnings: items(res.JSON201.Warnings)}, "created")
 			return
 		default:
 			apiErr = problem(res.StatusCode(), res.Body)
@@ -163,10 +163,11 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, rq *request) {
 		return
 	}
 	expires := res.JSON200.PreviousSecretExpiresAt
-	s.showOnce(w, r, rq, web.CreatedSecret{SubscriptionID: id, Secret: res.JSON200.Secret, PreviousExpiresAt: &expires}, "rotated")
+	s.showOnce(w, r, rq, session.Flash{SubscriptionID: id, Secret: res.JSON200.Secret, PreviousExpiresAt: &expires}, "rotated")
 }
 
-// flashCookie carries a secret to the page a redirect leads to.
+// flashCookie carries a secret, or the API's warnings, to the page a
+// redirect leads to.
 const flashCookie = "dispatch_flash"
 
 // flashTTL is how long a secret waits for its page: the redirect's round
@@ -174,35 +175,40 @@ const flashCookie = "dispatch_flash"
 const flashTTL = 2 * time.Minute
 
 // showOnce redirects to the subscription's page (post, redirect, get),
-// which shows secret once: it travels there sealed in a cookie that the
-// page clears, so a reload neither repeats the action nor shows it again.
-func (s *Server) showOnce(w http.ResponseWriter, r *http.Request, rq *request, secret web.CreatedSecret, done string) {
-	value, err := s.cfg.Sealer.SealFlash(session.Flash{SessionID: rq.sess.ID, SubscriptionID: secret.SubscriptionID,
-		Secret: secret.Secret, PreviousExpiresAt: secret.PreviousExpiresAt, Expires: s.cfg.Now().Add(flashTTL)})
+// which shows f's secret and warnings once: they travel there sealed in a
+// cookie that the page clears, so a reload neither repeats the action nor
+// shows them again.
+func (s *Server) showOnce(w http.ResponseWriter, r *http.Request, rq *request, f session.Flash, done string) {
+	f.SessionID, f.Expires = rq.sess.ID, s.cfg.Now().Add(flashTTL)
+	value, err := s.cfg.Sealer.SealFlash(f)
 	if err != nil {
 		s.fail(w, r, rq, err)
 		return
 	}
 	http.SetCookie(w, s.flashCookieFor(r, rq, value, int(flashTTL.Seconds())))
-	http.Redirect(w, r, rq.path(web.SubscriptionURL(secret.SubscriptionID))+"?done="+done, http.StatusSeeOther)
+	http.Redirect(w, r, rq.path(web.SubscriptionURL(f.SubscriptionID))+"?done="+done, http.StatusSeeOther)
 }
 
-// takeSecret returns the secret a redirect brought for the subscription
-// id, if any, and clears it, so that it shows once.
-func (s *Server) takeSecret(w http.ResponseWriter, r *http.Request, rq *request, id string) *web.CreatedSecret {
+// takeFlash returns the secret (nil if none) and the warnings a redirect
+// brought for the subscription id, and clears them, so that they show
+// once.
+func (s *Server) takeFlash(w http.ResponseWriter, r *http.Request, rq *request, id string) (*web.CreatedSecret, []string) {
 	c, err := r.Cookie(flashCookie)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	http.SetCookie(w, s.flashCookieFor(r, rq, "", -1))
 	f, err := s.cfg.Sealer.OpenFlash(c.Value)
 	if err != nil || f.SessionID != rq.sess.ID || f.SubscriptionID != id {
-		return nil
+		return nil, nil
 	}
-	return &web.CreatedSecret{SubscriptionID: f.SubscriptionID, Secret: f.Secret, PreviousExpiresAt: f.PreviousExpiresAt}
+	if f.Secret == "" {
+		return nil, f.Warnings
+	}
+	return &web.CreatedSecret{SubscriptionID: f.SubscriptionID, Secret: f.Secret, PreviousExpiresAt: f.PreviousExpiresAt}, f.Warnings
 }
 
-// flashCookieFor is the cookie that carries a secret to the subscription's
+// flashCookieFor is the cookie that carries a flash to the subscription's
 // page (a negative maxAge clears it): SameSite=Strict on the operators'
 // pages; on the portal's, the rules of its session cookie, so that it
 // reaches a framed portal too.
@@ -386,6 +392,10 @@ func (s *Server) editSubscription(w http.ResponseWriter, r *http.Request, rq *re
 			}
 		}
 		s.subscriptionFailed(w, r, rq, e, withForm(e))
+		return
+	}
+	if warnings := items(res.JSON200.Warnings); len(warnings) > 0 {
+		s.showOnce(w, r, rq, session.Flash{SubscriptionID: id, Warnings: warnings}, "updated")
 		return
 	}
 	http.Redirect(w, r, rq.path(web.SubscriptionURL(id))+"?done=updated", http.StatusSeeOther)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 const catalogOffer = 100
 
 // eventTypes lists the catalog, a page at a time, searched by the start of
-// the names and by deprecation; the search lives in the query.
+// the names and by deprecation; the search lives in the query. The
+// catalog is global: the portal shows the same types, read-only.
 func (s *Server) eventTypes(w http.ResponseWriter, r *http.Request, rq *request) {
 	q := r.URL.Query()
 	v := web.EventTypesView{Page: rq.page, Prefix: q.Get("prefix"), Deprecated: q.Get("deprecated"), Errors: web.Errors{}}
@@ -35,7 +37,7 @@ func (s *Server) eventTypes(w http.ResponseWriter, r *http.Request, rq *request)
 	}
 	if after := q.Get("after"); after != "" {
 		params.After = &after
-		v.First = pageURL("/event-types", q, "")
+		v.First = pageURL(rq.path("/event-types"), q, "")
 	}
 	res, err := rq.api.ListEventTypesWithResponse(r.Context(), &params)
 	status := http.StatusOK
@@ -48,7 +50,7 @@ func (s *Server) eventTypes(w http.ResponseWriter, r *http.Request, rq *request)
 			v.Types = append(v.Types, eventTypeRow(t))
 		}
 		if res.JSON200.NextCursor != nil {
-			v.Next = pageURL("/event-types", q, *res.JSON200.NextCursor)
+			v.Next = pageURL(rq.path("/event-types"), q, *res.JSON200.NextCursor)
 		}
 	case res.StatusCode() == http.StatusUnprocessableEntity:
 		v.Errors = problem(res.StatusCode(), res.Body).Fields
@@ -57,7 +59,7 @@ func (s *Server) eventTypes(w http.ResponseWriter, r *http.Request, rq *request)
 		s.fail(w, r, rq, problem(res.StatusCode(), res.Body))
 		return
 	}
-	s.render(w, r, status, web.EventTypes(v))
+	s.render(w, r, status, rq.ui.eventTypes(v))
 }
 
 func eventTypeRow(t client.EventTypeBody) web.EventTypeRow {
@@ -107,7 +109,7 @@ func (s *Server) eventType(w http.ResponseWriter, r *http.Request, rq *request) 
 		Examples []json.RawMessage `json:"examples"`
 	}
 	if json.Unmarshal(res.Body, &raw) == nil {
-		v.Schema = indented(raw.Schema)
+		v.Schema, v.Fields = indented(raw.Schema), schemaFields(raw.Schema)
 		for _, ex := range raw.Examples {
 			v.Examples = append(v.Examples, indented(ex))
 		}
@@ -131,7 +133,7 @@ func (s *Server) eventType(w http.ResponseWriter, r *http.Request, rq *request) 
 	for _, ver := range rawVersions.Data {
 		v.Versions = append(v.Versions, web.EventTypeVersionRow{Version: ver.Version, Schema: indented(ver.Schema), CreatedAt: ver.CreatedAt})
 	}
-	s.render(w, r, http.StatusOK, web.EventType(v))
+	s.render(w, r, http.StatusOK, rq.ui.eventType(v))
 }
 
 // catalogNames are the first catalogOffer type names of the catalog, for
@@ -148,4 +150,160 @@ func catalogNames(ctx context.Context, api *client.ClientWithResponses) []string
 		names = append(names, t.Name)
 	}
 	return names
+}
+
+// Bounds of the field table: a schema may nest and refer to itself without
+// end, the table stops.
+const (
+	maxFieldDepth = 6
+	maxFields     = 200
+)
+
+// schemaNode is what the field table reads of a (sub)schema.
+type schemaNode struct {
+	Ref         string            `json:"$ref"`
+	Type        json.RawMessage   `json:"type"`
+	Enum        []json.RawMessage `json:"enum"`
+	Const       json.RawMessage   `json:"const"`
+	Format      string            `json:"format"`
+	Description string            `json:"description"`
+	Required    []string          `json:"required"`
+	Properties  json.RawMessage   `json:"properties"`
+	Items       json.RawMessage   `json:"items"`
+}
+
+// schemaFields are the fields a schema describes, in the order written,
+// nested objects' and arrays' items' fields by their path, following
+// $refs inside the schema: the schema for reading. A schema that is not
+// an object describing properties has none.
+func schemaFields(schema json.RawMessage) []web.SchemaField {
+	var out []web.SchemaField
+	var walk func(raw json.RawMessage, prefix string, depth int)
+	walk = func(raw json.RawMessage, prefix string, depth int) {
+		n, ok := resolveNode(schema, raw)
+		if !ok || depth > maxFieldDepth {
+			return
+		}
+		if len(n.Properties) == 0 && len(n.Items) > 0 {
+			walk(n.Items, prefix+"[]", depth+1)
+			return
+		}
+		keys, values := members(n.Properties)
+		for i, name := range keys {
+			if len(out) >= maxFields {
+				return
+			}
+			path := name
+			if prefix != "" {
+				path = prefix + "." + name
+			}
+			p, _ := resolveNode(schema, values[i])
+			out = append(out, web.SchemaField{Path: path, Type: typeWords(schema, p), Required: slices.Contains(n.Required, name), Description: p.Description})
+			walk(values[i], path, depth+1)
+		}
+	}
+	walk(schema, "", 0)
+	return out
+}
+
+// resolveNode reads raw as a schema node, following a $ref into root
+// (a "#/..." pointer) a few times at most.
+func resolveNode(root, raw json.RawMessage) (schemaNode, bool) {
+	var n schemaNode
+	for range 8 {
+		n = schemaNode{}
+		if json.Unmarshal(raw, &n) != nil {
+			return schemaNode{}, false
+		}
+		if !strings.HasPrefix(n.Ref, "#") {
+			return n, true
+		}
+		target, ok := pointerInto(root, strings.TrimPrefix(n.Ref, "#"))
+		if !ok {
+			return n, true
+		}
+		raw = target
+	}
+	return n, true
+}
+
+// pointerInto follows a JSON pointer in doc.
+func pointerInto(doc json.RawMessage, pointer string) (json.RawMessage, bool) {
+	if pointer == "" {
+		return doc, true
+	}
+	for _, tok := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(doc, &obj) != nil {
+			return nil, false
+		}
+		next, ok := obj[tok]
+		if !ok {
+			return nil, false
+		}
+		doc = next
+	}
+	return doc, true
+}
+
+// members are an object's member names in the order written, and their
+// values; none if raw is not an object.
+func members(raw json.RawMessage) ([]string, []json.RawMessage) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, nil
+	}
+	var keys []string
+	var values []json.RawMessage
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil
+		}
+		key, _ := tok.(string)
+		keys, values = append(keys, key), append(values, v)
+	}
+	return keys, values
+}
+
+// typeWords is a field's type for reading: "string (date-time)",
+// "integer or null", "array of string", "one of \"EUR\", \"USD\"".
+func typeWords(root json.RawMessage, n schemaNode) string {
+	if len(n.Const) > 0 {
+		return "always " + string(n.Const)
+	}
+	if len(n.Enum) > 0 {
+		vals := make([]string, len(n.Enum))
+		for i, v := range n.Enum {
+			vals[i] = string(v)
+		}
+		return "one of " + strings.Join(vals, ", ")
+	}
+	var types []string
+	var one string
+	if json.Unmarshal(n.Type, &one) == nil {
+		types = []string{one}
+	} else {
+		_ = json.Unmarshal(n.Type, &types)
+	}
+	if len(types) == 0 && len(n.Properties) > 0 {
+		types = []string{"object"}
+	}
+	words := strings.Join(types, " or ")
+	if words == "array" && len(n.Items) > 0 {
+		if item, ok := resolveNode(root, n.Items); ok && len(item.Properties) == 0 {
+			if w := typeWords(root, item); w != "" {
+				words = "array of " + w
+			}
+		}
+	}
+	if n.Format != "" && words != "" {
+		words += " (" + n.Format + ")"
+	}
+	return words
 }

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
 )
 
 // serveCatalog answers the catalog's GETs as the API would, for a catalog
@@ -110,5 +113,93 @@ func TestSubscriptionFormOffersTheCatalog(t *testing.T) {
 		return strings.HasPrefix(p, "POST /subscriptions ") && strings.Contains(p, `"event_types":["user.*","order.created"]`)
 	}) {
 		t.Errorf("the ticked type was not sent: %v", posts)
+	}
+}
+
+func TestSchemaFields(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, schema string
+		want         []string // path | type | required | description
+	}{
+		{"in the order written", `{"properties":{"z":{"type":"string"},"a":{"type":"integer"}},"required":["a"]}`,
+			[]string{"z|string||", "a|integer|required|"}},
+		{"nested objects and a $ref", `{"properties":{"customer":{"$ref":"#/$defs/c"}},"$defs":{"c":{"type":"object","required":["email"],"properties":{"email":{"type":"string","format":"email","description":"Where receipts go."}}}}}`,
+			[]string{"customer|object||", "customer.email|string (email)|required|Where receipts go."}},
+		{"arrays", `{"properties":{"tags":{"type":"array","items":{"type":"string"}},"items":{"type":"array","items":{"properties":{"sku":{"type":"string"}},"required":["sku"]}}}}`,
+			[]string{"tags|array of string||", "items|array||", "items[].sku|string|required|"}},
+		{"values", `{"properties":{"currency":{"enum":["EUR","USD"]},"kind":{"const":"order"},"note":{"type":["string","null"]}}}`,
+			[]string{`currency|one of "EUR", "USD"||`, `kind|always "order"||`, "note|string or null||"}},
+		{"a recursive schema stops", `{"$defs":{"n":{"type":"object","properties":{"next":{"$ref":"#/$defs/n"}}}},"$ref":"#/$defs/n"}`,
+			[]string{"next|object||", "next.next|object||", "next.next.next|object||", "next.next.next.next|object||", "next.next.next.next.next|object||", "next.next.next.next.next.next|object||", "next.next.next.next.next.next.next|object||"}},
+		{"no properties", `true`, nil},
+		{"a ref to nowhere", `{"properties":{"a":{"$ref":"#/$defs/missing"}}}`, []string{"a|||"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got []string
+			for _, f := range schemaFields([]byte(tc.schema)) {
+				req := ""
+				if f.Required {
+					req = "required"
+				}
+				got = append(got, f.Path+"|"+f.Type+"|"+req+"|"+f.Description)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestCatalogWarningsSurviveTheRedirect: the API's warnings about a new or
+// changed subscription's event types (not in the catalog, deprecated) are
+// shown on the page the redirect leads to, once.
+func TestCatalogWarningsSurviveTheRedirect(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.signIn(t, "dsp_admin")
+	const unknown, deprecated = `event type "order.creatd" is not in the catalog`, `event type "order.old" is deprecated`
+	b.api.mu.Lock()
+	b.api.answer = func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/subscriptions":
+			writeJSON(w, http.StatusCreated, map[string]any{"id": "new", "url": "https://example.com", "event_types": []string{"order.creatd"}, "state": "active",
+				"secret": "whsec_shownonce", "created_at": time.Now(), "updated_at": time.Now(), "warnings": []string{unknown}})
+		case r.Method == http.MethodPatch && r.URL.Path == "/subscriptions/orders":
+			writeJSON(w, http.StatusOK, map[string]any{"id": "orders", "warnings": []string{deprecated}})
+		default:
+			return false
+		}
+		return true
+	}
+	b.api.mu.Unlock()
+	warnings := func(doc *goquery.Document) []string {
+		var out []string
+		testid(doc, "warning").Each(func(_ int, s *goquery.Selection) { out = append(out, s.Text()) })
+		return out
+	}
+
+	_, page := b.get(t, "/subscriptions")
+	resp, doc := b.postRedirected(t, "/subscriptions", url.Values{"csrf": {csrf(page)}, "url": {"https://example.com"}, "event_types": {"order.creatd"}})
+	if resp.Request.URL.RequestURI() != "/subscriptions/new?done=created" || testid(doc, "secret").Text() != "whsec_shownonce" {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Request.URL)
+	}
+	if got := warnings(doc); !slices.Equal(got, []string{unknown}) {
+		t.Errorf("after create: warnings %q", got)
+	}
+	if _, again := b.get(t, "/subscriptions/new?done=created"); len(warnings(again)) != 0 {
+		t.Error("the warnings show again on a reload")
+	}
+
+	_, page = b.get(t, "/subscriptions/orders")
+	resp, doc = b.postRedirected(t, "/subscriptions/orders/edit", url.Values{"csrf": {csrf(page)}, "url": {"https://example.com/hook"}, "was_url": {"https://example.com/hook"},
+		"event_types": {"order.old"}, "was_event_types": {"order.*"}})
+	if resp.Request.URL.RequestURI() != "/subscriptions/orders?done=updated" {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Request.URL)
+	}
+	if got := warnings(doc); !slices.Equal(got, []string{deprecated}) {
+		t.Errorf("after edit: warnings %q", got)
 	}
 }

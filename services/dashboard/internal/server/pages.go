@@ -624,7 +624,7 @@ func (s *Server) subscription(w http.ResponseWriter, r *http.Request, rq *reques
 	v.Notice = notice(q)
 	v.ConfirmDelete = q.Get("confirm") == "delete" && v.CanWrite
 	v.ConfirmRotate = q.Get("confirm") == "rotate" && v.CanWrite
-	v.NewSecret = s.takeSecret(w, r, rq, v.Subscription.ID)
+	v.NewSecret, v.Warnings = s.takeFlash(w, r, rq, v.Subscription.ID)
 	if q.Get("done") == "redeliver-more" && v.CanWrite {
 		queued, err := strconv.ParseInt(q.Get("queued"), 10, 64)
 		if err != nil || queued < 0 {

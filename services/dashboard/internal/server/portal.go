@@ -40,7 +40,8 @@ type PortalConfig struct {
 
 // portalUI is the customer portal's look and place.
 var portalUI = ui{base: web.PortalBase, subscriptions: web.PortalEndpoints, subscription: web.PortalEndpoint,
-	events: web.PortalEvents, event: web.PortalEvent, errorPage: web.PortalError}
+	events: web.PortalEvents, event: web.PortalEvent, errorPage: web.PortalError,
+	eventTypes: web.PortalEventTypes, eventType: web.PortalEventType}
 
 // portalRoute is one of the portal's pages or actions that need a portal
 // session. Every one goes through portalSession; a POST changes
@@ -70,6 +71,8 @@ func (s *Server) portalRoutes() []portalRoute {
 		{"GET /portal/events", s.events},
 		{"GET /portal/events/{id}", s.event},
 		{"POST /portal/events/{id}/redeliver", s.redeliverEvent},
+		{"GET /portal/event-types", s.eventTypes},
+		{"GET /portal/event-types/{name}", s.eventType},
 	}
 }
 

@@ -25,6 +25,8 @@ func seedTenants(t *testing.T, s *portalStack) {
 	s.must(t, http.StatusCreated, "POST", "/subscriptions", `{"id":"b_sub","tenant_id":"b","url":"http://127.0.0.1:9/b-canary-url","event_types":["*"]}`)
 	s.must(t, http.StatusAccepted, "POST", "/events", `{"id":"a_evt","type":"order.created","tenant_id":"a","data":{}}`)
 	s.must(t, http.StatusAccepted, "POST", "/events", `{"id":"b_evt","type":"b.canary","tenant_id":"b","data":{"x":"b-canary-data"}}`)
+	// The catalog is global: every tenant's portal shows it.
+	s.must(t, http.StatusCreated, "PUT", "/event-types/order.created", `{"schema":{"type":"object"},"examples":[{}],"validation":"warn"}`)
 	ctx := context.Background()
 	for _, q := range []string{
 		`UPDATE deliveries SET status = 'failed', attempts = 1, next_attempt_at = NULL`,
@@ -46,6 +48,8 @@ func routeTarget(pattern, subID, eventID string) (method, path string) {
 		path = strings.Replace(path, "{id}", subID, 1)
 	case strings.HasPrefix(path, "/portal/events/{id}"):
 		path = strings.Replace(path, "{id}", eventID, 1)
+	case strings.HasPrefix(path, "/portal/event-types/{name}"):
+		path = strings.Replace(path, "{name}", "order.created", 1)
 	}
 	return method, path
 }
@@ -461,5 +465,74 @@ func TestTestPending(t *testing.T) {
 				t.Errorf("testPending = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPortalCatalog: the portal shows the operator's catalog, read-only:
+// each type with its description, its data's fields, schema, examples,
+// versions and deprecation, and nothing of how ingest enforces it.
+func TestPortalCatalog(t *testing.T) {
+	t.Parallel()
+	s := startPortalStack(t, PortalConfig{})
+	seedTenants(t, s)
+	s.must(t, http.StatusCreated, "PUT", "/event-types/invoice.paid", `{"description":"An invoice was paid.\nIn full.",`+
+		`"schema":{"type":"object","required":["id","customer"],"properties":{"id":{"type":"string","description":"The invoice."},"customer":{"$ref":"#/$defs/customer"}},`+
+		`"$defs":{"customer":{"type":"object","required":["email"],"properties":{"email":{"type":"string","format":"email"}}}}},`+
+		`"examples":[{"id":"inv_1","customer":{"email":"a@example.com"}}],"deprecated":true,"validation":"enforce"}`)
+	b := s.open(t, s.link(t, "a", `{"read_only":true}`))
+	_, home := b.get(t, "/portal/")
+	if home.Find(`header nav a[href="/portal/event-types"]`).Text() != "Event types" {
+		t.Error("no Event types in the portal's navigation")
+	}
+	resp, doc := b.get(t, "/portal/event-types")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /portal/event-types: %d", resp.StatusCode)
+	}
+	rows := testid(doc, "event-type-row")
+	if rows.Length() != 2 || rows.First().AttrOr("data-name", "") != "invoice.paid" {
+		t.Fatalf("%d rows: %s", rows.Length(), testid(doc, "event-types").Text())
+	}
+	if href := rows.First().Find("a").AttrOr("href", ""); href != "/portal/event-types/invoice.paid" {
+		t.Errorf("the type links to %q", href)
+	}
+	if !strings.Contains(rows.First().Text(), "An invoice was paid.") || rows.First().Find(`[data-testid="deprecated"]`).Length() != 1 {
+		t.Errorf("first row: %q", rows.First().Text())
+	}
+
+	resp, doc = b.get(t, "/portal/event-types/invoice.paid")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /portal/event-types/invoice.paid: %d", resp.StatusCode)
+	}
+	fields := map[string]string{}
+	testid(doc, "schema-field").Each(func(_ int, f *goquery.Selection) {
+		var cells []string
+		f.Find("td").Each(func(_ int, c *goquery.Selection) {
+			if text := strings.TrimSpace(c.Text()); text != "" {
+				cells = append(cells, text)
+			}
+		})
+		fields[f.AttrOr("data-path", "")] = strings.Join(cells, " ")
+	})
+	want := map[string]string{
+		"id":             "id string required The invoice.",
+		"customer":       "customer object required",
+		"customer.email": "customer.email string (email) required",
+	}
+	for path, text := range want {
+		if fields[path] != text {
+			t.Errorf("field %s: %q, want %q", path, fields[path], text)
+		}
+	}
+	if !strings.Contains(testid(doc, "schema").Text(), `"$defs"`) || !strings.Contains(testid(doc, "example").Text(), `"inv_1"`) {
+		t.Error("the schema or the example is not shown")
+	}
+	if testid(doc, "version").Length() != 1 || testid(doc, "deprecated").Length() != 1 || !strings.Contains(testid(doc, "description").Text(), "In full.") {
+		t.Errorf("versions, deprecation or description missing: %s", doc.Find("main").Text())
+	}
+	if testid(doc, "validation").Length() != 0 || doc.Find(`form[method=post]`).Length() != 0 {
+		t.Error("the portal shows how ingest validates, or a control")
+	}
+	if resp, _ := b.get(t, "/portal/event-types/nope"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown type: %d", resp.StatusCode)
 	}
 }

@@ -166,10 +166,13 @@ type ui struct {
 	events        func(web.EventsView) templ.Component
 	event         func(web.EventView) templ.Component
 	errorPage     func(web.ErrorView) templ.Component
+	eventTypes    func(web.EventTypesView) templ.Component
+	eventType     func(web.EventTypeView) templ.Component
 }
 
 // dashboardUI is the operators' dashboard.
-var dashboardUI = ui{subscriptions: web.Subscriptions, subscription: web.Subscription, events: web.Events, event: web.Event, errorPage: web.ErrorPage}
+var dashboardUI = ui{subscriptions: web.Subscriptions, subscription: web.Subscription, events: web.Events, event: web.Event, errorPage: web.ErrorPage,
+	eventTypes: web.EventTypes, eventType: web.EventType}
 
 // path is the dashboard path p (such as "/events") where the request's
 // pages live.

@@ -175,7 +175,10 @@ type Flash struct {
 	SubscriptionID    string     `json:"sub"`
 	Secret            string     `json:"secret"`
 	PreviousExpiresAt *time.Time `json:"previous_expires_at,omitempty"`
-	Expires           time.Time  `json:"exp"`
+	// Warnings are what the API warned of when the subscription was
+	// created or changed (event types not in the catalog, deprecated ones).
+	Warnings []string  `json:"warnings,omitempty"`
+	Expires  time.Time `json:"exp"`
 }
 
 // flashData binds sealed flashes to their purpose: a session cookie does

@@ -57,6 +57,7 @@ type Store interface {
 	DeleteTenant(ctx context.Context, id string) ([]domain.Subscription, error)
 	catalog.Source
 	PutEventType(ctx context.Context, t domain.EventType) (domain.EventType, bool, error)
+	PutEventTypes(ctx context.Context, types []domain.EventType) ([]bool, error)
 	GetEventType(ctx context.Context, name string) (domain.EventType, error)
 	ListEventTypes(ctx context.Context, f store.EventTypeFilter) ([]domain.EventType, error)
 	ListEventTypeVersions(ctx context.Context, name string) ([]domain.EventTypeVersion, error)

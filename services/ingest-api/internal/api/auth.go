@@ -315,6 +315,12 @@ var portalOperations = map[string]bool{
 	"list-event-deliveries":        true,
 	"list-event-attempts":          true,
 	"redeliver-event":              true,
+	// The catalog is global and public to receivers: the portal shows it
+	// read-only. Changing it stays the operator's.
+	"list-event-types":         true,
+	"get-event-type":           true,
+	"list-event-type-versions": true,
+	"get-event-types-openapi":  true,
 }
 
 type principalKey struct{}

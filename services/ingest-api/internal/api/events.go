@@ -136,7 +136,11 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 		return nil, s.tenantProblem(ctx, err)
 	}
 	e.TenantID = tenant
-	if err := s.checkSchema(ctx, &e, nil, "/data"); err != nil {
+	types, err := s.catalog.Types(ctx)
+	if err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
+	if err := s.checkSchema(types, &e, nil, "/data"); err != nil {
 		var invalid errSchemaInvalid
 		if errors.As(err, &invalid) {
 			return nil, huma.Error422UnprocessableEntity(invalid.Error(), asErrors(invalid.details())...)

@@ -109,6 +109,10 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 		out.Body.Invalid++
 	}
 	tenantOf := map[string]string{} // event id → its tenant, within the batch
+	types, err := s.catalog.Types(ctx)
+	if err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
 	for i, raw := range items {
 		e, data, id, errs := s.batch.check(i, raw)
 		if errs != nil {
@@ -125,7 +129,7 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 			continue
 		}
 		e.TenantID = tenant
-		if err := s.checkSchema(ctx, &e, data, "/events/"+strconv.Itoa(i)+"/data"); err != nil {
+		if err := s.checkSchema(types, &e, data, "/events/"+strconv.Itoa(i)+"/data"); err != nil {
 			var schemaErr errSchemaInvalid
 			var ve *domain.ValidationError
 			switch {

@@ -329,14 +329,12 @@ var errUnknownType = errors.New("is not in the event-type catalog (GET /event-ty
 // catalog has the type and its validation is not off, and records the
 // version and verdict on e. It returns errSchemaInvalid for an enforced
 // type whose data does not validate, a *domain.ValidationError for an
-// unknown type while types are required, or the catalog's read error.
+// unknown type while types are required.
 // pointer is where the event's data is in the request body ("/data");
 // decoded, if not nil, is the data already decoded with json.Number.
-func (s *Server) checkSchema(ctx context.Context, e *domain.Event, decoded any, pointer string) error {
-	entry, err := s.catalog.Lookup(ctx, e.Type)
-	if err != nil {
-		return err
-	}
+// types is the catalog as the request sees it (catalog.Cache.Types).
+func (s *Server) checkSchema(types catalog.Types, e *domain.Event, decoded any, pointer string) error {
+	entry := types.Lookup(e.Type)
 	if entry == nil {
 		if s.typesRequired {
 			return &domain.ValidationError{Field: "type", Reason: fmt.Sprintf("%q %s", e.Type, errUnknownType)}

@@ -55,11 +55,11 @@ func (s *Server) registerImport(api huma.API) {
 		Method:       http.MethodPost,
 		Path:         "/event-types/import",
 		Summary:      "Import event types from an OpenAPI document",
-		Description:  "Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.",
+		Description:  "Creates or updates a type per webhook (or per component schema) of an OpenAPI 3.x document, each checked as PUT /event-types/{name} checks it; refs to the document's components are copied into the schema's $defs. Each needs an example (the request body's example, or the schema's example or examples). Answers what was created, updated and skipped, and why. The types are stored all at once or, if one cannot be stored (archived or created while the document was checked: a 409), none is. At most 500 types and 2 MiB. Needs the write scope and a key bound to no tenant.",
 		Tags:         []string{"Event types"},
 		MaxBodyBytes: maxImportBytes + 1,
 		Metadata:     map[string]any{operatorOnlyKey: true, bodyLimitKey: maxImportBytes},
-		Errors:       []int{http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
+		Errors:       []int{http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
 	}, s.importEventTypes)
 }
 
@@ -94,7 +94,7 @@ func (s *Server) importEventTypes(ctx context.Context, in *importEventTypesInput
 	skip := func(name, reason string) {
 		out.Body.Skipped = append(out.Body.Skipped, ImportSkipped{Name: name, Reason: reason})
 	}
-	changed := false
+	var puts []domain.EventType
 	for _, c := range candidates {
 		name := in.Body.Prefix + c.name
 		if c.example == nil {
@@ -132,25 +132,29 @@ func (s *Server) importEventTypes(ctx context.Context, in *importEventTypesInput
 			skip(name, problemText(err))
 			continue
 		}
-		_, created, err := s.store.PutEventType(ctx, t)
-		if err != nil {
-			var ve *domain.ValidationError
-			if errors.As(err, &ve) || errors.Is(err, domain.ErrConflict) {
-				skip(name, err.Error())
-				continue
-			}
-			return nil, s.problem(ctx, err, "")
+		puts = append(puts, t)
+	}
+	if len(puts) == 0 {
+		return out, nil
+	}
+	// All or nothing: a type that cannot be stored (archived or created
+	// since it was checked) leaves the catalog as it was, and the answer
+	// says so, rather than a half-imported document.
+	created, err := s.store.PutEventTypes(ctx, puts)
+	if err != nil {
+		if errors.Is(err, domain.ErrConflict) {
+			return nil, huma.Error409Conflict("nothing was imported: " + err.Error() + "; the catalog changed while the document was checked, import it again")
 		}
-		changed = true
-		if created {
-			out.Body.Created = append(out.Body.Created, name)
+		return nil, s.problem(ctx, err, "")
+	}
+	for i, t := range puts {
+		if created[i] {
+			out.Body.Created = append(out.Body.Created, t.Name)
 		} else {
-			out.Body.Updated = append(out.Body.Updated, name)
+			out.Body.Updated = append(out.Body.Updated, t.Name)
 		}
 	}
-	if changed {
-		s.refreshCatalog(ctx)
-	}
+	s.refreshCatalog(ctx)
 	return out, nil
 }
 

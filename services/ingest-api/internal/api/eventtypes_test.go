@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
@@ -343,4 +345,43 @@ func TestImportEventTypes(t *testing.T) {
 
 	r = b.do(t, "POST", "/event-types/import", `{"document":{"swagger":"2.0"}}`)
 	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+}
+
+// checkedBeforeArchive is a store whose reads miss that a type is
+// archived: as if it were archived after the import checked it.
+type checkedBeforeArchive struct {
+	api.Store
+	name string
+}
+
+func (s checkedBeforeArchive) GetEventType(ctx context.Context, name string) (domain.EventType, error) {
+	if name == s.name {
+		return domain.EventType{}, domain.ErrNotFound
+	}
+	return s.Store.GetEventType(ctx, name)
+}
+
+// TestImportIsAllOrNothing: when one of an import's types cannot be
+// stored (archived since it was checked), the import answers 409 and
+// stores none of them.
+func TestImportIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, func(c *api.Config) { c.Store = checkedBeforeArchive{Store: c.Store, name: "order.cancelled"} })
+	require.Equal(t, http.StatusCreated, b.do(t, "PUT", "/event-types/order.cancelled", typeBody("enforce")).status)
+	require.Equal(t, http.StatusNoContent, b.do(t, "DELETE", "/event-types/order.cancelled", "").status)
+	doc, err := json.Marshal(api.CatalogDocument(api.ExampleCatalog))
+	require.NoError(t, err)
+	req, err := http.NewRequest("POST", b.url+"/event-types/import", strings.NewReader(`{"document":`+string(doc)+`}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+b.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusConflict, resp.StatusCode, string(raw))
+	require.Contains(t, string(raw), "nothing was imported")
+	newDocumentChecker(t, b).check(t, req, resp.StatusCode, resp.Header, raw)
+	require.Equal(t, http.StatusNotFound, b.do(t, "GET", "/event-types/order.created", "").status, "a type of the failed import was stored")
 }

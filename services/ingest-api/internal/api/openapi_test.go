@@ -402,7 +402,11 @@ func TestDocumentDescribesEveryAnswer(t *testing.T) {
 		for method, op := range item.Operations() {
 			var missing []string
 			for code := range op.Responses.Map() {
-				if code == "default" || code == "500" || code == "503" || slices.Contains(tried[op.OperationID], code) {
+				// An import's 409 needs a type archived while the import
+				// runs: TestImportIsAllOrNothing checks it against the
+				// document.
+				raced := op.OperationID == "import-event-types" && code == "409"
+				if code == "default" || code == "500" || code == "503" || raced || slices.Contains(tried[op.OperationID], code) {
 					continue
 				}
 				missing = append(missing, code)

@@ -261,8 +261,8 @@ func TestPortalKeyMayDoWhatThePortalDoes(t *testing.T) {
 	require.Equal(t, http.StatusCreated, r.status, r.raw)
 	r = b.do(t, "POST", "/events", `{"id":"a_evt","type":"a.event","tenant_id":"a","data":{}}`)
 	require.Equal(t, http.StatusAccepted, r.status, r.raw)
-	// The catalog is the operator's: a portal key neither reads nor
-	// changes it.
+	// The catalog is the operator's: a portal key reads it but does not
+	// change it.
 	require.Equal(t, http.StatusCreated, b.do(t, "PUT", "/event-types/order.created", typeBody("enforce")).status)
 	_, keyID := b.tenantKey(t, "a", `"read"`)
 	key := b.portalSession(t, "a", `{}`)
@@ -275,6 +275,8 @@ func TestPortalKeyMayDoWhatThePortalDoes(t *testing.T) {
 		"POST /subscriptions/{id}/test": true,
 		"GET /events":                   true, "GET /events/{id}": true, "GET /events/{id}/deliveries": true,
 		"GET /events/{id}/attempts": true, "POST /events/{id}/redeliver": true,
+		"GET /event-types": true, "GET /event-types/{name}": true, "GET /event-types/{name}/versions": true,
+		"GET /event-types/openapi.json": true,
 		// Needs no key at all: the link's token is the credential.
 		"POST /portal-links/exchange": true,
 	}
@@ -337,8 +339,16 @@ func TestPortalKeyMayDoWhatThePortalDoes(t *testing.T) {
 	require.Contains(t, refused, "GET /me")
 	require.Contains(t, refused, "POST /tenants/{id}/portal-links")
 	require.Contains(t, refused, "PUT /event-types/{name}")
-	require.Contains(t, refused, "GET /event-types")
+	require.Contains(t, refused, "DELETE /event-types/{name}")
+	require.Contains(t, refused, "POST /event-types/import")
 	require.Equal(t, before, snapshot(), "a refused call changed something")
+
+	// The catalog is global: a portal key reads the operator's types.
+	r = b.doWithKey(t, key, "GET", "/event-types", "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Contains(t, r.raw, `"name":"order.created"`)
+	r = b.doWithKey(t, key, "GET", "/event-types/order.created/versions", "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
 }
 
 // TestPortalKeyChoosesNoOperatorSetting: a portal session's key may not

@@ -74,12 +74,33 @@ func (c *Cache) SetClock(now func() time.Time) { c.now = now }
 // type (or only an archived one). The error is the store's, when the
 // catalog had to be read and could not be.
 func (c *Cache) Lookup(ctx context.Context, name string) (*Entry, error) {
-	s, err := c.current(ctx)
+	t, err := c.Types(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return s.types[name], nil
+	return t.Lookup(name), nil
 }
+
+// Types is one consistent copy of the catalog, as fresh as Lookup's. A
+// batch of events takes one, so that its freshness is checked once per
+// batch rather than once per event, and all its events of a type are
+// checked against the same version.
+func (c *Cache) Types(ctx context.Context) (Types, error) {
+	s, err := c.current(ctx)
+	if err != nil {
+		return Types{}, err
+	}
+	return Types{types: s.types}, nil
+}
+
+// Types is a copy of the catalog taken by Cache.Types.
+type Types struct {
+	types map[string]*Entry
+}
+
+// Lookup returns the event type name, or nil if the copy has no such type
+// (or only an archived one).
+func (t Types) Lookup(name string) *Entry { return t.types[name] }
 
 // current is a snapshot no older than MaxStaleness.
 func (c *Cache) current(ctx context.Context) (*snapshot, error) {
