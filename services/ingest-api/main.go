@@ -128,7 +128,7 @@ func run(ctx context.Context) error {
 		EventTypesRequired: cfg.EventTypesRequired, PortalURL: cfg.PortalURL, PortalReturnOrigins: cfg.PortalReturnOrigins,
 		CursorKeys: append([][]byte{cfg.SecretsKey}, cfg.PreviousSecretsKeys...), Logger: log, Version: version})
 
-	srv := newServer(cfg.Addr, api.WithRequestID(log, observability.TraceHTTP(api.AnswerUnrouted(mux), "ingest-api")))
+	srv := newServer(cfg.Addr, api.WithRequestID(log, cfg.LogRequests, observability.TraceHTTP(api.AnswerUnrouted(mux), "ingest-api")))
 	log.Info("ingest-api listening", "addr", cfg.Addr, "topic", cfg.KafkaTopic)
 	err = lifecycle.Run(ctx, lifecycle.HTTP(srv, cfg.ShutdownTimeout))
 

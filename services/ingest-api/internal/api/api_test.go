@@ -87,7 +87,7 @@ func newTracedBundle(t testing.TB, tracing queue.Tracing, opts ...func(*api.Conf
 		o(&cfg)
 	}
 	registered := api.New(mux, cfg)
-	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), api.AnswerUnrouted(mux)))
+	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), false, api.AnswerUnrouted(mux)))
 	t.Cleanup(srv.Close)
 	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(), key: adminKey, api: registered,
 		workerGuard: resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})}
