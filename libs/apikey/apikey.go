@@ -55,3 +55,21 @@ func NewPortalToken() (string, Hash) {
 
 // NewPortalLinkID returns an id for a stored portal link; it is not secret.
 func NewPortalLinkID() string { return "pl_" + strings.ToLower(rand.Text()[:16]) }
+
+// keyLength is the length of every key New makes: the prefix and two
+// rand.Text() of 26 characters each.
+const keyLength = len(Prefix) + 52
+
+// WellFormed reports whether key has the form of a key New makes, so that
+// a malformed one is refused without a lookup.
+func WellFormed(key string) bool {
+	if len(key) != keyLength || !strings.HasPrefix(key, Prefix) {
+		return false
+	}
+	for i := len(Prefix); i < len(key); i++ {
+		if c := key[i]; !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}

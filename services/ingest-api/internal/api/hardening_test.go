@@ -360,7 +360,7 @@ func TestStoredKeysUnreadableIsA503(t *testing.T) {
 	api.New(mux, api.Config{Store: store.New(pool), Registerer: prometheus.NewRegistry()})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	r := (&bundle{url: srv.URL, key: "dsp_somekey"}).do(t, "GET", "/subscriptions", "")
+	r := (&bundle{url: srv.URL, key: "dsp_" + strings.Repeat("k", 52)}).do(t, "GET", "/subscriptions", "")
 	require.Equal(t, http.StatusServiceUnavailable, r.status, r.raw)
 	require.Equal(t, "5", r.header.Get("Retry-After"))
 }
