@@ -752,7 +752,7 @@ type CreateSubscriptionInputBody struct {
 	// RetryMaxDelayMs Longest wait between two attempts.
 	RetryMaxDelayMs *int64 `json:"retry_max_delay_ms,omitempty"`
 
-	// Secret Optional signing secret: 'whsec_' + base64 of 24-64 bytes (the Standard Webhooks form), or a plain string of 8-256 printable ASCII characters without leading or trailing white space whose bytes are the HMAC key. Generated in the whsec_ form when missing.
+	// Secret Optional signing secret: 'whsec_' + base64 of 24-64 bytes (the Standard Webhooks form), or a plain string of 8-256 printable ASCII characters without leading or trailing white space, not starting with 'sealed:', whose bytes are the HMAC key. Generated in the whsec_ form when missing.
 	Secret *string `json:"secret,omitempty"`
 
 	// TenantId The tenant the subscription belongs to, for good: it receives only that tenant's events (and those sent to every tenant). Default: the key's tenant, or 'default'.

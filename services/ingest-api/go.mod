@@ -7,6 +7,7 @@ require (
 	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/egress v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/queue v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/store v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
@@ -22,7 +23,6 @@ require (
 
 require (
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
-	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect

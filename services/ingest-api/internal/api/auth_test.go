@@ -62,6 +62,20 @@ func TestFailedAuthenticationIsThrottledPerClient(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.doWithKey(t, real, "GET", "/subscriptions", "").status, "a real key still works")
 }
 
+// TestRotateRefusesASealedLookingSecret: a new secret that starts as
+// sealed secrets are stored is refused at rotation as at creation, and the
+// subscription keeps its secret.
+func TestRotateRefusesASealedLookingSecret(t *testing.T) {
+	b := setup(t)
+	created := b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"]}`)
+	require.Equal(t, http.StatusCreated, created.status, created.raw)
+	r := b.do(t, "POST", "/subscriptions/s/secret/rotate", `{"secret":"sealed:v1:0badc0de:my-secret"}`)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+	require.Contains(t, r.raw, "must not start with 'sealed:'")
+	revealed := b.do(t, "POST", "/subscriptions/s/secret/reveal", "")
+	require.Equal(t, created.body["secret"], revealed.body["secret"])
+}
+
 func TestScopes(t *testing.T) {
 	b := setup(t)
 	require.Equal(t, http.StatusCreated, b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"]}`).status)
