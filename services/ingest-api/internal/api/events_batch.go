@@ -109,6 +109,7 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 		out.Body.Invalid++
 	}
 	tenantOf := map[string]string{} // event id → its tenant, within the batch
+	traceParent := traceParentOf(ctx)
 	for i, raw := range items {
 		e, data, id, errs := s.batch.check(i, raw)
 		if errs != nil {
@@ -139,6 +140,7 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 			return nil, s.problem(ctx, err, "")
 		}
 		tenantOf[e.ID] = tenant
+		e.TraceParent = traceParent
 		events = append(events, e)
 		at = append(at, i)
 	}
