@@ -43,12 +43,28 @@ func TestWellFormed(t *testing.T) {
 		"dsp_" + strings.Repeat("a", 53):  false,
 		"dsp_" + strings.Repeat("A", 52):  false,
 		"dsp_" + strings.Repeat("8", 52):  false,
-		"dpl_" + strings.Repeat("a", 52):  false,
+		"dpl_" + strings.Repeat("a", 52):  false, // a portal token, not a key
 		"test-admin-key-0123456789abcdef": false,
 		"":                                false,
 	} {
 		if got := apikey.WellFormed(k); got != want {
 			t.Errorf("WellFormed(%q) = %v, want %v", k, got, want)
+		}
+	}
+}
+
+func TestWellFormedPortalToken(t *testing.T) {
+	t.Parallel()
+	token, _ := apikey.NewPortalToken()
+	key, _ := apikey.New()
+	for s, want := range map[string]bool{
+		token:                            true,
+		key:                              false,
+		"dpl_" + strings.Repeat("a", 51): false,
+		"dpl_" + strings.Repeat("A", 52): false,
+	} {
+		if got := apikey.WellFormedPortalToken(s); got != want {
+			t.Errorf("WellFormedPortalToken(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

@@ -2030,7 +2030,7 @@ type ClientInterface interface {
 
 	// ExchangePortalLinkWithBody Open a portal link
 	//
-	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404; a client with too many such failures gets 429 with Retry-After, as for API keys.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2039,7 +2039,7 @@ type ClientInterface interface {
 
 	// ExchangePortalLink Open a portal link
 	//
-	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404; a client with too many such failures gets 429 with Retry-After, as for API keys.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2672,7 +2672,7 @@ func (c *Client) GetCurrentKey(ctx context.Context, reqEditors ...RequestEditorF
 
 // ExchangePortalLinkWithBody Open a portal link
 //
-// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404; a client with too many such failures gets 429 with Retry-After, as for API keys.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2691,7 +2691,7 @@ func (c *Client) ExchangePortalLinkWithBody(ctx context.Context, contentType str
 
 // ExchangePortalLink Open a portal link
 //
-// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404; a client with too many such failures gets 429 with Retry-After, as for API keys.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5325,7 +5325,7 @@ type ClientWithResponsesInterface interface {
 
 	// ExchangePortalLinkWithBodyWithResponse Open a portal link
 	//
-	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404; a client with too many such failures gets 429 with Retry-After, as for API keys.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5334,7 +5334,7 @@ type ClientWithResponsesInterface interface {
 
 	// ExchangePortalLinkWithResponse Open a portal link
 	//
-	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+	// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404; a client with too many such failures gets 429 with Retry-After, as for API keys.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7347,6 +7347,11 @@ func (r GetCurrentKeyResponse) ContentType() string {
 	return ""
 }
 
+// ExchangePortalLinkResponse429Headers the declared response headers of an HTTP 429 response for ExchangePortalLink
+type ExchangePortalLinkResponse429Headers struct {
+	RetryAfter *int
+}
+
 // ExchangePortalLinkResponse503Headers the declared response headers of an HTTP 503 response for ExchangePortalLink
 type ExchangePortalLinkResponse503Headers struct {
 	RetryAfter *int
@@ -7367,10 +7372,14 @@ type ExchangePortalLinkResponse struct {
 	ApplicationproblemJSON415 *ErrorModel
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *ErrorModel
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ErrorModel
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExchangePortalLinkResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ExchangePortalLinkResponse503Headers
 }
@@ -7403,6 +7412,11 @@ func (r ExchangePortalLinkResponse) GetApplicationproblemJSON415() *ErrorModel {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r ExchangePortalLinkResponse) GetApplicationproblemJSON422() *ErrorModel {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ExchangePortalLinkResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9674,7 +9688,7 @@ func (c *ClientWithResponses) GetCurrentKeyWithResponse(ctx context.Context, req
 
 // ExchangePortalLinkWithBodyWithResponse Open a portal link
 //
-// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404; a client with too many such failures gets 429 with Retry-After, as for API keys.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9689,7 +9703,7 @@ func (c *ClientWithResponses) ExchangePortalLinkWithBodyWithResponse(ctx context
 
 // ExchangePortalLinkWithResponse Open a portal link
 //
-// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.
+// The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404; a client with too many such failures gets 429 with Retry-After, as for API keys.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11757,6 +11771,13 @@ func ParseExchangePortalLinkResponse(rsp *http.Response) (*ExchangePortalLinkRes
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11774,6 +11795,16 @@ func ParseExchangePortalLinkResponse(rsp *http.Response) (*ExchangePortalLinkRes
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers ExchangePortalLinkResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ExchangePortalLinkResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

@@ -238,6 +238,27 @@ func clientOf(remoteAddr string) netip.Addr {
 	return addr
 }
 
+// clientKey carries a public operation's client address ("host:port").
+type clientKey struct{}
+
+// charge spends one of the failures of the client that made ctx's request,
+// for a credential check that costs a lookup: a *tooManyFailures when none
+// is left. refund gives it back once the credential proved good.
+func (a *authenticator) charge(ctx context.Context) (refund func(), err error) {
+	remoteAddr, _ := ctx.Value(clientKey{}).(string)
+	client, now := clientOf(remoteAddr), a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if wait := a.spend(client, now); wait > 0 {
+		return nil, &tooManyFailures{retryAfter: wait}
+	}
+	return func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.refund(client, a.now())
+	}, nil
+}
+
 // fail spends one of client's failures and returns err, or a
 // *tooManyFailures when none was left.
 func (a *authenticator) fail(client netip.Addr, now time.Time, err error) error {
@@ -512,7 +533,9 @@ func mayRead(ctx context.Context) bool {
 func (s *Server) authMiddleware(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		if public(ctx.Operation()) {
-			next(ctx)
+			// Its credential is in the body; the handler charges failures
+			// to this client (authenticator.charge).
+			next(huma.WithValue(ctx, clientKey{}, ctx.RemoteAddr()))
 			return
 		}
 		p, err := s.auth.authenticate(ctx.Context(), ctx.Header("Authorization"), ctx.RemoteAddr())
