@@ -55,3 +55,28 @@ func NewPortalToken() (string, Hash) {
 
 // NewPortalLinkID returns an id for a stored portal link; it is not secret.
 func NewPortalLinkID() string { return "pl_" + strings.ToLower(rand.Text()[:16]) }
+
+// randomLength is the length of the random part of keys and portal tokens:
+// two rand.Text() of 26 characters each.
+const randomLength = 52
+
+// WellFormed reports whether key has the form of a key New makes, so that
+// a malformed one is refused without a lookup.
+func WellFormed(key string) bool { return wellFormed(key, Prefix) }
+
+// WellFormedPortalToken reports whether token has the form of a token
+// NewPortalToken makes.
+func WellFormedPortalToken(token string) bool { return wellFormed(token, PortalPrefix) }
+
+// wellFormed reports whether s is prefix and two lowercase rand.Text().
+func wellFormed(s, prefix string) bool {
+	if len(s) != len(prefix)+randomLength || !strings.HasPrefix(s, prefix) {
+		return false
+	}
+	for i := len(prefix); i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}

@@ -2,6 +2,7 @@ package apikey_test
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/dispatch-webhooks/dispatch/libs/apikey"
@@ -28,6 +29,42 @@ func TestNewKeysAreRecognisableAndUnique(t *testing.T) {
 		}
 		if d := apikey.Display(key); d != key[:10] {
 			t.Fatalf("Display(%q) = %q", key, d)
+		}
+	}
+}
+
+func TestWellFormed(t *testing.T) {
+	t.Parallel()
+	key, _ := apikey.New()
+	for k, want := range map[string]bool{
+		key:                               true,
+		"dsp_" + strings.Repeat("a", 52):  true,
+		"dsp_" + strings.Repeat("a", 51):  false,
+		"dsp_" + strings.Repeat("a", 53):  false,
+		"dsp_" + strings.Repeat("A", 52):  false,
+		"dsp_" + strings.Repeat("8", 52):  false,
+		"dpl_" + strings.Repeat("a", 52):  false, // a portal token, not a key
+		"test-admin-key-0123456789abcdef": false,
+		"":                                false,
+	} {
+		if got := apikey.WellFormed(k); got != want {
+			t.Errorf("WellFormed(%q) = %v, want %v", k, got, want)
+		}
+	}
+}
+
+func TestWellFormedPortalToken(t *testing.T) {
+	t.Parallel()
+	token, _ := apikey.NewPortalToken()
+	key, _ := apikey.New()
+	for s, want := range map[string]bool{
+		token:                            true,
+		key:                              false,
+		"dpl_" + strings.Repeat("a", 51): false,
+		"dpl_" + strings.Repeat("A", 52): false,
+	} {
+		if got := apikey.WellFormedPortalToken(s); got != want {
+			t.Errorf("WellFormedPortalToken(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

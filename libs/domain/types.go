@@ -27,6 +27,10 @@ type Event struct {
 	// Test marks an event sent by POST /subscriptions/{id}/test to one
 	// subscription only, never fanned out.
 	Test bool
+	// TraceParent is the W3C traceparent of the span that stored the
+	// event, when it was traced: its retries are published in that trace.
+	// Stored, never read back into an event.
+	TraceParent string
 }
 
 // SubscriptionState says whether a subscription receives deliveries.

@@ -19,6 +19,11 @@ type Message struct {
 	DeliveryID     int64  `json:"delivery_id"`
 	EventID        string `json:"event_id"`
 	SubscriptionID string `json:"subscription_id"`
+	// TraceParent, when the publisher's context carries no span, is the
+	// W3C traceparent to publish in: a retry's, its event's trace. It
+	// travels in the record's headers as any trace context, not in the
+	// value.
+	TraceParent string `json:"-"`
 }
 
 func (m Message) record() *kgo.Record {

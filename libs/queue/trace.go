@@ -55,10 +55,14 @@ func messageAttrs(m Message) []attribute.KeyValue {
 	}
 }
 
-// startPublish starts the producer span of m and returns m's record with
-// the span's context in its headers. end finishes the span with the
+// startPublish starts the producer span of m, in the trace of ctx or else
+// of m.TraceParent, and returns m's record with the span's context in its
+// headers. end finishes the span with the
 // outcome of the produce.
 func (t tracer) startPublish(ctx context.Context, topic string, m Message) (rec *kgo.Record, end func(*kgo.Record, error)) {
+	if m.TraceParent != "" && !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = t.propagator.Extract(ctx, propagation.MapCarrier{"traceparent": m.TraceParent})
+	}
 	ctx, span := t.Start(ctx, topic+" publish", trace.WithSpanKind(trace.SpanKindProducer))
 	rec = m.record()
 	if !span.IsRecording() {

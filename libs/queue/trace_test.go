@@ -95,6 +95,50 @@ func TestTraceTravelsInRecordHeaders(t *testing.T) {
 	}
 }
 
+// TestMessagePublishedInItsStoredTrace: a message published without a
+// span in its context (the retry scheduler's) but with a TraceParent is
+// published in that trace, as the child of the span it names; a span in
+// the context wins, and a message without either starts a trace of its
+// own.
+func TestMessagePublishedInItsStoredTrace(t *testing.T) {
+	t.Parallel()
+	spans := tracetest.NewSpanRecorder()
+	tracing := queue.Tracing{
+		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)),
+		Propagator:     propagation.TraceContext{},
+	}
+	p, err := queue.NewProducer(queue.ProducerConfig{Brokers: testkit.Kafka(t, 1, topic).ListenAddrs(), Topic: topic, Tracing: tracing})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const stored = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	require.NoError(t, p.PublishSync(ctx,
+		queue.Message{DeliveryID: 1, EventID: "retried", SubscriptionID: "sub", TraceParent: stored},
+		queue.Message{DeliveryID: 2, EventID: "untraced", SubscriptionID: "sub"}))
+	inSpan, root := tracing.TracerProvider.Tracer("test").Start(ctx, "redeliver")
+	require.NoError(t, p.PublishSync(inSpan, queue.Message{DeliveryID: 3, EventID: "in-span", SubscriptionID: "sub", TraceParent: stored}))
+	root.End()
+	require.NoError(t, p.Close(ctx))
+
+	parents := map[string]trace.SpanContext{}
+	traces := map[string]trace.TraceID{}
+	for _, s := range spans.Ended() {
+		if s.Name() != topic+" publish" {
+			continue
+		}
+		for _, a := range s.Attributes() {
+			if a.Key == "dispatch.event_id" {
+				parents[a.Value.AsString()], traces[a.Value.AsString()] = s.Parent(), s.SpanContext().TraceID()
+			}
+		}
+	}
+	require.Equal(t, "0af7651916cd43dd8448eb211c80319c", traces["retried"].String(), "published in the stored trace")
+	require.Equal(t, "b7ad6b7169203331", parents["retried"].SpanID().String(), "as the child of the stored span")
+	require.True(t, parents["retried"].IsRemote())
+	require.False(t, parents["untraced"].IsValid(), "without one, a trace of its own")
+	require.Equal(t, root.SpanContext().TraceID(), traces["in-span"], "a span in the context wins")
+}
+
 // TestNoTraceHeadersWithoutTracing: with OpenTelemetry's defaults (tracing
 // off), records carry no headers at all.
 func TestNoTraceHeadersWithoutTracing(t *testing.T) {

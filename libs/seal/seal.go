@@ -118,3 +118,8 @@ func (k *Keyring) Open(owner, stored string) (string, error) {
 func (k *Keyring) Current(stored string) bool {
 	return strings.HasPrefix(stored, prefix+k.current+":")
 }
+
+// Reserved reports whether a secret starts the way sealed values do
+// ("sealed:", whatever the version), which a plain secret may not: stored
+// as it is (before sealing existed) it could not be told from a sealed one.
+func Reserved(secret string) bool { return strings.HasPrefix(secret, "sealed:") }

@@ -85,3 +85,22 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestReserved: every sealed value is reserved, so no secret a client
+// chose can look like one.
+func TestReserved(t *testing.T) {
+	t.Parallel()
+	k := keyring(t, seal.NewKey())
+	for s, want := range map[string]bool{
+		k.Seal("sub", "whsec_abc"): true,
+		"sealed:v2:anything":       true,
+		"sealed:":                  true,
+		"my-secret-key":            false,
+		"whsec_sealed:v1:":         false,
+		"Sealed:v1:x":              false,
+	} {
+		if got := seal.Reserved(s); got != want {
+			t.Errorf("Reserved(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -247,6 +247,9 @@ const (
 type DueDelivery struct {
 	DeliveryRef
 	Kind DueKind
+	// TraceParent is the trace context its event was stored in, if any
+	// (domain.Event.TraceParent), to publish it in.
+	TraceParent string
 }
 
 // claimDueSQL claims a batch of open deliveries that need a Kafka record:
@@ -269,7 +272,8 @@ WITH due AS (
 )
 UPDATE deliveries d SET enqueued_at = now()
 FROM due WHERE d.id = due.id
-RETURNING d.id, d.event_id, d.subscription_id, due.is_retry`
+RETURNING d.id, d.event_id, d.subscription_id, due.is_retry,
+	(SELECT ev.traceparent FROM events ev WHERE ev.id = d.event_id)`
 
 // ClaimDue claims up to limit deliveries that need publishing (see
 // claimDueSQL); stale is how long a published record may wait unclaimed
@@ -281,10 +285,12 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, stale time.Duration) ([
 	}
 	due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DueDelivery, error) {
 		var (
-			d       DueDelivery
-			isRetry bool
+			d           DueDelivery
+			isRetry     bool
+			traceParent pgtype.Text
 		)
-		err := r.Scan(&d.ID, &d.EventID, &d.SubscriptionID, &isRetry)
+		err := r.Scan(&d.ID, &d.EventID, &d.SubscriptionID, &isRetry, &traceParent)
+		d.TraceParent = traceParent.String
 		d.Kind = DueStranded
 		if isRetry {
 			d.Kind = DueRetry

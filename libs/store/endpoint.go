@@ -159,7 +159,7 @@ const activityTailDeliveries = 25
 
 // subscriptionActivitySQL adds up the subscriptions' hours from the one
 // that holds the window's start ($2) up to the last minute rolled up (ADR
-// 34): 25 rows of the primary key per subscription at most, whatever
+// 35): 25 rows of the primary key per subscription at most, whatever
 // their traffic. The attempts stored since that minute are counted live
 // (from_ below):
 //   - while the roll-up is current (a minute or two behind), among each

@@ -48,8 +48,8 @@ var ingestAllSQL = fanOutSQL(`s.event_types`)
 func fanOutSQL(patterns string) string {
 	return `
 WITH ev AS (
-	INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid)
-	VALUES ($1, $2, $3, $4, $6, $7, $8)
+	INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid, traceparent)
+	VALUES ($1, $2, $3, $4, $6, $7, $8, $9)
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id, received_at
 ), d AS (
@@ -82,6 +82,11 @@ func eventTenant(tenant string) pgtype.Text {
 // schemaVersion is how an event's schema version is stored: NULL for none.
 func schemaVersion(e domain.Event) pgtype.Int4 {
 	return pgtype.Int4{Int32: int32(e.SchemaVersion), Valid: e.SchemaVersion > 0}
+}
+
+// traceParent is how an event's trace context is stored: NULL for none.
+func traceParent(e domain.Event) pgtype.Text {
+	return pgtype.Text{String: e.TraceParent, Valid: e.TraceParent != ""}
 }
 
 // fanOutKeys are the keys ingestSQL or ingestAllSQL match an event with.
@@ -117,7 +122,7 @@ func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, e
 	if e.TenantID == domain.AllTenants {
 		query = ingestAllSQL
 	}
-	rows, err := s.ingest.Query(ctx, query, e.ID, e.Type, e.Source, e.Data, fanOutKeys(e), eventTenant(e.TenantID), schemaVersion(e), e.SchemaValid)
+	rows, err := s.ingest.Query(ctx, query, e.ID, e.Type, e.Source, e.Data, fanOutKeys(e), eventTenant(e.TenantID), schemaVersion(e), e.SchemaValid, traceParent(e))
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
 	}
@@ -198,11 +203,11 @@ func batchSQL(everyTenant bool) string {
 	}
 	return `
 WITH input AS (
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $8::int[], $9::bool[])
-		WITH ORDINALITY AS i(id, type, source, data, tenant_id, schema_version, schema_valid, n)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $8::int[], $9::bool[], $10::text[])
+		WITH ORDINALITY AS i(id, type, source, data, tenant_id, schema_version, schema_valid, traceparent, n)
 ), ev AS (
-	INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid)
-	SELECT id, type, source, data::jsonb, tenant_id, schema_version, schema_valid FROM input ORDER BY n
+	INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid, traceparent)
+	SELECT id, type, source, data::jsonb, tenant_id, schema_version, schema_valid, traceparent FROM input ORDER BY n
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id, received_at, tenant_id
 ), keys AS (
@@ -247,6 +252,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 		tenants                   = make([]pgtype.Text, len(order))
 		versions                  = make([]pgtype.Int4, len(order))
 		verdicts                  = make([]*bool, len(order))
+		traceParents              = make([]pgtype.Text, len(order))
 		keyIDs, keys              []string
 		query                     = ingestBatchSQL
 	)
@@ -256,7 +262,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 			query = ingestBatchAllSQL
 		}
 		ids[k], types[k], sources[k], data[k], tenants[k] = e.ID, e.Type, e.Source, string(e.Data), eventTenant(e.TenantID)
-		versions[k], verdicts[k] = schemaVersion(e), e.SchemaValid
+		versions[k], verdicts[k], traceParents[k] = schemaVersion(e), e.SchemaValid, traceParent(e)
 		for _, key := range fanOutKeys(e) {
 			keyIDs, keys = append(keyIDs, e.ID), append(keys, key)
 		}
@@ -264,7 +270,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 	var res BatchResult
 	err = retryTransient(ctx, func() error {
 		res = BatchResult{Created: make([]bool, len(events)), ReceivedAt: make([]time.Time, len(events))}
-		rows, err := s.ingest.Query(ctx, query, ids, types, sources, data, tenants, keyIDs, keys, versions, verdicts)
+		rows, err := s.ingest.Query(ctx, query, ids, types, sources, data, tenants, keyIDs, keys, versions, verdicts, traceParents)
 		if err != nil {
 			return err
 		}

@@ -456,3 +456,33 @@ func TestURLOnlyWhenIdle(t *testing.T) {
 	require.NoError(t, err, "no delivery waits")
 	require.Equal(t, url, got.URL)
 }
+
+// TestClaimDueCarriesTheEventsTraceContext: the trace context an event was
+// stored with, alone or in a batch, comes back with each of its deliveries
+// the scheduler claims, so it can republish them in that trace; an event
+// stored without one gives none.
+func TestClaimDueCarriesTheEventsTraceContext(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "s", "*")
+	createSub(t, st, "s2", "*")
+	const single, batched = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	e := event("traced", "x.y")
+	e.TraceParent = single
+	_, err := st.IngestEvent(ctx, e)
+	require.NoError(t, err)
+	b1, b2 := event("batched", "x.y"), event("untraced", "x.y")
+	b1.TraceParent = batched
+	_, err = st.IngestEvents(ctx, []domain.Event{b1, b2})
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET enqueued_at = now() - interval '1 hour'`)
+	require.NoError(t, err)
+
+	due, err := st.ClaimDue(ctx, 100, 30*time.Second)
+	require.NoError(t, err)
+	got := map[string][]string{}
+	for _, d := range due {
+		got[d.EventID] = append(got[d.EventID], d.TraceParent)
+	}
+	require.Equal(t, map[string][]string{"traced": {single, single}, "batched": {batched, batched}, "untraced": {"", ""}}, got)
+}

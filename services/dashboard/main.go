@@ -46,7 +46,7 @@ func run(ctx context.Context) error {
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
 	revocations := session.NewRevocations(rdb, cfg.RedisKeyPrefix)
-	srv := server.New(server.Config{APIURL: cfg.APIURL, Sealer: sealer, Revocations: revocations, SessionTTL: cfg.SessionTTL, Logger: log,
+	srv := server.New(server.Config{APIURL: cfg.APIURL, Sealer: sealer, Revocations: revocations, SessionTTL: cfg.SessionTTL, Logger: log, HTTPS: cfg.HTTPS(),
 		Portal: server.PortalConfig{FrameAncestors: cfg.Portal.FrameAncestors, Title: cfg.Portal.Title, LogoURL: cfg.Portal.LogoURL, AccentColor: cfg.Portal.AccentColor}})
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"api": srv.Ready, "redis": revocations.Ping})
@@ -62,7 +62,7 @@ func run(ctx context.Context) error {
 		log.Info("portal serving", "addr", cfg.Portal.Addr)
 	}
 	log.Info("dashboard serving", "addr", cfg.Addr, "api", cfg.APIURL)
-	listeners = append(listeners, lifecycle.HTTP(observability.NewServer(cfg.Addr, server.SecurityHeaders(mux)), cfg.ShutdownTimeout))
+	listeners = append(listeners, lifecycle.HTTP(observability.NewServer(cfg.Addr, srv.SecurityHeaders(mux)), cfg.ShutdownTimeout))
 	err = lifecycle.Run(ctx, listeners...)
 	log.Info("stopped")
 	return err

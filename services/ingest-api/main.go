@@ -5,6 +5,8 @@
 // openapi catalog-example" prints an event-type catalog's document, which
 // the OpenAPI tooling checks),
 // "ingest-api keys create -name NAME -scopes SCOPES" to create an API key,
+// "ingest-api secrets reseal" to seal every stored secret under the
+// current key,
 // and "ingest-api healthcheck" to ask the running service at ADDR whether
 // it is ready (exit 0) or not (exit 1), as a container health check does.
 package main
@@ -32,6 +34,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/api"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/config"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/keys"
+	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/secrets"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -48,8 +51,10 @@ func main() {
 		case "keys":
 			databaseURL := libconfig.FromEnv().String("DATABASE_URL", libconfig.DefaultDatabaseURL)
 			err = keys.Run(context.Background(), databaseURL, os.Args[2:], os.Stdout)
+		case "secrets":
+			err = secrets.Run(context.Background(), libconfig.FromEnv(), os.Args[2:], os.Stdout)
 		default:
-			err = fmt.Errorf("unknown command %q; run without arguments to serve, or: openapi [3.0], keys create, healthcheck", os.Args[1])
+			err = fmt.Errorf("unknown command %q; run without arguments to serve, or: openapi [3.0], keys create, secrets reseal, healthcheck", os.Args[1])
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "ingest-api:", err)
@@ -131,7 +136,7 @@ func run(ctx context.Context) error {
 		EventTypesRequired: cfg.EventTypesRequired, PortalURL: cfg.PortalURL, PortalReturnOrigins: cfg.PortalReturnOrigins,
 		CursorKeys: append([][]byte{cfg.SecretsKey}, cfg.PreviousSecretsKeys...), Logger: log, Version: version})
 
-	srv := newServer(cfg.Addr, api.WithRequestID(log, observability.TraceHTTP(api.AnswerUnrouted(mux), "ingest-api")))
+	srv := newServer(cfg.Addr, api.WithRequestID(log, cfg.LogRequests, observability.TraceHTTP(api.AnswerUnrouted(mux), "ingest-api")))
 	log.Info("ingest-api listening", "addr", cfg.Addr, "topic", cfg.KafkaTopic)
 	err = lifecycle.Run(ctx, lifecycle.HTTP(srv, cfg.ShutdownTimeout))
 

@@ -23,10 +23,14 @@ type Config struct {
 	// Redis is where sessions that ended before their expiry are recorded
 	// (REDIS_URL, REDIS_KEY_PREFIX).
 	config.Redis
-	Addr            string        // ADDR
-	APIURL          string        // DISPATCH_API_URL
-	SessionKey      []byte        // DASHBOARD_SESSION_KEY
-	SessionTTL      time.Duration // DASHBOARD_SESSION_TTL
+	Addr       string        // ADDR
+	APIURL     string        // DISPATCH_API_URL
+	SessionKey []byte        // DASHBOARD_SESSION_KEY
+	SessionTTL time.Duration // DASHBOARD_SESSION_TTL
+	// PublicURL is the dashboard's URL as browsers reach it
+	// (DASHBOARD_PUBLIC_URL); an https one makes every cookie Secure and
+	// sends HSTS, whatever a proxy's headers say.
+	PublicURL       string
 	InstanceID      string        // INSTANCE_ID
 	LogFormat       string        // LOG_FORMAT
 	LogLevel        string        // LOG_LEVEL
@@ -50,6 +54,10 @@ type Portal struct {
 // accentColor is a CSS hex colour: #rgb or #rrggbb.
 var accentColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
+// HTTPS reports whether browsers reach the dashboard over HTTPS, by
+// DASHBOARD_PUBLIC_URL.
+func (c Config) HTTPS() bool { return strings.HasPrefix(c.PublicURL, "https://") }
+
 // Load reads the configuration, reporting every bad variable by name.
 func Load(env *config.Env) (Config, error) {
 	host, _ := os.Hostname()
@@ -58,6 +66,7 @@ func Load(env *config.Env) (Config, error) {
 		Addr:            env.String("ADDR", DefaultAddr),
 		APIURL:          env.String("DISPATCH_API_URL", "http://127.0.0.1:8080"),
 		SessionTTL:      env.Duration("DASHBOARD_SESSION_TTL", 12*time.Hour),
+		PublicURL:       env.String("DASHBOARD_PUBLIC_URL", ""),
 		InstanceID:      env.String("INSTANCE_ID", host),
 		LogFormat:       env.OneOf("LOG_FORMAT", "json", "json", "text"),
 		LogLevel:        env.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
@@ -85,6 +94,11 @@ func Load(env *config.Env) (Config, error) {
 	}
 	if a := c.Portal.AccentColor; a != "" && !accentColor.MatchString(a) {
 		env.Fail("PORTAL_ACCENT_COLOR", "%q is not a colour such as #0a7cff or #07f", a)
+	}
+	if p := c.PublicURL; p != "" {
+		if u, err := url.Parse(p); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			env.Fail("DASHBOARD_PUBLIC_URL", "%q is not an http or https URL such as https://dispatch.example.com", p)
+		}
 	}
 	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		env.Fail("DISPATCH_API_URL", "%q is not an http or https URL such as http://127.0.0.1:8080", c.APIURL)

@@ -18,8 +18,22 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Addr != ":8083" || c.APIURL != "http://127.0.0.1:8080" || c.SessionTTL != 12*time.Hour || len(c.SessionKey) != 32 ||
 		c.RedisURL != "redis://127.0.0.1:6379/0" || c.RedisKeyPrefix != "dispatch" ||
-		c.Portal.Addr != "" || c.Portal.FrameAncestors != nil || c.Portal.Title != "Webhooks" || c.Portal.AccentColor != "" {
+		c.Portal.Addr != "" || c.Portal.FrameAncestors != nil || c.Portal.Title != "Webhooks" || c.Portal.AccentColor != "" ||
+		c.PublicURL != "" || c.HTTPS() {
 		t.Fatalf("%+v", c)
+	}
+}
+
+func TestPublicURLSaysHTTPS(t *testing.T) {
+	t.Parallel()
+	for url, https := range map[string]bool{"https://dispatch.example.com": true, "http://127.0.0.1:8083": false} {
+		c, err := Load(config.FromMap(map[string]string{"DASHBOARD_SESSION_KEY": goodKey, "DASHBOARD_PUBLIC_URL": url}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.HTTPS() != https {
+			t.Errorf("%s: HTTPS() = %v", url, c.HTTPS())
+		}
 	}
 }
 
@@ -33,6 +47,7 @@ func TestRefuses(t *testing.T) {
 		"short session key":          {map[string]string{"DASHBOARD_SESSION_KEY": "c2hvcnQ="}, "DASHBOARD_SESSION_KEY: must be"},
 		"not base64":                 {map[string]string{"DASHBOARD_SESSION_KEY": "not base64!"}, "DASHBOARD_SESSION_KEY: must be"},
 		"bad API URL":                {map[string]string{"DASHBOARD_SESSION_KEY": goodKey, "DISPATCH_API_URL": "localhost:8080"}, "DISPATCH_API_URL"},
+		"public URL without scheme":  {map[string]string{"DASHBOARD_SESSION_KEY": goodKey, "DASHBOARD_PUBLIC_URL": "dispatch.example.com"}, "DASHBOARD_PUBLIC_URL"},
 		"bad Redis URL":              {map[string]string{"DASHBOARD_SESSION_KEY": goodKey, "REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL: "},
 		"frame ancestor with a path": {map[string]string{"DASHBOARD_SESSION_KEY": goodKey, "PORTAL_FRAME_ANCESTORS": "https://app.example.com/x"}, "PORTAL_FRAME_ANCESTORS"},
 		"frame ancestor wildcard":    {map[string]string{"DASHBOARD_SESSION_KEY": goodKey, "PORTAL_FRAME_ANCESTORS": "*"}, "PORTAL_FRAME_ANCESTORS"},

@@ -214,7 +214,7 @@ func (s *Server) takeFlash(w http.ResponseWriter, r *http.Request, rq *request, 
 // reaches a framed portal too.
 func (s *Server) flashCookieFor(r *http.Request, rq *request, value string, maxAge int) *http.Cookie {
 	c := &http.Cookie{Name: flashCookie, Value: value, Path: rq.path("/subscriptions/"), MaxAge: maxAge,
-		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode}
+		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode}
 	if rq.sess.Portal {
 		c.SameSite = http.SameSiteLaxMode
 		if s.framed(r) {

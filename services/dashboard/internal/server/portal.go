@@ -123,14 +123,14 @@ func (s *Server) portalHeaders(w http.ResponseWriter) {
 // frames get its cookie only when it is SameSite=None (hence Secure, and
 // Partitioned so that it lives in the embedding site's jar).
 func (s *Server) framed(r *http.Request) bool {
-	return len(s.cfg.Portal.FrameAncestors) > 0 && secure(r)
+	return len(s.cfg.Portal.FrameAncestors) > 0 && s.secure(r)
 }
 
 // portalCookieFor is the portal session's cookie holding value until
 // expires (a negative maxAge clears it).
 func (s *Server) portalCookieFor(r *http.Request, value string, expires time.Time, maxAge int) *http.Cookie {
 	c := &http.Cookie{Name: portalCookie, Value: value, Path: web.PortalBase, Expires: expires, MaxAge: maxAge,
-		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode}
+		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode}
 	if s.framed(r) {
 		c.SameSite, c.Partitioned = http.SameSiteNoneMode, true
 	}

@@ -46,6 +46,11 @@ type Config struct {
 	Now func() time.Time
 	// Portal brands the customer portal and says who may frame it.
 	Portal PortalConfig
+	// HTTPS says that browsers reach the dashboard over HTTPS
+	// (DASHBOARD_PUBLIC_URL is an https URL), typically through a proxy
+	// that ends TLS: every cookie is then Secure and every answer carries
+	// Strict-Transport-Security, whatever the proxy's headers say.
+	HTTPS bool
 }
 
 // Server serves the dashboard.
@@ -104,7 +109,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.Register(mux)
 	s.RegisterPortal(mux)
-	return SecurityHeaders(mux)
+	return s.SecurityHeaders(mux)
 }
 
 // PortalHandler returns the customer portal alone, with its static files
@@ -113,14 +118,22 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) PortalHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.RegisterPortal(mux)
-	return SecurityHeaders(mux)
+	return s.SecurityHeaders(mux)
 }
 
+// hsts keeps browsers on HTTPS for a year once they have seen it. It names
+// no subdomains: the dashboard cannot speak for its neighbours' hosts.
+const hsts = "max-age=31536000"
+
 // SecurityHeaders sets headers that keep pages from being framed, scripts
-// from other origins from running, and answers from being sniffed.
-func SecurityHeaders(next http.Handler) http.Handler {
+// from other origins from running, and answers from being sniffed, and
+// over HTTPS (Config.HTTPS, or TLS on this listener) keeps browsers on it.
+func (s *Server) SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		if s.cfg.HTTPS || r.TLS != nil {
+			h.Set("Strict-Transport-Security", hsts)
+		}
 		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
@@ -317,13 +330,18 @@ func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, rq *reques
 	return true
 }
 
-func secure(r *http.Request) bool {
-	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+// secure reports whether r's cookies are Secure: always when the dashboard
+// is configured as reached over HTTPS, otherwise when this request came
+// over TLS or a proxy says it did. Without the setting a proxy that does
+// not send X-Forwarded-Proto would get cookies a plain-HTTP hop could
+// carry, hence the setting.
+func (s *Server) secure(r *http.Request) bool {
+	return s.cfg.HTTPS || r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
 }
 
 func (s *Server) clearSession(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode})
+		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
 }
 
 // toLogin sends the browser to the sign-in page at to: a redirect, or for

@@ -827,3 +827,77 @@ func TestRefusedPositionIsA422(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPSBySetting: with the dashboard configured as reached over HTTPS
+// (DASHBOARD_PUBLIC_URL), every cookie it sets, the dashboard's and the
+// portal's, is Secure and every answer carries HSTS, though the request
+// came over plain HTTP without a proxy's header; without the setting only
+// X-Forwarded-Proto makes cookies Secure, and HSTS is never sent over
+// plain HTTP.
+func TestHTTPSBySetting(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		https      bool
+		forwarded  string
+		wantSecure bool
+		wantHSTS   bool
+	}{
+		{"setting", true, "", true, true},
+		{"setting and proxy header", true, "https", true, true},
+		{"proxy header alone", false, "https", true, false},
+		{"neither", false, "", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			api := &fakeAPI{keys: map[string][]string{"dsp_admin": {"admin"}}}
+			rdb, prefix := testkit.Redis(t)
+			b := start(t, api, Config{APIURL: newAPIServer(t, api), SessionTTL: time.Hour, Revocations: session.NewRevocations(rdb, prefix), HTTPS: tt.https}, prefix)
+			do := func(method, path string, form url.Values) *http.Response {
+				t.Helper()
+				req, err := http.NewRequest(method, b.url+path, strings.NewReader(form.Encode()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if tt.forwarded != "" {
+					req.Header.Set("X-Forwarded-Proto", tt.forwarded)
+				}
+				resp, err := b.client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				doc, err := goquery.NewDocumentFromReader(resp.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				form.Set("csrf", csrf(doc))
+				return resp
+			}
+			form := url.Values{}
+			answers := map[string]*http.Response{
+				"login page":   do(http.MethodGet, "/login", form),
+				"sign-in":      do(http.MethodPost, "/login", url.Values{"key": {"dsp_admin"}, "csrf": {form.Get("csrf")}}),
+				"portal ended": do(http.MethodGet, "/portal/events", url.Values{}),
+			}
+			for what, resp := range answers {
+				if got := resp.Header.Get("Strict-Transport-Security"); (got == hsts) != tt.wantHSTS {
+					t.Errorf("%s: Strict-Transport-Security %q, want sent %v", what, got, tt.wantHSTS)
+				}
+				if len(resp.Cookies()) == 0 {
+					t.Errorf("%s: no cookie set", what)
+				}
+				for _, c := range resp.Cookies() {
+					if c.Secure != tt.wantSecure {
+						t.Errorf("%s: cookie %s Secure=%v, want %v", what, c.Name, c.Secure, tt.wantSecure)
+					}
+				}
+			}
+			if resp := answers["sign-in"]; resp.StatusCode != http.StatusSeeOther {
+				t.Errorf("sign-in answered %d", resp.StatusCode)
+			}
+		})
+	}
+}

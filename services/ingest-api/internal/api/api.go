@@ -236,6 +236,7 @@ func warmDocuments(mux *http.ServeMux) {
 var commonErrors = map[string]string{
 	"401": "Unauthorized: no API key, or one that is unknown, expired or revoked.",
 	"403": "Forbidden: the API key lacks the scope this operation needs.",
+	"429": "Too Many Requests: this client's requests failed authentication too often; retry after the Retry-After header's seconds.",
 	"503": "Service Unavailable: the database cannot be reached; retry after the Retry-After header's seconds.",
 }
 

@@ -91,7 +91,7 @@ func newTracedBundle(t testing.TB, tracing queue.Tracing, opts ...func(*api.Conf
 		o(&cfg)
 	}
 	registered := api.New(mux, cfg)
-	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), api.AnswerUnrouted(mux)))
+	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), false, api.AnswerUnrouted(mux)))
 	t.Cleanup(srv.Close)
 	return &bundle{url: srv.URL, db: db, brokers: cluster.ListenAddrs(), key: adminKey, api: registered,
 		workerGuard: resilience.New(rdb, resilience.Config{Prefix: prefix, Registerer: prometheus.NewRegistry()})}
@@ -339,6 +339,8 @@ func TestSubscriptionSecretForms(t *testing.T) {
 		{"plain, trailing newline", "my-secret-key\n", "must not start or end with white space"},
 		{"whsec, not base64, is not taken as plain", "whsec_my-secret-key", "a 'whsec_' secret must continue with standard base64"},
 		{"whsec, 16 bytes", "whsec_" + strings.Repeat("A", 22) + "==", "a 'whsec_' secret must encode 24 to 64 bytes, not 16"},
+		{"plain, starting as sealed values do", "sealed:v1:0badc0de:my-secret", "must not start with 'sealed:'"},
+		{"plain, starting as a later sealed version would", "sealed:v2:my-secret", "must not start with 'sealed:'"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

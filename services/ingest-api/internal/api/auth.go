@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,15 +25,28 @@ type KeyStore interface {
 	TouchAPIKeys(ctx context.Context, ids []string, at time.Time) error
 }
 
-// Authentication's cache: a key's answer (valid or not) is reused this long,
-// so a request costs no database round trip, and a key revoked on another
-// instance stops working within this time.
+// Authentication's caches: a key's answer (valid or not) is reused this
+// long, so a request costs no database round trip, and a key revoked on
+// another instance stops working within this time.
 const (
 	keyCacheTTL = 500 * time.Millisecond
-	// maxCachedKeys bounds the cache against floods of made-up keys.
+	// maxCachedKeys bounds each of the caches, of keys found and of hashes
+	// found unknown, so a flood of made-up keys can neither grow memory
+	// nor push real keys out (they are cached apart).
 	maxCachedKeys = 10_000
 	// touchEvery is how often last_used_at is brought up to date.
 	touchEvery = time.Minute
+)
+
+// Each client (an IPv4 address, or an IPv6 /64) may fail authentication
+// failureBurst times at once and failuresPerSecond times a second after
+// that; beyond it the API answers 429 without asking the database, so a
+// flood of made-up keys costs the database at most that many lookups per
+// client and instance (ADR 36). maxFailingClients bounds the buckets kept.
+const (
+	failureBurst      = 20
+	failuresPerSecond = 5
+	maxFailingClients = 10_000
 )
 
 // adminKeyID names the key given by ADMIN_API_KEY in logs.
@@ -42,6 +56,21 @@ var (
 	errNoKey      = errors.New("send an API key as 'Authorization: Bearer <key>'")
 	errUnknownKey = errors.New("the API key is unknown, expired or revoked")
 )
+
+// tooManyFailures refuses a client that has used its failure budget; it
+// may try again after retryAfter.
+type tooManyFailures struct {
+	retryAfter time.Duration
+}
+
+func (e *tooManyFailures) Error() string {
+	return "too many requests from this address failed authentication; retry after " + strconv.Itoa(retryAfterSeconds(e.retryAfter)) + " s"
+}
+
+// retryAfterSeconds is d in whole seconds for Retry-After, at least 1.
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
+}
 
 // principal is who made a request.
 type principal struct {
@@ -76,18 +105,31 @@ type cachedKey struct {
 	until time.Time
 }
 
-// authenticator checks bearer keys against the stored hashes, through a
-// short cache.
+// authenticator checks bearer keys against the stored hashes, through
+// short caches, and refuses clients that fail too often.
 type authenticator struct {
 	store KeyStore
 	admin *apikey.Hash
 	now   func() time.Time
 
-	mu        sync.Mutex
-	cache     map[apikey.Hash]cachedKey
+	mu sync.Mutex
+	// keys holds the keys found, by hash; an entry past its time is read
+	// again, and meanwhile marks the hash as a real key's, which no
+	// failure budget holds back.
+	keys *boundedMap[apikey.Hash, cachedKey]
+	// unknown holds until when a hash counts as unknown without a lookup.
+	unknown *boundedMap[apikey.Hash, time.Time]
+	// budgets are the clients' failure budgets.
+	budgets   *boundedMap[netip.Addr, budget]
 	flights   map[apikey.Hash]*flight
 	used      map[string]struct{}
 	lastTouch time.Time
+}
+
+// budget is a token bucket of failed authentications: tokens as of at.
+type budget struct {
+	tokens float64
+	at     time.Time
 }
 
 // flight is one lookup of a key's hash in progress. Requests that need the
@@ -107,7 +149,10 @@ type flight struct {
 const lookupTimeout = 5 * time.Second
 
 func newAuthenticator(st KeyStore, adminKey string) *authenticator {
-	a := &authenticator{store: st, now: time.Now, cache: map[apikey.Hash]cachedKey{}, flights: map[apikey.Hash]*flight{}, used: map[string]struct{}{}}
+	a := &authenticator{store: st, now: time.Now, flights: map[apikey.Hash]*flight{}, used: map[string]struct{}{},
+		keys:    newBoundedMap[apikey.Hash, cachedKey](maxCachedKeys / 2),
+		unknown: newBoundedMap[apikey.Hash, time.Time](maxCachedKeys / 2),
+		budgets: newBoundedMap[netip.Addr, budget](maxFailingClients / 2)}
 	if adminKey != "" {
 		h := apikey.HashOf(adminKey)
 		a.admin = &h
@@ -116,42 +161,166 @@ func newAuthenticator(st KeyStore, adminKey string) *authenticator {
 	return a
 }
 
-// authenticate returns the request's principal, errNoKey or errUnknownKey,
-// or domain.ErrUnavailable when the keys cannot be read.
-func (a *authenticator) authenticate(ctx context.Context, header string) (principal, error) {
+// authenticate returns the principal of a request with the Authorization
+// header from the client at remoteAddr; errNoKey or errUnknownKey; a
+// *tooManyFailures when the client has failed too often; or
+// domain.ErrUnavailable when the keys cannot be read. Whatever the key,
+// it costs constant time, and a database lookup only for a well-formed
+// key's hash neither cache knows, from a client with failures to spare. A
+// well-formed key that is not valid spends one of the client's failures.
+func (a *authenticator) authenticate(ctx context.Context, header, remoteAddr string) (principal, error) {
+	now := a.now()
+	client := clientOf(remoteAddr)
 	scheme, key, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
 		return principal{}, errNoKey
 	}
-	hash := apikey.HashOf(strings.TrimSpace(key))
+	key = strings.TrimSpace(key)
+	hash := apikey.HashOf(key)
 	if a.admin != nil && apikey.Equal(hash, *a.admin) {
 		return principal{keyID: adminKeyID, scopes: []domain.Scope{domain.ScopeAdmin}}, nil
 	}
-	now := a.now()
 	a.mu.Lock()
-	c, hit := a.cache[hash]
+	c, real := a.keys.get(hash)
+	var unknownUntil time.Time
+	if !real {
+		unknownUntil, _ = a.unknown.get(hash)
+	}
 	a.mu.Unlock()
-	if !hit || now.After(c.until) {
+	switch {
+	case real && now.Before(c.until):
+	case !real && !apikey.WellFormed(key):
+		// No key has this form: nothing to look up, and nothing a client
+		// could guess, so no failure is spent.
+		return principal{}, errUnknownKey
+	case !real && now.Before(unknownUntil):
+		return principal{}, a.fail(client, now, errUnknownKey)
+	default:
+		// A hash never seen valid is looked up at the cost of one of the
+		// client's failures, given back if it is a key: a client out of
+		// failures is refused before the database is asked.
+		var charged bool
 		var err error
-		if c, err = a.lookup(ctx, hash, now); err != nil {
+		if c, charged, err = a.lookup(ctx, hash, now, client, !real); err != nil {
 			return principal{}, err
 		}
+		switch {
+		case charged && c.valid:
+			a.mu.Lock()
+			a.refund(client, now)
+			a.mu.Unlock()
+		case charged:
+			return principal{}, errUnknownKey
+		case !c.valid:
+			return principal{}, a.fail(client, now, errUnknownKey)
+		}
 	}
-	if !c.valid || (c.key.ExpiresAt != nil && !now.Before(*c.key.ExpiresAt)) {
-		return principal{}, errUnknownKey
+	if c.key.ExpiresAt != nil && !now.Before(*c.key.ExpiresAt) {
+		return principal{}, a.fail(client, now, errUnknownKey)
 	}
 	a.noteUse(c.key.ID, now)
 	return principal{keyID: c.key.ID, scopes: c.key.Scopes, tenant: c.key.TenantID, portal: c.key.Portal}, nil
 }
 
+// clientOf is whom a failure budget belongs to: the address of remoteAddr
+// ("host:port"), an IPv6 one cut to its /64, which one subscriber usually
+// has whole.
+func clientOf(remoteAddr string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addr := ap.Addr().Unmap()
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.Addr()
+	}
+	return addr
+}
+
+// clientKey carries a public operation's client address ("host:port").
+type clientKey struct{}
+
+// charge spends one of the failures of the client that made ctx's request,
+// for a credential check that costs a lookup: a *tooManyFailures when none
+// is left. refund gives it back once the credential proved good.
+func (a *authenticator) charge(ctx context.Context) (refund func(), err error) {
+	remoteAddr, _ := ctx.Value(clientKey{}).(string)
+	client, now := clientOf(remoteAddr), a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if wait := a.spend(client, now); wait > 0 {
+		return nil, &tooManyFailures{retryAfter: wait}
+	}
+	return func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.refund(client, a.now())
+	}, nil
+}
+
+// fail spends one of client's failures and returns err, or a
+// *tooManyFailures when none was left.
+func (a *authenticator) fail(client netip.Addr, now time.Time, err error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if wait := a.spend(client, now); wait > 0 {
+		return &tooManyFailures{retryAfter: wait}
+	}
+	return err
+}
+
+// spend takes one failure from client's budget and returns 0, or, when the
+// budget is empty, how long until it holds one again. Called with mu
+// held.
+func (a *authenticator) spend(client netip.Addr, now time.Time) time.Duration {
+	b := a.refilled(client, now)
+	if b.tokens < 1 {
+		return time.Duration((1 - b.tokens) / failuresPerSecond * float64(time.Second))
+	}
+	b.tokens--
+	a.budgets.put(client, b)
+	return 0
+}
+
+// refund gives client back the failure a lookup of a real key cost.
+// Called with mu held.
+func (a *authenticator) refund(client netip.Addr, now time.Time) {
+	b := a.refilled(client, now)
+	b.tokens = min(failureBurst, b.tokens+1)
+	a.budgets.put(client, b)
+}
+
+// refilled is client's budget as of now. Called with mu held.
+func (a *authenticator) refilled(client netip.Addr, now time.Time) budget {
+	b, ok := a.budgets.get(client)
+	if !ok {
+		return budget{tokens: failureBurst, at: now}
+	}
+	if now.After(b.at) {
+		b.tokens = min(failureBurst, b.tokens+now.Sub(b.at).Seconds()*failuresPerSecond)
+		b.at = now
+	}
+	return b
+}
+
 // lookup reads the key with hash, or waits for the lookup of it already in
-// progress, and caches the answer.
-func (a *authenticator) lookup(ctx context.Context, hash apikey.Hash, now time.Time) (cachedKey, error) {
+// progress, and caches the answer. With charge, starting a lookup spends
+// one of client's failures (charged), and without one left it is a
+// *tooManyFailures; joining one in progress costs nothing.
+func (a *authenticator) lookup(ctx context.Context, hash apikey.Hash, now time.Time, client netip.Addr, charge bool) (_ cachedKey, charged bool, _ error) {
 	a.mu.Lock()
 	f, inProgress := a.flights[hash]
 	if inProgress {
 		f.joined++
 	} else {
+		if charge {
+			if wait := a.spend(client, now); wait > 0 {
+				a.mu.Unlock()
+				return cachedKey{}, false, &tooManyFailures{retryAfter: wait}
+			}
+			charged = true
+		}
 		f = &flight{done: make(chan struct{})}
 		a.flights[hash] = f
 		go a.fly(context.WithoutCancel(ctx), hash, f, now)
@@ -159,9 +328,9 @@ func (a *authenticator) lookup(ctx context.Context, hash apikey.Hash, now time.T
 	a.mu.Unlock()
 	select {
 	case <-f.done:
-		return f.c, f.err
+		return f.c, charged, f.err
 	case <-ctx.Done():
-		return cachedKey{}, ctx.Err()
+		return cachedKey{}, charged, ctx.Err()
 	}
 }
 
@@ -185,7 +354,7 @@ func (a *authenticator) fly(ctx context.Context, hash apikey.Hash, f *flight, no
 		f.c = cachedKey{key: k, valid: true, until: now.Add(keyCacheTTL)}
 	}
 	if f.err == nil {
-		a.remember(hash, f.c, now)
+		a.remember(hash, f.c)
 	}
 	a.mu.Lock()
 	delete(a.flights, hash)
@@ -193,20 +362,18 @@ func (a *authenticator) fly(ctx context.Context, hash apikey.Hash, f *flight, no
 	close(f.done)
 }
 
-func (a *authenticator) remember(hash apikey.Hash, c cachedKey, now time.Time) {
+// remember caches c, the answer for hash: a key found, or until when the
+// hash counts as unknown.
+func (a *authenticator) remember(hash apikey.Hash, c cachedKey) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.cache) >= maxCachedKeys {
-		for h, old := range a.cache {
-			if now.After(old.until) {
-				delete(a.cache, h)
-			}
-		}
-		if len(a.cache) >= maxCachedKeys {
-			return
-		}
+	if c.valid {
+		a.unknown.delete(hash)
+		a.keys.put(hash, c)
+		return
 	}
-	a.cache[hash] = c
+	a.keys.delete(hash)
+	a.unknown.put(hash, c.until)
 }
 
 // forgetHash drops what this instance cached about a key's hash: a key
@@ -214,7 +381,8 @@ func (a *authenticator) remember(hash apikey.Hash, c cachedKey, now time.Time) {
 func (a *authenticator) forgetHash(hash apikey.Hash) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	delete(a.cache, hash)
+	a.keys.delete(hash)
+	a.unknown.delete(hash)
 }
 
 // forget drops a revoked key from this instance's cache at once; other
@@ -232,11 +400,7 @@ func (a *authenticator) forgetTenant(tenant string) {
 func (a *authenticator) forgetWhere(match func(domain.APIKey) bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for h, c := range a.cache {
-		if match(c.key) {
-			delete(a.cache, h)
-		}
-	}
+	a.keys.deleteWhere(func(c cachedKey) bool { return match(c.key) })
 }
 
 // noteUse records a key's use; last_used_at is written for all keys used
@@ -375,11 +539,18 @@ func mayRead(ctx context.Context) bool {
 func (s *Server) authMiddleware(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		if public(ctx.Operation()) {
-			next(ctx)
+			// Its credential is in the body; the handler charges failures
+			// to this client (authenticator.charge).
+			next(huma.WithValue(ctx, clientKey{}, ctx.RemoteAddr()))
 			return
 		}
-		p, err := s.auth.authenticate(ctx.Context(), ctx.Header("Authorization"))
+		p, err := s.auth.authenticate(ctx.Context(), ctx.Header("Authorization"), ctx.RemoteAddr())
+		var throttled *tooManyFailures
 		switch {
+		case errors.As(err, &throttled):
+			ctx.SetHeader("Retry-After", strconv.Itoa(retryAfterSeconds(throttled.retryAfter)))
+			_ = huma.WriteErr(api, ctx, http.StatusTooManyRequests, err.Error())
+			return
 		case errors.Is(err, errNoKey), errors.Is(err, errUnknownKey):
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="dispatch"`)
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, err.Error())

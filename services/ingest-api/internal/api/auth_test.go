@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,42 @@ func TestRequestsNeedAKey(t *testing.T) {
 	for _, open := range []string{"/openapi.json", "/openapi-3.0.json", "/docs"} {
 		require.Equal(t, http.StatusOK, b.doWithKey(t, "", "GET", open, "").status, open)
 	}
+}
+
+// TestFailedAuthenticationIsThrottledPerClient: a client that keeps
+// failing authentication gets 401s, then 429 problem+json with
+// Retry-After; a real key that client used before is still accepted.
+func TestFailedAuthenticationIsThrottledPerClient(t *testing.T) {
+	b := setup(t)
+	real, _ := b.newKey(t, `"read"`)
+	require.Equal(t, http.StatusOK, b.doWithKey(t, real, "GET", "/subscriptions", "").status)
+	var statuses []int
+	var last response
+	for i := range 25 {
+		made := "dsp_" + strings.Repeat(string(rune('a'+i)), 52)
+		last = b.doWithKey(t, made, "GET", "/subscriptions", "")
+		statuses = append(statuses, last.status)
+	}
+	want := append(slices.Repeat([]int{http.StatusUnauthorized}, 20), slices.Repeat([]int{http.StatusTooManyRequests}, 5)...)
+	require.Equal(t, want, statuses)
+	require.Equal(t, "application/problem+json", last.header.Get("Content-Type"))
+	require.Equal(t, "1", last.header.Get("Retry-After"))
+	require.Contains(t, last.body["detail"], "failed authentication")
+	require.Equal(t, http.StatusOK, b.doWithKey(t, real, "GET", "/subscriptions", "").status, "a real key still works")
+}
+
+// TestRotateRefusesASealedLookingSecret: a new secret that starts as
+// sealed secrets are stored is refused at rotation as at creation, and the
+// subscription keeps its secret.
+func TestRotateRefusesASealedLookingSecret(t *testing.T) {
+	b := setup(t)
+	created := b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"]}`)
+	require.Equal(t, http.StatusCreated, created.status, created.raw)
+	r := b.do(t, "POST", "/subscriptions/s/secret/rotate", `{"secret":"sealed:v1:0badc0de:my-secret"}`)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+	require.Contains(t, r.raw, "must not start with 'sealed:'")
+	revealed := b.do(t, "POST", "/subscriptions/s/secret/reveal", "")
+	require.Equal(t, created.body["secret"], revealed.body["secret"])
 }
 
 func TestScopes(t *testing.T) {

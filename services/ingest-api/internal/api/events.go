@@ -10,6 +10,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
@@ -126,7 +128,7 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("dispatch.event_id", in.Body.ID), attribute.String("dispatch.event_type", in.Body.Type))
 	}
-	e := domain.Event{ID: in.Body.ID, Type: in.Body.Type, Source: in.Body.Source, Data: []byte(in.Body.Data)}
+	e := domain.Event{ID: in.Body.ID, Type: in.Body.Type, Source: in.Body.Source, Data: []byte(in.Body.Data), TraceParent: traceParentOf(ctx)}
 	if err := domain.ValidateEvent(e); err != nil {
 		span.RecordError(err)
 		return nil, s.problem(ctx, err, "")
@@ -260,4 +262,15 @@ func (s *Server) publish(ctx context.Context, refs []store.DeliveryRef) {
 // local network takes a fraction of a millisecond.
 func durationMS(d time.Duration) float64 {
 	return float64(d.Microseconds()) / 1000
+}
+
+// traceParentOf is the W3C traceparent of ctx's span, stored with an event
+// so that its retries are published in its trace; "" when tracing is off.
+func traceParentOf(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ""
+	}
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c["traceparent"]
 }

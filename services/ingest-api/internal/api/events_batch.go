@@ -113,6 +113,7 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
+	traceParent := traceParentOf(ctx)
 	for i, raw := range items {
 		e, data, id, errs := s.batch.check(i, raw)
 		if errs != nil {
@@ -143,6 +144,7 @@ func (s *Server) createEventsBatch(ctx context.Context, in *createEventsBatchInp
 			return nil, s.problem(ctx, err, "")
 		}
 		tenantOf[e.ID] = tenant
+		e.TraceParent = traceParent
 		events = append(events, e)
 		at = append(at, i)
 	}

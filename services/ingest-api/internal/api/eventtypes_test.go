@@ -44,7 +44,7 @@ func (b *bundle) instance(t *testing.T, change func(*api.Config)) *bundle {
 	change(&cfg)
 	mux := http.NewServeMux()
 	registered := api.New(mux, cfg)
-	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), api.AnswerUnrouted(mux)))
+	srv := httptest.NewServer(api.WithRequestID(slog.New(slog.DiscardHandler), false, api.AnswerUnrouted(mux)))
 	t.Cleanup(srv.Close)
 	return &bundle{url: srv.URL, db: b.db, brokers: b.brokers, key: adminKey, api: registered}
 }

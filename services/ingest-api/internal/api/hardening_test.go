@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -275,7 +276,7 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 	mux := http.NewServeMux()
 	humaAPI := api.New(mux, api.Config{Store: store.New(pool), Publisher: producer, Registerer: prometheus.NewRegistry(), Logger: log,
 		Egress: egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), Resolver: names, AdminKey: adminKey})
-	srv := httptest.NewServer(api.WithRequestID(log, mux))
+	srv := httptest.NewServer(api.WithRequestID(log, false, mux))
 	t.Cleanup(srv.Close)
 	b := &bundle{url: srv.URL, key: adminKey}
 
@@ -294,7 +295,7 @@ func TestDatabaseOutageIsA503OnEveryRoute(t *testing.T) {
 		"put-tenant":                 `{}`,
 		"put-event-type":             `{"schema":{},"examples":[{}]}`,
 		"create-portal-link":         `{}`,
-		"exchange-portal-link":       `{"token":"dpl_x"}`,
+		"exchange-portal-link":       `{"token":"dpl_` + strings.Repeat("x", 52) + `"}`, // well formed, so looked up
 	}
 	// Operations that need no database: the key in use is known from the request.
 	noDatabase := map[string]bool{"get-current-key": true}
@@ -359,7 +360,7 @@ func TestStoredKeysUnreadableIsA503(t *testing.T) {
 	api.New(mux, api.Config{Store: store.New(pool), Registerer: prometheus.NewRegistry()})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	r := (&bundle{url: srv.URL, key: "dsp_somekey"}).do(t, "GET", "/subscriptions", "")
+	r := (&bundle{url: srv.URL, key: "dsp_" + strings.Repeat("k", 52)}).do(t, "GET", "/subscriptions", "")
 	require.Equal(t, http.StatusServiceUnavailable, r.status, r.raw)
 	require.Equal(t, "5", r.header.Get("Retry-After"))
 }
@@ -371,21 +372,27 @@ func TestRequestLineLevelFollowsTheAnswer(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		status int
-		level  string
+		// logRequests is LOG_REQUESTS: an access log at info.
+		logRequests bool
+		level       string
 	}{
-		{http.StatusAccepted, "DEBUG"},
-		{http.StatusOK, "DEBUG"},
-		{http.StatusNotFound, "INFO"},
-		{http.StatusUnprocessableEntity, "INFO"},
-		{http.StatusServiceUnavailable, "WARN"},
-		{http.StatusInternalServerError, "WARN"},
+		{http.StatusAccepted, false, "DEBUG"},
+		{http.StatusOK, false, "DEBUG"},
+		{http.StatusNotFound, false, "INFO"},
+		{http.StatusUnprocessableEntity, false, "INFO"},
+		{http.StatusServiceUnavailable, false, "WARN"},
+		{http.StatusInternalServerError, false, "WARN"},
+		{http.StatusAccepted, true, "INFO"},
+		{http.StatusOK, true, "INFO"},
+		{http.StatusNotFound, true, "INFO"},
+		{http.StatusInternalServerError, true, "WARN"},
 	}
 	for _, tt := range tests {
-		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d/log_requests=%v", tt.status, tt.logRequests), func(t *testing.T) {
 			t.Parallel()
 			logs := &testkit.Logs{}
 			log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			srv := httptest.NewServer(api.WithRequestID(log, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			srv := httptest.NewServer(api.WithRequestID(log, tt.logRequests, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				w.WriteHeader(tt.status)
 			})))
 			t.Cleanup(srv.Close)

@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,12 +111,12 @@ func (s *Server) registerPortal(api huma.API) {
 		Method:       http.MethodPost,
 		Path:         "/portal-links/exchange",
 		Summary:      "Open a portal link",
-		Description:  "The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404.",
+		Description:  "The portal calls this when a customer opens a link: it consumes the link (once: of two openings at once exactly one succeeds) and answers the session's key. Needs no API key: the token is the credential. A token that is unknown, used, expired or revoked is a 404; a client with too many such failures gets 429 with Retry-After, as for API keys.",
 		Tags:         []string{"Portal"},
 		Security:     []map[string][]string{{}},
 		MaxBodyBytes: 4 << 10,
 		Metadata:     map[string]any{publicKey: true},
-		Errors:       []int{http.StatusNotFound},
+		Errors:       []int{http.StatusNotFound, http.StatusTooManyRequests},
 	}, s.exchangePortalLink)
 }
 
@@ -163,12 +165,27 @@ func (s *Server) revokePortalLinks(ctx context.Context, in *tenantIDInput) (*rev
 }
 
 func (s *Server) exchangePortalLink(ctx context.Context, in *exchangePortalLinkInput) (*exchangePortalLinkOutput, error) {
+	const gone = "this portal link is unknown, used, expired or revoked"
+	token := strings.TrimSpace(in.Body.Token)
+	if !apikey.WellFormedPortalToken(token) {
+		// No link has such a token: nothing to look up (ADR 36).
+		return nil, huma.Error404NotFound(gone)
+	}
+	// Each lookup costs one of the client's failures, given back when the
+	// link opens, as a key's does (ADR 36).
+	refund, err := s.auth.charge(ctx)
+	var throttled *tooManyFailures
+	if errors.As(err, &throttled) {
+		return nil, huma.ErrorWithHeaders(huma.Error429TooManyRequests(err.Error()),
+			http.Header{"Retry-After": {strconv.Itoa(retryAfterSeconds(throttled.retryAfter))}})
+	}
 	key, keyHash := apikey.New()
-	ps, err := s.store.OpenPortalLink(ctx, apikey.HashOf(strings.TrimSpace(in.Body.Token)),
+	ps, err := s.store.OpenPortalLink(ctx, apikey.HashOf(token),
 		domain.APIKey{ID: apikey.NewID(), Name: "portal session", Prefix: apikey.Display(key)}, keyHash)
 	if err != nil {
-		return nil, s.problem(ctx, err, "this portal link is unknown, used, expired or revoked")
+		return nil, s.problem(ctx, err, gone)
 	}
+	refund()
 	s.auth.forgetHash(keyHash)
 	return &exchangePortalLinkOutput{Body: PortalSessionBody{Key: key, KeyID: ps.Key.ID, TenantID: ps.Link.TenantID, TenantName: ps.TenantName,
 		ReadOnly: ps.Link.ReadOnly, ReturnURL: ps.Link.ReturnURL, ExpiresAt: ps.Link.ExpiresAt}}, nil

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,6 +179,28 @@ func TestPortalLinkOpensOnceUnderConcurrency(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, map[int]int{http.StatusOK: 1, http.StatusNotFound: openers - 1}, codes)
 	require.Equal(t, 1, b.count(t, "api_keys WHERE portal"), "exactly one session")
+}
+
+// TestPortalLinkGuessesAreThrottled: a malformed token is a 404 without a
+// lookup or a failure spent; a well-formed unknown one spends one of the
+// client's failures, and past its budget the answer is 429 with
+// Retry-After, without opening even a real link.
+func TestPortalLinkGuessesAreThrottled(t *testing.T) {
+	b := setup(t)
+	b.putTenant(t, "acme", `{}`)
+	token := b.portalLink(t, adminKey, "acme", `{}`)
+	for range 30 {
+		require.Equal(t, http.StatusNotFound, b.exchange(t, "dpl_guess").status, "malformed")
+	}
+	var statuses []int
+	for i := range 21 {
+		statuses = append(statuses, b.exchange(t, "dpl_"+strings.Repeat(string(rune('a'+i)), 52)).status)
+	}
+	require.Equal(t, append(slices.Repeat([]int{http.StatusNotFound}, 20), http.StatusTooManyRequests), statuses)
+	r := b.exchange(t, token)
+	require.Equal(t, http.StatusTooManyRequests, r.status, r.raw)
+	require.Equal(t, "1", r.header.Get("Retry-After"))
+	require.Zero(t, b.count(t, "api_keys WHERE portal"), "the link was not opened")
 }
 
 // TestPortalRevocationReachesEveryInstance: a session revoked through one

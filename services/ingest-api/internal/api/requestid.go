@@ -23,8 +23,10 @@ func RequestID(ctx context.Context) string {
 // WithRequestID gives every request an id: the client's X-Request-ID when
 // it is safe to echo and log, a fresh one otherwise. The id is set on the
 // answer, carried in the request's context (error answers and log lines
-// include it) and logged with the request's outcome, at requestLevel.
-func WithRequestID(log *slog.Logger, next http.Handler) http.Handler {
+// include it) and logged with the request's outcome, at requestLevel;
+// logRequests (LOG_REQUESTS) logs the answers that went as asked at info
+// instead of debug, as an access log.
+func WithRequestID(log *slog.Logger, logRequests bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-ID")
 		if !validRequestID(id) {
@@ -37,7 +39,7 @@ func WithRequestID(log *slog.Logger, next http.Handler) http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
-		log.LogAttrs(r.Context(), requestLevel(rec.status), "request",
+		log.LogAttrs(r.Context(), requestLevel(rec.status, logRequests), "request",
 			slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
 	})
@@ -46,13 +48,13 @@ func WithRequestID(log *slog.Logger, next http.Handler) http.Handler {
 // requestLevel is the level of a request's line: answers that went as
 // asked are debug, since at thousands of events a second a line each
 // costs the API about a tenth of its throughput and says nothing the
-// metrics do not (ADR 27); a client's error is info, the API's own a
-// warning.
-func requestLevel(status int) slog.Level {
+// metrics do not (ADR 27), unless logRequests asks for an access log at
+// info; a client's error is info, the API's own a warning.
+func requestLevel(status int, logRequests bool) slog.Level {
 	switch {
 	case status >= 500:
 		return slog.LevelWarn
-	case status >= 400:
+	case status >= 400, logRequests:
 		return slog.LevelInfo
 	default:
 		return slog.LevelDebug

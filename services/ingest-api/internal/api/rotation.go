@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/seal"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 )
 
@@ -62,12 +63,25 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateSecretInput) (*rota
 	}
 	if secret == "" {
 		secret = signing.GenerateSecret()
-	} else if _, err := signing.ParseSecret(secret); err != nil {
-		return nil, s.problem(ctx, &domain.ValidationError{Field: "secret", Reason: err.Error()}, "")
+	} else if err := checkSecret(secret); err != nil {
+		return nil, s.problem(ctx, err, "")
 	}
 	sub, until, err := s.store.RotateSecret(ctx, scopeOf(ctx), in.ID, secret, grace)
 	if err != nil {
 		return nil, s.problem(ctx, err, "subscription not found")
 	}
 	return &rotateSecretOutput{Body: SecretRotated{Secret: sub.Secret, PreviousSecretExpiresAt: until}}, nil
+}
+
+// checkSecret refuses a secret a client chose that cannot sign
+// (signing.ParseSecret) or that starts as sealed secrets are stored
+// ("sealed:"), which could be mistaken for one.
+func checkSecret(secret string) error {
+	if _, err := signing.ParseSecret(secret); err != nil {
+		return &domain.ValidationError{Field: "secret", Reason: err.Error()}
+	}
+	if seal.Reserved(secret) {
+		return &domain.ValidationError{Field: "secret", Reason: "a secret must not start with 'sealed:', which marks secrets sealed at rest"}
+	}
+	return nil
 }

@@ -22,7 +22,7 @@ type createSubscriptionInput struct {
 		TenantID   string   `json:"tenant_id,omitempty" maxLength:"255" doc:"The tenant the subscription belongs to, for good: it receives only that tenant's events (and those sent to every tenant). Default: the key's tenant, or 'default'."`
 		URL        string   `json:"url" minLength:"1" maxLength:"2048" example:"https://example.com/webhooks" doc:"Absolute http or https URL that receives the deliveries."`
 		EventTypes []string `json:"event_types" minItems:"1" maxItems:"64" example:"[\"order.*\"]" doc:"Patterns: an exact type, 'prefix.*' for every type under a prefix, or '*' for all."`
-		Secret     string   `json:"secret,omitempty" doc:"Optional signing secret: 'whsec_' + base64 of 24-64 bytes (the Standard Webhooks form), or a plain string of 8-256 printable ASCII characters without leading or trailing white space whose bytes are the HMAC key. Generated in the whsec_ form when missing."`
+		Secret     string   `json:"secret,omitempty" doc:"Optional signing secret: 'whsec_' + base64 of 24-64 bytes (the Standard Webhooks form), or a plain string of 8-256 printable ASCII characters without leading or trailing white space, not starting with 'sealed:', whose bytes are the HMAC key. Generated in the whsec_ form when missing."`
 		Settings
 	}
 }
@@ -152,8 +152,8 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 	}
 	if sub.Secret == "" {
 		sub.Secret = signing.GenerateSecret()
-	} else if _, err := signing.ParseSecret(sub.Secret); err != nil {
-		return nil, s.problem(ctx, &domain.ValidationError{Field: "secret", Reason: err.Error()}, "")
+	} else if err := checkSecret(sub.Secret); err != nil {
+		return nil, s.problem(ctx, err, "")
 	}
 	created, err := s.store.CreateSubscription(ctx, sub)
 	if err != nil {

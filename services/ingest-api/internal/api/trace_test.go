@@ -81,4 +81,49 @@ func TestCreateEventIsTraced(t *testing.T) {
 		require.Equal(t, topic+" publish", publish.Name())
 		require.Equal(t, create.SpanContext().SpanID(), publish.Parent().SpanID())
 	}
+
+	// The event is stored with create-event's context, which its retries
+	// are published in.
+	var stored string
+	require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT traceparent FROM events WHERE id = 'evt_traced'`).Scan(&stored))
+	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": stored}))
+	require.Equal(t, create.SpanContext().TraceID(), sc.TraceID())
+	require.Equal(t, create.SpanContext().SpanID(), sc.SpanID())
+}
+
+// TestEventsStoreTheirTraceOnlyWhenTraced: a batch's events are stored with
+// the batch request's trace context; without tracing, with none.
+func TestEventsStoreTheirTraceOnlyWhenTraced(t *testing.T) {
+	t.Parallel()
+	spans := tracetest.NewSpanRecorder()
+	traced := newTracedBundle(t, queue.Tracing{TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)), Propagator: propagation.TraceContext{}})
+	untraced := newBundle(t)
+	for _, b := range []*bundle{traced, untraced} {
+		r := b.do(t, "POST", "/events/batch", `{"events":[{"id":"b1","type":"t","data":{}},{"id":"b2","type":"t","data":{}}]}`)
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		r = b.do(t, "POST", "/events", `{"id":"single","type":"t","data":{}}`)
+		require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	}
+	read := func(b *bundle) map[string]string {
+		rows, err := b.db.Pool.Query(context.Background(), `SELECT id, coalesce(traceparent, '') FROM events`)
+		require.NoError(t, err)
+		out := map[string]string{}
+		for rows.Next() {
+			var id, tp string
+			require.NoError(t, rows.Scan(&id, &tp))
+			out[id] = tp
+		}
+		require.NoError(t, rows.Err())
+		return out
+	}
+	require.Equal(t, map[string]string{"b1": "", "b2": "", "single": ""}, read(untraced))
+	byName := map[string]trace.SpanContext{}
+	for _, s := range spans.Ended() {
+		byName[s.Name()] = s.SpanContext()
+	}
+	got := read(traced)
+	for id, span := range map[string]string{"b1": "create-events-batch", "b2": "create-events-batch", "single": "create-event"} {
+		sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": got[id]}))
+		require.Equal(t, byName[span].SpanID(), sc.SpanID(), "%s is stored with %s's context", id, span)
+	}
 }

@@ -33,6 +33,9 @@ type Config struct {
 	// PortalReturnOrigins are the origins a portal link's return URL may
 	// have (PORTAL_RETURN_ORIGINS).
 	PortalReturnOrigins []string
+	// LogRequests logs every request at info, an access log (LOG_REQUESTS);
+	// by default only refused or failed ones are (ADR 27).
+	LogRequests bool
 }
 
 // DefaultPortalURL is where the dashboard serves the portal by default.
@@ -42,6 +45,7 @@ const DefaultPortalURL = "http://127.0.0.1:8083/portal"
 func Load(env *config.Env) (Config, error) {
 	c := Config{Common: env.Common(30), Redis: env.Redis(), SecretKeys: env.SecretKeys(), Delivery: env.Delivery(), AllowCIDRs: env.Prefixes("DELIVERY_ALLOW_CIDRS"), AdminKey: env.String("ADMIN_API_KEY", ""),
 		EventTypesRequired: env.OneOf("EVENT_TYPES_REQUIRED", "false", "true", "false") == "true",
+		LogRequests:        env.OneOf("LOG_REQUESTS", "false", "true", "false") == "true",
 		PortalURL:          env.String("PORTAL_URL", DefaultPortalURL), PortalReturnOrigins: env.List("PORTAL_RETURN_ORIGINS", nil)}
 	if u, err := url.Parse(c.PortalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		env.Fail("PORTAL_URL", "%q is not an http or https URL such as https://portal.example.com/portal", c.PortalURL)

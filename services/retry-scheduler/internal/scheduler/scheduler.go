@@ -171,7 +171,7 @@ func (s *Scheduler) Pass(ctx context.Context) error {
 		ids := make([]int64, len(due))
 		for i, d := range due {
 			s.claimed.WithLabelValues(string(d.Kind)).Inc()
-			msgs[i] = queue.Message{DeliveryID: d.ID, EventID: d.EventID, SubscriptionID: d.SubscriptionID}
+			msgs[i] = queue.Message{DeliveryID: d.ID, EventID: d.EventID, SubscriptionID: d.SubscriptionID, TraceParent: d.TraceParent}
 			ids[i] = d.ID
 		}
 		pubCtx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)

@@ -116,6 +116,33 @@ func (p memPublisher) PublishSync(_ context.Context, msgs ...queue.Message) erro
 	return nil
 }
 
+// TestRetriesKeepTheirEventsTrace: a republished delivery carries the
+// trace context its event was stored with, for the producer to publish it
+// in (queue.Message.TraceParent); one whose event had none carries none.
+func TestRetriesKeepTheirEventsTrace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.Postgres(t)
+	st := store.New(db.Pool)
+	_, err := st.CreateSubscription(ctx, domain.Subscription{ID: "s", URL: "http://127.0.0.1:1/", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
+	require.NoError(t, err)
+	const traceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	for id, tp := range map[string]string{"traced": traceParent, "untraced": ""} {
+		_, err := st.IngestEvent(ctx, domain.Event{ID: id, Type: "t", Data: []byte("{}"), TraceParent: tp})
+		require.NoError(t, err)
+	}
+	_, err = db.Pool.Exec(ctx, `UPDATE deliveries SET enqueued_at = '-infinity'`)
+	require.NoError(t, err)
+	pub := memPublisher{got: make(chan publication, 2)}
+	require.NoError(t, scheduler.New(st, pub, scheduler.Config{BatchSize: 10, StrandedAfter: time.Hour, Registerer: prometheus.NewRegistry()}).Pass(ctx))
+	close(pub.got)
+	got := map[string]string{}
+	for p := range pub.got {
+		got[p.msg.EventID] = p.msg.TraceParent
+	}
+	require.Equal(t, map[string]string{"traced": traceParent, "untraced": ""}, got)
+}
+
 // A retry is republished moments after it comes due, not on the next poll
 // ten seconds later: whether it was waiting when the scheduler went to
 // sleep, or was scheduled while it slept.
