@@ -42,6 +42,8 @@ func ErrorClassWords(class string) string {
 		return "your server's response headers were too large"
 	case "informational_response":
 		return "your server answered with a 1xx status and no final answer"
+	case "internal":
+		return "the webhook service could not build the request (its own failure; nothing was sent)"
 	}
 	return class
 }

@@ -25,6 +25,7 @@ const (
 	Dns                   AttemptBodyErrorClass = "dns"
 	HttpStatus            AttemptBodyErrorClass = "http_status"
 	InformationalResponse AttemptBodyErrorClass = "informational_response"
+	Internal              AttemptBodyErrorClass = "internal"
 	InvalidResponse       AttemptBodyErrorClass = "invalid_response"
 	Network               AttemptBodyErrorClass = "network"
 	ResponseTooLarge      AttemptBodyErrorClass = "response_too_large"
@@ -46,6 +47,8 @@ func (e AttemptBodyErrorClass) Valid() bool {
 	case HttpStatus:
 		return true
 	case InformationalResponse:
+		return true
+	case Internal:
 		return true
 	case InvalidResponse:
 		return true

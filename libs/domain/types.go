@@ -127,6 +127,10 @@ const (
 	// ErrorInformational means the receiver answered with a 1xx status that
 	// ends the exchange (101 Switching Protocols) instead of a final one.
 	ErrorInformational ErrorClass = "informational_response"
+	// ErrorInternal means Dispatch could not make the request itself (a
+	// signing secret that does not parse, a body it could not encode): a
+	// failure of its own, not the destination's, so nothing was sent.
+	ErrorInternal ErrorClass = "internal"
 )
 
 // Attempt is one HTTP request made for a delivery.

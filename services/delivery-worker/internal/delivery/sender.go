@@ -222,11 +222,11 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 
 	body, err := Body(job.Event)
 	if err != nil {
-		return finish(domain.ErrorNetwork, "encode body: "+err.Error())
+		return finish(domain.ErrorInternal, "encode body: "+err.Error())
 	}
 	signer, err := signing.NewSigner(job.Secrets...)
 	if err != nil {
-		return finish(domain.ErrorNetwork, "subscription secret unusable: "+err.Error())
+		return finish(domain.ErrorInternal, "subscription secret unusable: "+err.Error())
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout+wait)
 	defer cancel()
@@ -271,7 +271,7 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	}})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, job.URL, bytes.NewReader(body))
 	if err != nil {
-		return finish(domain.ErrorNetwork, "build request: "+err.Error())
+		return finish(domain.ErrorInternal, "build request: "+err.Error())
 	}
 	sig := signer.Sign(job.Event.ID, start, body)
 	ts := strconv.FormatInt(start.Unix(), 10)

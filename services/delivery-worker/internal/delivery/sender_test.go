@@ -432,3 +432,34 @@ func TestTurnOfAnAnswer(t *testing.T) {
 	}
 	require.False(t, Turn{}.late(asked.Add(time.Hour)), "the zero turn is never late")
 }
+
+// A request Dispatch cannot make itself is its own failure, classed
+// `internal`, not a network error of the destination's, and nothing
+// reaches the receiver.
+func TestSendClassesItsOwnFailures(t *testing.T) {
+	t.Parallel()
+	var arrived atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		arrived.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		require.Zero(t, arrived.Load(), "a request reached the receiver")
+	})
+	tests := []struct {
+		name string
+		job  store.Job
+	}{
+		{"a signing secret that does not parse", job(srv.URL, "whsec_not base64!")},
+		{"no signing secret", job(srv.URL)},
+		{"a URL no request can be made of", job("http://[::1]:namedport/", signing.GenerateSecret())},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := testSender().Send(context.Background(), tt.job, 5*time.Second, Turn{}).Attempt
+			require.Equal(t, domain.ErrorInternal, a.ErrorClass, a.Error)
+		})
+	}
+}

@@ -89,7 +89,7 @@ type AttemptBody struct {
 	StartedAt      time.Time `json:"started_at"`
 	DurationMS     float64   `json:"duration_ms" doc:"How long the attempt took, in milliseconds to the microsecond (0.312)."`
 	StatusCode     *int      `json:"status_code,omitempty"`
-	ErrorClass     string    `json:"error_class,omitempty" enum:"http_status,timeout,connection_refused,connection_reset,dns,tls,network,blocked,invalid_response,response_too_large,informational_response"`
+	ErrorClass     string    `json:"error_class,omitempty" enum:"http_status,timeout,connection_refused,connection_reset,dns,tls,network,blocked,invalid_response,response_too_large,informational_response,internal"`
 	Error          string    `json:"error,omitempty"`
 	ResponseBody   string    `json:"response_body,omitempty" doc:"The start of the receiver's answer, capped."`
 	Instance       string    `json:"instance,omitempty" doc:"The worker instance that made the attempt."`
