@@ -395,7 +395,7 @@ func (g *Guard) admitRedis(ctx context.Context, out []Admission, asks []ask) err
 	}
 	for j, k := range asks {
 		a, res := &out[k.i], results[j]
-		if res[0] == 1 {
+		if res[0] == admitted {
 			a.Allowed, a.permit, a.trial, a.Delay = true, permits[j], res[2] == 1, time.Duration(res[3])*time.Microsecond
 			if a.trial {
 				g.setState(a.target.Subscription, HalfOpen)
@@ -403,12 +403,14 @@ func (g *Guard) admitRedis(ctx context.Context, out []Admission, asks []ask) err
 			continue
 		}
 		switch res[1] {
-		case 1:
+		case refusedRate:
 			a.Reason, a.RetryAfter = RateLimited, time.Duration(res[2])*time.Millisecond
-		case 2:
+		case refusedOpen:
 			a.Reason, a.RetryAfter = CircuitOpen, time.Duration(res[2])*time.Millisecond
-		case 4:
+		case refusedTrialsOut:
 			a.Reason, a.RetryAfter, a.trialsOut = CircuitOpen, trialsWait(time.Duration(res[2])*time.Millisecond), true
+		case refusedBusy:
+			fallthrough
 		default:
 			a.Reason, a.RetryAfter = ConcurrencyLimited, jitter(100*time.Millisecond, 500*time.Millisecond)
 		}
@@ -552,9 +554,9 @@ func (g *Guard) FinishBatch(ctx context.Context, fs []Finished) {
 		sub := remote[groups[c][0]].Admission.target.Subscription
 		for _, r := range res {
 			switch r {
-			case 1:
+			case doneOpened:
 				g.observeState(sub, Open)
-			case 2:
+			case doneClosed:
 				g.observeState(sub, Closed)
 			}
 		}

@@ -167,6 +167,18 @@ return out
 // 2 when it closed it, 0 otherwise.
 // Outcomes of requests let through before the circuit opened do not move a
 // half-open circuit.
+// The numbers admitScript answers with (its first number per admission,
+// then the reason of a refusal) and doneScript answers with.
+const (
+	admitted         = 1
+	refusedRate      = 1
+	refusedOpen      = 2
+	refusedBusy      = 3
+	refusedTrialsOut = 4
+	doneOpened       = 1
+	doneClosed       = 2
+)
+
 var doneScript = redis.NewScript(`
 local permits = {}
 for i = 4, #ARGV, 4 do
