@@ -257,21 +257,12 @@ func (g *Guard) redisResult(err error) {
 	}
 }
 
-// Admit checks, for one delivery, the destination's rate limit, the subscription's
-// circuit breaker and the destination's concurrency limit. It never blocks
-// on a busy destination and never fails: without Redis it decides
-// in-process. timeout is the attempt's timeout; a permit outlives it so
-// that a slow attempt keeps its slot. An allowed admission must be passed
-// to Done or Release (or FinishBatch).
-func (g *Guard) Admit(ctx context.Context, t Target, limits Limits, timeout time.Duration) Admission {
-	return g.AdmitBatch(ctx, []AdmitRequest{{Target: t, Limits: limits, Timeout: timeout}})[0]
-}
-
 // AdmitRequest asks admission for one delivery.
 type AdmitRequest struct {
 	Target Target
 	Limits Limits
-	// Timeout is the attempt's timeout; the permit outlives it (see Admit).
+	// Timeout is the attempt's timeout; the permit outlives it, so that a
+	// slow attempt keeps its slot.
 	Timeout time.Duration
 }
 
@@ -283,8 +274,12 @@ type AdmitRequest struct {
 // subscriptions sharing a destination share its window and permits, and
 // when the batch asks for more than is left, which of them gets the last
 // of it follows that grouping rather than strict request order.
-// Answers are in request order and each has Admit's meaning; when Redis
-// fails, the whole batch is decided in-process, as Admit would be.
+// Each admission checks the destination's rate limit, the subscription's
+// circuit breaker and the destination's concurrency limit. It never blocks
+// on a busy destination and never fails: answers are in request order, and
+// when Redis fails the whole batch is decided in-process. A permit
+// outlives its request's Timeout, so that a slow attempt keeps its slot;
+// an allowed admission must be ended by FinishBatch.
 func (g *Guard) AdmitBatch(ctx context.Context, reqs []AdmitRequest) []Admission {
 	out := make([]Admission, len(reqs))
 	asks := make([]ask, 0, len(reqs))
@@ -355,7 +350,7 @@ func (g *Guard) count(a Admission) {
 // same limits share one run of the script (see admitScript), in request
 // order; runs go in the order of their first ask. Permits Redis granted
 // for a batch whose other answers were lost expire with their TTL, as a
-// lost answer to a single Admit's did.
+// lost answer to a single admission would.
 func (g *Guard) admitRedis(ctx context.Context, out []Admission, asks []ask) error {
 	type key struct {
 		t          Target
@@ -494,30 +489,17 @@ func (g *Guard) runScript(ctx context.Context, script *redis.Script, calls []scr
 // quiet or deleted) disappear from Redis.
 const circuitTTL = 24 * time.Hour
 
-// Done releases an allowed admission's permit and reports the attempt's
-// outcome to the circuit breaker.
-func (g *Guard) Done(ctx context.Context, a Admission, success bool) {
-	g.FinishBatch(ctx, []Finished{{Admission: a, Report: true, Success: success}})
-}
-
-// Release gives back an allowed admission that was not used (the worker is
-// stopping): its permit is freed and nothing is reported to the circuit
-// breaker.
-func (g *Guard) Release(ctx context.Context, a Admission) {
-	g.FinishBatch(ctx, []Finished{{Admission: a}})
-}
-
 // Finished is an allowed admission's end: Report says whether to tell the
-// circuit breaker (false is Release: the attempt was not made), Success
-// what to tell it (Done's success).
+// circuit breaker (false: the attempt was not made, the permit is only
+// given back), Success what to tell it.
 type Finished struct {
 	Admission       Admission
 	Report, Success bool
 }
 
-// FinishBatch ends many admissions in one Redis round trip, each with
-// Done's meaning (Report) or Release's, in order. Admissions that were
-// refused are ignored, as Done and Release ignore them. It goes on after
+// FinishBatch ends many admissions in one Redis round trip, in order:
+// each releases its permit and, with Report, tells the circuit breaker
+// its outcome. Admissions that were refused are ignored. It goes on after
 // ctx is cancelled, since a permit not released holds its slot until it
 // expires.
 func (g *Guard) FinishBatch(ctx context.Context, fs []Finished) {

@@ -218,19 +218,6 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 	return claims, nil
 }
 
-// ClaimDelivery is ClaimDeliveries for one delivery: it returns the job to
-// attempt, or the claim's error.
-func (s *Store) ClaimDelivery(ctx context.Context, deliveryID int64, defaultTimeout, margin time.Duration) (Job, error) {
-	claims, err := s.ClaimDeliveries(ctx, []int64{deliveryID}, defaultTimeout, margin)
-	if err != nil {
-		return Job{}, err
-	}
-	if claims[0].Err != nil {
-		return Job{}, claims[0].Err
-	}
-	return claims[0].Job, nil
-}
-
 // DueKind says why the retry scheduler republished a delivery.
 type DueKind string
 

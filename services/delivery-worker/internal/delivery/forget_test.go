@@ -37,7 +37,8 @@ func TestForgetDeletedDropsSeriesOfDeletedSubscriptions(t *testing.T) {
 		require.NoError(t, err)
 		target := resilience.TargetOf(sub.ID, sub.URL, sub.CreatedAt)
 		for range 5 {
-			guard.Done(ctx, guard.Admit(ctx, target, resilience.Limits{}, time.Second), false)
+			a := guard.AdmitBatch(ctx, []resilience.AdmitRequest{{Target: target, Timeout: time.Second}})[0]
+			guard.FinishBatch(ctx, []resilience.Finished{{Admission: a, Report: true}})
 		}
 	}
 	require.ElementsMatch(t, []string{"kept", "deleted"}, guard.Observed())

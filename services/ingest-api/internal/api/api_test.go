@@ -544,8 +544,7 @@ func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 	require.NoError(t, err)
 	target := resilience.TargetOf("s", "http://h/", created)
 	for range 5 { // a worker sees five failures in a row
-		a := b.workerGuard.Admit(ctx, target, resilience.Limits{}, time.Second)
-		b.workerGuard.Done(ctx, a, false)
+		failAttempt(ctx, b.workerGuard, target)
 	}
 	require.Equal(t, "open", b.do(t, "GET", "/subscriptions/s", "").body["circuit_state"], "the live state is shown")
 
@@ -574,18 +573,17 @@ func TestSubscriptionSettingsAndRedelivery(t *testing.T) {
 	// Deleted and created again under the same id: no inherited circuit,
 	// and attempts still in flight at the deletion write none back.
 	for range 5 {
-		a := b.workerGuard.Admit(ctx, target, resilience.Limits{}, time.Second)
-		b.workerGuard.Done(ctx, a, false)
+		failAttempt(ctx, b.workerGuard, target)
 	}
 	require.Equal(t, "open", b.do(t, "GET", "/subscriptions/s", "").body["circuit_state"])
 	require.NoError(t, b.workerGuard.Forget(ctx, target)) // closed again, as after an operator's reset
 	var inFlight []resilience.Admission
 	for range 5 {
-		inFlight = append(inFlight, b.workerGuard.Admit(ctx, target, resilience.Limits{}, time.Second))
+		inFlight = append(inFlight, b.workerGuard.AdmitBatch(ctx, []resilience.AdmitRequest{{Target: target, Timeout: time.Second}})[0])
 	}
 	require.Equal(t, http.StatusNoContent, b.do(t, "DELETE", "/subscriptions/s", "").status)
 	for _, a := range inFlight {
-		b.workerGuard.Done(ctx, a, false)
+		b.workerGuard.FinishBatch(ctx, []resilience.Finished{{Admission: a, Report: true}})
 	}
 	require.Equal(t, http.StatusCreated, b.do(t, "POST", "/subscriptions", `{"id":"s","url":"http://h/","event_types":["*"]}`).status)
 	require.Equal(t, "closed", b.do(t, "GET", "/subscriptions/s", "").body["circuit_state"])
@@ -682,4 +680,11 @@ func TestBulkRedeliveryIsBounded(t *testing.T) {
 		require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
 		require.Equal(t, []string{bad.field}, r.locations(), r.raw)
 	}
+}
+
+// failAttempt is what a worker does for an attempt that failed: it is
+// admitted, then reported as a failure to the circuit breaker.
+func failAttempt(ctx context.Context, g *resilience.Guard, t resilience.Target) {
+	a := g.AdmitBatch(ctx, []resilience.AdmitRequest{{Target: t, Timeout: time.Second}})[0]
+	g.FinishBatch(ctx, []resilience.Finished{{Admission: a, Report: true}})
 }

@@ -52,8 +52,7 @@ func TestSubscriptionShowsItsFailures(t *testing.T) {
 	before := time.Now().Add(-time.Second)
 	ctx := context.Background()
 	for range 6 { // five open the circuit; the sixth is refused, not counted
-		a := b.workerGuard.Admit(ctx, resilience.TargetOf("broken", "http://h/broken", created), resilience.Limits{}, time.Second)
-		b.workerGuard.Done(ctx, a, false)
+		failAttempt(ctx, b.workerGuard, resilience.TargetOf("broken", "http://h/broken", created))
 	}
 	after := time.Now().Add(time.Second)
 	within := func(v any) {

@@ -157,7 +157,9 @@ func TestRunWakesForTheNextDueRetry(t *testing.T) {
 		t.Helper()
 		res, err := st.IngestEvent(ctx, domain.Event{ID: id, Type: "t", Data: []byte("{}")})
 		require.NoError(t, err)
-		job, err := st.ClaimDelivery(ctx, res.Deliveries[0].ID, time.Minute, 0)
+		claims, err := st.ClaimDeliveries(ctx, []int64{res.Deliveries[0].ID}, time.Minute, 0)
+		require.NoError(t, err)
+		job, err := claims[0].Job, claims[0].Err
 		require.NoError(t, err)
 		code, due := 500, time.Now().Add(d)
 		require.NoError(t, st.RecordAttempt(ctx, store.Retrying(
