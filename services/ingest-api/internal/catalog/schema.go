@@ -53,6 +53,9 @@ type Failure struct {
 // Schema is a compiled event-type schema.
 type Schema struct {
 	compiled *jsonschema.Schema
+	// fast proves valid data valid without the library's allocations
+	// (fast.go); nil when the schema uses keywords it does not prove.
+	fast *check
 }
 
 // noLoader refuses every document a schema names: schemas cannot make the
@@ -102,7 +105,7 @@ func Compile(schema json.RawMessage) (*Schema, error) {
 	if err != nil {
 		return nil, compileError(err)
 	}
-	return &Schema{compiled: compiled}, nil
+	return &Schema{compiled: compiled, fast: buildFast(compiled)}, nil
 }
 
 // compileError is why a schema did not compile, as a validation error
@@ -143,8 +146,14 @@ func (s *Schema) Validate(data []byte, prefix string) []Failure {
 	return s.ValidateValue(v, prefix)
 }
 
-// ValidateValue is Validate for a value decoded with jsonschema.UnmarshalJSON.
+// ValidateValue is Validate for a value decoded with jsonschema.UnmarshalJSON
+// (or encoding/json with UseNumber). Data the fast path proves valid is
+// accepted at once; anything else is the library's to judge, so failures
+// and their messages are always the library's.
 func (s *Schema) ValidateValue(v any, prefix string) []Failure {
+	if s.fast != nil && s.fast.valid(v) {
+		return nil
+	}
 	err := s.compiled.Validate(v)
 	if err == nil {
 		return nil
