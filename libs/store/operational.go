@@ -78,7 +78,7 @@ type HealthReport struct {
 	DisableReason string
 	// Events builds the operational events to store, given the number of
 	// the subscription's open deliveries, read in the same transaction.
-	Events func(openDeliveries int64) []domain.Event
+	Events func(openDeliveries int64) ([]domain.Event, error)
 }
 
 // ErrHealthChanged means the subscription changed since it was read (an
@@ -117,7 +117,11 @@ func (s *Store) ReportHealth(ctx context.Context, seen SubscriptionHealth, r Hea
 			WHERE id = $1`, seen.ID, r.AlertSince, r.AlertLevel, r.Disable, r.DisableReason); err != nil {
 			return err
 		}
-		return emitOperational(ctx, tx, r.Events(open))
+		events, err := r.Events(open)
+		if err != nil {
+			return err
+		}
+		return emitOperational(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("report on subscription %q: %w", seen.ID, err)

@@ -153,11 +153,10 @@ func TestReportHealth(t *testing.T) {
 	require.Equal(t, "sub_bad", seen.ID)
 	require.True(t, seen.FailingSince.Equal(since))
 
-	failing := func(open int64) []domain.Event {
+	failing := func(open int64) ([]domain.Event, error) {
 		data, err := json.Marshal(domain.OperationalData{SubscriptionID: seen.ID, OpenDeliveries: &open})
-		require.NoError(t, err)
 		return []domain.Event{{ID: domain.OperationalEventID(domain.OpSubscriptionFailing, seen.ID, "50", domain.PeriodKey(since)),
-			Type: domain.OpSubscriptionFailing, Source: store.OperationalSource, Data: data}}
+			Type: domain.OpSubscriptionFailing, Source: store.OperationalSource, Data: data}}, err
 	}
 	require.NoError(t, st.ReportHealth(ctx, seen, store.HealthReport{AlertSince: &since, AlertLevel: 50, Events: failing}))
 	require.ErrorIs(t, st.ReportHealth(ctx, seen, store.HealthReport{AlertSince: &since, AlertLevel: 50, Events: failing}),
@@ -180,7 +179,7 @@ func TestReportHealth(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 50, subs[0].AlertLevel)
 	require.NoError(t, st.ReportHealth(ctx, subs[0], store.HealthReport{AlertSince: &since, AlertLevel: domain.OpDisabledLevel,
-		Disable: true, DisableReason: "failing for too long", Events: func(int64) []domain.Event { return nil }}))
+		Disable: true, DisableReason: "failing for too long", Events: func(int64) ([]domain.Event, error) { return nil, nil }}))
 	sub, err := st.GetSubscription(ctx, store.Unscoped, "sub_bad")
 	require.NoError(t, err)
 	require.Equal(t, domain.SubscriptionDisabled, sub.State)
