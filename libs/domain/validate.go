@@ -83,6 +83,9 @@ func ValidateEvent(e Event) error {
 	if err := validName("type", e.Type, MaxTypeLength); err != nil {
 		return err
 	}
+	if IsOperationalType(e.Type) {
+		return invalid("type", "dispatch.subscription.* and dispatch.delivery.* are reserved for Dispatch's operational events")
+	}
 	if len(e.Source) > MaxSourceLength {
 		return invalid("source", fmt.Sprintf("must be at most %d characters", MaxSourceLength))
 	}

@@ -39,13 +39,23 @@ type IngestResult struct {
 // event's type prefixed with its tenant (domain.TenantKeys), which the
 // partial GIN index on active subscriptions' match_keys answers: one
 // lookup whatever the number of tenants.
-var ingestSQL = fanOutSQL(`s.match_keys`)
+var ingestSQL = fanOutSQL(`s.match_keys`, false)
 
 // ingestAllSQL is ingestSQL for an event sent to every tenant ($6 NULL):
 // plain match keys against the index on active subscriptions' patterns.
-var ingestAllSQL = fanOutSQL(`s.event_types`)
+var ingestAllSQL = fanOutSQL(`s.event_types`, false)
 
-func fanOutSQL(patterns string) string {
+// fanOutSQL is the statement that stores an event and fans it out,
+// matching patterns against the event's keys. An operational event's
+// deliveries are stored as needing a record (enqueued_at -infinity), for
+// the retry scheduler that stores them to publish on its next pass, and
+// with nothing to report when they fail (ADR 0037).
+func fanOutSQL(patterns string, operational bool) string {
+	cols, vals := `event_id, subscription_id, next_attempt_at`, `ev.id, s.id, now()`
+	if operational {
+		cols += `, enqueued_at, report_failure`
+		vals += `, '-infinity', false`
+	}
 	return `
 WITH ev AS (
 	INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid, traceparent)
@@ -53,8 +63,8 @@ WITH ev AS (
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id, received_at
 ), d AS (
-	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at)
-	SELECT ev.id, s.id, now() FROM ev, subscriptions s
+	INSERT INTO deliveries (` + cols + `)
+	SELECT ` + vals + ` FROM ev, subscriptions s
 	WHERE s.state = 'active' AND ` + patterns + ` && $5::text[]
 	RETURNING id, subscription_id
 )

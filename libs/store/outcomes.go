@@ -37,6 +37,19 @@ type Outcome struct {
 	number     int
 	at         time.Time // Retrying and Released: when the delivery is due again
 	reason     string    // Gone: why the subscription is disabled
+	// operational marks the attempt of an operational event, which leaves
+	// its subscription's failing period as it is (see Operational).
+	operational bool
+}
+
+// Operational marks o as the outcome of an operational event's attempt
+// (domain.IsOperationalType): it does not start or end its subscription's
+// failing period, so an operator's subscription that fails to receive
+// operational events is not reported failing through them, and reporting
+// never feeds on itself.
+func (o Outcome) Operational() Outcome {
+	o.operational = true
+	return o
 }
 
 // Delivered is an attempt that got a 2xx: the delivery is final.
@@ -144,6 +157,14 @@ const lockSQL = `SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY
 // commit's answer was lost) is left as it is rather than failing the batch.
 // It returns the ordinal (1-based) of each attempt whose delivery moved.
 //
+// It also keeps each subscription's failing_since (ADR 0037) from the
+// attempts that count ($12: not those of operational events): a batch
+// whose latest counting attempt of a subscription succeeded clears it, one
+// whose latest failed sets it to the batch's first failure if it was not
+// set. Each condition is on the stored value, so the row is written (and
+// locked) only when the value changes: an endpoint that keeps succeeding,
+// or keeps failing, costs a primary-key read per batch and no write.
+//
 // The deliveries' current state is read by primary key alone (cur), and
 // every condition is on that copy, never on the updated row: see claimSQL
 // for the plans a condition on status lets the planner choose. lockSQL,
@@ -155,7 +176,18 @@ WITH a AS (
 		WITH ORDINALITY AS a(delivery_id, number, started_at, duration_us, status_code, error_class,
 		                     error, response_body, instance, status, next_at, n)
 ), cur AS MATERIALIZED (
-	SELECT id, status, attempts FROM deliveries WHERE id = ANY($1::bigint[])
+	SELECT id, status, attempts, subscription_id FROM deliveries WHERE id = ANY($1::bigint[])
+), health AS (
+	SELECT cur.subscription_id,
+	       (array_agg(a.status = 'delivered' ORDER BY a.started_at DESC))[1] AS ok,
+	       min(a.started_at) FILTER (WHERE a.status <> 'delivered') AS failed_at
+	FROM a JOIN cur ON cur.id = a.delivery_id JOIN unnest($12::bool[]) WITH ORDINALITY AS c(counts, n) ON c.n = a.n
+	WHERE c.counts
+	GROUP BY cur.subscription_id
+), failing AS (
+	UPDATE subscriptions s SET failing_since = CASE WHEN h.ok THEN NULL ELSE h.failed_at END
+	FROM health h
+	WHERE s.id = h.subscription_id AND (CASE WHEN h.ok THEN s.failing_since IS NOT NULL ELSE s.failing_since IS NULL END)
 ), ins AS (
 	INSERT INTO attempts (delivery_id, number, started_at, duration_ms, duration_us, status_code, error_class, error, response_body, instance)
 	SELECT a.delivery_id, a.number, a.started_at, a.duration_us / 1000, a.duration_us, a.status_code, a.error_class, a.error, a.response_body, a.instance
@@ -192,7 +224,9 @@ RETURNING r.n`
 // reason of its first Gone outcome ($2), and fails their waiting
 // deliveries, as DisableSubscription does. It runs after recordSQL in the
 // same transaction, so a delivery that batch just set retrying fails too,
-// exactly as if the subscription had been disabled right after.
+// exactly as if the subscription had been disabled right after. The
+// deliveries it fails are not reported exhausted one by one: the
+// subscription's dispatch.subscription.disabled event reports them.
 const goneSQL = `
 WITH g AS (
 	SELECT DISTINCT ON (d.subscription_id) d.subscription_id, g.reason
@@ -205,7 +239,8 @@ WITH g AS (
 	RETURNING s.id, g.reason
 )
 UPDATE deliveries d
-SET status = 'failed', next_attempt_at = NULL, last_error = 'subscription disabled: ' || disabled.reason, updated_at = now()
+SET status = 'failed', next_attempt_at = NULL, last_error = 'subscription disabled: ' || disabled.reason,
+    report_failure = false, updated_at = now()
 FROM disabled
 WHERE d.subscription_id = ANY (ARRAY(SELECT id FROM disabled)) AND d.subscription_id = disabled.id
   AND d.status IN ('pending', 'retrying')`
@@ -219,6 +254,7 @@ type recordArgs struct {
 	statusCodes                                []pgtype.Int4
 	errorClasses, errs, bodies, instances, sts []string
 	nextAt                                     []pgtype.Timestamptz
+	counts                                     []bool
 }
 
 func (r *recordArgs) add(o Outcome) {
@@ -238,11 +274,12 @@ func (r *recordArgs) add(o Outcome) {
 	r.instances = append(r.instances, a.Instance)
 	r.sts = append(r.sts, string(o.Status()))
 	r.nextAt = append(r.nextAt, pgtype.Timestamptz{Time: o.at, Valid: o.kind == OutcomeRetrying})
+	r.counts = append(r.counts, !o.operational)
 }
 
 func (r *recordArgs) args() []any {
 	return []any{r.deliveryIDs, r.numbers, r.startedAt, r.durationUS, r.statusCodes, r.errorClasses,
-		r.errs, r.bodies, r.instances, r.sts, r.nextAt}
+		r.errs, r.bodies, r.instances, r.sts, r.nextAt, r.counts}
 }
 
 // releaseArgs are releaseSQL's columns.

@@ -196,6 +196,8 @@ func (s *Store) ExistingSubscriptions(ctx context.Context, ids []string) ([]stri
 // DisableSubscription stops a subscription for good (for example after its
 // endpoint answered 410 Gone) and fails its deliveries that are waiting,
 // in one transaction. Deliveries being attempted right now finish normally.
+// The failed ones are not reported exhausted one by one: the
+// subscription's dispatch.subscription.disabled event reports them.
 func (s *Store) DisableSubscription(ctx context.Context, id, reason string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `
@@ -209,7 +211,7 @@ func (s *Store) DisableSubscription(ctx context.Context, id, reason string) erro
 		}
 		_, err = tx.Exec(ctx, `
 			UPDATE deliveries SET status = 'failed', next_attempt_at = NULL,
-			       last_error = 'subscription disabled: ' || $2, updated_at = now()
+			       last_error = 'subscription disabled: ' || $2, report_failure = false, updated_at = now()
 			WHERE subscription_id = $1 AND status IN ('pending', 'retrying')`, id, reason)
 		if err != nil {
 			return fmt.Errorf("fail deliveries of disabled subscription %q: %w", id, err)
@@ -250,7 +252,11 @@ type SubscriptionPatch struct {
 // patch that would leave the longest wait below the first one is a
 // *domain.ValidationError naming the patched field, and changes nothing
 // (with RetryDelaysTogether, a patch setting only one is refused instead).
-// A URL other than the stored one moves url_changed_at to now.
+// A URL other than the stored one moves url_changed_at to now. Making a
+// paused or disabled subscription active starts its failing period afresh
+// (ADR 0037): the time it was not attempted does not count toward
+// AUTO_DISABLE_AFTER, and a re-enabled subscription is not disabled again
+// before it has failed that long once more.
 func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, p SubscriptionPatch) (_ domain.Subscription, err error) {
 	defer markUnavailable(&err)
 	var st domain.DeliverySettings
@@ -297,6 +303,9 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 				event_types = coalesce($3, event_types),
 				state = coalesce($4, state),
 				state_reason = CASE WHEN $4 = 'active' THEN '' ELSE state_reason END,
+				failing_since = CASE WHEN $4 = 'active' AND state <> 'active' THEN NULL ELSE failing_since END,
+				alert_since = CASE WHEN $4 = 'active' AND state <> 'active' THEN NULL ELSE alert_since END,
+				alert_level = CASE WHEN $4 = 'active' AND state <> 'active' THEN 0 ELSE alert_level END,
 				max_attempts = coalesce($5, max_attempts),
 				retry_base_ms = coalesce($6, retry_base_ms),
 				retry_max_ms = coalesce($7, retry_max_ms),

@@ -1,7 +1,9 @@
 // Command retry-scheduler publishes due retries and recovers stranded
 // deliveries (internal/scheduler), rolls activity up per minute for
-// GET /stats (internal/rollup), exports the backlog (internal/backlog) and
-// deletes events older than the retention period (internal/retention).
+// GET /stats (internal/rollup), exports the backlog (internal/backlog),
+// deletes events older than the retention period (internal/retention) and
+// emits operational events, disabling subscriptions that failed for
+// AUTO_DISABLE_AFTER (internal/report).
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/backlog"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/config"
+	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/report"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/retention"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/rollup"
 	"github.com/dispatch-webhooks/dispatch/services/retry-scheduler/internal/scheduler"
@@ -75,7 +78,12 @@ func run(ctx context.Context) error {
 	log.Info("retry-scheduler polling", "interval", cfg.PollInterval, "batch", cfg.BatchSize, "stranded_after", cfg.StrandedAfter, "addr", cfg.Addr)
 	roller := rollup.New(st, rollup.Config{Logger: log})
 	gauges := backlog.New(st, 15*time.Second, log, nil)
-	parts := []lifecycle.Part{lifecycle.HTTP(health, 5*time.Second), sched.Run, roller.Run, gauges.Run}
+	reporter := report.New(st, report.Config{
+		AutoDisableAfter: cfg.AutoDisableAfter, BySubscriptionTenant: cfg.OperationalEventsBySubscriptionTenant,
+		Every: cfg.OperationalCheckInterval, Logger: log,
+	})
+	log.Info("operational events", "auto_disable_after", cfg.AutoDisableAfter, "by_subscription_tenant", cfg.OperationalEventsBySubscriptionTenant)
+	parts := []lifecycle.Part{lifecycle.HTTP(health, 5*time.Second), sched.Run, roller.Run, gauges.Run, reporter.Run}
 	if cfg.RetentionPeriod > 0 {
 		pruner := retention.New(st, retention.Config{Period: cfg.RetentionPeriod, BatchSize: cfg.RetentionBatchSize, Logger: log})
 		parts = append(parts, pruner.Run)

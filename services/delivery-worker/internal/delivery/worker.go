@@ -283,6 +283,11 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	res.Attempt.Instance = w.cfg.Instance
 	policy := policyFor(w.cfg.Retry, job.Settings)
 	outcome := decide(policy, res.Attempt, res.RetryAfter, w.clock.Now(), policy.Delay(res.Attempt.Number))
+	if domain.IsOperationalType(job.Event.Type) {
+		// An operator's endpoint that fails to take operational events
+		// must not be reported failing through them (ADR 0037).
+		outcome = outcome.Operational()
+	}
 	attempt := outcome.Attempt()
 	w.metrics.observe(attempt, outcome.Status())
 	if span.IsRecording() {

@@ -268,6 +268,8 @@ func TestBadInputIsAPreciseProblemAndWritesNothing(t *testing.T) {
 		{"missing type", "POST", "/events", `{"id":"e1","data":{}}`, 422, "body.type"},
 		{"empty type", "POST", "/events", `{"id":"e1","type":"","data":{}}`, 422, "body.type"},
 		{"type with bad characters", "POST", "/events", `{"id":"e1","type":"order created!","data":{}}`, 422, "body.type"},
+		{"operational event type", "POST", "/events", `{"id":"e1","type":"dispatch.subscription.failing","data":{}}`, 422, "body.type"},
+		{"operational delivery type", "POST", "/events", `{"id":"e1","type":"dispatch.delivery.exhausted","data":{}}`, 422, "body.type"},
 		{"data not an object", "POST", "/events", `{"id":"e1","type":"t","data":[1,2]}`, 422, "body.data"},
 		{"data a string", "POST", "/events", `{"id":"e1","type":"t","data":"x"}`, 422, "body.data"},
 		{"data missing", "POST", "/events", `{"id":"e1","type":"t"}`, 422, "body.data"},

@@ -69,3 +69,40 @@ func TestRetention(t *testing.T) {
 		}
 	}
 }
+
+func TestOperationalEvents(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env      map[string]string
+		after    time.Duration
+		bySub    bool
+		interval time.Duration
+		bad      string
+	}{
+		{env: map[string]string{}, after: 5 * 24 * time.Hour, interval: 5 * time.Second},
+		{env: map[string]string{"AUTO_DISABLE_AFTER": "3s", "OPERATIONAL_EVENTS_TENANT": "subscription", "OPERATIONAL_CHECK_INTERVAL": "100ms"},
+			after: 3 * time.Second, bySub: true, interval: 100 * time.Millisecond},
+		{env: map[string]string{"AUTO_DISABLE_AFTER": "7d"}, after: 7 * 24 * time.Hour, interval: 5 * time.Second},
+		{env: map[string]string{"AUTO_DISABLE_AFTER": "0"}, after: 0, interval: 5 * time.Second},
+		{env: map[string]string{"AUTO_DISABLE_AFTER": "off"}, after: 0, interval: 5 * time.Second},
+		{env: map[string]string{"AUTO_DISABLE_AFTER": "soon"}, bad: "AUTO_DISABLE_AFTER"},
+		{env: map[string]string{"AUTO_DISABLE_AFTER": "500ms"}, bad: "AUTO_DISABLE_AFTER"},
+		{env: map[string]string{"OPERATIONAL_EVENTS_TENANT": "acme"}, bad: "OPERATIONAL_EVENTS_TENANT"},
+		{env: map[string]string{"OPERATIONAL_CHECK_INTERVAL": "0s"}, bad: "OPERATIONAL_CHECK_INTERVAL"},
+	}
+	for _, tt := range tests {
+		cfg, err := config.Load(libconfig.FromMap(tt.env))
+		if tt.bad != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.bad+":") {
+				t.Errorf("%v: error %v does not name %s", tt.env, err, tt.bad)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tt.env, err)
+		}
+		if cfg.AutoDisableAfter != tt.after || cfg.OperationalEventsBySubscriptionTenant != tt.bySub || cfg.OperationalCheckInterval != tt.interval {
+			t.Errorf("%v: %+v", tt.env, cfg)
+		}
+	}
+}
