@@ -89,6 +89,11 @@ type OperationalData struct {
 	OccurredAt time.Time `json:"occurred_at"`
 }
 
+// OperationalIDPrefix begins every operational event's id, and no
+// producer's: an id a producer could post first would suppress the report
+// it names, since a second event under an id stores nothing.
+const OperationalIDPrefix = "dispatch_op_"
+
 // OperationalEventID is the id of an operational event: a function of
 // what it reports, so that reporting it again (a scheduler that crashed
 // after storing it, two schedulers at once) stores nothing new. parts are
@@ -101,7 +106,7 @@ func OperationalEventID(eventType string, parts ...string) string {
 		h.Write([]byte{0})
 		h.Write([]byte(p))
 	}
-	return "dispatch_" + hex.EncodeToString(h.Sum(nil)[:16])
+	return OperationalIDPrefix + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // PeriodKey is a failing period's start as it goes into an event id:

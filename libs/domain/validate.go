@@ -80,6 +80,9 @@ func ValidateEvent(e Event) error {
 	if err := ValidateEventID(e.ID); err != nil {
 		return err
 	}
+	if strings.HasPrefix(e.ID, OperationalIDPrefix) {
+		return invalid("id", "ids starting with "+OperationalIDPrefix+" are reserved for Dispatch's operational events")
+	}
 	if err := validName("type", e.Type, MaxTypeLength); err != nil {
 		return err
 	}

@@ -28,6 +28,8 @@ func TestValidateEvent(t *testing.T) {
 		{"operational subscription type", func(e *domain.Event) { e.Type = "dispatch.subscription.failing" }, "type"},
 		{"operational delivery type", func(e *domain.Event) { e.Type = "dispatch.delivery.anything" }, "type"},
 		{"test type", func(e *domain.Event) { e.Type = "dispatch.test" }, ""},
+		{"operational id", func(e *domain.Event) { e.ID = domain.OperationalEventID(domain.OpDeliveryExhausted, "1") }, "id"},
+		{"near the operational ids", func(e *domain.Event) { e.ID = "dispatch_opx" }, ""},
 		{"near the reserved namespace", func(e *domain.Event) { e.Type = "dispatch.subscriptions" }, ""},
 		{"data array", func(e *domain.Event) { e.Data = []byte(`[1]`) }, "data"},
 		{"data string", func(e *domain.Event) { e.Data = []byte(`"x"`) }, "data"},
