@@ -302,9 +302,11 @@ const knownTypesFrom = 100
 
 // portalEndpoints fills what the portal's endpoints page shows beyond
 // the subscriptions, whose attempts over the last day and circuits came
-// with the listing: the event types the tenant received lately.
+// with the listing: the event types the tenant received lately, and the
+// catalog's, both offered by the endpoint form.
 func (s *Server) portalEndpoints(ctx context.Context, rq *request, v *web.SubscriptionsView) {
 	v.KnownTypes = recentTypes(ctx, rq.api)
+	v.Form.Catalog = catalogNames(ctx, rq.api)
 }
 
 // recentTypes are the distinct types of the tenant's newest events, but

@@ -535,4 +535,9 @@ func TestPortalCatalog(t *testing.T) {
 	if resp, _ := b.get(t, "/portal/event-types/nope"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown type: %d", resp.StatusCode)
 	}
+
+	_, home = s.open(t, s.link(t, "a", `{}`)).get(t, "/portal/")
+	if home.Find(`datalist#known-types option[value="invoice.paid"]`).Length() != 1 {
+		t.Errorf("the endpoint form does not offer the catalog's types: %s", testid(home, "add-endpoint-form").Text())
+	}
 }
