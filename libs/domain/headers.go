@@ -49,20 +49,24 @@ func ResponseHeaderExcerpt(h map[string][]string) string {
 	}
 	slices.Sort(names)
 	var b strings.Builder
+	b.Grow(512)
 	lines := 0
 	for _, name := range names {
+		n := cleanHeaderText(name)
 		for _, v := range h[name] {
 			if name == setCookie {
 				v = maskCookie(v)
 			}
-			line := cleanHeaderText(name) + headerSeparator + cleanHeaderText(cut(v, maxResponseHeaderValue))
-			if lines == MaxResponseHeaders || b.Len()+len(line)+1 > MaxResponseHeaderBytes {
+			v = cleanHeaderText(cut(v, maxResponseHeaderValue))
+			if lines == MaxResponseHeaders || b.Len()+len(n)+len(headerSeparator)+len(v)+1 > MaxResponseHeaderBytes {
 				return b.String()
 			}
 			if lines > 0 {
 				b.WriteByte('\n')
 			}
-			b.WriteString(line)
+			b.WriteString(n)
+			b.WriteString(headerSeparator)
+			b.WriteString(v)
 			lines++
 		}
 	}

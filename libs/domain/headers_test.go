@@ -95,3 +95,17 @@ func TestRequestHeaders(t *testing.T) {
 		t.Errorf("an attempt that stored no request headers shows %v, want none", got)
 	}
 }
+
+// BenchmarkResponseHeaderExcerpt renders a typical receiver's answer:
+// eight headers, one of them a cookie.
+func BenchmarkResponseHeaderExcerpt(b *testing.B) {
+	h := http.Header{
+		"Content-Type": {"application/json; charset=utf-8"}, "Content-Length": {"27"}, "Date": {"Mon, 07 Dec 2026 06:21:56 GMT"},
+		"Server": {"nginx/1.27.1"}, "X-Request-Id": {"8f14e45fceea167a5a36dedd4bea2543"}, "Cache-Control": {"no-store"},
+		"Strict-Transport-Security": {"max-age=63072000"}, "Set-Cookie": {"session=abc123; Path=/; HttpOnly; Secure"},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		domain.ResponseHeaderExcerpt(h)
+	}
+}
