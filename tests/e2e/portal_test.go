@@ -115,7 +115,11 @@ func shownSecret(t *testing.T, ctx context.Context, sel string) string {
 func sendTestEvent(t *testing.T, ctx context.Context, rc *receiver, want int) {
 	t.Helper()
 	do(t, ctx, "send test event",
+		// The page before the click is marked, so that the waits below
+		// are on the page the click leads to, not on the one still shown.
+		chromedp.Evaluate[chromedp.Void](`document.body.dataset.before = "1", {}`),
 		chromedp.Click(labelled("Send test event")),
+		chromedp.WaitReady(chromedp.CSS(`body:not([data-before])`)),
 		chromedp.WaitVisible(chromedp.CSS(testid("recent-deliveries"))),
 		// The page watches until the attempt is recorded, then stops.
 		chromedp.WaitNotPresent(chromedp.CSS(testid("watching"))),
