@@ -18,7 +18,7 @@ type Header struct {
 // MaskedValue stands for a value that is not shown.
 const MaskedValue = "********"
 
-// Bounds of an attempt's response headers as stored (ADR 37): a hostile
+// Bounds of an attempt's response headers as stored (ADR 38): a hostile
 // receiver may answer with up to DELIVERY_MAX_RESPONSE_HEADER_BYTES of
 // headers, of which an attempt keeps an excerpt, not the lot.
 const (

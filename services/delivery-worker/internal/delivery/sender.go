@@ -290,7 +290,7 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	h.Set(signing.HeaderTimestamp, ts)
 	h.Set(signing.HeaderSignature, sig)
 	// What an attempt's page cannot derive of these headers is stored with
-	// it (ADR 37): the rest follows from the event and the subscription.
+	// it (ADR 38): the rest follows from the event and the subscription.
 	a.RequestHeaders = domain.HeaderUserAgent + ": " + s.userAgent + "\n" +
 		domain.HeaderTimestamp + ": " + ts + "\n" + domain.HeaderSignature + ": " + sig
 	if s.traceparent {

@@ -1,5 +1,5 @@
 -- What an attempt's page shows of its HTTP exchange besides the status and
--- the body (ADR 37), each as "Name: value" lines:
+-- the body (ADR 38), each as "Name: value" lines:
 --   request_headers: the request headers whose values vary per attempt or
 --     per worker release (User-Agent, webhook-timestamp, webhook-signature,
 --     and traceparent and tracestate when sent); the others are derived
