@@ -216,6 +216,27 @@ type AttemptView struct {
 	Error      string
 	Response   string
 	Instance   string
+	// RequestHeaders are the headers sent, ResponseHeaders the receiver's
+	// (an excerpt); nil when none were recorded.
+	RequestHeaders  []Header
+	ResponseHeaders []Header
+}
+
+// Header is one HTTP header line. A Masked value is shown as a stand-in,
+// not as what was sent or received.
+type Header struct {
+	Name   string
+	Value  string
+	Masked bool
+}
+
+// attemptColumns is the number of columns of an attempts table: the
+// portal's customers do not see the worker's.
+func attemptColumns(customer bool) int {
+	if customer {
+		return 6
+	}
+	return 7
 }
 
 // Succeeded reports whether the attempt got a 2xx.

@@ -647,11 +647,17 @@ type AttemptBody struct {
 	// Number 1 for the first attempt of this delivery.
 	Number int64 `json:"number"`
 
+	// RequestHeaders The request headers Dispatch sent, in the order it sets them; never a secret. Absent when no request was built (the attempt failed before) or the attempt predates their recording.
+	RequestHeaders *[]HeaderBody `json:"request_headers,omitempty"`
+
 	// ResponseBody The start of the receiver's answer, capped.
-	ResponseBody   *string   `json:"response_body,omitempty"`
-	StartedAt      time.Time `json:"started_at"`
-	StatusCode     *int64    `json:"status_code,omitempty"`
-	SubscriptionId string    `json:"subscription_id"`
+	ResponseBody *string `json:"response_body,omitempty"`
+
+	// ResponseHeaders The receiver's response headers by name: at most 32 lines and 4 KiB, values cut at 1 KiB, Set-Cookie values masked. Absent without an answer.
+	ResponseHeaders *[]HeaderBody `json:"response_headers,omitempty"`
+	StartedAt       time.Time     `json:"started_at"`
+	StatusCode      *int64        `json:"status_code,omitempty"`
+	SubscriptionId  string        `json:"subscription_id"`
 }
 
 // AttemptBodyErrorClass defines model for AttemptBody.ErrorClass.
@@ -1043,6 +1049,14 @@ type EventTypeVersionsOutputBody struct {
 type ExchangePortalLinkInputBody struct {
 	// Token The token of a portal link's URL.
 	Token string `json:"token"`
+}
+
+// HeaderBody defines model for HeaderBody.
+type HeaderBody struct {
+	// Masked The value is not the one sent or received: a Set-Cookie's value after the cookie's name, or a secret.
+	Masked *bool  `json:"masked,omitempty"`
+	Name   string `json:"name"`
+	Value  string `json:"value"`
 }
 
 // ImportEventTypesInputBody defines model for ImportEventTypesInputBody.

@@ -135,9 +135,12 @@ const (
 
 // Attempt is one HTTP request made for a delivery.
 type Attempt struct {
-	ID             int64
-	DeliveryID     int64
-	EventID        string
+	ID         int64
+	DeliveryID int64
+	EventID    string
+	// EventType is the event's type; set when attempts are read, for
+	// RequestHeaders.
+	EventType      string
 	SubscriptionID string
 	Number         int
 	StartedAt      time.Time
@@ -146,7 +149,14 @@ type Attempt struct {
 	ErrorClass     ErrorClass
 	Error          string
 	ResponseBody   string
-	Instance       string
+	// RequestHeaders are the "Name: value" lines of the request headers
+	// whose values cannot be derived (see RequestHeaders); "" when no
+	// request was built.
+	RequestHeaders string
+	// ResponseHeaders are the receiver's response headers as
+	// ResponseHeaderExcerpt renders them; "" without an answer.
+	ResponseHeaders string
+	Instance        string
 }
 
 // Succeeded reports whether the attempt got a 2xx answer.

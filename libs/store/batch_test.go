@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -595,4 +597,52 @@ func TestBatchesWaitForASubscriptionBeingDeleted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAttemptHeadersRoundTrip stores the attempts of one batch with their
+// headers and reads them back with ListAttempts: the request lines as the
+// worker made them, the response's excerpt bounded and its cookies masked,
+// and the event's type to derive the rest from.
+func TestAttemptHeadersRoundTrip(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	createSub(t, st, "sub_a", "order.*")
+	createSub(t, st, "sub_b", "order.*")
+	res, err := st.IngestEvent(ctx, event("evt_h", "order.created"))
+	require.NoError(t, err)
+	require.Len(t, res.Deliveries, 2)
+
+	hostile := http.Header{"Set-Cookie": {"session=s3cr3t; HttpOnly"}, "X-A-Html": {"<b>bold</b>"}}
+	for i := range 60 {
+		hostile.Set(fmt.Sprintf("X-Filler-%02d", i), strings.Repeat("f", 200))
+	}
+	request := "User-Agent: Dispatch/test\nwebhook-timestamp: 1614265330\nwebhook-signature: v1,abc"
+	var outcomes []store.Outcome
+	for i, d := range res.Deliveries {
+		a := attemptOf(claim(t, st, d.ID), 200)
+		if i == 0 {
+			a.RequestHeaders, a.ResponseHeaders = request, domain.ResponseHeaderExcerpt(hostile)
+		}
+		outcomes = append(outcomes, store.Delivered(a))
+	}
+	for _, err := range apply(t, st, outcomes...) {
+		require.NoError(t, err)
+	}
+
+	got := map[string]domain.Attempt{}
+	for _, a := range attemptsOf(t, st, "evt_h") {
+		got[a.SubscriptionID] = a
+	}
+	require.Len(t, got, 2)
+	first, second := got[res.Deliveries[0].SubscriptionID], got[res.Deliveries[1].SubscriptionID]
+	require.Equal(t, request, first.RequestHeaders)
+	require.Equal(t, "order.created", first.EventType)
+	require.LessOrEqual(t, len(first.ResponseHeaders), domain.MaxResponseHeaderBytes)
+	lines := domain.ParseHeaderLines(first.ResponseHeaders)
+	require.LessOrEqual(t, len(lines), domain.MaxResponseHeaders)
+	require.Contains(t, lines, domain.Header{Name: "Set-Cookie", Value: "session=" + domain.MaskedValue, Masked: true})
+	require.Contains(t, lines, domain.Header{Name: "X-A-Html", Value: "<b>bold</b>"})
+	require.NotContains(t, first.ResponseHeaders, "s3cr3t")
+	require.Empty(t, second.RequestHeaders)
+	require.Empty(t, second.ResponseHeaders)
 }

@@ -445,7 +445,8 @@ func (s *Store) eventExists(ctx context.Context, scope Scope, id string) error {
 // arguments.
 func attemptsQuery(scope Scope, f AttemptFilter) (string, []any) {
 	var q query
-	q.and(`d.event_id = ` + q.arg(f.EventID))
+	event := q.arg(f.EventID)
+	q.and(`d.event_id = ` + event)
 	if scope.tenant != "" {
 		q.and(`d.subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = ` + q.arg(scope.tenant) + `)`)
 	}
@@ -463,7 +464,8 @@ func attemptsQuery(scope Scope, f AttemptFilter) (string, []any) {
 	limit := q.arg(f.Limit)
 	return `
 		SELECT a.id, a.delivery_id, d.subscription_id, a.number, a.started_at,
-		       coalesce(a.duration_us, a.duration_ms::bigint * 1000), a.status_code, a.error_class, a.error, a.response_body, a.instance
+		       coalesce(a.duration_us, a.duration_ms::bigint * 1000), a.status_code, a.error_class, a.error, a.response_body, a.instance,
+		       a.request_headers, a.response_headers, (SELECT type FROM events WHERE id = ` + event + `)
 		FROM deliveries d CROSS JOIN LATERAL (
 			SELECT * FROM attempts a WHERE a.delivery_id = d.id` + keyset + `
 			ORDER BY ` + order + ` LIMIT ` + limit + `
@@ -519,7 +521,7 @@ func (s *Store) ListAttempts(ctx context.Context, scope Scope, f AttemptFilter) 
 			code  pgtype.Int4
 		)
 		err := r.Scan(&a.ID, &a.DeliveryID, &a.SubscriptionID, &a.Number, &a.StartedAt, &durUS,
-			&code, &a.ErrorClass, &a.Error, &a.ResponseBody, &a.Instance)
+			&code, &a.ErrorClass, &a.Error, &a.ResponseBody, &a.Instance, &a.RequestHeaders, &a.ResponseHeaders, &a.EventType)
 		a.Duration = time.Duration(durUS) * time.Microsecond
 		if code.Valid {
 			c := int(code.Int32)

@@ -172,9 +172,9 @@ const lockSQL = `SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY
 const recordSQL = `
 WITH a AS (
 	SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::bigint[], $5::int[], $6::text[],
-	                     $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+	                     $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $13::text[], $14::text[])
 		WITH ORDINALITY AS a(delivery_id, number, started_at, duration_us, status_code, error_class,
-		                     error, response_body, instance, status, next_at, n)
+		                     error, response_body, instance, status, next_at, request_headers, response_headers, n)
 ), cur AS MATERIALIZED (
 	SELECT id, status, attempts, subscription_id FROM deliveries WHERE id = ANY($1::bigint[])
 ), health AS (
@@ -189,8 +189,10 @@ WITH a AS (
 	FROM health h
 	WHERE s.id = h.subscription_id AND (CASE WHEN h.ok THEN s.failing_since IS NOT NULL ELSE s.failing_since IS NULL END)
 ), ins AS (
-	INSERT INTO attempts (delivery_id, number, started_at, duration_ms, duration_us, status_code, error_class, error, response_body, instance)
-	SELECT a.delivery_id, a.number, a.started_at, a.duration_us / 1000, a.duration_us, a.status_code, a.error_class, a.error, a.response_body, a.instance
+	INSERT INTO attempts (delivery_id, number, started_at, duration_ms, duration_us, status_code, error_class, error, response_body, instance,
+	                      request_headers, response_headers)
+	SELECT a.delivery_id, a.number, a.started_at, a.duration_us / 1000, a.duration_us, a.status_code, a.error_class, a.error, a.response_body, a.instance,
+	       a.request_headers, a.response_headers
 	FROM a JOIN cur ON cur.id = a.delivery_id
 	ORDER BY a.n
 	ON CONFLICT (delivery_id, number) DO NOTHING
@@ -255,6 +257,7 @@ type recordArgs struct {
 	errorClasses, errs, bodies, instances, sts []string
 	nextAt                                     []pgtype.Timestamptz
 	counts                                     []bool
+	requestHeaders, responseHeaders            []string
 }
 
 func (r *recordArgs) add(o Outcome) {
@@ -275,11 +278,13 @@ func (r *recordArgs) add(o Outcome) {
 	r.sts = append(r.sts, string(o.Status()))
 	r.nextAt = append(r.nextAt, pgtype.Timestamptz{Time: o.at, Valid: o.kind == OutcomeRetrying})
 	r.counts = append(r.counts, !o.operational)
+	r.requestHeaders = append(r.requestHeaders, a.RequestHeaders)
+	r.responseHeaders = append(r.responseHeaders, a.ResponseHeaders)
 }
 
 func (r *recordArgs) args() []any {
 	return []any{r.deliveryIDs, r.numbers, r.startedAt, r.durationUS, r.statusCodes, r.errorClasses,
-		r.errs, r.bodies, r.instances, r.sts, r.nextAt, r.counts}
+		r.errs, r.bodies, r.instances, r.sts, r.nextAt, r.counts, r.requestHeaders, r.responseHeaders}
 }
 
 // releaseArgs are releaseSQL's columns.

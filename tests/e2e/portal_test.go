@@ -115,7 +115,11 @@ func shownSecret(t *testing.T, ctx context.Context, sel string) string {
 func sendTestEvent(t *testing.T, ctx context.Context, rc *receiver, want int) {
 	t.Helper()
 	do(t, ctx, "send test event",
+		// The page before the click is marked, so that the waits below
+		// are on the page the click leads to, not on the one still shown.
+		chromedp.Evaluate[chromedp.Void](`document.body.dataset.before = "1", {}`),
 		chromedp.Click(labelled("Send test event")),
+		chromedp.WaitReady(chromedp.CSS(`body:not([data-before])`)),
 		chromedp.WaitVisible(chromedp.CSS(testid("recent-deliveries"))),
 		// The page watches until the attempt is recorded, then stops.
 		chromedp.WaitNotPresent(chromedp.CSS(testid("watching"))),
@@ -142,6 +146,13 @@ func TestPortal(t *testing.T) {
 	s.startWorker()
 	s.startScheduler()
 	good := newReceiver(t, http.StatusOK)
+	// The receiver's answer carries a header of its own, markup included,
+	// which the attempt's page shows as text.
+	good.respond = func(w http.ResponseWriter, _ *http.Request, _ int) bool {
+		w.Header().Set("X-Receiver-Note", "<b>thanks</b>")
+		w.WriteHeader(http.StatusOK)
+		return true
+	}
 	bad := newReceiver(t, http.StatusInternalServerError)
 	s.portalTenant(bad)
 	s.startDashboardAt(dashAddr)
@@ -184,6 +195,27 @@ func TestPortal(t *testing.T) {
 	)
 	if n, got := count(t, ctx, testid("attempt")), text(t, ctx, testid("attempt-result")); n != 1 || got != "200 ok" {
 		t.Errorf("the test event shows %d attempts, the first %q", n, got)
+	}
+	// Its headers: those sent, as the receiver got them, and the answer's.
+	header := func(list, name string) string {
+		return `[data-testid="` + list + `"] [data-testid="header"][data-name="` + name + `"] td`
+	}
+	do(t, ctx, "the attempt's headers",
+		chromedp.Click(chromedp.CSS(testid("attempt-headers")+" summary")),
+		chromedp.WaitVisible(chromedp.CSS(header("response-headers", "X-Receiver-Note"))),
+	)
+	if got := text(t, ctx, header("response-headers", "X-Receiver-Note")); got != "<b>thanks</b>" {
+		t.Errorf("the receiver's header shows %q, want its markup as text", got)
+	}
+	if n := count(t, ctx, header("response-headers", "X-Receiver-Note")+" b"); n != 0 {
+		t.Error("the receiver's markup became elements")
+	}
+	shoot(t, ctx, "portal-attempt-headers")
+	sent := good.deliveries()[0].Header
+	for _, name := range []string{"webhook-id", "webhook-timestamp", "webhook-signature", "User-Agent"} {
+		if got := text(t, ctx, header("request-headers", name)); got != sent.Get(name) {
+			t.Errorf("request header %s shows %q, the receiver got %q", name, got, sent.Get(name))
+		}
 	}
 
 	// Reveal, then rotate: both secrets sign the next delivery.

@@ -134,11 +134,24 @@ func deliveryRow(d client.DeliveryListItem) web.DeliveryRow {
 
 func attemptView(a client.AttemptBody) web.AttemptView {
 	v := web.AttemptView{Number: a.Number, StartedAt: a.StartedAt, StatusCode: code(a.StatusCode), DurationMs: a.DurationMs,
-		Error: str(a.Error), Response: str(a.ResponseBody), Instance: str(a.Instance)}
+		Error: str(a.Error), Response: str(a.ResponseBody), Instance: str(a.Instance),
+		RequestHeaders: headerViews(a.RequestHeaders), ResponseHeaders: headerViews(a.ResponseHeaders)}
 	if a.ErrorClass != nil {
 		v.ErrorClass = string(*a.ErrorClass)
 	}
 	return v
+}
+
+// headerViews are an attempt's header lines as the API gives them.
+func headerViews(hs *[]client.HeaderBody) []web.Header {
+	if hs == nil {
+		return nil
+	}
+	out := make([]web.Header, len(*hs))
+	for i, h := range *hs {
+		out[i] = web.Header{Name: h.Name, Value: h.Value, Masked: h.Masked != nil && *h.Masked}
+	}
+	return out
 }
 
 // notUTF8 marks every field of values whose text is not valid UTF-8 in

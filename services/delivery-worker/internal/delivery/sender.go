@@ -289,8 +289,17 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	h.Set(signing.HeaderID, job.Event.ID)
 	h.Set(signing.HeaderTimestamp, ts)
 	h.Set(signing.HeaderSignature, sig)
+	// What an attempt's page cannot derive of these headers is stored with
+	// it (ADR 38): the rest follows from the event and the subscription.
+	a.RequestHeaders = domain.HeaderUserAgent + ": " + s.userAgent + "\n" +
+		domain.HeaderTimestamp + ": " + ts + "\n" + domain.HeaderSignature + ": " + sig
 	if s.traceparent {
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
+		for _, name := range []string{"traceparent", "tracestate"} {
+			if v := h.Get(name); v != "" {
+				a.RequestHeaders += "\n" + name + ": " + v
+			}
+		}
 	}
 
 	resp, err := s.client.Do(req)
@@ -305,6 +314,7 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	}
 	code := resp.StatusCode
 	a.StatusCode = &code
+	a.ResponseHeaders = domain.ResponseHeaderExcerpt(resp.Header)
 	if code < 200 {
 		// Only 101 ends the exchange this way (net/http reads past the other
 		// 1xx answers itself). Its body is the raw connection, which the

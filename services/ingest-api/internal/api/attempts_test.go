@@ -242,3 +242,45 @@ func TestAttemptDurationsKeepMicroseconds(t *testing.T) {
 	require.Equal(t, 0.312, data[0].(map[string]any)["duration_ms"], "a fraction of a millisecond, not 0")
 	require.Equal(t, 7.0, data[1].(map[string]any)["duration_ms"], "an older attempt's milliseconds")
 }
+
+// TestAttemptHeaders: an attempt answers with the request headers Dispatch
+// sent, derived from the event and the subscription around the values it
+// stored, and the receiver's response headers as stored, a cookie's value
+// masked; an attempt that stored none has neither.
+func TestAttemptHeaders(t *testing.T) {
+	b := setup(t)
+	r := b.do(t, "POST", "/subscriptions", `{"id":"a","url":"https://example.com/a","event_types":["*"]}`)
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	r = b.do(t, "POST", "/events", `{"id":"e","type":"order.created","data":{}}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	_, err := b.db.Pool.Exec(context.Background(), `
+		INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, request_headers, response_headers)
+		SELECT id, 1, now(), 3, 200, E'User-Agent: Dispatch/1.0\nwebhook-timestamp: 1614265330\nwebhook-signature: v1,abc',
+		       E'Content-Type: text/html\nSet-Cookie: sid=********\nX-Note: <b>hi</b>' FROM deliveries WHERE event_id = 'e'
+		UNION ALL SELECT id, 2, now(), 3, NULL, '', '' FROM deliveries WHERE event_id = 'e'`)
+	require.NoError(t, err)
+	r = b.do(t, "GET", "/events/e/attempts", "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	data := r.body["data"].([]any)
+	require.Len(t, data, 2)
+	header := func(name, value string) map[string]any { return map[string]any{"name": name, "value": value} }
+	require.Equal(t, []any{
+		header("Content-Type", "application/json"),
+		header("User-Agent", "Dispatch/1.0"),
+		header("X-Dispatch-Event-ID", "e"),
+		header("X-Dispatch-Event-Type", "order.created"),
+		header("X-Dispatch-Subscription-ID", "a"),
+		header("X-Dispatch-Timestamp", "1614265330"),
+		header("X-Dispatch-Signature", "v1,abc"),
+		header("webhook-id", "e"),
+		header("webhook-timestamp", "1614265330"),
+		header("webhook-signature", "v1,abc"),
+	}, data[0].(map[string]any)["request_headers"])
+	cookie := header("Set-Cookie", "sid=********")
+	cookie["masked"] = true
+	require.Equal(t, []any{header("Content-Type", "text/html"), cookie, header("X-Note", "<b>hi</b>")},
+		data[0].(map[string]any)["response_headers"])
+	require.NotContains(t, data[1], "request_headers")
+	require.NotContains(t, data[1], "response_headers")
+	require.NotContains(t, r.raw, "whsec_", "never a secret")
+}

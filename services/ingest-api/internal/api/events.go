@@ -242,6 +242,7 @@ func (s *Server) listAttempts(ctx context.Context, in *listAttemptsInput) (*atte
 			ID: a.ID, SubscriptionID: a.SubscriptionID, Number: a.Number, StartedAt: a.StartedAt,
 			DurationMS: durationMS(a.Duration), StatusCode: a.StatusCode, ErrorClass: string(a.ErrorClass),
 			Error: a.Error, ResponseBody: a.ResponseBody, Instance: a.Instance,
+			RequestHeaders: headerBodies(domain.RequestHeaders(a)), ResponseHeaders: headerBodies(domain.ParseHeaderLines(a.ResponseHeaders)),
 		}
 	}
 	return out, nil

@@ -93,6 +93,29 @@ type AttemptBody struct {
 	Error          string    `json:"error,omitempty"`
 	ResponseBody   string    `json:"response_body,omitempty" doc:"The start of the receiver's answer, capped."`
 	Instance       string    `json:"instance,omitempty" doc:"The worker instance that made the attempt."`
+	// The two header lists are lists rather than objects: they keep the
+	// order and a name sent more than once.
+	RequestHeaders  []HeaderBody `json:"request_headers,omitempty" doc:"The request headers Dispatch sent, in the order it sets them; never a secret. Absent when no request was built (the attempt failed before) or the attempt predates their recording."`
+	ResponseHeaders []HeaderBody `json:"response_headers,omitempty" doc:"The receiver's response headers by name: at most 32 lines and 4 KiB, values cut at 1 KiB, Set-Cookie values masked. Absent without an answer."`
+}
+
+// HeaderBody is one HTTP header line of an attempt.
+type HeaderBody struct {
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Masked bool   `json:"masked,omitempty" doc:"The value is not the one sent or received: a Set-Cookie's value after the cookie's name, or a secret."`
+}
+
+// headerBodies is headers as the API shows them; nil when there are none.
+func headerBodies(headers []domain.Header) []HeaderBody {
+	if len(headers) == 0 {
+		return nil
+	}
+	out := make([]HeaderBody, len(headers))
+	for i, h := range headers {
+		out[i] = HeaderBody{Name: h.Name, Value: h.Value, Masked: h.Masked}
+	}
+	return out
 }
 
 // Settings are a subscription's own delivery settings; an absent field
