@@ -734,6 +734,9 @@ type CreateSubscriptionInputBody struct {
 	// Example: ["order.*"]
 	EventTypes *[]string `json:"event_types"`
 
+	// Headers Custom headers added to every delivery, by name (at most 20, values at most 4096 bytes). Not allowed: Host, Content-Length, Content-Type, User-Agent, hop-by-hop headers, traceparent, tracestate, X-Dispatch-* and webhook-*. Values are stored encrypted and shown masked; POST /subscriptions/{id}/headers/reveal shows them.
+	Headers *map[string]string `json:"headers,omitempty"`
+
 	// Id Optional; generated when missing.
 	Id *string `json:"id,omitempty"`
 
@@ -1042,6 +1045,12 @@ type ExchangePortalLinkInputBody struct {
 	Token string `json:"token"`
 }
 
+// HeadersRevealed defines model for HeadersRevealed.
+type HeadersRevealed struct {
+	// Headers The custom headers, by name, with their values.
+	Headers map[string]string `json:"headers"`
+}
+
 // ImportEventTypesInputBody defines model for ImportEventTypesInputBody.
 type ImportEventTypesInputBody struct {
 	// Document An OpenAPI 3.x document, as JSON.
@@ -1342,7 +1351,10 @@ type SubscriptionBody struct {
 	CircuitState *SubscriptionBodyCircuitState `json:"circuit_state,omitempty"`
 	CreatedAt    time.Time                     `json:"created_at"`
 	EventTypes   *[]string                     `json:"event_types"`
-	Id           string                        `json:"id"`
+
+	// Headers Custom headers added to every delivery, by name, each value masked (POST /subscriptions/{id}/headers/reveal shows them).
+	Headers *map[string]string `json:"headers,omitempty"`
+	Id      string             `json:"id"`
 
 	// MaxAttempts Attempts before a delivery fails for good.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
@@ -1386,7 +1398,10 @@ type SubscriptionCreated struct {
 	CircuitState *SubscriptionCreatedCircuitState `json:"circuit_state,omitempty"`
 	CreatedAt    time.Time                        `json:"created_at"`
 	EventTypes   *[]string                        `json:"event_types"`
-	Id           string                           `json:"id"`
+
+	// Headers Custom headers added to every delivery, by name, each value masked (POST /subscriptions/{id}/headers/reveal shows them).
+	Headers *map[string]string `json:"headers,omitempty"`
+	Id      string             `json:"id"`
 
 	// MaxAttempts Attempts before a delivery fails for good.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
@@ -1432,7 +1447,10 @@ type SubscriptionCreatedState string
 type SubscriptionUpdated struct {
 	CreatedAt  *time.Time `json:"created_at,omitempty"`
 	EventTypes *[]string  `json:"event_types,omitempty"`
-	Id         string     `json:"id"`
+
+	// Headers Custom headers, by name, each value masked.
+	Headers *map[string]string `json:"headers,omitempty"`
+	Id      string             `json:"id"`
 
 	// MaxAttempts Attempts before a delivery fails for good.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
@@ -1555,6 +1573,9 @@ type TimelineOutputBody struct {
 // UpdateSubscriptionInputBody defines model for UpdateSubscriptionInputBody.
 type UpdateSubscriptionInputBody struct {
 	EventTypes *[]string `json:"event_types,omitempty"`
+
+	// Headers Custom headers added to every delivery, by name (at most 20, values at most 4096 bytes). Not allowed: Host, Content-Length, Content-Type, User-Agent, hop-by-hop headers, traceparent, tracestate, X-Dispatch-* and webhook-*. Values are stored encrypted and shown masked; POST /subscriptions/{id}/headers/reveal shows them. null or {} removes them all; an object replaces them all.
+	Headers *map[string]string `json:"headers,omitempty"`
 
 	// MaxAttempts Attempts before a delivery fails for good.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
@@ -2115,6 +2136,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /subscriptions/{id}/deliveries (the `ListSubscriptionDeliveries` operationId).
 	ListSubscriptionDeliveries(ctx context.Context, id string, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevealSubscriptionHeaders Show a subscription's custom header values
+	//
+	// Answers the custom headers with their values, which every other answer masks. The keys that may reveal the signing secret may: a customer portal session's key (of the subscription's tenant, not read-only) and an admin key; any other key is refused (403). Each reveal is logged with the key's id and the subscription's.
+	//
+	// Corresponds with POST /subscriptions/{id}/headers/reveal (the `RevealSubscriptionHeaders` operationId).
+	RevealSubscriptionHeaders(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RedeliverSubscriptionWithBody Send a subscription's finished deliveries again
 	//
@@ -2868,6 +2896,23 @@ func (c *Client) UpdateSubscription(ctx context.Context, id string, body UpdateS
 // Corresponds with GET /subscriptions/{id}/deliveries (the `ListSubscriptionDeliveries` operationId).
 func (c *Client) ListSubscriptionDeliveries(ctx context.Context, id string, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListSubscriptionDeliveriesRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevealSubscriptionHeaders Show a subscription's custom header values
+//
+// Answers the custom headers with their values, which every other answer masks. The keys that may reveal the signing secret may: a customer portal session's key (of the subscription's tenant, not read-only) and an admin key; any other key is refused (403). Each reveal is logged with the key's id and the subscription's.
+//
+// Corresponds with POST /subscriptions/{id}/headers/reveal (the `RevealSubscriptionHeaders` operationId).
+func (c *Client) RevealSubscriptionHeaders(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevealSubscriptionHeadersRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4618,6 +4663,40 @@ func NewListSubscriptionDeliveriesRequest(server string, id string, params *List
 	return req, nil
 }
 
+// NewRevealSubscriptionHeadersRequest constructs an http.Request for the RevealSubscriptionHeaders method
+func NewRevealSubscriptionHeadersRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/subscriptions/%s/headers/reveal", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRedeliverSubscriptionRequest calls the generic RedeliverSubscription builder with application/json body
 func NewRedeliverSubscriptionRequest(server string, id string, body RedeliverSubscriptionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -5422,6 +5501,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /subscriptions/{id}/deliveries (the `ListSubscriptionDeliveries` operationId).
 	ListSubscriptionDeliveriesWithResponse(ctx context.Context, id string, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*ListSubscriptionDeliveriesResponse, error)
+
+	// RevealSubscriptionHeadersWithResponse Show a subscription's custom header values
+	//
+	// Answers the custom headers with their values, which every other answer masks. The keys that may reveal the signing secret may: a customer portal session's key (of the subscription's tenant, not read-only) and an admin key; any other key is refused (403). Each reveal is logged with the key's id and the subscription's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /subscriptions/{id}/headers/reveal (the `RevealSubscriptionHeaders` operationId).
+	RevealSubscriptionHeadersWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevealSubscriptionHeadersResponse, error)
 
 	// RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
 	//
@@ -8052,6 +8140,96 @@ func (r ListSubscriptionDeliveriesResponse) ContentType() string {
 	return ""
 }
 
+// RevealSubscriptionHeadersResponse503Headers the declared response headers of an HTTP 503 response for RevealSubscriptionHeaders
+type RevealSubscriptionHeadersResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevealSubscriptionHeadersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *HeadersRevealed
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevealSubscriptionHeadersResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevealSubscriptionHeadersResponse) GetJSON200() *HeadersRevealed {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevealSubscriptionHeadersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevealSubscriptionHeadersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevealSubscriptionHeadersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevealSubscriptionHeadersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RedeliverSubscriptionResponse503Headers the declared response headers of an HTTP 503 response for RedeliverSubscription
 type RedeliverSubscriptionResponse503Headers struct {
 	RetryAfter *int
@@ -9597,6 +9775,21 @@ func (c *ClientWithResponses) ListSubscriptionDeliveriesWithResponse(ctx context
 		return nil, err
 	}
 	return ParseListSubscriptionDeliveriesResponse(rsp)
+}
+
+// RevealSubscriptionHeadersWithResponse Show a subscription's custom header values
+//
+// Answers the custom headers with their values, which every other answer masks. The keys that may reveal the signing secret may: a customer portal session's key (of the subscription's tenant, not read-only) and an admin key; any other key is refused (403). Each reveal is logged with the key's id and the subscription's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /subscriptions/{id}/headers/reveal (the `RevealSubscriptionHeaders` operationId).
+func (c *ClientWithResponses) RevealSubscriptionHeadersWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevealSubscriptionHeadersResponse, error) {
+	rsp, err := c.RevealSubscriptionHeaders(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevealSubscriptionHeadersResponse(rsp)
 }
 
 // RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
@@ -12070,6 +12263,87 @@ func ParseListSubscriptionDeliveriesResponse(rsp *http.Response) (*ListSubscript
 	switch {
 	case rsp.StatusCode == 503:
 		var headers ListSubscriptionDeliveriesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevealSubscriptionHeadersResponse parses an HTTP response from a RevealSubscriptionHeadersWithResponse call
+func ParseRevealSubscriptionHeadersResponse(rsp *http.Response) (*RevealSubscriptionHeadersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevealSubscriptionHeadersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest HeadersRevealed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RevealSubscriptionHeadersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -55,7 +55,12 @@ type Subscription struct {
 	StateReason string
 	// Settings override the service-wide delivery defaults; zero fields
 	// mean "use the default".
-	Settings  DeliverySettings
+	Settings DeliverySettings
+	// Headers are the custom headers added to every delivery, by name.
+	// Values are given on create and on change; reads leave each value
+	// empty: they are sealed like the secret and shown only on an
+	// explicit reveal.
+	Headers   map[string]string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

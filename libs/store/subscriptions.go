@@ -12,7 +12,11 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-const subscriptionColumns = `id, tenant_id, url, event_types, state, state_reason, ` + settingsColumns + `, created_at, updated_at`
+const subscriptionColumns = `id, tenant_id, url, event_types, state, state_reason, ` + settingsColumns + `, created_at, updated_at, ` + headerNamesColumn
+
+// headerNamesColumn is the names of a subscription's custom headers: reads
+// never carry their sealed values.
+const headerNamesColumn = `ARRAY(SELECT jsonb_object_keys(headers) ORDER BY 1)`
 
 // settingsColumns are a subscription's delivery settings, read by scanSettings.
 const settingsColumns = `max_attempts, retry_base_ms, retry_max_ms, timeout_ms, rate_limit_per_second, max_concurrency`
@@ -44,13 +48,56 @@ func (d *settingsDest) settings() domain.DeliverySettings {
 // subscription unreadable.
 func scanSubscription(row pgx.Row, extra ...any) (domain.Subscription, error) {
 	var (
-		sub domain.Subscription
-		sd  settingsDest
+		sub   domain.Subscription
+		sd    settingsDest
+		names []string
 	)
 	dest := append([]any{&sub.ID, &sub.TenantID, &sub.URL, &sub.EventTypes, &sub.State, &sub.StateReason}, sd.targets()...)
-	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt), extra...)...)
+	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt, &names), extra...)...)
 	sub.Settings = sd.settings()
+	if len(names) > 0 {
+		sub.Headers = make(map[string]string, len(names))
+		for _, n := range names {
+			sub.Headers[n] = ""
+		}
+	}
 	return sub, err
+}
+
+// headerOwner is what a custom header's sealed value is bound to: its
+// subscription and its name, so that a value moved to another header or
+// another subscription does not open.
+func headerOwner(subID, name string) string {
+	return subID + "/headers/" + name
+}
+
+// sealHeaders returns headers with each value sealed, as the argument for
+// the headers column: SQL NULL (never JSON null) when there are none.
+func (s *Store) sealHeaders(subID string, headers map[string]string) any {
+	if len(headers) == 0 {
+		return nil
+	}
+	sealed := make(map[string]string, len(headers))
+	for name, value := range headers {
+		sealed[name] = s.seal(headerOwner(subID, name), value)
+	}
+	return sealed
+}
+
+// openHeaders opens the values of a headers column.
+func (s *Store) openHeaders(subID string, sealed map[string]string) (map[string]string, error) {
+	if len(sealed) == 0 {
+		return nil, nil
+	}
+	headers := make(map[string]string, len(sealed))
+	for name, value := range sealed {
+		v, err := s.open(headerOwner(subID, name), value)
+		if err != nil {
+			return nil, err
+		}
+		headers[name] = v
+	}
+	return headers, nil
 }
 
 // nullMS stores a zero duration as NULL ("use the default").
@@ -96,8 +143,8 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 				"tenant %q has %d subscriptions, its quota (max_subscriptions)", sub.TenantID, quota.Int32)}
 		}
 		row := tx.QueryRow(ctx, `
-			INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, `+settingsColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, `+settingsColumns+`, headers)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING `+subscriptionColumns,
 			sub.ID, sub.TenantID, sub.URL, sub.EventTypes, s.seal(sub.ID, sub.Secret),
@@ -105,7 +152,8 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 			nullMS(sub.Settings.RetryBaseDelay), nullMS(sub.Settings.RetryMaxDelay),
 			pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
 			pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
-			pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0})
+			pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0},
+			s.sealHeaders(sub.ID, sub.Headers))
 		created, err = scanSubscription(row)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("subscription %q: %w", sub.ID, domain.ErrConflict)
@@ -241,6 +289,10 @@ type SubscriptionPatch struct {
 	// TenantID, when set, must be the subscription's own: a subscription
 	// never moves to another tenant (a *domain.ValidationError otherwise).
 	TenantID *string
+	// SetHeaders replaces the custom headers with Headers (none when it
+	// is empty); without it they stay as they are.
+	SetHeaders bool
+	Headers    map[string]string
 }
 
 // UpdateSubscription applies a validated patch to a subscription within
@@ -303,6 +355,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 				timeout_ms = coalesce($8, timeout_ms),
 				rate_limit_per_second = coalesce($9, rate_limit_per_second),
 				max_concurrency = coalesce($10, max_concurrency),
+				headers = CASE WHEN $11 THEN $12 ELSE headers END,
 				updated_at = now()
 			WHERE id = $1
 			RETURNING `+subscriptionColumns,
@@ -311,7 +364,8 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 			nullMS(st.RetryBaseDelay), nullMS(st.RetryMaxDelay),
 			pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
 			pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
-			pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0}))
+			pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0},
+			p.SetHeaders, s.sealHeaders(id, p.Headers)))
 		return err
 	})
 	if err != nil {

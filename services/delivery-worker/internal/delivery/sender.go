@@ -276,6 +276,11 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	sig := signer.Sign(job.Event.ID, start, body)
 	ts := strconv.FormatInt(start.Unix(), 10)
 	h := req.Header
+	// The subscription's own headers go first, so that Dispatch's, set
+	// after them, win even over a name the API's check let through.
+	for name, value := range job.Headers {
+		h.Set(name, value)
+	}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", s.userAgent)
 	h.Set("X-Dispatch-Event-ID", job.Event.ID)

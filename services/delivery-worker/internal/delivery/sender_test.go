@@ -432,3 +432,39 @@ func TestTurnOfAnAnswer(t *testing.T) {
 	}
 	require.False(t, Turn{}.late(asked.Add(time.Hour)), "the zero turn is never late")
 }
+
+// TestSendAddsCustomHeaders pins that a subscription's custom headers
+// arrive as set and never replace Dispatch's own, signature included.
+func TestSendAddsCustomHeaders(t *testing.T) {
+	t.Parallel()
+	secret := signing.GenerateSecret()
+	verifier, err := signing.NewVerifier([]string{secret})
+	require.NoError(t, err)
+	got := make(chan http.Header, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := verifier.VerifyHeaders(r.Header, body); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		got <- r.Header
+	}))
+	t.Cleanup(srv.Close)
+
+	j := job(srv.URL, secret)
+	j.Headers = map[string]string{
+		"X-Api-Key": "k3y", "authorization": "Basic dTpw", "X-Empty": "",
+		// Refused by the API; a row written around it still cannot win.
+		"webhook-signature": "v1,forged", "X-Dispatch-Event-ID": "forged", "User-Agent": "forged",
+	}
+	a := testSender().Send(context.Background(), j, 5*time.Second, Turn{}).Attempt
+	require.True(t, a.Succeeded(), "%+v", a)
+	h := <-got
+	require.Equal(t, []string{"k3y"}, h.Values("X-Api-Key"))
+	require.Equal(t, []string{"Basic dTpw"}, h.Values("Authorization"))
+	require.Equal(t, []string{""}, h.Values("X-Empty"))
+	require.Len(t, h.Values("webhook-signature"), 1)
+	require.NotEqual(t, "v1,forged", h.Get("webhook-signature"))
+	require.Equal(t, []string{"evt_1"}, h.Values("X-Dispatch-Event-ID"))
+	require.Equal(t, "Dispatch/test", h.Get("User-Agent"))
+}

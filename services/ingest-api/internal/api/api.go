@@ -65,6 +65,7 @@ type Store interface {
 	OpenPortalLink(ctx context.Context, hash apikey.Hash, key domain.APIKey, keyHash apikey.Hash) (domain.PortalSession, error)
 	RevokePortal(ctx context.Context, tenant string) (store.PortalRevocation, error)
 	RevealSecret(ctx context.Context, scope store.Scope, id string) (store.RevealedSecret, error)
+	RevealHeaders(ctx context.Context, scope store.Scope, id string) (map[string]string, error)
 	SendTest(ctx context.Context, scope store.Scope, subscriptionID string, e domain.Event) (store.IngestResult, error)
 	SubscriptionActivity(ctx context.Context, scope store.Scope, ids []string, since time.Time) (map[string]store.Activity, error)
 }
@@ -209,6 +210,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerEventTypes(api)
 	s.registerPortal(api)
 	s.registerEndpoint(api)
+	s.registerHeaders(api)
 	declareCommonErrors(api.OpenAPI())
 	warmDocuments(mux)
 	return api

@@ -134,9 +134,10 @@ type SubscriptionBody struct {
 	State       string   `json:"state" enum:"active,paused,disabled"`
 	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
 	Settings
-	CircuitState string    `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true)."`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	Headers      map[string]string `json:"headers,omitempty" doc:"Custom headers added to every delivery, by name, each value masked (POST /subscriptions/{id}/headers/reveal shows them)."`
+	CircuitState string            `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true)."`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
 	// Activity is set in listings asked for it (activity=true): attempts
 	// over the last 24 hours. No doc tag: OpenAPI 3.0 allows no
 	// description beside the $ref it becomes.
@@ -154,15 +155,16 @@ type SubscriptionUpdated struct {
 	State       string   `json:"state,omitempty" enum:"active,paused,disabled"`
 	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
 	Settings
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	UpdatedAt *time.Time `json:"updated_at,omitempty"`
-	Warnings  []string   `json:"warnings,omitempty" doc:"As in the answer to POST /subscriptions: exact event types not in the catalog, and deprecated ones."`
+	Headers   map[string]string `json:"headers,omitempty" doc:"Custom headers, by name, each value masked."`
+	CreatedAt *time.Time        `json:"created_at,omitempty"`
+	UpdatedAt *time.Time        `json:"updated_at,omitempty"`
+	Warnings  []string          `json:"warnings,omitempty" doc:"As in the answer to POST /subscriptions: exact event types not in the catalog, and deprecated ones."`
 }
 
 func subscriptionBody(s domain.Subscription) SubscriptionBody {
 	return SubscriptionBody{
 		ID: s.ID, URL: s.URL, EventTypes: s.EventTypes, State: string(s.State), StateReason: s.StateReason,
-		TenantID: s.TenantID, Settings: settingsBody(s.Settings),
+		TenantID: s.TenantID, Settings: settingsBody(s.Settings), Headers: masked(s.Headers),
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 	}
 }

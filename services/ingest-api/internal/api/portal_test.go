@@ -272,8 +272,9 @@ func TestPortalKeyMayDoWhatThePortalDoes(t *testing.T) {
 		"GET /subscriptions/{id}": true, "PATCH /subscriptions/{id}": true, "DELETE /subscriptions/{id}": true,
 		"GET /subscriptions/{id}/deliveries": true, "POST /subscriptions/{id}/redeliver": true,
 		"POST /subscriptions/{id}/secret/reveal": true, "POST /subscriptions/{id}/secret/rotate": true,
-		"POST /subscriptions/{id}/test": true,
-		"GET /events":                   true, "GET /events/{id}": true, "GET /events/{id}/deliveries": true,
+		"POST /subscriptions/{id}/headers/reveal": true,
+		"POST /subscriptions/{id}/test":           true,
+		"GET /events":                             true, "GET /events/{id}": true, "GET /events/{id}/deliveries": true,
 		"GET /events/{id}/attempts": true, "POST /events/{id}/redeliver": true,
 		// Needs no key at all: the link's token is the credential.
 		"POST /portal-links/exchange": true,
