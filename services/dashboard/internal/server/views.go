@@ -2,7 +2,9 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +40,9 @@ func subscriptionRow(s client.SubscriptionBody) web.SubscriptionRow {
 		StateReason: str(s.StateReason), Tenant: s.TenantId, CreatedAt: s.CreatedAt}
 	if s.CircuitState != nil {
 		row.Circuit = string(*s.CircuitState)
+	}
+	if s.Headers != nil {
+		row.Headers = slices.Sorted(maps.Keys(*s.Headers))
 	}
 	return row
 }
@@ -189,6 +194,10 @@ func notice(q url.Values) string {
 		return "Subscription deleted."
 	case "updated":
 		return "Subscription updated."
+	case "headers":
+		return "Custom headers replaced."
+	case "headers-removed":
+		return "Custom headers removed."
 	case "unchanged":
 		return "Nothing was changed: the form had the subscription's values."
 	case "test":
