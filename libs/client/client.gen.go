@@ -707,6 +707,21 @@ type BulkRedelivery struct {
 	Queued int64 `json:"queued"`
 }
 
+// ClientTLSBody defines model for ClientTLSBody.
+type ClientTLSBody struct {
+	// CaBundle The CAs the destination's certificate must chain to (PEM), instead of the system's.
+	CaBundle *string `json:"ca_bundle,omitempty"`
+
+	// ClientCertificate The client certificate presented to the destination (PEM), its chain after it.
+	ClientCertificate *string `json:"client_certificate,omitempty"`
+
+	// ClientCertificateExpiresAt When the client certificate expires.
+	ClientCertificateExpiresAt *time.Time `json:"client_certificate_expires_at,omitempty"`
+
+	// ClientKey Masked: the key is never shown once set.
+	ClientKey *string `json:"client_key,omitempty"`
+}
+
 // CreateAPIKeyInputBody defines model for CreateAPIKeyInputBody.
 type CreateAPIKeyInputBody struct {
 	// ExpiresAt When the key stops working; never when absent.
@@ -763,6 +778,18 @@ type CreateSubscriptionInputBody struct {
 
 	// TimeoutMs Time allowed for one attempt.
 	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
+
+	// Tls Mutual TLS for the deliveries: client_certificate and client_key together, ca_bundle, or all three; checked when set (PEM, key matching the certificate, certificate valid now), else a 422. Used for https URLs. On PATCH, null removes the settings and an object replaces them all.
+	Tls *struct {
+		// CaBundle Optional CAs (PEM certificates, at most 512 KiB) that the destination's certificate must chain to, instead of the system's.
+		CaBundle *string `json:"ca_bundle,omitempty"`
+
+		// ClientCertificate Client certificate presented to the destination (PEM, at most 64 KiB), its chain after it. Must be valid now.
+		ClientCertificate *string `json:"client_certificate,omitempty"`
+
+		// ClientKey The certificate's private key (PEM: PKCS #8, PKCS #1 or SEC 1, not encrypted; at most 16 KiB). Stored encrypted, never shown again.
+		ClientKey *string `json:"client_key,omitempty"`
+	} `json:"tls,omitempty"`
 
 	// Url Absolute http or https URL that receives the deliveries.
 	//
@@ -1379,9 +1406,10 @@ type SubscriptionBody struct {
 	TenantId string `json:"tenant_id"`
 
 	// TimeoutMs Time allowed for one attempt.
-	TimeoutMs *int64    `json:"timeout_ms,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Url       string    `json:"url"`
+	TimeoutMs *int64         `json:"timeout_ms,omitempty"`
+	Tls       *ClientTLSBody `json:"tls,omitempty"`
+	UpdatedAt time.Time      `json:"updated_at"`
+	Url       string         `json:"url"`
 }
 
 // SubscriptionBodyCircuitState The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true).
@@ -1429,9 +1457,10 @@ type SubscriptionCreated struct {
 	TenantId string `json:"tenant_id"`
 
 	// TimeoutMs Time allowed for one attempt.
-	TimeoutMs *int64    `json:"timeout_ms,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Url       string    `json:"url"`
+	TimeoutMs *int64         `json:"timeout_ms,omitempty"`
+	Tls       *ClientTLSBody `json:"tls,omitempty"`
+	UpdatedAt time.Time      `json:"updated_at"`
+	Url       string         `json:"url"`
 
 	// Warnings Exact event types the catalog does not have (patterns and future types are allowed, so this is no error unless EVENT_TYPES_REQUIRED is on), and deprecated types (still delivered).
 	Warnings *[]string `json:"warnings,omitempty"`
@@ -1472,9 +1501,10 @@ type SubscriptionUpdated struct {
 	StateReason *string `json:"state_reason,omitempty"`
 
 	// TimeoutMs Time allowed for one attempt.
-	TimeoutMs *int64     `json:"timeout_ms,omitempty"`
-	UpdatedAt *time.Time `json:"updated_at,omitempty"`
-	Url       *string    `json:"url,omitempty"`
+	TimeoutMs *int64         `json:"timeout_ms,omitempty"`
+	Tls       *ClientTLSBody `json:"tls,omitempty"`
+	UpdatedAt *time.Time     `json:"updated_at,omitempty"`
+	Url       *string        `json:"url,omitempty"`
 
 	// Warnings As in the answer to POST /subscriptions: exact event types not in the catalog, and deprecated ones.
 	Warnings *[]string `json:"warnings,omitempty"`
@@ -1599,8 +1629,20 @@ type UpdateSubscriptionInputBody struct {
 	TenantId *string `json:"tenant_id,omitempty"`
 
 	// TimeoutMs Time allowed for one attempt.
-	TimeoutMs *int64  `json:"timeout_ms,omitempty"`
-	Url       *string `json:"url,omitempty"`
+	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
+
+	// Tls Mutual TLS for the deliveries: client_certificate and client_key together, ca_bundle, or all three; checked when set (PEM, key matching the certificate, certificate valid now), else a 422. Used for https URLs. On PATCH, null removes the settings and an object replaces them all.
+	Tls *struct {
+		// CaBundle Optional CAs (PEM certificates, at most 512 KiB) that the destination's certificate must chain to, instead of the system's.
+		CaBundle *string `json:"ca_bundle,omitempty"`
+
+		// ClientCertificate Client certificate presented to the destination (PEM, at most 64 KiB), its chain after it. Must be valid now.
+		ClientCertificate *string `json:"client_certificate,omitempty"`
+
+		// ClientKey The certificate's private key (PEM: PKCS #8, PKCS #1 or SEC 1, not encrypted; at most 16 KiB). Stored encrypted, never shown again.
+		ClientKey *string `json:"client_key,omitempty"`
+	} `json:"tls,omitempty"`
+	Url *string `json:"url,omitempty"`
 }
 
 // UpdateSubscriptionInputBodyState active re-enables a disabled or paused subscription.

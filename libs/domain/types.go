@@ -60,7 +60,10 @@ type Subscription struct {
 	// Values are given on create and on change; reads leave each value
 	// empty: they are sealed like the secret and shown only on an
 	// explicit reveal.
-	Headers   map[string]string
+	Headers map[string]string
+	// TLS is the subscription's mutual TLS settings; nil when it has
+	// none. Reads leave its Key empty.
+	TLS       *ClientTLS
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -46,6 +46,9 @@ type Job struct {
 	// Headers are the subscription's custom headers, opened; nil when it
 	// has none.
 	Headers map[string]string
+	// TLS is the subscription's mutual TLS settings, its key opened; nil
+	// when it has none.
+	TLS *domain.ClientTLS
 	// Settings are the subscription's delivery settings, its tenant's
 	// filling in what it leaves unset (zero: the worker's defaults).
 	Settings domain.DeliverySettings
@@ -91,6 +94,7 @@ WHERE d.id = l.id AND e.id = l.event_id AND s.id = l.subscription_id AND s.state
   AND l.status IN ` + openStatuses + ` AND l.next_attempt_at <= now()
 RETURNING d.id, d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.received_at,
           s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(), s.created_at, s.headers,
+          s.tls_client_certificate, s.tls_client_key, s.tls_ca_bundle,
           coalesce(s.max_attempts, t.max_attempts), coalesce(s.retry_base_ms, t.retry_base_ms),
           coalesce(s.retry_max_ms, t.retry_max_ms), coalesce(s.timeout_ms, t.timeout_ms),
           coalesce(s.rate_limit_per_second, t.rate_limit_per_second), coalesce(s.max_concurrency, t.max_concurrency)`
@@ -137,6 +141,8 @@ type claimedRow struct {
 	previous pgtype.Text
 	inGrace  pgtype.Bool
 	headers  map[string]string
+	// tlsCert, tlsKey (sealed) and tlsCA are the TLS settings as stored.
+	tlsCert, tlsKey, tlsCA pgtype.Text
 }
 
 // ClaimDeliveries marks the due deliveries among ids as processing with one
@@ -145,7 +151,7 @@ type claimedRow struct {
 // Each claim's lease is its subscription's timeout (defaultTimeout when it
 // sets none) plus margin; once it lapses the delivery may be taken over. An
 // id given more than once is claimed once, for its first occurrence.
-// Deliveries whose secret or custom headers cannot be opened are all given back together
+// Deliveries whose secret, custom headers or TLS key cannot be opened are all given back together
 // (ApplyOutcomes with Released): signing is impossible until the keys are
 // mended, so holding them would only block.
 //
@@ -171,7 +177,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 				j  = &c.job
 			)
 			dest := append([]any{&j.DeliveryID, &j.SubscriptionID, &j.Attempt, &j.Event.ID, &j.Event.Type, &j.Event.Source, &j.Event.Data, &j.Event.ReceivedAt,
-				&j.URL, &c.secret, &c.previous, &c.inGrace, &j.SubscriptionCreatedAt, &c.headers}, sd.targets()...)
+				&j.URL, &c.secret, &c.previous, &c.inGrace, &j.SubscriptionCreatedAt, &c.headers,
+				&c.tlsCert, &c.tlsKey, &c.tlsCA}, sd.targets()...)
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
@@ -196,6 +203,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 		secrets, err := s.openSecrets(c.job.SubscriptionID, c.secret, c.previous, c.inGrace)
 		if err == nil {
 			c.job.Headers, err = s.openHeaders(c.job.SubscriptionID, c.headers)
+		}
+		if err == nil && (c.tlsCert.Valid || c.tlsCA.Valid) {
+			c.job.TLS = &domain.ClientTLS{Certificate: c.tlsCert.String, CABundle: c.tlsCA.String}
+			if c.tlsKey.Valid {
+				c.job.TLS.Key, err = s.open(tlsKeyOwner(c.job.SubscriptionID), c.tlsKey.String)
+			}
 		}
 		if err != nil {
 			claims[i] = Claim{Job: Job{DeliveryID: id, Attempt: c.job.Attempt}, Err: err}

@@ -12,7 +12,8 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-const subscriptionColumns = `id, tenant_id, url, event_types, state, state_reason, ` + settingsColumns + `, created_at, updated_at, ` + headerNamesColumn
+const subscriptionColumns = `id, tenant_id, url, event_types, state, state_reason, ` + settingsColumns + `, created_at, updated_at, ` + headerNamesColumn +
+	`, tls_client_certificate, tls_ca_bundle, tls_not_after`
 
 // headerNamesColumn is the names of a subscription's custom headers: reads
 // never carry their sealed values.
@@ -48,13 +49,18 @@ func (d *settingsDest) settings() domain.DeliverySettings {
 // subscription unreadable.
 func scanSubscription(row pgx.Row, extra ...any) (domain.Subscription, error) {
 	var (
-		sub   domain.Subscription
-		sd    settingsDest
-		names []string
+		sub      domain.Subscription
+		sd       settingsDest
+		names    []string
+		cert, ca pgtype.Text
+		notAfter pgtype.Timestamptz
 	)
 	dest := append([]any{&sub.ID, &sub.TenantID, &sub.URL, &sub.EventTypes, &sub.State, &sub.StateReason}, sd.targets()...)
-	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt, &names), extra...)...)
+	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt, &names, &cert, &ca, &notAfter), extra...)...)
 	sub.Settings = sd.settings()
+	if cert.Valid || ca.Valid {
+		sub.TLS = &domain.ClientTLS{Certificate: cert.String, CABundle: ca.String, NotAfter: notAfter.Time}
+	}
 	if len(names) > 0 {
 		sub.Headers = make(map[string]string, len(names))
 		for _, n := range names {
@@ -69,6 +75,26 @@ func scanSubscription(row pgx.Row, extra ...any) (domain.Subscription, error) {
 // another subscription does not open.
 func headerOwner(subID, name string) string {
 	return subID + "/headers/" + name
+}
+
+// tlsKeyOwner is what a subscription's sealed TLS client key is bound to.
+func tlsKeyOwner(subID string) string {
+	return subID + "/tls/key"
+}
+
+// tlsArgs returns the arguments for tls_client_certificate,
+// tls_client_key (sealed), tls_ca_bundle and tls_not_after: NULL for
+// what c does not set.
+func (s *Store) tlsArgs(subID string, c *domain.ClientTLS) []any {
+	if c == nil {
+		return []any{nil, nil, nil, nil}
+	}
+	text := func(v string) pgtype.Text { return pgtype.Text{String: v, Valid: v != ""} }
+	key := pgtype.Text{}
+	if c.Key != "" {
+		key = text(s.seal(tlsKeyOwner(subID), c.Key))
+	}
+	return []any{text(c.Certificate), key, text(c.CABundle), pgtype.Timestamptz{Time: c.NotAfter, Valid: c.Certificate != ""}}
 }
 
 // sealHeaders returns headers with each value sealed, as the argument for
@@ -143,17 +169,18 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 				"tenant %q has %d subscriptions, its quota (max_subscriptions)", sub.TenantID, quota.Int32)}
 		}
 		row := tx.QueryRow(ctx, `
-			INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, `+settingsColumns+`, headers)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, `+settingsColumns+`, headers,
+				tls_client_certificate, tls_client_key, tls_ca_bundle, tls_not_after)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING `+subscriptionColumns,
-			sub.ID, sub.TenantID, sub.URL, sub.EventTypes, s.seal(sub.ID, sub.Secret),
-			pgtype.Int4{Int32: int32(sub.Settings.MaxAttempts), Valid: sub.Settings.MaxAttempts > 0},
-			nullMS(sub.Settings.RetryBaseDelay), nullMS(sub.Settings.RetryMaxDelay),
-			pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
-			pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
-			pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0},
-			s.sealHeaders(sub.ID, sub.Headers))
+			append([]any{sub.ID, sub.TenantID, sub.URL, sub.EventTypes, s.seal(sub.ID, sub.Secret),
+				pgtype.Int4{Int32: int32(sub.Settings.MaxAttempts), Valid: sub.Settings.MaxAttempts > 0},
+				nullMS(sub.Settings.RetryBaseDelay), nullMS(sub.Settings.RetryMaxDelay),
+				pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
+				pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
+				pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0},
+				s.sealHeaders(sub.ID, sub.Headers)}, s.tlsArgs(sub.ID, sub.TLS)...)...)
 		created, err = scanSubscription(row)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("subscription %q: %w", sub.ID, domain.ErrConflict)
@@ -293,6 +320,10 @@ type SubscriptionPatch struct {
 	// is empty); without it they stay as they are.
 	SetHeaders bool
 	Headers    map[string]string
+	// SetTLS replaces the mutual TLS settings with TLS (none when nil);
+	// without it they stay as they are.
+	SetTLS bool
+	TLS    *domain.ClientTLS
 }
 
 // UpdateSubscription applies a validated patch to a subscription within
@@ -356,16 +387,20 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 				rate_limit_per_second = coalesce($9, rate_limit_per_second),
 				max_concurrency = coalesce($10, max_concurrency),
 				headers = CASE WHEN $11 THEN $12 ELSE headers END,
+				tls_client_certificate = CASE WHEN $13 THEN $14 ELSE tls_client_certificate END,
+				tls_client_key = CASE WHEN $13 THEN $15 ELSE tls_client_key END,
+				tls_ca_bundle = CASE WHEN $13 THEN $16 ELSE tls_ca_bundle END,
+				tls_not_after = CASE WHEN $13 THEN $17::timestamptz ELSE tls_not_after END,
 				updated_at = now()
 			WHERE id = $1
 			RETURNING `+subscriptionColumns,
-			id, p.URL, p.EventTypes, state,
-			pgtype.Int4{Int32: int32(st.MaxAttempts), Valid: st.MaxAttempts > 0},
-			nullMS(st.RetryBaseDelay), nullMS(st.RetryMaxDelay),
-			pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
-			pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
-			pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0},
-			p.SetHeaders, s.sealHeaders(id, p.Headers)))
+			append([]any{id, p.URL, p.EventTypes, state,
+				pgtype.Int4{Int32: int32(st.MaxAttempts), Valid: st.MaxAttempts > 0},
+				nullMS(st.RetryBaseDelay), nullMS(st.RetryMaxDelay),
+				pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
+				pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
+				pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0},
+				p.SetHeaders, s.sealHeaders(id, p.Headers), p.SetTLS}, s.tlsArgs(id, p.TLS)...)...))
 		return err
 	})
 	if err != nil {

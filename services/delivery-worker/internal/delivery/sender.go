@@ -65,7 +65,7 @@ type SenderConfig struct {
 
 // Sender makes one signed HTTP POST per attempt.
 type Sender struct {
-	client      *http.Client
+	transports  *transports
 	userAgent   string
 	traceparent bool
 	tracer      trace.Tracer
@@ -93,11 +93,12 @@ func NewSender(cfg SenderConfig) *Sender {
 		MaxResponseHeaderBytes: int64(cfg.MaxResponseHeaderBytes),
 		ForceAttemptHTTP2:      true,
 	}
+	client := &http.Client{
+		Transport:     transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	return &Sender{
-		client: &http.Client{
-			Transport:     transport,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		transports:  newTransports(transport, client, MaxTLSTransports),
 		userAgent:   "Dispatch/" + cfg.Version,
 		traceparent: cfg.Traceparent,
 		tracer:      tracerOf(cfg.TracerProvider),
@@ -228,6 +229,10 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	if err != nil {
 		return finish(domain.ErrorNetwork, "subscription secret unusable: "+err.Error())
 	}
+	client, err := s.transports.client(job.TLS)
+	if err != nil {
+		return finish(domain.ErrorTLS, err.Error())
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout+wait)
 	defer cancel()
 	ctx, abandon := context.WithCancelCause(ctx)
@@ -298,7 +303,7 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 	}
 
-	resp, err := s.client.Do(req)
+	resp, err := client.Do(req)
 	if missed.Load() {
 		if err == nil {
 			resp.Body.Close()
@@ -399,6 +404,7 @@ func classify(err error) domain.ErrorClass {
 		authErr x509.UnknownAuthorityError
 		recErr  tls.RecordHeaderError
 		alert   tls.AlertError
+		opErr   *net.OpError
 	)
 	switch {
 	case errors.Is(err, egress.ErrBlocked):
@@ -411,7 +417,10 @@ func classify(err error) domain.ErrorClass {
 		return domain.ErrorConnectionRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.EPIPE):
 		return domain.ErrorConnectionReset
-	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &authErr), errors.As(err, &recErr), errors.As(err, &alert):
+	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &authErr), errors.As(err, &recErr), errors.As(err, &alert),
+		// The destination's TLS alert, such as "certificate required"
+		// when no client certificate (or an expired one) was presented.
+		errors.As(err, &opErr) && opErr.Op == "remote error":
 		return domain.ErrorTLS
 	// net/http reports these two only as text; the sender tests pin the wording.
 	case strings.Contains(err.Error(), "response headers exceeded"):

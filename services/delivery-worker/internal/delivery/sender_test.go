@@ -23,6 +23,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
 
 // loopback lets tests deliver to receivers on 127.0.0.1.
@@ -233,7 +234,7 @@ func TestSenderNeverUsesAProxy(t *testing.T) {
 	t.Parallel()
 	// HTTP_PROXY would have the proxy resolve and connect on the worker's
 	// behalf: only the proxy's address would be judged (ADR 13).
-	tr := testSender().client.Transport.(*http.Transport)
+	tr := testSender().transports.shared.Transport.(*http.Transport)
 	require.Nil(t, tr.Proxy)
 }
 
@@ -329,7 +330,7 @@ func TestSendWritesAtItsTurn(t *testing.T) {
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
 			sender := testSender()
-			sender.client.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+			sender.transports.shared.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 
 			start := time.Now()
 			a := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(start.Add(tt.wait))).Attempt
@@ -385,7 +386,7 @@ func TestSendDoesNotWriteALateRequest(t *testing.T) {
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
 			sender := testSender()
-			sender.client.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+			sender.transports.shared.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 
 			res := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(time.Now().Add(tt.turn)))
 			require.True(t, res.Late, "%+v", res.Attempt)
@@ -467,4 +468,76 @@ func TestSendAddsCustomHeaders(t *testing.T) {
 	require.NotEqual(t, "v1,forged", h.Get("webhook-signature"))
 	require.Equal(t, []string{"evt_1"}, h.Values("X-Dispatch-Event-ID"))
 	require.Equal(t, "Dispatch/test", h.Get("User-Agent"))
+}
+
+// TestSendWithClientCertificate delivers to a receiver that requires a
+// client certificate from a CA the test makes, and whose own certificate
+// chains to that CA only: delivered with the subscription's certificate
+// and CA bundle; refused and classified as tls without a certificate,
+// with an expired one, or without the CA bundle.
+func TestSendWithClientCertificate(t *testing.T) {
+	t.Parallel()
+	ca := testkit.NewCA(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello "+r.TLS.PeerCertificates[0].Subject.CommonName)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.IssueValid(t, "receiver").TLS}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	good := ca.IssueValid(t, "dispatch")
+	expired := ca.Issue(t, "dispatch-old", time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
+	tests := []struct {
+		name      string
+		tls       *domain.ClientTLS
+		wantClass domain.ErrorClass
+	}{
+		{"with the certificate", &domain.ClientTLS{Certificate: good.CertPEM, Key: good.KeyPEM, CABundle: ca.PEM}, domain.ErrorNone},
+		{"without a certificate", &domain.ClientTLS{CABundle: ca.PEM}, domain.ErrorTLS},
+		{"with an expired certificate", &domain.ClientTLS{Certificate: expired.CertPEM, Key: expired.KeyPEM, CABundle: ca.PEM}, domain.ErrorTLS},
+		{"without the CA bundle", &domain.ClientTLS{Certificate: good.CertPEM, Key: good.KeyPEM}, domain.ErrorTLS},
+		{"without any settings", nil, domain.ErrorTLS},
+	}
+	s := testSender()
+	for _, tt := range tests {
+		j := job(srv.URL, signing.GenerateSecret())
+		j.TLS = tt.tls
+		a := s.Send(context.Background(), j, 5*time.Second, Turn{}).Attempt
+		require.Equal(t, tt.wantClass, a.ErrorClass, "%s: %+v", tt.name, a)
+		if tt.wantClass == domain.ErrorNone {
+			require.Equal(t, "hello dispatch", a.ResponseBody, tt.name)
+		}
+	}
+	require.Equal(t, 4, s.transports.len(), "one transport per distinct TLS settings")
+}
+
+// TestTLSTransportsAreBounded pins that the transports kept for TLS
+// settings are at most their bound, the least recently used evicted, and
+// that the same settings share one.
+func TestTLSTransportsAreBounded(t *testing.T) {
+	t.Parallel()
+	ca := testkit.NewCA(t)
+	shared := &http.Client{}
+	tr := newTransports(&http.Transport{}, shared, 2)
+	c0, err := tr.client(nil)
+	require.NoError(t, err)
+	require.Same(t, shared, c0, "no settings: the shared client")
+	settings := []*domain.ClientTLS{{CABundle: ca.PEM}, {CABundle: ca.PEM + "\n"}, {CABundle: ca.PEM + "\n\n"}}
+	a, err := tr.client(settings[0])
+	require.NoError(t, err)
+	again, err := tr.client(&domain.ClientTLS{CABundle: ca.PEM})
+	require.NoError(t, err)
+	require.Same(t, a, again, "equal settings share a transport")
+	_, err = tr.client(settings[1])
+	require.NoError(t, err)
+	_, err = tr.client(settings[0]) // most recently used: settings[1] goes next
+	require.NoError(t, err)
+	_, err = tr.client(settings[2])
+	require.NoError(t, err)
+	require.Equal(t, 2, tr.len())
+	still, err := tr.client(settings[0])
+	require.NoError(t, err)
+	require.Same(t, a, still, "the recently used one was kept")
+	_, err = tr.client(&domain.ClientTLS{CABundle: "not PEM"})
+	require.ErrorIs(t, err, errTLSSettings)
 }

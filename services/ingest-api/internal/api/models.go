@@ -135,6 +135,7 @@ type SubscriptionBody struct {
 	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
 	Settings
 	Headers      map[string]string `json:"headers,omitempty" doc:"Custom headers added to every delivery, by name, each value masked (POST /subscriptions/{id}/headers/reveal shows them)."`
+	TLS          *ClientTLSBody    `json:"tls,omitempty"`
 	CircuitState string            `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true)."`
 	CreatedAt    time.Time         `json:"created_at"`
 	UpdatedAt    time.Time         `json:"updated_at"`
@@ -156,6 +157,7 @@ type SubscriptionUpdated struct {
 	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
 	Settings
 	Headers   map[string]string `json:"headers,omitempty" doc:"Custom headers, by name, each value masked."`
+	TLS       *ClientTLSBody    `json:"tls,omitempty"`
 	CreatedAt *time.Time        `json:"created_at,omitempty"`
 	UpdatedAt *time.Time        `json:"updated_at,omitempty"`
 	Warnings  []string          `json:"warnings,omitempty" doc:"As in the answer to POST /subscriptions: exact event types not in the catalog, and deprecated ones."`
@@ -164,7 +166,7 @@ type SubscriptionUpdated struct {
 func subscriptionBody(s domain.Subscription) SubscriptionBody {
 	return SubscriptionBody{
 		ID: s.ID, URL: s.URL, EventTypes: s.EventTypes, State: string(s.State), StateReason: s.StateReason,
-		TenantID: s.TenantID, Settings: settingsBody(s.Settings), Headers: masked(s.Headers),
+		TenantID: s.TenantID, Settings: settingsBody(s.Settings), Headers: masked(s.Headers), TLS: clientTLSBody(s.TLS),
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 	}
 }

@@ -24,6 +24,7 @@ type createSubscriptionInput struct {
 		EventTypes []string `json:"event_types" minItems:"1" maxItems:"64" example:"[\"order.*\"]" doc:"Patterns: an exact type, 'prefix.*' for every type under a prefix, or '*' for all."`
 		Secret     string   `json:"secret,omitempty" doc:"Optional signing secret: 'whsec_' + base64 of 24-64 bytes (the Standard Webhooks form), or a plain string of 8-256 printable ASCII characters without leading or trailing white space whose bytes are the HMAC key. Generated in the whsec_ form when missing."`
 		Settings
+		TLS     tlsField          `json:"tls,omitzero"`
 		Headers map[string]string `json:"headers,omitempty" maxProperties:"20" doc:"Custom headers added to every delivery, by name (at most 20, values at most 4096 bytes). Not allowed: Host, Content-Length, Content-Type, User-Agent, hop-by-hop headers, traceparent, tracestate, X-Dispatch-* and webhook-*. Values are stored encrypted and shown masked; POST /subscriptions/{id}/headers/reveal shows them."`
 	}
 }
@@ -149,6 +150,12 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 	if err := s.checkDestination(ctx, sub.URL); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
+	if sub.TLS, err = in.Body.TLS.domain(time.Now()); err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
+	if err := checkTLSURL(sub.TLS, sub.URL); err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
 	warnings, err := s.catalogWarnings(ctx, sub.EventTypes)
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
@@ -174,6 +181,7 @@ type updateSubscriptionInput struct {
 		TenantID   *string  `json:"tenant_id,omitempty" maxLength:"255" doc:"A subscription's tenant never changes: any other than its own is a 422."`
 		Settings
 		Headers headersPatch `json:"headers,omitzero"`
+		TLS     tlsField     `json:"tls,omitzero"`
 	}
 }
 
@@ -203,6 +211,18 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		}
 		patch.SetHeaders, patch.Headers = true, b.Headers.Values
 	}
+	if b.TLS.Sent {
+		c, err := b.TLS.domain(time.Now())
+		if err != nil {
+			return nil, s.problem(ctx, err, "")
+		}
+		if b.URL != nil {
+			if err := checkTLSURL(c, *b.URL); err != nil {
+				return nil, s.problem(ctx, err, "")
+			}
+		}
+		patch.SetTLS, patch.TLS = true, c
+	}
 	warnings, err := s.catalogWarnings(ctx, b.EventTypes)
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
@@ -227,7 +247,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		return nil, s.problem(ctx, err, "subscription not found")
 	}
 	if !read {
-		out := &updateSubscriptionOutput{Body: SubscriptionUpdated{ID: sub.ID, EventTypes: b.EventTypes, Settings: b.Settings, Headers: masked(b.Headers.Values), Warnings: warnings}}
+		out := &updateSubscriptionOutput{Body: SubscriptionUpdated{ID: sub.ID, EventTypes: b.EventTypes, Settings: b.Settings, Headers: masked(b.Headers.Values), TLS: clientTLSBody(patch.TLS), Warnings: warnings}}
 		if b.URL != nil {
 			out.Body.URL = *b.URL
 		}
@@ -239,7 +259,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 	body := subscriptionBody(sub)
 	return &updateSubscriptionOutput{Body: SubscriptionUpdated{
 		ID: body.ID, URL: body.URL, EventTypes: body.EventTypes, State: body.State, StateReason: body.StateReason,
-		Settings: body.Settings, Headers: body.Headers, CreatedAt: &body.CreatedAt, UpdatedAt: &body.UpdatedAt, Warnings: warnings,
+		Settings: body.Settings, Headers: body.Headers, TLS: body.TLS, CreatedAt: &body.CreatedAt, UpdatedAt: &body.UpdatedAt, Warnings: warnings,
 	}}, nil
 }
 
