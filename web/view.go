@@ -235,6 +235,9 @@ type SubscriptionRow struct {
 	// Headers are the names of its custom headers, sorted; their values
 	// never reach the dashboard.
 	Headers []string
+	// ClientCertificateExpiresAt is when its mutual TLS client
+	// certificate expires; nil when it has none.
+	ClientCertificateExpiresAt *time.Time
 	// LastFailure is its newest failing delivery (the attention table's
 	// rows only); nil when none is known.
 	LastFailure *FailureView

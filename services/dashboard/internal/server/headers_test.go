@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// TestCustomHeadersForm pins the custom headers on the subscription page:
+// TestCustomHeadersForm pins the custom headers on the subscription page
+// (beside them, the client certificate's expiry):
 // names shown with masked values, the form that replaces or removes them
 // sending the set to the API, and refusals shown next to the field
 // without any value typed written back into the page.
@@ -19,6 +20,9 @@ func TestCustomHeadersForm(t *testing.T) {
 	_, page := b.get(t, "/subscriptions/orders")
 	if got := testid(page, "custom-header").Text(); got != "X-Api-Key: ********" {
 		t.Fatalf("custom header shown as %q", got)
+	}
+	if !strings.HasPrefix(testid(page, "client-certificate").Text(), "expires") || testid(page, "expires-soon").Length() != 1 {
+		t.Errorf("client certificate shown as %q", testid(page, "client-certificate").Text())
 	}
 	if testid(page, "headers-form").Length() != 1 || testid(page, "headers-remove").Length() != 1 {
 		t.Fatal("no headers form with a remove button")

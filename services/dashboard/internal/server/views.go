@@ -44,6 +44,9 @@ func subscriptionRow(s client.SubscriptionBody) web.SubscriptionRow {
 	if s.Headers != nil {
 		row.Headers = slices.Sorted(maps.Keys(*s.Headers))
 	}
+	if s.Tls != nil {
+		row.ClientCertificateExpiresAt = s.Tls.ClientCertificateExpiresAt
+	}
 	return row
 }
 
