@@ -2,11 +2,17 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/seal"
+	"github.com/dispatch-webhooks/dispatch/libs/signing"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
 
 // TestCustomHeadersArriveAsSet delivers through the real services to a
@@ -62,5 +68,82 @@ func TestCustomHeadersArriveAsSet(t *testing.T) {
 	_, revealed := s.call("POST", "/subscriptions/sub_hdr/headers/reveal", nil)
 	if got, _ := revealed["headers"].(map[string]any); got["X-Api-Key"] != "k-e2e-5d1c0f" {
 		t.Errorf("reveal = %v", revealed)
+	}
+}
+
+// newTLSReceiver is newReceiver over HTTPS with a certificate from ca,
+// requiring and verifying a client certificate from ca.
+func newTLSReceiver(t *testing.T, ca *testkit.CA) *receiver {
+	t.Helper()
+	secret := signing.GenerateSecret()
+	v, err := signing.NewVerifier([]string{secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &receiver{status: http.StatusOK, secret: secret, verifier: v, seen: map[string]int{}}
+	srv := httptest.NewUnstartedServer(rc)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.IssueValid(t, "receiver").TLS}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	rc.URL = srv.URL + "/hook"
+	return rc
+}
+
+// TestMutualTLS delivers to a receiver that requires a client certificate
+// from a CA the test makes: delivered with the subscription's
+// certificate; refused, and classified tls, without one or with one that
+// expired after it was set.
+func TestMutualTLS(t *testing.T) {
+	s := newStack(t)
+	s.startWorker("RETRY_BASE_DELAY=1h")
+	ca := testkit.NewCA(t)
+	rc := newTLSReceiver(t, ca)
+	good := ca.IssueValid(t, "dispatch")
+	expired := ca.Issue(t, "dispatch-old", time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
+
+	for id, settings := range map[string]map[string]string{
+		"sub_cert":    {"client_certificate": good.CertPEM, "client_key": good.KeyPEM, "ca_bundle": ca.PEM},
+		"sub_nocert":  {"ca_bundle": ca.PEM},
+		"sub_expired": {"client_certificate": good.CertPEM, "client_key": good.KeyPEM, "ca_bundle": ca.PEM},
+	} {
+		code, body := s.call("POST", "/subscriptions", map[string]any{"id": id, "url": rc.URL, "event_types": []string{"*"}, "secret": rc.secret, "tls": settings})
+		if code != http.StatusCreated {
+			t.Fatalf("create %s: %d %v", id, code, body)
+		}
+	}
+	// An expired certificate is refused when set; this one expired after.
+	code, body := s.call("PATCH", "/subscriptions/sub_expired", map[string]any{"tls": map[string]string{"client_certificate": expired.CertPEM, "client_key": expired.KeyPEM}})
+	if code != http.StatusUnprocessableEntity {
+		t.Fatalf("an expired certificate was accepted: %d %v", code, body)
+	}
+	key, err := seal.ParseKey(secretsKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := seal.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Pool.Exec(context.Background(), `UPDATE subscriptions SET tls_client_certificate = $1, tls_client_key = $2, tls_not_after = now() - interval '1 hour'
+		WHERE id = 'sub_expired'`, expired.CertPEM, keys.Seal("sub_expired/tls/key", expired.KeyPEM)); err != nil {
+		t.Fatal(err)
+	}
+
+	s.post("evt_mtls", "order.created")
+	eventually(t, 30*time.Second, func() bool { return s.count(`SELECT count(*) FROM attempts`) >= 3 }, "not every subscription was attempted")
+	if got := rc.deliveries(); len(got) != 1 || got[0].Header.Get("X-Dispatch-Subscription-ID") != "sub_cert" {
+		t.Fatalf("deliveries %v: want sub_cert's alone", got)
+	}
+	_, attempts := s.call("GET", "/events/evt_mtls/attempts", nil)
+	classes := map[string]any{}
+	for _, a := range attempts["data"].([]any) {
+		a := a.(map[string]any)
+		classes[a["subscription_id"].(string)] = a["error_class"]
+	}
+	want := map[string]any{"sub_cert": nil, "sub_nocert": "tls", "sub_expired": "tls"}
+	for id, class := range want {
+		if classes[id] != class {
+			t.Errorf("%s: error class %v, want %v (all: %v)", id, classes[id], class, attempts)
+		}
 	}
 }
