@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,52 @@ func TestMutualTLS(t *testing.T) {
 	for id, class := range want {
 		if classes[id] != class {
 			t.Errorf("%s: error class %v, want %v (all: %v)", id, classes[id], class, attempts)
+		}
+	}
+}
+
+// TestDeliveriesThroughAnEgressProxy runs a worker with DELIVERY_PROXY_URL
+// pointing at a CONNECT proxy the test runs: a delivery goes through it
+// to a verifying receiver, and one to a destination the proxy refuses is
+// classified blocked and fails at once.
+func TestDeliveriesThroughAnEgressProxy(t *testing.T) {
+	s := newStack(t)
+	ok := newReceiver(t, http.StatusOK)
+	refused := newReceiver(t, http.StatusOK)
+	refusedTarget := strings.TrimSuffix(strings.TrimPrefix(refused.URL, "http://"), "/hook")
+	proxy := testkit.NewConnectProxy(t, testkit.ProxyOptions{Refuse: func(target string) bool { return target == refusedTarget }})
+	s.startWorker("DELIVERY_PROXY_URL=" + proxy.URL)
+	s.subscribe("sub_ok", ok, "order.*")
+	s.subscribe("sub_refused", refused, "order.*")
+
+	s.post("evt_proxy", "order.created")
+	eventually(t, 30*time.Second, func() bool {
+		_, ev := s.call("GET", "/events/evt_proxy", nil)
+		ds, _ := ev["deliveries"].([]any)
+		final := 0
+		for _, d := range ds {
+			if st := d.(map[string]any)["status"]; st == "delivered" || st == "failed" {
+				final++
+			}
+		}
+		return final == 2
+	}, "the deliveries did not finish")
+	if got := ok.deliveries(); len(got) != 1 || len(ok.rejected()) > 0 {
+		t.Fatalf("the receiver behind the proxy got %v (rejected %v)", got, ok.rejected())
+	}
+	if got := refused.deliveries(); len(got) != 0 {
+		t.Fatalf("the proxy let %v through", got)
+	}
+	asked, _ := proxy.Asked()
+	okTarget := strings.TrimSuffix(strings.TrimPrefix(ok.URL, "http://"), "/hook")
+	if !slices.Contains(asked, okTarget) || !slices.Contains(asked, refusedTarget) {
+		t.Fatalf("the proxy was asked for %v, want both destinations", asked)
+	}
+	_, attempts := s.call("GET", "/events/evt_proxy/attempts", nil)
+	for _, a := range attempts["data"].([]any) {
+		a := a.(map[string]any)
+		if a["subscription_id"] == "sub_refused" && (a["error_class"] != "blocked" || !strings.Contains(a["error"].(string), "403")) {
+			t.Errorf("refused attempt = %v, want class blocked naming the proxy's 403", a)
 		}
 	}
 }

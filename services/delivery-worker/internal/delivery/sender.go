@@ -61,6 +61,12 @@ type SenderConfig struct {
 	// TracerProvider traces each POST as a client span; nil means
 	// OpenTelemetry's global provider, a no-op unless tracing is on.
 	TracerProvider trace.TracerProvider
+	// Proxy, if set, is an HTTP CONNECT proxy every delivery goes through
+	// (DELIVERY_PROXY_URL, ADR 13), as egress.ParseProxyURL reads it.
+	Proxy *url.URL
+	// Resolver resolves destination names to judge them before asking
+	// Proxy for them; nil means net.DefaultResolver. Unused without Proxy.
+	Resolver egress.Resolver
 }
 
 // Sender makes one signed HTTP POST per attempt.
@@ -75,12 +81,16 @@ type Sender struct {
 // reused across deliveries. Every address dialled is judged by the policy
 // after DNS resolution. Redirects are not followed: a 3xx is a failed
 // attempt, as receivers are expected to answer at the URL they registered,
-// and following one would lead wherever the receiver likes. No proxy is
-// used, whatever HTTP_PROXY says: a proxy would resolve and connect on our
-// behalf, out of the policy's sight (ADR 13).
+// and following one would lead wherever the receiver likes. HTTP_PROXY is
+// never used: a proxy would resolve and connect on our behalf, out of the
+// policy's sight (ADR 13). Only cfg.Proxy, an explicit setting, sends
+// deliveries through a proxy, each destination name judged first.
 func NewSender(cfg SenderConfig) *Sender {
 	if cfg.MaxResponseHeaderBytes <= 0 {
 		cfg.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
 	}
 	transport := &http.Transport{
 		Proxy:                  nil,
@@ -92,6 +102,9 @@ func NewSender(cfg SenderConfig) *Sender {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: int64(cfg.MaxResponseHeaderBytes),
 		ForceAttemptHTTP2:      true,
+	}
+	if cfg.Proxy != nil {
+		transport.DialContext = newConnectDialer(cfg.Proxy, cfg.Policy, cfg.Resolver).DialContext
 	}
 	client := &http.Client{
 		Transport:     transport,

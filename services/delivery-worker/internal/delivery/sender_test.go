@@ -541,3 +541,86 @@ func TestTLSTransportsAreBounded(t *testing.T) {
 	_, err = tr.client(&domain.ClientTLS{CABundle: "not PEM"})
 	require.ErrorIs(t, err, errTLSSettings)
 }
+
+// TestSendThroughAConnectProxy delivers through a CONNECT proxy the test
+// runs: http and https destinations alike go through a tunnel asked for by
+// name, with the proxy's credentials; a name the worker's policy refuses is
+// never asked of the proxy; a destination the proxy refuses (403) is
+// blocked, and a proxy that cannot reach one (502) a network failure.
+func TestSendThroughAConnectProxy(t *testing.T) {
+	t.Parallel()
+	ca := testkit.NewCA(t)
+	got := make(chan string, 10)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Get("X-Dispatch-Event-ID") })
+	plain := httptest.NewServer(handler)
+	t.Cleanup(plain.Close)
+	secure := httptest.NewUnstartedServer(handler)
+	secure.TLS = &tls.Config{Certificates: []tls.Certificate{ca.IssueValid(t, "receiver").TLS}}
+	secure.StartTLS()
+	t.Cleanup(secure.Close)
+	closed := httptest.NewServer(handler)
+	closed.Close()
+
+	_, refusedPort, _ := net.SplitHostPort(strings.TrimPrefix(plain.URL, "http://"))
+	proxy := testkit.NewConnectProxy(t, testkit.ProxyOptions{
+		Refuse: func(target string) bool { return target == "refused.example:"+refusedPort },
+		Hosts:  map[string]string{"receiver.example": "127.0.0.1"},
+	})
+	u, err := egress.ParseProxyURL(strings.Replace(proxy.URL, "http://", "http://dispatch:s3cret@", 1))
+	require.NoError(t, err)
+	names := fakeResolver{
+		"receiver.example": {netip.MustParseAddr("127.0.0.1")},
+		"refused.example":  {netip.MustParseAddr("127.0.0.1")},
+		"internal.example": {netip.MustParseAddr("10.0.0.1")},
+	}
+	s := NewSender(SenderConfig{Version: "test", Policy: loopback, Proxy: u, Resolver: names})
+
+	port := func(raw string) string {
+		_, p, _ := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(raw, "https://"), "http://"))
+		return p
+	}
+	tests := []struct {
+		name      string
+		url       string
+		tls       *domain.ClientTLS
+		wantClass domain.ErrorClass
+		asked     string // the CONNECT target, "" when the proxy must not be asked
+	}{
+		{"http by name", "http://receiver.example:" + port(plain.URL) + "/hook", nil, domain.ErrorNone, "receiver.example:" + port(plain.URL)},
+		{"https by address", secure.URL + "/hook", &domain.ClientTLS{CABundle: ca.PEM}, domain.ErrorNone, "127.0.0.1:" + port(secure.URL)},
+		{"refused by the worker's policy", "http://internal.example:" + port(plain.URL) + "/", nil, domain.ErrorBlocked, ""},
+		{"a name that does not resolve", "http://nowhere.example/", nil, domain.ErrorDNS, ""},
+		{"refused by the proxy", "http://refused.example:" + refusedPort + "/", nil, domain.ErrorBlocked, "refused.example:" + refusedPort},
+		{"unreachable behind the proxy", closed.URL + "/", nil, domain.ErrorNetwork, "127.0.0.1:" + port(closed.URL)},
+	}
+	for _, tt := range tests {
+		before, _ := proxy.Asked()
+		j := job(tt.url, signing.GenerateSecret())
+		j.TLS = tt.tls
+		a := s.Send(context.Background(), j, 5*time.Second, Turn{}).Attempt
+		require.Equal(t, tt.wantClass, a.ErrorClass, "%s: %+v", tt.name, a)
+		if tt.wantClass == domain.ErrorNone {
+			require.Equal(t, "evt_1", <-got, tt.name)
+		}
+		asked, headers := proxy.Asked()
+		if tt.asked == "" {
+			require.Len(t, asked, len(before), "%s: the proxy was asked", tt.name)
+			continue
+		}
+		require.Len(t, asked, len(before)+1, tt.name)
+		require.Equal(t, tt.asked, asked[len(asked)-1], tt.name)
+		require.Equal(t, "Basic ZGlzcGF0Y2g6czNjcmV0", headers[len(headers)-1].Get("Proxy-Authorization"), tt.name)
+		if tt.name == "refused by the proxy" {
+			require.Contains(t, a.Error, "403", tt.name)
+		}
+	}
+}
+
+type fakeResolver map[string][]netip.Addr
+
+func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := f[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
