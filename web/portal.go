@@ -42,6 +42,8 @@ func ErrorClassWords(class string) string {
 		return "your server's response headers were too large"
 	case "informational_response":
 		return "your server answered with a 1xx status and no final answer"
+	case "auth":
+		return "no OAuth2 access token could be had from the token endpoint"
 	}
 	return class
 }

@@ -19,6 +19,7 @@ import (
 
 // Defines values for AttemptBodyErrorClass.
 const (
+	Auth                  AttemptBodyErrorClass = "auth"
 	Blocked               AttemptBodyErrorClass = "blocked"
 	ConnectionRefused     AttemptBodyErrorClass = "connection_refused"
 	ConnectionReset       AttemptBodyErrorClass = "connection_reset"
@@ -35,6 +36,8 @@ const (
 // Valid indicates whether the value is a known member of the AttemptBodyErrorClass enum.
 func (e AttemptBodyErrorClass) Valid() bool {
 	switch e {
+	case Auth:
+		return true
 	case Blocked:
 		return true
 	case ConnectionRefused:
@@ -761,6 +764,24 @@ type CreateSubscriptionInputBody struct {
 	// MaxConcurrency Most deliveries in flight to the destination at once.
 	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
 
+	// Oauth2 OAuth2 client credentials: the worker fetches an access token from token_url, caches it until shortly before it expires, and sends it as Authorization: Bearer. On PATCH, null removes the settings and an object replaces them all.
+	Oauth2 *struct {
+		// Audience Sent as the audience parameter, for providers that require one.
+		Audience *string `json:"audience,omitempty"`
+
+		// ClientId The client id (at most 255 bytes).
+		ClientId string `json:"client_id"`
+
+		// ClientSecret The client secret (at most 1024 bytes), sent with HTTP Basic authentication. Stored encrypted, never shown again.
+		ClientSecret string `json:"client_secret"`
+
+		// Scopes Scopes asked for, sent space-separated.
+		Scopes *[]string `json:"scopes,omitempty"`
+
+		// TokenUrl The token endpoint (absolute http or https URL), judged by the address policy like url.
+		TokenUrl string `json:"token_url"`
+	} `json:"oauth2,omitempty"`
+
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
 
@@ -1187,6 +1208,19 @@ type MinuteBody struct {
 	Minute time.Time `json:"minute"`
 }
 
+// OAuth2Body defines model for OAuth2Body.
+type OAuth2Body struct {
+	Audience *string `json:"audience,omitempty"`
+	ClientId string  `json:"client_id"`
+
+	// ClientSecret Masked: the secret is never shown once set.
+	ClientSecret string    `json:"client_secret"`
+	Scopes       *[]string `json:"scopes,omitempty"`
+
+	// TokenUrl The token endpoint the worker asks for access tokens.
+	TokenUrl string `json:"token_url"`
+}
+
 // PortalLinkCreated defines model for PortalLinkCreated.
 type PortalLinkCreated struct {
 	// ExpiresAt When the link stops opening and the session it opened ends.
@@ -1387,7 +1421,8 @@ type SubscriptionBody struct {
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
 	// MaxConcurrency Most deliveries in flight to the destination at once.
-	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+	MaxConcurrency *int64      `json:"max_concurrency,omitempty"`
+	Oauth2         *OAuth2Body `json:"oauth2,omitempty"`
 
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
@@ -1435,7 +1470,8 @@ type SubscriptionCreated struct {
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
 	// MaxConcurrency Most deliveries in flight to the destination at once.
-	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+	MaxConcurrency *int64      `json:"max_concurrency,omitempty"`
+	Oauth2         *OAuth2Body `json:"oauth2,omitempty"`
 
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
@@ -1485,7 +1521,8 @@ type SubscriptionUpdated struct {
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
 	// MaxConcurrency Most deliveries in flight to the destination at once.
-	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+	MaxConcurrency *int64      `json:"max_concurrency,omitempty"`
+	Oauth2         *OAuth2Body `json:"oauth2,omitempty"`
 
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
@@ -1612,6 +1649,24 @@ type UpdateSubscriptionInputBody struct {
 
 	// MaxConcurrency Most deliveries in flight to the destination at once.
 	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+
+	// Oauth2 OAuth2 client credentials: the worker fetches an access token from token_url, caches it until shortly before it expires, and sends it as Authorization: Bearer. On PATCH, null removes the settings and an object replaces them all.
+	Oauth2 *struct {
+		// Audience Sent as the audience parameter, for providers that require one.
+		Audience *string `json:"audience,omitempty"`
+
+		// ClientId The client id (at most 255 bytes).
+		ClientId string `json:"client_id"`
+
+		// ClientSecret The client secret (at most 1024 bytes), sent with HTTP Basic authentication. Stored encrypted, never shown again.
+		ClientSecret string `json:"client_secret"`
+
+		// Scopes Scopes asked for, sent space-separated.
+		Scopes *[]string `json:"scopes,omitempty"`
+
+		// TokenUrl The token endpoint (absolute http or https URL), judged by the address policy like url.
+		TokenUrl string `json:"token_url"`
+	} `json:"oauth2,omitempty"`
 
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`

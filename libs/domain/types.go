@@ -63,7 +63,10 @@ type Subscription struct {
 	Headers map[string]string
 	// TLS is the subscription's mutual TLS settings; nil when it has
 	// none. Reads leave its Key empty.
-	TLS       *ClientTLS
+	TLS *ClientTLS
+	// OAuth2 is the subscription's OAuth2 client credentials; nil when it
+	// has none. Reads leave its ClientSecret empty.
+	OAuth2    *OAuth2
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -131,6 +134,10 @@ const (
 	// ErrorInformational means the receiver answered with a 1xx status that
 	// ends the exchange (101 Switching Protocols) instead of a final one.
 	ErrorInformational ErrorClass = "informational_response"
+	// ErrorAuth means the subscription's OAuth2 token could not be had:
+	// its token endpoint failed, refused the credentials or answered
+	// something that is not a token.
+	ErrorAuth ErrorClass = "auth"
 )
 
 // Attempt is one HTTP request made for a delivery.

@@ -13,7 +13,7 @@ import (
 )
 
 const subscriptionColumns = `id, tenant_id, url, event_types, state, state_reason, ` + settingsColumns + `, created_at, updated_at, ` + headerNamesColumn +
-	`, tls_client_certificate, tls_ca_bundle, tls_not_after`
+	`, tls_client_certificate, tls_ca_bundle, tls_not_after, ` + oauth2ReadColumn
 
 // headerNamesColumn is the names of a subscription's custom headers: reads
 // never carry their sealed values.
@@ -54,10 +54,12 @@ func scanSubscription(row pgx.Row, extra ...any) (domain.Subscription, error) {
 		names    []string
 		cert, ca pgtype.Text
 		notAfter pgtype.Timestamptz
+		oauth2   *oauth2Column
 	)
 	dest := append([]any{&sub.ID, &sub.TenantID, &sub.URL, &sub.EventTypes, &sub.State, &sub.StateReason}, sd.targets()...)
-	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt, &names, &cert, &ca, &notAfter), extra...)...)
+	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt, &names, &cert, &ca, &notAfter, &oauth2), extra...)...)
 	sub.Settings = sd.settings()
+	sub.OAuth2 = oauth2.domain()
 	if cert.Valid || ca.Valid {
 		sub.TLS = &domain.ClientTLS{Certificate: cert.String, CABundle: ca.String, NotAfter: notAfter.Time}
 	}
@@ -170,8 +172,8 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 		}
 		row := tx.QueryRow(ctx, `
 			INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, `+settingsColumns+`, headers,
-				tls_client_certificate, tls_client_key, tls_ca_bundle, tls_not_after)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+				tls_client_certificate, tls_client_key, tls_ca_bundle, tls_not_after, oauth2)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING `+subscriptionColumns,
 			append([]any{sub.ID, sub.TenantID, sub.URL, sub.EventTypes, s.seal(sub.ID, sub.Secret),
@@ -180,7 +182,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 				pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
 				pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
 				pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0},
-				s.sealHeaders(sub.ID, sub.Headers)}, s.tlsArgs(sub.ID, sub.TLS)...)...)
+				s.sealHeaders(sub.ID, sub.Headers)}, append(s.tlsArgs(sub.ID, sub.TLS), s.oauth2Arg(sub.ID, sub.OAuth2))...)...)
 		created, err = scanSubscription(row)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("subscription %q: %w", sub.ID, domain.ErrConflict)
@@ -324,6 +326,10 @@ type SubscriptionPatch struct {
 	// without it they stay as they are.
 	SetTLS bool
 	TLS    *domain.ClientTLS
+	// SetOAuth2 replaces the OAuth2 settings with OAuth2 (none when nil);
+	// without it they stay as they are.
+	SetOAuth2 bool
+	OAuth2    *domain.OAuth2
 }
 
 // UpdateSubscription applies a validated patch to a subscription within
@@ -391,6 +397,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 				tls_client_key = CASE WHEN $13 THEN $15 ELSE tls_client_key END,
 				tls_ca_bundle = CASE WHEN $13 THEN $16 ELSE tls_ca_bundle END,
 				tls_not_after = CASE WHEN $13 THEN $17::timestamptz ELSE tls_not_after END,
+				oauth2 = CASE WHEN $18 THEN $19::jsonb ELSE oauth2 END,
 				updated_at = now()
 			WHERE id = $1
 			RETURNING `+subscriptionColumns,
@@ -400,7 +407,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 				pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
 				pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
 				pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0},
-				p.SetHeaders, s.sealHeaders(id, p.Headers), p.SetTLS}, s.tlsArgs(id, p.TLS)...)...))
+				p.SetHeaders, s.sealHeaders(id, p.Headers), p.SetTLS}, append(s.tlsArgs(id, p.TLS), p.SetOAuth2, s.oauth2Arg(id, p.OAuth2))...)...))
 		return err
 	})
 	if err != nil {

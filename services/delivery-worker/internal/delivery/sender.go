@@ -72,6 +72,7 @@ type SenderConfig struct {
 // Sender makes one signed HTTP POST per attempt.
 type Sender struct {
 	transports  *transports
+	tokens      *tokens
 	userAgent   string
 	traceparent bool
 	tracer      trace.Tracer
@@ -112,6 +113,7 @@ func NewSender(cfg SenderConfig) *Sender {
 	}
 	return &Sender{
 		transports:  newTransports(transport, client, MaxTLSTransports),
+		tokens:      newTokens(client),
 		userAgent:   "Dispatch/" + cfg.Version,
 		traceparent: cfg.Traceparent,
 		tracer:      tracerOf(cfg.TracerProvider),
@@ -250,6 +252,16 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	defer cancel()
 	ctx, abandon := context.WithCancelCause(ctx)
 	defer abandon(nil)
+	var bearer string
+	if job.OAuth2 != nil {
+		// Before the trace below: the token's own request is no turn's.
+		if bearer, err = s.tokens.get(ctx, job.SubscriptionID, job.OAuth2, timeout); err != nil {
+			return finish(domain.ErrorAuth, err.Error())
+		}
+	}
+	// A second request within the attempt (a token refreshed after a 401)
+	// is sent on plain: its turn was the first one's.
+	plain := ctx
 	var missed atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		// net/http writes the request as soon as this returns: waiting
@@ -316,12 +328,32 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 	}
 
+	if bearer != "" {
+		h.Set("Authorization", "Bearer "+bearer)
+	}
+
 	resp, err := client.Do(req)
 	if missed.Load() {
 		if err == nil {
 			resp.Body.Close()
 		}
 		return Result{Attempt: a, Late: true}
+	}
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && bearer != "" {
+		// The destination refused the token (revoked, or expired early):
+		// one fresh token, one more request, within the same attempt.
+		_, _ = readSnippet(resp.Body)
+		resp.Body.Close()
+		if bearer, err = s.tokens.refresh(plain, job.SubscriptionID, job.OAuth2, bearer, timeout); err != nil {
+			return finish(domain.ErrorAuth, "after the destination answered 401: "+err.Error())
+		}
+		again, rerr := http.NewRequestWithContext(plain, http.MethodPost, job.URL, bytes.NewReader(body))
+		if rerr != nil {
+			return finish(domain.ErrorNetwork, "build request: "+rerr.Error())
+		}
+		again.Header = h.Clone()
+		again.Header.Set("Authorization", "Bearer "+bearer)
+		resp, err = client.Do(again)
 	}
 	if err != nil {
 		return finish(classify(err), errorText(err))

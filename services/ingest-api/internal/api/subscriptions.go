@@ -25,6 +25,7 @@ type createSubscriptionInput struct {
 		Secret     string   `json:"secret,omitempty" doc:"Optional signing secret: 'whsec_' + base64 of 24-64 bytes (the Standard Webhooks form), or a plain string of 8-256 printable ASCII characters without leading or trailing white space whose bytes are the HMAC key. Generated in the whsec_ form when missing."`
 		Settings
 		TLS     tlsField          `json:"tls,omitzero"`
+		OAuth2  oauth2Field       `json:"oauth2,omitzero"`
 		Headers map[string]string `json:"headers,omitempty" maxProperties:"20" doc:"Custom headers added to every delivery, by name (at most 20, values at most 4096 bytes). Not allowed: Host, Content-Length, Content-Type, User-Agent, hop-by-hop headers, traceparent, tracestate, X-Dispatch-* and webhook-*. Values are stored encrypted and shown masked; POST /subscriptions/{id}/headers/reveal shows them."`
 	}
 }
@@ -156,6 +157,9 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 	if err := checkTLSURL(sub.TLS, sub.URL); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
+	if sub.OAuth2, err = s.oauth2Settings(ctx, in.Body.OAuth2); err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
 	warnings, err := s.catalogWarnings(ctx, sub.EventTypes)
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
@@ -182,6 +186,7 @@ type updateSubscriptionInput struct {
 		Settings
 		Headers headersPatch `json:"headers,omitzero"`
 		TLS     tlsField     `json:"tls,omitzero"`
+		OAuth2  oauth2Field  `json:"oauth2,omitzero"`
 	}
 }
 
@@ -223,6 +228,13 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		}
 		patch.SetTLS, patch.TLS = true, c
 	}
+	if b.OAuth2.Sent {
+		o, err := s.oauth2Settings(ctx, b.OAuth2)
+		if err != nil {
+			return nil, s.problem(ctx, err, "")
+		}
+		patch.SetOAuth2, patch.OAuth2 = true, o
+	}
 	warnings, err := s.catalogWarnings(ctx, b.EventTypes)
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
@@ -247,7 +259,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		return nil, s.problem(ctx, err, "subscription not found")
 	}
 	if !read {
-		out := &updateSubscriptionOutput{Body: SubscriptionUpdated{ID: sub.ID, EventTypes: b.EventTypes, Settings: b.Settings, Headers: masked(b.Headers.Values), TLS: clientTLSBody(patch.TLS), Warnings: warnings}}
+		out := &updateSubscriptionOutput{Body: SubscriptionUpdated{ID: sub.ID, EventTypes: b.EventTypes, Settings: b.Settings, Headers: masked(b.Headers.Values), TLS: clientTLSBody(patch.TLS), OAuth2: oauth2Body(patch.OAuth2), Warnings: warnings}}
 		if b.URL != nil {
 			out.Body.URL = *b.URL
 		}
@@ -259,7 +271,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 	body := subscriptionBody(sub)
 	return &updateSubscriptionOutput{Body: SubscriptionUpdated{
 		ID: body.ID, URL: body.URL, EventTypes: body.EventTypes, State: body.State, StateReason: body.StateReason,
-		Settings: body.Settings, Headers: body.Headers, TLS: body.TLS, CreatedAt: &body.CreatedAt, UpdatedAt: &body.UpdatedAt, Warnings: warnings,
+		Settings: body.Settings, Headers: body.Headers, TLS: body.TLS, OAuth2: body.OAuth2, CreatedAt: &body.CreatedAt, UpdatedAt: &body.UpdatedAt, Warnings: warnings,
 	}}, nil
 }
 
