@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,5 +195,124 @@ func TestDeliveriesThroughAnEgressProxy(t *testing.T) {
 		if a["subscription_id"] == "sub_refused" && (a["error_class"] != "blocked" || !strings.Contains(a["error"].(string), "403")) {
 			t.Errorf("refused attempt = %v, want class blocked naming the proxy's 403", a)
 		}
+	}
+}
+
+// oauthServer is an authorization server written for the test: it issues
+// tokens of a 5-second lifetime with the client credentials grant, counts
+// the fetches, and tells the receiver which tokens are valid (issued, not
+// expired, not revoked).
+type oauthServer struct {
+	URL     string
+	fetches atomic.Int64
+	mu      sync.Mutex
+	issued  map[string]time.Time
+}
+
+const oauthLifetime = 5 * time.Second
+
+func newOAuthServer(t *testing.T) *oauthServer {
+	t.Helper()
+	o := &oauthServer{issued: map[string]time.Time{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, secret, _ := r.BasicAuth()
+		if r.PostFormValue("grant_type") != "client_credentials" || id != "dispatch" || secret != "e2e-client-secret" {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		n := o.fetches.Add(1)
+		tok := fmt.Sprintf("at-%d-%d", n, time.Now().UnixNano())
+		o.mu.Lock()
+		o.issued[tok] = time.Now()
+		o.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": oauthLifetime.Seconds()})
+	}))
+	t.Cleanup(srv.Close)
+	o.URL = srv.URL + "/oauth/token"
+	return o
+}
+
+// valid reports whether a request carries a live token.
+func (o *oauthServer) valid(r *http.Request) bool {
+	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	at, ok := o.issued[tok]
+	return ok && time.Since(at) < oauthLifetime
+}
+
+func (o *oauthServer) revokeAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.issued = map[string]time.Time{}
+}
+
+// TestOAuth2ClientCredentials delivers 1,000 events to a receiver that
+// accepts only live tokens of the test's authorization server: the worker
+// fetches about one token per lifetime, not one per delivery; a revoked
+// token is refreshed once and the delivery succeeds within its attempt;
+// and a token URL on a refused address is refused when set.
+func TestOAuth2ClientCredentials(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	// Deliveries held back by the destination's rate limit wait for it.
+	s.startScheduler()
+	auth := newOAuthServer(t)
+	rc := newReceiver(t, http.StatusOK)
+	var refused atomic.Int64
+	rc.respond = func(w http.ResponseWriter, r *http.Request, _ int) bool {
+		if !auth.valid(r) {
+			refused.Add(1)
+			w.WriteHeader(http.StatusUnauthorized)
+			return false
+		}
+		w.WriteHeader(http.StatusOK)
+		return true
+	}
+	oauth2 := map[string]any{"token_url": auth.URL, "client_id": "dispatch", "client_secret": "e2e-client-secret", "scopes": []string{"webhooks"}}
+	code, body := s.call("POST", "/subscriptions", map[string]any{"id": "sub_oauth", "url": rc.URL, "event_types": []string{"load.*", "order.*"}, "secret": rc.secret, "oauth2": oauth2})
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, body)
+	}
+
+	start := time.Now()
+	s.postBatch("a", 500)
+	s.postBatch("b", 500)
+	eventually(t, 2*time.Minute, func() bool { return len(rc.deliveries()) >= 1000 }, "1,000 deliveries did not arrive")
+	took := time.Since(start)
+	// One token per lifetime, refreshed a tenth of it ahead, plus the first.
+	most := int64(took/(oauthLifetime*9/10)) + 2
+	if got := auth.fetches.Load(); got < 1 || got > most {
+		t.Fatalf("%d token fetches for 1,000 deliveries in %s, want at most %d", got, took, most)
+	}
+	t.Logf("1,000 deliveries in %s with %d token fetches", took.Round(time.Millisecond), auth.fetches.Load())
+	if bad := rc.rejected(); len(bad) > 0 {
+		t.Fatalf("signatures failed to verify: %v", bad)
+	}
+
+	// Revoked at the provider: the next delivery is refused once, gets a
+	// fresh token and succeeds, in one attempt.
+	auth.revokeAll()
+	before, refusedBefore := auth.fetches.Load(), refused.Load()
+	s.post("evt_after_revoke", "order.created")
+	eventually(t, 30*time.Second, func() bool {
+		_, ev := s.call("GET", "/events/evt_after_revoke", nil)
+		return ev["status"] == "delivered"
+	}, "the delivery after the revocation did not succeed")
+	_, attempts := s.call("GET", "/events/evt_after_revoke/attempts", nil)
+	if n := len(attempts["data"].([]any)); n != 1 || auth.fetches.Load() != before+1 || refused.Load() != refusedBefore+1 {
+		t.Fatalf("%d attempts, %d fetches, %d refusals after the revocation: want 1, 1, 1", n, auth.fetches.Load()-before, refused.Load()-refusedBefore)
+	}
+
+	// A token endpoint inside the network is refused when set.
+	oauth2["token_url"] = "http://10.0.0.1/oauth/token"
+	code, body = s.call("PATCH", "/subscriptions/sub_oauth", map[string]any{"oauth2": oauth2})
+	if code != http.StatusUnprocessableEntity {
+		t.Fatalf("an internal token URL: %d %v", code, body)
+	}
+	_, sub := s.call("GET", "/subscriptions/sub_oauth", nil)
+	if raw, _ := json.Marshal(sub); strings.Contains(string(raw), "e2e-client-secret") || !strings.Contains(string(raw), auth.URL) {
+		t.Fatalf("subscription after the refused change: %s", raw)
 	}
 }
