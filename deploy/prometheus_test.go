@@ -66,7 +66,7 @@ func TestAlerts(t *testing.T) {
 	}
 	runbooks := string(readFile(t, "docs/operations.md"))
 	alerts := alertRules(t)
-	require.Len(t, alerts, 8)
+	require.Len(t, alerts, 9)
 	for name, rule := range alerts {
 		require.True(t, fires[name], "alerts_test.yml has no case in which %s fires", name)
 		require.True(t, quiet[name], "alerts_test.yml has no case in which %s stays quiet", name)

@@ -44,6 +44,8 @@ func ErrorClassWords(class string) string {
 		return "your server answered with a 1xx status and no final answer"
 	case "internal":
 		return "the webhook service could not build the request (its own failure; nothing was sent)"
+	case "auth":
+		return "no OAuth2 access token could be had from the token endpoint"
 	}
 	return class
 }

@@ -265,6 +265,12 @@ type SubscriptionRow struct {
 	LastFailureAt *time.Time
 	Tenant        string
 	CreatedAt     time.Time
+	// Headers are the names of its custom headers, sorted; their values
+	// never reach the dashboard.
+	Headers []string
+	// ClientCertificateExpiresAt is when its mutual TLS client
+	// certificate expires; nil when it has none.
+	ClientCertificateExpiresAt *time.Time
 	// LastFailure is its newest failing delivery (the attention table's
 	// rows only); nil when none is known.
 	LastFailure *FailureView
@@ -368,6 +374,8 @@ type SubscriptionView struct {
 	ConfirmRotate bool
 	// Edit is the edit form.
 	Edit SubscriptionEdit
+	// HeadersEdit is the custom headers' form.
+	HeadersEdit HeadersEdit
 	// Revealed, in the portal, is the signing secret after "Reveal" or a
 	// rotation; PreviousSecretUntil is when the secret it replaced stops
 	// signing beside it.
@@ -407,6 +415,16 @@ type EditValues struct {
 type SubscriptionEdit struct {
 	Values EditValues
 	Was    EditValues
+	Errors Errors
+	Open   bool
+}
+
+// HeadersEdit is the form that replaces a subscription's custom headers:
+// the text typed ("Name: value" lines), its problem, and whether the form
+// starts open. After a refusal Text holds the names only: values are
+// never written back into a page.
+type HeadersEdit struct {
+	Text   string
 	Errors Errors
 	Open   bool
 }

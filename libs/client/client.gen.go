@@ -19,6 +19,7 @@ import (
 
 // Defines values for AttemptBodyErrorClass.
 const (
+	Auth                  AttemptBodyErrorClass = "auth"
 	Blocked               AttemptBodyErrorClass = "blocked"
 	ConnectionRefused     AttemptBodyErrorClass = "connection_refused"
 	ConnectionReset       AttemptBodyErrorClass = "connection_reset"
@@ -36,6 +37,8 @@ const (
 // Valid indicates whether the value is a known member of the AttemptBodyErrorClass enum.
 func (e AttemptBodyErrorClass) Valid() bool {
 	switch e {
+	case Auth:
+		return true
 	case Blocked:
 		return true
 	case ConnectionRefused:
@@ -716,6 +719,21 @@ type BulkRedelivery struct {
 	Queued int64 `json:"queued"`
 }
 
+// ClientTLSBody defines model for ClientTLSBody.
+type ClientTLSBody struct {
+	// CaBundle The CAs the destination's certificate must chain to (PEM), instead of the system's.
+	CaBundle *string `json:"ca_bundle,omitempty"`
+
+	// ClientCertificate The client certificate presented to the destination (PEM), its chain after it.
+	ClientCertificate *string `json:"client_certificate,omitempty"`
+
+	// ClientCertificateExpiresAt When the client certificate expires.
+	ClientCertificateExpiresAt *time.Time `json:"client_certificate_expires_at,omitempty"`
+
+	// ClientKey Masked: the key is never shown once set.
+	ClientKey *string `json:"client_key,omitempty"`
+}
+
 // CreateAPIKeyInputBody defines model for CreateAPIKeyInputBody.
 type CreateAPIKeyInputBody struct {
 	// ExpiresAt When the key stops working; never when absent.
@@ -743,6 +761,9 @@ type CreateSubscriptionInputBody struct {
 	// Example: ["order.*"]
 	EventTypes *[]string `json:"event_types"`
 
+	// Headers Custom headers added to every delivery, by name (at most 20, values at most 4096 bytes). Not allowed: Host, Content-Length, Content-Type, User-Agent, hop-by-hop headers, traceparent, tracestate, X-Dispatch-* and webhook-*. Values are stored encrypted and shown masked; POST /subscriptions/{id}/headers/reveal shows them.
+	Headers *map[string]string `json:"headers,omitempty"`
+
 	// Id Optional; generated when missing.
 	Id *string `json:"id,omitempty"`
 
@@ -751,6 +772,24 @@ type CreateSubscriptionInputBody struct {
 
 	// MaxConcurrency Most deliveries in flight to the destination at once.
 	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+
+	// Oauth2 OAuth2 client credentials: the worker fetches an access token from token_url, caches it until shortly before it expires, and sends it as Authorization: Bearer. On PATCH, null removes the settings and an object replaces them all.
+	Oauth2 *struct {
+		// Audience Sent as the audience parameter, for providers that require one.
+		Audience *string `json:"audience,omitempty"`
+
+		// ClientId The client id (at most 255 bytes).
+		ClientId string `json:"client_id"`
+
+		// ClientSecret The client secret (at most 1024 bytes), sent with HTTP Basic authentication. Stored encrypted, never shown again.
+		ClientSecret string `json:"client_secret"`
+
+		// Scopes Scopes asked for, sent space-separated.
+		Scopes *[]string `json:"scopes,omitempty"`
+
+		// TokenUrl The token endpoint (absolute http or https URL), judged by the address policy like url.
+		TokenUrl string `json:"token_url"`
+	} `json:"oauth2,omitempty"`
 
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
@@ -769,6 +808,18 @@ type CreateSubscriptionInputBody struct {
 
 	// TimeoutMs Time allowed for one attempt.
 	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
+
+	// Tls Mutual TLS for the deliveries: client_certificate and client_key together, ca_bundle, or all three; checked when set (PEM, key matching the certificate, certificate valid now), else a 422. Used for https URLs. On PATCH, null removes the settings and an object replaces them all.
+	Tls *struct {
+		// CaBundle Optional CAs (PEM certificates, at most 512 KiB) that the destination's certificate must chain to, instead of the system's.
+		CaBundle *string `json:"ca_bundle,omitempty"`
+
+		// ClientCertificate Client certificate presented to the destination (PEM, at most 64 KiB), its chain after it. Must be valid now.
+		ClientCertificate *string `json:"client_certificate,omitempty"`
+
+		// ClientKey The certificate's private key (PEM: PKCS #8, PKCS #1 or SEC 1, not encrypted; at most 16 KiB). Stored encrypted, never shown again.
+		ClientKey *string `json:"client_key,omitempty"`
+	} `json:"tls,omitempty"`
 
 	// Url Absolute http or https URL that receives the deliveries.
 	//
@@ -1059,6 +1110,12 @@ type HeaderBody struct {
 	Value  string `json:"value"`
 }
 
+// HeadersRevealed defines model for HeadersRevealed.
+type HeadersRevealed struct {
+	// Headers The custom headers, by name, with their values.
+	Headers map[string]string `json:"headers"`
+}
+
 // ImportEventTypesInputBody defines model for ImportEventTypesInputBody.
 type ImportEventTypesInputBody struct {
 	// Document An OpenAPI 3.x document, as JSON.
@@ -1166,6 +1223,19 @@ type MinuteBody struct {
 
 	// Minute The minute's start.
 	Minute time.Time `json:"minute"`
+}
+
+// OAuth2Body defines model for OAuth2Body.
+type OAuth2Body struct {
+	Audience *string `json:"audience,omitempty"`
+	ClientId string  `json:"client_id"`
+
+	// ClientSecret Masked: the secret is never shown once set.
+	ClientSecret string    `json:"client_secret"`
+	Scopes       *[]string `json:"scopes,omitempty"`
+
+	// TokenUrl The token endpoint the worker asks for access tokens.
+	TokenUrl string `json:"token_url"`
 }
 
 // PortalLinkCreated defines model for PortalLinkCreated.
@@ -1387,7 +1457,10 @@ type SubscriptionBody struct {
 
 	// FailuresLastHour Failed attempts in the last hour, to the minute (this minute and the 59 before), whatever the circuit's state. With circuit_state.
 	FailuresLastHour *int64 `json:"failures_last_hour,omitempty"`
-	Id               string `json:"id"`
+
+	// Headers Custom headers added to every delivery, by name, each value masked (POST /subscriptions/{id}/headers/reveal shows them).
+	Headers *map[string]string `json:"headers,omitempty"`
+	Id      string             `json:"id"`
 
 	// LastFailureAt When the last failed attempt was reported, if within the last day. With circuit_state.
 	LastFailureAt *time.Time `json:"last_failure_at,omitempty"`
@@ -1396,7 +1469,8 @@ type SubscriptionBody struct {
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
 	// MaxConcurrency Most deliveries in flight to the destination at once.
-	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+	MaxConcurrency *int64      `json:"max_concurrency,omitempty"`
+	Oauth2         *OAuth2Body `json:"oauth2,omitempty"`
 
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
@@ -1415,9 +1489,10 @@ type SubscriptionBody struct {
 	TenantId string `json:"tenant_id"`
 
 	// TimeoutMs Time allowed for one attempt.
-	TimeoutMs *int64    `json:"timeout_ms,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Url       string    `json:"url"`
+	TimeoutMs *int64         `json:"timeout_ms,omitempty"`
+	Tls       *ClientTLSBody `json:"tls,omitempty"`
+	UpdatedAt time.Time      `json:"updated_at"`
+	Url       string         `json:"url"`
 }
 
 // SubscriptionBodyCircuitState The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true).
@@ -1441,7 +1516,10 @@ type SubscriptionCreated struct {
 
 	// FailuresLastHour Failed attempts in the last hour, to the minute (this minute and the 59 before), whatever the circuit's state. With circuit_state.
 	FailuresLastHour *int64 `json:"failures_last_hour,omitempty"`
-	Id               string `json:"id"`
+
+	// Headers Custom headers added to every delivery, by name, each value masked (POST /subscriptions/{id}/headers/reveal shows them).
+	Headers *map[string]string `json:"headers,omitempty"`
+	Id      string             `json:"id"`
 
 	// LastFailureAt When the last failed attempt was reported, if within the last day. With circuit_state.
 	LastFailureAt *time.Time `json:"last_failure_at,omitempty"`
@@ -1450,7 +1528,8 @@ type SubscriptionCreated struct {
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
 	// MaxConcurrency Most deliveries in flight to the destination at once.
-	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+	MaxConcurrency *int64      `json:"max_concurrency,omitempty"`
+	Oauth2         *OAuth2Body `json:"oauth2,omitempty"`
 
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
@@ -1472,9 +1551,10 @@ type SubscriptionCreated struct {
 	TenantId string `json:"tenant_id"`
 
 	// TimeoutMs Time allowed for one attempt.
-	TimeoutMs *int64    `json:"timeout_ms,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Url       string    `json:"url"`
+	TimeoutMs *int64         `json:"timeout_ms,omitempty"`
+	Tls       *ClientTLSBody `json:"tls,omitempty"`
+	UpdatedAt time.Time      `json:"updated_at"`
+	Url       string         `json:"url"`
 
 	// Warnings Exact event types the catalog does not have (patterns and future types are allowed, so this is no error unless EVENT_TYPES_REQUIRED is on), and deprecated types (still delivered).
 	Warnings *[]string `json:"warnings,omitempty"`
@@ -1490,13 +1570,17 @@ type SubscriptionCreatedState string
 type SubscriptionUpdated struct {
 	CreatedAt  *time.Time `json:"created_at,omitempty"`
 	EventTypes *[]string  `json:"event_types,omitempty"`
-	Id         string     `json:"id"`
+
+	// Headers Custom headers, by name, each value masked.
+	Headers *map[string]string `json:"headers,omitempty"`
+	Id      string             `json:"id"`
 
 	// MaxAttempts Attempts before a delivery fails for good.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
 	// MaxConcurrency Most deliveries in flight to the destination at once.
-	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+	MaxConcurrency *int64      `json:"max_concurrency,omitempty"`
+	Oauth2         *OAuth2Body `json:"oauth2,omitempty"`
 
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
@@ -1512,9 +1596,10 @@ type SubscriptionUpdated struct {
 	StateReason *string `json:"state_reason,omitempty"`
 
 	// TimeoutMs Time allowed for one attempt.
-	TimeoutMs *int64     `json:"timeout_ms,omitempty"`
-	UpdatedAt *time.Time `json:"updated_at,omitempty"`
-	Url       *string    `json:"url,omitempty"`
+	TimeoutMs *int64         `json:"timeout_ms,omitempty"`
+	Tls       *ClientTLSBody `json:"tls,omitempty"`
+	UpdatedAt *time.Time     `json:"updated_at,omitempty"`
+	Url       *string        `json:"url,omitempty"`
 
 	// Warnings As in the answer to POST /subscriptions: exact event types not in the catalog, and deprecated ones.
 	Warnings *[]string `json:"warnings,omitempty"`
@@ -1614,11 +1699,32 @@ type TimelineOutputBody struct {
 type UpdateSubscriptionInputBody struct {
 	EventTypes *[]string `json:"event_types,omitempty"`
 
+	// Headers Custom headers added to every delivery, by name (at most 20, values at most 4096 bytes). Not allowed: Host, Content-Length, Content-Type, User-Agent, hop-by-hop headers, traceparent, tracestate, X-Dispatch-* and webhook-*. Values are stored encrypted and shown masked; POST /subscriptions/{id}/headers/reveal shows them. null or {} removes them all; an object replaces them all.
+	Headers *map[string]string `json:"headers,omitempty"`
+
 	// MaxAttempts Attempts before a delivery fails for good.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
 	// MaxConcurrency Most deliveries in flight to the destination at once.
 	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+
+	// Oauth2 OAuth2 client credentials: the worker fetches an access token from token_url, caches it until shortly before it expires, and sends it as Authorization: Bearer. On PATCH, null removes the settings and an object replaces them all.
+	Oauth2 *struct {
+		// Audience Sent as the audience parameter, for providers that require one.
+		Audience *string `json:"audience,omitempty"`
+
+		// ClientId The client id (at most 255 bytes).
+		ClientId string `json:"client_id"`
+
+		// ClientSecret The client secret (at most 1024 bytes), sent with HTTP Basic authentication. Stored encrypted, never shown again.
+		ClientSecret string `json:"client_secret"`
+
+		// Scopes Scopes asked for, sent space-separated.
+		Scopes *[]string `json:"scopes,omitempty"`
+
+		// TokenUrl The token endpoint (absolute http or https URL), judged by the address policy like url.
+		TokenUrl string `json:"token_url"`
+	} `json:"oauth2,omitempty"`
 
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
@@ -1636,8 +1742,20 @@ type UpdateSubscriptionInputBody struct {
 	TenantId *string `json:"tenant_id,omitempty"`
 
 	// TimeoutMs Time allowed for one attempt.
-	TimeoutMs *int64  `json:"timeout_ms,omitempty"`
-	Url       *string `json:"url,omitempty"`
+	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
+
+	// Tls Mutual TLS for the deliveries: client_certificate and client_key together, ca_bundle, or all three; checked when set (PEM, key matching the certificate, certificate valid now), else a 422. Used for https URLs. On PATCH, null removes the settings and an object replaces them all.
+	Tls *struct {
+		// CaBundle Optional CAs (PEM certificates, at most 512 KiB) that the destination's certificate must chain to, instead of the system's.
+		CaBundle *string `json:"ca_bundle,omitempty"`
+
+		// ClientCertificate Client certificate presented to the destination (PEM, at most 64 KiB), its chain after it. Must be valid now.
+		ClientCertificate *string `json:"client_certificate,omitempty"`
+
+		// ClientKey The certificate's private key (PEM: PKCS #8, PKCS #1 or SEC 1, not encrypted; at most 16 KiB). Stored encrypted, never shown again.
+		ClientKey *string `json:"client_key,omitempty"`
+	} `json:"tls,omitempty"`
+	Url *string `json:"url,omitempty"`
 }
 
 // UpdateSubscriptionInputBodyState active re-enables a disabled or paused subscription.
@@ -2173,6 +2291,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /subscriptions/{id}/deliveries (the `ListSubscriptionDeliveries` operationId).
 	ListSubscriptionDeliveries(ctx context.Context, id string, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevealSubscriptionHeaders Show a subscription's custom header values
+	//
+	// Answers the custom headers with their values, which every other answer masks. The keys that may reveal the signing secret may: a customer portal session's key (of the subscription's tenant, not read-only) and an admin key; any other key is refused (403). Each reveal is logged with the key's id and the subscription's.
+	//
+	// Corresponds with POST /subscriptions/{id}/headers/reveal (the `RevealSubscriptionHeaders` operationId).
+	RevealSubscriptionHeaders(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RedeliverSubscriptionWithBody Send a subscription's finished deliveries again
 	//
@@ -2926,6 +3051,23 @@ func (c *Client) UpdateSubscription(ctx context.Context, id string, body UpdateS
 // Corresponds with GET /subscriptions/{id}/deliveries (the `ListSubscriptionDeliveries` operationId).
 func (c *Client) ListSubscriptionDeliveries(ctx context.Context, id string, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListSubscriptionDeliveriesRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevealSubscriptionHeaders Show a subscription's custom header values
+//
+// Answers the custom headers with their values, which every other answer masks. The keys that may reveal the signing secret may: a customer portal session's key (of the subscription's tenant, not read-only) and an admin key; any other key is refused (403). Each reveal is logged with the key's id and the subscription's.
+//
+// Corresponds with POST /subscriptions/{id}/headers/reveal (the `RevealSubscriptionHeaders` operationId).
+func (c *Client) RevealSubscriptionHeaders(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevealSubscriptionHeadersRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4676,6 +4818,40 @@ func NewListSubscriptionDeliveriesRequest(server string, id string, params *List
 	return req, nil
 }
 
+// NewRevealSubscriptionHeadersRequest constructs an http.Request for the RevealSubscriptionHeaders method
+func NewRevealSubscriptionHeadersRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/subscriptions/%s/headers/reveal", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRedeliverSubscriptionRequest calls the generic RedeliverSubscription builder with application/json body
 func NewRedeliverSubscriptionRequest(server string, id string, body RedeliverSubscriptionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -5480,6 +5656,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /subscriptions/{id}/deliveries (the `ListSubscriptionDeliveries` operationId).
 	ListSubscriptionDeliveriesWithResponse(ctx context.Context, id string, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*ListSubscriptionDeliveriesResponse, error)
+
+	// RevealSubscriptionHeadersWithResponse Show a subscription's custom header values
+	//
+	// Answers the custom headers with their values, which every other answer masks. The keys that may reveal the signing secret may: a customer portal session's key (of the subscription's tenant, not read-only) and an admin key; any other key is refused (403). Each reveal is logged with the key's id and the subscription's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /subscriptions/{id}/headers/reveal (the `RevealSubscriptionHeaders` operationId).
+	RevealSubscriptionHeadersWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevealSubscriptionHeadersResponse, error)
 
 	// RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
 	//
@@ -8313,6 +8498,103 @@ func (r ListSubscriptionDeliveriesResponse) ContentType() string {
 	return ""
 }
 
+// RevealSubscriptionHeadersResponse503Headers the declared response headers of an HTTP 503 response for RevealSubscriptionHeaders
+type RevealSubscriptionHeadersResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevealSubscriptionHeadersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *HeadersRevealed
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevealSubscriptionHeadersResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevealSubscriptionHeadersResponse) GetJSON200() *HeadersRevealed {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevealSubscriptionHeadersResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevealSubscriptionHeadersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevealSubscriptionHeadersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevealSubscriptionHeadersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevealSubscriptionHeadersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RedeliverSubscriptionResponse503Headers the declared response headers of an HTTP 503 response for RedeliverSubscription
 type RedeliverSubscriptionResponse503Headers struct {
 	RetryAfter *int
@@ -9921,6 +10203,21 @@ func (c *ClientWithResponses) ListSubscriptionDeliveriesWithResponse(ctx context
 		return nil, err
 	}
 	return ParseListSubscriptionDeliveriesResponse(rsp)
+}
+
+// RevealSubscriptionHeadersWithResponse Show a subscription's custom header values
+//
+// Answers the custom headers with their values, which every other answer masks. The keys that may reveal the signing secret may: a customer portal session's key (of the subscription's tenant, not read-only) and an admin key; any other key is refused (403). Each reveal is logged with the key's id and the subscription's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /subscriptions/{id}/headers/reveal (the `RevealSubscriptionHeaders` operationId).
+func (c *ClientWithResponses) RevealSubscriptionHeadersWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevealSubscriptionHeadersResponse, error) {
+	rsp, err := c.RevealSubscriptionHeaders(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevealSubscriptionHeadersResponse(rsp)
 }
 
 // RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
@@ -12600,6 +12897,94 @@ func ParseListSubscriptionDeliveriesResponse(rsp *http.Response) (*ListSubscript
 	switch {
 	case rsp.StatusCode == 503:
 		var headers ListSubscriptionDeliveriesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevealSubscriptionHeadersResponse parses an HTTP response from a RevealSubscriptionHeadersWithResponse call
+func ParseRevealSubscriptionHeadersResponse(rsp *http.Response) (*RevealSubscriptionHeadersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevealSubscriptionHeadersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest HeadersRevealed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RevealSubscriptionHeadersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

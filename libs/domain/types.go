@@ -59,7 +59,18 @@ type Subscription struct {
 	StateReason string
 	// Settings override the service-wide delivery defaults; zero fields
 	// mean "use the default".
-	Settings  DeliverySettings
+	Settings DeliverySettings
+	// Headers are the custom headers added to every delivery, by name.
+	// Values are given on create and on change; reads leave each value
+	// empty: they are sealed like the secret and shown only on an
+	// explicit reveal.
+	Headers map[string]string
+	// TLS is the subscription's mutual TLS settings; nil when it has
+	// none. Reads leave its Key empty.
+	TLS *ClientTLS
+	// OAuth2 is the subscription's OAuth2 client credentials; nil when it
+	// has none. Reads leave its ClientSecret empty.
+	OAuth2    *OAuth2
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -131,6 +142,10 @@ const (
 	// signing secret that does not parse, a body it could not encode): a
 	// failure of its own, not the destination's, so nothing was sent.
 	ErrorInternal ErrorClass = "internal"
+	// ErrorAuth means the subscription's OAuth2 token could not be had:
+	// its token endpoint failed, refused the credentials or answered
+	// something that is not a token.
+	ErrorAuth ErrorClass = "auth"
 )
 
 // Attempt is one HTTP request made for a delivery.

@@ -164,6 +164,9 @@ func ValidateSubscription(s Subscription) error {
 			return err
 		}
 	}
+	if err := ValidateHeaders(s.Headers); err != nil {
+		return err
+	}
 	return ValidateSettings(s.Settings)
 }
 

@@ -286,3 +286,55 @@ func FuzzCheckURL(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckHost pins the judgement of a host reached through a proxy: an
+// address as it is, a name by every address it resolves to, and a name
+// that does not resolve refused as a DNS error.
+func TestCheckHost(t *testing.T) {
+	t.Parallel()
+	res := fakeResolver{
+		"public.example": {netip.MustParseAddr("93.184.216.34")},
+		"rebind.example": {netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("10.0.0.1")},
+	}
+	tests := []struct {
+		host    string
+		blocked bool
+		dns     bool
+	}{
+		{"public.example", false, false},
+		{"93.184.216.34", false, false},
+		{"rebind.example", true, false},
+		{"127.0.0.1", true, false},
+		{"::1", true, false},
+		{"0x7f.1", true, false},
+		{"example.123", true, false},
+		{"unknown.example", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			t.Parallel()
+			err := egress.Policy{}.CheckHost(context.Background(), res, tt.host)
+			var dnsErr *net.DNSError
+			if errors.Is(err, egress.ErrBlocked) != tt.blocked || errors.As(err, &dnsErr) != tt.dns {
+				t.Fatalf("CheckHost(%q) = %v, want blocked %v, DNS error %v", tt.host, err, tt.blocked, tt.dns)
+			}
+		})
+	}
+}
+
+func TestParseProxyURL(t *testing.T) {
+	t.Parallel()
+	for raw, ok := range map[string]bool{
+		"http://proxy.internal:4750":      true,
+		"http://u:p@10.0.0.5:3128/":       true,
+		"https://proxy.internal:4750":     false,
+		"socks5://proxy.internal:1080":    false,
+		"http://proxy.internal":           false,
+		"http://proxy.internal:4750/path": false,
+		"proxy.internal:4750":             false,
+	} {
+		if _, err := egress.ParseProxyURL(raw); (err == nil) != ok {
+			t.Errorf("ParseProxyURL(%q) = %v, want accepted %v", raw, err, ok)
+		}
+	}
+}

@@ -93,3 +93,46 @@ func Destination(raw string) string {
 	}
 	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port))
 }
+
+// CheckHost judges a host a delivery is about to reach through an egress
+// proxy, which will resolve and connect on its own: an address as it is,
+// a name by every address it resolves to now. Unlike CheckURL, a name
+// that does not resolve is an error (the *net.DNSError), as there is
+// nothing to judge and the proxy would resolve it unjudged. A refusal is
+// a *BlockedError.
+func (p Policy) CheckHost(ctx context.Context, res Resolver, host string) error {
+	addr, isAddr, err := ParseHost(host)
+	if err != nil {
+		return &BlockedError{Kind: "unparsable"}
+	}
+	if isAddr {
+		return p.Check(addr)
+	}
+	addrs, err := res.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if err := p.Check(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseProxyURL checks an egress proxy's URL (DELIVERY_PROXY_URL): an http:// URL with a host and
+// a port, optionally a user and password, and nothing else.
+func ParseProxyURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, errors.New("is not a URL")
+	case u.Scheme != "http":
+		return nil, errors.New("must be an http:// URL (the proxy is spoken to in plain HTTP; the deliveries it carries keep their own TLS)")
+	case u.Hostname() == "" || u.Port() == "":
+		return nil, errors.New("must name the proxy's host and port, as in http://proxy.internal:4750")
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return nil, errors.New("must have no path, query or fragment")
+	}
+	return u, nil
+}

@@ -43,6 +43,15 @@ type Job struct {
 	// Secrets are the signing secrets to sign with: the current one, then
 	// the previous one while a rotation's grace period lasts.
 	Secrets []string
+	// Headers are the subscription's custom headers, opened; nil when it
+	// has none.
+	Headers map[string]string
+	// TLS is the subscription's mutual TLS settings, its key opened; nil
+	// when it has none.
+	TLS *domain.ClientTLS
+	// OAuth2 is the subscription's OAuth2 settings, its client secret
+	// opened; nil when it has none.
+	OAuth2 *domain.OAuth2
 	// Settings are the subscription's delivery settings, its tenant's
 	// filling in what it leaves unset (zero: the worker's defaults).
 	Settings domain.DeliverySettings
@@ -87,7 +96,8 @@ FROM l, events e, subscriptions s, tenants t
 WHERE d.id = l.id AND e.id = l.event_id AND s.id = l.subscription_id AND s.state = 'active' AND t.id = s.tenant_id
   AND l.status IN ` + openStatuses + ` AND l.next_attempt_at <= now()
 RETURNING d.id, d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.received_at,
-          s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(), s.created_at,
+          s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(), s.created_at, s.headers,
+          s.tls_client_certificate, s.tls_client_key, s.tls_ca_bundle, s.oauth2,
           coalesce(s.max_attempts, t.max_attempts), coalesce(s.retry_base_ms, t.retry_base_ms),
           coalesce(s.retry_max_ms, t.retry_max_ms), coalesce(s.timeout_ms, t.timeout_ms),
           coalesce(s.rate_limit_per_second, t.rate_limit_per_second), coalesce(s.max_concurrency, t.max_concurrency)`
@@ -133,6 +143,10 @@ type claimedRow struct {
 	secret   string
 	previous pgtype.Text
 	inGrace  pgtype.Bool
+	headers  map[string]string
+	// tlsCert, tlsKey (sealed) and tlsCA are the TLS settings as stored.
+	tlsCert, tlsKey, tlsCA pgtype.Text
+	oauth2                 *oauth2Column
 }
 
 // ClaimDeliveries marks the due deliveries among ids as processing with one
@@ -141,7 +155,7 @@ type claimedRow struct {
 // Each claim's lease is its subscription's timeout (defaultTimeout when it
 // sets none) plus margin; once it lapses the delivery may be taken over. An
 // id given more than once is claimed once, for its first occurrence.
-// Deliveries whose secret cannot be opened are all given back together
+// Deliveries whose secret, custom headers, TLS key or OAuth2 client secret cannot be opened are all given back together
 // (ApplyOutcomes with Released): signing is impossible until the keys are
 // mended, so holding them would only block.
 //
@@ -167,7 +181,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 				j  = &c.job
 			)
 			dest := append([]any{&j.DeliveryID, &j.SubscriptionID, &j.Attempt, &j.Event.ID, &j.Event.Type, &j.Event.Source, &j.Event.Data, &j.Event.ReceivedAt,
-				&j.URL, &c.secret, &c.previous, &c.inGrace, &j.SubscriptionCreatedAt}, sd.targets()...)
+				&j.URL, &c.secret, &c.previous, &c.inGrace, &j.SubscriptionCreatedAt, &c.headers,
+				&c.tlsCert, &c.tlsKey, &c.tlsCA, &c.oauth2}, sd.targets()...)
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
@@ -190,6 +205,19 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 		}
 		delete(claimed, id) // a later duplicate finds it taken
 		secrets, err := s.openSecrets(c.job.SubscriptionID, c.secret, c.previous, c.inGrace)
+		if err == nil {
+			c.job.Headers, err = s.openHeaders(c.job.SubscriptionID, c.headers)
+		}
+		if err == nil && (c.tlsCert.Valid || c.tlsCA.Valid) {
+			c.job.TLS = &domain.ClientTLS{Certificate: c.tlsCert.String, CABundle: c.tlsCA.String}
+			if c.tlsKey.Valid {
+				c.job.TLS.Key, err = s.open(tlsKeyOwner(c.job.SubscriptionID), c.tlsKey.String)
+			}
+		}
+		if err == nil && c.oauth2 != nil {
+			c.job.OAuth2 = c.oauth2.domain()
+			c.job.OAuth2.ClientSecret, err = s.open(oauth2SecretOwner(c.job.SubscriptionID), c.oauth2.ClientSecret)
+		}
 		if err != nil {
 			claims[i] = Claim{Job: Job{DeliveryID: id, Attempt: c.job.Attempt}, Err: err}
 			broken = append(broken, i)

@@ -45,6 +45,20 @@ func (s *Store) RevealSecret(ctx context.Context, scope Scope, id string) (_ Rev
 	return RevealedSecret{Secret: secret, PreviousUntil: timePtr(until)}, nil
 }
 
+// RevealHeaders returns the custom headers of the subscription within
+// scope with their values opened (nil when it has none), or
+// domain.ErrNotFound.
+func (s *Store) RevealHeaders(ctx context.Context, scope Scope, id string) (_ map[string]string, err error) {
+	defer markUnavailable(&err)
+	var sealed map[string]string
+	err = s.pool.QueryRow(ctx, `SELECT headers FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)`,
+		id, scope.arg()).Scan(&sealed)
+	if err != nil {
+		return nil, fmt.Errorf("reveal headers of %q: %w", id, notFound(err))
+	}
+	return s.openHeaders(id, sealed)
+}
+
 // TestEventType is the type of the event SendTest is given when no type
 // of the catalog is asked for, and TestEventIDPrefix starts every test
 // event's id.

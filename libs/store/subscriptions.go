@@ -12,7 +12,12 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-const subscriptionColumns = `id, tenant_id, url, event_types, state, state_reason, ` + settingsColumns + `, created_at, updated_at`
+const subscriptionColumns = `id, tenant_id, url, event_types, state, state_reason, ` + settingsColumns + `, created_at, updated_at, ` + headerNamesColumn +
+	`, tls_client_certificate, tls_ca_bundle, tls_not_after, ` + oauth2ReadColumn
+
+// headerNamesColumn is the names of a subscription's custom headers: reads
+// never carry their sealed values.
+const headerNamesColumn = `ARRAY(SELECT jsonb_object_keys(headers) ORDER BY 1)`
 
 // settingsColumns are a subscription's delivery settings, read by scanSettings.
 const settingsColumns = `max_attempts, retry_base_ms, retry_max_ms, timeout_ms, rate_limit_per_second, max_concurrency`
@@ -44,13 +49,83 @@ func (d *settingsDest) settings() domain.DeliverySettings {
 // subscription unreadable.
 func scanSubscription(row pgx.Row, extra ...any) (domain.Subscription, error) {
 	var (
-		sub domain.Subscription
-		sd  settingsDest
+		sub      domain.Subscription
+		sd       settingsDest
+		names    []string
+		cert, ca pgtype.Text
+		notAfter pgtype.Timestamptz
+		oauth2   *oauth2Column
 	)
 	dest := append([]any{&sub.ID, &sub.TenantID, &sub.URL, &sub.EventTypes, &sub.State, &sub.StateReason}, sd.targets()...)
-	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt), extra...)...)
+	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt, &names, &cert, &ca, &notAfter, &oauth2), extra...)...)
 	sub.Settings = sd.settings()
+	sub.OAuth2 = oauth2.domain()
+	if cert.Valid || ca.Valid {
+		sub.TLS = &domain.ClientTLS{Certificate: cert.String, CABundle: ca.String, NotAfter: notAfter.Time}
+	}
+	if len(names) > 0 {
+		sub.Headers = make(map[string]string, len(names))
+		for _, n := range names {
+			sub.Headers[n] = ""
+		}
+	}
 	return sub, err
+}
+
+// headerOwner is what a custom header's sealed value is bound to: its
+// subscription and its name, so that a value moved to another header or
+// another subscription does not open.
+func headerOwner(subID, name string) string {
+	return subID + "/headers/" + name
+}
+
+// tlsKeyOwner is what a subscription's sealed TLS client key is bound to.
+func tlsKeyOwner(subID string) string {
+	return subID + "/tls/key"
+}
+
+// tlsArgs returns the arguments for tls_client_certificate,
+// tls_client_key (sealed), tls_ca_bundle and tls_not_after: NULL for
+// what c does not set.
+func (s *Store) tlsArgs(subID string, c *domain.ClientTLS) []any {
+	if c == nil {
+		return []any{nil, nil, nil, nil}
+	}
+	text := func(v string) pgtype.Text { return pgtype.Text{String: v, Valid: v != ""} }
+	key := pgtype.Text{}
+	if c.Key != "" {
+		key = text(s.seal(tlsKeyOwner(subID), c.Key))
+	}
+	return []any{text(c.Certificate), key, text(c.CABundle), pgtype.Timestamptz{Time: c.NotAfter, Valid: c.Certificate != ""}}
+}
+
+// sealHeaders returns headers with each value sealed, as the argument for
+// the headers column: SQL NULL (never JSON null) when there are none.
+func (s *Store) sealHeaders(subID string, headers map[string]string) any {
+	if len(headers) == 0 {
+		return nil
+	}
+	sealed := make(map[string]string, len(headers))
+	for name, value := range headers {
+		sealed[name] = s.seal(headerOwner(subID, name), value)
+	}
+	return sealed
+}
+
+// openHeaders opens the values of a headers column.
+func (s *Store) openHeaders(subID string, sealed map[string]string) (map[string]string, error) {
+	if len(sealed) == 0 {
+		return nil, nil
+	}
+	headers := make(map[string]string, len(sealed))
+	for name, value := range sealed {
+		v, err := s.open(headerOwner(subID, name), value)
+		if err != nil {
+			return nil, err
+		}
+		headers[name] = v
+	}
+	return headers, nil
 }
 
 // nullMS stores a zero duration as NULL ("use the default").
@@ -96,16 +171,18 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 				"tenant %q has %d subscriptions, its quota (max_subscriptions)", sub.TenantID, quota.Int32)}
 		}
 		row := tx.QueryRow(ctx, `
-			INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, `+settingsColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, `+settingsColumns+`, headers,
+				tls_client_certificate, tls_client_key, tls_ca_bundle, tls_not_after, oauth2)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING `+subscriptionColumns,
-			sub.ID, sub.TenantID, sub.URL, sub.EventTypes, s.seal(sub.ID, sub.Secret),
-			pgtype.Int4{Int32: int32(sub.Settings.MaxAttempts), Valid: sub.Settings.MaxAttempts > 0},
-			nullMS(sub.Settings.RetryBaseDelay), nullMS(sub.Settings.RetryMaxDelay),
-			pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
-			pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
-			pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0})
+			append([]any{sub.ID, sub.TenantID, sub.URL, sub.EventTypes, s.seal(sub.ID, sub.Secret),
+				pgtype.Int4{Int32: int32(sub.Settings.MaxAttempts), Valid: sub.Settings.MaxAttempts > 0},
+				nullMS(sub.Settings.RetryBaseDelay), nullMS(sub.Settings.RetryMaxDelay),
+				pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
+				pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
+				pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0},
+				s.sealHeaders(sub.ID, sub.Headers)}, append(s.tlsArgs(sub.ID, sub.TLS), s.oauth2Arg(sub.ID, sub.OAuth2))...)...)
 		created, err = scanSubscription(row)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("subscription %q: %w", sub.ID, domain.ErrConflict)
@@ -243,6 +320,18 @@ type SubscriptionPatch struct {
 	// TenantID, when set, must be the subscription's own: a subscription
 	// never moves to another tenant (a *domain.ValidationError otherwise).
 	TenantID *string
+	// SetHeaders replaces the custom headers with Headers (none when it
+	// is empty); without it they stay as they are.
+	SetHeaders bool
+	Headers    map[string]string
+	// SetTLS replaces the mutual TLS settings with TLS (none when nil);
+	// without it they stay as they are.
+	SetTLS bool
+	TLS    *domain.ClientTLS
+	// SetOAuth2 replaces the OAuth2 settings with OAuth2 (none when nil);
+	// without it they stay as they are.
+	SetOAuth2 bool
+	OAuth2    *domain.OAuth2
 }
 
 // UpdateSubscription applies a validated patch to a subscription within
@@ -312,15 +401,22 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 				timeout_ms = coalesce($8, timeout_ms),
 				rate_limit_per_second = coalesce($9, rate_limit_per_second),
 				max_concurrency = coalesce($10, max_concurrency),
+				headers = CASE WHEN $11 THEN $12 ELSE headers END,
+				tls_client_certificate = CASE WHEN $13 THEN $14 ELSE tls_client_certificate END,
+				tls_client_key = CASE WHEN $13 THEN $15 ELSE tls_client_key END,
+				tls_ca_bundle = CASE WHEN $13 THEN $16 ELSE tls_ca_bundle END,
+				tls_not_after = CASE WHEN $13 THEN $17::timestamptz ELSE tls_not_after END,
+				oauth2 = CASE WHEN $18 THEN $19::jsonb ELSE oauth2 END,
 				updated_at = now()
 			WHERE id = $1
 			RETURNING `+subscriptionColumns,
-			id, p.URL, p.EventTypes, state,
-			pgtype.Int4{Int32: int32(st.MaxAttempts), Valid: st.MaxAttempts > 0},
-			nullMS(st.RetryBaseDelay), nullMS(st.RetryMaxDelay),
-			pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
-			pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
-			pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0}))
+			append([]any{id, p.URL, p.EventTypes, state,
+				pgtype.Int4{Int32: int32(st.MaxAttempts), Valid: st.MaxAttempts > 0},
+				nullMS(st.RetryBaseDelay), nullMS(st.RetryMaxDelay),
+				pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
+				pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
+				pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0},
+				p.SetHeaders, s.sealHeaders(id, p.Headers), p.SetTLS}, append(s.tlsArgs(id, p.TLS), p.SetOAuth2, s.oauth2Arg(id, p.OAuth2))...)...))
 		return err
 	})
 	if err != nil {

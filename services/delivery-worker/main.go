@@ -91,9 +91,12 @@ func run(ctx context.Context) error {
 		Logger:           log,
 	})
 	if cfg.ProxyIgnored {
-		log.Warn("HTTP_PROXY/HTTPS_PROXY is set, but deliveries never use a proxy: it would reach addresses the worker refuses (see docs/adr/0013)")
+		log.Warn("HTTP_PROXY/HTTPS_PROXY is set, but deliveries never use it: only DELIVERY_PROXY_URL sends them through a proxy (see docs/adr/0013)")
 	}
-	worker := delivery.NewWorker(st, delivery.NewSender(delivery.SenderConfig{Version: version, Policy: egress.NewPolicy(cfg.AllowCIDRs), MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes, Traceparent: cfg.Traceparent}), guard, delivery.Config{
+	if cfg.Proxy != nil {
+		log.Info("deliveries go through an egress proxy", "proxy", cfg.Proxy.Redacted())
+	}
+	worker := delivery.NewWorker(st, delivery.NewSender(delivery.SenderConfig{Version: version, Policy: egress.NewPolicy(cfg.AllowCIDRs), MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes, Traceparent: cfg.Traceparent, Proxy: cfg.Proxy}), guard, delivery.Config{
 		Timeout:          cfg.DeliveryTimeout,
 		LeaseMargin:      cfg.LeaseMargin,
 		DestinationSlots: cfg.DestinationSlots,

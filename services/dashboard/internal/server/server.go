@@ -96,6 +96,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /subscriptions/{id}/redeliver", s.signedIn(s.redeliverSubscription))
 	mux.HandleFunc("POST /subscriptions/{id}/delete", s.signedIn(s.deleteSubscription))
 	mux.HandleFunc("POST /subscriptions/{id}/edit", s.signedIn(s.editSubscription))
+	mux.HandleFunc("POST /subscriptions/{id}/headers", s.signedIn(s.setHeaders))
 	mux.HandleFunc("GET /event-types", s.signedIn(s.eventTypes))
 	mux.HandleFunc("GET /event-types/{name}", s.signedIn(s.eventType))
 	mux.HandleFunc("GET /tenants", s.signedIn(s.tenants))

@@ -66,7 +66,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sub := map[string]any{"id": "orders", "tenant_id": "default", "url": "https://example.com/hook", "event_types": []string{"order.*"}, "state": "active",
-		"circuit_state": "closed", "created_at": time.Now(), "updated_at": time.Now()}
+		"circuit_state": "closed", "created_at": time.Now(), "updated_at": time.Now(), "headers": map[string]string{"X-Api-Key": "********"},
+		"tls": map[string]any{"client_certificate": "-----BEGIN CERTIFICATE-----", "client_key": "********", "client_certificate_expires_at": time.Now().Add(10 * 24 * time.Hour)}}
 	switch {
 	case r.URL.Path == "/me" && own != "":
 		reply(200, map[string]any{"id": "key_1", "scopes": scopes, "tenant_id": own})

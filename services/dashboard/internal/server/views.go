@@ -2,7 +2,9 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +42,12 @@ func subscriptionRow(s client.SubscriptionBody) web.SubscriptionRow {
 		row.Circuit = string(*s.CircuitState)
 	}
 	row.OpenedAt, row.Failures, row.LastFailureAt = s.CircuitOpenedAt, s.FailuresLastHour, s.LastFailureAt
+	if s.Headers != nil {
+		row.Headers = slices.Sorted(maps.Keys(*s.Headers))
+	}
+	if s.Tls != nil {
+		row.ClientCertificateExpiresAt = s.Tls.ClientCertificateExpiresAt
+	}
 	return row
 }
 
@@ -218,6 +226,10 @@ func notice(q url.Values) string {
 		return "Subscription deleted."
 	case "updated":
 		return "Subscription updated."
+	case "headers":
+		return "Custom headers replaced."
+	case "headers-removed":
+		return "Custom headers removed."
 	case "unchanged":
 		return "Nothing was changed: the form had the subscription's values."
 	case "test":

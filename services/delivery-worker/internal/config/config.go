@@ -3,10 +3,12 @@ package config
 
 import (
 	"net/netip"
+	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/config"
+	"github.com/dispatch-webhooks/dispatch/libs/egress"
 )
 
 // Config is the delivery worker's settings. ADDR serves health and metrics.
@@ -32,8 +34,11 @@ type Config struct {
 	// (DELIVERY_MAX_RESPONSE_HEADER_BYTES).
 	MaxResponseHeaderBytes int
 	// ProxyIgnored is set when HTTP_PROXY or HTTPS_PROXY is: deliveries
-	// never use a proxy, and the worker says so at start.
+	// never use those, and the worker says so at start.
 	ProxyIgnored bool
+	// Proxy, if set, is the HTTP CONNECT proxy every delivery goes through
+	// (DELIVERY_PROXY_URL, ADR 13).
+	Proxy *url.URL
 	// Traceparent sends each attempt's W3C trace context to the receiver
 	// (DELIVERY_TRACEPARENT; off by default, and only with tracing on).
 	Traceparent bool
@@ -62,6 +67,14 @@ func Load(env *config.Env) (Config, error) {
 	}
 	c.MaxResponseHeaderBytes = env.Int("DELIVERY_MAX_RESPONSE_HEADER_BYTES", 64<<10, 1<<10)
 	c.ProxyIgnored = env.Set("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+	if raw := env.String("DELIVERY_PROXY_URL", ""); raw != "" {
+		u, err := egress.ParseProxyURL(raw)
+		if err != nil {
+			// The message never repeats the URL: it may hold a password.
+			env.Fail("DELIVERY_PROXY_URL", "%v", err)
+		}
+		c.Proxy = u
+	}
 	if v := env.String("DELIVERY_TRACEPARENT", "false"); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {

@@ -61,11 +61,18 @@ type SenderConfig struct {
 	// TracerProvider traces each POST as a client span; nil means
 	// OpenTelemetry's global provider, a no-op unless tracing is on.
 	TracerProvider trace.TracerProvider
+	// Proxy, if set, is an HTTP CONNECT proxy every delivery goes through
+	// (DELIVERY_PROXY_URL, ADR 13), as egress.ParseProxyURL reads it.
+	Proxy *url.URL
+	// Resolver resolves destination names to judge them before asking
+	// Proxy for them; nil means net.DefaultResolver. Unused without Proxy.
+	Resolver egress.Resolver
 }
 
 // Sender makes one signed HTTP POST per attempt.
 type Sender struct {
-	client      *http.Client
+	transports  *transports
+	tokens      *tokens
 	userAgent   string
 	traceparent bool
 	tracer      trace.Tracer
@@ -75,12 +82,16 @@ type Sender struct {
 // reused across deliveries. Every address dialled is judged by the policy
 // after DNS resolution. Redirects are not followed: a 3xx is a failed
 // attempt, as receivers are expected to answer at the URL they registered,
-// and following one would lead wherever the receiver likes. No proxy is
-// used, whatever HTTP_PROXY says: a proxy would resolve and connect on our
-// behalf, out of the policy's sight (ADR 13).
+// and following one would lead wherever the receiver likes. HTTP_PROXY is
+// never used: a proxy would resolve and connect on our behalf, out of the
+// policy's sight (ADR 13). Only cfg.Proxy, an explicit setting, sends
+// deliveries through a proxy, each destination name judged first.
 func NewSender(cfg SenderConfig) *Sender {
 	if cfg.MaxResponseHeaderBytes <= 0 {
 		cfg.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
 	}
 	transport := &http.Transport{
 		Proxy:                  nil,
@@ -93,11 +104,16 @@ func NewSender(cfg SenderConfig) *Sender {
 		MaxResponseHeaderBytes: int64(cfg.MaxResponseHeaderBytes),
 		ForceAttemptHTTP2:      true,
 	}
+	if cfg.Proxy != nil {
+		transport.DialContext = newConnectDialer(cfg.Proxy, cfg.Policy, cfg.Resolver).DialContext
+	}
+	client := &http.Client{
+		Transport:     transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	return &Sender{
-		client: &http.Client{
-			Transport:     transport,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		transports:  newTransports(transport, client, MaxTLSTransports),
+		tokens:      newTokens(client),
 		userAgent:   "Dispatch/" + cfg.Version,
 		traceparent: cfg.Traceparent,
 		tracer:      tracerOf(cfg.TracerProvider),
@@ -228,10 +244,24 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	if err != nil {
 		return finish(domain.ErrorInternal, "subscription secret unusable: "+err.Error())
 	}
+	client, err := s.transports.client(job.TLS)
+	if err != nil {
+		return finish(domain.ErrorTLS, err.Error())
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout+wait)
 	defer cancel()
 	ctx, abandon := context.WithCancelCause(ctx)
 	defer abandon(nil)
+	var bearer string
+	if job.OAuth2 != nil {
+		// Before the trace below: the token's own request is no turn's.
+		if bearer, err = s.tokens.get(ctx, job.SubscriptionID, job.OAuth2, timeout); err != nil {
+			return finish(domain.ErrorAuth, err.Error())
+		}
+	}
+	// A second request within the attempt (a token refreshed after a 401)
+	// is sent on plain: its turn was the first one's.
+	plain := ctx
 	var missed atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		// net/http writes the request as soon as this returns: waiting
@@ -276,6 +306,11 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	sig := signer.Sign(job.Event.ID, start, body)
 	ts := strconv.FormatInt(start.Unix(), 10)
 	h := req.Header
+	// The subscription's own headers go first, so that Dispatch's, set
+	// after them, win even over a name the API's check let through.
+	for name, value := range job.Headers {
+		h.Set(name, value)
+	}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", s.userAgent)
 	h.Set("X-Dispatch-Event-ID", job.Event.ID)
@@ -302,12 +337,32 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 		}
 	}
 
-	resp, err := s.client.Do(req)
+	if bearer != "" {
+		h.Set("Authorization", "Bearer "+bearer)
+	}
+
+	resp, err := client.Do(req)
 	if missed.Load() {
 		if err == nil {
 			resp.Body.Close()
 		}
 		return Result{Attempt: a, Late: true}
+	}
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && bearer != "" {
+		// The destination refused the token (revoked, or expired early):
+		// one fresh token, one more request, within the same attempt.
+		_, _ = readSnippet(resp.Body)
+		resp.Body.Close()
+		if bearer, err = s.tokens.refresh(plain, job.SubscriptionID, job.OAuth2, bearer, timeout); err != nil {
+			return finish(domain.ErrorAuth, "after the destination answered 401: "+err.Error())
+		}
+		again, rerr := http.NewRequestWithContext(plain, http.MethodPost, job.URL, bytes.NewReader(body))
+		if rerr != nil {
+			return finish(domain.ErrorNetwork, "build request: "+rerr.Error())
+		}
+		again.Header = h.Clone()
+		again.Header.Set("Authorization", "Bearer "+bearer)
+		resp, err = client.Do(again)
 	}
 	if err != nil {
 		return finish(classify(err), errorText(err))
@@ -404,6 +459,7 @@ func classify(err error) domain.ErrorClass {
 		authErr x509.UnknownAuthorityError
 		recErr  tls.RecordHeaderError
 		alert   tls.AlertError
+		opErr   *net.OpError
 	)
 	switch {
 	case errors.Is(err, egress.ErrBlocked):
@@ -416,7 +472,10 @@ func classify(err error) domain.ErrorClass {
 		return domain.ErrorConnectionRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.EPIPE):
 		return domain.ErrorConnectionReset
-	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &authErr), errors.As(err, &recErr), errors.As(err, &alert):
+	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &authErr), errors.As(err, &recErr), errors.As(err, &alert),
+		// The destination's TLS alert, such as "certificate required"
+		// when no client certificate (or an expired one) was presented.
+		errors.As(err, &opErr) && opErr.Op == "remote error":
 		return domain.ErrorTLS
 	// net/http reports these two only as text; the sender tests pin the wording.
 	case strings.Contains(err.Error(), "response headers exceeded"):

@@ -23,6 +23,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
 
 // loopback lets tests deliver to receivers on 127.0.0.1.
@@ -233,7 +234,7 @@ func TestSenderNeverUsesAProxy(t *testing.T) {
 	t.Parallel()
 	// HTTP_PROXY would have the proxy resolve and connect on the worker's
 	// behalf: only the proxy's address would be judged (ADR 13).
-	tr := testSender().client.Transport.(*http.Transport)
+	tr := testSender().transports.shared.Transport.(*http.Transport)
 	require.Nil(t, tr.Proxy)
 }
 
@@ -329,7 +330,7 @@ func TestSendWritesAtItsTurn(t *testing.T) {
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
 			sender := testSender()
-			sender.client.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+			sender.transports.shared.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 
 			start := time.Now()
 			a := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(start.Add(tt.wait))).Attempt
@@ -385,7 +386,7 @@ func TestSendDoesNotWriteALateRequest(t *testing.T) {
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
 			sender := testSender()
-			sender.client.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+			sender.transports.shared.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 
 			res := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(time.Now().Add(tt.turn)))
 			require.True(t, res.Late, "%+v", res.Attempt)
@@ -462,4 +463,195 @@ func TestSendClassesItsOwnFailures(t *testing.T) {
 			require.Equal(t, domain.ErrorInternal, a.ErrorClass, a.Error)
 		})
 	}
+}
+
+// TestSendAddsCustomHeaders pins that a subscription's custom headers
+// arrive as set and never replace Dispatch's own, signature included.
+func TestSendAddsCustomHeaders(t *testing.T) {
+	t.Parallel()
+	secret := signing.GenerateSecret()
+	verifier, err := signing.NewVerifier([]string{secret})
+	require.NoError(t, err)
+	got := make(chan http.Header, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := verifier.VerifyHeaders(r.Header, body); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		got <- r.Header
+	}))
+	t.Cleanup(srv.Close)
+
+	j := job(srv.URL, secret)
+	j.Headers = map[string]string{
+		"X-Api-Key": "k3y", "authorization": "Basic dTpw", "X-Empty": "",
+		// Refused by the API; a row written around it still cannot win.
+		"webhook-signature": "v1,forged", "X-Dispatch-Event-ID": "forged", "User-Agent": "forged",
+	}
+	a := testSender().Send(context.Background(), j, 5*time.Second, Turn{}).Attempt
+	require.True(t, a.Succeeded(), "%+v", a)
+	h := <-got
+	require.Equal(t, []string{"k3y"}, h.Values("X-Api-Key"))
+	require.Equal(t, []string{"Basic dTpw"}, h.Values("Authorization"))
+	require.Equal(t, []string{""}, h.Values("X-Empty"))
+	require.Len(t, h.Values("webhook-signature"), 1)
+	require.NotEqual(t, "v1,forged", h.Get("webhook-signature"))
+	require.Equal(t, []string{"evt_1"}, h.Values("X-Dispatch-Event-ID"))
+	require.Equal(t, "Dispatch/test", h.Get("User-Agent"))
+}
+
+// TestSendWithClientCertificate delivers to a receiver that requires a
+// client certificate from a CA the test makes, and whose own certificate
+// chains to that CA only: delivered with the subscription's certificate
+// and CA bundle; refused and classified as tls without a certificate,
+// with an expired one, or without the CA bundle.
+func TestSendWithClientCertificate(t *testing.T) {
+	t.Parallel()
+	ca := testkit.NewCA(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello "+r.TLS.PeerCertificates[0].Subject.CommonName)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.IssueValid(t, "receiver").TLS}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	good := ca.IssueValid(t, "dispatch")
+	expired := ca.Issue(t, "dispatch-old", time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
+	tests := []struct {
+		name      string
+		tls       *domain.ClientTLS
+		wantClass domain.ErrorClass
+	}{
+		{"with the certificate", &domain.ClientTLS{Certificate: good.CertPEM, Key: good.KeyPEM, CABundle: ca.PEM}, domain.ErrorNone},
+		{"without a certificate", &domain.ClientTLS{CABundle: ca.PEM}, domain.ErrorTLS},
+		{"with an expired certificate", &domain.ClientTLS{Certificate: expired.CertPEM, Key: expired.KeyPEM, CABundle: ca.PEM}, domain.ErrorTLS},
+		{"without the CA bundle", &domain.ClientTLS{Certificate: good.CertPEM, Key: good.KeyPEM}, domain.ErrorTLS},
+		{"without any settings", nil, domain.ErrorTLS},
+	}
+	s := testSender()
+	for _, tt := range tests {
+		j := job(srv.URL, signing.GenerateSecret())
+		j.TLS = tt.tls
+		a := s.Send(context.Background(), j, 5*time.Second, Turn{}).Attempt
+		require.Equal(t, tt.wantClass, a.ErrorClass, "%s: %+v", tt.name, a)
+		if tt.wantClass == domain.ErrorNone {
+			require.Equal(t, "hello dispatch", a.ResponseBody, tt.name)
+		}
+	}
+	require.Equal(t, 4, s.transports.len(), "one transport per distinct TLS settings")
+}
+
+// TestTLSTransportsAreBounded pins that the transports kept for TLS
+// settings are at most their bound, the least recently used evicted, and
+// that the same settings share one.
+func TestTLSTransportsAreBounded(t *testing.T) {
+	t.Parallel()
+	ca := testkit.NewCA(t)
+	shared := &http.Client{}
+	tr := newTransports(&http.Transport{}, shared, 2)
+	c0, err := tr.client(nil)
+	require.NoError(t, err)
+	require.Same(t, shared, c0, "no settings: the shared client")
+	settings := []*domain.ClientTLS{{CABundle: ca.PEM}, {CABundle: ca.PEM + "\n"}, {CABundle: ca.PEM + "\n\n"}}
+	a, err := tr.client(settings[0])
+	require.NoError(t, err)
+	again, err := tr.client(&domain.ClientTLS{CABundle: ca.PEM})
+	require.NoError(t, err)
+	require.Same(t, a, again, "equal settings share a transport")
+	_, err = tr.client(settings[1])
+	require.NoError(t, err)
+	_, err = tr.client(settings[0]) // most recently used: settings[1] goes next
+	require.NoError(t, err)
+	_, err = tr.client(settings[2])
+	require.NoError(t, err)
+	require.Equal(t, 2, tr.len())
+	still, err := tr.client(settings[0])
+	require.NoError(t, err)
+	require.Same(t, a, still, "the recently used one was kept")
+	_, err = tr.client(&domain.ClientTLS{CABundle: "not PEM"})
+	require.ErrorIs(t, err, errTLSSettings)
+}
+
+// TestSendThroughAConnectProxy delivers through a CONNECT proxy the test
+// runs: http and https destinations alike go through a tunnel asked for by
+// name, with the proxy's credentials; a name the worker's policy refuses is
+// never asked of the proxy; a destination the proxy refuses (403) is
+// blocked, and a proxy that cannot reach one (502) a network failure.
+func TestSendThroughAConnectProxy(t *testing.T) {
+	t.Parallel()
+	ca := testkit.NewCA(t)
+	got := make(chan string, 10)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Get("X-Dispatch-Event-ID") })
+	plain := httptest.NewServer(handler)
+	t.Cleanup(plain.Close)
+	secure := httptest.NewUnstartedServer(handler)
+	secure.TLS = &tls.Config{Certificates: []tls.Certificate{ca.IssueValid(t, "receiver").TLS}}
+	secure.StartTLS()
+	t.Cleanup(secure.Close)
+	closed := httptest.NewServer(handler)
+	closed.Close()
+
+	_, refusedPort, _ := net.SplitHostPort(strings.TrimPrefix(plain.URL, "http://"))
+	proxy := testkit.NewConnectProxy(t, testkit.ProxyOptions{
+		Refuse: func(target string) bool { return target == "refused.example:"+refusedPort },
+		Hosts:  map[string]string{"receiver.example": "127.0.0.1"},
+	})
+	u, err := egress.ParseProxyURL(strings.Replace(proxy.URL, "http://", "http://dispatch:s3cret@", 1))
+	require.NoError(t, err)
+	names := fakeResolver{
+		"receiver.example": {netip.MustParseAddr("127.0.0.1")},
+		"refused.example":  {netip.MustParseAddr("127.0.0.1")},
+		"internal.example": {netip.MustParseAddr("10.0.0.1")},
+	}
+	s := NewSender(SenderConfig{Version: "test", Policy: loopback, Proxy: u, Resolver: names})
+
+	port := func(raw string) string {
+		_, p, _ := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(raw, "https://"), "http://"))
+		return p
+	}
+	tests := []struct {
+		name      string
+		url       string
+		tls       *domain.ClientTLS
+		wantClass domain.ErrorClass
+		asked     string // the CONNECT target, "" when the proxy must not be asked
+	}{
+		{"http by name", "http://receiver.example:" + port(plain.URL) + "/hook", nil, domain.ErrorNone, "receiver.example:" + port(plain.URL)},
+		{"https by address", secure.URL + "/hook", &domain.ClientTLS{CABundle: ca.PEM}, domain.ErrorNone, "127.0.0.1:" + port(secure.URL)},
+		{"refused by the worker's policy", "http://internal.example:" + port(plain.URL) + "/", nil, domain.ErrorBlocked, ""},
+		{"a name that does not resolve", "http://nowhere.example/", nil, domain.ErrorDNS, ""},
+		{"refused by the proxy", "http://refused.example:" + refusedPort + "/", nil, domain.ErrorBlocked, "refused.example:" + refusedPort},
+		{"unreachable behind the proxy", closed.URL + "/", nil, domain.ErrorNetwork, "127.0.0.1:" + port(closed.URL)},
+	}
+	for _, tt := range tests {
+		before, _ := proxy.Asked()
+		j := job(tt.url, signing.GenerateSecret())
+		j.TLS = tt.tls
+		a := s.Send(context.Background(), j, 5*time.Second, Turn{}).Attempt
+		require.Equal(t, tt.wantClass, a.ErrorClass, "%s: %+v", tt.name, a)
+		if tt.wantClass == domain.ErrorNone {
+			require.Equal(t, "evt_1", <-got, tt.name)
+		}
+		asked, headers := proxy.Asked()
+		if tt.asked == "" {
+			require.Len(t, asked, len(before), "%s: the proxy was asked", tt.name)
+			continue
+		}
+		require.Len(t, asked, len(before)+1, tt.name)
+		require.Equal(t, tt.asked, asked[len(asked)-1], tt.name)
+		require.Equal(t, "Basic ZGlzcGF0Y2g6czNjcmV0", headers[len(headers)-1].Get("Proxy-Authorization"), tt.name)
+		if tt.name == "refused by the proxy" {
+			require.Contains(t, a.Error, "403", tt.name)
+		}
+	}
+}
+
+type fakeResolver map[string][]netip.Addr
+
+func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := f[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }

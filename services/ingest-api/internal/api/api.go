@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -66,6 +67,8 @@ type Store interface {
 	OpenPortalLink(ctx context.Context, hash apikey.Hash, key domain.APIKey, keyHash apikey.Hash) (domain.PortalSession, error)
 	RevokePortal(ctx context.Context, tenant string) (store.PortalRevocation, error)
 	RevealSecret(ctx context.Context, scope store.Scope, id string) (store.RevealedSecret, error)
+	RevealHeaders(ctx context.Context, scope store.Scope, id string) (map[string]string, error)
+	ClientCertificateExpiries(ctx context.Context) ([]store.CertificateExpiry, error)
 	SendTest(ctx context.Context, scope store.Scope, subscriptionID string, e domain.Event) (store.IngestResult, error)
 	SubscriptionActivity(ctx context.Context, scope store.Scope, ids []string, since time.Time) (map[string]store.Activity, error)
 	TenantSettings(ctx context.Context, id string) (domain.DeliverySettings, error)
@@ -196,6 +199,13 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 			Help: "Events whose data did not validate against their type's schema, by the type's mode: warn (stored, marked schema_valid false) or enforce (refused).",
 		}, []string{"mode"})),
 	}
+	if cfg.Store != nil {
+		// Another instance in the same registry (tests) exports the same.
+		var already prometheus.AlreadyRegisteredError
+		if err := cfg.Registerer.Register(newCertificateExpiry(cfg.Store, cfg.Logger)); err != nil && !errors.As(err, &already) {
+			panic(err)
+		}
+	}
 	api := humago.New(mux, humaConfig(cfg.Version))
 	api.UseMiddleware(s.authMiddleware(api))
 	api.UseMiddleware(guard(api))
@@ -218,6 +228,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerEventTypes(api)
 	s.registerPortal(api)
 	s.registerEndpoint(api)
+	s.registerHeaders(api)
 	declareCommonErrors(api.OpenAPI())
 	warmDocuments(mux)
 	return api

@@ -471,6 +471,7 @@ var portalOperations = map[string]bool{
 	"delete-subscription":          true,
 	"list-subscription-deliveries": true,
 	"reveal-subscription-secret":   true,
+	"reveal-subscription-headers":  true,
 	"rotate-subscription-secret":   true,
 	"send-test-event":              true,
 	"redeliver-subscription":       true,

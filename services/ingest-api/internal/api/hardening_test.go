@@ -73,7 +73,7 @@ func TestHostileInputIsAPreciseProblem(t *testing.T) {
 		{"field name in another case", "POST", "/events", `{"ID":"e","type":"t","data":{}}`, nil, 422, "body.ID"},
 		{"settings name in another case", "PATCH", "/subscriptions/s", `{"STATE":"paused"}`, nil, 422, "body.STATE"},
 		{"body over the limit", "POST", "/events", eventOfSize("e", domain.MaxRequestBodySize+1), nil, 413, ""},
-		{"subscription body over the limit", "POST", "/subscriptions", `{"url":"http://h/","event_types":["*"],"secret":"` + strings.Repeat("k", domain.MaxRequestBodySize) + `"}`, nil, 413, ""},
+		{"subscription body over the limit", "POST", "/subscriptions", `{"url":"http://h/","event_types":["*"],"secret":"` + strings.Repeat("k", 2<<20) + `"}`, nil, 413, ""},
 		{"no content type", "POST", "/events", `{"id":"e","type":"t","data":{}}`, []string{"Content-Type", ""}, 415, ""},
 		{"text/plain", "POST", "/events", `{"id":"e","type":"t","data":{}}`, []string{"Content-Type", "text/plain"}, 415, ""},
 		{"form", "POST", "/subscriptions", `{"url":"http://h/","event_types":["*"]}`, []string{"Content-Type", form}, 415, ""},

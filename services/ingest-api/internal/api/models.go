@@ -89,7 +89,7 @@ type AttemptBody struct {
 	StartedAt      time.Time `json:"started_at"`
 	DurationMS     float64   `json:"duration_ms" doc:"How long the attempt took, in milliseconds to the microsecond (0.312)."`
 	StatusCode     *int      `json:"status_code,omitempty"`
-	ErrorClass     string    `json:"error_class,omitempty" enum:"http_status,timeout,connection_refused,connection_reset,dns,tls,network,blocked,invalid_response,response_too_large,informational_response,internal"`
+	ErrorClass     string    `json:"error_class,omitempty" enum:"http_status,timeout,connection_refused,connection_reset,dns,tls,network,blocked,invalid_response,response_too_large,informational_response,internal,auth"`
 	Error          string    `json:"error,omitempty"`
 	ResponseBody   string    `json:"response_body,omitempty" doc:"The start of the receiver's answer, capped."`
 	Instance       string    `json:"instance,omitempty" doc:"The worker instance that made the attempt."`
@@ -157,7 +157,10 @@ type SubscriptionBody struct {
 	State       string   `json:"state" enum:"active,paused,disabled"`
 	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
 	Settings
-	CircuitState string `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true)."`
+	Headers      map[string]string `json:"headers,omitempty" doc:"Custom headers added to every delivery, by name, each value masked (POST /subscriptions/{id}/headers/reveal shows them)."`
+	TLS          *ClientTLSBody    `json:"tls,omitempty"`
+	OAuth2       *OAuth2Body       `json:"oauth2,omitempty"`
+	CircuitState string            `json:"circuit_state,omitempty" enum:"closed,half_open,open" doc:"The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true)."`
 	// The circuit's opening and the failure counts come with
 	// circuit_state, from the same place (the circuit breakers' records in
 	// Redis; ADR 34).
@@ -187,15 +190,18 @@ type SubscriptionUpdated struct {
 	State       string   `json:"state,omitempty" enum:"active,paused,disabled"`
 	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
 	Settings
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	UpdatedAt *time.Time `json:"updated_at,omitempty"`
-	Warnings  []string   `json:"warnings,omitempty" doc:"As in the answer to POST /subscriptions: exact event types not in the catalog, and deprecated ones."`
+	Headers   map[string]string `json:"headers,omitempty" doc:"Custom headers, by name, each value masked."`
+	TLS       *ClientTLSBody    `json:"tls,omitempty"`
+	OAuth2    *OAuth2Body       `json:"oauth2,omitempty"`
+	CreatedAt *time.Time        `json:"created_at,omitempty"`
+	UpdatedAt *time.Time        `json:"updated_at,omitempty"`
+	Warnings  []string          `json:"warnings,omitempty" doc:"As in the answer to POST /subscriptions: exact event types not in the catalog, and deprecated ones."`
 }
 
 func subscriptionBody(s domain.Subscription) SubscriptionBody {
 	return SubscriptionBody{
 		ID: s.ID, URL: s.URL, EventTypes: s.EventTypes, State: string(s.State), StateReason: s.StateReason,
-		TenantID: s.TenantID, Settings: settingsBody(s.Settings),
+		TenantID: s.TenantID, Settings: settingsBody(s.Settings), Headers: masked(s.Headers), TLS: clientTLSBody(s.TLS), OAuth2: oauth2Body(s.OAuth2),
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 	}
 }

@@ -342,6 +342,12 @@ func TestDocumentDescribesEveryAnswer(t *testing.T) {
 		{"reveal a secret without a key", none, "POST", "/subscriptions/s1/secret/reveal", "", "", 401},
 		{"reveal a secret with a tenant's key", tenantKey, "POST", "/subscriptions/s1/secret/reveal", "", "", 403},
 
+		{"reveal headers", admin, "POST", "/subscriptions/s1/headers/reveal", "", "", 200},
+		{"reveal an unknown subscription's headers", admin, "POST", "/subscriptions/nope/headers/reveal", "", "", 404},
+		{"reveal headers by a too long id", admin, "POST", "/subscriptions/" + long + "/headers/reveal", "", "", 422},
+		{"reveal headers without a key", none, "POST", "/subscriptions/s1/headers/reveal", "", "", 401},
+		{"reveal headers with a tenant's key", tenantKey, "POST", "/subscriptions/s1/headers/reveal", "", "", 403},
+
 		{"create a portal link", admin, "POST", "/tenants/t1/portal-links", `{"expires_in":"2h"}`, "", 201},
 		{"create a portal link with every default", admin, "POST", "/tenants/t1/portal-links", "", "", 201},
 		{"create a portal link, invalid", admin, "POST", "/tenants/t1/portal-links", `{"expires_in":"1s"}`, "", 422},

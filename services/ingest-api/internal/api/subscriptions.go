@@ -24,6 +24,9 @@ type createSubscriptionInput struct {
 		EventTypes []string `json:"event_types" minItems:"1" maxItems:"64" example:"[\"order.*\"]" doc:"Patterns: an exact type, 'prefix.*' for every type under a prefix, or '*' for all."`
 		Secret     string   `json:"secret,omitempty" doc:"Optional signing secret: 'whsec_' + base64 of 24-64 bytes (the Standard Webhooks form), or a plain string of 8-256 printable ASCII characters without leading or trailing white space, not starting with 'sealed:', whose bytes are the HMAC key. Generated in the whsec_ form when missing."`
 		Settings
+		TLS     tlsField          `json:"tls,omitzero"`
+		OAuth2  oauth2Field       `json:"oauth2,omitzero"`
+		Headers map[string]string `json:"headers,omitempty" maxProperties:"20" doc:"Custom headers added to every delivery, by name (at most 20, values at most 4096 bytes). Not allowed: Host, Content-Length, Content-Type, User-Agent, hop-by-hop headers, traceparent, tracestate, X-Dispatch-* and webhook-*. Values are stored encrypted and shown masked; POST /subscriptions/{id}/headers/reveal shows them."`
 	}
 }
 
@@ -78,7 +81,8 @@ func (s *Server) registerSubscriptions(api huma.API) {
 		Summary:       "Create a subscription",
 		Tags:          []string{"Subscriptions"},
 		DefaultStatus: http.StatusCreated,
-		MaxBodyBytes:  maxBodyBytes,
+		MaxBodyBytes:  maxSubscriptionBodyBytes + 1,
+		Metadata:      map[string]any{bodyLimitKey: maxSubscriptionBodyBytes},
 		Errors:        []int{http.StatusConflict, http.StatusUnprocessableEntity},
 	}, s.createSubscription)
 
@@ -109,7 +113,8 @@ func (s *Server) registerSubscriptions(api huma.API) {
 			"Such a key may not give a new url to a subscription with deliveries waiting (pending, processing or retrying), which would go there: 403. " +
 			"A retry delay sent alone is checked against the other one as stored; a key without the read scope sends both or neither (422 naming the missing one), checked against each other only.",
 		Tags:         []string{"Subscriptions"},
-		MaxBodyBytes: maxBodyBytes,
+		MaxBodyBytes: maxSubscriptionBodyBytes + 1,
+		Metadata:     map[string]any{bodyLimitKey: maxSubscriptionBodyBytes},
 		Errors:       []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}, s.updateSubscription)
 
@@ -131,7 +136,7 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 	if err := portalFieldsRefused(ctx, fields); err != nil {
 		return nil, err
 	}
-	sub := domain.Subscription{ID: in.Body.ID, TenantID: in.Body.TenantID, URL: in.Body.URL, EventTypes: in.Body.EventTypes, Secret: in.Body.Secret, Settings: in.Body.Settings.domain()}
+	sub := domain.Subscription{ID: in.Body.ID, TenantID: in.Body.TenantID, URL: in.Body.URL, EventTypes: in.Body.EventTypes, Secret: in.Body.Secret, Settings: in.Body.Settings.domain(), Headers: in.Body.Headers}
 	if sub.ID == "" {
 		sub.ID = domain.NewSubscriptionID()
 	}
@@ -144,6 +149,15 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 		return nil, s.problem(ctx, err, "")
 	}
 	if err := s.checkDestination(ctx, sub.URL); err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
+	if sub.TLS, err = in.Body.TLS.domain(time.Now()); err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
+	if err := checkTLSURL(sub.TLS, sub.URL); err != nil {
+		return nil, s.problem(ctx, err, "")
+	}
+	if sub.OAuth2, err = s.oauth2Settings(ctx, in.Body.OAuth2); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
 	warnings, err := s.catalogWarnings(ctx, sub.EventTypes)
@@ -170,6 +184,9 @@ type updateSubscriptionInput struct {
 		State      *string  `json:"state,omitempty" enum:"active,paused" doc:"active re-enables a disabled or paused subscription."`
 		TenantID   *string  `json:"tenant_id,omitempty" maxLength:"255" doc:"A subscription's tenant never changes: any other than its own is a 422."`
 		Settings
+		Headers headersPatch `json:"headers,omitzero"`
+		TLS     tlsField     `json:"tls,omitzero"`
+		OAuth2  oauth2Field  `json:"oauth2,omitzero"`
 	}
 }
 
@@ -192,6 +209,31 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		if err := domain.ValidatePattern(fmt.Sprintf("event_types[%d]", i), p); err != nil {
 			return nil, s.problem(ctx, err, "")
 		}
+	}
+	if b.Headers.Sent {
+		if err := domain.ValidateHeaders(b.Headers.Values); err != nil {
+			return nil, s.problem(ctx, err, "")
+		}
+		patch.SetHeaders, patch.Headers = true, b.Headers.Values
+	}
+	if b.TLS.Sent {
+		c, err := b.TLS.domain(time.Now())
+		if err != nil {
+			return nil, s.problem(ctx, err, "")
+		}
+		if b.URL != nil {
+			if err := checkTLSURL(c, *b.URL); err != nil {
+				return nil, s.problem(ctx, err, "")
+			}
+		}
+		patch.SetTLS, patch.TLS = true, c
+	}
+	if b.OAuth2.Sent {
+		o, err := s.oauth2Settings(ctx, b.OAuth2)
+		if err != nil {
+			return nil, s.problem(ctx, err, "")
+		}
+		patch.SetOAuth2, patch.OAuth2 = true, o
 	}
 	warnings, err := s.catalogWarnings(ctx, b.EventTypes)
 	if err != nil {
@@ -217,7 +259,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		return nil, s.problem(ctx, err, "subscription not found")
 	}
 	if !read {
-		out := &updateSubscriptionOutput{Body: SubscriptionUpdated{ID: sub.ID, EventTypes: b.EventTypes, Settings: b.Settings, Warnings: warnings}}
+		out := &updateSubscriptionOutput{Body: SubscriptionUpdated{ID: sub.ID, EventTypes: b.EventTypes, Settings: b.Settings, Headers: masked(b.Headers.Values), TLS: clientTLSBody(patch.TLS), OAuth2: oauth2Body(patch.OAuth2), Warnings: warnings}}
 		if b.URL != nil {
 			out.Body.URL = *b.URL
 		}
@@ -229,7 +271,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 	body := subscriptionBody(sub)
 	return &updateSubscriptionOutput{Body: SubscriptionUpdated{
 		ID: body.ID, URL: body.URL, EventTypes: body.EventTypes, State: body.State, StateReason: body.StateReason,
-		Settings: body.Settings, CreatedAt: &body.CreatedAt, UpdatedAt: &body.UpdatedAt, Warnings: warnings,
+		Settings: body.Settings, Headers: body.Headers, TLS: body.TLS, OAuth2: body.OAuth2, CreatedAt: &body.CreatedAt, UpdatedAt: &body.UpdatedAt, Warnings: warnings,
 	}}, nil
 }
 
