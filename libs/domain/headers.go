@@ -129,7 +129,8 @@ func HeaderLines(headers ...Header) string {
 }
 
 // ParseHeaderLines reads the "Name: value" lines an attempt stores. A
-// Set-Cookie's value is Masked (see ResponseHeaderExcerpt).
+// Set-Cookie's value is Masked (see ResponseHeaderExcerpt), and so is a
+// value stored as MaskedValue (a subscription's custom header or token).
 func ParseHeaderLines(s string) []Header {
 	if s == "" {
 		return nil
@@ -137,7 +138,7 @@ func ParseHeaderLines(s string) []Header {
 	headers := make([]Header, 0, strings.Count(s, "\n")+1)
 	for line := range strings.SplitSeq(s, "\n") {
 		name, value, _ := strings.Cut(line, headerSeparator)
-		headers = append(headers, Header{Name: name, Value: value, Masked: name == setCookie})
+		headers = append(headers, Header{Name: name, Value: value, Masked: name == setCookie || value == MaskedValue})
 	}
 	return headers
 }

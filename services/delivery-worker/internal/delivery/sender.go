@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -340,6 +341,11 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	if bearer != "" {
 		h.Set("Authorization", "Bearer "+bearer)
 	}
+	// The subscription's own headers and the token were sent too: stored
+	// by name, their values masked, never kept.
+	if len(job.Headers) > 0 || bearer != "" {
+		a.RequestHeaders += maskedLines(h, job.Headers, bearer != "")
+	}
 
 	resp, err := client.Do(req)
 	if missed.Load() {
@@ -515,4 +521,29 @@ func describe(a domain.Attempt) string {
 		return fmt.Sprintf("HTTP %d", *a.StatusCode)
 	}
 	return string(a.ErrorClass)
+}
+
+// maskedLines are the stored lines ("\nName: ********") of the
+// subscription's custom headers that went as set (not replaced by one of
+// Dispatch's in sent), sorted by name, and of the OAuth2 Authorization
+// header when a token was sent.
+func maskedLines(sent http.Header, custom map[string]string, bearer bool) string {
+	var names []string
+	for name, value := range custom {
+		if !(bearer && http.CanonicalHeaderKey(name) == "Authorization") && sent.Get(name) == value {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	if bearer {
+		names = append(names, "Authorization")
+	}
+	var b strings.Builder
+	for _, name := range names {
+		b.WriteString("\n")
+		b.WriteString(http.CanonicalHeaderKey(name))
+		b.WriteString(": ")
+		b.WriteString(domain.MaskedValue)
+	}
+	return b.String()
 }

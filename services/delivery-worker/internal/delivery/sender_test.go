@@ -499,6 +499,14 @@ func TestSendAddsCustomHeaders(t *testing.T) {
 	require.NotEqual(t, "v1,forged", h.Get("webhook-signature"))
 	require.Equal(t, []string{"evt_1"}, h.Values("X-Dispatch-Event-ID"))
 	require.Equal(t, "Dispatch/test", h.Get("User-Agent"))
+	for _, name := range []string{"Authorization", "X-Api-Key", "X-Empty"} {
+		require.Contains(t, a.RequestHeaders, "\n"+name+": "+domain.MaskedValue, "the attempt stores %s by name, masked", name)
+	}
+	for _, name := range []string{"Webhook-Signature", "X-Dispatch-Event-Id", "User-Agent"} {
+		require.NotContains(t, a.RequestHeaders, name+": "+domain.MaskedValue, "%s was Dispatch's own", name)
+	}
+	require.NotContains(t, a.RequestHeaders, "k3y")
+	require.NotContains(t, a.RequestHeaders, "dTpw")
 }
 
 // TestSendWithClientCertificate delivers to a receiver that requires a

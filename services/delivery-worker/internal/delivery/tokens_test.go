@@ -125,6 +125,8 @@ func TestOAuth2TokensAreSharedAndRefreshed(t *testing.T) {
 	a := s.Send(context.Background(), ts.job(), 5*time.Second, Turn{}).Attempt
 	require.True(t, a.Succeeded(), "%+v", a)
 	require.EqualValues(t, 3, ts.fetches.Load(), "one refresh after the 401")
+	require.Contains(t, a.RequestHeaders, "\nAuthorization: "+domain.MaskedValue, "the attempt names the token, masked")
+	require.NotContains(t, a.RequestHeaders, "Bearer")
 	ts.mu.Lock()
 	last := ts.seen[len(ts.seen)-2:]
 	ts.mu.Unlock()
