@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/seal"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
@@ -99,6 +100,58 @@ func TestResealSecrets(t *testing.T) {
 		after, _ := storedSecrets(t, db, id)
 		require.Equal(t, before[id], after, "%s: a second run writes nothing", id)
 	}
+}
+
+// TestResealDeliveryOptions: a subscription's sealed delivery options
+// (custom header values, the TLS client key, the OAuth2 client secret)
+// are sealed under the current key too, so retiring the old one leaves
+// them readable; a subscription without them keeps its columns NULL.
+func TestResealDeliveryOptions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.Postgres(t)
+	oldKey, newKeyBytes := newKey(t), newKey(t)
+	old := store.New(db.Pool, store.WithSecretKeys(newKeyring(t, oldKey)))
+	current := store.New(db.Pool, store.WithSecretKeys(newKeyring(t, newKeyBytes, oldKey)))
+	issued := testkit.NewCA(t).IssueValid(t, "dispatch")
+	_, err := old.CreateSubscription(ctx, domain.Subscription{
+		ID: "options", URL: "https://127.0.0.1:1/", EventTypes: []string{"t"}, Secret: signing.GenerateSecret(),
+		Headers: map[string]string{"X-Api-Key": "k3y", "X-Tenant": "acme"},
+		TLS:     &domain.ClientTLS{Certificate: issued.CertPEM, Key: issued.KeyPEM, NotAfter: time.Now().Add(time.Hour)},
+		OAuth2:  &domain.OAuth2{TokenURL: "https://127.0.0.1:2/token", ClientID: "dispatch", ClientSecret: "s3cret"},
+	})
+	require.NoError(t, err)
+	createSub(t, old, "bare", "t")
+
+	report, err := current.ResealSecrets(ctx, 10)
+	require.NoError(t, err)
+	require.Equal(t, store.ResealReport{Subscriptions: 2, Resealed: 6}, report, "two signing secrets, two header values, a key, a client secret")
+
+	alone := newKeyring(t, newKeyBytes) // the old key retired
+	var (
+		headers                  map[string]string
+		tlsKey, oauthSecret      pgtype.Text
+		bareHeaders, bareOptions pgtype.Text
+	)
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT headers, tls_client_key, oauth2->>'client_secret' FROM subscriptions WHERE id = 'options'`).
+		Scan(&headers, &tlsKey, &oauthSecret))
+	for owner, want := range map[string]struct{ stored, value string }{
+		"options/headers/X-Api-Key":    {headers["X-Api-Key"], "k3y"},
+		"options/headers/X-Tenant":     {headers["X-Tenant"], "acme"},
+		"options/tls/key":              {tlsKey.String, issued.KeyPEM},
+		"options/oauth2/client_secret": {oauthSecret.String, "s3cret"},
+	} {
+		opened, err := alone.Open(owner, want.stored)
+		require.NoError(t, err, owner)
+		require.Equal(t, want.value, opened, owner)
+	}
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT headers::text, coalesce(tls_client_key, oauth2::text) FROM subscriptions WHERE id = 'bare'`).
+		Scan(&bareHeaders, &bareOptions))
+	require.False(t, bareHeaders.Valid || bareOptions.Valid, "no options: the columns stay NULL")
+
+	again, err := current.ResealSecrets(ctx, 10)
+	require.NoError(t, err)
+	require.Zero(t, again.Resealed)
 }
 
 // TestResealWaitsForARotation: a rotation that holds its subscription's
