@@ -126,6 +126,13 @@ func TestComposeServicesRun(t *testing.T) {
 		adminKey := environment(composeService(t, p, "api"))["ADMIN_API_KEY"]
 		post(t, apiURL+"/subscriptions", adminKey, `{"url":"`+receiver.URL+`/hook","event_types":["*"]}`, http.StatusCreated)
 		post(t, apiURL+"/events", adminKey, `{"id":"evt_deploy_check","type":"deploy.check","source":"deploy","data":{}}`, http.StatusAccepted)
+		// A subscription with a client certificate exports its expiry,
+		// which an alert watches. It matches no event.
+		cert := testkit.NewCA(t).IssueValid(t, "dispatch")
+		tlsBody, err := json.Marshal(map[string]any{"url": "https://127.0.0.1:9/hook", "event_types": []string{"never.sent"},
+			"tls": map[string]string{"client_certificate": cert.CertPEM, "client_key": cert.KeyPEM}})
+		require.NoError(t, err)
+		post(t, apiURL+"/subscriptions", adminKey, string(tlsBody), http.StatusCreated)
 
 		exported := map[string]bool{}
 		require.Eventually(t, func() bool {
@@ -135,7 +142,8 @@ func TestComposeServicesRun(t *testing.T) {
 					exported[name] = true
 				}
 			}
-			return exported["dispatch_circuit_breaker_trips_total"] && exported["dispatch_delivery_duration_seconds_bucket"]
+			return exported["dispatch_circuit_breaker_trips_total"] && exported["dispatch_delivery_duration_seconds_bucket"] &&
+				exported["dispatch_client_certificate_expiry_timestamp_seconds"]
 		}, time.Minute, 200*time.Millisecond, "the worker did not attempt the delivery (receiver hit %d times)", hits.Load())
 
 		exported["up"] = true // written by Prometheus for each target
