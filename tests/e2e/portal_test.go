@@ -315,9 +315,10 @@ func portalFlow(t *testing.T, s *stack, good *receiver, w portalWay) context.Con
 	}, "the redelivery's attempt never showed")
 
 	// The catalog, read-only: a type's page shows the fields of its data.
-	if code, body := s.call("PUT", "/event-types/invoice.paid", map[string]any{"description": "An invoice was paid.",
-		"schema":   map[string]any{"type": "object", "required": []string{"amount"}, "properties": map[string]any{"amount": map[string]any{"type": "integer"}}},
-		"examples": []any{map[string]any{"amount": 7}}, "validation": "warn"}); code != http.StatusCreated {
+	if code, body := s.call("PUT", "/event-types/invoice.paid", map[string]any{
+		"description": "An invoice was paid in full. Its amount is in the smallest unit of the invoice's currency, such as cents for USD.",
+		"schema":      map[string]any{"type": "object", "required": []string{"amount"}, "properties": map[string]any{"amount": map[string]any{"type": "integer"}}},
+		"examples":    []any{map[string]any{"amount": 7}}, "validation": "warn"}); code != http.StatusCreated {
 		t.Fatalf("PUT /event-types/invoice.paid: %d %v", code, body)
 	}
 	do(t, ctx, "event types",
@@ -505,10 +506,32 @@ func TestPortalEmbedded(t *testing.T) {
 	})
 }
 
+// phoneFits fails the test when the page, now 375 px wide, is wider than
+// the screen, or when a listing in a box that scrolls sideways shows its
+// rows without their header row: values nobody can name. An attempt's
+// table is the exception: on a phone each attempt is read as a line of
+// its own.
+func phoneFits(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	problem, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const width = document.documentElement.scrollWidth;
+		if (width > innerWidth) return "the page is " + width + " px wide";
+		for (const head of document.querySelectorAll(".scroll > table:not(.attempts) > thead"))
+			if (getComputedStyle(head).display === "none") return "the table " + head.parentElement.dataset.testid + " hides its header row";
+		return "";
+	})()`))
+	if err != nil {
+		t.Fatalf("%s at 375 px: %v", name, err)
+	}
+	if problem != "" {
+		t.Errorf("%s at 375 px: %s", name, problem)
+	}
+}
+
 // shoot saves the page as docs/img/name-1280.png and name-375.png (at
 // 1280 and 375 px wide) when UPDATE_SCREENSHOTS is set, and in the test's
 // temporary directory otherwise, then leaves the page 1280 px wide again.
-// With UPDATE_SCREENSHOTS=dark it saves the pages as a browser that
+// At 375 px the page must fit (see phoneFits). With UPDATE_SCREENSHOTS=dark it saves the pages as a browser that
 // prefers dark colours shows them.
 func shoot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
@@ -525,6 +548,9 @@ func shoot(t *testing.T, ctx context.Context, name string) {
 	}
 	for _, width := range []int64{1280, 375} {
 		do(t, ctx, fmt.Sprintf("%d px wide", width), chromedp.EmulateViewport(width, 860))
+		if width == 375 {
+			phoneFits(t, ctx, name)
+		}
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatalf("screenshot %s at %d px: %v", name, width, err)
