@@ -1,6 +1,7 @@
 package web
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,5 +30,21 @@ func TestEventTypePage(t *testing.T) {
 	}
 	if got := testid(doc, "validation").Text(); got != "warn" {
 		t.Errorf("validation %q", got)
+	}
+}
+
+// TestPortalEventTypePage: the portal's type page is titled like its
+// other pages ("Event type" and the name), and a field's type reads as
+// code on the line of its name.
+func TestPortalEventTypePage(t *testing.T) {
+	t.Parallel()
+	v := EventTypeView{Page: portalPage(false), Type: EventTypeRow{Name: "invoice.paid", Version: 1},
+		Description: "An invoice was paid.", Schema: "{}", Fields: []SchemaField{{Path: "amount", Type: "integer", Required: true}}}
+	doc := render(t, PortalEventType(v))
+	if got := strings.Join(strings.Fields(doc.Find("h1").Text()), " "); got != "Event type invoice.paid" {
+		t.Errorf("the page's title reads %q", got)
+	}
+	if got := doc.Find(`[data-path="amount"] td:nth-child(2) code`).Text(); got != "integer" {
+		t.Errorf("the field's type cell holds code %q", got)
 	}
 }
