@@ -107,7 +107,7 @@ func TestPortalSecretHiddenUntilRevealed(t *testing.T) {
 func TestErrorClassInWords(t *testing.T) {
 	t.Parallel()
 	for _, class := range []string{"http_status", "timeout", "connection_refused", "connection_reset", "dns", "tls", "network", "blocked",
-		"invalid_response", "response_too_large", "informational_response", "internal"} {
+		"invalid_response", "response_too_large", "informational_response", "internal", "auth"} {
 		if w := ErrorClassWords(class); w == class || w == "" {
 			t.Errorf("%s has no words", class)
 		}

@@ -271,9 +271,35 @@ type SubscriptionRow struct {
 	// ClientCertificateExpiresAt is when its mutual TLS client
 	// certificate expires; nil when it has none.
 	ClientCertificateExpiresAt *time.Time
+	// TLS summarises its mutual TLS settings; nil when it has none.
+	TLS *ClientTLSView
+	// OAuth2 is its OAuth2 client credentials but the secret, which never
+	// reaches the dashboard; nil when it has none.
+	OAuth2 *OAuth2View
 	// LastFailure is its newest failing delivery (the attention table's
 	// rows only); nil when none is known.
 	LastFailure *FailureView
+}
+
+// ClientTLSView is what a subscription's mutual TLS settings say about
+// themselves: the client certificate's subject and issuer and how many
+// CAs the bundle holds. The key is never part of it.
+type ClientTLSView struct {
+	// Subject and Issuer are the client certificate's, "" without one
+	// (or when it cannot be read).
+	Subject, Issuer string
+	// HasCertificate is set when a client certificate (and key) is stored.
+	HasCertificate bool
+	// CACertificates counts the CA bundle's certificates; 0 without one.
+	CACertificates int
+}
+
+// OAuth2View is a subscription's OAuth2 client credentials without the
+// client secret.
+type OAuth2View struct {
+	TokenURL, ClientID string
+	Scopes             []string
+	Audience           string
 }
 
 // FailureView is a subscription's newest failing delivery: when it last
@@ -376,6 +402,10 @@ type SubscriptionView struct {
 	Edit SubscriptionEdit
 	// HeadersEdit is the custom headers' form.
 	HeadersEdit HeadersEdit
+	// TLSEdit is the mutual TLS form.
+	TLSEdit TLSEdit
+	// OAuth2Edit is the OAuth2 client credentials' form.
+	OAuth2Edit OAuth2Edit
 	// Revealed, in the portal, is the signing secret after "Reveal" or a
 	// rotation; PreviousSecretUntil is when the secret it replaced stops
 	// signing beside it.
@@ -427,6 +457,29 @@ type HeadersEdit struct {
 	Text   string
 	Errors Errors
 	Open   bool
+}
+
+// TLSEdit is the form that sets a subscription's mutual TLS settings:
+// the certificate and CA bundle shown or typed (public, so written back),
+// the problems by field (client_certificate, client_key, ca_bundle, and
+// tls for the settings as a whole), and whether the form starts open.
+// The key is write-only: the form never holds it, and an empty key field
+// keeps the stored key.
+type TLSEdit struct {
+	Certificate, CABundle string
+	Errors                Errors
+	Open                  bool
+}
+
+// OAuth2Edit is the form that sets a subscription's OAuth2 client
+// credentials: the fields shown or typed but the client secret, which is
+// write-only (an empty field keeps the stored one), the problems by field
+// (token_url, client_id, client_secret, scopes, audience, and oauth2 for
+// the settings as a whole), and whether the form starts open.
+type OAuth2Edit struct {
+	TokenURL, ClientID, Scopes, Audience string
+	Errors                               Errors
+	Open                                 bool
 }
 
 // TenantRow is one tenant in a listing.

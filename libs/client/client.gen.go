@@ -773,7 +773,7 @@ type CreateSubscriptionInputBody struct {
 	// MaxConcurrency Most deliveries in flight to the destination at once.
 	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
 
-	// Oauth2 OAuth2 client credentials: the worker fetches an access token from token_url, caches it until shortly before it expires, and sends it as Authorization: Bearer. On PATCH, null removes the settings and an object replaces them all.
+	// Oauth2 OAuth2 client credentials: the worker fetches an access token from token_url, caches it until shortly before it expires, and sends it as Authorization: Bearer. On PATCH, null removes the settings and an object replaces them all, except that client_secret left out with the same token_url and client_id keeps the stored secret.
 	Oauth2 *struct {
 		// Audience Sent as the audience parameter, for providers that require one.
 		Audience *string `json:"audience,omitempty"`
@@ -781,8 +781,8 @@ type CreateSubscriptionInputBody struct {
 		// ClientId The client id (at most 255 bytes).
 		ClientId string `json:"client_id"`
 
-		// ClientSecret The client secret (at most 1024 bytes), sent with HTTP Basic authentication. Stored encrypted, never shown again.
-		ClientSecret string `json:"client_secret"`
+		// ClientSecret The client secret (at most 1024 bytes), sent with HTTP Basic authentication. Stored encrypted, never shown again. Required on create; on PATCH, left out (or empty) with the stored token_url and client_id, the stored secret is kept.
+		ClientSecret *string `json:"client_secret,omitempty"`
 
 		// Scopes Scopes asked for, sent space-separated.
 		Scopes *[]string `json:"scopes,omitempty"`
@@ -809,7 +809,7 @@ type CreateSubscriptionInputBody struct {
 	// TimeoutMs Time allowed for one attempt.
 	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
 
-	// Tls Mutual TLS for the deliveries: client_certificate and client_key together, ca_bundle, or all three; checked when set (PEM, key matching the certificate, certificate valid now), else a 422. Used for https URLs. On PATCH, null removes the settings and an object replaces them all.
+	// Tls Mutual TLS for the deliveries: client_certificate and client_key together, ca_bundle, or all three; checked when set (PEM, key matching the certificate, certificate valid now), else a 422. Used for https URLs. On PATCH, null removes the settings and an object replaces them all, except that client_key left out with the certificate already stored keeps the stored key.
 	Tls *struct {
 		// CaBundle Optional CAs (PEM certificates, at most 512 KiB) that the destination's certificate must chain to, instead of the system's.
 		CaBundle *string `json:"ca_bundle,omitempty"`
@@ -817,7 +817,7 @@ type CreateSubscriptionInputBody struct {
 		// ClientCertificate Client certificate presented to the destination (PEM, at most 64 KiB), its chain after it. Must be valid now.
 		ClientCertificate *string `json:"client_certificate,omitempty"`
 
-		// ClientKey The certificate's private key (PEM: PKCS #8, PKCS #1 or SEC 1, not encrypted; at most 16 KiB). Stored encrypted, never shown again.
+		// ClientKey The certificate's private key (PEM: PKCS #8, PKCS #1 or SEC 1, not encrypted; at most 16 KiB). Stored encrypted, never shown again. On PATCH, left out (or empty) with the stored client_certificate, the stored key is kept.
 		ClientKey *string `json:"client_key,omitempty"`
 	} `json:"tls,omitempty"`
 
@@ -1708,7 +1708,7 @@ type UpdateSubscriptionInputBody struct {
 	// MaxConcurrency Most deliveries in flight to the destination at once.
 	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
 
-	// Oauth2 OAuth2 client credentials: the worker fetches an access token from token_url, caches it until shortly before it expires, and sends it as Authorization: Bearer. On PATCH, null removes the settings and an object replaces them all.
+	// Oauth2 OAuth2 client credentials: the worker fetches an access token from token_url, caches it until shortly before it expires, and sends it as Authorization: Bearer. On PATCH, null removes the settings and an object replaces them all, except that client_secret left out with the same token_url and client_id keeps the stored secret.
 	Oauth2 *struct {
 		// Audience Sent as the audience parameter, for providers that require one.
 		Audience *string `json:"audience,omitempty"`
@@ -1716,8 +1716,8 @@ type UpdateSubscriptionInputBody struct {
 		// ClientId The client id (at most 255 bytes).
 		ClientId string `json:"client_id"`
 
-		// ClientSecret The client secret (at most 1024 bytes), sent with HTTP Basic authentication. Stored encrypted, never shown again.
-		ClientSecret string `json:"client_secret"`
+		// ClientSecret The client secret (at most 1024 bytes), sent with HTTP Basic authentication. Stored encrypted, never shown again. Required on create; on PATCH, left out (or empty) with the stored token_url and client_id, the stored secret is kept.
+		ClientSecret *string `json:"client_secret,omitempty"`
 
 		// Scopes Scopes asked for, sent space-separated.
 		Scopes *[]string `json:"scopes,omitempty"`
@@ -1744,7 +1744,7 @@ type UpdateSubscriptionInputBody struct {
 	// TimeoutMs Time allowed for one attempt.
 	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
 
-	// Tls Mutual TLS for the deliveries: client_certificate and client_key together, ca_bundle, or all three; checked when set (PEM, key matching the certificate, certificate valid now), else a 422. Used for https URLs. On PATCH, null removes the settings and an object replaces them all.
+	// Tls Mutual TLS for the deliveries: client_certificate and client_key together, ca_bundle, or all three; checked when set (PEM, key matching the certificate, certificate valid now), else a 422. Used for https URLs. On PATCH, null removes the settings and an object replaces them all, except that client_key left out with the certificate already stored keeps the stored key.
 	Tls *struct {
 		// CaBundle Optional CAs (PEM certificates, at most 512 KiB) that the destination's certificate must chain to, instead of the system's.
 		CaBundle *string `json:"ca_bundle,omitempty"`
@@ -1752,7 +1752,7 @@ type UpdateSubscriptionInputBody struct {
 		// ClientCertificate Client certificate presented to the destination (PEM, at most 64 KiB), its chain after it. Must be valid now.
 		ClientCertificate *string `json:"client_certificate,omitempty"`
 
-		// ClientKey The certificate's private key (PEM: PKCS #8, PKCS #1 or SEC 1, not encrypted; at most 16 KiB). Stored encrypted, never shown again.
+		// ClientKey The certificate's private key (PEM: PKCS #8, PKCS #1 or SEC 1, not encrypted; at most 16 KiB). Stored encrypted, never shown again. On PATCH, left out (or empty) with the stored client_certificate, the stored key is kept.
 		ClientKey *string `json:"client_key,omitempty"`
 	} `json:"tls,omitempty"`
 	Url *string `json:"url,omitempty"`

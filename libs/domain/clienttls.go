@@ -39,6 +39,21 @@ const (
 // at now; the CA bundle, if given, holds at least one certificate and
 // nothing else. The field named is the first that is wrong, under "tls".
 func ValidateClientTLS(c ClientTLS, now time.Time) (ClientTLS, error) {
+	return validateClientTLS(c, now, false)
+}
+
+// ValidateClientTLSKeepingKey checks settings that keep the stored key:
+// Certificate is set and Key is empty. It checks what ValidateClientTLS
+// does but the key, which was checked against this certificate when it
+// was stored; the caller makes sure the stored certificate is this one.
+func ValidateClientTLSKeepingKey(c ClientTLS, now time.Time) (ClientTLS, error) {
+	if c.Certificate == "" || c.Key != "" {
+		return c, invalid("tls.client_key", "is kept only when client_certificate is sent without it")
+	}
+	return validateClientTLS(c, now, true)
+}
+
+func validateClientTLS(c ClientTLS, now time.Time, keepKey bool) (ClientTLS, error) {
 	switch {
 	case c.Certificate == "" && c.Key == "" && c.CABundle == "":
 		return c, invalid("tls", "must set client_certificate and client_key, ca_bundle, or all three; null removes the settings")
@@ -48,7 +63,7 @@ func ValidateClientTLS(c ClientTLS, now time.Time) (ClientTLS, error) {
 		return c, invalid("tls.client_key", fmt.Sprintf("must be at most %d bytes of PEM", MaxClientKey))
 	case len(c.CABundle) > MaxCABundle:
 		return c, invalid("tls.ca_bundle", fmt.Sprintf("must be at most %d bytes of PEM", MaxCABundle))
-	case c.Certificate != "" && c.Key == "":
+	case c.Certificate != "" && c.Key == "" && !keepKey:
 		return c, invalid("tls.client_key", "must be given with client_certificate")
 	case c.Key != "" && c.Certificate == "":
 		return c, invalid("tls.client_certificate", "must be given with client_key")
@@ -64,17 +79,10 @@ func ValidateClientTLS(c ClientTLS, now time.Time) (ClientTLS, error) {
 	if err := onlyCertificates(c.Certificate); err != "" {
 		return c, invalid("tls.client_certificate", err)
 	}
-	if block, _ := pem.Decode([]byte(c.Key)); block == nil || !strings.HasSuffix(block.Type, "PRIVATE KEY") {
-		return c, invalid("tls.client_key", "must be a PEM private key (PKCS #8, or an RSA or EC key), not encrypted")
-	}
-	pair, err := tls.X509KeyPair([]byte(c.Certificate), []byte(c.Key))
+	leaf, err := leafOf(c, keepKey)
 	if err != nil {
-		if strings.Contains(err.Error(), "does not match") {
-			return c, invalid("tls.client_key", "does not belong to client_certificate (its public key is another)")
-		}
-		return c, invalid("tls.client_key", "cannot be read as the certificate's private key (PKCS #8, PKCS #1 or SEC 1, not encrypted)")
+		return c, err
 	}
-	leaf := pair.Leaf
 	switch {
 	case now.After(leaf.NotAfter):
 		return c, invalid("tls.client_certificate", fmt.Sprintf("expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
@@ -83,6 +91,27 @@ func ValidateClientTLS(c ClientTLS, now time.Time) (ClientTLS, error) {
 	}
 	c.NotAfter = leaf.NotAfter
 	return c, nil
+}
+
+// leafOf returns the first certificate of c, with its key checked to
+// belong to it unless the key is kept.
+func leafOf(c ClientTLS, keepKey bool) (*x509.Certificate, error) {
+	if keepKey {
+		// onlyCertificates has parsed it already.
+		block, _ := pem.Decode([]byte(c.Certificate))
+		return x509.ParseCertificate(block.Bytes)
+	}
+	if block, _ := pem.Decode([]byte(c.Key)); block == nil || !strings.HasSuffix(block.Type, "PRIVATE KEY") {
+		return nil, invalid("tls.client_key", "must be a PEM private key (PKCS #8, or an RSA or EC key), not encrypted")
+	}
+	pair, err := tls.X509KeyPair([]byte(c.Certificate), []byte(c.Key))
+	if err != nil {
+		if strings.Contains(err.Error(), "does not match") {
+			return nil, invalid("tls.client_key", "does not belong to client_certificate (its public key is another)")
+		}
+		return nil, invalid("tls.client_key", "cannot be read as the certificate's private key (PKCS #8, PKCS #1 or SEC 1, not encrypted)")
+	}
+	return pair.Leaf, nil
 }
 
 // onlyCertificates returns why text is not a PEM list of certificates

@@ -30,6 +30,20 @@ const (
 // ValidateOAuth2 checks a subscription's OAuth2 settings (not the token
 // URL's address, which the API judges with the address policy).
 func ValidateOAuth2(o OAuth2) error {
+	return validateOAuth2(o, false)
+}
+
+// ValidateOAuth2KeepingSecret checks settings sent without their client
+// secret, to keep the stored one: as ValidateOAuth2 but the secret; the
+// caller makes sure the stored token URL and client id are these.
+func ValidateOAuth2KeepingSecret(o OAuth2) error {
+	if o.ClientSecret != "" {
+		return invalid("oauth2.client_secret", "is kept only when the settings are sent without it")
+	}
+	return validateOAuth2(o, true)
+}
+
+func validateOAuth2(o OAuth2, keepSecret bool) error {
 	if err := ValidateURL(o.TokenURL); err != nil {
 		return invalid("oauth2.token_url", err.(*ValidationError).Reason)
 	}
@@ -40,6 +54,9 @@ func ValidateOAuth2(o OAuth2) error {
 		{"oauth2.client_id", o.ClientID, MaxOAuth2ClientID},
 		{"oauth2.client_secret", o.ClientSecret, MaxOAuth2ClientSecret},
 	} {
+		if keepSecret && f.field == "oauth2.client_secret" {
+			continue
+		}
 		switch {
 		case f.value == "":
 			return invalid(f.field, "must not be empty")

@@ -25,8 +25,13 @@ func (s *Store) oauth2Arg(subID string, o *domain.OAuth2) any {
 	if o == nil {
 		return nil
 	}
-	return oauth2Column{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: s.seal(oauth2SecretOwner(subID), o.ClientSecret),
-		Scopes: o.Scopes, Audience: o.Audience}
+	c := oauth2Column{TokenURL: o.TokenURL, ClientID: o.ClientID, Scopes: o.Scopes, Audience: o.Audience}
+	if o.ClientSecret != "" {
+		// Empty when a patch keeps the stored secret, which the update
+		// puts back.
+		c.ClientSecret = s.seal(oauth2SecretOwner(subID), o.ClientSecret)
+	}
+	return c
 }
 
 // domain returns the settings as read, without the secret; nil for a

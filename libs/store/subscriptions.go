@@ -332,6 +332,16 @@ type SubscriptionPatch struct {
 	// without it they stay as they are.
 	SetOAuth2 bool
 	OAuth2    *domain.OAuth2
+	// KeepTLSKey keeps the stored TLS key with TLS (whose Key is empty)
+	// when the stored certificate is TLS.Certificate, and is a
+	// *domain.ValidationError on tls.client_key otherwise: a key belongs
+	// to its certificate.
+	KeepTLSKey bool
+	// KeepOAuth2Secret keeps the stored client secret with OAuth2 (whose
+	// ClientSecret is empty) when the stored token URL and client id are
+	// OAuth2's, and is a *domain.ValidationError on oauth2.client_secret
+	// otherwise: a secret goes only where it went before.
+	KeepOAuth2Secret bool
 }
 
 // UpdateSubscription applies a validated patch to a subscription within
@@ -361,11 +371,19 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 		var (
 			url, tenant    string
 			base, maxDelay pgtype.Int8
+			kept           keptCredentials
 		)
-		err := tx.QueryRow(ctx, `SELECT url, tenant_id, retry_base_ms, retry_max_ms FROM subscriptions
-			WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR UPDATE`, id, scope.arg()).Scan(&url, &tenant, &base, &maxDelay)
+		err := tx.QueryRow(ctx, `SELECT url, tenant_id, retry_base_ms, retry_max_ms,
+				CASE WHEN tls_client_key IS NOT NULL THEN tls_client_certificate END,
+				CASE WHEN oauth2 ? 'client_secret' THEN oauth2->>'token_url' END, oauth2->>'client_id'
+			FROM subscriptions
+			WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR UPDATE`, id, scope.arg()).
+			Scan(&url, &tenant, &base, &maxDelay, &kept.certificate, &kept.tokenURL, &kept.clientID)
 		if err != nil {
 			return notFound(err)
+		}
+		if err := kept.check(p); err != nil {
+			return err
 		}
 		if p.TenantID != nil && *p.TenantID != tenant {
 			return &domain.ValidationError{Field: "tenant_id", Reason: fmt.Sprintf("cannot change: the subscription belongs to tenant %q for good", tenant)}
@@ -403,10 +421,11 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 				max_concurrency = coalesce($10, max_concurrency),
 				headers = CASE WHEN $11 THEN $12 ELSE headers END,
 				tls_client_certificate = CASE WHEN $13 THEN $14 ELSE tls_client_certificate END,
-				tls_client_key = CASE WHEN $13 THEN $15 ELSE tls_client_key END,
+				tls_client_key = CASE WHEN $13 AND NOT $20 THEN $15 ELSE tls_client_key END,
 				tls_ca_bundle = CASE WHEN $13 THEN $16 ELSE tls_ca_bundle END,
 				tls_not_after = CASE WHEN $13 THEN $17::timestamptz ELSE tls_not_after END,
-				oauth2 = CASE WHEN $18 THEN $19::jsonb ELSE oauth2 END,
+				oauth2 = CASE WHEN $18 AND $21 THEN $19::jsonb || jsonb_build_object('client_secret', oauth2->'client_secret')
+					WHEN $18 THEN $19::jsonb ELSE oauth2 END,
 				updated_at = now()
 			WHERE id = $1
 			RETURNING `+subscriptionColumns,
@@ -416,13 +435,35 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 				pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
 				pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
 				pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0},
-				p.SetHeaders, s.sealHeaders(id, p.Headers), p.SetTLS}, append(s.tlsArgs(id, p.TLS), p.SetOAuth2, s.oauth2Arg(id, p.OAuth2))...)...))
+				p.SetHeaders, s.sealHeaders(id, p.Headers), p.SetTLS}, append(s.tlsArgs(id, p.TLS), p.SetOAuth2, s.oauth2Arg(id, p.OAuth2), p.KeepTLSKey, p.KeepOAuth2Secret)...)...))
 		return err
 	})
 	if err != nil {
 		return domain.Subscription{}, fmt.Errorf("update subscription %q: %w", id, err)
 	}
 	return sub, nil
+}
+
+// keptCredentials is what a patch that keeps a stored TLS key or client
+// secret is checked against: the certificate the stored key belongs to,
+// and the token URL and client id the stored secret is sent with (each
+// NULL when there is no key or secret).
+type keptCredentials struct {
+	certificate, tokenURL, clientID pgtype.Text
+}
+
+// check refuses a patch that keeps a key or secret for other settings
+// than those it was stored with.
+func (k keptCredentials) check(p SubscriptionPatch) error {
+	if p.KeepTLSKey && (p.TLS == nil || !k.certificate.Valid || k.certificate.String != p.TLS.Certificate) {
+		return &domain.ValidationError{Field: "tls.client_key",
+			Reason: "must be given with a new client_certificate: the stored key is kept only with the certificate it was stored with"}
+	}
+	if p.KeepOAuth2Secret && (p.OAuth2 == nil || !k.tokenURL.Valid || k.tokenURL.String != p.OAuth2.TokenURL || k.clientID.String != p.OAuth2.ClientID) {
+		return &domain.ValidationError{Field: "oauth2.client_secret",
+			Reason: "must be given with a new token_url or client_id: the stored secret is kept only with the token URL and client id it was stored with"}
+	}
+	return nil
 }
 
 // RotateSecret makes secret the signing secret of the subscription within

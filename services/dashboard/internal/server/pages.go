@@ -574,6 +574,7 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 	v.Subscription = subscriptionRow(*res.JSON200)
 	v.Settings = settings(subscriptionLimits(*res.JSON200), inForce(*res.JSON200), "its tenant's default, else the workers'")
 	v.Edit = web.SubscriptionEdit{Values: editValues(*res.JSON200), Was: editValues(*res.JSON200), Errors: web.Errors{}}
+	v.TLSEdit, v.OAuth2Edit = destinationForms(*res.JSON200)
 	limit := int64(25)
 	params := client.ListSubscriptionDeliveriesParams{Limit: &limit}
 	if st := v.DeliveryStatus; st != "" {

@@ -23,7 +23,11 @@ type apiError struct {
 	// Fields maps a field name ("url", "type", "event_types") to the
 	// problem with it, from the problem's errors[].location.
 	Fields web.Errors
-	cause  error
+	// Paths maps the location below body or query, indices dropped
+	// ("tls.client_key", "oauth2.scopes"), to the problem there: for forms
+	// whose fields are the parts of one field of the API.
+	Paths web.Errors
+	cause error
 }
 
 func (e *apiError) Error() string {
@@ -39,7 +43,7 @@ func unreachable(err error) *apiError { return &apiError{cause: err} }
 // problem reads the API's problem+json answer; a body that is not one
 // still gives an error with the status.
 func problem(status int, body []byte) *apiError {
-	e := &apiError{Status: status, Fields: web.Errors{}}
+	e := &apiError{Status: status, Fields: web.Errors{}, Paths: web.Errors{}}
 	var p client.ErrorModel
 	if json.Unmarshal(body, &p) != nil {
 		return e
@@ -58,12 +62,15 @@ func problem(status int, body []byte) *apiError {
 			if d.Message != nil {
 				msg = *d.Message
 			}
-			field := ""
+			field, path := "", ""
 			if d.Location != nil {
-				field = fieldOf(*d.Location)
+				field, path = fieldOf(*d.Location), pathOf(*d.Location)
 			}
 			if _, seen := e.Fields[field]; !seen {
 				e.Fields[field] = msg
+			}
+			if _, seen := e.Paths[path]; !seen && path != "" {
+				e.Paths[path] = msg
 			}
 		}
 	}
@@ -82,6 +89,43 @@ func fieldOf(location string) string {
 		rest = rest[:i]
 	}
 	return rest
+}
+
+// pathOf is a problem location below body or query, without indices:
+// body.tls.client_key → tls.client_key, body.oauth2.scopes[1] →
+// oauth2.scopes.
+func pathOf(location string) string {
+	_, rest, ok := strings.Cut(location, ".")
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(rest, '[')
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		b.WriteString(rest[:i])
+		j := strings.IndexByte(rest[i:], ']')
+		if j < 0 {
+			return b.String()
+		}
+		rest = rest[i+j+1:]
+	}
+}
+
+// fieldsUnder copies the problems located under prefix ("tls") into
+// errs, named by what follows it ("client_key"); one at prefix itself is
+// named prefix.
+func (e *apiError) fieldsUnder(prefix string, errs web.Errors) {
+	for path, msg := range e.Paths {
+		if path == prefix {
+			errs[prefix] = msg
+		} else if f, ok := strings.CutPrefix(path, prefix+"."); ok {
+			errs[f] = msg
+		}
+	}
 }
 
 // asAPIError returns err as an *apiError, wrapping anything else as an

@@ -97,6 +97,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /subscriptions/{id}/delete", s.signedIn(s.deleteSubscription))
 	mux.HandleFunc("POST /subscriptions/{id}/edit", s.signedIn(s.editSubscription))
 	mux.HandleFunc("POST /subscriptions/{id}/headers", s.signedIn(s.setHeaders))
+	mux.HandleFunc("POST /subscriptions/{id}/tls", s.signedIn(s.setTLS))
+	mux.HandleFunc("POST /subscriptions/{id}/oauth2", s.signedIn(s.setOAuth2))
 	mux.HandleFunc("GET /event-types", s.signedIn(s.eventTypes))
 	mux.HandleFunc("GET /event-types/{name}", s.signedIn(s.eventType))
 	mux.HandleFunc("GET /tenants", s.signedIn(s.tenants))

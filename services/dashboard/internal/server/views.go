@@ -47,6 +47,10 @@ func subscriptionRow(s client.SubscriptionBody) web.SubscriptionRow {
 	}
 	if s.Tls != nil {
 		row.ClientCertificateExpiresAt = s.Tls.ClientCertificateExpiresAt
+		row.TLS = clientTLSView(*s.Tls)
+	}
+	if o := s.Oauth2; o != nil {
+		row.OAuth2 = &web.OAuth2View{TokenURL: o.TokenUrl, ClientID: o.ClientId, Scopes: items(o.Scopes), Audience: str(o.Audience)}
 	}
 	return row
 }
@@ -230,6 +234,14 @@ func notice(q url.Values) string {
 		return "Custom headers replaced."
 	case "headers-removed":
 		return "Custom headers removed."
+	case "tls":
+		return "Mutual TLS settings saved."
+	case "tls-removed":
+		return "Mutual TLS removed."
+	case "oauth2":
+		return "OAuth2 settings saved."
+	case "oauth2-removed":
+		return "OAuth2 removed."
 	case "unchanged":
 		return "Nothing was changed: the form had the subscription's values."
 	case "test":

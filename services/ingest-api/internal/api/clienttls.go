@@ -72,24 +72,32 @@ func (tlsField) Schema(huma.Registry) *huma.Schema {
 		Type: huma.TypeObject, Nullable: true, AdditionalProperties: false,
 		Properties: map[string]*huma.Schema{
 			"client_certificate": pemString("Client certificate presented to the destination (PEM, at most 64 KiB), its chain after it. Must be valid now."),
-			"client_key":         pemString("The certificate's private key (PEM: PKCS #8, PKCS #1 or SEC 1, not encrypted; at most 16 KiB). Stored encrypted, never shown again."),
+			"client_key":         pemString("The certificate's private key (PEM: PKCS #8, PKCS #1 or SEC 1, not encrypted; at most 16 KiB). Stored encrypted, never shown again. On PATCH, left out (or empty) with the stored client_certificate, the stored key is kept."),
 			"ca_bundle":          pemString("Optional CAs (PEM certificates, at most 512 KiB) that the destination's certificate must chain to, instead of the system's."),
 		},
-		Description: "Mutual TLS for the deliveries: client_certificate and client_key together, ca_bundle, or all three; checked when set (PEM, key matching the certificate, certificate valid now), else a 422. Used for https URLs. On PATCH, null removes the settings and an object replaces them all.",
+		Description: "Mutual TLS for the deliveries: client_certificate and client_key together, ca_bundle, or all three; checked when set (PEM, key matching the certificate, certificate valid now), else a 422. Used for https URLs. On PATCH, null removes the settings and an object replaces them all, except that client_key left out with the certificate already stored keeps the stored key.",
 	}
 }
 
 // domain returns the settings sent, validated at now; nil when none
-// were sent or null was.
-func (f tlsField) domain(now time.Time) (*domain.ClientTLS, error) {
+// were sent or null was. With mayKeep (a PATCH by a key that may read),
+// a certificate sent without its key keeps the stored key, which keep
+// reports; the store checks that the stored key is this certificate's.
+func (f tlsField) domain(now time.Time, mayKeep bool) (_ *domain.ClientTLS, keep bool, _ error) {
 	if f.Value == nil {
-		return nil, nil
+		return nil, false, nil
 	}
-	c, err := domain.ValidateClientTLS(domain.ClientTLS{Certificate: f.Value.ClientCertificate, Key: f.Value.ClientKey, CABundle: f.Value.CABundle}, now)
+	c := domain.ClientTLS{Certificate: f.Value.ClientCertificate, Key: f.Value.ClientKey, CABundle: f.Value.CABundle}
+	keep = mayKeep && c.Certificate != "" && c.Key == ""
+	validate := domain.ValidateClientTLS
+	if keep {
+		validate = domain.ValidateClientTLSKeepingKey
+	}
+	c, err := validate(c, now)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &c, nil
+	return &c, keep, nil
 }
 
 // checkTLSURL refuses TLS settings for a URL that is not https, where

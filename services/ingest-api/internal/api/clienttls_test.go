@@ -77,7 +77,7 @@ func TestClientTLSBadInput(t *testing.T) {
 		{"key of another certificate", map[string]string{"client_certificate": good.CertPEM, "client_key": other.KeyPEM}, "body.tls.client_key", "does not belong"},
 		{"expired certificate", map[string]string{"client_certificate": expired.CertPEM, "client_key": expired.KeyPEM}, "body.tls.client_certificate", "expired at"},
 		{"certificate not yet valid", map[string]string{"client_certificate": future.CertPEM, "client_key": future.KeyPEM}, "body.tls.client_certificate", "not valid before"},
-		{"certificate without key", map[string]string{"client_certificate": good.CertPEM}, "body.tls.client_key", "must be given"},
+		{"certificate without key (not the stored one)", map[string]string{"client_certificate": other.CertPEM}, "body.tls.client_key", "must be given"},
 		{"key without certificate", map[string]string{"client_key": good.KeyPEM}, "body.tls.client_certificate", "must be given"},
 		{"key given as the certificate", map[string]string{"client_certificate": good.KeyPEM, "client_key": good.KeyPEM}, "body.tls.client_certificate", "only certificates"},
 		{"bundle not PEM", map[string]string{"ca_bundle": "garbage"}, "body.tls.ca_bundle", "must be PEM"},
@@ -108,6 +108,60 @@ func TestClientTLSBadInput(t *testing.T) {
 	r = b.do(t, "POST", "/subscriptions", tlsBody(t, "s3", "http://127.0.0.1:9/", map[string]string{"ca_bundle": ca.PEM}))
 	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
 	require.Contains(t, r.raw, "only for https")
+}
+
+// TestClientTLSPatchKeepsKey pins that a PATCH sending the stored
+// certificate without its key keeps the stored key (the dashboard cannot
+// send it back: it never has it), and that the key is kept only so: with
+// another certificate, where no key is stored, or by a key that may not
+// read the subscription (who would learn whether a certificate is the
+// stored one), it is a 422 on body.tls.client_key with nothing stored.
+func TestClientTLSPatchKeepsKey(t *testing.T) {
+	b := setup(t)
+	ca := testkit.NewCA(t)
+	good, other := ca.IssueValid(t, "dispatch"), ca.IssueValid(t, "someone else")
+	r := b.do(t, "POST", "/subscriptions", tlsBody(t, "s1", "https://127.0.0.1:9/", map[string]string{"client_certificate": good.CertPEM, "client_key": good.KeyPEM}))
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	r = b.do(t, "POST", "/subscriptions", tlsBody(t, "bare", "https://127.0.0.1:9/", nil))
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	key := func() string {
+		var k string
+		require.NoError(t, b.db.Pool.QueryRow(t.Context(), `SELECT tls_client_key FROM subscriptions WHERE id = 's1'`).Scan(&k))
+		return k
+	}
+	sealed := key()
+
+	for _, body := range []string{
+		`{"tls":{"client_certificate":` + quote(good.CertPEM) + `,"ca_bundle":` + quote(ca.PEM) + `}}`,
+		`{"tls":{"client_certificate":` + quote(good.CertPEM) + `,"client_key":""}}`,
+	} {
+		r = b.do(t, "PATCH", "/subscriptions/s1", body)
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		require.Equal(t, "********", r.body["tls"].(map[string]any)["client_key"])
+		require.Equal(t, sealed, key(), "the stored key kept as it was")
+	}
+	require.Equal(t, 0, b.count(t, "subscriptions WHERE tls_ca_bundle IS NOT NULL"), "the last PATCH replaced the bundle too")
+
+	writer, _ := b.newKey(t, `"write"`)
+	for _, tt := range []struct {
+		name, key, path, body string
+	}{
+		{"another certificate", "", "/subscriptions/s1", `{"tls":{"client_certificate":` + quote(other.CertPEM) + `}}`},
+		{"no key stored", "", "/subscriptions/bare", `{"tls":{"client_certificate":` + quote(good.CertPEM) + `}}`},
+		{"a key without read", writer, "/subscriptions/s1", `{"tls":{"client_certificate":` + quote(good.CertPEM) + `}}`},
+	} {
+		before := b.snapshot(t, "subscriptions")
+		if tt.key == "" {
+			r = b.do(t, "PATCH", tt.path, tt.body)
+		} else {
+			r = b.doWithKey(t, tt.key, "PATCH", tt.path, tt.body)
+		}
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, tt.name+": "+r.raw)
+		detail := r.body["errors"].([]any)[0].(map[string]any)
+		require.Equal(t, "body.tls.client_key", detail["location"], tt.name)
+		require.Contains(t, detail["message"], "must be given", tt.name)
+		require.Equal(t, before, b.snapshot(t, "subscriptions"), tt.name+": nothing stored")
+	}
 }
 
 // TestClientCertificateExpiryMetric pins the gauge an expiry alert reads:

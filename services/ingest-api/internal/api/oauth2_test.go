@@ -72,6 +72,57 @@ func TestOAuth2Settings(t *testing.T) {
 	require.False(t, strings.Contains(b.snapshot(t, "subscriptions"), "token_url"))
 }
 
+// TestOAuth2PatchKeepsSecret pins that a PATCH sending the settings
+// without the client secret keeps the stored secret when the token URL
+// and client id are those stored, so that scopes or the audience can
+// change without the secret being typed again; a secret is never kept
+// for another token URL or client (it would go where it did not), where
+// none is stored, nor by a key that may not read the subscription.
+func TestOAuth2PatchKeepsSecret(t *testing.T) {
+	b := setup(t)
+	good := map[string]any{"token_url": "https://public.example/oauth/token", "client_id": "dispatch", "client_secret": "cs-e2a91f"}
+	r := b.do(t, "POST", "/subscriptions", oauth2Body(t, "s1", good))
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	r = b.do(t, "POST", "/subscriptions", oauth2Body(t, "bare", nil))
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	secret := func() string {
+		var s string
+		require.NoError(t, b.db.Pool.QueryRow(t.Context(), `SELECT oauth2->>'client_secret' FROM subscriptions WHERE id = 's1'`).Scan(&s))
+		return s
+	}
+	sealed := secret()
+	r = b.do(t, "PATCH", "/subscriptions/s1", `{"oauth2":{"token_url":"https://public.example/oauth/token","client_id":"dispatch","scopes":["a","b"],"audience":"aud"}}`)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, map[string]any{"token_url": "https://public.example/oauth/token", "client_id": "dispatch", "client_secret": "********",
+		"scopes": []any{"a", "b"}, "audience": "aud"}, r.body["oauth2"])
+	require.Equal(t, sealed, secret(), "the stored secret kept as it was")
+
+	writer, _ := b.newKey(t, `"write"`)
+	for _, tt := range []struct {
+		name, key, path, body string
+	}{
+		{"another token URL", "", "/subscriptions/s1", `{"oauth2":{"token_url":"https://other.example/token","client_id":"dispatch"}}`},
+		{"another client", "", "/subscriptions/s1", `{"oauth2":{"token_url":"https://public.example/oauth/token","client_id":"else"}}`},
+		{"no secret stored", "", "/subscriptions/bare", `{"oauth2":{"token_url":"https://public.example/oauth/token","client_id":"dispatch"}}`},
+		{"a key without read", writer, "/subscriptions/s1", `{"oauth2":{"token_url":"https://public.example/oauth/token","client_id":"dispatch"}}`},
+	} {
+		before := b.snapshot(t, "subscriptions")
+		if tt.key == "" {
+			r = b.do(t, "PATCH", tt.path, tt.body)
+		} else {
+			r = b.doWithKey(t, tt.key, "PATCH", tt.path, tt.body)
+		}
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, tt.name+": "+r.raw)
+		detail := r.body["errors"].([]any)[0].(map[string]any)
+		require.Equal(t, "body.oauth2.client_secret", detail["location"], tt.name)
+		require.Equal(t, before, b.snapshot(t, "subscriptions"), tt.name+": nothing stored")
+	}
+	// Created without a secret: refused as before.
+	r = b.do(t, "POST", "/subscriptions", oauth2Body(t, "s3", map[string]any{"token_url": "https://public.example/oauth/token", "client_id": "dispatch"}))
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+	require.Contains(t, r.raw, "body.oauth2.client_secret")
+}
+
 func must(b []byte, err error) string {
 	if err != nil {
 		panic(err)

@@ -151,13 +151,13 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 	if err := s.checkDestination(ctx, sub.URL); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
-	if sub.TLS, err = in.Body.TLS.domain(time.Now()); err != nil {
+	if sub.TLS, _, err = in.Body.TLS.domain(time.Now(), false); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
 	if err := checkTLSURL(sub.TLS, sub.URL); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
-	if sub.OAuth2, err = s.oauth2Settings(ctx, in.Body.OAuth2); err != nil {
+	if sub.OAuth2, _, err = s.oauth2Settings(ctx, in.Body.OAuth2, false); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
 	warnings, err := s.catalogWarnings(ctx, sub.EventTypes)
@@ -217,7 +217,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		patch.SetHeaders, patch.Headers = true, b.Headers.Values
 	}
 	if b.TLS.Sent {
-		c, err := b.TLS.domain(time.Now())
+		c, keep, err := b.TLS.domain(time.Now(), read)
 		if err != nil {
 			return nil, s.problem(ctx, err, "")
 		}
@@ -226,14 +226,14 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 				return nil, s.problem(ctx, err, "")
 			}
 		}
-		patch.SetTLS, patch.TLS = true, c
+		patch.SetTLS, patch.TLS, patch.KeepTLSKey = true, c, keep
 	}
 	if b.OAuth2.Sent {
-		o, err := s.oauth2Settings(ctx, b.OAuth2)
+		o, keep, err := s.oauth2Settings(ctx, b.OAuth2, read)
 		if err != nil {
 			return nil, s.problem(ctx, err, "")
 		}
-		patch.SetOAuth2, patch.OAuth2 = true, o
+		patch.SetOAuth2, patch.OAuth2, patch.KeepOAuth2Secret = true, o, keep
 	}
 	warnings, err := s.catalogWarnings(ctx, b.EventTypes)
 	if err != nil {
