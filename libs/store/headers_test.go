@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
-	"github.com/dispatch-webhooks/dispatch/libs/seal"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
@@ -20,11 +19,7 @@ import (
 func TestCustomHeadersAreSealed(t *testing.T) {
 	t.Parallel()
 	db := testkit.Postgres(t)
-	key, err := seal.ParseKey(seal.NewKey())
-	require.NoError(t, err)
-	keys, err := seal.NewKeyring(key)
-	require.NoError(t, err)
-	st := store.New(db.Pool, store.WithSecretKeys(keys))
+	st := sealingStore(t, db)
 	ctx := context.Background()
 
 	headers := map[string]string{"X-Api-Key": "key-of-the-receiver", "Authorization": "Basic c2VjcmV0"}

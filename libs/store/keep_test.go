@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
-	"github.com/dispatch-webhooks/dispatch/libs/seal"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
@@ -20,17 +19,13 @@ import (
 func TestPatchKeepsStoredCredentials(t *testing.T) {
 	t.Parallel()
 	db := testkit.Postgres(t)
-	key, err := seal.ParseKey(seal.NewKey())
-	require.NoError(t, err)
-	keys, err := seal.NewKeyring(key)
-	require.NoError(t, err)
-	st := store.New(db.Pool, store.WithSecretKeys(keys))
+	st := sealingStore(t, db)
 	ctx := context.Background()
 	ca := testkit.NewCA(t)
 	client, other := ca.IssueValid(t, "dispatch"), ca.IssueValid(t, "other")
 	notAfter := time.Now().Add(24 * time.Hour)
 	o := domain.OAuth2{TokenURL: "https://auth.example/token", ClientID: "dispatch", ClientSecret: "client-secret-value"}
-	_, err = st.CreateSubscription(ctx, domain.Subscription{ID: "keep", URL: "https://h/", EventTypes: []string{"*"}, Secret: "plain-secret-of-sub",
+	_, err := st.CreateSubscription(ctx, domain.Subscription{ID: "keep", URL: "https://h/", EventTypes: []string{"*"}, Secret: "plain-secret-of-sub",
 		TLS: &domain.ClientTLS{Certificate: client.CertPEM, Key: client.KeyPEM, NotAfter: notAfter}, OAuth2: &o})
 	require.NoError(t, err)
 	_, err = st.CreateSubscription(ctx, domain.Subscription{ID: "bare", URL: "https://h/", EventTypes: []string{"none"}, Secret: "plain-secret-of-sub"})

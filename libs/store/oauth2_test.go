@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
-	"github.com/dispatch-webhooks/dispatch/libs/seal"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
@@ -19,11 +18,7 @@ import (
 func TestOAuth2SecretIsSealed(t *testing.T) {
 	t.Parallel()
 	db := testkit.Postgres(t)
-	key, err := seal.ParseKey(seal.NewKey())
-	require.NoError(t, err)
-	keys, err := seal.NewKeyring(key)
-	require.NoError(t, err)
-	st := store.New(db.Pool, store.WithSecretKeys(keys))
+	st := sealingStore(t, db)
 	ctx := context.Background()
 	o := &domain.OAuth2{TokenURL: "https://auth.example/token", ClientID: "dispatch", ClientSecret: "client-secret-value", Scopes: []string{"webhooks:write"}, Audience: "https://api.example"}
 

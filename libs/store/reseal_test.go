@@ -24,6 +24,13 @@ func newKeyring(t *testing.T, current []byte, previous ...[]byte) *seal.Keyring 
 	return keys
 }
 
+// sealingStore returns a store on db that seals secrets with a key of its
+// own.
+func sealingStore(t *testing.T, db *testkit.Database) *store.Store {
+	t.Helper()
+	return store.New(db.Pool, store.WithSecretKeys(newKeyring(t, newKey(t))))
+}
+
 func newKey(t *testing.T) []byte {
 	t.Helper()
 	key, err := seal.ParseKey(seal.NewKey())
