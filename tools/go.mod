@@ -8,6 +8,7 @@ tool (
 )
 
 require (
+	github.com/dispatch-webhooks/dispatch/libs/clock v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/store v0.0.0-00010101000000-000000000000
@@ -99,6 +100,8 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	mvdan.cc/sh/v3 v3.14.1 // indirect
 )
+
+replace github.com/dispatch-webhooks/dispatch/libs/clock => ../libs/clock
 
 replace github.com/dispatch-webhooks/dispatch/libs/signing => ../libs/signing
 

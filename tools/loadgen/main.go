@@ -191,7 +191,9 @@ func run(o options, log io.Writer) (*report, error) {
 
 	p := &poster{client: client, api: o.api, led: led, typ: typ, n: o.n, batch: o.batch, rate: o.rate}
 	posting := p.run(ctx, o.concurrency)
-	delivered := led.waitDelivered(ctx, 20*time.Millisecond)
+	poll := time.NewTicker(20 * time.Millisecond)
+	delivered := led.waitDelivered(ctx, poll.C)
+	poll.Stop()
 	if delivered && o.settle > 0 {
 		select {
 		case <-time.After(o.settle):
