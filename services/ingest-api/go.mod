@@ -4,6 +4,7 @@ go 1.26.4
 
 require (
 	github.com/danielgtaylor/huma/v2 v2.37.2
+	github.com/dispatch-webhooks/dispatch/libs/clock v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/egress v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/queue v0.0.0
@@ -58,7 +59,6 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/apikey v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/clock v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/config v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/lifecycle v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/observability v0.0.0

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
@@ -50,7 +51,7 @@ func main() {
 			os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr)))
 		case "keys":
 			databaseURL := libconfig.FromEnv().String("DATABASE_URL", libconfig.DefaultDatabaseURL)
-			err = keys.Run(context.Background(), databaseURL, os.Args[2:], os.Stdout)
+			err = keys.Run(context.Background(), clock.Real(), databaseURL, os.Args[2:], os.Stdout)
 		case "secrets":
 			err = secrets.Run(context.Background(), libconfig.FromEnv(), os.Args[2:], os.Stdout)
 		default:
