@@ -6,6 +6,7 @@ require (
 	github.com/PuerkitoBio/goquery v1.13.0
 	github.com/a-h/templ v0.3.1100
 	github.com/dispatch-webhooks/dispatch/libs/client v0.0.0
+	github.com/dispatch-webhooks/dispatch/libs/clock v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/config v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/lifecycle v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/observability v0.0.0
@@ -69,6 +70,8 @@ require (
 replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
 
 replace github.com/dispatch-webhooks/dispatch/libs/client => ../../libs/client
+
+replace github.com/dispatch-webhooks/dispatch/libs/clock => ../../libs/clock
 
 replace github.com/dispatch-webhooks/dispatch/libs/config => ../../libs/config
 

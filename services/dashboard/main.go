@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
 	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
@@ -35,7 +36,8 @@ func run(ctx context.Context) error {
 		return err
 	}
 	log := observability.NewLogger(cfg.LogFormat, cfg.LogLevel, "dashboard", cfg.InstanceID)
-	sealer, err := session.NewSealer(cfg.SessionKey, nil)
+	clk := clock.Real()
+	sealer, err := session.NewSealer(cfg.SessionKey, clk)
 	if err != nil {
 		return err
 	}
@@ -45,8 +47,8 @@ func run(ctx context.Context) error {
 	}
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
-	revocations := session.NewRevocations(rdb, cfg.RedisKeyPrefix)
-	srv := server.New(server.Config{APIURL: cfg.APIURL, Sealer: sealer, Revocations: revocations, SessionTTL: cfg.SessionTTL, Logger: log, HTTPS: cfg.HTTPS(),
+	revocations := session.NewRevocations(rdb, cfg.RedisKeyPrefix, clk)
+	srv := server.New(server.Config{APIURL: cfg.APIURL, Sealer: sealer, Revocations: revocations, Clock: clk, SessionTTL: cfg.SessionTTL, Logger: log, HTTPS: cfg.HTTPS(),
 		Portal: server.PortalConfig{FrameAncestors: cfg.Portal.FrameAncestors, Title: cfg.Portal.Title, LogoURL: cfg.Portal.LogoURL, AccentColor: cfg.Portal.AccentColor}})
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"api": srv.Ready, "redis": revocations.Ping})

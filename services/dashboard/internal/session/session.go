@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 )
 
 // KeySize is the size of the session key in bytes.
@@ -76,12 +78,12 @@ func (s Session) Has(scopes ...string) bool {
 type Sealer struct {
 	aead    cipher.AEAD
 	csrfKey []byte
-	now     func() time.Time
+	clock   clock.Clock
 }
 
-// NewSealer returns a Sealer for a key of KeySize bytes; now, if not nil,
-// replaces the clock (tests).
-func NewSealer(key []byte, now func() time.Time) (*Sealer, error) {
+// NewSealer returns a Sealer for a key of KeySize bytes; clk tells whether
+// a session or flash has expired (clock.Real() when nil).
+func NewSealer(key []byte, clk clock.Clock) (*Sealer, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("session key must be %d bytes, got %d", KeySize, len(key))
 	}
@@ -93,12 +95,12 @@ func NewSealer(key []byte, now func() time.Time) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if now == nil {
-		now = time.Now
+	if clk == nil {
+		clk = clock.Real()
 	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("dispatch dashboard csrf"))
-	return &Sealer{aead: aead, csrfKey: mac.Sum(nil), now: now}, nil
+	return &Sealer{aead: aead, csrfKey: mac.Sum(nil), clock: clk}, nil
 }
 
 // additionalData binds sealed cookies to their purpose.
@@ -135,7 +137,7 @@ func (m *Sealer) Open(value string) (Session, error) {
 	if err := json.Unmarshal(plain, &s); err != nil || s.APIKey == "" || s.ID == "" || s.Issued.IsZero() {
 		return Session{}, ErrInvalid
 	}
-	if !m.now().Before(s.Expires) {
+	if !m.clock.Now().Before(s.Expires) {
 		return Session{}, ErrExpired
 	}
 	return s, nil
@@ -214,7 +216,7 @@ func (m *Sealer) OpenFlash(value string) (Flash, error) {
 	if err := json.Unmarshal(plain, &f); err != nil || f.SessionID == "" {
 		return Flash{}, ErrInvalid
 	}
-	if !m.now().Before(f.Expires) {
+	if !m.clock.Now().Before(f.Expires) {
 		return Flash{}, ErrExpired
 	}
 	return f, nil
