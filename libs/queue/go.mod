@@ -3,6 +3,7 @@ module github.com/dispatch-webhooks/dispatch/libs/queue
 go 1.26.4
 
 require (
+	github.com/dispatch-webhooks/dispatch/libs/clock v0.0.0
 	github.com/stretchr/testify v1.12.1
 	github.com/twmb/franz-go v1.22.3
 	go.opentelemetry.io/otel v1.47.0
@@ -66,3 +67,5 @@ replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
 replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
 
 replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal
+
+replace github.com/dispatch-webhooks/dispatch/libs/clock => ../../libs/clock
