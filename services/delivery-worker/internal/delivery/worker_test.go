@@ -505,12 +505,16 @@ func TestHandleGroupsConcurrentDeliveries(t *testing.T) {
 	// so the others queue behind it, as they do behind a busy database.
 	h.store.gate = make(chan struct{})
 	var wg sync.WaitGroup
+	errs := make(chan error, n)
 	for i := range n {
-		wg.Go(func() { require.NoError(t, h.w.Handle(context.Background(), msg(int64(i+1)))) })
+		wg.Go(func() { errs <- h.w.Handle(context.Background(), msg(int64(i+1))) })
 	}
 	require.Eventually(t, func() bool { return h.sent.Load() == n }, 5*time.Second, time.Millisecond)
 	close(h.store.gate)
 	wg.Wait()
+	for range n {
+		require.NoError(t, <-errs)
+	}
 	require.Len(t, h.store.applied(), n)
 	require.Less(t, h.store.applies.Load(), int64(n), "some outcomes were stored together")
 }
