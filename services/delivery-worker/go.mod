@@ -3,6 +3,7 @@ module github.com/dispatch-webhooks/dispatch/services/delivery-worker
 go 1.26.4
 
 require (
+	github.com/dispatch-webhooks/dispatch/libs/clock v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/egress v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/queue v0.0.0
@@ -48,7 +49,6 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/dispatch-webhooks/dispatch/libs/clock v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/libs/config v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/lifecycle v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/observability v0.0.0

@@ -146,9 +146,9 @@ func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
 		res := make([]result[admission], len(reqs))
 		// The turns count from the call, not from when each handler wakes
 		// to read its answer: those wakes are spread over the group.
-		asked := time.Now()
+		asked := sender.clock.Now()
 		adms := guard.AdmitBatch(ctx, reqs)
-		answered := time.Now()
+		answered := sender.clock.Now()
 		for i, a := range adms {
 			res[i].value = admission{Admission: a, turn: turnOf(asked, answered, a.Delay)}
 		}
@@ -332,7 +332,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 func (w *Worker) send(ctx context.Context, job store.Job, timeout time.Duration, sl slot, adm admission) (context.Context, Result) {
 	// The request goes at its turn in the destination's pace: until then
 	// the slot waits on the pace, not on the destination.
-	w.slots.waitsOnDest(sl, w.clock.Now().Add(time.Until(adm.turn.At)))
+	w.slots.waitsOnDest(sl, w.clock.Now().Add(adm.turn.At.Sub(w.sender.clock.Now())))
 	ctx, span := w.tracer.Start(ctx, "delivery attempt")
 	if span.IsRecording() {
 		span.SetAttributes(jobAttrs(job)...)
