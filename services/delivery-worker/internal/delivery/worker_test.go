@@ -163,7 +163,21 @@ type harness struct {
 	guard *fakeGuard
 	clock *clock.Fake
 	sent  atomic.Int64
-	logs  *testkit.Logs // the worker's log, at debug level
+	// arrived tells of each request the receiver got, after sent counts it.
+	arrived chan struct{}
+	logs    *testkit.Logs // the worker's log, at debug level
+}
+
+// awaitSent waits until the receiver has got n requests in all.
+func (h *harness) awaitSent(t *testing.T, n int64) {
+	t.Helper()
+	for h.sent.Load() < n {
+		select {
+		case <-h.arrived:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d requests reached the receiver, want %d", h.sent.Load(), n)
+		}
+	}
 }
 
 type harnessOpts struct {
@@ -177,7 +191,7 @@ type harnessOpts struct {
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{clock: clock.NewFake(start), logs: &testkit.Logs{}}
+	h := &harness{clock: clock.NewFake(start), arrived: make(chan struct{}, 1024), logs: &testkit.Logs{}}
 	if o.status == 0 {
 		o.status = http.StatusNoContent
 	}
@@ -192,6 +206,10 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.sent.Add(1)
+		select {
+		case h.arrived <- struct{}{}:
+		default: // a full channel already wakes the waiter
+		}
 		if o.hold != nil {
 			select {
 			case <-o.hold:
@@ -391,7 +409,7 @@ func TestHandleStoppingDuringTheAttempt(t *testing.T) {
 	t.Cleanup(func() { close(hold) }) // before the receiver closes: cleanups run last first
 	ctx, cancel := context.WithCancel(context.Background())
 	done := h.handleAsync(ctx, 1)
-	require.Eventually(t, func() bool { return h.sent.Load() == 1 }, 5*time.Second, time.Millisecond)
+	h.awaitSent(t, 1)
 	cancel()
 	require.NoError(t, <-done)
 	require.Equal(t, []store.OutcomeKind{store.OutcomeReleased}, kinds(h.store.applied()))
@@ -435,7 +453,7 @@ func TestHandleWaitsForADestinationSlot(t *testing.T) {
 	hold := make(chan struct{})
 	h := newHarness(t, harnessOpts{hold: hold, slots: 1, jobs: 2})
 	first := h.handleAsync(context.Background(), 1)
-	require.Eventually(t, func() bool { return h.sent.Load() == 1 }, 5*time.Second, time.Millisecond)
+	h.awaitSent(t, 1)
 	second := h.handleAsync(context.Background(), 2)
 	require.NoError(t, h.clock.BlockUntilWaiting(context.Background(), 1), "the second waits for the slot")
 	require.Equal(t, int64(1), h.sent.Load())
@@ -454,7 +472,7 @@ func TestHandleGivesBackWhenTheDestinationIsSlow(t *testing.T) {
 	hold := make(chan struct{})
 	h := newHarness(t, harnessOpts{hold: hold, slots: 1, jobs: 3})
 	first := h.handleAsync(context.Background(), 1)
-	require.Eventually(t, func() bool { return h.sent.Load() == 1 }, 5*time.Second, time.Millisecond)
+	h.awaitSent(t, 1)
 	h.clock.Advance(3 * time.Second)
 	require.NoError(t, h.w.Handle(context.Background(), msg(2)))
 	require.NoError(t, h.w.Handle(context.Background(), msg(3)))
@@ -509,7 +527,7 @@ func TestHandleGroupsConcurrentDeliveries(t *testing.T) {
 	for i := range n {
 		wg.Go(func() { errs <- h.w.Handle(context.Background(), msg(int64(i+1))) })
 	}
-	require.Eventually(t, func() bool { return h.sent.Load() == n }, 5*time.Second, time.Millisecond)
+	h.awaitSent(t, n)
 	close(h.store.gate)
 	wg.Wait()
 	for range n {
