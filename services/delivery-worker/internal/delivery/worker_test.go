@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -556,30 +555,4 @@ func TestPolicyForOverrides(t *testing.T) {
 	require.Equal(t, base, policyFor(base, domain.DeliverySettings{}))
 	got := policyFor(base, domain.DeliverySettings{MaxAttempts: 2, RetryBaseDelay: 2 * time.Minute})
 	require.Equal(t, retry.Policy{MaxAttempts: 2, BaseDelay: 2 * time.Minute, MaxDelay: 2 * time.Minute}, got, "the max delay is never below the base")
-}
-
-func TestGrouperTakesOutACallWhoseContextEnds(t *testing.T) {
-	t.Parallel()
-	block := make(chan struct{})
-	var ran atomic.Int64
-	g := newGrouper(10, 1, func(_ context.Context, in []int) []result[int] {
-		<-block
-		ran.Add(int64(len(in)))
-		res := make([]result[int], len(in))
-		for i, v := range in {
-			res[i].value = v * 2
-		}
-		return res
-	})
-	first := make(chan int, 1)
-	go func() { v, _ := g.do(context.Background(), 1); first <- v }()
-	require.Eventually(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.queue) == 0 && g.flushing == 1 }, 5*time.Second, time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := g.do(ctx, 2)
-	require.ErrorIs(t, err, context.Canceled)
-	close(block)
-	require.Equal(t, 2, <-first)
-	require.Equal(t, int64(1), ran.Load(), "the abandoned call never ran")
-	require.True(t, errors.Is(each[int](1, context.Canceled)[0].err, context.Canceled))
 }
