@@ -49,6 +49,15 @@ type Guard interface {
 	Observed() []string
 }
 
+// Poster makes one attempt of a delivery: what the worker needs of a
+// *Sender, so that the worker's own tests answer attempts without an HTTP
+// server and the Sender's tests need no worker.
+type Poster interface {
+	// Send attempts job once within timeout, written within turn, and
+	// describes what happened; every failure is an attempt outcome.
+	Send(ctx context.Context, job store.Job, timeout time.Duration, turn Turn) Result
+}
+
 // goneReason is recorded on a subscription its endpoint retired.
 const goneReason = "endpoint answered 410 Gone"
 
@@ -80,7 +89,7 @@ type Config struct {
 type Worker struct {
 	cfg     Config
 	clock   clock.Clock
-	sender  *Sender
+	sender  Poster
 	store   Store
 	guard   Guard
 	slots   *slots
@@ -108,7 +117,7 @@ const (
 )
 
 // NewWorker returns a Worker. Its Handle method is a queue.Handler.
-func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
+func NewWorker(st Store, sender Poster, guard Guard, cfg Config) *Worker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
