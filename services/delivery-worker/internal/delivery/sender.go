@@ -132,6 +132,9 @@ func NewSender(cfg SenderConfig) *Sender {
 	}
 }
 
+// Now reads the Sender's clock, which turns are on.
+func (s *Sender) Now() time.Time { return s.clock.Now() }
+
 // payload is the JSON body every delivery carries.
 type payload struct {
 	ID        string          `json:"id"`
