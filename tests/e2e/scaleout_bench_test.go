@@ -35,6 +35,8 @@ var scaleOutWorker = []string{
 func slowReceiver(t testing.TB, latency time.Duration) *receiver {
 	rc := newReceiver(t, http.StatusNoContent)
 	rc.respond = func(w http.ResponseWriter, _ *http.Request, _ int) bool {
+		// Real time on purpose: the benchmark measures throughput against
+		// a receiver that takes this long.
 		time.Sleep(latency)
 		w.WriteHeader(http.StatusNoContent)
 		return true
