@@ -83,6 +83,8 @@ type stack struct {
 	redis *testkit.RedisServer
 	// workers counts the delivery workers started, to name them.
 	workers int
+	// api is the ingest-api process at apiURL.
+	api *proc
 }
 
 func (s *stack) redisURL() string {
@@ -124,7 +126,7 @@ func startStackOn(t testing.TB, partitions int32, apiEnv ...string) *stack {
 	s.brokers = strings.Join(s.kafka.ListenAddrs(), ",")
 	addr := freeAddr(t)
 	s.apiURL = "http://" + addr
-	s.start("ingest-api", append([]string{"ADDR=" + addr}, apiEnv...)...)
+	s.api = s.start("ingest-api", append([]string{"ADDR=" + addr}, apiEnv...)...)
 	s.waitReady(s.apiURL)
 	return s
 }
