@@ -38,7 +38,7 @@ require (
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
-	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
+	github.com/twmb/franz-go/pkg/kmsg v1.15.1
 )
 
 replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit

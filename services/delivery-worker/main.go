@@ -29,8 +29,15 @@ var version = "dev"
 func main() {
 	// "healthcheck" asks the running service at ADDR whether it is ready,
 	// for container health checks: exit 0 when it is, 1 when not.
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr)))
+	// "configcheck" reads the settings as a start would, and exits 0 when
+	// they are accepted or prints every bad one and exits 1.
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "healthcheck":
+			os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr)))
+		case "configcheck":
+			os.Exit(libconfig.CheckCommand(config.Load, os.Stderr))
+		}
 	}
 	lifecycle.Main("delivery-worker", run)
 }
