@@ -4,7 +4,6 @@ go 1.26.4
 
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
-	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/moby/buildkit v0.33.0
 	github.com/moby/patternmatcher v0.6.1
@@ -143,10 +142,7 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/evanphx/json-patch.v4 v4.13.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
-	helm.sh/helm/v4 v4.3.2 // indirect
-	k8s.io/api v0.37.2 // indirect
 	k8s.io/apiextensions-apiserver v0.37.2 // indirect
-	k8s.io/apimachinery v0.37.2 // indirect
 	k8s.io/apiserver v0.37.2 // indirect
 	k8s.io/cli-runtime v0.37.2 // indirect
 	k8s.io/client-go v0.37.2 // indirect
@@ -157,40 +153,23 @@ require (
 	k8s.io/utils v0.0.0-20260626114624-be93311217bd // indirect
 	oras.land/oras-go/v2 v2.6.2 // indirect
 	sigs.k8s.io/controller-runtime v0.25.2 // indirect
-	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730 // indirect
 	sigs.k8s.io/kustomize/api v0.21.1 // indirect
 	sigs.k8s.io/kustomize/kyaml v0.21.2 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
-	sigs.k8s.io/yaml v1.6.0 // indirect
 )
-
-replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../libs/testkit
 
 replace github.com/dispatch-webhooks/dispatch/migrations => ../migrations
 
-replace github.com/dispatch-webhooks/dispatch/libs/config => ../libs/config
+require (
+	github.com/dispatch-webhooks/dispatch/libs v0.0.0
+	helm.sh/helm/v4 v4.3.2
+	k8s.io/api v0.37.2
+	k8s.io/apimachinery v0.37.2
+	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730
+	sigs.k8s.io/yaml v1.6.0
+)
 
-replace github.com/dispatch-webhooks/dispatch/libs/domain => ../libs/domain
-
-replace github.com/dispatch-webhooks/dispatch/libs/observability => ../libs/observability
-
-replace github.com/dispatch-webhooks/dispatch/libs/queue => ../libs/queue
-
-replace github.com/dispatch-webhooks/dispatch/libs/signing => ../libs/signing
-
-replace github.com/dispatch-webhooks/dispatch/libs/store => ../libs/store
-
-replace github.com/dispatch-webhooks/dispatch/libs/retry => ../libs/retry
-
-replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../libs/resilience
-
-replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../libs/lifecycle
-
-replace github.com/dispatch-webhooks/dispatch/libs/egress => ../libs/egress
-
-replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../libs/apikey
-
-replace github.com/dispatch-webhooks/dispatch/libs/seal => ../libs/seal
+replace github.com/dispatch-webhooks/dispatch/libs => ../libs
 
 tool helm.sh/helm/v4/cmd/helm

@@ -149,6 +149,15 @@ func (e *Env) Err() error {
 	return fmt.Errorf("invalid configuration: %w", errors.Join(e.errs...))
 }
 
+// AnswerConfigcheck runs CheckCommand and exits with its code when the
+// process was started as `<service> configcheck`. Otherwise it returns at
+// once.
+func AnswerConfigcheck[C any](load func(*Env) (C, error)) {
+	if len(os.Args) > 1 && os.Args[1] == "configcheck" {
+		os.Exit(CheckCommand(load, os.Stderr))
+	}
+}
+
 // CheckCommand is a service's "configcheck" subcommand: it reads the
 // process environment with the service's own load function and reports
 // every bad variable, so that a deployment's settings can be checked

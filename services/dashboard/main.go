@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/redis/go-redis/v9"
 
@@ -21,18 +20,8 @@ import (
 )
 
 func main() {
-	// "healthcheck" asks the running dashboard at ADDR whether it is ready,
-	// for container health checks: exit 0 when it is, 1 when not.
-	// "configcheck" reads the settings as a start would, and exits 0 when
-	// they are accepted or prints every bad one and exits 1.
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "healthcheck":
-			os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", config.DefaultAddr)))
-		case "configcheck":
-			os.Exit(libconfig.CheckCommand(config.Load, os.Stderr))
-		}
-	}
+	observability.AnswerHealthcheck(libconfig.FromEnv().String("ADDR", config.DefaultAddr))
+	libconfig.AnswerConfigcheck(config.Load)
 	lifecycle.Main("dashboard", run)
 }
 
