@@ -417,6 +417,7 @@ func checkDeployment(t *testing.T, m *manifests, tc chartCase, d *appsv1.Deploym
 	c := pod.Containers[0]
 	require.Equal(t, name, c.Name)
 	require.True(t, strings.HasPrefix(c.Image, "dispatch/"+svc.binary+":"), "%s runs its own image, not %s", name, c.Image)
+	require.Equal(t, c.Image[strings.LastIndex(c.Image, ":")+1:], d.Spec.Template.Labels["app.kubernetes.io/version"], "%s's pods are labelled with the version they run", name)
 	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
 		require.NotNil(t, p, "%s has liveness and readiness probes", name)
 		require.NotNil(t, p.HTTPGet, "%s probes over HTTP", name)
