@@ -3,7 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,7 +104,9 @@ func deliveredPerSecond(b *testing.B, workers int) float64 {
 // workers are added: delivered/s with 1, 2 and 4 workers in one consumer
 // group (and the ratios to one), how soon a worker started mid-burst
 // delivers, that a worker killed mid-burst loses nothing, and the busiest
-// second of a destination limited to 100/s served by 4 workers. It takes
+// second of a destination limited to 100/s served by 4 workers; then the
+// single posts one and two ingest-api instances behind one address accept
+// when the API binds. It takes
 // a few minutes; run it alone (go tool task scaleout):
 //
 //	cd tests/e2e && go test -run '^$' -bench ScaleOut -benchtime 1x -timeout 30m .
@@ -122,6 +129,12 @@ func BenchmarkScaleOut(b *testing.B) {
 		b.ReportMetric(float64(duplicates), "redelivered-after-kill")
 		busiest := limitAcrossFourWorkers(b)
 		b.ReportMetric(float64(busiest), "busiest-second-at-100/s")
+
+		one, two := apiPostsPerSecond(b, 1), apiPostsPerSecond(b, 2)
+		b.Logf("single posts accepted: %.0f/s by one ingest-api, %.0f/s by two behind one address", one, two)
+		b.ReportMetric(one, "posts/s-1-api")
+		b.ReportMetric(two, "posts/s-2-apis")
+		b.ReportMetric(two/one, "x-2-apis")
 	}
 }
 
@@ -184,6 +197,9 @@ func workerKilledMidBurst(b *testing.B) int {
 func limitAcrossFourWorkers(b *testing.B) int {
 	s := startStackOn(b, scaleOutPartitions)
 	rc := newReceiver(b, http.StatusNoContent)
+	// Deliveries the limit keeps waiting long are given back to the
+	// database, due at their turn, and the scheduler publishes them again.
+	s.startScheduler()
 	const limit, n = 100, 1000
 	s.subscribeWith("sub", rc, map[string]any{"rate_limit_per_second": limit}, "*")
 	for range 4 {
@@ -201,4 +217,95 @@ func limitAcrossFourWorkers(b *testing.B) int {
 	}
 	b.Logf("limited to %d/s across four workers: at most %d in any second", limit, most)
 	return most
+}
+
+// roundRobin is one address in front of backends, as a load balancer
+// would be: each connection it accepts goes to the next backend.
+func roundRobin(t testing.TB, backends []string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var next atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			backend := backends[int(next.Add(1)-1)%len(backends)]
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", backend)
+				if err != nil {
+					return
+				}
+				go func() {
+					_, _ = io.Copy(u, c)
+					u.Close()
+				}()
+				_, _ = io.Copy(c, u)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// apiPostsPerSecond runs instances ingest-api processes behind one
+// address and returns the single posts they accept per second from 32
+// producers, each on a connection of its own, over ten seconds. Each
+// instance has one thread for Go code (GOMAXPROCS=1): that makes the API,
+// not the database or the producers, what binds on a machine of two cores,
+// as it would with instances given one core each.
+func apiPostsPerSecond(b *testing.B, instances int) float64 {
+	s := startStackOn(b, scaleOutPartitions, "GOMAXPROCS=1")
+	rc := newReceiver(b, http.StatusNoContent)
+	s.subscribe("sub", rc, "*")
+	backends := []string{strings.TrimPrefix(s.apiURL, "http://")}
+	for range instances - 1 {
+		addr := freeAddr(b)
+		s.start("ingest-api", "ADDR="+addr, "GOMAXPROCS=1")
+		s.waitReady("http://" + addr)
+		backends = append(backends, addr)
+	}
+	front := roundRobin(b, backends)
+	const producers, lasting = 32, 10 * time.Second
+	var accepted, refused atomic.Int64
+	deadline := time.Now().Add(lasting)
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
+			defer c.CloseIdleConnections()
+			for i := 0; time.Now().Before(deadline); i++ {
+				body := fmt.Sprintf(`{"id":"p%d_%d","type":"load.test","data":{"n":1}}`, p, i)
+				req, err := http.NewRequest(http.MethodPost, front+"/events", strings.NewReader(body))
+				if err != nil {
+					refused.Add(1)
+					return
+				}
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+adminKey)
+				resp, err := c.Do(req)
+				if err != nil {
+					refused.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusAccepted {
+					accepted.Add(1)
+				} else {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if refused.Load() > 0 {
+		b.Fatalf("%d posts not accepted", refused.Load())
+	}
+	return float64(accepted.Load()) / lasting.Seconds()
 }
