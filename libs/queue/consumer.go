@@ -82,7 +82,6 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		kgo.AutoCommitInterval(time.Second),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
-		kgo.AllowAutoTopicCreation(),
 	}
 	if cfg.ClientID != "" {
 		opts = append(opts, kgo.ClientID(cfg.ClientID))

@@ -22,6 +22,7 @@ import (
 
 func main() {
 	observability.AnswerHealthcheck(libconfig.FromEnv().String("ADDR", config.DefaultAddr))
+	libconfig.AnswerConfigcheck(config.Load)
 	lifecycle.Main("dashboard", run)
 }
 

@@ -31,6 +31,7 @@ var version = "dev"
 
 func main() {
 	observability.AnswerHealthcheck(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr))
+	libconfig.AnswerConfigcheck(config.Load)
 	lifecycle.Main("retry-scheduler", run)
 }
 

@@ -12,9 +12,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/dispatch-webhooks/dispatch/libs/config"
 )
 
 func main() {
@@ -24,16 +27,18 @@ func main() {
 	if len(os.Args) > 1 {
 		cmd = os.Args[1]
 	}
-	var err error
-	switch cmd {
-	case "up":
-		err = up(ctx, loadSettings())
-	case "kafka":
-		err = kafkaOnly(ctx, loadSettings())
-	case "receiver":
-		err = receiverOnly(ctx, loadSettings())
-	default:
-		err = fmt.Errorf("unknown command %q: use up, kafka or receiver", cmd)
+	s, err := loadSettings()
+	if err == nil {
+		switch cmd {
+		case "up":
+			err = up(ctx, s)
+		case "kafka":
+			err = kafkaOnly(ctx, s)
+		case "receiver":
+			err = receiverOnly(ctx, s)
+		default:
+			err = fmt.Errorf("unknown command %q: use up, kafka or receiver", cmd)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "devstack:", err)
@@ -47,6 +52,10 @@ type settings struct {
 	kafkaBrokers string
 	kafkaAddr    string
 	topic        string
+	// partitions and replication are KAFKA_PARTITIONS and
+	// KAFKA_REPLICATION_FACTOR, which the topic is made with.
+	partitions   int32
+	replication  int16
 	dataDir      string
 	apiAddr      string
 	workerAddr   string
@@ -63,12 +72,22 @@ func env(name, def string) string {
 	return def
 }
 
-func loadSettings() settings {
+// loadSettings reads the settings, failing on a bad KAFKA_PARTITIONS or
+// KAFKA_REPLICATION_FACTOR as the services' own settings do.
+func loadSettings() (settings, error) {
+	vars := config.FromEnv()
+	topic := vars.Topic()
+	if err := vars.Err(); err != nil {
+		return settings{}, err
+	}
 	return settings{
 		databaseURL:  env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dispatch?sslmode=disable"),
 		kafkaBrokers: os.Getenv("KAFKA_BROKERS"),
 		kafkaAddr:    env("KAFKA_ADDR", "127.0.0.1:9092"),
-		topic:        env("KAFKA_TOPIC", "events.pending"),
+		topic:        topic.Name,
+		// Bounded by Topic.
+		partitions:   int32(min(topic.Partitions, math.MaxInt32)),
+		replication:  int16(min(topic.ReplicationFactor, math.MaxInt16)),
 		dataDir:      env("DATA_DIR", ".data"),
 		apiAddr:      env("API_ADDR", "127.0.0.1:8080"),
 		workerAddr:   env("WORKER_ADDR", "127.0.0.1:8081"),
@@ -76,5 +95,5 @@ func loadSettings() settings {
 		dashAddr:     env("DASHBOARD_ADDR", "127.0.0.1:8083"),
 		receiverAddr: env("RECEIVER_ADDR", "127.0.0.1:9000"),
 		binDir:       env("BIN_DIR", "bin"),
-	}
+	}, nil
 }
