@@ -15,6 +15,8 @@
 # dev stack's ports free. CPU time is what a component used, whatever else
 # the machine did, but PostgreSQL's and Redis's include whatever other
 # clients asked of them meanwhile: run it on a machine doing nothing else.
+# The load tool keeps its subscriptions (-keep), so that what the runs
+# stored can be measured; the database is dropped at the next run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-20000}
@@ -66,7 +68,7 @@ phase() {
   local name=$1; shift
   local before wal0 d0 after wal1 d1 count
   before=$(snapshot); wal0=$(wal); d0=$(delivered)
-  ./bin/loadgen -key "$key" -n "$n" -metrics "" "$@" > "$data/$name.txt"
+  ./bin/loadgen -key "$key" -n "$n" -metrics "" -keep "$@" > "$data/$name.txt"
   sleep 2 # outcomes still being written when the last receipt was seen
   after=$(snapshot); wal1=$(wal); d1=$(delivered)
   count=$((d1 - d0))
