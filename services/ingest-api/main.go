@@ -81,12 +81,12 @@ func run(ctx context.Context) error {
 	// a sequential scan (store.WithIngestPool); the rest serve every other
 	// request.
 	ingestConns := max(1, cfg.DBMaxConns/3)
-	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(max(1, cfg.DBMaxConns-ingestConns)))
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, max(1, cfg.DBMaxConns-ingestConns))
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
-	ingestPool, err := store.Connect(ctx, cfg.DatabaseURL, int32(ingestConns), store.KeyedReads())
+	ingestPool, err := store.Connect(ctx, cfg.DatabaseURL, ingestConns, store.KeyedReads())
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}

@@ -50,7 +50,7 @@ func run(ctx context.Context) error {
 	}
 	defer observability.FlushTracing(stopTracing, log)
 
-	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns))
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
