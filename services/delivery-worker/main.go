@@ -45,7 +45,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer observability.FlushTracing(stopTracing, log)
+	defer observability.FlushTracing(ctx, stopTracing, log)
 
 	// Every write the worker makes is one a lapsed lease redoes, so it
 	// need not wait for the disk (ADR 0025).

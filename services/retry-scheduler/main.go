@@ -48,7 +48,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer observability.FlushTracing(stopTracing, log)
+	defer observability.FlushTracing(ctx, stopTracing, log)
 
 	pool, err := store.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
 	if err != nil {
@@ -61,9 +61,9 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("KAFKA_BROKERS: %w", err)
 	}
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 		defer cancel()
-		if err := producer.Close(ctx); err != nil {
+		if err := producer.Close(closeCtx); err != nil {
 			log.Warn("closing producer", "err", err)
 		}
 	}()

@@ -50,7 +50,7 @@ func (g *grouper[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	g.queue = append(g.queue, c)
 	if g.flushing < g.maxFlush {
 		g.flushing++
-		go g.flush()
+		go g.flush() //nolint:contextcheck // a flush serves many callers and runs without any one caller's context
 	}
 	g.mu.Unlock()
 	select {

@@ -78,7 +78,7 @@ func (b *ingestBatcher) ingest(ctx context.Context, e domain.Event) (store.Inges
 	if b.flushing < b.maxFlush {
 		b.flushing++
 		b.flushesWG.Add(1)
-		go b.flush()
+		go b.flush() //nolint:contextcheck // a flush serves many callers and runs without any one caller's context
 	}
 	b.mu.Unlock()
 	select {
