@@ -182,7 +182,10 @@ func TestSemaphoreHoldsAcrossWorkersAndFreesCrashedPermits(t *testing.T) {
 					continue
 				}
 				n := inFlight.Add(1)
-				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				for p := peak.Load(); n > p; p = peak.Load() {
+					if peak.CompareAndSwap(p, n) {
+						break
+					}
 				}
 				time.Sleep(2 * time.Millisecond)
 				inFlight.Add(-1)

@@ -281,7 +281,7 @@ func TestApplyOutcomesWholeCallFails(t *testing.T) {
 		fault   func(t *testing.T, db *testkit.Database) context.Context
 		wantErr string
 	}{
-		{"cancelled context", func(t *testing.T, _ *testkit.Database) context.Context {
+		{"cancelled context", func(_ *testing.T, _ *testkit.Database) context.Context {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			return ctx
@@ -556,7 +556,7 @@ func TestBatchesWaitForASubscriptionBeingDeleted(t *testing.T) {
 			}
 			holder, err := pool.Begin(ctx)
 			require.NoError(t, err)
-			defer holder.Rollback(ctx)
+			defer func() { _ = holder.Rollback(ctx) }() // for a test stopped before the rollback below
 			_, err = holder.Exec(ctx, `SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE`, held)
 			require.NoError(t, err)
 
@@ -571,17 +571,25 @@ func TestBatchesWaitForASubscriptionBeingDeleted(t *testing.T) {
 			deleted := make(chan error, 1)
 			go func() { _, err := st.DeleteSubscription(ctx, store.Unscoped, sub); deleted <- err }()
 			waiting(1) // the deletion has taken B and waits for the held delivery
-			batch := make(chan []error, 1)
+			// The batch's own error and each member's; checked below, as
+			// require may stop only the test's own goroutine.
+			type result struct {
+				err  error
+				errs []error
+			}
+			batch := make(chan result, 1)
 			go func() {
 				if tt.claim {
 					claims, err := st.ClaimDeliveries(ctx, []int64{a, b}, time.Minute, 0)
-					require.NoError(t, err)
-					batch <- []error{claims[0].Err, claims[1].Err}
+					if err != nil {
+						batch <- result{err: err}
+						return
+					}
+					batch <- result{errs: []error{claims[0].Err, claims[1].Err}}
 					return
 				}
 				errs, err := st.ApplyOutcomes(ctx, outcomes)
-				require.NoError(t, err)
-				batch <- errs
+				batch <- result{err: err, errs: errs}
 			}()
 			waiting(2)                         // the batch waits too
 			time.Sleep(300 * time.Millisecond) // past the batch's deadlock check
@@ -592,7 +600,9 @@ func TestBatchesWaitForASubscriptionBeingDeleted(t *testing.T) {
 			if tt.claim {
 				want = domain.ErrNotClaimable
 			}
-			for _, err := range <-batch {
+			res := <-batch
+			require.NoError(t, res.err)
+			for _, err := range res.errs {
 				require.ErrorIs(t, err, want)
 			}
 		})

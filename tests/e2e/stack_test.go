@@ -62,7 +62,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -283,7 +283,7 @@ func (s *stack) post(id, typ string) int {
 	}
 	source := "e2e"
 	var res *client.CreateEventResponse
-	for try := 0; try < 20; try++ {
+	for range 20 {
 		res, err = api.CreateEventWithResponse(context.Background(), client.CreateEventJSONRequestBody{
 			Id: id, Type: typ, Source: &source, Data: map[string]any{"n": 1},
 		})

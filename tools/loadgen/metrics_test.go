@@ -134,11 +134,11 @@ func TestWatchRSS(t *testing.T) {
 			return
 		}
 		rss := []string{"1048576", "3145728", "2097152"}[min(scrapes.Add(1)-1, 2)]
-		io.WriteString(w, "process_resident_memory_bytes "+rss+"\n")
+		_, _ = io.WriteString(w, "process_resident_memory_bytes "+rss+"\n")
 	}))
 	defer rises.Close()
 	labelled := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, `process_resident_memory_bytes{service="worker"} 1024`+"\n")
+		_, _ = io.WriteString(w, `process_resident_memory_bytes{service="worker"} 1024`+"\n")
 	}))
 	defer labelled.Close()
 	down := httptest.NewServer(http.NotFoundHandler())

@@ -17,7 +17,7 @@ import (
 func TestPosterCatchesUpWithTheRate(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if calls.Add(1) == 1 {
 			time.Sleep(500 * time.Millisecond)
 		}

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -581,5 +580,5 @@ func TestGrouperTakesOutACallWhoseContextEnds(t *testing.T) {
 	close(block)
 	require.Equal(t, 2, <-first)
 	require.Equal(t, int64(1), ran.Load(), "the abandoned call never ran")
-	require.True(t, errors.Is(each[int](1, context.Canceled)[0].err, context.Canceled))
+	require.ErrorIs(t, each[int](1, context.Canceled)[0].err, context.Canceled)
 }
