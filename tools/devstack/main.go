@@ -18,26 +18,30 @@ import (
 )
 
 func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		os.Exit(1)
+	}
+}
+
+// run runs the command named by the first argument until it ends or a
+// signal stops it.
+func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	cmd := "up"
 	if len(os.Args) > 1 {
 		cmd = os.Args[1]
 	}
-	var err error
 	switch cmd {
 	case "up":
-		err = up(ctx, loadSettings())
+		return up(ctx, loadSettings())
 	case "kafka":
-		err = kafkaOnly(ctx, loadSettings())
+		return kafkaOnly(ctx, loadSettings())
 	case "receiver":
-		err = receiverOnly(ctx, loadSettings())
+		return receiverOnly(ctx, loadSettings())
 	default:
-		err = fmt.Errorf("unknown command %q: use up, kafka or receiver", cmd)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "devstack:", err)
-		os.Exit(1)
+		return fmt.Errorf("unknown command %q: use up, kafka or receiver", cmd)
 	}
 }
 
