@@ -4,7 +4,6 @@ go 1.26.4
 
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
-	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/moby/buildkit v0.33.0
 	github.com/moby/patternmatcher v0.6.1
@@ -56,30 +55,8 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../libs/testkit
-
 replace github.com/dispatch-webhooks/dispatch/migrations => ../migrations
 
-replace github.com/dispatch-webhooks/dispatch/libs/config => ../libs/config
+require github.com/dispatch-webhooks/dispatch/libs v0.0.0
 
-replace github.com/dispatch-webhooks/dispatch/libs/domain => ../libs/domain
-
-replace github.com/dispatch-webhooks/dispatch/libs/observability => ../libs/observability
-
-replace github.com/dispatch-webhooks/dispatch/libs/queue => ../libs/queue
-
-replace github.com/dispatch-webhooks/dispatch/libs/signing => ../libs/signing
-
-replace github.com/dispatch-webhooks/dispatch/libs/store => ../libs/store
-
-replace github.com/dispatch-webhooks/dispatch/libs/retry => ../libs/retry
-
-replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../libs/resilience
-
-replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../libs/lifecycle
-
-replace github.com/dispatch-webhooks/dispatch/libs/egress => ../libs/egress
-
-replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../libs/apikey
-
-replace github.com/dispatch-webhooks/dispatch/libs/seal => ../libs/seal
+replace github.com/dispatch-webhooks/dispatch/libs => ../libs

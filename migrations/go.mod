@@ -13,43 +13,19 @@ require (
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )
 
 require (
-	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
-	golang.org/x/sync v0.22.0 // indirect
-	golang.org/x/text v0.41.0 // indirect
+	golang.org/x/sync v0.23.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 )
 
-replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../libs/testkit
+require github.com/dispatch-webhooks/dispatch/libs v0.0.0
 
-replace github.com/dispatch-webhooks/dispatch/libs/config => ../libs/config
-
-replace github.com/dispatch-webhooks/dispatch/libs/domain => ../libs/domain
-
-replace github.com/dispatch-webhooks/dispatch/libs/observability => ../libs/observability
-
-replace github.com/dispatch-webhooks/dispatch/libs/queue => ../libs/queue
-
-replace github.com/dispatch-webhooks/dispatch/libs/signing => ../libs/signing
-
-replace github.com/dispatch-webhooks/dispatch/libs/store => ../libs/store
-
-replace github.com/dispatch-webhooks/dispatch/libs/retry => ../libs/retry
-
-replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../libs/resilience
-
-replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../libs/lifecycle
-
-replace github.com/dispatch-webhooks/dispatch/libs/egress => ../libs/egress
-
-replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../libs/apikey
-
-replace github.com/dispatch-webhooks/dispatch/libs/seal => ../libs/seal
+replace github.com/dispatch-webhooks/dispatch/libs => ../libs

@@ -8,9 +8,7 @@ tool (
 )
 
 require (
-	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/store v0.0.0-00010101000000-000000000000
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
@@ -58,8 +56,6 @@ require (
 	github.com/alecthomas/chroma/v2 v2.27.0 // indirect
 	github.com/chainguard-dev/git-urls v1.0.2 // indirect
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect
-	github.com/dispatch-webhooks/dispatch/libs/apikey v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0
 	github.com/dlclark/regexp2/v2 v2.7.1 // indirect
 	github.com/dominikbraun/graph v0.23.0 // indirect
 	github.com/elliotchance/orderedmap/v3 v3.1.1 // indirect
@@ -88,8 +84,6 @@ require (
 	github.com/twmb/franz-go v1.22.3 // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
 	github.com/zeebo/xxh3 v1.1.0 // indirect
-	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.70.0 // indirect
-	go.opentelemetry.io/otel/trace v1.45.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/net v0.59.0 // indirect
@@ -104,26 +98,6 @@ replace github.com/dispatch-webhooks/dispatch/libs/signing => ../libs/signing
 
 replace github.com/dispatch-webhooks/dispatch/migrations => ../migrations
 
-replace github.com/dispatch-webhooks/dispatch/libs/config => ../libs/config
+require github.com/dispatch-webhooks/dispatch/libs v0.0.0
 
-replace github.com/dispatch-webhooks/dispatch/libs/domain => ../libs/domain
-
-replace github.com/dispatch-webhooks/dispatch/libs/observability => ../libs/observability
-
-replace github.com/dispatch-webhooks/dispatch/libs/queue => ../libs/queue
-
-replace github.com/dispatch-webhooks/dispatch/libs/store => ../libs/store
-
-replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../libs/testkit
-
-replace github.com/dispatch-webhooks/dispatch/libs/retry => ../libs/retry
-
-replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../libs/resilience
-
-replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../libs/lifecycle
-
-replace github.com/dispatch-webhooks/dispatch/libs/egress => ../libs/egress
-
-replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../libs/apikey
-
-replace github.com/dispatch-webhooks/dispatch/libs/seal => ../libs/seal
+replace github.com/dispatch-webhooks/dispatch/libs => ../libs

@@ -20,39 +20,11 @@ require (
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
 	github.com/natefinch/atomic v1.0.1 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/mod v0.41.0 // indirect
 	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/tools v0.51.0 // indirect
 )
-
-replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../libs/apikey
-
-replace github.com/dispatch-webhooks/dispatch/libs/client => ../libs/client
-
-replace github.com/dispatch-webhooks/dispatch/libs/config => ../libs/config
-
-replace github.com/dispatch-webhooks/dispatch/libs/domain => ../libs/domain
-
-replace github.com/dispatch-webhooks/dispatch/libs/egress => ../libs/egress
-
-replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../libs/lifecycle
-
-replace github.com/dispatch-webhooks/dispatch/libs/observability => ../libs/observability
-
-replace github.com/dispatch-webhooks/dispatch/libs/queue => ../libs/queue
-
-replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../libs/resilience
-
-replace github.com/dispatch-webhooks/dispatch/libs/retry => ../libs/retry
-
-replace github.com/dispatch-webhooks/dispatch/libs/seal => ../libs/seal
-
-replace github.com/dispatch-webhooks/dispatch/libs/signing => ../libs/signing
-
-replace github.com/dispatch-webhooks/dispatch/libs/store => ../libs/store
-
-replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../libs/testkit
-
-replace github.com/dispatch-webhooks/dispatch/migrations => ../migrations

@@ -7,8 +7,6 @@
 package seal
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -27,10 +25,12 @@ const prefix = "sealed:v1:"
 // ErrUnknownKey means a value was sealed with a key this Keyring lacks.
 var ErrUnknownKey = errors.New("sealed with a key that is not configured")
 
-// Keyring seals with its current key and opens with any of its keys.
+// Keyring seals with its current key and opens with any of its keys. Each
+// key is a Box of its own, named by the key's fingerprint in the values it
+// seals, so that opening needs no trial of every key.
 type Keyring struct {
 	current string
-	aeads   map[string]cipher.AEAD
+	boxes   map[string]*Box
 }
 
 // ParseKey reads a key written as standard base64 of KeySize bytes.
@@ -52,13 +52,9 @@ func NewKey() string {
 // NewKeyring seals with current and also opens values sealed with any of
 // previous.
 func NewKeyring(current []byte, previous ...[]byte) (*Keyring, error) {
-	k := &Keyring{aeads: map[string]cipher.AEAD{}}
+	k := &Keyring{boxes: map[string]*Box{}}
 	for i, key := range append([][]byte{current}, previous...) {
-		block, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, fmt.Errorf("encryption key: %w", err)
-		}
-		aead, err := cipher.NewGCM(block)
+		box, err := NewBox(key)
 		if err != nil {
 			return nil, fmt.Errorf("encryption key: %w", err)
 		}
@@ -66,7 +62,7 @@ func NewKeyring(current []byte, previous ...[]byte) (*Keyring, error) {
 		if i == 0 {
 			k.current = id
 		}
-		k.aeads[id] = aead
+		k.boxes[id] = box
 	}
 	return k, nil
 }
@@ -80,11 +76,7 @@ func fingerprint(key []byte) string {
 // bound to the result, so a sealed secret moved to another row does not
 // open.
 func (k *Keyring) Seal(owner, secret string) string {
-	aead := k.aeads[k.current]
-	nonce := make([]byte, aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	sealed := aead.Seal(nonce, nonce, []byte(secret), []byte(owner))
-	return prefix + k.current + ":" + base64.RawURLEncoding.EncodeToString(sealed)
+	return prefix + k.current + ":" + k.boxes[k.current].Seal([]byte(secret), []byte(owner))
 }
 
 // Open returns the secret of a stored value. A value stored before
@@ -99,15 +91,11 @@ func (k *Keyring) Open(owner, stored string) (string, error) {
 	if !ok {
 		return "", errors.New("malformed sealed secret")
 	}
-	aead, ok := k.aeads[id]
+	box, ok := k.boxes[id]
 	if !ok {
 		return "", fmt.Errorf("key %s: %w", id, ErrUnknownKey)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(body)
-	if err != nil || len(raw) < aead.NonceSize() {
-		return "", errors.New("malformed sealed secret")
-	}
-	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(owner))
+	plain, err := box.Open(body, []byte(owner))
 	if err != nil {
 		return "", fmt.Errorf("open sealed secret: %w", err)
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
@@ -18,25 +16,25 @@ import (
 // searchBenchEvents is how many events BenchmarkSearch1M stores.
 const searchBenchEvents = 1_000_000
 
-// seedSearchSQL stores $1 events spread evenly over the 7 days up to now,
+// seedSearch stores events events spread evenly over the 7 days up to now,
 // in 10 common types and one rare one (audit.export, 1 in 5,000), and
 // their deliveries: none for 1 event in 100, otherwise two of the
 // subscriptions sub_00..sub_17 and, for 1 event in 1,000, sub_19 too
 // (sub_18 has none). The last 1,000 events' deliveries are pending; of the
 // others 0.5% are retrying, 2% failed and the rest delivered. Ids, types and
 // statuses follow from the event's number, so every run stores the same data.
-var seedSearchSQL = []string{
-	`INSERT INTO subscriptions (id, url, event_types, secret)
+func seedSearch(events int64) []testkit.Statement {
+	return []testkit.Statement{{SQL: `INSERT INTO subscriptions (id, url, event_types, secret)
 	 SELECT format('sub_%s', lpad(i::text, 2, '0')), 'https://example.com/' || i, ARRAY['*'], 'whsec_x'
-	 FROM generate_series(0, 19) i`,
-	`INSERT INTO events (id, type, source, data, received_at)
+	 FROM generate_series(0, 19) i`},
+		{SQL: `INSERT INTO events (id, type, source, data, received_at)
 	 SELECT format('evt_%s', lpad(i::text, 7, '0')),
 	        CASE WHEN i % 5000 = 0 THEN 'audit.export'
 	             ELSE (ARRAY['order.created','order.updated','order.paid','order.refunded','invoice.created',
 	                         'invoice.paid','user.signup','user.deleted','shipment.sent','shipment.delivered'])[1 + (i * 7919) % 10] END,
 	        'seed', '{"n": 1}', now() - ($1 - 1 - i) * interval '7 days' / $1
-	 FROM generate_series(0::bigint, $1 - 1) i`,
-	`INSERT INTO deliveries (event_id, subscription_id, status, attempts, next_attempt_at, last_status_code, created_at, updated_at)
+	 FROM generate_series(0::bigint, $1 - 1) i`, Args: []any{events}},
+		{SQL: `INSERT INTO deliveries (event_id, subscription_id, status, attempts, next_attempt_at, last_status_code, created_at, updated_at)
 	 SELECT e.id, format('sub_%s', lpad(v.s::text, 2, '0')), x.st,
 	        CASE x.st WHEN 'pending' THEN 0 WHEN 'delivered' THEN 1 ELSE 3 END,
 	        CASE x.st WHEN 'pending' THEN e.received_at WHEN 'retrying' THEN e.received_at + interval '1 hour' END,
@@ -49,7 +47,8 @@ var seedSearchSQL = []string{
 	                           WHEN (n.i * 7 + v.s) % 1000 < 5 THEN 'retrying'
 	                           WHEN (n.i * 7 + v.s) % 1000 < 25 THEN 'failed'
 	                           ELSE 'delivered' END AS st) x
-	 WHERE v.s IS NOT NULL AND (n.i * 31) % 100 <> 0`,
+	 WHERE v.s IS NOT NULL AND (n.i * 31) % 100 <> 0`, Args: []any{events}},
+	}
 }
 
 // BenchmarkSearch1M times every listing and stats query (for every tenant
@@ -62,39 +61,12 @@ var seedSearchSQL = []string{
 func BenchmarkSearch1M(b *testing.B) {
 	db := testkit.Postgres(b)
 	ctx := context.Background()
-	start := time.Now()
-	// Checking each row's foreign keys would double the seeding time; the
-	// rows are consistent by construction. This needs a superuser, as the
-	// test kit's default user is.
-	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
-			return err
-		}
-		for i, sql := range seedSearchSQL {
-			args := []any{int64(searchBenchEvents)}
-			if i == 0 {
-				args = nil
-			}
-			if _, err := tx.Exec(ctx, sql, args...); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		b.Fatalf("seed: %v", err)
-	}
-	// As autovacuum would by now: planner statistics and the visibility
-	// map that index-only scans rely on.
-	if _, err := db.Pool.Exec(ctx, `VACUUM ANALYZE`); err != nil {
-		b.Fatalf("vacuum: %v", err)
-	}
-	b.Logf("seeded %d events in %s", searchBenchEvents, time.Since(start).Round(time.Second))
+	testkit.Seed(b, db.Pool, seedSearch(searchBenchEvents)...)
 
 	st := store.New(db.Pool)
 	// As the retry scheduler would have by now: every closed minute of the
 	// week rolled up for GET /stats.
-	start = time.Now()
+	start := time.Now()
 	for {
 		n, err := st.RollUpActivity(ctx, 1440)
 		if err != nil {

@@ -6,10 +6,6 @@ require (
 	github.com/PuerkitoBio/goquery v1.13.0
 	github.com/a-h/templ v0.3.1100
 	github.com/dispatch-webhooks/dispatch/libs/client v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/config v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/lifecycle v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/observability v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/dispatch-webhooks/dispatch/web v0.0.0
 	github.com/redis/go-redis/v9 v9.23.0
 )
@@ -20,8 +16,6 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/dispatch-webhooks/dispatch/libs/retry v0.0.0 // indirect
-	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
@@ -66,34 +60,12 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
-
 replace github.com/dispatch-webhooks/dispatch/libs/client => ../../libs/client
-
-replace github.com/dispatch-webhooks/dispatch/libs/config => ../../libs/config
-
-replace github.com/dispatch-webhooks/dispatch/libs/domain => ../../libs/domain
-
-replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
-
-replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
-
-replace github.com/dispatch-webhooks/dispatch/libs/observability => ../../libs/observability
-
-replace github.com/dispatch-webhooks/dispatch/libs/queue => ../../libs/queue
-
-replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
-
-replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
-
-replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal
-
-replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
-
-replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
-
-replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
 
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
 
 replace github.com/dispatch-webhooks/dispatch/web => ../../web
+
+require github.com/dispatch-webhooks/dispatch/libs v0.0.0
+
+replace github.com/dispatch-webhooks/dispatch/libs => ../../libs

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/redis/go-redis/v9"
 
@@ -21,11 +20,7 @@ import (
 )
 
 func main() {
-	// "healthcheck" asks the running dashboard at ADDR whether it is ready,
-	// for container health checks: exit 0 when it is, 1 when not.
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", config.DefaultAddr)))
-	}
+	observability.AnswerHealthcheck(libconfig.FromEnv().String("ADDR", config.DefaultAddr))
 	lifecycle.Main("dashboard", run)
 }
 

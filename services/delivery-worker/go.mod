@@ -3,12 +3,7 @@ module github.com/dispatch-webhooks/dispatch/services/delivery-worker
 go 1.26.4
 
 require (
-	github.com/dispatch-webhooks/dispatch/libs/domain v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/egress v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/queue v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/seal v0.0.0
 	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/store v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/stretchr/testify v1.12.1
@@ -20,7 +15,6 @@ require (
 
 require (
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
-	github.com/dispatch-webhooks/dispatch/libs/apikey v0.0.0 // indirect
 	github.com/dispatch-webhooks/dispatch/migrations v0.0.0 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
@@ -48,13 +42,6 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/dispatch-webhooks/dispatch/libs/clock v0.0.0 // indirect
-	github.com/dispatch-webhooks/dispatch/libs/config v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/lifecycle v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/observability v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/resilience v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/retry v0.0.0
-	github.com/dispatch-webhooks/dispatch/libs/testkit v0.0.0
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/pgx/v5 v5.12.0 // indirect
@@ -72,32 +59,10 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/dispatch-webhooks/dispatch/libs/domain => ../../libs/domain
-
 replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
-
-replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
-
-replace github.com/dispatch-webhooks/dispatch/libs/queue => ../../libs/queue
-
-replace github.com/dispatch-webhooks/dispatch/libs/config => ../../libs/config
-
-replace github.com/dispatch-webhooks/dispatch/libs/observability => ../../libs/observability
-
-replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
 
 replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
 
-replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
+require github.com/dispatch-webhooks/dispatch/libs v0.0.0
 
-replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
-
-replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
-
-replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
-
-replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
-
-replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal
-
-replace github.com/dispatch-webhooks/dispatch/libs/clock => ../../libs/clock
+replace github.com/dispatch-webhooks/dispatch/libs => ../../libs

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,11 +26,7 @@ import (
 var version = "dev"
 
 func main() {
-	// "healthcheck" asks the running service at ADDR whether it is ready,
-	// for container health checks: exit 0 when it is, 1 when not.
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr)))
-	}
+	observability.AnswerHealthcheck(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr))
 	lifecycle.Main("delivery-worker", run)
 }
 
@@ -40,12 +35,13 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := observability.NewLogger(cfg.LogFormat, cfg.LogLevel, "delivery-worker", cfg.InstanceID)
-	stopTracing, err := observability.Tracing(ctx, "delivery-worker", version)
+	log, flush, err := observability.Start(ctx, observability.Service{
+		Name: "delivery-worker", Version: version, Instance: cfg.InstanceID, LogFormat: cfg.LogFormat, LogLevel: cfg.LogLevel,
+	})
 	if err != nil {
 		return err
 	}
-	defer observability.FlushTracing(ctx, stopTracing, log)
+	defer flush()
 
 	// Every write the worker makes is one a lapsed lease redoes, so it
 	// need not wait for the disk (ADR 0025).

@@ -70,12 +70,13 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := observability.NewLogger(cfg.LogFormat, cfg.LogLevel, "ingest-api", cfg.InstanceID)
-	stopTracing, err := observability.Tracing(ctx, "ingest-api", version)
+	log, flush, err := observability.Start(ctx, observability.Service{
+		Name: "ingest-api", Version: version, Instance: cfg.InstanceID, LogFormat: cfg.LogFormat, LogLevel: cfg.LogLevel,
+	})
 	if err != nil {
 		return err
 	}
-	defer observability.FlushTracing(ctx, stopTracing, log)
+	defer flush()
 
 	// A third of the connections store events, in sessions that never plan
 	// a sequential scan (store.WithIngestPool); the rest serve every other

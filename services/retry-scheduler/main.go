@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
@@ -30,11 +29,7 @@ import (
 var version = "dev"
 
 func main() {
-	// "healthcheck" asks the running service at ADDR whether it is ready,
-	// for container health checks: exit 0 when it is, 1 when not.
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr)))
-	}
+	observability.AnswerHealthcheck(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr))
 	lifecycle.Main("retry-scheduler", run)
 }
 
@@ -43,12 +38,13 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := observability.NewLogger(cfg.LogFormat, cfg.LogLevel, "retry-scheduler", cfg.InstanceID)
-	stopTracing, err := observability.Tracing(ctx, "retry-scheduler", version)
+	log, flush, err := observability.Start(ctx, observability.Service{
+		Name: "retry-scheduler", Version: version, Instance: cfg.InstanceID, LogFormat: cfg.LogFormat, LogLevel: cfg.LogLevel,
+	})
 	if err != nil {
 		return err
 	}
-	defer observability.FlushTracing(ctx, stopTracing, log)
+	defer flush()
 
 	pool, err := store.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
 	if err != nil {

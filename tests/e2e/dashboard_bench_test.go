@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
 
 // dashboardBenchEvents and dashboardBenchSubscriptions are how much
@@ -33,24 +32,21 @@ const (
 // deliveries are pending; of the others 0.5% are retrying, 2% failed and
 // the rest delivered, two seconds after their event. Everything follows
 // from the row's number, so every run stores the same data.
-var seedDashboardSQL = []struct {
-	sql  string
-	args []any
-}{
-	{`INSERT INTO subscriptions (id, url, event_types, secret, state, state_reason)
+var seedDashboardSQL = []testkit.Statement{
+	{SQL: `INSERT INTO subscriptions (id, url, event_types, secret, state, state_reason)
 	 SELECT format('sub_%s', lpad(i::text, 4, '0')), 'https://example.com/hooks/' || i,
 	        ARRAY[(ARRAY['order.*','invoice.*','user.*','shipment.*','*'])[1 + i % 5]], 'whsec_x',
 	        CASE WHEN i % 211 = 5 THEN 'disabled' WHEN i % 101 = 3 THEN 'paused' ELSE 'active' END,
 	        CASE WHEN i % 211 = 5 THEN 'endpoint answered 410 Gone' ELSE '' END
-	 FROM generate_series(0, $1 - 1) i`, []any{dashboardBenchSubscriptions}},
-	{`INSERT INTO events (id, type, source, data, received_at)
+	 FROM generate_series(0, $1 - 1) i`, Args: []any{dashboardBenchSubscriptions}},
+	{SQL: `INSERT INTO events (id, type, source, data, received_at)
 	 SELECT format('evt_%s', lpad(i::text, 7, '0')),
 	        CASE WHEN i % 5000 = 0 THEN 'audit.export'
 	             ELSE (ARRAY['order.created','order.updated','order.paid','order.refunded','invoice.created',
 	                         'invoice.paid','user.signup','user.deleted','shipment.sent','shipment.delivered'])[1 + (i * 7919) % 10] END,
 	        'seed', '{"order_id": 1, "amount": 1200, "currency": "EUR"}', now() - ($1 - 1 - i) * interval '7 days' / $1
-	 FROM generate_series(0::bigint, $1 - 1) i`, []any{int64(dashboardBenchEvents)}},
-	{`INSERT INTO deliveries (event_id, subscription_id, status, attempts, next_attempt_at, last_status_code, created_at, updated_at)
+	 FROM generate_series(0::bigint, $1 - 1) i`, Args: []any{int64(dashboardBenchEvents)}},
+	{SQL: `INSERT INTO deliveries (event_id, subscription_id, status, attempts, next_attempt_at, last_status_code, created_at, updated_at)
 	 SELECT e.id, format('sub_%s', lpad(v.s::text, 4, '0')), x.st,
 	        CASE x.st WHEN 'pending' THEN 0 WHEN 'delivered' THEN 1 ELSE 3 END,
 	        CASE x.st WHEN 'pending' THEN e.received_at WHEN 'retrying' THEN e.received_at + interval '1 hour' END,
@@ -63,7 +59,7 @@ var seedDashboardSQL = []struct {
 	                           WHEN (n.i * 7 + v.s) % 1000 < 5 THEN 'retrying'
 	                           WHEN (n.i * 7 + v.s) % 1000 < 25 THEN 'failed'
 	                           ELSE 'delivered' END AS st) x
-	 WHERE (n.i * 31) % 100 <> 0`, []any{int64(dashboardBenchEvents), int64(dashboardBenchSubscriptions)}},
+	 WHERE (n.i * 31) % 100 <> 0`, Args: []any{int64(dashboardBenchEvents), int64(dashboardBenchSubscriptions)}},
 }
 
 // BenchmarkDashboard1M times every dashboard page, as the server answers
@@ -78,30 +74,9 @@ var seedDashboardSQL = []struct {
 func BenchmarkDashboard1M(b *testing.B) {
 	s := startStack(b, "DB_MAX_CONNS=30") // the ingest-api's default pool, not the tests' small one
 	ctx := context.Background()
+	testkit.Seed(b, s.db.Pool, seedDashboardSQL...)
+	b.Logf("seeded %d events, %d subscriptions", dashboardBenchEvents, dashboardBenchSubscriptions)
 	start := time.Now()
-	// Checking each row's foreign keys would double the seeding time; the
-	// rows are consistent by construction (needs a superuser, as the test
-	// kit's default user is).
-	err := pgx.BeginFunc(ctx, s.db.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
-			return err
-		}
-		for i, q := range seedDashboardSQL {
-			if _, err := tx.Exec(ctx, q.sql, q.args...); err != nil {
-				return fmt.Errorf("statement %d: %w", i, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		b.Fatalf("seed: %v", err)
-	}
-	// As autovacuum would by now: planner statistics and the visibility map.
-	if _, err := s.db.Pool.Exec(ctx, `VACUUM ANALYZE`); err != nil {
-		b.Fatalf("vacuum: %v", err)
-	}
-	b.Logf("seeded %d events, %d subscriptions in %s", dashboardBenchEvents, dashboardBenchSubscriptions, time.Since(start).Round(time.Second))
-	start = time.Now()
 	st := store.New(s.db.Pool)
 	for {
 		n, err := st.RollUpActivity(ctx, 1440)

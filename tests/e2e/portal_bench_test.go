@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/dispatch-webhooks/dispatch/libs/store"
+	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
 
 // What BenchmarkPortal stores: the measured tenant "big" with
@@ -34,36 +33,33 @@ const (
 // retrying, 2% failed and the rest delivered, each with its attempt a
 // second after the event, stored 40 ms later. Everything follows from the row's number, so
 // every run stores the same data.
-var seedPortalSQL = []struct {
-	sql  string
-	args []any
-}{
-	{`INSERT INTO tenants (id, name) SELECT 'tenant_' || lpad(i::text, 5, '0'), 'Tenant ' || i FROM generate_series(1, $1 - 1) i`,
-		[]any{portalBenchTenants}},
-	{`INSERT INTO tenants (id, name) VALUES ('big', 'Big Customer Ltd')`, nil},
-	{`INSERT INTO subscriptions (id, tenant_id, url, event_types, secret)
+var seedPortalSQL = []testkit.Statement{
+	{SQL: `INSERT INTO tenants (id, name) SELECT 'tenant_' || lpad(i::text, 5, '0'), 'Tenant ' || i FROM generate_series(1, $1 - 1) i`,
+		Args: []any{portalBenchTenants}},
+	{SQL: `INSERT INTO tenants (id, name) VALUES ('big', 'Big Customer Ltd')`},
+	{SQL: `INSERT INTO subscriptions (id, tenant_id, url, event_types, secret)
 	 SELECT t.id || '_sub_' || j, t.id, 'https://' || t.id || '.example/hooks/' || j, ARRAY['*'], 'whsec_x'
-	 FROM tenants t, generate_series(1, 10) j WHERE t.id LIKE 'tenant_%'`, nil},
-	{`INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, state, state_reason)
+	 FROM tenants t, generate_series(1, 10) j WHERE t.id LIKE 'tenant_%'`},
+	{SQL: `INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, state, state_reason)
 	 SELECT format('big_%s', lpad(i::text, 4, '0')), 'big', 'https://hooks.big.example/webhooks/' || i,
 	        ARRAY[(ARRAY['order.*','invoice.*','user.*','shipment.*','*'])[1 + i % 5]], 'whsec_x',
 	        CASE WHEN i % 211 = 5 THEN 'disabled' WHEN i % 101 = 3 THEN 'paused' ELSE 'active' END,
 	        CASE WHEN i % 211 = 5 THEN 'endpoint answered 410 Gone' ELSE '' END
-	 FROM generate_series(0, $1 - 1) i`, []any{portalBenchEndpoints}},
-	{`INSERT INTO events (id, tenant_id, type, source, data, received_at)
+	 FROM generate_series(0, $1 - 1) i`, Args: []any{portalBenchEndpoints}},
+	{SQL: `INSERT INTO events (id, tenant_id, type, source, data, received_at)
 	 SELECT t.id || '_evt_' || j, t.id, 'order.created', 'seed', '{"n": 1}', now() - j * interval '15 hours'
-	 FROM tenants t, generate_series(1, 10) j WHERE t.id LIKE 'tenant_%'`, nil},
-	{`INSERT INTO deliveries (event_id, subscription_id, status, attempts, last_status_code, created_at, updated_at)
+	 FROM tenants t, generate_series(1, 10) j WHERE t.id LIKE 'tenant_%'`},
+	{SQL: `INSERT INTO deliveries (event_id, subscription_id, status, attempts, last_status_code, created_at, updated_at)
 	 SELECT e.id, replace(e.id, '_evt_', '_sub_'), 'delivered', 1, 204, e.received_at, e.received_at + interval '1 second'
-	 FROM events e WHERE e.tenant_id LIKE 'tenant_%'`, nil},
-	{`INSERT INTO events (id, tenant_id, type, source, data, received_at)
+	 FROM events e WHERE e.tenant_id LIKE 'tenant_%'`},
+	{SQL: `INSERT INTO events (id, tenant_id, type, source, data, received_at)
 	 SELECT format('evt_%s', lpad(i::text, 7, '0')), 'big',
 	        CASE WHEN i % 5000 = 0 THEN 'audit.export'
 	             ELSE (ARRAY['order.created','order.updated','order.paid','order.refunded','invoice.created',
 	                         'invoice.paid','user.signup','user.deleted','shipment.sent','shipment.delivered'])[1 + (i * 7919) % 10] END,
 	        'seed', '{"order_id": 1, "amount": 1200, "currency": "EUR"}', now() - ($1 - 1 - i) * interval '7 days' / $1
-	 FROM generate_series(0::bigint, $1 - 1) i`, []any{int64(portalBenchEvents)}},
-	{`INSERT INTO deliveries (event_id, subscription_id, status, attempts, next_attempt_at, last_status_code, created_at, updated_at)
+	 FROM generate_series(0::bigint, $1 - 1) i`, Args: []any{int64(portalBenchEvents)}},
+	{SQL: `INSERT INTO deliveries (event_id, subscription_id, status, attempts, next_attempt_at, last_status_code, created_at, updated_at)
 	 SELECT e.id, format('big_%s', lpad((n.i % $2)::text, 4, '0')), x.st,
 	        CASE x.st WHEN 'pending' THEN 0 ELSE 1 END,
 	        CASE x.st WHEN 'pending' THEN e.received_at WHEN 'retrying' THEN e.received_at + interval '1 hour' END,
@@ -75,13 +71,13 @@ var seedPortalSQL = []struct {
 	                           WHEN (n.i * 7) % 1000 < 5 THEN 'retrying'
 	                           WHEN (n.i * 7) % 1000 < 25 THEN 'failed'
 	                           ELSE 'delivered' END AS st) x
-	 WHERE e.tenant_id = 'big' AND (n.i * 31) % 100 <> 0`, []any{int64(portalBenchEvents), int64(portalBenchEndpoints)}},
-	{`INSERT INTO attempts (delivery_id, number, started_at, recorded_at, duration_ms, status_code, error_class, error, response_body)
+	 WHERE e.tenant_id = 'big' AND (n.i * 31) % 100 <> 0`, Args: []any{int64(portalBenchEvents), int64(portalBenchEndpoints)}},
+	{SQL: `INSERT INTO attempts (delivery_id, number, started_at, recorded_at, duration_ms, status_code, error_class, error, response_body)
 	 SELECT d.id, 1, d.created_at + interval '1 second', d.created_at + interval '1.04 seconds', 40, d.last_status_code,
 	        CASE WHEN d.status = 'delivered' THEN '' ELSE 'http_status' END,
 	        CASE WHEN d.status = 'delivered' THEN '' ELSE 'HTTP 500' END,
 	        CASE WHEN d.status = 'delivered' THEN '' ELSE '{"error":"database unavailable"}' END
-	 FROM deliveries d WHERE d.status <> 'pending' AND d.subscription_id LIKE 'big_%'`, nil},
+	 FROM deliveries d WHERE d.status <> 'pending' AND d.subscription_id LIKE 'big_%'`},
 }
 
 // BenchmarkPortal times every page of the customer portal, as the server
@@ -99,33 +95,12 @@ func BenchmarkPortal(b *testing.B) {
 	// The ingest-api's default pool, not the tests' small one.
 	s := startStack(b, "DB_MAX_CONNS=30", "PORTAL_URL=http://"+dashAddr+"/portal")
 	ctx := context.Background()
-	start := time.Now()
-	// Checking each row's foreign keys would double the seeding time; the
-	// rows are consistent by construction (needs a superuser, as the test
-	// kit's default user is).
-	err := pgx.BeginFunc(ctx, s.db.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
-			return err
-		}
-		for i, q := range seedPortalSQL {
-			if _, err := tx.Exec(ctx, q.sql, q.args...); err != nil {
-				return fmt.Errorf("statement %d: %w", i, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		b.Fatalf("seed: %v", err)
-	}
-	// As autovacuum would by now: planner statistics and the visibility map.
-	if _, err := s.db.Pool.Exec(ctx, `VACUUM ANALYZE`); err != nil {
-		b.Fatalf("vacuum: %v", err)
-	}
-	b.Logf("seeded %d tenants, tenant big with %d endpoints and %d events, in %s",
-		portalBenchTenants, portalBenchEndpoints, portalBenchEvents, time.Since(start).Round(time.Second))
+	testkit.Seed(b, s.db.Pool, seedPortalSQL...)
+	b.Logf("seeded %d tenants, tenant big with %d endpoints and %d events",
+		portalBenchTenants, portalBenchEndpoints, portalBenchEvents)
 	// As a running retry scheduler would have: the minutes and the
 	// endpoints' hours of activity rolled up (ADR 18, ADR 35).
-	start = time.Now()
+	start := time.Now()
 	st := store.New(s.db.Pool)
 	for {
 		n, err := st.RollUpActivity(ctx, 1440)

@@ -108,9 +108,15 @@ func newStack(t *testing.T) *stack {
 // parallel, and apiEnv adds to the ingest-api's environment.
 func startStack(t testing.TB, apiEnv ...string) *stack {
 	t.Helper()
+	return startStackOn(t, 4, apiEnv...)
+}
+
+// startStackOn is startStack with a topic of the given partitions.
+func startStackOn(t testing.TB, partitions int32, apiEnv ...string) *stack {
+	t.Helper()
 	s := &stack{t: t, db: testkit.Postgres(t)}
 	_, s.redisPrefix = testkit.Redis(t)
-	s.kafka = testkit.Kafka(t, 4, topic)
+	s.kafka = testkit.Kafka(t, partitions, topic)
 	s.brokers = strings.Join(s.kafka.ListenAddrs(), ",")
 	addr := freeAddr(t)
 	s.apiURL = "http://" + addr
@@ -328,7 +334,7 @@ type delivered struct {
 }
 
 // newReceiver starts an endpoint answering status, with its own secret.
-func newReceiver(t *testing.T, status int) *receiver {
+func newReceiver(t testing.TB, status int) *receiver {
 	t.Helper()
 	secret := signing.GenerateSecret()
 	v, err := signing.NewVerifier([]string{secret})

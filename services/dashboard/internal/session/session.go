@@ -1,6 +1,7 @@
 // Package session keeps a signed-in operator's API key in a cookie without
 // ever holding it in clear: the key, its id, scopes and tenant, the session's own
 // random id, when it was issued and an expiry are sealed with AES-256-GCM
+// (libs/seal's Box, the primitive that seals subscription secrets too)
 // under the dashboard's session key. Revocations records in Redis which
 // sessions ended before their expiry. CSRF tokens are HMACs of the sealed
 // cookie under a key derived from the same key, so a token is valid only
@@ -8,8 +9,6 @@
 package session
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -18,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/seal"
 )
 
 // KeySize is the size of the session key in bytes.
@@ -74,7 +75,7 @@ func (s Session) Has(scopes ...string) bool {
 
 // Sealer seals and opens sessions and makes and checks CSRF tokens.
 type Sealer struct {
-	aead    cipher.AEAD
+	box     *seal.Box
 	csrfKey []byte
 	now     func() time.Time
 }
@@ -85,11 +86,7 @@ func NewSealer(key []byte, now func() time.Time) (*Sealer, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("session key must be %d bytes, got %d", KeySize, len(key))
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	box, err := seal.NewBox(key)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +95,7 @@ func NewSealer(key []byte, now func() time.Time) (*Sealer, error) {
 	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("dispatch dashboard csrf"))
-	return &Sealer{aead: aead, csrfKey: mac.Sum(nil), now: now}, nil
+	return &Sealer{box: box, csrfKey: mac.Sum(nil), now: now}, nil
 }
 
 // additionalData binds sealed cookies to their purpose.
@@ -111,23 +108,14 @@ func (m *Sealer) Seal(s Session) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	nonce := make([]byte, m.aead.NonceSize(), m.aead.NonceSize()+len(plain)+m.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(m.aead.Seal(nonce, nonce, plain, additionalData)), nil
+	return m.box.Seal(plain, additionalData), nil
 }
 
 // Open returns the session sealed in value: ErrInvalid if it does not open
 // or lacks an id or issue time (a cookie sealed before sessions had them,
 // which no sign-out could end), ErrExpired if it has expired.
 func (m *Sealer) Open(value string) (Session, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(value)
-	if err != nil || len(raw) < m.aead.NonceSize() {
-		return Session{}, ErrInvalid
-	}
-	n := m.aead.NonceSize()
-	plain, err := m.aead.Open(nil, raw[:n], raw[n:], additionalData)
+	plain, err := m.box.Open(value, additionalData)
 	if err != nil {
 		return Session{}, ErrInvalid
 	}
@@ -191,22 +179,13 @@ func (m *Sealer) SealFlash(f Flash) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	nonce := make([]byte, m.aead.NonceSize(), m.aead.NonceSize()+len(plain)+m.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(m.aead.Seal(nonce, nonce, plain, flashData)), nil
+	return m.box.Seal(plain, flashData), nil
 }
 
 // OpenFlash returns the flash sealed in value: ErrInvalid if it does not
 // open, ErrExpired if it has expired.
 func (m *Sealer) OpenFlash(value string) (Flash, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(value)
-	if err != nil || len(raw) < m.aead.NonceSize() {
-		return Flash{}, ErrInvalid
-	}
-	n := m.aead.NonceSize()
-	plain, err := m.aead.Open(nil, raw[:n], raw[n:], flashData)
+	plain, err := m.box.Open(value, flashData)
 	if err != nil {
 		return Flash{}, ErrInvalid
 	}

@@ -59,7 +59,7 @@ func Load(env *config.Env) (Config, error) {
 	c.AllowCIDRs = env.Prefixes("DELIVERY_ALLOW_CIDRS")
 	// A quarter by default: one destination that hangs until every timeout
 	// leaves three quarters of the worker to everyone else, and one busy
-	// healthy destination still gets 64 requests in flight at the default
+	// healthy destination still gets 128 requests in flight at the default
 	// concurrency, far more than its rate limit needs.
 	c.DestinationSlots = env.Int("DELIVERY_DESTINATION_SLOTS", max(1, c.Concurrency/4), 1)
 	if c.DestinationSlots > c.Concurrency {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/groupcommit"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/retry"
@@ -46,6 +47,15 @@ type Guard interface {
 	// Drop and Observed let the worker forget deleted subscriptions.
 	Drop(subID string)
 	Observed() []string
+}
+
+// Poster makes one attempt of a delivery: what the worker needs of a
+// *Sender, so that the worker's own tests answer attempts without an HTTP
+// server and the Sender's tests need no worker.
+type Poster interface {
+	// Send attempts job once within timeout, written within turn, and
+	// describes what happened; every failure is an attempt outcome.
+	Send(ctx context.Context, job store.Job, timeout time.Duration, turn Turn) Result
 }
 
 // goneReason is recorded on a subscription its endpoint retired.
@@ -79,7 +89,7 @@ type Config struct {
 type Worker struct {
 	cfg     Config
 	clock   clock.Clock
-	sender  *Sender
+	sender  Poster
 	store   Store
 	guard   Guard
 	slots   *slots
@@ -87,10 +97,10 @@ type Worker struct {
 	metrics *metrics
 	tracer  trace.Tracer
 
-	claims   *grouper[int64, store.Job]
-	outcomes *grouper[store.Outcome, struct{}]
-	admits   *grouper[resilience.AdmitRequest, admission]
-	finishes *grouper[resilience.Finished, struct{}]
+	claims   *groupcommit.Group[int64, store.Job]
+	outcomes *groupcommit.Group[store.Outcome, struct{}]
+	admits   *groupcommit.Group[resilience.AdmitRequest, admission]
+	finishes *groupcommit.Group[resilience.Finished, struct{}]
 }
 
 // Group sizes: one statement or pipeline serves up to groupSize calls,
@@ -107,7 +117,7 @@ const (
 )
 
 // NewWorker returns a Worker. Its Handle method is a queue.Handler.
-func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
+func NewWorker(st Store, sender Poster, guard Guard, cfg Config) *Worker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -120,43 +130,43 @@ func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
 	w := &Worker{cfg: cfg, clock: cfg.Clock, store: st, sender: sender, guard: guard, log: cfg.Logger,
 		metrics: newMetrics(cfg.Registerer), tracer: tracerOf(cfg.TracerProvider),
 		slots: newSlots(cfg.Clock, cfg.DestinationSlots, memoryWait, shortWait)}
-	w.claims = newGrouper(groupSize, storeGroups, func(ctx context.Context, ids []int64) []result[store.Job] {
+	w.claims = groupcommit.New(groupSize, storeGroups, func(ctx context.Context, ids []int64) []groupcommit.Result[store.Job] {
 		claims, err := st.ClaimDeliveries(ctx, ids, cfg.Timeout, cfg.LeaseMargin)
 		if err != nil {
-			return each[store.Job](len(ids), err)
+			return groupcommit.Each[store.Job](len(ids), err)
 		}
-		res := make([]result[store.Job], len(claims))
+		res := make([]groupcommit.Result[store.Job], len(claims))
 		for i, c := range claims {
-			res[i] = result[store.Job]{value: c.Job, err: c.Err}
+			res[i] = groupcommit.Result[store.Job]{Value: c.Job, Err: c.Err}
 		}
 		return res
 	})
-	w.outcomes = newGrouper(groupSize, storeGroups, func(ctx context.Context, os []store.Outcome) []result[struct{}] {
+	w.outcomes = groupcommit.New(groupSize, storeGroups, func(ctx context.Context, os []store.Outcome) []groupcommit.Result[struct{}] {
 		errs, err := st.ApplyOutcomes(ctx, os)
 		if err != nil {
-			return each[struct{}](len(os), err)
+			return groupcommit.Each[struct{}](len(os), err)
 		}
-		res := make([]result[struct{}], len(errs))
+		res := make([]groupcommit.Result[struct{}], len(errs))
 		for i, err := range errs {
-			res[i].err = err
+			res[i].Err = err
 		}
 		return res
 	})
-	w.admits = newGrouper(groupSize, redisGroups, func(ctx context.Context, reqs []resilience.AdmitRequest) []result[admission] {
-		res := make([]result[admission], len(reqs))
+	w.admits = groupcommit.New(groupSize, redisGroups, func(ctx context.Context, reqs []resilience.AdmitRequest) []groupcommit.Result[admission] {
+		res := make([]groupcommit.Result[admission], len(reqs))
 		// The turns count from the call, not from when each handler wakes
 		// to read its answer: those wakes are spread over the group.
 		asked := time.Now()
 		adms := guard.AdmitBatch(ctx, reqs)
 		answered := time.Now()
 		for i, a := range adms {
-			res[i].value = admission{Admission: a, turn: turnOf(asked, answered, a.Delay)}
+			res[i].Value = admission{Admission: a, turn: turnOf(asked, answered, a.Delay)}
 		}
 		return res
 	})
-	w.finishes = newGrouper(groupSize, redisGroups, func(ctx context.Context, fs []resilience.Finished) []result[struct{}] {
+	w.finishes = groupcommit.New(groupSize, redisGroups, func(ctx context.Context, fs []resilience.Finished) []groupcommit.Result[struct{}] {
 		guard.FinishBatch(ctx, fs)
-		return make([]result[struct{}], len(fs))
+		return make([]groupcommit.Result[struct{}], len(fs))
 	})
 	return w
 }
@@ -168,7 +178,7 @@ func NewWorker(st Store, sender *Sender, guard Guard, cfg Config) *Worker {
 // Handle, so it counts against the consumer's DELIVERY_CONCURRENCY and a
 // stopping consumer waits for it.
 func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
-	job, err := w.claims.do(ctx, m.DeliveryID)
+	job, err := w.claims.Do(ctx, m.DeliveryID)
 	switch {
 	case errors.Is(err, domain.ErrNotClaimable):
 		// Already delivered or failed, not yet due, held by another worker,
@@ -230,7 +240,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		sendCtx context.Context
 	)
 	for {
-		adm, _ = w.admits.do(context.WithoutCancel(ctx), req)
+		adm, _ = w.admits.Do(context.WithoutCancel(ctx), req)
 		if adm.Allowed {
 			sendCtx, res = w.send(ctx, job, timeout, sl, adm)
 			if !res.Late {
@@ -368,7 +378,7 @@ func (w *Worker) giveBack(ctx context.Context, job store.Job, at time.Time, why 
 }
 
 func (w *Worker) finish(ctx context.Context, adm resilience.Admission, report, success bool) {
-	_, _ = w.finishes.do(context.WithoutCancel(ctx), resilience.Finished{Admission: adm, Report: report, Success: success})
+	_, _ = w.finishes.Do(context.WithoutCancel(ctx), resilience.Finished{Admission: adm, Report: report, Success: success})
 }
 
 // spread adds up to half the wait again, at least 50 ms, so deliveries
@@ -389,7 +399,7 @@ func (w *Worker) apply(ctx context.Context, o store.Outcome) error {
 	deadline := w.clock.Now().Add(w.cfg.LeaseMargin)
 	backoff := 50 * time.Millisecond
 	for {
-		_, err := w.outcomes.do(ctx, o)
+		_, err := w.outcomes.Do(ctx, o)
 		switch {
 		case err == nil, errors.Is(err, domain.ErrNotClaimable):
 			return nil

@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -155,19 +155,67 @@ func (g *fakeGuard) state() (asked int, finished []resilience.Finished, throttle
 
 var start = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-// harness is a worker on fakes, a fake clock and a real local receiver.
+// harness is a worker on fakes and a fake clock; its attempts are answered
+// by a poster (the Sender's own tests cover HTTP).
 type harness struct {
-	w     *Worker
-	store *fakeStore
-	guard *fakeGuard
-	clock *clock.Fake
-	sent  atomic.Int64
-	logs  *testkit.Logs // the worker's log, at debug level
+	w      *Worker
+	store  *fakeStore
+	guard  *fakeGuard
+	poster *poster
+	clock  *clock.Fake
+	logs   *testkit.Logs // the worker's log, at debug level
+}
+
+// poster answers attempts with status. While hold is open an attempt
+// waits for it to close or for the attempt's context to end, as a request
+// to a receiver that has not answered yet. sending gets a value as each
+// attempt starts.
+type poster struct {
+	status  int
+	hold    chan struct{}
+	sent    atomic.Int64
+	sending chan struct{}
+}
+
+func (p *poster) Send(ctx context.Context, job store.Job, _ time.Duration, turn Turn) Result {
+	now := time.Now()
+	a := domain.Attempt{DeliveryID: job.DeliveryID, EventID: job.Event.ID, SubscriptionID: job.SubscriptionID, Number: job.Attempt, StartedAt: now}
+	if turn.late(now) {
+		return Result{Attempt: a, Late: true}
+	}
+	p.sent.Add(1)
+	p.sending <- struct{}{}
+	if p.hold != nil {
+		select {
+		case <-p.hold:
+		case <-ctx.Done():
+			a.ErrorClass, a.Error = domain.ErrorTimeout, ctx.Err().Error()
+			return Result{Attempt: a}
+		}
+	}
+	code := p.status
+	a.StatusCode = &code
+	if code > 299 {
+		a.ErrorClass, a.Error = domain.ErrorHTTPStatus, "HTTP "+strconv.Itoa(code)
+	}
+	return Result{Attempt: a}
+}
+
+// sends waits until n attempts have started.
+func (h *harness) sends(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-h.poster.sending:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no attempt started")
+		}
+	}
 }
 
 type harnessOpts struct {
 	status      int           // the receiver's answer (default 204)
-	hold        chan struct{} // when set, the receiver waits for it to close
+	hold        chan struct{} // when set, each attempt waits for it to close
 	leaseMargin time.Duration
 	slots       int
 	admit       func(n int, req resilience.AdmitRequest) resilience.Admission
@@ -189,26 +237,16 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if o.jobs == 0 {
 		o.jobs = 1
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.sent.Add(1)
-		if o.hold != nil {
-			select {
-			case <-o.hold:
-			case <-r.Context().Done():
-			}
-		}
-		w.WriteHeader(o.status)
-	}))
-	t.Cleanup(srv.Close)
 	jobs := make([]store.Job, o.jobs)
 	for i := range jobs {
-		jobs[i] = store.Job{DeliveryID: int64(i + 1), SubscriptionID: "sub_1", Attempt: 1, URL: srv.URL + "/hook",
+		jobs[i] = store.Job{DeliveryID: int64(i + 1), SubscriptionID: "sub_1", Attempt: 1, URL: "https://receiver.example/hook",
 			Secrets: []string{signing.GenerateSecret()}, SubscriptionCreatedAt: start,
 			Event: domain.Event{ID: "evt_1", Type: "order.created", Data: []byte(`{}`), ReceivedAt: start}}
 	}
 	h.store = newFakeStore(jobs...)
 	h.guard = &fakeGuard{admit: o.admit}
-	h.w = NewWorker(h.store, testSender(), h.guard, Config{
+	h.poster = &poster{status: o.status, hold: o.hold, sending: make(chan struct{}, o.jobs+16)}
+	h.w = NewWorker(h.store, h.poster, h.guard, Config{
 		Timeout: 5 * time.Second, LeaseMargin: o.leaseMargin, DestinationSlots: o.slots,
 		Retry: retry.Policy{MaxAttempts: 3, BaseDelay: time.Second, MaxDelay: time.Minute}, Instance: "w1",
 		Clock: h.clock, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -313,7 +351,7 @@ func TestHandlePaths(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, tt.opts)
 			require.NoError(t, h.advanceWhile(t, h.handleAsync(context.Background(), 1), 100*time.Millisecond))
-			require.Equal(t, tt.sends, h.sent.Load(), "requests the receiver got")
+			require.Equal(t, tt.sends, h.poster.sent.Load(), "requests the receiver got")
 			got := h.store.applied()
 			require.Equal(t, tt.kinds, kinds(got))
 			if tt.releasedAfter > 0 {
@@ -343,14 +381,14 @@ func TestHandleHeldToTheLeaseBound(t *testing.T) {
 	asked, _, _, _ := h.guard.state()
 	require.GreaterOrEqual(t, asked, 2, "a short refusal is asked again")
 	require.LessOrEqual(t, h.clock.Now().Sub(start), 2*time.Second+time.Second, "held past half the lease margin")
-	require.Zero(t, h.sent.Load())
+	require.Zero(t, h.poster.sent.Load())
 }
 
 func TestHandleNotClaimable(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	require.NoError(t, h.w.Handle(context.Background(), msg(99)))
-	require.Zero(t, h.sent.Load())
+	require.Zero(t, h.poster.sent.Load())
 	require.Empty(t, h.store.applied())
 	asked, _, _, _ := h.guard.state()
 	require.Zero(t, asked)
@@ -361,7 +399,7 @@ func TestHandleClaimFailureIsTheQueuesToRetry(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	h.store.claimErr = domain.ErrUnavailable
 	require.ErrorIs(t, h.w.Handle(context.Background(), msg(1)), domain.ErrUnavailable)
-	require.Zero(t, h.sent.Load())
+	require.Zero(t, h.poster.sent.Load())
 }
 
 // Stopping while waiting in memory gives the claim back, due at once.
@@ -378,7 +416,7 @@ func TestHandleStoppingWhileWaiting(t *testing.T) {
 	got := h.store.applied()
 	require.Equal(t, []store.OutcomeKind{store.OutcomeReleased}, kinds(got))
 	require.Equal(t, start, got[0].NextAttemptAt())
-	require.Zero(t, h.sent.Load())
+	require.Zero(t, h.poster.sent.Load())
 }
 
 // Stopping during the POST: the attempt is cut short and not spent, the
@@ -387,10 +425,10 @@ func TestHandleStoppingDuringTheAttempt(t *testing.T) {
 	t.Parallel()
 	hold := make(chan struct{})
 	h := newHarness(t, harnessOpts{hold: hold})
-	t.Cleanup(func() { close(hold) }) // before the receiver closes: cleanups run last first
+	t.Cleanup(func() { close(hold) })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := h.handleAsync(ctx, 1)
-	require.Eventually(t, func() bool { return h.sent.Load() == 1 }, 5*time.Second, time.Millisecond)
+	h.sends(t, 1)
 	cancel()
 	require.NoError(t, <-done)
 	require.Equal(t, []store.OutcomeKind{store.OutcomeReleased}, kinds(h.store.applied()))
@@ -406,7 +444,7 @@ func TestHandleRecordFailure(t *testing.T) {
 	h := newHarness(t, harnessOpts{leaseMargin: 3 * time.Second})
 	h.store.applyErr = func(store.Outcome) (error, bool) { return domain.ErrUnavailable, true }
 	require.NoError(t, h.advanceWhile(t, h.handleAsync(context.Background(), 1), 500*time.Millisecond))
-	require.Equal(t, int64(1), h.sent.Load())
+	require.Equal(t, int64(1), h.poster.sent.Load())
 	require.Greater(t, h.store.applies.Load(), int64(2), "tried again")
 	require.Empty(t, h.store.applied())
 	_, finished, _, _ := h.guard.state()
@@ -434,14 +472,14 @@ func TestHandleWaitsForADestinationSlot(t *testing.T) {
 	hold := make(chan struct{})
 	h := newHarness(t, harnessOpts{hold: hold, slots: 1, jobs: 2})
 	first := h.handleAsync(context.Background(), 1)
-	require.Eventually(t, func() bool { return h.sent.Load() == 1 }, 5*time.Second, time.Millisecond)
+	h.sends(t, 1)
 	second := h.handleAsync(context.Background(), 2)
 	require.NoError(t, h.clock.BlockUntilWaiting(context.Background(), 1), "the second waits for the slot")
-	require.Equal(t, int64(1), h.sent.Load())
+	require.Equal(t, int64(1), h.poster.sent.Load())
 	close(hold)
 	require.NoError(t, <-first)
 	require.NoError(t, <-second)
-	require.Equal(t, int64(2), h.sent.Load())
+	require.Equal(t, int64(2), h.poster.sent.Load())
 	require.Equal(t, []store.OutcomeKind{store.OutcomeDelivered, store.OutcomeDelivered}, kinds(h.store.applied()))
 }
 
@@ -453,7 +491,7 @@ func TestHandleGivesBackWhenTheDestinationIsSlow(t *testing.T) {
 	hold := make(chan struct{})
 	h := newHarness(t, harnessOpts{hold: hold, slots: 1, jobs: 3})
 	first := h.handleAsync(context.Background(), 1)
-	require.Eventually(t, func() bool { return h.sent.Load() == 1 }, 5*time.Second, time.Millisecond)
+	h.sends(t, 1)
 	h.clock.Advance(3 * time.Second)
 	require.NoError(t, h.w.Handle(context.Background(), msg(2)))
 	require.NoError(t, h.w.Handle(context.Background(), msg(3)))
@@ -507,7 +545,7 @@ func TestHandleGroupsConcurrentDeliveries(t *testing.T) {
 	for i := range n {
 		wg.Go(func() { require.NoError(t, h.w.Handle(context.Background(), msg(int64(i+1)))) })
 	}
-	require.Eventually(t, func() bool { return h.sent.Load() == n }, 5*time.Second, time.Millisecond)
+	h.sends(t, n)
 	close(h.store.gate)
 	wg.Wait()
 	require.Len(t, h.store.applied(), n)
@@ -555,30 +593,4 @@ func TestPolicyForOverrides(t *testing.T) {
 	require.Equal(t, base, policyFor(base, domain.DeliverySettings{}))
 	got := policyFor(base, domain.DeliverySettings{MaxAttempts: 2, RetryBaseDelay: 2 * time.Minute})
 	require.Equal(t, retry.Policy{MaxAttempts: 2, BaseDelay: 2 * time.Minute, MaxDelay: 2 * time.Minute}, got, "the max delay is never below the base")
-}
-
-func TestGrouperTakesOutACallWhoseContextEnds(t *testing.T) {
-	t.Parallel()
-	block := make(chan struct{})
-	var ran atomic.Int64
-	g := newGrouper(10, 1, func(_ context.Context, in []int) []result[int] {
-		<-block
-		ran.Add(int64(len(in)))
-		res := make([]result[int], len(in))
-		for i, v := range in {
-			res[i].value = v * 2
-		}
-		return res
-	})
-	first := make(chan int, 1)
-	go func() { v, _ := g.do(context.Background(), 1); first <- v }()
-	require.Eventually(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.queue) == 0 && g.flushing == 1 }, 5*time.Second, time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := g.do(ctx, 2)
-	require.ErrorIs(t, err, context.Canceled)
-	close(block)
-	require.Equal(t, 2, <-first)
-	require.Equal(t, int64(1), ran.Load(), "the abandoned call never ran")
-	require.ErrorIs(t, each[int](1, context.Canceled)[0].err, context.Canceled)
 }

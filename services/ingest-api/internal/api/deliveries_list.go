@@ -64,10 +64,7 @@ func (s *Server) listDeliveries(ctx context.Context, in *listDeliveriesInput) (*
 		return nil, s.problem(ctx, err, "subscription not found")
 	}
 	out := &listDeliveriesOutput{}
-	if len(ds) > in.Limit {
-		ds = ds[:in.Limit]
-		out.Body.NextCursor = encodeCursor(ds[len(ds)-1].Position())
-	}
+	ds, out.Body.NextCursor = keysetPage(ds, in.Limit, func(d store.DeliverySummary) string { return encodeCursor(d.Position()) })
 	out.Body.Data = make([]DeliveryListItem, len(ds))
 	for i, d := range ds {
 		out.Body.Data[i] = DeliveryListItem{EventID: d.EventID, EventType: d.EventType, Test: d.Test, DeliveryBody: deliveryBody(d.Delivery), CreatedAt: d.CreatedAt}

@@ -232,10 +232,7 @@ func (s *Server) listAttempts(ctx context.Context, in *listAttemptsInput) (*atte
 		return nil, s.problem(ctx, err, "event not found")
 	}
 	out := &attemptsOutput{}
-	if len(attempts) > in.Limit {
-		attempts = attempts[:in.Limit]
-		out.Body.NextCursor = encodeAttemptCursor(store.AttemptPositionOf(attempts[len(attempts)-1]))
-	}
+	attempts, out.Body.NextCursor = keysetPage(attempts, in.Limit, func(a domain.Attempt) string { return encodeAttemptCursor(store.AttemptPositionOf(a)) })
 	out.Body.Data = make([]AttemptBody, len(attempts))
 	for i, a := range attempts {
 		out.Body.Data[i] = AttemptBody{

@@ -87,10 +87,7 @@ func (s *Server) listEvents(ctx context.Context, in *listEventsInput) (*listEven
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
-	if len(events) > in.Limit {
-		events = events[:in.Limit]
-		out.Body.NextCursor = encodeCursor(events[len(events)-1].Position())
-	}
+	events, out.Body.NextCursor = keysetPage(events, in.Limit, func(e store.EventSummary) string { return encodeCursor(e.Position()) })
 	out.Body.Data = make([]EventListItem, len(events))
 	for i, e := range events {
 		out.Body.Data[i] = EventListItem{ID: e.ID, Type: e.Type, Source: e.Source, TenantID: e.TenantID, ReceivedAt: e.ReceivedAt, Status: string(e.Status), SchemaValid: e.SchemaValid, Test: e.Test}

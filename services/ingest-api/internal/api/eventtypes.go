@@ -267,10 +267,7 @@ func (s *Server) listEventTypes(ctx context.Context, in *listEventTypesInput) (*
 		return nil, s.problem(ctx, err, "")
 	}
 	out := &listEventTypesOutput{}
-	if len(types) > in.Limit {
-		types = types[:in.Limit]
-		out.Body.NextCursor = types[len(types)-1].Name
-	}
+	types, out.Body.NextCursor = keysetPage(types, in.Limit, func(t domain.EventType) string { return t.Name })
 	out.Body.Data = make([]EventTypeBody, len(types))
 	for i, t := range types {
 		out.Body.Data[i] = eventTypeBody(t)

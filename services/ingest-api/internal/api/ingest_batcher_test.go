@@ -69,7 +69,7 @@ func queueBehindHold(t *testing.T, b *ingestBatcher, events []domain.Event) []ch
 	t.Helper()
 	ctx := context.Background()
 	go func() { _, _ = b.ingest(ctx, domain.Event{ID: "hold", Type: "x", Data: []byte(`{}`)}) }()
-	require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.flushing == 1 && len(b.queue) == 0 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return b.groups.Running() == 1 && b.groups.Queued() == 0 }, 5*time.Second, time.Millisecond)
 	answers := make([]chan ingestAnswer, len(events))
 	for i, e := range events {
 		answers[i] = make(chan ingestAnswer, 1)
@@ -77,7 +77,7 @@ func queueBehindHold(t *testing.T, b *ingestBatcher, events []domain.Event) []ch
 			res, err := b.ingest(ctx, e)
 			answers[i] <- ingestAnswer{res, err}
 		}()
-		require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == i+1 }, 5*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return b.groups.Queued() == i+1 }, 5*time.Second, time.Millisecond)
 	}
 	return answers
 }
@@ -174,7 +174,7 @@ func TestBatcherGroupSizeAndClose(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() { _, err := b.ingest(ctx, ev("gone", "x")); gaveUp <- err }()
-	require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 4 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return b.groups.Queued() == 4 }, 5*time.Second, time.Millisecond)
 	cancel()
 	require.ErrorIs(t, <-gaveUp, context.Canceled)
 

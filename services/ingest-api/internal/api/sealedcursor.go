@@ -1,16 +1,12 @@
 package api
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
+	"github.com/dispatch-webhooks/dispatch/libs/seal"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
@@ -21,19 +17,19 @@ import (
 // derived from each of Config.CursorKeys. Any instance with those keys
 // opens it; nobody else can read it, or make one that opens.
 //
-// Not seal.Keyring's form: its prefix and key id would take a cursor of
-// a 255-character event id past the after parameter's 400 characters,
-// and it passes unsealed values through as they are, which here would
-// let a caller make up a position of its own.
+// A bare seal.Box, not a seal.Keyring: the Keyring's prefix and key id
+// would take a cursor of a 255-character event id past the after
+// parameter's 400 characters, and it passes unsealed values through as
+// they are, which here would let a caller make up a position of its own.
 
 // cursorKeyInfo separates the keys derived for cursors from the keys
 // they are derived from (which seal subscription secrets) and from any
 // other use of them.
 const cursorKeyInfo = "dispatch redelivery cursor v1"
 
-// cursorSealer seals cursors with its first AEAD and opens them with any.
+// cursorSealer seals cursors with a seal.Box of keys derived for them.
 type cursorSealer struct {
-	aeads []cipher.AEAD
+	box *seal.Box
 }
 
 // newCursorSealer derives a cursor key from each of keys, the first one
@@ -41,28 +37,16 @@ type cursorSealer struct {
 // only in this process.
 func newCursorSealer(keys [][]byte) *cursorSealer {
 	if len(keys) == 0 {
-		own := make([]byte, 32)
+		own := make([]byte, seal.KeySize)
 		_, _ = rand.Read(own)
 		keys = [][]byte{own}
 	}
-	c := &cursorSealer{}
-	for _, k := range keys {
-		// None of these fails for a 32-byte key, whatever k is.
-		derived, err := hkdf.Key(sha256.New, k, nil, cursorKeyInfo, 32)
-		if err != nil {
-			panic(err)
-		}
-		block, err := aes.NewCipher(derived)
-		if err != nil {
-			panic(err)
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			panic(err)
-		}
-		c.aeads = append(c.aeads, aead)
+	box, err := seal.DeriveBox(cursorKeyInfo, keys...)
+	if err != nil {
+		// Derivation cannot fail for these sizes, whatever the keys are.
+		panic(err)
 	}
-	return c
+	return &cursorSealer{box: box}
 }
 
 // seal is the cursor of position p in subscriptionID's redelivery:
@@ -72,31 +56,20 @@ func newCursorSealer(keys [][]byte) *cursorSealer {
 func (c *cursorSealer) seal(subscriptionID string, p store.Position) string {
 	plain := binary.BigEndian.AppendUint64(nil, uint64(p.Time.UnixMicro()))
 	plain = append(plain, p.ID...)
-	aead := c.aeads[0]
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
-	_, _ = rand.Read(nonce)
-	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, []byte(subscriptionID)))
+	return c.box.Seal(plain, []byte(subscriptionID))
 }
 
 // open reads a cursor that seal made for subscriptionID; ok is false for
 // anything else, a cursor of another subscription's redelivery included.
 func (c *cursorSealer) open(subscriptionID, s string) (_ *store.Position, ok bool) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	nonceSize := c.aeads[0].NonceSize()
-	if err != nil || len(raw) < nonceSize+c.aeads[0].Overhead()+8 {
+	plain, err := c.box.Open(s, []byte(subscriptionID))
+	if err != nil || len(plain) < 8 {
 		return nil, false
 	}
-	for _, aead := range c.aeads {
-		plain, err := aead.Open(nil, raw[:nonceSize], raw[nonceSize:], []byte(subscriptionID))
-		if err != nil {
-			continue
-		}
-		t := time.UnixMicro(int64(binary.BigEndian.Uint64(plain))).UTC() //nolint:gosec // G115: authenticated above, so the int64 sealed by this code
-		id := string(plain[8:])
-		if t.Before(minCursorTime) || t.After(maxCursorTime) || domain.ValidateEventID(id) != nil {
-			return nil, false
-		}
-		return &store.Position{Time: t, ID: id}, true
+	t := time.UnixMicro(int64(binary.BigEndian.Uint64(plain))).UTC() //nolint:gosec // G115: authenticated above, so the int64 sealed by this code
+	id := string(plain[8:])
+	if t.Before(minCursorTime) || t.After(maxCursorTime) || domain.ValidateEventID(id) != nil {
+		return nil, false
 	}
-	return nil, false
+	return &store.Position{Time: t, ID: id}, true
 }

@@ -356,10 +356,7 @@ func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInp
 	if err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
-	if len(subs) > in.Limit {
-		subs = subs[:in.Limit]
-		out.Body.NextCursor = subs[len(subs)-1].ID
-	}
+	subs, out.Body.NextCursor = keysetPage(subs, in.Limit, func(s domain.Subscription) string { return s.ID })
 	out.Body.Data = make([]SubscriptionBody, len(subs))
 	ids := make([]string, len(subs))
 	for i, sub := range subs {

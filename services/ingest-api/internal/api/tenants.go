@@ -177,10 +177,7 @@ func (s *Server) listTenants(ctx context.Context, in *listTenantsInput) (*listTe
 		return nil, s.problem(ctx, err, "")
 	}
 	out := &listTenantsOutput{}
-	if len(ts) > in.Limit {
-		ts = ts[:in.Limit]
-		out.Body.NextCursor = ts[len(ts)-1].ID
-	}
+	ts, out.Body.NextCursor = keysetPage(ts, in.Limit, func(t domain.Tenant) string { return t.ID })
 	out.Body.Data = make([]TenantBody, len(ts))
 	for i, t := range ts {
 		out.Body.Data[i] = tenantBody(t)

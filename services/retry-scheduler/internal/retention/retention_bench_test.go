@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
@@ -22,36 +21,37 @@ import (
 // 1,000,000 attempts.
 const pruneBenchEvents = 250_000
 
-// seedPruneSQL stores $1 events received between 60 and 31 days ago, each
+// seedPrune stores events events received between 60 and 31 days ago, each
 // with deliveries to two of the 20 subscriptions and two attempts per
 // delivery; 1 event in 100 keeps a retrying delivery, so the prune passes
 // over it. Then 50,000 events of the last day, delivered, as the table's
 // live part. Two subscriptions take every type, the others none, so an
 // ingest creates two deliveries.
-var seedPruneSQL = []string{
-	`INSERT INTO subscriptions (id, url, event_types, secret)
+func seedPrune(events int64) []testkit.Statement {
+	return []testkit.Statement{{SQL: `INSERT INTO subscriptions (id, url, event_types, secret)
 	 SELECT format('sub_%s', lpad(i::text, 2, '0')), 'https://example.com/' || i,
 	        CASE WHEN i < 2 THEN ARRAY['*'] ELSE ARRAY['never.*'] END, 'whsec_x'
-	 FROM generate_series(0, 19) i`,
-	`INSERT INTO events (id, type, source, data, received_at)
+	 FROM generate_series(0, 19) i`},
+		{SQL: `INSERT INTO events (id, type, source, data, received_at)
 	 SELECT format('old_%s', lpad(i::text, 7, '0')), 'order.created', 'seed', '{"n": 1}'::jsonb,
 	        now() - interval '31 days' - ($1 - i) * interval '29 days' / $1
 	 FROM generate_series(1::bigint, $1) i
 	 UNION ALL
 	 SELECT format('new_%s', lpad(i::text, 7, '0')), 'order.created', 'seed', '{"n": 1}'::jsonb,
 	        now() - (50000 - i) * interval '1 day' / 50000
-	 FROM generate_series(1::bigint, 50000) i`,
-	`INSERT INTO deliveries (event_id, subscription_id, status, attempts, next_attempt_at, last_status_code, created_at, updated_at)
+	 FROM generate_series(1::bigint, 50000) i`, Args: []any{events}},
+		{SQL: `INSERT INTO deliveries (event_id, subscription_id, status, attempts, next_attempt_at, last_status_code, created_at, updated_at)
 	 SELECT e.id, format('sub_%s', lpad(v.s::text, 2, '0')),
 	        CASE WHEN v.s = 0 AND n.i % 100 = 0 AND e.id LIKE 'old%' THEN 'retrying' ELSE 'delivered' END, 2,
 	        CASE WHEN v.s = 0 AND n.i % 100 = 0 AND e.id LIKE 'old%' THEN now() + interval '1 hour' END,
 	        204, e.received_at, e.received_at + interval '2 seconds'
 	 FROM events e,
 	      LATERAL (SELECT substr(e.id, 5)::bigint AS i) n,
-	      LATERAL (VALUES (n.i % 20), ((n.i + 7) % 20)) v(s)`,
-	`INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, response_body, instance)
+	      LATERAL (VALUES (n.i % 20), ((n.i + 7) % 20)) v(s)`},
+		{SQL: `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, response_body, instance)
 	 SELECT d.id, k, d.created_at + k * interval '1 second', 25, CASE k WHEN 1 THEN 500 ELSE 204 END, 'ok', 'worker-1'
-	 FROM deliveries d, generate_series(1, 2) k`,
+	 FROM deliveries d, generate_series(1, 2) k`},
+	}
 }
 
 // BenchmarkPrune1M stores 1,000,000 expired attempts (250,000 events, 500,000
@@ -65,33 +65,8 @@ var seedPruneSQL = []string{
 func BenchmarkPrune1M(b *testing.B) {
 	db := testkit.Postgres(b)
 	ctx := context.Background()
-	start := time.Now()
-	// Checking each row's foreign keys would double the seeding time; the
-	// rows are consistent by construction (needs a superuser, as the test
-	// kit's default user is).
-	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
-			return err
-		}
-		for i, sql := range seedPruneSQL {
-			var args []any
-			if i == 1 {
-				args = []any{int64(pruneBenchEvents)}
-			}
-			if _, err := tx.Exec(ctx, sql, args...); err != nil {
-				return fmt.Errorf("seed step %d: %w", i, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		b.Fatalf("seed: %v", err)
-	}
-	// As autovacuum would have by now.
-	if _, err := db.Pool.Exec(ctx, `VACUUM ANALYZE`); err != nil {
-		b.Fatalf("vacuum: %v", err)
-	}
-	b.Logf("seeded %d expired events with 1,000,000 attempts in %s", pruneBenchEvents, time.Since(start).Round(time.Second))
+	testkit.Seed(b, db.Pool, seedPrune(pruneBenchEvents)...)
+	b.Logf("seeded %d expired events with 1,000,000 attempts", pruneBenchEvents)
 	st := store.New(db.Pool)
 
 	for b.Loop() {
@@ -102,6 +77,7 @@ func BenchmarkPrune1M(b *testing.B) {
 		p := retention.New(batches, retention.Config{Period: 30 * 24 * time.Hour, Registerer: prometheus.NewRegistry()})
 		var (
 			tot  retention.Totals
+			err  error
 			took time.Duration
 		)
 		during := ingestWhile(ctx, b, st, "prune", func() {

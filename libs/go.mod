@@ -1,10 +1,16 @@
-module github.com/dispatch-webhooks/dispatch/libs/observability
+module github.com/dispatch-webhooks/dispatch/libs
 
 go 1.26.4
 
 require (
+	github.com/dispatch-webhooks/dispatch/libs/signing v0.0.0
+	github.com/dispatch-webhooks/dispatch/migrations v0.0.0
+	github.com/jackc/pgx/v5 v5.12.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/redis/go-redis/v9 v9.23.0
 	github.com/stretchr/testify v1.12.1
+	github.com/twmb/franz-go v1.22.3
+	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.72.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp v1.47.0
@@ -19,19 +25,29 @@ require (
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
+	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect
+	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.47.0 // indirect
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
 	go.opentelemetry.io/otel/metric v1.47.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/net v0.59.0 // indirect
+	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
@@ -40,28 +56,6 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/dispatch-webhooks/dispatch/libs/config => ../../libs/config
+replace github.com/dispatch-webhooks/dispatch/libs/signing => ./signing
 
-replace github.com/dispatch-webhooks/dispatch/libs/domain => ../../libs/domain
-
-replace github.com/dispatch-webhooks/dispatch/libs/queue => ../../libs/queue
-
-replace github.com/dispatch-webhooks/dispatch/libs/signing => ../../libs/signing
-
-replace github.com/dispatch-webhooks/dispatch/libs/store => ../../libs/store
-
-replace github.com/dispatch-webhooks/dispatch/libs/testkit => ../../libs/testkit
-
-replace github.com/dispatch-webhooks/dispatch/migrations => ../../migrations
-
-replace github.com/dispatch-webhooks/dispatch/libs/retry => ../../libs/retry
-
-replace github.com/dispatch-webhooks/dispatch/libs/resilience => ../../libs/resilience
-
-replace github.com/dispatch-webhooks/dispatch/libs/lifecycle => ../../libs/lifecycle
-
-replace github.com/dispatch-webhooks/dispatch/libs/egress => ../../libs/egress
-
-replace github.com/dispatch-webhooks/dispatch/libs/apikey => ../../libs/apikey
-
-replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal
+replace github.com/dispatch-webhooks/dispatch/migrations => ../migrations

@@ -1,5 +1,0 @@
-module github.com/dispatch-webhooks/dispatch/libs/apikey
-
-go 1.26.4
-
-replace github.com/dispatch-webhooks/dispatch/libs/seal => ../../libs/seal

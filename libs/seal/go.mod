@@ -1,3 +1,0 @@
-module github.com/dispatch-webhooks/dispatch/libs/seal
-
-go 1.26.4
