@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -216,18 +215,28 @@ func isHost(value, host string) bool {
 // kafkaTopic is the topic kafka-init creates and its partitions.
 func kafkaTopic(t *testing.T, p *types.Project) (string, int32) {
 	t.Helper()
-	cmd := composeService(t, p, "kafka-init").Command
-	flag := func(name string) string {
-		i := slices.Index(cmd, name)
-		require.True(t, i >= 0 && i+1 < len(cmd), "kafka-init passes %s", name)
-		return cmd[i+1]
-	}
-	require.Contains(t, cmd, "--create")
-	n, err := strconv.Atoi(flag("--partitions"))
-	require.NoError(t, err)
+	init := composeService(t, p, "kafka-init")
+	require.Equal(t, types.ShellCommand{"topic", "ensure"}, init.Command, "kafka-init runs the ingest-api's topic ensure")
+	env := environment(init)
+	n, err := strconv.Atoi(env["KAFKA_PARTITIONS"])
+	require.NoError(t, err, "kafka-init's KAFKA_PARTITIONS")
 	worker := composeService(t, p, "delivery-worker")
 	require.GreaterOrEqual(t, n, worker.GetScale(), "a partition for every worker at least")
-	return flag("--topic"), int32(n)
+	require.NotEmpty(t, env["KAFKA_TOPIC"])
+	return env["KAFKA_TOPIC"], int32(n)
+}
+
+// TestComposeKafkaPartitions: the topic's partitions are the project's
+// setting, KAFKA_PARTITIONS, 12 unless an operator sets it.
+func TestComposeKafkaPartitions(t *testing.T) {
+	t.Parallel()
+	_, n := kafkaTopic(t, loadCompose(t, nil))
+	require.EqualValues(t, 12, n)
+	_, n = kafkaTopic(t, loadCompose(t, map[string]string{"KAFKA_PARTITIONS": "48"}))
+	require.EqualValues(t, 48, n)
+	api, init := composeService(t, loadCompose(t, nil), "api"), composeService(t, loadCompose(t, nil), "kafka-init")
+	require.Equal(t, api.Image, init.Image, "kafka-init runs the API's image")
+	require.Equal(t, api.Build, init.Build, "kafka-init builds the API's image as the API does")
 }
 
 // TestEnvExample: every setting .env.example offers is one the compose file reads.

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -20,22 +21,40 @@ import (
 // it fails the test and says how to install it.
 func promtool(t *testing.T, args ...string) string {
 	t.Helper()
+	return promtoolIn(t, filepath.Join(root, "deploy", "prometheus"), args...)
+}
+
+// promtoolIn runs promtool in dir.
+func promtoolIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
 	bin, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Fatalf("promtool is not installed; it checks the Prometheus configuration and tests the alerts. " +
 			"Install it with `apt-get install -y prometheus` (Debian's package ships promtool); .ci/run does.")
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Dir = filepath.Join(root, "deploy", "prometheus")
+	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "promtool %s:\n%s", strings.Join(args, " "), out)
 	return string(out)
 }
 
+// TestPrometheusConfig checks the configuration as the compose stack's
+// Prometheus sees it: its /etc/prometheus made of the files the compose
+// file mounts there.
 func TestPrometheusConfig(t *testing.T) {
 	t.Parallel()
-	promtool(t, "check", "config", "prometheus.yml")
-	promtool(t, "check", "rules", "alerts.yml")
+	etc := t.TempDir()
+	for _, v := range composeService(t, loadCompose(t, nil), "prometheus").Volumes {
+		if rel, ok := strings.CutPrefix(v.Target, "/etc/prometheus/"); ok {
+			b, err := os.ReadFile(v.Source)
+			require.NoError(t, err, "prometheus mounts %s", v.Source)
+			require.NoError(t, os.WriteFile(filepath.Join(etc, rel), b, 0o644))
+		}
+	}
+	out := promtoolIn(t, etc, "check", "config", "prometheus.yml")
+	require.Contains(t, out, "SUCCESS: 1 rule files found")
+	promtool(t, "check", "rules", alertsFile)
 }
 
 // TestAlerts runs the alerts' unit tests, and checks every alert has a
@@ -78,11 +97,16 @@ func TestAlerts(t *testing.T) {
 
 type alertRule struct {
 	Expr        string            `yaml:"expr"`
+	For         string            `yaml:"for"`
 	Labels      map[string]string `yaml:"labels"`
 	Annotations map[string]string `yaml:"annotations"`
 }
 
-// alertRules reads deploy/prometheus/alerts.yml by alert name.
+// alertsFile is the rules file, relative to deploy/prometheus: the chart's,
+// which the compose stack's Prometheus loads too.
+const alertsFile = "../helm/dispatch/files/alerts.yml"
+
+// alertRules reads the alerts by name.
 func alertRules(t *testing.T) map[string]alertRule {
 	t.Helper()
 	var file struct {
@@ -93,7 +117,7 @@ func alertRules(t *testing.T) map[string]alertRule {
 			} `yaml:"rules"`
 		} `yaml:"groups"`
 	}
-	require.NoError(t, yaml.Unmarshal(readFile(t, "deploy/prometheus/alerts.yml"), &file))
+	require.NoError(t, yaml.Unmarshal(readFile(t, "deploy/helm/dispatch/files/alerts.yml"), &file))
 	rules := map[string]alertRule{}
 	for _, g := range file.Groups {
 		for _, r := range g.Rules {
@@ -148,12 +172,18 @@ func TestScrapeTargets(t *testing.T) {
 		require.Len(t, sc.StaticConfigs, 1)
 		require.Equal(t, []string{net.JoinHostPort(svc.compose, strconv.Itoa(port))}, sc.StaticConfigs[0].Targets)
 	}
-	// The compose file mounts this folder where the command line looks.
+	// The compose file mounts the configuration where the command line
+	// looks, and the chart's alerts where the configuration does.
 	prom := composeService(t, p, "prometheus")
 	require.Contains(t, prom.Command, "--config.file=/etc/prometheus/prometheus.yml")
-	require.True(t, slices.ContainsFunc(prom.Volumes, func(v types.ServiceVolumeConfig) bool {
-		return v.Source == filepath.Join(root, "deploy", "prometheus") && v.Target == "/etc/prometheus" && v.ReadOnly
-	}), "prometheus mounts deploy/prometheus at /etc/prometheus")
+	for src, target := range map[string]string{
+		"deploy/prometheus/prometheus.yml":      "/etc/prometheus/prometheus.yml",
+		"deploy/helm/dispatch/files/alerts.yml": "/etc/prometheus/" + cfg.RuleFiles[0],
+	} {
+		require.True(t, slices.ContainsFunc(prom.Volumes, func(v types.ServiceVolumeConfig) bool {
+			return v.Source == filepath.Join(root, src) && v.Target == target && v.ReadOnly
+		}), "prometheus mounts %s at %s", src, target)
+	}
 }
 
 // grafanaVars are the dashboard variables Grafana replaces before querying.

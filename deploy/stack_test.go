@@ -50,7 +50,7 @@ func TestComposeServicesRun(t *testing.T) {
 	// network; here the receiver is on loopback.
 	p := loadCompose(t, map[string]string{"DELIVERY_ALLOW_CIDRS": "127.0.0.0/8"})
 	topic, partitions := kafkaTopic(t, p)
-	kafka := testkit.Kafka(t, partitions, topic)
+	kafka := testkit.Kafka(t, 1) // without the topic: kafka-init makes it
 	_, redisPrefix := testkit.Redis(t)
 	dbURL := emptyDatabase(t)
 	infra := infrastructure{
@@ -65,6 +65,14 @@ func TestComposeServicesRun(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "migrate: %s", out)
 	require.Contains(t, string(out), "now at version")
+
+	// kafka-init makes the topic with the image it names, the API's.
+	kafkaInit := composeService(t, p, "kafka-init")
+	cmd = exec.Command(bins["api"], kafkaInit.Command...)
+	cmd.Env = infra.env(t, kafkaInit, nil)
+	out, err = cmd.CombinedOutput()
+	require.NoError(t, err, "kafka-init: %s", out)
+	require.Equal(t, fmt.Sprintf("created topic %s with %d partitions\n", topic, partitions), string(out))
 
 	var scrape []string
 	var apiURL string

@@ -4,6 +4,7 @@
 package migrations
 
 import (
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -11,11 +12,16 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // registers pgx5://
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 //go:embed sql/*.sql
@@ -78,4 +84,77 @@ func pgx5URL(databaseURL string) string {
 		return databaseURL
 	}
 	return "pgx5" + strings.TrimPrefix(databaseURL, u.Scheme)
+}
+
+// Latest is the version of the newest migration: the schema version this
+// build of Dispatch needs.
+func Latest() uint {
+	entries, _ := fs.ReadDir(FS(), ".")
+	var latest uint
+	for _, e := range entries {
+		prefix, _, _ := strings.Cut(e.Name(), "_")
+		if v, err := strconv.ParseUint(prefix, 10, 64); err == nil && uint(v) > latest {
+			latest = uint(v)
+		}
+	}
+	return latest
+}
+
+// Wait returns once the database at databaseURL has the schema at version
+// Latest or a newer one (migrations keep the previous version working, so
+// a newer schema will do), with no migration half applied. Until then it
+// looks every interval, telling progress why it waits each time the reason
+// changes, and gives up with the last reason when ctx ends. It only reads:
+// the migrator may hold its lock meanwhile.
+func Wait(ctx context.Context, databaseURL string, interval time.Duration, progress func(string)) error {
+	want := Latest()
+	last := ""
+	for {
+		reason := behind(ctx, databaseURL, want)
+		if reason == "" {
+			return nil
+		}
+		if ctx.Err() != nil && last != "" {
+			// The look was cut short; the one before says why it waited.
+			return fmt.Errorf("schema not at version %d: %s", want, last)
+		}
+		if reason != last {
+			progress(reason)
+			last = reason
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("schema not at version %d: %s", want, reason)
+		case <-time.After(interval):
+		}
+	}
+}
+
+// behind says why the database's schema is not yet at version want, or
+// returns "" when it is.
+func behind(ctx context.Context, databaseURL string, want uint) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return fmt.Sprintf("database not reachable: %v", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var (
+		version int64
+		dirty   bool
+		pgErr   *pgconn.PgError
+	)
+	err = conn.QueryRow(ctx, `SELECT version, dirty FROM schema_migrations LIMIT 1`).Scan(&version, &dirty)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedTable:
+		return fmt.Sprintf("no migration applied yet, waiting for version %d", want)
+	case err != nil:
+		return fmt.Sprintf("cannot read the schema version: %v", err)
+	case dirty:
+		return fmt.Sprintf("migration %d is being applied or failed (dirty); dispatch-migrate's output says which", version)
+	case version < 0 || uint(version) < want:
+		return fmt.Sprintf("schema at version %d, waiting for version %d", version, want)
+	}
+	return ""
 }

@@ -3,6 +3,7 @@ package clock_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,7 +234,7 @@ func TestFakeUnderConcurrency(t *testing.T) {
 		for ctx.Err() == nil && (ran.Load() < n/2 || received.Load() < n/2) {
 			f.Advance(time.Millisecond)
 			_ = f.Waiting()
-			time.Sleep(100 * time.Microsecond)
+			runtime.Gosched() // let the waiters run between moves
 		}
 	}()
 	wg.Wait()

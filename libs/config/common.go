@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"os"
 	"time"
 
@@ -38,19 +39,67 @@ func (e *Env) Common(maxConns int) Common {
 		Addr:            e.String("ADDR", DefaultAddr),
 		DatabaseURL:     e.String("DATABASE_URL", DefaultDatabaseURL),
 		DBMaxConns:      e.Int("DB_MAX_CONNS", maxConns, 1),
-		KafkaBrokers:    e.List("KAFKA_BROKERS", []string{DefaultKafkaBrokers}),
+		KafkaBrokers:    e.kafkaBrokers(),
 		KafkaTopic:      e.String("KAFKA_TOPIC", "events.pending"),
 		InstanceID:      e.String("INSTANCE_ID", host),
 		LogFormat:       e.OneOf("LOG_FORMAT", "json", "json", "text"),
 		LogLevel:        e.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 	}
+	return c
+}
+
+// kafkaBrokers reads KAFKA_BROKERS.
+func (e *Env) kafkaBrokers() []string {
+	b := e.List("KAFKA_BROKERS", []string{DefaultKafkaBrokers})
 	// Set but blank between the commas (","): a mistake, not a request for
 	// the default.
-	if len(c.KafkaBrokers) == 0 {
+	if len(b) == 0 {
 		e.Fail("KAFKA_BROKERS", "names no broker (want a comma-separated host:port list, default %s)", DefaultKafkaBrokers)
 	}
-	return c
+	return b
+}
+
+// Bounds of KAFKA_PARTITIONS.
+const (
+	// DefaultKafkaPartitions leaves room for a dozen delivery workers.
+	DefaultKafkaPartitions = 12
+	// MaxKafkaPartitions is far beyond any number of workers; more is
+	// taken for a typo.
+	MaxKafkaPartitions = 10000
+)
+
+// Topic holds the settings of what creates the topic of queued
+// deliveries: the project sets its partitions, which bound how many
+// delivery workers share the work, rather than the broker's default.
+type Topic struct {
+	Brokers    []string // KAFKA_BROKERS
+	Name       string   // KAFKA_TOPIC
+	Partitions int      // KAFKA_PARTITIONS
+	// ReplicationFactor is each partition's replicas
+	// (KAFKA_REPLICATION_FACTOR); zero leaves it to the broker's
+	// default.replication.factor.
+	ReplicationFactor int
+}
+
+// Topic reads KAFKA_BROKERS, KAFKA_TOPIC, KAFKA_PARTITIONS and
+// KAFKA_REPLICATION_FACTOR.
+func (e *Env) Topic() Topic {
+	t := Topic{
+		Brokers:           e.kafkaBrokers(),
+		Name:              e.String("KAFKA_TOPIC", "events.pending"),
+		Partitions:        e.Int("KAFKA_PARTITIONS", DefaultKafkaPartitions, 1),
+		ReplicationFactor: e.Int("KAFKA_REPLICATION_FACTOR", 0, 1),
+	}
+	if t.Partitions > MaxKafkaPartitions {
+		e.Fail("KAFKA_PARTITIONS", "%d is above the maximum %d", t.Partitions, MaxKafkaPartitions)
+		t.Partitions = DefaultKafkaPartitions
+	}
+	if t.ReplicationFactor > math.MaxInt16 {
+		e.Fail("KAFKA_REPLICATION_FACTOR", "%d is above the maximum %d", t.ReplicationFactor, math.MaxInt16)
+		t.ReplicationFactor = 0
+	}
+	return t
 }
 
 // Redis holds the settings of services that use the shared limits.

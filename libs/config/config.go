@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strconv"
@@ -146,4 +147,27 @@ func (e *Env) Err() error {
 		return nil
 	}
 	return fmt.Errorf("invalid configuration: %w", errors.Join(e.errs...))
+}
+
+// AnswerConfigcheck runs CheckCommand and exits with its code when the
+// process was started as `<service> configcheck`. Otherwise it returns at
+// once.
+func AnswerConfigcheck[C any](load func(*Env) (C, error)) {
+	if len(os.Args) > 1 && os.Args[1] == "configcheck" {
+		os.Exit(CheckCommand(load, os.Stderr))
+	}
+}
+
+// CheckCommand is a service's "configcheck" subcommand: it reads the
+// process environment with the service's own load function and reports
+// every bad variable, so that a deployment's settings can be checked
+// without starting the service or reaching what it connects to. It
+// returns the exit code: 0 when the settings are accepted, 1 when not.
+func CheckCommand[C any](load func(*Env) (C, error), out io.Writer) int {
+	if _, err := load(FromEnv()); err != nil {
+		fmt.Fprintln(out, err)
+		return 1
+	}
+	fmt.Fprintln(out, "configuration accepted")
+	return 0
 }

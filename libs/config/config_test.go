@@ -114,3 +114,61 @@ func TestSecretKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestTopic(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    config.Topic
+		wantErr string
+	}{
+		{"defaults: twelve partitions, the broker's replication", map[string]string{},
+			config.Topic{Brokers: []string{"localhost:9092"}, Name: "events.pending", Partitions: 12}, ""},
+		{"set", map[string]string{"KAFKA_BROKERS": "k:9092", "KAFKA_TOPIC": "t", "KAFKA_PARTITIONS": " 48 ", "KAFKA_REPLICATION_FACTOR": "3"},
+			config.Topic{Brokers: []string{"k:9092"}, Name: "t", Partitions: 48, ReplicationFactor: 3}, ""},
+		{"no partitions", map[string]string{"KAFKA_PARTITIONS": "0"}, config.Topic{}, "KAFKA_PARTITIONS: 0 is below the minimum 1"},
+		{"negative", map[string]string{"KAFKA_PARTITIONS": "-4"}, config.Topic{}, "KAFKA_PARTITIONS: -4 is below the minimum 1"},
+		{"not a number", map[string]string{"KAFKA_PARTITIONS": "twelve"}, config.Topic{}, `KAFKA_PARTITIONS: "twelve" is not a whole number`},
+		{"too many", map[string]string{"KAFKA_PARTITIONS": "100000"}, config.Topic{}, "KAFKA_PARTITIONS: 100000 is above the maximum 10000"},
+		{"replication zero", map[string]string{"KAFKA_REPLICATION_FACTOR": "0"}, config.Topic{}, "KAFKA_REPLICATION_FACTOR: 0 is below the minimum 1"},
+		{"replication too large", map[string]string{"KAFKA_REPLICATION_FACTOR": "40000"}, config.Topic{}, "KAFKA_REPLICATION_FACTOR: 40000 is above the maximum 32767"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := config.FromMap(tt.env)
+			got := env.Topic()
+			err := env.Err()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.Brokers, tt.want.Brokers) || got.Name != tt.want.Name || got.Partitions != tt.want.Partitions || got.ReplicationFactor != tt.want.ReplicationFactor {
+				t.Fatalf("Topic() = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	t.Setenv("DISPATCH_CHECK_TEST", "bad")
+	load := func(e *config.Env) (int, error) {
+		n := e.Int("DISPATCH_CHECK_TEST", 1, 1)
+		return n, e.Err()
+	}
+	var out strings.Builder
+	if code := config.CheckCommand(load, &out); code != 1 || !strings.Contains(out.String(), `DISPATCH_CHECK_TEST: "bad" is not a whole number`) {
+		t.Fatalf("exit %d, %q", code, out.String())
+	}
+	t.Setenv("DISPATCH_CHECK_TEST", "3")
+	out.Reset()
+	if code := config.CheckCommand(load, &out); code != 0 || out.String() != "configuration accepted\n" {
+		t.Fatalf("exit %d, %q", code, out.String())
+	}
+}

@@ -37,30 +37,38 @@ func TestHTTPServesUntilCancelledThenFinishesRequests(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	started := make(chan struct{})
+	// Signals from the server: it listens, a request is in its handler,
+	// and its shutdown has begun; the handler answers only when the test
+	// lets it, so the request is in flight when the stop comes.
+	listening, started, finish, stopping := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 	srv := &http.Server{Addr: addr, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		close(started)
-		time.Sleep(200 * time.Millisecond) // in flight when the stop comes
+		<-finish
 		w.WriteHeader(http.StatusNoContent)
 	})}
+	srv.BaseContext = func(net.Listener) context.Context { close(listening); return context.Background() }
+	srv.RegisterOnShutdown(func() { close(stopping) })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- lifecycle.Run(ctx, lifecycle.HTTP(srv, 5*time.Second)) }()
 
+	<-listening
 	var resp *http.Response
 	got := make(chan error, 1)
 	go func() {
 		var err error
-		for range 50 {
-			if resp, err = http.Get("http://" + addr); err == nil {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		resp, err = http.Get("http://" + addr)
 		got <- err
 	}()
 	<-started
 	cancel()
+	select {
+	case <-stopping:
+		close(finish)
+	case err := <-done:
+		close(finish)
+		t.Fatalf("Run = %v before the request in flight finished", err)
+	}
 	if err := <-got; err != nil {
 		t.Fatalf("request in flight failed: %v", err)
 	}

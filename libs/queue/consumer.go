@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/codes"
+
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 )
 
 // Handler handles one message. It returns nil once the message's outcome is
@@ -37,6 +39,10 @@ type ConsumerConfig struct {
 	// Tracing continues the trace a record's headers carry in a span
 	// around the handler; the zero value follows the process's tracing.
 	Tracing Tracing
+	// Clock times the drain, the handler's backoff and the fetch errors'
+	// log [clock.Real()]. The brokers' own timeouts stay on the system
+	// clock, which franz-go keeps.
+	Clock clock.Clock
 }
 
 // Consumer is an at-least-once Kafka group consumer. Messages are handled
@@ -63,6 +69,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
 	c := &Consumer{cfg: cfg, offsets: newOffsets(), tracer: cfg.Tracing.tracer(), stopped: make(chan struct{})}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -73,7 +82,6 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		kgo.AutoCommitInterval(time.Second),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
-		kgo.AllowAutoTopicCreation(),
 	}
 	if cfg.ClientID != "" {
 		opts = append(opts, kgo.ClientID(cfg.ClientID))
@@ -96,17 +104,27 @@ func (c *Consumer) Ping(ctx context.Context) error { return c.client.Ping(ctx) }
 // DrainTimeout) and commits what they marked, so the next owner starts right
 // after them instead of handling them again.
 func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	timeout, stop := c.after(c.cfg.DrainTimeout)
+	defer stop()
 	select {
 	case <-c.offsets.forget(revoked):
 	case <-c.stopped:
 		// Run has drained already, within its own bound.
-	case <-time.After(c.cfg.DrainTimeout):
+	case <-timeout:
 		c.cfg.Logger.Warn("revoked partitions still busy; their messages will be handled again by the next owner")
 	case <-ctx.Done():
 	}
 	if err := cl.CommitMarkedOffsets(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		c.cfg.Logger.Warn("commit on revoke failed; some messages will be handled again", "err", err)
 	}
+}
+
+// after returns a channel closed once d has passed on the consumer's
+// clock, and a function that stops the wait when it is no longer needed.
+func (c *Consumer) after(d time.Duration) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	t := c.cfg.Clock.AfterFunc(d, func() { close(ch) })
+	return ch, func() { t.Stop() }
 }
 
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
@@ -131,8 +149,8 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
 			// While a broker is away every poll fails; one line per 10 s says so.
-			if !errors.Is(err, context.Canceled) && time.Since(lastFetchErr) > 10*time.Second {
-				lastFetchErr = time.Now()
+			if now := c.cfg.Clock.Now(); !errors.Is(err, context.Canceled) && now.Sub(lastFetchErr) > 10*time.Second {
+				lastFetchErr = now
 				c.cfg.Logger.Warn("kafka fetch error (repeats are not logged for 10s)", "topic", topic, "partition", partition, "err", err)
 			}
 		})
@@ -153,25 +171,32 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		})
 	}
 
-	deadline := time.Now().Add(c.cfg.DrainTimeout)
+	deadline := c.cfg.Clock.Now().Add(c.cfg.DrainTimeout)
+	until := func(t time.Time) time.Duration { return t.Sub(c.cfg.Clock.Now()) }
 	grace := stopGrace(c.cfg.DrainTimeout)
 	drained := make(chan struct{})
 	go func() { wg.Wait(); close(drained) }()
+	cancelAt, stopCancelAt := c.after(until(deadline.Add(-grace)))
+	defer stopCancelAt()
 	select {
 	case <-drained:
-	case <-time.After(time.Until(deadline.Add(-grace))):
+	case <-cancelAt:
 		c.cfg.Logger.Warn("drain timeout: cancelling in-flight messages", "timeout", c.cfg.DrainTimeout)
 		cancelHandlers()
+		giveUp, stopGiveUp := c.after(until(deadline.Add(-grace / 2)))
+		defer stopGiveUp()
 		select {
 		case <-drained:
-		case <-time.After(time.Until(deadline.Add(-grace / 2))):
+		case <-giveUp:
 			// A handler that ignores its context must not keep the process
 			// alive: its message is not marked, so it is handed out again.
 			c.cfg.Logger.Error("in-flight messages did not end when cancelled; stopping without them")
 		}
 	}
 	close(c.stopped)
-	commitCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline.Add(-grace/4))
+	// The commit talks to the brokers, bounded on the system clock by what
+	// is left of the drain on the consumer's.
+	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), until(deadline.Add(-grace/4)))
 	defer cancel()
 	if err := c.client.CommitMarkedOffsets(commitCtx); err != nil {
 		c.cfg.Logger.Warn("final commit failed; some messages will be handled again", "err", err)
@@ -180,9 +205,11 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	// partitions then move when the session times out instead.
 	closed := make(chan struct{})
 	go func() { c.client.Close(); close(closed) }()
+	left, stopLeft := c.after(until(deadline))
+	defer stopLeft()
 	select {
 	case <-closed:
-	case <-time.After(time.Until(deadline)):
+	case <-left:
 		c.cfg.Logger.Warn("leaving the consumer group took longer than the drain timeout; stopping without waiting for it")
 	}
 	return nil
@@ -221,9 +248,7 @@ func (c *Consumer) handle(ctx context.Context, r *kgo.Record, h Handler) bool {
 		}
 		c.cfg.Logger.Warn("message not handled; retrying", "delivery_id", m.DeliveryID, "event_id", m.EventID,
 			"subscription_id", m.SubscriptionID, "err", err, "backoff", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
+		if !clock.Sleep(ctx, c.cfg.Clock, backoff) {
 			return false
 		}
 		backoff = min(backoff*2, 10*time.Second)

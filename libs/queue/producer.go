@@ -53,7 +53,6 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		// (2 ms of linger was 3 ms of the median accept-to-receipt time at
 		// 200 events/s, and changed nothing at 7,000/s).
 		kgo.ProducerLinger(0),
-		kgo.AllowAutoTopicCreation(),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
@@ -185,5 +186,70 @@ func TestDecode(t *testing.T) {
 	for _, bad := range []string{"", "{", `{"event_id":"e"}`, `[]`} {
 		_, err := queue.Decode([]byte(bad))
 		require.Error(t, err, bad)
+	}
+}
+
+// TestFailedMessageBacksOffOnTheClock: a message whose handler fails is
+// handled again after a backoff on the consumer's clock (100 ms, then
+// twice as long each time), not before.
+func TestFailedMessageBacksOffOnTheClock(t *testing.T) {
+	t.Parallel()
+	cluster := testkit.Kafka(t, 1, topic)
+	brokers := cluster.ListenAddrs()
+	publish(t, brokers, 1, 1)
+	clk := clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	c, err := queue.NewConsumer(queue.ConsumerConfig{Brokers: brokers, Topics: []string{topic}, Group: "g", DrainTimeout: time.Second, Clock: clk})
+	require.NoError(t, err)
+	// Each try tells the test it began, then fails (the last succeeds)
+	// when the test lets it: until then it starts no backoff. Once the
+	// test is over, a try stores its message at once.
+	tries, proceed := make(chan struct{}), make(chan error)
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(runCtx, func(context.Context, queue.Message) error {
+			select {
+			case tries <- struct{}{}:
+			case <-runCtx.Done():
+				return nil
+			}
+			select {
+			case err := <-proceed:
+				return err
+			case <-runCtx.Done():
+				return nil
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second): // a backoff left on the fake clock would hold the drain
+			t.Error("the consumer did not stop")
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	<-tries
+	proceed <- errors.New("not stored")
+	for i, backoff := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond} {
+		require.NoError(t, clk.BlockUntilWaiting(ctx, 1), "the failed message does not back off")
+		clk.Advance(backoff - time.Nanosecond)
+		require.Equal(t, 1, clk.Waiting(), "handled again before its backoff of %v", backoff)
+		clk.Advance(time.Nanosecond)
+		require.Zero(t, clk.Waiting())
+		select {
+		case <-tries:
+		case <-ctx.Done():
+			t.Fatalf("not handled again after its backoff of %v", backoff)
+		}
+		if i == 0 {
+			proceed <- errors.New("not stored again")
+		} else {
+			proceed <- nil
+		}
 	}
 }

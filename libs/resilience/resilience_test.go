@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/resilience"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
@@ -29,6 +30,13 @@ func guard(rdb redis.UniversalClient, prefix string, mutate ...func(*resilience.
 	}
 	return resilience.New(rdb, cfg)
 }
+
+// waitOnRedis waits d of real time. Redis times the shared state by its
+// own clock (TIME inside each script, so that every worker agrees), which
+// a test cannot move: the tests of the Redis path wait for it, each for a
+// span the guard itself reported or a limit the test set, here and nowhere
+// else. The in-process fallback's timing is tested on a fake clock.
+func waitOnRedis(d time.Duration) { time.Sleep(d) }
 
 // bookSecond lets a guard book turns up to 900 ms ahead, so that one
 // batch reaches a whole window's limit: the tests of order and fallback
@@ -63,7 +71,7 @@ func TestRateLimitPacesRequests(t *testing.T) {
 	require.True(t, other.Allowed, "turns are per destination")
 	require.Zero(t, other.Delay)
 
-	time.Sleep(third.RetryAfter + 10*time.Millisecond) // until the turn is within Ahead, on the real clock Redis keeps
+	waitOnRedis(third.RetryAfter + 10*time.Millisecond) // until the turn is within Ahead
 	againStart := time.Now()
 	again := g.Admit(ctx, tgt("s"), limits, time.Second)
 	require.True(t, again.Allowed)
@@ -111,14 +119,14 @@ func TestCircuitBreakerStateMachine(t *testing.T) {
 	require.Equal(t, resilience.CircuitOpen, denied.Reason)
 	require.Greater(t, denied.RetryAfter, time.Duration(0))
 
-	time.Sleep(350 * time.Millisecond)
+	waitOnRedis(denied.RetryAfter + 10*time.Millisecond)
 	require.Equal(t, resilience.HalfOpen, must(g.CircuitState(ctx, tgt("s"))))
 	trial := g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second)
 	require.True(t, trial.Allowed)
 	g.Done(ctx, trial, false)
 	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, tgt("s"))), "a failed trial reopens it")
 
-	time.Sleep(350 * time.Millisecond)
+	waitOnRedis(g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second).RetryAfter + 10*time.Millisecond)
 	var trials []resilience.Admission
 	for range 3 {
 		a := g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second)
@@ -146,7 +154,7 @@ func TestExactlyThreeTrialsUnderConcurrency(t *testing.T) {
 		a := guards[0].Admit(ctx, tgt("s"), resilience.Limits{}, time.Second)
 		guards[0].Done(ctx, a, false)
 	}
-	time.Sleep(350 * time.Millisecond)
+	waitOnRedis(guards[0].Admit(ctx, tgt("s"), resilience.Limits{}, time.Second).RetryAfter + 10*time.Millisecond)
 	var allowed atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 60 {
@@ -166,38 +174,44 @@ func TestSemaphoreHoldsAcrossWorkersAndFreesCrashedPermits(t *testing.T) {
 	guards := []*resilience.Guard{guard(rdb, prefix), guard(rdb, prefix), guard(rdb, prefix)}
 	ctx := context.Background()
 	limits := resilience.Limits{MaxConcurrency: 4, RatePerSecond: 10000}
-	var (
-		inFlight, peak atomic.Int32
-		wg             sync.WaitGroup
-		admitted       atomic.Int32
-	)
-	for i := range 90 {
-		wg.Go(func() {
-			g := guards[i%3]
-			for {
-				a := g.Admit(ctx, tgt("s"), limits, time.Second)
-				if !a.Allowed {
-					require.Equal(t, resilience.ConcurrencyLimited, a.Reason)
-					time.Sleep(time.Millisecond)
-					continue
-				}
-				n := inFlight.Add(1)
-				for p := peak.Load(); n > p; p = peak.Load() {
-					if peak.CompareAndSwap(p, n) {
-						break
-					}
-				}
-				time.Sleep(2 * time.Millisecond)
-				inFlight.Add(-1)
-				g.Done(ctx, a, true)
-				admitted.Add(1)
-				return
-			}
-		})
+	// Ninety deliveries, in rounds until every one has gone: in each
+	// round all that are left ask at once, through the three workers,
+	// while the admitted ones hold their permits; exactly the limit is
+	// admitted, and the permits are given back before the next round.
+	type held struct {
+		g *resilience.Guard
+		a resilience.Admission
 	}
-	wg.Wait()
-	require.EqualValues(t, 90, admitted.Load())
-	require.LessOrEqual(t, peak.Load(), int32(4), "never more than the limit at once")
+	for left, round := 90, 1; left > 0; round++ {
+		var (
+			mu      sync.Mutex
+			wg      sync.WaitGroup
+			granted []held
+			refused []resilience.Reason
+		)
+		for i := range left {
+			wg.Go(func() {
+				g := guards[i%3]
+				a := g.Admit(ctx, tgt("s"), limits, time.Second)
+				mu.Lock()
+				defer mu.Unlock()
+				if a.Allowed {
+					granted = append(granted, held{g, a})
+					return
+				}
+				refused = append(refused, a.Reason)
+			})
+		}
+		wg.Wait()
+		require.Len(t, granted, min(4, left), "round %d: the limit, no more, at once", round)
+		for _, r := range refused {
+			require.Equal(t, resilience.ConcurrencyLimited, r)
+		}
+		for _, h := range granted {
+			h.g.Done(ctx, h.a, true)
+		}
+		left -= len(granted)
+	}
 
 	// A worker that crashes holding permits: they expire with their TTL.
 	crashed := guard(rdb, prefix, func(c *resilience.Config) { c.PermitTTL = 300 * time.Millisecond })
@@ -205,7 +219,7 @@ func TestSemaphoreHoldsAcrossWorkersAndFreesCrashedPermits(t *testing.T) {
 		require.True(t, crashed.Admit(ctx, tgt("t"), limits, 0).Allowed) // never released
 	}
 	require.False(t, guards[0].Admit(ctx, tgt("t"), limits, time.Second).Allowed)
-	time.Sleep(1100 * time.Millisecond) // a permit lives at least its attempt's timeout (0 here) + 1 s
+	waitOnRedis(1100 * time.Millisecond) // a permit lives at least its attempt's timeout (0 here) + 1 s
 	require.True(t, guards[0].Admit(ctx, tgt("t"), limits, time.Second).Allowed, "expired permits are freed")
 }
 
@@ -215,7 +229,8 @@ func TestRedisOutageFallsBackAndRecovers(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })
 	reg := prometheus.NewRegistry()
-	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg, RetryRedisAfter: 50 * time.Millisecond, Ahead: 900 * time.Millisecond})
+	fake := clock.NewFake(epoch)
+	g := resilience.New(rdb, resilience.Config{Prefix: "p", Registerer: reg, Clock: fake, RetryRedisAfter: 50 * time.Millisecond, Ahead: 900 * time.Millisecond})
 	ctx := context.Background()
 	limits := resilience.Limits{RatePerSecond: 3}
 
@@ -238,12 +253,16 @@ func TestRedisOutageFallsBackAndRecovers(t *testing.T) {
 	require.EqualValues(t, 1, gauge(t, reg, "dispatch_resilience_fallback"))
 
 	srv.Start()
-	time.Sleep(1100 * time.Millisecond) // the local window empties
-	require.Eventually(t, func() bool {
+	fake.Advance(1100 * time.Millisecond) // the local window empties, and RetryRedisAfter has passed
+	// The client may first spend a try on a connection the outage broke;
+	// each failed try puts the guard back on the fallback for
+	// RetryRedisAfter, which the test then moves past.
+	for try := 0; gauge(t, reg, "dispatch_resilience_fallback") != 0; try++ {
+		require.Less(t, try, 5, "Redis is not used again")
 		a := g.Admit(ctx, tgt("s"), limits, time.Second)
 		g.Done(ctx, a, true)
-		return gauge(t, reg, "dispatch_resilience_fallback") == 0
-	}, 5*time.Second, 60*time.Millisecond)
+		fake.Advance(50 * time.Millisecond)
+	}
 	require.Positive(t, rdb.ZCard(ctx, "p:{"+tgt("s").Destination+"}:rate").Val(), "shared state resumes in Redis")
 }
 
@@ -289,7 +308,7 @@ func TestRateLimitExactAcrossWorkers(t *testing.T) {
 				a := g.Admit(ctx, tgt("s"), resilience.Limits{RatePerSecond: limit}, time.Second)
 				at := time.Now().Add(a.Delay) // its turn
 				if !a.Allowed {
-					time.Sleep(min(a.RetryAfter, 20*time.Millisecond))
+					waitOnRedis(min(a.RetryAfter, 20*time.Millisecond))
 					continue
 				}
 				mu.Lock()
@@ -432,7 +451,7 @@ func TestRefusalTakesNothingFromEarlierChecks(t *testing.T) {
 // TestLocalFallbackBehavesLikeRedis runs the same checks without Redis.
 func TestLocalFallbackBehavesLikeRedis(t *testing.T) {
 	t.Parallel()
-	g := guard(nil, "unused")
+	g, fake := localGuard()
 	ctx := context.Background()
 	conc := resilience.Limits{MaxConcurrency: 2}
 	a1, a2 := g.Admit(ctx, tgt("c"), conc, time.Second), g.Admit(ctx, tgt("c"), conc, time.Second)
@@ -448,7 +467,7 @@ func TestLocalFallbackBehavesLikeRedis(t *testing.T) {
 	}
 	require.Equal(t, resilience.Open, must(g.CircuitState(ctx, tgt("s"))))
 	require.Equal(t, resilience.CircuitOpen, g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second).Reason)
-	time.Sleep(350 * time.Millisecond)
+	fake.Advance(300 * time.Millisecond)
 	var trials []resilience.Admission
 	for range 5 {
 		if a := g.Admit(ctx, tgt("s"), resilience.Limits{}, time.Second); a.Allowed {
@@ -468,11 +487,19 @@ func TestLocalFallbackBehavesLikeRedis(t *testing.T) {
 func TestRefusedWhileTrialsInFlightWaitsOnlyBriefly(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testkit.Redis(t)
-	for name, g := range map[string]*resilience.Guard{
-		"redis": guard(rdb, prefix, func(c *resilience.Config) { c.OpenFor = 1500 * time.Millisecond }),
-		"local": guard(nil, "unused", func(c *resilience.Config) { c.OpenFor = 1500 * time.Millisecond }),
-	} {
-		t.Run(name, func(t *testing.T) {
+	openFor := func(c *resilience.Config) { c.OpenFor = 1500 * time.Millisecond }
+	local, fake := localGuard(openFor)
+	tests := []struct {
+		name string
+		g    *resilience.Guard
+		wait func(time.Duration) // until the circuit half-opens
+	}{
+		{"redis", guard(rdb, prefix, openFor), waitOnRedis},
+		{"local", local, fake.Advance},
+	}
+	for _, tt := range tests {
+		g := tt.g
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			sub := tgt("s")
@@ -485,7 +512,7 @@ func TestRefusedWhileTrialsInFlightWaitsOnlyBriefly(t *testing.T) {
 			require.Equal(t, resilience.CircuitOpen, open.Reason)
 			require.Greater(t, open.RetryAfter, time.Second, "open: wait until it half-opens")
 
-			time.Sleep(1550 * time.Millisecond)
+			tt.wait(open.RetryAfter + 10*time.Millisecond)
 			var trials []resilience.Admission
 			for range 3 {
 				a := g.Admit(ctx, sub, resilience.Limits{}, time.Second)

@@ -192,7 +192,10 @@ type VerifierOption func(*Verifier)
 // WithTolerance sets how far the timestamp may drift from now (default 5 minutes).
 func WithTolerance(d time.Duration) VerifierOption { return func(v *Verifier) { v.tolerance = d } }
 
-// WithClock replaces time.Now, for tests.
+// WithClock replaces time.Now, for tests. It takes a plain function rather
+// than the services' clock.Clock: receivers import this package on its
+// own, and a Verifier only reads the time, so the option keeps them free
+// of the rest of Dispatch's libraries.
 func WithClock(now func() time.Time) VerifierOption { return func(v *Verifier) { v.now = now } }
 
 // NewVerifier returns a Verifier that accepts a signature made with any of

@@ -238,9 +238,8 @@ func TestApplyOutcomesLapsedClaim(t *testing.T) {
 	ctx := context.Background()
 	createSub(t, st, "s", "*")
 	recorded, released, current := ingest(t, st, "recorded"), ingest(t, st, "released"), ingest(t, st, "current")
-	first, err := st.ClaimDeliveries(ctx, []int64{recorded, released}, time.Millisecond, 0)
+	first, err := st.ClaimDeliveries(ctx, []int64{recorded, released}, time.Millisecond, lapsed)
 	require.NoError(t, err)
-	time.Sleep(20 * time.Millisecond) // let the 1 ms leases lapse on the server's clock
 	second, err := st.ClaimDeliveries(ctx, []int64{recorded, released}, time.Minute, 0)
 	require.NoError(t, err)
 	for i := range second {
@@ -571,28 +570,31 @@ func TestBatchesWaitForASubscriptionBeingDeleted(t *testing.T) {
 			deleted := make(chan error, 1)
 			go func() { _, err := st.DeleteSubscription(ctx, store.Unscoped, sub); deleted <- err }()
 			waiting(1) // the deletion has taken B and waits for the held delivery
-			// The batch's own error and each member's; checked below, as
-			// require may stop only the test's own goroutine.
-			type result struct {
+			// The batch's answer: an error for each delivery, or for the call.
+			type answer struct {
+				each []error
 				err  error
-				errs []error
 			}
-			batch := make(chan result, 1)
+			batch := make(chan answer, 1)
 			go func() {
 				if tt.claim {
 					claims, err := st.ClaimDeliveries(ctx, []int64{a, b}, time.Minute, 0)
 					if err != nil {
-						batch <- result{err: err}
+						batch <- answer{err: err}
 						return
 					}
-					batch <- result{errs: []error{claims[0].Err, claims[1].Err}}
+					batch <- answer{each: []error{claims[0].Err, claims[1].Err}}
 					return
 				}
 				errs, err := st.ApplyOutcomes(ctx, outcomes)
-				batch <- result{err: err, errs: errs}
+				batch <- answer{each: errs, err: err}
 			}()
-			waiting(2)                         // the batch waits too
-			time.Sleep(300 * time.Millisecond) // past the batch's deadlock check
+			waiting(2) // the batch waits too
+			// A deadlock would be found by the server's own check, which
+			// runs once a session has waited deadlock_timeout (100 ms, set
+			// above) on its clock; nothing announces that the check found
+			// none, so the test waits past it, three times over.
+			time.Sleep(300 * time.Millisecond)
 			require.NoError(t, holder.Rollback(ctx))
 
 			require.NoError(t, <-deleted, "the deletion goes through")
@@ -600,9 +602,9 @@ func TestBatchesWaitForASubscriptionBeingDeleted(t *testing.T) {
 			if tt.claim {
 				want = domain.ErrNotClaimable
 			}
-			res := <-batch
-			require.NoError(t, res.err)
-			for _, err := range res.errs {
+			got := <-batch
+			require.NoError(t, got.err)
+			for _, err := range got.each {
 				require.ErrorIs(t, err, want)
 			}
 		})

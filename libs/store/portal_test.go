@@ -50,6 +50,7 @@ func TestPortalLinkOpensOnce(t *testing.T) {
 		mu       sync.Mutex
 		sessions []domain.PortalSession
 		refused  int
+		failures []error
 	)
 	for range openers {
 		wg.Go(func() {
@@ -57,15 +58,19 @@ func TestPortalLinkOpensOnce(t *testing.T) {
 			ps, err := st.OpenPortalLink(ctx, hash, k, kh)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				require.ErrorIs(t, err, domain.ErrNotFound)
+			switch {
+			case errors.Is(err, domain.ErrNotFound):
 				refused++
+				return
+			case err != nil:
+				failures = append(failures, err)
 				return
 			}
 			sessions = append(sessions, ps)
 		})
 	}
 	wg.Wait()
+	require.Empty(t, failures, "a losing opening is refused as not found")
 	require.Len(t, sessions, 1, "one opening wins")
 	require.Equal(t, openers-1, refused)
 	ps := sessions[0]

@@ -58,12 +58,11 @@ func TestClaimDueFindsRetriesAndStrandedWork(t *testing.T) {
 	fail(t, st, job, time.Now().Add(time.Hour))
 
 	deadWorker := ingest(t, st, "dead")
-	_, err = st.ClaimDelivery(ctx, deadWorker, time.Millisecond, 0) // lease lapses at once
+	_, err = st.ClaimDelivery(ctx, deadWorker, time.Millisecond, lapsed)
 	require.NoError(t, err)
 	liveWorker := ingest(t, st, "live")
 	_, err = st.ClaimDelivery(ctx, liveWorker, time.Minute, 0)
 	require.NoError(t, err)
-	time.Sleep(20 * time.Millisecond)
 
 	due, err := st.ClaimDue(ctx, 100, 30*time.Second)
 	require.NoError(t, err)

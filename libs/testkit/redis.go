@@ -90,10 +90,22 @@ func (s *RedisServer) Start() {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr})
 	defer rdb.Close()
+	AwaitRedis(s.t, rdb)
+}
+
+// AwaitRedis waits, for up to 10 s, until rdb answers: a server just
+// started, or a client whose pooled connections the server's restart
+// broke. It polls, as nothing else tells when another process is ready.
+func AwaitRedis(t testing.TB, rdb redis.UniversalClient) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Ping(context.Background()).Err() != nil {
+	for {
+		err := rdb.Ping(context.Background()).Err()
+		if err == nil {
+			return
+		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("testkit: redis-server on %s did not answer", s.Addr)
+			t.Fatalf("testkit: Redis does not answer: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
 	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
@@ -21,6 +22,7 @@ import (
 
 func main() {
 	observability.AnswerHealthcheck(libconfig.FromEnv().String("ADDR", config.DefaultAddr))
+	libconfig.AnswerConfigcheck(config.Load)
 	lifecycle.Main("dashboard", run)
 }
 
@@ -30,7 +32,8 @@ func run(ctx context.Context) error {
 		return err
 	}
 	log := observability.NewLogger(cfg.LogFormat, cfg.LogLevel, "dashboard", cfg.InstanceID)
-	sealer, err := session.NewSealer(cfg.SessionKey, nil)
+	clk := clock.Real()
+	sealer, err := session.NewSealer(cfg.SessionKey, clk)
 	if err != nil {
 		return err
 	}
@@ -40,8 +43,8 @@ func run(ctx context.Context) error {
 	}
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
-	revocations := session.NewRevocations(rdb, cfg.RedisKeyPrefix)
-	srv := server.New(server.Config{APIURL: cfg.APIURL, Sealer: sealer, Revocations: revocations, SessionTTL: cfg.SessionTTL, Logger: log, HTTPS: cfg.HTTPS(),
+	revocations := session.NewRevocations(rdb, cfg.RedisKeyPrefix, clk)
+	srv := server.New(server.Config{APIURL: cfg.APIURL, Sealer: sealer, Revocations: revocations, Clock: clk, SessionTTL: cfg.SessionTTL, Logger: log, HTTPS: cfg.HTTPS(),
 		Portal: server.PortalConfig{FrameAncestors: cfg.Portal.FrameAncestors, Title: cfg.Portal.Title, LogoURL: cfg.Portal.LogoURL, AccentColor: cfg.Portal.AccentColor}})
 	mux := http.NewServeMux()
 	observability.Register(mux, map[string]observability.Check{"api": srv.Ready, "redis": revocations.Ping})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
@@ -27,6 +28,7 @@ var version = "dev"
 
 func main() {
 	observability.AnswerHealthcheck(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr))
+	libconfig.AnswerConfigcheck(config.Load)
 	lifecycle.Main("delivery-worker", run)
 }
 
@@ -56,7 +58,10 @@ func run(ctx context.Context) error {
 	}
 	st := store.New(pool, store.WithSecretKeys(keys))
 
+	// One clock for every part that tells the time or waits.
+	clk := clock.Real()
 	consumer, err := queue.NewConsumer(queue.ConsumerConfig{
+		Clock:          clk,
 		Brokers:        cfg.KafkaBrokers,
 		Topics:         []string{cfg.KafkaTopic},
 		Group:          cfg.KafkaConsumerGroup,
@@ -78,6 +83,7 @@ func run(ctx context.Context) error {
 	// Redis being down at start is not fatal: the guard falls back to
 	// in-process limits until it answers.
 	guard := resilience.New(rdb, resilience.Config{
+		Clock:            clk,
 		Prefix:           cfg.RedisKeyPrefix,
 		RatePerSecond:    cfg.RateLimit,
 		MaxConcurrency:   cfg.MaxConcurrency,
@@ -92,12 +98,13 @@ func run(ctx context.Context) error {
 	if cfg.Proxy != nil {
 		log.Info("deliveries go through an egress proxy", "proxy", cfg.Proxy.Redacted())
 	}
-	worker := delivery.NewWorker(st, delivery.NewSender(delivery.SenderConfig{Version: version, Policy: egress.NewPolicy(cfg.AllowCIDRs), MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes, Traceparent: cfg.Traceparent, Proxy: cfg.Proxy}), guard, delivery.Config{
+	worker := delivery.NewWorker(st, delivery.NewSender(delivery.SenderConfig{Version: version, Policy: egress.NewPolicy(cfg.AllowCIDRs), MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes, Traceparent: cfg.Traceparent, Proxy: cfg.Proxy, Clock: clk}), guard, delivery.Config{
 		Timeout:          cfg.DeliveryTimeout,
 		LeaseMargin:      cfg.LeaseMargin,
 		DestinationSlots: cfg.DestinationSlots,
 		Retry:            retry.Policy{MaxAttempts: cfg.MaxAttempts, BaseDelay: cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay},
 		Instance:         cfg.InstanceID,
+		Clock:            clk,
 		Logger:           log,
 	})
 

@@ -6,7 +6,10 @@
 // the OpenAPI tooling checks),
 // "ingest-api keys create -name NAME -scopes SCOPES" to create an API key,
 // "ingest-api secrets reseal" to seal every stored secret under the
-// current key,
+// current key, "ingest-api topic ensure" to create the Kafka topic with
+// KAFKA_PARTITIONS partitions (or add partitions up to it),
+// "ingest-api configcheck" to check the settings without starting (exit 0
+// when accepted, 1 with every bad one printed),
 // and "ingest-api healthcheck" to ask the running service at ADDR whether
 // it is ready (exit 0) or not (exit 1), as a container health check does.
 package main
@@ -23,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
@@ -35,6 +39,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/config"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/keys"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/secrets"
+	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/topic"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -50,11 +55,15 @@ func main() {
 			os.Exit(observability.HealthcheckCommand(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr)))
 		case "keys":
 			databaseURL := libconfig.FromEnv().String("DATABASE_URL", libconfig.DefaultDatabaseURL)
-			err = keys.Run(context.Background(), databaseURL, os.Args[2:], os.Stdout)
+			err = keys.Run(context.Background(), clock.Real(), databaseURL, os.Args[2:], os.Stdout)
 		case "secrets":
 			err = secrets.Run(context.Background(), libconfig.FromEnv(), os.Args[2:], os.Stdout)
+		case "topic":
+			err = topic.Run(context.Background(), libconfig.FromEnv(), os.Args[2:], os.Stdout)
+		case "configcheck":
+			os.Exit(libconfig.CheckCommand(config.Load, os.Stderr))
 		default:
-			err = fmt.Errorf("unknown command %q; run without arguments to serve, or: openapi [3.0], keys create, secrets reseal, healthcheck", os.Args[1])
+			err = fmt.Errorf("unknown command %q; run without arguments to serve, or: openapi [3.0], keys create, secrets reseal, topic ensure, configcheck, healthcheck", os.Args[1])
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "ingest-api:", err)

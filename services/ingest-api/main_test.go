@@ -80,6 +80,8 @@ func TestServerOutlastsSlowClients(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusNoContent, resp.StatusCode)
 		require.Less(t, time.Since(began), time.Second, "answers do not wait for the slow clients")
+		// Spread over the real second in which the slow clients trickle,
+		// which the server's read timeouts (on the real clock) govern.
 		time.Sleep(50 * time.Millisecond)
 	}
 

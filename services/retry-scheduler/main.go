@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	libconfig "github.com/dispatch-webhooks/dispatch/libs/config"
 	"github.com/dispatch-webhooks/dispatch/libs/lifecycle"
 	"github.com/dispatch-webhooks/dispatch/libs/observability"
@@ -30,6 +31,7 @@ var version = "dev"
 
 func main() {
 	observability.AnswerHealthcheck(libconfig.FromEnv().String("ADDR", libconfig.DefaultAddr))
+	libconfig.AnswerConfigcheck(config.Load)
 	lifecycle.Main("retry-scheduler", run)
 }
 
@@ -63,8 +65,10 @@ func run(ctx context.Context) error {
 			log.Warn("closing producer", "err", err)
 		}
 	}()
+	// One clock for every part that tells the time or waits.
+	clk := clock.Real()
 	sched := scheduler.New(st, producer, scheduler.Config{
-		PollInterval: cfg.PollInterval, BatchSize: cfg.BatchSize, StrandedAfter: cfg.StrandedAfter, Logger: log,
+		PollInterval: cfg.PollInterval, BatchSize: cfg.BatchSize, StrandedAfter: cfg.StrandedAfter, Clock: clk, Logger: log,
 	})
 
 	mux := http.NewServeMux()
@@ -72,16 +76,16 @@ func run(ctx context.Context) error {
 	health := observability.NewServer(cfg.Addr, mux)
 
 	log.Info("retry-scheduler polling", "interval", cfg.PollInterval, "batch", cfg.BatchSize, "stranded_after", cfg.StrandedAfter, "addr", cfg.Addr)
-	roller := rollup.New(st, rollup.Config{Logger: log})
-	gauges := backlog.New(st, 15*time.Second, log, nil)
+	roller := rollup.New(st, rollup.Config{Clock: clk, Logger: log})
+	gauges := backlog.New(st, 15*time.Second, clk, log, nil)
 	reporter := report.New(st, report.Config{
 		AutoDisableAfter: cfg.AutoDisableAfter, BySubscriptionTenant: cfg.OperationalEventsBySubscriptionTenant,
-		Every: cfg.OperationalCheckInterval, Logger: log,
+		Every: cfg.OperationalCheckInterval, Clock: clk, Logger: log,
 	})
 	log.Info("operational events", "auto_disable_after", cfg.AutoDisableAfter, "by_subscription_tenant", cfg.OperationalEventsBySubscriptionTenant)
 	parts := []lifecycle.Part{lifecycle.HTTP(health, 5*time.Second), sched.Run, roller.Run, gauges.Run, reporter.Run}
 	if cfg.RetentionPeriod > 0 {
-		pruner := retention.New(st, retention.Config{Period: cfg.RetentionPeriod, BatchSize: cfg.RetentionBatchSize, Logger: log})
+		pruner := retention.New(st, retention.Config{Period: cfg.RetentionPeriod, BatchSize: cfg.RetentionBatchSize, Clock: clk, Logger: log})
 		parts = append(parts, pruner.Run)
 		log.Info("deleting events older than the retention period", "retention_period", cfg.RetentionPeriod, "batch", cfg.RetentionBatchSize)
 	} else {

@@ -197,8 +197,7 @@ func TestDestinationSeesItsRateLimit(t *testing.T) {
 					t.Logf("%s (try %d): %d requests in %v (%.0f/s); busiest sliding second %d from +%v; longest stall in it %v",
 						phase.name, try, len(times), took.Round(time.Millisecond), float64(len(times)-1)/took.Seconds(), most,
 						at.Sub(start).Round(time.Millisecond), stalled.Round(time.Millisecond))
-					// The window empties before the next measurement.
-					time.Sleep(1500 * time.Millisecond)
+					s.awaitRateWindowEmpty(rc.URL) // before the next measurement
 					if most <= bound {
 						measured++
 						break

@@ -20,23 +20,39 @@ import (
 // postMany posts n events "<prefix>_<i>" from 8 concurrent clients.
 func (s *stack) postMany(prefix string, n int) {
 	s.t.Helper()
+	if err := s.postAll(prefix, n); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// postAll is postMany for goroutines other than the test's own: it
+// returns the first failure instead of failing the test.
+func (s *stack) postAll(prefix string, n int) error {
 	var next atomic.Int64
-	done := make(chan struct{})
+	errs := make(chan error, 8)
 	for range 8 {
 		go func() {
-			defer func() { done <- struct{}{} }()
 			for {
 				i := next.Add(1) - 1
 				if i >= int64(n) {
+					errs <- nil
 					return
 				}
-				s.post(fmt.Sprintf("%s_%d", prefix, i), "load.test")
+				if _, err := s.tryPost(fmt.Sprintf("%s_%d", prefix, i), "load.test"); err != nil {
+					next.Store(int64(n)) // the others stop too
+					errs <- err
+					return
+				}
 			}
 		}()
 	}
+	var first error
 	for range 8 {
-		<-done
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
 	}
+	return first
 }
 
 // distinct counts the distinct events a receiver accepted, and how many
@@ -59,18 +75,34 @@ func TestWorkerKilledMidRunLosesNothing(t *testing.T) {
 	victim := s.startWorker(fast...)
 	s.startScheduler("STRANDED_AFTER=3s")
 	rc := newReceiver(t, 0)
-	rc.respond = func(w http.ResponseWriter, _ *http.Request, _ int) bool {
-		time.Sleep(2 * time.Millisecond) // keep deliveries in flight when the kill lands
+	// After the first 300 requests the receiver holds every request until
+	// the kill has landed, so the victim dies with deliveries in flight.
+	const before, held = 300, 10
+	var arrived atomic.Int64
+	killed := make(chan struct{})
+	rc.respond = func(w http.ResponseWriter, r *http.Request, _ int) bool {
+		if arrived.Add(1) > before {
+			select {
+			case <-killed:
+			case <-r.Context().Done():
+				return false // its worker died holding it: never answered
+			}
+		}
 		w.WriteHeader(http.StatusOK)
 		return true
 	}
 	s.subscribe("sub", rc, "*")
 	const n = 2000
-	go s.postMany("evt", n)
+	posted := make(chan error, 1)
+	go func() { posted <- s.postAll("evt", n) }()
 
-	eventually(t, 60*time.Second, func() bool { got, _ := distinct(rc); return got >= 300 }, "deliveries did not start")
+	eventually(t, 60*time.Second, func() bool { return arrived.Load() >= before+held }, "deliveries did not start")
 	victim.signal(t, syscall.SIGKILL)
+	close(killed)
 	s.startWorker(fast...)
+	if err := <-posted; err != nil {
+		t.Fatal(err)
+	}
 
 	eventually(t, 120*time.Second, func() bool { got, _ := distinct(rc); return got == n },
 		"after the kill only %d of %d events were delivered", func() int { got, _ := distinct(rc); return got }(), n)
@@ -130,13 +162,16 @@ func TestDatabaseConnectionsKilledMidRun(t *testing.T) {
 	rc := newReceiver(t, http.StatusOK)
 	s.subscribe("sub", rc, "*")
 	const n = 400
-	posted := make(chan struct{})
-	go func() { s.postMany("evt", n); close(posted) }()
+	posted := make(chan error, 1)
+	go func() { posted <- s.postAll("evt", n) }()
 
 	ctx := context.Background()
 	killed := 0
-	for range 5 {
-		time.Sleep(150 * time.Millisecond)
+	// The connections are killed five times as deliveries progress: after
+	// each further sixth of the events has arrived.
+	for k := range 5 {
+		eventually(t, 90*time.Second, func() bool { got, _ := distinct(rc); return got >= (k+1)*n/6 },
+			"deliveries stopped before the kill %d", k+1)
 		var n int
 		err := s.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
 			WHERE datname = $1 AND pid <> pg_backend_pid()`, s.db.Name).Scan(&n)
@@ -146,7 +181,9 @@ func TestDatabaseConnectionsKilledMidRun(t *testing.T) {
 		}
 		killed += n
 	}
-	<-posted
+	if err := <-posted; err != nil {
+		t.Fatal(err)
+	}
 	if killed == 0 {
 		t.Fatal("no service connection was terminated; the test proved nothing")
 	}

@@ -43,6 +43,8 @@ func TestBacklogArrivesPromptlyAfterRecovery(t *testing.T) {
 	const n = 40
 	for i := range n {
 		s.post(fmt.Sprintf("backlog_%02d", i), "order.created")
+		// Arrivals spread over the real seconds in which the worker's
+		// circuit opens and half-opens are the scenario itself.
 		time.Sleep(200 * time.Millisecond)
 	}
 	if got := len(rc.deliveries()); got != 0 {

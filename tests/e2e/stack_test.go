@@ -18,9 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/dispatch-webhooks/dispatch/libs/client"
+	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
@@ -75,10 +77,14 @@ type stack struct {
 	apiURL  string
 	// redisPrefix keeps this test's limits apart from every other test's.
 	redisPrefix string
+	// rdb reaches the Redis the services use, when it is the shared one.
+	rdb redis.UniversalClient
 	// redis, if set, is the test's own Redis server instead of the shared one.
 	redis *testkit.RedisServer
 	// workers counts the delivery workers started, to name them.
 	workers int
+	// api is the ingest-api process at apiURL.
+	api *proc
 }
 
 func (s *stack) redisURL() string {
@@ -115,12 +121,12 @@ func startStack(t testing.TB, apiEnv ...string) *stack {
 func startStackOn(t testing.TB, partitions int32, apiEnv ...string) *stack {
 	t.Helper()
 	s := &stack{t: t, db: testkit.Postgres(t)}
-	_, s.redisPrefix = testkit.Redis(t)
+	s.rdb, s.redisPrefix = testkit.Redis(t)
 	s.kafka = testkit.Kafka(t, partitions, topic)
 	s.brokers = strings.Join(s.kafka.ListenAddrs(), ",")
 	addr := freeAddr(t)
 	s.apiURL = "http://" + addr
-	s.start("ingest-api", append([]string{"ADDR=" + addr}, apiEnv...)...)
+	s.api = s.start("ingest-api", append([]string{"ADDR=" + addr}, apiEnv...)...)
 	s.waitReady(s.apiURL)
 	return s
 }
@@ -283,28 +289,38 @@ func (s *stack) subscribe(id string, rc *receiver, patterns ...string) {
 // producer would.
 func (s *stack) post(id, typ string) int {
 	s.t.Helper()
-	api, err := client.NewClientWithResponses(s.apiURL, client.WithAPIKey(adminKey))
+	code, err := s.tryPost(id, typ)
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	return code
+}
+
+// tryPost is post for goroutines other than the test's own: it returns
+// what went wrong instead of failing the test. An API that answers 503
+// (its database unreachable) is asked again for up to 3 s.
+func (s *stack) tryPost(id, typ string) (int, error) {
+	api, err := client.NewClientWithResponses(s.apiURL, client.WithAPIKey(adminKey))
+	if err != nil {
+		return 0, err
+	}
 	source := "e2e"
 	var res *client.CreateEventResponse
-	for range 20 {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	poll(ctx, func() bool {
 		res, err = api.CreateEventWithResponse(context.Background(), client.CreateEventJSONRequestBody{
 			Id: id, Type: typ, Source: &source, Data: map[string]any{"n": 1},
 		})
-		if err != nil {
-			s.t.Fatalf("post event: %v", err)
-		}
-		if res.StatusCode() != http.StatusServiceUnavailable {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err != nil || res.StatusCode() != http.StatusServiceUnavailable
+	})
+	if err != nil {
+		return 0, fmt.Errorf("post event %s: %w", id, err)
 	}
 	if code := res.StatusCode(); code != http.StatusAccepted && code != http.StatusOK {
-		s.t.Fatalf("post event: %d %s", code, res.Body)
+		return code, fmt.Errorf("post event %s: %d %s", id, code, res.Body)
 	}
-	return res.StatusCode()
+	return res.StatusCode(), nil
 }
 
 // receiver is a webhook endpoint that verifies every delivery.
@@ -419,15 +435,56 @@ func (rc *receiver) rejected() []string {
 	return append([]string(nil), rc.bad...)
 }
 
+// eventually fails the test unless cond holds within the given time. The
+// services are other processes: nothing in them tells the test when their
+// state changes, so it is polled.
 func eventually(t testing.TB, within time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
+	if !poll(ctx, cond) {
+		t.Fatalf(format, args...)
+	}
+}
+
+// pollEvery is how often poll looks again.
+const pollEvery = 25 * time.Millisecond
+
+// poll calls cond until it holds or ctx ends, and reports whether it held.
+func poll(ctx context.Context, cond func() bool) bool {
 	for !cond() {
 		select {
 		case <-ctx.Done():
-			t.Fatalf(format, args...)
-		case <-time.After(25 * time.Millisecond):
+			return false
+		case <-time.After(pollEvery):
 		}
 	}
+	return true
+}
+
+// settle waits until no delivery is open (each delivered or failed for
+// good): none can then reach a receiver any more, since only an open
+// delivery is claimed, so a test may check what did not arrive.
+func (s *stack) settle(within time.Duration) {
+	s.t.Helper()
+	eventually(s.t, within, func() bool {
+		return s.count(`SELECT count(*) FROM deliveries WHERE status IN ('pending', 'processing', 'retrying')`) == 0
+	}, "deliveries still open after %v", within)
+}
+
+// awaitRateWindowEmpty waits until the rate window of the destination of
+// url holds no turn of the last second on Redis' clock, which the limit is
+// counted on: a burst measured after it starts from an empty window.
+func (s *stack) awaitRateWindowEmpty(url string) {
+	s.t.Helper()
+	ctx := context.Background()
+	key := s.redisPrefix + ":{" + egress.Destination(url) + "}:rate"
+	eventually(s.t, 10*time.Second, func() bool {
+		now, err := s.rdb.Time(ctx).Result()
+		if err != nil {
+			return false
+		}
+		last, err := s.rdb.ZRevRangeWithScores(ctx, key, 0, 0).Result()
+		return err == nil && (len(last) == 0 || now.Sub(time.UnixMicro(int64(last[0].Score))) > time.Second)
+	}, "the rate window of %s did not empty", url)
 }

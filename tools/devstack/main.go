@@ -12,9 +12,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/dispatch-webhooks/dispatch/libs/config"
 )
 
 func main() {
@@ -33,13 +36,17 @@ func run() error {
 	if len(os.Args) > 1 {
 		cmd = os.Args[1]
 	}
+	s, err := loadSettings()
+	if err != nil {
+		return err
+	}
 	switch cmd {
 	case "up":
-		return up(ctx, loadSettings())
+		return up(ctx, s)
 	case "kafka":
-		return kafkaOnly(ctx, loadSettings())
+		return kafkaOnly(ctx, s)
 	case "receiver":
-		return receiverOnly(ctx, loadSettings())
+		return receiverOnly(ctx, s)
 	default:
 		return fmt.Errorf("unknown command %q: use up, kafka or receiver", cmd)
 	}
@@ -51,6 +58,10 @@ type settings struct {
 	kafkaBrokers string
 	kafkaAddr    string
 	topic        string
+	// partitions and replication are KAFKA_PARTITIONS and
+	// KAFKA_REPLICATION_FACTOR, which the topic is made with.
+	partitions   int32
+	replication  int16
 	dataDir      string
 	apiAddr      string
 	workerAddr   string
@@ -67,12 +78,22 @@ func env(name, def string) string {
 	return def
 }
 
-func loadSettings() settings {
+// loadSettings reads the settings, failing on a bad KAFKA_PARTITIONS or
+// KAFKA_REPLICATION_FACTOR as the services' own settings do.
+func loadSettings() (settings, error) {
+	vars := config.FromEnv()
+	topic := vars.Topic()
+	if err := vars.Err(); err != nil {
+		return settings{}, err
+	}
 	return settings{
 		databaseURL:  env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dispatch?sslmode=disable"),
 		kafkaBrokers: os.Getenv("KAFKA_BROKERS"),
 		kafkaAddr:    env("KAFKA_ADDR", "127.0.0.1:9092"),
-		topic:        env("KAFKA_TOPIC", "events.pending"),
+		topic:        topic.Name,
+		// Bounded by Topic.
+		partitions:   int32(min(topic.Partitions, math.MaxInt32)),        //nolint:gosec // G115: min bounds it
+		replication:  int16(min(topic.ReplicationFactor, math.MaxInt16)), //nolint:gosec // G115: min bounds it
 		dataDir:      env("DATA_DIR", ".data"),
 		apiAddr:      env("API_ADDR", "127.0.0.1:8080"),
 		workerAddr:   env("WORKER_ADDR", "127.0.0.1:8081"),
@@ -80,5 +101,5 @@ func loadSettings() settings {
 		dashAddr:     env("DASHBOARD_ADDR", "127.0.0.1:8083"),
 		receiverAddr: env("RECEIVER_ADDR", "127.0.0.1:9000"),
 		binDir:       env("BIN_DIR", "bin"),
-	}
+	}, nil
 }

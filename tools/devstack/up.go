@@ -25,13 +25,15 @@ func up(ctx context.Context, s settings) error {
 	}
 	brokers := s.kafkaBrokers
 	if brokers == "" {
-		c, err := startKafka(s)
+		c, err := startKafka(ctx, s)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
 		brokers = strings.Join(c.ListenAddrs(), ",")
 		fmt.Printf("embedded Kafka on %s (data in %s)\n", brokers, filepath.Join(s.dataDir, "kafka"))
+	} else if err := ensureTopic(ctx, s, strings.Split(brokers, ",")); err != nil {
+		return err
 	}
 	secret, err := demoSecret(s.dataDir)
 	if err != nil {

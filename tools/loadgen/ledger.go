@@ -111,12 +111,11 @@ func (l *ledger) takeRecent() []time.Duration {
 	return r
 }
 
-// waitDelivered waits, checking every poll, until every accepted event has
-// arrived; it reports false if ctx ended first. Call it once posting is
-// over, when acceptance no longer changes.
-func (l *ledger) waitDelivered(ctx context.Context, poll time.Duration) bool {
-	t := time.NewTicker(poll)
-	defer t.Stop()
+// waitDelivered waits, checking at once and then at each tick, until every
+// accepted event has arrived; it reports false if ctx ended first. Call it
+// once posting is over, when acceptance no longer changes. The caller
+// owns the ticks, so a test can tell when each check happens.
+func (l *ledger) waitDelivered(ctx context.Context, tick <-chan time.Time) bool {
 	for next := 0; ; {
 		next = l.undeliveredFrom(next)
 		if next == len(l.accepted) {
@@ -125,7 +124,7 @@ func (l *ledger) waitDelivered(ctx context.Context, poll time.Duration) bool {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-t.C:
+		case <-tick:
 		}
 	}
 }

@@ -14,16 +14,23 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
 )
 
-// syncWriter lets goroutines share a writer.
+// syncWriter lets goroutines share a writer. When wrote is set, each
+// write is announced on it as long as it has room.
 type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu    sync.Mutex
+	w     io.Writer
+	wrote chan struct{}
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	n, err := s.w.Write(p)
+	select {
+	case s.wrote <- struct{}{}:
+	default:
+	}
+	return n, err
 }
 
 func TestLedgerIndex(t *testing.T) {
@@ -147,7 +154,7 @@ func TestWaitDelivered(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
-			if got := l.waitDelivered(ctx, time.Millisecond); got != tt.want {
+			if got := l.waitDelivered(ctx, nil); got != tt.want { // no tick: checked once
 				t.Errorf("waitDelivered = %v, want %v", got, tt.want)
 			}
 		})
@@ -160,15 +167,30 @@ func TestWaitDeliveredSeesLateDeliveries(t *testing.T) {
 	for i := range 3 {
 		l.accepted[i].Store(true)
 	}
-	go func() {
-		for _, i := range []int{2, 0, 1} {
-			time.Sleep(5 * time.Millisecond)
-			l.received(l.id(i))
-		}
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if !l.waitDelivered(ctx, time.Millisecond) {
+	// A tick is taken only once waitDelivered has checked and found an
+	// event missing, so each delivery after the first arrives after a
+	// check that did not see it.
+	tick := make(chan time.Time)
+	done := make(chan bool, 1)
+	go func() { done <- l.waitDelivered(ctx, tick) }()
+	for _, i := range []int{2, 0} {
+		l.received(l.id(i))
+		select {
+		case tick <- time.Time{}:
+		case ok := <-done:
+			t.Fatalf("waitDelivered = %v with event 1 missing", ok)
+		}
+	}
+	l.received(l.id(1))
+	var ok bool
+	select {
+	case tick <- time.Time{}:
+		ok = <-done
+	case ok = <-done: // its check after the last tick already saw event 1
+	}
+	if !ok {
 		t.Fatal("waitDelivered gave up")
 	}
 }

@@ -73,6 +73,7 @@ type options struct {
 	key            string
 	subRate        int
 	subConcurrency int
+	keep           bool
 	metrics        []target
 }
 
@@ -117,6 +118,7 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.key, "key", "", "API key with the write and read scopes (default: $DISPATCH_API_KEY, else the dev stack's .data/dev-api-key)")
 	fs.IntVar(&o.subRate, "sub-rate", 100000, "the subscription's rate_limit_per_second (0: omit it, the service's default of 100/s applies)")
 	fs.IntVar(&o.subConcurrency, "sub-concurrency", 10000, "the subscription's max_concurrency (0: omit it, the service's default of 100 applies)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the run's subscription, and with it its deliveries and attempts, instead of deleting it at the end (to measure what the run stored)")
 	fs.StringVar(&metrics, "metrics", defaultMetrics, "comma-separated [name=]base URLs whose /metrics give each service's peak resident memory (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -178,7 +180,9 @@ func run(o options, log io.Writer) (*report, error) {
 	if err := call(ctx, client, http.MethodPost, o.api+"/subscriptions", sub, http.StatusCreated); err != nil {
 		return nil, fmt.Errorf("subscribe the receiver: %w", err)
 	}
-	defer call(context.Background(), client, http.MethodDelete, o.api+"/subscriptions/"+runID, nil, http.StatusNoContent) //nolint:errcheck // best effort clean-up
+	if !o.keep {
+		defer call(context.Background(), client, http.MethodDelete, o.api+"/subscriptions/"+runID, nil, http.StatusNoContent) //nolint:errcheck // best effort clean-up
+	}
 	if o.pause != "" {
 		if err := call(ctx, client, http.MethodPatch, o.api+"/subscriptions/"+o.pause, map[string]any{"state": "paused"}, http.StatusOK); err == nil {
 			defer call(context.Background(), client, http.MethodPatch, o.api+"/subscriptions/"+o.pause, map[string]any{"state": "active"}, http.StatusOK) //nolint:errcheck // best effort
@@ -191,7 +195,9 @@ func run(o options, log io.Writer) (*report, error) {
 
 	p := &poster{client: client, api: o.api, led: led, typ: typ, n: o.n, batch: o.batch, rate: o.rate}
 	posting := p.run(ctx, o.concurrency)
-	delivered := led.waitDelivered(ctx, 20*time.Millisecond)
+	poll := time.NewTicker(20 * time.Millisecond)
+	delivered := led.waitDelivered(ctx, poll.C)
+	poll.Stop()
 	if delivered && o.settle > 0 {
 		select {
 		case <-time.After(o.settle):

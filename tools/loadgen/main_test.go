@@ -26,8 +26,9 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{"defaults", nil, func(o options) bool {
 			return o.n == 10000 && o.batch == 1 && o.concurrency == 32 && o.subRate == 100000 && o.subConcurrency == 10000 &&
-				o.timeout == 5*time.Minute && o.settle == time.Second && len(o.metrics) == 3 && o.metrics[1].name == "delivery-worker"
+				o.timeout == 5*time.Minute && o.settle == time.Second && len(o.metrics) == 3 && o.metrics[1].name == "delivery-worker" && !o.keep
 		}, false},
+		{"keep the subscription", []string{"-keep"}, func(o options) bool { return o.keep }, false},
 		{"service default limits", []string{"-sub-rate", "0", "-sub-concurrency", "0"}, func(o options) bool {
 			return o.subRate == 0 && o.subConcurrency == 0
 		}, false},

@@ -127,17 +127,27 @@ func TestServiceName(t *testing.T) {
 // labels itself, and one that is down.
 func TestWatchRSS(t *testing.T) {
 	t.Parallel()
-	var scrapes atomic.Int64
+	// A service's scrape is recorded before the next one is asked for:
+	// the signals below fire once every figure the test checks is in.
+	var scrapes, labels atomic.Int64
+	risen, labelledSeen := make(chan struct{}), make(chan struct{})
 	rises := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics" {
 			http.NotFound(w, r)
 			return
 		}
-		rss := []string{"1048576", "3145728", "2097152"}[min(scrapes.Add(1)-1, 2)]
+		n := scrapes.Add(1)
+		if n == 5 {
+			close(risen)
+		}
+		rss := []string{"1048576", "3145728", "2097152"}[min(n-1, 2)]
 		_, _ = io.WriteString(w, "process_resident_memory_bytes "+rss+"\n")
 	}))
 	defer rises.Close()
 	labelled := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if labels.Add(1) == 2 {
+			close(labelledSeen)
+		}
 		_, _ = io.WriteString(w, `process_resident_memory_bytes{service="worker"} 1024`+"\n")
 	}))
 	defer labelled.Close()
@@ -146,10 +156,11 @@ func TestWatchRSS(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var log strings.Builder
-	w := watchRSS(ctx, &http.Client{Timeout: time.Second}, []target{{"api", rises.URL}, {"", labelled.URL}, {"", down.URL}}, time.Millisecond, &syncWriter{w: &log})
-	for scrapes.Load() < 5 {
-		time.Sleep(time.Millisecond)
-	}
+	reported := make(chan struct{}, 1)
+	w := watchRSS(ctx, &http.Client{Timeout: time.Second}, []target{{"api", rises.URL}, {"", labelled.URL}, {"", down.URL}}, time.Millisecond, &syncWriter{w: &log, wrote: reported})
+	<-risen
+	<-labelledSeen
+	<-reported
 	cancel()
 	got := w.result()
 	want := []peak{{"api", 3 << 20, true}, {"worker", 1024, true}, {down.URL, 0, false}}

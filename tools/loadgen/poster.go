@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 )
 
 // poster posts a run's events, -batch to a request, and records them in
@@ -22,6 +24,10 @@ type poster struct {
 	n      int
 	batch  int
 	rate   int // events a second in all; 0: as fast as the clients go
+	// clock paces the requests, so a test can move time instead of
+	// waiting for it [clock.Real()]. Latencies are measured on the real
+	// clock: they are the figures the run reports.
+	clock clock.Clock
 }
 
 // posting is what the posting phase measured.
@@ -51,7 +57,11 @@ func (p *poster) run(ctx context.Context, concurrency int) posting {
 	if p.rate > 0 {
 		every = time.Duration(p.batch) * time.Second / time.Duration(p.rate)
 	}
-	begin := time.Now()
+	clk := p.clock
+	if clk == nil {
+		clk = clock.Real()
+	}
+	begin := clk.Now()
 	started := time.Since(p.led.start)
 	for range concurrency {
 		wg.Go(func() {
@@ -60,13 +70,8 @@ func (p *poster) run(ctx context.Context, concurrency int) posting {
 				if req >= requests {
 					return
 				}
-				if wait := time.Until(begin.Add(time.Duration(req) * every)); wait > 0 {
-					t := time.NewTimer(wait)
-					select {
-					case <-t.C:
-					case <-ctx.Done():
-						t.Stop()
-					}
+				if wait := begin.Add(time.Duration(req) * every).Sub(clk.Now()); wait > 0 {
+					clock.Sleep(ctx, clk, wait)
 				}
 				if ctx.Err() != nil {
 					stopped.Store(true)

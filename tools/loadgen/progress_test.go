@@ -46,16 +46,18 @@ func TestStartProgressWritesLinesUntilCancelled(t *testing.T) {
 	led := newLedger("run", 1)
 	var b strings.Builder
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &syncWriter{w: &b}
+	lines := make(chan struct{}, 2)
+	w := &syncWriter{w: &b, wrote: lines}
 	wg := startProgress(ctx, w, led, time.Millisecond)
-	time.Sleep(20 * time.Millisecond)
+	<-lines
+	<-lines
 	cancel()
 	wg.Wait()
 	w.mu.Lock()
 	out := b.String()
 	w.mu.Unlock()
 	if n := strings.Count(out, "\n"); n < 2 {
-		t.Errorf("%d progress lines in 20 ms at 1 ms:\n%s", n, out)
+		t.Errorf("%d progress lines, want at least the two waited for:\n%s", n, out)
 	}
 	if !strings.HasPrefix(out, "[") || !strings.Contains(out, "posted 0 (0 failed), delivered 0") {
 		t.Errorf("unexpected progress:\n%s", out)

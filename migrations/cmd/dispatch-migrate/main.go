@@ -1,24 +1,33 @@
 // Command dispatch-migrate applies, rolls back or reports Dispatch's schema
 // migrations. A deploy runs "dispatch-migrate up" before starting services.
 //
-//	DATABASE_URL=postgres://... dispatch-migrate up|down [N]|version
+//	DATABASE_URL=postgres://... dispatch-migrate up|down [N]|version|wait [-timeout D]
+//
+// "wait" changes nothing: it exits 0 once the schema is at this build's
+// version or newer, and 1 when it is not within the timeout (5 minutes by
+// default). A service's start can wait on it while another process
+// migrates, as the Helm chart's init containers do.
 //
 // The ingest-api image also ships it as ./dispatch, and "migrate" before
 // the command is accepted, so the seed's "./dispatch migrate up" works.
 package main
 
 import (
+	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 
 	"github.com/dispatch-webhooks/dispatch/migrations"
 )
 
-const usage = "usage: dispatch-migrate up | down [N] | version   (DATABASE_URL names the database)"
+const usage = "usage: dispatch-migrate up | down [N] | version | wait [-timeout D]   (DATABASE_URL names the database)"
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -37,6 +46,9 @@ func run(args []string) error {
 	}
 	if len(args) == 0 {
 		return errors.New(usage)
+	}
+	if args[0] == "wait" {
+		return wait(dbURL, args[1:])
 	}
 	m, err := migrations.New(dbURL)
 	if err != nil {
@@ -77,5 +89,23 @@ func run(args []string) error {
 	}
 	v, _, _ := m.Version()
 	fmt.Printf("now at version %d\n", v)
+	return nil
+}
+
+// wait runs "wait": it returns once the schema is at this build's version.
+func wait(dbURL string, args []string) error {
+	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait")
+	if err := fs.Parse(args); err != nil || *timeout <= 0 {
+		return fmt.Errorf("wait: -timeout must be a positive duration such as 10m\n%s", usage)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	err := migrations.Wait(ctx, dbURL, 2*time.Second, func(reason string) { fmt.Println(reason) })
+	if err != nil {
+		return err
+	}
+	fmt.Printf("schema at version %d or newer\n", migrations.Latest())
 	return nil
 }

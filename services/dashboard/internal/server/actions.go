@@ -179,7 +179,7 @@ const flashTTL = 2 * time.Minute
 // cookie that the page clears, so a reload neither repeats the action nor
 // shows them again.
 func (s *Server) showOnce(w http.ResponseWriter, r *http.Request, rq *request, f session.Flash, done string) {
-	f.SessionID, f.Expires = rq.sess.ID, s.cfg.Now().Add(flashTTL)
+	f.SessionID, f.Expires = rq.sess.ID, s.cfg.Clock.Now().Add(flashTTL)
 	value, err := s.cfg.Sealer.SealFlash(f)
 	if err != nil {
 		s.fail(w, r, rq, err)

@@ -73,7 +73,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		again(problem(res.StatusCode(), res.Body).httpStatus(), problem(res.StatusCode(), res.Body).message())
 		return
 	}
-	sess := session.Session{ID: session.Nonce(), APIKey: key, KeyID: res.JSON200.Id, Expires: s.cfg.Now().Add(s.cfg.SessionTTL)}
+	sess := session.Session{ID: session.Nonce(), APIKey: key, KeyID: res.JSON200.Id, Expires: s.cfg.Clock.Now().Add(s.cfg.SessionTTL)}
 	if res.JSON200.Scopes != nil {
 		sess.Scopes = *res.JSON200.Scopes
 	}

@@ -141,7 +141,7 @@ func startPortalStack(t *testing.T, portal PortalConfig) *portalStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Config{APIURL: apiURL, Sealer: sealer, Revocations: session.NewRevocations(rdb, prefix), SessionTTL: time.Hour, Portal: portal})
+	srv := New(Config{APIURL: apiURL, Sealer: sealer, Revocations: session.NewRevocations(rdb, prefix, nil), SessionTTL: time.Hour, Portal: portal})
 	dash.Config.Handler = srv.Handler()
 	dash.Start()
 	return &portalStack{apiURL: apiURL, dash: dashURL, db: db, server: srv}

@@ -17,6 +17,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/dispatch-webhooks/dispatch/libs/client"
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/services/dashboard/internal/session"
 	"github.com/dispatch-webhooks/dispatch/web"
 )
@@ -42,8 +43,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger logs failed API calls.
 	Logger *slog.Logger
-	// Now replaces the clock (tests); time.Now when nil.
-	Now func() time.Time
+	// Clock tells the time sessions and flashes start from, so tests can
+	// move it instead of waiting [clock.Real()].
+	Clock clock.Clock
 	// Portal brands the customer portal and says who may frame it.
 	Portal PortalConfig
 	// HTTPS says that browsers reach the dashboard over HTTPS
@@ -66,8 +68,8 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
 	}
 	if cfg.Portal.Title == "" {
 		cfg.Portal.Title = "Webhooks"
@@ -268,7 +270,7 @@ func (s *Server) open(ctx context.Context, value string) (session.Session, error
 func (s *Server) page(sess session.Session, value string) web.Page {
 	return web.Page{
 		KeyID: sess.KeyID, Scopes: sess.Scopes, BoundTenant: sess.TenantID, CanWrite: sess.Has("write", "admin"), Admin: sess.Has("admin"),
-		CSRF: s.cfg.Sealer.Token(value), Now: s.cfg.Now(),
+		CSRF: s.cfg.Sealer.Token(value), Now: s.cfg.Clock.Now(),
 	}
 }
 

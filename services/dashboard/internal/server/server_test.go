@@ -203,7 +203,7 @@ func setup(t *testing.T) *bundle {
 func setupWith(t *testing.T, api *fakeAPI, h http.Handler) *bundle {
 	t.Helper()
 	rdb, prefix := testkit.Redis(t)
-	return start(t, api, Config{APIURL: newAPIServer(t, h), SessionTTL: time.Hour, Revocations: session.NewRevocations(rdb, prefix)}, prefix)
+	return start(t, api, Config{APIURL: newAPIServer(t, h), SessionTTL: time.Hour, Revocations: session.NewRevocations(rdb, prefix, nil)}, prefix)
 }
 
 // newAPIServer serves h as the API until the test ends and returns its URL.
@@ -856,7 +856,7 @@ func TestHTTPSBySetting(t *testing.T) {
 			t.Parallel()
 			api := &fakeAPI{keys: map[string][]string{"dsp_admin": {"admin"}}}
 			rdb, prefix := testkit.Redis(t)
-			b := start(t, api, Config{APIURL: newAPIServer(t, api), SessionTTL: time.Hour, Revocations: session.NewRevocations(rdb, prefix), HTTPS: tt.https}, prefix)
+			b := start(t, api, Config{APIURL: newAPIServer(t, api), SessionTTL: time.Hour, Revocations: session.NewRevocations(rdb, prefix, nil), HTTPS: tt.https}, prefix)
 			do := func(method, path string, form url.Values) *http.Response {
 				t.Helper()
 				req, err := http.NewRequest(method, b.url+path, strings.NewReader(form.Encode()))

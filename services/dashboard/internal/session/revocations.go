@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 )
 
 // ErrEnded is a session that was signed out, or issued before every
@@ -29,6 +31,7 @@ var ErrUnavailable = errors.New("session: cannot tell whether the session has en
 // sets it to now, ending every session issued before, since those signed
 // out since cannot be told apart any more.
 type Revocations struct {
+	clock     clock.Clock
 	rdb       redis.UniversalClient
 	ended     string // key prefix of the ended sessions' ids
 	notBefore string // key of the not-before time
@@ -36,9 +39,14 @@ type Revocations struct {
 
 // NewRevocations keeps the revocations in rdb, under keys that start with
 // prefix (REDIS_KEY_PREFIX) and share one hash tag, so that one script
-// may touch them on Redis Cluster.
-func NewRevocations(rdb redis.UniversalClient, prefix string) *Revocations {
-	return &Revocations{rdb: rdb, ended: prefix + ":{dashboard}:ended:", notBefore: prefix + ":{dashboard}:not-before"}
+// may touch them on Redis Cluster. clk is the clock sessions' expiry times
+// are read on, the one the Sealer and the server use (clock.Real() when
+// nil); Redis keeps its own for the times it compares.
+func NewRevocations(rdb redis.UniversalClient, prefix string, clk clock.Clock) *Revocations {
+	if clk == nil {
+		clk = clock.Real()
+	}
+	return &Revocations{clock: clk, rdb: rdb, ended: prefix + ":{dashboard}:ended:", notBefore: prefix + ":{dashboard}:not-before"}
 }
 
 // Times in the scripts are Redis's, in microseconds, kept as strings: a
@@ -119,7 +127,7 @@ func (v *Revocations) Check(ctx context.Context, s Session) error {
 // session would have lasted, so that clocks a little apart cannot revive
 // it.
 func (v *Revocations) End(ctx context.Context, s Session) error {
-	if err := v.rdb.Set(ctx, v.ended+s.ID, 1, time.Until(s.Expires)+time.Minute).Err(); err != nil {
+	if err := v.rdb.Set(ctx, v.ended+s.ID, 1, s.Expires.Sub(v.clock.Now())+time.Minute).Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil

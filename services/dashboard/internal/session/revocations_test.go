@@ -33,7 +33,7 @@ func TestRevocations(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, prefix := testkit.Redis(t)
-	v := NewRevocations(rdb, prefix)
+	v := NewRevocations(rdb, prefix, nil)
 
 	a, b := issue(t, v), issue(t, v)
 	wantCheck(t, v, a, nil)
@@ -76,7 +76,7 @@ func TestRevocationsAfterRedisLostItsData(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, prefix := testkit.Redis(t)
-	v := NewRevocations(rdb, prefix)
+	v := NewRevocations(rdb, prefix, nil)
 	before := issue(t, v)
 	wantCheck(t, v, before, nil)
 	if err := rdb.Del(ctx, prefix+":{dashboard}:not-before").Err(); err != nil {
@@ -99,7 +99,7 @@ func TestRevocationsUnavailable(t *testing.T) {
 	srv := testkit.StartRedisServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
 	t.Cleanup(func() { _ = rdb.Close() })
-	v := NewRevocations(rdb, "dispatch")
+	v := NewRevocations(rdb, "dispatch", nil)
 	s := issue(t, v)
 	srv.Stop()
 	if _, err := v.Issue(ctx); !errors.Is(err, ErrUnavailable) {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/seal"
 )
 
@@ -77,12 +78,12 @@ func (s Session) Has(scopes ...string) bool {
 type Sealer struct {
 	box     *seal.Box
 	csrfKey []byte
-	now     func() time.Time
+	clock   clock.Clock
 }
 
-// NewSealer returns a Sealer for a key of KeySize bytes; now, if not nil,
-// replaces the clock (tests).
-func NewSealer(key []byte, now func() time.Time) (*Sealer, error) {
+// NewSealer returns a Sealer for a key of KeySize bytes; clk tells whether
+// a session or flash has expired (clock.Real() when nil).
+func NewSealer(key []byte, clk clock.Clock) (*Sealer, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("session key must be %d bytes, got %d", KeySize, len(key))
 	}
@@ -90,12 +91,12 @@ func NewSealer(key []byte, now func() time.Time) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if now == nil {
-		now = time.Now
+	if clk == nil {
+		clk = clock.Real()
 	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("dispatch dashboard csrf"))
-	return &Sealer{box: box, csrfKey: mac.Sum(nil), now: now}, nil
+	return &Sealer{box: box, csrfKey: mac.Sum(nil), clock: clk}, nil
 }
 
 // additionalData binds sealed cookies to their purpose.
@@ -123,7 +124,7 @@ func (m *Sealer) Open(value string) (Session, error) {
 	if err := json.Unmarshal(plain, &s); err != nil || s.APIKey == "" || s.ID == "" || s.Issued.IsZero() {
 		return Session{}, ErrInvalid
 	}
-	if !m.now().Before(s.Expires) {
+	if !m.clock.Now().Before(s.Expires) {
 		return Session{}, ErrExpired
 	}
 	return s, nil
@@ -193,7 +194,7 @@ func (m *Sealer) OpenFlash(value string) (Flash, error) {
 	if err := json.Unmarshal(plain, &f); err != nil || f.SessionID == "" {
 		return Flash{}, ErrInvalid
 	}
-	if !m.now().Before(f.Expires) {
+	if !m.clock.Now().Before(f.Expires) {
 		return Flash{}, ErrExpired
 	}
 	return f, nil

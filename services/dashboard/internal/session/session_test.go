@@ -6,11 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 )
 
-func sealer(t *testing.T, now *time.Time) *Sealer {
+func sealer(t *testing.T, clk clock.Clock) *Sealer {
 	t.Helper()
-	m, err := NewSealer(bytes.Repeat([]byte{7}, KeySize), func() time.Time { return *now })
+	m, err := NewSealer(bytes.Repeat([]byte{7}, KeySize), clk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,8 +21,9 @@ func sealer(t *testing.T, now *time.Time) *Sealer {
 
 func TestSealOpen(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
-	m := sealer(t, &now)
+	clk := clock.NewFake(time.Now())
+	now := clk.Now()
+	m := sealer(t, clk)
 	in := Session{ID: Nonce(), Issued: now, APIKey: "dsp_secretkey", KeyID: "key_1", Scopes: []string{"read"}, TenantID: "acme", Expires: now.Add(time.Hour)}
 	v, err := m.Seal(in)
 	if err != nil {
@@ -44,8 +47,9 @@ func TestSealOpen(t *testing.T) {
 
 func TestOpenRefuses(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
-	m := sealer(t, &now)
+	clk := clock.NewFake(time.Now())
+	now := clk.Now()
+	m := sealer(t, clk)
 	good := Session{ID: Nonce(), Issued: now, APIKey: "k", Expires: now.Add(time.Hour)}
 	v, err := m.Seal(good)
 	if err != nil {
@@ -69,7 +73,11 @@ func TestOpenRefuses(t *testing.T) {
 	if _, err := other.Open(v); !errors.Is(err, ErrInvalid) {
 		t.Errorf("another key opened the session: %v", err)
 	}
-	now = now.Add(time.Hour)
+	clk.Advance(time.Hour - time.Nanosecond)
+	if _, err := m.Open(v); err != nil {
+		t.Errorf("just before expiry: %v", err)
+	}
+	clk.Advance(time.Nanosecond)
 	if _, err := m.Open(v); !errors.Is(err, ErrExpired) {
 		t.Errorf("at expiry: %v, want ErrExpired", err)
 	}
@@ -77,8 +85,7 @@ func TestOpenRefuses(t *testing.T) {
 
 func TestToken(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
-	m := sealer(t, &now)
+	m := sealer(t, clock.Real())
 	tok := m.Token("cookie-a")
 	if !m.ValidToken("cookie-a", tok) {
 		t.Fatal("own token refused")

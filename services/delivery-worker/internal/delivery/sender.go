@@ -27,6 +27,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/retry"
@@ -68,10 +69,16 @@ type SenderConfig struct {
 	// Resolver resolves destination names to judge them before asking
 	// Proxy for them; nil means net.DefaultResolver. Unused without Proxy.
 	Resolver egress.Resolver
+	// Clock times attempts, OAuth2 tokens' lifetimes and Retry-After
+	// dates, and turns are on it: a request waits on it for its turn
+	// [clock.Real()]. Network deadlines and timeouts stay on the system
+	// clock, which net/http and the kernel keep.
+	Clock clock.Clock
 }
 
 // Sender makes one signed HTTP POST per attempt.
 type Sender struct {
+	clock       clock.Clock
 	transports  *transports
 	tokens      *tokens
 	userAgent   string
@@ -94,6 +101,9 @@ func NewSender(cfg SenderConfig) *Sender {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
 	transport := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: cfg.Policy.Control}).DialContext,
@@ -113,13 +123,17 @@ func NewSender(cfg SenderConfig) *Sender {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return &Sender{
+		clock:       cfg.Clock,
 		transports:  newTransports(transport, client, MaxTLSTransports),
-		tokens:      newTokens(client),
+		tokens:      newTokens(client, cfg.Clock),
 		userAgent:   "Dispatch/" + cfg.Version,
 		traceparent: cfg.Traceparent,
 		tracer:      tracerOf(cfg.TracerProvider),
 	}
 }
+
+// Now reads the Sender's clock, which turns are on.
+func (s *Sender) Now() time.Time { return s.clock.Now() }
 
 // payload is the JSON body every delivery carries.
 type payload struct {
@@ -156,7 +170,7 @@ type Result struct {
 // ready only after its turn: it goes when the connection is ready.
 const TurnSlack = 50 * time.Millisecond
 
-// Turn is when a request may be written, on the system clock: not before
+// Turn is when a request may be written, on the Sender's clock: not before
 // At, and not after Deadline. The zero Turn is at once.
 type Turn struct {
 	At, Deadline time.Time
@@ -218,7 +232,7 @@ func (s *Sender) Send(ctx context.Context, job store.Job, timeout time.Duration,
 }
 
 func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration, turn Turn) Result {
-	start := time.Now()
+	start := s.clock.Now()
 	wait := max(turn.At.Sub(start), 0)
 	a := domain.Attempt{DeliveryID: job.DeliveryID, EventID: job.Event.ID, SubscriptionID: job.SubscriptionID, Number: job.Attempt}
 	var (
@@ -229,7 +243,7 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 		// An attempt that never had a connection started when it began to
 		// connect.
 		a.StartedAt = written.get(start)
-		a.Duration, a.ErrorClass, a.Error = time.Since(a.StartedAt), class, msg
+		a.Duration, a.ErrorClass, a.Error = s.clock.Now().Sub(a.StartedAt), class, msg
 		return Result{Attempt: a, RetryAfter: retryAfter}
 	}
 	if turn.late(start) {
@@ -268,23 +282,18 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 		// net/http writes the request as soon as this returns: waiting
 		// here holds the request, connected, until its turn.
 		http1 := !multiplexed(info.Conn)
-		if http1 && !info.Reused && turn.late(time.Now()) {
+		if now := s.clock.Now(); http1 && !info.Reused && turn.late(now) {
 			// Dialled for this request and ready only after its turn: it
 			// goes now. Abandoning it would close the connection, and the
 			// next try would dial again, so a destination whose handshake
 			// outlasts the booking would never be sent to.
-			written.set(time.Now())
+			written.set(now)
 			return
 		}
-		if d := time.Until(turn.At); d >= minTurnWait {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-			}
-			t.Stop()
+		if d := turn.At.Sub(s.clock.Now()); d >= minTurnWait {
+			clock.Sleep(ctx, s.clock, d)
 		}
-		now := time.Now()
+		now := s.clock.Now()
 		if turn.late(now) {
 			// Too late to go: the request is abandoned unwritten. HTTP/2
 			// checks the context before it writes a stream's headers;
@@ -389,7 +398,7 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	resp.Body.Close()
 	a.ResponseBody = snippet
 	if retry.HonoursRetryAfter(code) {
-		retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), s.clock.Now())
 	}
 	if code > 299 {
 		return finish(domain.ErrorHTTPStatus, "HTTP "+strconv.Itoa(code))

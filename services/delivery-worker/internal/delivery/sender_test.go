@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
@@ -29,7 +30,29 @@ import (
 // loopback lets tests deliver to receivers on 127.0.0.1.
 var loopback = egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 
-func testSender() *Sender { return NewSender(SenderConfig{Version: "test", Policy: loopback}) }
+func testSender() *Sender { return testSenderOn(clock.Real()) }
+
+// testSenderOn is testSender on clk.
+func testSenderOn(clk clock.Clock) *Sender {
+	return NewSender(SenderConfig{Version: "test", Policy: loopback, Clock: clk})
+}
+
+// heldHandshake holds each TLS handshake of a receiver until the test lets
+// it end, announcing it on started, so that a connection is ready when the
+// test says rather than after a guessed time.
+type heldHandshake struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func newHeldHandshake() *heldHandshake {
+	return &heldHandshake{started: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (h *heldHandshake) hold() {
+	h.started <- struct{}{}
+	<-h.release
+}
 
 func job(url string, secrets ...string) store.Job {
 	return store.Job{
@@ -167,8 +190,8 @@ func TestSendClassifiesFailures(t *testing.T) {
 }
 
 // switchProtocols answers 101 Switching Protocols, as a WebSocket server
-// would, and then keeps the connection open, trickling a byte every 50 ms
-// until the client hangs up.
+// would, sends the first byte of a frame and then keeps the connection
+// open, never finishing the frame, until the client hangs up.
 func switchProtocols(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	conn, buf, err := w.(http.Hijacker).Hijack()
@@ -176,14 +199,9 @@ func switchProtocols(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
-	_, _ = buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	_, _ = buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81")
 	_ = buf.Flush()
-	for {
-		if _, err := conn.Write([]byte{0x81}); err != nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	_, _ = io.Copy(io.Discard, conn) // until the client closes the connection
 }
 
 // TestSendEndsAnUpgradeWithinTheTimeout: a 101 hands the raw connection
@@ -300,8 +318,8 @@ func TestErrorsDoNotNameThisNetwork(t *testing.T) {
 
 // A request is written at its turn, on a connection made ready meanwhile,
 // and its attempt starts when it was written: the receiver's TLS handshake
-// (held 300 ms here) is neither part of a started attempt nor a delay
-// after a turn it had time to precede.
+// (taking 300 ms of the sender's clock here) is neither part of a started
+// attempt nor a delay after a turn it had time to precede.
 func TestSendWritesAtItsTurn(t *testing.T) {
 	t.Parallel()
 	const handshake = 300 * time.Millisecond
@@ -315,33 +333,49 @@ func TestSendWritesAtItsTurn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var handshook atomic.Pointer[time.Time]
+			clk := clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+			held := newHeldHandshake()
 			arrived := make(chan time.Time, 1)
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				arrived <- time.Now()
+				arrived <- clk.Now()
 				w.WriteHeader(http.StatusNoContent)
 			}))
 			srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-				time.Sleep(handshake)
-				now := time.Now()
-				handshook.Store(&now)
+				held.hold()
 				return nil, nil
 			}}
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
-			sender := testSender()
+			sender := testSenderOn(clk)
 			sender.transports.shared.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 
-			start := time.Now()
-			a := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(start.Add(tt.wait))).Attempt
+			start := clk.Now()
+			turn := start.Add(tt.wait)
+			done := make(chan domain.Attempt, 1)
+			go func() {
+				done <- sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(turn)).Attempt
+			}()
+			<-held.started
+			clk.Advance(handshake)
+			ready := clk.Now()
+			close(held.release)
+			if tt.wait > handshake {
+				// Ready before its turn, the request waits for it on the
+				// sender's clock, and nothing reaches the receiver until then.
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				require.NoError(t, clk.BlockUntilWaiting(ctx, 1), "the request does not wait for its turn")
+				require.Empty(t, arrived, "written before its turn")
+				clk.Set(turn)
+			}
+			a := <-done
 			require.True(t, a.Succeeded(), "%+v", a)
 			at := <-arrived
-			ready := *handshook.Load()
-			require.True(t, a.StartedAt.After(ready), "started %v after the handshake ended", a.StartedAt.Sub(ready))
-			require.False(t, a.StartedAt.Before(start.Add(tt.wait)), "started %v before its turn", start.Add(tt.wait).Sub(a.StartedAt))
+			require.False(t, a.StartedAt.Before(ready), "started %v before the handshake ended", ready.Sub(a.StartedAt))
+			require.False(t, a.StartedAt.Before(turn), "started %v before its turn", turn.Sub(a.StartedAt))
 			require.False(t, at.Before(a.StartedAt), "arrived before it started")
 			if tt.wait > handshake {
-				require.True(t, ready.Before(start.Add(tt.wait)), "the connection was made ready while the request waited for its turn")
+				require.True(t, a.StartedAt.Equal(turn), "started %v after its turn, on a connection ready before it", a.StartedAt.Sub(turn))
 			}
 		})
 	}
@@ -368,6 +402,8 @@ func TestSendDoesNotWriteALateRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			clk := clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+			held := newHeldHandshake()
 			var arrived, proto atomic.Int64
 			var slow atomic.Bool
 			slow.Store(tt.turn > 0)
@@ -379,21 +415,30 @@ func TestSendDoesNotWriteALateRequest(t *testing.T) {
 			srv.EnableHTTP2 = tt.http2
 			srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 				if slow.Load() {
-					time.Sleep(handshake)
+					held.hold()
 				}
 				return nil, nil
 			}}
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
-			sender := testSender()
+			sender := testSenderOn(clk)
 			sender.transports.shared.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 
-			res := sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(time.Now().Add(tt.turn)))
+			done := make(chan Result, 1)
+			go func() {
+				done <- sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(clk.Now().Add(tt.turn)))
+			}()
+			if slow.Load() {
+				<-held.started
+				clk.Advance(handshake)
+				close(held.release)
+			}
+			res := <-done
 			require.True(t, res.Late, "%+v", res.Attempt)
 			require.Zero(t, arrived.Load(), "a late request reached the receiver")
 
 			slow.Store(false)
-			res = sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(time.Now()))
+			res = sender.Send(context.Background(), job(srv.URL, signing.GenerateSecret()), 5*time.Second, TurnAt(clk.Now()))
 			require.False(t, res.Late)
 			require.True(t, res.Attempt.Succeeded(), "%+v", res.Attempt)
 			require.Equal(t, int64(1), arrived.Load())

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
@@ -42,7 +43,7 @@ const (
 // no redirects.
 type tokens struct {
 	client *http.Client
-	now    func() time.Time
+	clock  clock.Clock
 	group  singleflight.Group
 
 	mu    sync.Mutex
@@ -54,8 +55,8 @@ type token struct {
 	refreshAt time.Time
 }
 
-func newTokens(client *http.Client) *tokens {
-	return &tokens{client: client, now: time.Now, cache: map[string]token{}}
+func newTokens(client *http.Client, clk clock.Clock) *tokens {
+	return &tokens{client: client, clock: clk, cache: map[string]token{}}
 }
 
 // errAuth prefixes every token failure, which an attempt records as
@@ -80,7 +81,7 @@ func (t *tokens) get(ctx context.Context, subID string, o *domain.OAuth2, timeou
 	t.mu.Lock()
 	tok, ok := t.cache[key]
 	t.mu.Unlock()
-	if ok && t.now().Before(tok.refreshAt) {
+	if ok && t.clock.Now().Before(tok.refreshAt) {
 		return tok.value, nil
 	}
 	// The fetch outlives a waiter that gives up: the others still want it.
@@ -124,7 +125,7 @@ func (t *tokens) refresh(ctx context.Context, subID string, o *domain.OAuth2, va
 
 // evict makes room: tokens due for refresh first, else any one.
 func (t *tokens) evict() {
-	now := t.now()
+	now := t.clock.Now()
 	for k, tok := range t.cache {
 		if !now.Before(tok.refreshAt) {
 			delete(t.cache, k)
@@ -164,7 +165,7 @@ func (t *tokens) fetch(ctx context.Context, o *domain.OAuth2) (token, error) {
 	req.SetBasicAuth(url.QueryEscape(o.ClientID), url.QueryEscape(o.ClientSecret))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	start := t.now()
+	start := t.clock.Now()
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return token{}, fmt.Errorf("%w: the token endpoint could not be reached: %s", errAuth, errorText(err))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/signing"
@@ -93,11 +94,8 @@ func (ts *tokenServer) job() store.Job {
 func TestOAuth2TokensAreSharedAndRefreshed(t *testing.T) {
 	t.Parallel()
 	ts := newTokenServer(t)
-	s := testSender()
-	now := time.Now()
-	var clock atomic.Pointer[time.Time]
-	clock.Store(&now)
-	s.tokens.now = func() time.Time { return *clock.Load() }
+	clk := clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	s := testSenderOn(clk)
 
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -112,12 +110,10 @@ func TestOAuth2TokensAreSharedAndRefreshed(t *testing.T) {
 	require.Zero(t, failed.Load())
 	require.EqualValues(t, 1, ts.fetches.Load(), "one fetch for 100 concurrent deliveries")
 
-	later := now.Add(4400 * time.Millisecond) // before 4.5 s: still fresh
-	clock.Store(&later)
+	clk.Advance(4400 * time.Millisecond) // before 4.5 s: still fresh
 	require.True(t, s.Send(context.Background(), ts.job(), 5*time.Second, Turn{}).Attempt.Succeeded())
 	require.EqualValues(t, 1, ts.fetches.Load())
-	due := now.Add(4600 * time.Millisecond)
-	clock.Store(&due)
+	clk.Advance(200 * time.Millisecond)
 	require.True(t, s.Send(context.Background(), ts.job(), 5*time.Second, Turn{}).Attempt.Succeeded())
 	require.EqualValues(t, 2, ts.fetches.Load(), "fetched again once due")
 

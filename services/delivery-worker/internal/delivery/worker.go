@@ -56,6 +56,8 @@ type Poster interface {
 	// Send attempts job once within timeout, written within turn, and
 	// describes what happened; every failure is an attempt outcome.
 	Send(ctx context.Context, job store.Job, timeout time.Duration, turn Turn) Result
+	// Now reads the clock turns are on.
+	Now() time.Time
 }
 
 // goneReason is recorded on a subscription its endpoint retired.
@@ -156,9 +158,9 @@ func NewWorker(st Store, sender Poster, guard Guard, cfg Config) *Worker {
 		res := make([]groupcommit.Result[admission], len(reqs))
 		// The turns count from the call, not from when each handler wakes
 		// to read its answer: those wakes are spread over the group.
-		asked := time.Now()
+		asked := sender.Now()
 		adms := guard.AdmitBatch(ctx, reqs)
-		answered := time.Now()
+		answered := sender.Now()
 		for i, a := range adms {
 			res[i].Value = admission{Admission: a, turn: turnOf(asked, answered, a.Delay)}
 		}
@@ -342,7 +344,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 func (w *Worker) send(ctx context.Context, job store.Job, timeout time.Duration, sl slot, adm admission) (context.Context, Result) {
 	// The request goes at its turn in the destination's pace: until then
 	// the slot waits on the pace, not on the destination.
-	w.slots.waitsOnDest(sl, w.clock.Now().Add(time.Until(adm.turn.At)))
+	w.slots.waitsOnDest(sl, w.clock.Now().Add(adm.turn.At.Sub(w.sender.Now())))
 	ctx, span := w.tracer.Start(ctx, "delivery attempt")
 	if span.IsRecording() {
 		span.SetAttributes(jobAttrs(job)...)
@@ -356,8 +358,8 @@ func (w *Worker) send(ctx context.Context, job store.Job, timeout time.Duration,
 }
 
 // admission is an answer of the destination's limits with its turn: when
-// its request is to be written. The turn is on the system clock, the
-// sender's, whatever clock the worker waits on.
+// its request is to be written. The turn is on the sender's clock,
+// whatever clock the worker waits on.
 type admission struct {
 	resilience.Admission
 	turn Turn

@@ -201,6 +201,9 @@ func (p *poster) Send(ctx context.Context, job store.Job, _ time.Duration, turn 
 	return Result{Attempt: a}
 }
 
+// Now is the system clock's: the poster checks turns on it.
+func (p *poster) Now() time.Time { return time.Now() }
+
 // sends waits until n attempts have started.
 func (h *harness) sends(t *testing.T, n int) {
 	t.Helper()
@@ -542,12 +545,16 @@ func TestHandleGroupsConcurrentDeliveries(t *testing.T) {
 	// so the others queue behind it, as they do behind a busy database.
 	h.store.gate = make(chan struct{})
 	var wg sync.WaitGroup
+	errs := make(chan error, n)
 	for i := range n {
-		wg.Go(func() { require.NoError(t, h.w.Handle(context.Background(), msg(int64(i+1)))) })
+		wg.Go(func() { errs <- h.w.Handle(context.Background(), msg(int64(i+1))) })
 	}
 	h.sends(t, n)
 	close(h.store.gate)
 	wg.Wait()
+	for range n {
+		require.NoError(t, <-errs)
+	}
 	require.Len(t, h.store.applied(), n)
 	require.Less(t, h.store.applies.Load(), int64(n), "some outcomes were stored together")
 }

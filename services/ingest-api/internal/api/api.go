@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dispatch-webhooks/dispatch/libs/apikey"
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/egress"
 	"github.com/dispatch-webhooks/dispatch/libs/queue"
@@ -88,6 +89,7 @@ type Circuits interface {
 
 // Server holds the API's dependencies.
 type Server struct {
+	clock     clock.Clock
 	store     Store
 	publisher Publisher
 	circuits  Circuits
@@ -156,6 +158,10 @@ type Config struct {
 	// TracerProvider traces creating events; nil means OpenTelemetry's
 	// global provider, a no-op unless tracing is on.
 	TracerProvider trace.TracerProvider
+	// Clock tells the time wherever the API reads it (key and catalog
+	// caches, key and link expiry, the failure budgets), so tests can move
+	// time instead of waiting [clock.Real()].
+	Clock clock.Clock
 }
 
 // New registers every operation on mux and returns the Huma API, whose
@@ -174,6 +180,9 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
 	s := &Server{
 		store:               cfg.Store,
 		publisher:           cfg.Publisher,
@@ -181,7 +190,8 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 		defaults:            cfg.Defaults,
 		egress:              cfg.Egress,
 		resolver:            cfg.Resolver,
-		auth:                newAuthenticator(cfg.Store, cfg.AdminKey),
+		clock:               cfg.Clock,
+		auth:                newAuthenticator(cfg.Store, cfg.AdminKey, cfg.Clock),
 		ingest:              newIngestBatcher(cfg.Store, maxIngestGroup, maxIngestFlushes),
 		cursors:             newCursorSealer(cfg.CursorKeys),
 		portalURL:           strings.TrimSuffix(cfg.PortalURL, "/"),
@@ -192,7 +202,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 			Name: "dispatch_events_received_total",
 			Help: "Events accepted and stored (re-posts of a known id are not counted).",
 		})),
-		catalog:       catalog.NewCache(cfg.Store, cfg.Logger),
+		catalog:       catalog.NewCache(cfg.Store, cfg.Logger, cfg.Clock),
 		typesRequired: cfg.EventTypesRequired,
 		schemaInvalid: registerCounterVec(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dispatch_events_schema_invalid_total",

@@ -131,8 +131,18 @@ func (b *bundle) do(t *testing.T, method, path, body string, header ...string) r
 // doWithKey is do with key as the bearer key ("" for none).
 func (b *bundle) doWithKey(t *testing.T, key, method, path, body string, header ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, b.url+path, strings.NewReader(body))
+	r, err := b.try(key, method, path, body, header...)
 	require.NoError(t, err)
+	return r
+}
+
+// try is doWithKey for goroutines other than the test's own: it returns
+// what went wrong instead of failing the test.
+func (b *bundle) try(key, method, path, body string, header ...string) (response, error) {
+	req, err := http.NewRequest(method, b.url+path, strings.NewReader(body))
+	if err != nil {
+		return response{}, err
+	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
@@ -147,15 +157,21 @@ func (b *bundle) doWithKey(t *testing.T, key, method, path, body string, header 
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	if err != nil {
+		return response{}, err
+	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
+	if err != nil {
+		return response{}, fmt.Errorf("read the answer: %w", err)
+	}
 	r := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	if len(raw) > 0 && (raw[0] == '{') {
-		require.NoError(t, json.Unmarshal(raw, &r.body), string(raw))
+		if err := json.Unmarshal(raw, &r.body); err != nil {
+			return r, fmt.Errorf("answer %s: %w", raw, err)
+		}
 	}
-	return r
+	return r, nil
 }
 
 func (b *bundle) count(t *testing.T, table string) int {

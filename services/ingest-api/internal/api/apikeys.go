@@ -101,7 +101,7 @@ func (s *Server) createAPIKey(ctx context.Context, in *createAPIKeyInput) (*crea
 	for _, sc := range in.Body.Scopes {
 		k.Scopes = append(k.Scopes, domain.Scope(sc))
 	}
-	if err := domain.ValidateAPIKey(k, time.Now()); err != nil {
+	if err := domain.ValidateAPIKey(k, s.clock.Now()); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
 	created, err := s.store.CreateAPIKey(ctx, k, hash)

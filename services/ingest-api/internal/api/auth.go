@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/dispatch-webhooks/dispatch/libs/apikey"
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
@@ -110,7 +111,7 @@ type cachedKey struct {
 type authenticator struct {
 	store KeyStore
 	admin *apikey.Hash
-	now   func() time.Time
+	clock clock.Clock
 
 	mu sync.Mutex
 	// keys holds the keys found, by hash; an entry past its time is read
@@ -148,8 +149,8 @@ type flight struct {
 // that started it so that one client's disconnect does not fail the others.
 const lookupTimeout = 5 * time.Second
 
-func newAuthenticator(st KeyStore, adminKey string) *authenticator {
-	a := &authenticator{store: st, now: time.Now, flights: map[apikey.Hash]*flight{}, used: map[string]struct{}{},
+func newAuthenticator(st KeyStore, adminKey string, clk clock.Clock) *authenticator {
+	a := &authenticator{store: st, clock: clk, flights: map[apikey.Hash]*flight{}, used: map[string]struct{}{},
 		keys:    newBoundedMap[apikey.Hash, cachedKey](maxCachedKeys / 2),
 		unknown: newBoundedMap[apikey.Hash, time.Time](maxCachedKeys / 2),
 		budgets: newBoundedMap[netip.Addr, budget](maxFailingClients / 2)}
@@ -157,7 +158,7 @@ func newAuthenticator(st KeyStore, adminKey string) *authenticator {
 		h := apikey.HashOf(adminKey)
 		a.admin = &h
 	}
-	a.lastTouch = a.now()
+	a.lastTouch = a.clock.Now()
 	return a
 }
 
@@ -169,7 +170,7 @@ func newAuthenticator(st KeyStore, adminKey string) *authenticator {
 // key's hash neither cache knows, from a client with failures to spare. A
 // well-formed key that is not valid spends one of the client's failures.
 func (a *authenticator) authenticate(ctx context.Context, header, remoteAddr string) (principal, error) {
-	now := a.now()
+	now := a.clock.Now()
 	client := clientOf(remoteAddr)
 	scheme, key, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
@@ -246,7 +247,7 @@ type clientKey struct{}
 // is left. refund gives it back once the credential proved good.
 func (a *authenticator) charge(ctx context.Context) (refund func(), err error) {
 	remoteAddr, _ := ctx.Value(clientKey{}).(string)
-	client, now := clientOf(remoteAddr), a.now()
+	client, now := clientOf(remoteAddr), a.clock.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if wait := a.spend(client, now); wait > 0 {
@@ -255,7 +256,7 @@ func (a *authenticator) charge(ctx context.Context) (refund func(), err error) {
 	return func() {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		a.refund(client, a.now())
+		a.refund(client, a.clock.Now())
 	}, nil
 }
 

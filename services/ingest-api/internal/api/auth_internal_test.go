@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/apikey"
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
@@ -39,11 +40,11 @@ func storeWithReadKey(t *testing.T) (*store.Store, string, apikey.Hash, domain.A
 func TestKeysAreCheckedThroughACache(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, key, _, k := storeWithReadKey(t)
+	plain, key, _, k := storeWithReadKey(t)
+	st := &touchedKeys{Store: plain, touched: make(chan error, 1)}
 
-	now := time.Now()
-	a := newAuthenticator(st, "")
-	a.now = func() time.Time { return now }
+	clk := clock.NewFake(time.Now())
+	a := newAuthenticator(st, "", clk)
 	p, err := a.authenticate(ctx, "Bearer "+key, testClient)
 	require.NoError(t, err)
 	require.Equal(t, k.ID, p.keyID)
@@ -51,7 +52,7 @@ func TestKeysAreCheckedThroughACache(t *testing.T) {
 	require.NoError(t, st.RevokeAPIKey(ctx, k.ID))
 	_, err = a.authenticate(ctx, "Bearer "+key, testClient)
 	require.NoError(t, err, "within the cache's time the answer is reused")
-	now = now.Add(keyCacheTTL + time.Millisecond)
+	clk.Advance(keyCacheTTL + time.Millisecond)
 	_, err = a.authenticate(ctx, "Bearer "+key, testClient)
 	require.ErrorIs(t, err, errUnknownKey, "after it the key is read again")
 
@@ -67,22 +68,38 @@ func TestKeysAreCheckedThroughACache(t *testing.T) {
 	_, err = a.authenticate(ctx, "Bearer "+other, testClient)
 	require.NoError(t, err)
 	require.Nil(t, lastUsed(), "uses are written at most once a minute")
-	now = now.Add(touchEvery)
+	clk.Advance(touchEvery)
 	_, err = a.authenticate(ctx, "Bearer "+other, testClient)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return lastUsed() != nil }, 5*time.Second, 20*time.Millisecond)
+	require.NoError(t, <-st.touched)
+	require.NotNil(t, lastUsed())
 }
 
-// gatedKeys is the real key store with its lookups counted and held until
-// release is closed.
+// touchedKeys is the real key store, telling on touched when each write of
+// last uses (which the authenticator makes in the background) is done.
+type touchedKeys struct {
+	*store.Store
+	touched chan error
+}
+
+func (k *touchedKeys) TouchAPIKeys(ctx context.Context, ids []string, at time.Time) error {
+	err := k.Store.TouchAPIKeys(ctx, ids, at)
+	k.touched <- err
+	return err
+}
+
+// gatedKeys is the real key store with its lookups counted, announced on
+// started and held until release is closed.
 type gatedKeys struct {
 	*store.Store
+	started chan struct{}
 	release chan struct{}
 	lookups atomic.Int32
 }
 
 func (g *gatedKeys) LookupAPIKey(ctx context.Context, hash apikey.Hash) (domain.APIKey, error) {
 	g.lookups.Add(1)
+	g.started <- struct{}{}
 	<-g.release
 	return g.Store.LookupAPIKey(ctx, hash)
 }
@@ -95,8 +112,8 @@ func TestConcurrentRequestsShareOneLookup(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, key, hash, k := storeWithReadKey(t)
-	keys := &gatedKeys{Store: st, release: make(chan struct{})}
-	a := newAuthenticator(keys, "")
+	keys := &gatedKeys{Store: st, started: make(chan struct{}, 1), release: make(chan struct{})}
+	a := newAuthenticator(keys, "", clock.Real())
 
 	const crowd = 20
 	quitter, quit := context.WithCancel(ctx)
@@ -105,7 +122,7 @@ func TestConcurrentRequestsShareOneLookup(t *testing.T) {
 		_, err := a.authenticate(quitter, "Bearer "+key, testClient)
 		quitErr <- err
 	}()
-	require.Eventually(t, func() bool { return keys.lookups.Load() == 1 }, 5*time.Second, time.Millisecond)
+	<-keys.started
 	results := make(chan error, crowd)
 	for range crowd {
 		go func() {
@@ -158,11 +175,8 @@ func TestFloodOfMadeUpKeys(t *testing.T) {
 	ctx := context.Background()
 	st, key, _, k := storeWithReadKey(t)
 	keys := &countedKeys{Store: st}
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	a, control := newAuthenticator(keys, ""), newAuthenticator(st, "")
-	a.now, control.now = clock, clock
+	clk := clock.NewFake(time.Now())
+	a, control := newAuthenticator(keys, "", clk), newAuthenticator(st, "", clk)
 
 	const flood, clients, workers = 100_000, 100, 4
 	var unknown, throttled atomic.Int64
@@ -203,9 +217,7 @@ func TestFloodOfMadeUpKeys(t *testing.T) {
 	flooded := "198.51.100.7:1234"
 	_, err := a.authenticate(ctx, "Bearer "+key, testClient)
 	require.NoError(t, err)
-	mu.Lock()
-	now = now.Add(keyCacheTTL)
-	mu.Unlock()
+	clk.Advance(keyCacheTTL)
 	_, err = a.authenticate(ctx, "Bearer "+key, flooded)
 	require.NoError(t, err, "a key seen valid is looked up again for a client out of failures")
 
@@ -214,9 +226,7 @@ func TestFloodOfMadeUpKeys(t *testing.T) {
 	const samples = 1000
 	took := map[*authenticator][]time.Duration{}
 	for i := range samples {
-		mu.Lock()
-		now = now.Add(keyCacheTTL)
-		mu.Unlock()
+		clk.Advance(keyCacheTTL)
 		pair := []*authenticator{a, control}
 		if i%2 == 1 {
 			pair[0], pair[1] = control, a

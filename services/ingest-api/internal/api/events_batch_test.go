@@ -226,6 +226,8 @@ func TestSlowBatchKeepsItsContext(t *testing.T) {
 	_, err = tx.Exec(ctx, `INSERT INTO events (id, type, source, data) VALUES ('slow_0', 't', '', '{}')`)
 	require.NoError(t, err)
 	go func() {
+		// Past the 5 s read deadline that net/http keeps on the real
+		// clock: the deadline passing is what the test is about.
 		time.Sleep(6 * time.Second)
 		_ = tx.Rollback(ctx)
 	}()

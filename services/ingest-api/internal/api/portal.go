@@ -146,7 +146,7 @@ func (s *Server) createPortalLink(ctx context.Context, in *createPortalLinkInput
 	}
 	token, hash := apikey.NewPortalToken()
 	l, err := s.store.CreatePortalLink(ctx, domain.PortalLink{ID: apikey.NewPortalLinkID(), TenantID: in.ID, ReadOnly: opts.ReadOnly,
-		ReturnURL: opts.ReturnURL, ExpiresAt: time.Now().Add(ttl)}, hash)
+		ReturnURL: opts.ReturnURL, ExpiresAt: s.clock.Now().Add(ttl)}, hash)
 	if err != nil {
 		return nil, s.problem(ctx, err, "tenant not found")
 	}

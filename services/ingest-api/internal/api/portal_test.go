@@ -168,15 +168,20 @@ func TestPortalLinkOpensOnceUnderConcurrency(t *testing.T) {
 		mu    sync.Mutex
 		codes = map[int]int{}
 	)
+	errs := make(chan error, openers)
 	for range openers {
 		wg.Go(func() {
-			status := b.exchange(t, token).status
+			r, err := b.try("", "POST", "/portal-links/exchange", `{"token":"`+token+`"}`)
+			errs <- err
 			mu.Lock()
-			codes[status]++
+			codes[r.status]++
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
+	for range openers {
+		require.NoError(t, <-errs)
+	}
 	require.Equal(t, map[int]int{http.StatusOK: 1, http.StatusNotFound: openers - 1}, codes)
 	require.Equal(t, 1, b.count(t, "api_keys WHERE portal"), "exactly one session")
 }

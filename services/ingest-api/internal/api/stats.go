@@ -70,7 +70,7 @@ func (s *Server) stats(ctx context.Context, in *statsInput) (*statsOutput, error
 	if !ok {
 		// Another tenant's, asked by a key bound to a tenant: nothing, as
 		// its listings find nothing of that tenant's.
-		to := time.Now()
+		to := s.clock.Now()
 		return &statsOutput{Body: StatsBody{Window: in.Window, From: to.Add(-window), To: to}}, nil
 	}
 	st, err := s.store.Stats(ctx, scope, window)

@@ -151,7 +151,7 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 	if err := s.checkDestination(ctx, sub.URL); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
-	if sub.TLS, _, err = in.Body.TLS.domain(time.Now(), false); err != nil {
+	if sub.TLS, _, err = in.Body.TLS.domain(s.clock.Now(), false); err != nil {
 		return nil, s.problem(ctx, err, "")
 	}
 	if err := checkTLSURL(sub.TLS, sub.URL); err != nil {
@@ -217,7 +217,7 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		patch.SetHeaders, patch.Headers = true, b.Headers.Values
 	}
 	if b.TLS.Sent {
-		c, keep, err := b.TLS.domain(time.Now(), read)
+		c, keep, err := b.TLS.domain(s.clock.Now(), read)
 		if err != nil {
 			return nil, s.problem(ctx, err, "")
 		}
@@ -366,7 +366,7 @@ func (s *Server) listSubscriptions(ctx context.Context, in *listSubscriptionsInp
 		s.addCircuits(ctx, subs, out.Body.Data)
 	}
 	if in.Activity && len(ids) > 0 {
-		activity, err := s.store.SubscriptionActivity(ctx, scope, ids, time.Now().Add(-activityWindow))
+		activity, err := s.store.SubscriptionActivity(ctx, scope, ids, s.clock.Now().Add(-activityWindow))
 		if err != nil {
 			return nil, s.problem(ctx, err, "")
 		}

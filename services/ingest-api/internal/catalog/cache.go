@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
@@ -55,20 +56,18 @@ type snapshot struct {
 type Cache struct {
 	source Source
 	log    *slog.Logger
-	now    func() time.Time
+	clock  clock.Clock
 
 	snap       atomic.Pointer[snapshot]
 	refreshMu  sync.Mutex
 	background atomic.Bool
 }
 
-// NewCache returns an empty cache that loads the catalog on first use.
-func NewCache(source Source, log *slog.Logger) *Cache {
-	return &Cache{source: source, log: log, now: time.Now}
+// NewCache returns an empty cache that loads the catalog on first use;
+// clk times its staleness.
+func NewCache(source Source, log *slog.Logger, clk clock.Clock) *Cache {
+	return &Cache{source: source, log: log, clock: clk}
 }
-
-// SetClock replaces the cache's clock, for tests.
-func (c *Cache) SetClock(now func() time.Time) { c.now = now }
 
 // Lookup returns the event type name, or nil if the catalog has no such
 // type (or only an archived one). The error is the store's, when the
@@ -106,7 +105,7 @@ func (t Types) Lookup(name string) *Entry { return t.types[name] }
 func (c *Cache) current(ctx context.Context) (*snapshot, error) {
 	s := c.snap.Load()
 	if s != nil {
-		age := c.now().Sub(s.checked)
+		age := c.clock.Now().Sub(s.checked)
 		if age <= MaxStaleness {
 			if age > refreshAfter && c.background.CompareAndSwap(false, true) {
 				go func() {
@@ -135,7 +134,7 @@ func (c *Cache) Refresh(ctx context.Context) error { return c.refresh(ctx, true)
 // it moved (or force), the catalog. Schemas of versions already compiled
 // are kept.
 func (c *Cache) refresh(ctx context.Context, force bool) error {
-	started := c.now()
+	started := c.clock.Now()
 	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
 	old := c.snap.Load()

@@ -4,35 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 	"github.com/dispatch-webhooks/dispatch/services/ingest-api/internal/catalog"
 )
-
-// clock is a clock the test moves.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // TestCacheSeesOtherInstancesWithinASecond has two instances' caches on one
 // catalog: a change made through one is seen by the other's first lookup
@@ -48,16 +30,15 @@ func TestCacheSeesOtherInstancesWithinASecond(t *testing.T) {
 		require.NoError(t, err)
 	}
 	put(`{"type":"object"}`)
-	clk := &clock{now: time.Unix(1_700_000_000, 0)}
-	other := catalog.NewCache(st, slog.New(slog.DiscardHandler))
-	other.SetClock(clk.Now)
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	other := catalog.NewCache(st, slog.New(slog.DiscardHandler), clk)
 	e, err := other.Lookup(ctx, "order.created")
 	require.NoError(t, err)
 	require.Equal(t, 1, e.Version)
 	first := e.Schema
 
 	put(`{"type":"object","required":["id"]}`)
-	clk.Add(catalog.MaxStaleness + time.Millisecond)
+	clk.Advance(catalog.MaxStaleness + time.Millisecond)
 	e, err = other.Lookup(ctx, "order.created")
 	require.NoError(t, err)
 	require.Equal(t, 2, e.Version, "the change is seen once a second has passed")
@@ -65,13 +46,13 @@ func TestCacheSeesOtherInstancesWithinASecond(t *testing.T) {
 	require.NotSame(t, first, e.Schema)
 
 	second := e.Schema
-	clk.Add(catalog.MaxStaleness + time.Millisecond)
+	clk.Advance(catalog.MaxStaleness + time.Millisecond)
 	e, err = other.Lookup(ctx, "order.created")
 	require.NoError(t, err)
 	require.Same(t, second, e.Schema, "an unchanged catalog keeps its compiled schemas")
 
 	require.NoError(t, st.ArchiveEventType(ctx, "order.created"))
-	clk.Add(catalog.MaxStaleness + time.Millisecond)
+	clk.Advance(catalog.MaxStaleness + time.Millisecond)
 	e, err = other.Lookup(ctx, "order.created")
 	require.NoError(t, err)
 	require.Nil(t, e, "an archived type is unknown to ingest")

@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/dispatch-webhooks/dispatch/libs/apikey"
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
@@ -22,8 +22,8 @@ Creates an API key in DATABASE_URL's database and prints it once.
 Scopes: admin, write, publish, read, portal. -tenant binds the key to that tenant.`
 
 // Run runs "keys" with its arguments (after the word "keys"), writing the
-// key to out.
-func Run(ctx context.Context, databaseURL string, args []string, out io.Writer) error {
+// key to out; clk tells the time an -expires counts from.
+func Run(ctx context.Context, clk clock.Clock, databaseURL string, args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
 		return fmt.Errorf("%s", Usage)
 	}
@@ -43,11 +43,12 @@ func Run(ctx context.Context, databaseURL string, args []string, out io.Writer) 
 			k.Scopes = append(k.Scopes, domain.Scope(s))
 		}
 	}
+	now := clk.Now()
 	if *expires > 0 {
-		at := time.Now().Add(*expires)
+		at := now.Add(*expires)
 		k.ExpiresAt = &at
 	}
-	if err := domain.ValidateAPIKey(k, time.Now()); err != nil {
+	if err := domain.ValidateAPIKey(k, now); err != nil {
 		return fmt.Errorf("%w\n%s", err, Usage)
 	}
 	pool, err := store.Connect(ctx, databaseURL, 2)

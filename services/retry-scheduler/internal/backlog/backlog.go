@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 )
 
@@ -27,16 +28,20 @@ type Gauges struct {
 	log    *slog.Logger
 	due    *prometheus.GaugeVec
 	oldest prometheus.Gauge
-	now    func() time.Time
+	clock  clock.Clock
 }
 
-// New registers the gauges on r (nil: the default registry).
-func New(st Store, every time.Duration, log *slog.Logger, r prometheus.Registerer) *Gauges {
+// New registers the gauges on r (nil: the default registry); clk times
+// the refreshes and the oldest delivery's age (nil: clock.Real()).
+func New(st Store, every time.Duration, clk clock.Clock, log *slog.Logger, r prometheus.Registerer) *Gauges {
 	if r == nil {
 		r = prometheus.DefaultRegisterer
 	}
+	if clk == nil {
+		clk = clock.Real()
+	}
 	g := &Gauges{
-		store: st, every: every, log: log, now: time.Now,
+		store: st, every: every, log: log, clock: clk,
 		due: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "dispatch_backlog_deliveries",
 			Help: "Open deliveries due now and not yet attempted, by status (pending, processing with a lapsed claim, retrying).",
@@ -57,10 +62,8 @@ func New(st Store, every time.Duration, log *slog.Logger, r prometheus.Registere
 func (g *Gauges) Run(ctx context.Context) error {
 	for {
 		g.refresh(ctx)
-		select {
-		case <-ctx.Done():
+		if !clock.Sleep(ctx, g.clock, g.every) {
 			return nil
-		case <-time.After(g.every):
 		}
 	}
 }
@@ -78,7 +81,7 @@ func (g *Gauges) refresh(ctx context.Context) {
 	}
 	age := 0.0
 	if !b.OldestDue.IsZero() {
-		age = max(0, g.now().Sub(b.OldestDue).Seconds())
+		age = max(0, g.clock.Now().Sub(b.OldestDue).Seconds())
 	}
 	g.oldest.Set(age)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dispatch-webhooks/dispatch/libs/clock"
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
@@ -35,7 +36,7 @@ func TestGaugesShowTheDueBacklog(t *testing.T) {
 	require.NoError(t, err)
 
 	reg := prometheus.NewRegistry()
-	g := New(st, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	g := New(st, time.Hour, clock.Real(), slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
 	g.refresh(ctx)
 	require.Equal(t, 1.0, testutil.ToFloat64(g.due.WithLabelValues("pending")))
 	require.Equal(t, 1.0, testutil.ToFloat64(g.due.WithLabelValues("retrying")), "a retry due in an hour is not backlog")

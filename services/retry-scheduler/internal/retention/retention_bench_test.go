@@ -70,6 +70,8 @@ func BenchmarkPrune1M(b *testing.B) {
 	st := store.New(db.Pool)
 
 	for b.Loop() {
+		// The baseline is ingestion's real throughput over 15 real
+		// seconds, to set beside the same while pruning runs.
 		base := ingestWhile(ctx, b, st, "base", func() { time.Sleep(15 * time.Second) })
 		b.Logf("without pruning: %s", base)
 

@@ -143,6 +143,24 @@ func TestRetriesKeepTheirEventsTrace(t *testing.T) {
 	require.Equal(t, map[string]string{"traced": traceParent, "untraced": ""}, got)
 }
 
+// idleStore is the real store, telling on idle when the scheduler learns
+// that nothing is waiting, which it does just before it goes to sleep.
+type idleStore struct {
+	*store.Store
+	idle chan struct{}
+}
+
+func (s *idleStore) UntilNextDue(ctx context.Context, since time.Duration) (time.Duration, bool, error) {
+	wait, ok, err := s.Store.UntilNextDue(ctx, since)
+	if err == nil && !ok {
+		select {
+		case s.idle <- struct{}{}:
+		default:
+		}
+	}
+	return wait, ok, err
+}
+
 // A retry is republished moments after it comes due, not on the next poll
 // ten seconds later: whether it was waiting when the scheduler went to
 // sleep, or was scheduled while it slept.
@@ -167,7 +185,8 @@ func TestRunWakesForTheNextDueRetry(t *testing.T) {
 		return job.DeliveryID, due
 	}
 	pub := memPublisher{got: make(chan publication, 10)}
-	s := scheduler.New(st, pub, scheduler.Config{PollInterval: 10 * time.Second, BatchSize: 10, StrandedAfter: time.Hour, Registerer: prometheus.NewRegistry()})
+	idle := &idleStore{Store: st, idle: make(chan struct{}, 1)}
+	s := scheduler.New(idle, pub, scheduler.Config{PollInterval: 10 * time.Second, BatchSize: 10, StrandedAfter: time.Hour, Registerer: prometheus.NewRegistry()})
 
 	waiting, due := retryIn("waiting", 300*time.Millisecond)
 	runCtx, stop := context.WithCancel(ctx)
@@ -179,7 +198,7 @@ func TestRunWakesForTheNextDueRetry(t *testing.T) {
 	require.Equal(t, waiting, p.msg.DeliveryID)
 	require.WithinRange(t, p.at, due.Add(-20*time.Millisecond), due.Add(300*time.Millisecond), "woken for the due time it knew of")
 
-	time.Sleep(100 * time.Millisecond) // the scheduler sleeps, knowing of nothing due
+	<-idle.idle // the scheduler goes to sleep, knowing of nothing due
 	later, due := retryIn("later", 300*time.Millisecond)
 	select {
 	case p = <-pub.got:
