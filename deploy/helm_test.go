@@ -490,7 +490,7 @@ func checkPod(t *testing.T, m *manifests, tc chartCase, where string, pod corev1
 			q, ok = c.Resources.Limits[r]
 			require.True(t, ok && !q.IsZero(), "%s limits %s", what, r)
 		}
-		require.True(t, c.Resources.Requests.Memory().Cmp(*c.Resources.Limits.Memory()) <= 0, "%s requests more memory than its limit", what)
+		require.LessOrEqual(t, c.Resources.Requests.Memory().Cmp(*c.Resources.Limits.Memory()), 0, "%s requests more memory than its limit", what)
 		sc := c.SecurityContext
 		require.NotNil(t, sc, what)
 		nonRoot := sc.RunAsNonRoot

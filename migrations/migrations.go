@@ -139,7 +139,7 @@ func behind(ctx context.Context, databaseURL string, want uint) string {
 	if err != nil {
 		return fmt.Sprintf("database not reachable: %v", err)
 	}
-	defer conn.Close(context.Background())
+	defer conn.Close(context.WithoutCancel(ctx))
 	var (
 		version int64
 		dirty   bool
@@ -153,7 +153,7 @@ func behind(ctx context.Context, databaseURL string, want uint) string {
 		return fmt.Sprintf("cannot read the schema version: %v", err)
 	case dirty:
 		return fmt.Sprintf("migration %d is being applied or failed (dirty); dispatch-migrate's output says which", version)
-	case uint(version) < want:
+	case version < 0 || uint(version) < want:
 		return fmt.Sprintf("schema at version %d, waiting for version %d", version, want)
 	}
 	return ""

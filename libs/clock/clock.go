@@ -48,13 +48,13 @@ func Sleep(ctx context.Context, c Clock, d time.Duration) bool {
 }
 
 // Real returns the system clock: the functions of package time.
-func Real() Clock { return real{} }
+func Real() Clock { return system{} }
 
-type real struct{}
+type system struct{}
 
-func (real) Now() time.Time                         { return time.Now() }
-func (real) After(d time.Duration) <-chan time.Time { return time.After(d) }
-func (real) AfterFunc(d time.Duration, f func()) Timer {
+func (system) Now() time.Time                         { return time.Now() }
+func (system) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (system) AfterFunc(d time.Duration, f func()) Timer {
 	return time.AfterFunc(d, f)
 }
 

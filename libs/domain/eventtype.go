@@ -125,7 +125,7 @@ func ValidateEventType(t EventType) error {
 // rest of the text can be held to ValidateText.
 func stripNewlines(s string) string {
 	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		if c := s[i]; c != '\n' && c != '\r' && c != '\t' {
 			b = append(b, c)
 		}

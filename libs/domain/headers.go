@@ -95,7 +95,7 @@ func cut(s string, n int) string {
 // cleanHeaderText makes s one line of valid UTF-8 without NUL.
 func cleanHeaderText(s string) string {
 	clean := true
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		if c := s[i]; c < 0x20 || c == 0x7f || c >= utf8.RuneSelf {
 			clean = false
 			break

@@ -257,7 +257,7 @@ func (t *nameHashes) add(h uint64) bool {
 // put puts the fingerprint f in the set and reports whether it was there
 // already.
 func (t *nameHashes) put(f uint32) bool {
-	mask := uint64(len(t.slots) - 1)
+	mask := uint64(len(t.slots)) - 1
 	for i := uint64(f) * 0x9e3779b97f4a7c15 >> t.shift; ; i = (i + 1) & mask {
 		switch t.slots[i] {
 		case f:

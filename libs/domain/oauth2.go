@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -45,7 +46,11 @@ func ValidateOAuth2KeepingSecret(o OAuth2) error {
 
 func validateOAuth2(o OAuth2, keepSecret bool) error {
 	if err := ValidateURL(o.TokenURL); err != nil {
-		return invalid("oauth2.token_url", err.(*ValidationError).Reason)
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			return invalid("oauth2.token_url", ve.Reason)
+		}
+		return invalid("oauth2.token_url", err.Error())
 	}
 	for _, f := range []struct {
 		field, value string

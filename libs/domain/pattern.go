@@ -29,7 +29,7 @@ func Match(pattern, eventType string) bool {
 func MatchKeys(eventType string) []string {
 	keys := make([]string, 0, 2+strings.Count(eventType, "."))
 	keys = append(keys, "*")
-	for i := 0; i < len(eventType); i++ {
+	for i := range len(eventType) {
 		if eventType[i] == '.' && i+1 < len(eventType) {
 			keys = append(keys, eventType[:i]+".*")
 		}

@@ -12,7 +12,7 @@ import (
 // exists and cannot be deleted.
 const DefaultTenant = "default"
 
-// AllTenants, as an event's tenant, sends the event to the matching
+// AllTenants as an event's tenant sends the event to the matching
 // subscriptions of every tenant. Only keys bound to no tenant may use it.
 const AllTenants = "*"
 

@@ -37,7 +37,7 @@ func validName(field, s string, maxLen int) error {
 	if len(s) > maxLen {
 		return invalid(field, fmt.Sprintf("must be at most %d characters", maxLen))
 	}
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		if !isNameByte(s[i]) {
 			return invalid(field, "may contain only letters, digits, '_', '.' and '-'")
 		}

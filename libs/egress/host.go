@@ -27,7 +27,7 @@ func ParseHost(host string) (netip.Addr, bool, error) {
 	if host == "" {
 		return netip.Addr{}, false, errEmptyHost
 	}
-	for i := 0; i < len(host); i++ {
+	for i := range len(host) {
 		if host[i] >= 0x80 {
 			return netip.Addr{}, false, errNonASCII
 		}

@@ -76,7 +76,7 @@ func (g *Group[In, Out]) Do(ctx context.Context, in In) (Out, error) {
 	if g.flushing < g.maxFlush {
 		g.flushing++
 		g.flushes.Add(1)
-		go g.flush()
+		go g.flush() //nolint:contextcheck // a flush serves many callers and runs without any one caller's context
 	}
 	g.mu.Unlock()
 	select {

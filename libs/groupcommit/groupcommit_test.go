@@ -58,7 +58,7 @@ type answer struct {
 	err error
 }
 
-func start(g *groupcommit.Group[int, int], ctx context.Context, in int) chan answer {
+func start(ctx context.Context, g *groupcommit.Group[int, int], in int) chan answer {
 	ch := make(chan answer, 1)
 	go func() {
 		v, err := g.Do(ctx, in)
@@ -74,11 +74,11 @@ func TestCallsThatArriveWhileAGroupRunsFormTheNext(t *testing.T) {
 	t.Parallel()
 	h := newHeld()
 	g := groupcommit.New(3, 1, h.run)
-	first := start(g, context.Background(), 0)
+	first := start(context.Background(), g, 0)
 	require.Equal(t, 1, <-h.entered, "a lone call runs at once")
 	var rest []chan answer
 	for i := 1; i <= 5; i++ {
-		rest = append(rest, start(g, context.Background(), i))
+		rest = append(rest, start(context.Background(), g, i))
 	}
 	waitQueued(t, g, 5)
 	for range 3 {
@@ -99,10 +99,10 @@ func TestACallWhoseContextEndsWhileQueuedNeverRuns(t *testing.T) {
 	t.Parallel()
 	h := newHeld()
 	g := groupcommit.New(10, 1, h.run)
-	first := start(g, context.Background(), 1)
+	first := start(context.Background(), g, 1)
 	<-h.entered
 	ctx, cancel := context.WithCancel(context.Background())
-	gone := start(g, ctx, 2)
+	gone := start(ctx, g, 2)
 	waitQueued(t, g, 1)
 	cancel()
 	require.ErrorIs(t, (<-gone).err, context.Canceled)
@@ -119,7 +119,7 @@ func TestACallWhoseContextEndsOnceItsGroupRunsGetsTheAnswer(t *testing.T) {
 	h := newHeld()
 	g := groupcommit.New(10, 1, h.run)
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := start(g, ctx, 4)
+	ch := start(ctx, g, 4)
 	<-h.entered
 	cancel()
 	h.release <- struct{}{}
@@ -132,9 +132,9 @@ func TestCloseRunsWhatIsQueued(t *testing.T) {
 	t.Parallel()
 	h := newHeld()
 	g := groupcommit.New(10, 1, h.run)
-	first := start(g, context.Background(), 1)
+	first := start(context.Background(), g, 1)
 	<-h.entered
-	second := start(g, context.Background(), 2)
+	second := start(context.Background(), g, 2)
 	waitQueued(t, g, 1)
 
 	closed := make(chan struct{})
@@ -171,9 +171,15 @@ func TestGroupsNeverExceedTheirBounds(t *testing.T) {
 	var biggest atomic.Int64
 	g := groupcommit.New(8, 2, func(_ context.Context, in []int) []groupcommit.Result[int] {
 		n := running.Add(1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		for m := most.Load(); n > m; m = most.Load() {
+			if most.CompareAndSwap(m, n) {
+				break
+			}
 		}
-		for b := biggest.Load(); int64(len(in)) > b && !biggest.CompareAndSwap(b, int64(len(in))); b = biggest.Load() {
+		for b := biggest.Load(); int64(len(in)) > b; b = biggest.Load() {
+			if biggest.CompareAndSwap(b, int64(len(in))) {
+				break
+			}
 		}
 		runtime.Gosched()
 		running.Add(-1)

@@ -64,7 +64,7 @@ func HTTP(srv *http.Server, timeout time.Duration) Part {
 			return fmt.Errorf("listen on %s: %w", srv.Addr, err)
 		case <-ctx.Done():
 		}
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("shut down %s: %w", srv.Addr, err)

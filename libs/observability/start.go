@@ -22,7 +22,7 @@ func Start(ctx context.Context, s Service) (*slog.Logger, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return log, func() { FlushTracing(stop, log) }, nil
+	return log, func() { FlushTracing(ctx, stop, log) }, nil
 }
 
 // AnswerHealthcheck runs the "healthcheck" command when the process was

@@ -67,9 +67,10 @@ func Tracing(ctx context.Context, service, version string) (shutdown func(contex
 
 // FlushTracing runs the shutdown function Tracing returned, giving spans
 // still buffered up to 5 seconds to reach the collector; a failure is
-// logged, as losing spans must not fail a shutdown.
-func FlushTracing(shutdown func(context.Context) error, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// logged, as losing spans must not fail a shutdown. It runs after ctx,
+// the service's, has ended, so it keeps only ctx's values.
+func FlushTracing(ctx context.Context, shutdown func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := shutdown(ctx); err != nil {
 		log.Warn("could not flush traces", "err", err)

@@ -224,7 +224,8 @@ func TestFailedMessageBacksOffOnTheClock(t *testing.T) {
 	t.Cleanup(func() {
 		stop()
 		select {
-		case <-done:
+		case err := <-done:
+			require.NoError(t, err)
 		case <-time.After(10 * time.Second): // a backoff left on the fake clock would hold the drain
 			t.Error("the consumer did not stop")
 		}

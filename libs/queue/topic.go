@@ -106,7 +106,7 @@ func topicPartitions(ctx context.Context, cl *kgo.Client, topic string) (int32, 
 		if err != nil {
 			return 0, fmt.Errorf("describe topic %s: %w", topic, err)
 		}
-		return int32(len(t.Partitions)), nil
+		return int32(len(t.Partitions)), nil //nolint:gosec // G115: Kafka counts a topic's partitions in an int32
 	}
 	return 0, nil
 }

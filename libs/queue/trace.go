@@ -122,7 +122,7 @@ func (h headers) Set(key, value string) {
 			kept = append(kept, hd)
 		}
 	}
-	h.r.Headers = append(kept, kgo.RecordHeader{Key: key, Value: []byte(value)})
+	h.r.Headers = append(kept, kgo.RecordHeader{Key: key, Value: []byte(value)}) //nolint:gocritic // appendAssign: kept is h.r.Headers filtered in place
 }
 
 // Keys lists the header names.

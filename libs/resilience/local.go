@@ -149,8 +149,8 @@ func turn(sends []time.Time, now time.Time, rate int) time.Time {
 // spacing is the least time between two requests under rate: a second
 // over it, rounded up to the microsecond as the admission script does.
 func spacing(rate int) time.Duration {
-	perSecond := time.Duration(rate)
-	return (time.Second/time.Microsecond + perSecond - 1) / perSecond * time.Microsecond
+	microseconds := (int(time.Second/time.Microsecond) + rate - 1) / rate
+	return time.Duration(microseconds) * time.Microsecond
 }
 
 func (l *local) breaker(circuit string) *localBreaker {

@@ -611,13 +611,13 @@ func (g *Guard) Circuits(ctx context.Context, ts []Target) ([]Circuit, error) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("circuits: %w", err)
 	}
-	for i, c := range cmds {
-		res, err := c.Slice()
+	for i, t := range ts {
+		res, err := cmds[i].Slice()
 		if err != nil {
-			return nil, fmt.Errorf("circuit of %q: %w", ts[i].Subscription, err)
+			return nil, fmt.Errorf("circuit of %q: %w", t.Subscription, err)
 		}
 		if len(res) != 4 {
-			return nil, fmt.Errorf("circuit of %q: %d values, want 4", ts[i].Subscription, len(res))
+			return nil, fmt.Errorf("circuit of %q: %d values, want 4", t.Subscription, len(res))
 		}
 		st, _ := res[0].(string)
 		opened, _ := res[1].(int64)
@@ -688,7 +688,7 @@ func boolArg(b bool) int {
 	return 0
 }
 
-func jitter(lo, hi time.Duration) time.Duration { return lo + mrand.N(hi-lo) }
+func jitter(lo, hi time.Duration) time.Duration { return lo + mrand.N(hi-lo) } //nolint:gosec // G404: jitter needs spread, not secrecy
 
 // trialsWait is how long a delivery refused while a half-open circuit's
 // trials are in flight waits before asking again: a short, jittered poll,

@@ -203,7 +203,7 @@ func TestSemaphoreHoldsAcrossWorkersAndFreesCrashedPermits(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		require.Equal(t, min(4, left), len(granted), "round %d: the limit, no more, at once", round)
+		require.Len(t, granted, min(4, left), "round %d: the limit, no more, at once", round)
 		for _, r := range refused {
 			require.Equal(t, resilience.ConcurrencyLimited, r)
 		}

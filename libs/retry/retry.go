@@ -54,7 +54,7 @@ func (p Policy) Delay(n int) time.Duration {
 	if c <= 0 {
 		return 0
 	}
-	return rand.N(c) + 1
+	return rand.N(c) + 1 //nolint:gosec // G404: jitter needs spread, not secrecy
 }
 
 // Decision is what follows a failed attempt.

@@ -11,11 +11,11 @@ import (
 func TestDelayIsFullJitterUnderTheCeiling(t *testing.T) {
 	t.Parallel()
 	p := retry.Policy{MaxAttempts: 10, BaseDelay: 5 * time.Second, MaxDelay: time.Minute}
-	want := []time.Duration{5, 10, 20, 40, 60, 60}
+	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, time.Minute, time.Minute}
 	for i, w := range want {
 		n := i + 1
-		if c := p.Ceiling(n); c != w*time.Second {
-			t.Fatalf("Ceiling(%d) = %v, want %v", n, c, w*time.Second)
+		if c := p.Ceiling(n); c != w {
+			t.Fatalf("Ceiling(%d) = %v, want %v", n, c, w)
 		}
 		var sum time.Duration
 		for range 2000 {

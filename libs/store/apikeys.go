@@ -13,7 +13,7 @@ import (
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
 )
 
-const apiKeyColumns = `id, name, scopes, key_prefix, created_at, expires_at, last_used_at, tenant_id, portal`
+const apiKeyColumns = `id, name, scopes, key_prefix, created_at, expires_at, last_used_at, tenant_id, portal` //nolint:gosec // G101: column names, not a credential
 
 func scanAPIKey(row pgx.Row) (domain.APIKey, error) {
 	var (

@@ -280,7 +280,7 @@ func TestApplyOutcomesWholeCallFails(t *testing.T) {
 		fault   func(t *testing.T, db *testkit.Database) context.Context
 		wantErr string
 	}{
-		{"cancelled context", func(t *testing.T, _ *testkit.Database) context.Context {
+		{"cancelled context", func(_ *testing.T, _ *testkit.Database) context.Context {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			return ctx
@@ -555,7 +555,7 @@ func TestBatchesWaitForASubscriptionBeingDeleted(t *testing.T) {
 			}
 			holder, err := pool.Begin(ctx)
 			require.NoError(t, err)
-			defer holder.Rollback(ctx)
+			defer func() { _ = holder.Rollback(ctx) }() // for a test stopped before the rollback below
 			_, err = holder.Exec(ctx, `SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE`, held)
 			require.NoError(t, err)
 

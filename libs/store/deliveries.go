@@ -396,6 +396,7 @@ func (s *Store) Redeliver(ctx context.Context, scope Scope, eventID, subscriptio
 		// Held until the commit, the lock keeps each subscription from
 		// being paused, given another URL or deleted before its delivery
 		// is queued.
+		//nolint:rowserrcheck // ForEachRow checks rows.Err
 		rows, err = tx.Query(ctx, `
 			SELECT id, url_changed_at FROM subscriptions WHERE id = ANY($1) AND state = 'active'
 			ORDER BY id FOR KEY SHARE`, subIDs)

@@ -91,7 +91,7 @@ func eventTenant(tenant string) pgtype.Text {
 
 // schemaVersion is how an event's schema version is stored: NULL for none.
 func schemaVersion(e domain.Event) pgtype.Int4 {
-	return pgtype.Int4{Int32: int32(e.SchemaVersion), Valid: e.SchemaVersion > 0}
+	return pgtype.Int4{Int32: int32(e.SchemaVersion), Valid: e.SchemaVersion > 0} //nolint:gosec // G115: a schema version is read from an int4 column
 }
 
 // traceParent is how an event's trace context is stored: NULL for none.
@@ -330,7 +330,7 @@ func (s *Store) markOtherTenants(ctx context.Context, events []domain.Event, fir
 	if len(known) == 0 {
 		return nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id FROM events WHERE id = ANY($1)`, known)
+	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id FROM events WHERE id = ANY($1)`, known) //nolint:rowserrcheck // ForEachRow checks rows.Err
 	if err != nil {
 		return err
 	}

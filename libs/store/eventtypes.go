@@ -177,7 +177,7 @@ func (s *Store) GetEventType(ctx context.Context, name string) (_ domain.EventTy
 type EventTypeFilter struct {
 	// Prefix keeps the types whose name starts with it.
 	Prefix string
-	// Deprecated, if set, keeps the types whose flag equals it.
+	// If Deprecated is set, only the types whose flag equals it are kept.
 	Deprecated *bool
 	// Archived lists the archived types instead of the others.
 	Archived bool
@@ -299,7 +299,7 @@ func (s *Store) Catalog(ctx context.Context) (_ int64, _ []domain.EventType, err
 // archived, and which of those are deprecated.
 func (s *Store) KnownEventTypes(ctx context.Context, names []string) (known, deprecated []string, err error) {
 	defer markUnavailable(&err)
-	rows, err := s.pool.Query(ctx, `SELECT name, deprecated FROM event_types WHERE name = ANY($1) AND archived_at IS NULL ORDER BY name`, names)
+	rows, err := s.pool.Query(ctx, `SELECT name, deprecated FROM event_types WHERE name = ANY($1) AND archived_at IS NULL ORDER BY name`, names) //nolint:rowserrcheck // ForEachRow checks rows.Err
 	if err != nil {
 		return nil, nil, fmt.Errorf("known event types: %w", err)
 	}

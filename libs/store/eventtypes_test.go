@@ -30,7 +30,7 @@ func TestEventTypeVersionsAndArchive(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, created)
 	require.Equal(t, 1, got.Version)
-	require.Equal(t, `{"type": "object", "required": ["id"]}`, string(got.Schema), "the schema is kept as written")
+	require.Equal(t, `{"type": "object", "required": ["id"]}`, string(got.Schema), "the schema is kept as written") //nolint:testifylint // encoded-compare: the bytes as written, spaces and all
 
 	// The same schema, written otherwise, with other examples: no new version.
 	in.Schema, in.Examples, in.Deprecated = json.RawMessage(`{"required":["id"],"type":"object"}`), []json.RawMessage{json.RawMessage(`{"id": 2}`)}, true
@@ -50,7 +50,7 @@ func TestEventTypeVersionsAndArchive(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, versions, 2)
 	require.Equal(t, 2, versions[0].Version)
-	require.Equal(t, `{"type": "object", "required": ["id"]}`, string(versions[1].Schema))
+	require.Equal(t, `{"type": "object", "required": ["id"]}`, string(versions[1].Schema)) //nolint:testifylint // encoded-compare: the bytes as written, spaces and all
 
 	rev, types, err := st.Catalog(ctx)
 	require.NoError(t, err)

@@ -264,10 +264,10 @@ func (r *recordArgs) add(o Outcome) {
 	a := o.attempt
 	code := pgtype.Int4{}
 	if a.StatusCode != nil {
-		code = pgtype.Int4{Int32: int32(*a.StatusCode), Valid: true}
+		code = pgtype.Int4{Int32: int32(*a.StatusCode), Valid: true} //nolint:gosec // G115: an HTTP status code has three digits
 	}
 	r.deliveryIDs = append(r.deliveryIDs, o.deliveryID)
-	r.numbers = append(r.numbers, int32(o.number))
+	r.numbers = append(r.numbers, int32(o.number)) //nolint:gosec // G115: attempt numbers come from the int4 column deliveries.attempts
 	r.startedAt = append(r.startedAt, a.StartedAt)
 	r.durationUS = append(r.durationUS, a.Duration.Microseconds())
 	r.statusCodes = append(r.statusCodes, code)
@@ -296,7 +296,7 @@ type releaseArgs struct {
 
 func (r *releaseArgs) add(id int64, attempt int, at time.Time) {
 	r.ids = append(r.ids, id)
-	r.attempts = append(r.attempts, int32(attempt))
+	r.attempts = append(r.attempts, int32(attempt)) //nolint:gosec // G115: attempt numbers come from the int4 column deliveries.attempts
 	r.at = append(r.at, at)
 }
 

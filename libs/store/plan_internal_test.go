@@ -198,7 +198,8 @@ func TestAttemptPagesReadTheirOwnSize(t *testing.T) {
 					continue
 				}
 				var read, loops int
-				_, err := fmt.Sscanf(line[strings.Index(line, "(actual rows="):], "(actual rows=%d loops=%d)", &read, &loops)
+				_, actual, _ := strings.Cut(line, "(actual rows=")
+				_, err := fmt.Sscanf(actual, "%d loops=%d)", &read, &loops)
 				require.NoError(t, err, line)
 				require.LessOrEqual(t, read, limit, "a delivery's attempts read beyond the page:\n%s", plan)
 			}

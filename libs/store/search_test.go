@@ -516,7 +516,7 @@ func TestConcurrentRollUpsDoNotMixTheirCounts(t *testing.T) {
 	defer func() { _ = first.Rollback(ctx) }()
 	var n int64
 	require.NoError(t, first.QueryRow(ctx, store.RollUpSQL, 100_000, store.MaxStatsWindow, store.RollUpDelay, store.ActivityWindow).Scan(&n))
-	require.Greater(t, n, int64(0))
+	require.Positive(t, n)
 	post("e2", "late") // seen by the second roll-up only
 
 	second := make(chan int64, 1)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strings"
 	"time"
@@ -128,15 +129,19 @@ func cancelStatements(c *pgconn.PgConn) ctxwatch.Handler {
 	return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Second}
 }
 
-// Connect opens a pool on databaseURL with at most maxConns connections,
-// tuned by opts, and checks that the server answers.
-func Connect(ctx context.Context, databaseURL string, maxConns int32, opts ...ConnectOption) (*pgxpool.Pool, error) {
+// Connect opens a pool on databaseURL with at most maxConns connections
+// (pgxpool's default when not positive), tuned by opts, and checks that
+// the server answers. A maxConns beyond what a pool can count is an error.
+func Connect(ctx context.Context, databaseURL string, maxConns int, opts ...ConnectOption) (*pgxpool.Pool, error) {
+	if maxConns > math.MaxInt32 {
+		return nil, fmt.Errorf("at most %d connections: more than a pool can hold", maxConns)
+	}
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
 	if maxConns > 0 {
-		cfg.MaxConns = maxConns
+		cfg.MaxConns = int32(maxConns)
 	}
 	cfg.ConnConfig.BuildContextWatcherHandler = cancelStatements
 	for _, o := range opts {

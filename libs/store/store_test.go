@@ -2,8 +2,8 @@ package store_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -498,7 +498,15 @@ func TestRecordAttemptForDeletedSubscription(t *testing.T) {
 	require.NoError(t, err)
 	code := 200
 	err = st.RecordAttempt(ctx, store.Delivered(domain.Attempt{DeliveryID: job.DeliveryID, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code}))
-	require.True(t, errors.Is(err, domain.ErrNotFound), "got %v", err)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+func TestConnectRefusesMoreConnectionsThanAPoolCounts(t *testing.T) {
+	t.Parallel()
+	// DB_MAX_CONNS has no upper bound of its own: such a value must fail
+	// rather than wrap around to another pool size.
+	_, err := store.Connect(context.Background(), "postgres://127.0.0.1:1/none", math.MaxInt32+1)
+	require.ErrorContains(t, err, "more than a pool can hold")
 }
 
 func BenchmarkIngestEvent(b *testing.B) {

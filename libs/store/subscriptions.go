@@ -133,6 +133,15 @@ func nullMS(d time.Duration) pgtype.Int8 {
 	return pgtype.Int8{Int64: d.Milliseconds(), Valid: d > 0}
 }
 
+// nullInt is how an optional count or limit is stored: NULL for zero, not
+// set. Its columns are int4, and it is passed as an int8 so that pgx
+// refuses a value beyond int4 rather than storing it wrapped, as a
+// conversion to int32 would; validation bounds every such value far
+// below that.
+func nullInt(n int) pgtype.Int8 {
+	return pgtype.Int8{Int64: int64(n), Valid: n > 0}
+}
+
 // lockTenantSQL locks a tenant's row while a subscription is created in
 // it and reads its quota and, if it has one, its subscriptions' count.
 const lockTenantSQL = `
@@ -177,11 +186,11 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING `+subscriptionColumns,
 			append([]any{sub.ID, sub.TenantID, sub.URL, sub.EventTypes, s.seal(sub.ID, sub.Secret),
-				pgtype.Int4{Int32: int32(sub.Settings.MaxAttempts), Valid: sub.Settings.MaxAttempts > 0},
+				nullInt(sub.Settings.MaxAttempts),
 				nullMS(sub.Settings.RetryBaseDelay), nullMS(sub.Settings.RetryMaxDelay),
-				pgtype.Int4{Int32: int32(sub.Settings.Timeout.Milliseconds()), Valid: sub.Settings.Timeout > 0},
-				pgtype.Int4{Int32: int32(sub.Settings.RatePerSecond), Valid: sub.Settings.RatePerSecond > 0},
-				pgtype.Int4{Int32: int32(sub.Settings.MaxConcurrency), Valid: sub.Settings.MaxConcurrency > 0},
+				nullMS(sub.Settings.Timeout),
+				nullInt(sub.Settings.RatePerSecond),
+				nullInt(sub.Settings.MaxConcurrency),
 				s.sealHeaders(sub.ID, sub.Headers)}, append(s.tlsArgs(sub.ID, sub.TLS), s.oauth2Arg(sub.ID, sub.OAuth2))...)...)
 		created, err = scanSubscription(row)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -430,11 +439,11 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 			WHERE id = $1
 			RETURNING `+subscriptionColumns,
 			append([]any{id, p.URL, p.EventTypes, state,
-				pgtype.Int4{Int32: int32(st.MaxAttempts), Valid: st.MaxAttempts > 0},
+				nullInt(st.MaxAttempts),
 				nullMS(st.RetryBaseDelay), nullMS(st.RetryMaxDelay),
-				pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
-				pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
-				pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0},
+				nullMS(st.Timeout),
+				nullInt(st.RatePerSecond),
+				nullInt(st.MaxConcurrency),
 				p.SetHeaders, s.sealHeaders(id, p.Headers), p.SetTLS}, append(s.tlsArgs(id, p.TLS), p.SetOAuth2, s.oauth2Arg(id, p.OAuth2), p.KeepTLSKey, p.KeepOAuth2Secret)...)...))
 		return err
 	})

@@ -49,12 +49,12 @@ func (s *Store) PutTenant(ctx context.Context, t domain.Tenant) (_ domain.Tenant
 			max_subscriptions = EXCLUDED.max_subscriptions, updated_at = now()
 		RETURNING `+tenantColumns+`, (xmax = 0)`,
 		t.ID, t.Name, meta,
-		pgtype.Int4{Int32: int32(st.MaxAttempts), Valid: st.MaxAttempts > 0},
+		nullInt(st.MaxAttempts),
 		nullMS(st.RetryBaseDelay), nullMS(st.RetryMaxDelay),
-		pgtype.Int4{Int32: int32(st.Timeout.Milliseconds()), Valid: st.Timeout > 0},
-		pgtype.Int4{Int32: int32(st.RatePerSecond), Valid: st.RatePerSecond > 0},
-		pgtype.Int4{Int32: int32(st.MaxConcurrency), Valid: st.MaxConcurrency > 0},
-		pgtype.Int4{Int32: int32(t.MaxSubscriptions), Valid: t.MaxSubscriptions > 0})
+		nullMS(st.Timeout),
+		nullInt(st.RatePerSecond),
+		nullInt(st.MaxConcurrency),
+		nullInt(t.MaxSubscriptions))
 	stored, err := scanTenant(row, &created)
 	if err != nil {
 		return domain.Tenant{}, false, fmt.Errorf("put tenant %q: %w", t.ID, err)

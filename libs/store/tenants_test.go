@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -61,6 +62,12 @@ func TestTenantPutGetList(t *testing.T) {
 
 	_, _, err = st.GetTenant(ctx, "nope")
 	require.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+func TestTenantQuotaBeyondInt4IsRefusedNotWrapped(t *testing.T) {
+	st, _ := setup(t)
+	_, _, err := st.PutTenant(context.Background(), domain.Tenant{ID: "big", Name: "big", MaxSubscriptions: math.MaxInt32 + 1})
+	require.ErrorContains(t, err, "greater than maximum value for int4")
 }
 
 func TestDeleteTenantTakesOnlyItsRows(t *testing.T) {

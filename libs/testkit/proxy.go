@@ -71,7 +71,7 @@ func (p *ConnectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if host, port, err := net.SplitHostPort(target); err == nil && p.opts.Hosts[host] != "" {
 		target = net.JoinHostPort(p.opts.Hosts[host], port)
 	}
-	upstream, err := net.Dial("tcp", target)
+	upstream, err := (&net.Dialer{}).DialContext(r.Context(), "tcp", target)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return

@@ -83,7 +83,8 @@ func StartRedisServer(t testing.TB) *RedisServer {
 func (s *RedisServer) Start() {
 	s.t.Helper()
 	_, port, _ := net.SplitHostPort(s.Addr)
-	s.cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	s.cmd = exec.Command("redis-server", //nolint:noctx // runs until Stop or the test's end, not a context's
+		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("testkit: start redis-server: %v", err)
 	}

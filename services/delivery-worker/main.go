@@ -47,7 +47,7 @@ func run(ctx context.Context) error {
 
 	// Every write the worker makes is one a lapsed lease redoes, so it
 	// need not wait for the disk (ADR 0025).
-	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), store.AsynchronousCommit(), store.KeyedReads())
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns, store.AsynchronousCommit(), store.KeyedReads())
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}

@@ -91,12 +91,12 @@ func run(ctx context.Context) error {
 	// a sequential scan (store.WithIngestPool); the rest serve every other
 	// request.
 	ingestConns := max(1, cfg.DBMaxConns/3)
-	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(max(1, cfg.DBMaxConns-ingestConns)))
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, max(1, cfg.DBMaxConns-ingestConns))
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
-	ingestPool, err := store.Connect(ctx, cfg.DatabaseURL, int32(ingestConns), store.KeyedReads())
+	ingestPool, err := store.Connect(ctx, cfg.DatabaseURL, ingestConns, store.KeyedReads())
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
@@ -118,9 +118,9 @@ func run(ctx context.Context) error {
 			publishFailures.Inc()
 			log.Warn("publish failed; the retry scheduler will publish it", "event_id", m.EventID, "subscription_id", m.SubscriptionID, "err", err)
 			// Let the scheduler publish it on its next pass rather than once it looks stale.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			if err := st.MarkUnpublished(ctx, m.DeliveryID); err != nil {
+			if err := st.MarkUnpublished(markCtx, m.DeliveryID); err != nil {
 				log.Warn("could not flag unpublished delivery; it is republished once stale", "event_id", m.EventID, "err", err)
 			}
 		},
@@ -142,6 +142,7 @@ func run(ctx context.Context) error {
 	observability.Register(mux, map[string]observability.Check{"database": st.Ping})
 	defaults := domain.DeliverySettings{MaxAttempts: cfg.MaxAttempts, RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay,
 		Timeout: cfg.DeliveryTimeout, RatePerSecond: cfg.RateLimit, MaxConcurrency: cfg.MaxConcurrency}
+	//nolint:contextcheck // New registers handlers: each request brings its own context
 	api.New(mux, api.Config{Store: st, Publisher: producer, Circuits: circuits, Defaults: defaults, Egress: egress.NewPolicy(cfg.AllowCIDRs), AdminKey: cfg.AdminKey,
 		EventTypesRequired: cfg.EventTypesRequired, PortalURL: cfg.PortalURL, PortalReturnOrigins: cfg.PortalReturnOrigins,
 		CursorKeys: append([][]byte{cfg.SecretsKey}, cfg.PreviousSecretsKeys...), Logger: log, Version: version})
@@ -152,7 +153,7 @@ func run(ctx context.Context) error {
 
 	// Requests are finished; deliveries still buffered for Kafka get the
 	// rest of the shutdown time, the scheduler publishes any left over.
-	closeCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if perr := producer.Close(closeCtx); perr != nil {
 		log.Warn("unpublished deliveries are left to the retry scheduler", "err", perr)

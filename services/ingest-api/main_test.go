@@ -111,7 +111,7 @@ func TestServerRefusesHugeHeaders(t *testing.T) {
 	srv := newServer(ln.Addr().String(), http.NotFoundHandler())
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	req, err := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
+	req, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
 	require.NoError(t, err)
 	req.Header.Set("X-Big", strings.Repeat("b", 2*maxHeaderBytes))
 	resp, err := http.DefaultClient.Do(req)

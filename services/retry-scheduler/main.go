@@ -48,7 +48,7 @@ func run(ctx context.Context) error {
 	}
 	defer flush()
 
-	pool, err := store.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns))
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
@@ -59,9 +59,9 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("KAFKA_BROKERS: %w", err)
 	}
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 		defer cancel()
-		if err := producer.Close(ctx); err != nil {
+		if err := producer.Close(closeCtx); err != nil {
 			log.Warn("closing producer", "err", err)
 		}
 	}()

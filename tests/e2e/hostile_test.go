@@ -262,6 +262,9 @@ func TestHostileReceivers(t *testing.T) {
 			}
 			classes = append(classes, c)
 		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 		rows.Close()
 		if len(classes) != 1 || classes[0] != k.class {
 			t.Errorf("%s: attempts have error classes %q, want only %q", k.name, classes, k.class)
@@ -306,7 +309,10 @@ func TestOneDestinationCannotTakeEveryWorkerSlot(t *testing.T) {
 	hanging := newReceiver(t, 0)
 	hanging.respond = func(_ http.ResponseWriter, r *http.Request, _ int) bool {
 		n := inFlight.Add(1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		for p := peak.Load(); n > p; p = peak.Load() {
+			if peak.CompareAndSwap(p, n) {
+				break
+			}
 		}
 		<-r.Context().Done() // until the worker gives up
 		inFlight.Add(-1)

@@ -21,6 +21,15 @@ import (
 )
 
 func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		os.Exit(1)
+	}
+}
+
+// run runs the command named by the first argument until it ends or a
+// signal stops it.
+func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	cmd := "up"
@@ -28,21 +37,18 @@ func main() {
 		cmd = os.Args[1]
 	}
 	s, err := loadSettings()
-	if err == nil {
-		switch cmd {
-		case "up":
-			err = up(ctx, s)
-		case "kafka":
-			err = kafkaOnly(ctx, s)
-		case "receiver":
-			err = receiverOnly(ctx, s)
-		default:
-			err = fmt.Errorf("unknown command %q: use up, kafka or receiver", cmd)
-		}
-	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "devstack:", err)
-		os.Exit(1)
+		return err
+	}
+	switch cmd {
+	case "up":
+		return up(ctx, s)
+	case "kafka":
+		return kafkaOnly(ctx, s)
+	case "receiver":
+		return receiverOnly(ctx, s)
+	default:
+		return fmt.Errorf("unknown command %q: use up, kafka or receiver", cmd)
 	}
 }
 
@@ -86,8 +92,8 @@ func loadSettings() (settings, error) {
 		kafkaAddr:    env("KAFKA_ADDR", "127.0.0.1:9092"),
 		topic:        topic.Name,
 		// Bounded by Topic.
-		partitions:   int32(min(topic.Partitions, math.MaxInt32)),
-		replication:  int16(min(topic.ReplicationFactor, math.MaxInt16)),
+		partitions:   int32(min(topic.Partitions, math.MaxInt32)),        //nolint:gosec // G115: min bounds it
+		replication:  int16(min(topic.ReplicationFactor, math.MaxInt16)), //nolint:gosec // G115: min bounds it
 		dataDir:      env("DATA_DIR", ".data"),
 		apiAddr:      env("API_ADDR", "127.0.0.1:8080"),
 		workerAddr:   env("WORKER_ADDR", "127.0.0.1:8081"),

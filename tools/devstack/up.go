@@ -94,11 +94,11 @@ func up(ctx context.Context, s settings) error {
 		}
 		fmt.Printf("%s is up on %s\n", svc.name, svc.base)
 	}
-	if err := ensureDemoSubscription(api, key, "http://"+s.receiverAddr+"/webhook", secret); err != nil {
+	if err := ensureDemoSubscription(ctx, api, key, "http://"+s.receiverAddr+"/webhook", secret); err != nil {
 		return err
 	}
 	sampleID := fmt.Sprintf("evt_sample_%d", time.Now().Unix())
-	if _, _, err := callJSON(http.MethodPost, api+"/events", key, map[string]any{"id": sampleID, "type": "order.created", "source": "devstack", "data": map[string]any{"order_id": 1, "note": "sample event sent by the dev stack"}}); err != nil {
+	if _, _, err := callJSON(ctx, http.MethodPost, api+"/events", key, map[string]any{"id": sampleID, "type": "order.created", "source": "devstack", "data": map[string]any{"order_id": 1, "note": "sample event sent by the dev stack"}}); err != nil {
 		return err
 	}
 	fmt.Printf(`
@@ -142,15 +142,15 @@ A customer portal link (single use, an hour) for the default tenant; open its ur
 // read back to compare, so it is set again (with no grace period) on every
 // start: a database shared with another checkout, or a lost .data, may
 // hold another one. A subscription someone paused stays paused.
-func ensureDemoSubscription(api, key, url, secret string) error {
+func ensureDemoSubscription(ctx context.Context, api, key, url, secret string) error {
 	want := map[string]any{"id": "demo", "url": url, "event_types": []string{"*"}, "secret": secret}
-	code, body, err := callJSON(http.MethodGet, api+"/subscriptions/demo", key, nil)
+	code, body, err := callJSON(ctx, http.MethodGet, api+"/subscriptions/demo", key, nil)
 	if err != nil {
 		return err
 	}
 	switch code {
 	case http.StatusNotFound:
-		code, body, err = callJSON(http.MethodPost, api+"/subscriptions", key, want)
+		code, body, err = callJSON(ctx, http.MethodPost, api+"/subscriptions", key, want)
 		if err != nil {
 			return err
 		}
@@ -171,7 +171,7 @@ func ensureDemoSubscription(api, key, url, secret string) error {
 		return fmt.Errorf("read demo subscription: %w", err)
 	}
 	if have.URL != url || !slices.Equal(have.EventTypes, []string{"*"}) {
-		code, body, err = callJSON(http.MethodPatch, api+"/subscriptions/demo", key, map[string]any{"url": url, "event_types": []string{"*"}})
+		code, body, err = callJSON(ctx, http.MethodPatch, api+"/subscriptions/demo", key, map[string]any{"url": url, "event_types": []string{"*"}})
 		if err != nil {
 			return err
 		}
@@ -180,7 +180,7 @@ func ensureDemoSubscription(api, key, url, secret string) error {
 		}
 		fmt.Printf("subscription demo now sends every event to %s\n", url)
 	}
-	code, body, err = callJSON(http.MethodPost, api+"/subscriptions/demo/secret/rotate", key, map[string]any{"secret": secret, "grace_period_ms": 0})
+	code, body, err = callJSON(ctx, http.MethodPost, api+"/subscriptions/demo/secret/rotate", key, map[string]any{"secret": secret, "grace_period_ms": 0})
 	if err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func ensureDemoSubscription(api, key, url, secret string) error {
 
 // callJSON sends body (if not nil) as JSON with the key and returns the
 // answer's status and body.
-func callJSON(method, url, key string, body any) (int, []byte, error) {
+func callJSON(ctx context.Context, method, url, key string, body any) (int, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -204,7 +204,7 @@ func callJSON(method, url, key string, body any) (int, []byte, error) {
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, url, r)
+	req, err := http.NewRequestWithContext(ctx, method, url, r)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -225,7 +225,11 @@ func callJSON(method, url, key string, body any) (int, []byte, error) {
 func waitReady(ctx context.Context, base string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(base + "/readyz")
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -254,7 +258,9 @@ func startProcess(bin, name string, env []string) (*process, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s not built (run `go tool task build`): %w", bin, err)
 	}
-	cmd := exec.Command(bin)
+	// Not CommandContext: that would kill the services when the dev stack
+	// is interrupted, and stopAll stops them in order with SIGTERM instead.
+	cmd := exec.Command(bin) //nolint:noctx // stopped by stopAll, as said above
 	cmd.Env = append(os.Environ(), env...)
 	// Its own process group: Ctrl-C reaches the dev stack, which then
 	// stops each service in order with SIGTERM.

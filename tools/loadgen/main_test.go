@@ -105,7 +105,7 @@ type fakeAPI struct {
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/metrics" {
-		io.WriteString(w, "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 1.048576e+06\n")
+		_, _ = io.WriteString(w, "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 1.048576e+06\n")
 		return
 	}
 	if r.Header.Get("Authorization") != "Bearer dsp_test" {
@@ -155,7 +155,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}{e["id"].(string), "stored"})
 			f.deliver(e)
 		}
-		json.NewEncoder(w).Encode(ans)
+		_ = json.NewEncoder(w).Encode(ans)
 	default:
 		w.WriteHeader(http.StatusNotFound) // PATCH of the demo subscription: there is none
 	}

@@ -141,14 +141,14 @@ func TestWatchRSS(t *testing.T) {
 			close(risen)
 		}
 		rss := []string{"1048576", "3145728", "2097152"}[min(n-1, 2)]
-		io.WriteString(w, "process_resident_memory_bytes "+rss+"\n")
+		_, _ = io.WriteString(w, "process_resident_memory_bytes "+rss+"\n")
 	}))
 	defer rises.Close()
 	labelled := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if labels.Add(1) == 2 {
 			close(labelledSeen)
 		}
-		io.WriteString(w, `process_resident_memory_bytes{service="worker"} 1024`+"\n")
+		_, _ = io.WriteString(w, `process_resident_memory_bytes{service="worker"} 1024`+"\n")
 	}))
 	defer labelled.Close()
 	down := httptest.NewServer(http.NotFoundHandler())

@@ -20,7 +20,7 @@ func TestPosterCatchesUpWithTheRate(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
 	arrived, answer := make(chan struct{}), make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if calls.Add(1) == 1 {
 			close(arrived)
 			<-answer

@@ -69,9 +69,9 @@ func TestCustomHeadersForm(t *testing.T) {
 
 	// The API's refusal shows next to the field; the names typed come
 	// back, the values do not.
-	b.api.setAnswer(func(w http.ResponseWriter, r *http.Request) bool {
+	b.api.setAnswer(func(w http.ResponseWriter, _ *http.Request) bool {
 		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(422)
+		w.WriteHeader(http.StatusUnprocessableEntity)
 		_, _ = io.WriteString(w, `{"status":422,"detail":"validation failed","errors":[{"location":"body.headers.Host","message":"is a header Dispatch sets itself"}]}`)
 		return true
 	})

@@ -47,7 +47,7 @@ func ingestAPIBinary(t *testing.T) string {
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
-			apiBinaryErr = fmt.Errorf("build ingest-api: %v\n%s", err, out.String())
+			apiBinaryErr = fmt.Errorf("build ingest-api: %w\n%s", err, out.String())
 		}
 	})
 	if apiBinaryErr != nil {
@@ -59,7 +59,7 @@ func ingestAPIBinary(t *testing.T) string {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if apiBinaryDir != "" {
-		os.RemoveAll(apiBinaryDir)
+		_ = os.RemoveAll(apiBinaryDir)
 	}
 	os.Exit(code)
 }

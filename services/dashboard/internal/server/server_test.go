@@ -400,9 +400,9 @@ func TestAPIErrorsNextToTheirField(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity || testid(doc, "error-since").Length() != 1 {
 		t.Errorf("since: %d", resp.StatusCode)
 	}
-	b.api.setAnswer(func(w http.ResponseWriter, r *http.Request) bool {
+	b.api.setAnswer(func(w http.ResponseWriter, _ *http.Request) bool {
 		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(422)
+		w.WriteHeader(http.StatusUnprocessableEntity)
 		_, _ = io.WriteString(w, `{"status":422,"detail":"validation failed","errors":[{"location":"body.url","message":"points at a private address"}]}`)
 		return true
 	})
@@ -420,9 +420,9 @@ func TestServerErrorIsExplainedNotShown(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.signIn(t, "dsp_admin")
-	b.api.setAnswer(func(w http.ResponseWriter, r *http.Request) bool {
+	b.api.setAnswer(func(w http.ResponseWriter, _ *http.Request) bool {
 		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(500)
+		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = io.WriteString(w, `{"status":500,"detail":"panic: runtime error: index out of range\ngoroutine 1","request_id":"req-9"}`)
 		return true
 	})
@@ -619,9 +619,9 @@ func TestEditShowsAPIErrorsNextToTheField(t *testing.T) {
 	b := setup(t)
 	b.signIn(t, "dsp_admin")
 	_, page := b.get(t, "/subscriptions/orders")
-	b.api.setAnswer(func(w http.ResponseWriter, r *http.Request) bool {
+	b.api.setAnswer(func(w http.ResponseWriter, _ *http.Request) bool {
 		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(422)
+		w.WriteHeader(http.StatusUnprocessableEntity)
 		_, _ = io.WriteString(w, `{"status":422,"detail":"validation failed","errors":[{"location":"body.url","message":"points at a private address"},{"location":"body.timeout_ms","message":"must be at least 100"}]}`)
 		return true
 	})
@@ -743,7 +743,9 @@ func TestRedeliverQueuesOnePagePerClick(t *testing.T) {
 		var out []string
 		for _, p := range b.api.posts {
 			var body struct{ After string }
-			_ = json.Unmarshal([]byte(p[strings.Index(p, "{"):]), &body)
+			if i := strings.Index(p, "{"); i >= 0 {
+				_ = json.Unmarshal([]byte(p[i:]), &body)
+			}
 			out = append(out, body.After)
 		}
 		return out

@@ -101,11 +101,11 @@ return now
 func (v *Revocations) Issue(ctx context.Context) (time.Time, error) {
 	now, err := issueScript.Run(ctx, v.rdb, []string{v.notBefore}).Text()
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return time.Time{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	us, err := strconv.ParseInt(now, 10, 64)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%w: Redis's time %q: %v", ErrUnavailable, now, err)
+		return time.Time{}, fmt.Errorf("%w: Redis's time %q: %w", ErrUnavailable, now, err)
 	}
 	return time.UnixMicro(us), nil
 }
@@ -115,7 +115,7 @@ func (v *Revocations) Issue(ctx context.Context) (time.Time, error) {
 func (v *Revocations) Check(ctx context.Context, s Session) error {
 	ended, err := checkScript.Run(ctx, v.rdb, []string{v.ended + s.ID, v.notBefore}, s.Issued.UnixMicro()).Int()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if ended == 1 {
 		return ErrEnded
@@ -128,7 +128,7 @@ func (v *Revocations) Check(ctx context.Context, s Session) error {
 // it.
 func (v *Revocations) End(ctx context.Context, s Session) error {
 	if err := v.rdb.Set(ctx, v.ended+s.ID, 1, s.Expires.Sub(v.clock.Now())+time.Minute).Err(); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
 }
@@ -136,7 +136,7 @@ func (v *Revocations) End(ctx context.Context, s Session) error {
 // EndAll ends every session issued until now, on every instance.
 func (v *Revocations) EndAll(ctx context.Context) error {
 	if err := endAllScript.Run(ctx, v.rdb, []string{v.notBefore}).Err(); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
 }

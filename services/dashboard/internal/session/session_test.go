@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -65,11 +66,11 @@ func TestOpenRefuses(t *testing.T) {
 	withoutIssued, _ := m.Seal(noIssued)
 	for name, value := range map[string]string{"altered": string(flipped), "garbage": "!!!", "empty": "", "short": "AAAA",
 		"without an id": withoutID, "without an issue time": withoutIssued} {
-		if _, err := m.Open(value); err != ErrInvalid {
+		if _, err := m.Open(value); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
 	}
-	if _, err := other.Open(v); err != ErrInvalid {
+	if _, err := other.Open(v); !errors.Is(err, ErrInvalid) {
 		t.Errorf("another key opened the session: %v", err)
 	}
 	clk.Advance(time.Hour - time.Nanosecond)
@@ -77,7 +78,7 @@ func TestOpenRefuses(t *testing.T) {
 		t.Errorf("just before expiry: %v", err)
 	}
 	clk.Advance(time.Nanosecond)
-	if _, err := m.Open(v); err != ErrExpired {
+	if _, err := m.Open(v); !errors.Is(err, ErrExpired) {
 		t.Errorf("at expiry: %v, want ErrExpired", err)
 	}
 }

@@ -99,7 +99,7 @@ func TestSendClassifiesFailures(t *testing.T) {
 	secret := signing.GenerateSecret()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/500", func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(500)
+		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte("db down" + strings.Repeat("x", 5000)))
 	})
 	mux.HandleFunc("/429", func(w http.ResponseWriter, _ *http.Request) {
@@ -111,7 +111,7 @@ func TestSendClassifiesFailures(t *testing.T) {
 		w.WriteHeader(http.StatusInternalServerError)
 	})
 	mux.HandleFunc("/302", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusFound) })
-	mux.HandleFunc("/ok", func(w http.ResponseWriter, _ *http.Request) {})
+	mux.HandleFunc("/ok", func(http.ResponseWriter, *http.Request) {})
 	mux.HandleFunc("/hang", func(_ http.ResponseWriter, r *http.Request) {
 		// Once the body is read the server notices the client hanging up.
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -635,7 +635,7 @@ func TestSendThroughAConnectProxy(t *testing.T) {
 	t.Parallel()
 	ca := testkit.NewCA(t)
 	got := make(chan string, 10)
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Get("X-Dispatch-Event-ID") })
+	handler := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got <- r.Header.Get("X-Dispatch-Event-ID") })
 	plain := httptest.NewServer(handler)
 	t.Cleanup(plain.Close)
 	secure := httptest.NewUnstartedServer(handler)

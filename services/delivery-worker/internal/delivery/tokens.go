@@ -206,7 +206,7 @@ func (t *tokens) fetch(ctx context.Context, o *domain.OAuth2) (token, error) {
 
 // validHeaderToken refuses a token that cannot be sent in a header.
 func validHeaderToken(v string) error {
-	for i := 0; i < len(v); i++ {
+	for i := range len(v) {
 		if c := v[i]; c < 0x21 || c > 0x7e {
 			return errors.New("not printable ASCII")
 		}

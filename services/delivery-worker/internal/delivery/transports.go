@@ -39,9 +39,9 @@ type tlsClient struct {
 	client *http.Client
 }
 
-func newTransports(base *http.Transport, shared *http.Client, max int) *transports {
+func newTransports(base *http.Transport, shared *http.Client, size int) *transports {
 	return &transports{base: base, shared: shared, redirects: shared.CheckRedirect,
-		byKey: map[[sha256.Size]byte]*list.Element{}, lru: list.New(), max: max}
+		byKey: map[[sha256.Size]byte]*list.Element{}, lru: list.New(), max: size}
 }
 
 // errTLSSettings means stored TLS settings no longer make a TLS

@@ -386,7 +386,7 @@ func (w *Worker) finish(ctx context.Context, adm resilience.Admission, report, s
 // spread adds up to half the wait again, at least 50 ms, so deliveries
 // refused together do not all come back in the same instant.
 func spread(wait time.Duration) time.Duration {
-	return mrand.N(max(wait/2, 50*time.Millisecond))
+	return mrand.N(max(wait/2, 50*time.Millisecond)) //nolint:gosec // G404: jitter needs spread, not secrecy
 }
 
 // apply stores an outcome: the one place the worker writes a delivery's

@@ -249,7 +249,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 // keeps it without a lock, so two first requests at once would race.
 func warmDocuments(mux *http.ServeMux) {
 	for _, path := range []string{"/openapi.json", "/openapi-3.0.json", "/openapi.yaml", "/openapi-3.0.yaml"} {
-		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(context.Background(), http.MethodGet, path, nil))
 	}
 }
 
@@ -324,7 +324,8 @@ func keepNoReadDeadline(_ *huma.OpenAPI, op *huma.Operation) {
 // collector so several API instances can share one registry in tests.
 func registerCounter(r prometheus.Registerer, c prometheus.Counter) prometheus.Counter {
 	if err := r.Register(c); err != nil {
-		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
 			return are.ExistingCollector.(prometheus.Counter)
 		}
 		panic(err)
@@ -335,7 +336,8 @@ func registerCounter(r prometheus.Registerer, c prometheus.Counter) prometheus.C
 // registerCounterVec is registerCounter for a counter with labels.
 func registerCounterVec(r prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
 	if err := r.Register(c); err != nil {
-		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
 			return are.ExistingCollector.(*prometheus.CounterVec)
 		}
 		panic(err)

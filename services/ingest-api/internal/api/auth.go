@@ -182,19 +182,19 @@ func (a *authenticator) authenticate(ctx context.Context, header, remoteAddr str
 		return principal{keyID: adminKeyID, scopes: []domain.Scope{domain.ScopeAdmin}}, nil
 	}
 	a.mu.Lock()
-	c, real := a.keys.get(hash)
+	c, known := a.keys.get(hash)
 	var unknownUntil time.Time
-	if !real {
+	if !known {
 		unknownUntil, _ = a.unknown.get(hash)
 	}
 	a.mu.Unlock()
 	switch {
-	case real && now.Before(c.until):
-	case !real && !apikey.WellFormed(key):
+	case known && now.Before(c.until):
+	case !known && !apikey.WellFormed(key):
 		// No key has this form: nothing to look up, and nothing a client
 		// could guess, so no failure is spent.
 		return principal{}, errUnknownKey
-	case !real && now.Before(unknownUntil):
+	case !known && now.Before(unknownUntil):
 		return principal{}, a.fail(client, now, errUnknownKey)
 	default:
 		// A hash never seen valid is looked up at the cost of one of the
@@ -202,7 +202,7 @@ func (a *authenticator) authenticate(ctx context.Context, header, remoteAddr str
 		// failures is refused before the database is asked.
 		var charged bool
 		var err error
-		if c, charged, err = a.lookup(ctx, hash, now, client, !real); err != nil {
+		if c, charged, err = a.lookup(ctx, hash, now, client, !known); err != nil {
 			return principal{}, err
 		}
 		switch {
@@ -219,7 +219,7 @@ func (a *authenticator) authenticate(ctx context.Context, header, remoteAddr str
 	if c.key.ExpiresAt != nil && !now.Before(*c.key.ExpiresAt) {
 		return principal{}, a.fail(client, now, errUnknownKey)
 	}
-	a.noteUse(c.key.ID, now)
+	a.noteUse(ctx, c.key.ID, now)
 	return principal{keyID: c.key.ID, scopes: c.key.Scopes, tenant: c.key.TenantID, portal: c.key.Portal}, nil
 }
 
@@ -406,7 +406,7 @@ func (a *authenticator) forgetWhere(match func(domain.APIKey) bool) {
 
 // noteUse records a key's use; last_used_at is written for all keys used
 // at most once per touchEvery, off the request's path.
-func (a *authenticator) noteUse(id string, now time.Time) {
+func (a *authenticator) noteUse(ctx context.Context, id string, now time.Time) {
 	a.mu.Lock()
 	a.used[id] = struct{}{}
 	if now.Sub(a.lastTouch) < touchEvery {
@@ -419,8 +419,9 @@ func (a *authenticator) noteUse(id string, now time.Time) {
 	}
 	a.used, a.lastTouch = map[string]struct{}{}, now
 	a.mu.Unlock()
+	// The update outlives the request that made it due.
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = a.store.TouchAPIKeys(ctx, ids, now) // a missed update is made good a minute later
 	}()

@@ -195,7 +195,7 @@ func TestFloodOfMadeUpKeys(t *testing.T) {
 				case errors.As(err, &tooMany) && tooMany.retryAfter > 0 && tooMany.retryAfter <= time.Second:
 					throttled.Add(1)
 				default:
-					errs <- fmt.Errorf("made-up key %d: %v", i, err)
+					errs <- fmt.Errorf("made-up key %d: %w", i, err)
 					return
 				}
 			}

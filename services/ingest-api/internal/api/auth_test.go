@@ -46,8 +46,8 @@ func TestRequestsNeedAKey(t *testing.T) {
 // Retry-After; a real key that client used before is still accepted.
 func TestFailedAuthenticationIsThrottledPerClient(t *testing.T) {
 	b := setup(t)
-	real, _ := b.newKey(t, `"read"`)
-	require.Equal(t, http.StatusOK, b.doWithKey(t, real, "GET", "/subscriptions", "").status)
+	valid, _ := b.newKey(t, `"read"`)
+	require.Equal(t, http.StatusOK, b.doWithKey(t, valid, "GET", "/subscriptions", "").status)
 	var statuses []int
 	var last response
 	for i := range 25 {
@@ -60,7 +60,7 @@ func TestFailedAuthenticationIsThrottledPerClient(t *testing.T) {
 	require.Equal(t, "application/problem+json", last.header.Get("Content-Type"))
 	require.Equal(t, "1", last.header.Get("Retry-After"))
 	require.Contains(t, last.body["detail"], "failed authentication")
-	require.Equal(t, http.StatusOK, b.doWithKey(t, real, "GET", "/subscriptions", "").status, "a real key still works")
+	require.Equal(t, http.StatusOK, b.doWithKey(t, valid, "GET", "/subscriptions", "").status, "a real key still works")
 }
 
 // TestRotateRefusesASealedLookingSecret: a new secret that starts as

@@ -114,7 +114,7 @@ func CatalogDocument(types []domain.EventType) map[string]any {
 		}
 		if len(t.Examples) > 0 {
 			op["requestBody"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["example"] = map[string]any{
-				"id": "evt_example", "type": t.Name, "timestamp": "2026-01-01T00:00:00Z", "data": json.RawMessage(t.Examples[0]),
+				"id": "evt_example", "type": t.Name, "timestamp": "2026-01-01T00:00:00Z", "data": t.Examples[0],
 			}
 		}
 		if t.Deprecated {

@@ -371,7 +371,7 @@ func TestImportIsAllOrNothing(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, b.do(t, "DELETE", "/event-types/order.cancelled", "").status)
 	doc, err := json.Marshal(api.CatalogDocument(api.ExampleCatalog))
 	require.NoError(t, err)
-	req, err := http.NewRequest("POST", b.url+"/event-types/import", strings.NewReader(`{"document":`+string(doc)+`}`))
+	req, err := http.NewRequest(http.MethodPost, b.url+"/event-types/import", strings.NewReader(`{"document":`+string(doc)+`}`))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+b.key)
 	req.Header.Set("Content-Type", "application/json")

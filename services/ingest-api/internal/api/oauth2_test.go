@@ -3,7 +3,6 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -69,7 +68,7 @@ func TestOAuth2Settings(t *testing.T) {
 	r = b.do(t, "PATCH", "/subscriptions/s1", `{"oauth2":null}`)
 	require.Equal(t, http.StatusOK, r.status, r.raw)
 	require.Nil(t, r.body["oauth2"])
-	require.False(t, strings.Contains(b.snapshot(t, "subscriptions"), "token_url"))
+	require.NotContains(t, b.snapshot(t, "subscriptions"), "token_url")
 }
 
 // TestOAuth2PatchKeepsSecret pins that a PATCH sending the settings

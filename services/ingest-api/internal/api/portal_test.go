@@ -508,7 +508,7 @@ func TestTestEventsAreThrottled(t *testing.T) {
 	require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
 	wait, err := strconv.Atoi(r.header.Get("Retry-After"))
 	require.NoError(t, err, r.header.Get("Retry-After"))
-	require.Greater(t, wait, 0)
+	require.Positive(t, wait)
 	require.LessOrEqual(t, wait, int(store.TestEventWindow.Seconds()))
 	require.Contains(t, r.body["detail"], "test events per endpoint")
 	require.Equal(t, store.TestEventLimit, b.count(t, "events WHERE type = 'dispatch.test'"), "the refused one stored nothing")

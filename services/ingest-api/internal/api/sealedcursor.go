@@ -66,7 +66,7 @@ func (c *cursorSealer) open(subscriptionID, s string) (_ *store.Position, ok boo
 	if err != nil || len(plain) < 8 {
 		return nil, false
 	}
-	t := time.UnixMicro(int64(binary.BigEndian.Uint64(plain))).UTC()
+	t := time.UnixMicro(int64(binary.BigEndian.Uint64(plain))).UTC() //nolint:gosec // G115: authenticated above, so the int64 sealed by this code
 	id := string(plain[8:])
 	if t.Before(minCursorTime) || t.After(maxCursorTime) || domain.ValidateEventID(id) != nil {
 		return nil, false

@@ -327,7 +327,7 @@ func (s *Server) addCircuits(ctx context.Context, subs []domain.Subscription, bo
 		return
 	}
 	for i, c := range circuits {
-		b := &bodies[i]
+		b := &bodies[i] //nolint:gosec // G602: Circuits answers a circuit per target, and there is a target per body
 		b.CircuitState = string(c.State)
 		failures := c.FailuresLastHour
 		b.FailuresLastHour = &failures

@@ -141,6 +141,7 @@ func TestEventsReachOnlyTheirTenant(t *testing.T) {
 			require.NoError(t, rows.Scan(&s))
 			subs = append(subs, s)
 		}
+		require.NoError(t, rows.Err())
 		return subs
 	}
 	post := func(t *testing.T, key, body string) response {
@@ -398,7 +399,7 @@ func TestTenantIsolationOnEveryRoute(t *testing.T) {
 				if p.In != "path" {
 					continue
 				}
-				collection := path[:strings.Index(path, "/{")]
+				collection, _, _ := strings.Cut(path, "/{")
 				id, ok := pathIDs[collection]
 				require.True(t, ok, "%s: this test knows no id of tenant b for the path parameter %q: add one", name, p.Name)
 				target = strings.Replace(target, "{"+p.Name+"}", url.PathEscape(id), 1)
@@ -472,7 +473,7 @@ func BenchmarkTenantListings(b *testing.B) {
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	get := func(key, path string) error {
-		req, err := http.NewRequest("GET", bb.url+path, nil)
+		req, err := http.NewRequest(http.MethodGet, bb.url+path, nil)
 		if err != nil {
 			return err
 		}

@@ -648,7 +648,7 @@ func isJSONNumber(s string) bool {
 func isInteger(n json.Number) bool {
 	s := string(n)
 	dot := -1
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		switch s[i] {
 		case 'e', 'E':
 			return false

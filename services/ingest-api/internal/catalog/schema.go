@@ -165,12 +165,12 @@ func (s *Schema) ValidateValue(v any, prefix string) []Failure {
 	return failures(ve, prefix, MaxFailures)
 }
 
-// failures are the leaves of a validation error's tree, at most max.
-func failures(ve *jsonschema.ValidationError, prefix string, max int) []Failure {
+// failures are the leaves of a validation error's tree, at most limit.
+func failures(ve *jsonschema.ValidationError, prefix string, limit int) []Failure {
 	var out []Failure
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
-		if len(out) >= max {
+		if len(out) >= limit {
 			return
 		}
 		if len(e.Causes) == 0 {

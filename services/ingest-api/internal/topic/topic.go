@@ -40,7 +40,7 @@ func Run(ctx context.Context, env *libconfig.Env, args []string, out io.Writer) 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// The bounds were checked when the settings were read.
-	spec := queue.TopicSpec{Name: t.Name, Partitions: int32(min(t.Partitions, math.MaxInt32)), ReplicationFactor: int16(min(t.ReplicationFactor, math.MaxInt16))}
+	spec := queue.TopicSpec{Name: t.Name, Partitions: int32(min(t.Partitions, math.MaxInt32)), ReplicationFactor: int16(min(t.ReplicationFactor, math.MaxInt16))} //nolint:gosec // G115: min bounds both
 	res, err := queue.EnsureTopic(ctx, t.Brokers, spec)
 	if err != nil {
 		return fmt.Errorf("KAFKA_BROKERS %v: %w", t.Brokers, err)

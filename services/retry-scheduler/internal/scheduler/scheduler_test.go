@@ -192,7 +192,7 @@ func TestRunWakesForTheNextDueRetry(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() { done <- s.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	t.Cleanup(func() { stop(); require.NoError(t, <-done) })
 
 	p := <-pub.got
 	require.Equal(t, waiting, p.msg.DeliveryID)
