@@ -20,17 +20,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-20000}
-db=dispatch_capacity
-data=$(mktemp -d)
-psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db?sslmode=disable" DATA_DIR=$data
-./bin/devstack up > "$data/devstack.log" 2>&1 &
-stack=$!
-trap 'kill -INT $stack 2>/dev/null; wait $stack; rm -rf "$data"' EXIT
-for _ in $(seq 1 120); do
-  curl -sf 127.0.0.1:8080/readyz >/dev/null 2>&1 && curl -sf 127.0.0.1:8081/readyz >/dev/null 2>&1 && break
-  sleep 1
-done
+. tools/perf/stack.sh
+start_stack dispatch_capacity
 key=$(cat "$data/dev-api-key")
 hz=$(getconf CLK_TCK)
 
