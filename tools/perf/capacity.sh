@@ -7,7 +7,8 @@
 # PostgreSQL process, redis-server, and the dev stack's process, which
 # holds the embedded Kafka broker and the demo receiver), the WAL written
 # per delivery (pg_stat_wal), and at the end the bytes each table and its
-# indexes hold per delivery.
+# indexes hold per delivery, and how many of its updates of each table were
+# HOT (heap-only: no index entry written).
 #
 #   go tool task build && tools/perf/capacity.sh [events per phase, default 20000]
 #
@@ -64,7 +65,7 @@ phase() {
   after=$(snapshot); wal1=$(wal); d1=$(delivered)
   count=$((d1 - d0))
   echo "## $name: $count deliveries"
-  grep -E "delivered|posted|lost" "$data/$name.txt" | sed 's/^/  loadgen: /'
+  grep -E "delivered|posted|rate|lost" "$data/$name.txt" | sed 's/^/  loadgen: /'
   join <(echo "$before" | sort) <(echo "$after" | sort) | while read -r c b a; do
     awk -v c="$c" -v t=$((a - b)) -v hz="$hz" -v n="$count" \
       'BEGIN { printf "  %-16s %7.3f CPU s per 1,000 deliveries\n", c, t / hz / n * 1000 }'
@@ -81,3 +82,8 @@ psql -At -F ' ' -h 127.0.0.1 -U postgres -d $db -c "
   SELECT relname, round(pg_table_size(oid)::numeric / $total), round(pg_indexes_size(oid)::numeric / $total)
   FROM pg_class WHERE relname IN ('events', 'deliveries', 'attempts') ORDER BY relname" |
   while read -r t heap idx; do printf '  %-16s %6s %6s\n' "$t" "$heap" "$idx"; done
+echo "## updates (HOT: heap-only, no index entry written)"
+psql -At -F ' ' -h 127.0.0.1 -U postgres -d $db -c "
+  SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+  WHERE relname IN ('events', 'deliveries', 'attempts') ORDER BY relname" |
+  while read -r t upd hot; do printf '  %-16s %8s updated, %8s of them HOT\n' "$t" "$upd" "$hot"; done
