@@ -337,15 +337,45 @@ func portalFlow(t *testing.T, s *stack, good *receiver, w portalWay) context.Con
 
 	// Revoked: the next click shows the expired page.
 	s.revokePortal("acme")
-	do(t, ctx, "after the revocation",
-		chromedp.Click(labelled("Endpoints")),
-		chromedp.WaitVisible(chromedp.CSS(testid("portal-expired"))),
-	)
+	clickAndAwait(t, ctx, "after the revocation", "Endpoints", testid("portal-expired"))
 	if got := text(t, ctx, testid("portal-expired")); got != "This link has expired; ask for a new one." {
 		t.Errorf("the expired page says %q", got)
 	}
 	shot(ctx, "portal-expired")
 	return ctx
+}
+
+// clickAndAwait clicks the link or button labelled label on the page ctx
+// shows and waits until the page the click leads to has an element
+// matching sel. Both go through script, not through DOM node ids: a node
+// id that chromedp found in the page the click replaces can vanish
+// between the lookup and its use ("Could not find node with given id"),
+// which the framed portal was seen to do when its next page was the
+// expired one. The page before the click is marked, so that the wait is
+// on the new page; a check that meets the page mid-navigation is asked
+// again.
+func clickAndAwait(t *testing.T, ctx context.Context, what, label, sel string) {
+	t.Helper()
+	click := fmt.Sprintf(`(() => {
+		const e = [...document.querySelectorAll("a, button")].find(e => e.textContent.trim() === %q);
+		if (!e) return false;
+		document.body.dataset.before = "1";
+		e.click();
+		return true;
+	})()`, label)
+	if found, err := chromedp.Run(ctx, chromedp.Evaluate[bool](click)); err != nil || !found {
+		t.Fatalf("%s: click %q: found %v, %v", what, label, found, err)
+	}
+	shown := fmt.Sprintf(`document.body !== null && !document.body.dataset.before && document.querySelector(%q) !== null`, sel)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if !poll(wctx, func() bool {
+		ok, err := chromedp.Run(wctx, chromedp.Evaluate[bool](shown))
+		return err == nil && ok
+	}) {
+		html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+		t.Fatalf("%s: %s never showed after clicking %q\npage: %s", what, sel, label, html)
+	}
 }
 
 // reload loads the page ctx shows again, a tab's or a frame's, and waits
