@@ -351,11 +351,15 @@ func (w *Worker) send(ctx context.Context, job store.Job, timeout time.Duration,
 	}
 	res := w.sender.Send(ctx, job, timeout, adm.turn)
 	if res.Late {
-		span.SetStatus(codes.Error, "missed its turn; not sent, the delivery asks for a new one")
+		span.SetStatus(codes.Error, missedTurn)
 		span.End()
 	}
 	return ctx, res
 }
+
+// missedTurn is the status of an attempt span whose request missed its
+// turn: it ends without the request having been sent.
+const missedTurn = "missed its turn; not sent, the delivery asks for a new one"
 
 // admission is an answer of the destination's limits with its turn: when
 // its request is to be written. The turn is on the sender's clock,
