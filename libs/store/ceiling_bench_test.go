@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/dispatch-webhooks/dispatch/libs/store"
 	"github.com/dispatch-webhooks/dispatch/libs/testkit"
 )
@@ -23,9 +25,10 @@ const (
 	// ceilingOutcomeGroup is the worker's group: up to 64 outcomes a
 	// statement.
 	ceilingOutcomeGroup = 64
-	// ceilingStreams is how many statements run at once: the API's one
-	// ingest statement at a time and the worker's one claim and one
-	// outcome statement at a time, with a second of each for slack.
+	// ceilingStreams is how many streams run at once, each storing a
+	// group and then settling what it stored: about as many statements
+	// at once as a stack keeps open (the API's one ingest statement, the
+	// worker's one claim and one outcome), plus one.
 	ceilingStreams = 4
 )
 
@@ -124,19 +127,12 @@ func benchmarkStorageCeiling(b *testing.B, ingestGroup int) {
 						errs <- err
 						return
 					}
-					for rows.Next() {
-						var id int64
-						if err := rows.Scan(&id); err != nil {
-							rows.Close()
-							errs <- err
-							return
-						}
-						settled = append(settled, id)
-					}
-					if err := rows.Err(); err != nil {
+					stored, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+					if err != nil {
 						errs <- err
 						return
 					}
+					settled = append(settled, stored...)
 					for len(settled) >= ceilingOutcomeGroup {
 						if _, err := outcomes.Exec(ctx, ceilingOutcomeSQL, settled[:ceilingOutcomeGroup]); err != nil {
 							errs <- err

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -21,24 +22,51 @@ const arrivalTolerance = 10
 // second from a destination limited to limit a second.
 func arrivalBound(limit int) int { return limit + limit*arrivalTolerance/100 }
 
-// clockReceiver answers 204 to every request and notes, on its own clock,
-// when each one's headers arrived: what a receiver enforcing its own rate
-// limit counts.
+// clockReceiver answers 204 to every request, after latency, and notes,
+// on its own clock, when each one's headers arrived (what a receiver
+// enforcing its own rate limit counts) and when each event was first
+// received. It keeps nothing else: the stack under test shares the
+// machine's cores with it. A wait for a count of events is signalled, not
+// polled.
 type clockReceiver struct {
-	URL string
-	srv *httptest.Server
-	mu  sync.Mutex
-	at  []time.Time
+	URL     string
+	srv     *httptest.Server
+	latency time.Duration
+	mu      sync.Mutex
+	at      []time.Time
+	first   map[string]time.Time // webhook-id → its first arrival
+	waits   []receiptWait
 }
 
-func newClockReceiver(t *testing.T) *clockReceiver {
+// receiptWait is a wait for at least n distinct events.
+type receiptWait struct {
+	n    int
+	done chan struct{}
+}
+
+// newClockReceiver starts a clockReceiver that answers after latency.
+func newClockReceiver(t testing.TB, latency time.Duration) *clockReceiver {
 	t.Helper()
-	rc := &clockReceiver{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		now := time.Now()
+	rc := &clockReceiver{latency: latency, first: map[string]time.Time{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now, id := time.Now(), r.Header.Get("webhook-id")
 		rc.mu.Lock()
 		rc.at = append(rc.at, now)
+		if _, seen := rc.first[id]; !seen {
+			rc.first[id] = now
+			kept := rc.waits[:0]
+			for _, wt := range rc.waits {
+				if len(rc.first) >= wt.n {
+					close(wt.done)
+				} else {
+					kept = append(kept, wt)
+				}
+			}
+			rc.waits = kept
+		}
 		rc.mu.Unlock()
+		// Real time on purpose: a receiver that takes this long.
+		time.Sleep(rc.latency)
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(srv.Close)
@@ -57,6 +85,48 @@ func (rc *clockReceiver) count() int {
 func (rc *clockReceiver) since(n int) []time.Time {
 	rc.mu.Lock()
 	times := slices.Clone(rc.at[n:])
+	rc.mu.Unlock()
+	slices.SortFunc(times, time.Time.Compare)
+	return times
+}
+
+// await returns once n distinct events have been received, or fails the
+// test after within.
+func (rc *clockReceiver) await(t testing.TB, n int, within time.Duration, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	rc.mu.Lock()
+	if len(rc.first) >= n {
+		close(done)
+	} else {
+		rc.waits = append(rc.waits, receiptWait{n: n, done: done})
+	}
+	rc.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(within):
+		t.Fatalf("%s: %d of %d events received within %v", what, rc.distinct(), n, within)
+	}
+}
+
+// distinct is how many events have been received.
+func (rc *clockReceiver) distinct() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.first)
+}
+
+// duplicates is how many requests repeated an event already received.
+func (rc *clockReceiver) duplicates() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.at) - len(rc.first)
+}
+
+// firsts returns each event's first arrival, sorted.
+func (rc *clockReceiver) firsts() []time.Time {
+	rc.mu.Lock()
+	times := slices.Collect(maps.Values(rc.first))
 	rc.mu.Unlock()
 	slices.SortFunc(times, time.Time.Compare)
 	return times
@@ -167,7 +237,7 @@ func TestDestinationSeesItsRateLimit(t *testing.T) {
 				s.startWorker()
 			}
 			s.startScheduler()
-			rc := newClockReceiver(t)
+			rc := newClockReceiver(t, 0)
 			const subs, limit = 10, 100
 			for i := range subs {
 				s.subscribeURL(fmt.Sprintf("sub_%d", i), rc.URL, signing.GenerateSecret(), nil, "*")

@@ -6,10 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,117 +49,10 @@ var scaleOutWorker = []string{
 	"DELIVERY_TIMEOUT=2s", "DELIVERY_LEASE_MARGIN=3s", "KAFKA_SESSION_TIMEOUT=6s",
 }
 
-// tally is the scale-out runs' receiver: it answers 204 after latency,
-// as a receiver doing real work, and keeps only when each request came
-// and the first receipt of each event. The e2e receiver's verification,
-// decoding and copies cost CPU that the stack under test shares on a
-// small machine, and its count is polled; tally's is signalled.
-type tally struct {
-	URL     string
-	latency time.Duration
-	mu      sync.Mutex
-	times   []time.Time          // every request, as it came
-	first   map[string]time.Time // the first receipt of each event
-	waits   []tallyWait
-}
-
-// tallyWait is a wait for at least n distinct events.
-type tallyWait struct {
-	n    int
-	done chan struct{}
-}
-
-func newTally(t testing.TB, latency time.Duration) *tally {
-	t.Helper()
-	tl := &tally{latency: latency, first: map[string]time.Time{}}
-	srv := httptest.NewServer(tl)
-	t.Cleanup(srv.Close)
-	tl.URL = srv.URL + "/hook"
-	return tl
-}
-
-func (tl *tally) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, r.Body)
-	// Real time on purpose: the runs measure throughput against a
-	// receiver that takes this long.
-	time.Sleep(tl.latency)
-	now, id := time.Now(), r.Header.Get("webhook-id")
-	tl.mu.Lock()
-	tl.times = append(tl.times, now)
-	if _, ok := tl.first[id]; !ok {
-		tl.first[id] = now
-		kept := tl.waits[:0]
-		for _, wt := range tl.waits {
-			if len(tl.first) >= wt.n {
-				close(wt.done)
-			} else {
-				kept = append(kept, wt)
-			}
-		}
-		tl.waits = kept
-	}
-	tl.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// await returns once n distinct events have been received, or fails the
-// benchmark after within.
-func (tl *tally) await(b testing.TB, n int, within time.Duration, what string) {
-	b.Helper()
-	done := make(chan struct{})
-	tl.mu.Lock()
-	if len(tl.first) >= n {
-		close(done)
-	} else {
-		tl.waits = append(tl.waits, tallyWait{n: n, done: done})
-	}
-	tl.mu.Unlock()
-	select {
-	case <-done:
-	case <-time.After(within):
-		b.Fatalf("%s: %d of %d events received within %v", what, tl.distinct(), n, within)
-	}
-}
-
-// distinct is how many events have been received.
-func (tl *tally) distinct() int {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	return len(tl.first)
-}
-
-// duplicates is how many requests repeated an event already received.
-func (tl *tally) duplicates() int {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	return len(tl.times) - len(tl.first)
-}
-
-// firsts returns the first receipts, sorted.
-func (tl *tally) firsts() []time.Time {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	times := make([]time.Time, 0, len(tl.first))
-	for _, at := range tl.first {
-		times = append(times, at)
-	}
-	slices.SortFunc(times, time.Time.Compare)
-	return times
-}
-
-// requests returns when every request came, sorted.
-func (tl *tally) requests() []time.Time {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	times := slices.Clone(tl.times)
-	slices.SortFunc(times, time.Time.Compare)
-	return times
-}
-
-// subscribeTally subscribes tl to every event, with settings.
-func (s *stack) subscribeTally(tl *tally, settings map[string]any) {
+// subscribeClock subscribes rc to every event, with settings.
+func (s *stack) subscribeClock(rc *clockReceiver, settings map[string]any) {
 	s.t.Helper()
-	s.subscribeURL("sub", tl.URL, signing.GenerateSecret(), settings, "*")
+	s.subscribeURL("sub", rc.URL, signing.GenerateSecret(), settings, "*")
 }
 
 // cpuMeter samples the machine's CPU time (/proc/stat) so that a run can
@@ -317,8 +208,8 @@ func deliveredPerSecond(bb *testing.B, workers int) (rate, cpuBusy float64) {
 	b := newPhase(bb)
 	defer b.end()
 	s := startStackOn(b, scaleOutPartitions)
-	tl := newTally(b, scaleOutLatency)
-	s.subscribeTally(tl, unlimited)
+	rc := newClockReceiver(b, scaleOutLatency)
+	s.subscribeClock(rc, unlimited)
 	for range workers {
 		s.startWorker(scaleOutWorker...)
 	}
@@ -327,8 +218,8 @@ func deliveredPerSecond(bb *testing.B, workers int) (rate, cpuBusy float64) {
 	// About eight seconds of delivery at the ideal rate, whatever the count.
 	n := 8 * workers * scaleOutHandlers * int(time.Second/scaleOutLatency)
 	s.postBatches("evt", n)
-	tl.await(b, n, 5*time.Minute, "not every event delivered")
-	return steadyRate(tl.firsts(), cpu)
+	rc.await(b, n, 5*time.Minute, "not every event delivered")
+	return steadyRate(rc.firsts(), cpu)
 }
 
 // steadyRate is the rate of the middle 80 % of sorted receipts, and the
@@ -389,14 +280,14 @@ func workerJoinsMidBurst(bb *testing.B) time.Duration {
 	b := newPhase(bb)
 	defer b.end()
 	s := startStackOn(b, scaleOutPartitions)
-	tl := newTally(b, scaleOutLatency)
-	s.subscribeTally(tl, unlimited)
+	rc := newClockReceiver(b, scaleOutLatency)
+	s.subscribeClock(rc, unlimited)
 	s.startWorker(scaleOutWorker...)
 	s.waitForGroup(1)
 	// About sixteen seconds of one worker's delivery.
 	n := 16 * scaleOutHandlers * int(time.Second/scaleOutLatency)
 	s.postBatches("evt", n)
-	tl.await(b, n/10, time.Minute, "the first worker did not start")
+	rc.await(b, n/10, time.Minute, "the first worker did not start")
 	started := time.Now()
 	s.startWorker(scaleOutWorker...)
 	eventually(b, time.Minute, func() bool {
@@ -406,7 +297,7 @@ func workerJoinsMidBurst(bb *testing.B) time.Duration {
 	if err := s.db.Pool.QueryRow(context.Background(), `SELECT min(started_at) FROM attempts WHERE instance = 'worker-2'`).Scan(&first); err != nil {
 		b.Fatal(err)
 	}
-	tl.await(b, n, 5*time.Minute, "not every event delivered")
+	rc.await(b, n, 5*time.Minute, "not every event delivered")
 	b.Logf("a worker started mid-burst delivered %v after its start", first.Sub(started).Round(time.Millisecond))
 	return first.Sub(started)
 }
@@ -419,8 +310,8 @@ func workerKilledMidBurst(bb *testing.B) int {
 	defer b.end()
 	s := startStackOn(b, scaleOutPartitions)
 	s.startScheduler("STRANDED_AFTER=3s")
-	tl := newTally(b, scaleOutLatency)
-	s.subscribeTally(tl, unlimited)
+	rc := newClockReceiver(b, scaleOutLatency)
+	s.subscribeClock(rc, unlimited)
 	victim := s.startWorker(scaleOutWorker...)
 	for range 3 {
 		s.startWorker(scaleOutWorker...)
@@ -429,15 +320,15 @@ func workerKilledMidBurst(bb *testing.B) int {
 	// About ten seconds of four workers' delivery.
 	n := 10 * 4 * scaleOutHandlers * int(time.Second/scaleOutLatency)
 	s.postBatches("evt", n)
-	tl.await(b, n/2, time.Minute, "half the burst not delivered")
+	rc.await(b, n/2, time.Minute, "half the burst not delivered")
 	if err := victim.cmd.Process.Kill(); err != nil {
 		b.Fatal(err)
 	}
-	tl.await(b, n, 5*time.Minute, "events lost after a worker was killed")
+	rc.await(b, n, 5*time.Minute, "events lost after a worker was killed")
 	eventually(b, time.Minute, func() bool {
 		return s.count(`SELECT count(*) FROM deliveries WHERE status <> 'delivered'`) == 0
 	}, "deliveries left undelivered after a worker was killed")
-	duplicates := tl.duplicates()
+	duplicates := rc.duplicates()
 	b.Logf("a worker killed mid-burst: all %d delivered, %d received twice", n, duplicates)
 	return duplicates
 }
@@ -448,19 +339,19 @@ func limitAcrossFourWorkers(bb *testing.B) int {
 	b := newPhase(bb)
 	defer b.end()
 	s := startStackOn(b, scaleOutPartitions)
-	tl := newTally(b, 0)
+	rc := newClockReceiver(b, 0)
 	// Deliveries the limit keeps waiting long are given back to the
 	// database, due at their turn, and the scheduler publishes them again.
 	s.startScheduler()
 	const limit, n = 100, 1000
-	s.subscribeTally(tl, map[string]any{"rate_limit_per_second": limit})
+	s.subscribeClock(rc, map[string]any{"rate_limit_per_second": limit})
 	for range 4 {
 		s.startWorker(scaleOutWorker...)
 	}
 	s.waitForGroup(4)
 	s.postBatches("evt", n)
-	tl.await(b, n, 2*time.Minute, "not every event delivered")
-	most, _ := slidingSecondMax(tl.requests())
+	rc.await(b, n, 2*time.Minute, "not every event delivered")
+	most, _ := slidingSecondMax(rc.since(0))
 	if most > arrivalBound(limit) {
 		b.Fatalf("%d deliveries within one second at a limit of %d/s across four workers", most, limit)
 	}
@@ -562,7 +453,7 @@ func apiPostsPerSecond(bb *testing.B, instances int) float64 {
 	defer b.end()
 	s := startStackOn(b, scaleOutPartitions, "GOMAXPROCS=1")
 	limitCPU(b, s.api.cmd.Process.Pid, apiCPU)
-	s.subscribeTally(newTally(b, 0), nil)
+	s.subscribeClock(newClockReceiver(b, 0), nil)
 	backends := []string{strings.TrimPrefix(s.apiURL, "http://")}
 	for range instances - 1 {
 		addr := freeAddr(b)
