@@ -471,22 +471,26 @@ func TestRollUpDropsMinutesOlderThanAnyWindow(t *testing.T) {
 	ctx := context.Background()
 	_, _, err := st.PutTenant(ctx, domain.Tenant{ID: "acme"})
 	require.NoError(t, err)
+	// One minute for every statement: now() moves on between them, and
+	// may cross into the next minute.
+	var minute time.Time
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT date_trunc('minute', now())`).Scan(&minute))
 	for _, q := range []string{
 		`INSERT INTO activity_minutes (minute, events_received, delivered, retrying, failed)
-			SELECT date_trunc('minute', now()) - age, 1, 1, 0, 0 FROM (VALUES (interval '8 days'), (interval '10 minutes')) a(age)`,
+			SELECT $1::timestamptz - age, 1, 1, 0, 0 FROM (VALUES (interval '8 days'), (interval '10 minutes')) a(age)`,
 		`INSERT INTO tenant_activity_minutes (tenant_id, minute, events_received, delivered, retrying, failed)
-			SELECT 'acme', date_trunc('minute', now()) - age, 1, 1, 0, 0 FROM (VALUES (interval '8 days'), (interval '10 minutes')) a(age)`,
+			SELECT 'acme', $1::timestamptz - age, 1, 1, 0, 0 FROM (VALUES (interval '8 days'), (interval '10 minutes')) a(age)`,
 	} {
-		_, err := db.Pool.Exec(ctx, q)
+		_, err := db.Pool.Exec(ctx, q, minute)
 		require.NoError(t, err)
 	}
 	_, err = st.RollUpActivity(ctx, 100)
 	require.NoError(t, err)
 	var old, recent int
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE minute < now() - interval '7 days'),
-		count(*) FILTER (WHERE minute = date_trunc('minute', now()) - interval '10 minutes' AND events_received = 1)
+		count(*) FILTER (WHERE minute = $1::timestamptz - interval '10 minutes' AND events_received = 1)
 		FROM (SELECT minute, events_received FROM activity_minutes
-		      UNION ALL SELECT minute, events_received FROM tenant_activity_minutes) m`).Scan(&old, &recent))
+		      UNION ALL SELECT minute, events_received FROM tenant_activity_minutes) m`, minute).Scan(&old, &recent))
 	require.Zero(t, old, "no minute older than a week, of the whole deployment or of a tenant")
 	require.Equal(t, 2, recent, "the recent minutes stay as they were")
 }

@@ -86,6 +86,15 @@ func (t *tokens) get(ctx context.Context, subID string, o *domain.OAuth2, timeou
 	}
 	// The fetch outlives a waiter that gives up: the others still want it.
 	ch := t.group.DoChan(key, func() (any, error) {
+		// A fetch that ended between this caller's look at the cache and
+		// its joining the group has left a fresh token: one fetch serves
+		// every caller that found none.
+		t.mu.Lock()
+		tok, ok := t.cache[key]
+		t.mu.Unlock()
+		if ok && t.clock.Now().Before(tok.refreshAt) {
+			return tok.value, nil
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		tok, err := t.fetch(fctx, o)
