@@ -414,6 +414,16 @@ type SubscriptionView struct {
 	// Watch, in the portal, makes the recent deliveries refresh until a
 	// test event's attempt shows.
 	Watch bool
+	// Ordering is how the subscription orders its deliveries.
+	Ordering OrderingView
+}
+
+// OrderingView is a subscription's ordering: per key or none, and for
+// per key how many keys wait behind a failing head.
+type OrderingView struct {
+	PerKey bool
+	// BlockedKeys is nil when not known (the portal does not ask).
+	BlockedKeys *int64
 }
 
 // RedeliveryContinuation is a redelivery of a subscription's failed

@@ -19,49 +19,49 @@ import (
 
 // Defines values for AttemptBodyErrorClass.
 const (
-	Auth                  AttemptBodyErrorClass = "auth"
-	Blocked               AttemptBodyErrorClass = "blocked"
-	ConnectionRefused     AttemptBodyErrorClass = "connection_refused"
-	ConnectionReset       AttemptBodyErrorClass = "connection_reset"
-	Dns                   AttemptBodyErrorClass = "dns"
-	HttpStatus            AttemptBodyErrorClass = "http_status"
-	InformationalResponse AttemptBodyErrorClass = "informational_response"
-	Internal              AttemptBodyErrorClass = "internal"
-	InvalidResponse       AttemptBodyErrorClass = "invalid_response"
-	Network               AttemptBodyErrorClass = "network"
-	ResponseTooLarge      AttemptBodyErrorClass = "response_too_large"
-	Timeout               AttemptBodyErrorClass = "timeout"
-	Tls                   AttemptBodyErrorClass = "tls"
+	AttemptBodyErrorClassAuth                  AttemptBodyErrorClass = "auth"
+	AttemptBodyErrorClassBlocked               AttemptBodyErrorClass = "blocked"
+	AttemptBodyErrorClassConnectionRefused     AttemptBodyErrorClass = "connection_refused"
+	AttemptBodyErrorClassConnectionReset       AttemptBodyErrorClass = "connection_reset"
+	AttemptBodyErrorClassDns                   AttemptBodyErrorClass = "dns"
+	AttemptBodyErrorClassHttpStatus            AttemptBodyErrorClass = "http_status"
+	AttemptBodyErrorClassInformationalResponse AttemptBodyErrorClass = "informational_response"
+	AttemptBodyErrorClassInternal              AttemptBodyErrorClass = "internal"
+	AttemptBodyErrorClassInvalidResponse       AttemptBodyErrorClass = "invalid_response"
+	AttemptBodyErrorClassNetwork               AttemptBodyErrorClass = "network"
+	AttemptBodyErrorClassResponseTooLarge      AttemptBodyErrorClass = "response_too_large"
+	AttemptBodyErrorClassTimeout               AttemptBodyErrorClass = "timeout"
+	AttemptBodyErrorClassTls                   AttemptBodyErrorClass = "tls"
 )
 
 // Valid indicates whether the value is a known member of the AttemptBodyErrorClass enum.
 func (e AttemptBodyErrorClass) Valid() bool {
 	switch e {
-	case Auth:
+	case AttemptBodyErrorClassAuth:
 		return true
-	case Blocked:
+	case AttemptBodyErrorClassBlocked:
 		return true
-	case ConnectionRefused:
+	case AttemptBodyErrorClassConnectionRefused:
 		return true
-	case ConnectionReset:
+	case AttemptBodyErrorClassConnectionReset:
 		return true
-	case Dns:
+	case AttemptBodyErrorClassDns:
 		return true
-	case HttpStatus:
+	case AttemptBodyErrorClassHttpStatus:
 		return true
-	case InformationalResponse:
+	case AttemptBodyErrorClassInformationalResponse:
 		return true
-	case Internal:
+	case AttemptBodyErrorClassInternal:
 		return true
-	case InvalidResponse:
+	case AttemptBodyErrorClassInvalidResponse:
 		return true
-	case Network:
+	case AttemptBodyErrorClassNetwork:
 		return true
-	case ResponseTooLarge:
+	case AttemptBodyErrorClassResponseTooLarge:
 		return true
-	case Timeout:
+	case AttemptBodyErrorClassTimeout:
 		return true
-	case Tls:
+	case AttemptBodyErrorClassTls:
 		return true
 	default:
 		return false
@@ -110,6 +110,24 @@ func (e CreateAPIKeyInputBodyScopes) Valid() bool {
 	case Read:
 		return true
 	case Write:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreateSubscriptionInputBodyOrdering.
+const (
+	CreateSubscriptionInputBodyOrderingNone   CreateSubscriptionInputBodyOrdering = "none"
+	CreateSubscriptionInputBodyOrderingPerKey CreateSubscriptionInputBodyOrdering = "per_key"
+)
+
+// Valid indicates whether the value is a known member of the CreateSubscriptionInputBodyOrdering enum.
+func (e CreateSubscriptionInputBodyOrdering) Valid() bool {
+	switch e {
+	case CreateSubscriptionInputBodyOrderingNone:
+		return true
+	case CreateSubscriptionInputBodyOrderingPerKey:
 		return true
 	default:
 		return false
@@ -323,6 +341,27 @@ func (e ImportEventTypesInputBodyValidation) Valid() bool {
 	}
 }
 
+// Defines values for OrderingKeyBodyStatus.
+const (
+	OrderingKeyBodyStatusPending    OrderingKeyBodyStatus = "pending"
+	OrderingKeyBodyStatusProcessing OrderingKeyBodyStatus = "processing"
+	OrderingKeyBodyStatusRetrying   OrderingKeyBodyStatus = "retrying"
+)
+
+// Valid indicates whether the value is a known member of the OrderingKeyBodyStatus enum.
+func (e OrderingKeyBodyStatus) Valid() bool {
+	switch e {
+	case OrderingKeyBodyStatusPending:
+		return true
+	case OrderingKeyBodyStatusProcessing:
+		return true
+	case OrderingKeyBodyStatusRetrying:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RedeliverBulkInputBodyStatuses.
 const (
 	RedeliverBulkInputBodyStatusesDelivered RedeliverBulkInputBodyStatuses = "delivered"
@@ -356,6 +395,24 @@ func (e SubscriptionBodyCircuitState) Valid() bool {
 	case SubscriptionBodyCircuitStateHalfOpen:
 		return true
 	case SubscriptionBodyCircuitStateOpen:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SubscriptionBodyOrdering.
+const (
+	SubscriptionBodyOrderingNone   SubscriptionBodyOrdering = "none"
+	SubscriptionBodyOrderingPerKey SubscriptionBodyOrdering = "per_key"
+)
+
+// Valid indicates whether the value is a known member of the SubscriptionBodyOrdering enum.
+func (e SubscriptionBodyOrdering) Valid() bool {
+	switch e {
+	case SubscriptionBodyOrderingNone:
+		return true
+	case SubscriptionBodyOrderingPerKey:
 		return true
 	default:
 		return false
@@ -404,6 +461,24 @@ func (e SubscriptionCreatedCircuitState) Valid() bool {
 	}
 }
 
+// Defines values for SubscriptionCreatedOrdering.
+const (
+	SubscriptionCreatedOrderingNone   SubscriptionCreatedOrdering = "none"
+	SubscriptionCreatedOrderingPerKey SubscriptionCreatedOrdering = "per_key"
+)
+
+// Valid indicates whether the value is a known member of the SubscriptionCreatedOrdering enum.
+func (e SubscriptionCreatedOrdering) Valid() bool {
+	switch e {
+	case SubscriptionCreatedOrderingNone:
+		return true
+	case SubscriptionCreatedOrderingPerKey:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SubscriptionCreatedState.
 const (
 	SubscriptionCreatedStateActive   SubscriptionCreatedState = "active"
@@ -425,6 +500,24 @@ func (e SubscriptionCreatedState) Valid() bool {
 	}
 }
 
+// Defines values for SubscriptionUpdatedOrdering.
+const (
+	SubscriptionUpdatedOrderingNone   SubscriptionUpdatedOrdering = "none"
+	SubscriptionUpdatedOrderingPerKey SubscriptionUpdatedOrdering = "per_key"
+)
+
+// Valid indicates whether the value is a known member of the SubscriptionUpdatedOrdering enum.
+func (e SubscriptionUpdatedOrdering) Valid() bool {
+	switch e {
+	case SubscriptionUpdatedOrderingNone:
+		return true
+	case SubscriptionUpdatedOrderingPerKey:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SubscriptionUpdatedState.
 const (
 	SubscriptionUpdatedStateActive   SubscriptionUpdatedState = "active"
@@ -440,6 +533,24 @@ func (e SubscriptionUpdatedState) Valid() bool {
 	case SubscriptionUpdatedStateDisabled:
 		return true
 	case SubscriptionUpdatedStatePaused:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UpdateSubscriptionInputBodyOrdering.
+const (
+	UpdateSubscriptionInputBodyOrderingNone   UpdateSubscriptionInputBodyOrdering = "none"
+	UpdateSubscriptionInputBodyOrderingPerKey UpdateSubscriptionInputBodyOrdering = "per_key"
+)
+
+// Valid indicates whether the value is a known member of the UpdateSubscriptionInputBodyOrdering enum.
+func (e UpdateSubscriptionInputBodyOrdering) Valid() bool {
+	switch e {
+	case UpdateSubscriptionInputBodyOrderingNone:
+		return true
+	case UpdateSubscriptionInputBodyOrderingPerKey:
 		return true
 	default:
 		return false
@@ -566,6 +677,24 @@ func (e ListSubscriptionDeliveriesParamsStatus) Valid() bool {
 	case ListSubscriptionDeliveriesParamsStatusProcessing:
 		return true
 	case ListSubscriptionDeliveriesParamsStatusRetrying:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListOrderingKeysParamsState.
+const (
+	ListOrderingKeysParamsStateBlocked ListOrderingKeysParamsState = "blocked"
+	ListOrderingKeysParamsStateOpen    ListOrderingKeysParamsState = "open"
+)
+
+// Valid indicates whether the value is a known member of the ListOrderingKeysParamsState enum.
+func (e ListOrderingKeysParamsState) Valid() bool {
+	switch e {
+	case ListOrderingKeysParamsStateBlocked:
+		return true
+	case ListOrderingKeysParamsStateOpen:
 		return true
 	default:
 		return false
@@ -791,6 +920,9 @@ type CreateSubscriptionInputBody struct {
 		TokenUrl string `json:"token_url"`
 	} `json:"oauth2,omitempty"`
 
+	// Ordering none (the default): each event goes as soon as it may. per_key: the events of one ordering key go one at a time, in the order they were accepted; a key waits while its head is retried. Applies to the events accepted after it is set.
+	Ordering *CreateSubscriptionInputBodyOrdering `json:"ordering,omitempty"`
+
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
 
@@ -827,6 +959,9 @@ type CreateSubscriptionInputBody struct {
 	Url string `json:"url"`
 }
 
+// CreateSubscriptionInputBodyOrdering none (the default): each event goes as soon as it may. per_key: the events of one ordering key go one at a time, in the order they were accepted; a key waits while its head is retried. Applies to the events accepted after it is set.
+type CreateSubscriptionInputBodyOrdering string
+
 // CurrentKey defines model for CurrentKey.
 type CurrentKey struct {
 	// Id The key's id; ADMIN_API_KEY for the key given by that variable.
@@ -840,7 +975,10 @@ type CurrentKey struct {
 // DeliveryBody defines model for DeliveryBody.
 type DeliveryBody struct {
 	// Attempts HTTP attempts made so far.
-	Attempts       int64   `json:"attempts"`
+	Attempts int64 `json:"attempts"`
+
+	// Held A pending delivery that waits behind an earlier event of its ordering key.
+	Held           *bool   `json:"held,omitempty"`
 	LastError      *string `json:"last_error,omitempty"`
 	LastStatusCode *int64  `json:"last_status_code,omitempty"`
 
@@ -860,11 +998,14 @@ type DeliveryListItem struct {
 	Attempts int64 `json:"attempts"`
 
 	// CreatedAt When the delivery was created: when its event was received.
-	CreatedAt      time.Time `json:"created_at"`
-	EventId        string    `json:"event_id"`
-	EventType      string    `json:"event_type"`
-	LastError      *string   `json:"last_error,omitempty"`
-	LastStatusCode *int64    `json:"last_status_code,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	EventId   string    `json:"event_id"`
+	EventType string    `json:"event_type"`
+
+	// Held A pending delivery that waits behind an earlier event of its ordering key.
+	Held           *bool   `json:"held,omitempty"`
+	LastError      *string `json:"last_error,omitempty"`
+	LastStatusCode *int64  `json:"last_status_code,omitempty"`
 
 	// NextAttemptAt When a retrying delivery is due again.
 	NextAttemptAt  *time.Time             `json:"next_attempt_at,omitempty"`
@@ -937,6 +1078,11 @@ type EventBody struct {
 	// Example: evt_01HZX3
 	Id string `json:"id"`
 
+	// OrderingKey The sequence the event belongs to. Subscriptions with ordering per_key receive the events of one key one at a time, in the order they were accepted; sent in the X-Dispatch-Ordering-Key header and the body's ordering_key.
+	//
+	// Example: order-1042
+	OrderingKey *string `json:"ordering_key,omitempty"`
+
 	// ReceivedAt When Dispatch first accepted the event.
 	ReceivedAt *time.Time `json:"received_at,omitempty"`
 
@@ -971,6 +1117,11 @@ type EventDetail struct {
 	//
 	// Example: evt_01HZX3
 	Id string `json:"id"`
+
+	// OrderingKey The sequence the event belongs to. Subscriptions with ordering per_key receive the events of one key one at a time, in the order they were accepted; sent in the X-Dispatch-Ordering-Key header and the body's ordering_key.
+	//
+	// Example: order-1042
+	OrderingKey *string `json:"ordering_key,omitempty"`
 
 	// ReceivedAt When Dispatch first accepted the event.
 	ReceivedAt *time.Time `json:"received_at,omitempty"`
@@ -1198,6 +1349,16 @@ type ListEventsOutputBody struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// ListOrderingKeysOutputBody defines model for ListOrderingKeysOutputBody.
+type ListOrderingKeysOutputBody struct {
+	// BlockedKeys How many of the subscription's keys are blocked, whatever the page.
+	BlockedKeys int64              `json:"blocked_keys"`
+	Data        *[]OrderingKeyBody `json:"data"`
+
+	// NextCursor Pass as 'after' for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
 // ListSubscriptionsBody defines model for ListSubscriptionsBody.
 type ListSubscriptionsBody struct {
 	Data *[]SubscriptionBody `json:"data"`
@@ -1237,6 +1398,39 @@ type OAuth2Body struct {
 	// TokenUrl The token endpoint the worker asks for access tokens.
 	TokenUrl string `json:"token_url"`
 }
+
+// OrderingKeyAction defines model for OrderingKeyAction.
+type OrderingKeyAction struct {
+	// EventId The event whose delivery the action applied to: the skipped head, or the head sent now.
+	EventId string `json:"event_id"`
+
+	// NextEventId After a skip: the key's event that goes next, queued now; absent when none waits.
+	NextEventId *string `json:"next_event_id,omitempty"`
+}
+
+// OrderingKeyBody defines model for OrderingKeyBody.
+type OrderingKeyBody struct {
+	// Attempts The head's attempts so far.
+	Attempts int64 `json:"attempts"`
+
+	// HeadEventId The event whose delivery goes next: the key's other events wait behind it.
+	HeadEventId    string  `json:"head_event_id"`
+	Key            string  `json:"key"`
+	LastError      *string `json:"last_error,omitempty"`
+	LastStatusCode *int64  `json:"last_status_code,omitempty"`
+
+	// NextAttemptAt When a retrying head is due again.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+
+	// Status The head's delivery status.
+	Status OrderingKeyBodyStatus `json:"status"`
+
+	// Waiting How many of the key's events wait behind the head.
+	Waiting int64 `json:"waiting"`
+}
+
+// OrderingKeyBodyStatus The head's delivery status.
+type OrderingKeyBodyStatus string
 
 // PortalLinkCreated defines model for PortalLinkCreated.
 type PortalLinkCreated struct {
@@ -1410,6 +1604,12 @@ type Settings struct {
 	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
 }
 
+// SkipOrderingKeyInputBody defines model for SkipOrderingKeyInputBody.
+type SkipOrderingKeyInputBody struct {
+	// Reason Recorded as the skipped delivery's last error, after 'skipped: '.
+	Reason *string `json:"reason,omitempty"`
+}
+
 // StatsBody defines model for StatsBody.
 type StatsBody struct {
 	// BacklogDue Open deliveries (pending, processing, retrying) due now and waiting for a worker.
@@ -1472,6 +1672,9 @@ type SubscriptionBody struct {
 	MaxConcurrency *int64      `json:"max_concurrency,omitempty"`
 	Oauth2         *OAuth2Body `json:"oauth2,omitempty"`
 
+	// Ordering per_key: the events of one ordering key go one at a time, in the order they were accepted.
+	Ordering SubscriptionBodyOrdering `json:"ordering"`
+
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
 
@@ -1497,6 +1700,9 @@ type SubscriptionBody struct {
 
 // SubscriptionBodyCircuitState The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true).
 type SubscriptionBodyCircuitState string
+
+// SubscriptionBodyOrdering per_key: the events of one ordering key go one at a time, in the order they were accepted.
+type SubscriptionBodyOrdering string
 
 // SubscriptionBodyState defines model for SubscriptionBody.State.
 type SubscriptionBodyState string
@@ -1531,6 +1737,9 @@ type SubscriptionCreated struct {
 	MaxConcurrency *int64      `json:"max_concurrency,omitempty"`
 	Oauth2         *OAuth2Body `json:"oauth2,omitempty"`
 
+	// Ordering per_key: the events of one ordering key go one at a time, in the order they were accepted.
+	Ordering SubscriptionCreatedOrdering `json:"ordering"`
+
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
 
@@ -1563,6 +1772,9 @@ type SubscriptionCreated struct {
 // SubscriptionCreatedCircuitState The destination's live circuit breaker state (single subscription answers, and listings asked for it with circuit=true).
 type SubscriptionCreatedCircuitState string
 
+// SubscriptionCreatedOrdering per_key: the events of one ordering key go one at a time, in the order they were accepted.
+type SubscriptionCreatedOrdering string
+
 // SubscriptionCreatedState defines model for SubscriptionCreated.State.
 type SubscriptionCreatedState string
 
@@ -1579,8 +1791,9 @@ type SubscriptionUpdated struct {
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
 	// MaxConcurrency Most deliveries in flight to the destination at once.
-	MaxConcurrency *int64      `json:"max_concurrency,omitempty"`
-	Oauth2         *OAuth2Body `json:"oauth2,omitempty"`
+	MaxConcurrency *int64                       `json:"max_concurrency,omitempty"`
+	Oauth2         *OAuth2Body                  `json:"oauth2,omitempty"`
+	Ordering       *SubscriptionUpdatedOrdering `json:"ordering,omitempty"`
 
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
@@ -1604,6 +1817,9 @@ type SubscriptionUpdated struct {
 	// Warnings As in the answer to POST /subscriptions: exact event types not in the catalog, and deprecated ones.
 	Warnings *[]string `json:"warnings,omitempty"`
 }
+
+// SubscriptionUpdatedOrdering defines model for SubscriptionUpdated.Ordering.
+type SubscriptionUpdatedOrdering string
 
 // SubscriptionUpdatedState defines model for SubscriptionUpdated.State.
 type SubscriptionUpdatedState string
@@ -1726,6 +1942,9 @@ type UpdateSubscriptionInputBody struct {
 		TokenUrl string `json:"token_url"`
 	} `json:"oauth2,omitempty"`
 
+	// Ordering Applies to the events accepted from then on; deliveries already held keep their order.
+	Ordering *UpdateSubscriptionInputBodyOrdering `json:"ordering,omitempty"`
+
 	// RateLimitPerSecond Most deliveries the destination receives in any one-second window.
 	RateLimitPerSecond *int64 `json:"rate_limit_per_second,omitempty"`
 
@@ -1757,6 +1976,9 @@ type UpdateSubscriptionInputBody struct {
 	} `json:"tls,omitempty"`
 	Url *string `json:"url,omitempty"`
 }
+
+// UpdateSubscriptionInputBodyOrdering Applies to the events accepted from then on; deliveries already held keep their order.
+type UpdateSubscriptionInputBodyOrdering string
 
 // UpdateSubscriptionInputBodyState active re-enables a disabled or paused subscription.
 type UpdateSubscriptionInputBodyState string
@@ -1890,6 +2112,19 @@ type ListSubscriptionDeliveriesParams struct {
 // ListSubscriptionDeliveriesParamsStatus defines parameters for ListSubscriptionDeliveries.
 type ListSubscriptionDeliveriesParamsStatus string
 
+// ListOrderingKeysParams defines parameters for ListOrderingKeys.
+type ListOrderingKeysParams struct {
+	// State blocked: keys whose head failed and waits for its retry, holding the key's later events. open: every key with a delivery not yet final.
+	State *ListOrderingKeysParamsState `form:"state,omitempty" json:"state,omitempty"`
+
+	// After Cursor: the next_cursor of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListOrderingKeysParamsState defines parameters for ListOrderingKeys.
+type ListOrderingKeysParamsState string
+
 // ListTenantsParams defines parameters for ListTenants.
 type ListTenantsParams struct {
 	// Prefix Only tenants whose id starts with this.
@@ -1926,6 +2161,9 @@ type CreateSubscriptionJSONRequestBody = CreateSubscriptionInputBody
 
 // UpdateSubscriptionJSONRequestBody defines body for UpdateSubscription for application/json ContentType.
 type UpdateSubscriptionJSONRequestBody = UpdateSubscriptionInputBody
+
+// SkipOrderingKeyHeadJSONRequestBody defines body for SkipOrderingKeyHead for application/json ContentType.
+type SkipOrderingKeyHeadJSONRequestBody = SkipOrderingKeyInputBody
 
 // RedeliverSubscriptionJSONRequestBody defines body for RedeliverSubscription for application/json ContentType.
 type RedeliverSubscriptionJSONRequestBody = RedeliverBulkInputBody
@@ -2298,6 +2536,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /subscriptions/{id}/headers/reveal (the `RevealSubscriptionHeaders` operationId).
 	RevealSubscriptionHeaders(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListOrderingKeys List a subscription's ordering keys
+	//
+	// The keys of an ordered subscription (ordering per_key) that have a delivery not yet final, by key, each with its head: the delivery that goes next. state=blocked (the default) lists the keys whose head failed and waits for its retry. Keyset pages.
+	//
+	// Corresponds with GET /subscriptions/{id}/ordering-keys (the `ListOrderingKeys` operationId).
+	ListOrderingKeys(ctx context.Context, id string, params *ListOrderingKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryOrderingKeyHead Send the head of an ordering key now
+	//
+	// Queues the key's head at once instead of at its next retry; the key's later events still wait for it. It spends an attempt like any retry. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+	//
+	// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/retry (the `RetryOrderingKeyHead` operationId).
+	RetryOrderingKeyHead(ctx context.Context, id string, key string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SkipOrderingKeyHeadWithBody Skip the head of an ordering key
+	//
+	// Fails the key's head for good, with 'skipped: ' and the reason as its last error, and queues the key's next event. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/skip (the `SkipOrderingKeyHead` operationId).
+	SkipOrderingKeyHeadWithBody(ctx context.Context, id string, key string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SkipOrderingKeyHead Skip the head of an ordering key
+	//
+	// Fails the key's head for good, with 'skipped: ' and the reason as its last error, and queues the key's next event. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/skip (the `SkipOrderingKeyHead` operationId).
+	SkipOrderingKeyHead(ctx context.Context, id string, key string, body SkipOrderingKeyHeadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RedeliverSubscriptionWithBody Send a subscription's finished deliveries again
 	//
@@ -3068,6 +3338,78 @@ func (c *Client) ListSubscriptionDeliveries(ctx context.Context, id string, para
 // Corresponds with POST /subscriptions/{id}/headers/reveal (the `RevealSubscriptionHeaders` operationId).
 func (c *Client) RevealSubscriptionHeaders(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevealSubscriptionHeadersRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListOrderingKeys List a subscription's ordering keys
+//
+// The keys of an ordered subscription (ordering per_key) that have a delivery not yet final, by key, each with its head: the delivery that goes next. state=blocked (the default) lists the keys whose head failed and waits for its retry. Keyset pages.
+//
+// Corresponds with GET /subscriptions/{id}/ordering-keys (the `ListOrderingKeys` operationId).
+func (c *Client) ListOrderingKeys(ctx context.Context, id string, params *ListOrderingKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListOrderingKeysRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryOrderingKeyHead Send the head of an ordering key now
+//
+// Queues the key's head at once instead of at its next retry; the key's later events still wait for it. It spends an attempt like any retry. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+//
+// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/retry (the `RetryOrderingKeyHead` operationId).
+func (c *Client) RetryOrderingKeyHead(ctx context.Context, id string, key string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryOrderingKeyHeadRequest(c.Server, id, key)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SkipOrderingKeyHeadWithBody Skip the head of an ordering key
+//
+// Fails the key's head for good, with 'skipped: ' and the reason as its last error, and queues the key's next event. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/skip (the `SkipOrderingKeyHead` operationId).
+func (c *Client) SkipOrderingKeyHeadWithBody(ctx context.Context, id string, key string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSkipOrderingKeyHeadRequestWithBody(c.Server, id, key, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SkipOrderingKeyHead Skip the head of an ordering key
+//
+// Fails the key's head for good, with 'skipped: ' and the reason as its last error, and queues the key's next event. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/skip (the `SkipOrderingKeyHead` operationId).
+func (c *Client) SkipOrderingKeyHead(ctx context.Context, id string, key string, body SkipOrderingKeyHeadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSkipOrderingKeyHeadRequest(c.Server, id, key, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4852,6 +5194,186 @@ func NewRevealSubscriptionHeadersRequest(server string, id string) (*http.Reques
 	return req, nil
 }
 
+// NewListOrderingKeysRequest constructs an http.Request for the ListOrderingKeys method
+func NewListOrderingKeysRequest(server string, id string, params *ListOrderingKeysParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/subscriptions/%s/ordering-keys", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetryOrderingKeyHeadRequest constructs an http.Request for the RetryOrderingKeyHead method
+func NewRetryOrderingKeyHeadRequest(server string, id string, key string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "key", key, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/subscriptions/%s/ordering-keys/%s/retry", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSkipOrderingKeyHeadRequest calls the generic SkipOrderingKeyHead builder with application/json body
+func NewSkipOrderingKeyHeadRequest(server string, id string, key string, body SkipOrderingKeyHeadJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSkipOrderingKeyHeadRequestWithBody(server, id, key, "application/json", bodyReader)
+}
+
+// NewSkipOrderingKeyHeadRequestWithBody constructs an http.Request for the SkipOrderingKeyHead method, with any body, and a specified content type
+func NewSkipOrderingKeyHeadRequestWithBody(server string, id string, key string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "key", key, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/subscriptions/%s/ordering-keys/%s/skip", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRedeliverSubscriptionRequest calls the generic RedeliverSubscription builder with application/json body
 func NewRedeliverSubscriptionRequest(server string, id string, body RedeliverSubscriptionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -5665,6 +6187,42 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /subscriptions/{id}/headers/reveal (the `RevealSubscriptionHeaders` operationId).
 	RevealSubscriptionHeadersWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevealSubscriptionHeadersResponse, error)
+
+	// ListOrderingKeysWithResponse List a subscription's ordering keys
+	//
+	// The keys of an ordered subscription (ordering per_key) that have a delivery not yet final, by key, each with its head: the delivery that goes next. state=blocked (the default) lists the keys whose head failed and waits for its retry. Keyset pages.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /subscriptions/{id}/ordering-keys (the `ListOrderingKeys` operationId).
+	ListOrderingKeysWithResponse(ctx context.Context, id string, params *ListOrderingKeysParams, reqEditors ...RequestEditorFn) (*ListOrderingKeysResponse, error)
+
+	// RetryOrderingKeyHeadWithResponse Send the head of an ordering key now
+	//
+	// Queues the key's head at once instead of at its next retry; the key's later events still wait for it. It spends an attempt like any retry. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/retry (the `RetryOrderingKeyHead` operationId).
+	RetryOrderingKeyHeadWithResponse(ctx context.Context, id string, key string, reqEditors ...RequestEditorFn) (*RetryOrderingKeyHeadResponse, error)
+
+	// SkipOrderingKeyHeadWithBodyWithResponse Skip the head of an ordering key
+	//
+	// Fails the key's head for good, with 'skipped: ' and the reason as its last error, and queues the key's next event. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/skip (the `SkipOrderingKeyHead` operationId).
+	SkipOrderingKeyHeadWithBodyWithResponse(ctx context.Context, id string, key string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SkipOrderingKeyHeadResponse, error)
+
+	// SkipOrderingKeyHeadWithResponse Skip the head of an ordering key
+	//
+	// Fails the key's head for good, with 'skipped: ' and the reason as its last error, and queues the key's next event. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/skip (the `SkipOrderingKeyHead` operationId).
+	SkipOrderingKeyHeadWithResponse(ctx context.Context, id string, key string, body SkipOrderingKeyHeadJSONRequestBody, reqEditors ...RequestEditorFn) (*SkipOrderingKeyHeadResponse, error)
 
 	// RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
 	//
@@ -8595,6 +9153,332 @@ func (r RevealSubscriptionHeadersResponse) ContentType() string {
 	return ""
 }
 
+// ListOrderingKeysResponse503Headers the declared response headers of an HTTP 503 response for ListOrderingKeys
+type ListOrderingKeysResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListOrderingKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListOrderingKeysOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListOrderingKeysResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListOrderingKeysResponse) GetJSON200() *ListOrderingKeysOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListOrderingKeysResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListOrderingKeysResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListOrderingKeysResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListOrderingKeysResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListOrderingKeysResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListOrderingKeysResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListOrderingKeysResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListOrderingKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListOrderingKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListOrderingKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListOrderingKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RetryOrderingKeyHeadResponse503Headers the declared response headers of an HTTP 503 response for RetryOrderingKeyHead
+type RetryOrderingKeyHeadResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RetryOrderingKeyHeadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *OrderingKeyAction
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetryOrderingKeyHeadResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RetryOrderingKeyHeadResponse) GetJSON202() *OrderingKeyAction {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RetryOrderingKeyHeadResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RetryOrderingKeyHeadResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RetryOrderingKeyHeadResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RetryOrderingKeyHeadResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RetryOrderingKeyHeadResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RetryOrderingKeyHeadResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RetryOrderingKeyHeadResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RetryOrderingKeyHeadResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryOrderingKeyHeadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryOrderingKeyHeadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryOrderingKeyHeadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryOrderingKeyHeadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SkipOrderingKeyHeadResponse503Headers the declared response headers of an HTTP 503 response for SkipOrderingKeyHead
+type SkipOrderingKeyHeadResponse503Headers struct {
+	RetryAfter *int
+}
+
+type SkipOrderingKeyHeadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OrderingKeyAction
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SkipOrderingKeyHeadResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SkipOrderingKeyHeadResponse) GetJSON200() *OrderingKeyAction {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SkipOrderingKeyHeadResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SkipOrderingKeyHeadResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SkipOrderingKeyHeadResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SkipOrderingKeyHeadResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r SkipOrderingKeyHeadResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SkipOrderingKeyHeadResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SkipOrderingKeyHeadResponse) GetApplicationproblemJSON415() *ErrorModel {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SkipOrderingKeyHeadResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SkipOrderingKeyHeadResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SkipOrderingKeyHeadResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SkipOrderingKeyHeadResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SkipOrderingKeyHeadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SkipOrderingKeyHeadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SkipOrderingKeyHeadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SkipOrderingKeyHeadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RedeliverSubscriptionResponse503Headers the declared response headers of an HTTP 503 response for RedeliverSubscription
 type RedeliverSubscriptionResponse503Headers struct {
 	RetryAfter *int
@@ -10218,6 +11102,66 @@ func (c *ClientWithResponses) RevealSubscriptionHeadersWithResponse(ctx context.
 		return nil, err
 	}
 	return ParseRevealSubscriptionHeadersResponse(rsp)
+}
+
+// ListOrderingKeysWithResponse List a subscription's ordering keys
+//
+// The keys of an ordered subscription (ordering per_key) that have a delivery not yet final, by key, each with its head: the delivery that goes next. state=blocked (the default) lists the keys whose head failed and waits for its retry. Keyset pages.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /subscriptions/{id}/ordering-keys (the `ListOrderingKeys` operationId).
+func (c *ClientWithResponses) ListOrderingKeysWithResponse(ctx context.Context, id string, params *ListOrderingKeysParams, reqEditors ...RequestEditorFn) (*ListOrderingKeysResponse, error) {
+	rsp, err := c.ListOrderingKeys(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListOrderingKeysResponse(rsp)
+}
+
+// RetryOrderingKeyHeadWithResponse Send the head of an ordering key now
+//
+// Queues the key's head at once instead of at its next retry; the key's later events still wait for it. It spends an attempt like any retry. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/retry (the `RetryOrderingKeyHead` operationId).
+func (c *ClientWithResponses) RetryOrderingKeyHeadWithResponse(ctx context.Context, id string, key string, reqEditors ...RequestEditorFn) (*RetryOrderingKeyHeadResponse, error) {
+	rsp, err := c.RetryOrderingKeyHead(ctx, id, key, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryOrderingKeyHeadResponse(rsp)
+}
+
+// SkipOrderingKeyHeadWithBodyWithResponse Skip the head of an ordering key
+//
+// Fails the key's head for good, with 'skipped: ' and the reason as its last error, and queues the key's next event. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/skip (the `SkipOrderingKeyHead` operationId).
+func (c *ClientWithResponses) SkipOrderingKeyHeadWithBodyWithResponse(ctx context.Context, id string, key string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SkipOrderingKeyHeadResponse, error) {
+	rsp, err := c.SkipOrderingKeyHeadWithBody(ctx, id, key, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSkipOrderingKeyHeadResponse(rsp)
+}
+
+// SkipOrderingKeyHeadWithResponse Skip the head of an ordering key
+//
+// Fails the key's head for good, with 'skipped: ' and the reason as its last error, and queues the key's next event. 404 when the key has nothing waiting; 409 while a worker is attempting the head.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /subscriptions/{id}/ordering-keys/{key}/skip (the `SkipOrderingKeyHead` operationId).
+func (c *ClientWithResponses) SkipOrderingKeyHeadWithResponse(ctx context.Context, id string, key string, body SkipOrderingKeyHeadJSONRequestBody, reqEditors ...RequestEditorFn) (*SkipOrderingKeyHeadResponse, error) {
+	rsp, err := c.SkipOrderingKeyHead(ctx, id, key, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSkipOrderingKeyHeadResponse(rsp)
 }
 
 // RedeliverSubscriptionWithBodyWithResponse Send a subscription's finished deliveries again
@@ -12985,6 +13929,305 @@ func ParseRevealSubscriptionHeadersResponse(rsp *http.Response) (*RevealSubscrip
 	switch {
 	case rsp.StatusCode == 503:
 		var headers RevealSubscriptionHeadersResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListOrderingKeysResponse parses an HTTP response from a ListOrderingKeysWithResponse call
+func ParseListOrderingKeysResponse(rsp *http.Response) (*ListOrderingKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListOrderingKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListOrderingKeysOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListOrderingKeysResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRetryOrderingKeyHeadResponse parses an HTTP response from a RetryOrderingKeyHeadWithResponse call
+func ParseRetryOrderingKeyHeadResponse(rsp *http.Response) (*RetryOrderingKeyHeadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryOrderingKeyHeadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest OrderingKeyAction
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetryOrderingKeyHeadResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSkipOrderingKeyHeadResponse parses an HTTP response from a SkipOrderingKeyHeadWithResponse call
+func ParseSkipOrderingKeyHeadResponse(rsp *http.Response) (*SkipOrderingKeyHeadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SkipOrderingKeyHeadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OrderingKeyAction
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers SkipOrderingKeyHeadResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -150,6 +150,8 @@ const (
 	HeaderUserAgent = "User-Agent"
 	HeaderTimestamp = "webhook-timestamp"
 	HeaderSignature = "webhook-signature"
+	// HeaderOrderingKey carries the event's ordering key, when it has one.
+	HeaderOrderingKey = "X-Dispatch-Ordering-Key"
 )
 
 // RequestHeaders returns the request headers Dispatch sent for a, in the

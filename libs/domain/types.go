@@ -31,6 +31,10 @@ type Event struct {
 	// event, when it was traced: its retries are published in that trace.
 	// Stored, never read back into an event.
 	TraceParent string
+	// OrderingKey names the sequence the event belongs to: subscriptions
+	// with ordering per_key receive a key's events one at a time, in the
+	// order they were accepted (ADR 43). "" for none.
+	OrderingKey string
 }
 
 // SubscriptionState says whether a subscription receives deliveries.
@@ -42,6 +46,28 @@ const (
 	SubscriptionPaused   SubscriptionState = "paused"
 	SubscriptionDisabled SubscriptionState = "disabled"
 )
+
+// Ordering says whether a subscription receives the events of one
+// ordering key in order.
+type Ordering string
+
+// Orderings.
+const (
+	// OrderingNone delivers every event as soon as it may go.
+	OrderingNone Ordering = "none"
+	// OrderingPerKey delivers the events of one ordering key one at a
+	// time, in the order they were accepted; events without a key, and
+	// different keys, go as with OrderingNone.
+	OrderingPerKey Ordering = "per_key"
+)
+
+// Or returns o, or OrderingNone where o is unset ("").
+func (o Ordering) Or() Ordering {
+	if o == "" {
+		return OrderingNone
+	}
+	return o
+}
 
 // Subscription is a destination URL and the event types it wants.
 type Subscription struct {
@@ -70,7 +96,10 @@ type Subscription struct {
 	TLS *ClientTLS
 	// OAuth2 is the subscription's OAuth2 client credentials; nil when it
 	// has none. Reads leave its ClientSecret empty.
-	OAuth2    *OAuth2
+	OAuth2 *OAuth2
+	// Ordering applies to the events accepted while it is set; "" is
+	// OrderingNone.
+	Ordering  Ordering
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -112,6 +141,12 @@ type Delivery struct {
 	LastError      string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+}
+
+// Held reports a pending delivery that waits behind an earlier event of
+// its ordering key: it has no due time until the earlier one is final.
+func (d Delivery) Held() bool {
+	return d.Status == DeliveryPending && d.NextAttemptAt == nil
 }
 
 // ErrorClass classifies why an attempt did not get a 2xx answer.

@@ -14,6 +14,7 @@ import (
 // Input limits. They bound what one request may make Dispatch store and send.
 const (
 	MaxIDLength        = 255
+	MaxOrderingKey     = 256
 	MaxTypeLength      = 255
 	MaxSourceLength    = 255
 	MaxURLLength       = 2048
@@ -60,6 +61,23 @@ func ValidateEventID(id string) error {
 	return validID(id)
 }
 
+// ValidateOrderingKey checks an event's ordering key: 1–256 bytes of the
+// ids' alphabet, since it travels in a URL path and a header as they do.
+func ValidateOrderingKey(key string) error {
+	if key == "." || key == ".." {
+		return invalid("ordering_key", "must not be '.' or '..'")
+	}
+	return validName("ordering_key", key, MaxOrderingKey)
+}
+
+// ValidateOrdering checks a subscription's ordering mode.
+func ValidateOrdering(o Ordering) error {
+	if o != OrderingNone && o != OrderingPerKey {
+		return invalid("ordering", `must be "none" or "per_key"`)
+	}
+	return nil
+}
+
 // ValidateText checks free text a client sends: UTF-8 without control
 // characters. PostgreSQL refuses NUL in text, and the others have no place
 // in a name or label that is shown and logged.
@@ -94,6 +112,11 @@ func ValidateEvent(e Event) error {
 	}
 	if err := ValidateText("source", e.Source); err != nil {
 		return err
+	}
+	if e.OrderingKey != "" {
+		if err := ValidateOrderingKey(e.OrderingKey); err != nil {
+			return err
+		}
 	}
 	data := bytes.TrimSpace(e.Data)
 	if len(data) == 0 || data[0] != '{' || !json.Valid(data) {
@@ -151,6 +174,9 @@ func ValidateSubscription(s Subscription) error {
 		}
 	}
 	if err := ValidateURL(s.URL); err != nil {
+		return err
+	}
+	if err := ValidateOrdering(s.Ordering.Or()); err != nil {
 		return err
 	}
 	if len(s.EventTypes) == 0 {

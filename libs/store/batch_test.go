@@ -74,9 +74,21 @@ func attemptOf(job store.Job, code int) domain.Attempt {
 // apply applies outcomes in one call and requires the call to succeed.
 func apply(t *testing.T, st *store.Store, outcomes ...store.Outcome) []error {
 	t.Helper()
-	errs, err := st.ApplyOutcomes(context.Background(), outcomes)
+	applied, err := st.ApplyOutcomes(context.Background(), outcomes)
 	require.NoError(t, err)
-	require.Len(t, errs, len(outcomes))
+	require.Len(t, applied, len(outcomes))
+	return errorsOf(applied)
+}
+
+// errorsOf is each outcome's error; nil for nil.
+func errorsOf(applied []store.Applied) []error {
+	if applied == nil {
+		return nil
+	}
+	errs := make([]error, len(applied))
+	for i, a := range applied {
+		errs[i] = a.Err
+	}
 	return errs
 }
 
@@ -301,13 +313,13 @@ func TestApplyOutcomesWholeCallFails(t *testing.T) {
 			delivered, released, gone := claim(t, st, ingest(t, st, "a")), claim(t, st, ingest(t, st, "b")), claim(t, st, ingest(t, st, "c"))
 			ctx := tt.fault(t, db)
 
-			errs, err := st.ApplyOutcomes(ctx, []store.Outcome{
+			applied, err := st.ApplyOutcomes(ctx, []store.Outcome{
 				store.Delivered(attemptOf(delivered, 200)),
 				store.Released(released.DeliveryID, released.Attempt, time.Now()),
 				store.Gone(attemptOf(gone, 410), "gone"),
 			})
 			require.ErrorContains(t, err, tt.wantErr)
-			require.Nil(t, errs)
+			require.Nil(t, applied)
 			for _, j := range []store.Job{delivered, released, gone} {
 				require.Equal(t, deliveryState{Status: domain.DeliveryProcessing, Attempts: 1}, without(stateOf(t, db, j.DeliveryID)), "nothing applied")
 			}
@@ -485,11 +497,11 @@ func BenchmarkApplyOutcomes(b *testing.B) {
 			return nil
 		}},
 		{"one-call", func(os []store.Outcome) error {
-			errs, err := st.ApplyOutcomes(ctx, os)
+			applied, err := st.ApplyOutcomes(ctx, os)
 			if err != nil {
 				return err
 			}
-			return errors.Join(errs...)
+			return errors.Join(errorsOf(applied)...)
 		}},
 	}
 	for _, c := range cases {
@@ -586,8 +598,8 @@ func TestBatchesWaitForASubscriptionBeingDeleted(t *testing.T) {
 					batch <- answer{each: []error{claims[0].Err, claims[1].Err}}
 					return
 				}
-				errs, err := st.ApplyOutcomes(ctx, outcomes)
-				batch <- answer{each: errs, err: err}
+				applied, err := st.ApplyOutcomes(ctx, outcomes)
+				batch <- answer{each: errorsOf(applied), err: err}
 			}()
 			waiting(2) // the batch waits too
 			// A deadlock would be found by the server's own check, which

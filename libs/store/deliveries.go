@@ -58,6 +58,10 @@ type Job struct {
 	// SubscriptionCreatedAt tells this subscription from a later one
 	// created under the same id.
 	SubscriptionCreatedAt time.Time
+	// Ordered is a delivery that holds its ordering key (ADR 43): its
+	// outcome, once final, releases the key's next delivery
+	// (Outcome.InOrder).
+	Ordered bool
 }
 
 // openStatuses are the statuses of deliveries that are not final.
@@ -96,7 +100,7 @@ FROM l, events e, subscriptions s, tenants t
 WHERE d.id = l.id AND e.id = l.event_id AND s.id = l.subscription_id AND s.state = 'active' AND t.id = s.tenant_id
   AND l.status IN ` + openStatuses + ` AND l.next_attempt_at <= now()
 RETURNING d.id, d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.received_at,
-          s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(), s.created_at, s.headers,
+          coalesce(e.ordering_key, ''), d.seq IS NOT NULL, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(), s.created_at, s.headers,
           s.tls_client_certificate, s.tls_client_key, s.tls_ca_bundle, s.oauth2,
           coalesce(s.max_attempts, t.max_attempts), coalesce(s.retry_base_ms, t.retry_base_ms),
           coalesce(s.retry_max_ms, t.retry_max_ms), coalesce(s.timeout_ms, t.timeout_ms),
@@ -181,7 +185,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 				j  = &c.job
 			)
 			dest := append([]any{&j.DeliveryID, &j.SubscriptionID, &j.Attempt, &j.Event.ID, &j.Event.Type, &j.Event.Source, &j.Event.Data, &j.Event.ReceivedAt,
-				&j.URL, &c.secret, &c.previous, &c.inGrace, &j.SubscriptionCreatedAt, &c.headers,
+				&j.Event.OrderingKey, &j.Ordered, &j.URL, &c.secret, &c.previous, &c.inGrace, &j.SubscriptionCreatedAt, &c.headers,
 				&c.tlsCert, &c.tlsKey, &c.tlsCA, &c.oauth2}, sd.targets()...)
 			if err := rows.Scan(dest...); err != nil {
 				return err
@@ -346,7 +350,9 @@ func (s *Store) UntilNextDue(ctx context.Context, since time.Duration) (wait tim
 
 // Redeliver queues an event's finished (delivered or failed) deliveries
 // to active subscriptions again, all of them or one subscription's, and
-// returns those it queued. Their attempts continue the same numbering.
+// returns those it queued. Their attempts continue the same numbering. A
+// delivery of an ordering key goes again unordered: it neither waits for
+// its key nor holds it (ADR 43).
 // Only deliveries to subscriptions within scope are queued; an event
 // outside scope, like an unknown one, is domain.ErrNotFound. With
 // sinceURLChange, a delivery accepted before its subscription's URL last
@@ -427,7 +433,7 @@ func (s *Store) Redeliver(ctx context.Context, scope Scope, eventID, subscriptio
 			refs = append(refs, DeliveryRef{ID: f.id, EventID: eventID, SubscriptionID: f.subscriptionID})
 		}
 		_, err = tx.Exec(ctx, `
-			UPDATE deliveries SET status = 'pending', next_attempt_at = now(), enqueued_at = now(), updated_at = now()
+			UPDATE deliveries SET status = 'pending', next_attempt_at = now(), enqueued_at = now(), updated_at = now(), seq = NULL
 			WHERE id = ANY($1::bigint[])`, ids)
 		return err
 	})
@@ -580,7 +586,7 @@ func (s *Store) RedeliverBulk(ctx context.Context, scope Scope, f RedeliverFilte
 		}
 		tag, err := tx.Exec(ctx, `
 			UPDATE deliveries
-			SET status = 'pending', next_attempt_at = now(), enqueued_at = '-infinity', updated_at = now()
+			SET status = 'pending', next_attempt_at = now(), enqueued_at = '-infinity', updated_at = now(), seq = NULL
 			WHERE id = ANY($1::bigint[])`, locked)
 		out.Queued = tag.RowsAffected()
 		return err

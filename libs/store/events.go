@@ -18,6 +18,9 @@ type DeliveryRef struct {
 	ID             int64
 	EventID        string
 	SubscriptionID string
+	// Held is a delivery waiting behind an earlier one of its ordering
+	// key: it has no due time and no Kafka record until it is released.
+	Held bool
 }
 
 // IngestResult is what IngestEvent did.
@@ -44,6 +47,47 @@ var ingestSQL = fanOutSQL(`s.match_keys`, false)
 // ingestAllSQL is ingestSQL for an event sent to every tenant ($6 NULL):
 // plain match keys against the index on active subscriptions' patterns.
 var ingestAllSQL = fanOutSQL(`s.event_types`, false)
+
+// ingestOrderedSQL and ingestOrderedAllSQL are ingestSQL and ingestAllSQL
+// for an event with an ordering key ($10); only such events pay for
+// ordering.
+var (
+	ingestOrderedSQL    = orderedFanOutSQL(`s.match_keys`)
+	ingestOrderedAllSQL = orderedFanOutSQL(`s.event_types`)
+)
+
+// orderedFanOutSQL is fanOutSQL for an event with an ordering key ($10).
+// Its deliveries to subscriptions with ordering per_key take their place
+// in the key (ADR 43): the key's row in ordering_keys counts one more
+// sequence number and one more open delivery, under the row's lock, which
+// orders concurrent ingests of one key by their commits. The delivery is
+// the key's head, due at once, when it is the key's only open one, and
+// held (pending with no due time) otherwise. A subscription's keys are
+// locked in subscription id order, as every statement that takes them
+// does.
+func orderedFanOutSQL(patterns string) string {
+	return `
+WITH ev AS (
+	INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid, traceparent, ordering_key)
+	VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $10)
+	ON CONFLICT (id) DO NOTHING
+	RETURNING id, received_at
+), m AS (
+	SELECT s.id, s.ordering = 'per_key' AS ordered FROM ev, subscriptions s
+	WHERE s.state = 'active' AND ` + patterns + ` && $5::text[]
+), k AS (
+	INSERT INTO ordering_keys AS k (subscription_id, key, last_seq, open)
+	SELECT id, $10, 1, 1 FROM m WHERE ordered ORDER BY id
+	ON CONFLICT (subscription_id, key) DO UPDATE SET last_seq = k.last_seq + 1, open = k.open + 1, updated_at = now()
+	RETURNING subscription_id, last_seq, open
+), d AS (
+	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at, ordering_key, seq)
+	SELECT ev.id, m.id, CASE WHEN k.open > 1 THEN NULL ELSE now() END, CASE WHEN m.ordered THEN $10 END, k.last_seq
+	FROM ev, m LEFT JOIN k ON k.subscription_id = m.id
+	RETURNING id, subscription_id, next_attempt_at IS NULL AS held
+)
+SELECT ev.received_at, d.id, d.subscription_id, d.held FROM ev LEFT JOIN d ON true`
+}
 
 // fanOutSQL is the statement that stores an event and fans it out,
 // matching patterns against the event's keys. An operational event's
@@ -128,11 +172,19 @@ func (s *Store) IngestEvent(ctx context.Context, e domain.Event) (IngestResult, 
 
 func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, error) {
 	e = withTenant(e)
-	query := ingestSQL
-	if e.TenantID == domain.AllTenants {
+	var (
+		query = ingestSQL
+		args  = []any{e.ID, e.Type, e.Source, e.Data, fanOutKeys(e), eventTenant(e.TenantID), schemaVersion(e), e.SchemaValid, traceParent(e)}
+	)
+	switch {
+	case e.OrderingKey != "" && e.TenantID == domain.AllTenants:
+		query, args = ingestOrderedAllSQL, append(args, e.OrderingKey)
+	case e.OrderingKey != "":
+		query, args = ingestOrderedSQL, append(args, e.OrderingKey)
+	case e.TenantID == domain.AllTenants:
 		query = ingestAllSQL
 	}
-	rows, err := s.ingest.Query(ctx, query, e.ID, e.Type, e.Source, e.Data, fanOutKeys(e), eventTenant(e.TenantID), schemaVersion(e), e.SchemaValid, traceParent(e))
+	rows, err := s.ingest.Query(ctx, query, args...)
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
 	}
@@ -141,14 +193,19 @@ func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, e
 		var (
 			id    pgtype.Int8
 			subID pgtype.Text
+			held  pgtype.Bool
+			dest  = []any{&res.Event.ReceivedAt, &id, &subID}
 		)
-		if err := rows.Scan(&res.Event.ReceivedAt, &id, &subID); err != nil {
+		if e.OrderingKey != "" {
+			dest = append(dest, &held)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
 		}
 		res.Created = true
 		if id.Valid {
-			res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, EventID: e.ID, SubscriptionID: subID.String})
+			res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, EventID: e.ID, SubscriptionID: subID.String, Held: held.Bool})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -232,6 +289,68 @@ SELECT ev.id, ev.received_at, d.id, d.subscription_id
 FROM ev LEFT JOIN (SELECT * FROM d` + union + `) d ON d.event_id = ev.id`
 }
 
+// ingestOrderedBatchSQL and ingestOrderedBatchAllSQL are ingestBatchSQL
+// and ingestBatchAllSQL for a batch that holds events with an ordering key
+// ($11, "" for none; $12 each event's place in the batch): only such
+// batches pay for ordering.
+var (
+	ingestOrderedBatchSQL    = orderedBatchSQL(false)
+	ingestOrderedBatchAllSQL = orderedBatchSQL(true)
+)
+
+// orderedBatchSQL is batchSQL for events with ordering keys. As in
+// orderedFanOutSQL, each key of a per_key subscription counts its new
+// deliveries under its row's lock; within the batch they take their places
+// in the batch's order, so the first is the head when the key had no open
+// delivery and the rest are held.
+func orderedBatchSQL(everyTenant bool) string {
+	all := ``
+	if everyTenant {
+		all = `
+	UNION ALL
+	SELECT ev.id, ev.ordering_key, s.id, s.ordering = 'per_key' AND ev.ordering_key IS NOT NULL
+	FROM ev JOIN keys USING (id), subscriptions s
+	WHERE ev.tenant_id IS NULL AND s.state = 'active' AND s.event_types && keys.keys`
+	}
+	return `
+WITH input AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $8::int[], $9::bool[], $10::text[], $11::text[], $12::int[])
+		WITH ORDINALITY AS i(id, type, source, data, tenant_id, schema_version, schema_valid, traceparent, ordering_key, pos, n)
+), ev AS (
+	INSERT INTO events (id, type, source, data, tenant_id, schema_version, schema_valid, traceparent, ordering_key)
+	SELECT id, type, source, data::jsonb, tenant_id, schema_version, schema_valid, traceparent, nullif(ordering_key, '') FROM input ORDER BY n
+	ON CONFLICT (id) DO NOTHING
+	RETURNING id, received_at, tenant_id, ordering_key
+), keys AS (
+	SELECT id, array_agg(key) AS keys FROM unnest($6::text[], $7::text[]) AS k(id, key) GROUP BY id
+), m AS (
+	SELECT ev.id AS event_id, ev.ordering_key, s.id AS subscription_id, s.ordering = 'per_key' AND ev.ordering_key IS NOT NULL AS ordered
+	FROM ev JOIN keys USING (id), subscriptions s
+	WHERE ev.tenant_id IS NOT NULL AND s.state = 'active' AND s.match_keys && keys.keys` + all + `
+), r AS (
+	SELECT m.event_id, m.subscription_id, m.ordering_key,
+	       row_number() OVER (PARTITION BY m.subscription_id, m.ordering_key ORDER BY input.pos) AS rank,
+	       count(*) OVER (PARTITION BY m.subscription_id, m.ordering_key) AS n
+	FROM m JOIN input ON input.id = m.event_id WHERE m.ordered
+), k AS (
+	INSERT INTO ordering_keys AS k (subscription_id, key, last_seq, open)
+	SELECT DISTINCT subscription_id, ordering_key, n, n FROM r ORDER BY 1, 2
+	ON CONFLICT (subscription_id, key) DO UPDATE
+		SET last_seq = k.last_seq + excluded.last_seq, open = k.open + excluded.open, updated_at = now()
+	RETURNING subscription_id, key, last_seq, open
+), d AS (
+	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at, ordering_key, seq)
+	SELECT m.event_id, m.subscription_id,
+	       CASE WHEN NOT m.ordered OR (k.open = r.n AND r.rank = 1) THEN now() END,
+	       r.ordering_key, k.last_seq - r.n + r.rank
+	FROM m LEFT JOIN r USING (event_id, subscription_id)
+	       LEFT JOIN k ON k.subscription_id = r.subscription_id AND k.key = r.ordering_key
+	RETURNING id, event_id, subscription_id, next_attempt_at IS NULL AS held
+)
+SELECT ev.id, ev.received_at, d.id, d.subscription_id, d.held
+FROM ev LEFT JOIN d ON d.event_id = ev.id`
+}
+
 // IngestEvents stores validated events and one pending delivery per event
 // and matching active subscription, all in one statement: a batch costs one
 // commit, and it commits whole or not at all. An event whose id is stored
@@ -263,24 +382,41 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 		versions                  = make([]pgtype.Int4, len(order))
 		verdicts                  = make([]*bool, len(order))
 		traceParents              = make([]pgtype.Text, len(order))
+		orderingKeys              = make([]string, len(order))
+		positions                 = make([]int32, len(order))
 		keyIDs, keys              []string
-		query                     = ingestBatchSQL
+		everyTenant, ordered      bool
 	)
 	for k, i := range order {
 		e := withTenant(events[i])
-		if e.TenantID == domain.AllTenants {
-			query = ingestBatchAllSQL
-		}
+		everyTenant = everyTenant || e.TenantID == domain.AllTenants
+		ordered = ordered || e.OrderingKey != ""
 		ids[k], types[k], sources[k], data[k], tenants[k] = e.ID, e.Type, e.Source, string(e.Data), eventTenant(e.TenantID)
 		versions[k], verdicts[k], traceParents[k] = schemaVersion(e), e.SchemaValid, traceParent(e)
+		orderingKeys[k], positions[k] = e.OrderingKey, int32(i) //nolint:gosec // G115: a batch holds at most domain.MaxBatchEvents
 		for _, key := range fanOutKeys(e) {
 			keyIDs, keys = append(keyIDs, e.ID), append(keys, key)
 		}
 	}
+	var query string
+	switch {
+	case ordered && everyTenant:
+		query = ingestOrderedBatchAllSQL
+	case ordered:
+		query = ingestOrderedBatchSQL
+	case everyTenant:
+		query = ingestBatchAllSQL
+	default:
+		query = ingestBatchSQL
+	}
+	args := []any{ids, types, sources, data, tenants, keyIDs, keys, versions, verdicts, traceParents}
+	if ordered {
+		args = append(args, orderingKeys, positions)
+	}
 	var res BatchResult
 	err = retryTransient(ctx, func() error {
 		res = BatchResult{Created: make([]bool, len(events)), ReceivedAt: make([]time.Time, len(events))}
-		rows, err := s.ingest.Query(ctx, query, ids, types, sources, data, tenants, keyIDs, keys, versions, verdicts, traceParents)
+		rows, err := s.ingest.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -291,14 +427,19 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 				receivedAt time.Time
 				id         pgtype.Int8
 				subID      pgtype.Text
+				held       pgtype.Bool
+				dest       = []any{&eventID, &receivedAt, &id, &subID}
 			)
-			if err := rows.Scan(&eventID, &receivedAt, &id, &subID); err != nil {
+			if ordered {
+				dest = append(dest, &held)
+			}
+			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
 			res.Created[first[eventID]] = true
 			res.ReceivedAt[first[eventID]] = receivedAt
 			if id.Valid {
-				res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, EventID: eventID, SubscriptionID: subID.String})
+				res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, EventID: eventID, SubscriptionID: subID.String, Held: held.Bool})
 			}
 		}
 		return rows.Err()
@@ -351,9 +492,13 @@ func (s *Store) getEvent(ctx context.Context, id string) (domain.Event, error) {
 		e      domain.Event
 		tenant pgtype.Text
 	)
-	var version pgtype.Int4
-	err := s.pool.QueryRow(ctx, `SELECT id, type, source, data, received_at, tenant_id, schema_version, schema_valid, test FROM events WHERE id = $1`, id).
-		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &version, &e.SchemaValid, &e.Test)
+	var (
+		version pgtype.Int4
+		key     pgtype.Text
+	)
+	err := s.pool.QueryRow(ctx, `SELECT id, type, source, data, received_at, tenant_id, schema_version, schema_valid, test, ordering_key FROM events WHERE id = $1`, id).
+		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &version, &e.SchemaValid, &e.Test, &key)
+	e.OrderingKey = key.String
 	e.TenantID = storedTenant(tenant)
 	e.SchemaVersion = int(version.Int32)
 	return e, notFound(err)
@@ -377,16 +522,18 @@ func (s *Store) GetEvent(ctx context.Context, scope Scope, id string) (_ domain.
 		e        domain.Event
 		tenant   pgtype.Text
 		version  pgtype.Int4
+		key      pgtype.Text
 		statuses []domain.DeliveryStatus
 	)
 	err = s.pool.QueryRow(ctx, `
-		SELECT id, type, source, data, received_at, tenant_id, schema_version, schema_valid, test,
+		SELECT id, type, source, data, received_at, tenant_id, schema_version, schema_valid, test, ordering_key,
 		       ARRAY(SELECT DISTINCT d.status FROM deliveries d WHERE d.event_id = e.id AND `+deliveryInScope(2)+`)
 		FROM events e WHERE id = $1 AND `+eventInScope(2), id, scope.arg()).
-		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &version, &e.SchemaValid, &e.Test, &statuses)
+		Scan(&e.ID, &e.Type, &e.Source, &e.Data, &e.ReceivedAt, &tenant, &version, &e.SchemaValid, &e.Test, &key, &statuses)
 	if err != nil {
 		return domain.Event{}, "", fmt.Errorf("get event %q: %w", id, notFound(err))
 	}
+	e.OrderingKey = key.String
 	e.TenantID = storedTenant(tenant)
 	e.SchemaVersion = int(version.Int32)
 	return e, domain.DeriveEventStatus(statuses), nil

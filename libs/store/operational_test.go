@@ -56,10 +56,10 @@ func applyBatch(t *testing.T, st *store.Store, sub string, t0 time.Time, batch [
 			outcomes[i] = outcomes[i].Operational()
 		}
 	}
-	errs, err := st.ApplyOutcomes(ctx, outcomes)
+	applied, err := st.ApplyOutcomes(ctx, outcomes)
 	require.NoError(t, err)
-	for _, e := range errs {
-		require.NoError(t, e)
+	for _, a := range applied {
+		require.NoError(t, a.Err)
 	}
 }
 

@@ -40,6 +40,29 @@ type Outcome struct {
 	// operational marks the attempt of an operational event, which leaves
 	// its subscription's failing period as it is (see Operational).
 	operational bool
+	// inOrder marks the claim of a delivery that holds its ordering key
+	// (see InOrder).
+	inOrder bool
+}
+
+// InOrder marks o as the outcome of a claim of an ordered delivery
+// (Job.Ordered): when o makes the delivery final, the next delivery of its
+// ordering key is released in the same transaction and returned (Applied),
+// for the caller to claim and attempt.
+func (o Outcome) InOrder() Outcome {
+	o.inOrder = true
+	return o
+}
+
+// Applied is what ApplyOutcomes did with one outcome.
+type Applied struct {
+	// Err is nil when the outcome was applied (see ApplyOutcomes).
+	Err error
+	// Next is the delivery of the same ordering key that the outcome
+	// released, due at once and counted as published: the caller claims
+	// it, or the retry scheduler republishes it once it looks stranded.
+	// Nil when none was released.
+	Next *DeliveryRef
 }
 
 // Operational marks o as the outcome of an operational event's attempt
@@ -157,6 +180,10 @@ const lockSQL = `SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY
 // commit's answer was lost) is left as it is rather than failing the batch.
 // It returns the ordinal (1-based) of each attempt whose delivery moved.
 //
+// An ordered delivery (seq set) that it makes final leaves its key's open
+// count (ADR 43) under the key row's lock; nextSQL, later in the same
+// transaction, releases the key's next delivery.
+//
 // It also keeps each subscription's failing_since (ADR 0037) from the
 // attempts that count ($12: not those of operational events): a batch
 // whose latest counting attempt of a subscription succeeded clears it, one
@@ -176,7 +203,15 @@ WITH a AS (
 		WITH ORDINALITY AS a(delivery_id, number, started_at, duration_us, status_code, error_class,
 		                     error, response_body, instance, status, next_at, request_headers, response_headers, n)
 ), cur AS MATERIALIZED (
-	SELECT id, status, attempts, subscription_id FROM deliveries WHERE id = ANY($1::bigint[])
+	SELECT id, status, attempts, subscription_id, ordering_key, seq FROM deliveries WHERE id = ANY($1::bigint[])
+), settled AS (
+	UPDATE ordering_keys k SET open = k.open - f.n, updated_at = now()
+	FROM (
+		SELECT cur.subscription_id, cur.ordering_key, count(*) AS n FROM a JOIN cur ON cur.id = a.delivery_id
+		WHERE cur.seq IS NOT NULL AND cur.status = 'processing' AND cur.attempts = a.number AND a.status IN ('delivered', 'failed')
+		GROUP BY 1, 2
+	) f
+	WHERE k.subscription_id = f.subscription_id AND k.key = f.ordering_key
 ), health AS (
 	SELECT cur.subscription_id,
 	       (array_agg(a.status = 'delivered' ORDER BY a.started_at DESC))[1] AS ok,
@@ -224,7 +259,8 @@ RETURNING r.n`
 
 // goneSQL disables the subscriptions of the deliveries in $1, each with the
 // reason of its first Gone outcome ($2), and fails their waiting
-// deliveries, as DisableSubscription does. It runs after recordSQL in the
+// deliveries (held ones too, and their keys' counts go down), as
+// DisableSubscription does. It runs after recordSQL in the
 // same transaction, so a delivery that batch just set retrying fails too,
 // exactly as if the subscription had been disabled right after. The
 // deliveries it fails are not reported exhausted one by one: the
@@ -239,13 +275,57 @@ WITH g AS (
 	UPDATE subscriptions s SET state = 'disabled', state_reason = g.reason, updated_at = now()
 	FROM g WHERE s.id = g.subscription_id
 	RETURNING s.id, g.reason
+), failed AS (
+	UPDATE deliveries d
+	SET status = 'failed', next_attempt_at = NULL, last_error = 'subscription disabled: ' || disabled.reason,
+	    report_failure = false, updated_at = now()
+	FROM disabled
+	WHERE d.subscription_id = ANY (ARRAY(SELECT id FROM disabled)) AND d.subscription_id = disabled.id
+	  AND d.status IN ('pending', 'retrying')
+	RETURNING d.subscription_id, d.ordering_key, d.seq
 )
-UPDATE deliveries d
-SET status = 'failed', next_attempt_at = NULL, last_error = 'subscription disabled: ' || disabled.reason,
-    report_failure = false, updated_at = now()
-FROM disabled
-WHERE d.subscription_id = ANY (ARRAY(SELECT id FROM disabled)) AND d.subscription_id = disabled.id
-  AND d.status IN ('pending', 'retrying')`
+` + settleFailedSQL
+
+// settleFailedSQL ends a statement whose CTE failed (subscription_id,
+// ordering_key, seq of the deliveries it failed): their keys' open counts
+// go down by the ordered ones among them (ADR 43).
+const settleFailedSQL = `UPDATE ordering_keys k SET open = k.open - f.n, updated_at = now()
+FROM (SELECT subscription_id, ordering_key, count(*) AS n FROM failed WHERE seq IS NOT NULL GROUP BY 1, 2) f
+WHERE k.subscription_id = f.subscription_id AND k.key = f.ordering_key`
+
+// nextSQL releases the next delivery of the ordering keys of the
+// deliveries in $1 (ordered ones that an earlier statement of the same
+// transaction made final), each key's lowest held one, unless the key has
+// an open delivery that is not held: its head. It is due at once and
+// counted as published (the worker that made the head final claims it).
+// The rule is on the key's state, not on what the batch did, so running it
+// twice, or for a key whose head did not move, releases nothing more. It
+// runs as a statement of its own so that its snapshot, taken after
+// recordSQL took the key rows' locks, sees every delivery an ingest
+// committed under those locks. It returns, for each delivery released, the
+// delivery whose key it is in $1.
+const nextSQL = `
+WITH keys AS (
+	SELECT DISTINCT ON (subscription_id, ordering_key) id AS after, subscription_id, ordering_key
+	FROM deliveries WHERE id = ANY($1::bigint[]) AND seq IS NOT NULL
+	ORDER BY subscription_id, ordering_key, id
+), nxt AS (
+	SELECT keys.after, (
+		SELECT h.id FROM deliveries h
+		WHERE h.subscription_id = keys.subscription_id AND h.ordering_key = keys.ordering_key
+		  AND h.status = 'pending' AND h.next_attempt_at IS NULL AND h.seq IS NOT NULL
+		ORDER BY h.seq LIMIT 1
+	) AS id
+	FROM keys
+	WHERE NOT EXISTS (
+		SELECT 1 FROM deliveries o
+		WHERE o.subscription_id = keys.subscription_id AND o.ordering_key = keys.ordering_key
+		  AND o.seq IS NOT NULL AND o.next_attempt_at IS NOT NULL AND o.status IN ` + openStatuses + `
+	)
+)
+UPDATE deliveries d SET next_attempt_at = now(), enqueued_at = now(), updated_at = now()
+FROM nxt WHERE d.id = nxt.id AND d.status = 'pending' AND d.next_attempt_at IS NULL
+RETURNING nxt.after, d.id, d.event_id, d.subscription_id`
 
 // recordArgs are recordSQL's columns.
 type recordArgs struct {
@@ -303,30 +383,32 @@ func (r *releaseArgs) add(id int64, attempt int, at time.Time) {
 // ApplyOutcomes applies outcomes, typically those of a group of concurrent
 // deliveries, in one round trip and one transaction: locks on their
 // subscriptions and on the deliveries, then one multi-row statement for all the attempts, one for
-// all the releases and one for all the Gone subscriptions, sent as one
-// pgx.Batch. A batch without explicit transaction statements runs as one
-// implicit transaction (the protocol's Sync ends it), so the outcomes
-// commit together or not at all, without the round trips of BEGIN and
-// COMMIT.
+// all the releases, one for all the Gone subscriptions and, when ordered
+// deliveries became final, one that releases their keys' next deliveries,
+// sent as one pgx.Batch. A batch without explicit transaction statements
+// runs as one implicit transaction (the protocol's Sync ends it), so the
+// outcomes commit together or not at all, without the round trips of
+// BEGIN and COMMIT.
 //
-// It returns one error per outcome, in the same order: nil when applied;
-// wrapping domain.ErrNotClaimable when the claim had lapsed and another
-// worker took the delivery over (an attempt is stored all the same, but
-// the delivery does not move; a release changes nothing; a Gone outcome
-// still disables its subscription, since the endpoint said what it said);
-// wrapping domain.ErrNotFound when the delivery no longer exists (its
-// subscription was deleted). A deleted delivery does not affect the others,
-// and neither does an Outcome not made by a constructor, which is refused
-// with an error of its own.
+// It returns one Applied per outcome, in the same order. Its Err is nil
+// when applied; wrapping domain.ErrNotClaimable when the claim had lapsed
+// and another worker took the delivery over (an attempt is stored all the
+// same, but the delivery does not move; a release changes nothing; a Gone
+// outcome still disables its subscription, since the endpoint said what it
+// said); wrapping domain.ErrNotFound when the delivery no longer exists
+// (its subscription was deleted). A deleted delivery does not affect the
+// others, and neither does an Outcome not made by a constructor, which is
+// refused with an error of its own.
 //
-// The second error is for the call as a whole (the database could not be
+// The error is for the call as a whole (the database could not be
 // reached, or the transaction failed): then nothing was applied, unless the
 // connection broke while the commit was under way, in which case all of it
 // may have been. Calling again with the same outcomes is safe either way:
-// an attempt already stored is not stored twice, and a delivery already
-// moved reports domain.ErrNotClaimable.
-func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]error, error) {
-	errs := make([]error, len(outcomes))
+// an attempt already stored is not stored twice, a delivery already
+// moved reports domain.ErrNotClaimable, and a key whose next delivery was
+// released has a head, so nothing more is released.
+func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applied, error) {
+	applied := make([]Applied, len(outcomes))
 	var (
 		ids            []int64 // every delivery, for lockSQL
 		rec            recordArgs
@@ -334,6 +416,7 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]error,
 		recIdx, relIdx []int // indexes into outcomes, by ordinal - 1
 		goneIDs        []int64
 		goneWhy        []string
+		settled        []int64 // ordered deliveries made final, for nextSQL
 	)
 	for i, o := range outcomes {
 		switch o.kind {
@@ -344,19 +427,25 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]error,
 				goneIDs = append(goneIDs, o.deliveryID)
 				goneWhy = append(goneWhy, o.reason)
 			}
+			if o.inOrder && o.kind != OutcomeRetrying {
+				settled = append(settled, o.deliveryID)
+			}
 		case OutcomeReleased:
 			rel.add(o.deliveryID, o.number, o.at)
 			relIdx = append(relIdx, i)
 		default:
-			errs[i] = fmt.Errorf("apply outcome %d: %w", i, errZeroOutcome)
+			applied[i].Err = fmt.Errorf("apply outcome %d: %w", i, errZeroOutcome)
 			continue
 		}
 		ids = append(ids, o.deliveryID)
 	}
 	if len(ids) == 0 {
-		return errs, nil
+		return applied, nil
 	}
-	var existing, recorded, released map[int64]bool
+	var (
+		existing, recorded, released map[int64]bool
+		next                         map[int64]DeliveryRef // by the delivery whose key it is
+	)
 	err := retryDeadlock(ctx, func() (err error) {
 		b := &pgx.Batch{}
 		b.Queue(lockSQL, ids)
@@ -368,6 +457,9 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]error,
 		}
 		if len(goneIDs) > 0 {
 			b.Queue(goneSQL, goneIDs, goneWhy)
+		}
+		if len(settled) > 0 {
+			b.Queue(nextSQL, settled)
 		}
 		br := s.pool.SendBatch(ctx, b)
 		defer func() {
@@ -393,6 +485,11 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]error,
 				return err
 			}
 		}
+		if len(settled) > 0 {
+			if next, err = collectNext(br); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -402,21 +499,43 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]error,
 		o := outcomes[i]
 		switch {
 		case !existing[o.deliveryID]:
-			errs[i] = fmt.Errorf("record attempt %d of delivery %d: %w", o.number, o.deliveryID, domain.ErrNotFound)
+			applied[i].Err = fmt.Errorf("record attempt %d of delivery %d: %w", o.number, o.deliveryID, domain.ErrNotFound)
 		case !recorded[int64(k+1)]:
-			errs[i] = fmt.Errorf("record attempt %d of delivery %d: %w", o.number, o.deliveryID, domain.ErrNotClaimable)
+			applied[i].Err = fmt.Errorf("record attempt %d of delivery %d: %w", o.number, o.deliveryID, domain.ErrNotClaimable)
+		}
+		if ref, ok := next[o.deliveryID]; ok {
+			applied[i].Next = &ref
 		}
 	}
 	for k, i := range relIdx {
 		o := outcomes[i]
 		switch {
 		case !existing[o.deliveryID]:
-			errs[i] = fmt.Errorf("release delivery %d: %w", o.deliveryID, domain.ErrNotFound)
+			applied[i].Err = fmt.Errorf("release delivery %d: %w", o.deliveryID, domain.ErrNotFound)
 		case !released[int64(k+1)]:
-			errs[i] = fmt.Errorf("release delivery %d: %w", o.deliveryID, domain.ErrNotClaimable)
+			applied[i].Err = fmt.Errorf("release delivery %d: %w", o.deliveryID, domain.ErrNotClaimable)
 		}
 	}
-	return errs, nil
+	return applied, nil
+}
+
+// collectNext reads nextSQL's result: each released delivery by the
+// delivery whose key it is.
+func collectNext(br pgx.BatchResults) (map[int64]DeliveryRef, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	next := map[int64]DeliveryRef{}
+	var (
+		after int64
+		ref   DeliveryRef
+	)
+	_, err = pgx.ForEachRow(rows, []any{&after, &ref.ID, &ref.EventID, &ref.SubscriptionID}, func() error {
+		next[after] = ref
+		return nil
+	})
+	return next, err
 }
 
 // collectSet reads the next batch result, one bigint per row, as a set.
@@ -455,11 +574,11 @@ func retryDeadlock(ctx context.Context, op func() error) error {
 // RecordAttempt applies one outcome (see ApplyOutcomes), for callers that
 // have one at a time: it returns the outcome's error, or the call's.
 func (s *Store) RecordAttempt(ctx context.Context, o Outcome) error {
-	errs, err := s.ApplyOutcomes(ctx, []Outcome{o})
+	applied, err := s.ApplyOutcomes(ctx, []Outcome{o})
 	if err != nil {
 		return err
 	}
-	return errs[0]
+	return applied[0].Err
 }
 
 // ReleaseDelivery gives back one claim whose attempt was never made (see

@@ -174,14 +174,14 @@ func isForeignKeyViolation(err error, constraint string) bool {
 }
 
 // transient reports whether err is a lost or refused connection rather than
-// an answer about the statement: connection exceptions (class 08), the
-// server out of resources such as connection slots (class 53), operator
+// an answer about the statement: connection exceptions (class 08), a
+// transaction rolled back whole (class 40), the server out of resources such as connection slots (class 53), operator
 // intervention such as a terminated backend (class 57P), or a failure
 // before the statement was sent.
 func transient(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "53") || strings.HasPrefix(pgErr.Code, "57P")
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "40") || strings.HasPrefix(pgErr.Code, "53") || strings.HasPrefix(pgErr.Code, "57P")
 	}
 	var netErr net.Error
 	return pgconn.SafeToRetry(err) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)

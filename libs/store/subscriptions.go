@@ -13,7 +13,7 @@ import (
 )
 
 const subscriptionColumns = `id, tenant_id, url, event_types, state, state_reason, ` + settingsColumns + `, created_at, updated_at, ` + headerNamesColumn +
-	`, tls_client_certificate, tls_ca_bundle, tls_not_after, ` + oauth2ReadColumn
+	`, tls_client_certificate, tls_ca_bundle, tls_not_after, ` + oauth2ReadColumn + `, ordering`
 
 // headerNamesColumn is the names of a subscription's custom headers: reads
 // never carry their sealed values.
@@ -57,7 +57,7 @@ func scanSubscription(row pgx.Row, extra ...any) (domain.Subscription, error) {
 		oauth2   *oauth2Column
 	)
 	dest := append([]any{&sub.ID, &sub.TenantID, &sub.URL, &sub.EventTypes, &sub.State, &sub.StateReason}, sd.targets()...)
-	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt, &names, &cert, &ca, &notAfter, &oauth2), extra...)...)
+	err := row.Scan(append(append(dest, &sub.CreatedAt, &sub.UpdatedAt, &names, &cert, &ca, &notAfter, &oauth2, &sub.Ordering), extra...)...)
 	sub.Settings = sd.settings()
 	sub.OAuth2 = oauth2.domain()
 	if cert.Valid || ca.Valid {
@@ -181,8 +181,8 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 		}
 		row := tx.QueryRow(ctx, `
 			INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, `+settingsColumns+`, headers,
-				tls_client_certificate, tls_client_key, tls_ca_bundle, tls_not_after, oauth2)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+				tls_client_certificate, tls_client_key, tls_ca_bundle, tls_not_after, oauth2, ordering)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING `+subscriptionColumns,
 			append([]any{sub.ID, sub.TenantID, sub.URL, sub.EventTypes, s.seal(sub.ID, sub.Secret),
@@ -191,7 +191,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub domain.Subscription)
 				nullMS(sub.Settings.Timeout),
 				nullInt(sub.Settings.RatePerSecond),
 				nullInt(sub.Settings.MaxConcurrency),
-				s.sealHeaders(sub.ID, sub.Headers)}, append(s.tlsArgs(sub.ID, sub.TLS), s.oauth2Arg(sub.ID, sub.OAuth2))...)...)
+				s.sealHeaders(sub.ID, sub.Headers)}, append(s.tlsArgs(sub.ID, sub.TLS), s.oauth2Arg(sub.ID, sub.OAuth2), sub.Ordering.Or())...)...)
 		created, err = scanSubscription(row)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("subscription %q: %w", sub.ID, domain.ErrConflict)
@@ -296,9 +296,12 @@ func (s *Store) DisableSubscription(ctx context.Context, id, reason string) erro
 			return fmt.Errorf("disable subscription %q: %w", id, domain.ErrNotFound)
 		}
 		_, err = tx.Exec(ctx, `
-			UPDATE deliveries SET status = 'failed', next_attempt_at = NULL,
-			       last_error = 'subscription disabled: ' || $2, report_failure = false, updated_at = now()
-			WHERE subscription_id = $1 AND status IN ('pending', 'retrying')`, id, reason)
+			WITH failed AS (
+				UPDATE deliveries SET status = 'failed', next_attempt_at = NULL,
+				       last_error = 'subscription disabled: ' || $2, report_failure = false, updated_at = now()
+				WHERE subscription_id = $1 AND status IN ('pending', 'retrying')
+				RETURNING subscription_id, ordering_key, seq
+			) `+settleFailedSQL, id, reason)
 		if err != nil {
 			return fmt.Errorf("fail deliveries of disabled subscription %q: %w", id, err)
 		}
@@ -351,6 +354,8 @@ type SubscriptionPatch struct {
 	// OAuth2's, and is a *domain.ValidationError on oauth2.client_secret
 	// otherwise: a secret goes only where it went before.
 	KeepOAuth2Secret bool
+	// Ordering, when set, applies to the events accepted from then on.
+	Ordering *domain.Ordering
 }
 
 // UpdateSubscription applies a validated patch to a subscription within
@@ -435,6 +440,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 				tls_not_after = CASE WHEN $13 THEN $17::timestamptz ELSE tls_not_after END,
 				oauth2 = CASE WHEN $18 AND $21 THEN $19::jsonb || jsonb_build_object('client_secret', oauth2->'client_secret')
 					WHEN $18 THEN $19::jsonb ELSE oauth2 END,
+				ordering = coalesce($22, ordering),
 				updated_at = now()
 			WHERE id = $1
 			RETURNING `+subscriptionColumns,
@@ -444,7 +450,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, scope Scope, id string, 
 				nullMS(st.Timeout),
 				nullInt(st.RatePerSecond),
 				nullInt(st.MaxConcurrency),
-				p.SetHeaders, s.sealHeaders(id, p.Headers), p.SetTLS}, append(s.tlsArgs(id, p.TLS), p.SetOAuth2, s.oauth2Arg(id, p.OAuth2), p.KeepTLSKey, p.KeepOAuth2Secret)...)...))
+				p.SetHeaders, s.sealHeaders(id, p.Headers), p.SetTLS}, append(s.tlsArgs(id, p.TLS), p.SetOAuth2, s.oauth2Arg(id, p.OAuth2), p.KeepTLSKey, p.KeepOAuth2Secret, p.Ordering)...)...))
 		return err
 	})
 	if err != nil {

@@ -572,6 +572,9 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 		return v, e
 	}
 	v.Subscription = subscriptionRow(*res.JSON200)
+	if v.Ordering, err = s.ordering(ctx, rq, *res.JSON200); err != nil {
+		return v, err
+	}
 	v.Settings = settings(subscriptionLimits(*res.JSON200), inForce(*res.JSON200), "its tenant's default, else the workers'")
 	v.Edit = web.SubscriptionEdit{Values: editValues(*res.JSON200), Was: editValues(*res.JSON200), Errors: web.Errors{}}
 	v.TLSEdit, v.OAuth2Edit = destinationForms(*res.JSON200)
@@ -610,6 +613,25 @@ func (s *Server) subscriptionView(ctx context.Context, rq *request, id string, q
 	if dl.JSON200.NextCursor != nil {
 		v.Next = pageURL(rq.path(web.SubscriptionURL(id)), q, *dl.JSON200.NextCursor)
 	}
+	return v, nil
+}
+
+// ordering is a subscription's ordering, with, for an operator, the count
+// of its blocked keys: a portal session may not list keys.
+func (s *Server) ordering(ctx context.Context, rq *request, sub client.SubscriptionBody) (web.OrderingView, error) {
+	v := web.OrderingView{PerKey: sub.Ordering == client.SubscriptionBodyOrderingPerKey}
+	if !v.PerKey || rq.sess.Portal {
+		return v, nil
+	}
+	limit := int64(1)
+	res, err := rq.api.ListOrderingKeysWithResponse(ctx, sub.Id, &client.ListOrderingKeysParams{Limit: &limit})
+	if err != nil {
+		return v, unreachable(err)
+	}
+	if res.JSON200 == nil {
+		return v, problem(res.StatusCode(), res.Body)
+	}
+	v.BlockedKeys = &res.JSON200.BlockedKeys
 	return v, nil
 }
 

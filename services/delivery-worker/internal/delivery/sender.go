@@ -137,16 +137,18 @@ func (s *Sender) Now() time.Time { return s.clock.Now() }
 
 // payload is the JSON body every delivery carries.
 type payload struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Source    string          `json:"source,omitempty"`
-	Timestamp time.Time       `json:"timestamp"`
-	Data      json.RawMessage `json:"data"`
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Source    string    `json:"source,omitempty"`
+	Timestamp time.Time `json:"timestamp"`
+	// OrderingKey is signed with the rest, so a receiver can trust it.
+	OrderingKey string          `json:"ordering_key,omitempty"`
+	Data        json.RawMessage `json:"data"`
 }
 
 // Body returns the exact bytes delivered (and signed) for an event.
 func Body(e domain.Event) ([]byte, error) {
-	return json.Marshal(payload{ID: e.ID, Type: e.Type, Source: e.Source, Timestamp: e.ReceivedAt.UTC(), Data: e.Data})
+	return json.Marshal(payload{ID: e.ID, Type: e.Type, Source: e.Source, Timestamp: e.ReceivedAt.UTC(), OrderingKey: e.OrderingKey, Data: e.Data})
 }
 
 // Result is what one attempt found out.
@@ -338,6 +340,12 @@ func (s *Sender) send(ctx context.Context, job store.Job, timeout time.Duration,
 	// it (ADR 38): the rest follows from the event and the subscription.
 	a.RequestHeaders = domain.HeaderUserAgent + ": " + s.userAgent + "\n" +
 		domain.HeaderTimestamp + ": " + ts + "\n" + domain.HeaderSignature + ": " + sig
+	if key := job.Event.OrderingKey; key != "" {
+		// Headers are not signed; the body's ordering_key, which is, says
+		// the same.
+		h.Set(domain.HeaderOrderingKey, key)
+		a.RequestHeaders += "\n" + domain.HeaderOrderingKey + ": " + key
+	}
 	if s.traceparent {
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 		for _, name := range []string{"traceparent", "tracestate"} {

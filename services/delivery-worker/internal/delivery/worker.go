@@ -33,7 +33,8 @@ import (
 // Store is the part of the data layer the worker uses.
 type Store interface {
 	ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout, margin time.Duration) ([]store.Claim, error)
-	ApplyOutcomes(ctx context.Context, outcomes []store.Outcome) ([]error, error)
+	ApplyOutcomes(ctx context.Context, outcomes []store.Outcome) ([]store.Applied, error)
+	MarkUnpublished(ctx context.Context, ids ...int64) error
 	ExistingSubscriptions(ctx context.Context, ids []string) ([]string, error)
 }
 
@@ -100,7 +101,7 @@ type Worker struct {
 	tracer  trace.Tracer
 
 	claims   *groupcommit.Group[int64, store.Job]
-	outcomes *groupcommit.Group[store.Outcome, struct{}]
+	outcomes *groupcommit.Group[store.Outcome, *store.DeliveryRef]
 	admits   *groupcommit.Group[resilience.AdmitRequest, admission]
 	finishes *groupcommit.Group[resilience.Finished, struct{}]
 }
@@ -143,14 +144,14 @@ func NewWorker(st Store, sender Poster, guard Guard, cfg Config) *Worker {
 		}
 		return res
 	})
-	w.outcomes = groupcommit.New(groupSize, storeGroups, func(ctx context.Context, os []store.Outcome) []groupcommit.Result[struct{}] {
-		errs, err := st.ApplyOutcomes(ctx, os)
+	w.outcomes = groupcommit.New(groupSize, storeGroups, func(ctx context.Context, os []store.Outcome) []groupcommit.Result[*store.DeliveryRef] {
+		applied, err := st.ApplyOutcomes(ctx, os)
 		if err != nil {
-			return groupcommit.Each[struct{}](len(os), err)
+			return groupcommit.Each[*store.DeliveryRef](len(os), err)
 		}
-		res := make([]groupcommit.Result[struct{}], len(errs))
-		for i, err := range errs {
-			res[i].Err = err
+		res := make([]groupcommit.Result[*store.DeliveryRef], len(applied))
+		for i, a := range applied {
+			res[i] = groupcommit.Result[*store.DeliveryRef]{Value: a.Next, Err: a.Err}
 		}
 		return res
 	})
@@ -197,16 +198,45 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 	case err != nil:
 		return err
 	}
-	w.attempt(ctx, job)
+	w.follow(ctx, w.attempt(ctx, job))
 	return nil
 }
 
+// follow claims and attempts, one after another, the deliveries that
+// attempts released: the next event of an ordering key goes from the
+// handler that finished the one before it, without a round through Kafka
+// (ADR 43). It ends at a delivery that is not final yet (its retry waits),
+// or at the end of the key.
+func (w *Worker) follow(ctx context.Context, next *store.DeliveryRef) {
+	for next != nil {
+		if ctx.Err() != nil {
+			// Stopping: the retry scheduler publishes it on its next pass.
+			if err := w.store.MarkUnpublished(context.WithoutCancel(ctx), next.ID); err != nil {
+				w.log.Warn("could not hand a released delivery back; it is published once it looks stranded",
+					"event_id", next.EventID, "subscription_id", next.SubscriptionID, "err", err)
+			}
+			return
+		}
+		job, err := w.claims.Do(ctx, next.ID)
+		if err != nil {
+			// Taken by another worker, its subscription paused, or the
+			// database out of reach: the delivery is due and marked
+			// published, so the retry scheduler's sweep finds it if no
+			// one else does.
+			w.log.Debug("released delivery not claimed", "event_id", next.EventID, "subscription_id", next.SubscriptionID, "err", err)
+			return
+		}
+		next = w.attempt(ctx, job)
+	}
+}
+
 // attempt takes a slot, waits for admission, sends and records one claimed
-// delivery. A claim is held in memory for at most half the lease margin,
+// delivery, and returns the delivery its outcome released (the next of
+// its ordering key), if any. A claim is held in memory for at most half the lease margin,
 // so that holding it plus one attempt's timeout ends before the lease
 // does: a lapsed lease lets another worker take the delivery, and two
 // holders would both send it.
-func (w *Worker) attempt(ctx context.Context, job store.Job) {
+func (w *Worker) attempt(ctx context.Context, job store.Job) *store.DeliveryRef {
 	claimed := w.clock.Now()
 	timeout := w.cfg.Timeout
 	if job.Settings.Timeout > 0 {
@@ -217,12 +247,12 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	sl, at, ok, err := w.slots.acquire(ctx, target.Destination)
 	if err != nil {
 		w.giveBack(ctx, job, w.clock.Now(), "stopping")
-		return
+		return nil
 	}
 	if !ok {
 		w.guard.Throttled(resilience.DestinationBusy)
 		w.giveBack(ctx, job, at, string(resilience.DestinationBusy))
-		return
+		return nil
 	}
 	// The slot is the destination's, so it is given back as soon as the
 	// request is done, not after the outcome is stored.
@@ -255,7 +285,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 			w.guard.Throttled(resilience.RateLimited)
 			if now := w.clock.Now(); now.Sub(claimed) > w.cfg.LeaseMargin/2 {
 				w.giveBack(ctx, job, now, string(resilience.RateLimited))
-				return
+				return nil
 			}
 			continue
 		}
@@ -270,13 +300,13 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		now := w.clock.Now()
 		if wait > shortWait || now.Sub(claimed)+wait > w.cfg.LeaseMargin/2 {
 			w.giveBack(ctx, job, now.Add(wait), string(adm.Reason))
-			return
+			return nil
 		}
 		select {
 		case <-w.clock.After(wait):
 		case <-ctx.Done():
 			w.giveBack(ctx, job, w.clock.Now(), "stopping")
-			return
+			return nil
 		}
 	}
 
@@ -290,7 +320,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		span.SetStatus(codes.Error, "cut short: the worker is stopping; the attempt is not spent")
 		w.giveBack(ctx, job, w.clock.Now(), "stopping")
 		w.finish(ctx, adm.Admission, false, false)
-		return
+		return nil
 	}
 	res.Attempt.Instance = w.cfg.Instance
 	policy := policyFor(w.cfg.Retry, job.Settings)
@@ -300,6 +330,9 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		// must not be reported failing through them (ADR 0037).
 		outcome = outcome.Operational()
 	}
+	if job.Ordered {
+		outcome = outcome.InOrder()
+	}
 	attempt := outcome.Attempt()
 	w.metrics.observe(attempt, outcome.Status())
 	if span.IsRecording() {
@@ -307,21 +340,21 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 		endSpan(span, attempt)
 	}
 
-	err = w.apply(ctx, outcome)
+	next, err := w.apply(ctx, outcome)
 	if errors.Is(err, domain.ErrNotFound) {
 		// Deleted while the attempt was in flight: its circuit and metric
 		// series go with it, and this outcome must not bring them back.
 		w.finish(ctx, adm.Admission, false, false)
 		w.guard.Drop(job.SubscriptionID)
 		w.logJob(ctx, slog.LevelInfo, job, "attempt made for a deleted subscription", "result", describe(attempt))
-		return
+		return nil
 	}
 	w.finish(ctx, adm.Admission, true, attempt.Succeeded())
 	if err != nil {
 		// The claim's lease runs out and the delivery is picked up again:
 		// at-least-once, never lost.
 		w.logJob(ctx, slog.LevelError, job, "attempt made but not recorded", "result", describe(attempt), "err", err)
-		return
+		return nil
 	}
 	// A delivered attempt is a debug line: the attempt is stored and
 	// counted, and a line each costs the worker about a tenth of its
@@ -336,6 +369,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) {
 	if outcome.Kind() == store.OutcomeGone {
 		w.logJob(ctx, slog.LevelWarn, job, "subscription disabled", "reason", goneReason)
 	}
+	return next
 }
 
 // send makes the attempt of an admitted delivery in a span of its own,
@@ -378,7 +412,7 @@ func (w *Worker) logJob(ctx context.Context, level slog.Level, job store.Job, ms
 
 // giveBack returns a claim without spending its attempt, due at `at`.
 func (w *Worker) giveBack(ctx context.Context, job store.Job, at time.Time, why string) {
-	if err := w.apply(ctx, store.Released(job.DeliveryID, job.Attempt, at)); err != nil && !errors.Is(err, domain.ErrNotFound) {
+	if _, err := w.apply(ctx, store.Released(job.DeliveryID, job.Attempt, at)); err != nil && !errors.Is(err, domain.ErrNotFound) {
 		w.log.Warn("could not give back a claim; its lease will lapse", "event_id", job.Event.ID, "subscription_id", job.SubscriptionID, "reason", why, "err", err)
 	}
 }
@@ -399,20 +433,21 @@ func spread(wait time.Duration) time.Duration {
 // stopping, because an attempt that was made must not be forgotten. A
 // claim another worker took over after its lease lapsed counts as applied
 // (the attempt is stored all the same); a deleted delivery is
-// domain.ErrNotFound.
-func (w *Worker) apply(ctx context.Context, o store.Outcome) error {
+// domain.ErrNotFound. It returns the delivery the outcome released, if
+// any (store.Applied).
+func (w *Worker) apply(ctx context.Context, o store.Outcome) (*store.DeliveryRef, error) {
 	ctx = context.WithoutCancel(ctx)
 	deadline := w.clock.Now().Add(w.cfg.LeaseMargin)
 	backoff := 50 * time.Millisecond
 	for {
-		_, err := w.outcomes.Do(ctx, o)
+		next, err := w.outcomes.Do(ctx, o)
 		switch {
 		case err == nil, errors.Is(err, domain.ErrNotClaimable):
-			return nil
+			return next, nil
 		case errors.Is(err, domain.ErrNotFound):
-			return err
+			return nil, err
 		case w.clock.Now().After(deadline):
-			return fmt.Errorf("store %s: %w", o, err)
+			return nil, fmt.Errorf("store %s: %w", o, err)
 		}
 		<-w.clock.After(backoff)
 		backoff = min(backoff*2, recordBackoffMax)

@@ -66,21 +66,21 @@ func (s *fakeStore) ClaimDeliveries(_ context.Context, ids []int64, _, _ time.Du
 	return claims, nil
 }
 
-func (s *fakeStore) ApplyOutcomes(_ context.Context, os []store.Outcome) ([]error, error) {
+func (s *fakeStore) ApplyOutcomes(_ context.Context, os []store.Outcome) ([]store.Applied, error) {
 	if s.gate != nil {
 		<-s.gate
 	}
 	s.applies.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	errs := make([]error, len(os))
+	applied := make([]store.Applied, len(os))
 	for i, o := range os {
 		if s.applyErr != nil {
 			err, whole := s.applyErr(o)
 			if whole && err != nil {
 				return nil, err
 			}
-			if errs[i] = err; err != nil {
+			if applied[i].Err = err; err != nil {
 				continue
 			}
 		}
@@ -89,8 +89,10 @@ func (s *fakeStore) ApplyOutcomes(_ context.Context, os []store.Outcome) ([]erro
 			s.claimed[o.DeliveryID()] = false
 		}
 	}
-	return errs, nil
+	return applied, nil
 }
+
+func (s *fakeStore) MarkUnpublished(context.Context, ...int64) error { return nil }
 
 func (s *fakeStore) ExistingSubscriptions(context.Context, []string) ([]string, error) {
 	return nil, nil

@@ -73,6 +73,10 @@ type Store interface {
 	SendTest(ctx context.Context, scope store.Scope, subscriptionID string, e domain.Event) (store.IngestResult, error)
 	SubscriptionActivity(ctx context.Context, scope store.Scope, ids []string, since time.Time) (map[string]store.Activity, error)
 	TenantSettings(ctx context.Context, id string) (domain.DeliverySettings, error)
+	ListOrderingKeys(ctx context.Context, scope store.Scope, f store.OrderingKeyFilter) ([]store.OrderingKey, error)
+	CountBlockedKeys(ctx context.Context, scope store.Scope, subscriptionID string) (int64, error)
+	SkipOrderingKey(ctx context.Context, scope store.Scope, subscriptionID, key, reason string) (store.DeliveryRef, *store.DeliveryRef, error)
+	RetryOrderingKeyNow(ctx context.Context, scope store.Scope, subscriptionID, key string) (store.DeliveryRef, error)
 }
 
 // Publisher hands new deliveries to the queue without waiting for it.
@@ -236,6 +240,7 @@ func New(mux *http.ServeMux, cfg Config) huma.API {
 	s.registerCatalogDocument(api)
 	s.registerImport(api)
 	s.registerEventTypes(api)
+	s.registerOrdering(api)
 	s.registerPortal(api)
 	s.registerEndpoint(api)
 	s.registerHeaders(api)

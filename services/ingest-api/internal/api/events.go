@@ -128,7 +128,7 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("dispatch.event_id", in.Body.ID), attribute.String("dispatch.event_type", in.Body.Type))
 	}
-	e := domain.Event{ID: in.Body.ID, Type: in.Body.Type, Source: in.Body.Source, Data: []byte(in.Body.Data), TraceParent: traceParentOf(ctx)}
+	e := domain.Event{ID: in.Body.ID, Type: in.Body.Type, Source: in.Body.Source, OrderingKey: in.Body.OrderingKey, Data: []byte(in.Body.Data), TraceParent: traceParentOf(ctx)}
 	if err := domain.ValidateEvent(e); err != nil {
 		span.RecordError(err)
 		return nil, s.problem(ctx, err, "")
@@ -163,7 +163,7 @@ func (s *Server) createEvent(ctx context.Context, in *createEventInput) (*create
 			// The status tells a producer that its repeat changed nothing,
 			// as idempotency must; the stored event is for keys that may
 			// read it, whatever id the caller guessed or body it sent.
-			return &createEventOutput{Status: http.StatusOK, Body: EventBody{ID: e.ID, Type: e.Type, Source: e.Source, TenantID: in.Body.TenantID, Data: in.Body.Data}}, nil
+			return &createEventOutput{Status: http.StatusOK, Body: EventBody{ID: e.ID, Type: e.Type, Source: e.Source, TenantID: in.Body.TenantID, OrderingKey: e.OrderingKey, Data: in.Body.Data}}, nil
 		}
 		return &createEventOutput{Status: http.StatusOK, Body: eventBody(res.Event)}, nil
 	}
@@ -247,11 +247,14 @@ func (s *Server) listAttempts(ctx context.Context, in *listAttemptsInput) (*atte
 
 // publish hands committed deliveries to the queue. The answer does not wait
 // for Kafka: the rows are durable, and the retry scheduler publishes any
-// the producer reports as failed.
+// the producer reports as failed. Held deliveries are not published: the
+// worker that finishes the delivery before each one claims it.
 func (s *Server) publish(ctx context.Context, refs []store.DeliveryRef) {
-	msgs := make([]queue.Message, len(refs))
-	for i, d := range refs {
-		msgs[i] = queue.Message{DeliveryID: d.ID, EventID: d.EventID, SubscriptionID: d.SubscriptionID}
+	msgs := make([]queue.Message, 0, len(refs))
+	for _, d := range refs {
+		if !d.Held {
+			msgs = append(msgs, queue.Message{DeliveryID: d.ID, EventID: d.EventID, SubscriptionID: d.SubscriptionID})
+		}
 	}
 	s.publisher.Publish(context.WithoutCancel(ctx), msgs...)
 }

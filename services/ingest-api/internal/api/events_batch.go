@@ -313,7 +313,7 @@ func (c batchChecker) check(i int, raw json.RawMessage) (domain.Event, any, stri
 	if err := json.Unmarshal(raw, &body); err != nil { // not expected: the schema held
 		return domain.Event{}, nil, id, []*huma.ErrorDetail{{Location: loc, Message: err.Error()}}
 	}
-	e := domain.Event{ID: body.ID, Type: body.Type, Source: body.Source, TenantID: body.TenantID, Data: []byte(body.Data)}
+	e := domain.Event{ID: body.ID, Type: body.Type, Source: body.Source, TenantID: body.TenantID, OrderingKey: body.OrderingKey, Data: []byte(body.Data)}
 	if err := domain.ValidateEvent(e); err != nil {
 		return domain.Event{}, nil, id, []*huma.ErrorDetail{validationDetail(err, loc+".")}
 	}

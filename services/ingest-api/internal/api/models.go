@@ -33,17 +33,18 @@ func (JSONObject) Schema(huma.Registry) *huma.Schema {
 
 // EventBody is an event as sent by producers and returned by the API.
 type EventBody struct {
-	ID         string     `json:"id" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" example:"evt_01HZX3" doc:"Producer-chosen unique id; the idempotency key. Posting an id again creates nothing."`
-	Type       string     `json:"type" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" example:"order.created" doc:"Event type that subscriptions match on."`
-	Source     string     `json:"source,omitempty" maxLength:"255" example:"shop" doc:"Which system produced the event."`
-	TenantID   string     `json:"tenant_id,omitempty" maxLength:"255" pattern:"^([A-Za-z0-9_.-]+|\\*)$" example:"acme" doc:"The tenant whose subscriptions receive the event. Absent: the key's tenant, or 'default'. '*' sends it to the matching subscriptions of every tenant (keys bound to no tenant only)."`
-	Data       JSONObject `json:"data"`
-	ReceivedAt *time.Time `json:"received_at,omitempty" readOnly:"true" doc:"When Dispatch first accepted the event."`
+	ID          string     `json:"id" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" example:"evt_01HZX3" doc:"Producer-chosen unique id; the idempotency key. Posting an id again creates nothing."`
+	Type        string     `json:"type" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.-]+$" example:"order.created" doc:"Event type that subscriptions match on."`
+	Source      string     `json:"source,omitempty" maxLength:"255" example:"shop" doc:"Which system produced the event."`
+	TenantID    string     `json:"tenant_id,omitempty" maxLength:"255" pattern:"^([A-Za-z0-9_.-]+|\\*)$" example:"acme" doc:"The tenant whose subscriptions receive the event. Absent: the key's tenant, or 'default'. '*' sends it to the matching subscriptions of every tenant (keys bound to no tenant only)."`
+	OrderingKey string     `json:"ordering_key,omitempty" minLength:"1" maxLength:"256" pattern:"^[A-Za-z0-9_.-]+$" example:"order-1042" doc:"The sequence the event belongs to. Subscriptions with ordering per_key receive the events of one key one at a time, in the order they were accepted; sent in the X-Dispatch-Ordering-Key header and the body's ordering_key."`
+	Data        JSONObject `json:"data"`
+	ReceivedAt  *time.Time `json:"received_at,omitempty" readOnly:"true" doc:"When Dispatch first accepted the event."`
 }
 
 func eventBody(e domain.Event) EventBody {
 	t := e.ReceivedAt
-	return EventBody{ID: e.ID, Type: e.Type, Source: e.Source, TenantID: e.TenantID, Data: JSONObject(e.Data), ReceivedAt: &t}
+	return EventBody{ID: e.ID, Type: e.Type, Source: e.Source, TenantID: e.TenantID, OrderingKey: e.OrderingKey, Data: JSONObject(e.Data), ReceivedAt: &t}
 }
 
 // DeliveryBody is one subscription's delivery state for an event.
@@ -52,6 +53,7 @@ type DeliveryBody struct {
 	Status         string     `json:"status" enum:"pending,processing,delivered,retrying,failed"`
 	Attempts       int        `json:"attempts" doc:"HTTP attempts made so far."`
 	NextAttemptAt  *time.Time `json:"next_attempt_at,omitempty" doc:"When a retrying delivery is due again."`
+	Held           bool       `json:"held,omitempty" doc:"A pending delivery that waits behind an earlier event of its ordering key."`
 	LastStatusCode *int       `json:"last_status_code,omitempty"`
 	LastError      string     `json:"last_error,omitempty"`
 	UpdatedAt      time.Time  `json:"updated_at"`
@@ -60,7 +62,7 @@ type DeliveryBody struct {
 func deliveryBody(d domain.Delivery) DeliveryBody {
 	b := DeliveryBody{
 		SubscriptionID: d.SubscriptionID, Status: string(d.Status), Attempts: d.Attempts,
-		LastStatusCode: d.LastStatusCode, LastError: d.LastError, UpdatedAt: d.UpdatedAt,
+		LastStatusCode: d.LastStatusCode, LastError: d.LastError, UpdatedAt: d.UpdatedAt, Held: d.Held(),
 	}
 	if d.Status == domain.DeliveryRetrying {
 		// For other open statuses the column holds internal due times.
@@ -156,6 +158,7 @@ type SubscriptionBody struct {
 	EventTypes  []string `json:"event_types"`
 	State       string   `json:"state" enum:"active,paused,disabled"`
 	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
+	Ordering    string   `json:"ordering" enum:"none,per_key" doc:"per_key: the events of one ordering key go one at a time, in the order they were accepted."`
 	Settings
 	Headers      map[string]string `json:"headers,omitempty" doc:"Custom headers added to every delivery, by name, each value masked (POST /subscriptions/{id}/headers/reveal shows them)."`
 	TLS          *ClientTLSBody    `json:"tls,omitempty"`
@@ -189,6 +192,7 @@ type SubscriptionUpdated struct {
 	EventTypes  []string `json:"event_types,omitempty"`
 	State       string   `json:"state,omitempty" enum:"active,paused,disabled"`
 	StateReason string   `json:"state_reason,omitempty" doc:"Why the subscription is not active, e.g. 'endpoint answered 410 Gone'."`
+	Ordering    string   `json:"ordering,omitempty" enum:"none,per_key"`
 	Settings
 	Headers   map[string]string `json:"headers,omitempty" doc:"Custom headers, by name, each value masked."`
 	TLS       *ClientTLSBody    `json:"tls,omitempty"`
@@ -200,7 +204,7 @@ type SubscriptionUpdated struct {
 
 func subscriptionBody(s domain.Subscription) SubscriptionBody {
 	return SubscriptionBody{
-		ID: s.ID, URL: s.URL, EventTypes: s.EventTypes, State: string(s.State), StateReason: s.StateReason,
+		ID: s.ID, URL: s.URL, EventTypes: s.EventTypes, State: string(s.State), StateReason: s.StateReason, Ordering: string(s.Ordering.Or()),
 		TenantID: s.TenantID, Settings: settingsBody(s.Settings), Headers: masked(s.Headers), TLS: clientTLSBody(s.TLS), OAuth2: oauth2Body(s.OAuth2),
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 	}

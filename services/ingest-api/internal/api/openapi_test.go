@@ -97,6 +97,14 @@ func TestDocumentDescribesEveryAnswer(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, b.do(t, "POST", "/subscriptions/s_tested/test", "").status)
 	}
 	linkToken := b.portalLink(t, b.key, "t1", `{}`)
+	// Ordering keys: k1's head failed and waits for its retry, k2's is
+	// being attempted now.
+	require.Equal(t, http.StatusCreated, b.do(t, "POST", "/subscriptions", `{"id":"s_ord","url":"http://127.0.0.1:9/x","event_types":["ord.*"],"ordering":"per_key"}`).status)
+	for _, e := range []string{`{"id":"o1","type":"ord.x","ordering_key":"k1","data":{}}`, `{"id":"o2","type":"ord.x","ordering_key":"k1","data":{}}`, `{"id":"o3","type":"ord.x","ordering_key":"k2","data":{}}`} {
+		require.Equal(t, http.StatusAccepted, b.do(t, "POST", "/events", e).status)
+	}
+	b.headOf(t, "o1", "s_ord", http.StatusInternalServerError)
+	b.headOf(t, "o3", "s_ord", 0)
 
 	long := strings.Repeat("x", 300)
 	big := `{"x":"` + strings.Repeat("a", 6<<20) + `"}`
@@ -371,6 +379,29 @@ func TestDocumentDescribesEveryAnswer(t *testing.T) {
 		{"revoke portal links without a key", none, "POST", "/tenants/t1/portal-links/revoke", "", "", 401},
 		{"revoke portal links with read", readKey, "POST", "/tenants/t1/portal-links/revoke", "", "", 403},
 		{"send a test event by a too long id", admin, "POST", "/subscriptions/" + long + "/test", "", "", 422},
+
+		{"list blocked keys", admin, "GET", "/subscriptions/s_ord/ordering-keys", "", "", 200},
+		{"list an unknown subscription's keys", admin, "GET", "/subscriptions/nope/ordering-keys", "", "", 404},
+		{"list keys, bad limit", admin, "GET", "/subscriptions/s_ord/ordering-keys?limit=0", "", "", 422},
+		{"list keys without a key", none, "GET", "/subscriptions/s_ord/ordering-keys", "", "", 401},
+		{"list keys with publish", publishKey, "GET", "/subscriptions/s_ord/ordering-keys", "", "", 403},
+
+		{"skip a key's head", admin, "POST", "/subscriptions/s_ord/ordering-keys/k1/skip", `{"reason":"bad data"}`, "", 200},
+		{"skip a head being attempted", admin, "POST", "/subscriptions/s_ord/ordering-keys/k2/skip", "", "", 409},
+		{"skip an unknown key", admin, "POST", "/subscriptions/s_ord/ordering-keys/nope/skip", "", "", 404},
+		{"skip, invalid", admin, "POST", "/subscriptions/s_ord/ordering-keys/k1/skip", `{"reason":1}`, "", 422},
+		{"skip, malformed", admin, "POST", "/subscriptions/s_ord/ordering-keys/k1/skip", `{"reason":`, "", 400},
+		{"skip, too big", admin, "POST", "/subscriptions/s_ord/ordering-keys/k1/skip", big, "", 413},
+		{"skip as text", admin, "POST", "/subscriptions/s_ord/ordering-keys/k1/skip", `{}`, "text/plain", 415},
+		{"skip without a key", none, "POST", "/subscriptions/s_ord/ordering-keys/k1/skip", "", "", 401},
+		{"skip with read", readKey, "POST", "/subscriptions/s_ord/ordering-keys/k1/skip", "", "", 403},
+
+		{"send a key's head now", admin, "POST", "/subscriptions/s_ord/ordering-keys/k1/retry", "", "", 202},
+		{"send a head being attempted now", admin, "POST", "/subscriptions/s_ord/ordering-keys/k2/retry", "", "", 409},
+		{"send an unknown key's head now", admin, "POST", "/subscriptions/s_ord/ordering-keys/nope/retry", "", "", 404},
+		{"send a head now by a too long key", admin, "POST", "/subscriptions/s_ord/ordering-keys/" + long + "/retry", "", "", 422},
+		{"send a head now without a key", none, "POST", "/subscriptions/s_ord/ordering-keys/k1/retry", "", "", 401},
+		{"send a head now with read", readKey, "POST", "/subscriptions/s_ord/ordering-keys/k1/retry", "", "", 403},
 	}
 
 	tried := map[string][]string{} // operation id → statuses answered

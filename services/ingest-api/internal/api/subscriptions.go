@@ -22,6 +22,7 @@ type createSubscriptionInput struct {
 		TenantID   string   `json:"tenant_id,omitempty" maxLength:"255" doc:"The tenant the subscription belongs to, for good: it receives only that tenant's events (and those sent to every tenant). Default: the key's tenant, or 'default'."`
 		URL        string   `json:"url" minLength:"1" maxLength:"2048" example:"https://example.com/webhooks" doc:"Absolute http or https URL that receives the deliveries."`
 		EventTypes []string `json:"event_types" minItems:"1" maxItems:"64" example:"[\"order.*\"]" doc:"Patterns: an exact type, 'prefix.*' for every type under a prefix, or '*' for all."`
+		Ordering   string   `json:"ordering,omitempty" enum:"none,per_key" doc:"none (the default): each event goes as soon as it may. per_key: the events of one ordering key go one at a time, in the order they were accepted; a key waits while its head is retried. Applies to the events accepted after it is set."`
 		Secret     string   `json:"secret,omitempty" doc:"Optional signing secret: 'whsec_' + base64 of 24-64 bytes (the Standard Webhooks form), or a plain string of 8-256 printable ASCII characters without leading or trailing white space, not starting with 'sealed:', whose bytes are the HMAC key. Generated in the whsec_ form when missing."`
 		Settings
 		TLS     tlsField          `json:"tls,omitzero"`
@@ -136,7 +137,8 @@ func (s *Server) createSubscription(ctx context.Context, in *createSubscriptionI
 	if err := portalFieldsRefused(ctx, fields); err != nil {
 		return nil, err
 	}
-	sub := domain.Subscription{ID: in.Body.ID, TenantID: in.Body.TenantID, URL: in.Body.URL, EventTypes: in.Body.EventTypes, Secret: in.Body.Secret, Settings: in.Body.Settings.domain(), Headers: in.Body.Headers}
+	sub := domain.Subscription{ID: in.Body.ID, TenantID: in.Body.TenantID, URL: in.Body.URL, EventTypes: in.Body.EventTypes, Secret: in.Body.Secret, Settings: in.Body.Settings.domain(), Headers: in.Body.Headers,
+		Ordering: domain.Ordering(in.Body.Ordering)}
 	if sub.ID == "" {
 		sub.ID = domain.NewSubscriptionID()
 	}
@@ -183,6 +185,7 @@ type updateSubscriptionInput struct {
 		EventTypes []string `json:"event_types,omitempty" minItems:"1" maxItems:"64"`
 		State      *string  `json:"state,omitempty" enum:"active,paused" doc:"active re-enables a disabled or paused subscription."`
 		TenantID   *string  `json:"tenant_id,omitempty" maxLength:"255" doc:"A subscription's tenant never changes: any other than its own is a 422."`
+		Ordering   *string  `json:"ordering,omitempty" enum:"none,per_key" doc:"Applies to the events accepted from then on; deliveries already held keep their order."`
 		Settings
 		Headers headersPatch `json:"headers,omitzero"`
 		TLS     tlsField     `json:"tls,omitzero"`
@@ -250,6 +253,10 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		st := domain.SubscriptionState(*b.State)
 		patch.State = &st
 	}
+	if b.Ordering != nil {
+		o := domain.Ordering(*b.Ordering)
+		patch.Ordering = &o
+	}
 	sub, err := s.store.UpdateSubscription(ctx, scopeOf(ctx), in.ID, patch)
 	if errors.Is(err, domain.ErrBeforeURLChange) {
 		return nil, huma.Error403Forbidden("this subscription has deliveries waiting (pending, processing or retrying), which a new url would receive: " +
@@ -266,11 +273,14 @@ func (s *Server) updateSubscription(ctx context.Context, in *updateSubscriptionI
 		if b.State != nil {
 			out.Body.State = *b.State
 		}
+		if b.Ordering != nil {
+			out.Body.Ordering = *b.Ordering
+		}
 		return out, nil
 	}
 	body := subscriptionBody(sub)
 	return &updateSubscriptionOutput{Body: SubscriptionUpdated{
-		ID: body.ID, URL: body.URL, EventTypes: body.EventTypes, State: body.State, StateReason: body.StateReason,
+		ID: body.ID, URL: body.URL, EventTypes: body.EventTypes, State: body.State, StateReason: body.StateReason, Ordering: body.Ordering,
 		Settings: body.Settings, Headers: body.Headers, TLS: body.TLS, OAuth2: body.OAuth2, CreatedAt: &body.CreatedAt, UpdatedAt: &body.UpdatedAt, Warnings: warnings,
 	}}, nil
 }

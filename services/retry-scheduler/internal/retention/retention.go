@@ -21,6 +21,7 @@ import (
 type Store interface {
 	PruneEvents(ctx context.Context, olderThan time.Duration, after *store.Position, limit int) (store.Pruned, error)
 	PruneActivityHours(ctx context.Context, olderThan time.Duration) (int64, error)
+	PruneOrderingKeys(ctx context.Context, idle time.Duration, limit int) (int64, error)
 }
 
 // Config tunes a Pruner; zero fields take the defaults in brackets.
@@ -105,6 +106,9 @@ type Totals struct {
 	// ActivityHours counts the subscriptions' hours of activity deleted
 	// (ADR 35): those that ended before the period.
 	ActivityHours int64
+	// OrderingKeys counts the ordering keys forgotten (ADR 43): those with
+	// nothing open for longer than the period.
+	OrderingKeys int64
 }
 
 // Run passes over the expired events every Every until ctx ends. A batch
@@ -120,7 +124,7 @@ func (p *Pruner) Run(ctx context.Context) error {
 				"events", t.Events, "deliveries", t.Deliveries, "attempts", t.Attempts)
 		case t.Examined > 0:
 			p.log.Info("pruned expired events", "events", t.Events, "deliveries", t.Deliveries, "attempts", t.Attempts,
-				"kept", t.Examined-int(t.Events), "activity_hours", t.ActivityHours, "batches", t.Batches, "took", p.cfg.Clock.Now().Sub(start).Round(time.Millisecond),
+				"kept", t.Examined-int(t.Events), "activity_hours", t.ActivityHours, "ordering_keys", t.OrderingKeys, "batches", t.Batches, "took", p.cfg.Clock.Now().Sub(start).Round(time.Millisecond),
 				"retention_period", p.cfg.Period)
 		}
 		if !clock.Sleep(ctx, p.cfg.Clock, p.cfg.Every) {
@@ -130,8 +134,9 @@ func (p *Pruner) Run(ctx context.Context) error {
 }
 
 // Pass deletes the subscriptions' hours of activity that ended before the
-// period, then expired events batch by batch, from the oldest, until a
-// batch finds fewer than BatchSize or ctx ends.
+// period and the ordering keys idle for longer, then expired events batch
+// by batch, from the oldest, until a batch finds fewer than BatchSize or
+// ctx ends.
 func (p *Pruner) Pass(ctx context.Context) (Totals, error) {
 	var (
 		t     Totals
@@ -144,6 +149,18 @@ func (p *Pruner) Pass(ctx context.Context) (Totals, error) {
 		return t, err
 	}
 	t.ActivityHours = hours
+	for ctx.Err() == nil {
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.BatchTimeout)
+		n, err := p.store.PruneOrderingKeys(kctx, p.cfg.Period, p.cfg.BatchSize)
+		cancel()
+		if err != nil {
+			return t, err
+		}
+		t.OrderingKeys += n
+		if n < int64(p.cfg.BatchSize) {
+			break
+		}
+	}
 	for ctx.Err() == nil {
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.BatchTimeout)
 		b, err := p.store.PruneEvents(bctx, p.cfg.Period, after, p.cfg.BatchSize)

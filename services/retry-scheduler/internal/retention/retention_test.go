@@ -137,6 +137,10 @@ func (s *blockingStore) PruneActivityHours(context.Context, time.Duration) (int6
 	return 0, nil
 }
 
+func (s *blockingStore) PruneOrderingKeys(context.Context, time.Duration, int) (int64, error) {
+	return 0, nil
+}
+
 // TestPassDeletesActivityHoursOfThePeriod: a pass deletes the
 // subscriptions' hours of activity that ended before the retention
 // period, and keeps the others.
@@ -153,6 +157,26 @@ func TestPassDeletesActivityHoursOfThePeriod(t *testing.T) {
 	require.Equal(t, int64(2), tot.ActivityHours)
 	require.Equal(t, 1, count(t, db, "subscription_activity_hours WHERE hour = date_trunc('hour', now()) - interval '1 hour'"))
 	require.Equal(t, 1, count(t, db, "subscription_activity_hours"))
+}
+
+// TestPassForgetsIdleOrderingKeys: a pass deletes the ordering keys that
+// have had nothing open for longer than the period, in batches, and keeps
+// those with an open delivery however old, and the recent ones.
+func TestPassForgetsIdleOrderingKeys(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	seed(t, db, "evt_", 1, "delivered")
+	_, err := db.Pool.Exec(context.Background(), `INSERT INTO ordering_keys (subscription_id, key, last_seq, open, updated_at)
+		SELECT 'sub_a', 'idle' || i, 3, 0, now() - interval '3 hours' FROM generate_series(1, 25) i
+		UNION ALL SELECT 'sub_a', 'blocked', 3, 2, now() - interval '3 hours'
+		UNION ALL SELECT 'sub_a', 'recent', 3, 0, now() - interval '1 hour'`)
+	require.NoError(t, err)
+	p := retention.New(store.New(db.Pool), retention.Config{Period: 2 * time.Hour, BatchSize: 10, Registerer: prometheus.NewRegistry()})
+	tot, err := p.Pass(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, int64(25), tot.OrderingKeys, "three batches")
+	require.Equal(t, 2, count(t, db, "ordering_keys WHERE key IN ('blocked', 'recent')"))
+	require.Equal(t, 2, count(t, db, "ordering_keys"))
 }
 
 // TestRunStopsOnCancel: cancelling the context lets the batch in flight

@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dispatch-webhooks/dispatch/libs/domain"
+)
+
+// OrderingKeyState selects ordering keys by what their head is doing.
+type OrderingKeyState string
+
+// Ordering key states.
+const (
+	// KeyOpen is a key with an open delivery: its head, being attempted,
+	// due, or waiting for a retry.
+	KeyOpen OrderingKeyState = "open"
+	// KeyBlocked is a key whose head failed and waits for its retry: the
+	// key's later events wait behind it.
+	KeyBlocked OrderingKeyState = "blocked"
+)
+
+// OrderingKey is one ordering key of a subscription and its head: the
+// delivery that goes next.
+type OrderingKey struct {
+	Key  string
+	Head domain.Delivery
+	// Waiting counts the key's held deliveries, behind the head.
+	Waiting int64
+}
+
+// OrderingKeyFilter selects a page of a subscription's ordering keys.
+type OrderingKeyFilter struct {
+	SubscriptionID string
+	State          OrderingKeyState
+	// After continues the listing after this key; "" starts at the first.
+	After string
+	Limit int
+}
+
+// headsOf is the condition on deliveries d that picks the heads of
+// subscription $1's keys in state: ordered, open, not held. The index
+// deliveries_ordered_heads holds each state's heads in key order.
+func headsOf(state OrderingKeyState) string {
+	statuses := openStatuses
+	if state == KeyBlocked {
+		statuses = `('retrying')`
+	}
+	return `d.subscription_id = $1 AND d.seq IS NOT NULL AND d.next_attempt_at IS NOT NULL AND d.status IN ` + statuses
+}
+
+// ListOrderingKeys returns up to f.Limit keys of a subscription within
+// scope, in key order, with their heads, or domain.ErrNotFound when the
+// subscription is not within scope.
+func (s *Store) ListOrderingKeys(ctx context.Context, scope Scope, f OrderingKeyFilter) (_ []OrderingKey, err error) {
+	defer markUnavailable(&err)
+	if err := s.subscriptionInScope(ctx, scope, f.SubscriptionID); err != nil {
+		return nil, fmt.Errorf("list ordering keys of %q: %w", f.SubscriptionID, err)
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+deliveryColumns+`, d.ordering_key,
+		       coalesce((SELECT k.open - 1 FROM ordering_keys k WHERE k.subscription_id = d.subscription_id AND k.key = d.ordering_key), 0)
+		FROM deliveries d
+		WHERE `+headsOf(f.State)+` AND d.ordering_key > $2
+		ORDER BY d.ordering_key LIMIT $3`, f.SubscriptionID, f.After, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list ordering keys of %q: %w", f.SubscriptionID, err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OrderingKey, error) {
+		var k OrderingKey
+		d, err := scanDelivery(r, &k.Key, &k.Waiting)
+		k.Head = d
+		return k, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list ordering keys of %q: %w", f.SubscriptionID, err)
+	}
+	return keys, nil
+}
+
+// CountBlockedKeys counts a subscription's blocked keys (KeyBlocked).
+func (s *Store) CountBlockedKeys(ctx context.Context, scope Scope, subscriptionID string) (_ int64, err error) {
+	defer markUnavailable(&err)
+	if err := s.subscriptionInScope(ctx, scope, subscriptionID); err != nil {
+		return 0, fmt.Errorf("count blocked keys of %q: %w", subscriptionID, err)
+	}
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM deliveries d WHERE `+headsOf(KeyBlocked), subscriptionID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count blocked keys of %q: %w", subscriptionID, err)
+	}
+	return n, nil
+}
+
+// subscriptionInScope is nil when the subscription exists within scope,
+// domain.ErrNotFound otherwise.
+func (s *Store) subscriptionInScope(ctx context.Context, scope Scope, id string) error {
+	var found bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2))`,
+		id, scope.arg()).Scan(&found)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return domain.ErrNotFound
+	}
+	return nil
+}
+
+// lockHeadSQL locks the head of key $2 of subscription $1 within scope
+// $3, the first step of an operator's action on a key: id, event, whether
+// a live claim holds it (a worker is attempting it now).
+const lockHeadSQL = `
+	SELECT d.id, d.event_id, d.status = 'processing' AND d.next_attempt_at > now() FROM deliveries d
+	WHERE d.subscription_id = $1 AND d.ordering_key = $2 AND d.seq IS NOT NULL
+	  AND d.next_attempt_at IS NOT NULL AND d.status IN ` + openStatuses + `
+	  AND ($3::text IS NULL OR d.subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = $3))
+	FOR NO KEY UPDATE OF d`
+
+// keyHead is a locked head (lockHeadSQL).
+type keyHead struct {
+	id        int64
+	eventID   string
+	attempted bool
+}
+
+// lockHead locks the head of a key for an operator's action. A key
+// without one is domain.ErrNotFound, one whose head a worker is
+// attempting now domain.ErrConflict: the action would race the attempt's
+// outcome.
+func lockHead(ctx context.Context, tx pgx.Tx, scope Scope, subscriptionID, key string) (keyHead, error) {
+	var h keyHead
+	err := tx.QueryRow(ctx, lockHeadSQL, subscriptionID, key, scope.arg()).Scan(&h.id, &h.eventID, &h.attempted)
+	if err != nil {
+		return keyHead{}, notFound(err)
+	}
+	if h.attempted {
+		return keyHead{}, fmt.Errorf("its head %q is being attempted now: %w", h.eventID, domain.ErrConflict)
+	}
+	return h, nil
+}
+
+// SkipOrderingKey fails the head of a subscription's ordering key for good,
+// recording reason as its error, and releases the key's next delivery. It
+// returns the head it skipped and the delivery it released (nil when none
+// waits), for the caller to publish. A key without a head is
+// domain.ErrNotFound; one whose head is being attempted now
+// domain.ErrConflict.
+func (s *Store) SkipOrderingKey(ctx context.Context, scope Scope, subscriptionID, key, reason string) (skipped DeliveryRef, next *DeliveryRef, err error) {
+	defer markUnavailable(&err)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		h, err := lockHead(ctx, tx, scope, subscriptionID, key)
+		if err != nil {
+			return err
+		}
+		skipped = DeliveryRef{ID: h.id, EventID: h.eventID, SubscriptionID: subscriptionID}
+		if _, err := tx.Exec(ctx, `
+			WITH failed AS (
+				UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = 'skipped: ' || $2,
+				       report_failure = false, updated_at = now()
+				WHERE id = $1
+				RETURNING subscription_id, ordering_key, seq
+			) `+settleFailedSQL, h.id, reason); err != nil {
+			return err
+		}
+		// A statement of its own, as in ApplyOutcomes: its snapshot sees
+		// every delivery committed under the key's lock.
+		var (
+			after int64
+			ref   DeliveryRef
+		)
+		err = tx.QueryRow(ctx, nextSQL, []int64{h.id}).Scan(&after, &ref.ID, &ref.EventID, &ref.SubscriptionID)
+		switch {
+		case err == nil:
+			next = &ref
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return DeliveryRef{}, nil, fmt.Errorf("skip ordering key %q of %q: %w", key, subscriptionID, err)
+	}
+	return skipped, next, nil
+}
+
+// RetryOrderingKeyNow makes the head of a subscription's ordering key due
+// at once, without waiting for its retry, and returns it for the caller to
+// publish. A key without a head is domain.ErrNotFound; one whose head is
+// being attempted now domain.ErrConflict.
+func (s *Store) RetryOrderingKeyNow(ctx context.Context, scope Scope, subscriptionID, key string) (_ DeliveryRef, err error) {
+	defer markUnavailable(&err)
+	var ref DeliveryRef
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		h, err := lockHead(ctx, tx, scope, subscriptionID, key)
+		if err != nil {
+			return err
+		}
+		ref = DeliveryRef{ID: h.id, EventID: h.eventID, SubscriptionID: subscriptionID}
+		_, err = tx.Exec(ctx, `UPDATE deliveries SET next_attempt_at = now(), enqueued_at = now(), updated_at = now() WHERE id = $1`, h.id)
+		return err
+	})
+	if err != nil {
+		return DeliveryRef{}, fmt.Errorf("retry ordering key %q of %q: %w", key, subscriptionID, err)
+	}
+	return ref, nil
+}
+
+// PruneOrderingKeys deletes, up to limit at a time, the rows of ordering
+// keys that have had no open delivery for longer than idle: a key that
+// comes back starts its sequence afresh. It returns how many it deleted.
+func (s *Store) PruneOrderingKeys(ctx context.Context, idle time.Duration, limit int) (_ int64, err error) {
+	defer markUnavailable(&err)
+	tag, err := s.pool.Exec(ctx, `
+		DELETE FROM ordering_keys k USING (
+			SELECT subscription_id, key FROM ordering_keys
+			WHERE open = 0 AND updated_at < now() - $1::interval
+			LIMIT $2 FOR UPDATE SKIP LOCKED
+		) old
+		WHERE k.subscription_id = old.subscription_id AND k.key = old.key AND k.open = 0`, idle, limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune ordering keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
