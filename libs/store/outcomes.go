@@ -181,8 +181,9 @@ const lockSQL = `SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY
 // It returns the ordinal (1-based) of each attempt whose delivery moved.
 //
 // An ordered delivery (seq set) that it makes final leaves its key's open
-// count (ADR 43) under the key row's lock; nextSQL, later in the same
-// transaction, releases the key's next delivery.
+// count (ADR 43) under the key row's lock, the keys locked in (subscription,
+// key) order as ingest locks them; nextSQL, later in the same transaction,
+// releases the key's next delivery.
 //
 // It also keeps each subscription's failing_since (ADR 0037) from the
 // attempts that count ($12: not those of operational events): a batch
@@ -205,13 +206,16 @@ WITH a AS (
 ), cur AS MATERIALIZED (
 	SELECT id, status, attempts, subscription_id, ordering_key, seq FROM deliveries WHERE id = ANY($1::bigint[])
 ), settled AS (
-	UPDATE ordering_keys k SET open = k.open - f.n, updated_at = now()
+	UPDATE ordering_keys k SET open = k.open - l.n, updated_at = now()
 	FROM (
-		SELECT cur.subscription_id, cur.ordering_key, count(*) AS n FROM a JOIN cur ON cur.id = a.delivery_id
-		WHERE cur.seq IS NOT NULL AND cur.status = 'processing' AND cur.attempts = a.number AND a.status IN ('delivered', 'failed')
-		GROUP BY 1, 2
-	) f
-	WHERE k.subscription_id = f.subscription_id AND k.key = f.ordering_key
+		SELECT k.subscription_id, k.key, f.n FROM ordering_keys k JOIN (
+			SELECT cur.subscription_id, cur.ordering_key, count(*) AS n FROM a JOIN cur ON cur.id = a.delivery_id
+			WHERE cur.seq IS NOT NULL AND cur.status = 'processing' AND cur.attempts = a.number AND a.status IN ('delivered', 'failed')
+			GROUP BY 1, 2
+		) f ON k.subscription_id = f.subscription_id AND k.key = f.ordering_key
+		ORDER BY 1, 2 FOR NO KEY UPDATE OF k
+	) l
+	WHERE k.subscription_id = l.subscription_id AND k.key = l.key
 ), health AS (
 	SELECT cur.subscription_id,
 	       (array_agg(a.status = 'delivered' ORDER BY a.started_at DESC))[1] AS ok,
@@ -288,10 +292,16 @@ WITH g AS (
 
 // settleFailedSQL ends a statement whose CTE failed (subscription_id,
 // ordering_key, seq of the deliveries it failed): their keys' open counts
-// go down by the ordered ones among them (ADR 43).
-const settleFailedSQL = `UPDATE ordering_keys k SET open = k.open - f.n, updated_at = now()
-FROM (SELECT subscription_id, ordering_key, count(*) AS n FROM failed WHERE seq IS NOT NULL GROUP BY 1, 2) f
-WHERE k.subscription_id = f.subscription_id AND k.key = f.ordering_key`
+// go down by the ordered ones among them (ADR 43), the keys locked in
+// (subscription, key) order as every statement that takes them does.
+const settleFailedSQL = `UPDATE ordering_keys k SET open = k.open - l.n, updated_at = now()
+FROM (
+	SELECT k.subscription_id, k.key, f.n FROM ordering_keys k JOIN (
+		SELECT subscription_id, ordering_key, count(*) AS n FROM failed WHERE seq IS NOT NULL GROUP BY 1, 2
+	) f ON k.subscription_id = f.subscription_id AND k.key = f.ordering_key
+	ORDER BY 1, 2 FOR NO KEY UPDATE OF k
+) l
+WHERE k.subscription_id = l.subscription_id AND k.key = l.key`
 
 // nextSQL releases the next delivery of the ordering keys of the
 // deliveries in $1 (ordered ones that an earlier statement of the same
@@ -522,7 +532,7 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 // collectNext reads nextSQL's result: each released delivery by the
 // delivery whose key it is.
 func collectNext(br pgx.BatchResults) (map[int64]DeliveryRef, error) {
-	rows, err := br.Query()
+	rows, err := br.Query() //nolint:rowserrcheck // ForEachRow checks rows.Err
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,10 @@
 //	go tool task load -- -n 20000 -concurrency 64
 //	go tool task load -- -n 50000 -concurrency 8 -batch 100
 //	go tool task load -- -n 20000 -concurrency 8 -batch 100 -sub-rate 0
+//	go tool task load -- -n 20000 -concurrency 64 -keys 1000
 //
+// With -keys N the subscription is ordered per key (ADR 43) and event i
+// carries the ordering key "k<i mod N>"; -keys 1 is one hot key.
 // While it runs it writes one line a second to stderr: time elapsed, events
 // posted (and failed), events delivered, the posted and delivered rates over
 // that second and the post→delivery p99 of that second's deliveries.
@@ -73,6 +76,7 @@ type options struct {
 	key            string
 	subRate        int
 	subConcurrency int
+	keys           int
 	keep           bool
 	metrics        []target
 }
@@ -118,6 +122,7 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.key, "key", "", "API key with the write and read scopes (default: $DISPATCH_API_KEY, else the dev stack's .data/dev-api-key)")
 	fs.IntVar(&o.subRate, "sub-rate", 100000, "the subscription's rate_limit_per_second (0: omit it, the service's default of 100/s applies)")
 	fs.IntVar(&o.subConcurrency, "sub-concurrency", 10000, "the subscription's max_concurrency (0: omit it, the service's default of 100 applies)")
+	fs.IntVar(&o.keys, "keys", 0, "spread the events over this many ordering keys (event i takes key i mod keys) and make the subscription ordered per key (0: no keys, an unordered subscription)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's subscription, and with it its deliveries and attempts, instead of deleting it at the end (to measure what the run stored)")
 	fs.StringVar(&metrics, "metrics", defaultMetrics, "comma-separated [name=]base URLs whose /metrics give each service's peak resident memory (empty: none)")
 	if err := fs.Parse(args); err != nil {
@@ -147,6 +152,8 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 		return o, errors.New("-sub-rate must not be negative")
 	case o.subConcurrency < 0:
 		return o, errors.New("-sub-concurrency must not be negative")
+	case o.keys < 0:
+		return o, errors.New("-keys must not be negative")
 	}
 	var err error
 	o.metrics, err = parseTargets(metrics)
@@ -177,6 +184,9 @@ func run(o options, log io.Writer) (*report, error) {
 	client := &http.Client{Transport: bearer{key: o.key, next: &http.Transport{MaxIdleConnsPerHost: o.concurrency}}, Timeout: 30 * time.Second}
 	typ := "load." + runID
 	sub := subscription(runID, "http://"+ln.Addr().String()+"/", typ, secret, o.subRate, o.subConcurrency)
+	if o.keys > 0 {
+		sub["ordering"] = "per_key"
+	}
 	if err := call(ctx, client, http.MethodPost, o.api+"/subscriptions", sub, http.StatusCreated); err != nil {
 		return nil, fmt.Errorf("subscribe the receiver: %w", err)
 	}
@@ -193,7 +203,7 @@ func run(o options, log io.Writer) (*report, error) {
 	rss := watchRSS(watchCtx, &http.Client{Timeout: time.Second}, o.metrics, 250*time.Millisecond, log)
 	prog := startProgress(watchCtx, log, led, time.Second)
 
-	p := &poster{client: client, api: o.api, led: led, typ: typ, n: o.n, batch: o.batch, rate: o.rate}
+	p := &poster{client: client, api: o.api, led: led, typ: typ, n: o.n, batch: o.batch, rate: o.rate, keys: o.keys}
 	posting := p.run(ctx, o.concurrency)
 	poll := time.NewTicker(20 * time.Millisecond)
 	delivered := led.waitDelivered(ctx, poll.C)

@@ -24,6 +24,9 @@ type poster struct {
 	n      int
 	batch  int
 	rate   int // events a second in all; 0: as fast as the clients go
+	// keys spreads the events over this many ordering keys, event i
+	// taking key i mod keys; 0: no key.
+	keys int
 	// clock paces the requests, so a test can move time instead of
 	// waiting for it [clock.Real()]. Latencies are measured on the real
 	// clock: they are the figures the run reports.
@@ -123,9 +126,13 @@ func (p *poster) post(ctx context.Context, first, last int) {
 }
 
 func (p *poster) event(i int) map[string]any {
-	return map[string]any{
+	e := map[string]any{
 		"id": p.led.id(i), "type": p.typ, "source": "loadgen", "data": map[string]any{"i": i, "pad": "0123456789abcdef0123456789abcdef"},
 	}
+	if p.keys > 0 {
+		e["ordering_key"] = fmt.Sprintf("k%d", i%p.keys)
+	}
+	return e
 }
 
 // bearer sends the API key with every request.
