@@ -87,10 +87,22 @@ const openStatuses = `('pending', 'processing', 'retrying')`
 // subscription for each claim (seen: 8,000 rows read per 30 claimed).
 // A setting the subscription leaves unset is its tenant's, if the tenant
 // sets it, and the worker's default otherwise.
-const claimSQL = `
+var claimSQL = claimFrom(`$1::bigint[]`)
+
+// claimNextSQL is claimSQL for the deliveries after the ordered
+// deliveries in $1 in their keys (ADR 43), which nextSQL released earlier
+// in the same transaction: those it did not release are held or taken,
+// and not claimable.
+var claimNextSQL = claimFrom(`ARRAY(
+	SELECT (` + afterSQL + `) FROM deliveries f WHERE f.id = ANY($1::bigint[]) AND f.seq IS NOT NULL)`)
+
+// claimFrom is the claim statement for the deliveries whose ids the
+// bigint[] expression ids gives.
+func claimFrom(ids string) string {
+	return `
 WITH l AS MATERIALIZED (
 	SELECT id, event_id, subscription_id, status, next_attempt_at FROM deliveries
-	WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE
+	WHERE id = ANY(` + ids + `) ORDER BY id FOR NO KEY UPDATE
 )
 UPDATE deliveries d
 SET status = 'processing', attempts = d.attempts + 1,
@@ -105,6 +117,7 @@ RETURNING d.id, d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e
           coalesce(s.max_attempts, t.max_attempts), coalesce(s.retry_base_ms, t.retry_base_ms),
           coalesce(s.retry_max_ms, t.retry_max_ms), coalesce(s.timeout_ms, t.timeout_ms),
           coalesce(s.rate_limit_per_second, t.rate_limit_per_second), coalesce(s.max_concurrency, t.max_concurrency)`
+}
 
 // secretRetryAfter is when a delivery whose secret could not be opened is
 // due again: a configuration error takes a human to mend.
@@ -176,29 +189,41 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		claimed = make(map[int64]*claimedRow, len(ids))
-		for rows.Next() {
-			var (
-				c  claimedRow
-				sd settingsDest
-				j  = &c.job
-			)
-			dest := append([]any{&j.DeliveryID, &j.SubscriptionID, &j.Attempt, &j.Event.ID, &j.Event.Type, &j.Event.Source, &j.Event.Data, &j.Event.ReceivedAt,
-				&j.Event.OrderingKey, &j.Ordered, &j.URL, &c.secret, &c.previous, &c.inGrace, &j.SubscriptionCreatedAt, &c.headers,
-				&c.tlsCert, &c.tlsKey, &c.tlsCA, &c.oauth2}, sd.targets()...)
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			j.Settings = sd.settings()
-			claimed[j.DeliveryID] = &c
-		}
-		return rows.Err()
+		claimed, err = scanClaimed(rows)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim %d deliveries: %w", len(ids), err)
 	}
+	return s.openClaims(ctx, ids, claimed), nil
+}
 
+// scanClaimed reads the rows of a claim statement (claimFrom) by delivery id.
+func scanClaimed(rows pgx.Rows) (map[int64]*claimedRow, error) {
+	defer rows.Close()
+	claimed := map[int64]*claimedRow{}
+	for rows.Next() {
+		var (
+			c  claimedRow
+			sd settingsDest
+			j  = &c.job
+		)
+		dest := append([]any{&j.DeliveryID, &j.SubscriptionID, &j.Attempt, &j.Event.ID, &j.Event.Type, &j.Event.Source, &j.Event.Data, &j.Event.ReceivedAt,
+			&j.Event.OrderingKey, &j.Ordered, &j.URL, &c.secret, &c.previous, &c.inGrace, &j.SubscriptionCreatedAt, &c.headers,
+			&c.tlsCert, &c.tlsKey, &c.tlsCA, &c.oauth2}, sd.targets()...)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		j.Settings = sd.settings()
+		claimed[j.DeliveryID] = &c
+	}
+	return claimed, rows.Err()
+}
+
+// openClaims makes the Claims of ids from the rows claimed: each job with
+// its secrets, headers, TLS key and OAuth2 client secret opened. Those
+// that do not open are given back together (see ClaimDeliveries).
+func (s *Store) openClaims(ctx context.Context, ids []int64, claimed map[int64]*claimedRow) []Claim {
 	claims := make([]Claim, len(ids))
 	var broken []int // indexes into claims of the claims to give back
 	for i, id := range ids {
@@ -247,7 +272,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 			claims[i] = Claim{Job: Job{DeliveryID: claims[i].Job.DeliveryID}, Err: fmt.Errorf("claim delivery %d: %w", claims[i].Job.DeliveryID, err)}
 		}
 	}
-	return claims, nil
+	return claims
 }
 
 // DueKind says why the retry scheduler republished a delivery.

@@ -42,16 +42,31 @@ type OrderingKeyFilter struct {
 	Limit int
 }
 
-// headsOf is the condition on deliveries d that picks the heads of
-// subscription $1's keys in state: ordered, open, not held. The index
-// deliveries_ordered_heads holds each state's heads in key order.
-func headsOf(state OrderingKeyState) string {
-	statuses := openStatuses
+// headStatuses are the statuses of the heads of keys in state.
+func headStatuses(state OrderingKeyState) []string {
 	if state == KeyBlocked {
-		statuses = `('retrying')`
+		return []string{string(domain.DeliveryRetrying)}
 	}
-	return `d.subscription_id = $1 AND d.seq IS NOT NULL AND d.next_attempt_at IS NOT NULL AND d.status IN ` + statuses
+	return []string{string(domain.DeliveryPending), string(domain.DeliveryProcessing), string(domain.DeliveryRetrying)}
 }
+
+// listKeysSQL pages the heads of subscription $1's keys after key $2 whose
+// status is one of $3, $4 at most: each status's heads are one range of
+// deliveries_ordered_heads, already in key order, so a page reads about
+// $4 index entries per status however many keys there are. The open
+// statuses are spelled out so that the planner sees the partial index
+// applies, which st.want alone, a value of the run, would not show it.
+const listKeysSQL = `
+	SELECT ` + deliveryColumns + `, ordering_key,
+	       coalesce((SELECT k.open - 1 FROM ordering_keys k WHERE k.subscription_id = $1 AND k.key = d.ordering_key), 0)
+	FROM unnest($3::text[]) AS st(want)
+	CROSS JOIN LATERAL (
+		SELECT * FROM deliveries h
+		WHERE h.subscription_id = $1 AND h.status = st.want AND h.seq IS NOT NULL AND h.next_attempt_at IS NOT NULL
+		  AND h.status IN ` + openStatuses + ` AND h.ordering_key > $2
+		ORDER BY h.ordering_key LIMIT $4
+	) d
+	ORDER BY d.ordering_key LIMIT $4`
 
 // ListOrderingKeys returns up to f.Limit keys of a subscription within
 // scope, in key order, with their heads, or domain.ErrNotFound when the
@@ -61,12 +76,7 @@ func (s *Store) ListOrderingKeys(ctx context.Context, scope Scope, f OrderingKey
 	if err := s.subscriptionInScope(ctx, scope, f.SubscriptionID); err != nil {
 		return nil, fmt.Errorf("list ordering keys of %q: %w", f.SubscriptionID, err)
 	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT `+deliveryColumns+`, d.ordering_key,
-		       coalesce((SELECT k.open - 1 FROM ordering_keys k WHERE k.subscription_id = d.subscription_id AND k.key = d.ordering_key), 0)
-		FROM deliveries d
-		WHERE `+headsOf(f.State)+` AND d.ordering_key > $2
-		ORDER BY d.ordering_key LIMIT $3`, f.SubscriptionID, f.After, f.Limit)
+	rows, err := s.pool.Query(ctx, listKeysSQL, f.SubscriptionID, f.After, headStatuses(f.State), f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("list ordering keys of %q: %w", f.SubscriptionID, err)
 	}
@@ -89,7 +99,8 @@ func (s *Store) CountBlockedKeys(ctx context.Context, scope Scope, subscriptionI
 		return 0, fmt.Errorf("count blocked keys of %q: %w", subscriptionID, err)
 	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM deliveries d WHERE `+headsOf(KeyBlocked), subscriptionID).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM deliveries
+		WHERE subscription_id = $1 AND status = 'retrying' AND seq IS NOT NULL AND next_attempt_at IS NOT NULL`, subscriptionID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count blocked keys of %q: %w", subscriptionID, err)
 	}
 	return n, nil

@@ -40,17 +40,24 @@ type Outcome struct {
 	// operational marks the attempt of an operational event, which leaves
 	// its subscription's failing period as it is (see Operational).
 	operational bool
-	// inOrder marks the claim of a delivery that holds its ordering key
-	// (see InOrder).
+	// inOrder marks the claim of a delivery that holds its ordering key,
+	// and lease is the claim its next delivery gets (see InOrder).
 	inOrder bool
+	lease   lease
 }
+
+// lease is how long a claim lasts: the subscription's timeout, or
+// defaultTimeout when it sets none, plus margin (ClaimDeliveries).
+type lease struct{ defaultTimeout, margin time.Duration }
 
 // InOrder marks o as the outcome of a claim of an ordered delivery
 // (Job.Ordered): when o makes the delivery final, the next delivery of its
-// ordering key is released in the same transaction and returned (Applied),
-// for the caller to claim and attempt.
-func (o Outcome) InOrder() Outcome {
+// ordering key is released and claimed in the same transaction, with a
+// lease of the subscription's timeout (defaultTimeout when it sets none)
+// plus margin, and returned (Applied.Next) for the caller to attempt.
+func (o Outcome) InOrder(defaultTimeout, margin time.Duration) Outcome {
 	o.inOrder = true
+	o.lease = lease{defaultTimeout, margin}
 	return o
 }
 
@@ -58,11 +65,13 @@ func (o Outcome) InOrder() Outcome {
 type Applied struct {
 	// Err is nil when the outcome was applied (see ApplyOutcomes).
 	Err error
-	// Next is the delivery of the same ordering key that the outcome
-	// released, due at once and counted as published: the caller claims
-	// it, or the retry scheduler republishes it once it looks stranded.
-	// Nil when none was released.
-	Next *DeliveryRef
+	// Next is the claim of the delivery of the same ordering key that the
+	// outcome released, for the caller to attempt, as ClaimDeliveries
+	// makes it (its Err set when it could not be claimed: its
+	// subscription is not active, or its secret does not open; it is then
+	// due and the retry scheduler publishes it). Nil when none was
+	// released.
+	Next *Claim
 }
 
 // Operational marks o as the outcome of an operational event's attempt
@@ -304,38 +313,40 @@ FROM (
 WHERE k.subscription_id = l.subscription_id AND k.key = l.key`
 
 // nextSQL releases the next delivery of the ordering keys of the
-// deliveries in $1 (ordered ones that an earlier statement of the same
-// transaction made final), each key's lowest held one, unless the key has
-// an open delivery that is not held: its head. It is due at once and
-// counted as published (the worker that made the head final claims it).
-// The rule is on the key's state, not on what the batch did, so running it
-// twice, or for a key whose head did not move, releases nothing more. It
-// runs as a statement of its own so that its snapshot, taken after
-// recordSQL took the key rows' locks, sees every delivery an ingest
-// committed under those locks. It returns, for each delivery released, the
-// delivery whose key it is in $1.
+// deliveries in $1, ordered ones that an earlier statement of the same
+// transaction made final: the delivery after each in its key, if it is
+// held. It becomes due at once and counted as published (claimNextSQL
+// claims it for the worker that made the head final). Only a key's head
+// becomes final while the key has held deliveries (a disabled
+// subscription fails them all), so the delivery after a final one is the
+// key's next; one released already, or a head that is not final (its
+// lapsed claim taken over by another worker), releases nothing, so
+// running it twice releases nothing more. It runs as a statement of its
+// own so that its snapshot, taken after recordSQL took the key rows'
+// locks, sees every delivery an ingest committed under those locks. Each
+// look-up is by seq (afterSQL), and the released row is reached by its
+// primary key, its conditions on a copy (cur), as recordSQL does. It
+// returns, for each delivery released, the delivery in $1 before it.
 const nextSQL = `
-WITH keys AS (
-	SELECT DISTINCT ON (subscription_id, ordering_key) id AS after, subscription_id, ordering_key
-	FROM deliveries WHERE id = ANY($1::bigint[]) AND seq IS NOT NULL
-	ORDER BY subscription_id, ordering_key, id
-), nxt AS (
-	SELECT keys.after, (
-		SELECT h.id FROM deliveries h
-		WHERE h.subscription_id = keys.subscription_id AND h.ordering_key = keys.ordering_key
-		  AND h.status = 'pending' AND h.next_attempt_at IS NULL AND h.seq IS NOT NULL
-		ORDER BY h.seq LIMIT 1
-	) AS id
-	FROM keys
-	WHERE NOT EXISTS (
-		SELECT 1 FROM deliveries o
-		WHERE o.subscription_id = keys.subscription_id AND o.ordering_key = keys.ordering_key
-		  AND o.seq IS NOT NULL AND o.next_attempt_at IS NOT NULL AND o.status IN ` + openStatuses + `
-	)
+WITH nxt AS MATERIALIZED (
+	SELECT f.id AS after, (` + afterSQL + `) AS id
+	FROM deliveries f WHERE f.id = ANY($1::bigint[]) AND f.seq IS NOT NULL AND f.status IN ('delivered', 'failed')
+), cur AS MATERIALIZED (
+	SELECT id, status, next_attempt_at FROM deliveries WHERE id = ANY(ARRAY(SELECT id FROM nxt))
 )
 UPDATE deliveries d SET next_attempt_at = now(), enqueued_at = now(), updated_at = now()
-FROM nxt WHERE d.id = nxt.id AND d.status = 'pending' AND d.next_attempt_at IS NULL
+FROM nxt JOIN cur USING (id)
+WHERE d.id = cur.id AND cur.status = 'pending' AND cur.next_attempt_at IS NULL
 RETURNING nxt.after, d.id, d.event_id, d.subscription_id`
+
+// afterSQL is the id of the delivery after delivery f in its key: the
+// newest with f's seq + 1 (a key forgotten while idle starts its sequence
+// again). The look-up is on deliveries_ordered's three columns and nothing
+// else, so that no plan reaches it through an index of held or open
+// deliveries, which would pass every one of a hot key's.
+const afterSQL = `SELECT h.id FROM deliveries h
+	WHERE h.subscription_id = f.subscription_id AND h.ordering_key = f.ordering_key AND h.seq = f.seq + 1 AND h.seq IS NOT NULL
+	ORDER BY h.id DESC LIMIT 1`
 
 // recordArgs are recordSQL's columns.
 type recordArgs struct {
@@ -394,8 +405,8 @@ func (r *releaseArgs) add(id int64, attempt int, at time.Time) {
 // deliveries, in one round trip and one transaction: locks on their
 // subscriptions and on the deliveries, then one multi-row statement for all the attempts, one for
 // all the releases, one for all the Gone subscriptions and, when ordered
-// deliveries became final, one that releases their keys' next deliveries,
-// sent as one pgx.Batch. A batch without explicit transaction statements
+// deliveries became final, one that releases their keys' next deliveries
+// and one that claims them, sent as one pgx.Batch. A batch without explicit transaction statements
 // runs as one implicit transaction (the protocol's Sync ends it), so the
 // outcomes commit together or not at all, without the round trips of
 // BEGIN and COMMIT.
@@ -427,6 +438,7 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 		goneIDs        []int64
 		goneWhy        []string
 		settled        []int64 // ordered deliveries made final, for nextSQL
+		next           lease   // the lease of the deliveries nextSQL releases
 	)
 	for i, o := range outcomes {
 		switch o.kind {
@@ -439,6 +451,7 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 			}
 			if o.inOrder && o.kind != OutcomeRetrying {
 				settled = append(settled, o.deliveryID)
+				next = o.lease
 			}
 		case OutcomeReleased:
 			rel.add(o.deliveryID, o.number, o.at)
@@ -454,7 +467,8 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 	}
 	var (
 		existing, recorded, released map[int64]bool
-		next                         map[int64]DeliveryRef // by the delivery whose key it is
+		nextOf                       map[int64]DeliveryRef // by the delivery whose key it is
+		claimed                      map[int64]*claimedRow
 	)
 	err := retryDeadlock(ctx, func() (err error) {
 		b := &pgx.Batch{}
@@ -470,6 +484,7 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 		}
 		if len(settled) > 0 {
 			b.Queue(nextSQL, settled)
+			b.Queue(claimNextSQL, settled, next.defaultTimeout, next.margin)
 		}
 		br := s.pool.SendBatch(ctx, b)
 		defer func() {
@@ -496,7 +511,14 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 			}
 		}
 		if len(settled) > 0 {
-			if next, err = collectNext(br); err != nil {
+			if nextOf, err = collectNext(br); err != nil {
+				return err
+			}
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			if claimed, err = scanClaimed(rows); err != nil {
 				return err
 			}
 		}
@@ -504,6 +526,17 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apply %d outcomes: %w", len(outcomes), err)
+	}
+	var claims map[int64]*Claim // the released deliveries', by id
+	if len(nextOf) > 0 {
+		ids := make([]int64, 0, len(nextOf))
+		for _, ref := range nextOf {
+			ids = append(ids, ref.ID)
+		}
+		claims = make(map[int64]*Claim, len(ids))
+		for _, c := range s.openClaims(ctx, ids, claimed) {
+			claims[c.Job.DeliveryID] = &c
+		}
 	}
 	for k, i := range recIdx {
 		o := outcomes[i]
@@ -513,8 +546,8 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 		case !recorded[int64(k+1)]:
 			applied[i].Err = fmt.Errorf("record attempt %d of delivery %d: %w", o.number, o.deliveryID, domain.ErrNotClaimable)
 		}
-		if ref, ok := next[o.deliveryID]; ok {
-			applied[i].Next = &ref
+		if ref, ok := nextOf[o.deliveryID]; ok {
+			applied[i].Next = claims[ref.ID]
 		}
 	}
 	for k, i := range relIdx {

@@ -1,5 +1,5 @@
 DROP INDEX deliveries_ordered_heads;
-DROP INDEX deliveries_held;
+DROP INDEX deliveries_ordered;
 DROP TABLE ordering_keys;
 -- Held deliveries become due, unordered, as every delivery was before.
 UPDATE deliveries SET next_attempt_at = now(), enqueued_at = '-infinity'

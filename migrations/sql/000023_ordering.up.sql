@@ -26,9 +26,11 @@ CREATE TABLE ordering_keys (
     PRIMARY KEY (subscription_id, key)
 );
 
--- The next held delivery of a key, lowest seq first.
-CREATE INDEX deliveries_held ON deliveries (subscription_id, ordering_key, seq)
-    WHERE status = 'pending' AND next_attempt_at IS NULL AND seq IS NOT NULL;
+-- A key's deliveries by their place in it: the one after a head that
+-- became final is found by its seq alone, without passing the entries of
+-- those released before it (a hot key leaves thousands until vacuum).
+CREATE INDEX deliveries_ordered ON deliveries (subscription_id, ordering_key, seq)
+    WHERE seq IS NOT NULL;
 -- A key's head: its ordered delivery that is open and not held; by status
 -- so that a subscription's blocked keys (head retrying) are one range.
 CREATE INDEX deliveries_ordered_heads ON deliveries (subscription_id, status, ordering_key)

@@ -34,7 +34,6 @@ import (
 type Store interface {
 	ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout, margin time.Duration) ([]store.Claim, error)
 	ApplyOutcomes(ctx context.Context, outcomes []store.Outcome) ([]store.Applied, error)
-	MarkUnpublished(ctx context.Context, ids ...int64) error
 	ExistingSubscriptions(ctx context.Context, ids []string) ([]string, error)
 }
 
@@ -101,7 +100,7 @@ type Worker struct {
 	tracer  trace.Tracer
 
 	claims   *groupcommit.Group[int64, store.Job]
-	outcomes *groupcommit.Group[store.Outcome, *store.DeliveryRef]
+	outcomes *groupcommit.Group[store.Outcome, *store.Claim]
 	admits   *groupcommit.Group[resilience.AdmitRequest, admission]
 	finishes *groupcommit.Group[resilience.Finished, struct{}]
 }
@@ -144,14 +143,14 @@ func NewWorker(st Store, sender Poster, guard Guard, cfg Config) *Worker {
 		}
 		return res
 	})
-	w.outcomes = groupcommit.New(groupSize, storeGroups, func(ctx context.Context, os []store.Outcome) []groupcommit.Result[*store.DeliveryRef] {
+	w.outcomes = groupcommit.New(groupSize, storeGroups, func(ctx context.Context, os []store.Outcome) []groupcommit.Result[*store.Claim] {
 		applied, err := st.ApplyOutcomes(ctx, os)
 		if err != nil {
-			return groupcommit.Each[*store.DeliveryRef](len(os), err)
+			return groupcommit.Each[*store.Claim](len(os), err)
 		}
-		res := make([]groupcommit.Result[*store.DeliveryRef], len(applied))
+		res := make([]groupcommit.Result[*store.Claim], len(applied))
 		for i, a := range applied {
-			res[i] = groupcommit.Result[*store.DeliveryRef]{Value: a.Next, Err: a.Err}
+			res[i] = groupcommit.Result[*store.Claim]{Value: a.Next, Err: a.Err}
 		}
 		return res
 	})
@@ -202,41 +201,36 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 	return nil
 }
 
-// follow claims and attempts, one after another, the deliveries that
-// attempts released: the next event of an ordering key goes from the
+// follow attempts, one after another, the deliveries that attempts
+// released and claimed: the next event of an ordering key goes from the
 // handler that finished the one before it, without a round through Kafka
-// (ADR 43). It ends at a delivery that is not final yet (its retry waits),
-// or at the end of the key.
-func (w *Worker) follow(ctx context.Context, next *store.DeliveryRef) {
+// or a claim of its own (ADR 43). It ends at a delivery that is not final
+// yet (its retry waits), or at the end of the key.
+func (w *Worker) follow(ctx context.Context, next *store.Claim) {
 	for next != nil {
+		if next.Err != nil {
+			// Its subscription is not active, or its secret does not
+			// open: it is due (or given back), and the retry scheduler
+			// publishes it.
+			w.log.Debug("released delivery not claimed", "delivery_id", next.Job.DeliveryID, "err", next.Err)
+			return
+		}
 		if ctx.Err() != nil {
-			// Stopping: the retry scheduler publishes it on its next pass.
-			if err := w.store.MarkUnpublished(context.WithoutCancel(ctx), next.ID); err != nil {
-				w.log.Warn("could not hand a released delivery back; it is published once it looks stranded",
-					"event_id", next.EventID, "subscription_id", next.SubscriptionID, "err", err)
-			}
+			// Stopping: given back, the retry scheduler publishes it.
+			w.giveBack(ctx, next.Job, w.clock.Now(), "stopping")
 			return
 		}
-		job, err := w.claims.Do(ctx, next.ID)
-		if err != nil {
-			// Taken by another worker, its subscription paused, or the
-			// database out of reach: the delivery is due and marked
-			// published, so the retry scheduler's sweep finds it if no
-			// one else does.
-			w.log.Debug("released delivery not claimed", "event_id", next.EventID, "subscription_id", next.SubscriptionID, "err", err)
-			return
-		}
-		next = w.attempt(ctx, job)
+		next = w.attempt(ctx, next.Job)
 	}
 }
 
 // attempt takes a slot, waits for admission, sends and records one claimed
-// delivery, and returns the delivery its outcome released (the next of
-// its ordering key), if any. A claim is held in memory for at most half the lease margin,
+// delivery, and returns the claim of the delivery its outcome released
+// (the next of its ordering key), if any. A claim is held in memory for at most half the lease margin,
 // so that holding it plus one attempt's timeout ends before the lease
 // does: a lapsed lease lets another worker take the delivery, and two
 // holders would both send it.
-func (w *Worker) attempt(ctx context.Context, job store.Job) *store.DeliveryRef {
+func (w *Worker) attempt(ctx context.Context, job store.Job) *store.Claim {
 	claimed := w.clock.Now()
 	timeout := w.cfg.Timeout
 	if job.Settings.Timeout > 0 {
@@ -331,7 +325,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) *store.DeliveryRef 
 		outcome = outcome.Operational()
 	}
 	if job.Ordered {
-		outcome = outcome.InOrder()
+		outcome = outcome.InOrder(w.cfg.Timeout, w.cfg.LeaseMargin)
 	}
 	attempt := outcome.Attempt()
 	w.metrics.observe(attempt, outcome.Status())
@@ -433,9 +427,9 @@ func spread(wait time.Duration) time.Duration {
 // stopping, because an attempt that was made must not be forgotten. A
 // claim another worker took over after its lease lapsed counts as applied
 // (the attempt is stored all the same); a deleted delivery is
-// domain.ErrNotFound. It returns the delivery the outcome released, if
-// any (store.Applied).
-func (w *Worker) apply(ctx context.Context, o store.Outcome) (*store.DeliveryRef, error) {
+// domain.ErrNotFound. It returns the claim of the delivery the outcome
+// released, if any (store.Applied).
+func (w *Worker) apply(ctx context.Context, o store.Outcome) (*store.Claim, error) {
 	ctx = context.WithoutCancel(ctx)
 	deadline := w.clock.Now().Add(w.cfg.LeaseMargin)
 	backoff := 50 * time.Millisecond
