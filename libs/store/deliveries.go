@@ -87,22 +87,10 @@ const openStatuses = `('pending', 'processing', 'retrying')`
 // subscription for each claim (seen: 8,000 rows read per 30 claimed).
 // A setting the subscription leaves unset is its tenant's, if the tenant
 // sets it, and the worker's default otherwise.
-var claimSQL = claimFrom(`$1::bigint[]`)
-
-// claimNextSQL is claimSQL for the deliveries after the ordered
-// deliveries in $1 in their keys (ADR 43), which nextSQL released earlier
-// in the same transaction: those it did not release are held or taken,
-// and not claimable.
-var claimNextSQL = claimFrom(`ARRAY(
-	SELECT (` + afterSQL + `) FROM deliveries f WHERE f.id = ANY($1::bigint[]) AND f.seq IS NOT NULL)`)
-
-// claimFrom is the claim statement for the deliveries whose ids the
-// bigint[] expression ids gives.
-func claimFrom(ids string) string {
-	return `
+const claimSQL = `
 WITH l AS MATERIALIZED (
 	SELECT id, event_id, subscription_id, status, next_attempt_at FROM deliveries
-	WHERE id = ANY(` + ids + `) ORDER BY id FOR NO KEY UPDATE
+	WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE
 )
 UPDATE deliveries d
 SET status = 'processing', attempts = d.attempts + 1,
@@ -117,7 +105,6 @@ RETURNING d.id, d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e
           coalesce(s.max_attempts, t.max_attempts), coalesce(s.retry_base_ms, t.retry_base_ms),
           coalesce(s.retry_max_ms, t.retry_max_ms), coalesce(s.timeout_ms, t.timeout_ms),
           coalesce(s.rate_limit_per_second, t.rate_limit_per_second), coalesce(s.max_concurrency, t.max_concurrency)`
-}
 
 // secretRetryAfter is when a delivery whose secret could not be opened is
 // due again: a configuration error takes a human to mend.
@@ -198,7 +185,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout
 	return s.openClaims(ctx, ids, claimed), nil
 }
 
-// scanClaimed reads the rows of a claim statement (claimFrom) by delivery id.
+// scanClaimed reads claimSQL's rows by delivery id.
 func scanClaimed(rows pgx.Rows) (map[int64]*claimedRow, error) {
 	defer rows.Close()
 	claimed := map[int64]*claimedRow{}

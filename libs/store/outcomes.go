@@ -40,24 +40,17 @@ type Outcome struct {
 	// operational marks the attempt of an operational event, which leaves
 	// its subscription's failing period as it is (see Operational).
 	operational bool
-	// inOrder marks the claim of a delivery that holds its ordering key,
-	// and lease is the claim its next delivery gets (see InOrder).
+	// inOrder marks the claim of a delivery that holds its ordering key
+	// (see InOrder).
 	inOrder bool
-	lease   lease
 }
-
-// lease is how long a claim lasts: the subscription's timeout, or
-// defaultTimeout when it sets none, plus margin (ClaimDeliveries).
-type lease struct{ defaultTimeout, margin time.Duration }
 
 // InOrder marks o as the outcome of a claim of an ordered delivery
 // (Job.Ordered): when o makes the delivery final, the next delivery of its
-// ordering key is released and claimed in the same transaction, with a
-// lease of the subscription's timeout (defaultTimeout when it sets none)
-// plus margin, and returned (Applied.Next) for the caller to attempt.
-func (o Outcome) InOrder(defaultTimeout, margin time.Duration) Outcome {
+// ordering key is released in the same transaction and returned (Applied),
+// for the caller to claim and attempt.
+func (o Outcome) InOrder() Outcome {
 	o.inOrder = true
-	o.lease = lease{defaultTimeout, margin}
 	return o
 }
 
@@ -65,13 +58,11 @@ func (o Outcome) InOrder(defaultTimeout, margin time.Duration) Outcome {
 type Applied struct {
 	// Err is nil when the outcome was applied (see ApplyOutcomes).
 	Err error
-	// Next is the claim of the delivery of the same ordering key that the
-	// outcome released, for the caller to attempt, as ClaimDeliveries
-	// makes it (its Err set when it could not be claimed: its
-	// subscription is not active, or its secret does not open; it is then
-	// due and the retry scheduler publishes it). Nil when none was
-	// released.
-	Next *Claim
+	// Next is the delivery of the same ordering key that the outcome
+	// released, due at once and counted as published: the caller claims
+	// it, or the retry scheduler republishes it once it looks stranded.
+	// Nil when none was released.
+	Next *DeliveryRef
 }
 
 // Operational marks o as the outcome of an operational event's attempt
@@ -405,8 +396,8 @@ func (r *releaseArgs) add(id int64, attempt int, at time.Time) {
 // deliveries, in one round trip and one transaction: locks on their
 // subscriptions and on the deliveries, then one multi-row statement for all the attempts, one for
 // all the releases, one for all the Gone subscriptions and, when ordered
-// deliveries became final, one that releases their keys' next deliveries
-// and one that claims them, sent as one pgx.Batch. A batch without explicit transaction statements
+// deliveries became final, one that releases their keys' next deliveries,
+// sent as one pgx.Batch. A batch without explicit transaction statements
 // runs as one implicit transaction (the protocol's Sync ends it), so the
 // outcomes commit together or not at all, without the round trips of
 // BEGIN and COMMIT.
@@ -438,7 +429,6 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 		goneIDs        []int64
 		goneWhy        []string
 		settled        []int64 // ordered deliveries made final, for nextSQL
-		next           lease   // the lease of the deliveries nextSQL releases
 	)
 	for i, o := range outcomes {
 		switch o.kind {
@@ -451,7 +441,6 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 			}
 			if o.inOrder && o.kind != OutcomeRetrying {
 				settled = append(settled, o.deliveryID)
-				next = o.lease
 			}
 		case OutcomeReleased:
 			rel.add(o.deliveryID, o.number, o.at)
@@ -468,7 +457,6 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 	var (
 		existing, recorded, released map[int64]bool
 		nextOf                       map[int64]DeliveryRef // by the delivery whose key it is
-		claimed                      map[int64]*claimedRow
 	)
 	err := retryDeadlock(ctx, func() (err error) {
 		b := &pgx.Batch{}
@@ -484,7 +472,6 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 		}
 		if len(settled) > 0 {
 			b.Queue(nextSQL, settled)
-			b.Queue(claimNextSQL, settled, next.defaultTimeout, next.margin)
 		}
 		br := s.pool.SendBatch(ctx, b)
 		defer func() {
@@ -514,29 +501,11 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 			if nextOf, err = collectNext(br); err != nil {
 				return err
 			}
-			rows, err := br.Query()
-			if err != nil {
-				return err
-			}
-			if claimed, err = scanClaimed(rows); err != nil {
-				return err
-			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apply %d outcomes: %w", len(outcomes), err)
-	}
-	var claims map[int64]*Claim // the released deliveries', by id
-	if len(nextOf) > 0 {
-		ids := make([]int64, 0, len(nextOf))
-		for _, ref := range nextOf {
-			ids = append(ids, ref.ID)
-		}
-		claims = make(map[int64]*Claim, len(ids))
-		for _, c := range s.openClaims(ctx, ids, claimed) {
-			claims[c.Job.DeliveryID] = &c
-		}
 	}
 	for k, i := range recIdx {
 		o := outcomes[i]
@@ -547,7 +516,7 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outcomes []Outcome) ([]Applie
 			applied[i].Err = fmt.Errorf("record attempt %d of delivery %d: %w", o.number, o.deliveryID, domain.ErrNotClaimable)
 		}
 		if ref, ok := nextOf[o.deliveryID]; ok {
-			applied[i].Next = claims[ref.ID]
+			applied[i].Next = &ref
 		}
 	}
 	for k, i := range relIdx {

@@ -34,6 +34,7 @@ import (
 type Store interface {
 	ClaimDeliveries(ctx context.Context, ids []int64, defaultTimeout, margin time.Duration) ([]store.Claim, error)
 	ApplyOutcomes(ctx context.Context, outcomes []store.Outcome) ([]store.Applied, error)
+	MarkUnpublished(ctx context.Context, ids ...int64) error
 	ExistingSubscriptions(ctx context.Context, ids []string) ([]string, error)
 }
 
@@ -100,7 +101,7 @@ type Worker struct {
 	tracer  trace.Tracer
 
 	claims   *groupcommit.Group[int64, store.Job]
-	outcomes *groupcommit.Group[store.Outcome, *store.Claim]
+	outcomes *groupcommit.Group[store.Outcome, *store.DeliveryRef]
 	admits   *groupcommit.Group[resilience.AdmitRequest, admission]
 	finishes *groupcommit.Group[resilience.Finished, struct{}]
 }
@@ -143,14 +144,14 @@ func NewWorker(st Store, sender Poster, guard Guard, cfg Config) *Worker {
 		}
 		return res
 	})
-	w.outcomes = groupcommit.New(groupSize, storeGroups, func(ctx context.Context, os []store.Outcome) []groupcommit.Result[*store.Claim] {
+	w.outcomes = groupcommit.New(groupSize, storeGroups, func(ctx context.Context, os []store.Outcome) []groupcommit.Result[*store.DeliveryRef] {
 		applied, err := st.ApplyOutcomes(ctx, os)
 		if err != nil {
-			return groupcommit.Each[*store.Claim](len(os), err)
+			return groupcommit.Each[*store.DeliveryRef](len(os), err)
 		}
-		res := make([]groupcommit.Result[*store.Claim], len(applied))
+		res := make([]groupcommit.Result[*store.DeliveryRef], len(applied))
 		for i, a := range applied {
-			res[i] = groupcommit.Result[*store.Claim]{Value: a.Next, Err: a.Err}
+			res[i] = groupcommit.Result[*store.DeliveryRef]{Value: a.Next, Err: a.Err}
 		}
 		return res
 	})
@@ -201,36 +202,41 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) error {
 	return nil
 }
 
-// follow attempts, one after another, the deliveries that attempts
-// released and claimed: the next event of an ordering key goes from the
+// follow claims and attempts, one after another, the deliveries that
+// attempts released: the next event of an ordering key goes from the
 // handler that finished the one before it, without a round through Kafka
-// or a claim of its own (ADR 43). It ends at a delivery that is not final
-// yet (its retry waits), or at the end of the key.
-func (w *Worker) follow(ctx context.Context, next *store.Claim) {
+// (ADR 43). It ends at a delivery that is not final yet (its retry waits),
+// or at the end of the key.
+func (w *Worker) follow(ctx context.Context, next *store.DeliveryRef) {
 	for next != nil {
-		if next.Err != nil {
-			// Its subscription is not active, or its secret does not
-			// open: it is due (or given back), and the retry scheduler
-			// publishes it.
-			w.log.Debug("released delivery not claimed", "delivery_id", next.Job.DeliveryID, "err", next.Err)
-			return
-		}
 		if ctx.Err() != nil {
-			// Stopping: given back, the retry scheduler publishes it.
-			w.giveBack(ctx, next.Job, w.clock.Now(), "stopping")
+			// Stopping: the retry scheduler publishes it on its next pass.
+			if err := w.store.MarkUnpublished(context.WithoutCancel(ctx), next.ID); err != nil {
+				w.log.Warn("could not hand a released delivery back; it is published once it looks stranded",
+					"event_id", next.EventID, "subscription_id", next.SubscriptionID, "err", err)
+			}
 			return
 		}
-		next = w.attempt(ctx, next.Job)
+		job, err := w.claims.Do(ctx, next.ID)
+		if err != nil {
+			// Taken by another worker, its subscription paused, or the
+			// database out of reach: the delivery is due and marked
+			// published, so the retry scheduler's sweep finds it if no
+			// one else does.
+			w.log.Debug("released delivery not claimed", "event_id", next.EventID, "subscription_id", next.SubscriptionID, "err", err)
+			return
+		}
+		next = w.attempt(ctx, job)
 	}
 }
 
 // attempt takes a slot, waits for admission, sends and records one claimed
-// delivery, and returns the claim of the delivery its outcome released
-// (the next of its ordering key), if any. A claim is held in memory for at most half the lease margin,
+// delivery, and returns the delivery its outcome released (the next of
+// its ordering key), if any. A claim is held in memory for at most half the lease margin,
 // so that holding it plus one attempt's timeout ends before the lease
 // does: a lapsed lease lets another worker take the delivery, and two
 // holders would both send it.
-func (w *Worker) attempt(ctx context.Context, job store.Job) *store.Claim {
+func (w *Worker) attempt(ctx context.Context, job store.Job) *store.DeliveryRef {
 	claimed := w.clock.Now()
 	timeout := w.cfg.Timeout
 	if job.Settings.Timeout > 0 {
@@ -325,7 +331,7 @@ func (w *Worker) attempt(ctx context.Context, job store.Job) *store.Claim {
 		outcome = outcome.Operational()
 	}
 	if job.Ordered {
-		outcome = outcome.InOrder(w.cfg.Timeout, w.cfg.LeaseMargin)
+		outcome = outcome.InOrder()
 	}
 	attempt := outcome.Attempt()
 	w.metrics.observe(attempt, outcome.Status())
@@ -427,9 +433,9 @@ func spread(wait time.Duration) time.Duration {
 // stopping, because an attempt that was made must not be forgotten. A
 // claim another worker took over after its lease lapsed counts as applied
 // (the attempt is stored all the same); a deleted delivery is
-// domain.ErrNotFound. It returns the claim of the delivery the outcome
-// released, if any (store.Applied).
-func (w *Worker) apply(ctx context.Context, o store.Outcome) (*store.Claim, error) {
+// domain.ErrNotFound. It returns the delivery the outcome released, if
+// any (store.Applied).
+func (w *Worker) apply(ctx context.Context, o store.Outcome) (*store.DeliveryRef, error) {
 	ctx = context.WithoutCancel(ctx)
 	deadline := w.clock.Now().Add(w.cfg.LeaseMargin)
 	backoff := 50 * time.Millisecond

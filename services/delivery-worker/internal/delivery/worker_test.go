@@ -92,6 +92,8 @@ func (s *fakeStore) ApplyOutcomes(_ context.Context, os []store.Outcome) ([]stor
 	return applied, nil
 }
 
+func (s *fakeStore) MarkUnpublished(context.Context, ...int64) error { return nil }
+
 func (s *fakeStore) ExistingSubscriptions(context.Context, []string) ([]string, error) {
 	return nil, nil
 }

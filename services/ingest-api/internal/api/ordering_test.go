@@ -30,7 +30,7 @@ func (b *bundle) headOf(t *testing.T, eventID, subID string, code int) {
 		return
 	}
 	a := domain.Attempt{DeliveryID: id, Number: job.Attempt, StartedAt: time.Now(), StatusCode: &code, ErrorClass: domain.ErrorHTTPStatus, Error: "HTTP 500"}
-	require.NoError(t, st.RecordAttempt(ctx, store.Retrying(a, time.Now().Add(time.Hour)).InOrder(time.Minute, time.Minute)))
+	require.NoError(t, st.RecordAttempt(ctx, store.Retrying(a, time.Now().Add(time.Hour)).InOrder()))
 }
 
 func TestSubscriptionOrdering(t *testing.T) {
