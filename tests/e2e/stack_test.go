@@ -217,10 +217,16 @@ func (s *stack) count(query string, args ...any) int {
 	return n
 }
 
+// readiness asks a service whether it is ready. Each try is bounded: the
+// address a test picked (freeAddr) can be taken by another test's
+// listener before the service binds it, and a Kafka broker there accepts
+// the request and never answers it (seen: TestPortal waiting 11 minutes).
+var readiness = &http.Client{Timeout: 2 * time.Second}
+
 func (s *stack) waitReady(base string) {
 	s.t.Helper()
 	eventually(s.t, 30*time.Second, func() bool {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := readiness.Get(base + "/readyz")
 		if err != nil {
 			return false
 		}
