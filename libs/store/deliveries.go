@@ -85,6 +85,11 @@ const openStatuses = `('pending', 'processing', 'retrying')`
 // index and filter by id, which statistics taken while the table was
 // small make look cheap, and which reads every open delivery of the
 // subscription for each claim (seen: 8,000 rows read per 30 claimed).
+// The updated rows are named by their ids as an array too (d.id = ANY):
+// with only the join d.id = l.id, such statistics also let the planner
+// walk the whole primary key and join each entry to l, which made a hot
+// ordering key's second run fall from over 400 deliveries a second to 150.
+// recordSQL, releaseSQL, nextSQL and headSQL reach their rows the same way.
 // A setting the subscription leaves unset is its tenant's, if the tenant
 // sets it, and the worker's default otherwise.
 const claimSQL = `
@@ -97,7 +102,7 @@ SET status = 'processing', attempts = d.attempts + 1,
     next_attempt_at = now() + coalesce(coalesce(s.timeout_ms, t.timeout_ms) * interval '1 millisecond', $2::interval) + $3::interval,
     enqueued_at = '-infinity', updated_at = now()
 FROM l, events e, subscriptions s, tenants t
-WHERE d.id = l.id AND e.id = l.event_id AND s.id = l.subscription_id AND s.state = 'active' AND t.id = s.tenant_id
+WHERE d.id = ANY(ARRAY(SELECT id FROM l)) AND d.id = l.id AND e.id = l.event_id AND s.id = l.subscription_id AND s.state = 'active' AND t.id = s.tenant_id
   AND l.status IN ` + openStatuses + ` AND l.next_attempt_at <= now()
 RETURNING d.id, d.subscription_id, d.attempts, e.id, e.type, e.source, e.data, e.received_at,
           coalesce(e.ordering_key, ''), d.seq IS NOT NULL, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at > now(), s.created_at, s.headers,

@@ -59,12 +59,12 @@ var (
 // orderedFanOutSQL is fanOutSQL for an event with an ordering key ($10).
 // Its deliveries to subscriptions with ordering per_key take their place
 // in the key (ADR 43): the key's row in ordering_keys counts one more
-// sequence number and one more open delivery, under the row's lock, which
-// orders concurrent ingests of one key by their commits. The delivery is
-// the key's head, due at once, when it is the key's only open one, and
-// held (pending with no due time) otherwise. A subscription's keys are
-// locked in subscription id order, as every statement that takes them
-// does.
+// sequence number under the row's lock, which orders concurrent ingests
+// of one key by their commits, and the delivery is stored held (pending
+// with no due time). headSQL, the next statement of the same transaction,
+// makes it the key's head when the one before it is final. A
+// subscription's keys are locked in subscription id order, as every
+// statement that takes them does.
 func orderedFanOutSQL(patterns string) string {
 	return `
 WITH ev AS (
@@ -76,18 +76,58 @@ WITH ev AS (
 	SELECT s.id, s.ordering = 'per_key' AS ordered FROM ev, subscriptions s
 	WHERE s.state = 'active' AND ` + patterns + ` && $5::text[]
 ), k AS (
-	INSERT INTO ordering_keys AS k (subscription_id, key, last_seq, open)
-	SELECT id, $10, 1, 1 FROM m WHERE ordered ORDER BY id
-	ON CONFLICT (subscription_id, key) DO UPDATE SET last_seq = k.last_seq + 1, open = k.open + 1, updated_at = now()
-	RETURNING subscription_id, last_seq, open
+	INSERT INTO ordering_keys AS k (subscription_id, key, last_seq)
+	SELECT id, $10, 1 FROM m WHERE ordered ORDER BY id
+	ON CONFLICT (subscription_id, key) DO UPDATE SET last_seq = k.last_seq + 1, updated_at = now()
+	RETURNING subscription_id, last_seq
 ), d AS (
 	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at, ordering_key, seq)
-	SELECT ev.id, m.id, CASE WHEN k.open > 1 THEN NULL ELSE now() END, CASE WHEN m.ordered THEN $10 END, k.last_seq
+	SELECT ev.id, m.id, CASE WHEN m.ordered THEN NULL ELSE now() END, CASE WHEN m.ordered THEN $10 END, k.last_seq
 	FROM ev, m LEFT JOIN k ON k.subscription_id = m.id
 	RETURNING id, subscription_id, next_attempt_at IS NULL AS held
 )
 SELECT ev.received_at, d.id, d.subscription_id, d.held FROM ev LEFT JOIN d ON true`
 }
+
+// headSQL follows an ordered ingest statement in its transaction: each
+// held delivery of the events in $1 whose key has nothing open before it
+// (the delivery before it in its key is final, or there is none) becomes
+// the key's head, due at once; it returns their ids. It is a statement of
+// its own so that its snapshot, taken after the ingest statement took the
+// key rows' locks, sees every earlier delivery of those keys (ingests of a
+// key commit one after the other under its row's lock).
+//
+// The delivery before each is locked FOR SHARE, in id order, and its
+// status read from the locked row; one missing from the locked rows is
+// not final (a row this statement updates before the lock reaches it,
+// the head of a batch's key, is skipped by the lock, and is not final). That is what keeps a key from stalling
+// without taking its row's lock in the worker (ADR 43): the statement
+// that makes a head final locks it first, so either that statement
+// commits before the lock is granted, and this one sees the head final,
+// or this one commits first, and the worker's nextSQL, later in its own
+// transaction, sees the delivery this one left held and releases it.
+// Only the deliveries this transaction stored count (created_at is its
+// start, now()): those of an event posted again are left as they are.
+// The events' deliveries are read by event id alone and filtered as a
+// copy (own), for the reason nextSQL gives; no other statement can
+// release one of them meanwhile, since they are not committed.
+const headSQL = `
+WITH own AS MATERIALIZED (
+	SELECT id, subscription_id, ordering_key, seq, created_at FROM deliveries WHERE event_id = ANY($1::text[])
+), mine AS MATERIALIZED (
+	SELECT o.id, (
+		SELECT p.id FROM deliveries p
+		WHERE p.subscription_id = o.subscription_id AND p.ordering_key = o.ordering_key AND p.seq = o.seq - 1 AND p.seq IS NOT NULL
+		ORDER BY p.id DESC LIMIT 1
+	) AS prev
+	FROM own o WHERE o.created_at = now() AND o.seq IS NOT NULL
+), before AS MATERIALIZED (
+	SELECT id, status FROM deliveries WHERE id = ANY(ARRAY(SELECT prev FROM mine)) ORDER BY id FOR SHARE
+)
+UPDATE deliveries d SET next_attempt_at = now()
+FROM mine LEFT JOIN before ON before.id = mine.prev
+WHERE d.id = ANY(ARRAY(SELECT id FROM mine)) AND d.id = mine.id AND (mine.prev IS NULL OR before.status IN ('delivered', 'failed'))
+RETURNING d.id`
 
 // fanOutSQL is the statement that stores an event and fans it out,
 // matching patterns against the event's keys. An operational event's
@@ -184,31 +224,29 @@ func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, e
 	case e.TenantID == domain.AllTenants:
 		query = ingestAllSQL
 	}
-	rows, err := s.ingest.Query(ctx, query, args...)
-	if err != nil {
-		return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
-	}
 	res := IngestResult{Event: e}
-	for rows.Next() {
-		var (
-			id    pgtype.Int8
-			subID pgtype.Text
-			held  pgtype.Bool
-			dest  = []any{&res.Event.ReceivedAt, &id, &subID}
-		)
-		if e.OrderingKey != "" {
-			dest = append(dest, &held)
+	err := s.runIngest(ctx, query, args, e.OrderingKey != "", []string{e.ID}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				id    pgtype.Int8
+				subID pgtype.Text
+				held  pgtype.Bool
+				dest  = []any{&res.Event.ReceivedAt, &id, &subID}
+			)
+			if e.OrderingKey != "" {
+				dest = append(dest, &held)
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			res.Created = true
+			if id.Valid {
+				res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, EventID: e.ID, SubscriptionID: subID.String, Held: held.Bool})
+			}
 		}
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			return IngestResult{}, fmt.Errorf("ingest event %q: %w", e.ID, err)
-		}
-		res.Created = true
-		if id.Valid {
-			res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, EventID: e.ID, SubscriptionID: subID.String, Held: held.Bool})
-		}
-	}
-	if err := rows.Err(); err != nil {
+		return rows.Err()
+	}, &res.Deliveries)
+	if err != nil {
 		if isForeignKeyViolation(err, "events_tenant_id_fkey") {
 			return IngestResult{}, unknownTenant(e.TenantID)
 		}
@@ -225,6 +263,50 @@ func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, e
 		return IngestResult{}, fmt.Errorf("event %q was posted for another tenant: %w", e.ID, domain.ErrConflict)
 	}
 	return IngestResult{Event: existing}, nil
+}
+
+// runIngest runs an ingest statement, scanning its rows with scan. An
+// ordered one (ordered) is followed, in the same implicit transaction and
+// the same round trip, by headSQL for the events in ids, whose heads it
+// marks as not held among the deliveries scan collected.
+func (s *Store) runIngest(ctx context.Context, query string, args []any, ordered bool, ids []string,
+	scan func(pgx.Rows) error, deliveries *[]DeliveryRef) (err error) {
+	if !ordered {
+		rows, err := s.ingest.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		return scan(rows)
+	}
+	b := &pgx.Batch{}
+	b.Queue(query, args...)
+	b.Queue(headSQL, ids)
+	br := s.ingest.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	err = scan(rows)
+	rows.Close()
+	if err != nil {
+		return err
+	}
+	heads, err := collectSet(br)
+	if err != nil {
+		return err
+	}
+	for i, d := range *deliveries {
+		if heads[d.ID] {
+			(*deliveries)[i].Held = false
+		}
+	}
+	return nil
 }
 
 // BatchResult is what IngestEvents did, event by event.
@@ -301,8 +383,8 @@ var (
 // orderedBatchSQL is batchSQL for events with ordering keys. As in
 // orderedFanOutSQL, each key of a per_key subscription counts its new
 // deliveries under its row's lock; within the batch they take their places
-// in the batch's order, so the first is the head when the key had no open
-// delivery and the rest are held.
+// in the batch's order, all held, and headSQL makes the first the key's
+// head when nothing before it is open.
 func orderedBatchSQL(everyTenant bool) string {
 	all := ``
 	if everyTenant {
@@ -333,15 +415,15 @@ WITH input AS (
 	       count(*) OVER (PARTITION BY m.subscription_id, m.ordering_key) AS n
 	FROM m JOIN input ON input.id = m.event_id WHERE m.ordered
 ), k AS (
-	INSERT INTO ordering_keys AS k (subscription_id, key, last_seq, open)
-	SELECT DISTINCT subscription_id, ordering_key, n, n FROM r ORDER BY 1, 2
+	INSERT INTO ordering_keys AS k (subscription_id, key, last_seq)
+	SELECT DISTINCT subscription_id, ordering_key, n FROM r ORDER BY 1, 2
 	ON CONFLICT (subscription_id, key) DO UPDATE
-		SET last_seq = k.last_seq + excluded.last_seq, open = k.open + excluded.open, updated_at = now()
-	RETURNING subscription_id, key, last_seq, open
+		SET last_seq = k.last_seq + excluded.last_seq, updated_at = now()
+	RETURNING subscription_id, key, last_seq
 ), d AS (
 	INSERT INTO deliveries (event_id, subscription_id, next_attempt_at, ordering_key, seq)
 	SELECT m.event_id, m.subscription_id,
-	       CASE WHEN NOT m.ordered OR (k.open = r.n AND r.rank = 1) THEN now() END,
+	       CASE WHEN NOT m.ordered THEN now() END,
 	       r.ordering_key, k.last_seq - r.n + r.rank
 	FROM m LEFT JOIN r USING (event_id, subscription_id)
 	       LEFT JOIN k ON k.subscription_id = r.subscription_id AND k.key = r.ordering_key
@@ -416,33 +498,30 @@ func (s *Store) IngestEvents(ctx context.Context, events []domain.Event) (_ Batc
 	var res BatchResult
 	err = retryTransient(ctx, func() error {
 		res = BatchResult{Created: make([]bool, len(events)), ReceivedAt: make([]time.Time, len(events))}
-		rows, err := s.ingest.Query(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				eventID    string
-				receivedAt time.Time
-				id         pgtype.Int8
-				subID      pgtype.Text
-				held       pgtype.Bool
-				dest       = []any{&eventID, &receivedAt, &id, &subID}
-			)
-			if ordered {
-				dest = append(dest, &held)
+		return s.runIngest(ctx, query, args, ordered, ids, func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					eventID    string
+					receivedAt time.Time
+					id         pgtype.Int8
+					subID      pgtype.Text
+					held       pgtype.Bool
+					dest       = []any{&eventID, &receivedAt, &id, &subID}
+				)
+				if ordered {
+					dest = append(dest, &held)
+				}
+				if err := rows.Scan(dest...); err != nil {
+					return err
+				}
+				res.Created[first[eventID]] = true
+				res.ReceivedAt[first[eventID]] = receivedAt
+				if id.Valid {
+					res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, EventID: eventID, SubscriptionID: subID.String, Held: held.Bool})
+				}
 			}
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			res.Created[first[eventID]] = true
-			res.ReceivedAt[first[eventID]] = receivedAt
-			if id.Valid {
-				res.Deliveries = append(res.Deliveries, DeliveryRef{ID: id.Int64, EventID: eventID, SubscriptionID: subID.String, Held: held.Bool})
-			}
-		}
-		return rows.Err()
+			return rows.Err()
+		}, &res.Deliveries)
 	})
 	if isForeignKeyViolation(err, "events_tenant_id_fkey") {
 		// A tenant deleted since the caller checked it.

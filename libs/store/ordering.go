@@ -58,7 +58,7 @@ func headStatuses(state OrderingKeyState) []string {
 // applies, which st.want alone, a value of the run, would not show it.
 const listKeysSQL = `
 	SELECT ` + deliveryColumns + `, ordering_key,
-	       coalesce((SELECT k.open - 1 FROM ordering_keys k WHERE k.subscription_id = $1 AND k.key = d.ordering_key), 0)
+	       coalesce((SELECT k.last_seq - d.seq FROM ordering_keys k WHERE k.subscription_id = $1 AND k.key = d.ordering_key), 0)
 	FROM unnest($3::text[]) AS st(want)
 	CROSS JOIN LATERAL (
 		SELECT * FROM deliveries h
@@ -169,12 +169,9 @@ func (s *Store) SkipOrderingKey(ctx context.Context, scope Scope, subscriptionID
 		}
 		skipped = DeliveryRef{ID: h.id, EventID: h.eventID, SubscriptionID: subscriptionID}
 		if _, err := tx.Exec(ctx, `
-			WITH failed AS (
-				UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = 'skipped: ' || $2,
-				       report_failure = false, updated_at = now()
-				WHERE id = $1
-				RETURNING subscription_id, ordering_key, seq
-			) `+settleFailedSQL, h.id, reason); err != nil {
+			UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = 'skipped: ' || $2,
+			       report_failure = false, updated_at = now()
+			WHERE id = $1`, h.id, reason); err != nil {
 			return err
 		}
 		// A statement of its own, as in ApplyOutcomes: its snapshot sees
@@ -221,17 +218,24 @@ func (s *Store) RetryOrderingKeyNow(ctx context.Context, scope Scope, subscripti
 }
 
 // PruneOrderingKeys deletes, up to limit at a time, the rows of ordering
-// keys that have had no open delivery for longer than idle: a key that
-// comes back starts its sequence afresh. It returns how many it deleted.
+// keys that have had no new event for longer than idle and have nothing
+// open: a key that comes back starts its sequence afresh. A key's last
+// delivery (seq = last_seq) is final only once every one before it is,
+// so it alone tells; the row's lock keeps ingests of the key out
+// meanwhile. It returns how many it deleted.
 func (s *Store) PruneOrderingKeys(ctx context.Context, idle time.Duration, limit int) (_ int64, err error) {
 	defer markUnavailable(&err)
 	tag, err := s.pool.Exec(ctx, `
 		DELETE FROM ordering_keys k USING (
 			SELECT subscription_id, key FROM ordering_keys
-			WHERE open = 0 AND updated_at < now() - $1::interval
+			WHERE updated_at < now() - $1::interval
 			LIMIT $2 FOR UPDATE SKIP LOCKED
 		) old
-		WHERE k.subscription_id = old.subscription_id AND k.key = old.key AND k.open = 0`, idle, limit)
+		WHERE k.subscription_id = old.subscription_id AND k.key = old.key
+		  AND NOT EXISTS (
+			SELECT 1 FROM deliveries d
+			WHERE d.subscription_id = k.subscription_id AND d.ordering_key = k.key AND d.seq = k.last_seq
+			  AND d.status IN `+openStatuses+`)`, idle, limit)
 	if err != nil {
 		return 0, fmt.Errorf("prune ordering keys: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dispatch-webhooks/dispatch/libs/domain"
@@ -56,12 +57,13 @@ func settle(t *testing.T, st *store.Store, o store.Outcome) *store.DeliveryRef {
 	return applied[0].Next
 }
 
-// openCount is a key's count of open deliveries.
+// openCount is a key's count of open ordered deliveries.
 func openCount(t *testing.T, db *testkit.Database, subID, key string) int64 {
 	t.Helper()
 	var n int64
 	require.NoError(t, db.Pool.QueryRow(context.Background(),
-		`SELECT coalesce((SELECT open FROM ordering_keys WHERE subscription_id = $1 AND key = $2), 0)`, subID, key).Scan(&n))
+		`SELECT count(*) FROM deliveries WHERE subscription_id = $1 AND ordering_key = $2 AND seq IS NOT NULL
+		   AND status IN ('pending', 'processing', 'retrying')`, subID, key).Scan(&n))
 	return n
 }
 
@@ -139,6 +141,43 @@ func TestOrderedBatchTakesTheBatchOrder(t *testing.T) {
 	require.False(t, held(t, db, deliveryOf(t, db, "plain", "o")))
 }
 
+// postOneKey posts events of key "k" from writers connections at once,
+// each posting each times: writer w's i-th post is a batch of two events
+// when batch(w, i), a single event otherwise. The channel gives the first
+// error, or nil, once every post is done.
+func postOneKey(st *store.Store, writers, each int, batch func(w, i int) bool) <-chan error {
+	ctx := context.Background()
+	errs := make(chan error, writers*each)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				var err error
+				if batch(w, i) {
+					_, err = st.IngestEvents(ctx, []domain.Event{keyed(id, "k"), keyed(id+"b", "k")})
+				} else {
+					_, err = st.IngestEvent(ctx, keyed(id, "k"))
+				}
+				errs <- err
+			}
+		})
+	}
+	done := make(chan error, 1)
+	go func() {
+		wg.Wait()
+		close(errs)
+		var first error
+		for err := range errs {
+			if first == nil {
+				first = err
+			}
+		}
+		done <- first
+	}()
+	return done
+}
+
 // TestConcurrentIngestOfOneKeyHasOneHead posts one key's events from many
 // connections at once, singly and in batches: exactly one is due, and
 // settling each head releases exactly the next, in sequence order, until
@@ -148,26 +187,7 @@ func TestConcurrentIngestOfOneKeyHasOneHead(t *testing.T) {
 	ctx := context.Background()
 	createOrderedSub(t, st, "o")
 	const writers, each = 8, 6
-	var wg sync.WaitGroup
-	errs := make(chan error, writers*each)
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				if w%2 == 0 {
-					_, err := st.IngestEvent(ctx, keyed(fmt.Sprintf("w%d-%d", w, i), "k"))
-					errs <- err
-					continue
-				}
-				_, err := st.IngestEvents(ctx, []domain.Event{keyed(fmt.Sprintf("w%d-%d", w, i), "k"), keyed(fmt.Sprintf("w%d-%db", w, i), "k")})
-				errs <- err
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+	require.NoError(t, <-postOneKey(st, writers, each, func(w, _ int) bool { return w%2 == 1 }))
 	const total = writers/2*each + writers/2*each*2
 
 	rows, err := db.Pool.Query(ctx, `SELECT id FROM deliveries WHERE subscription_id = 'o' AND next_attempt_at IS NOT NULL`)
@@ -195,6 +215,113 @@ func TestConcurrentIngestOfOneKeyHasOneHead(t *testing.T) {
 	}
 	require.Equal(t, want, seqs, "every event once, in the order of the sequence")
 	require.Zero(t, openCount(t, db, "o", "k"))
+}
+
+// TestIngestRacingTheHeadNeverStallsAKey posts one key's events from
+// several connections while the test settles each head as soon as it
+// appears, so that ingests keep arriving just as a head becomes final:
+// the key never has two heads, never stalls with held deliveries and no
+// head, and goes in sequence order.
+func TestIngestRacingTheHeadNeverStallsAKey(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createOrderedSub(t, st, "o")
+	const writers, each = 4, 40
+	done := postOneKey(st, writers, each, func(_, i int) bool { return i%4 == 3 })
+	posted := make(chan struct{})
+	var postErr error
+	go func() { postErr = <-done; close(posted) }()
+	const total = writers*each + writers*each/4
+
+	heads := func() []int64 {
+		rows, err := db.Pool.Query(ctx, `SELECT id FROM deliveries WHERE subscription_id = 'o' AND seq IS NOT NULL
+			AND next_attempt_at IS NOT NULL AND status IN ('pending', 'processing', 'retrying')`)
+		require.NoError(t, err)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		require.NoError(t, err)
+		return ids
+	}
+	var seqs []int64
+	for len(seqs) < total {
+		h := heads()
+		require.LessOrEqual(t, len(h), 1, "one head at most")
+		if len(h) == 0 {
+			select {
+			case <-posted:
+				if len(heads()) > 0 {
+					continue // the last post made one after the look above
+				}
+				require.Zero(t, openCount(t, db, "o", "k"), "every event posted, some held and no head: the key stalled")
+				require.Len(t, seqs, total, "every event posted and nothing open, yet some were not delivered")
+			default:
+			}
+			continue
+		}
+		for ref := (&store.DeliveryRef{ID: h[0]}); ref != nil; {
+			var seq int64
+			require.NoError(t, db.Pool.QueryRow(ctx, `SELECT seq FROM deliveries WHERE id = $1`, ref.ID).Scan(&seq))
+			seqs = append(seqs, seq)
+			ref = settle(t, st, store.Delivered(attemptOf(claim(t, st, ref.ID), 200)))
+		}
+	}
+	<-posted
+	require.NoError(t, postErr)
+	want := make([]int64, total)
+	for i := range want {
+		want[i] = int64(i + 1)
+	}
+	require.Equal(t, want, seqs, "every event once, in the order of the sequence")
+	require.Zero(t, openCount(t, db, "o", "k"))
+}
+
+// TestIngestWaitsForAHeadBeingFinished: an ingest that meets its key's
+// head locked by the statement making it final waits for that commit,
+// then reads the head final and makes its own delivery the head. Had it
+// read the head as it was, its delivery would wait held with nothing left
+// to release it: the worker's release ran before the ingest committed.
+func TestIngestWaitsForAHeadBeingFinished(t *testing.T) {
+	st, db := setup(t)
+	ctx := context.Background()
+	createOrderedSub(t, st, "o")
+	_, err := st.IngestEvent(ctx, keyed("a1", "k"))
+	require.NoError(t, err)
+	head := deliveryOf(t, db, "a1", "o")
+	claim(t, st, head)
+
+	// An outcome batch before its commit: the head locked and final, and
+	// nothing after it to release yet.
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	_, err = tx.Exec(ctx, `UPDATE deliveries SET status = 'delivered', next_attempt_at = NULL WHERE id = $1`, head)
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.IngestEvent(ctx, keyed("a2", "k"))
+		done <- err
+	}()
+	waits := func() bool {
+		var n int
+		// A wait for a row's lock is a wait for its holder's transaction
+		// id, which names no database: the waiting session does.
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE NOT l.granted AND a.datname = current_database()`).Scan(&n))
+		return n > 0
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !waits() {
+		require.True(t, time.Now().Before(deadline), "the ingest neither waited nor finished")
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+			t.Fatal("the ingest did not wait for the head being made final")
+		default:
+		}
+	}
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, <-done)
+	require.False(t, held(t, db, deliveryOf(t, db, "a2", "o")), "it read the head final and made its own delivery the head")
 }
 
 func TestOrderingKeyOperations(t *testing.T) {

@@ -180,10 +180,8 @@ const lockSQL = `SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY
 // commit's answer was lost) is left as it is rather than failing the batch.
 // It returns the ordinal (1-based) of each attempt whose delivery moved.
 //
-// An ordered delivery (seq set) that it makes final leaves its key's open
-// count (ADR 43) under the key row's lock, the keys locked in (subscription,
-// key) order as ingest locks them; nextSQL, later in the same transaction,
-// releases the key's next delivery.
+// nextSQL, later in the same transaction, releases the next delivery of
+// the keys of the ordered deliveries (seq set) it makes final (ADR 43).
 //
 // It also keeps each subscription's failing_since (ADR 0037) from the
 // attempts that count ($12: not those of operational events): a batch
@@ -205,17 +203,6 @@ WITH a AS (
 		                     error, response_body, instance, status, next_at, request_headers, response_headers, n)
 ), cur AS MATERIALIZED (
 	SELECT id, status, attempts, subscription_id, ordering_key, seq FROM deliveries WHERE id = ANY($1::bigint[])
-), settled AS (
-	UPDATE ordering_keys k SET open = k.open - l.n, updated_at = now()
-	FROM (
-		SELECT k.subscription_id, k.key, f.n FROM ordering_keys k JOIN (
-			SELECT cur.subscription_id, cur.ordering_key, count(*) AS n FROM a JOIN cur ON cur.id = a.delivery_id
-			WHERE cur.seq IS NOT NULL AND cur.status = 'processing' AND cur.attempts = a.number AND a.status IN ('delivered', 'failed')
-			GROUP BY 1, 2
-		) f ON k.subscription_id = f.subscription_id AND k.key = f.ordering_key
-		ORDER BY 1, 2 FOR NO KEY UPDATE OF k
-	) l
-	WHERE k.subscription_id = l.subscription_id AND k.key = l.key
 ), health AS (
 	SELECT cur.subscription_id,
 	       (array_agg(a.status = 'delivered' ORDER BY a.started_at DESC))[1] AS ok,
@@ -240,7 +227,7 @@ UPDATE deliveries d
 SET status = a.status, next_attempt_at = a.next_at, enqueued_at = '-infinity',
     last_status_code = a.status_code, last_error = a.error, updated_at = now()
 FROM a JOIN cur ON cur.id = a.delivery_id
-WHERE d.id = cur.id AND cur.status = 'processing' AND cur.attempts = a.number
+WHERE d.id = ANY(ARRAY(SELECT id FROM cur)) AND d.id = cur.id AND cur.status = 'processing' AND cur.attempts = a.number
 RETURNING a.n`
 
 // releaseSQL gives claims back without spending their attempts: each
@@ -258,17 +245,17 @@ UPDATE deliveries d
 SET status = CASE WHEN cur.attempts = 1 THEN 'pending' ELSE 'retrying' END,
     attempts = cur.attempts - 1, next_attempt_at = r.at, enqueued_at = '-infinity', updated_at = now()
 FROM r JOIN cur ON cur.id = r.id
-WHERE d.id = cur.id AND cur.status = 'processing' AND cur.attempts = r.attempt
+WHERE d.id = ANY(ARRAY(SELECT id FROM cur)) AND d.id = cur.id AND cur.status = 'processing' AND cur.attempts = r.attempt
 RETURNING r.n`
 
 // goneSQL disables the subscriptions of the deliveries in $1, each with the
 // reason of its first Gone outcome ($2), and fails their waiting
-// deliveries (held ones too, and their keys' counts go down), as
-// DisableSubscription does. It runs after recordSQL in the
-// same transaction, so a delivery that batch just set retrying fails too,
-// exactly as if the subscription had been disabled right after. The
-// deliveries it fails are not reported exhausted one by one: the
-// subscription's dispatch.subscription.disabled event reports them.
+// deliveries (held ones too), as DisableSubscription does. It runs after
+// recordSQL in the same transaction, so a delivery that batch just set
+// retrying fails too, exactly as if the subscription had been disabled
+// right after. The deliveries it fails are not reported exhausted one by
+// one: the subscription's dispatch.subscription.disabled event reports
+// them.
 const goneSQL = `
 WITH g AS (
 	SELECT DISTINCT ON (d.subscription_id) d.subscription_id, g.reason
@@ -279,55 +266,47 @@ WITH g AS (
 	UPDATE subscriptions s SET state = 'disabled', state_reason = g.reason, updated_at = now()
 	FROM g WHERE s.id = g.subscription_id
 	RETURNING s.id, g.reason
-), failed AS (
-	UPDATE deliveries d
-	SET status = 'failed', next_attempt_at = NULL, last_error = 'subscription disabled: ' || disabled.reason,
-	    report_failure = false, updated_at = now()
-	FROM disabled
-	WHERE d.subscription_id = ANY (ARRAY(SELECT id FROM disabled)) AND d.subscription_id = disabled.id
-	  AND d.status IN ('pending', 'retrying')
-	RETURNING d.subscription_id, d.ordering_key, d.seq
 )
-` + settleFailedSQL
-
-// settleFailedSQL ends a statement whose CTE failed (subscription_id,
-// ordering_key, seq of the deliveries it failed): their keys' open counts
-// go down by the ordered ones among them (ADR 43), the keys locked in
-// (subscription, key) order as every statement that takes them does.
-const settleFailedSQL = `UPDATE ordering_keys k SET open = k.open - l.n, updated_at = now()
-FROM (
-	SELECT k.subscription_id, k.key, f.n FROM ordering_keys k JOIN (
-		SELECT subscription_id, ordering_key, count(*) AS n FROM failed WHERE seq IS NOT NULL GROUP BY 1, 2
-	) f ON k.subscription_id = f.subscription_id AND k.key = f.ordering_key
-	ORDER BY 1, 2 FOR NO KEY UPDATE OF k
-) l
-WHERE k.subscription_id = l.subscription_id AND k.key = l.key`
+UPDATE deliveries d
+SET status = 'failed', next_attempt_at = NULL, last_error = 'subscription disabled: ' || disabled.reason,
+    report_failure = false, updated_at = now()
+FROM disabled
+WHERE d.subscription_id = ANY (ARRAY(SELECT id FROM disabled)) AND d.subscription_id = disabled.id
+  AND d.status IN ('pending', 'retrying')`
 
 // nextSQL releases the next delivery of the ordering keys of the
 // deliveries in $1, ordered ones that an earlier statement of the same
 // transaction made final: the delivery after each in its key, if it is
-// held. It becomes due at once and counted as published (claimNextSQL
-// claims it for the worker that made the head final). Only a key's head
+// held. It becomes due at once and counted as published (the worker that
+// made the head final claims it). Only a key's head
 // becomes final while the key has held deliveries (a disabled
 // subscription fails them all), so the delivery after a final one is the
 // key's next; one released already, or a head that is not final (its
 // lapsed claim taken over by another worker), releases nothing, so
 // running it twice releases nothing more. It runs as a statement of its
-// own so that its snapshot, taken after recordSQL took the key rows'
-// locks, sees every delivery an ingest committed under those locks. Each
-// look-up is by seq (afterSQL), and the released row is reached by its
-// primary key, its conditions on a copy (cur), as recordSQL does. It
+// own so that its snapshot, taken after lockSQL locked the deliveries
+// made final, sees every delivery of their keys that an ingest committed
+// while it held one of them FOR SHARE (headSQL): an ingest that found the
+// head not final left its delivery held for this statement to release. Each
+// look-up is by seq (afterSQL); the deliveries in $1 and the released
+// ones are read by primary key alone, their conditions on copies (f, cur),
+// as in recordSQL: with f's conditions beside its id, statistics taken
+// while deliveries was nearly empty made the planner read f through
+// deliveries_ordered, every delivery of the key for each release (a hot
+// key's second run of 5,000 events fell from over 400 to 158 a second). It
 // returns, for each delivery released, the delivery in $1 before it.
 const nextSQL = `
-WITH nxt AS MATERIALIZED (
+WITH f AS MATERIALIZED (
+	SELECT id, subscription_id, ordering_key, seq, status FROM deliveries WHERE id = ANY($1::bigint[])
+), nxt AS MATERIALIZED (
 	SELECT f.id AS after, (` + afterSQL + `) AS id
-	FROM deliveries f WHERE f.id = ANY($1::bigint[]) AND f.seq IS NOT NULL AND f.status IN ('delivered', 'failed')
+	FROM f WHERE f.seq IS NOT NULL AND f.status IN ('delivered', 'failed')
 ), cur AS MATERIALIZED (
 	SELECT id, status, next_attempt_at FROM deliveries WHERE id = ANY(ARRAY(SELECT id FROM nxt))
 )
 UPDATE deliveries d SET next_attempt_at = now(), enqueued_at = now(), updated_at = now()
 FROM nxt JOIN cur USING (id)
-WHERE d.id = cur.id AND cur.status = 'pending' AND cur.next_attempt_at IS NULL
+WHERE d.id = ANY(ARRAY(SELECT id FROM cur)) AND d.id = cur.id AND cur.status = 'pending' AND cur.next_attempt_at IS NULL
 RETURNING nxt.after, d.id, d.event_id, d.subscription_id`
 
 // afterSQL is the id of the delivery after delivery f in its key: the

@@ -296,12 +296,9 @@ func (s *Store) DisableSubscription(ctx context.Context, id, reason string) erro
 			return fmt.Errorf("disable subscription %q: %w", id, domain.ErrNotFound)
 		}
 		_, err = tx.Exec(ctx, `
-			WITH failed AS (
-				UPDATE deliveries SET status = 'failed', next_attempt_at = NULL,
-				       last_error = 'subscription disabled: ' || $2, report_failure = false, updated_at = now()
-				WHERE subscription_id = $1 AND status IN ('pending', 'retrying')
-				RETURNING subscription_id, ordering_key, seq
-			) `+settleFailedSQL, id, reason)
+			UPDATE deliveries SET status = 'failed', next_attempt_at = NULL,
+			       last_error = 'subscription disabled: ' || $2, report_failure = false, updated_at = now()
+			WHERE subscription_id = $1 AND status IN ('pending', 'retrying')`, id, reason)
 		if err != nil {
 			return fmt.Errorf("fail deliveries of disabled subscription %q: %w", id, err)
 		}

@@ -166,11 +166,21 @@ func TestPassForgetsIdleOrderingKeys(t *testing.T) {
 	t.Parallel()
 	db := testkit.Postgres(t)
 	seed(t, db, "evt_", 1, "delivered")
-	_, err := db.Pool.Exec(context.Background(), `INSERT INTO ordering_keys (subscription_id, key, last_seq, open, updated_at)
-		SELECT 'sub_a', 'idle' || i, 3, 0, now() - interval '3 hours' FROM generate_series(1, 25) i
-		UNION ALL SELECT 'sub_a', 'blocked', 3, 2, now() - interval '3 hours'
-		UNION ALL SELECT 'sub_a', 'recent', 3, 0, now() - interval '1 hour'`)
-	require.NoError(t, err)
+	for _, q := range []string{
+		`INSERT INTO ordering_keys (subscription_id, key, last_seq, updated_at)
+		SELECT 'sub_a', 'idle' || i, 3, now() - interval '3 hours' FROM generate_series(1, 25) i
+		UNION ALL SELECT 'sub_a', 'blocked', 3, now() - interval '3 hours'
+		UNION ALL SELECT 'sub_a', 'recent', 3, now() - interval '1 hour'`,
+		// A key's last delivery tells: idle1's went, blocked's waits
+		// behind the one before it, which is retrying.
+		`INSERT INTO events (id, type, data) VALUES ('k1', 'order.created', '{}'), ('k2', 'order.created', '{}'), ('k3', 'order.created', '{}')`,
+		`INSERT INTO deliveries (event_id, subscription_id, status, next_attempt_at, ordering_key, seq) VALUES
+		('k1', 'sub_a', 'delivered', NULL, 'idle1', 3), ('k2', 'sub_a', 'retrying', now() + interval '1 hour', 'blocked', 2),
+		('k3', 'sub_a', 'pending', NULL, 'blocked', 3)`,
+	} {
+		_, err := db.Pool.Exec(context.Background(), q)
+		require.NoError(t, err)
+	}
 	p := retention.New(store.New(db.Pool), retention.Config{Period: 2 * time.Hour, BatchSize: 10, Registerer: prometheus.NewRegistry()})
 	tot, err := p.Pass(context.Background())
 	require.NoError(t, err)
