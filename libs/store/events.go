@@ -272,7 +272,7 @@ func (s *Store) ingestOnce(ctx context.Context, e domain.Event) (IngestResult, e
 func (s *Store) runIngest(ctx context.Context, query string, args []any, ordered bool, ids []string,
 	scan func(pgx.Rows) error, deliveries *[]DeliveryRef) (err error) {
 	if !ordered {
-		rows, err := s.ingest.Query(ctx, query, args...)
+		rows, err := s.ingest.Query(ctx, query, args...) //nolint:rowserrcheck // scan checks rows.Err
 		if err != nil {
 			return err
 		}
@@ -288,7 +288,7 @@ func (s *Store) runIngest(ctx context.Context, query string, args []any, ordered
 			err = cerr
 		}
 	}()
-	rows, err := br.Query()
+	rows, err := br.Query() //nolint:rowserrcheck // scan checks rows.Err
 	if err != nil {
 		return err
 	}
