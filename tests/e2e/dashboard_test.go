@@ -76,8 +76,17 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
+	var (
+		s   string
+		err error
+	)
+	// A node found on a page that is being replaced can vanish before it
+	// is read ("No node with given id found"); asked again, the selector
+	// finds the new page's.
+	if !poll(tctx, func() bool {
+		s, err = chromedp.Run(tctx, chromedp.Text(chromedp.CSS(sel)))
+		return err == nil
+	}) {
 		t.Fatalf("text of %s: %v", sel, err)
 	}
 	return strings.TrimSpace(s)
