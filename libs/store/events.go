@@ -100,12 +100,13 @@ SELECT ev.received_at, d.id, d.subscription_id, d.held FROM ev LEFT JOIN d ON tr
 // The delivery before each is locked FOR SHARE, in id order, and its
 // status read from the locked row; one missing from the locked rows is
 // not final (a row this statement updates before the lock reaches it,
-// the head of a batch's key, is skipped by the lock, and is not final). That is what keeps a key from stalling
-// without taking its row's lock in the worker (ADR 43): the statement
-// that makes a head final locks it first, so either that statement
-// commits before the lock is granted, and this one sees the head final,
-// or this one commits first, and the worker's nextSQL, later in its own
-// transaction, sees the delivery this one left held and releases it.
+// the head of a batch's key, is skipped by the lock). The lock is what
+// keeps a key from stalling without the worker taking its row's lock
+// (ADR 43): the statement that makes a head final locks it first, so
+// either that statement commits before the lock is granted, and this one
+// sees the head final, or this one commits first, and the worker's
+// nextSQL, later in its own transaction, sees the delivery this one left
+// held and releases it.
 // Only the deliveries this transaction stored count (created_at is its
 // start, now()): those of an event posted again are left as they are.
 // The events' deliveries are read by event id alone and filtered as a

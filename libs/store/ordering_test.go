@@ -141,6 +141,41 @@ func TestOrderedBatchTakesTheBatchOrder(t *testing.T) {
 	require.False(t, held(t, db, deliveryOf(t, db, "plain", "o")))
 }
 
+// heads are the ids of a subscription's ordered deliveries that are
+// open and not held: each key's head.
+func heads(t *testing.T, db *testkit.Database, subID string) []int64 {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(), `SELECT id FROM deliveries WHERE subscription_id = $1 AND seq IS NOT NULL
+		AND next_attempt_at IS NOT NULL AND status IN ('pending', 'processing', 'retrying')`, subID)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	return ids
+}
+
+// deliverAlong claims and delivers the head id, then each delivery that
+// released, and returns their sequence numbers in that order.
+func deliverAlong(t *testing.T, st *store.Store, db *testkit.Database, id int64) []int64 {
+	t.Helper()
+	var seqs []int64
+	for ref := (&store.DeliveryRef{ID: id}); ref != nil; {
+		var seq int64
+		require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT seq FROM deliveries WHERE id = $1`, ref.ID).Scan(&seq))
+		seqs = append(seqs, seq)
+		ref = settle(t, st, store.Delivered(attemptOf(claim(t, st, ref.ID), 200)))
+	}
+	return seqs
+}
+
+// sequence is 1..n.
+func sequence(n int) []int64 {
+	s := make([]int64, n)
+	for i := range s {
+		s[i] = int64(i + 1)
+	}
+	return s
+}
+
 // postOneKey posts events of key "k" from writers connections at once,
 // each posting each times: writer w's i-th post is a batch of two events
 // when batch(w, i), a single event otherwise. The channel gives the first
@@ -184,36 +219,14 @@ func postOneKey(st *store.Store, writers, each int, batch func(w, i int) bool) <
 // all went.
 func TestConcurrentIngestOfOneKeyHasOneHead(t *testing.T) {
 	st, db := setup(t)
-	ctx := context.Background()
 	createOrderedSub(t, st, "o")
 	const writers, each = 8, 6
 	require.NoError(t, <-postOneKey(st, writers, each, func(w, _ int) bool { return w%2 == 1 }))
 	const total = writers/2*each + writers/2*each*2
 
-	rows, err := db.Pool.Query(ctx, `SELECT id FROM deliveries WHERE subscription_id = 'o' AND next_attempt_at IS NOT NULL`)
-	require.NoError(t, err)
-	var heads []int64
-	for rows.Next() {
-		var id int64
-		require.NoError(t, rows.Scan(&id))
-		heads = append(heads, id)
-	}
-	require.NoError(t, rows.Err())
-	require.Len(t, heads, 1, "one head")
-
-	var seqs []int64
-	ref := &store.DeliveryRef{ID: heads[0]}
-	for ref != nil {
-		var seq int64
-		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT seq FROM deliveries WHERE id = $1`, ref.ID).Scan(&seq))
-		seqs = append(seqs, seq)
-		ref = settle(t, st, store.Delivered(attemptOf(claim(t, st, ref.ID), 200)))
-	}
-	want := make([]int64, total)
-	for i := range want {
-		want[i] = int64(i + 1)
-	}
-	require.Equal(t, want, seqs, "every event once, in the order of the sequence")
+	h := heads(t, db, "o")
+	require.Len(t, h, 1, "one head")
+	require.Equal(t, sequence(total), deliverAlong(t, st, db, h[0]), "every event once, in the order of the sequence")
 	require.Zero(t, openCount(t, db, "o", "k"))
 }
 
@@ -224,7 +237,6 @@ func TestConcurrentIngestOfOneKeyHasOneHead(t *testing.T) {
 // head, and goes in sequence order.
 func TestIngestRacingTheHeadNeverStallsAKey(t *testing.T) {
 	st, db := setup(t)
-	ctx := context.Background()
 	createOrderedSub(t, st, "o")
 	const writers, each = 4, 40
 	done := postOneKey(st, writers, each, func(_, i int) bool { return i%4 == 3 })
@@ -233,22 +245,14 @@ func TestIngestRacingTheHeadNeverStallsAKey(t *testing.T) {
 	go func() { postErr = <-done; close(posted) }()
 	const total = writers*each + writers*each/4
 
-	heads := func() []int64 {
-		rows, err := db.Pool.Query(ctx, `SELECT id FROM deliveries WHERE subscription_id = 'o' AND seq IS NOT NULL
-			AND next_attempt_at IS NOT NULL AND status IN ('pending', 'processing', 'retrying')`)
-		require.NoError(t, err)
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		require.NoError(t, err)
-		return ids
-	}
 	var seqs []int64
 	for len(seqs) < total {
-		h := heads()
+		h := heads(t, db, "o")
 		require.LessOrEqual(t, len(h), 1, "one head at most")
 		if len(h) == 0 {
 			select {
 			case <-posted:
-				if len(heads()) > 0 {
+				if len(heads(t, db, "o")) > 0 {
 					continue // the last post made one after the look above
 				}
 				require.Zero(t, openCount(t, db, "o", "k"), "every event posted, some held and no head: the key stalled")
@@ -257,20 +261,11 @@ func TestIngestRacingTheHeadNeverStallsAKey(t *testing.T) {
 			}
 			continue
 		}
-		for ref := (&store.DeliveryRef{ID: h[0]}); ref != nil; {
-			var seq int64
-			require.NoError(t, db.Pool.QueryRow(ctx, `SELECT seq FROM deliveries WHERE id = $1`, ref.ID).Scan(&seq))
-			seqs = append(seqs, seq)
-			ref = settle(t, st, store.Delivered(attemptOf(claim(t, st, ref.ID), 200)))
-		}
+		seqs = append(seqs, deliverAlong(t, st, db, h[0])...)
 	}
 	<-posted
 	require.NoError(t, postErr)
-	want := make([]int64, total)
-	for i := range want {
-		want[i] = int64(i + 1)
-	}
-	require.Equal(t, want, seqs, "every event once, in the order of the sequence")
+	require.Equal(t, sequence(total), seqs, "every event once, in the order of the sequence")
 	require.Zero(t, openCount(t, db, "o", "k"))
 }
 

@@ -202,7 +202,7 @@ WITH a AS (
 		WITH ORDINALITY AS a(delivery_id, number, started_at, duration_us, status_code, error_class,
 		                     error, response_body, instance, status, next_at, request_headers, response_headers, n)
 ), cur AS MATERIALIZED (
-	SELECT id, status, attempts, subscription_id, ordering_key, seq FROM deliveries WHERE id = ANY($1::bigint[])
+	SELECT id, status, attempts, subscription_id FROM deliveries WHERE id = ANY($1::bigint[])
 ), health AS (
 	SELECT cur.subscription_id,
 	       (array_agg(a.status = 'delivered' ORDER BY a.started_at DESC))[1] AS ok,

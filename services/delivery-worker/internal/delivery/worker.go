@@ -238,10 +238,11 @@ func (w *Worker) follow(ctx context.Context, next *store.DeliveryRef, reported <
 // attempt takes a slot, waits for admission, sends and records one claimed
 // delivery, and returns the delivery its outcome released (the next of
 // its ordering key), if any, with a channel that closes once the
-// destination's limits have the attempt's report (report). A claim is held in memory for at most half the lease margin,
-// so that holding it plus one attempt's timeout ends before the lease
-// does: a lapsed lease lets another worker take the delivery, and two
-// holders would both send it.
+// destination's limits have the attempt's report (report). A claim is
+// held in memory for at most half the lease margin, so that holding it
+// plus one attempt's timeout ends before the lease does: a lapsed lease
+// lets another worker take the delivery, and two holders would both send
+// it.
 func (w *Worker) attempt(ctx context.Context, job store.Job) (*store.DeliveryRef, <-chan struct{}) {
 	claimed := w.clock.Now()
 	timeout := w.cfg.Timeout
