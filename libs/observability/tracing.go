@@ -12,11 +12,12 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/dispatch-webhooks/dispatch/libs/observability/otlp"
 )
 
 // tracing is true once Tracing has installed an exporting tracer provider.
@@ -32,22 +33,25 @@ var tracing atomic.Bool
 // means the global tracer provider and propagator stay OpenTelemetry's
 // no-ops: no exporter, no goroutine, no trace headers on Kafka records.
 // On, spans go in batches to an OTLP/HTTP endpoint (http/protobuf, default
-// http://localhost:4318); OTEL_SERVICE_NAME (default service),
-// OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and its argument (default
-// parentbased_always_on), OTEL_EXPORTER_OTLP_HEADERS and the OTEL_BSP_*
-// batch settings apply as the specification says. The propagator is W3C
+// http://localhost:4318) through package otlp; OTEL_SERVICE_NAME (default
+// service), OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and its argument
+// (default parentbased_always_on), the OTEL_EXPORTER_OTLP_* endpoint,
+// headers, timeout, compression and certificates, and the OTEL_BSP_* batch
+// settings apply as the specification says; a value that cannot be used
+// fails the start, naming its variable. The propagator is W3C
 // Trace Context plus Baggage.
 func Tracing(ctx context.Context, service, version string) (shutdown func(context.Context) error, err error) {
 	on, err := TracingEnabled(os.Getenv)
 	if err != nil || !on {
 		return func(context.Context) error { return nil }, err
 	}
-	// The exporter reads its endpoint, headers, timeout and TLS settings
-	// from the OTEL_EXPORTER_OTLP_* variables itself.
-	exporter, err := otlptracehttp.New(ctx)
+	// The endpoint, headers, timeout, compression and TLS settings come
+	// from the OTEL_EXPORTER_OTLP_* variables.
+	cfg, err := otlp.ConfigFromEnv(os.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
+	exporter := otlp.New(cfg)
 	res, err := resource.New(ctx,
 		resource.WithAttributes(semconv.ServiceName(service), semconv.ServiceVersion(version)),
 		resource.WithFromEnv(), // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
