@@ -439,7 +439,9 @@ func TestAsynchronousCommit(t *testing.T) {
 }
 
 // BenchmarkApplyOutcomes records the outcomes of 64 claimed deliveries
-// (ns/op is per 64) one call each, as the worker did, and in one call.
+// (ns/op is per 64) one call each, as the worker did, and in one call. It
+// reports the WAL written per outcome too (the server's, so run it alone),
+// and with -v logs the calls' WAL range for pg_waldump --stats=record.
 func BenchmarkApplyOutcomes(b *testing.B) {
 	db := testkit.Postgres(b)
 	ctx := context.Background()
@@ -507,13 +509,27 @@ func BenchmarkApplyOutcomes(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			work := groups(b, b.N)
+			var lsn string
+			if err := pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
+				b.Fatal(err)
+			}
 			b.ResetTimer()
 			for i := range b.N {
 				if err := c.apply(work[i]); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.StopTimer()
+			var (
+				end string
+				wal float64
+			)
+			if err := pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)`, lsn).Scan(&end, &wal); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("WAL of the calls: -s %s -e %s", lsn, end)
 			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "outcomes/s")
+			b.ReportMetric(wal/float64(b.N*size), "WAL-B/outcome")
 		})
 	}
 }
