@@ -216,8 +216,9 @@ func TestHostileReceivers(t *testing.T) {
 		}), ""},
 	}
 
+	const timeout = 2 * time.Second
 	for i := range kinds {
-		s.subscribeWith(fmt.Sprintf("neighbour_%d", i), newReceiver(t, http.StatusOK), map[string]any{"timeout_ms": 2000}, "*")
+		s.subscribeWith(fmt.Sprintf("neighbour_%d", i), newReceiver(t, http.StatusOK), map[string]any{"timeout_ms": timeout.Milliseconds()}, "*")
 	}
 	baseline := s.p99(healthy, "baseline")
 	for i := range kinds {
@@ -227,7 +228,7 @@ func TestHostileReceivers(t *testing.T) {
 
 	for _, k := range kinds {
 		// The raw receivers ignore signatures; the redirecting one checks them.
-		s.subscribeURL(k.name, k.url, redirect.secret, map[string]any{"timeout_ms": 2000, "max_concurrency": 10000}, "*")
+		s.subscribeURL(k.name, k.url, redirect.secret, map[string]any{"timeout_ms": timeout.Milliseconds(), "max_concurrency": 10000}, "*")
 	}
 	stop := peakRSS(t, worker.cmd.Process.Pid)
 	loaded := s.p99(healthy, "loaded")
@@ -239,7 +240,7 @@ func TestHostileReceivers(t *testing.T) {
 	}
 	peak := stop()
 
-	bound := isolationBound(baseline)
+	bound := isolationBound(baseline, timeout)
 	t.Logf("healthy p99 %v next to healthy neighbours, %v next to hostile ones (bound %v); worker RSS %d MB before, peak %d MB",
 		baseline, loaded, bound, before>>20, peak>>20)
 	if loaded > bound {
@@ -318,10 +319,11 @@ func TestOneDestinationCannotTakeEveryWorkerSlot(t *testing.T) {
 		inFlight.Add(-1)
 		return false
 	}
-	s.subscribeWith("hanging", hanging, map[string]any{"max_concurrency": 10000, "rate_limit_per_second": 100000, "timeout_ms": 5000}, "*")
+	const timeout = 5 * time.Second
+	s.subscribeWith("hanging", hanging, map[string]any{"max_concurrency": 10000, "rate_limit_per_second": 100000, "timeout_ms": timeout.Milliseconds()}, "*")
 	loaded := s.p99(healthy, "loaded")
 
-	bound := isolationBound(baseline)
+	bound := isolationBound(baseline, timeout)
 	t.Logf("healthy p99 %v next to a healthy neighbour, %v next to one that never answers (bound %v); the hanging destination held at most %d of %d slots",
 		baseline, loaded, bound, peak.Load(), concurrency)
 	if loaded > bound {

@@ -71,14 +71,20 @@ func (s *stack) p99(healthy *receiver, prefix string) time.Duration {
 }
 
 // isolationBound is how far a healthy destination's p99 may rise next to
-// bad ones: about twice the baseline. Real interference shows up at the
-// scale of a bad destination's timeout (seconds: a healthy delivery waiting
-// for a slot or a connection it holds); scheduling noise on a two-core
-// machine running the whole suite under -race reaches a few hundred
-// milliseconds whatever the neighbours do. Hence the 300 ms floor, well
-// below the seconds that blocking would cost.
-func isolationBound(baseline time.Duration) time.Duration {
-	return max(2*baseline, baseline+300*time.Millisecond)
+// bad ones whose attempts last up to timeout: about twice the baseline,
+// and at least half the timeout above it. The failure it catches is a
+// healthy delivery held behind a bad destination's attempt (a slot, a
+// connection or a handler it keeps), which costs up to that timeout. What
+// bad neighbours cost otherwise stays below half of it: their CPU (a 50 MB
+// body read to its bound, a gzip bomb refused, under -race on two cores)
+// and, with ten bad destinations at once as in TestHostileReceivers, the
+// handlers they hold together, each within its DELIVERY_DESTINATION_SLOTS
+// (LIMITATIONS: "One destination is bounded to its share of a worker, not
+// all of them together"). That test's p99 next to its hostile receivers is
+// 270-450 ms on a quiet two-core machine, its last seconds' deliveries the
+// slow ones, against a baseline of 8-12 ms; a floor of 300 ms failed it.
+func isolationBound(baseline, timeout time.Duration) time.Duration {
+	return max(2*baseline, baseline+timeout/2)
 }
 
 // arrivals returns when rc received each delivery, in order.
@@ -198,11 +204,12 @@ func TestOneBadDestinationDoesNotSlowOthers(t *testing.T) {
 		return false
 	}
 	failing := newReceiver(t, http.StatusInternalServerError)
-	s.subscribeWith("hanging", hanging, map[string]any{"timeout_ms": 2000}, "*")
+	const timeout = 2 * time.Second
+	s.subscribeWith("hanging", hanging, map[string]any{"timeout_ms": timeout.Milliseconds()}, "*")
 	s.subscribeWith("failing", failing, nil, "*")
 	loaded := s.p99(healthy, "loaded")
 
-	bound := isolationBound(baseline)
+	bound := isolationBound(baseline, timeout)
 	t.Logf("healthy p99: next to healthy neighbours %v, next to a hanging and a failing one %v (bound %v)", baseline, loaded, bound)
 	if loaded > bound {
 		t.Fatalf("healthy p99 rose from %v to %v next to bad destinations; bound %v", baseline, loaded, bound)
