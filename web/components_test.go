@@ -421,3 +421,42 @@ func TestAttentionSaysWhy(t *testing.T) {
 		t.Error("the attention table still shows when each was created")
 	}
 }
+
+// TestHeldDeliveriesSayWhatTheyWaitFor: a delivery held behind an earlier
+// event of its ordering key is marked so wherever deliveries are listed or
+// shown, in the dashboard and in the portal, and no other is.
+func TestHeldDeliveriesSayWhatTheyWaitFor(t *testing.T) {
+	t.Parallel()
+	due := now.Add(time.Minute)
+	rows := []DeliveryRow{
+		{EventID: "evt_held", Status: "pending", Held: true, CreatedAt: now},
+		{EventID: "evt_due", Status: "pending", NextAttemptAt: &due, CreatedAt: now},
+	}
+	deliveries := []DeliveryView{
+		{SubscriptionID: "held", Status: "pending", Held: true, UpdatedAt: now},
+		{SubscriptionID: "due", Status: "retrying", NextAttemptAt: &due, UpdatedAt: now},
+	}
+	event := func(p Page) EventView {
+		return EventView{Page: p, Event: EventRow{ID: "evt_1", Type: "order.created", Status: "pending", ReceivedAt: now}, Deliveries: deliveries}
+	}
+	for name, doc := range map[string]*goquery.Document{
+		"subscription":    render(t, Subscription(SubscriptionView{Page: page(false), Subscription: SubscriptionRow{ID: "s", State: "active"}, Errors: Errors{}, Deliveries: rows})),
+		"portal endpoint": render(t, PortalEndpoint(SubscriptionView{Page: portalPage(false), Subscription: SubscriptionRow{ID: "s", State: "active"}, Errors: Errors{}, Deliveries: rows})),
+		"event":           render(t, Event(event(page(false)))),
+		"portal event":    render(t, PortalEvent(event(portalPage(false)))),
+	} {
+		held := testid(doc, "held")
+		if held.Length() != 1 {
+			t.Errorf("%s: %d deliveries marked held, want 1", name, held.Length())
+			continue
+		}
+		beside := held.Closest(`[data-testid="delivery-row"]`).AttrOr("data-id", "") +
+			held.Closest(`[data-testid="delivery"]`).AttrOr("data-subscription", "")
+		if beside != "evt_held" && beside != "held" {
+			t.Errorf("%s: the mark is beside %q, not the held delivery", name, beside)
+		}
+		if !strings.Contains(held.Text(), "key") {
+			t.Errorf("%s: the mark %q does not say what it waits for", name, held.Text())
+		}
+	}
+}

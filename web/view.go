@@ -192,6 +192,9 @@ type EventView struct {
 type DeliveryView struct {
 	SubscriptionID string
 	Status         string
+	// Held is a pending delivery that waits for an earlier event of its
+	// ordering key to be delivered or to fail for good.
+	Held           bool
 	Attempts       int64
 	NextAttemptAt  *time.Time
 	LastStatusCode string
@@ -366,8 +369,11 @@ type DeliveryRow struct {
 	EventID   string
 	EventType string
 	// Test marks a delivery of a test event sent from the API.
-	Test           bool
-	Status         string
+	Test   bool
+	Status string
+	// Held is a pending delivery that waits for an earlier event of its
+	// ordering key to be delivered or to fail for good.
+	Held           bool
 	Attempts       int64
 	LastStatusCode string
 	LastError      string

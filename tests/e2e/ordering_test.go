@@ -413,6 +413,12 @@ func TestOrderedKeyLifecycle(t *testing.T) {
 	if got := text(t, ctx, testid("ordering")); !strings.Contains(got, "per key") || !strings.Contains(got, "1 key blocked") {
 		t.Errorf("the subscription's ordering reads %q, want per key with 1 key blocked", got)
 	}
+	// The event behind the blocked head is marked as waiting for its key,
+	// not shown as a pending delivery that nobody will attempt.
+	heldRow := `[data-testid="delivery-row"][data-id="` + orderedEventID(1, 1) + `"] ` + testid("held")
+	if got := text(t, ctx, heldRow); !strings.Contains(got, "waits for its key") {
+		t.Errorf("the delivery behind the blocked head reads %q, want it marked held", got)
+	}
 	screenshot(t, ctx, "subscription-ordering.png")
 	// 409 while the head's retry is being attempted: again once it is over.
 	eventually(t, 10*time.Second, func() bool {

@@ -354,7 +354,7 @@ func (s *Server) eventView(ctx context.Context, rq *request, id string, q url.Va
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, attemptCalls)
 	for i, d := range deliveries {
-		v.Deliveries[i] = web.DeliveryView{SubscriptionID: d.SubscriptionId, Status: string(d.Status),
+		v.Deliveries[i] = web.DeliveryView{SubscriptionID: d.SubscriptionId, Status: string(d.Status), Held: d.Held != nil && *d.Held,
 			Attempts: d.Attempts, NextAttemptAt: d.NextAttemptAt, LastStatusCode: code(d.LastStatusCode),
 			LastError: str(d.LastError), UpdatedAt: d.UpdatedAt}
 		if d.Attempts == 0 {

@@ -139,7 +139,8 @@ func tenantRow(id string, name *string, maxSubscriptions *int64, created, update
 }
 
 func deliveryRow(d client.DeliveryListItem) web.DeliveryRow {
-	return web.DeliveryRow{EventID: d.EventId, EventType: d.EventType, Test: d.Test != nil && *d.Test, Status: string(d.Status), Attempts: d.Attempts,
+	return web.DeliveryRow{EventID: d.EventId, EventType: d.EventType, Test: d.Test != nil && *d.Test, Status: string(d.Status),
+		Held: d.Held != nil && *d.Held, Attempts: d.Attempts,
 		LastStatusCode: code(d.LastStatusCode), LastError: str(d.LastError), NextAttemptAt: d.NextAttemptAt,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
 }
