@@ -106,13 +106,17 @@ func (s *Store) SendTest(ctx context.Context, scope Scope, subscriptionID string
 		// The subscription's deliveries by creation (an index) within the
 		// window, of test events (the id's prefix skips the others before
 		// their events are read): the latest TestEventLimit, and when the
-		// oldest of those leaves the window.
+		// oldest of those leaves the window. That wait is reckoned from the
+		// clock, not from now(), this transaction's start: a send that began
+		// before the one holding the lock, and so waited for it, would read
+		// the other's created_at as later than its now() and wait more than
+		// the window.
 		var (
 			recent int
 			wait   float64
 		)
 		if err := tx.QueryRow(ctx, `
-			SELECT count(*), coalesce(extract(epoch FROM min(created_at) + make_interval(secs => $2) - now()), 0)
+			SELECT count(*), greatest(coalesce(extract(epoch FROM min(created_at) + make_interval(secs => $2) - clock_timestamp()), 0), 0)
 			FROM (SELECT d.created_at FROM deliveries d JOIN events e ON e.id = d.event_id
 				WHERE d.subscription_id = $1 AND d.created_at > now() - make_interval(secs => $2)
 					AND starts_with(d.event_id, $4) AND e.test

@@ -262,6 +262,48 @@ func TestTestEventsAreBounded(t *testing.T) {
 }
 
 // testEvent is a dispatch.test event with id as SendTest is given it.
+// TestTestEventWaitNeverExceedsTheWindow: a send that began before the
+// test events that fill the window were made (it waited for the
+// subscription's lock while they were) is told to wait less than the
+// window. Reckoned from its transaction's start, the wait came out longer
+// than the window by the time it waited (CI once: 60.0065 s).
+func TestTestEventWaitNeverExceedsTheWindow(t *testing.T) {
+	t.Parallel()
+	db := testkit.Postgres(t)
+	st := store.New(db.Pool)
+	ctx := context.Background()
+	_, err := st.CreateSubscription(ctx, domain.Subscription{ID: "s1", TenantID: domain.DefaultTenant, URL: "http://127.0.0.1:9/s1", EventTypes: []string{"*"}, Secret: signing.GenerateSecret()})
+	require.NoError(t, err)
+
+	holder, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(ctx) }()
+	_, err = holder.Exec(ctx, `SELECT 1 FROM subscriptions WHERE id = 's1' FOR NO KEY UPDATE`)
+	require.NoError(t, err)
+	sent := make(chan error, 1)
+	go func() {
+		_, err := st.SendTest(ctx, store.Unscoped, "s1", testEvent("test_late"))
+		sent <- err
+	}()
+	require.Eventually(t, func() bool {
+		return count(t, db, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 1
+	}, 10*time.Second, 5*time.Millisecond, "the send waits for the subscription")
+	// The window fills while the send waits, with test events made after
+	// its transaction began.
+	_, err = holder.Exec(ctx, `INSERT INTO events (id, type, data, test)
+		SELECT 'test_filled_' || i, $2, '{}', true FROM generate_series(1, $1) i`, store.TestEventLimit, store.TestEventType)
+	require.NoError(t, err)
+	_, err = holder.Exec(ctx, `INSERT INTO deliveries (event_id, subscription_id, created_at)
+		SELECT 'test_filled_' || i, 's1', clock_timestamp() FROM generate_series(1, $1) i`, store.TestEventLimit)
+	require.NoError(t, err)
+	require.NoError(t, holder.Commit(ctx))
+
+	var tooSoon *domain.TooSoonError
+	require.ErrorAs(t, <-sent, &tooSoon)
+	require.LessOrEqual(t, tooSoon.RetryAfter, store.TestEventWindow)
+	require.Greater(t, tooSoon.RetryAfter, store.TestEventWindow-10*time.Second)
+}
+
 func testEvent(id string) domain.Event {
 	return domain.Event{ID: id, Type: store.TestEventType, Source: "dispatch", Data: []byte(`{"message":"a test"}`)}
 }
