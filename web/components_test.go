@@ -458,5 +458,8 @@ func TestHeldDeliveriesSayWhatTheyWaitFor(t *testing.T) {
 		if !strings.Contains(held.Text(), "key") {
 			t.Errorf("%s: the mark %q does not say what it waits for", name, held.Text())
 		}
+		if strings.Contains(held.Closest(`[data-testid="delivery"]`).Text(), "No attempt yet") {
+			t.Errorf("%s: a held delivery is said to be about to be attempted", name)
+		}
 	}
 }

@@ -446,7 +446,7 @@ func DeliverySection(eventID string, d DeliveryView, p Page) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		if len(d.AttemptRows) == 0 && d.NewestAttempts == "" {
+		if len(d.AttemptRows) == 0 && d.NewestAttempts == "" && !d.Held {
 			templ_7745c5c3_Err = EmptyState("No attempt yet: a worker will pick it up shortly.").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

@@ -2376,7 +2376,7 @@ func portalDelivery(eventID string, d DeliveryView, p Page) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		if len(d.AttemptRows) == 0 && d.NewestAttempts == "" {
+		if len(d.AttemptRows) == 0 && d.NewestAttempts == "" && !d.Held {
 			templ_7745c5c3_Err = EmptyState("No attempt yet: it is on its way.").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

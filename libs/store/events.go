@@ -112,15 +112,11 @@ SELECT ev.received_at, d.id, d.subscription_id, d.held FROM ev LEFT JOIN d ON tr
 // The events' deliveries are read by event id alone and filtered as a
 // copy (own), for the reason nextSQL gives; no other statement can
 // release one of them meanwhile, since they are not committed.
-const headSQL = `
+var headSQL = `
 WITH own AS MATERIALIZED (
 	SELECT id, subscription_id, ordering_key, seq, created_at FROM deliveries WHERE event_id = ANY($1::text[])
 ), mine AS MATERIALIZED (
-	SELECT o.id, (
-		SELECT p.id FROM deliveries p
-		WHERE p.subscription_id = o.subscription_id AND p.ordering_key = o.ordering_key AND p.seq = o.seq - 1 AND p.seq IS NOT NULL
-		ORDER BY p.id DESC LIMIT 1
-	) AS prev
+	SELECT o.id, (` + keyNeighbourSQL("o", "- 1") + `) AS prev
 	FROM own o WHERE o.created_at = now() AND o.seq IS NOT NULL
 ), before AS MATERIALIZED (
 	SELECT id, status FROM deliveries WHERE id = ANY(ARRAY(SELECT prev FROM mine)) ORDER BY id FOR SHARE

@@ -295,7 +295,7 @@ WHERE d.subscription_id = ANY (ARRAY(SELECT id FROM disabled)) AND d.subscriptio
 // deliveries_ordered, every delivery of the key for each release (a hot
 // key's second run of 5,000 events fell from over 400 to 158 a second). It
 // returns, for each delivery released, the delivery in $1 before it.
-const nextSQL = `
+var nextSQL = `
 WITH f AS MATERIALIZED (
 	SELECT id, subscription_id, ordering_key, seq, status FROM deliveries WHERE id = ANY($1::bigint[])
 ), nxt AS MATERIALIZED (
@@ -309,14 +309,20 @@ FROM nxt JOIN cur USING (id)
 WHERE d.id = ANY(ARRAY(SELECT id FROM cur)) AND d.id = cur.id AND cur.status = 'pending' AND cur.next_attempt_at IS NULL
 RETURNING nxt.after, d.id, d.event_id, d.subscription_id`
 
-// afterSQL is the id of the delivery after delivery f in its key: the
-// newest with f's seq + 1 (a key forgotten while idle starts its sequence
-// again). The look-up is on deliveries_ordered's three columns and nothing
-// else, so that no plan reaches it through an index of held or open
-// deliveries, which would pass every one of a hot key's.
-const afterSQL = `SELECT h.id FROM deliveries h
-	WHERE h.subscription_id = f.subscription_id AND h.ordering_key = f.ordering_key AND h.seq = f.seq + 1 AND h.seq IS NOT NULL
+// afterSQL is the id of the delivery after delivery f in its key.
+var afterSQL = keyNeighbourSQL("f", "+ 1")
+
+// keyNeighbourSQL is the id of the delivery step (+ 1 or - 1) from delivery
+// d in its key: the newest with d's seq moved by step (a key forgotten
+// while idle starts its sequence again). The look-up is on
+// deliveries_ordered's three columns and nothing else, so that no plan
+// reaches it through an index of held or open deliveries, which would pass
+// every one of a hot key's.
+func keyNeighbourSQL(d, step string) string {
+	return `SELECT h.id FROM deliveries h
+	WHERE h.subscription_id = ` + d + `.subscription_id AND h.ordering_key = ` + d + `.ordering_key AND h.seq = ` + d + `.seq ` + step + ` AND h.seq IS NOT NULL
 	ORDER BY h.id DESC LIMIT 1`
+}
 
 // recordArgs are recordSQL's columns.
 type recordArgs struct {

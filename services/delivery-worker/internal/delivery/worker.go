@@ -430,18 +430,25 @@ func (w *Worker) giveBack(ctx context.Context, job store.Job, at time.Time, why 
 // handler claims that one: a hot ordering key then waits for one round
 // trip fewer per event.
 func (w *Worker) report(ctx context.Context, adm resilience.Admission, success, background bool) <-chan struct{} {
-	done := make(chan struct{})
 	if !background {
 		w.finish(ctx, adm, true, success)
-		close(done)
-		return done
+		return reportedAlready
 	}
+	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		w.finish(ctx, adm, true, success)
 	}()
 	return done
 }
+
+// reportedAlready is report's answer when it reported before returning:
+// closed once, shared, so the unordered path makes no channel per attempt.
+var reportedAlready = func() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 func (w *Worker) finish(ctx context.Context, adm resilience.Admission, report, success bool) {
 	_, _ = w.finishes.Do(context.WithoutCancel(ctx), resilience.Finished{Admission: adm, Report: report, Success: success})
